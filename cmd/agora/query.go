@@ -1,0 +1,187 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/tx"
+)
+
+type coinJSON struct {
+	Denom  string `json:"denom"`
+	Amount string `json:"amount"`
+}
+
+func coinsJSON(cs []*coin.Coin) []coinJSON {
+	out := make([]coinJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, coinJSON{c.Denom, strconv.FormatUint(c.Amount, 10)})
+	}
+	return out
+}
+
+func queryCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
+	balance := &cobra.Command{
+		Use: "balance ADDR", Short: "An address's balances", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := parseAddr(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			r, err := c.Balances(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Address  string     `json:"address"`
+				Balances []coinJSON `json:"balances"`
+			}{r.Address, coinsJSON(r.Balances)}
+			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				fmt.Fprintln(w, r.Address)
+				if len(r.Balances) == 0 {
+					fmt.Fprintln(w, "  (no balances)")
+				}
+				for _, b := range r.Balances {
+					fmt.Fprintf(w, "  %s\n", coin.String(b))
+				}
+			})
+		},
+	}
+	account := &cobra.Command{
+		Use: "account ADDR", Short: "An account's sequence and public key", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := parseAddr(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			acc, err := c.Account(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Address  string `json:"address"`
+				PubKey   string `json:"pubkey"`
+				Sequence string `json:"sequence"`
+			}{acc.Address, hex.EncodeToString(acc.PublicKey), strconv.FormatUint(acc.Sequence, 10)}
+			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				fmt.Fprintf(w, "address   %s\npubkey    %s\nsequence  %s\n", out.Address, out.PubKey, out.Sequence)
+			})
+		},
+	}
+	supply := &cobra.Command{
+		Use: "supply", Short: "Total supply of each denom", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			r, err := c.Supply(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Supply []coinJSON `json:"supply"`
+			}{coinsJSON(r.Supply)}
+			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				for _, s := range r.Supply {
+					fmt.Fprintln(w, coin.String(s))
+				}
+			})
+		},
+	}
+	txq := &cobra.Command{
+		Use: "tx HASH", Short: "A committed tx: result, signer, messages, events", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hash, err := hex.DecodeString(strings.TrimPrefix(args[0], "0x"))
+			if err != nil || len(hash) != 32 {
+				return fmt.Errorf("%q is not a tx hash (64 hex digits)", args[0])
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			r, err := c.RPC().Tx(cmd.Context(), hash, false)
+			if err != nil {
+				return fmt.Errorf("tx %X: %w", hash, err)
+			}
+			out, err := describeTx(r.Tx)
+			if err != nil {
+				return err
+			}
+			out.Hash, out.Height, out.Code, out.Log = fmt.Sprintf("%X", hash), r.Height, r.TxResult.Code, r.TxResult.Log
+			for _, ev := range r.TxResult.Events {
+				e := eventJSON{Type: ev.Type, Attributes: map[string]string{}}
+				for _, a := range ev.Attributes {
+					e.Attributes[a.Key] = a.Value
+				}
+				out.Events = append(out.Events, e)
+			}
+			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				b, _ := json.MarshalIndent(out, "", "  ")
+				fmt.Fprintln(w, string(b))
+			})
+		},
+	}
+	cmd.AddCommand(balance, account, supply, txq)
+	return cmd
+}
+
+type eventJSON struct {
+	Type       string            `json:"type"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+type txDetail struct {
+	Hash     string            `json:"hash"`
+	Height   int64             `json:"height"`
+	Code     uint32            `json:"code"`
+	Log      string            `json:"log,omitempty"`
+	Signer   string            `json:"signer"`
+	Sequence string            `json:"sequence"`
+	Fee      string            `json:"fee"`
+	Memo     string            `json:"memo,omitempty"`
+	Msgs     []json.RawMessage `json:"msgs"`
+	Events   []eventJSON       `json:"events"`
+}
+
+// describeTx decodes a tx for display, without checking its signature.
+func describeTx(raw []byte) (*txDetail, error) {
+	app, err := chain.New(chain.Config{})
+	if err != nil {
+		return nil, err
+	}
+	defer app.Close()
+	d, err := tx.Decode(raw, app.Resolve)
+	if err != nil {
+		return nil, err
+	}
+	out := &txDetail{Signer: d.Signer.String(), Sequence: strconv.FormatUint(d.Body.Sequence, 10), Fee: coin.String(d.Body.Fee), Memo: d.Body.Memo}
+	for _, m := range d.Msgs {
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		wrapped, _ := json.Marshal(map[string]json.RawMessage{"@type": json.RawMessage(strconv.Quote(string(proto.MessageName(m)))), "value": b})
+		out.Msgs = append(out.Msgs, wrapped)
+	}
+	return out, nil
+}

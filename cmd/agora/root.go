@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/keyring"
+)
+
+// globals are the flags every subcommand shares.
+type globals struct {
+	home   string
+	node   string
+	output string
+}
+
+var g globals
+
+// usageError marks errors cobra has already printed with usage.
+type usageError struct{ error }
+
+func defaultHome() string {
+	if h := os.Getenv("AGORA_HOME"); h != "" {
+		return h
+	}
+	dir, err := os.UserHomeDir()
+	if err != nil {
+		return ".agora"
+	}
+	return filepath.Join(dir, ".agora")
+}
+
+func defaultNode() string {
+	if n := os.Getenv("AGORA_NODE"); n != "" {
+		return n
+	}
+	return "http://127.0.0.1:26657"
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "agora",
+		Short:         "Agora: an open network where AI work is bought and sold",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if g.output != "text" && g.output != "json" {
+				return fmt.Errorf("--output must be text or json, not %q", g.output)
+			}
+			return nil
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.home, "home", defaultHome(), "node and keyring directory ($AGORA_HOME)")
+	pf.StringVar(&g.node, "node", defaultNode(), "CometBFT RPC URL of the node to talk to ($AGORA_NODE)")
+	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.AddCommand(initCmd(), startCmd(), keysCmd(), txCmd(), queryCmd(), statusCmd(), devnetCmd(), testnetCmd())
+	return root
+}
+
+func keys() *keyring.Keyring { return keyring.Open(filepath.Join(g.home, "keyring")) }
+
+func dial() (*client.Client, error) { return client.New(g.node) }
+
+// emit prints v as compact JSON with --output json, else runs text.
+func emit(w io.Writer, v any, text func(w io.Writer)) error {
+	if g.output == "json" {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	text(w)
+	return nil
+}
+
+// logger returns the daemon logger at the level named by $AGORA_LOG
+// (debug, info, warn, error; default info).
+func logger() *slog.Logger {
+	lvl := slog.LevelInfo
+	switch strings.ToLower(os.Getenv("AGORA_LOG")) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}

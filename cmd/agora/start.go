@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	cmtcfg "github.com/cometbft/cometbft/config"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/node"
+)
+
+func startCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start",
+		Short: "Run the node in --home until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			comet, err := loadCometConfig(g.home)
+			if err != nil {
+				return err
+			}
+			n, err := node.Start(node.Config{Comet: comet, App: chain.DefaultConfig(), Logger: logger()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node running: RPC %s, home %s\n", n.RPC(), g.home)
+			<-cmd.Context().Done()
+			return n.Stop()
+		},
+	}
+}
+
+// loadCometConfig reads <home>/config/config.toml.
+func loadCometConfig(home string) (*cmtcfg.Config, error) {
+	path := filepath.Join(home, "config", "config.toml")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no node config at %s: run `agora init --home %s --chain-id ID` first", path, home)
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	c := cmtcfg.DefaultConfig()
+	if err := v.Unmarshal(c); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	c.SetRoot(home)
+	return c, c.ValidateBasic()
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "status", Short: "The node's chain, height and app hash", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := struct {
+				ChainID    string `json:"chain_id"`
+				Height     int64  `json:"height"`
+				AppHash    string `json:"app_hash"`
+				BlockTime  string `json:"block_time"`
+				CatchingUp bool   `json:"catching_up"`
+				NodeID     string `json:"node_id"`
+				Moniker    string `json:"moniker"`
+			}{st.NodeInfo.Network, st.SyncInfo.LatestBlockHeight, strings.ToUpper(st.SyncInfo.LatestAppHash.String()),
+				st.SyncInfo.LatestBlockTime.UTC().Format(time.RFC3339Nano), st.SyncInfo.CatchingUp, string(st.NodeInfo.DefaultNodeID), st.NodeInfo.Moniker}
+			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				fmt.Fprintf(w, "chain-id     %s\nheight       %d\napp hash     %s\nblock time   %s\ncatching up  %v\nnode         %s (%s)\n",
+					out.ChainID, out.Height, out.AppHash, out.BlockTime, out.CatchingUp, out.Moniker, out.NodeID)
+			})
+		},
+	}
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+)
+
+var memo string
+
+func txCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "tx", Short: "Sign and broadcast a transaction, and wait for its block"}
+	cmd.PersistentFlags().StringVar(&memo, "memo", "", "a note stored with the tx")
+	send := &cobra.Command{
+		Use: "send FROM_KEY TO_ADDR AMOUNT", Short: "Send coins (AMOUNT like 5000uagr or 5uagr,3uusdc)", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			to, err := parseAddr(args[1])
+			if err != nil {
+				return err
+			}
+			amt, err := coin.ParseList(args[2])
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+				return &bank.MsgSend{From: from.String(), To: to.String(), Amount: amt}
+			})
+		},
+	}
+	multi := &cobra.Command{
+		Use: "multisend FROM_KEY TO_ADDR=AMOUNT...", Short: "Send coins to many recipients in one tx", Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var outs []*bank.Output
+			for _, a := range args[1:] {
+				to, amount, ok := strings.Cut(a, "=")
+				if !ok {
+					return fmt.Errorf("%q: want TO_ADDR=AMOUNT", a)
+				}
+				t, err := parseAddr(to)
+				if err != nil {
+					return err
+				}
+				amt, err := coin.ParseList(amount)
+				if err != nil {
+					return err
+				}
+				outs = append(outs, &bank.Output{To: t.String(), Amount: amt})
+			}
+			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+				return &bank.MsgMultiSend{From: from.String(), Outputs: outs}
+			})
+		},
+	}
+	mint := &cobra.Command{
+		Use: "mint ISSUER_KEY TO_ADDR AMOUNT", Short: "Mint a stable denom (issuer only)", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			to, err := parseAddr(args[1])
+			if err != nil {
+				return err
+			}
+			c, err := coin.Parse(args[2])
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+				return &bank.MsgMint{Issuer: from.String(), To: to.String(), Amount: c}
+			})
+		},
+	}
+	burn := &cobra.Command{
+		Use: "burn KEY AMOUNT", Short: "Destroy your own coins", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := coin.Parse(args[1])
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+				return &bank.MsgBurn{From: from.String(), Amount: c}
+			})
+		},
+	}
+	cmd.AddCommand(send, multi, mint, burn)
+	return cmd
+}
+
+func parseAddr(s string) (addr.Address, error) {
+	a, err := addr.Parse(s)
+	if err != nil {
+		return a, fmt.Errorf("%v (addresses look like agora1…; `agora keys show NAME --address` prints one)", err)
+	}
+	return a, nil
+}
+
+type txJSON struct {
+	Hash   string `json:"hash"`
+	Height int64  `json:"height"`
+}
+
+// submit signs the message built for the key's address and waits for it.
+func submit(cmd *cobra.Command, keyName string, build func(from addr.Address) module.Msg) error {
+	k, err := keys().Get(keyName)
+	if err != nil {
+		return err
+	}
+	c, err := dial()
+	if err != nil {
+		return err
+	}
+	res, err := c.Submit(cmd.Context(), k, memo, build(k.Address()))
+	if err != nil {
+		return err
+	}
+	return emit(cmd.OutOrStdout(), txJSON{res.Hash, res.Height}, func(w io.Writer) {
+		fmt.Fprintf(w, "tx %s committed at height %d\n", res.Hash, res.Height)
+	})
+}
+

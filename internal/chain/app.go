@@ -1,0 +1,337 @@
+// Package chain is the Agora state machine as a CometBFT ABCI application:
+// it decodes and routes transactions to the modules, runs block hooks,
+// commits state to an IAVL tree and answers queries with Merkle proofs.
+//
+// The modules (auth, bank, ...) are deterministic packages below this one;
+// this package is the only part that touches the disk.
+package chain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	dbm "github.com/cosmos/cosmos-db"
+	"github.com/cosmos/iavl"
+
+	"github.com/agoranet/agora/internal/chain/auth"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/chain/tx"
+)
+
+// AppVersion is the version of the state machine's rules.
+const AppVersion = 1
+
+// Config configures the App.
+type Config struct {
+	// Dir holds the state database. Empty keeps state in memory (tests).
+	Dir string
+	// KeepVersions is how many recent state versions stay queryable;
+	// older ones are pruned. 0 keeps all.
+	KeepVersions int64
+	// CacheNodes is the IAVL node cache size.
+	CacheNodes int
+	// Logger receives the app's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the config a node uses.
+func DefaultConfig() Config {
+	return Config{KeepVersions: 1000, CacheNodes: 200_000}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.KeepVersions < 0 || c.CacheNodes < 0 {
+		return fmt.Errorf("chain: negative KeepVersions or CacheNodes")
+	}
+	return nil
+}
+
+// Modules returns the chain's modules in the order the app runs their
+// genesis and block hooks.
+func Modules() []module.Module {
+	return []module.Module{auth.Module{}, bank.Module{}}
+}
+
+// App is the ABCI application.
+type App struct {
+	abci.BaseApplication
+
+	cfg     Config
+	log     *slog.Logger
+	modules []module.Module
+	byName  map[string]module.Module
+	routes  map[string]route // by message type URL
+
+	db   dbm.DB
+	tree *iavl.MutableTree
+
+	// chainID is read from state; it is written once, at InitChain.
+	chainID string
+	// lastTime is the last committed block's time, for CheckTx contexts.
+	lastTime int64
+	// check is the mempool's view: the last commit plus the txs CheckTx
+	// has admitted since. Commit replaces it.
+	check *store.Cache
+
+	// verified remembers tx hashes whose signatures CheckTx has checked, so
+	// FinalizeBlock does not verify them again. It changes no result: a
+	// hash not in it is simply verified.
+	verifiedMu sync.Mutex // guards verified
+	verified   map[[32]byte]struct{}
+}
+
+type route struct {
+	mod   module.Module
+	proto module.Msg
+}
+
+var chainIDKey = []byte("app/chain_id")
+
+const maxVerified = 200_000
+
+// New opens the app's state in cfg.Dir.
+func New(cfg Config) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, verified: map[[32]byte]struct{}{}}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	for _, m := range a.modules {
+		a.byName[m.Name()] = m
+		for _, msg := range m.Msgs() {
+			a.routes[tx.TypeURL(msg)] = route{mod: m, proto: msg}
+		}
+	}
+	var err error
+	if cfg.Dir == "" {
+		a.db = dbm.NewMemDB()
+	} else if a.db, err = dbm.NewGoLevelDB("state", cfg.Dir, nil); err != nil {
+		return nil, fmt.Errorf("chain: open state in %s: %w", cfg.Dir, err)
+	}
+	if a.tree, err = openTree(a.db, cfg.CacheNodes); err != nil {
+		a.db.Close()
+		return nil, fmt.Errorf("chain: load state: %w", err)
+	}
+	a.chainID = string(treeKV{a.tree}.Get(chainIDKey))
+	a.resetCheck()
+	return a, nil
+}
+
+// Close releases the database.
+func (a *App) Close() error { return a.db.Close() }
+
+// Resolve returns a new message for a type URL, for tx.Decode.
+func (a *App) Resolve(typeURL string) (module.Msg, bool) {
+	r, ok := a.routes[typeURL]
+	if !ok {
+		return nil, false
+	}
+	return r.proto.ProtoReflect().New().Interface().(module.Msg), true
+}
+
+func (a *App) resetCheck() {
+	v := a.tree.Version()
+	if v == 0 {
+		a.check = store.NewCache(treeKV{a.tree})
+		return
+	}
+	snap, err := a.tree.GetImmutable(v)
+	if err != nil {
+		panic(store.IOError{Err: err})
+	}
+	a.check = store.NewCache(snapshotKV{snap})
+}
+
+// Info tells CometBFT how far the app's state has got, so it replays the
+// blocks the app has not committed (after a crash, for instance).
+func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	resp := &abci.ResponseInfo{Data: "agora", Version: "1", AppVersion: AppVersion, LastBlockHeight: a.tree.Version()}
+	if resp.LastBlockHeight > 0 {
+		resp.LastBlockAppHash = a.tree.Hash()
+	}
+	return resp, nil
+}
+
+// InitChain loads the genesis app state: a JSON object with one key per
+// module.
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	var state map[string]json.RawMessage
+	if len(req.AppStateBytes) > 0 {
+		if err := json.Unmarshal(req.AppStateBytes, &state); err != nil {
+			return nil, fmt.Errorf("chain: genesis app_state is not a JSON object: %w", err)
+		}
+	}
+	for name := range state {
+		if _, ok := a.byName[name]; !ok {
+			return nil, fmt.Errorf("chain: genesis app_state has unknown module %q", name)
+		}
+	}
+	kv := treeKV{a.tree}
+	ctx := module.NewContext(kv, req.ChainId, req.InitialHeight, req.Time.UnixNano())
+	for _, m := range a.modules {
+		if err := m.InitGenesis(ctx, state[m.Name()]); err != nil {
+			return nil, err
+		}
+	}
+	if err := bank.CheckInvariant(kv); err != nil {
+		return nil, err
+	}
+	kv.Set(chainIDKey, []byte(req.ChainId))
+	a.chainID = req.ChainId
+	a.lastTime = req.Time.UnixNano()
+	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
+}
+
+// CheckTx admits a tx to the mempool only if it would succeed now: it runs
+// the whole tx against the mempool's view and keeps its effects there, so a
+// second tx from the same account sees the first one's sequence and spend.
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	d, err := a.decode(req.Tx, true)
+	if err == nil {
+		ctx := module.NewContext(a.check, a.chainID, a.tree.Version()+1, a.lastTime)
+		err = a.run(ctx, d, nil)
+	}
+	if err != nil {
+		return &abci.ResponseCheckTx{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error()}, nil
+	}
+	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
+}
+
+// decode parses a tx and checks its signature, once per tx hash.
+func (a *App) decode(raw []byte, remember bool) (*tx.Decoded, error) {
+	d, err := tx.Decode(raw, a.Resolve)
+	if err != nil {
+		return nil, err
+	}
+	h := tx.Hash(raw)
+	a.verifiedMu.Lock()
+	_, ok := a.verified[h]
+	a.verifiedMu.Unlock()
+	if ok {
+		if !remember {
+			a.verifiedMu.Lock()
+			delete(a.verified, h)
+			a.verifiedMu.Unlock()
+		}
+		return d, nil
+	}
+	if err := d.Verify(); err != nil {
+		return nil, err
+	}
+	if remember {
+		a.verifiedMu.Lock()
+		if len(a.verified) >= maxVerified {
+			clear(a.verified)
+		}
+		a.verified[h] = struct{}{}
+		a.verifiedMu.Unlock()
+	}
+	return d, nil
+}
+
+// run executes a decoded tx on ctx.KV: admission (fee, sequence) and then
+// the messages. On success everything is written to ctx.KV. If admission
+// fails nothing is written. If a message fails, admission's writes (the fee
+// and the sequence) are kept only when keepFeeOnFailure is set, as in a
+// block; the messages' writes never are. Events of kept writes go to into.
+func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (err error) {
+	admitted := store.NewCache(ctx.KV)
+	actx := ctx.With(admitted)
+	actx.Signer = d.Signer
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(store.IOError); ok {
+				panic(r)
+			}
+			a.log.Error("panic while executing tx; this is a bug", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("chain: tx execution panicked: %v: %w", r, codes.ErrInternal)
+		}
+	}()
+	if err := auth.Admit(actx, d); err != nil {
+		return err
+	}
+	msgs := store.NewCache(admitted)
+	mctx := actx.With(msgs)
+	for i, m := range d.Msgs {
+		if err := a.routes[tx.TypeURL(m)].mod.Handle(mctx, m); err != nil {
+			if into != nil { // in a block: the fee is paid, the messages undone
+				admitted.Write()
+				*into = append(*into, actx.Events()...)
+			}
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+	}
+	msgs.Write()
+	admitted.Write()
+	if into != nil {
+		*into = append(*into, actx.Events()...)
+		*into = append(*into, mctx.Events()...)
+	}
+	return nil
+}
+
+// FinalizeBlock executes a decided block.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	block := module.NewContext(treeKV{a.tree}, a.chainID, req.Height, req.Time.UnixNano())
+	for _, m := range a.modules {
+		if b, ok := m.(module.BeginBlocker); ok {
+			if err := b.BeginBlock(block); err != nil {
+				return nil, fmt.Errorf("chain: %s begin block %d: %w", m.Name(), req.Height, err)
+			}
+		}
+	}
+	resp := &abci.ResponseFinalizeBlock{TxResults: make([]*abci.ExecTxResult, len(req.Txs))}
+	for i, raw := range req.Txs {
+		resp.TxResults[i] = a.deliverTx(block, raw)
+	}
+	for _, m := range a.modules {
+		if e, ok := m.(module.EndBlocker); ok {
+			if err := e.EndBlock(block); err != nil {
+				return nil, fmt.Errorf("chain: %s end block %d: %w", m.Name(), req.Height, err)
+			}
+		}
+	}
+	resp.Events = block.Events()
+	resp.AppHash = a.tree.WorkingHash()
+	a.lastTime = req.Time.UnixNano()
+	return resp, nil
+}
+
+func (a *App) deliverTx(block *module.Context, raw []byte) *abci.ExecTxResult {
+	d, err := a.decode(raw, false)
+	var events []abci.Event
+	if err == nil {
+		err = a.run(block, d, &events)
+	}
+	if err != nil {
+		return &abci.ExecTxResult{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error(), Events: events}
+	}
+	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Events: events}
+}
+
+// Commit makes the block's state durable, prunes old versions and resets
+// the mempool's view.
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	_, v, err := a.tree.SaveVersion()
+	if err != nil {
+		return nil, fmt.Errorf("chain: save state: %w", err)
+	}
+	if keep := a.cfg.KeepVersions; keep > 0 && v > keep && v%100 == 0 {
+		if err := a.tree.DeleteVersionsTo(v - keep); err != nil {
+			a.log.Warn("pruning old state versions failed", "err", err)
+		}
+	}
+	a.resetCheck()
+	return &abci.ResponseCommit{}, nil
+}

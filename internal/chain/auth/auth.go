@@ -1,0 +1,171 @@
+// Package auth keeps accounts and admits transactions: it checks the
+// chain-id, the account sequence (replay protection) and the fee, takes the
+// fee into the fee pool and bumps the sequence.
+package auth
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/chain/tx"
+)
+
+// Name is the module's name and store prefix.
+const Name = "auth"
+
+// FeePool is the module account that collects fees.
+var FeePool = addr.Module("fee_pool")
+
+var (
+	accountPrefix = []byte("auth/a/")
+	paramsKey     = []byte("auth/params")
+)
+
+// DefaultParams are the params of a new chain.
+func DefaultParams() *Params {
+	return &Params{MinFeePerMsg: 10, MaxMsgs: 64, MaxMemoBytes: 256}
+}
+
+func accountKey(a addr.Address) []byte { return append(append([]byte(nil), accountPrefix...), a[:]...) }
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// GetAccount returns a's account, or a fresh one at sequence 0.
+func GetAccount(kv store.Reader, a addr.Address) *Account {
+	acc := &Account{}
+	if v := kv.Get(accountKey(a)); v != nil {
+		if err := proto.Unmarshal(v, acc); err != nil {
+			panic(store.IOError{Err: fmt.Errorf("account %s corrupt: %w", a, err)})
+		}
+	}
+	acc.Address = a.String()
+	return acc
+}
+
+func setAccount(kv store.KV, a addr.Address, acc *Account) {
+	b, err := deterministic.Marshal(acc)
+	if err != nil {
+		panic(err)
+	}
+	kv.Set(accountKey(a), b)
+}
+
+// GetParams reads auth's params.
+func GetParams(kv store.Reader) *Params {
+	v := kv.Get(paramsKey)
+	if v == nil {
+		return DefaultParams()
+	}
+	p := &Params{}
+	if err := proto.Unmarshal(v, p); err != nil {
+		panic(store.IOError{Err: fmt.Errorf("auth params corrupt: %w", err)})
+	}
+	return p
+}
+
+// MinFee is the smallest fee a tx with n messages may pay.
+func MinFee(p *Params, n int) uint64 { return p.MinFeePerMsg * uint64(n) }
+
+// Admit checks a decoded tx against state and charges it: the fee moves to
+// the fee pool and the sequence advances. Its writes stand even when the
+// tx's messages then fail, so a failing tx still pays and cannot be replayed.
+func Admit(ctx *module.Context, d *tx.Decoded) error {
+	b := d.Body
+	if b.ChainId != ctx.ChainID {
+		return fmt.Errorf("auth: tx is for chain %q, this is %q: %w", b.ChainId, ctx.ChainID, codes.ErrWrongChain)
+	}
+	p := GetParams(ctx.KV)
+	if len(d.Msgs) > int(p.MaxMsgs) {
+		return fmt.Errorf("auth: %d messages, limit %d: %w", len(d.Msgs), p.MaxMsgs, codes.ErrTxTooLarge)
+	}
+	if len(b.Memo) > int(p.MaxMemoBytes) {
+		return fmt.Errorf("auth: memo of %d bytes, limit %d: %w", len(b.Memo), p.MaxMemoBytes, codes.ErrTxTooLarge)
+	}
+	acc := GetAccount(ctx.KV, d.Signer)
+	if b.Sequence != acc.Sequence {
+		return fmt.Errorf("auth: account %s expects sequence %d, tx has %d: %w", d.Signer, acc.Sequence, b.Sequence, codes.ErrSequence)
+	}
+	min := MinFee(p, len(d.Msgs))
+	fee := b.Fee
+	if fee == nil {
+		fee = coin.New(coin.Native, 0)
+	}
+	if fee.Denom != coin.Native {
+		return fmt.Errorf("auth: fee must be paid in %s, not %q: %w", coin.Native, fee.Denom, codes.ErrInsufficientFee)
+	}
+	if fee.Amount < min {
+		return fmt.Errorf("auth: fee %s is below the minimum %d%s (%d per message): %w", coin.String(fee), min, coin.Native, p.MinFeePerMsg, codes.ErrInsufficientFee)
+	}
+	if fee.Amount > 0 {
+		if err := bank.Send(ctx, d.Signer, FeePool, []*coin.Coin{fee}); err != nil {
+			return fmt.Errorf("auth: cannot pay fee: %w", err)
+		}
+	}
+	acc.PublicKey = b.PublicKey
+	acc.Sequence++
+	setAccount(ctx.KV, d.Signer, acc)
+	return nil
+}
+
+// Module is auth as a chain module. It handles no messages of its own.
+type Module struct{}
+
+var _ module.Module = Module{}
+
+func (Module) Name() string        { return Name }
+func (Module) Msgs() []module.Msg { return nil }
+
+func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+	return fmt.Errorf("auth: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+}
+
+// Query paths: "account" (data: bech32 address), "params".
+func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
+	switch path {
+	case "account":
+		a, err := bank.ParseAddr("address", string(data))
+		if err != nil {
+			return nil, err
+		}
+		return GetAccount(ctx.KV, a), nil
+	case "params":
+		return GetParams(ctx.KV), nil
+	}
+	return nil, fmt.Errorf("auth: no query %q (try account, params): %w", path, codes.ErrInvalidRequest)
+}
+
+func (Module) DefaultGenesis() json.RawMessage {
+	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: DefaultParams()})
+	return b
+}
+
+func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
+	if raw == nil {
+		raw = m.DefaultGenesis()
+	}
+	var g Genesis
+	if err := protojson.Unmarshal(raw, &g); err != nil {
+		return fmt.Errorf("auth: genesis: %w", err)
+	}
+	if g.Params == nil {
+		g.Params = DefaultParams()
+	}
+	if g.Params.MaxMsgs == 0 {
+		return fmt.Errorf("auth: genesis: max_msgs must be positive")
+	}
+	b, err := deterministic.Marshal(g.Params)
+	if err != nil {
+		return err
+	}
+	ctx.KV.Set(paramsKey, b)
+	return nil
+}

@@ -1,0 +1,207 @@
+// Package bank keeps multi-denom balances and the total supply of each
+// denom. Native uagr has a fixed supply from genesis; a denom with an issuer
+// (uusdc) can be minted by that issuer alone; anyone can burn their own.
+package bank
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/store"
+	"google.golang.org/protobuf/proto"
+)
+
+// Name is the module's name and store prefix.
+const Name = "bank"
+
+var (
+	balancePrefix = []byte("bank/b/")
+	supplyPrefix  = []byte("bank/s/")
+	paramsKey     = []byte("bank/params")
+)
+
+// BalanceKey is the store key of addr's balance in denom: a query with a
+// Merkle proof for this key proves a balance against the app hash. The
+// value is the amount as 8 big-endian bytes.
+func BalanceKey(a addr.Address, denom string) []byte {
+	k := make([]byte, 0, len(balancePrefix)+addr.Len+len(denom))
+	k = append(k, balancePrefix...)
+	k = append(k, a[:]...)
+	return append(k, denom...)
+}
+
+func supplyKey(denom string) []byte { return append(append([]byte(nil), supplyPrefix...), denom...) }
+
+func getU64(kv store.Reader, key []byte) uint64 {
+	v := kv.Get(key)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func setU64(kv store.KV, key []byte, n uint64) {
+	if n == 0 {
+		kv.Delete(key)
+		return
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	kv.Set(key, b[:])
+}
+
+// Balance returns a's balance in denom.
+func Balance(kv store.Reader, a addr.Address, denom string) uint64 {
+	return getU64(kv, BalanceKey(a, denom))
+}
+
+// Balances returns all of a's non-zero balances, ordered by denom.
+func Balances(kv store.Reader, a addr.Address) []*coin.Coin {
+	prefix := BalanceKey(a, "")
+	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
+	defer it.Close()
+	var out []*coin.Coin
+	for ; it.Valid(); it.Next() {
+		out = append(out, coin.New(string(it.Key()[len(prefix):]), binary.BigEndian.Uint64(it.Value())))
+	}
+	return out
+}
+
+// Supply returns the total supply of denom.
+func Supply(kv store.Reader, denom string) uint64 { return getU64(kv, supplyKey(denom)) }
+
+// GetParams reads the bank's params.
+func GetParams(kv store.Reader) *Params {
+	p := &Params{}
+	if v := kv.Get(paramsKey); v != nil {
+		if err := proto.Unmarshal(v, p); err != nil {
+			panic(store.IOError{Err: fmt.Errorf("bank params corrupt: %w", err)})
+		}
+	}
+	return p
+}
+
+func setParams(kv store.KV, p *Params) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
+	if err != nil {
+		panic(err)
+	}
+	kv.Set(paramsKey, b)
+}
+
+// denom returns the registered denom or ErrUnknownDenom.
+func denom(kv store.Reader, name string) (*Denom, error) {
+	for _, d := range GetParams(kv).Denoms {
+		if d.Name == name {
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("bank: denom %q is not one this chain knows (see `agora query supply`): %w", name, codes.ErrUnknownDenom)
+}
+
+// sub takes amount of denom from a, or fails without writing.
+func sub(kv store.KV, a addr.Address, c *coin.Coin) error {
+	have := Balance(kv, a, c.Denom)
+	if have < c.Amount {
+		return fmt.Errorf("bank: %s has %d%s, needs %s: %w", a, have, c.Denom, coin.String(c), codes.ErrInsufficientFunds)
+	}
+	setU64(kv, BalanceKey(a, c.Denom), have-c.Amount)
+	return nil
+}
+
+// add credits amount of denom to a.
+func add(kv store.KV, a addr.Address, c *coin.Coin) error {
+	n, err := coin.Add(Balance(kv, a, c.Denom), c.Amount)
+	if err != nil {
+		return fmt.Errorf("bank: credit %s to %s: %w", coin.String(c), a, err)
+	}
+	setU64(kv, BalanceKey(a, c.Denom), n)
+	return nil
+}
+
+// Send moves coins from one account to another. On error nothing has been
+// written that the caller's cache would keep: callers run it in a cache that
+// is discarded on failure.
+func Send(ctx *module.Context, from, to addr.Address, coins []*coin.Coin) error {
+	for _, c := range coins {
+		if _, err := denom(ctx.KV, c.Denom); err != nil {
+			return err
+		}
+		if err := sub(ctx.KV, from, c); err != nil {
+			return err
+		}
+		if err := add(ctx.KV, to, c); err != nil {
+			return err
+		}
+		ctx.Emit("transfer", "sender", from.String(), "recipient", to.String(), "amount", coin.String(c))
+	}
+	return nil
+}
+
+// Mint creates coins of an issued denom; only the issuer may.
+func Mint(ctx *module.Context, issuer, to addr.Address, c *coin.Coin) error {
+	d, err := denom(ctx.KV, c.Denom)
+	if err != nil {
+		return err
+	}
+	if d.Issuer == "" {
+		return fmt.Errorf("bank: %s has a fixed supply and cannot be minted: %w", c.Denom, codes.ErrUnauthorized)
+	}
+	if d.Issuer != issuer.String() {
+		return fmt.Errorf("bank: only the issuer %s may mint %s, not %s: %w", d.Issuer, c.Denom, issuer, codes.ErrUnauthorized)
+	}
+	supply, err := coin.Add(Supply(ctx.KV, c.Denom), c.Amount)
+	if err != nil {
+		return fmt.Errorf("bank: mint %s: %w", coin.String(c), err)
+	}
+	if err := add(ctx.KV, to, c); err != nil {
+		return err
+	}
+	setU64(ctx.KV, supplyKey(c.Denom), supply)
+	ctx.Emit("mint", "issuer", issuer.String(), "recipient", to.String(), "amount", coin.String(c))
+	return nil
+}
+
+// Burn destroys coins held by from.
+func Burn(ctx *module.Context, from addr.Address, c *coin.Coin) error {
+	if _, err := denom(ctx.KV, c.Denom); err != nil {
+		return err
+	}
+	if err := sub(ctx.KV, from, c); err != nil {
+		return err
+	}
+	setU64(ctx.KV, supplyKey(c.Denom), Supply(ctx.KV, c.Denom)-c.Amount)
+	ctx.Emit("burn", "burner", from.String(), "amount", coin.String(c))
+	return nil
+}
+
+// CheckInvariant verifies that each denom's supply equals the sum of all
+// balances in it. A failure means a bug in the state machine.
+func CheckInvariant(kv store.Reader) error {
+	sums := map[string]uint64{}
+	it := kv.Iterator(balancePrefix, store.PrefixEnd(balancePrefix))
+	for ; it.Valid(); it.Next() {
+		d := string(it.Key()[len(balancePrefix)+addr.Len:])
+		s, err := coin.Add(sums[d], binary.BigEndian.Uint64(it.Value()))
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("bank: invariant: balances of %s overflow", d)
+		}
+		sums[d] = s
+	}
+	it.Close()
+	for _, d := range GetParams(kv).Denoms {
+		if got, want := sums[d.Name], Supply(kv, d.Name); got != want {
+			return fmt.Errorf("bank: invariant: balances of %s sum to %d, supply says %d", d.Name, got, want)
+		}
+		delete(sums, d.Name)
+	}
+	if len(sums) != 0 {
+		return fmt.Errorf("bank: invariant: balances in %d unregistered denoms", len(sums))
+	}
+	return nil
+}

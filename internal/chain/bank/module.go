@@ -1,0 +1,126 @@
+package bank
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+)
+
+// Module is the bank as a chain module.
+type Module struct{}
+
+var _ module.Module = Module{}
+
+func (Module) Name() string { return Name }
+
+func (Module) Msgs() []module.Msg {
+	return []module.Msg{&MsgSend{}, &MsgMultiSend{}, &MsgMint{}, &MsgBurn{}}
+}
+
+// Handle executes a bank message. Addresses were validated by ValidateBasic.
+func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+	switch m := msg.(type) {
+	case *MsgSend:
+		return Send(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
+	case *MsgMultiSend:
+		for _, o := range m.Outputs {
+			if err := Send(ctx, ctx.Signer, addr.MustParse(o.To), o.Amount); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *MsgMint:
+		return Mint(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
+	case *MsgBurn:
+		return Burn(ctx, ctx.Signer, m.Amount)
+	}
+	return fmt.Errorf("bank: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+}
+
+// Query paths: "balance" (data: bech32 address), "supply", "params".
+func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
+	switch path {
+	case "balance":
+		a, err := ParseAddr("address", string(data))
+		if err != nil {
+			return nil, err
+		}
+		return &QueryBalanceResponse{Address: a.String(), Balances: Balances(ctx.KV, a)}, nil
+	case "supply":
+		resp := &QuerySupplyResponse{}
+		for _, d := range GetParams(ctx.KV).Denoms {
+			resp.Supply = append(resp.Supply, coin.New(d.Name, Supply(ctx.KV, d.Name)))
+		}
+		return resp, nil
+	case "params":
+		return GetParams(ctx.KV), nil
+	}
+	return nil, fmt.Errorf("bank: no query %q (try balance, supply, params): %w", path, codes.ErrInvalidRequest)
+}
+
+// DefaultGenesis knows the native denom only; a chain with a stable unit
+// names its issuer in genesis.
+func (Module) DefaultGenesis() json.RawMessage {
+	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: &Params{Denoms: []*Denom{{Name: coin.Native}}}})
+	return b
+}
+
+// InitGenesis sets params and balances; supply is the sum of balances.
+func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
+	if raw == nil {
+		raw = m.DefaultGenesis()
+	}
+	var g Genesis
+	if err := protojson.Unmarshal(raw, &g); err != nil {
+		return fmt.Errorf("bank: genesis: %w", err)
+	}
+	if g.Params == nil {
+		return fmt.Errorf("bank: genesis has no params")
+	}
+	names := map[string]bool{}
+	for _, d := range g.Params.Denoms {
+		if !coin.ValidDenom(d.Name) || names[d.Name] {
+			return fmt.Errorf("bank: genesis: bad or repeated denom %q", d.Name)
+		}
+		if d.Issuer != "" {
+			if _, err := ParseAddr("issuer of "+d.Name, d.Issuer); err != nil {
+				return fmt.Errorf("bank: genesis: %w", err)
+			}
+		}
+		names[d.Name] = true
+	}
+	setParams(ctx.KV, g.Params)
+	seen := map[addr.Address]bool{}
+	for _, b := range g.Balances {
+		a, err := ParseAddr("balance address", b.Address)
+		if err != nil {
+			return fmt.Errorf("bank: genesis: %w", err)
+		}
+		if seen[a] {
+			return fmt.Errorf("bank: genesis: %s listed twice", a)
+		}
+		seen[a] = true
+		if err := coin.Validate(b.Coins); err != nil {
+			return fmt.Errorf("bank: genesis balance of %s: %w", a, err)
+		}
+		for _, c := range b.Coins {
+			if !names[c.Denom] {
+				return fmt.Errorf("bank: genesis balance of %s in unknown denom %s", a, c.Denom)
+			}
+			supply, err := coin.Add(Supply(ctx.KV, c.Denom), c.Amount)
+			if err != nil {
+				return fmt.Errorf("bank: genesis supply of %s: %w", c.Denom, err)
+			}
+			setU64(ctx.KV, supplyKey(c.Denom), supply)
+			setU64(ctx.KV, BalanceKey(a, c.Denom), c.Amount)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+// Package module defines what a chain module is: the context it runs in, the
+// messages it handles and the hooks the app calls. Each module is a
+// deterministic function of (state, block, tx); it reads no clock, draws no
+// randomness and does no I/O, so every node computes the same state.
+package module
+
+import (
+	"encoding/json"
+	"strconv"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/store"
+)
+
+// Context is what a module sees while it runs: the state, the block, and a
+// place to put events. A module keeps no state of its own between calls.
+type Context struct {
+	KV      store.KV
+	ChainID string
+	Height  int64
+	// TimeUnixNano is the block time chosen by consensus, never a local clock.
+	TimeUnixNano int64
+	// Signer is the account that signed the transaction being executed;
+	// zero in block hooks and genesis.
+	Signer addr.Address
+	events *[]abci.Event
+}
+
+// NewContext returns a context that collects events into a fresh buffer.
+func NewContext(kv store.KV, chainID string, height, timeUnixNano int64) *Context {
+	return &Context{KV: kv, ChainID: chainID, Height: height, TimeUnixNano: timeUnixNano, events: new([]abci.Event)}
+}
+
+// With returns a copy of c over another store and a fresh event buffer, for
+// work whose writes and events are kept only if it succeeds.
+func (c *Context) With(kv store.KV) *Context {
+	cp := *c
+	cp.KV = kv
+	cp.events = new([]abci.Event)
+	return &cp
+}
+
+// Emit records an event. attrs are key, value pairs.
+func (c *Context) Emit(typ string, attrs ...string) {
+	ev := abci.Event{Type: typ, Attributes: make([]abci.EventAttribute, 0, len(attrs)/2)}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		ev.Attributes = append(ev.Attributes, abci.EventAttribute{Key: attrs[i], Value: attrs[i+1], Index: true})
+	}
+	*c.events = append(*c.events, ev)
+}
+
+// Events returns what has been emitted so far.
+func (c *Context) Events() []abci.Event { return *c.events }
+
+// AppendEvents adds events from a child context that succeeded.
+func (c *Context) AppendEvents(evs []abci.Event) { *c.events = append(*c.events, evs...) }
+
+// Msg is a message a transaction carries. The generated protobuf types
+// implement it in each module's msgs.go.
+type Msg interface {
+	proto.Message
+	// Signer is the address that must sign the transaction.
+	Signer() string
+	// ValidateBasic checks the message without reading state.
+	ValidateBasic() error
+}
+
+// Module is a state-machine module.
+type Module interface {
+	// Name is the module's name, used as its store prefix, its query route
+	// and its key in the genesis app state.
+	Name() string
+	// Msgs lists one zero value of each message type the module handles.
+	Msgs() []Msg
+	// Handle executes one message whose signer has been authenticated.
+	Handle(ctx *Context, msg Msg) error
+	// Query answers a read-only request at a path under the module's route.
+	Query(ctx *Context, path string, data []byte) (proto.Message, error)
+	// InitGenesis loads the module's part of the genesis app state; raw is
+	// nil when genesis has none, and the module uses its defaults.
+	InitGenesis(ctx *Context, raw json.RawMessage) error
+	// DefaultGenesis is the module's genesis for a new chain.
+	DefaultGenesis() json.RawMessage
+}
+
+// EndBlocker is a module with work at the end of every block.
+type EndBlocker interface {
+	EndBlock(ctx *Context) error
+}
+
+// BeginBlocker is a module with work at the start of every block.
+type BeginBlocker interface {
+	BeginBlock(ctx *Context) error
+}
+
+// U64 formats an amount or counter for an event attribute.
+func U64(n uint64) string { return strconv.FormatUint(n, 10) }

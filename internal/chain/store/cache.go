@@ -1,0 +1,151 @@
+package store
+
+import (
+	"bytes"
+	"sort"
+)
+
+// Cache buffers writes over a parent. Reads see the buffered writes first.
+// Write applies them to the parent in key order, so the parent (an IAVL
+// tree whose shape depends on insertion order) ends the same on every node.
+type Cache struct {
+	parent KV
+	dirty  map[string]entry
+}
+
+type entry struct {
+	value   []byte
+	deleted bool
+}
+
+// NewCache returns an empty cache over parent.
+func NewCache(parent KV) *Cache {
+	return &Cache{parent: parent, dirty: make(map[string]entry)}
+}
+
+// Get implements Reader.
+func (c *Cache) Get(key []byte) []byte {
+	if e, ok := c.dirty[string(key)]; ok {
+		if e.deleted {
+			return nil
+		}
+		return e.value
+	}
+	return c.parent.Get(key)
+}
+
+// Set implements KV. It keeps its own copy of key and value.
+func (c *Cache) Set(key, value []byte) {
+	if value == nil {
+		value = []byte{}
+	}
+	c.dirty[string(key)] = entry{value: bytes.Clone(value)}
+}
+
+// Delete implements KV.
+func (c *Cache) Delete(key []byte) {
+	c.dirty[string(key)] = entry{deleted: true}
+}
+
+// Write applies the buffered writes to the parent and empties the cache.
+func (c *Cache) Write() {
+	for _, k := range c.sortedKeys(nil, nil) {
+		e := c.dirty[k]
+		if e.deleted {
+			c.parent.Delete([]byte(k))
+		} else {
+			c.parent.Set([]byte(k), e.value)
+		}
+	}
+	clear(c.dirty)
+}
+
+// Discard drops the buffered writes.
+func (c *Cache) Discard() { clear(c.dirty) }
+
+func (c *Cache) sortedKeys(start, end []byte) []string {
+	keys := make([]string, 0, len(c.dirty))
+	for k := range c.dirty {
+		if inRange([]byte(k), start, end) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func inRange(k, start, end []byte) bool {
+	return bytes.Compare(k, start) >= 0 && (end == nil || bytes.Compare(k, end) < 0)
+}
+
+// Iterator implements Reader: the parent's keys merged with the cache's,
+// the cache winning on equal keys and hiding deleted ones.
+func (c *Cache) Iterator(start, end []byte) Iterator {
+	keys := c.sortedKeys(start, end)
+	it := &mergeIter{cache: c, keys: keys, parent: c.parent.Iterator(start, end)}
+	it.settle()
+	return it
+}
+
+type mergeIter struct {
+	cache  *Cache
+	keys   []string // cached keys in range, ascending
+	parent Iterator
+	key    []byte
+	value  []byte
+	valid  bool
+}
+
+// settle positions the iterator on the next visible key.
+func (it *mergeIter) settle() {
+	for {
+		pv := it.parent.Valid()
+		cv := len(it.keys) > 0
+		if !pv && !cv {
+			it.valid = false
+			return
+		}
+		var fromCache bool
+		switch {
+		case !pv:
+			fromCache = true
+		case !cv:
+			fromCache = false
+		default:
+			cmp := bytes.Compare([]byte(it.keys[0]), it.parent.Key())
+			if cmp == 0 {
+				it.parent.Next() // the cache shadows the parent
+			}
+			fromCache = cmp <= 0
+		}
+		if !fromCache {
+			it.key, it.value, it.valid = it.parent.Key(), it.parent.Value(), true
+			return
+		}
+		k := it.keys[0]
+		it.keys = it.keys[1:]
+		e := it.cache.dirty[k]
+		if e.deleted {
+			continue
+		}
+		it.key, it.value, it.valid = []byte(k), e.value, true
+		return
+	}
+}
+
+func (it *mergeIter) Valid() bool   { return it.valid }
+func (it *mergeIter) Key() []byte   { return it.key }
+func (it *mergeIter) Value() []byte { return it.value }
+func (it *mergeIter) Close()        { it.parent.Close() }
+
+// Next advances past the current key. A key that came from the parent is
+// consumed here; one from the cache was consumed by settle.
+func (it *mergeIter) Next() {
+	if !it.valid {
+		return
+	}
+	if it.parent.Valid() && bytes.Equal(it.parent.Key(), it.key) {
+		it.parent.Next()
+	}
+	it.settle()
+}

@@ -1,0 +1,80 @@
+package store
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestCacheMatchesModel applies random writes to a Cache over a Mem and to a
+// plain Mem, and checks that reads, iteration and Write agree.
+func TestCacheMatchesModel(t *testing.T) {
+	for seed := uint64(0); seed < 50; seed++ {
+		r := rand.New(rand.NewPCG(seed, 1))
+		base, model := NewMem(), NewMem()
+		for i := 0; i < 20; i++ {
+			k, v := fmt.Appendf(nil, "k%02d", r.IntN(30)), fmt.Appendf(nil, "v%d", i)
+			base.Set(k, v)
+			model.Set(k, v)
+		}
+		c := NewCache(base)
+		for i := 0; i < 40; i++ {
+			k := fmt.Appendf(nil, "k%02d", r.IntN(30))
+			if r.IntN(3) == 0 {
+				c.Delete(k)
+				model.Delete(k)
+			} else {
+				v := fmt.Appendf(nil, "w%d", i)
+				c.Set(k, v)
+				model.Set(k, v)
+			}
+		}
+		start, end := fmt.Appendf(nil, "k%02d", r.IntN(10)), fmt.Appendf(nil, "k%02d", 10+r.IntN(25))
+		if diff := cmp.Diff(dump(model, start, end), dump(c, start, end)); diff != "" {
+			t.Fatalf("seed %d: cache iteration differs from model (-want +got):\n%s", seed, diff)
+		}
+		if diff := cmp.Diff(dump(model, nil, nil), dump(c, nil, nil)); diff != "" {
+			t.Fatalf("seed %d: full iteration differs (-want +got):\n%s", seed, diff)
+		}
+		c.Write()
+		if diff := cmp.Diff(dump(model, nil, nil), dump(base, nil, nil)); diff != "" {
+			t.Fatalf("seed %d: parent after Write differs (-want +got):\n%s", seed, diff)
+		}
+	}
+}
+
+func TestCacheDiscard(t *testing.T) {
+	base := NewMem()
+	base.Set([]byte("a"), []byte("1"))
+	c := NewCache(base)
+	c.Set([]byte("a"), []byte("2"))
+	c.Delete([]byte("a"))
+	c.Discard()
+	if got := string(c.Get([]byte("a"))); got != "1" {
+		t.Errorf("after Discard got %q, want 1", got)
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	for _, tc := range []struct{ in, want []byte }{
+		{[]byte("ab"), []byte("ac")},
+		{[]byte{1, 0xff}, []byte{2}},
+		{[]byte{0xff, 0xff}, nil},
+	} {
+		if got := PrefixEnd(tc.in); string(got) != string(tc.want) {
+			t.Errorf("PrefixEnd(%x) = %x, want %x", tc.in, got, tc.want)
+		}
+	}
+}
+
+func dump(r Reader, start, end []byte) []string {
+	var out []string
+	it := r.Iterator(start, end)
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		out = append(out, string(it.Key())+"="+string(it.Value()))
+	}
+	return out
+}

@@ -1,0 +1,222 @@
+// Package client talks to an Agora node over its CometBFT RPC: it queries
+// module state and signs, broadcasts and confirms transactions. The CLI,
+// the daemons and the tests all use it.
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/auth"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/tx"
+	"github.com/agoranet/agora/internal/keyring"
+)
+
+// Client is a connection to one node.
+type Client struct {
+	rpc *rpchttp.HTTP
+	url string
+
+	mu      sync.Mutex // guards the fields below
+	chainID string
+	params  *auth.Params
+}
+
+// New returns a client for the node at url (like http://127.0.0.1:26657).
+func New(url string) (*Client, error) {
+	rpc, err := rpchttp.New(url, "/websocket")
+	if err != nil {
+		return nil, fmt.Errorf("client: node %s: %w", url, err)
+	}
+	return &Client{rpc: rpc, url: url}, nil
+}
+
+// RPC exposes the CometBFT RPC client for what this package does not wrap.
+func (c *Client) RPC() *rpchttp.HTTP { return c.rpc }
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (*ctypes.ResultStatus, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: node %s is not answering (is it running? see `agora devnet`): %w", c.url, err)
+	}
+	return st, nil
+}
+
+// ChainID returns the node's chain-id.
+func (c *Client) ChainID(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	id := c.chainID
+	c.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.chainID = st.NodeInfo.Network
+	c.mu.Unlock()
+	return st.NodeInfo.Network, nil
+}
+
+// ChainError is an error the chain returned, with its stable code.
+type ChainError struct {
+	Code uint32
+	Log  string
+}
+
+func (e *ChainError) Error() string { return fmt.Sprintf("chain refused (code %d): %s", e.Code, e.Log) }
+
+// Is lets errors.Is(err, codes.ErrInsufficientFunds) match a remote error.
+func (e *ChainError) Is(target error) bool {
+	var ce *codes.Error
+	return errors.As(target, &ce) && ce.Code == e.Code
+}
+
+// Query runs a module query ("/bank/balance") at the latest height and
+// decodes the answer into out.
+func (c *Client) Query(ctx context.Context, path string, data []byte, out proto.Message) (int64, error) {
+	res, err := c.rpc.ABCIQuery(ctx, path, data)
+	if err != nil {
+		return 0, fmt.Errorf("client: query %s: %w", path, err)
+	}
+	if res.Response.Code != 0 {
+		return 0, &ChainError{Code: res.Response.Code, Log: res.Response.Log}
+	}
+	return res.Response.Height, proto.Unmarshal(res.Response.Value, out)
+}
+
+// Account returns an account (sequence 0 if it has never sent a tx).
+func (c *Client) Account(ctx context.Context, a addr.Address) (*auth.Account, error) {
+	var acc auth.Account
+	_, err := c.Query(ctx, "/auth/account", []byte(a.String()), &acc)
+	return &acc, err
+}
+
+// Balances returns all of an address's balances.
+func (c *Client) Balances(ctx context.Context, a addr.Address) (*bank.QueryBalanceResponse, error) {
+	var r bank.QueryBalanceResponse
+	_, err := c.Query(ctx, "/bank/balance", []byte(a.String()), &r)
+	return &r, err
+}
+
+// Balance returns one balance.
+func (c *Client) Balance(ctx context.Context, a addr.Address, denom string) (uint64, error) {
+	r, err := c.Balances(ctx, a)
+	if err != nil {
+		return 0, err
+	}
+	for _, b := range r.Balances {
+		if b.Denom == denom {
+			return b.Amount, nil
+		}
+	}
+	return 0, nil
+}
+
+// Supply returns the total supply of every denom.
+func (c *Client) Supply(ctx context.Context) (*bank.QuerySupplyResponse, error) {
+	var r bank.QuerySupplyResponse
+	_, err := c.Query(ctx, "/bank/supply", nil, &r)
+	return &r, err
+}
+
+func (c *Client) authParams(ctx context.Context) (*auth.Params, error) {
+	c.mu.Lock()
+	p := c.params
+	c.mu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	p = &auth.Params{}
+	if _, err := c.Query(ctx, "/auth/params", nil, p); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.params = p
+	c.mu.Unlock()
+	return p, nil
+}
+
+// Result is a committed tx.
+type Result struct {
+	Hash   string
+	Height int64
+	Events []string
+}
+
+// Submit signs msgs with key at its current sequence, pays the minimum fee,
+// broadcasts, and waits until the tx is in a committed block. An error
+// from the chain is a *ChainError carrying the code.
+func (c *Client) Submit(ctx context.Context, key *keyring.Key, memo string, msgs ...module.Msg) (*Result, error) {
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.authParams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := c.Account(ctx, key.Address())
+	if err != nil {
+		return nil, err
+	}
+	raw, err := tx.Sign(key.Private, chainID, acc.Sequence, coin.New(coin.Native, auth.MinFee(p, len(msgs))), memo, msgs...)
+	if err != nil {
+		return nil, err
+	}
+	return c.BroadcastAndWait(ctx, raw)
+}
+
+// BroadcastAndWait sends a signed tx and waits for its block.
+func (c *Client) BroadcastAndWait(ctx context.Context, raw []byte) (*Result, error) {
+	res, err := c.rpc.BroadcastTxSync(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("client: broadcast: %w", err)
+	}
+	if res.Code != 0 {
+		return nil, &ChainError{Code: res.Code, Log: res.Log}
+	}
+	return c.WaitTx(ctx, res.Hash)
+}
+
+// WaitTx polls until the tx with this hash is committed, or ctx ends.
+func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
+	for {
+		r, err := c.rpc.Tx(ctx, hash, false)
+		if err == nil {
+			if r.TxResult.Code != 0 {
+				return nil, &ChainError{Code: r.TxResult.Code, Log: r.TxResult.Log}
+			}
+			out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: r.Height}
+			for _, ev := range r.TxResult.Events {
+				out.Events = append(out.Events, ev.Type)
+			}
+			return out, nil
+		}
+		if !strings.Contains(err.Error(), "not found") {
+			return nil, fmt.Errorf("client: look up tx %X: %w", hash, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("client: tx %X not committed: %w", hash, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	cmtcfg "github.com/cometbft/cometbft/config"
+	cmttypes "github.com/cometbft/cometbft/types"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/coin"
+)
+
+// Ports are the loopback ports one node listens on.
+type Ports struct {
+	P2P, RPC int
+}
+
+// PortsFrom gives node i of a set the ports base+10*i (P2P) and +1 (RPC).
+func PortsFrom(base, i int) Ports { return Ports{P2P: base + 10*i, RPC: base + 10*i + 1} }
+
+// DefaultPorts are CometBFT's usual ports.
+var DefaultPorts = Ports{P2P: 26656, RPC: 26657}
+
+// CometConfig returns the CometBFT config of a node in home: loopback
+// ports, the given block time, a kv tx index (for `agora query tx`).
+func CometConfig(home, moniker string, ports Ports, blockTime time.Duration) *cmtcfg.Config {
+	c := cmtcfg.DefaultConfig()
+	c.SetRoot(home)
+	c.Moniker = moniker
+	c.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", ports.P2P)
+	c.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", ports.RPC)
+	c.P2P.AllowDuplicateIP = true // every testnet node is on 127.0.0.1
+	c.P2P.AddrBookStrict = false
+	c.Consensus.TimeoutCommit = blockTime
+	c.Consensus.TimeoutPropose = 2 * time.Second
+	c.Consensus.CreateEmptyBlocks = true
+	c.TxIndex.Indexer = "kv"
+	c.Mempool.Size = 50_000
+	c.Mempool.MaxTxsBytes = 256 << 20
+	c.Mempool.CacheSize = 100_000
+	c.RPC.MaxOpenConnections = 2000
+	c.RPC.MaxSubscriptionClients = 200
+	c.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
+	c.Instrumentation.Prometheus = false
+	c.LogLevel = "error"
+	return c
+}
+
+// WriteHome creates the node's directories, config.toml, node key and
+// validator key (each kept if it exists) and returns the validator's
+// genesis entry.
+func WriteHome(c *cmtcfg.Config) (cmttypes.GenesisValidator, error) {
+	for _, d := range []string{filepath.Join(c.RootDir, "config"), c.DBDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return cmttypes.GenesisValidator{}, fmt.Errorf("node: %w", err)
+		}
+	}
+	cmtcfg.WriteConfigFile(filepath.Join(c.RootDir, "config", "config.toml"), c)
+	if _, err := p2p.LoadOrGenNodeKey(c.NodeKeyFile()); err != nil {
+		return cmttypes.GenesisValidator{}, fmt.Errorf("node: node key: %w", err)
+	}
+	pv := privval.LoadOrGenFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	pub, err := pv.GetPubKey()
+	if err != nil {
+		return cmttypes.GenesisValidator{}, err
+	}
+	return cmttypes.GenesisValidator{Address: pub.Address(), PubKey: pub, Power: 10, Name: c.Moniker}, nil
+}
+
+// NodeID returns the P2P id of the node in a home, for persistent_peers.
+func NodeID(c *cmtcfg.Config) (string, error) {
+	k, err := p2p.LoadNodeKey(c.NodeKeyFile())
+	if err != nil {
+		return "", err
+	}
+	return string(k.ID()), nil
+}
+
+// Account is a genesis balance.
+type Account struct {
+	Address addr.Address
+	Coins   []*coin.Coin
+}
+
+// Genesis describes a new chain.
+type Genesis struct {
+	ChainID    string
+	Time       time.Time
+	Validators []cmttypes.GenesisValidator
+	Accounts   []Account
+	// Issuer may mint the stable denom (uusdc).
+	Issuer addr.Address
+}
+
+// Doc builds the CometBFT genesis document with the Agora app state.
+func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
+	if g.Issuer.IsZero() {
+		return nil, fmt.Errorf("node: genesis needs a %s issuer", coin.Stable)
+	}
+	state := map[string]json.RawMessage{}
+	for _, m := range chain.Modules() {
+		state[m.Name()] = m.DefaultGenesis()
+	}
+	bg := &bank.Genesis{Params: &bank.Params{Denoms: []*bank.Denom{{Name: coin.Native}, {Name: coin.Stable, Issuer: g.Issuer.String()}}}}
+	for _, a := range g.Accounts {
+		bg.Balances = append(bg.Balances, &bank.GenesisBalance{Address: a.Address.String(), Coins: a.Coins})
+	}
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(bg)
+	if err != nil {
+		return nil, err
+	}
+	state[bank.Name] = b
+	appState, err := json.MarshalIndent(state, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	doc := &cmttypes.GenesisDoc{
+		ChainID:         g.ChainID,
+		GenesisTime:     g.Time,
+		InitialHeight:   1,
+		ConsensusParams: cmttypes.DefaultConsensusParams(),
+		Validators:      g.Validators,
+		AppState:        appState,
+	}
+	return doc, doc.ValidateAndComplete()
+}
+
+// ValidChainID checks a chain-id a user typed.
+func ValidChainID(id string) error {
+	if id == "" || len(id) > 50 || strings.ContainsAny(id, " \t\n/") {
+		return fmt.Errorf("node: chain-id %q must be 1 to 50 characters with no spaces or '/'", id)
+	}
+	return nil
+}
+
+func httpURL(listen string) string {
+	return "http://" + strings.TrimPrefix(listen, "tcp://")
+}

@@ -1,0 +1,121 @@
+// Package node wires an Agora node: CometBFT consensus embedded in-process
+// with the Agora ABCI application, and the assemblies built from it (the
+// one-process devnet, multi-process testnet homes).
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	cmtcfg "github.com/cometbft/cometbft/config"
+	cmtnode "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+
+	"github.com/agoranet/agora/internal/chain"
+)
+
+// Config is what a node needs to run.
+type Config struct {
+	// Comet is the CometBFT configuration; its RootDir is the node home.
+	Comet *cmtcfg.Config
+	// App configures the state machine; an empty Dir means
+	// <home>/data/state.
+	App chain.Config
+	// Logger receives node and consensus logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate checks that the home holds what a node needs.
+func (c Config) Validate() error {
+	if c.Comet == nil {
+		return errors.New("node: no CometBFT config")
+	}
+	if err := c.Comet.ValidateBasic(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if _, err := os.Stat(c.Comet.GenesisFile()); err != nil {
+		return fmt.Errorf("node: no genesis at %s: run `agora init --home %s` first", c.Comet.GenesisFile(), c.Comet.RootDir)
+	}
+	return c.App.Validate()
+}
+
+// Node is a running validator or full node.
+type Node struct {
+	cmt *cmtnode.Node
+	app *chain.App
+	cfg Config
+}
+
+// Start opens the state, starts CometBFT and returns once the node runs.
+// It replays any blocks the state has not applied, so a node killed at any
+// moment restarts to the same app hash.
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.App.Dir == "" {
+		cfg.App.Dir = filepath.Join(cfg.Comet.DBDir(), "state")
+	}
+	cfg.App.Logger = cfg.Logger.With("module", "app")
+	app, err := chain.New(cfg.App)
+	if err != nil {
+		return nil, err
+	}
+	c := cfg.Comet
+	nodeKey, err := p2p.LoadOrGenNodeKey(c.NodeKeyFile())
+	if err != nil {
+		app.Close()
+		return nil, fmt.Errorf("node: node key: %w", err)
+	}
+	pv := privval.LoadOrGenFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	n, err := cmtnode.NewNode(c, pv, nodeKey,
+		proxy.NewLocalClientCreator(app),
+		cmtnode.DefaultGenesisDocProviderFunc(c),
+		cmtcfg.DefaultDBProvider,
+		cmtnode.DefaultMetricsProvider(c.Instrumentation),
+		cmtLogger{cfg.Logger.With("module", "comet")},
+	)
+	if err != nil {
+		app.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if err := n.Start(); err != nil {
+		app.Close()
+		return nil, fmt.Errorf("node: start: %w", err)
+	}
+	return &Node{cmt: n, app: app, cfg: cfg}, nil
+}
+
+// RPC is the node's CometBFT RPC URL.
+func (n *Node) RPC() string { return httpURL(n.cfg.Comet.RPC.ListenAddress) }
+
+// Height is the latest committed block height.
+func (n *Node) Height() int64 { return n.cmt.BlockStore().Height() }
+
+// Stop stops consensus and closes the state.
+func (n *Node) Stop() error {
+	err := n.cmt.Stop()
+	n.cmt.Wait()
+	return errors.Join(err, n.app.Close())
+}
+
+// WaitForHeight blocks until the node has committed height h.
+func (n *Node) WaitForHeight(h int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for n.Height() < h {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node: height %d not reached in %s (at %d)", h, timeout, n.Height())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
