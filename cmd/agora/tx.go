@@ -121,4 +121,3 @@ func submit(cmd *cobra.Command, keyName string, build func(from addr.Address) mo
 		fmt.Fprintf(w, "tx %s committed at height %d\n", res.Hash, res.Height)
 	})
 }
-

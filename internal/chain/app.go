@@ -335,3 +335,17 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.resetCheck()
 	return &abci.ResponseCommit{}, nil
 }
+
+// CheckInvariants verifies the cross-module invariants (the bank's supply)
+// on the latest committed state. A failure is a state-machine bug.
+func CheckInvariants(a *App) error {
+	v := a.tree.Version()
+	if v == 0 {
+		return bank.CheckInvariant(treeKV{a.tree})
+	}
+	snap, err := a.tree.GetImmutable(v)
+	if err != nil {
+		return err
+	}
+	return bank.CheckInvariant(snapshotKV{snap})
+}

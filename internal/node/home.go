@@ -9,9 +9,9 @@ import (
 	"time"
 
 	cmtcfg "github.com/cometbft/cometbft/config"
-	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
+	cmttypes "github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/agoranet/agora/internal/chain"

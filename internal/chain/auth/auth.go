@@ -113,6 +113,7 @@ func Admit(ctx *module.Context, d *tx.Decoded) error {
 	acc.PublicKey = b.PublicKey
 	acc.Sequence++
 	setAccount(ctx.KV, d.Signer, acc)
+	ctx.Emit("tx", "signer", d.Signer.String(), "sequence", module.U64(b.Sequence), "fee", coin.String(fee))
 	return nil
 }
 
@@ -121,7 +122,7 @@ type Module struct{}
 
 var _ module.Module = Module{}
 
-func (Module) Name() string        { return Name }
+func (Module) Name() string       { return Name }
 func (Module) Msgs() []module.Msg { return nil }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {

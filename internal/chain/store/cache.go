@@ -65,7 +65,7 @@ func (c *Cache) Discard() { clear(c.dirty) }
 
 func (c *Cache) sortedKeys(start, end []byte) []string {
 	keys := make([]string, 0, len(c.dirty))
-	for k := range c.dirty {
+	for k := range c.dirty { //agora:sorted
 		if inRange([]byte(k), start, end) {
 			keys = append(keys, k)
 		}

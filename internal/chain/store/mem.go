@@ -22,7 +22,7 @@ func (s *Mem) Len() int              { return len(s.m) }
 // Iterator implements Reader over a snapshot of the keys in range.
 func (s *Mem) Iterator(start, end []byte) Iterator {
 	var keys []string
-	for k := range s.m {
+	for k := range s.m { //agora:sorted
 		if inRange([]byte(k), start, end) {
 			keys = append(keys, k)
 		}

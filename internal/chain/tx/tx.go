@@ -82,11 +82,11 @@ func Decode(raw []byte, resolve Resolver) (*Decoded, error) {
 	}
 	var t Tx
 	if err := proto.Unmarshal(raw, &t); err != nil {
-		return nil, fmt.Errorf("tx: decode envelope: %v: %w", err, codes.ErrTxDecode)
+		return nil, fmt.Errorf("tx: not a protobuf agora.tx.v1.Tx: %w", codes.ErrTxDecode)
 	}
 	var body Body
 	if err := proto.Unmarshal(t.Body, &body); err != nil {
-		return nil, fmt.Errorf("tx: decode body: %v: %w", err, codes.ErrTxDecode)
+		return nil, fmt.Errorf("tx: body is not a protobuf agora.tx.v1.Body: %w", codes.ErrTxDecode)
 	}
 	if len(body.PublicKey) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("tx: public key has %d bytes, want %d: %w", len(body.PublicKey), ed25519.PublicKeySize, codes.ErrTxDecode)
@@ -101,7 +101,7 @@ func Decode(raw []byte, resolve Resolver) (*Decoded, error) {
 			return nil, fmt.Errorf("tx: message %d has type %q, which this chain does not handle: %w", i, a.TypeUrl, codes.ErrUnknownMsg)
 		}
 		if err := proto.Unmarshal(a.Value, m); err != nil {
-			return nil, fmt.Errorf("tx: decode message %d (%s): %v: %w", i, a.TypeUrl, err, codes.ErrTxDecode)
+			return nil, fmt.Errorf("tx: message %d is not a valid %s: %w", i, a.TypeUrl, codes.ErrTxDecode)
 		}
 		if err := m.ValidateBasic(); err != nil {
 			return nil, fmt.Errorf("tx: message %d (%s): %w", i, a.TypeUrl, err)

@@ -1,0 +1,321 @@
+package chain_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/auth"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/tx"
+	"github.com/agoranet/agora/internal/node"
+)
+
+const testChain = "agora-test-1"
+
+var genesisTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// key returns a deterministic test key for a name.
+func key(name string) ed25519.PrivateKey {
+	s := sha256.Sum256([]byte("test key " + name))
+	return ed25519.NewKeyFromSeed(s[:])
+}
+
+func address(name string) addr.Address {
+	return addr.FromPubKey(key(name).Public().(ed25519.PublicKey))
+}
+
+// harness drives an App the way CometBFT does, without consensus: the
+// blocks are whatever the test says.
+type harness struct {
+	t       testing.TB
+	dir     string
+	app     *chain.App
+	height  int64
+	pending [][]byte
+	// queued counts txs per signer since the last commit, for automatic
+	// sequence numbers.
+	queued map[string]uint64
+}
+
+// newHarness starts an app with alice, bob and issuer funded (1,000,000
+// of each denom) and issuer minting uusdc. dir "" keeps state in memory.
+func newHarness(t testing.TB, dir string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, queued: map[string]uint64{}}
+	h.open()
+	g := node.Genesis{ChainID: testChain, Time: genesisTime, Issuer: address("issuer")}
+	for _, n := range []string{"alice", "bob", "issuer"} {
+		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New("uagr", 1_000_000), coin.New("uusdc", 1_000_000)}})
+	}
+	doc, err := g.Doc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: testChain, Time: genesisTime, InitialHeight: 1, AppStateBytes: doc.AppState}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) open() {
+	app, err := chain.New(chain.Config{Dir: h.dir, KeepVersions: 0, CacheNodes: 1000})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.app = app
+	info, _ := app.Info(context.Background(), &abci.RequestInfo{})
+	h.height = info.LastBlockHeight
+}
+
+// restart closes the app and opens it again from disk, as after a crash
+// between blocks.
+func (h *harness) restart() {
+	h.app.Close()
+	h.open()
+}
+
+func (h *harness) close() { h.app.Close() }
+
+// block finalizes and commits the pending txs.
+func (h *harness) block() (*abci.ResponseFinalizeBlock, []byte) {
+	h.height++
+	resp, err := h.app.FinalizeBlock(context.Background(), &abci.RequestFinalizeBlock{
+		Height: h.height, Time: genesisTime.Add(time.Duration(h.height) * time.Second), Txs: h.pending,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.app.Commit(context.Background(), &abci.RequestCommit{}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.pending = nil
+	clear(h.queued)
+	return resp, resp.AppHash
+}
+
+func (h *harness) query(path string, data []byte, out proto.Message) error {
+	r, err := h.app.Query(context.Background(), &abci.RequestQuery{Path: path, Data: data})
+	if err != nil {
+		return err
+	}
+	if r.Code != 0 {
+		return fmt.Errorf("code %d: %s", r.Code, r.Log)
+	}
+	return proto.Unmarshal(r.Value, out)
+}
+
+func (h *harness) sequence(name string) uint64 {
+	var acc auth.Account
+	if h.height > 0 {
+		if err := h.query("/auth/account", []byte(address(name).String()), &acc); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return acc.Sequence + h.queued[name]
+}
+
+// buildTx makes a signed tx from datadriven arguments:
+//
+//	from=alice msg=send to=bob amount=5uagr [seq=N] [fee=10uagr] [chain=ID] [signer=NAME] [badsig]
+func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
+	arg := func(k, def string) string {
+		for _, a := range d.CmdArgs {
+			if a.Key == k {
+				if len(a.Vals) == 0 {
+					return "true"
+				}
+				return a.Vals[0]
+			}
+		}
+		return def
+	}
+	from := arg("from", "alice")
+	signer := arg("signer", from)
+	var msg module.Msg
+	fromAddr := address(from).String()
+	target := func(n string) string {
+		if strings.HasPrefix(n, "agora") {
+			return n
+		}
+		return address(n).String()
+	}
+	coins := func(s string) []*coin.Coin {
+		var out []*coin.Coin
+		for _, p := range strings.Split(s, ",") {
+			c, err := coin.Parse(p)
+			if err != nil {
+				h.t.Fatalf("%s: %v", d.Pos, err)
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	switch arg("msg", "send") {
+	case "send":
+		msg = &bank.MsgSend{From: fromAddr, To: target(arg("to", "bob")), Amount: coins(arg("amount", "1uagr"))}
+	case "multisend":
+		m := &bank.MsgMultiSend{From: fromAddr}
+		for _, o := range strings.Split(arg("outputs", "bob:1uagr"), ";") {
+			to, amt, _ := strings.Cut(o, ":")
+			m.Outputs = append(m.Outputs, &bank.Output{To: target(to), Amount: coins(amt)})
+		}
+		msg = m
+	case "mint":
+		msg = &bank.MsgMint{Issuer: fromAddr, To: target(arg("to", from)), Amount: coins(arg("amount", "1uusdc"))[0]}
+	case "burn":
+		msg = &bank.MsgBurn{From: fromAddr, Amount: coins(arg("amount", "1uagr"))[0]}
+	default:
+		h.t.Fatalf("%s: unknown msg", d.Pos)
+	}
+	seq := h.sequence(signer)
+	if s := arg("seq", ""); s != "" {
+		fmt.Sscan(s, &seq)
+	}
+	fee := coins(arg("fee", "10uagr"))[0]
+	raw, err := tx.Sign(key(signer), arg("chain", testChain), seq, fee, "", msg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if arg("badsig", "") != "" {
+		raw[len(raw)-1] ^= 1
+	}
+	return raw, signer
+}
+
+func (h *harness) name(a string) string {
+	for _, n := range []string{"alice", "bob", "issuer", "carol"} {
+		if address(n).String() == a {
+			return n
+		}
+	}
+	return a
+}
+
+// run is the datadriven command interpreter.
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	switch d.Cmd {
+	case "check", "deliver":
+		raw, signer := h.buildTx(d)
+		if d.Cmd == "deliver" {
+			h.pending = append(h.pending, raw)
+			h.queued[signer]++
+			return "queued"
+		}
+		r, _ := h.app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: raw, Type: abci.CheckTxType_New})
+		if r.Code != 0 {
+			return fmt.Sprintf("code %d: %s", r.Code, h.shorten(r.Log))
+		}
+		h.queued[signer]++
+		return "ok"
+	case "replay":
+		// Queue the last queued tx's exact bytes again.
+		h.pending = append(h.pending, h.pending[len(h.pending)-1])
+		return "queued"
+	case "check-raw":
+		raw, err := hex.DecodeString(strings.TrimSpace(d.Input))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := h.app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: raw})
+		return fmt.Sprintf("code %d: %s", r.Code, r.Log)
+	case "block":
+		resp, hash := h.block()
+		var b strings.Builder
+		for i, r := range resp.TxResults {
+			if r.Code == 0 {
+				fmt.Fprintf(&b, "tx %d: ok\n", i)
+			} else {
+				fmt.Fprintf(&b, "tx %d: code %d: %s\n", i, r.Code, h.shorten(r.Log))
+			}
+		}
+		fmt.Fprintf(&b, "height %d app hash %X", h.height, hash[:6])
+		return b.String()
+	case "balance":
+		var r bank.QueryBalanceResponse
+		if err := h.query("/bank/balance", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+			return err.Error()
+		}
+		var parts []string
+		for _, c := range r.Balances {
+			parts = append(parts, coin.String(c))
+		}
+		if len(parts) == 0 {
+			return "(none)"
+		}
+		return strings.Join(parts, " ")
+	case "supply":
+		var r bank.QuerySupplyResponse
+		if err := h.query("/bank/supply", nil, &r); err != nil {
+			return err.Error()
+		}
+		var parts []string
+		for _, c := range r.Supply {
+			parts = append(parts, coin.String(c))
+		}
+		return strings.Join(parts, " ")
+	case "account":
+		var acc auth.Account
+		if err := h.query("/auth/account", []byte(address(d.CmdArgs[0].Key).String()), &acc); err != nil {
+			return err.Error()
+		}
+		return fmt.Sprintf("sequence %d", acc.Sequence)
+	case "restart":
+		h.restart()
+		info, _ := h.app.Info(context.Background(), &abci.RequestInfo{})
+		return fmt.Sprintf("height %d app hash %X", info.LastBlockHeight, info.LastBlockAppHash[:6])
+	}
+	t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+	return ""
+}
+
+// shorten replaces addresses in logs with names, so scripts stay readable.
+func (h *harness) shorten(s string) string {
+	for _, n := range []string{"alice", "bob", "issuer", "carol"} {
+		s = strings.ReplaceAll(s, address(n).String(), n)
+	}
+	s = strings.ReplaceAll(s, auth.FeePool.String(), "fee_pool")
+	return s
+}
+
+// TestScripts replays each testdata script on two fresh nodes, one in
+// memory and one on disk, so every printed app hash is checked twice.
+func TestScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		for _, dir := range []string{"", t.TempDir()} {
+			h := newHarness(t, dir)
+			datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+				if d.Cmd == "restart" && dir == "" {
+					// An in-memory node has nothing to restart from; print
+					// what the disk node will, from the live state.
+					info, _ := h.app.Info(context.Background(), &abci.RequestInfo{})
+					return fmt.Sprintf("height %d app hash %X", info.LastBlockHeight, info.LastBlockAppHash[:6])
+				}
+				return h.run(t, d)
+			})
+			if err := checkInvariant(h); err != nil {
+				t.Error(err)
+			}
+			h.close()
+		}
+	})
+}
+
+// checkInvariant verifies supply == sum of balances through the app's own
+// state, at the latest commit.
+func checkInvariant(h *harness) error {
+	return chain.CheckInvariants(h.app)
+}
