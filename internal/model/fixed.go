@@ -101,7 +101,8 @@ func sigmoidQ12(x int32) int32 {
 	return (sigmoid15(x) + 4) >> 3
 }
 
-// tanhQ12 returns tanh(x) in Q12 for x in Q12, as 2*sigmoid(2x) - 1.
+// tanhQ12 returns tanh(x) in Q12 for x in Q12, as 2*sigmoid(2x) - 1; it
+// saturates at x = ±4, within 3 Q12 steps of the true value.
 func tanhQ12(x int32) int32 {
 	x = min(max(x, -4*one), 4*one-1)
 	return (2*sigmoid15(2*x) - 1<<15 + 4) >> 3

@@ -1,0 +1,191 @@
+// Package e2e runs the agora binary as separate processes for end-to-end
+// and fault tests: it builds the binary once, starts and SIGKILLs daemons,
+// and finds free loopback ports. Every process it starts is killed when
+// the test ends.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds ./cmd/agora once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "agora-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "agora")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/agora")
+		cmd.Dir = moduleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Run runs the binary to completion and returns its stdout; a non-zero exit
+// fails the test with stderr.
+func Run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := RunErr(t, args...)
+	if err != nil {
+		t.Fatalf("agora %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// RunErr is Run that returns the error (with stderr) instead of failing.
+func RunErr(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = append(os.Environ(), "AGORA_HOME=", "AGORA_NODE=")
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// Proc is a daemon started by Start.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{}
+}
+
+// Start launches the binary in the background with its output in
+// <logDir>/<name>.log. The test's cleanup kills it.
+func Start(t testing.TB, logDir, name string, args ...string) *Proc {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), "AGORA_HOME=", "AGORA_NODE=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	p := &Proc{Name: name, cmd: cmd, log: f, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.Kill(); f.Close() })
+	return p
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// Interrupt sends SIGINT and waits up to timeout for a clean exit.
+func (p *Proc) Interrupt(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("%s exited with %d after SIGINT", p.Name, code)
+		}
+		return nil
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("%s did not stop within %s of SIGINT", p.Name, timeout)
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Log returns what the process has printed so far.
+func (p *Proc) Log() string {
+	b, _ := os.ReadFile(p.log.Name())
+	return string(b)
+}
+
+// FreePorts returns a base port such that base .. base+span-1 are all free
+// on 127.0.0.1 right now.
+func FreePorts(t testing.TB, span int) int {
+	t.Helper()
+	for try := 0; try < 200; try++ {
+		base := 20000 + (os.Getpid()*7919+try*997)%30000
+		ok := true
+		for p := base; p < base+span && ok; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range on 127.0.0.1")
+	return 0
+}
+
+// Eventually polls cond every 100ms until it returns nil or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
