@@ -17,13 +17,13 @@ func testnetCmd() *cobra.Command {
 		Short: "Write N node homes with a shared genesis and persistent peers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			homes, err := node.InitTestnet(cfg)
+			configs, err := node.InitTestnet(cfg)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d node homes for chain %s. Start each with:\n", len(homes), cfg.ChainID)
-			for i, h := range homes {
-				fmt.Fprintf(cmd.OutOrStdout(), "  agora start --home %s   # RPC http://127.0.0.1:%d\n", h, node.PortsFrom(cfg.BasePort, i).RPC)
+			fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d node homes for chain %s. Start each with:\n", len(configs), cfg.ChainID)
+			for i, c := range configs {
+				fmt.Fprintf(cmd.OutOrStdout(), "  agora start --home %s   # RPC http://127.0.0.1:%d\n", c.RootDir, node.PortsFrom(cfg.BasePort, i).RPC)
 			}
 			return nil
 		},

@@ -49,6 +49,7 @@ func CometConfig(home, moniker string, ports Ports, blockTime time.Duration) *cm
 	c.Mempool.MaxTxsBytes = 256 << 20
 	c.Mempool.CacheSize = 100_000
 	c.RPC.MaxOpenConnections = 2000
+	c.RPC.MaxRequestBatchSize = 200 // load generators and SDKs batch broadcasts
 	c.RPC.MaxSubscriptionClients = 200
 	c.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
 	c.Instrumentation.Prometheus = false

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	cmtcfg "github.com/cometbft/cometbft/config"
 	cmtnode "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
@@ -29,6 +30,10 @@ type Config struct {
 	App chain.Config
 	// Logger receives node and consensus logs; nil discards them.
 	Logger *slog.Logger
+	// Application replaces the Agora app with another ABCI application.
+	// Only benchmarks set it, to run CometBFT's kvstore example under the
+	// very same node setup as Agora.
+	Application abci.Application
 }
 
 // Validate checks that the home holds what a node needs.
@@ -48,7 +53,7 @@ func (c Config) Validate() error {
 // Node is a running validator or full node.
 type Node struct {
 	cmt *cmtnode.Node
-	app *chain.App
+	app *chain.App // nil when Config.Application replaced it
 	cfg Config
 }
 
@@ -66,30 +71,42 @@ func Start(cfg Config) (*Node, error) {
 		cfg.App.Dir = filepath.Join(cfg.Comet.DBDir(), "state")
 	}
 	cfg.App.Logger = cfg.Logger.With("module", "app")
-	app, err := chain.New(cfg.App)
-	if err != nil {
-		return nil, err
+	var app *chain.App
+	var creator proxy.ClientCreator
+	if cfg.Application != nil {
+		creator = proxy.NewLocalClientCreator(cfg.Application)
+	} else {
+		var err error
+		if app, err = chain.New(cfg.App); err != nil {
+			return nil, err
+		}
+		creator = newClientCreator(app)
+	}
+	closeApp := func() {
+		if app != nil {
+			app.Close()
+		}
 	}
 	c := cfg.Comet
 	nodeKey, err := p2p.LoadOrGenNodeKey(c.NodeKeyFile())
 	if err != nil {
-		app.Close()
+		closeApp()
 		return nil, fmt.Errorf("node: node key: %w", err)
 	}
 	pv := privval.LoadOrGenFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	n, err := cmtnode.NewNode(c, pv, nodeKey,
-		proxy.NewLocalClientCreator(app),
+		creator,
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		cmtcfg.DefaultDBProvider,
 		cmtnode.DefaultMetricsProvider(c.Instrumentation),
 		cmtLogger{cfg.Logger.With("module", "comet")},
 	)
 	if err != nil {
-		app.Close()
+		closeApp()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := n.Start(); err != nil {
-		app.Close()
+		closeApp()
 		return nil, fmt.Errorf("node: start: %w", err)
 	}
 	return &Node{cmt: n, app: app, cfg: cfg}, nil
@@ -105,7 +122,10 @@ func (n *Node) Height() int64 { return n.cmt.BlockStore().Height() }
 func (n *Node) Stop() error {
 	err := n.cmt.Stop()
 	n.cmt.Wait()
-	return errors.Join(err, n.app.Close())
+	if n.app != nil {
+		err = errors.Join(err, n.app.Close())
+	}
+	return err
 }
 
 // WaitForHeight blocks until the node has committed height h.

@@ -21,6 +21,8 @@ type TestnetConfig struct {
 	// BasePort: node i listens on BasePort+10i (P2P) and +1 (RPC).
 	BasePort  int
 	BlockTime time.Duration
+	// Accounts are funded at genesis besides the dev keys.
+	Accounts []Account
 }
 
 // Validate checks the config.
@@ -37,8 +39,8 @@ func (c TestnetConfig) Validate() error {
 // InitTestnet writes one node home per validator under Out (node0 …),
 // with a shared genesis, each node peered with all others, and the dev
 // keys funded and present in every node's keyring. Start each node with
-// `agora start --home OUT/nodeI`.
-func InitTestnet(c TestnetConfig) ([]string, error) {
+// `agora start --home OUT/nodeI`. It returns each node's config.
+func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -48,7 +50,7 @@ func InitTestnet(c TestnetConfig) ([]string, error) {
 		}
 	}
 	g := Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second)}
-	var homes, peers []string
+	var peers []string
 	var configs []*cmtcfg.Config
 	for i := 0; i < c.Validators; i++ {
 		home := filepath.Join(c.Out, fmt.Sprintf("node%d", i))
@@ -63,7 +65,6 @@ func InitTestnet(c TestnetConfig) ([]string, error) {
 		}
 		g.Validators = append(g.Validators, val)
 		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", id, PortsFrom(c.BasePort, i).P2P))
-		homes = append(homes, home)
 		configs = append(configs, cfg)
 	}
 	for i, cfg := range configs {
@@ -91,6 +92,7 @@ func InitTestnet(c TestnetConfig) ([]string, error) {
 			}
 		}
 	}
+	g.Accounts = append(g.Accounts, c.Accounts...)
 	doc, err := g.Doc()
 	if err != nil {
 		return nil, err
@@ -100,5 +102,5 @@ func InitTestnet(c TestnetConfig) ([]string, error) {
 			return nil, err
 		}
 	}
-	return homes, nil
+	return configs, nil
 }

@@ -1,0 +1,325 @@
+// Command chain measures committed transactions per second through a
+// node's public RPC, for CometBFT's kvstore example app and for Agora's
+// signed uagr transfers, under the same node configuration and the same
+// load generator, and prints both and the ratio.
+//
+//	go run ./bench/chain                  # one validator
+//	go run ./bench/chain -validators 4    # four validators on loopback
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cometbft/cometbft/abci/example/kvstore"
+	abci "github.com/cometbft/cometbft/abci/types"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
+	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/tx"
+	"github.com/agoranet/agora/internal/node"
+)
+
+type options struct {
+	txs, accounts, workers, validators int
+	blockTime                          time.Duration
+	basePort, batch, rate              int
+}
+
+var cpuprofile string
+
+func main() {
+	var o options
+	flag.IntVar(&o.txs, "txs", 30000, "transactions per run")
+	flag.IntVar(&o.accounts, "accounts", 3000, "sending accounts (Agora)")
+	flag.IntVar(&o.workers, "workers", 48, "concurrent broadcasters")
+	flag.IntVar(&o.validators, "validators", 1, "validators on loopback")
+	flag.DurationVar(&o.blockTime, "block-time", 200*time.Millisecond, "timeout_commit")
+	flag.IntVar(&o.basePort, "base-port", 46656, "first port")
+	flag.IntVar(&o.batch, "batch", 50, "txs per JSON-RPC batch request")
+	flag.IntVar(&o.rate, "rate", 1000, "tx/s for the latency run")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the Agora run here")
+	flag.Parse()
+	log.SetFlags(0)
+	cpuprofile = *profile
+
+	kvApp := func(int) abci.Application { return kvstore.NewInMemoryApplication() }
+	paced := o
+	paced.txs = o.rate * 5
+	pace := time.Duration(float64(time.Second) * float64(o.workers) / float64(o.rate))
+	var rows [2][2]result
+	for i, sys := range []string{"kvstore", "agora"} {
+		for j, opt := range []options{o, paced} {
+			var r result
+			var err error
+			p := time.Duration(0)
+			if j == 1 {
+				p = pace
+			}
+			if sys == "kvstore" {
+				r, err = measure(opt, sys, kvLanes(opt), p, kvApp)
+			} else {
+				lanes, accounts := agoraLanes(opt)
+				r, err = measure(opt, sys, lanes, p, nil, accounts...)
+			}
+			if err != nil {
+				log.Fatal(err)
+			}
+			rows[i][j] = r
+		}
+	}
+	kv, ag := rows[0][0], rows[1][0]
+	fmt.Printf("\nvalidators=%d block-time=%s; throughput: %d txs sent as fast as the node takes them; latency: broadcast to commit at %d tx/s\n",
+		o.validators, o.blockTime, o.txs, o.rate)
+	fmt.Printf("%-10s %12s %8s %10s %10s %10s\n", "", "committed/s", "failed", "p50 ms", "p99 ms", "failed")
+	for i, name := range []string{"kvstore", "agora"} {
+		t, l := rows[i][0], rows[i][1]
+		fmt.Printf("%-10s %12.0f %8d %10.1f %10.1f %10d\n", name, t.tps, t.failed, ms(l.p50), ms(l.p99), l.failed)
+	}
+	fmt.Printf("ratio agora/kvstore: %.2f (target >= 0.80); agora >= 5000/s: %v; agora p50 <= 300 ms: %v\n",
+		ag.tps/kv.tps, ag.tps >= 5000, rows[1][1].p50 <= 300*time.Millisecond)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+type result struct {
+	name     string
+	tps      float64
+	p50, p99 time.Duration
+	failed   int
+}
+
+// kvLanes: unique key=value txs of about the size of an Agora transfer.
+func kvLanes(o options) [][][]byte {
+	lanes := make([][][]byte, o.workers)
+	for i := 0; i < o.txs; i++ {
+		lanes[i%o.workers] = append(lanes[i%o.workers], []byte(fmt.Sprintf("bench%08d=%0200d", i, i)))
+	}
+	return lanes
+}
+
+func benchKey(i int) ed25519.PrivateKey {
+	s := sha256.Sum256([]byte(fmt.Sprintf("bench account %d", i)))
+	return ed25519.NewKeyFromSeed(s[:])
+}
+
+// agoraLanes pre-signs transfers among many accounts. Each account belongs
+// to one lane, so its sequence numbers arrive in order.
+func agoraLanes(o options) ([][][]byte, []node.Account) {
+	keys := make([]ed25519.PrivateKey, o.accounts)
+	var accounts []node.Account
+	for i := range keys {
+		keys[i] = benchKey(i)
+		accounts = append(accounts, node.Account{Address: addr.FromPubKey(keys[i].Public().(ed25519.PublicKey)), Coins: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
+	}
+	lanes := make([][][]byte, o.workers)
+	seq := make([]uint64, o.accounts)
+	for i := 0; i < o.txs; i++ {
+		from := i % o.accounts
+		to := (from*7 + 13) % o.accounts
+		raw, err := tx.Sign(keys[from], "agora-bench", seq[from], coin.New(coin.Native, 10), "",
+			&bank.MsgSend{From: accounts[from].Address.String(), To: accounts[to].Address.String(), Amount: []*coin.Coin{coin.New(coin.Native, 1)}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		seq[from]++
+		lane := from % o.workers
+		lanes[lane] = append(lanes[lane], raw)
+	}
+	return lanes, accounts
+}
+
+// measure starts a fresh network running app (nil: Agora), sends all lanes
+// through node 0's RPC, and waits until every tx is in a block.
+func measure(o options, name string, lanes [][][]byte, pace time.Duration, app func(int) abci.Application, accounts ...node.Account) (result, error) {
+	dir, err := os.MkdirTemp("", "agora-bench-"+name)
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	configs, err := node.InitTestnet(node.TestnetConfig{Validators: o.validators, Out: dir, ChainID: "agora-bench", BasePort: o.basePort, BlockTime: o.blockTime, Accounts: accounts})
+	if err != nil {
+		return result{}, err
+	}
+	var nodes []*node.Node
+	defer func() {
+		for _, n := range nodes {
+			n.Stop()
+		}
+	}()
+	for i, c := range configs {
+		cfg := node.Config{Comet: c, App: chain.DefaultConfig()}
+		if app != nil {
+			cfg.Application = app(i)
+		}
+		n, err := node.Start(cfg)
+		if err != nil {
+			return result{}, err
+		}
+		nodes = append(nodes, n)
+	}
+	if err := nodes[0].WaitForHeight(2, 60*time.Second); err != nil {
+		return result{}, err
+	}
+	rpc, err := rpchttp.New(nodes[0].RPC(), "/websocket")
+	if err != nil {
+		return result{}, err
+	}
+	if err := rpc.Start(); err != nil {
+		return result{}, err
+	}
+	defer rpc.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	total := 0
+	for _, l := range lanes {
+		total += len(l)
+	}
+	if cpuprofile != "" && app == nil {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return result{}, err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var sent sync.Map // tx hash -> send time
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, lane := range lanes {
+		wg.Add(1)
+		go func(lane [][]byte) {
+			defer wg.Done()
+			// Each lane sends batches of broadcast_tx_sync calls in one
+			// JSON-RPC request; a batch keeps the lane's order.
+			for k := 0; len(lane) > 0; k++ {
+				n := min(o.batch, len(lane))
+				if pace > 0 { // open loop: one tx per tick, whatever the node does
+					n = 1
+					time.Sleep(time.Until(start.Add(time.Duration(k) * pace)))
+				}
+				batch := rpc.NewBatch()
+				for _, raw := range lane[:n] {
+					sent.Store(cmttypes.Tx(raw).Key(), time.Now())
+					if _, err := batch.BroadcastTxSync(ctx, raw); err != nil {
+						log.Fatal(err)
+					}
+				}
+				results, err := batch.Send(ctx)
+				if err != nil {
+					if strings.Contains(err.Error(), "full") {
+						time.Sleep(20 * time.Millisecond)
+						continue
+					}
+					log.Fatalf("%s: broadcast: %v", name, err)
+				}
+				// On a full mempool, resend from the first tx it refused; a
+				// resent tx that did get in is reported as already known.
+				next := n
+				for i, r := range results {
+					msg := ""
+					switch res := r.(type) {
+					case *ctypes.ResultBroadcastTx:
+						if res.Code != 0 {
+							msg = fmt.Sprintf("code %d: %s", res.Code, res.Log)
+						}
+					case *rpctypes.RPCError:
+						msg = res.Error()
+					}
+					if msg == "" || strings.Contains(msg, "already exists") {
+						continue
+					}
+					if strings.Contains(msg, "full") {
+						next = min(next, i)
+						continue
+					}
+					if i < next {
+						failed.Add(1)
+						if failed.Load() < 5 {
+							log.Printf("%s: broadcast refused: %s", name, msg)
+						}
+					}
+				}
+				if next < n {
+					time.Sleep(20 * time.Millisecond)
+				}
+				lane = lane[next:]
+			}
+		}(lane)
+	}
+
+	// Watch blocks by polling: a NewBlock subscription would make the node
+	// JSON-encode every tx result and event, which costs more than the
+	// work being measured. Results are checked after the clock stops.
+	var lat []time.Duration
+	committed, lastCommit, next := 0, time.Now(), nodes[0].Height()+1
+	var heights []int64
+	for committed < total-int(failed.Load()) {
+		if ctx.Err() != nil {
+			return result{}, fmt.Errorf("%s: %d of %d committed before timeout", name, committed, total)
+		}
+		if nodes[0].Height() < next {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		now := time.Now()
+		blk, err := rpc.Block(ctx, &next)
+		if err != nil {
+			return result{}, err
+		}
+		for _, t := range blk.Block.Txs {
+			if v, ok := sent.Load(t.Key()); ok {
+				committed++
+				lat = append(lat, now.Sub(v.(time.Time)))
+			}
+		}
+		if len(blk.Block.Txs) > 0 {
+			lastCommit = now
+			heights = append(heights, next)
+		}
+		next++
+	}
+	elapsed := lastCommit.Sub(start)
+	if cpuprofile != "" && app == nil {
+		pprof.StopCPUProfile()
+	}
+	for _, h := range heights {
+		res, err := rpc.BlockResults(ctx, &h)
+		if err != nil {
+			return result{}, err
+		}
+		for _, r := range res.TxsResults {
+			if r.Code != 0 {
+				failed.Add(1)
+				committed--
+			}
+		}
+	}
+	wg.Wait()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r := result{name: name, tps: float64(committed) / elapsed.Seconds(), failed: int(failed.Load())}
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	log.Printf("%s: %d committed in %.2fs", name, committed, elapsed.Seconds())
+	return r, nil
+}

@@ -1,0 +1,78 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/node"
+)
+
+// TestDevnetConcurrentTxs runs the devnet in-process and sends txs from
+// several keys at once, through the parallel signature check and the
+// serialised app, under the race detector in CI.
+func TestDevnetConcurrentTxs(t *testing.T) {
+	cfg := node.DefaultDevnetConfig(t.TempDir())
+	cfg.BasePort = e2e.FreePorts(t, 2)
+	cfg.BlockTime = 100 * time.Millisecond
+	d, err := node.StartDevnet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	if err := d.Node.WaitForHeight(2, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bob, err := d.Keyring.Get("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.Balance(ctx, bob.Address(), coin.Native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perKey = 5
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*perKey)
+	for _, name := range []string{"alice", "issuer"} {
+		k, err := d.Keyring.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perKey; i++ {
+				msg := &bank.MsgSend{From: k.Address().String(), To: bob.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 7)}}
+				if _, err := c.Submit(ctx, k, "", msg); err != nil {
+					errs <- fmt.Errorf("%s tx %d: %w", k.Name, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	after, err := c.Balance(ctx, bob.Address(), coin.Native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := after-before, uint64(2*perKey*7); got != want {
+		t.Errorf("bob received %d, want %d", got, want)
+	}
+}
