@@ -13,8 +13,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/tx"
+	"github.com/agoranet/agora/internal/client"
 )
 
 type coinJSON struct {
@@ -32,8 +34,9 @@ func coinsJSON(cs []*coin.Coin) []coinJSON {
 
 func queryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
+	var prove bool
 	balance := &cobra.Command{
-		Use: "balance ADDR", Short: "An address's balances", Args: cobra.ExactArgs(1),
+		Use: "balance ADDR [--prove]", Short: "An address's balances", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := parseAddr(args[0])
 			if err != nil {
@@ -42,6 +45,9 @@ func queryCmd() *cobra.Command {
 			c, err := dial()
 			if err != nil {
 				return err
+			}
+			if prove {
+				return provenBalances(cmd, c, a)
 			}
 			r, err := c.Balances(cmd.Context(), a)
 			if err != nil {
@@ -62,6 +68,7 @@ func queryCmd() *cobra.Command {
 			})
 		},
 	}
+	balance.Flags().BoolVar(&prove, "prove", false, "check each balance with a Merkle proof against the block header's app hash")
 	account := &cobra.Command{
 		Use: "account ADDR", Short: "An account's sequence and public key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -184,4 +191,35 @@ func describeTx(raw []byte) (*txDetail, error) {
 		out.Msgs = append(out.Msgs, wrapped)
 	}
 	return out, nil
+}
+
+// provenBalances prints each denom's balance checked by Merkle proof.
+func provenBalances(cmd *cobra.Command, c *client.Client, a addr.Address) error {
+	supply, err := c.Supply(cmd.Context())
+	if err != nil {
+		return err
+	}
+	type proven struct {
+		Denom  string `json:"denom"`
+		Amount string `json:"amount"`
+		Height int64  `json:"height"`
+	}
+	out := struct {
+		Address  string   `json:"address"`
+		Balances []proven `json:"balances"`
+		Proven   bool     `json:"proven"`
+	}{Address: a.String(), Proven: true}
+	for _, s := range supply.Supply {
+		n, h, err := c.ProvenBalance(cmd.Context(), a, s.Denom)
+		if err != nil {
+			return err
+		}
+		out.Balances = append(out.Balances, proven{s.Denom, strconv.FormatUint(n, 10), h})
+	}
+	return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+		fmt.Fprintln(w, a)
+		for _, b := range out.Balances {
+			fmt.Fprintf(w, "  %s%s  (proven against the app hash of height %d)\n", b.Amount, b.Denom, b.Height)
+		}
+	})
 }

@@ -82,11 +82,12 @@ type App struct {
 	// has admitted since. Commit replaces it.
 	check *store.Cache
 
-	// verified remembers tx hashes whose signatures CheckTx has checked, so
-	// FinalizeBlock does not verify them again. It changes no result: a
-	// hash not in it is simply verified.
+	// verified remembers, by tx hash, the txs whose signatures have been
+	// checked, decoded, so that neither CheckTx nor FinalizeBlock decodes or
+	// verifies a tx twice. It changes no result: a tx not in it is simply
+	// decoded and verified.
 	verifiedMu sync.Mutex // guards verified
-	verified   map[[32]byte]struct{}
+	verified   map[[32]byte]*tx.Decoded
 }
 
 type route struct {
@@ -96,14 +97,14 @@ type route struct {
 
 var chainIDKey = []byte("app/chain_id")
 
-const maxVerified = 200_000
+const maxVerified = 100_000
 
 // New opens the app's state in cfg.Dir.
 func New(cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, verified: map[[32]byte]struct{}{}}
+	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, verified: map[[32]byte]*tx.Decoded{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -216,23 +217,23 @@ func (a *App) Preverify(raw []byte) {
 	_, _ = a.decode(raw, true)
 }
 
-// decode parses a tx and checks its signature, once per tx hash.
+// decode parses a tx and checks its signature, once per tx hash. With
+// remember set the result is kept for the next call; without, a kept
+// result is used up (a tx is in at most one block).
 func (a *App) decode(raw []byte, remember bool) (*tx.Decoded, error) {
+	h := tx.Hash(raw)
+	a.verifiedMu.Lock()
+	d, ok := a.verified[h]
+	if ok && !remember {
+		delete(a.verified, h)
+	}
+	a.verifiedMu.Unlock()
+	if ok {
+		return d, nil
+	}
 	d, err := tx.Decode(raw, a.Resolve)
 	if err != nil {
 		return nil, err
-	}
-	h := tx.Hash(raw)
-	a.verifiedMu.Lock()
-	_, ok := a.verified[h]
-	a.verifiedMu.Unlock()
-	if ok {
-		if !remember {
-			a.verifiedMu.Lock()
-			delete(a.verified, h)
-			a.verifiedMu.Unlock()
-		}
-		return d, nil
 	}
 	if err := d.Verify(); err != nil {
 		return nil, err
@@ -240,9 +241,9 @@ func (a *App) decode(raw []byte, remember bool) (*tx.Decoded, error) {
 	if remember {
 		a.verifiedMu.Lock()
 		if len(a.verified) >= maxVerified {
-			clear(a.verified)
+			clear(a.verified) // rare: a mempool this large is being flooded
 		}
-		a.verified[h] = struct{}{}
+		a.verified[h] = d
 		a.verifiedMu.Unlock()
 	}
 	return d, nil

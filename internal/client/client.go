@@ -5,6 +5,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,10 +13,12 @@ import (
 	"sync"
 	"time"
 
+	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -219,4 +222,41 @@ func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// ProvenBalance reads one balance with a Merkle proof and checks the proof
+// against the app hash in the header of the following block, so the answer
+// does not rest on trusting this node's word alone (only its block
+// header, which a light client would check against the validator set).
+func (c *Client) ProvenBalance(ctx context.Context, a addr.Address, denom string) (amount uint64, height int64, err error) {
+	key := bank.BalanceKey(a, denom)
+	res, err := c.rpc.ABCIQueryWithOptions(ctx, chain.StorePath, key, rpcclient.ABCIQueryOptions{Prove: true})
+	if err != nil {
+		return 0, 0, fmt.Errorf("client: query %s: %w", chain.StorePath, err)
+	}
+	r := res.Response
+	if r.Code != 0 {
+		return 0, 0, &ChainError{Code: r.Code, Log: r.Log}
+	}
+	// The state at height h is committed to by block h+1's header.
+	next := r.Height + 1
+	var hdr *ctypes.ResultHeader
+	for {
+		hdr, err = c.rpc.Header(ctx, &next)
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("client: header %d: %w", next, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := chain.VerifyProof(hdr.Header.AppHash, key, r.Value, r.ProofOps); err != nil {
+		return 0, 0, fmt.Errorf("client: balance of %s at height %d: %w", a, r.Height, err)
+	}
+	if len(r.Value) == 8 {
+		amount = binary.BigEndian.Uint64(r.Value)
+	}
+	return amount, r.Height, nil
 }

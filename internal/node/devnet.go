@@ -84,6 +84,7 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	comet := CometConfig(cfg.Home, "devnet", Ports{P2P: cfg.BasePort, RPC: cfg.BasePort + 1}, cfg.BlockTime)
+	comet.P2P.PexReactor = false // a devnet has no peers to discover
 	if cfg.Reset {
 		if err := wipeHome(cfg.Home); err != nil {
 			return nil, err

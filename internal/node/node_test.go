@@ -2,7 +2,11 @@ package node_test
 
 import (
 	"context"
+
 	"fmt"
+	abci "github.com/cometbft/cometbft/abci/types"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	cmttypes "github.com/cometbft/cometbft/types"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +47,20 @@ func TestDevnetConcurrentTxs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Clients follow state changes over the websocket, filtered by the
+	// indexed event attributes.
+	ws, err := rpchttp.New(d.Node.RPC(), "/websocket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Stop()
+	events, err := ws.Subscribe(ctx, "test", fmt.Sprintf("tm.event='Tx' AND transfer.recipient='%s'", bob.Address()), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const perKey = 5
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*perKey)
@@ -75,4 +93,36 @@ func TestDevnetConcurrentTxs(t *testing.T) {
 	if got, want := after-before, uint64(2*perKey*7); got != want {
 		t.Errorf("bob received %d, want %d", got, want)
 	}
+	for i := 0; i < 2*perKey; i++ {
+		select {
+		case ev := <-events:
+			txe := ev.Data.(cmttypes.EventDataTx)
+			if !hasAttr(txe.Result.Events, "transfer", "recipient", bob.Address().String()) || !hasAttr(txe.Result.Events, "transfer", "amount", "7uagr") {
+				t.Errorf("event %d lacks the transfer to bob: %v", i, txe.Result.Events)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d transfer events over the websocket, want %d", i, 2*perKey)
+		}
+	}
+	proven, h, err := c.ProvenBalance(ctx, bob.Address(), coin.Native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proven != after || h <= 0 {
+		t.Errorf("proven balance %d at height %d, want %d", proven, h, after)
+	}
+}
+
+func hasAttr(evs []abci.Event, typ, key, value string) bool {
+	for _, e := range evs {
+		if e.Type != typ {
+			continue
+		}
+		for _, a := range e.Attributes {
+			if a.Key == key && a.Value == value {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -55,6 +55,7 @@ func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 	for i := 0; i < c.Validators; i++ {
 		home := filepath.Join(c.Out, fmt.Sprintf("node%d", i))
 		cfg := CometConfig(home, fmt.Sprintf("node%d", i), PortsFrom(c.BasePort, i), c.BlockTime)
+		cfg.P2P.PexReactor = false // every peer is listed in persistent_peers
 		val, err := WriteHome(cfg)
 		if err != nil {
 			return nil, err

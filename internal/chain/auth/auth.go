@@ -113,7 +113,7 @@ func Admit(ctx *module.Context, d *tx.Decoded) error {
 	acc.PublicKey = b.PublicKey
 	acc.Sequence++
 	setAccount(ctx.KV, d.Signer, acc)
-	ctx.Emit("tx", "signer", d.Signer.String(), "sequence", module.U64(b.Sequence), "fee", coin.String(fee))
+	ctx.Emit("tx", module.Key("signer", d.Signer.String()), module.Val("sequence", module.U64(b.Sequence)), module.Val("fee", coin.String(fee)))
 	return nil
 }
 

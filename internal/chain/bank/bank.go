@@ -137,7 +137,7 @@ func Send(ctx *module.Context, from, to addr.Address, coins []*coin.Coin) error 
 		if err := add(ctx.KV, to, c); err != nil {
 			return err
 		}
-		ctx.Emit("transfer", "sender", from.String(), "recipient", to.String(), "amount", coin.String(c))
+		ctx.Emit("transfer", module.Key("sender", from.String()), module.Key("recipient", to.String()), module.Val("amount", coin.String(c)))
 	}
 	return nil
 }
@@ -162,7 +162,7 @@ func Mint(ctx *module.Context, issuer, to addr.Address, c *coin.Coin) error {
 		return err
 	}
 	setU64(ctx.KV, supplyKey(c.Denom), supply)
-	ctx.Emit("mint", "issuer", issuer.String(), "recipient", to.String(), "amount", coin.String(c))
+	ctx.Emit("mint", module.Key("issuer", issuer.String()), module.Key("recipient", to.String()), module.Val("amount", coin.String(c)))
 	return nil
 }
 
@@ -175,7 +175,7 @@ func Burn(ctx *module.Context, from addr.Address, c *coin.Coin) error {
 		return err
 	}
 	setU64(ctx.KV, supplyKey(c.Denom), Supply(ctx.KV, c.Denom)-c.Amount)
-	ctx.Emit("burn", "burner", from.String(), "amount", coin.String(c))
+	ctx.Emit("burn", module.Key("burner", from.String()), module.Val("amount", coin.String(c)))
 	return nil
 }
 

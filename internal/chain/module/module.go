@@ -43,13 +43,20 @@ func (c *Context) With(kv store.KV) *Context {
 	return &cp
 }
 
-// Emit records an event. attrs are key, value pairs.
-func (c *Context) Emit(typ string, attrs ...string) {
-	ev := abci.Event{Type: typ, Attributes: make([]abci.EventAttribute, 0, len(attrs)/2)}
-	for i := 0; i+1 < len(attrs); i += 2 {
-		ev.Attributes = append(ev.Attributes, abci.EventAttribute{Key: attrs[i], Value: attrs[i+1], Index: true})
-	}
-	*c.events = append(*c.events, ev)
+// Attr is one attribute of an event.
+type Attr = abci.EventAttribute
+
+// Key is an attribute clients search by (an address, an id): the node's
+// tx indexer indexes it.
+func Key(k, v string) Attr { return Attr{Key: k, Value: v, Index: true} }
+
+// Val is an attribute clients read but do not search by (an amount): not
+// indexed, which keeps the indexer's writes per tx down.
+func Val(k, v string) Attr { return Attr{Key: k, Value: v} }
+
+// Emit records an event.
+func (c *Context) Emit(typ string, attrs ...Attr) {
+	*c.events = append(*c.events, abci.Event{Type: typ, Attributes: attrs})
 }
 
 // Events returns what has been emitted so far.
@@ -75,7 +82,9 @@ type Module interface {
 	Name() string
 	// Msgs lists one zero value of each message type the module handles.
 	Msgs() []Msg
-	// Handle executes one message whose signer has been authenticated.
+	// Handle executes one message whose signer has been authenticated. It
+	// must not modify msg, which the app may share between CheckTx and the
+	// block.
 	Handle(ctx *Context, msg Msg) error
 	// Query answers a read-only request at a path under the module's route.
 	Query(ctx *Context, path string, data []byte) (proto.Message, error)

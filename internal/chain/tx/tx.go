@@ -96,6 +96,7 @@ func Decode(raw []byte, resolve Resolver) (*Decoded, error) {
 		return nil, fmt.Errorf("tx: no messages: %w", codes.ErrTxDecode)
 	}
 	d := &Decoded{Body: &body, RawBody: t.Body, Signature: t.Signature, Signer: addr.FromPubKey(body.PublicKey), Msgs: make([]module.Msg, 0, len(body.Msgs))}
+	signer := d.Signer.String()
 	for i, a := range body.Msgs {
 		m, ok := resolve(a.TypeUrl)
 		if !ok {
@@ -107,8 +108,8 @@ func Decode(raw []byte, resolve Resolver) (*Decoded, error) {
 		if err := m.ValidateBasic(); err != nil {
 			return nil, fmt.Errorf("tx: message %d (%s): %w", i, a.TypeUrl, err)
 		}
-		if m.Signer() != d.Signer.String() {
-			return nil, fmt.Errorf("tx: message %d must be signed by %s, but the tx is signed by %s: %w", i, m.Signer(), d.Signer, codes.ErrUnauthorized)
+		if m.Signer() != signer {
+			return nil, fmt.Errorf("tx: message %d must be signed by %s, but the tx is signed by %s: %w", i, m.Signer(), signer, codes.ErrUnauthorized)
 		}
 		d.Msgs = append(d.Msgs, m)
 	}
