@@ -22,6 +22,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/chain/tx"
 )
@@ -58,7 +60,7 @@ func (c Config) Validate() error {
 // Modules returns the chain's modules in the order the app runs their
 // genesis and block hooks.
 func Modules() []module.Module {
-	return []module.Module{auth.Module{}, bank.Module{}}
+	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}}
 }
 
 // App is the ABCI application.

@@ -20,6 +20,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/node"
 )
@@ -52,7 +54,7 @@ type harness struct {
 }
 
 // newHarness starts an app with alice, bob and issuer funded (1,000,000
-// of each denom) and issuer minting uusdc. dir "" keeps state in memory.
+// of each denom), dave with 1,000,000,000uagr, and issuer minting uusdc. dir "" keeps state in memory.
 func newHarness(t testing.TB, dir string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, queued: map[string]uint64{}}
@@ -61,6 +63,8 @@ func newHarness(t testing.TB, dir string) *harness {
 	for _, n := range []string{"alice", "bob", "issuer"} {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New("uagr", 1_000_000), coin.New("uusdc", 1_000_000)}})
 	}
+	// dave can afford a provider's stake.
+	g.Accounts = append(g.Accounts, node.Account{Address: address("dave"), Coins: []*coin.Coin{coin.New("uagr", 1_000_000_000)}})
 	doc, err := g.Doc()
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +182,26 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 		msg = &bank.MsgMint{Issuer: fromAddr, To: target(arg("to", from)), Amount: coins(arg("amount", "1uusdc"))[0]}
 	case "burn":
 		msg = &bank.MsgBurn{From: fromAddr, Amount: coins(arg("amount", "1uagr"))[0]}
+	case "bond":
+		msg = &staking.MsgBond{Staker: fromAddr, Amount: coins(arg("amount", "100000000uagr"))[0]}
+	case "unbond":
+		msg = &staking.MsgUnbond{Staker: fromAddr, Amount: coins(arg("amount", "100000000uagr"))[0]}
+	case "register":
+		msg = &provider.MsgRegisterProvider{Operator: fromAddr, Endpoint: arg("endpoint", "http://127.0.0.1:8080"), Region: arg("region", "eu"), Hardware: arg("hardware", "cpu")}
+	case "service":
+		m := &provider.MsgRegisterService{Operator: fromAddr, ModelId: arg("model", strings.Repeat("ab", 32)), ModelName: arg("name", "agora/tiny-lm"),
+			PricePerRequest: coins(arg("price", "0uusdc"))[0], MaxConcurrency: 4}
+		if r := arg("royalty", ""); r != "" {
+			to, bps, _ := strings.Cut(r, ":")
+			var n uint32
+			fmt.Sscan(bps, &n)
+			m.Royalties = []*provider.Royalty{{Recipient: target(to), Bps: n}}
+		}
+		msg = m
+	case "heartbeat":
+		msg = &provider.MsgHeartbeat{Operator: fromAddr}
+	case "deregister":
+		msg = &provider.MsgDeregister{Operator: fromAddr}
 	default:
 		h.t.Fatalf("%s: unknown msg", d.Pos)
 	}
@@ -197,7 +221,7 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 }
 
 func (h *harness) name(a string) string {
-	for _, n := range []string{"alice", "bob", "issuer", "carol"} {
+	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave"} {
 		if address(n).String() == a {
 			return n
 		}
@@ -273,6 +297,59 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			return err.Error()
 		}
 		return fmt.Sprintf("sequence %d", acc.Sequence)
+	case "blocks":
+		// Advance n empty blocks and print the events the chain emitted.
+		var n int
+		fmt.Sscan(d.CmdArgs[0].Key, &n)
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			resp, _ := h.block()
+			for _, ev := range resp.Events {
+				fmt.Fprintf(&b, "height %d: %s", h.height, ev.Type)
+				for _, a := range ev.Attributes {
+					fmt.Fprintf(&b, " %s=%s", a.Key, h.shorten(a.Value))
+				}
+				b.WriteString("\n")
+			}
+		}
+		fmt.Fprintf(&b, "at height %d", h.height)
+		return b.String()
+	case "stake":
+		var r staking.QueryStakeResponse
+		if err := h.query("/staking/stake", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+			return err.Error()
+		}
+		out := fmt.Sprintf("bonded %d unbonding %d slashed %d jailed_until %d", r.Stake.Bonded, r.Stake.Unbonding, r.Stake.Slashed, r.Stake.JailedUntil)
+		for _, u := range r.Unbondings {
+			out += fmt.Sprintf("\nunbonding %d at %d", u.Amount, u.CompletesAt)
+		}
+		return out
+	case "provider":
+		var r provider.ProviderInfo
+		if err := h.query("/provider/provider", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+			return h.shorten(err.Error())
+		}
+		p := r.Provider
+		out := fmt.Sprintf("%s %s last_heartbeat %d jailed %d times, stake %d", p.Status, p.Endpoint, p.LastHeartbeat, p.TimesJailed, r.Stake)
+		for _, sv := range r.Services {
+			out += fmt.Sprintf("\nservice %s %s…", sv.ModelName, sv.ModelId[:8])
+		}
+		return out
+	case "providers":
+		var r provider.QueryProvidersResponse
+		req := &provider.QueryProvidersRequest{}
+		if len(d.CmdArgs) > 0 {
+			req.Model = d.CmdArgs[0].Key
+		}
+		data, _ := proto.Marshal(req)
+		if err := h.query("/provider/providers", data, &r); err != nil {
+			return err.Error()
+		}
+		var names []string
+		for _, p := range r.Providers {
+			names = append(names, h.name(p.Provider.Operator)+":"+p.Provider.Status.String())
+		}
+		return "[" + strings.Join(names, " ") + "]"
 	case "restart":
 		h.restart()
 		info, _ := h.app.Info(context.Background(), &abci.RequestInfo{})
@@ -284,10 +361,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 
 // shorten replaces addresses in logs with names, so scripts stay readable.
 func (h *harness) shorten(s string) string {
-	for _, n := range []string{"alice", "bob", "issuer", "carol"} {
+	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave"} {
 		s = strings.ReplaceAll(s, address(n).String(), n)
 	}
 	s = strings.ReplaceAll(s, auth.FeePool.String(), "fee_pool")
+	s = strings.ReplaceAll(s, staking.BondedPool.String(), "bonded_pool")
+	s = strings.ReplaceAll(s, staking.UnbondingPool.String(), "unbonding_pool")
 	return s
 }
 

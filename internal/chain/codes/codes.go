@@ -33,6 +33,8 @@ var (
 	ErrInvalidRequest    = &Error{13, "invalid request"}
 	ErrNotFound          = &Error{14, "not found"}
 	ErrTxTooLarge        = &Error{15, "transaction too large"}
+	ErrInsufficientStake = &Error{16, "insufficient stake"}
+	ErrJailed            = &Error{17, "jailed"}
 )
 
 // All lists the table, for docs and for the test that keeps codes unique.
@@ -40,7 +42,7 @@ var All = []*Error{
 	ErrInternal, ErrTxDecode, ErrWrongChain, ErrSignature, ErrSequence,
 	ErrInsufficientFee, ErrInsufficientFunds, ErrUnknownDenom, ErrInvalidAmount,
 	ErrUnauthorized, ErrInvalidAddress, ErrUnknownMsg, ErrInvalidRequest,
-	ErrNotFound, ErrTxTooLarge,
+	ErrNotFound, ErrTxTooLarge, ErrInsufficientStake, ErrJailed,
 }
 
 // Of returns the code an error carries, ErrInternal's for an error that

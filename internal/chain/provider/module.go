@@ -1,0 +1,101 @@
+package provider
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/module"
+)
+
+// Module is the provider registry as a chain module.
+type Module struct{}
+
+var (
+	_ module.Module     = Module{}
+	_ module.EndBlocker = Module{}
+)
+
+func (Module) Name() string { return Name }
+
+func (Module) Msgs() []module.Msg {
+	return []module.Msg{&MsgRegisterProvider{}, &MsgRegisterService{}, &MsgRemoveService{}, &MsgHeartbeat{}, &MsgDeregister{}}
+}
+
+func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+	switch m := msg.(type) {
+	case *MsgRegisterProvider:
+		return Register(ctx, ctx.Signer, m)
+	case *MsgRegisterService:
+		return RegisterService(ctx, ctx.Signer, m)
+	case *MsgRemoveService:
+		if _, err := mustGet(ctx.KV, ctx.Signer); err != nil {
+			return err
+		}
+		s := GetService(ctx.KV, ctx.Signer, m.ModelId)
+		if s == nil {
+			return fmt.Errorf("provider: %s offers no model %s: %w", ctx.Signer, m.ModelId, codes.ErrNotFound)
+		}
+		removeService(ctx, ctx.Signer, s)
+		return nil
+	case *MsgHeartbeat:
+		return Heartbeat(ctx, ctx.Signer)
+	case *MsgDeregister:
+		return Deregister(ctx, ctx.Signer)
+	}
+	return fmt.Errorf("provider: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+}
+
+// Query paths: "providers" (data: a QueryProvidersRequest), "provider"
+// (data: operator address), "params".
+func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
+	switch path {
+	case "providers":
+		var req QueryProvidersRequest
+		if err := proto.Unmarshal(data, &req); err != nil {
+			return nil, fmt.Errorf("provider: bad providers query: %w", codes.ErrInvalidRequest)
+		}
+		return &QueryProvidersResponse{Providers: List(ctx.KV, req.Model, req.OnlineOnly)}, nil
+	case "provider":
+		a, err := bank.ParseAddr("address", string(data))
+		if err != nil {
+			return nil, err
+		}
+		info := Info(ctx.KV, a)
+		if info == nil {
+			return nil, fmt.Errorf("provider: %s is not registered: %w", a, codes.ErrNotFound)
+		}
+		return info, nil
+	case "params":
+		return GetParams(ctx.KV), nil
+	}
+	return nil, fmt.Errorf("provider: no query %q (try providers, provider, params): %w", path, codes.ErrInvalidRequest)
+}
+
+func (Module) DefaultGenesis() json.RawMessage {
+	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: DefaultParams()})
+	return b
+}
+
+func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
+	if raw == nil {
+		raw = m.DefaultGenesis()
+	}
+	var g Genesis
+	if err := protojson.Unmarshal(raw, &g); err != nil {
+		return fmt.Errorf("provider: genesis: %w", err)
+	}
+	p := g.Params
+	if p == nil {
+		p = DefaultParams()
+	}
+	if p.OfflineAfterBlocks < 1 || p.JailAfterBlocks <= p.OfflineAfterBlocks || p.DowntimeSlashBps > 10_000 || p.DowntimeJailBlocks < 0 {
+		return fmt.Errorf("provider: genesis params: want 1 <= offline_after < jail_after, slash <= 10000 bps")
+	}
+	ctx.KV.Set(paramsKey, mustMarshal(p))
+	return nil
+}

@@ -1,0 +1,313 @@
+// Package provider is the service registry: who sells which model at what
+// price, at which endpoint, and whether they are alive. Providers must have
+// stake bonded; a provider that stops sending heartbeats goes offline (not
+// routable) and, after a longer silence, is jailed and slashed.
+package provider
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/store"
+)
+
+// Name is the module's name and store prefix.
+const Name = "provider"
+
+var (
+	providerPrefix = []byte("provider/p/")  // operator -> Provider
+	servicePrefix  = []byte("provider/s/")  // operator | model id -> Service
+	modelPrefix    = []byte("provider/m/")  // model id | operator -> nil
+	namePrefix     = []byte("provider/n/")  // model name 0x00 operator -> model id
+	livenessPrefix = []byte("provider/hb/") // last heartbeat | operator -> nil
+	paramsKey      = []byte("provider/params")
+)
+
+// DefaultParams are a new chain's params: with 200 ms blocks a provider is
+// offline after 4 s of silence and jailed (1% slashed) after a minute.
+func DefaultParams() *Params {
+	return &Params{MinStake: 100_000_000, OfflineAfterBlocks: 20, JailAfterBlocks: 300, DowntimeSlashBps: 100, DowntimeJailBlocks: 100}
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func mustUnmarshal(b []byte, m proto.Message) {
+	if err := proto.Unmarshal(b, m); err != nil {
+		panic(store.IOError{Err: fmt.Errorf("provider: corrupt record: %w", err)})
+	}
+}
+
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func be(n int64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	return b[:]
+}
+
+func providerKey(a addr.Address) []byte           { return cat(providerPrefix, a[:]) }
+func serviceKey(a addr.Address, id string) []byte { return cat(servicePrefix, a[:], []byte(id)) }
+func modelKey(id string, a addr.Address) []byte   { return cat(modelPrefix, []byte(id), a[:]) }
+func nameKey(name string, a addr.Address) []byte {
+	return cat(namePrefix, []byte(name), []byte{0}, a[:])
+}
+func livenessKey(h int64, a addr.Address) []byte { return cat(livenessPrefix, be(h), a[:]) }
+
+// GetParams reads the params.
+func GetParams(kv store.Reader) *Params {
+	v := kv.Get(paramsKey)
+	if v == nil {
+		return DefaultParams()
+	}
+	p := &Params{}
+	mustUnmarshal(v, p)
+	return p
+}
+
+// Get returns a provider, or nil if a is not registered.
+func Get(kv store.Reader, a addr.Address) *Provider {
+	v := kv.Get(providerKey(a))
+	if v == nil {
+		return nil
+	}
+	p := &Provider{}
+	mustUnmarshal(v, p)
+	return p
+}
+
+func put(kv store.KV, a addr.Address, p *Provider) { kv.Set(providerKey(a), mustMarshal(p)) }
+
+// Services returns a provider's services, ordered by model id.
+func Services(kv store.Reader, a addr.Address) []*Service {
+	prefix := cat(servicePrefix, a[:])
+	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
+	defer it.Close()
+	var out []*Service
+	for ; it.Valid(); it.Next() {
+		s := &Service{}
+		mustUnmarshal(it.Value(), s)
+		out = append(out, s)
+	}
+	return out
+}
+
+// Service returns one offer, or nil.
+func GetService(kv store.Reader, a addr.Address, modelID string) *Service {
+	v := kv.Get(serviceKey(a, modelID))
+	if v == nil {
+		return nil
+	}
+	s := &Service{}
+	mustUnmarshal(v, s)
+	return s
+}
+
+func mustGet(kv store.Reader, a addr.Address) (*Provider, error) {
+	p := Get(kv, a)
+	if p == nil {
+		return nil, fmt.Errorf("provider: %s is not registered (send MsgRegisterProvider first): %w", a, codes.ErrNotFound)
+	}
+	return p, nil
+}
+
+func checkJail(ctx *module.Context, a addr.Address) error {
+	if until := staking.JailedUntil(ctx.KV, a, ctx.Height); until > 0 {
+		return fmt.Errorf("provider: %s is jailed until height %d: %w", a, until, codes.ErrJailed)
+	}
+	return nil
+}
+
+// setAlive records a heartbeat at this height and makes p online.
+func setAlive(ctx *module.Context, a addr.Address, p *Provider) {
+	if p.LastHeartbeat > 0 {
+		ctx.KV.Delete(livenessKey(p.LastHeartbeat, a))
+	}
+	p.LastHeartbeat = ctx.Height
+	ctx.KV.Set(livenessKey(ctx.Height, a), []byte{})
+	if p.Status != Status_STATUS_ONLINE {
+		p.Status = Status_STATUS_ONLINE
+		ctx.Emit("provider_online", module.Key("operator", a.String()))
+	}
+}
+
+// Register adds a provider or updates its details.
+func Register(ctx *module.Context, a addr.Address, m *MsgRegisterProvider) error {
+	params := GetParams(ctx.KV)
+	if have := staking.Bonded(ctx.KV, a); have < params.MinStake {
+		return fmt.Errorf("provider: %s has %duagr bonded, a provider needs %d (agora tx bond): %w", a, have, params.MinStake, codes.ErrInsufficientStake)
+	}
+	if err := checkJail(ctx, a); err != nil {
+		return err
+	}
+	p := Get(ctx.KV, a)
+	if p == nil {
+		p = &Provider{Operator: a.String(), RegisteredAt: ctx.Height}
+	}
+	p.Endpoint, p.Region, p.Hardware = m.Endpoint, m.Region, m.Hardware
+	setAlive(ctx, a, p)
+	put(ctx.KV, a, p)
+	ctx.Emit("register_provider", module.Key("operator", a.String()), module.Val("endpoint", m.Endpoint))
+	return nil
+}
+
+// RegisterService adds or updates an offer of a provider.
+func RegisterService(ctx *module.Context, a addr.Address, m *MsgRegisterService) error {
+	if _, err := mustGet(ctx.KV, a); err != nil {
+		return err
+	}
+	if err := checkPrices(ctx.KV, m); err != nil {
+		return err
+	}
+	if old := GetService(ctx.KV, a, m.ModelId); old != nil && old.ModelName != m.ModelName {
+		ctx.KV.Delete(nameKey(old.ModelName, a))
+	}
+	s := &Service{Operator: a.String(), ModelId: m.ModelId, ModelName: m.ModelName, PricePerRequest: m.PricePerRequest,
+		PricePer_1KTokens: m.PricePer_1KTokens, MaxConcurrency: m.MaxConcurrency, Royalties: m.Royalties}
+	ctx.KV.Set(serviceKey(a, m.ModelId), mustMarshal(s))
+	ctx.KV.Set(modelKey(m.ModelId, a), []byte{})
+	ctx.KV.Set(nameKey(m.ModelName, a), []byte(m.ModelId))
+	ctx.Emit("register_service", module.Key("operator", a.String()), module.Key("model_id", m.ModelId), module.Key("model_name", m.ModelName))
+	return nil
+}
+
+func removeService(ctx *module.Context, a addr.Address, s *Service) {
+	ctx.KV.Delete(serviceKey(a, s.ModelId))
+	ctx.KV.Delete(modelKey(s.ModelId, a))
+	ctx.KV.Delete(nameKey(s.ModelName, a))
+	ctx.Emit("remove_service", module.Key("operator", a.String()), module.Key("model_id", s.ModelId))
+}
+
+// Heartbeat marks a provider alive.
+func Heartbeat(ctx *module.Context, a addr.Address) error {
+	p, err := mustGet(ctx.KV, a)
+	if err != nil {
+		return err
+	}
+	if err := checkJail(ctx, a); err != nil {
+		return err
+	}
+	setAlive(ctx, a, p)
+	put(ctx.KV, a, p)
+	return nil
+}
+
+// Deregister removes a provider and its offers.
+func Deregister(ctx *module.Context, a addr.Address) error {
+	p, err := mustGet(ctx.KV, a)
+	if err != nil {
+		return err
+	}
+	for _, s := range Services(ctx.KV, a) {
+		removeService(ctx, a, s)
+	}
+	if p.Status != Status_STATUS_JAILED {
+		ctx.KV.Delete(livenessKey(p.LastHeartbeat, a))
+	}
+	ctx.KV.Delete(providerKey(a))
+	ctx.Emit("deregister_provider", module.Key("operator", a.String()))
+	return nil
+}
+
+// EndBlock enforces liveness. The liveness index is ordered by last
+// heartbeat, so it reads only the providers that are late.
+func (Module) EndBlock(ctx *module.Context) error {
+	params := GetParams(ctx.KV)
+	cutoff := ctx.Height - params.OfflineAfterBlocks
+	if cutoff < 0 {
+		return nil
+	}
+	// Late: a last heartbeat at or before the cutoff.
+	it := ctx.KV.Iterator(livenessPrefix, livenessKey(cutoff+1, addr.Address{}))
+	var late []addr.Address
+	for ; it.Valid(); it.Next() {
+		var a addr.Address
+		copy(a[:], it.Key()[len(livenessPrefix)+8:])
+		late = append(late, a)
+	}
+	it.Close()
+	for _, a := range late {
+		p := Get(ctx.KV, a)
+		silent := ctx.Height - p.LastHeartbeat
+		if silent >= params.JailAfterBlocks {
+			ctx.KV.Delete(livenessKey(p.LastHeartbeat, a)) // punished once per silence
+			p.Status = Status_STATUS_JAILED
+			p.TimesJailed++
+			put(ctx.KV, a, p)
+			if _, err := staking.Slash(ctx, a, params.DowntimeSlashBps, params.DowntimeJailBlocks, "downtime"); err != nil {
+				return err
+			}
+			ctx.Emit("provider_jailed", module.Key("operator", a.String()), module.Val("silent_blocks", module.U64(uint64(silent))))
+			continue
+		}
+		if p.Status == Status_STATUS_ONLINE {
+			p.Status = Status_STATUS_OFFLINE
+			put(ctx.KV, a, p)
+			ctx.Emit("provider_offline", module.Key("operator", a.String()), module.Val("silent_blocks", module.U64(uint64(silent))))
+		}
+	}
+	return nil
+}
+
+// Info returns a provider with its services and stake.
+func Info(kv store.Reader, a addr.Address) *ProviderInfo {
+	p := Get(kv, a)
+	if p == nil {
+		return nil
+	}
+	return &ProviderInfo{Provider: p, Services: Services(kv, a), Stake: staking.Bonded(kv, a)}
+}
+
+// List returns the providers that offer model (an id or a name; empty for
+// all), ordered by operator address.
+func List(kv store.Reader, model string, onlineOnly bool) []*ProviderInfo {
+	var ops []addr.Address
+	collect := func(prefix []byte, skip int) {
+		it := kv.Iterator(prefix, store.PrefixEnd(prefix))
+		defer it.Close()
+		for ; it.Valid(); it.Next() {
+			var a addr.Address
+			copy(a[:], it.Key()[skip:])
+			ops = append(ops, a)
+		}
+	}
+	switch {
+	case model == "":
+		collect(providerPrefix, len(providerPrefix))
+	case isModelID(model):
+		collect(cat(modelPrefix, []byte(model)), len(modelPrefix)+len(model))
+	default:
+		collect(cat(namePrefix, []byte(model), []byte{0}), len(namePrefix)+len(model)+1)
+	}
+	var out []*ProviderInfo
+	for _, a := range ops {
+		info := Info(kv, a)
+		if info == nil || onlineOnly && info.Provider.Status != Status_STATUS_ONLINE {
+			continue
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// IsRoutable reports whether p may be sent requests.
+func IsRoutable(p *Provider) bool { return p != nil && p.Status == Status_STATUS_ONLINE }

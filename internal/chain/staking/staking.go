@@ -1,0 +1,243 @@
+// Package staking keeps the uagr that accounts put at stake: bonding,
+// unbonding after a delay, and the slashing that other modules call when
+// a staker is proven to have cheated or gone missing.
+//
+// Stake that is unbonding can still be slashed until it is paid out, so
+// leaving does not escape a penalty for what was done before.
+package staking
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/store"
+)
+
+// Name is the module's name and store prefix.
+const Name = "staking"
+
+// Module accounts holding the stake.
+var (
+	BondedPool    = addr.Module("staking/bonded")
+	UnbondingPool = addr.Module("staking/unbonding")
+)
+
+var (
+	stakePrefix  = []byte("staking/s/")
+	queuePrefix  = []byte("staking/q/")  // completes_at | staker -> Unbonding
+	byAcctPrefix = []byte("staking/qa/") // staker | completes_at -> nil
+	paramsKey    = []byte("staking/params")
+)
+
+// DefaultParams are a new chain's params.
+func DefaultParams() *Params { return &Params{UnbondingBlocks: 100} }
+
+// BPS is the basis-point denominator of slashing fractions.
+const BPS = 10_000
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func mustUnmarshal(b []byte, m proto.Message) {
+	if err := proto.Unmarshal(b, m); err != nil {
+		panic(store.IOError{Err: fmt.Errorf("staking: corrupt record: %w", err)})
+	}
+}
+
+func stakeKey(a addr.Address) []byte { return append(append([]byte(nil), stakePrefix...), a[:]...) }
+
+func be(n int64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	return b[:]
+}
+
+func queueKey(at int64, a addr.Address) []byte {
+	k := append(append([]byte(nil), queuePrefix...), be(at)...)
+	return append(k, a[:]...)
+}
+
+func byAcctKey(a addr.Address, at int64) []byte {
+	k := append(append([]byte(nil), byAcctPrefix...), a[:]...)
+	return append(k, be(at)...)
+}
+
+// GetParams reads the params.
+func GetParams(kv store.Reader) *Params {
+	v := kv.Get(paramsKey)
+	if v == nil {
+		return DefaultParams()
+	}
+	p := &Params{}
+	mustUnmarshal(v, p)
+	return p
+}
+
+// Get returns a's stake record (zero if none).
+func Get(kv store.Reader, a addr.Address) *Stake {
+	s := &Stake{Staker: a.String()}
+	if v := kv.Get(stakeKey(a)); v != nil {
+		mustUnmarshal(v, s)
+	}
+	return s
+}
+
+func put(kv store.KV, a addr.Address, s *Stake) {
+	if s.Bonded == 0 && s.Unbonding == 0 && s.JailedUntil == 0 && s.Slashed == 0 {
+		kv.Delete(stakeKey(a))
+		return
+	}
+	kv.Set(stakeKey(a), mustMarshal(s))
+}
+
+// Bonded returns a's bonded stake.
+func Bonded(kv store.Reader, a addr.Address) uint64 { return Get(kv, a).Bonded }
+
+// JailedUntil returns the height until which a is jailed, or 0 if it is
+// not jailed at height now.
+func JailedUntil(kv store.Reader, a addr.Address, now int64) int64 {
+	if j := Get(kv, a).JailedUntil; j > now {
+		return j
+	}
+	return 0
+}
+
+// Bond moves amount uagr from a into stake.
+func Bond(ctx *module.Context, a addr.Address, amount uint64) error {
+	if err := bank.Send(ctx, a, BondedPool, []*coin.Coin{coin.New(coin.Native, amount)}); err != nil {
+		return fmt.Errorf("staking: bond: %w", err)
+	}
+	s := Get(ctx.KV, a)
+	n, err := coin.Add(s.Bonded, amount)
+	if err != nil {
+		return err
+	}
+	s.Bonded = n
+	put(ctx.KV, a, s)
+	ctx.Emit("bond", module.Key("staker", a.String()), module.Val("amount", module.U64(amount)+coin.Native))
+	return nil
+}
+
+// Unbond starts returning amount of a's bonded stake; it is paid out at
+// the end of the block unbonding_blocks from now.
+func Unbond(ctx *module.Context, a addr.Address, amount uint64) error {
+	s := Get(ctx.KV, a)
+	if s.Bonded < amount {
+		return fmt.Errorf("staking: %s has %duagr bonded, cannot unbond %d: %w", a, s.Bonded, amount, codes.ErrInsufficientStake)
+	}
+	if err := bank.Send(ctx, BondedPool, UnbondingPool, []*coin.Coin{coin.New(coin.Native, amount)}); err != nil {
+		return fmt.Errorf("staking: unbond: %w", err)
+	}
+	s.Bonded -= amount
+	s.Unbonding += amount
+	put(ctx.KV, a, s)
+	at := ctx.Height + GetParams(ctx.KV).UnbondingBlocks
+	u := &Unbonding{Staker: a.String(), CompletesAt: at}
+	if v := ctx.KV.Get(queueKey(at, a)); v != nil {
+		mustUnmarshal(v, u)
+	}
+	u.Amount += amount
+	ctx.KV.Set(queueKey(at, a), mustMarshal(u))
+	ctx.KV.Set(byAcctKey(a, at), []byte{})
+	ctx.Emit("unbond", module.Key("staker", a.String()), module.Val("amount", module.U64(amount)+coin.Native), module.Val("completes_at", module.U64(uint64(at))))
+	return nil
+}
+
+// Unbondings lists a's stake on its way back, earliest first.
+func Unbondings(kv store.Reader, a addr.Address) []*Unbonding {
+	prefix := byAcctKey(a, 0)[:len(byAcctPrefix)+addr.Len]
+	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
+	defer it.Close()
+	var out []*Unbonding
+	for ; it.Valid(); it.Next() {
+		at := int64(binary.BigEndian.Uint64(it.Key()[len(prefix):]))
+		u := &Unbonding{}
+		mustUnmarshal(kv.Get(queueKey(at, a)), u)
+		out = append(out, u)
+	}
+	return out
+}
+
+// Slash burns bps/10000 of a's bonded and unbonding stake and jails a for
+// jailBlocks. It returns what was burned. Other modules call it when a
+// staker is proven to have cheated (reason says what for).
+func Slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, reason string) (uint64, error) {
+	if bps > BPS {
+		return 0, fmt.Errorf("staking: slash of %d bps is over 100%%: %w", bps, codes.ErrInvalidRequest)
+	}
+	s := Get(ctx.KV, a)
+	cut := func(n uint64) uint64 { return n/BPS*uint64(bps) + n%BPS*uint64(bps)/BPS }
+	burned := cut(s.Bonded)
+	if burned > 0 {
+		if err := bank.Burn(ctx, BondedPool, coin.New(coin.Native, burned)); err != nil {
+			return 0, fmt.Errorf("staking: slash: %w", err)
+		}
+		s.Bonded -= burned
+	}
+	for _, u := range Unbondings(ctx.KV, a) {
+		c := cut(u.Amount)
+		if c == 0 {
+			continue
+		}
+		if err := bank.Burn(ctx, UnbondingPool, coin.New(coin.Native, c)); err != nil {
+			return 0, fmt.Errorf("staking: slash: %w", err)
+		}
+		u.Amount -= c
+		s.Unbonding -= c
+		burned += c
+		ctx.KV.Set(queueKey(u.CompletesAt, a), mustMarshal(u))
+	}
+	s.Slashed += burned
+	if until := ctx.Height + jailBlocks; jailBlocks > 0 && until > s.JailedUntil {
+		s.JailedUntil = until
+	}
+	put(ctx.KV, a, s)
+	ctx.Emit("slash", module.Key("staker", a.String()), module.Val("burned", module.U64(burned)+coin.Native),
+		module.Val("bps", module.U64(uint64(bps))), module.Val("jailed_until", module.U64(uint64(s.JailedUntil))), module.Key("reason", reason))
+	return burned, nil
+}
+
+// EndBlock pays out the unbondings that complete at this height.
+func (Module) EndBlock(ctx *module.Context) error {
+	end := queueKey(ctx.Height+1, addr.Address{})
+	it := ctx.KV.Iterator(queuePrefix, end)
+	var due []*Unbonding
+	var keys [][]byte
+	for ; it.Valid(); it.Next() {
+		u := &Unbonding{}
+		mustUnmarshal(it.Value(), u)
+		due = append(due, u)
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	it.Close()
+	for i, u := range due {
+		a := addr.MustParse(u.Staker)
+		ctx.KV.Delete(keys[i])
+		ctx.KV.Delete(byAcctKey(a, u.CompletesAt))
+		s := Get(ctx.KV, a)
+		s.Unbonding -= u.Amount
+		put(ctx.KV, a, s)
+		if u.Amount == 0 {
+			continue
+		}
+		if err := bank.Send(ctx, UnbondingPool, a, []*coin.Coin{coin.New(coin.Native, u.Amount)}); err != nil {
+			return fmt.Errorf("staking: pay out unbonding of %s: %w", a, err)
+		}
+		ctx.Emit("unbonded", module.Key("staker", a.String()), module.Val("amount", module.U64(u.Amount)+coin.Native))
+	}
+	return nil
+}
