@@ -82,6 +82,7 @@ func GenerateDigit(seed uint64, digit int) ([]byte, error) {
 // DigitsDataset returns n images and labels, item i being digit i%10 drawn
 // with seed mix(seed, i). Training and test sets use different seeds.
 func DigitsDataset(seed uint64, n int) (images [][]byte, labels []int) {
+	n = max(n, 0)
 	images = make([][]byte, n)
 	labels = make([]int, n)
 	buf := make([]byte, n*DigitPixels)

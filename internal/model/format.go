@@ -35,6 +35,7 @@ import (
 //	uint32  r dimensions, outermost first, each at least 1
 //	...     the elements, row-major
 //
+// The CRC catches damage; identity is the SHA-256 of the whole file (ID).
 // Nothing may follow the last tensor. Each architecture fixes which tensors
 // it needs, their types, shapes and shifts (see mlp.go and lm.go); a file is
 // accepted only if it is exactly that.

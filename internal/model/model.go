@@ -14,6 +14,16 @@
 // every machine and an auditor can re-execute any answer bit for bit.
 // Training uses float64 and is deterministic per architecture only.
 //
+// Serving: Builtin and Lookup return Models whose Manifest a provider
+// advertises. An MLP answers Infer(pixels) with logits and a class; an LM
+// answers Generate(prompt, maxTokens, temperatureMilli, seed), or
+// GenerateStream with a callback per token for server-sent events (the
+// callback returns ErrStop to end early, say on a stop sequence). Request
+// errors wrap ErrInput; weights file errors wrap ErrFormat or ErrChecksum.
+// Training: TrainDigits and TrainLM with DefaultDigitsTrainConfig and
+// DefaultLMTrainConfig (or a user's own text); `agora model train` rebuilds the
+// committed files.
+//
 // A model's id is the lowercase hex SHA-256 of its weights file (ID). Parse
 // and Load read the format described in format.go, and the built-ins go
 // through the same parser:
@@ -21,10 +31,11 @@
 //	m, err := model.Lookup("agora/tiny-lm")
 //	out, err := m.LM.Generate([]byte("ROMEO:"), 200, 800, 42)
 //
-// Measured on one core of the development machine (see testdata/figures.txt):
-// digits-mlp reaches 99.5% accuracy on 5000 held-out images and runs about
-// 100k inferences/s; tiny-lm has 2.0 bits/char on held-out text and
-// generates about 15k tokens/s.
+// Measured on one core of the development machine (testdata/figures.txt
+// has the details): digits-mlp classifies 99.76% of 5000 held-out images
+// correctly and runs about 230k inferences/s; tiny-lm scores 2.07
+// bits/byte on held-out Shakespeare (2.39 over the whole held-out tail),
+// trains in under 10 minutes and generates about 26k tokens/s.
 package model
 
 import (
@@ -132,6 +143,9 @@ func Parse(b []byte) (*Model, error) {
 
 // Load reads and parses the weights file at path.
 func Load(path string) (*Model, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > maxFileSize {
+		return nil, formatError("%s is %d bytes, more than the limit of %d", path, fi.Size(), maxFileSize)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
@@ -171,11 +185,17 @@ var builtins = sync.OnceValue(func() []*Model {
 	return out
 })
 
-// Builtin returns the built-in models, parsed on first use. The embedded
-// files are checked by the tests, so a failure to parse them is a build
-// defect and panics.
+// Builtin returns the built-in models, parsed on first use. Each call
+// returns new Model values (sharing the immutable MLP and LM), so callers
+// may change them freely. The embedded files are checked by the tests, so a
+// failure to parse them is a build defect and panics.
 func Builtin() []*Model {
-	return append([]*Model(nil), builtins()...)
+	var out []*Model
+	for _, m := range builtins() {
+		c := *m
+		out = append(out, &c)
+	}
+	return out
 }
 
 // BuiltinWeights returns a copy of the weights file of the built-in named
@@ -189,11 +209,13 @@ func BuiltinWeights(name string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
 }
 
-// Lookup returns the built-in model whose name or id is nameOrID.
+// Lookup returns the built-in model whose name or id is nameOrID, as a new
+// Model value like Builtin.
 func Lookup(nameOrID string) (*Model, error) {
 	for _, m := range builtins() {
 		if m.Manifest.Name == nameOrID || m.Manifest.ID == nameOrID {
-			return m, nil
+			c := *m
+			return &c, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %q", ErrNotFound, nameOrID)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -14,7 +15,11 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/provider"
+	"golang.org/x/sync/errgroup"
 )
 
 // DevnetChainID is the devnet's chain-id.
@@ -23,7 +28,10 @@ const DevnetChainID = "agora-devnet-1"
 // DevKeys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var DevKeys = []string{"alice", "bob", "issuer"}
+var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3"}
+
+// DevProviderStake is what each devnet provider has bonded at genesis.
+const DevProviderStake = 1_000_000_000
 
 // DevFunds is what each dev key holds at genesis.
 var DevFunds = []*coin.Coin{coin.New(coin.Native, 1_000_000_000_000), coin.New(coin.Stable, 1_000_000_000_000)}
@@ -44,13 +52,16 @@ type DevnetConfig struct {
 	BasePort int
 	// BlockTime is the pause after each block.
 	BlockTime time.Duration
+	// Providers is how many providers to run (keys provider1…; at most 3),
+	// on ports BasePort+10, +11, ….
+	Providers int
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultDevnetConfig returns the devnet a newcomer gets.
 func DefaultDevnetConfig(home string) DevnetConfig {
-	return DevnetConfig{Home: home, BasePort: DefaultPorts.P2P, BlockTime: 200 * time.Millisecond}
+	return DevnetConfig{Home: home, BasePort: DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3}
 }
 
 // Validate checks the config.
@@ -64,14 +75,18 @@ func (c DevnetConfig) Validate() error {
 	if c.BlockTime <= 0 {
 		return fmt.Errorf("devnet: block time must be positive")
 	}
+	if c.Providers < 0 || c.Providers > 3 {
+		return fmt.Errorf("devnet: %d providers; the devnet has keys for 0 to 3", c.Providers)
+	}
 	return nil
 }
 
 // Devnet is a running devnet.
 type Devnet struct {
-	cfg     DevnetConfig
-	Node    *Node
-	Keyring *keyring.Keyring
+	cfg       DevnetConfig
+	Node      *Node
+	Keyring   *keyring.Keyring
+	Providers []*provider.Server
 }
 
 // StartDevnet creates the devnet's home on first use (or after Reset) and
@@ -104,7 +119,66 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Devnet{cfg: cfg, Node: n, Keyring: kr}, nil
+	d := &Devnet{cfg: cfg, Node: n, Keyring: kr}
+	if err := d.startProviders(); err != nil {
+		d.Stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+// startProviders runs the devnet's providers in this process, serving the
+// built-in models for free (payments come later), and registers them.
+func (d *Devnet) startProviders() error {
+	if d.cfg.Providers == 0 {
+		return nil
+	}
+	if err := d.Node.WaitForHeight(1, 30*time.Second); err != nil {
+		return err
+	}
+	chainClient, err := client.New(d.Node.RPC())
+	if err != nil {
+		return err
+	}
+	var offers []provider.Offer
+	for _, m := range model.Builtin() {
+		offers = append(offers, provider.Offer{Model: m, Denom: coin.Stable})
+	}
+	servers := make([]*provider.Server, d.cfg.Providers)
+	var g errgroup.Group
+	for i := range servers {
+		k, err := d.Keyring.Get(fmt.Sprintf("provider%d", i+1))
+		if err != nil {
+			return err
+		}
+		cfg := provider.DefaultConfig()
+		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+10+i)
+		cfg.Key = k.Private
+		cfg.ChainID = DevnetChainID
+		cfg.Offers = offers
+		cfg.SeqFile = filepath.Join(d.cfg.Home, "providers", k.Name, "receipt-seq")
+		cfg.Chain = chainClient
+		cfg.Region = "devnet"
+		cfg.Logger = d.cfg.Logger.With("provider", k.Name)
+		s, err := provider.New(cfg)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			if err := s.Start(context.Background()); err != nil {
+				return err
+			}
+			servers[i] = s
+			return nil
+		})
+	}
+	err = g.Wait()
+	for _, s := range servers {
+		if s != nil {
+			d.Providers = append(d.Providers, s)
+		}
+	}
+	return err
 }
 
 func initDevnet(comet *cmtcfg.Config, kr *keyring.Keyring) error {
@@ -126,6 +200,9 @@ func initDevnet(comet *cmtcfg.Config, kr *keyring.Keyring) error {
 		if name == "issuer" {
 			g.Issuer = k.Address()
 		}
+		if strings.HasPrefix(name, "provider") {
+			g.Stakes = append(g.Stakes, Stake{Address: k.Address(), Amount: DevProviderStake})
+		}
 	}
 	doc, err := g.Doc()
 	if err != nil {
@@ -144,7 +221,7 @@ func wipeHome(home string) error {
 	if err != nil {
 		return err
 	}
-	allowed := map[string]bool{"config": true, "data": true, "keyring": true, "providers": true, "gateway": true}
+	allowed := map[string]bool{"config": true, "data": true, "keyring": true, "providers": true, "gateway": true, "devnet.log": true}
 	for _, e := range entries {
 		if !allowed[e.Name()] {
 			return fmt.Errorf("devnet: refusing to --reset %s: it holds %q, which a devnet home does not", home, e.Name())
@@ -154,7 +231,15 @@ func wipeHome(home string) error {
 }
 
 // Stop stops everything the devnet started.
-func (d *Devnet) Stop() error { return d.Node.Stop() }
+func (d *Devnet) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, p := range d.Providers {
+		errs = append(errs, p.Shutdown(ctx))
+	}
+	return errors.Join(append(errs, d.Node.Stop())...)
+}
 
 // ChainID is the devnet's chain-id.
 func (d *Devnet) ChainID() string { return DevnetChainID }
@@ -166,13 +251,31 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "  chain-id  %s\n", DevnetChainID)
 	fmt.Fprintf(&b, "  RPC       %s\n", d.Node.RPC())
 	fmt.Fprintf(&b, "  home      %s\n\n", d.cfg.Home)
+	if len(d.Providers) > 0 {
+		fmt.Fprintf(&b, "Providers (built-in models, free until payments land):\n")
+		for _, p := range d.Providers {
+			fmt.Fprintf(&b, "  %s  %s\n", p.URL(), p.Address())
+		}
+		fmt.Fprintln(&b)
+	}
 	fmt.Fprintf(&b, "Funded keys (in %s):\n", d.Keyring.Dir())
 	for _, name := range DevKeys {
 		if k, err := d.Keyring.Get(name); err == nil {
 			fmt.Fprintf(&b, "  %-8s %s\n", name, k.Address())
 		}
 	}
-	fmt.Fprintf(&b, "\nTry:\n  agora tx send alice $(agora keys show bob --address --home %[1]s) 1000uagr --home %[1]s\n", d.cfg.Home)
-	fmt.Fprintf(&b, "  agora query balance $(agora keys show bob --address --home %[1]s)\n\nCtrl-C stops the devnet; its state is kept for the next start (--reset wipes it).\n", d.cfg.Home)
+	nodeFlag := ""
+	if d.cfg.BasePort != DefaultPorts.P2P {
+		nodeFlag = " --node " + d.Node.RPC()
+	}
+	fmt.Fprintf(&b, "\nTry (with AGORA_HOME=%s):\n", d.cfg.Home)
+	fmt.Fprintf(&b, "  agora tx send alice $(agora keys show bob --address) 1000uagr%s\n", nodeFlag)
+	fmt.Fprintf(&b, "  agora query balance $(agora keys show bob --address)%s\n", nodeFlag)
+	if len(d.Providers) > 0 {
+		fmt.Fprintf(&b, "  agora query providers%s\n", nodeFlag)
+		fmt.Fprintf(&b, "  curl -si %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", d.Providers[0].URL())
+		fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80,\"seed\":1}'\n")
+	}
+	fmt.Fprintf(&b, "\nCtrl-C stops the devnet; its state is kept for the next start (--reset wipes it).\n")
 	return b.String()
 }

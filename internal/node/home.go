@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/staking"
 )
 
 // Ports are the loopback ports one node listens on.
@@ -101,6 +102,14 @@ type Genesis struct {
 	Accounts   []Account
 	// Issuer may mint the stable denom (uusdc).
 	Issuer addr.Address
+	// Stakes are bonded at genesis out of the accounts' uagr.
+	Stakes []Stake
+}
+
+// Stake is uagr bonded at genesis.
+type Stake struct {
+	Address addr.Address
+	Amount  uint64
 }
 
 // Doc builds the CometBFT genesis document with the Agora app state.
@@ -121,6 +130,14 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 		return nil, err
 	}
 	state[bank.Name] = b
+	sg := &staking.Genesis{Params: staking.DefaultParams()}
+	for _, st := range g.Stakes {
+		sg.Bonds = append(sg.Bonds, &staking.GenesisBond{Staker: st.Address.String(), Amount: st.Amount})
+	}
+	state[staking.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(sg)
+	if err != nil {
+		return nil, err
+	}
 	appState, err := json.MarshalIndent(state, "", "  ")
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ import (
 // serialised app, under the race detector in CI.
 func TestDevnetConcurrentTxs(t *testing.T) {
 	cfg := node.DefaultDevnetConfig(t.TempDir())
-	cfg.BasePort = e2e.FreePorts(t, 2)
+	cfg.BasePort = e2e.FreePorts(t, 20)
 	cfg.BlockTime = 100 * time.Millisecond
 	d, err := node.StartDevnet(cfg)
 	if err != nil {

@@ -146,3 +146,11 @@ func (m *MsgDeregister) ValidateBasic() error {
 	_, err := bank.ParseAddr("operator", m.Operator)
 	return err
 }
+
+// ValidModelID checks a model id: 64 lower-case hex digits.
+func ValidModelID(s string) error {
+	if !isModelID(s) {
+		return fmt.Errorf("provider: model id %q must be 64 lower-case hex digits: %w", s, codes.ErrInvalidRequest)
+	}
+	return nil
+}

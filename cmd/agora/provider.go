@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/provider"
+)
+
+func providerCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "provider", Short: "Run a provider: sell model inference over the OpenAI API"}
+	cfg := provider.DefaultConfig()
+	var keyName, denom, bond string
+	var models, upstreams []string
+	var perRequest, per1K uint64
+	var concurrency int
+	start := &cobra.Command{
+		Use:   "start --key NAME [--model NAME|FILE]... [--upstream URL=ENGINE_MODEL=NAME@ID]...",
+		Short: "Serve models, register on chain and send heartbeats until interrupted",
+		Long: `Start serves the named models (default: both built-ins; a path loads your
+own weights file) and any upstream OpenAI-compatible engine, signs a receipt
+for every answer, registers the provider and its services on chain and
+keeps it online with heartbeats. The key needs the minimum stake bonded;
+--bond bonds what is missing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := keys().Get(keyName)
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			if cfg.ChainID, err = c.ChainID(cmd.Context()); err != nil {
+				return err
+			}
+			if bond != "" {
+				b, err := coin.Parse(bond)
+				if err != nil {
+					return err
+				}
+				cfg.Bond = b.Amount
+			}
+			if len(models) == 0 && len(upstreams) == 0 {
+				models = []string{model.DigitsName, model.TinyLMName}
+			}
+			offer := func() provider.Offer {
+				return provider.Offer{Denom: denom, PricePerRequest: perRequest, PricePer1KTokens: per1K, MaxConcurrency: concurrency}
+			}
+			for _, name := range models {
+				m, err := loadModel(name)
+				if err != nil {
+					return err
+				}
+				o := offer()
+				o.Model = m
+				cfg.Offers = append(cfg.Offers, o)
+			}
+			for _, spec := range upstreams {
+				u, err := parseUpstream(spec)
+				if err != nil {
+					return err
+				}
+				o := offer()
+				o.Upstream = u
+				cfg.Offers = append(cfg.Offers, o)
+			}
+			cfg.Key = k.Private
+			cfg.Chain = c
+			cfg.SeqFile = filepath.Join(g.home, "provider", k.Name+"-receipt-seq")
+			cfg.Logger = logger()
+			s, err := provider.New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := s.Start(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "provider %s serving at %s\n", s.Address(), s.URL())
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return s.Shutdown(ctx)
+		},
+	}
+	f := start.Flags()
+	f.StringVar(&keyName, "key", "", "keyring key that operates the provider (required)")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
+	f.StringVar(&cfg.Advertise, "advertise", "", "endpoint URL to register (default http://LISTEN)")
+	f.StringArrayVar(&models, "model", nil, "built-in model name or weights file to serve (repeatable)")
+	f.StringArrayVar(&upstreams, "upstream", nil, "serve URL's model ENGINE_MODEL as NAME with weights id ID: URL=ENGINE_MODEL=NAME@ID (repeatable)")
+	f.StringVar(&denom, "denom", coin.Stable, "denom prices are in")
+	f.Uint64Var(&perRequest, "price-request", 0, "price per request")
+	f.Uint64Var(&per1K, "price-1k-tokens", 0, "price per 1000 output tokens")
+	f.IntVar(&concurrency, "max-concurrency", 64, "requests in flight per model")
+	f.StringVar(&bond, "bond", "", "bond this much stake (like 100000000uagr) if less is bonded")
+	f.StringVar(&cfg.Region, "region", cfg.Region, "region to register")
+	f.StringVar(&cfg.Hardware, "hardware", cfg.Hardware, "hardware to register")
+	f.DurationVar(&cfg.HeartbeatEvery, "heartbeat", cfg.HeartbeatEvery, "interval between heartbeats")
+	_ = start.MarkFlagRequired("key")
+
+	dereg := &cobra.Command{
+		Use: "deregister KEY", Short: "Remove the provider operated by KEY and its services from the registry", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return submit(cmd, args[0], func(from addr.Address) module.Msg { return &chainprov.MsgDeregister{Operator: from.String()} })
+		},
+	}
+	cmd.AddCommand(start, dereg)
+	return cmd
+}
+
+// loadModel resolves a built-in name or reads a weights file.
+func loadModel(nameOrPath string) (*model.Model, error) {
+	if _, err := os.Stat(nameOrPath); err == nil {
+		return model.Load(nameOrPath)
+	}
+	return model.Lookup(nameOrPath)
+}
+
+// parseUpstream reads URL=ENGINE_MODEL=NAME@ID.
+func parseUpstream(spec string) (*provider.Upstream, error) {
+	parts := strings.SplitN(spec, "=", 3)
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("--upstream %q: want URL=ENGINE_MODEL=NAME@ID", spec)
+	}
+	name, id, ok := strings.Cut(parts[2], "@")
+	if !ok || name == "" {
+		return nil, fmt.Errorf("--upstream %q: want NAME@ID after the engine's model name", spec)
+	}
+	if err := chainprov.ValidModelID(id); err != nil {
+		return nil, fmt.Errorf("--upstream %q: %w (the id is the sha256 of the weights the engine serves: sha256sum FILE)", spec, err)
+	}
+	return &provider.Upstream{URL: parts[0], Engine: parts[1], Name: name, ID: id}, nil
+}

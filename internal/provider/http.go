@@ -1,0 +1,382 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/receipt"
+)
+
+// Handler is the provider's HTTP API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/models", s.handleModels)
+	mux.HandleFunc("/v1/chat/completions", s.handleChat)
+	mux.HandleFunc("/v1/completions", s.handleCompletions)
+	mux.HandleFunc("/v1/infer", s.handleInfer)
+	mux.HandleFunc("/healthz", s.handleHealth)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/.well-known/agent-card.json", s.handleAgentCard)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_url", "no endpoint %s %s; see /v1/models, /v1/chat/completions, /v1/completions, /v1/infer", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *Server) lookup(name string) (*served, error) {
+	m, ok := s.models[name]
+	if !ok {
+		return nil, openai.Errorf(http.StatusNotFound, "invalid_request_error", "model_not_found", "this provider does not serve model %q; GET /v1/models lists what it does", name)
+	}
+	return m, nil
+}
+
+// acquire takes one of the model's concurrency slots, or fails at once.
+func (m *served) acquire() (release func(), err error) {
+	select {
+	case m.slots <- struct{}{}:
+		return func() { <-m.slots }, nil
+	default:
+		return nil, openai.Errorf(http.StatusTooManyRequests, "rate_limit_error", "provider_busy", "this provider is serving %d requests for %s, its limit; retry shortly or use another provider", cap(m.slots), m.name)
+	}
+}
+
+func (s *Server) price(m *served, completionTokens int) *coin.Coin {
+	per1k := m.PricePer1KTokens * uint64(completionTokens)
+	return coin.New(m.Denom, m.PricePerRequest+(per1k+999)/1000)
+}
+
+// sign makes the receipt for an answer.
+func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Usage) (string, error) {
+	seq, err := s.seq.next()
+	if err != nil {
+		return "", err
+	}
+	r := &receipt.Receipt{
+		ChainId: s.cfg.ChainID, ModelId: m.id,
+		RequestHash: receipt.Hash(canonical), ResponseHash: responseHash,
+		Usage:  &receipt.Usage{PromptTokens: uint64(usage.PromptTokens), CompletionTokens: uint64(usage.CompletionTokens)},
+		Price:  s.price(m, usage.CompletionTokens),
+		Height: s.height.Load(), Seq: seq,
+	}
+	enc, err := receipt.Sign(s.cfg.Key, r)
+	if err == nil {
+		s.metrics.receipts.Inc()
+	}
+	return enc, err
+}
+
+func answerID(prefix string, canonical []byte) string {
+	return prefix + hex.EncodeToString(receipt.Hash(canonical)[:12])
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		openai.WriteError(w, openai.Errorf(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "use GET for /v1/models"))
+		return
+	}
+	list := openai.ModelList{Object: "list", Data: []openai.ModelCard{}}
+	for _, m := range s.order {
+		list.Data = append(list.Data, openai.ModelCard{
+			ID: m.name, Object: "model", OwnedBy: s.address.String(), ModelID: m.id,
+			Architecture: m.manifest.Architecture, Task: m.manifest.Task, License: m.manifest.License,
+			Price: &openai.Price{Denom: m.Denom, PerRequest: strconv.FormatUint(m.PricePerRequest, 10), Per1KTokens: strconv.FormatUint(m.PricePer1KTokens, 10)},
+		})
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	var req openai.ChatRequest
+	if err := openai.ReadJSON(r, &req); err != nil {
+		s.fail(w, "", "chat", err)
+		return
+	}
+	m, err := s.lookup(req.Model)
+	if err == nil && m.gen == nil {
+		err = openai.Invalid("model", "%s is a classifier; POST its input to /v1/infer", m.name)
+	}
+	if err != nil {
+		s.fail(w, req.Model, "chat", err)
+		return
+	}
+	g, err := req.Generation(m.gen.Limits())
+	if err != nil {
+		s.fail(w, m.name, "chat", err)
+		return
+	}
+	s.generate(w, r, m, g)
+}
+
+func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
+	var req openai.CompletionRequest
+	if err := openai.ReadJSON(r, &req); err != nil {
+		s.fail(w, "", "completions", err)
+		return
+	}
+	m, err := s.lookup(req.Model)
+	if err == nil && m.gen == nil {
+		err = openai.Invalid("model", "%s is a classifier; POST its input to /v1/infer", m.name)
+	}
+	if err != nil {
+		s.fail(w, req.Model, "completions", err)
+		return
+	}
+	g, err := req.Generation(m.gen.Limits())
+	if err != nil {
+		s.fail(w, m.name, "completions", err)
+		return
+	}
+	s.generate(w, r, m, g)
+}
+
+func (s *Server) fail(w http.ResponseWriter, model, endpoint string, err error) {
+	var e *openai.Error
+	status := http.StatusInternalServerError
+	if errors.As(err, &e) {
+		status = e.Status
+	} else {
+		s.log.Error("provider: request failed", "model", model, "endpoint", endpoint, "err", err)
+	}
+	s.metrics.requests.WithLabelValues(model, endpoint, strconv.Itoa(status)).Inc()
+	openai.WriteError(w, err)
+}
+
+// modelError turns a model's input error into a 400.
+func modelError(err error) error {
+	if errors.Is(err, model.ErrInput) {
+		return openai.Invalid("request", "%v", err)
+	}
+	return err
+}
+
+func (s *Server) generate(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation) {
+	release, err := m.acquire()
+	if err != nil {
+		s.fail(w, m.name, g.Endpoint, err)
+		return
+	}
+	defer release()
+	start := time.Now()
+	canonical := g.Canonical()
+	if g.Stream {
+		s.stream(w, r, m, g, canonical)
+	} else {
+		s.complete(w, r, m, g, canonical)
+	}
+	s.metrics.latency.WithLabelValues(m.name, g.Endpoint).Observe(time.Since(start).Seconds())
+}
+
+// complete answers a non-streaming request: the whole body is made first,
+// so the receipt can go in a header.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation, canonical []byte) {
+	var text bytes.Buffer
+	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error { text.Write(b); return nil })
+	if err != nil {
+		s.fail(w, m.name, g.Endpoint, modelError(err))
+		return
+	}
+	var v any
+	if g.Endpoint == "completions" {
+		v = openai.TextCompletion{ID: answerID("cmpl-", canonical), Object: "text_completion", Model: m.name,
+			Choices: []openai.TextChoice{{Text: text.String(), FinishReason: finish}}, Usage: usage}
+	} else {
+		v = openai.ChatCompletion{ID: answerID("chatcmpl-", canonical), Object: "chat.completion", Model: m.name,
+			Choices: []openai.ChatChoice{{Message: openai.Message{Role: "assistant", Content: text.String()}, FinishReason: finish}}, Usage: usage}
+	}
+	body, _ := json.Marshal(v)
+	body = append(body, '\n')
+	s.writeAnswer(w, m, g.Endpoint, canonical, body, usage)
+}
+
+func (s *Server) writeAnswer(w http.ResponseWriter, m *served, endpoint string, canonical, body []byte, usage openai.Usage) {
+	rc, err := s.sign(m, canonical, receipt.Hash(body), usage)
+	if err != nil {
+		s.fail(w, m.name, endpoint, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set(receipt.Header, rc)
+	h.Set("Agora-Provider", s.address.String())
+	h.Set("Agora-Model-Id", m.id)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	s.metrics.requests.WithLabelValues(m.name, endpoint, "200").Inc()
+	s.metrics.tokens.WithLabelValues(m.name).Add(float64(usage.CompletionTokens))
+}
+
+// stream answers with server-sent events. The response hash covers every
+// byte sent before the receipt event; the receipt goes in a final chunk
+// (no choices, the usage, agora_receipt) and in the Agora-Receipt trailer.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation, canonical []byte) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		s.fail(w, m.name, g.Endpoint, errors.New("provider: response writer cannot stream"))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Trailer", receipt.Header)
+	h.Set("Agora-Provider", s.address.String())
+	h.Set("Agora-Model-Id", m.id)
+	hash := newHashWriter(w)
+	id := answerID("chatcmpl-", canonical)
+	object := "chat.completion.chunk"
+	if g.Endpoint == "completions" {
+		id, object = answerID("cmpl-", canonical), "text_completion"
+	}
+	chunk := func(text string, role string, finish *string) openai.Chunk {
+		c := openai.Chunk{ID: id, Object: object, Model: m.name, Choices: []openai.ChunkChoice{{FinishReason: finish}}}
+		if g.Endpoint == "completions" {
+			c.Choices[0].Text = &text
+		} else {
+			c.Choices[0].Delta = openai.Delta{Role: role, Content: text}
+		}
+		return c
+	}
+	started := false
+	begin := func() {
+		if !started {
+			started = true
+			w.WriteHeader(http.StatusOK)
+			if g.Endpoint != "completions" {
+				writeEvent(hash, chunk("", "assistant", nil))
+			}
+		}
+	}
+	lastFlush := time.Now()
+	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error {
+		begin()
+		if err := writeEvent(hash, chunk(string(b), "", nil)); err != nil {
+			return errClientGone
+		}
+		if time.Since(lastFlush) > 5*time.Millisecond {
+			fl.Flush()
+			lastFlush = time.Now()
+		}
+		return nil
+	})
+	if err != nil {
+		if !started {
+			s.fail(w, m.name, g.Endpoint, modelError(err))
+			return
+		}
+		// Headers are gone: end the stream with an error event the client
+		// can see, and no receipt (there is no answer to pay for).
+		s.log.Warn("provider: stream failed", "model", m.name, "err", err)
+		fmt.Fprintf(w, "data: %s\n\n", mustJSON(map[string]any{"error": map[string]any{"message": "the provider failed mid-stream; retry the request", "type": "server_error", "code": "stream_failed"}}))
+		s.metrics.requests.WithLabelValues(m.name, g.Endpoint, "stream_error").Inc()
+		return
+	}
+	begin()
+	writeEvent(hash, chunk("", "", &finish))
+	rc, err := s.sign(m, canonical, hash.sum(), usage)
+	if err != nil {
+		s.log.Error("provider: sign receipt", "err", err)
+		return
+	}
+	writeEvent(w, openai.Chunk{ID: id, Object: object, Model: m.name, Choices: []openai.ChunkChoice{}, Usage: &usage, AgoraReceipt: rc})
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	w.Header().Set(receipt.Header, rc)
+	fl.Flush()
+	s.metrics.requests.WithLabelValues(m.name, g.Endpoint, "200").Inc()
+	s.metrics.tokens.WithLabelValues(m.name).Add(float64(usage.CompletionTokens))
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func writeEvent(w interface{ Write([]byte) (int, error) }, v any) error {
+	b := append([]byte("data: "), mustJSON(v)...)
+	_, err := w.Write(append(b, '\n', '\n'))
+	return err
+}
+
+func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
+	var req openai.InferRequest
+	if err := openai.ReadJSON(r, &req); err != nil {
+		s.fail(w, "", "infer", err)
+		return
+	}
+	m, err := s.lookup(req.Model)
+	if err == nil && m.mlp == nil {
+		err = openai.Invalid("model", "%s generates text; use /v1/chat/completions", m.name)
+	}
+	if err != nil {
+		s.fail(w, req.Model, "infer", err)
+		return
+	}
+	release, err := m.acquire()
+	if err != nil {
+		s.fail(w, m.name, "infer", err)
+		return
+	}
+	defer release()
+	pixels := make([]byte, len(req.Input))
+	for i, v := range req.Input {
+		if v < 0 || v > 255 {
+			s.fail(w, m.name, "infer", openai.Invalid("input", "input[%d] is %d; pixels are 0 to 255", i, v))
+			return
+		}
+		pixels[i] = byte(v)
+	}
+	logits, class, err := m.mlp.Infer(pixels)
+	if err != nil {
+		s.fail(w, m.name, "infer", modelError(err))
+		return
+	}
+	canonical := (&openai.Inference{Endpoint: "infer", Model: req.Model, Input: req.Input}).Canonical()
+	body := append(mustJSON(openai.InferResponse{Model: m.name, Class: class, Logits: logits}), '\n')
+	s.writeAnswer(w, m, "infer", canonical, body, openai.Usage{PromptTokens: len(pixels), TotalTokens: len(pixels)})
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "provider": s.address.String(), "chain_id": s.cfg.ChainID, "height": s.height.Load(), "models": len(s.order)})
+}
+
+// handleAgentCard serves an A2A agent card describing the provider.
+func (s *Server) handleAgentCard(w http.ResponseWriter, r *http.Request) {
+	var skills []map[string]any
+	for _, m := range s.order {
+		desc := "Text generation over the OpenAI API at /v1/chat/completions and /v1/completions."
+		modes := []string{"text/plain"}
+		if m.mlp != nil {
+			desc = "Classification over /v1/infer."
+			modes = []string{"application/json"}
+		}
+		skills = append(skills, map[string]any{"id": m.id, "name": m.name, "description": desc, "tags": []string{m.manifest.Task, m.manifest.Architecture}, "inputModes": modes, "outputModes": modes})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"protocolVersion":    "0.3.0",
+		"name":               "Agora provider " + s.address.String(),
+		"description":        "Sells model inference on the Agora network; every answer carries a signed receipt (Agora-Receipt).",
+		"url":                s.URL(),
+		"version":            "1",
+		"provider":           map[string]any{"organization": s.address.String(), "url": s.URL()},
+		"capabilities":       map[string]any{"streaming": true, "pushNotifications": false},
+		"defaultInputModes":  []string{"text/plain", "application/json"},
+		"defaultOutputModes": []string{"text/plain", "application/json"},
+		"skills":             skills,
+	})
+}

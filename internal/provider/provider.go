@@ -1,0 +1,245 @@
+// Package provider is the provider daemon: it serves models over the
+// OpenAI API, signs a receipt for every answer, and keeps its registration
+// on chain alive with heartbeats.
+package provider
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/model"
+)
+
+// Offer is one model the provider serves and its price.
+type Offer struct {
+	// Model is a parsed weights file (built-in or the operator's own).
+	// Exactly one of Model and Upstream is set.
+	Model *model.Model
+	// Upstream serves the model from an OpenAI-compatible engine.
+	Upstream *Upstream
+	// PricePerRequest and PricePer1KTokens (output tokens) are in Denom.
+	Denom            string
+	PricePerRequest  uint64
+	PricePer1KTokens uint64
+	// MaxConcurrency bounds requests in flight; more get 429.
+	MaxConcurrency int
+	// Royalties name model owners who get a share of each payment.
+	Royalties []Royalty
+}
+
+// Royalty is a share of payments for a model's owner, in basis points.
+type Royalty struct {
+	Recipient addr.Address
+	Bps       uint32
+}
+
+// Upstream names a model on an OpenAI-compatible engine. The operator
+// states its id (the sha256 of the weights the engine serves), since the
+// provider cannot read the engine's files.
+type Upstream struct {
+	URL    string // like http://127.0.0.1:8000
+	Engine string // the engine's model name
+	Name   string // the name clients use
+	ID     string // sha256 of the weights, 64 hex digits
+}
+
+// Config configures a provider.
+type Config struct {
+	// Listen is the TCP address to serve on, like 127.0.0.1:8081.
+	Listen string
+	// Advertise is the endpoint registered on chain; empty means
+	// http://<the listening address>.
+	Advertise string
+	// Key signs receipts and the provider's transactions.
+	Key ed25519.PrivateKey
+	// ChainID names the chain receipts are for.
+	ChainID string
+	// Offers are the models served.
+	Offers []Offer
+	// SeqFile keeps the receipt counter across restarts; empty keeps it in
+	// memory (tests).
+	SeqFile string
+	// Chain, if set, is used to register, heartbeat and read the height.
+	Chain *client.Client
+	// Region and Hardware describe the provider on chain.
+	Region, Hardware string
+	// HeartbeatEvery is the interval between heartbeats.
+	HeartbeatEvery time.Duration
+	// Bond is the stake to bond at start if less is bonded.
+	Bond uint64
+	// Logger receives the daemon's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a config with defaults filled in.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8081", HeartbeatEvery: time.Second, Region: "local", Hardware: "cpu"}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if len(c.Key) != ed25519.PrivateKeySize {
+		return errors.New("provider: no key")
+	}
+	if c.ChainID == "" {
+		return errors.New("provider: no chain-id")
+	}
+	if len(c.Offers) == 0 {
+		return errors.New("provider: no models to serve")
+	}
+	for _, o := range c.Offers {
+		if (o.Model == nil) == (o.Upstream == nil) {
+			return errors.New("provider: an offer needs exactly one of a model and an upstream")
+		}
+		if o.Denom != "" && !coin.ValidDenom(o.Denom) {
+			return fmt.Errorf("provider: bad price denom %q", o.Denom)
+		}
+	}
+	if c.HeartbeatEvery <= 0 {
+		return errors.New("provider: heartbeat interval must be positive")
+	}
+	return nil
+}
+
+// served is an offer ready to answer.
+type served struct {
+	Offer
+	name, id string
+	manifest model.Manifest
+	gen      generator  // nil for classifiers
+	mlp      *model.MLP // nil for generators
+	slots    chan struct{}
+}
+
+// Server is a running provider.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	address addr.Address
+	models  map[string]*served // by name and by id
+	order   []*served
+	seq     *seqAlloc
+	height  atomic.Int64
+	metrics *metrics
+
+	ln   net.Listener
+	http *http.Server
+	wg   sync.WaitGroup // the serve and chain goroutines
+	stop context.CancelFunc
+}
+
+// New prepares a provider; Start makes it serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	seq, err := openSeq(cfg.SeqFile)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), models: map[string]*served{}, seq: seq, metrics: newMetrics()}
+	for _, o := range cfg.Offers {
+		sv := &served{Offer: o}
+		switch {
+		case o.Upstream != nil:
+			u := o.Upstream
+			sv.name, sv.id = u.Name, u.ID
+			sv.manifest = model.Manifest{Name: u.Name, ID: u.ID, Architecture: "upstream", Task: "text-generation"}
+			sv.gen = newUpstream(u.URL, u.Engine)
+		case o.Model.LM != nil:
+			sv.manifest = o.Model.Manifest
+			sv.gen = builtinLM{o.Model.LM}
+		case o.Model.MLP != nil:
+			sv.manifest = o.Model.Manifest
+			sv.mlp = o.Model.MLP
+		}
+		sv.name, sv.id = sv.manifest.Name, sv.manifest.ID
+		if sv.Denom == "" {
+			sv.Denom = coin.Stable
+		}
+		if sv.MaxConcurrency <= 0 {
+			sv.MaxConcurrency = 64
+		}
+		sv.slots = make(chan struct{}, sv.MaxConcurrency)
+		if _, dup := s.models[sv.name]; dup {
+			return nil, fmt.Errorf("provider: model %s offered twice", sv.name)
+		}
+		s.models[sv.name], s.models[sv.id] = sv, sv
+		s.order = append(s.order, sv)
+	}
+	return s, nil
+}
+
+// Address is the provider's account address.
+func (s *Server) Address() addr.Address { return s.address }
+
+// URL is where the provider serves, once started.
+func (s *Server) URL() string {
+	if s.cfg.Advertise != "" {
+		return s.cfg.Advertise
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Registry exposes the provider's Prometheus metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
+// Start listens, serves, and (with a chain client) registers on chain and
+// heartbeats until Shutdown.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("provider: listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("provider: serve", "err", err)
+		}
+	}()
+	if s.cfg.Chain != nil {
+		if err := s.register(ctx); err != nil {
+			s.Shutdown(context.Background())
+			return err
+		}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.heartbeats(loopCtx) }()
+	}
+	s.log.Info("provider serving", "url", s.URL(), "address", s.address, "models", len(s.order))
+	return nil
+}
+
+// Shutdown stops taking requests, lets those in flight finish (until ctx
+// ends) and stops the chain loops.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stop != nil {
+		s.stop()
+	}
+	var err error
+	if s.http != nil {
+		err = s.http.Shutdown(ctx)
+	}
+	s.wg.Wait()
+	return errors.Join(err, s.seq.close())
+}

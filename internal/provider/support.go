@@ -1,0 +1,131 @@
+package provider
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// hashWriter writes through and hashes what it wrote.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+}
+
+func newHashWriter(w io.Writer) *hashWriter { return &hashWriter{w: w, h: sha256.New()} }
+
+func (hw *hashWriter) Write(b []byte) (int, error) {
+	hw.h.Write(b)
+	return hw.w.Write(b)
+}
+
+// sum is the sha256 of everything written so far.
+func (hw *hashWriter) sum() []byte { return hw.h.Sum(nil) }
+
+// seqAlloc hands out receipt sequence numbers that never repeat, even
+// across crashes: it reserves blocks of numbers on disk before using them.
+type seqAlloc struct {
+	mu             sync.Mutex // guards the fields below
+	nextSeq, limit uint64
+	path           string
+}
+
+const seqBlock = 1000
+
+func openSeq(path string) (*seqAlloc, error) {
+	s := &seqAlloc{path: path}
+	if path == "" {
+		s.limit = ^uint64(0)
+		return s, nil
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+	case err != nil:
+		return nil, fmt.Errorf("provider: receipt counter: %w", err)
+	case len(b) != 8:
+		return nil, fmt.Errorf("provider: receipt counter %s is corrupt; it must not be reset, so fix or remove it knowingly", path)
+	default:
+		s.nextSeq = binary.BigEndian.Uint64(b)
+		s.limit = s.nextSeq
+	}
+	return s, nil
+}
+
+func (s *seqAlloc) nextLocked() (uint64, error) {
+	if s.nextSeq == s.limit {
+		if err := s.reserveLocked(s.limit + seqBlock); err != nil {
+			return 0, err
+		}
+	}
+	n := s.nextSeq
+	s.nextSeq++
+	return n, nil
+}
+
+func (s *seqAlloc) next() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextLocked()
+}
+
+// reserveLocked durably records limit before any number below it is used.
+func (s *seqAlloc) reserveLocked(limit uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], limit)
+	tmp := s.path + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("provider: receipt counter: %w", err)
+	}
+	if _, err := f.Write(b[:]); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("provider: receipt counter: %w", err)
+	}
+	s.limit = limit
+	return nil
+}
+
+func (s *seqAlloc) close() error { return nil }
+
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	tokens   *prometheus.CounterVec
+	receipts prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agora_provider_requests_total", Help: "Requests by model, endpoint and HTTP status."},
+			[]string{"model", "endpoint", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "agora_provider_request_seconds", Help: "Time to answer.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)},
+			[]string{"model", "endpoint"}),
+		tokens:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agora_provider_completion_tokens_total", Help: "Tokens generated."}, []string{"model"}),
+		receipts: prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_provider_receipts_total", Help: "Receipts signed."}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.receipts, prometheus.NewGoCollector())
+	return m
+}

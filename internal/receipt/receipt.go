@@ -1,0 +1,105 @@
+// Package receipt signs and verifies the receipts that bind each answer a
+// provider gives to the provider, the model, the request and the response.
+//
+// A receipt travels in the Agora-Receipt HTTP header (and, for streams, in
+// a trailer and a final event) as base64url of a Signed message. Anyone
+// holding the request and the response can check it offline: the hashes
+// must match and the signature must be the provider's. Receipts are later
+// anchored on chain in payment claims, which makes a lie provable.
+package receipt
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+)
+
+// Header is the HTTP header (and trailer) that carries a receipt.
+const Header = "Agora-Receipt"
+
+// Domain separates receipt signatures from transactions and vouchers.
+const Domain = "agora/receipt/v1\x00"
+
+// MaxEncoded bounds an encoded receipt, so a decoder never reads much.
+const MaxEncoded = 4096
+
+// Sentinel errors for errors.Is.
+var (
+	ErrMalformed = errors.New("receipt: malformed")
+	ErrSignature = errors.New("receipt: bad signature")
+	ErrMismatch  = errors.New("receipt: does not match")
+)
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+func signBytes(body []byte) []byte { return append([]byte(Domain), body...) }
+
+// Sign fills in r's provider and public key from key and returns the
+// encoded, signed receipt.
+func Sign(key ed25519.PrivateKey, r *Receipt) (string, error) {
+	pub := key.Public().(ed25519.PublicKey)
+	r.PublicKey = pub
+	r.Provider = addr.FromPubKey(pub).String()
+	body, err := deterministic.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("receipt: marshal: %w", err)
+	}
+	b, err := deterministic.Marshal(&Signed{Body: body, Signature: ed25519.Sign(key, signBytes(body))})
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Decode parses an encoded receipt and checks its signature and that the
+// signer is the provider it names. It does not check the hashes: Check.
+func Decode(s string) (*Receipt, error) {
+	if len(s) > MaxEncoded {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(s), MaxEncoded)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not base64url: %v", ErrMalformed, err)
+	}
+	var sg Signed
+	if err := proto.Unmarshal(b, &sg); err != nil {
+		return nil, fmt.Errorf("%w: not a receipt", ErrMalformed)
+	}
+	var r Receipt
+	if err := proto.Unmarshal(sg.Body, &r); err != nil {
+		return nil, fmt.Errorf("%w: body is not a receipt", ErrMalformed)
+	}
+	if len(r.PublicKey) != ed25519.PublicKeySize || len(sg.Signature) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("%w: bad key or signature length", ErrMalformed)
+	}
+	if got := addr.FromPubKey(r.PublicKey).String(); got != r.Provider {
+		return nil, fmt.Errorf("%w: signed by %s, names provider %s", ErrSignature, got, r.Provider)
+	}
+	if !ed25519.Verify(r.PublicKey, signBytes(sg.Body), sg.Signature) {
+		return nil, fmt.Errorf("%w: signature does not match the receipt", ErrSignature)
+	}
+	return &r, nil
+}
+
+// Hash is the hash receipts use for requests and responses.
+func Hash(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
+
+// Check verifies that r covers this canonical request and response body.
+func Check(r *Receipt, canonicalRequest, response []byte) error {
+	if string(r.RequestHash) != string(Hash(canonicalRequest)) {
+		return fmt.Errorf("%w: request hash %x, the request hashes to %x", ErrMismatch, r.RequestHash, Hash(canonicalRequest))
+	}
+	if string(r.ResponseHash) != string(Hash(response)) {
+		return fmt.Errorf("%w: response hash %x, the response hashes to %x", ErrMismatch, r.ResponseHash, Hash(response))
+	}
+	return nil
+}
