@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -23,12 +25,33 @@ given). State is kept across restarts; --reset starts over.`,
 			if cmd.Flags().Changed("home") {
 				cfg.Home = g.home
 			}
-			cfg.Logger = logger()
+			if cfg.Reset { // before the log file below opens in the home
+				if err := node.WipeDevnet(cfg.Home); err != nil {
+					return err
+				}
+				cfg.Reset = false
+			}
+			// The devnet's logs go to a file unless $AGORA_LOG asks for them,
+			// so the banner stays readable.
+			if os.Getenv("AGORA_LOG") != "" {
+				cfg.Logger = logger()
+			} else {
+				if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+					return err
+				}
+				f, err := os.OpenFile(filepath.Join(cfg.Home, "devnet.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.Logger = slog.New(slog.NewTextHandler(f, nil))
+			}
 			d, err := node.StartDevnet(cfg)
 			if err != nil {
 				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), d.Banner())
+			fmt.Fprintf(cmd.OutOrStdout(), "Logs: %s (or set AGORA_LOG=info to see them here)\n", filepath.Join(cfg.Home, "devnet.log"))
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "stopping devnet")
 			return d.Stop()

@@ -15,6 +15,8 @@ import (
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/client"
 )
@@ -148,7 +150,78 @@ func queryCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(balance, account, supply, txq)
+	stake := &cobra.Command{
+		Use: "stake ADDR", Short: "Bonded and unbonding stake, slashes and jail", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := parseAddr(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			var r staking.QueryStakeResponse
+			if _, err := c.Query(cmd.Context(), "/staking/stake", []byte(a.String()), &r); err != nil {
+				return err
+			}
+			return emitProto(cmd, &r, func(w io.Writer) {
+				s := r.Stake
+				fmt.Fprintf(w, "%s\n  bonded     %duagr\n  unbonding  %duagr\n  slashed    %duagr\n", s.Staker, s.Bonded, s.Unbonding, s.Slashed)
+				if s.JailedUntil > 0 {
+					fmt.Fprintf(w, "  jailed until height %d\n", s.JailedUntil)
+				}
+				for _, u := range r.Unbondings {
+					fmt.Fprintf(w, "  %duagr returns at height %d\n", u.Amount, u.CompletesAt)
+				}
+			})
+		},
+	}
+	var model string
+	var online bool
+	providers := &cobra.Command{
+		Use: "providers [--model NAME|ID] [--online]", Short: "Registered providers, their services, stake and status", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			req, _ := proto.Marshal(&chainprov.QueryProvidersRequest{Model: model, OnlineOnly: online})
+			var r chainprov.QueryProvidersResponse
+			if _, err := c.Query(cmd.Context(), "/provider/providers", req, &r); err != nil {
+				return err
+			}
+			return emitProto(cmd, &r, func(w io.Writer) {
+				if len(r.Providers) == 0 {
+					fmt.Fprintln(w, "no providers")
+				}
+				for _, p := range r.Providers {
+					printProvider(w, p)
+				}
+			})
+		},
+	}
+	providers.Flags().StringVar(&model, "model", "", "only providers of this model (name or id)")
+	providers.Flags().BoolVar(&online, "online", false, "only providers that are online")
+	prov := &cobra.Command{
+		Use: "provider ADDR", Short: "One provider", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := parseAddr(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			var r chainprov.ProviderInfo
+			if _, err := c.Query(cmd.Context(), "/provider/provider", []byte(a.String()), &r); err != nil {
+				return err
+			}
+			return emitProto(cmd, &r, func(w io.Writer) { printProvider(w, &r) })
+		},
+	}
+	cmd.AddCommand(balance, account, supply, txq, stake, providers, prov)
 	return cmd
 }
 
@@ -222,4 +295,31 @@ func provenBalances(cmd *cobra.Command, c *client.Client, a addr.Address) error 
 			fmt.Fprintf(w, "  %s%s  (proven against the app hash of height %d)\n", b.Amount, b.Denom, b.Height)
 		}
 	})
+}
+
+// emitProto prints a protobuf answer as JSON (protojson, field names as in
+// the .proto files) or as text.
+func emitProto(cmd *cobra.Command, m proto.Message, text func(io.Writer)) error {
+	if g.output == "json" {
+		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+		if err != nil {
+			return err
+		}
+		var v any
+		_ = json.Unmarshal(b, &v) // re-encode: protojson's spacing is not stable
+		out, _ := json.Marshal(v)
+		fmt.Fprintf(cmd.OutOrStdout(), "%s\n", out)
+		return nil
+	}
+	text(cmd.OutOrStdout())
+	return nil
+}
+
+func printProvider(w io.Writer, p *chainprov.ProviderInfo) {
+	pr := p.Provider
+	status := strings.ToLower(strings.TrimPrefix(pr.Status.String(), "STATUS_"))
+	fmt.Fprintf(w, "%s  %s  %s  stake %duagr  last heartbeat %d\n", pr.Operator, status, pr.Endpoint, p.Stake, pr.LastHeartbeat)
+	for _, s := range p.Services {
+		fmt.Fprintf(w, "  %-18s %s…  %s/request + %s/1k tokens\n", s.ModelName, s.ModelId[:12], coin.String(s.PricePerRequest), coin.String(s.PricePer_1KTokens))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking"
 )
 
 var memo string
@@ -86,7 +87,25 @@ func txCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(send, multi, mint, burn)
+	stake := func(use, short string, build func(from addr.Address, c *coin.Coin) module.Msg) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " KEY AMOUNT", Short: short, Args: cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := coin.Parse(args[1])
+				if err != nil {
+					return err
+				}
+				return submit(cmd, args[0], func(from addr.Address) module.Msg { return build(from, c) })
+			},
+		}
+	}
+	bond := stake("bond", "Bond uagr as stake (providers need the minimum stake)", func(from addr.Address, c *coin.Coin) module.Msg {
+		return &staking.MsgBond{Staker: from.String(), Amount: c}
+	})
+	unbond := stake("unbond", "Start returning stake; it arrives after the unbonding period", func(from addr.Address, c *coin.Coin) module.Msg {
+		return &staking.MsgUnbond{Staker: from.String(), Amount: c}
+	})
+	cmd.AddCommand(send, multi, mint, burn, bond, unbond)
 	return cmd
 }
 

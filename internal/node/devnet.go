@@ -101,7 +101,7 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 	comet := CometConfig(cfg.Home, "devnet", Ports{P2P: cfg.BasePort, RPC: cfg.BasePort + 1}, cfg.BlockTime)
 	comet.P2P.PexReactor = false // a devnet has no peers to discover
 	if cfg.Reset {
-		if err := wipeHome(cfg.Home); err != nil {
+		if err := WipeDevnet(cfg.Home); err != nil {
 			return nil, err
 		}
 	}
@@ -211,9 +211,9 @@ func initDevnet(comet *cmtcfg.Config, kr *keyring.Keyring) error {
 	return doc.SaveAs(comet.GenesisFile())
 }
 
-// wipeHome deletes a devnet home, refusing a directory that does not look
+// WipeDevnet deletes a devnet home, refusing a directory that does not look
 // like one, so a mistyped --home cannot delete someone's files.
-func wipeHome(home string) error {
+func WipeDevnet(home string) error {
 	entries, err := os.ReadDir(home)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -261,7 +261,7 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "Funded keys (in %s):\n", d.Keyring.Dir())
 	for _, name := range DevKeys {
 		if k, err := d.Keyring.Get(name); err == nil {
-			fmt.Fprintf(&b, "  %-8s %s\n", name, k.Address())
+			fmt.Fprintf(&b, "  %-10s %s\n", name, k.Address())
 		}
 	}
 	nodeFlag := ""
