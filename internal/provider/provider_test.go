@@ -403,3 +403,37 @@ func (r *recorder) WriteHeader(s int) {
 	}
 }
 func (r *recorder) Flush() {}
+
+func TestHealthMetricsAgentCard(t *testing.T) {
+	s := start(t, "p1", builtinOffers(t))
+	post(t, s.URL()+"/v1/chat/completions", chatBody)
+	get := func(path string) string {
+		resp, err := http.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		return string(b)
+	}
+	if h := get("/healthz"); !strings.Contains(h, `"status":"ok"`) || !strings.Contains(h, s.Address().String()) {
+		t.Errorf("/healthz: %s", h)
+	}
+	if m := get("/metrics"); !strings.Contains(m, `agora_provider_requests_total{endpoint="chat.completions",model="agora/tiny-lm",status="200"} 1`) || !strings.Contains(m, "agora_provider_receipts_total 1") {
+		t.Errorf("/metrics lacks the request:\n%s", m)
+	}
+	var card struct {
+		Name, URL    string
+		Capabilities struct{ Streaming bool }
+		Skills       []struct{ ID, Name string }
+	}
+	if err := json.Unmarshal([]byte(get("/.well-known/agent-card.json")), &card); err != nil {
+		t.Fatal(err)
+	}
+	if card.URL != s.URL() || !card.Capabilities.Streaming || len(card.Skills) != 2 {
+		t.Errorf("agent card %+v", card)
+	}
+}

@@ -1,0 +1,66 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// openaiNodeModules returns the node_modules holding the official OpenAI
+// Node client, which .ci/run installs; locally the test skips without it.
+func openaiNodeModules(t *testing.T) string {
+	dir := os.Getenv("AGORA_OPENAI_NODE_MODULES")
+	if _, err := exec.LookPath("node"); err != nil || dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI must provide node and AGORA_OPENAI_NODE_MODULES (see .ci/run)")
+		}
+		t.Skip("set AGORA_OPENAI_NODE_MODULES to a node_modules with the openai package (bash .ci/run does)")
+	}
+	return dir
+}
+
+// runOpenAIClient runs testdata/openai_client.cjs against base.
+func runOpenAIClient(t *testing.T, base, apiKey string) map[string]any {
+	t.Helper()
+	script, _ := filepath.Abs("testdata/openai_client.cjs")
+	cmd := exec.Command("node", script)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+openaiNodeModules(t), "BASE="+base, "API_KEY="+apiKey)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("openai client: %v\n%s", err, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("openai client printed %q", out)
+	}
+	return res
+}
+
+// TestOfficialOpenAIClient: the official OpenAI Node client, unmodified,
+// lists models, gets a chat completion, streams one, and gets a text
+// completion from a devnet provider.
+func TestOfficialOpenAIClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	openaiNodeModules(t)
+	_, _, base := devnet(t)
+	res := runOpenAIClient(t, fmt.Sprintf("http://127.0.0.1:%d", base+10), "")
+	ids := fmt.Sprint(res["ids"])
+	if ids != "[agora/digits-mlp agora/tiny-lm]" {
+		t.Errorf("models %s", ids)
+	}
+	if res["text"] == "" || res["text"] != res["streamed"] {
+		t.Errorf("chat %q, streamed %q: want the same non-empty text", res["text"], res["streamed"])
+	}
+	if res["completion"] == "" {
+		t.Error("empty text completion")
+	}
+}
