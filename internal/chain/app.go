@@ -18,8 +18,10 @@ import (
 	dbm "github.com/cosmos/cosmos-db"
 	"github.com/cosmos/iavl"
 
+	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
@@ -60,7 +62,7 @@ func (c Config) Validate() error {
 // Modules returns the chain's modules in the order the app runs their
 // genesis and block hooks.
 func Modules() []module.Module {
-	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}}
+	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}}
 }
 
 // App is the ABCI application.
@@ -274,6 +276,15 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (err e
 	}
 	msgs := store.NewCache(admitted)
 	mctx := actx.With(msgs)
+	// Spending policies first: an agent's limits hold whatever the
+	// messages are, and its spends are recorded with them.
+	if err := agent.Authorize(mctx, d.Signer, d.Msgs); err != nil {
+		if into != nil {
+			admitted.Write()
+			*into = append(*into, actx.Events()...)
+		}
+		return err
+	}
 	for i, m := range d.Msgs {
 		if err := a.routes[tx.TypeURL(m)].mod.Handle(mctx, m); err != nil {
 			if into != nil { // in a block: the fee is paid, the messages undone

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
@@ -200,6 +203,71 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 		msg = m
 	case "heartbeat":
 		msg = &provider.MsgHeartbeat{Operator: fromAddr}
+	case "open":
+		var exp int64
+		fmt.Sscan(arg("expires", "1000"), &exp)
+		m := &channel.MsgOpenChannel{Payer: fromAddr, Payee: target(arg("to", "dave")), ModelId: arg("model", ""), Deposit: coins(arg("deposit", "1000uusdc"))[0],
+			ExpiresAt: exp, PayerKey: key(from).Public().(ed25519.PublicKey)}
+		if sk := arg("session", ""); sk != "" {
+			m.SessionKey = key(sk).Public().(ed25519.PublicKey)
+		}
+		msg = m
+	case "fund":
+		var id uint64
+		fmt.Sscan(arg("channel", "1"), &id)
+		msg = &channel.MsgFundChannel{Payer: fromAddr, ChannelId: id, Amount: coins(arg("amount", "100uusdc"))[0]}
+	case "extend":
+		var id uint64
+		var exp int64
+		fmt.Sscan(arg("channel", "1"), &id)
+		fmt.Sscan(arg("expires", "2000"), &exp)
+		msg = &channel.MsgExtendChannel{Payer: fromAddr, ChannelId: id, ExpiresAt: exp}
+	case "claim", "close":
+		// channel=ID cumulative=N amount=N voucher=SIGNER [chain=ID]
+		var id, cum, amt uint64
+		fmt.Sscan(arg("channel", "1"), &id)
+		fmt.Sscan(arg("cumulative", "0"), &cum)
+		fmt.Sscan(arg("amount", arg("cumulative", "0")), &amt)
+		var cl *channel.Claim
+		if cum > 0 {
+			v := channel.SignVoucher(key(arg("voucher", "alice")), arg("voucher_chain", testChain), id, cum)
+			var n uint64
+			fmt.Sscan(arg("receipts", "1"), &n)
+			cl = &channel.Claim{Voucher: v, Amount: amt, ReceiptsRoot: make([]byte, 32), ReceiptsCount: n}
+		}
+		if arg("msg", "") == "close" {
+			msg = &channel.MsgCloseChannel{Payee: fromAddr, ChannelId: id, Final: cl}
+		} else {
+			msg = &channel.MsgClaim{Payee: fromAddr, Claims: []*channel.Claim{cl}}
+		}
+	case "settle":
+		var id uint64
+		fmt.Sscan(arg("channel", "1"), &id)
+		msg = &channel.MsgSettleExpired{Payer: fromAddr, ChannelId: id}
+	case "authz":
+		// payer=NAME to=NAME amount=C [nonce=N] [before=UNIX]: from submits
+		payer := arg("payer", "alice")
+		var nonce, before int64
+		fmt.Sscan(arg("nonce", "1"), &nonce)
+		fmt.Sscan(arg("before", "1900000000"), &before)
+		n := make([]byte, 32)
+		n[31] = byte(nonce)
+		a := &bank.Authorization{From: address(payer).String(), To: target(arg("to", "bob")), Amount: coins(arg("amount", "5uusdc"))[0],
+			ValidAfter: 0, ValidBefore: before, Nonce: n}
+		bank.SignAuthorization(key(payer), testChain, a)
+		msg = &bank.MsgTransferWithAuthorization{Submitter: fromAddr, Authorization: a}
+	case "agent":
+		// owner is from; agent=NAME; policy: denom per_tx per_period period lifetime recipients msgs expires
+		msg = &agent.MsgCreateAgent{Owner: fromAddr, AgentKey: key(arg("agent", "robot")).Public().(ed25519.PublicKey),
+			Consent: ed25519.Sign(key(arg("agent", "robot")), agent.ConsentBytes(testChain, fromAddr)), Policy: h.policy(arg)}
+	case "policy":
+		msg = &agent.MsgSetPolicy{Owner: fromAddr, Agent: address(arg("agent", "robot")).String(), Policy: h.policy(arg)}
+	case "freeze":
+		msg = &agent.MsgFreezeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
+	case "unfreeze":
+		msg = &agent.MsgUnfreezeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
+	case "revoke":
+		msg = &agent.MsgRevokeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
 	case "deregister":
 		msg = &provider.MsgDeregister{Operator: fromAddr}
 	default:
@@ -220,8 +288,27 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 	return raw, signer
 }
 
+// policy reads an agent policy from datadriven arguments.
+func (h *harness) policy(arg func(k, def string) string) *agent.Policy {
+	p := &agent.Policy{Denom: arg("denom", "uusdc")}
+	fmt.Sscan(arg("per_tx", "0"), &p.MaxPerTx)
+	fmt.Sscan(arg("per_period", "0"), &p.MaxPerPeriod)
+	fmt.Sscan(arg("period", "0"), &p.PeriodBlocks)
+	fmt.Sscan(arg("lifetime", "0"), &p.MaxLifetime)
+	fmt.Sscan(arg("expires_at", "0"), &p.ExpiresAt)
+	if r := arg("recipients", ""); r != "" {
+		for _, n := range strings.Split(r, ",") {
+			p.AllowedRecipients = append(p.AllowedRecipients, address(n).String())
+		}
+	}
+	if m := arg("msgs", ""); m != "" {
+		p.AllowedMsgs = strings.Split(m, ",")
+	}
+	return p
+}
+
 func (h *harness) name(a string) string {
-	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave"} {
+	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave", "robot"} {
 		if address(n).String() == a {
 			return n
 		}
@@ -350,6 +437,27 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			names = append(names, h.name(p.Provider.Operator)+":"+p.Provider.Status.String())
 		}
 		return "[" + strings.Join(names, " ") + "]"
+	case "channel":
+		var id uint64
+		fmt.Sscan(d.CmdArgs[0].Key, &id)
+		var c channel.Channel
+		if err := h.query("/channel/channel", binary.BigEndian.AppendUint64(nil, id), &c); err != nil {
+			return h.shorten(err.Error())
+		}
+		return h.shorten(fmt.Sprintf("channel %d %s->%s deposit %d%s claimed %d expires %d receipts %d closed %v", c.Id, c.Payer, c.Payee, c.Deposit, c.Denom, c.Claimed, c.ExpiresAt, c.Receipts, c.Closed))
+	case "agent":
+		var r agent.QueryAgentResponse
+		if err := h.query("/agent/agent", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+			return h.shorten(err.Error())
+		}
+		a := r.Agent
+		rem := func(n uint64) string {
+			if n == ^uint64(0) {
+				return "unlimited"
+			}
+			return fmt.Sprint(n)
+		}
+		return h.shorten(fmt.Sprintf("agent of %s frozen %v revoked %v spent %d (period %d) remaining period %s lifetime %s", a.Owner, a.Frozen, a.Revoked, a.SpentTotal, a.SpentInPeriod, rem(r.RemainingInPeriod), rem(r.RemainingLifetime)))
 	case "restart":
 		h.restart()
 		info, _ := h.app.Info(context.Background(), &abci.RequestInfo{})
@@ -361,12 +469,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 
 // shorten replaces addresses in logs with names, so scripts stay readable.
 func (h *harness) shorten(s string) string {
-	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave"} {
+	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave", "robot"} {
 		s = strings.ReplaceAll(s, address(n).String(), n)
 	}
 	s = strings.ReplaceAll(s, auth.FeePool.String(), "fee_pool")
 	s = strings.ReplaceAll(s, staking.BondedPool.String(), "bonded_pool")
 	s = strings.ReplaceAll(s, staking.UnbondingPool.String(), "unbonding_pool")
+	s = strings.ReplaceAll(s, channel.Escrow.String(), "escrow")
 	return s
 }
 

@@ -600,6 +600,163 @@ func (x *QuerySupplyResponse) GetSupply() []*coin.Coin {
 	return nil
 }
 
+// Authorization lets anyone move amount from `from` to `to` once, between
+// valid_after and valid_before (block time, unix seconds): the analogue of
+// EIP-3009's transferWithAuthorization that x402's exact scheme uses.
+type Authorization struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Amount        *coin.Coin             `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	ValidAfter    int64                  `protobuf:"varint,4,opt,name=valid_after,json=validAfter,proto3" json:"valid_after,omitempty"`
+	ValidBefore   int64                  `protobuf:"varint,5,opt,name=valid_before,json=validBefore,proto3" json:"valid_before,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,6,opt,name=nonce,proto3" json:"nonce,omitempty"`                          // 32 bytes, each usable once per from
+	PublicKey     []byte                 `protobuf:"bytes,7,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // from's ed25519 key
+	Signature     []byte                 `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`                  // over AuthorizationSignBytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Authorization) Reset() {
+	*x = Authorization{}
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Authorization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Authorization) ProtoMessage() {}
+
+func (x *Authorization) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Authorization.ProtoReflect.Descriptor instead.
+func (*Authorization) Descriptor() ([]byte, []int) {
+	return file_agora_bank_v1_bank_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Authorization) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Authorization) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Authorization) GetAmount() *coin.Coin {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *Authorization) GetValidAfter() int64 {
+	if x != nil {
+		return x.ValidAfter
+	}
+	return 0
+}
+
+func (x *Authorization) GetValidBefore() int64 {
+	if x != nil {
+		return x.ValidBefore
+	}
+	return 0
+}
+
+func (x *Authorization) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *Authorization) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *Authorization) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// MsgTransferWithAuthorization executes an Authorization; the submitter
+// pays the fee.
+type MsgTransferWithAuthorization struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Submitter     string                 `protobuf:"bytes,1,opt,name=submitter,proto3" json:"submitter,omitempty"`
+	Authorization *Authorization         `protobuf:"bytes,2,opt,name=authorization,proto3" json:"authorization,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgTransferWithAuthorization) Reset() {
+	*x = MsgTransferWithAuthorization{}
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgTransferWithAuthorization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgTransferWithAuthorization) ProtoMessage() {}
+
+func (x *MsgTransferWithAuthorization) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgTransferWithAuthorization.ProtoReflect.Descriptor instead.
+func (*MsgTransferWithAuthorization) Descriptor() ([]byte, []int) {
+	return file_agora_bank_v1_bank_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MsgTransferWithAuthorization) GetSubmitter() string {
+	if x != nil {
+		return x.Submitter
+	}
+	return ""
+}
+
+func (x *MsgTransferWithAuthorization) GetAuthorization() *Authorization {
+	if x != nil {
+		return x.Authorization
+	}
+	return nil
+}
+
 var File_agora_bank_v1_bank_proto protoreflect.FileDescriptor
 
 const file_agora_bank_v1_bank_proto_rawDesc = "" +
@@ -637,7 +794,21 @@ const file_agora_bank_v1_bank_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12/\n" +
 	"\bbalances\x18\x02 \x03(\v2\x13.agora.coin.v1.CoinR\bbalances\"B\n" +
 	"\x13QuerySupplyResponse\x12+\n" +
-	"\x06supply\x18\x01 \x03(\v2\x13.agora.coin.v1.CoinR\x06supplyB/Z-github.com/agoranet/agora/internal/chain/bankb\x06proto3"
+	"\x06supply\x18\x01 \x03(\v2\x13.agora.coin.v1.CoinR\x06supply\"\xf7\x01\n" +
+	"\rAuthorization\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12+\n" +
+	"\x06amount\x18\x03 \x01(\v2\x13.agora.coin.v1.CoinR\x06amount\x12\x1f\n" +
+	"\vvalid_after\x18\x04 \x01(\x03R\n" +
+	"validAfter\x12!\n" +
+	"\fvalid_before\x18\x05 \x01(\x03R\vvalidBefore\x12\x14\n" +
+	"\x05nonce\x18\x06 \x01(\fR\x05nonce\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\a \x01(\fR\tpublicKey\x12\x1c\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\"\x80\x01\n" +
+	"\x1cMsgTransferWithAuthorization\x12\x1c\n" +
+	"\tsubmitter\x18\x01 \x01(\tR\tsubmitter\x12B\n" +
+	"\rauthorization\x18\x02 \x01(\v2\x1c.agora.bank.v1.AuthorizationR\rauthorizationB/Z-github.com/agoranet/agora/internal/chain/bankb\x06proto3"
 
 var (
 	file_agora_bank_v1_bank_proto_rawDescOnce sync.Once
@@ -651,38 +822,42 @@ func file_agora_bank_v1_bank_proto_rawDescGZIP() []byte {
 	return file_agora_bank_v1_bank_proto_rawDescData
 }
 
-var file_agora_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_agora_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_agora_bank_v1_bank_proto_goTypes = []any{
-	(*MsgSend)(nil),              // 0: agora.bank.v1.MsgSend
-	(*Output)(nil),               // 1: agora.bank.v1.Output
-	(*MsgMultiSend)(nil),         // 2: agora.bank.v1.MsgMultiSend
-	(*MsgMint)(nil),              // 3: agora.bank.v1.MsgMint
-	(*MsgBurn)(nil),              // 4: agora.bank.v1.MsgBurn
-	(*Denom)(nil),                // 5: agora.bank.v1.Denom
-	(*Params)(nil),               // 6: agora.bank.v1.Params
-	(*GenesisBalance)(nil),       // 7: agora.bank.v1.GenesisBalance
-	(*Genesis)(nil),              // 8: agora.bank.v1.Genesis
-	(*QueryBalanceResponse)(nil), // 9: agora.bank.v1.QueryBalanceResponse
-	(*QuerySupplyResponse)(nil),  // 10: agora.bank.v1.QuerySupplyResponse
-	(*coin.Coin)(nil),            // 11: agora.coin.v1.Coin
+	(*MsgSend)(nil),                      // 0: agora.bank.v1.MsgSend
+	(*Output)(nil),                       // 1: agora.bank.v1.Output
+	(*MsgMultiSend)(nil),                 // 2: agora.bank.v1.MsgMultiSend
+	(*MsgMint)(nil),                      // 3: agora.bank.v1.MsgMint
+	(*MsgBurn)(nil),                      // 4: agora.bank.v1.MsgBurn
+	(*Denom)(nil),                        // 5: agora.bank.v1.Denom
+	(*Params)(nil),                       // 6: agora.bank.v1.Params
+	(*GenesisBalance)(nil),               // 7: agora.bank.v1.GenesisBalance
+	(*Genesis)(nil),                      // 8: agora.bank.v1.Genesis
+	(*QueryBalanceResponse)(nil),         // 9: agora.bank.v1.QueryBalanceResponse
+	(*QuerySupplyResponse)(nil),          // 10: agora.bank.v1.QuerySupplyResponse
+	(*Authorization)(nil),                // 11: agora.bank.v1.Authorization
+	(*MsgTransferWithAuthorization)(nil), // 12: agora.bank.v1.MsgTransferWithAuthorization
+	(*coin.Coin)(nil),                    // 13: agora.coin.v1.Coin
 }
 var file_agora_bank_v1_bank_proto_depIdxs = []int32{
-	11, // 0: agora.bank.v1.MsgSend.amount:type_name -> agora.coin.v1.Coin
-	11, // 1: agora.bank.v1.Output.amount:type_name -> agora.coin.v1.Coin
+	13, // 0: agora.bank.v1.MsgSend.amount:type_name -> agora.coin.v1.Coin
+	13, // 1: agora.bank.v1.Output.amount:type_name -> agora.coin.v1.Coin
 	1,  // 2: agora.bank.v1.MsgMultiSend.outputs:type_name -> agora.bank.v1.Output
-	11, // 3: agora.bank.v1.MsgMint.amount:type_name -> agora.coin.v1.Coin
-	11, // 4: agora.bank.v1.MsgBurn.amount:type_name -> agora.coin.v1.Coin
+	13, // 3: agora.bank.v1.MsgMint.amount:type_name -> agora.coin.v1.Coin
+	13, // 4: agora.bank.v1.MsgBurn.amount:type_name -> agora.coin.v1.Coin
 	5,  // 5: agora.bank.v1.Params.denoms:type_name -> agora.bank.v1.Denom
-	11, // 6: agora.bank.v1.GenesisBalance.coins:type_name -> agora.coin.v1.Coin
+	13, // 6: agora.bank.v1.GenesisBalance.coins:type_name -> agora.coin.v1.Coin
 	6,  // 7: agora.bank.v1.Genesis.params:type_name -> agora.bank.v1.Params
 	7,  // 8: agora.bank.v1.Genesis.balances:type_name -> agora.bank.v1.GenesisBalance
-	11, // 9: agora.bank.v1.QueryBalanceResponse.balances:type_name -> agora.coin.v1.Coin
-	11, // 10: agora.bank.v1.QuerySupplyResponse.supply:type_name -> agora.coin.v1.Coin
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 9: agora.bank.v1.QueryBalanceResponse.balances:type_name -> agora.coin.v1.Coin
+	13, // 10: agora.bank.v1.QuerySupplyResponse.supply:type_name -> agora.coin.v1.Coin
+	13, // 11: agora.bank.v1.Authorization.amount:type_name -> agora.coin.v1.Coin
+	11, // 12: agora.bank.v1.MsgTransferWithAuthorization.authorization:type_name -> agora.bank.v1.Authorization
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_agora_bank_v1_bank_proto_init() }
@@ -696,7 +871,7 @@ func file_agora_bank_v1_bank_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_bank_v1_bank_proto_rawDesc), len(file_agora_bank_v1_bank_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

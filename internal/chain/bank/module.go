@@ -21,7 +21,7 @@ var _ module.Module = Module{}
 func (Module) Name() string { return Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&MsgSend{}, &MsgMultiSend{}, &MsgMint{}, &MsgBurn{}}
+	return []module.Msg{&MsgSend{}, &MsgMultiSend{}, &MsgMint{}, &MsgBurn{}, &MsgTransferWithAuthorization{}}
 }
 
 // Handle executes a bank message. Addresses were validated by ValidateBasic.
@@ -40,6 +40,8 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 		return Mint(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
 	case *MsgBurn:
 		return Burn(ctx, ctx.Signer, m.Amount)
+	case *MsgTransferWithAuthorization:
+		return TransferWithAuthorization(ctx, m.Authorization)
 	}
 	return fmt.Errorf("bank: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }

@@ -107,3 +107,20 @@ type BeginBlocker interface {
 
 // U64 formats an amount or counter for an event attribute.
 func U64(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// Spend is money that a message moves out of an account.
+type Spend struct {
+	From, To addr.Address
+	Denom    string
+	Amount   uint64
+	// Channel, if not 0, is the payment channel the money goes into; its
+	// payee is the real recipient, and To is unset.
+	Channel uint64
+}
+
+// Spender is a message that moves money out of an account. The agent
+// module reads every Spend of every message to enforce spending policies,
+// so a message that moves someone's funds must implement it.
+type Spender interface {
+	Spends() []Spend
+}

@@ -311,3 +311,14 @@ func List(kv store.Reader, model string, onlineOnly bool) []*ProviderInfo {
 
 // IsRoutable reports whether p may be sent requests.
 func IsRoutable(p *Provider) bool { return p != nil && p.Status == Status_STATUS_ONLINE }
+
+// AddAnchored counts receipts that a payment claim anchored for a
+// provider (a no-op for an address that is not a provider).
+func AddAnchored(ctx *module.Context, a addr.Address, n uint64) {
+	p := Get(ctx.KV, a)
+	if p == nil || n == 0 {
+		return
+	}
+	p.AnswersAnchored += n
+	put(ctx.KV, a, p)
+}

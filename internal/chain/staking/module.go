@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -102,4 +103,9 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 		}
 	}
 	return nil
+}
+
+// Spends: bonding moves the staker's uagr into the bonded pool.
+func (m *MsgBond) Spends() []module.Spend {
+	return []module.Spend{{From: addr.MustParse(m.Staker), To: BondedPool, Denom: m.Amount.Denom, Amount: m.Amount.Amount}}
 }

@@ -1,0 +1,125 @@
+package chain_test
+
+import (
+	"crypto/ed25519"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/agent"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/tx"
+)
+
+// TestAgentCannotOverspendByAnyPath throws random spends at an agent with
+// a per-period limit — sends, multi-sends, channel deposits and top-ups,
+// and transfer authorizations submitted by someone else — and checks that
+// in no period did its balance fall by more than the limit.
+func TestAgentCannotOverspendByAnyPath(t *testing.T) {
+	const limit, period = 100, 5
+	h := newHarness(t, "")
+	defer h.close()
+	robot := address("robot")
+	robotKey := key("robot")
+	seqs := map[string]uint64{}
+	sign := func(name string, msgs ...module.Msg) []byte {
+		raw, err := tx.Sign(key(name), testChain, seqs[name], coin.New("uagr", 10*uint64(len(msgs))), "", msgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[name]++
+		return raw
+	}
+	h.pending = [][]byte{
+		sign("alice", &agent.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
+			Consent: ed25519.Sign(robotKey, agent.ConsentBytes(testChain, address("alice").String())),
+			Policy:  &agent.Policy{Denom: "uusdc", MaxPerPeriod: limit, PeriodBlocks: period}}),
+		sign("alice", &bank.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uusdc", 100_000), coin.New("uagr", 100_000)}}),
+	}
+	h.block()
+	r := rand.New(rand.NewPCG(11, 12))
+	bob := address("bob").String()
+	channels := 0
+	nonce := byte(0)
+	balanceAt := map[int64]uint64{h.height: h.balance(robot, "uusdc")}
+	for b := 0; b < 40; b++ {
+		for i := 0; i < 6; i++ {
+			amt := uint64(r.IntN(60) + 1)
+			var raw []byte
+			switch r.IntN(5) {
+			case 0:
+				raw = sign("robot", &bank.MsgSend{From: robot.String(), To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}})
+			case 1:
+				raw = sign("robot", &bank.MsgMultiSend{From: robot.String(), Outputs: []*bank.Output{{To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}, {To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}}})
+			case 2:
+				raw = sign("robot", &channel.MsgOpenChannel{Payer: robot.String(), Payee: bob, Deposit: coin.New("uusdc", amt), ExpiresAt: h.height + 100, PayerKey: robotKey.Public().(ed25519.PublicKey)})
+				channels++
+			case 3:
+				if channels == 0 {
+					continue
+				}
+				raw = sign("robot", &channel.MsgFundChannel{Payer: robot.String(), ChannelId: uint64(r.IntN(channels) + 1), Amount: coin.New("uusdc", amt)})
+			case 4:
+				nonce++
+				a := &bank.Authorization{From: robot.String(), To: bob, Amount: coin.New("uusdc", amt), ValidBefore: 1 << 40, Nonce: make([]byte, 32)}
+				a.Nonce[0] = nonce
+				bank.SignAuthorization(robotKey, testChain, a)
+				raw = sign("bob", &bank.MsgTransferWithAuthorization{Submitter: bob, Authorization: a})
+			}
+			h.pending = append(h.pending, raw)
+		}
+		resp, _ := h.block()
+		for i, res := range resp.TxResults {
+			if res.Code != 0 && res.Code != 10 && res.Code != 14 { // refused by the policy; a channel that was refused
+				t.Logf("tx %d: %s", i, res.Log)
+			}
+		}
+		seqs = resyncSeqs(h, seqs)
+		balanceAt[h.height] = h.balance(robot, "uusdc")
+	}
+	// Periods start at the agent's creation (height 1) every 5 blocks; the
+	// spends of period [s, s+5) show between the balances after blocks s-1
+	// and s+4.
+	spentTotal := uint64(0)
+	for start := int64(1); start+period-1 <= h.height; start += period {
+		base := balanceAt[start-1]
+		if start == 1 { // block 1 funded the agent; it spent nothing in it
+			base = balanceAt[1]
+		}
+		spent := base - balanceAt[start+period-1]
+		if spent > limit {
+			t.Errorf("blocks %d-%d: the agent spent %d, its limit is %d", start, start+period-1, spent, limit)
+		}
+		spentTotal += spent
+	}
+	if spentTotal == 0 {
+		t.Error("the agent never spent anything; the test proves nothing")
+	}
+	t.Logf("spent %d over %d blocks", spentTotal, h.height)
+}
+
+// resyncSeqs reads the sequences the chain expects, since refused txs in
+// a block still use theirs but txs that failed admission do not.
+func resyncSeqs(h *harness, seqs map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for name := range seqs {
+		out[name] = h.sequence(name)
+	}
+	return out
+}
+
+func (h *harness) balance(a addr.Address, denom string) uint64 {
+	var r bank.QueryBalanceResponse
+	if err := h.query("/bank/balance", []byte(a.String()), &r); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, c := range r.Balances {
+		if c.Denom == denom {
+			return c.Amount
+		}
+	}
+	return 0
+}

@@ -1,0 +1,376 @@
+// Package channel implements unidirectional payment channels with
+// cumulative vouchers. A payer locks a deposit for a payee; each request
+// the payee serves is paid by a new voucher for the running total, checked
+// off chain in microseconds; the payee claims the highest voucher now and
+// then, many channels in one transaction, together with the Merkle root of
+// the receipts it covers, which anchors them for audits.
+package channel
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/store"
+)
+
+// Name is the module's name and store prefix.
+const Name = "channel"
+
+// Escrow holds every channel's deposit.
+var Escrow = addr.Module("channel/escrow")
+
+// VoucherDomain separates voucher signatures from all else.
+const VoucherDomain = "agora/voucher/v1\x00"
+
+var (
+	channelPrefix = []byte("channel/c/") // id -> Channel
+	payerPrefix   = []byte("channel/p/") // payer | id -> nil
+	payeePrefix   = []byte("channel/e/") // payee | id -> nil
+	anchorPrefix  = []byte("channel/a/") // id | n -> Anchor
+	nextIDKey     = []byte("channel/next")
+	paramsKey     = []byte("channel/params")
+)
+
+// DefaultParams are a new chain's params.
+func DefaultParams() *Params { return &Params{MaxClaimsPerMsg: 5000, MaxLifetimeBlocks: 10_000_000} }
+
+// VoucherSignBytes is what a voucher's signer signs.
+func VoucherSignBytes(chainID string, channelID, cumulative uint64) []byte {
+	b := make([]byte, 0, len(VoucherDomain)+4+len(chainID)+16)
+	b = append(b, VoucherDomain...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(chainID)))
+	b = append(b, chainID...)
+	b = binary.BigEndian.AppendUint64(b, channelID)
+	return binary.BigEndian.AppendUint64(b, cumulative)
+}
+
+// SignVoucher makes a voucher for cumulative on a channel.
+func SignVoucher(key ed25519.PrivateKey, chainID string, channelID, cumulative uint64) *Voucher {
+	return &Voucher{ChannelId: channelID, Cumulative: cumulative, Signature: ed25519.Sign(key, VoucherSignBytes(chainID, channelID, cumulative))}
+}
+
+// VerifyVoucher checks a voucher's signature against the channel's keys.
+// It reads no state, so the payee can run it on every request.
+func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
+	if v == nil || v.ChannelId != c.Id {
+		return fmt.Errorf("channel: voucher is for another channel: %w", codes.ErrInvalidRequest)
+	}
+	if len(v.Signature) != ed25519.SignatureSize {
+		return fmt.Errorf("channel: voucher signature has %d bytes: %w", len(v.Signature), codes.ErrSignature)
+	}
+	msg := VoucherSignBytes(chainID, c.Id, v.Cumulative)
+	if ed25519.Verify(c.PayerKey, msg, v.Signature) {
+		return nil
+	}
+	if len(c.SessionKey) == ed25519.PublicKeySize && ed25519.Verify(c.SessionKey, msg, v.Signature) {
+		return nil
+	}
+	return fmt.Errorf("channel: voucher for channel %d is not signed by its payer or session key: %w", c.Id, codes.ErrSignature)
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// GetParams reads the params.
+func GetParams(kv store.Reader) *Params {
+	p := DefaultParams()
+	if v := kv.Get(paramsKey); v != nil {
+		if err := proto.Unmarshal(v, p); err != nil {
+			panic(store.IOError{Err: err})
+		}
+	}
+	return p
+}
+
+// Get returns a channel or nil.
+func Get(kv store.Reader, id uint64) *Channel {
+	v := kv.Get(cat(channelPrefix, be(id)))
+	if v == nil {
+		return nil
+	}
+	c := &Channel{}
+	if err := proto.Unmarshal(v, c); err != nil {
+		panic(store.IOError{Err: err})
+	}
+	return c
+}
+
+func put(kv store.KV, c *Channel) { kv.Set(cat(channelPrefix, be(c.Id)), mustMarshal(c)) }
+
+func mustGet(kv store.Reader, id uint64) (*Channel, error) {
+	c := Get(kv, id)
+	if c == nil {
+		return nil, fmt.Errorf("channel: no channel %d: %w", id, codes.ErrNotFound)
+	}
+	return c, nil
+}
+
+// Open creates a channel and escrows its deposit.
+func Open(ctx *module.Context, m *MsgOpenChannel) (*Channel, error) {
+	payer, payee := addr.MustParse(m.Payer), addr.MustParse(m.Payee)
+	if addr.FromPubKey(m.PayerKey) != payer {
+		return nil, fmt.Errorf("channel: payer_key is not %s's key: %w", payer, codes.ErrSignature)
+	}
+	p := GetParams(ctx.KV)
+	if m.ExpiresAt <= ctx.Height || m.ExpiresAt > ctx.Height+p.MaxLifetimeBlocks {
+		return nil, fmt.Errorf("channel: expiry %d must be after the current height %d and at most %d blocks ahead: %w", m.ExpiresAt, ctx.Height, p.MaxLifetimeBlocks, codes.ErrInvalidRequest)
+	}
+	if m.ModelId != "" && provider.GetService(ctx.KV, payee, m.ModelId) == nil {
+		return nil, fmt.Errorf("channel: %s offers no model %s: %w", payee, m.ModelId, codes.ErrNotFound)
+	}
+	if err := bank.Send(ctx, payer, Escrow, []*coin.Coin{m.Deposit}); err != nil {
+		return nil, fmt.Errorf("channel: deposit: %w", err)
+	}
+	id := uint64(1)
+	if v := ctx.KV.Get(nextIDKey); v != nil {
+		id = binary.BigEndian.Uint64(v)
+	}
+	ctx.KV.Set(nextIDKey, be(id+1))
+	c := &Channel{Id: id, Payer: m.Payer, Payee: m.Payee, ModelId: m.ModelId, Denom: m.Deposit.Denom, Deposit: m.Deposit.Amount,
+		ExpiresAt: m.ExpiresAt, PayerKey: m.PayerKey, SessionKey: m.SessionKey, OpenedAt: ctx.Height}
+	put(ctx.KV, c)
+	ctx.KV.Set(cat(payerPrefix, payer[:], be(id)), []byte{})
+	ctx.KV.Set(cat(payeePrefix, payee[:], be(id)), []byte{})
+	ctx.Emit("open_channel", module.Key("channel_id", module.U64(id)), module.Key("payer", m.Payer), module.Key("payee", m.Payee),
+		module.Val("deposit", coin.String(m.Deposit)), module.Val("expires_at", module.U64(uint64(m.ExpiresAt))))
+	return c, nil
+}
+
+func mustBePayer(c *Channel, who addr.Address) error {
+	if c.Payer != who.String() {
+		return fmt.Errorf("channel: only the payer %s may do this to channel %d: %w", c.Payer, c.Id, codes.ErrUnauthorized)
+	}
+	if c.Closed {
+		return fmt.Errorf("channel: channel %d is closed: %w", c.Id, codes.ErrInvalidRequest)
+	}
+	return nil
+}
+
+// Fund adds to a channel's deposit.
+func Fund(ctx *module.Context, m *MsgFundChannel) error {
+	c, err := mustGet(ctx.KV, m.ChannelId)
+	if err != nil {
+		return err
+	}
+	if err := mustBePayer(c, ctx.Signer); err != nil {
+		return err
+	}
+	if m.Amount.Denom != c.Denom {
+		return fmt.Errorf("channel: channel %d is in %s, not %s: %w", c.Id, c.Denom, m.Amount.Denom, codes.ErrInvalidAmount)
+	}
+	if ctx.Height > c.ExpiresAt {
+		return fmt.Errorf("channel: channel %d expired at %d; extend it first: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
+	}
+	if err := bank.Send(ctx, ctx.Signer, Escrow, []*coin.Coin{m.Amount}); err != nil {
+		return err
+	}
+	if c.Deposit, err = coin.Add(c.Deposit, m.Amount.Amount); err != nil {
+		return err
+	}
+	put(ctx.KV, c)
+	ctx.Emit("fund_channel", module.Key("channel_id", module.U64(c.Id)), module.Val("amount", coin.String(m.Amount)))
+	return nil
+}
+
+// Extend moves a channel's expiry later.
+func Extend(ctx *module.Context, m *MsgExtendChannel) error {
+	c, err := mustGet(ctx.KV, m.ChannelId)
+	if err != nil {
+		return err
+	}
+	if err := mustBePayer(c, ctx.Signer); err != nil {
+		return err
+	}
+	if m.ExpiresAt <= c.ExpiresAt || m.ExpiresAt > ctx.Height+GetParams(ctx.KV).MaxLifetimeBlocks {
+		return fmt.Errorf("channel: new expiry %d must be after %d and within the max lifetime: %w", m.ExpiresAt, c.ExpiresAt, codes.ErrInvalidRequest)
+	}
+	c.ExpiresAt = m.ExpiresAt
+	put(ctx.KV, c)
+	ctx.Emit("extend_channel", module.Key("channel_id", module.U64(c.Id)), module.Val("expires_at", module.U64(uint64(m.ExpiresAt))))
+	return nil
+}
+
+// claim pays the increase of one claim over the last, split with the
+// service's royalty recipients, and anchors its receipts.
+func claim(ctx *module.Context, payee addr.Address, cl *Claim) error {
+	if cl.Voucher == nil {
+		return fmt.Errorf("channel: claim without a voucher: %w", codes.ErrInvalidRequest)
+	}
+	c, err := mustGet(ctx.KV, cl.Voucher.ChannelId)
+	if err != nil {
+		return err
+	}
+	if c.Payee != payee.String() {
+		return fmt.Errorf("channel: channel %d pays %s, not %s: %w", c.Id, c.Payee, payee, codes.ErrUnauthorized)
+	}
+	if c.Closed {
+		return fmt.Errorf("channel: channel %d is closed: %w", c.Id, codes.ErrInvalidRequest)
+	}
+	if ctx.Height > c.ExpiresAt {
+		return fmt.Errorf("channel: channel %d expired at height %d: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
+	}
+	if err := VerifyVoucher(ctx.ChainID, c, cl.Voucher); err != nil {
+		return err
+	}
+	if cl.Amount > cl.Voucher.Cumulative {
+		return fmt.Errorf("channel: claim of %d is above the voucher's %d: %w", cl.Amount, cl.Voucher.Cumulative, codes.ErrInvalidAmount)
+	}
+	if cl.Amount <= c.Claimed {
+		return fmt.Errorf("channel: claim of %d on channel %d does not exceed the %d already claimed: %w", cl.Amount, c.Id, c.Claimed, codes.ErrInvalidAmount)
+	}
+	if cl.Amount > c.Deposit {
+		return fmt.Errorf("channel: claim of %d is above channel %d's deposit of %d: %w", cl.Amount, c.Id, c.Deposit, codes.ErrInsufficientFunds)
+	}
+	if len(cl.ReceiptsRoot) != 0 && len(cl.ReceiptsRoot) != 32 {
+		return fmt.Errorf("channel: receipts root must be 32 bytes: %w", codes.ErrInvalidRequest)
+	}
+	pay := cl.Amount - c.Claimed
+	rest := pay
+	if svc := provider.GetService(ctx.KV, payee, c.ModelId); c.ModelId != "" && svc != nil {
+		for _, r := range svc.Royalties {
+			share := pay/10_000*uint64(r.Bps) + pay%10_000*uint64(r.Bps)/10_000
+			if share == 0 {
+				continue
+			}
+			if err := bank.Send(ctx, Escrow, addr.MustParse(r.Recipient), []*coin.Coin{coin.New(c.Denom, share)}); err != nil {
+				return err
+			}
+			rest -= share
+		}
+	}
+	if rest > 0 {
+		if err := bank.Send(ctx, Escrow, payee, []*coin.Coin{coin.New(c.Denom, rest)}); err != nil {
+			return err
+		}
+	}
+	n := c.Receipts
+	ctx.KV.Set(cat(anchorPrefix, be(c.Id), be(n)), mustMarshal(&Anchor{ChannelId: c.Id, Root: cl.ReceiptsRoot, Count: cl.ReceiptsCount, From: c.Claimed, To: cl.Amount, Height: ctx.Height}))
+	c.Claimed = cl.Amount
+	c.Receipts += cl.ReceiptsCount
+	put(ctx.KV, c)
+	provider.AddAnchored(ctx, payee, cl.ReceiptsCount)
+	ctx.Emit("claim", module.Key("channel_id", module.U64(c.Id)), module.Key("payee", c.Payee), module.Val("paid", module.U64(pay)+c.Denom),
+		module.Val("cumulative", module.U64(cl.Amount)), module.Val("receipts", module.U64(cl.ReceiptsCount)), module.Val("receipts_root", fmt.Sprintf("%x", cl.ReceiptsRoot)))
+	return nil
+}
+
+// refund returns what is left in a channel to its payer and closes it.
+func refund(ctx *module.Context, c *Channel) error {
+	if left := c.Deposit - c.Claimed; left > 0 {
+		if err := bank.Send(ctx, Escrow, addr.MustParse(c.Payer), []*coin.Coin{coin.New(c.Denom, left)}); err != nil {
+			return err
+		}
+	}
+	c.Closed = true
+	put(ctx.KV, c)
+	ctx.Emit("close_channel", module.Key("channel_id", module.U64(c.Id)), module.Val("refunded", module.U64(c.Deposit-c.Claimed)+c.Denom))
+	return nil
+}
+
+// Close is the payee's final claim and the refund of the rest.
+func Close(ctx *module.Context, m *MsgCloseChannel) error {
+	if m.Final != nil {
+		if m.Final.Voucher == nil || m.Final.Voucher.ChannelId != m.ChannelId {
+			return fmt.Errorf("channel: the final claim is for another channel: %w", codes.ErrInvalidRequest)
+		}
+		if err := claim(ctx, ctx.Signer, m.Final); err != nil {
+			return err
+		}
+	}
+	c, err := mustGet(ctx.KV, m.ChannelId)
+	if err != nil {
+		return err
+	}
+	if c.Payee != ctx.Signer.String() {
+		return fmt.Errorf("channel: only the payee %s may close channel %d: %w", c.Payee, c.Id, codes.ErrUnauthorized)
+	}
+	if c.Closed {
+		return fmt.Errorf("channel: channel %d is already closed: %w", c.Id, codes.ErrInvalidRequest)
+	}
+	return refund(ctx, c)
+}
+
+// SettleExpired refunds the payer once the channel has expired.
+func SettleExpired(ctx *module.Context, m *MsgSettleExpired) error {
+	c, err := mustGet(ctx.KV, m.ChannelId)
+	if err != nil {
+		return err
+	}
+	if err := mustBePayer(c, ctx.Signer); err != nil {
+		return err
+	}
+	if ctx.Height <= c.ExpiresAt {
+		return fmt.Errorf("channel: channel %d is open until height %d; the payee may still claim: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
+	}
+	return refund(ctx, c)
+}
+
+// List returns channels by payer or payee (one of them), oldest first.
+func List(kv store.Reader, payer, payee string) ([]*Channel, error) {
+	var prefix []byte
+	switch {
+	case payer != "":
+		a, err := bank.ParseAddr("payer", payer)
+		if err != nil {
+			return nil, err
+		}
+		prefix = cat(payerPrefix, a[:])
+	case payee != "":
+		a, err := bank.ParseAddr("payee", payee)
+		if err != nil {
+			return nil, err
+		}
+		prefix = cat(payeePrefix, a[:])
+	default:
+		return nil, fmt.Errorf("channel: list channels by payer or payee: %w", codes.ErrInvalidRequest)
+	}
+	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
+	defer it.Close()
+	var out []*Channel
+	for ; it.Valid(); it.Next() {
+		out = append(out, Get(kv, binary.BigEndian.Uint64(it.Key()[len(prefix):])))
+	}
+	return out, nil
+}
+
+// Anchors returns a channel's anchored receipt roots.
+func Anchors(kv store.Reader, id uint64) []*Anchor {
+	prefix := cat(anchorPrefix, be(id))
+	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
+	defer it.Close()
+	var out []*Anchor
+	for ; it.Valid(); it.Next() {
+		a := &Anchor{}
+		if err := proto.Unmarshal(it.Value(), a); err != nil {
+			panic(store.IOError{Err: err})
+		}
+		out = append(out, a)
+	}
+	return out
+}
