@@ -59,6 +59,7 @@ given). State is kept across restarts; --reset starts over.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&cfg.Reset, "reset", false, "wipe the devnet's state and keys first")
+	f.BoolVar(&cfg.Paid, "paid", false, "providers charge uusdc over x402 payment channels")
 	f.IntVar(&cfg.BasePort, "base-port", cfg.BasePort, "first port: P2P here, RPC at +1")
 	f.DurationVar(&cfg.BlockTime, "block-time", cfg.BlockTime, "pause between blocks")
 	return cmd

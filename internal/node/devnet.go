@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
 	"golang.org/x/sync/errgroup"
 )
@@ -28,7 +29,16 @@ const DevnetChainID = "agora-devnet-1"
 // DevKeys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3"}
+var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner"}
+
+// Devnet prices, in uusdc: per request and per 1000 output tokens. The
+// built-in models' owner (the modelowner key) gets DevRoyaltyBps of every
+// payment for tiny-lm.
+const (
+	DevPricePerRequest = 100
+	DevPricePer1K      = 1000
+	DevRoyaltyBps      = 500
+)
 
 // DevProviderStake is what each devnet provider has bonded at genesis.
 const DevProviderStake = 1_000_000_000
@@ -55,6 +65,9 @@ type DevnetConfig struct {
 	// Providers is how many providers to run (keys provider1…; at most 3),
 	// on ports BasePort+10, +11, ….
 	Providers int
+	// Paid makes the providers charge the devnet prices over x402 payment
+	// channels; otherwise they answer for free.
+	Paid bool
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -140,9 +153,20 @@ func (d *Devnet) startProviders() error {
 	if err != nil {
 		return err
 	}
+	owner, err := d.Keyring.Get("modelowner")
+	if err != nil {
+		return err
+	}
 	var offers []provider.Offer
 	for _, m := range model.Builtin() {
-		offers = append(offers, provider.Offer{Model: m, Denom: coin.Stable})
+		o := provider.Offer{Model: m, Denom: coin.Stable}
+		if d.cfg.Paid {
+			o.PricePerRequest, o.PricePer1KTokens = DevPricePerRequest, DevPricePer1K
+		}
+		if m.LM != nil {
+			o.Royalties = []provider.Royalty{{Recipient: owner.Address(), Bps: DevRoyaltyBps}}
+		}
+		offers = append(offers, o)
 	}
 	servers := make([]*provider.Server, d.cfg.Providers)
 	var g errgroup.Group
@@ -159,6 +183,13 @@ func (d *Devnet) startProviders() error {
 		cfg.SeqFile = filepath.Join(d.cfg.Home, "providers", k.Name, "receipt-seq")
 		cfg.Chain = chainClient
 		cfg.Region = "devnet"
+		pay := paygate.DefaultConfig()
+		pay.LogPath = filepath.Join(d.cfg.Home, "providers", k.Name, "vouchers.log")
+		pay.ClaimInterval = 2 * time.Second
+		cfg.Payments = &pay
+		if err := os.MkdirAll(filepath.Dir(pay.LogPath), 0o700); err != nil {
+			return err
+		}
 		cfg.Logger = d.cfg.Logger.With("provider", k.Name)
 		s, err := provider.New(cfg)
 		if err != nil {
@@ -252,7 +283,11 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "  RPC       %s\n", d.Node.RPC())
 	fmt.Fprintf(&b, "  home      %s\n\n", d.cfg.Home)
 	if len(d.Providers) > 0 {
-		fmt.Fprintf(&b, "Providers (built-in models, free until payments land):\n")
+		if d.cfg.Paid {
+			fmt.Fprintf(&b, "Providers (built-in models; %duusdc per request + %d per 1000 tokens, paid with x402):\n", DevPricePerRequest, DevPricePer1K)
+		} else {
+			fmt.Fprintf(&b, "Providers (built-in models, free; --paid makes them charge over x402):\n")
+		}
 		for _, p := range d.Providers {
 			fmt.Fprintf(&b, "  %s  %s\n", p.URL(), p.Address())
 		}

@@ -63,6 +63,9 @@ func (s *Server) heartbeats(ctx context.Context) {
 		}
 		if st, err := c.Status(ctx); err == nil {
 			s.height.Store(st.SyncInfo.LatestBlockHeight)
+			if s.gate != nil {
+				s.gate.SetHeight(st.SyncInfo.LatestBlockHeight)
+			}
 		}
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := c.Submit(tctx, s.key(), "", &chainprov.MsgHeartbeat{Operator: s.address.String()})

@@ -15,7 +15,9 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/x402"
 )
 
 // Handler is the provider's HTTP API.
@@ -57,8 +59,40 @@ func (s *Server) price(m *served, completionTokens int) *coin.Coin {
 	return coin.New(m.Denom, m.PricePerRequest+(per1k+999)/1000)
 }
 
+// maxPrice is the most a generation can cost: its price if it uses all
+// of max_tokens.
+func (s *Server) maxPrice(m *served, maxTokens int) uint64 {
+	return s.price(m, maxTokens).Amount
+}
+
+// charge takes payment for an answer that will cost at most max. With no
+// price or no payments configured the answer is free (nil, true); on a
+// payment problem it has answered 402 or 400 and returns false.
+func (s *Server) charge(w http.ResponseWriter, r *http.Request, m *served, endpoint string, max uint64) (*paygate.Payment, bool) {
+	if s.gate == nil || max == 0 {
+		return nil, true
+	}
+	price := paygate.Price{Denom: m.Denom, Max: max, ModelID: m.id}
+	pay, perr := s.gate.Begin(r, price)
+	if perr != nil {
+		s.gate.Write(w, r, price, perr)
+		s.metrics.requests.WithLabelValues(m.name, endpoint, strconv.Itoa(perr.Status)).Inc()
+		return nil, false
+	}
+	return pay, true
+}
+
+// settle charges the actual price of a made answer and returns the
+// PAYMENT-RESPONSE value ("" when free).
+func settle(pay *paygate.Payment, actual uint64, rc string) (string, error) {
+	if pay == nil {
+		return "", nil
+	}
+	return pay.Finish(actual, receipt.Hash([]byte(rc)))
+}
+
 // sign makes the receipt for an answer.
-func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Usage) (string, error) {
+func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Usage, pay *paygate.Payment) (string, error) {
 	seq, err := s.seq.next()
 	if err != nil {
 		return "", err
@@ -69,6 +103,9 @@ func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Us
 		Usage:  &receipt.Usage{PromptTokens: uint64(usage.PromptTokens), CompletionTokens: uint64(usage.CompletionTokens)},
 		Price:  s.price(m, usage.CompletionTokens),
 		Height: s.height.Load(), Seq: seq,
+	}
+	if pay != nil {
+		r.PaymentRef = pay.Ref()
 	}
 	enc, err := receipt.Sign(s.cfg.Key, r)
 	if err == nil {
@@ -174,19 +211,24 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, m *served, g *
 		return
 	}
 	defer release()
+	pay, ok := s.charge(w, r, m, g.Endpoint, s.maxPrice(m, g.MaxTokens))
+	if !ok {
+		return
+	}
+	defer pay.Abort() // no charge unless the answer was made
 	start := time.Now()
 	canonical := g.Canonical()
 	if g.Stream {
-		s.stream(w, r, m, g, canonical)
+		s.stream(w, r, m, g, canonical, pay)
 	} else {
-		s.complete(w, r, m, g, canonical)
+		s.complete(w, r, m, g, canonical, pay)
 	}
 	s.metrics.latency.WithLabelValues(m.name, g.Endpoint).Observe(time.Since(start).Seconds())
 }
 
 // complete answers a non-streaming request: the whole body is made first,
 // so the receipt can go in a header.
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation, canonical []byte) {
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation, canonical []byte, pay *paygate.Payment) {
 	var text bytes.Buffer
 	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error { text.Write(b); return nil })
 	if err != nil {
@@ -203,16 +245,24 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *
 	}
 	body, _ := json.Marshal(v)
 	body = append(body, '\n')
-	s.writeAnswer(w, m, g.Endpoint, canonical, body, usage)
+	s.writeAnswer(w, m, g.Endpoint, canonical, body, usage, pay)
 }
 
-func (s *Server) writeAnswer(w http.ResponseWriter, m *served, endpoint string, canonical, body []byte, usage openai.Usage) {
-	rc, err := s.sign(m, canonical, receipt.Hash(body), usage)
+func (s *Server) writeAnswer(w http.ResponseWriter, m *served, endpoint string, canonical, body []byte, usage openai.Usage, pay *paygate.Payment) {
+	rc, err := s.sign(m, canonical, receipt.Hash(body), usage, pay)
+	if err != nil {
+		s.fail(w, m.name, endpoint, err)
+		return
+	}
+	pr, err := settle(pay, s.price(m, usage.CompletionTokens).Amount, rc)
 	if err != nil {
 		s.fail(w, m.name, endpoint, err)
 		return
 	}
 	h := w.Header()
+	if pr != "" {
+		h.Set(x402.HeaderResponse, pr)
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set(receipt.Header, rc)
 	h.Set("Agora-Provider", s.address.String())
@@ -226,7 +276,7 @@ func (s *Server) writeAnswer(w http.ResponseWriter, m *served, endpoint string, 
 // stream answers with server-sent events. The response hash covers every
 // byte sent before the receipt event; the receipt goes in a final chunk
 // (no choices, the usage, agora_receipt) and in the Agora-Receipt trailer.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation, canonical []byte) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation, canonical []byte, pay *paygate.Payment) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		s.fail(w, m.name, g.Endpoint, errors.New("provider: response writer cannot stream"))
@@ -235,7 +285,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Trailer", receipt.Header)
+	h.Set("Trailer", receipt.Header+", "+x402.HeaderResponse)
 	h.Set("Agora-Provider", s.address.String())
 	h.Set("Agora-Model-Id", m.id)
 	hash := newHashWriter(w)
@@ -289,14 +339,22 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	}
 	begin()
 	writeEvent(hash, chunk("", "", &finish))
-	rc, err := s.sign(m, canonical, hash.sum(), usage)
+	rc, err := s.sign(m, canonical, hash.sum(), usage, pay)
 	if err != nil {
 		s.log.Error("provider: sign receipt", "err", err)
+		return
+	}
+	pr, err := settle(pay, s.price(m, usage.CompletionTokens).Amount, rc)
+	if err != nil {
+		s.log.Error("provider: record charge", "err", err)
 		return
 	}
 	writeEvent(w, openai.Chunk{ID: id, Object: object, Model: m.name, Choices: []openai.ChunkChoice{}, Usage: &usage, AgoraReceipt: rc})
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	w.Header().Set(receipt.Header, rc)
+	if pr != "" {
+		w.Header().Set(x402.HeaderResponse, pr)
+	}
 	fl.Flush()
 	s.metrics.requests.WithLabelValues(m.name, g.Endpoint, "200").Inc()
 	s.metrics.tokens.WithLabelValues(m.name).Add(float64(usage.CompletionTokens))
@@ -333,6 +391,11 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	pay, ok := s.charge(w, r, m, "infer", m.PricePerRequest)
+	if !ok {
+		return
+	}
+	defer pay.Abort()
 	pixels := make([]byte, len(req.Input))
 	for i, v := range req.Input {
 		if v < 0 || v > 255 {
@@ -348,7 +411,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	}
 	canonical := (&openai.Inference{Endpoint: "infer", Model: req.Model, Input: req.Input}).Canonical()
 	body := append(mustJSON(openai.InferResponse{Model: m.name, Class: class, Logits: logits}), '\n')
-	s.writeAnswer(w, m, "infer", canonical, body, openai.Usage{PromptTokens: len(pixels), TotalTokens: len(pixels)})
+	s.writeAnswer(w, m, "infer", canonical, body, openai.Usage{PromptTokens: len(pixels), TotalTokens: len(pixels)}, pay)
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

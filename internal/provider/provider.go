@@ -21,6 +21,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/paygate"
 )
 
 // Offer is one model the provider serves and its price.
@@ -80,6 +81,9 @@ type Config struct {
 	HeartbeatEvery time.Duration
 	// Bond is the stake to bond at start if less is bonded.
 	Bond uint64
+	// Payments, if set (with Chain), makes priced offers charge over x402
+	// payment channels; its Key, ChainID and Chain are filled in.
+	Payments *paygate.Config
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -132,6 +136,7 @@ type Server struct {
 	models  map[string]*served // by name and by id
 	order   []*served
 	seq     *seqAlloc
+	gate    *paygate.Gate // nil: answers are free
 	height  atomic.Int64
 	metrics *metrics
 
@@ -226,7 +231,19 @@ func (s *Server) Start(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.heartbeats(loopCtx) }()
 	}
-	s.log.Info("provider serving", "url", s.URL(), "address", s.address, "models", len(s.order))
+	if s.cfg.Payments != nil && s.cfg.Chain != nil {
+		pc := *s.cfg.Payments
+		pc.Key, pc.ChainID, pc.Chain = s.cfg.Key, s.cfg.ChainID, s.cfg.Chain
+		if pc.Logger == nil {
+			pc.Logger = s.log
+		}
+		if s.gate, err = paygate.Open(pc); err != nil {
+			s.Shutdown(context.Background())
+			return err
+		}
+		s.gate.SetHeight(s.height.Load())
+	}
+	s.log.Info("provider serving", "url", s.URL(), "address", s.address, "models", len(s.order), "paid", s.gate != nil)
 	return nil
 }
 
@@ -241,5 +258,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = s.http.Shutdown(ctx)
 	}
 	s.wg.Wait()
+	if s.gate != nil {
+		err = errors.Join(err, s.gate.Close())
+	}
 	return errors.Join(err, s.seq.close())
 }

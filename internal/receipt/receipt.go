@@ -103,3 +103,31 @@ func Check(r *Receipt, canonicalRequest, response []byte) error {
 	}
 	return nil
 }
+
+// Root is the Merkle root of receipt hashes, in order: sha256 over pairs,
+// an odd last node carried up as is, leaves and inner nodes separated by
+// a prefix byte. A payment claim anchors the root of the receipts it pays
+// for; nil for none.
+func Root(leaves [][]byte) []byte {
+	if len(leaves) == 0 {
+		return nil
+	}
+	level := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		h := sha256.Sum256(append([]byte{0}, l...))
+		level[i] = h[:]
+	}
+	for len(level) > 1 {
+		next := level[:0:0]
+		for i := 0; i < len(level); i += 2 {
+			if i+1 == len(level) {
+				next = append(next, level[i])
+				continue
+			}
+			h := sha256.Sum256(append(append([]byte{1}, level[i]...), level[i+1]...))
+			next = append(next, h[:])
+		}
+		level = next
+	}
+	return level[0]
+}

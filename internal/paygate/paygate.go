@@ -1,0 +1,446 @@
+// Package paygate puts a price on HTTP answers with x402: it answers 402
+// with the payment requirements, checks a request's channel voucher locally
+// in microseconds, records it durably before the answer is made, charges
+// the actual price afterwards (nothing for an answer that failed), and
+// claims what it charged on chain in batches, with the Merkle root of the
+// receipts each claim pays for.
+package paygate
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/x402"
+)
+
+// Config configures a Gate.
+type Config struct {
+	ChainID string
+	// Key is the payee's: vouchers must pay its address, and it signs
+	// claims.
+	Key ed25519.PrivateKey
+	// Chain reads channels and submits claims.
+	Chain *client.Client
+	// LogPath is the durable voucher log.
+	LogPath string
+	// ClaimEvery claims once this many answers are unclaimed; ClaimInterval
+	// claims whatever is unclaimed this often.
+	ClaimEvery    int
+	ClaimInterval time.Duration
+	// ExpiryMargin refuses vouchers on channels that expire within this
+	// many blocks, and claims channels that close to expiry at once.
+	ExpiryMargin int64
+	Logger       *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{ClaimEvery: 1000, ClaimInterval: 5 * time.Second, ExpiryMargin: 20}
+}
+
+// Price is what one request may cost at most, in a denom, for a model.
+type Price struct {
+	Denom   string
+	Max     uint64
+	ModelID string
+}
+
+type chanState struct {
+	ch       *channel.Channel // as last read from chain
+	voucher  uint64           // highest voucher seen
+	sig      []byte
+	charged  uint64 // charged total of finished answers
+	reserved uint64 // maxima of answers in flight
+	claimed  uint64 // accepted by the chain
+	receipts [][]byte
+}
+
+// Gate is the payment side of a server.
+type Gate struct {
+	cfg   Config
+	log   *slog.Logger
+	payee addr.Address
+	wal   *wal
+
+	mu       sync.Mutex // guards the fields below
+	channels map[uint64]*chanState
+	height   int64
+	pending  int // answers since the last claim
+
+	kick chan struct{}
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// Open replays the voucher log and starts the claim loop.
+func Open(cfg Config) (*Gate, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Key) != ed25519.PrivateKeySize || cfg.Chain == nil || cfg.LogPath == "" || cfg.ChainID == "" {
+		return nil, errors.New("paygate: need a key, a chain client, a chain-id and a log path")
+	}
+	g := &Gate{cfg: cfg, log: cfg.Logger, payee: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), channels: map[uint64]*chanState{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w, err := openWAL(cfg.LogPath, func(r record) {
+		s := g.channels[r.Channel]
+		if s == nil {
+			s = &chanState{}
+			g.channels[r.Channel] = s
+		}
+		switch {
+		case r.Voucher > 0 && r.Voucher > s.voucher:
+			s.voucher, s.sig = r.Voucher, r.Signature
+		case r.Charged > 0:
+			s.charged = max(s.charged, r.Charged)
+			s.receipts = append(s.receipts, r.Receipt)
+		case r.Claimed > 0:
+			s.claimed = max(s.claimed, r.Claimed)
+			s.receipts = nil
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.wal = w
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stop = cancel
+	go g.claimLoop(ctx)
+	return g, nil
+}
+
+// Close claims what is unclaimed and stops.
+func (g *Gate) Close() error {
+	g.stop()
+	<-g.done
+	return g.wal.close()
+}
+
+// Network is the gate's x402 network.
+func (g *Gate) Network() string { return x402.Network(g.cfg.ChainID) }
+
+// Requirements is what a 402 for this price offers.
+func (g *Gate) Requirements(url string, p Price, reason string) x402.PaymentRequired {
+	return x402.PaymentRequired{
+		X402Version: x402.Version, Error: reason,
+		Resource: x402.ResourceInfo{URL: url, MimeType: "application/json"},
+		Accepts: []x402.PaymentRequirements{{
+			Scheme: x402.SchemeBatch, Network: g.Network(), Amount: strconv.FormatUint(p.Max, 10), Asset: p.Denom,
+			PayTo: g.payee.String(), MaxTimeoutSeconds: 300,
+			Extra: map[string]any{"modelId": p.ModelID, "expiryMarginBlocks": g.cfg.ExpiryMargin},
+		}},
+	}
+}
+
+// Payment is a request's payment between Begin and Finish or Abort.
+type Payment struct {
+	g          *Gate
+	s          *chanState
+	id         uint64
+	max        uint64
+	cumulative uint64
+	payer      string
+	done       bool
+}
+
+// Ref names the payment in receipts.
+func (p *Payment) Ref() string { return fmt.Sprintf("channel:%d:%d", p.id, p.cumulative) }
+
+// PaymentError is a payment refusal: HTTP status and x402 reason.
+type PaymentError struct {
+	Status int
+	Reason string
+	Msg    string
+	State  *x402.ChannelState
+}
+
+func (e *PaymentError) Error() string { return e.Msg }
+
+func refuse(status int, reason, format string, args ...any) *PaymentError {
+	return &PaymentError{Status: status, Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Write sends a refusal: a 402 (or 400) with PAYMENT-REQUIRED, the
+// reason, the channel's state when the client needs to resync, and an
+// OpenAI-style error body.
+func (g *Gate) Write(w http.ResponseWriter, r *http.Request, p Price, e *PaymentError) {
+	req := g.Requirements(r.URL.String(), p, e.Reason)
+	if e.State != nil {
+		req.Accepts[0].Extra["channelState"] = e.State
+	}
+	if h, err := x402.Encode(req); err == nil {
+		w.Header().Set(x402.HeaderRequired, h)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{"message": e.Msg, "type": "payment_required", "code": e.Reason}})
+	w.Write(append(body, '\n'))
+}
+
+// Begin checks r's PAYMENT-SIGNATURE against the price. With none it
+// returns a 402 refusal carrying the requirements.
+func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
+	h := r.Header.Get(x402.HeaderSignature)
+	if h == "" {
+		return nil, refuse(http.StatusPaymentRequired, "", "this answer costs up to %d%s; pay with x402 (PAYMENT-SIGNATURE)", p.Max, p.Denom)
+	}
+	var pp x402.PaymentPayload
+	if err := x402.Decode(h, &pp); err != nil {
+		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "PAYMENT-SIGNATURE: %v", err)
+	}
+	if pp.X402Version != x402.Version {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInvalidX402Version, "x402Version %d; this server speaks %d", pp.X402Version, x402.Version)
+	}
+	if pp.Accepted.Network != g.Network() {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInvalidNetwork, "network %q; this server is on %s", pp.Accepted.Network, g.Network())
+	}
+	if pp.Accepted.Scheme != x402.SchemeBatch {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonUnsupportedScheme, "scheme %q; this server takes %s", pp.Accepted.Scheme, x402.SchemeBatch)
+	}
+	var bp x402.BatchPayload
+	if err := json.Unmarshal(pp.Payload, &bp); err != nil || bp.Type != "voucher" {
+		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the batch-settlement payload must be {\"type\":\"voucher\",\"voucher\":{…}}")
+	}
+	id, err1 := strconv.ParseUint(bp.Voucher.ChannelID, 10, 64)
+	cum, err2 := x402.Amount(bp.Voucher.MaxClaimableAmount)
+	sig, err3 := base64.StdEncoding.DecodeString(bp.Voucher.Signature)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "voucher fields: channelId and maxClaimableAmount are decimal strings, signature base64")
+	}
+	s, perr := g.channel(r.Context(), id)
+	if perr != nil {
+		return nil, perr
+	}
+	v := &channel.Voucher{ChannelId: id, Cumulative: cum, Signature: sig}
+	g.mu.Lock()
+	c := s.ch
+	state := func() *x402.ChannelState {
+		return &x402.ChannelState{ChannelID: strconv.FormatUint(id, 10), Balance: strconv.FormatUint(c.Deposit, 10), TotalClaimed: strconv.FormatUint(s.claimed, 10), ChargedCumulativeAmount: strconv.FormatUint(s.charged+s.reserved, 10)}
+	}
+	switch {
+	case c.Payee != g.payee.String():
+		g.mu.Unlock()
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelPayee, "channel %d pays %s, not this provider %s", id, c.Payee, g.payee)
+	case c.Denom != p.Denom || c.ModelId != "" && c.ModelId != p.ModelID:
+		g.mu.Unlock()
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelPayee, "channel %d is for %s %s; this answer is priced in %s for model %s", id, c.Denom, c.ModelId, p.Denom, p.ModelID)
+	case c.Closed:
+		g.mu.Unlock()
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelClosed, "channel %d is closed; open a new one", id)
+	case c.ExpiresAt <= g.height+g.cfg.ExpiryMargin:
+		g.mu.Unlock()
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelExpiring, "channel %d expires at height %d, too soon (height %d, margin %d); extend it or open another", id, c.ExpiresAt, g.height, g.cfg.ExpiryMargin)
+	case cum < s.charged+s.reserved+p.Max:
+		e := refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "voucher for %d; channel %d has %d charged or in flight, so this answer needs a voucher for at least %d", cum, id, s.charged+s.reserved, s.charged+s.reserved+p.Max)
+		e.State = state()
+		g.mu.Unlock()
+		return nil, e
+	case cum > c.Deposit:
+		g.mu.Unlock()
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "voucher for %d is above channel %d's deposit of %d; fund the channel", cum, id, c.Deposit)
+	}
+	g.mu.Unlock()
+	if err := channel.VerifyVoucher(g.cfg.ChainID, c, v); err != nil {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
+	}
+	// Durable before serving: a crash after this point cannot lose the
+	// right to claim what the answer will cost.
+	if err := g.wal.append(record{Channel: id, Voucher: cum, Signature: sig}); err != nil {
+		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "the provider cannot record payments right now; retry")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cum < s.charged+s.reserved+p.Max { // a concurrent request took the room meanwhile
+		e := refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "a concurrent request on channel %d used this voucher's room; sign one for at least %d", id, s.charged+s.reserved+p.Max)
+		e.State = state()
+		return nil, e
+	}
+	if cum > s.voucher {
+		s.voucher, s.sig = cum, sig
+	}
+	s.reserved += p.Max
+	return &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer}, nil
+}
+
+// channel returns the state of a channel, reading it from chain when it
+// is new to the gate.
+func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentError) {
+	g.mu.Lock()
+	s := g.channels[id]
+	g.mu.Unlock()
+	if s != nil && s.ch != nil {
+		return s, nil
+	}
+	var c channel.Channel
+	if _, err := g.cfg.Chain.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &c); err != nil {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s = g.channels[id]; s == nil {
+		s = &chanState{}
+		g.channels[id] = s
+	}
+	s.ch = &c
+	s.claimed = max(s.claimed, c.Claimed)
+	s.charged = max(s.charged, c.Claimed)
+	return s, nil
+}
+
+// Finish charges the actual price of a served answer (at most the
+// maximum), records it durably, and returns the PAYMENT-RESPONSE value.
+func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
+	g := p.g
+	actual = min(actual, p.max)
+	g.mu.Lock()
+	p.done = true
+	p.s.reserved -= p.max
+	p.s.charged += actual
+	charged := p.s.charged
+	p.s.receipts = append(p.s.receipts, receiptHash)
+	g.pending++
+	kick := g.pending >= g.cfg.ClaimEvery
+	deposit := p.s.ch.Deposit
+	g.mu.Unlock()
+	if err := g.wal.append(record{Channel: p.id, Charged: charged, Receipt: receiptHash}); err != nil {
+		return "", err
+	}
+	if kick {
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
+	return x402.Encode(x402.SettlementResponse{
+		Success: true, Payer: p.payer, Network: g.Network(), Amount: strconv.FormatUint(actual, 10),
+		Extra: map[string]any{"chargedAmount": strconv.FormatUint(actual, 10), "channelState": x402.ChannelState{
+			ChannelID: strconv.FormatUint(p.id, 10), Balance: strconv.FormatUint(deposit, 10), ChargedCumulativeAmount: strconv.FormatUint(charged, 10)}},
+	})
+}
+
+// Abort releases a payment whose answer failed: nothing is charged.
+func (p *Payment) Abort() {
+	if p == nil || p.done {
+		return
+	}
+	p.done = true
+	p.g.mu.Lock()
+	p.s.reserved -= p.max
+	p.g.mu.Unlock()
+}
+
+// SetHeight tells the gate the chain's height (for expiry checks).
+func (g *Gate) SetHeight(h int64) {
+	g.mu.Lock()
+	g.height = h
+	var urgent bool
+	for _, s := range g.channels {
+		urgent = urgent || s.ch != nil && s.charged > s.claimed && s.ch.ExpiresAt <= h+g.cfg.ExpiryMargin
+	}
+	g.mu.Unlock()
+	if urgent {
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (g *Gate) claimLoop(ctx context.Context) {
+	defer close(g.done)
+	t := time.NewTicker(g.cfg.ClaimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			g.Claim(cctx)
+			cancel()
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+		if err := g.Claim(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("paygate: claim failed", "err", err)
+		}
+	}
+}
+
+// Claim submits one transaction claiming everything charged and not yet
+// claimed, on every channel. It claims only increases, so a claim is
+// never paid twice.
+func (g *Gate) Claim(ctx context.Context) error {
+	// Channels known only from the log (after a restart) are read first.
+	g.mu.Lock()
+	var unknown []uint64
+	for id, s := range g.channels {
+		if s.ch == nil && s.charged > s.claimed {
+			unknown = append(unknown, id)
+		}
+	}
+	g.mu.Unlock()
+	for _, id := range unknown {
+		g.channel(ctx, id)
+	}
+	g.mu.Lock()
+	var claims []*channel.Claim
+	var ids []uint64
+	var roots [][]byte
+	for id, s := range g.channels {
+		if s.charged <= s.claimed || s.voucher < s.charged || s.ch == nil || s.ch.Closed {
+			continue
+		}
+		root := receipt.Root(s.receipts)
+		claims = append(claims, &channel.Claim{Voucher: &channel.Voucher{ChannelId: id, Cumulative: s.voucher, Signature: s.sig}, Amount: s.charged, ReceiptsRoot: root, ReceiptsCount: uint64(len(s.receipts))})
+		ids = append(ids, id)
+		roots = append(roots, root)
+	}
+	g.pending = 0
+	g.mu.Unlock()
+	if len(claims) == 0 {
+		return nil
+	}
+	k := &keyring.Key{Name: "payee", Private: g.cfg.Key}
+	_, err := g.cfg.Chain.Submit(ctx, k, "", module.Msg(&channel.MsgClaim{Payee: g.payee.String(), Claims: claims}))
+	if err != nil {
+		// A claim the chain no longer accepts (already claimed, say after
+		// a crash) must not block the others: reread the channels.
+		for _, id := range ids {
+			g.mu.Lock()
+			if s := g.channels[id]; s != nil {
+				s.ch = nil
+			}
+			g.mu.Unlock()
+			g.channel(ctx, id)
+		}
+		return fmt.Errorf("paygate: claim %d channels: %w", len(claims), err)
+	}
+	for i, c := range claims {
+		g.mu.Lock()
+		s := g.channels[ids[i]]
+		s.claimed = c.Amount
+		s.ch.Claimed = c.Amount
+		s.receipts = s.receipts[c.ReceiptsCount:]
+		g.mu.Unlock()
+		if err := g.wal.append(record{Channel: ids[i], Claimed: c.Amount}); err != nil {
+			return err
+		}
+	}
+	g.log.Info("paygate: claimed", "channels", len(claims))
+	return nil
+}

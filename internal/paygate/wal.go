@@ -1,0 +1,85 @@
+package paygate
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+)
+
+// record is one line of the voucher log.
+type record struct {
+	Channel   uint64 `json:"c"`
+	Voucher   uint64 `json:"v,omitempty"`  // a voucher for this cumulative…
+	Signature []byte `json:"s,omitempty"`  // …with this signature
+	Charged   uint64 `json:"ch,omitempty"` // the charged total after an answer…
+	Receipt   []byte `json:"r,omitempty"`  // …and the hash of its receipt
+	Claimed   uint64 `json:"cl,omitempty"` // a claim the chain accepted
+}
+
+// wal is an append-only log of JSON lines, fsynced before Append returns.
+// Concurrent appends share fsyncs (group commit): whoever syncs, syncs
+// everything written so far.
+type wal struct {
+	mu      sync.Mutex // guards f writes and written
+	f       *os.File
+	written int64
+
+	syncMu sync.Mutex // serialises fsyncs; guards synced
+	synced int64
+}
+
+// openWAL opens path and replays its records into fn. A torn last line
+// (a crash mid-write) is ignored.
+func openWAL(path string, fn func(record)) (*wal, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("paygate: voucher log: %w", err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	var size int64
+	for sc.Scan() {
+		var r record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			break
+		}
+		size += int64(len(sc.Bytes())) + 1
+		fn(r)
+	}
+	// Cut a torn tail so new records start on a clean line.
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &wal{f: f, written: size, synced: size}, nil
+}
+
+func (w *wal) append(r record) error {
+	b, _ := json.Marshal(r)
+	w.mu.Lock()
+	if _, err := w.f.Write(append(b, '\n')); err != nil {
+		w.mu.Unlock()
+		return fmt.Errorf("paygate: write voucher log: %w", err)
+	}
+	w.written += int64(len(b)) + 1
+	mine := w.written
+	w.mu.Unlock()
+
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	if w.synced >= mine {
+		return nil // another append's fsync covered this one
+	}
+	w.mu.Lock()
+	target := w.written
+	w.mu.Unlock()
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("paygate: sync voucher log: %w", err)
+	}
+	w.synced = target
+	return nil
+}
+
+func (w *wal) close() error { return w.f.Close() }
