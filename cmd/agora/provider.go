@@ -15,6 +15,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
 )
 
@@ -25,6 +26,7 @@ func providerCmd() *cobra.Command {
 	var models, upstreams []string
 	var perRequest, per1K uint64
 	var concurrency int
+	var claimEvery time.Duration
 	start := &cobra.Command{
 		Use:   "start --key NAME [--model NAME|FILE]... [--upstream URL=ENGINE_MODEL=NAME@ID]...",
 		Short: "Serve models, register on chain and send heartbeats until interrupted",
@@ -80,6 +82,15 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 			cfg.Key = k.Private
 			cfg.Chain = c
 			cfg.SeqFile = filepath.Join(g.home, "provider", k.Name+"-receipt-seq")
+			if perRequest > 0 || per1K > 0 {
+				pay := paygate.DefaultConfig()
+				pay.LogPath = filepath.Join(g.home, "provider", k.Name+"-vouchers.log")
+				pay.ClaimInterval = claimEvery
+				if err := os.MkdirAll(filepath.Dir(pay.LogPath), 0o700); err != nil {
+					return err
+				}
+				cfg.Payments = &pay
+			}
 			cfg.Logger = logger()
 			s, err := provider.New(cfg)
 			if err != nil {
@@ -105,6 +116,7 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 	f.Uint64Var(&perRequest, "price-request", 0, "price per request")
 	f.Uint64Var(&per1K, "price-1k-tokens", 0, "price per 1000 output tokens")
 	f.IntVar(&concurrency, "max-concurrency", 64, "requests in flight per model")
+	f.DurationVar(&claimEvery, "claim-interval", 5*time.Second, "claim channel payments this often (priced models only)")
 	f.StringVar(&bond, "bond", "", "bond this much stake (like 100000000uagr) if less is bonded")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region to register")
 	f.StringVar(&cfg.Hardware, "hardware", cfg.Hardware, "hardware to register")

@@ -315,7 +315,7 @@ func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 	p.s.receipts = append(p.s.receipts, receiptHash)
 	g.pending++
 	kick := g.pending >= g.cfg.ClaimEvery
-	deposit := p.s.ch.Deposit
+	deposit, claimed := p.s.ch.Deposit, p.s.claimed
 	g.mu.Unlock()
 	if err := g.wal.append(record{Channel: p.id, Charged: charged, Receipt: receiptHash}); err != nil {
 		return "", err
@@ -329,7 +329,8 @@ func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 	return x402.Encode(x402.SettlementResponse{
 		Success: true, Payer: p.payer, Network: g.Network(), Amount: strconv.FormatUint(actual, 10),
 		Extra: map[string]any{"chargedAmount": strconv.FormatUint(actual, 10), "channelState": x402.ChannelState{
-			ChannelID: strconv.FormatUint(p.id, 10), Balance: strconv.FormatUint(deposit, 10), ChargedCumulativeAmount: strconv.FormatUint(charged, 10)}},
+			ChannelID: strconv.FormatUint(p.id, 10), Balance: strconv.FormatUint(deposit, 10), TotalClaimed: strconv.FormatUint(claimed, 10),
+			ChargedCumulativeAmount: strconv.FormatUint(charged, 10)}},
 	})
 }
 

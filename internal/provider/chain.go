@@ -23,6 +23,9 @@ func (s *Server) register(ctx context.Context) error {
 		return err
 	}
 	s.height.Store(st.SyncInfo.LatestBlockHeight)
+	if s.gate != nil {
+		s.gate.SetHeight(st.SyncInfo.LatestBlockHeight)
+	}
 	from := s.address.String()
 	var msgs []module.Msg
 	if s.cfg.Bond > 0 {

@@ -208,8 +208,25 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 // Start listens, serves, and (with a chain client) registers on chain and
 // heartbeats until Shutdown.
 func (s *Server) Start(ctx context.Context) error {
+	// The payment gate opens before the first request is served, so a
+	// priced model is never answered for free.
+	if s.cfg.Payments != nil && s.cfg.Chain != nil {
+		pc := *s.cfg.Payments
+		pc.Key, pc.ChainID, pc.Chain = s.cfg.Key, s.cfg.ChainID, s.cfg.Chain
+		if pc.Logger == nil {
+			pc.Logger = s.log
+		}
+		gate, err := paygate.Open(pc)
+		if err != nil {
+			return err
+		}
+		s.gate = gate
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		if s.gate != nil {
+			s.gate.Close()
+		}
 		return fmt.Errorf("provider: listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.ln = ln
@@ -230,18 +247,6 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.heartbeats(loopCtx) }()
-	}
-	if s.cfg.Payments != nil && s.cfg.Chain != nil {
-		pc := *s.cfg.Payments
-		pc.Key, pc.ChainID, pc.Chain = s.cfg.Key, s.cfg.ChainID, s.cfg.Chain
-		if pc.Logger == nil {
-			pc.Logger = s.log
-		}
-		if s.gate, err = paygate.Open(pc); err != nil {
-			s.Shutdown(context.Background())
-			return err
-		}
-		s.gate.SetHeight(s.height.Load())
 	}
 	s.log.Info("provider serving", "url", s.URL(), "address", s.address, "models", len(s.order), "paid", s.gate != nil)
 	return nil
