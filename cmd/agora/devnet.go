@@ -13,6 +13,7 @@ import (
 
 func devnetCmd() *cobra.Command {
 	cfg := node.DefaultDevnetConfig("")
+	var free bool
 	cmd := &cobra.Command{
 		Use:   "devnet",
 		Short: "Run a whole Agora network in one process on loopback",
@@ -46,6 +47,7 @@ given). State is kept across restarts; --reset starts over.`,
 				defer f.Close()
 				cfg.Logger = slog.New(slog.NewTextHandler(f, nil))
 			}
+			cfg.Paid = !free
 			d, err := node.StartDevnet(cfg)
 			if err != nil {
 				return err
@@ -59,7 +61,7 @@ given). State is kept across restarts; --reset starts over.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&cfg.Reset, "reset", false, "wipe the devnet's state and keys first")
-	f.BoolVar(&cfg.Paid, "paid", false, "providers charge uusdc over x402 payment channels")
+	f.BoolVar(&free, "free", false, "providers answer without payment (default: they charge uusdc over x402)")
 	f.IntVar(&cfg.BasePort, "base-port", cfg.BasePort, "first port: P2P here, RPC at +1")
 	f.DurationVar(&cfg.BlockTime, "block-time", cfg.BlockTime, "pause between blocks")
 	return cmd

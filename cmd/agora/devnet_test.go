@@ -60,6 +60,13 @@ func TestDevnetSurvivesKill(t *testing.T) {
 			}
 			return err
 		})
+		// The banner comes once everything (agent, providers) is set up.
+		e2e.Eventually(t, 30*time.Second, "devnet banner", func() error {
+			if !strings.Contains(p.Log(), "Agora devnet is running") {
+				return fmt.Errorf("no banner yet")
+			}
+			return nil
+		})
 		return p
 	}
 	p := start()

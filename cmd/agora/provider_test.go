@@ -25,7 +25,13 @@ func devnet(t *testing.T) (home, node string, base int) {
 	home = t.TempDir()
 	base = e2e.FreePorts(t, 20)
 	node = fmt.Sprintf("http://127.0.0.1:%d", base+1)
-	e2e.Start(t, home, "devnet-proc", "devnet", "--home", home, "--base-port", fmt.Sprint(base))
+	p := e2e.Start(t, home, "devnet-proc", "devnet", "--free", "--home", home, "--base-port", fmt.Sprint(base))
+	e2e.Eventually(t, 60*time.Second, "devnet banner", func() error {
+		if !strings.Contains(p.Log(), "Agora devnet is running") {
+			return fmt.Errorf("no banner yet")
+		}
+		return nil
+	})
 	e2e.Eventually(t, 60*time.Second, "devnet providers answer", func() error {
 		for i := 0; i < 3; i++ {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", base+10+i))

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	cmtcfg "github.com/cometbft/cometbft/config"
 
 	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/chain/agent"
+	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
@@ -29,7 +32,16 @@ const DevnetChainID = "agora-devnet-1"
 // DevKeys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner"}
+var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent"}
+
+// The dev agent: alice's agent account, funded by her, with this policy
+// (uusdc): at most DevAgentPerTx per transaction (a channel deposit is
+// one), DevAgentPerPeriod per 300 blocks (a minute), DevAgentLifetime in all.
+const (
+	DevAgentPerTx     = 100_000
+	DevAgentPerPeriod = 200_000
+	DevAgentLifetime  = 5_000_000
+)
 
 // Devnet prices, in uusdc: per request and per 1000 output tokens. The
 // built-in models' owner (the modelowner key) gets DevRoyaltyBps of every
@@ -74,7 +86,7 @@ type DevnetConfig struct {
 
 // DefaultDevnetConfig returns the devnet a newcomer gets.
 func DefaultDevnetConfig(home string) DevnetConfig {
-	return DevnetConfig{Home: home, BasePort: DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3}
+	return DevnetConfig{Home: home, BasePort: DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3, Paid: true}
 }
 
 // Validate checks the config.
@@ -133,6 +145,10 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 		return nil, err
 	}
 	d := &Devnet{cfg: cfg, Node: n, Keyring: kr}
+	if err := d.ensureAgent(); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	if err := d.startProviders(); err != nil {
 		d.Stop()
 		return nil, err
@@ -140,14 +156,46 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 	return d, nil
 }
 
+// ensureAgent makes the agent key alice's agent on a new devnet, funded
+// with uagr for fees and uusdc to spend.
+func (d *Devnet) ensureAgent() error {
+	if err := d.Node.WaitForHeight(1, 30*time.Second); err != nil {
+		return err
+	}
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		return err
+	}
+	ak, err := d.Keyring.Get("agent")
+	if err != nil {
+		return err
+	}
+	alice, err := d.Keyring.Get("alice")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var existing agent.QueryAgentResponse
+	if _, err := c.Query(ctx, "/agent/agent", []byte(ak.Address().String()), &existing); err == nil {
+		return nil
+	}
+	owner := alice.Address().String()
+	_, err = c.Submit(ctx, alice, "devnet agent",
+		&agent.MsgCreateAgent{Owner: owner, AgentKey: ak.Public(), Consent: ed25519.Sign(ak.Private, agent.ConsentBytes(DevnetChainID, owner)),
+			Policy: &agent.Policy{Denom: coin.Stable, MaxPerTx: DevAgentPerTx, MaxPerPeriod: DevAgentPerPeriod, PeriodBlocks: 300, MaxLifetime: DevAgentLifetime}},
+		&bank.MsgSend{From: owner, To: ak.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000), coin.New(coin.Stable, 10_000_000)}})
+	if err != nil {
+		return fmt.Errorf("devnet: create the dev agent: %w", err)
+	}
+	return nil
+}
+
 // startProviders runs the devnet's providers in this process, serving the
 // built-in models for free (payments come later), and registers them.
 func (d *Devnet) startProviders() error {
 	if d.cfg.Providers == 0 {
 		return nil
-	}
-	if err := d.Node.WaitForHeight(1, 30*time.Second); err != nil {
-		return err
 	}
 	chainClient, err := client.New(d.Node.RPC())
 	if err != nil {
@@ -231,6 +279,9 @@ func initDevnet(comet *cmtcfg.Config, kr *keyring.Keyring) error {
 		if name == "issuer" {
 			g.Issuer = k.Address()
 		}
+		if name == "agent" { // funded by alice when it becomes her agent
+			g.Accounts = g.Accounts[:len(g.Accounts)-1]
+		}
 		if strings.HasPrefix(name, "provider") {
 			g.Stakes = append(g.Stakes, Stake{Address: k.Address(), Amount: DevProviderStake})
 		}
@@ -308,8 +359,15 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "  agora query balance $(agora keys show bob --address)%s\n", nodeFlag)
 	if len(d.Providers) > 0 {
 		fmt.Fprintf(&b, "  agora query providers%s\n", nodeFlag)
-		fmt.Fprintf(&b, "  curl -si %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", d.Providers[0].URL())
-		fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80,\"seed\":1}'\n")
+		if !d.cfg.Paid {
+			fmt.Fprintf(&b, "  curl -si %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", d.Providers[0].URL())
+			fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80,\"seed\":1}'\n")
+		}
+		if d.cfg.Paid {
+			fmt.Fprintf(&b, "  agora pay --key agent --max 10000uusdc%s %s/v1/chat/completions \\\n", nodeFlag, d.Providers[0].URL())
+			fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80,\"seed\":1}'\n")
+			fmt.Fprintf(&b, "  agora agent show $(agora keys show agent --address)%s\n", nodeFlag)
+		}
 	}
 	fmt.Fprintf(&b, "\nCtrl-C stops the devnet; its state is kept for the next start (--reset wipes it).\n")
 	return b.String()

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/paygate"
+)
+
+func channelCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "channel", Short: "Payment channels: a deposit the payee draws on with vouchers"}
+	var model string
+	var expiresIn int64
+	open := &cobra.Command{
+		Use: "open PAYER_KEY PAYEE_ADDR DEPOSIT [--model ID] [--expires-in BLOCKS]", Short: "Open a channel with a deposit", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			payee, err := parseAddr(args[1])
+			if err != nil {
+				return err
+			}
+			dep, err := coin.Parse(args[2])
+			if err != nil {
+				return err
+			}
+			k, err := keys().Get(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(payer addr.Address) module.Msg {
+				return &channel.MsgOpenChannel{Payer: payer.String(), Payee: payee.String(), ModelId: model, Deposit: dep,
+					ExpiresAt: st.SyncInfo.LatestBlockHeight + expiresIn, PayerKey: k.Public()}
+			})
+		},
+	}
+	open.Flags().StringVar(&model, "model", "", "the model id (sha256) the channel pays for; its royalties apply")
+	open.Flags().Int64Var(&expiresIn, "expires-in", 10_000, "blocks until the channel expires")
+	idArg := func(s string) (uint64, error) {
+		id, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a channel id", s)
+		}
+		return id, nil
+	}
+	fund := &cobra.Command{
+		Use: "fund PAYER_KEY CHANNEL_ID AMOUNT", Short: "Add to a channel's deposit", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := idArg(args[1])
+			if err != nil {
+				return err
+			}
+			amt, err := coin.Parse(args[2])
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(payer addr.Address) module.Msg {
+				return &channel.MsgFundChannel{Payer: payer.String(), ChannelId: id, Amount: amt}
+			})
+		},
+	}
+	var asPayee bool
+	list := &cobra.Command{
+		Use: "list ADDR [--payee]", Short: "Channels an address pays (or, with --payee, is paid by)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := parseAddr(args[0])
+			if err != nil {
+				return err
+			}
+			q := &channel.QueryChannelsRequest{Payer: a.String()}
+			if asPayee {
+				q = &channel.QueryChannelsRequest{Payee: a.String()}
+			}
+			data, _ := proto.Marshal(q)
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			var r channel.QueryChannelsResponse
+			if _, err := c.Query(cmd.Context(), "/channel/channels", data, &r); err != nil {
+				return err
+			}
+			return emitProto(cmd, &r, func(w io.Writer) {
+				for _, ch := range r.Channels {
+					state := "open"
+					if ch.Closed {
+						state = "closed"
+					}
+					fmt.Fprintf(w, "%d  %s -> %s  deposit %d%s  claimed %d  expires %d  %d receipts  %s\n", ch.Id, ch.Payer, ch.Payee, ch.Deposit, ch.Denom, ch.Claimed, ch.ExpiresAt, ch.Receipts, state)
+				}
+			})
+		},
+	}
+	list.Flags().BoolVar(&asPayee, "payee", false, "list the channels that pay ADDR")
+	var logPath string
+	claim := &cobra.Command{
+		Use:   "claim PAYEE_KEY [--log FILE]",
+		Short: "Claim everything charged and unclaimed in a provider's voucher log (the provider also does this by itself)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := keys().Get(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			chainID, err := c.ChainID(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if logPath == "" {
+				logPath = filepath.Join(g.home, "provider", k.Name+"-vouchers.log")
+			}
+			cfg := paygate.DefaultConfig()
+			cfg.Key, cfg.Chain, cfg.ChainID, cfg.LogPath = k.Private, c, chainID, logPath
+			gate, err := paygate.Open(cfg)
+			if err != nil {
+				return err
+			}
+			defer gate.Close()
+			if err := gate.Claim(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "claimed what was unclaimed in", logPath)
+			return nil
+		},
+	}
+	claim.Flags().StringVar(&logPath, "log", "", "voucher log (default <home>/provider/KEY-vouchers.log)")
+	closeCmd := &cobra.Command{
+		Use: "close PAYEE_KEY CHANNEL_ID", Short: "As the payee, close a channel and refund the payer the rest", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := idArg(args[1])
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(payee addr.Address) module.Msg {
+				return &channel.MsgCloseChannel{Payee: payee.String(), ChannelId: id}
+			})
+		},
+	}
+	settle := &cobra.Command{
+		Use: "settle PAYER_KEY CHANNEL_ID", Short: "As the payer, take back what an expired channel did not pay out", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := idArg(args[1])
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(payer addr.Address) module.Msg {
+				return &channel.MsgSettleExpired{Payer: payer.String(), ChannelId: id}
+			})
+		},
+	}
+	cmd.AddCommand(open, fund, list, claim, closeCmd, settle)
+	return cmd
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/sdk"
+)
+
+func payCmd() *cobra.Command {
+	var method, data, keyName, maxAmount string
+	var headers []string
+	var deposit uint64
+	cmd := &cobra.Command{
+		Use:   "pay --key NAME --max AMOUNT [-X METHOD] [-H 'Name: value']... [-d DATA] URL",
+		Short: "Make an HTTP request like curl, and pay any x402 402 from a key within --max",
+		Long: `Pay sends the request; if the server answers 402 with x402 payment
+requirements it opens (or reuses) a payment channel from --key, signs a
+voucher and sends the request again. It never commits more than --max, and
+refuses before sending anything the key's agent policy would not allow.
+The answer goes to stdout; the payment and receipt to stderr.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := keys().Get(keyName)
+			if err != nil {
+				return err
+			}
+			budget, err := coin.Parse(maxAmount)
+			if err != nil {
+				return fmt.Errorf("--max: %w", err)
+			}
+			w, err := sdk.NewWallet(k.Private, g.node)
+			if err != nil {
+				return err
+			}
+			payer := sdk.NewPayer(w, sdk.Budget{Denom: budget.Denom, Max: budget.Amount, Deposit: deposit})
+			if method == "" {
+				method = http.MethodGet
+				if data != "" {
+					method = http.MethodPost
+				}
+			}
+			req, err := http.NewRequestWithContext(cmd.Context(), method, args[0], strings.NewReader(data))
+			if err != nil {
+				return err
+			}
+			if data != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			for _, h := range headers {
+				name, value, ok := strings.Cut(h, ":")
+				if !ok {
+					return fmt.Errorf("-H %q: want 'Name: value'", h)
+				}
+				req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
+			}
+			resp, err := (&http.Client{Transport: payer}).Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if _, err := io.Copy(cmd.OutOrStdout(), resp.Body); err != nil {
+				return err
+			}
+			errw := cmd.ErrOrStderr()
+			fmt.Fprintf(errw, "\n%s; paid %d%s", resp.Status, payer.Spent(), budget.Denom)
+			if ids := payer.Channels(); len(ids) > 0 {
+				fmt.Fprintf(errw, " over channel %d", ids[0])
+			}
+			fmt.Fprintln(errw)
+			if rc := resp.Header.Get(receipt.Header); rc != "" {
+				if r, err := receipt.Decode(rc); err == nil {
+					fmt.Fprintf(errw, "receipt: provider %s, model %s, seq %d, payment %s (signature valid)\n", r.Provider, r.ModelId, r.Seq, r.PaymentRef)
+				} else {
+					fmt.Fprintf(errw, "receipt does not verify: %v\n", err)
+				}
+			}
+			if resp.StatusCode >= 400 {
+				return fmt.Errorf("the server answered %s", resp.Status)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keyName, "key", "", "keyring key that pays (required)")
+	f.StringVar(&maxAmount, "max", "", "the most to commit, like 10000uusdc (required)")
+	f.StringVarP(&method, "request", "X", "", "HTTP method (default GET, or POST with -d)")
+	f.StringVarP(&data, "data", "d", "", "request body (sent as JSON)")
+	f.StringArrayVarP(&headers, "header", "H", nil, "extra header 'Name: value' (repeatable)")
+	f.Uint64Var(&deposit, "deposit", 0, "deposit for a new channel (default 100 times the first price, within --max)")
+	_ = cmd.MarkFlagRequired("key")
+	_ = cmd.MarkFlagRequired("max")
+	return cmd
+}
