@@ -18,7 +18,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,9 +28,11 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent"
+	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
@@ -70,6 +74,9 @@ type Budget struct {
 	// request's price), and ExpiryBlocks how long it lives (default 10000).
 	Deposit      uint64
 	ExpiryBlocks int64
+	// Schemes are the x402 schemes to pay with, in order of preference
+	// (default: batch-settlement, then exact).
+	Schemes []string
 }
 
 // ErrBudget is returned when a payment would exceed the budget or the
@@ -98,6 +105,9 @@ type Payer struct {
 func NewPayer(w *Wallet, b Budget) *Payer {
 	if b.ExpiryBlocks == 0 {
 		b.ExpiryBlocks = 10_000
+	}
+	if len(b.Schemes) == 0 {
+		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
 	return &Payer{w: w, budget: b, base: http.DefaultTransport, channels: map[string]*chanInfo{}, chanMu: map[string]*sync.Mutex{}}
 }
@@ -170,11 +180,12 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 // channel's vouchers go out one at a time.
 func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, string, func(), error) {
 	var req *x402.PaymentRequirements
-	for i := range pr.Accepts {
-		a := &pr.Accepts[i]
-		if a.Scheme == x402.SchemeBatch && a.Network == x402.Network(p.w.chainID) && a.Asset == p.budget.Denom {
-			req = a
-			break
+	for _, scheme := range p.budget.Schemes {
+		for i := range pr.Accepts {
+			a := &pr.Accepts[i]
+			if req == nil && a.Scheme == scheme && a.Network == x402.Network(p.w.chainID) && a.Asset == p.budget.Denom {
+				req = a
+			}
 		}
 	}
 	if req == nil {
@@ -183,6 +194,9 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, stri
 	amount, err := x402.Amount(req.Amount)
 	if err != nil {
 		return "", "", nil, err
+	}
+	if req.Scheme == x402.SchemeExact {
+		return p.payExact(pr, req, amount)
 	}
 	model, _ := req.Extra["modelId"].(string)
 	key := req.PayTo + "/" + model
@@ -231,6 +245,34 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, stri
 	return h, key, unlock, err
 }
 
+// payExact signs a one-off transfer authorization for the exact price.
+func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements, amount uint64) (string, string, func(), error) {
+	p.mu.Lock()
+	over := p.spent+amount > p.budget.Max
+	p.mu.Unlock()
+	if over {
+		return "", "", nil, fmt.Errorf("%w: this answer costs %d, budget %d", ErrBudget, amount, p.budget.Max)
+	}
+	if err := p.checkPolicy(context.Background(), req.PayTo, amount); err != nil {
+		return "", "", nil, err
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return "", "", nil, err
+	}
+	now := time.Now().Unix()
+	a := &bank.Authorization{From: p.w.Address(), To: req.PayTo, Amount: coin.New(req.Asset, amount), ValidAfter: now - 60, ValidBefore: now + int64(req.MaxTimeoutSeconds) + 60, Nonce: nonce}
+	bank.SignAuthorization(p.w.key, p.w.chainID, a)
+	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
+		From: a.From, To: a.To, Value: strconv.FormatUint(amount, 10), ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
+		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})
+	h, err := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Resource: &pr.Resource, Accepted: *req, Payload: payload})
+	return h, exactKey, func() {}, err
+}
+
+// exactKey marks an exact payment for follow.
+const exactKey = "\x00exact"
+
 // follow reads PAYMENT-RESPONSE and adopts the charge it reports.
 func (p *Payer) follow(key string, resp *http.Response) {
 	if resp == nil {
@@ -238,6 +280,17 @@ func (p *Payer) follow(key string, resp *http.Response) {
 	}
 	h := resp.Header.Get(x402.HeaderResponse)
 	if h == "" {
+		return
+	}
+	if key == exactKey {
+		var sr x402.SettlementResponse
+		if x402.Decode(h, &sr) == nil && sr.Success {
+			if n, err := x402.Amount(sr.Amount); err == nil {
+				p.mu.Lock()
+				p.spent += n
+				p.mu.Unlock()
+			}
+		}
 		return
 	}
 	var sr struct {

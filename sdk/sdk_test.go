@@ -116,6 +116,23 @@ func TestPaidRequests(t *testing.T) {
 		t.Errorf("alice paid %d after the close, want exactly %d", got, spent)
 	}
 
+	// The exact scheme: a one-off transfer of the maximum price, settled
+	// on chain before the answer comes back.
+	a1, p1 := get("alice"), get("provider1")
+	exact := sdk.NewPayer(w, sdk.Budget{Denom: coin.Stable, Max: 1000, Schemes: []string{x402.SchemeExact}})
+	resp, err = (&http.Client{Transport: exact}).Post(prov.URL()+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(body, 5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var sr x402.SettlementResponse
+	if resp.StatusCode != 200 || x402.Decode(resp.Header.Get(x402.HeaderResponse), &sr) != nil || !sr.Success || len(sr.Transaction) != 64 {
+		t.Fatalf("exact payment: status %d, response %+v", resp.StatusCode, sr)
+	}
+	if paid, got := a1-get("alice"), get("provider1")-p1; paid != 120 || got < 120*95/100 || exact.Spent() != 120 {
+		t.Errorf("exact: alice paid %d, provider got %d, payer counted %d; want 120 (less royalties for the provider)", paid, got, exact.Spent())
+	}
+
 	// The budget holds before anything is sent.
 	small := sdk.NewPayer(w, sdk.Budget{Denom: coin.Stable, Max: 50})
 	_, err = (&http.Client{Transport: small}).Post(prov.URL()+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(body, 1)))

@@ -37,6 +37,30 @@ type Client struct {
 	mu      sync.Mutex // guards the fields below
 	chainID string
 	params  *auth.Params
+	seqs    map[addr.Address]*sequencer
+}
+
+// sequencer orders one key's transactions: the chain wants each account's
+// sequence numbers in order, and a query sees only committed state, so the
+// next sequence is tracked here between broadcast and commit.
+type sequencer struct {
+	mu    sync.Mutex // held from choosing a sequence to the broadcast
+	next  uint64
+	known bool
+}
+
+func (c *Client) sequencer(a addr.Address) *sequencer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seqs == nil {
+		c.seqs = map[addr.Address]*sequencer{}
+	}
+	s := c.seqs[a]
+	if s == nil {
+		s = &sequencer{}
+		c.seqs[a] = s
+	}
+	return s
 }
 
 // New returns a client for the node at url (like http://127.0.0.1:26657).
@@ -82,6 +106,9 @@ func (c *Client) ChainID(ctx context.Context) (string, error) {
 type ChainError struct {
 	Code uint32
 	Log  string
+	// inBlock: the tx was executed in a block (and paid its fee), rather
+	// than refused on admission.
+	inBlock bool
 }
 
 func (e *ChainError) Error() string { return fmt.Sprintf("chain refused (code %d): %s", e.Code, e.Log) }
@@ -164,10 +191,30 @@ type Result struct {
 	Events []string
 }
 
-// Submit signs msgs with key at its current sequence, pays the minimum fee,
-// broadcasts, and waits until the tx is in a committed block. An error
-// from the chain is a *ChainError carrying the code.
+// Submit signs msgs with key at its next sequence, pays the minimum fee,
+// broadcasts, and waits until the tx is in a committed block. Concurrent
+// submits with one key are ordered. An error from the chain is a
+// *ChainError carrying the code.
 func (c *Client) Submit(ctx context.Context, key *keyring.Key, memo string, msgs ...module.Msg) (*Result, error) {
+	// Another program using the same key can have a tx in the mempool that
+	// our committed-state query does not see yet; CheckTx then refuses ours
+	// without effect, so signing again after its block is safe.
+	for attempt := 0; ; attempt++ {
+		res, err := c.submit(ctx, key, memo, msgs...)
+		var ce *ChainError
+		if attempt < 5 && errors.As(err, &ce) && ce.Code == codes.ErrSequence.Code && !ce.inBlock {
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+			}
+			continue
+		}
+		return res, err
+	}
+}
+
+func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs ...module.Msg) (*Result, error) {
 	chainID, err := c.ChainID(ctx)
 	if err != nil {
 		return nil, err
@@ -176,15 +223,39 @@ func (c *Client) Submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	if err != nil {
 		return nil, err
 	}
+	sq := c.sequencer(key.Address())
+	sq.mu.Lock()
 	acc, err := c.Account(ctx, key.Address())
 	if err != nil {
+		sq.mu.Unlock()
 		return nil, err
 	}
-	raw, err := tx.Sign(key.Private, chainID, acc.Sequence, coin.New(coin.Native, auth.MinFee(p, len(msgs))), memo, msgs...)
+	seq := acc.Sequence
+	if sq.known && sq.next > seq {
+		seq = sq.next
+	}
+	raw, err := tx.Sign(key.Private, chainID, seq, coin.New(coin.Native, auth.MinFee(p, len(msgs))), memo, msgs...)
 	if err != nil {
+		sq.mu.Unlock()
 		return nil, err
 	}
-	return c.BroadcastAndWait(ctx, raw)
+	res, err := c.rpc.BroadcastTxSync(ctx, raw)
+	switch {
+	case err != nil:
+		sq.known = false
+	case res.Code != 0:
+		sq.known = false // resynchronise from the chain next time
+	default:
+		sq.next, sq.known = seq+1, true
+	}
+	sq.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("client: broadcast: %w", err)
+	}
+	if res.Code != 0 {
+		return nil, &ChainError{Code: res.Code, Log: res.Log}
+	}
+	return c.WaitTx(ctx, res.Hash)
 }
 
 // BroadcastAndWait sends a signed tx and waits for its block.
@@ -205,7 +276,7 @@ func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
 		r, err := c.rpc.Tx(ctx, hash, false)
 		if err == nil {
 			if r.TxResult.Code != 0 {
-				return nil, &ChainError{Code: r.TxResult.Code, Log: r.TxResult.Log}
+				return nil, &ChainError{Code: r.TxResult.Code, Log: r.TxResult.Log, inBlock: true}
 			}
 			out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: r.Height}
 			for _, ev := range r.TxResult.Events {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/client"
@@ -143,6 +144,11 @@ func (g *Gate) Requirements(url string, p Price, reason string) x402.PaymentRequ
 			Scheme: x402.SchemeBatch, Network: g.Network(), Amount: strconv.FormatUint(p.Max, 10), Asset: p.Denom,
 			PayTo: g.payee.String(), MaxTimeoutSeconds: 300,
 			Extra: map[string]any{"modelId": p.ModelID, "expiryMarginBlocks": g.cfg.ExpiryMargin},
+		}, {
+			// exact: a one-off signed transfer of the maximum price,
+			// settled on chain before the answer is sent.
+			Scheme: x402.SchemeExact, Network: g.Network(), Amount: strconv.FormatUint(p.Max, 10), Asset: p.Denom,
+			PayTo: g.payee.String(), MaxTimeoutSeconds: 300, Extra: map[string]any{"modelId": p.ModelID},
 		}},
 	}
 }
@@ -156,10 +162,16 @@ type Payment struct {
 	cumulative uint64
 	payer      string
 	done       bool
+	auth       *bank.Authorization // set for an exact payment
 }
 
 // Ref names the payment in receipts.
-func (p *Payment) Ref() string { return fmt.Sprintf("channel:%d:%d", p.id, p.cumulative) }
+func (p *Payment) Ref() string {
+	if p.auth != nil {
+		return fmt.Sprintf("exact:%s:%x", p.auth.From, p.auth.Nonce)
+	}
+	return fmt.Sprintf("channel:%d:%d", p.id, p.cumulative)
+}
 
 // PaymentError is a payment refusal: HTTP status and x402 reason.
 type PaymentError struct {
@@ -209,8 +221,16 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	if pp.Accepted.Network != g.Network() {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInvalidNetwork, "network %q; this server is on %s", pp.Accepted.Network, g.Network())
 	}
+	if pp.Accepted.Scheme == x402.SchemeExact {
+		req := g.Requirements(r.URL.String(), p, "").Accepts[1]
+		auth, perr := VerifyExact(r.Context(), g.cfg.Chain, g.cfg.ChainID, &req, pp.Payload, time.Now())
+		if perr != nil {
+			return nil, perr
+		}
+		return &Payment{g: g, max: p.Max, payer: auth.From, auth: auth}, nil
+	}
 	if pp.Accepted.Scheme != x402.SchemeBatch {
-		return nil, refuse(http.StatusPaymentRequired, x402.ReasonUnsupportedScheme, "scheme %q; this server takes %s", pp.Accepted.Scheme, x402.SchemeBatch)
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonUnsupportedScheme, "scheme %q; this server takes %s or %s", pp.Accepted.Scheme, x402.SchemeBatch, x402.SchemeExact)
 	}
 	var bp x402.BatchPayload
 	if err := json.Unmarshal(pp.Payload, &bp); err != nil || bp.Type != "voucher" {
@@ -306,6 +326,9 @@ func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentErro
 // maximum), records it durably, and returns the PAYMENT-RESPONSE value.
 func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 	g := p.g
+	if p.auth != nil {
+		return p.settleExact()
+	}
 	actual = min(actual, p.max)
 	g.mu.Lock()
 	p.done = true
@@ -334,9 +357,23 @@ func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 	})
 }
 
+// settleExact submits the transfer authorization and waits for its block:
+// the exact scheme charges the full price, before the answer is sent.
+func (p *Payment) settleExact() (string, error) {
+	p.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k := &keyring.Key{Name: "payee", Private: p.g.cfg.Key}
+	res, err := p.g.cfg.Chain.Submit(ctx, k, "x402 exact", &bank.MsgTransferWithAuthorization{Submitter: p.g.payee.String(), Authorization: p.auth})
+	if err != nil {
+		return "", fmt.Errorf("paygate: settle exact payment: %w", err)
+	}
+	return x402.Encode(x402.SettlementResponse{Success: true, Payer: p.auth.From, Transaction: res.Hash, Network: p.g.Network(), Amount: strconv.FormatUint(p.auth.Amount.Amount, 10)})
+}
+
 // Abort releases a payment whose answer failed: nothing is charged.
 func (p *Payment) Abort() {
-	if p == nil || p.done {
+	if p == nil || p.done || p.auth != nil {
 		return
 	}
 	p.done = true

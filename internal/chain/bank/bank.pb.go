@@ -757,6 +757,50 @@ func (x *MsgTransferWithAuthorization) GetAuthorization() *Authorization {
 	return nil
 }
 
+type QueryNonceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Used          bool                   `protobuf:"varint,1,opt,name=used,proto3" json:"used,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryNonceResponse) Reset() {
+	*x = QueryNonceResponse{}
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryNonceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryNonceResponse) ProtoMessage() {}
+
+func (x *QueryNonceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryNonceResponse.ProtoReflect.Descriptor instead.
+func (*QueryNonceResponse) Descriptor() ([]byte, []int) {
+	return file_agora_bank_v1_bank_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *QueryNonceResponse) GetUsed() bool {
+	if x != nil {
+		return x.Used
+	}
+	return false
+}
+
 var File_agora_bank_v1_bank_proto protoreflect.FileDescriptor
 
 const file_agora_bank_v1_bank_proto_rawDesc = "" +
@@ -808,7 +852,9 @@ const file_agora_bank_v1_bank_proto_rawDesc = "" +
 	"\tsignature\x18\b \x01(\fR\tsignature\"\x80\x01\n" +
 	"\x1cMsgTransferWithAuthorization\x12\x1c\n" +
 	"\tsubmitter\x18\x01 \x01(\tR\tsubmitter\x12B\n" +
-	"\rauthorization\x18\x02 \x01(\v2\x1c.agora.bank.v1.AuthorizationR\rauthorizationB/Z-github.com/agoranet/agora/internal/chain/bankb\x06proto3"
+	"\rauthorization\x18\x02 \x01(\v2\x1c.agora.bank.v1.AuthorizationR\rauthorization\"(\n" +
+	"\x12QueryNonceResponse\x12\x12\n" +
+	"\x04used\x18\x01 \x01(\bR\x04usedB/Z-github.com/agoranet/agora/internal/chain/bankb\x06proto3"
 
 var (
 	file_agora_bank_v1_bank_proto_rawDescOnce sync.Once
@@ -822,7 +868,7 @@ func file_agora_bank_v1_bank_proto_rawDescGZIP() []byte {
 	return file_agora_bank_v1_bank_proto_rawDescData
 }
 
-var file_agora_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_agora_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_agora_bank_v1_bank_proto_goTypes = []any{
 	(*MsgSend)(nil),                      // 0: agora.bank.v1.MsgSend
 	(*Output)(nil),                       // 1: agora.bank.v1.Output
@@ -837,21 +883,22 @@ var file_agora_bank_v1_bank_proto_goTypes = []any{
 	(*QuerySupplyResponse)(nil),          // 10: agora.bank.v1.QuerySupplyResponse
 	(*Authorization)(nil),                // 11: agora.bank.v1.Authorization
 	(*MsgTransferWithAuthorization)(nil), // 12: agora.bank.v1.MsgTransferWithAuthorization
-	(*coin.Coin)(nil),                    // 13: agora.coin.v1.Coin
+	(*QueryNonceResponse)(nil),           // 13: agora.bank.v1.QueryNonceResponse
+	(*coin.Coin)(nil),                    // 14: agora.coin.v1.Coin
 }
 var file_agora_bank_v1_bank_proto_depIdxs = []int32{
-	13, // 0: agora.bank.v1.MsgSend.amount:type_name -> agora.coin.v1.Coin
-	13, // 1: agora.bank.v1.Output.amount:type_name -> agora.coin.v1.Coin
+	14, // 0: agora.bank.v1.MsgSend.amount:type_name -> agora.coin.v1.Coin
+	14, // 1: agora.bank.v1.Output.amount:type_name -> agora.coin.v1.Coin
 	1,  // 2: agora.bank.v1.MsgMultiSend.outputs:type_name -> agora.bank.v1.Output
-	13, // 3: agora.bank.v1.MsgMint.amount:type_name -> agora.coin.v1.Coin
-	13, // 4: agora.bank.v1.MsgBurn.amount:type_name -> agora.coin.v1.Coin
+	14, // 3: agora.bank.v1.MsgMint.amount:type_name -> agora.coin.v1.Coin
+	14, // 4: agora.bank.v1.MsgBurn.amount:type_name -> agora.coin.v1.Coin
 	5,  // 5: agora.bank.v1.Params.denoms:type_name -> agora.bank.v1.Denom
-	13, // 6: agora.bank.v1.GenesisBalance.coins:type_name -> agora.coin.v1.Coin
+	14, // 6: agora.bank.v1.GenesisBalance.coins:type_name -> agora.coin.v1.Coin
 	6,  // 7: agora.bank.v1.Genesis.params:type_name -> agora.bank.v1.Params
 	7,  // 8: agora.bank.v1.Genesis.balances:type_name -> agora.bank.v1.GenesisBalance
-	13, // 9: agora.bank.v1.QueryBalanceResponse.balances:type_name -> agora.coin.v1.Coin
-	13, // 10: agora.bank.v1.QuerySupplyResponse.supply:type_name -> agora.coin.v1.Coin
-	13, // 11: agora.bank.v1.Authorization.amount:type_name -> agora.coin.v1.Coin
+	14, // 9: agora.bank.v1.QueryBalanceResponse.balances:type_name -> agora.coin.v1.Coin
+	14, // 10: agora.bank.v1.QuerySupplyResponse.supply:type_name -> agora.coin.v1.Coin
+	14, // 11: agora.bank.v1.Authorization.amount:type_name -> agora.coin.v1.Coin
 	11, // 12: agora.bank.v1.MsgTransferWithAuthorization.authorization:type_name -> agora.bank.v1.Authorization
 	13, // [13:13] is the sub-list for method output_type
 	13, // [13:13] is the sub-list for method input_type
@@ -871,7 +918,7 @@ func file_agora_bank_v1_bank_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_bank_v1_bank_proto_rawDesc), len(file_agora_bank_v1_bank_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -63,8 +63,18 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 		return resp, nil
 	case "params":
 		return GetParams(ctx.KV), nil
+	case "nonce":
+		// data: the authorizer's address, then the 32-byte nonce.
+		if len(data) < 33 {
+			return nil, fmt.Errorf("bank: nonce query takes an address and a 32-byte nonce: %w", codes.ErrInvalidRequest)
+		}
+		a, err := ParseAddr("address", string(data[:len(data)-32]))
+		if err != nil {
+			return nil, err
+		}
+		return &QueryNonceResponse{Used: NonceUsed(ctx.KV, a, data[len(data)-32:])}, nil
 	}
-	return nil, fmt.Errorf("bank: no query %q (try balance, supply, params): %w", path, codes.ErrInvalidRequest)
+	return nil, fmt.Errorf("bank: no query %q (try balance, supply, params, nonce): %w", path, codes.ErrInvalidRequest)
 }
 
 // DefaultGenesis knows the native denom only; a chain with a stable unit

@@ -1,0 +1,80 @@
+package paygate
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/x402"
+)
+
+// ExactAuthorization turns an x402 exact payload into a chain
+// authorization for the asset of req.
+func ExactAuthorization(req *x402.PaymentRequirements, payload json.RawMessage) (*bank.Authorization, *PaymentError) {
+	var ep x402.ExactPayload
+	if err := json.Unmarshal(payload, &ep); err != nil {
+		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the exact payload must be {\"authorization\":{…},\"signature\":…}")
+	}
+	a := ep.Authorization
+	value, err1 := x402.Amount(a.Value)
+	after, err2 := strconv.ParseInt(a.ValidAfter, 10, 64)
+	before, err3 := strconv.ParseInt(a.ValidBefore, 10, 64)
+	nonce, err4 := hex.DecodeString(a.Nonce)
+	pub, err5 := base64.StdEncoding.DecodeString(a.PublicKey)
+	sig, err6 := base64.StdEncoding.DecodeString(ep.Signature)
+	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+		if err != nil {
+			return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "exact authorization: value and times are decimal strings, nonce hex, publicKey and signature base64")
+		}
+	}
+	return &bank.Authorization{From: a.From, To: a.To, Amount: coin.New(req.Asset, value), ValidAfter: after, ValidBefore: before, Nonce: nonce, PublicKey: pub, Signature: sig}, nil
+}
+
+// VerifyExact checks an exact payment against requirements and chain
+// state: signature, recipient, amount, time window, unused nonce and the
+// payer's balance.
+func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x402.PaymentRequirements, payload json.RawMessage, now time.Time) (*bank.Authorization, *PaymentError) {
+	auth, perr := ExactAuthorization(req, payload)
+	if perr != nil {
+		return nil, perr
+	}
+	from, to, err := bank.CheckAuthorization(chainID, auth)
+	if err != nil {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInvalidSignature, "%v", err)
+	}
+	if to.String() != req.PayTo {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonRecipientMismatch, "the authorization pays %s, not %s", to, req.PayTo)
+	}
+	if strconv.FormatUint(auth.Amount.Amount, 10) != req.Amount {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonValueMismatch, "the authorization is for %d, the price is %s", auth.Amount.Amount, req.Amount)
+	}
+	sec := now.Unix()
+	if auth.ValidAfter >= sec {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonAuthorizationValidAfter, "the authorization is not valid before %d (now %d)", auth.ValidAfter, sec)
+	}
+	if auth.ValidBefore <= sec+int64(req.MaxTimeoutSeconds/10)+5 {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonAuthorizationValidBefore, "the authorization expires at %d, too soon to settle (now %d)", auth.ValidBefore, sec)
+	}
+	var used bank.QueryNonceResponse
+	if _, err := c.Query(ctx, "/bank/nonce", append([]byte(from.String()), auth.Nonce...), &used); err != nil {
+		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "cannot check the nonce: %v", err)
+	}
+	if used.Used {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonNonceUsed, "the authorization's nonce has been used; sign a new one")
+	}
+	bal, err := c.Balance(ctx, from, req.Asset)
+	if err != nil {
+		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "cannot check the balance: %v", err)
+	}
+	if bal < auth.Amount.Amount {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "%s holds %d%s, the price is %d", from, bal, req.Asset, auth.Amount.Amount)
+	}
+	return auth, nil
+}
