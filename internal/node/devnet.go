@@ -19,6 +19,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/facilitator"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
@@ -32,7 +33,7 @@ const DevnetChainID = "agora-devnet-1"
 // DevKeys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent"}
+var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator"}
 
 // The dev agent: alice's agent account, funded by her, with this policy
 // (uusdc): at most DevAgentPerTx per transaction (a channel deposit is
@@ -108,10 +109,11 @@ func (c DevnetConfig) Validate() error {
 
 // Devnet is a running devnet.
 type Devnet struct {
-	cfg       DevnetConfig
-	Node      *Node
-	Keyring   *keyring.Keyring
-	Providers []*provider.Server
+	cfg         DevnetConfig
+	Node        *Node
+	Keyring     *keyring.Keyring
+	Providers   []*provider.Server
+	Facilitator *facilitator.Server
 }
 
 // StartDevnet creates the devnet's home on first use (or after Reset) and
@@ -153,7 +155,25 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 		d.Stop()
 		return nil, err
 	}
+	if err := d.startFacilitator(); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	return d, nil
+}
+
+// startFacilitator runs an x402 facilitator on BasePort+20.
+func (d *Devnet) startFacilitator() error {
+	k, err := d.Keyring.Get("facilitator")
+	if err != nil {
+		return err
+	}
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		return err
+	}
+	d.Facilitator, err = facilitator.Start(facilitator.Config{Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+20), Key: k.Private, Chain: c, ChainID: DevnetChainID, Logger: d.cfg.Logger})
+	return err
 }
 
 // ensureAgent makes the agent key alice's agent on a new devnet, funded
@@ -320,6 +340,9 @@ func (d *Devnet) Stop() error {
 	for _, p := range d.Providers {
 		errs = append(errs, p.Shutdown(ctx))
 	}
+	if d.Facilitator != nil {
+		errs = append(errs, d.Facilitator.Shutdown(ctx))
+	}
 	return errors.Join(append(errs, d.Node.Stop())...)
 }
 
@@ -332,6 +355,9 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "Agora devnet is running.\n\n")
 	fmt.Fprintf(&b, "  chain-id  %s\n", DevnetChainID)
 	fmt.Fprintf(&b, "  RPC       %s\n", d.Node.RPC())
+	if d.Facilitator != nil {
+		fmt.Fprintf(&b, "  x402      %s (facilitator: /verify /settle /supported)\n", d.Facilitator.URL())
+	}
 	fmt.Fprintf(&b, "  home      %s\n\n", d.cfg.Home)
 	if len(d.Providers) > 0 {
 		if d.cfg.Paid {

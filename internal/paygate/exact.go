@@ -3,6 +3,7 @@ package paygate
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/x402"
@@ -77,4 +79,47 @@ func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x40
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "%s holds %d%s, the price is %d", from, bal, req.Asset, auth.Amount.Amount)
 	}
 	return auth, nil
+}
+
+// VerifyBatch checks a batch-settlement voucher against requirements and
+// the channel's state on chain, without any server-side charging state:
+// what a facilitator can check for a payee.
+func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x402.PaymentRequirements, payload json.RawMessage) (*channel.Channel, *channel.Voucher, *PaymentError) {
+	var bp x402.BatchPayload
+	if err := json.Unmarshal(payload, &bp); err != nil || bp.Type != "voucher" {
+		return nil, nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the batch-settlement payload must be {\"type\":\"voucher\",\"voucher\":{…}}")
+	}
+	id, err1 := strconv.ParseUint(bp.Voucher.ChannelID, 10, 64)
+	cum, err2 := x402.Amount(bp.Voucher.MaxClaimableAmount)
+	sig, err3 := base64.StdEncoding.DecodeString(bp.Voucher.Signature)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "voucher fields: channelId and maxClaimableAmount are decimal strings, signature base64")
+	}
+	var ch channel.Channel
+	if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &ch); err != nil {
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return nil, nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "%v", err)
+	}
+	v := &channel.Voucher{ChannelId: id, Cumulative: cum, Signature: sig}
+	switch {
+	case ch.Payee != req.PayTo:
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelPayee, "channel %d pays %s, not %s", id, ch.Payee, req.PayTo)
+	case ch.Denom != req.Asset:
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelPayee, "channel %d is in %s, not %s", id, ch.Denom, req.Asset)
+	case ch.Closed:
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelClosed, "channel %d is closed", id)
+	case ch.ExpiresAt <= st.SyncInfo.LatestBlockHeight:
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelExpiring, "channel %d expired at %d", id, ch.ExpiresAt)
+	case cum > ch.Deposit:
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "voucher for %d is above the deposit of %d", cum, ch.Deposit)
+	case cum <= ch.Claimed:
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "voucher for %d does not exceed the %d already claimed", cum, ch.Claimed)
+	}
+	if err := channel.VerifyVoucher(chainID, &ch, v); err != nil {
+		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
+	}
+	return &ch, v, nil
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/internal/facilitator"
+)
+
+func facilitatorCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "facilitator", Short: "An x402 facilitator: /verify, /settle, /supported"}
+	var keyName, listen string
+	start := &cobra.Command{
+		Use: "start --key NAME [--listen ADDR]", Short: "Verify and settle x402 payments for servers that do not talk to the chain", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := keys().Get(keyName)
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			chainID, err := c.ChainID(cmd.Context())
+			if err != nil {
+				return err
+			}
+			s, err := facilitator.Start(facilitator.Config{Listen: listen, Key: k.Private, Chain: c, ChainID: chainID, Logger: logger()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "facilitator for cosmos:%s at %s\n", chainID, s.URL())
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return s.Shutdown(ctx)
+		},
+	}
+	start.Flags().StringVar(&keyName, "key", "", "key that submits settlements and pays their fees (required)")
+	start.Flags().StringVar(&listen, "listen", "127.0.0.1:8402", "address to serve on")
+	_ = start.MarkFlagRequired("key")
+	cmd.AddCommand(start)
+	return cmd
+}
