@@ -99,6 +99,7 @@ type Payer struct {
 	channels map[string]*chanInfo // by payTo and model id
 	spent    uint64               // actual charges so far
 	chanMu   map[string]*sync.Mutex
+	known    map[string]*x402.PaymentRequired // the last requirements, by URL
 }
 
 // NewPayer returns a Payer over http.DefaultTransport.
@@ -109,7 +110,7 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 	if len(b.Schemes) == 0 {
 		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
-	return &Payer{w: w, budget: b, base: http.DefaultTransport, channels: map[string]*chanInfo{}, chanMu: map[string]*sync.Mutex{}}
+	return &Payer{w: w, budget: b, base: http.DefaultTransport, channels: map[string]*chanInfo{}, chanMu: map[string]*sync.Mutex{}, known: map[string]*x402.PaymentRequired{}}
 }
 
 // Spent is what the providers have charged so far.
@@ -150,7 +151,26 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return p.base.RoundTrip(r)
 	}
-	resp, err := send("")
+	// A URL that asked for payment before is paid up front, saving the
+	// round trip of a 402; if the price has changed, the server's new 402
+	// is answered as usual.
+	url := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+	p.mu.Lock()
+	known := p.known[url]
+	p.mu.Unlock()
+	var resp *http.Response
+	var err error
+	if known != nil {
+		payment, key, unlock, perr := p.pay(req.Context(), known)
+		if perr != nil {
+			return nil, perr
+		}
+		resp, err = send(payment)
+		p.follow(key, resp)
+		unlock()
+	} else {
+		resp, err = send("")
+	}
 	if err != nil || resp.StatusCode != http.StatusPaymentRequired {
 		return resp, err
 	}
@@ -161,6 +181,9 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		p.mu.Lock()
+		p.known[url] = &pr
+		p.mu.Unlock()
 		payment, key, unlock, err := p.pay(req.Context(), &pr)
 		if err != nil {
 			return nil, err

@@ -81,6 +81,8 @@ type DevnetConfig struct {
 	// Paid makes the providers charge the devnet prices over x402 payment
 	// channels; otherwise they answer for free.
 	Paid bool
+	// ClaimInterval is how often providers claim their payments (0: 2 s).
+	ClaimInterval time.Duration
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -254,6 +256,9 @@ func (d *Devnet) startProviders() error {
 		pay := paygate.DefaultConfig()
 		pay.LogPath = filepath.Join(d.cfg.Home, "providers", k.Name, "vouchers.log")
 		pay.ClaimInterval = 2 * time.Second
+		if d.cfg.ClaimInterval > 0 {
+			pay.ClaimInterval = d.cfg.ClaimInterval
+		}
 		cfg.Payments = &pay
 		if err := os.MkdirAll(filepath.Dir(pay.LogPath), 0o700); err != nil {
 			return err

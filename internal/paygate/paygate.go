@@ -163,6 +163,26 @@ type Payment struct {
 	payer      string
 	done       bool
 	auth       *bank.Authorization // set for an exact payment
+	// durable reports when the voucher has reached the disk. The answer is
+	// computed meanwhile, but not sent before (see Durable).
+	durable chan error
+	derr    error
+	waited  bool
+}
+
+// Durable waits until the payment's voucher is on disk. Nothing of the
+// answer may be sent before it returns nil: a crash after that point
+// cannot lose the right to claim it.
+func (p *Payment) Durable() error {
+	if p == nil || p.durable == nil || p.waited {
+		if p != nil {
+			return p.derr
+		}
+		return nil
+	}
+	p.waited = true
+	p.derr = <-p.durable
+	return p.derr
 }
 
 // Ref names the payment in receipts.
@@ -278,23 +298,23 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	if err := channel.VerifyVoucher(g.cfg.ChainID, c, v); err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
 	}
-	// Durable before serving: a crash after this point cannot lose the
-	// right to claim what the answer will cost.
-	if err := g.wal.append(record{Channel: id, Voucher: cum, Signature: sig}); err != nil {
-		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "the provider cannot record payments right now; retry")
-	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if cum < s.charged+s.reserved+p.Max { // a concurrent request took the room meanwhile
 		e := refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "a concurrent request on channel %d used this voucher's room; sign one for at least %d", id, s.charged+s.reserved+p.Max)
 		e.State = state()
+		g.mu.Unlock()
 		return nil, e
 	}
 	if cum > s.voucher {
 		s.voucher, s.sig = cum, sig
 	}
 	s.reserved += p.Max
-	return &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer}, nil
+	g.mu.Unlock()
+	// The voucher goes to disk while the answer is computed; Durable
+	// holds the answer back until it is there.
+	pay := &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer, durable: make(chan error, 1)}
+	go func() { pay.durable <- g.wal.append(record{Channel: id, Voucher: cum, Signature: sig}) }()
+	return pay, nil
 }
 
 // channel returns the state of a channel, reading it from chain when it
@@ -329,6 +349,10 @@ func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 	if p.auth != nil {
 		return p.settleExact()
 	}
+	if err := p.Durable(); err != nil {
+		p.Abort()
+		return "", fmt.Errorf("paygate: the voucher could not be recorded, so the answer is not served: %w", err)
+	}
 	actual = min(actual, p.max)
 	g.mu.Lock()
 	p.done = true
@@ -340,7 +364,11 @@ func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 	kick := g.pending >= g.cfg.ClaimEvery
 	deposit, claimed := p.s.ch.Deposit, p.s.claimed
 	g.mu.Unlock()
-	if err := g.wal.append(record{Channel: p.id, Charged: charged, Receipt: receiptHash}); err != nil {
+	// The charge is written without an fsync: it must survive the process
+	// (a SIGKILL), and does, in the kernel's cache. Should the machine
+	// itself fail, the provider claims up to the charges that reached the
+	// disk: less than it earned, never more.
+	if err := g.wal.write(record{Channel: p.id, Charged: charged, Receipt: receiptHash}); err != nil {
 		return "", err
 	}
 	if kick {

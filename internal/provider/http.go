@@ -304,18 +304,25 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		return c
 	}
 	started := false
-	begin := func() {
-		if !started {
-			started = true
-			w.WriteHeader(http.StatusOK)
-			if g.Endpoint != "completions" {
-				writeEvent(hash, chunk("", "assistant", nil))
-			}
+	begin := func() error {
+		if started {
+			return nil
 		}
+		if err := pay.Durable(); err != nil { // nothing is sent before the voucher is safe
+			return err
+		}
+		started = true
+		w.WriteHeader(http.StatusOK)
+		if g.Endpoint != "completions" {
+			writeEvent(hash, chunk("", "assistant", nil))
+		}
+		return nil
 	}
 	lastFlush := time.Now()
 	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error {
-		begin()
+		if err := begin(); err != nil {
+			return err
+		}
 		if err := writeEvent(hash, chunk(string(b), "", nil)); err != nil {
 			return errClientGone
 		}
@@ -337,7 +344,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		s.metrics.requests.WithLabelValues(m.name, g.Endpoint, "stream_error").Inc()
 		return
 	}
-	begin()
+	if err := begin(); err != nil {
+		s.fail(w, m.name, g.Endpoint, err)
+		return
+	}
 	writeEvent(hash, chunk("", "", &finish))
 	rc, err := s.sign(m, canonical, hash.sum(), usage, pay)
 	if err != nil {

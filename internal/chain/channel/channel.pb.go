@@ -952,6 +952,50 @@ func (x *QueryChannelsResponse) GetChannels() []*Channel {
 	return nil
 }
 
+type QueryAnchorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Anchors       []*Anchor              `protobuf:"bytes,1,rep,name=anchors,proto3" json:"anchors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAnchorsResponse) Reset() {
+	*x = QueryAnchorsResponse{}
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAnchorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAnchorsResponse) ProtoMessage() {}
+
+func (x *QueryAnchorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAnchorsResponse.ProtoReflect.Descriptor instead.
+func (*QueryAnchorsResponse) Descriptor() ([]byte, []int) {
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *QueryAnchorsResponse) GetAnchors() []*Anchor {
+	if x != nil {
+		return x.Anchors
+	}
+	return nil
+}
+
 var File_agora_channel_v1_channel_proto protoreflect.FileDescriptor
 
 const file_agora_channel_v1_channel_proto_rawDesc = "" +
@@ -1036,7 +1080,9 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"\x05payer\x18\x01 \x01(\tR\x05payer\x12\x14\n" +
 	"\x05payee\x18\x02 \x01(\tR\x05payee\"N\n" +
 	"\x15QueryChannelsResponse\x125\n" +
-	"\bchannels\x18\x01 \x03(\v2\x19.agora.channel.v1.ChannelR\bchannelsB2Z0github.com/agoranet/agora/internal/chain/channelb\x06proto3"
+	"\bchannels\x18\x01 \x03(\v2\x19.agora.channel.v1.ChannelR\bchannels\"J\n" +
+	"\x14QueryAnchorsResponse\x122\n" +
+	"\aanchors\x18\x01 \x03(\v2\x18.agora.channel.v1.AnchorR\aanchorsB2Z0github.com/agoranet/agora/internal/chain/channelb\x06proto3"
 
 var (
 	file_agora_channel_v1_channel_proto_rawDescOnce sync.Once
@@ -1050,7 +1096,7 @@ func file_agora_channel_v1_channel_proto_rawDescGZIP() []byte {
 	return file_agora_channel_v1_channel_proto_rawDescData
 }
 
-var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_agora_channel_v1_channel_proto_goTypes = []any{
 	(*Voucher)(nil),               // 0: agora.channel.v1.Voucher
 	(*Channel)(nil),               // 1: agora.channel.v1.Channel
@@ -1066,21 +1112,23 @@ var file_agora_channel_v1_channel_proto_goTypes = []any{
 	(*Genesis)(nil),               // 11: agora.channel.v1.Genesis
 	(*QueryChannelsRequest)(nil),  // 12: agora.channel.v1.QueryChannelsRequest
 	(*QueryChannelsResponse)(nil), // 13: agora.channel.v1.QueryChannelsResponse
-	(*coin.Coin)(nil),             // 14: agora.coin.v1.Coin
+	(*QueryAnchorsResponse)(nil),  // 14: agora.channel.v1.QueryAnchorsResponse
+	(*coin.Coin)(nil),             // 15: agora.coin.v1.Coin
 }
 var file_agora_channel_v1_channel_proto_depIdxs = []int32{
-	14, // 0: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
-	14, // 1: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
+	15, // 0: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
+	15, // 1: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
 	0,  // 2: agora.channel.v1.Claim.voucher:type_name -> agora.channel.v1.Voucher
 	6,  // 3: agora.channel.v1.MsgClaim.claims:type_name -> agora.channel.v1.Claim
 	6,  // 4: agora.channel.v1.MsgCloseChannel.final:type_name -> agora.channel.v1.Claim
 	10, // 5: agora.channel.v1.Genesis.params:type_name -> agora.channel.v1.Params
 	1,  // 6: agora.channel.v1.QueryChannelsResponse.channels:type_name -> agora.channel.v1.Channel
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	2,  // 7: agora.channel.v1.QueryAnchorsResponse.anchors:type_name -> agora.channel.v1.Anchor
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_agora_channel_v1_channel_proto_init() }
@@ -1094,7 +1142,7 @@ func file_agora_channel_v1_channel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_channel_v1_channel_proto_rawDesc), len(file_agora_channel_v1_channel_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

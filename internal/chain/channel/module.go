@@ -143,8 +143,8 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 	return fmt.Errorf("channel: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "channel" (data: 8-byte big-endian id), "channels" (data: a
-// QueryChannelsRequest), "params".
+// Query paths: "channel" and "anchors" (data: 8-byte big-endian id),
+// "channels" (data: a QueryChannelsRequest), "params".
 func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
 	switch path {
 	case "channel":
@@ -159,10 +159,15 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 		}
 		cs, err := List(ctx.KV, req.Payer, req.Payee)
 		return &QueryChannelsResponse{Channels: cs}, err
+	case "anchors":
+		if len(data) != 8 {
+			return nil, fmt.Errorf("channel: query anchors takes an 8-byte id: %w", codes.ErrInvalidRequest)
+		}
+		return &QueryAnchorsResponse{Anchors: Anchors(ctx.KV, binary.BigEndian.Uint64(data))}, nil
 	case "params":
 		return GetParams(ctx.KV), nil
 	}
-	return nil, fmt.Errorf("channel: no query %q (try channel, channels, params): %w", path, codes.ErrInvalidRequest)
+	return nil, fmt.Errorf("channel: no query %q (try channel, channels, anchors, params): %w", path, codes.ErrInvalidRequest)
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
