@@ -25,15 +25,7 @@ import (
 // provider claims; provider and royalty owner together receive exactly
 // what was charged; closing refunds the payer exactly the rest.
 func TestPaidRequests(t *testing.T) {
-	cfg := node.DefaultDevnetConfig(t.TempDir())
-	cfg.BasePort = e2e.FreePorts(t, 20)
-	cfg.BlockTime = 100 * time.Millisecond
-	cfg.Paid = true
-	d, err := node.StartDevnet(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.Paid = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, _ := client.New(d.Node.RPC())

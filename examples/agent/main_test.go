@@ -2,27 +2,19 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/e2e"
-	"github.com/agoranet/agora/internal/node"
 )
 
 // TestExampleAgent runs the example agent on a paid devnet: 100 paid
 // requests across the providers, every receipt checked; then with a small
 // budget it stops at the budget.
 func TestExampleAgent(t *testing.T) {
-	cfg := node.DefaultDevnetConfig(t.TempDir())
-	cfg.BasePort = e2e.FreePorts(t, 30)
-	cfg.BlockTime = 100 * time.Millisecond
-	d, err := node.StartDevnet(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	run1 := config{node: d.Node.RPC(), home: cfg.Home, key: "agent", model: "agora/tiny-lm", budget: coin.New(coin.Stable, 100_000), requests: 100}
+	d := e2e.Devnet(t, nil)
+	run1 := config{node: d.Node.RPC(), home: filepath.Dir(d.Keyring.Dir()), key: "agent", model: "agora/tiny-lm", budget: coin.New(coin.Stable, 100_000), requests: 100}
 	st, err := run(context.Background(), run1, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agoranet/agora/internal/node"
 )
 
 var (
@@ -188,4 +190,23 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Devnet runs a devnet in this process on free loopback ports with fast
+// blocks, for tests; configure may adjust the config. The test's cleanup
+// stops it.
+func Devnet(t testing.TB, configure func(*node.DevnetConfig)) *node.Devnet {
+	t.Helper()
+	cfg := node.DefaultDevnetConfig(t.TempDir())
+	cfg.BasePort = FreePorts(t, 30)
+	cfg.BlockTime = 100 * time.Millisecond
+	if configure != nil {
+		configure(&cfg)
+	}
+	d, err := node.StartDevnet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	return d
 }

@@ -21,15 +21,7 @@ import (
 )
 
 func TestFacilitator(t *testing.T) {
-	cfg := node.DefaultDevnetConfig(t.TempDir())
-	cfg.BasePort = e2e.FreePorts(t, 30)
-	cfg.BlockTime = 100 * time.Millisecond
-	cfg.Providers = 0
-	d, err := node.StartDevnet(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.Providers = 0 })
 	base := d.Facilitator.URL()
 
 	resp, err := http.Get(base + "/supported")

@@ -15,21 +15,13 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
-	"github.com/agoranet/agora/internal/node"
 )
 
 // TestDevnetConcurrentTxs runs the devnet in-process and sends txs from
 // several keys at once, through the parallel signature check and the
 // serialised app, under the race detector in CI.
 func TestDevnetConcurrentTxs(t *testing.T) {
-	cfg := node.DefaultDevnetConfig(t.TempDir())
-	cfg.BasePort = e2e.FreePorts(t, 20)
-	cfg.BlockTime = 100 * time.Millisecond
-	d, err := node.StartDevnet(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := e2e.Devnet(t, nil)
 	if err := d.Node.WaitForHeight(2, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -85,16 +85,11 @@ func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x40
 // the channel's state on chain, without any server-side charging state:
 // what a facilitator can check for a payee.
 func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x402.PaymentRequirements, payload json.RawMessage) (*channel.Channel, *channel.Voucher, *PaymentError) {
-	var bp x402.BatchPayload
-	if err := json.Unmarshal(payload, &bp); err != nil || bp.Type != "voucher" {
-		return nil, nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the batch-settlement payload must be {\"type\":\"voucher\",\"voucher\":{…}}")
+	v, perr := ParseVoucher(payload)
+	if perr != nil {
+		return nil, nil, perr
 	}
-	id, err1 := strconv.ParseUint(bp.Voucher.ChannelID, 10, 64)
-	cum, err2 := x402.Amount(bp.Voucher.MaxClaimableAmount)
-	sig, err3 := base64.StdEncoding.DecodeString(bp.Voucher.Signature)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return nil, nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "voucher fields: channelId and maxClaimableAmount are decimal strings, signature base64")
-	}
+	id, cum := v.ChannelId, v.Cumulative
 	var ch channel.Channel
 	if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &ch); err != nil {
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
@@ -103,7 +98,6 @@ func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x40
 	if err != nil {
 		return nil, nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "%v", err)
 	}
-	v := &channel.Voucher{ChannelId: id, Cumulative: cum, Signature: sig}
 	switch {
 	case ch.Payee != req.PayTo:
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelPayee, "channel %d pays %s, not %s", id, ch.Payee, req.PayTo)
@@ -122,4 +116,19 @@ func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x40
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
 	}
 	return &ch, v, nil
+}
+
+// ParseVoucher reads a batch-settlement payload's voucher.
+func ParseVoucher(payload json.RawMessage) (*channel.Voucher, *PaymentError) {
+	var bp x402.BatchPayload
+	if err := json.Unmarshal(payload, &bp); err != nil || bp.Type != "voucher" {
+		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the batch-settlement payload must be {\"type\":\"voucher\",\"voucher\":{…}}")
+	}
+	id, err1 := strconv.ParseUint(bp.Voucher.ChannelID, 10, 64)
+	cum, err2 := x402.Amount(bp.Voucher.MaxClaimableAmount)
+	sig, err3 := base64.StdEncoding.DecodeString(bp.Voucher.Signature)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "voucher fields: channelId and maxClaimableAmount are decimal strings, signature base64")
+	}
+	return &channel.Voucher{ChannelId: id, Cumulative: cum, Signature: sig}, nil
 }

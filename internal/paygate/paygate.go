@@ -9,7 +9,6 @@ package paygate
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -252,21 +251,15 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	if pp.Accepted.Scheme != x402.SchemeBatch {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonUnsupportedScheme, "scheme %q; this server takes %s or %s", pp.Accepted.Scheme, x402.SchemeBatch, x402.SchemeExact)
 	}
-	var bp x402.BatchPayload
-	if err := json.Unmarshal(pp.Payload, &bp); err != nil || bp.Type != "voucher" {
-		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the batch-settlement payload must be {\"type\":\"voucher\",\"voucher\":{…}}")
+	v, perr := ParseVoucher(pp.Payload)
+	if perr != nil {
+		return nil, perr
 	}
-	id, err1 := strconv.ParseUint(bp.Voucher.ChannelID, 10, 64)
-	cum, err2 := x402.Amount(bp.Voucher.MaxClaimableAmount)
-	sig, err3 := base64.StdEncoding.DecodeString(bp.Voucher.Signature)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "voucher fields: channelId and maxClaimableAmount are decimal strings, signature base64")
-	}
+	id, cum, sig := v.ChannelId, v.Cumulative, v.Signature
 	s, perr := g.channel(r.Context(), id)
 	if perr != nil {
 		return nil, perr
 	}
-	v := &channel.Voucher{ChannelId: id, Cumulative: cum, Signature: sig}
 	g.mu.Lock()
 	c := s.ch
 	state := func() *x402.ChannelState {

@@ -52,9 +52,7 @@ func Get(kv store.Reader, a addr.Address) *Agent {
 		return nil
 	}
 	ag := &Agent{}
-	if err := proto.Unmarshal(v, ag); err != nil {
-		panic(store.IOError{Err: err})
-	}
+	module.MustUnmarshal(v, ag)
 	return ag
 }
 

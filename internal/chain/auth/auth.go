@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -145,17 +144,13 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
-	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: DefaultParams()})
-	return b
+	return module.EncodeGenesis(&Genesis{Params: DefaultParams()})
 }
 
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	if raw == nil {
-		raw = m.DefaultGenesis()
-	}
 	var g Genesis
-	if err := protojson.Unmarshal(raw, &g); err != nil {
-		return fmt.Errorf("auth: genesis: %w", err)
+	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
+		return fmt.Errorf("auth: %w", err)
 	}
 	if g.Params == nil {
 		g.Params = DefaultParams()

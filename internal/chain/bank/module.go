@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -80,18 +79,14 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 // DefaultGenesis knows the native denom only; a chain with a stable unit
 // names its issuer in genesis.
 func (Module) DefaultGenesis() json.RawMessage {
-	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: &Params{Denoms: []*Denom{{Name: coin.Native}}}})
-	return b
+	return module.EncodeGenesis(&Genesis{Params: &Params{Denoms: []*Denom{{Name: coin.Native}}}})
 }
 
 // InitGenesis sets params and balances; supply is the sum of balances.
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	if raw == nil {
-		raw = m.DefaultGenesis()
-	}
 	var g Genesis
-	if err := protojson.Unmarshal(raw, &g); err != nil {
-		return fmt.Errorf("bank: genesis: %w", err)
+	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
+		return fmt.Errorf("bank: %w", err)
 	}
 	if g.Params == nil {
 		return fmt.Errorf("bank: genesis has no params")

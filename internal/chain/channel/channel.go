@@ -12,7 +12,6 @@ import (
 	"fmt"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -82,16 +81,6 @@ func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
 	return fmt.Errorf("channel: voucher for channel %d is not signed by its payer or session key: %w", c.Id, codes.ErrSignature)
 }
 
-var deterministic = proto.MarshalOptions{Deterministic: true}
-
-func mustMarshal(m proto.Message) []byte {
-	b, err := deterministic.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
 func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func cat(parts ...[]byte) []byte {
@@ -106,9 +95,7 @@ func cat(parts ...[]byte) []byte {
 func GetParams(kv store.Reader) *Params {
 	p := DefaultParams()
 	if v := kv.Get(paramsKey); v != nil {
-		if err := proto.Unmarshal(v, p); err != nil {
-			panic(store.IOError{Err: err})
-		}
+		module.MustUnmarshal(v, p)
 	}
 	return p
 }
@@ -120,13 +107,11 @@ func Get(kv store.Reader, id uint64) *Channel {
 		return nil
 	}
 	c := &Channel{}
-	if err := proto.Unmarshal(v, c); err != nil {
-		panic(store.IOError{Err: err})
-	}
+	module.MustUnmarshal(v, c)
 	return c
 }
 
-func put(kv store.KV, c *Channel) { kv.Set(cat(channelPrefix, be(c.Id)), mustMarshal(c)) }
+func put(kv store.KV, c *Channel) { kv.Set(cat(channelPrefix, be(c.Id)), module.MustMarshal(c)) }
 
 func mustGet(kv store.Reader, id uint64) (*Channel, error) {
 	c := Get(kv, id)
@@ -275,7 +260,7 @@ func claim(ctx *module.Context, payee addr.Address, cl *Claim) error {
 		}
 	}
 	n := c.Receipts
-	ctx.KV.Set(cat(anchorPrefix, be(c.Id), be(n)), mustMarshal(&Anchor{ChannelId: c.Id, Root: cl.ReceiptsRoot, Count: cl.ReceiptsCount, From: c.Claimed, To: cl.Amount, Height: ctx.Height}))
+	ctx.KV.Set(cat(anchorPrefix, be(c.Id), be(n)), module.MustMarshal(&Anchor{ChannelId: c.Id, Root: cl.ReceiptsRoot, Count: cl.ReceiptsCount, From: c.Claimed, To: cl.Amount, Height: ctx.Height}))
 	c.Claimed = cl.Amount
 	c.Receipts += cl.ReceiptsCount
 	put(ctx.KV, c)
@@ -372,9 +357,7 @@ func Anchors(kv store.Reader, id uint64) []*Anchor {
 	var out []*Anchor
 	for ; it.Valid(); it.Next() {
 		a := &Anchor{}
-		if err := proto.Unmarshal(it.Value(), a); err != nil {
-			panic(store.IOError{Err: err})
-		}
+		module.MustUnmarshal(it.Value(), a)
 		out = append(out, a)
 	}
 	return out

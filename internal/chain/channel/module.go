@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -171,17 +170,13 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
-	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: DefaultParams()})
-	return b
+	return module.EncodeGenesis(&Genesis{Params: DefaultParams()})
 }
 
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	if raw == nil {
-		raw = m.DefaultGenesis()
-	}
 	var g Genesis
-	if err := protojson.Unmarshal(raw, &g); err != nil {
-		return fmt.Errorf("channel: genesis: %w", err)
+	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
+		return fmt.Errorf("channel: %w", err)
 	}
 	if g.Params == nil {
 		g.Params = DefaultParams()
@@ -189,6 +184,6 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if g.Params.MaxClaimsPerMsg == 0 || g.Params.MaxLifetimeBlocks < 1 {
 		return fmt.Errorf("channel: genesis params must be positive")
 	}
-	ctx.KV.Set(paramsKey, mustMarshal(g.Params))
+	ctx.KV.Set(paramsKey, module.MustMarshal(g.Params))
 	return nil
 }

@@ -6,9 +6,11 @@ package module
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -123,4 +125,46 @@ type Spend struct {
 // so a message that moves someone's funds must implement it.
 type Spender interface {
 	Spends() []Spend
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// MustMarshal encodes a state record deterministically. A record that does
+// not encode is a bug, so it panics.
+func MustMarshal(m proto.Message) []byte {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// MustUnmarshal decodes a state record. A record that does not decode
+// means the state on disk is damaged: it panics with store.IOError, which
+// stops the node rather than letting it vote on bad state.
+func MustUnmarshal(b []byte, m proto.Message) {
+	if err := proto.Unmarshal(b, m); err != nil {
+		panic(store.IOError{Err: fmt.Errorf("corrupt %s record: %w", proto.MessageName(m), err)})
+	}
+}
+
+// DecodeGenesis reads a module's genesis JSON into g, or def when raw is
+// nil (genesis without the module).
+func DecodeGenesis(raw, def json.RawMessage, g proto.Message) error {
+	if raw == nil {
+		raw = def
+	}
+	if err := protojson.Unmarshal(raw, g); err != nil {
+		return fmt.Errorf("genesis of %s: %w", proto.MessageName(g), err)
+	}
+	return nil
+}
+
+// EncodeGenesis renders a module's genesis as JSON with proto field names.
+func EncodeGenesis(g proto.Message) json.RawMessage {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(g)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -77,17 +76,13 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
-	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: DefaultParams()})
-	return b
+	return module.EncodeGenesis(&Genesis{Params: DefaultParams()})
 }
 
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	if raw == nil {
-		raw = m.DefaultGenesis()
-	}
 	var g Genesis
-	if err := protojson.Unmarshal(raw, &g); err != nil {
-		return fmt.Errorf("provider: genesis: %w", err)
+	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
+		return fmt.Errorf("provider: %w", err)
 	}
 	p := g.Params
 	if p == nil {
@@ -96,6 +91,6 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if p.OfflineAfterBlocks < 1 || p.JailAfterBlocks <= p.OfflineAfterBlocks || p.DowntimeSlashBps > 10_000 || p.DowntimeJailBlocks < 0 {
 		return fmt.Errorf("provider: genesis params: want 1 <= offline_after < jail_after, slash <= 10000 bps")
 	}
-	ctx.KV.Set(paramsKey, mustMarshal(p))
+	ctx.KV.Set(paramsKey, module.MustMarshal(p))
 	return nil
 }

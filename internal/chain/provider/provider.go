@@ -8,8 +8,6 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -33,22 +31,6 @@ var (
 // offline after 4 s of silence and jailed (1% slashed) after a minute.
 func DefaultParams() *Params {
 	return &Params{MinStake: 100_000_000, OfflineAfterBlocks: 20, JailAfterBlocks: 300, DowntimeSlashBps: 100, DowntimeJailBlocks: 100}
-}
-
-var deterministic = proto.MarshalOptions{Deterministic: true}
-
-func mustMarshal(m proto.Message) []byte {
-	b, err := deterministic.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func mustUnmarshal(b []byte, m proto.Message) {
-	if err := proto.Unmarshal(b, m); err != nil {
-		panic(store.IOError{Err: fmt.Errorf("provider: corrupt record: %w", err)})
-	}
 }
 
 func cat(parts ...[]byte) []byte {
@@ -80,7 +62,7 @@ func GetParams(kv store.Reader) *Params {
 		return DefaultParams()
 	}
 	p := &Params{}
-	mustUnmarshal(v, p)
+	module.MustUnmarshal(v, p)
 	return p
 }
 
@@ -91,11 +73,11 @@ func Get(kv store.Reader, a addr.Address) *Provider {
 		return nil
 	}
 	p := &Provider{}
-	mustUnmarshal(v, p)
+	module.MustUnmarshal(v, p)
 	return p
 }
 
-func put(kv store.KV, a addr.Address, p *Provider) { kv.Set(providerKey(a), mustMarshal(p)) }
+func put(kv store.KV, a addr.Address, p *Provider) { kv.Set(providerKey(a), module.MustMarshal(p)) }
 
 // Services returns a provider's services, ordered by model id.
 func Services(kv store.Reader, a addr.Address) []*Service {
@@ -105,7 +87,7 @@ func Services(kv store.Reader, a addr.Address) []*Service {
 	var out []*Service
 	for ; it.Valid(); it.Next() {
 		s := &Service{}
-		mustUnmarshal(it.Value(), s)
+		module.MustUnmarshal(it.Value(), s)
 		out = append(out, s)
 	}
 	return out
@@ -118,7 +100,7 @@ func GetService(kv store.Reader, a addr.Address, modelID string) *Service {
 		return nil
 	}
 	s := &Service{}
-	mustUnmarshal(v, s)
+	module.MustUnmarshal(v, s)
 	return s
 }
 
@@ -183,7 +165,7 @@ func RegisterService(ctx *module.Context, a addr.Address, m *MsgRegisterService)
 	}
 	s := &Service{Operator: a.String(), ModelId: m.ModelId, ModelName: m.ModelName, PricePerRequest: m.PricePerRequest,
 		PricePer_1KTokens: m.PricePer_1KTokens, MaxConcurrency: m.MaxConcurrency, Royalties: m.Royalties}
-	ctx.KV.Set(serviceKey(a, m.ModelId), mustMarshal(s))
+	ctx.KV.Set(serviceKey(a, m.ModelId), module.MustMarshal(s))
 	ctx.KV.Set(modelKey(m.ModelId, a), []byte{})
 	ctx.KV.Set(nameKey(m.ModelName, a), []byte(m.ModelId))
 	ctx.Emit("register_service", module.Key("operator", a.String()), module.Key("model_id", m.ModelId), module.Key("model_name", m.ModelName))

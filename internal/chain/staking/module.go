@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -73,18 +72,14 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
-	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&Genesis{Params: DefaultParams()})
-	return b
+	return module.EncodeGenesis(&Genesis{Params: DefaultParams()})
 }
 
 // InitGenesis sets params and bonds genesis stake out of genesis balances.
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	if raw == nil {
-		raw = m.DefaultGenesis()
-	}
 	var g Genesis
-	if err := protojson.Unmarshal(raw, &g); err != nil {
-		return fmt.Errorf("staking: genesis: %w", err)
+	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
+		return fmt.Errorf("staking: %w", err)
 	}
 	if g.Params == nil {
 		g.Params = DefaultParams()
@@ -92,7 +87,7 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if g.Params.UnbondingBlocks < 1 {
 		return fmt.Errorf("staking: genesis: unbonding_blocks must be at least 1")
 	}
-	ctx.KV.Set(paramsKey, mustMarshal(g.Params))
+	ctx.KV.Set(paramsKey, module.MustMarshal(g.Params))
 	for _, b := range g.Bonds {
 		a, err := bank.ParseAddr("bond staker", b.Staker)
 		if err != nil {

@@ -10,8 +10,6 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
@@ -42,22 +40,6 @@ func DefaultParams() *Params { return &Params{UnbondingBlocks: 100} }
 // BPS is the basis-point denominator of slashing fractions.
 const BPS = 10_000
 
-var deterministic = proto.MarshalOptions{Deterministic: true}
-
-func mustMarshal(m proto.Message) []byte {
-	b, err := deterministic.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func mustUnmarshal(b []byte, m proto.Message) {
-	if err := proto.Unmarshal(b, m); err != nil {
-		panic(store.IOError{Err: fmt.Errorf("staking: corrupt record: %w", err)})
-	}
-}
-
 func stakeKey(a addr.Address) []byte { return append(append([]byte(nil), stakePrefix...), a[:]...) }
 
 func be(n int64) []byte {
@@ -83,7 +65,7 @@ func GetParams(kv store.Reader) *Params {
 		return DefaultParams()
 	}
 	p := &Params{}
-	mustUnmarshal(v, p)
+	module.MustUnmarshal(v, p)
 	return p
 }
 
@@ -91,7 +73,7 @@ func GetParams(kv store.Reader) *Params {
 func Get(kv store.Reader, a addr.Address) *Stake {
 	s := &Stake{Staker: a.String()}
 	if v := kv.Get(stakeKey(a)); v != nil {
-		mustUnmarshal(v, s)
+		module.MustUnmarshal(v, s)
 	}
 	return s
 }
@@ -101,7 +83,7 @@ func put(kv store.KV, a addr.Address, s *Stake) {
 		kv.Delete(stakeKey(a))
 		return
 	}
-	kv.Set(stakeKey(a), mustMarshal(s))
+	kv.Set(stakeKey(a), module.MustMarshal(s))
 }
 
 // Bonded returns a's bonded stake.
@@ -148,10 +130,10 @@ func Unbond(ctx *module.Context, a addr.Address, amount uint64) error {
 	at := ctx.Height + GetParams(ctx.KV).UnbondingBlocks
 	u := &Unbonding{Staker: a.String(), CompletesAt: at}
 	if v := ctx.KV.Get(queueKey(at, a)); v != nil {
-		mustUnmarshal(v, u)
+		module.MustUnmarshal(v, u)
 	}
 	u.Amount += amount
-	ctx.KV.Set(queueKey(at, a), mustMarshal(u))
+	ctx.KV.Set(queueKey(at, a), module.MustMarshal(u))
 	ctx.KV.Set(byAcctKey(a, at), []byte{})
 	ctx.Emit("unbond", module.Key("staker", a.String()), module.Val("amount", module.U64(amount)+coin.Native), module.Val("completes_at", module.U64(uint64(at))))
 	return nil
@@ -166,7 +148,7 @@ func Unbondings(kv store.Reader, a addr.Address) []*Unbonding {
 	for ; it.Valid(); it.Next() {
 		at := int64(binary.BigEndian.Uint64(it.Key()[len(prefix):]))
 		u := &Unbonding{}
-		mustUnmarshal(kv.Get(queueKey(at, a)), u)
+		module.MustUnmarshal(kv.Get(queueKey(at, a)), u)
 		out = append(out, u)
 	}
 	return out
@@ -199,7 +181,7 @@ func Slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 		u.Amount -= c
 		s.Unbonding -= c
 		burned += c
-		ctx.KV.Set(queueKey(u.CompletesAt, a), mustMarshal(u))
+		ctx.KV.Set(queueKey(u.CompletesAt, a), module.MustMarshal(u))
 	}
 	s.Slashed += burned
 	if until := ctx.Height + jailBlocks; jailBlocks > 0 && until > s.JailedUntil {
@@ -219,7 +201,7 @@ func (Module) EndBlock(ctx *module.Context) error {
 	var keys [][]byte
 	for ; it.Valid(); it.Next() {
 		u := &Unbonding{}
-		mustUnmarshal(it.Value(), u)
+		module.MustUnmarshal(it.Value(), u)
 		due = append(due, u)
 		keys = append(keys, append([]byte(nil), it.Key()...))
 	}
