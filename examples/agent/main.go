@@ -39,6 +39,7 @@ type stats struct {
 	answers, receiptsChecked int
 	spent                    uint64
 	providers                map[string]int
+	channels                 []uint64
 	stoppedByBudget          bool
 }
 
@@ -130,5 +131,6 @@ func run(ctx context.Context, cfg config, out io.Writer) (*stats, error) {
 		}
 	}
 	st.spent = payer.Spent()
+	st.channels = payer.Channels()
 	return st, nil
 }

@@ -260,6 +260,16 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	if perr != nil {
 		return nil, perr
 	}
+	// The cached channel may predate a top-up or an extension: read it
+	// again before refusing for either.
+	g.mu.Lock()
+	stale := cum > s.ch.Deposit || s.ch.ExpiresAt <= g.height+g.cfg.ExpiryMargin
+	g.mu.Unlock()
+	if stale {
+		if s, perr = g.refresh(r.Context(), id); perr != nil {
+			return nil, perr
+		}
+	}
 	g.mu.Lock()
 	c := s.ch
 	state := func() *x402.ChannelState {
@@ -308,6 +318,16 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	pay := &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer, durable: make(chan error, 1)}
 	go func() { pay.durable <- g.wal.append(record{Channel: id, Voucher: cum, Signature: sig}) }()
 	return pay, nil
+}
+
+// refresh rereads a channel from chain.
+func (g *Gate) refresh(ctx context.Context, id uint64) (*chanState, *PaymentError) {
+	g.mu.Lock()
+	if s := g.channels[id]; s != nil {
+		s.ch = nil
+	}
+	g.mu.Unlock()
+	return g.channel(ctx, id)
 }
 
 // channel returns the state of a channel, reading it from chain when it
@@ -480,12 +500,7 @@ func (g *Gate) Claim(ctx context.Context) error {
 		// A claim the chain no longer accepts (already claimed, say after
 		// a crash) must not block the others: reread the channels.
 		for _, id := range ids {
-			g.mu.Lock()
-			if s := g.channels[id]; s != nil {
-				s.ch = nil
-			}
-			g.mu.Unlock()
-			g.channel(ctx, id)
+			g.refresh(ctx, id)
 		}
 		return fmt.Errorf("paygate: claim %d channels: %w", len(claims), err)
 	}
