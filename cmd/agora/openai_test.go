@@ -64,3 +64,21 @@ func TestOfficialOpenAIClient(t *testing.T) {
 		t.Error("empty text completion")
 	}
 }
+
+// TestOfficialOpenAIClientThroughGateway: the official client, pointed at
+// the devnet gateway with the dev API key, gets models, chat (streamed and
+// not) and completions from paid providers.
+func TestOfficialOpenAIClientThroughGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	openaiNodeModules(t)
+	_, _, base := devnetWith(t)
+	res := runOpenAIClient(t, fmt.Sprintf("http://127.0.0.1:%d", base+24), "agk_devnet")
+	if ids := fmt.Sprint(res["ids"]); ids != "[agora/digits-mlp agora/tiny-lm]" {
+		t.Errorf("models %s", ids)
+	}
+	if res["text"] == "" || res["text"] != res["streamed"] {
+		t.Errorf("chat %q, streamed %q: want the same non-empty text", res["text"], res["streamed"])
+	}
+}

@@ -19,13 +19,21 @@ import (
 	"github.com/agoranet/agora/internal/receipt"
 )
 
-// devnet starts `agora devnet` as a process and waits for its providers.
+// devnet starts `agora devnet --free` as a process and waits for its
+// providers.
 func devnet(t *testing.T) (home, node string, base int) {
 	t.Helper()
+	return devnetWith(t, "--free")
+}
+
+// devnetWith starts `agora devnet` with extra flags.
+func devnetWith(t *testing.T, flags ...string) (home, node string, base int) {
+	t.Helper()
 	home = t.TempDir()
-	base = e2e.FreePorts(t, 20)
+	base = e2e.FreePorts(t, 30)
 	node = fmt.Sprintf("http://127.0.0.1:%d", base+1)
-	p := e2e.Start(t, home, "devnet-proc", "devnet", "--free", "--home", home, "--base-port", fmt.Sprint(base))
+	args := append([]string{"devnet", "--home", home, "--base-port", fmt.Sprint(base)}, flags...)
+	p := e2e.Start(t, home, "devnet-proc", args...)
 	e2e.Eventually(t, 60*time.Second, "devnet banner", func() error {
 		if !strings.Contains(p.Log(), "Agora devnet is running") {
 			return fmt.Errorf("no banner yet")

@@ -20,10 +20,12 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/facilitator"
+	"github.com/agoranet/agora/internal/gateway"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
+	"github.com/agoranet/agora/internal/route"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -33,7 +35,14 @@ const DevnetChainID = "agora-devnet-1"
 // DevKeys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator"}
+var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator", "gateway"}
+
+// DevAPIKey is the devnet gateway's API key, credited with DevAPICredit
+// uusdc. It is public: the devnet is for trying things.
+const (
+	DevAPIKey    = "agk_devnet"
+	DevAPICredit = 1_000_000_000
+)
 
 // The dev agent: alice's agent account, funded by her, with this policy
 // (uusdc): at most DevAgentPerTx per transaction (a channel deposit is
@@ -116,6 +125,7 @@ type Devnet struct {
 	Keyring     *keyring.Keyring
 	Providers   []*provider.Server
 	Facilitator *facilitator.Server
+	Gateway     *gateway.Server
 }
 
 // StartDevnet creates the devnet's home on first use (or after Reset) and
@@ -161,7 +171,37 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 		d.Stop()
 		return nil, err
 	}
+	if err := d.startGateway(); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	return d, nil
+}
+
+// startGateway runs the gateway on BasePort+24 with the dev API key.
+func (d *Devnet) startGateway() error {
+	if d.cfg.Providers == 0 {
+		return nil
+	}
+	k, err := d.Keyring.Get("gateway")
+	if err != nil {
+		return err
+	}
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		return err
+	}
+	keys := filepath.Join(d.cfg.Home, "gateway", "keys.jsonl")
+	if err := gateway.CreateWithKey(keys, DevAPIKey, coin.Stable, DevAPICredit); err != nil {
+		return err
+	}
+	rc := route.DefaultConfig()
+	rc.Refresh = time.Second
+	d.Gateway, err = gateway.Start(context.Background(), gateway.Config{
+		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, ChainID: DevnetChainID, Chain: c, NodeURL: d.Node.RPC(),
+		KeysPath: keys, Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
+	})
+	return err
 }
 
 // startFacilitator runs an x402 facilitator on BasePort+20.
@@ -345,6 +385,9 @@ func (d *Devnet) Stop() error {
 	for _, p := range d.Providers {
 		errs = append(errs, p.Shutdown(ctx))
 	}
+	if d.Gateway != nil {
+		errs = append(errs, d.Gateway.Shutdown(ctx))
+	}
 	if d.Facilitator != nil {
 		errs = append(errs, d.Facilitator.Shutdown(ctx))
 	}
@@ -358,6 +401,9 @@ func (d *Devnet) ChainID() string { return DevnetChainID }
 func (d *Devnet) Banner() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Agora devnet is running.\n\n")
+	if d.Gateway != nil {
+		fmt.Fprintf(&b, "  gateway   %s/v1   (OpenAI API; API key %s)\n", d.Gateway.URL(), DevAPIKey)
+	}
 	fmt.Fprintf(&b, "  chain-id  %s\n", DevnetChainID)
 	fmt.Fprintf(&b, "  RPC       %s\n", d.Node.RPC())
 	if d.Facilitator != nil {
@@ -388,6 +434,10 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "\nTry (with AGORA_HOME=%s):\n", d.cfg.Home)
 	fmt.Fprintf(&b, "  agora tx send alice $(agora keys show bob --address) 1000uagr%s\n", nodeFlag)
 	fmt.Fprintf(&b, "  agora query balance $(agora keys show bob --address)%s\n", nodeFlag)
+	if d.Gateway != nil {
+		fmt.Fprintf(&b, "  curl %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n", d.Gateway.URL(), DevAPIKey)
+		fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80}'\n")
+	}
 	if len(d.Providers) > 0 {
 		fmt.Fprintf(&b, "  agora query providers%s\n", nodeFlag)
 		if !d.cfg.Paid {

@@ -1,0 +1,380 @@
+// Package route picks providers for a model and fails over between them,
+// so that no single provider's death loses a request. The gateway and the
+// agent SDK share it.
+//
+// Candidates come from the chain's registry (online providers with stake)
+// and stay current from the chain's provider events. Each is scored from
+// its price, observed latency (an exponentially weighted average), recent
+// error rate and stake; a request goes to the best, and on a connection
+// error, a 5xx or a timeout, to the next. A provider that keeps failing is
+// cut off by a circuit breaker and probed on /healthz until it answers.
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/client"
+)
+
+// Config configures a Router.
+type Config struct {
+	// Chain is where the registry is read; nil means only Static
+	// candidates are used.
+	Chain *client.Client
+	// Static candidates, for routing without a chain (tests, benchmarks).
+	Static []Candidate
+	// Refresh is how often the registry is reread besides on events.
+	Refresh time.Duration
+	// Attempts is how many providers one request may try.
+	Attempts int
+	// BreakAfter consecutive failures open a provider's circuit; probes go
+	// to /healthz every Probe until it answers.
+	BreakAfter int
+	Probe      time.Duration
+	Logger     *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Refresh: 5 * time.Second, Attempts: 3, BreakAfter: 2, Probe: 200 * time.Millisecond}
+}
+
+// Candidate is a provider serving a model.
+type Candidate struct {
+	Operator string
+	Endpoint string
+	ModelID  string
+	Model    string
+	Denom    string
+	// PricePerRequest and PricePer1K are what the service costs.
+	PricePerRequest, PricePer1K uint64
+	Stake                       uint64
+}
+
+// health is what the router has seen of one provider.
+type health struct {
+	latency  time.Duration // EWMA of successful answers
+	errRate  float64       // EWMA of failures (0 to 1)
+	fails    int           // consecutive failures
+	open     bool          // circuit open: not routable
+	inflight int
+}
+
+// Router routes requests to providers.
+type Router struct {
+	cfg  Config
+	log  *slog.Logger
+	http *http.Client
+
+	mu         sync.Mutex // guards the fields below
+	candidates []Candidate
+	health     map[string]*health // by operator
+
+	kick chan struct{}
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// New starts a router: it reads the registry now and keeps it current.
+func New(ctx context.Context, cfg Config) (*Router, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Attempts < 1 || cfg.BreakAfter < 1 || cfg.Probe <= 0 || cfg.Refresh <= 0 {
+		return nil, errors.New("route: attempts, break-after, probe and refresh must be positive")
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger, http: &http.Client{Timeout: 2 * time.Second}, health: map[string]*health{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	r.candidates = append(r.candidates, cfg.Static...)
+	if cfg.Chain != nil {
+		if err := r.refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+	loop, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go r.run(loop)
+	return r, nil
+}
+
+// Close stops the router's loops.
+func (r *Router) Close() {
+	r.stop()
+	<-r.done
+}
+
+// refresh rereads the online providers and their services.
+func (r *Router) refresh(ctx context.Context) error {
+	q, _ := proto.Marshal(&chainprov.QueryProvidersRequest{OnlineOnly: true})
+	var resp chainprov.QueryProvidersResponse
+	if _, err := r.cfg.Chain.Query(ctx, "/provider/providers", q, &resp); err != nil {
+		return fmt.Errorf("route: read the registry: %w", err)
+	}
+	var cs []Candidate
+	for _, p := range resp.Providers {
+		for _, s := range p.Services {
+			c := Candidate{Operator: p.Provider.Operator, Endpoint: p.Provider.Endpoint, ModelID: s.ModelId, Model: s.ModelName, Stake: p.Stake}
+			if s.PricePerRequest != nil {
+				c.Denom, c.PricePerRequest = s.PricePerRequest.Denom, s.PricePerRequest.Amount
+			}
+			if s.PricePer_1KTokens != nil {
+				c.PricePer1K = s.PricePer_1KTokens.Amount
+			}
+			cs = append(cs, c)
+		}
+	}
+	r.mu.Lock()
+	r.candidates = append(cs, r.cfg.Static...)
+	r.mu.Unlock()
+	return nil
+}
+
+// run keeps the registry current (on chain events and periodically) and
+// probes providers whose circuit is open.
+func (r *Router) run(ctx context.Context) {
+	defer close(r.done)
+	refresh := time.NewTicker(r.cfg.Refresh)
+	probe := time.NewTicker(r.cfg.Probe)
+	defer refresh.Stop()
+	defer probe.Stop()
+	var events <-chan struct{}
+	if r.cfg.Chain != nil {
+		events = r.watch(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-refresh.C:
+		case <-events:
+		case <-r.kick:
+		case <-probe.C:
+			r.probeOpen(ctx)
+			continue
+		}
+		if r.cfg.Chain != nil {
+			if err := r.refresh(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("route: refresh failed", "err", err)
+			}
+		}
+	}
+}
+
+// watch subscribes to the provider events that change the candidate set.
+func (r *Router) watch(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	rpc := r.cfg.Chain.RPC()
+	if err := rpc.Start(); err != nil {
+		r.log.Warn("route: no event stream; polling only", "err", err)
+		return out
+	}
+	// Going offline and being jailed happen at the end of a block;
+	// registering and coming back online happen in transactions.
+	for _, q := range []string{
+		"tm.event='NewBlock' AND provider_offline.operator EXISTS",
+		"tm.event='Tx' AND provider_online.operator EXISTS",
+		"tm.event='Tx' AND register_service.operator EXISTS",
+	} {
+		ch, err := rpc.Subscribe(ctx, "route", q, 16)
+		if err != nil {
+			r.log.Warn("route: cannot follow provider events; polling only", "query", q, "err", err)
+			continue
+		}
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case _, ok := <-ch:
+					if !ok {
+						return
+					}
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	return out
+}
+
+func (r *Router) probeOpen(ctx context.Context) {
+	r.mu.Lock()
+	var open []Candidate
+	seen := map[string]bool{}
+	for _, c := range r.candidates {
+		if h := r.health[c.Operator]; h != nil && h.open && !seen[c.Operator] {
+			open = append(open, c)
+			seen[c.Operator] = true
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range open {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Endpoint+"/healthz", nil)
+		resp, err := r.http.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			r.mu.Lock()
+			if h := r.health[c.Operator]; h != nil {
+				h.open, h.fails = false, 0
+			}
+			r.mu.Unlock()
+			r.log.Info("route: provider answers again", "provider", c.Operator)
+		}
+	}
+}
+
+// ErrNoProvider is returned when no provider serves a model right now.
+var ErrNoProvider = errors.New("route: no provider online for this model")
+
+// Models lists the models with at least one routable provider, and their
+// providers.
+func (r *Router) Models() map[string][]Candidate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string][]Candidate{}
+	for _, c := range r.candidates {
+		if h := r.health[c.Operator]; h != nil && h.open {
+			continue
+		}
+		out[c.Model] = append(out[c.Model], c)
+	}
+	return out
+}
+
+// score is lower for better providers: expected latency, inflated by
+// recent errors and load, scaled by price, discounted for stake.
+func (r *Router) scoreLocked(c Candidate) float64 {
+	h := r.health[c.Operator]
+	lat, errRate, load := 5.0, 0.0, 0
+	if h != nil {
+		if h.latency > 0 {
+			lat = float64(h.latency.Microseconds()) / 1000
+		}
+		errRate, load = h.errRate, h.inflight
+	}
+	price := 1 + float64(c.PricePerRequest)/1000
+	stake := 1 + float64(c.Stake)/1e10
+	return lat * (1 + 20*errRate) * (1 + 0.5*float64(load)) * price / stake
+}
+
+// Pick returns the routable providers of a model (name or id), best first.
+func (r *Router) Pick(model string) []Candidate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var cs []Candidate
+	for _, c := range r.candidates {
+		if c.Model != model && c.ModelID != model {
+			continue
+		}
+		if h := r.health[c.Operator]; h != nil && h.open {
+			continue
+		}
+		cs = append(cs, c)
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return r.scoreLocked(cs[i]) < r.scoreLocked(cs[j]) })
+	return cs
+}
+
+func (r *Router) healthLocked(op string) *health {
+	h := r.health[op]
+	if h == nil {
+		h = &health{}
+		r.health[op] = h
+	}
+	return h
+}
+
+// Outcome is how an attempt went.
+type Outcome int
+
+// Outcomes.
+const (
+	OK      Outcome = iota
+	Failed          // the provider failed: try another
+	Refused         // the request itself is bad (4xx): do not retry
+)
+
+// Do sends a request through up to Attempts providers of model, best
+// first: attempt is called with each until it reports OK or Refused. It
+// returns the last candidate tried and the number of attempts.
+func (r *Router) Do(ctx context.Context, model string, attempt func(ctx context.Context, c Candidate) (Outcome, error)) (Candidate, int, error) {
+	cs := r.Pick(model)
+	if len(cs) == 0 {
+		return Candidate{}, 0, ErrNoProvider
+	}
+	var last error
+	tried := 0
+	for _, c := range cs {
+		if tried == r.cfg.Attempts || ctx.Err() != nil {
+			break
+		}
+		tried++
+		r.mu.Lock()
+		r.healthLocked(c.Operator).inflight++
+		r.mu.Unlock()
+		start := time.Now()
+		out, err := attempt(ctx, c)
+		r.report(c, out, time.Since(start))
+		switch out {
+		case OK, Refused:
+			return c, tried, err
+		}
+		last = err
+		r.log.Warn("route: provider failed; trying another", "provider", c.Operator, "err", err)
+	}
+	return Candidate{}, tried, fmt.Errorf("route: %d providers failed; last: %w", tried, last)
+}
+
+func (r *Router) report(c Candidate, out Outcome, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.healthLocked(c.Operator)
+	h.inflight--
+	const alpha = 0.2
+	if out == Failed {
+		h.errRate = h.errRate*(1-alpha) + alpha
+		h.fails++
+		if h.fails >= r.cfg.BreakAfter && !h.open {
+			h.open = true
+			r.log.Warn("route: circuit open", "provider", c.Operator)
+		}
+		return
+	}
+	h.errRate *= 1 - alpha
+	h.fails = 0
+	if h.latency == 0 {
+		h.latency = took
+	} else {
+		h.latency = time.Duration(float64(h.latency)*(1-alpha) + float64(took)*alpha)
+	}
+}
+
+// Retryable classifies an HTTP attempt: transport errors, timeouts and
+// 5xx mean the provider failed; 402 and other 4xx are the request's own.
+func Retryable(resp *http.Response, err error) Outcome {
+	if err != nil {
+		return Failed
+	}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return Failed
+	}
+	if resp.StatusCode >= 400 {
+		return Refused
+	}
+	return OK
+}
