@@ -260,7 +260,9 @@ func (r *Router) Models() map[string][]Candidate {
 // recent errors and load, scaled by price, discounted for stake.
 func (r *Router) scoreLocked(c Candidate) float64 {
 	h := r.health[c.Operator]
-	lat, errRate, load := 5.0, 0.0, 0
+	// A provider not yet measured is assumed fast, so it gets tried and
+	// measured rather than starved by ones already known.
+	lat, errRate, load := 0.1, 0.0, 0
 	if h != nil {
 		if h.latency > 0 {
 			lat = float64(h.latency.Microseconds()) / 1000
