@@ -1,10 +1,12 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/sdk"
 )
 
 // TestGatewaySurvivesProviderKills is the reliability test: a devnet with
@@ -119,6 +123,32 @@ func TestGatewaySurvivesProviderKills(t *testing.T) {
 			}
 		}(w)
 	}
+	// An agent routing by itself with the SDK, through the same kills.
+	kr := keyring.Open(filepath.Join(home, "keyring"))
+	agentKey, _ := kr.Get("alice")
+	w, err := sdk.NewWallet(agentKey.Private, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag, err := sdk.NewAgent(context.Background(), w, sdk.Budget{Denom: "uusdc", Max: 5_000_000, Deposit: 20_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ag.Close()
+	var sdkOK, sdkFailed atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; time.Now().Before(deadline); i++ {
+			body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"QUEEN:"}],"max_tokens":20,"seed":%d}`, i)
+			if _, err := ag.Post(context.Background(), "/v1/chat/completions", "agora/tiny-lm", []byte(body)); err != nil {
+				sdkFailed.Add(1)
+				t.Logf("sdk request failed: %v", err)
+				continue
+			}
+			sdkOK.Add(1)
+		}
+	}()
 	time.Sleep(3 * time.Second)
 	mu.Lock()
 	killedAt = time.Now()
@@ -139,6 +169,9 @@ func TestGatewaySurvivesProviderKills(t *testing.T) {
 		t.Errorf("the gateway kept trying dead providers after 1 s: %d failed attempts then, %d at the end", errorsAfter1s, end)
 	}
 
+	if n := sdkOK.Load() + sdkFailed.Load(); n < 50 || float64(sdkOK.Load())/float64(n) < 0.999 {
+		t.Errorf("SDK routing: %d of %d requests succeeded", sdkOK.Load(), n)
+	}
 	total := ok.Load() + failed.Load()
 	t.Logf("%d requests, %d failed, %d charged", total, failed.Load(), charged)
 	if total < 100 {

@@ -35,8 +35,11 @@ func devnetWith(t *testing.T, flags ...string) (home, node string, base int) {
 	args := append([]string{"devnet", "--home", home, "--base-port", fmt.Sprint(base)}, flags...)
 	p := e2e.Start(t, home, "devnet-proc", args...)
 	e2e.Eventually(t, 60*time.Second, "devnet banner", func() error {
+		if p.Exited() {
+			t.Fatalf("the devnet exited:\n%s", p.Log())
+		}
 		if !strings.Contains(p.Log(), "Agora devnet is running") {
-			return fmt.Errorf("no banner yet")
+			return fmt.Errorf("no banner yet; it printed:\n%s", p.Log())
 		}
 		return nil
 	})

@@ -1,0 +1,102 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/route"
+)
+
+// Agent routes an agent's requests across the providers of a model on its
+// own, with no gateway: the same routing library the gateway uses picks
+// the best provider from the chain's registry, fails over when one dies,
+// pays with the Payer and checks every receipt.
+type Agent struct {
+	payer  *Payer
+	router *route.Router
+	http   *http.Client
+}
+
+// NewAgent starts routing for a wallet within a budget.
+func NewAgent(ctx context.Context, w *Wallet, b Budget) (*Agent, error) {
+	rc := route.DefaultConfig()
+	rc.Chain = w.chain
+	r, err := route.New(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	p := NewPayer(w, b)
+	return &Agent{payer: p, router: r, http: &http.Client{Transport: p}}, nil
+}
+
+// Payer is the agent's payer, for its spending.
+func (a *Agent) Payer() *Payer { return a.payer }
+
+// Close stops routing.
+func (a *Agent) Close() { a.router.Close() }
+
+// Answer is a checked answer.
+type Answer struct {
+	Body     []byte
+	Receipt  *receipt.Receipt
+	Provider string
+	Attempts int
+}
+
+// Post sends an OpenAI request body for model to path ("/v1/chat/completions",
+// "/v1/completions" or "/v1/infer") at the best provider, failing over to
+// others, and returns the answer once its receipt checks.
+func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Answer, error) {
+	endpoint := map[string]string{"/v1/chat/completions": "chat.completions", "/v1/completions": "completions", "/v1/infer": "infer"}[path]
+	canonical, err := openai.CanonicalRequest(endpoint, body)
+	if err != nil {
+		return nil, err
+	}
+	var ans *Answer
+	_, tries, err := a.router.Do(ctx, model, func(ctx context.Context, c route.Candidate) (route.Outcome, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint+path, bytes.NewReader(body))
+		if err != nil {
+			return route.Failed, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := a.http.Do(req)
+		if errors.Is(err, ErrBudget) { // our limit, not the provider's fault
+			return route.Refused, err
+		}
+		out := route.Retryable(resp, err)
+		if err != nil {
+			return out, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return route.Failed, err
+		}
+		if out != route.OK {
+			return out, fmt.Errorf("sdk: %s answered %d: %s", c.Endpoint, resp.StatusCode, bytes.TrimSpace(b))
+		}
+		r, err := receipt.Decode(resp.Header.Get(receipt.Header))
+		if err == nil && (r.Provider != c.Operator || r.ModelId != c.ModelID) {
+			err = fmt.Errorf("sdk: receipt from %s for %s, expected %s for %s", r.Provider, r.ModelId, c.Operator, c.ModelID)
+		}
+		if err == nil {
+			err = receipt.Check(r, canonical, b)
+		}
+		if err != nil { // a provider that lies about its answer has failed
+			return route.Failed, err
+		}
+		ans = &Answer{Body: b, Receipt: r, Provider: c.Operator}
+		return route.OK, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ans.Attempts = tries
+	return ans, nil
+}
