@@ -1,0 +1,99 @@
+// Command gateway measures what the gateway adds: the same requests sent
+// straight to a provider and through the gateway (routing, API-key
+// billing, receipt checking and its own receipt), in one run, and prints
+// the throughput ratio and the added latency.
+//
+//	go run ./bench/gateway
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agoranet/agora/internal/node"
+)
+
+func main() {
+	n := flag.Int("requests", 600, "requests per round")
+	tokens := flag.Int("max-tokens", 16, "tokens per answer")
+	flag.Parse()
+	log.SetFlags(0)
+	home, _ := os.MkdirTemp("", "agora-bench-gateway")
+	defer os.RemoveAll(home)
+	cfg := node.DefaultDevnetConfig(home)
+	cfg.BasePort = 48656
+	cfg.Providers = 1
+	cfg.Paid = false
+	d, err := node.StartDevnet(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Stop()
+	body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"ROMEO:"}],"max_tokens":%d,"seed":%%d}`, *tokens)
+	hc := &http.Client{}
+	ask := func(url, key string) func(int) {
+		return func(i int) {
+			req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(fmt.Sprintf(body, i)))
+			req.Header.Set("Content-Type", "application/json")
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				log.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				log.Fatalf("%s: status %d", url, resp.StatusCode)
+			}
+		}
+	}
+	direct, viaGW := ask(d.Providers[0].URL(), ""), ask(d.Gateway.URL(), node.DevAPIKey)
+	run(50, direct)
+	run(50, viaGW)
+	var ds, gs []result
+	for round := 0; round < 3; round++ {
+		ds = append(ds, run(*n, direct))
+		gs = append(gs, run(*n, viaGW))
+	}
+	a, b := median(ds), median(gs)
+	fmt.Printf("\ntiny-lm, %d tokens per answer, sequential requests\n", *tokens)
+	fmt.Printf("%-22s %10s %10s %10s\n", "", "answers/s", "p50 ms", "p99 ms")
+	fmt.Printf("%-22s %10.0f %10.3f %10.3f\n", "straight to provider", a.rate, ms(a.p50), ms(a.p99))
+	fmt.Printf("%-22s %10.0f %10.3f %10.3f\n", "through the gateway", b.rate, ms(b.p50), ms(b.p99))
+	fmt.Printf("ratio gateway/direct: %.3f (target >= 0.90); added p50 %.3f ms (target <= 0.5), p99 %.3f ms (target <= 2)\n",
+		b.rate/a.rate, ms(b.p50-a.p50), ms(b.p99-a.p99))
+}
+
+type result struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(rs []result) result {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].rate < rs[j].rate })
+	return rs[len(rs)/2]
+}
+
+func run(n int, f func(int)) result {
+	lat := make([]time.Duration, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		t := time.Now()
+		f(i)
+		lat[i] = time.Since(t)
+	}
+	el := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return result{rate: float64(n) / el.Seconds(), p50: lat[n/2], p99: lat[n*99/100]}
+}
