@@ -44,7 +44,7 @@ func gatewayCmd() *cobra.Command {
 			}
 			s, err := gateway.Start(cmd.Context(), gateway.Config{Listen: listen, Key: k.Private, ChainID: chainID, Chain: c, NodeURL: g.node,
 				KeysPath: filepath.Join(g.home, "gateway", "keys.jsonl"), Denom: sp.Denom, Spend: sp.Amount, Deposit: dp.Amount,
-				Route: route.DefaultConfig(), Logger: logger()})
+				Route: route.DefaultConfig(), Logger: logger(), PaymentsLog: filepath.Join(g.home, "gateway", "vouchers.log")})
 			if err != nil {
 				return err
 			}

@@ -30,9 +30,11 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/route"
 	"github.com/agoranet/agora/sdk"
+	"github.com/agoranet/agora/x402"
 )
 
 // Config configures a gateway.
@@ -54,8 +56,11 @@ type Config struct {
 	Spend, Deposit uint64
 	// Timeout bounds one attempt at one provider.
 	Timeout time.Duration
-	Route   route.Config
-	Logger  *slog.Logger
+	// PaymentsLog, if set, lets clients without an API key pay with x402:
+	// the gateway's voucher log.
+	PaymentsLog string
+	Route       route.Config
+	Logger      *slog.Logger
 }
 
 // Server is a running gateway.
@@ -67,6 +72,7 @@ type Server struct {
 	payer   *sdk.Payer
 	http    *http.Client
 	keys    *Keys
+	gate    *paygate.Gate // nil: API keys only
 	metrics *metrics
 
 	ln   net.Listener
@@ -100,6 +106,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	payer := sdk.NewPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}})
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
 		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), done: make(chan struct{})}
+	if cfg.PaymentsLog != "" {
+		pc := paygate.DefaultConfig()
+		pc.Key, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.ChainID, cfg.Chain, cfg.PaymentsLog, cfg.Logger
+		if s.gate, err = paygate.Open(pc); err != nil {
+			router.Close()
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		router.Close()
@@ -124,6 +138,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	<-s.done
 	s.router.Close()
+	if s.gate != nil {
+		err = errors.Join(err, s.gate.Close())
+	}
 	return err
 }
 
@@ -271,11 +288,6 @@ func (s *Server) forward(endpoint string) http.HandlerFunc {
 			openai.WriteError(w, openai.Errorf(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "use POST for %s", path))
 			return
 		}
-		key, err := s.apiKey(r)
-		if err != nil {
-			openai.WriteError(w, err)
-			return
-		}
 		req, err := parse(endpoint, r)
 		if err != nil {
 			openai.WriteError(w, err)
@@ -286,34 +298,21 @@ func (s *Server) forward(endpoint string) http.HandlerFunc {
 			openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "no_provider", "no provider of %q is online right now; GET /v1/models lists what is", req.model))
 			return
 		}
-		// Reserve the most the answer can cost at the dearest candidate.
+		// The most the answer can cost, at the dearest candidate.
 		var most uint64
 		for _, c := range cands {
 			most = max(most, c.PricePerRequest+(uint64(req.maxTokens)*c.PricePer1K+999)/1000)
 		}
-		acct, err := s.keys.Reserve(key, most)
-		switch {
-		case errors.Is(err, ErrUnknownKey):
-			openai.WriteError(w, openai.Errorf(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "this API key is not known to the gateway; create one with `agora gateway key create`"))
-			return
-		case errors.Is(err, ErrBalance):
-			openai.WriteError(w, openai.Errorf(http.StatusPaymentRequired, "insufficient_quota", "insufficient_balance", "%v; top up the key", err))
-			return
-		case err != nil:
-			openai.WriteError(w, err)
+		b := s.bill(w, r, most)
+		if b == nil {
 			return
 		}
-		charged := uint64(0)
-		defer func() {
-			if err := s.keys.Settle(acct, most, charged); err != nil {
-				log.Error("gateway: record a charge", "err", err)
-			}
-		}()
+		defer b.close(log)
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		started := false
 		c, tries, err := s.router.Do(ctx, req.model, func(ctx context.Context, c route.Candidate) (route.Outcome, error) {
-			return s.attempt(ctx, w, r, req, c, path, &started, &charged)
+			return s.attempt(ctx, w, r, req, c, path, &started, b)
 		})
 		s.metrics.retries.Add(float64(max(tries-1, 0)))
 		if err != nil && !started {
@@ -330,13 +329,13 @@ func (s *Server) forward(endpoint string) http.HandlerFunc {
 			openai.WriteError(w, openai.Errorf(http.StatusBadGateway, "server_error", "providers_failed", "%d providers failed to answer; retry shortly", tries))
 			return
 		}
-		log.Info("gateway: answered", "provider", c.Operator, "tries", tries, "charged", charged)
+		log.Info("gateway: answered", "provider", c.Operator, "tries", tries, "charged", b.charged)
 	}
 }
 
 // attempt sends the request to one provider. Before the first byte reaches
 // the client it may fail over; after, it streams to the end.
-func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, c route.Candidate, path string, started *bool, charged *uint64) (route.Outcome, error) {
+func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, c route.Candidate, path string, started *bool, b *bill) (route.Outcome, error) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	out, err := http.NewRequestWithContext(actx, http.MethodPost, c.Endpoint+path, bytes.NewReader(req.body))
@@ -370,7 +369,7 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 		return route.Refused, nil
 	}
 	if req.stream {
-		return s.relayStream(w, resp, req, c, started, charged)
+		return s.relayStream(w, resp, req, c, started, b)
 	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -383,8 +382,11 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 		return route.Failed, rerr
 	}
 	s.metrics.latency.WithLabelValues(lbl).Observe(time.Since(start).Seconds())
-	*charged = rc.GetPrice().GetAmount()
-	s.metrics.spend.WithLabelValues(lbl).Add(float64(*charged))
+	price := rc.GetPrice().GetAmount()
+	if err := b.settle(w.Header(), price, receipt.Hash(body)); err != nil {
+		return route.Refused, err
+	}
+	s.metrics.spend.WithLabelValues(lbl).Add(float64(price))
 	*started = true
 	copyHeaders(w, resp)
 	if gr, err := s.sign(req.canonical, receipt.Hash(body), rc); err == nil {
@@ -397,15 +399,19 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 
 // relayStream passes a provider's event stream through. Until its first
 // event arrives the attempt can still fail over; then it is the answer.
-func (s *Server) relayStream(w http.ResponseWriter, resp *http.Response, req *request, c route.Candidate, started *bool, charged *uint64) (route.Outcome, error) {
+func (s *Server) relayStream(w http.ResponseWriter, resp *http.Response, req *request, c route.Candidate, started *bool, b *bill) (route.Outcome, error) {
 	rd := bufio.NewReader(resp.Body)
 	first, err := rd.ReadBytes('\n')
 	if err != nil {
 		s.metrics.errors.WithLabelValues(c.Operator).Inc()
 		return route.Failed, fmt.Errorf("%s: stream ended before its first event: %w", c.Endpoint, err)
 	}
+	if err := b.durable(); err != nil {
+		return route.Refused, err
+	}
 	*started = true
 	copyHeaders(w, resp)
+	w.Header().Set("Trailer", x402.HeaderResponse)
 	w.WriteHeader(resp.StatusCode)
 	fl, _ := w.(http.Flusher)
 	w.Write(first)
@@ -432,8 +438,11 @@ func (s *Server) relayStream(w http.ResponseWriter, resp *http.Response, req *re
 	}
 	covered, rcs := openai.SplitStream(all.Bytes())
 	if rc, err := s.checkReceipt(rcs, req.canonical, covered, c); err == nil {
-		*charged = rc.GetPrice().GetAmount()
-		s.metrics.spend.WithLabelValues(c.Operator).Add(float64(*charged))
+		price := rc.GetPrice().GetAmount()
+		if err := b.settle(w.Header(), price, receipt.Hash(covered)); err != nil {
+			s.log.Error("gateway: record a streamed answer's charge", "err", err)
+		}
+		s.metrics.spend.WithLabelValues(c.Operator).Add(float64(price))
 	} else {
 		s.log.Warn("gateway: streamed answer without a valid receipt; not billed", "provider", c.Operator, "err", err)
 	}

@@ -200,6 +200,7 @@ func (d *Devnet) startGateway() error {
 	d.Gateway, err = gateway.Start(context.Background(), gateway.Config{
 		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, ChainID: DevnetChainID, Chain: c, NodeURL: d.Node.RPC(),
 		KeysPath: keys, Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
+		PaymentsLog: filepath.Join(d.cfg.Home, "gateway", "vouchers.log"),
 	})
 	return err
 }

@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/paygate"
+	"github.com/agoranet/agora/x402"
+)
+
+// bill is how one request is paid: from an API key's prepaid balance, or
+// with x402 by the client itself (the same gate as a provider's). Either
+// way the client pays the answer's actual price, and nothing for an answer
+// it did not get.
+type bill struct {
+	s       *Server
+	most    uint64
+	acct    *account         // API key
+	pay     *paygate.Payment // x402
+	charged uint64
+	settled bool
+}
+
+// bill takes the request's payment or answers the refusal itself (nil).
+func (s *Server) bill(w http.ResponseWriter, r *http.Request, most uint64) *bill {
+	b := &bill{s: s, most: most}
+	if r.Header.Get("Authorization") == "" && s.gate != nil {
+		price := paygate.Price{Denom: s.cfg.Denom, Max: most}
+		pay, perr := s.gate.Begin(r, price)
+		if perr != nil {
+			s.gate.Write(w, r, price, perr)
+			return nil
+		}
+		b.pay = pay
+		return b
+	}
+	key, err := s.apiKey(r)
+	if err != nil {
+		openai.WriteError(w, err)
+		return nil
+	}
+	b.acct, err = s.keys.Reserve(key, most)
+	switch {
+	case errors.Is(err, ErrUnknownKey):
+		openai.WriteError(w, openai.Errorf(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "this API key is not known to the gateway; create one with `agora gateway key create`"))
+		return nil
+	case errors.Is(err, ErrBalance):
+		openai.WriteError(w, openai.Errorf(http.StatusPaymentRequired, "insufficient_quota", "insufficient_balance", "%v; top up the key", err))
+		return nil
+	case err != nil:
+		openai.WriteError(w, err)
+		return nil
+	}
+	return b
+}
+
+// durable waits until an x402 voucher is on disk: nothing of the answer
+// may go out before.
+func (b *bill) durable() error { return b.pay.Durable() }
+
+// settle charges the answer's price and adds what the client is owed in
+// headers (PAYMENT-RESPONSE for x402).
+func (b *bill) settle(h http.Header, actual uint64, receiptHash []byte) error {
+	b.charged, b.settled = min(actual, b.most), true
+	if b.pay == nil {
+		return nil // the key is debited at close
+	}
+	pr, err := b.pay.Finish(actual, receiptHash)
+	if err != nil {
+		return err
+	}
+	h.Set(x402.HeaderResponse, pr)
+	return nil
+}
+
+// close releases what was reserved: an unanswered request costs nothing.
+func (b *bill) close(log *slog.Logger) {
+	if b.pay != nil {
+		b.pay.Abort()
+		return
+	}
+	charged := uint64(0)
+	if b.settled {
+		charged = b.charged
+	}
+	if err := b.s.keys.Settle(b.acct, b.most, charged); err != nil {
+		log.Error("gateway: record a charge", "err", err)
+	}
+}

@@ -1,0 +1,90 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/sdk"
+	"github.com/agoranet/agora/x402"
+)
+
+const chat = `{"model":"agora/tiny-lm","messages":[{"role":"user","content":"ROMEO:"}],"max_tokens":20}`
+
+func TestGateway(t *testing.T) {
+	d := e2e.Devnet(t, nil)
+	gw := d.Gateway.URL()
+	post := func(c *http.Client, key, body string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+
+	// With the API key: an answer, the provider's receipt and the
+	// gateway's, and a request id.
+	resp, body := post(http.DefaultClient, node.DevAPIKey, chat)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("status %d, request id %q: %s", resp.StatusCode, resp.Header.Get("X-Request-Id"), body)
+	}
+	for _, h := range []string{receipt.Header, "Agora-Gateway-Receipt"} {
+		if _, err := receipt.Decode(resp.Header.Get(h)); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+
+	// With x402 instead of a key: the client pays the gateway, which pays
+	// the provider.
+	alice, _ := d.Keyring.Get("alice")
+	w, err := sdk.NewWallet(alice.Private, d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer := sdk.NewPayer(w, sdk.Budget{Denom: coin.Stable, Max: 100_000})
+	resp, body = post(&http.Client{Transport: payer}, "", chat)
+	if resp.StatusCode != 200 || resp.Header.Get(x402.HeaderResponse) == "" || payer.Spent() != 120 {
+		t.Fatalf("x402 through the gateway: status %d, PAYMENT-RESPONSE %q, spent %d: %s", resp.StatusCode, resp.Header.Get(x402.HeaderResponse), payer.Spent(), body)
+	}
+
+	for _, tc := range []struct {
+		name, key, body string
+		status          int
+		code            string
+	}{
+		{"unknown key", "agk_nope", chat, 401, "invalid_api_key"},
+		{"bad json", node.DevAPIKey, `{"model":`, 400, "invalid_json"},
+		{"unknown model", node.DevAPIKey, strings.Replace(chat, "agora/tiny-lm", "gpt-9", 1), 503, "no_provider"},
+		{"bad field", node.DevAPIKey, strings.Replace(chat, `"max_tokens":20`, `"max_tokens":0`, 1), 400, "invalid_max_tokens"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := post(http.DefaultClient, tc.key, tc.body)
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			json.Unmarshal(body, &e)
+			if resp.StatusCode != tc.status || e.Error.Code != tc.code || e.Error.Message == "" {
+				t.Errorf("got %d %+v, want %d %s", resp.StatusCode, e.Error, tc.status, tc.code)
+			}
+		})
+	}
+	// Without a key or a payment: a 402 the client can pay.
+	resp, _ = post(http.DefaultClient, "", chat)
+	var pr x402.PaymentRequired
+	if resp.StatusCode != 402 || x402.Decode(resp.Header.Get(x402.HeaderRequired), &pr) != nil || pr.Validate() != nil {
+		t.Errorf("no key, no payment: status %d", resp.StatusCode)
+	}
+}
