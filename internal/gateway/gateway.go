@@ -106,6 +106,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	payer := sdk.NewPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}})
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
 		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), done: make(chan struct{})}
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
+		func() float64 { return float64(len(payer.Channels())) }))
 	if cfg.PaymentsLog != "" {
 		pc := paygate.DefaultConfig()
 		pc.Key, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.ChainID, cfg.Chain, cfg.PaymentsLog, cfg.Logger
