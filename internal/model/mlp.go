@@ -173,3 +173,10 @@ func checkRange(layer string, bias, w []int32, cols int, maxIn int64) error {
 	}
 	return nil
 }
+
+// Layers exposes the weights, biases and the hidden layer's
+// requantisation shift, for circuits that prove an inference
+// (internal/zk). The slices are the model's own: do not modify them.
+func (m *MLP) Layers() (w1 []int8, b1 []int32, w2 []int8, b2 []int32, shift uint) {
+	return m.w1, m.b1, m.w2, m.b2, uint(8 + m.s1 - m.act)
+}
