@@ -19,11 +19,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"os"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	"github.com/consensys/gnark/constraint"
+	csbn254 "github.com/consensys/gnark/constraint/bn254"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
 
@@ -222,4 +226,104 @@ func (s *System) VerifyingKey() ([]byte, error) {
 	var buf bytes.Buffer
 	_, err := s.VK.WriteTo(&buf)
 	return buf.Bytes(), err
+}
+
+// Ceremony runs the Groth16 setup for a model as a multi-party ceremony
+// (gnark's mpcsetup): each of contributors adds randomness to phase 1
+// (powers of tau) and then to phase 2 (the circuit), every contribution is
+// verified against the previous one, and a public beacon seals each phase.
+// The keys are sound if any one contributor threw its randomness away.
+// Here the contributions run one after another in this process; in a real
+// ceremony each party runs Contribute on the transcript it receives.
+func Ceremony(m *model.MLP, contributors int, beacon []byte) (*System, error) {
+	if contributors < 1 {
+		return nil, errors.New("zk: a ceremony needs at least one contributor")
+	}
+	ccs, err := Compile(m)
+	if err != nil {
+		return nil, err
+	}
+	r1cs, ok := ccs.(*csbn254.R1CS)
+	if !ok {
+		return nil, errors.New("zk: the circuit is not a BN254 R1CS")
+	}
+	n := ecc.NextPowerOfTwo(uint64(ccs.GetNbConstraints()))
+	var p1 mpcsetup.Phase1
+	p1.Initialize(n)
+	var phase1 []*mpcsetup.Phase1
+	for i := 0; i < contributors; i++ {
+		p1.Contribute()
+		phase1 = append(phase1, clonePhase1(&p1))
+	}
+	commons, err := mpcsetup.VerifyPhase1(n, append([]byte("agora phase 1: "), beacon...), phase1...)
+	if err != nil {
+		return nil, fmt.Errorf("zk: phase 1: %w", err)
+	}
+	var p2 mpcsetup.Phase2
+	p2.Initialize(r1cs, &commons)
+	var phase2 []*mpcsetup.Phase2
+	for i := 0; i < contributors; i++ {
+		p2.Contribute()
+		phase2 = append(phase2, clonePhase2(&p2))
+	}
+	pk, vk, err := mpcsetup.VerifyPhase2(r1cs, &commons, append([]byte("agora phase 2: "), beacon...), phase2...)
+	if err != nil {
+		return nil, fmt.Errorf("zk: phase 2: %w", err)
+	}
+	return &System{mlp: m, CS: ccs, PK: pk, VK: vk}, nil
+}
+
+// clonePhase1 and clonePhase2 copy a contribution through its encoding, as
+// the next party would receive it.
+func clonePhase1(p *mpcsetup.Phase1) *mpcsetup.Phase1 {
+	var b bytes.Buffer
+	p.WriteTo(&b)
+	c := new(mpcsetup.Phase1)
+	c.ReadFrom(&b)
+	return c
+}
+
+func clonePhase2(p *mpcsetup.Phase2) *mpcsetup.Phase2 {
+	var b bytes.Buffer
+	p.WriteTo(&b)
+	c := new(mpcsetup.Phase2)
+	c.ReadFrom(&b)
+	return c
+}
+
+// Save writes the proving and verifying keys.
+func (s *System) Save(pkPath, vkPath string) error {
+	var pk, vk bytes.Buffer
+	if _, err := s.PK.WriteTo(&pk); err != nil {
+		return err
+	}
+	if _, err := s.VK.WriteTo(&vk); err != nil {
+		return err
+	}
+	if err := os.WriteFile(pkPath, pk.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(vkPath, vk.Bytes(), 0o644)
+}
+
+// Load reads keys that Save wrote, for a model.
+func Load(m *model.MLP, pkPath, vkPath string) (*System, error) {
+	ccs, err := Compile(m)
+	if err != nil {
+		return nil, err
+	}
+	pk, vk := groth16.NewProvingKey(ecc.BN254), groth16.NewVerifyingKey(ecc.BN254)
+	for _, f := range []struct {
+		path string
+		r    io.ReaderFrom
+	}{{pkPath, pk}, {vkPath, vk}} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.r.ReadFrom(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("zk: %s: %w", f.path, err)
+		}
+	}
+	return &System{mlp: m, CS: ccs, PK: pk, VK: vk}, nil
 }
