@@ -19,6 +19,7 @@ import (
 	"github.com/cosmos/iavl"
 
 	"github.com/agoranet/agora/internal/chain/agent"
+	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
@@ -62,7 +63,7 @@ func (c Config) Validate() error {
 // Modules returns the chain's modules in the order the app runs their
 // genesis and block hooks.
 func Modules() []module.Module {
-	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}}
+	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}}
 }
 
 // App is the ABCI application.
