@@ -266,7 +266,7 @@ func parse(endpoint string, r *http.Request) (*request, error) {
 		if c.Model == "" {
 			return nil, openai.Invalid("model", "model is required; GET /v1/models lists what is served")
 		}
-		req.model, req.canonical = c.Model, (&openai.Inference{Endpoint: "infer", Model: c.Model, Input: c.Input}).Canonical()
+		req.model, req.canonical = c.Model, (&openai.Inference{Endpoint: "infer", Model: c.Model, Input: c.Input, Proof: c.Proof}).Canonical()
 	}
 	return req, nil
 }

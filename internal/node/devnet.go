@@ -16,6 +16,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/agent"
+	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
@@ -26,6 +27,7 @@ import (
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/route"
+	"github.com/agoranet/agora/internal/zk"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -126,6 +128,8 @@ type Devnet struct {
 	Providers   []*provider.Server
 	Facilitator *facilitator.Server
 	Gateway     *gateway.Server
+	// Prover proves digits-mlp answers; its verifying key is on chain.
+	Prover *zk.System
 }
 
 // StartDevnet creates the devnet's home on first use (or after Reset) and
@@ -159,6 +163,10 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 		return nil, err
 	}
 	d := &Devnet{cfg: cfg, Node: n, Keyring: kr}
+	if err := d.ensureZK(); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	if err := d.ensureAgent(); err != nil {
 		d.Stop()
 		return nil, err
@@ -176,6 +184,59 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// ensureZK gives the devnet zero-knowledge keys for digits-mlp: made once
+// by a single-party setup (fine for a devnet, not for real value: see `agora
+// zk setup` for a ceremony) and kept in <home>/zk; the verifying key is
+// registered on chain by the model's owner.
+func (d *Devnet) ensureZK() error {
+	m, err := model.Lookup(model.DigitsName)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(d.cfg.Home, "zk")
+	pk, vkPath := filepath.Join(dir, "digits-mlp.pk"), filepath.Join(dir, "digits-mlp.vk")
+	if _, err := os.Stat(vkPath); err != nil {
+		sys, err := zk.Setup(m.MLP)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if err := sys.Save(pk, vkPath); err != nil {
+			return err
+		}
+	}
+	if d.Prover, err = zk.Load(m.MLP, pk, vkPath); err != nil {
+		return err
+	}
+	if err := d.Node.WaitForHeight(1, 30*time.Second); err != nil {
+		return err
+	}
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var existing audit.ModelKey
+	if _, err := c.Query(ctx, "/audit/key", []byte(m.Manifest.ID), &existing); err == nil {
+		return nil
+	}
+	owner, err := d.Keyring.Get("modelowner")
+	if err != nil {
+		return err
+	}
+	vk, err := d.Prover.VerifyingKey()
+	if err != nil {
+		return err
+	}
+	if _, err := c.Submit(ctx, owner, "digits-mlp key", &audit.MsgRegisterModelKey{Owner: owner.Address().String(), ModelId: m.Manifest.ID, VerifyingKey: vk}); err != nil {
+		return fmt.Errorf("devnet: register the digits-mlp verifying key: %w", err)
+	}
+	return nil
 }
 
 // startGateway runs the gateway on BasePort+24 with the dev API key.
@@ -271,6 +332,9 @@ func (d *Devnet) startProviders() error {
 	var offers []provider.Offer
 	for _, m := range model.Builtin() {
 		o := provider.Offer{Model: m, Denom: coin.Stable}
+		if m.MLP != nil {
+			o.Prover = d.Prover
+		}
 		if d.cfg.Paid {
 			o.PricePerRequest, o.PricePer1KTokens = DevPricePerRequest, DevPricePer1K
 		}
@@ -369,7 +433,7 @@ func WipeDevnet(home string) error {
 	if err != nil {
 		return err
 	}
-	allowed := map[string]bool{"config": true, "data": true, "keyring": true, "providers": true, "gateway": true, "devnet.log": true}
+	allowed := map[string]bool{"config": true, "data": true, "keyring": true, "providers": true, "gateway": true, "zk": true, "devnet.log": true}
 	for _, e := range entries {
 		if !allowed[e.Name()] {
 			return fmt.Errorf("devnet: refusing to --reset %s: it holds %q, which a devnet home does not", home, e.Name())

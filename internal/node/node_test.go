@@ -1,7 +1,11 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
 
 	"fmt"
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -11,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/node"
 )
 
 // TestDevnetConcurrentTxs runs the devnet in-process and sends txs from
@@ -117,4 +124,45 @@ func hasAttr(evs []abci.Event, typ, key, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestDevnetProvenInference: a devnet provider proves a digits-mlp answer
+// on request, and the chain verifies the proof under the registered key.
+func TestDevnetProvenInference(t *testing.T) {
+	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.Paid = false })
+	px, _ := model.GenerateDigit(42, 4)
+	ints := make([]int, len(px))
+	for i, p := range px {
+		ints[i] = int(p)
+	}
+	body, _ := json.Marshal(map[string]any{"model": model.DigitsName, "input": ints, "proof": true})
+	resp, err := http.Post(d.Providers[0].URL()+"/v1/infer", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		Class  int
+		Logits []int32
+		Proof  string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || resp.StatusCode != 200 || ans.Proof == "" {
+		t.Fatalf("status %d, answer %+v, %v", resp.StatusCode, ans, err)
+	}
+	proof, _ := base64.StdEncoding.DecodeString(ans.Proof)
+	c, _ := client.New(d.Node.RPC())
+	bob, _ := d.Keyring.Get("bob")
+	m, _ := model.Lookup(model.DigitsName)
+	ctx := context.Background()
+	if _, err := c.Submit(ctx, bob, "", &audit.MsgVerifyInference{Submitter: bob.Address().String(), ModelId: m.Manifest.ID, Input: px, Logits: ans.Logits, Proof: proof}); err != nil {
+		t.Fatalf("the chain refused a provider's proof: %v", err)
+	}
+	var got audit.QueryProvenResponse
+	if _, err := c.Query(ctx, "/audit/proven", audit.InferenceID(m.Manifest.ID, px, ans.Logits), &got); err != nil {
+		t.Fatal(err)
+	}
+	ans.Logits[ans.Class]++
+	if _, err := c.Submit(ctx, bob, "", &audit.MsgVerifyInference{Submitter: bob.Address().String(), ModelId: m.Manifest.ID, Input: px, Logits: ans.Logits, Proof: proof}); err == nil {
+		t.Error("the chain accepted the proof for a changed output")
+	}
 }

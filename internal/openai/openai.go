@@ -61,6 +61,8 @@ type CompletionRequest struct {
 type InferRequest struct {
 	Model string `json:"model"`
 	Input []int  `json:"input"`
+	// Proof asks for a zero-knowledge proof of the inference.
+	Proof bool `json:"proof,omitempty"`
 }
 
 // Generation is a text request reduced to what decides the answer. Its
@@ -92,6 +94,7 @@ type Inference struct {
 	Endpoint string `json:"endpoint"` // "infer"
 	Model    string `json:"model"`
 	Input    []int  `json:"input"`
+	Proof    bool   `json:"proof,omitempty"`
 }
 
 // Canonical returns the canonical request bytes.
@@ -369,7 +372,7 @@ func CanonicalRequest(endpoint string, body []byte) ([]byte, error) {
 		if err := DecodeJSON(body, &r); err != nil {
 			return nil, err
 		}
-		return (&Inference{Endpoint: "infer", Model: r.Model, Input: r.Input}).Canonical(), nil
+		return (&Inference{Endpoint: "infer", Model: r.Model, Input: r.Input, Proof: r.Proof}).Canonical(), nil
 	}
 	return nil, fmt.Errorf("openai: unknown endpoint %q (chat.completions, completions or infer)", endpoint)
 }

@@ -78,6 +78,9 @@ type InferResponse struct {
 	Model  string  `json:"model"`
 	Class  int     `json:"class"`
 	Logits []int32 `json:"logits"`
+	// Proof is a Groth16 proof (base64) that the model maps the input to
+	// these logits, when the request asked for one.
+	Proof string `json:"proof,omitempty"`
 }
 
 // ModelCard is one entry of GET /v1/models.

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -419,8 +420,21 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, m.name, "infer", modelError(err))
 		return
 	}
-	canonical := (&openai.Inference{Endpoint: "infer", Model: req.Model, Input: req.Input}).Canonical()
-	body := append(mustJSON(openai.InferResponse{Model: m.name, Class: class, Logits: logits}), '\n')
+	resp := openai.InferResponse{Model: m.name, Class: class, Logits: logits}
+	if req.Proof {
+		if m.Prover == nil {
+			s.fail(w, m.name, "infer", openai.Invalid("proof", "this provider does not prove %s; ask without \"proof\" or use another provider", m.name))
+			return
+		}
+		_, proof, err := m.Prover.Prove(pixels)
+		if err != nil {
+			s.fail(w, m.name, "infer", err)
+			return
+		}
+		resp.Proof = base64.StdEncoding.EncodeToString(proof)
+	}
+	canonical := (&openai.Inference{Endpoint: "infer", Model: req.Model, Input: req.Input, Proof: req.Proof}).Canonical()
+	body := append(mustJSON(resp), '\n')
 	s.writeAnswer(w, m, "infer", canonical, body, openai.Usage{PromptTokens: len(pixels), TotalTokens: len(pixels)}, pay)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
+	"github.com/agoranet/agora/internal/zk"
 )
 
 // Offer is one model the provider serves and its price.
@@ -39,6 +40,9 @@ type Offer struct {
 	MaxConcurrency int
 	// Royalties name model owners who get a share of each payment.
 	Royalties []Royalty
+	// Prover, for a classifier, proves answers in zero knowledge when a
+	// request asks (its keys must match the verifying key on chain).
+	Prover *zk.System
 }
 
 // Royalty is a share of payments for a model's owner, in basis points.
