@@ -114,8 +114,7 @@ func Root(leaves [][]byte) []byte {
 	}
 	level := make([][]byte, len(leaves))
 	for i, l := range leaves {
-		h := sha256.Sum256(append([]byte{0}, l...))
-		level[i] = h[:]
+		level[i] = leafHash(l)
 	}
 	for len(level) > 1 {
 		next := level[:0:0]
@@ -124,10 +123,70 @@ func Root(leaves [][]byte) []byte {
 				next = append(next, level[i])
 				continue
 			}
-			h := sha256.Sum256(append(append([]byte{1}, level[i]...), level[i+1]...))
-			next = append(next, h[:])
+			next = append(next, nodeHash(level[i], level[i+1]))
 		}
 		level = next
 	}
 	return level[0]
+}
+
+func leafHash(l []byte) []byte {
+	h := sha256.Sum256(append([]byte{0}, l...))
+	return h[:]
+}
+
+func nodeHash(a, b []byte) []byte {
+	h := sha256.Sum256(append(append([]byte{1}, a...), b...))
+	return h[:]
+}
+
+// Path returns the inclusion path of leaves[index] under Root(leaves): the
+// sibling at each level, bottom up (none where the node is carried up).
+func Path(leaves [][]byte, index int) [][]byte {
+	if index < 0 || index >= len(leaves) {
+		return nil
+	}
+	level := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		level[i] = leafHash(l)
+	}
+	var path [][]byte
+	for len(level) > 1 {
+		if sib := index ^ 1; sib < len(level) {
+			path = append(path, level[sib])
+		}
+		next := level[:0:0]
+		for i := 0; i < len(level); i += 2 {
+			if i+1 == len(level) {
+				next = append(next, level[i])
+			} else {
+				next = append(next, nodeHash(level[i], level[i+1]))
+			}
+		}
+		level, index = next, index/2
+	}
+	return path
+}
+
+// VerifyPath checks that leaf is at index among count leaves under root.
+func VerifyPath(root, leaf []byte, index, count int, path [][]byte) bool {
+	if index < 0 || index >= count || count < 1 {
+		return false
+	}
+	h := leafHash(leaf)
+	for size := count; size > 1; size = (size + 1) / 2 {
+		if index^1 < size { // has a sibling at this level
+			if len(path) == 0 {
+				return false
+			}
+			if index%2 == 0 {
+				h = nodeHash(h, path[0])
+			} else {
+				h = nodeHash(path[0], h)
+			}
+			path = path[1:]
+		}
+		index /= 2
+	}
+	return len(path) == 0 && string(h) == string(root)
 }

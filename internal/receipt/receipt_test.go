@@ -55,3 +55,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestMerklePaths(t *testing.T) {
+	for n := 1; n <= 17; n++ {
+		var leaves [][]byte
+		for i := 0; i < n; i++ {
+			leaves = append(leaves, []byte{byte(i), byte(n)})
+		}
+		root := Root(leaves)
+		for i := range leaves {
+			p := Path(leaves, i)
+			if !VerifyPath(root, leaves[i], i, n, p) {
+				t.Fatalf("n=%d i=%d: a true path does not verify", n, i)
+			}
+			if VerifyPath(root, []byte("other"), i, n, p) {
+				t.Fatalf("n=%d i=%d: another leaf verifies", n, i)
+			}
+			if n > 1 && VerifyPath(root, leaves[i], (i+1)%n, n, p) {
+				t.Fatalf("n=%d i=%d: the path verifies at another index", n, i)
+			}
+		}
+	}
+}
