@@ -154,11 +154,26 @@ func (p *Proc) Log() string {
 }
 
 // FreePorts returns a base port such that base .. base+span-1 are all free
-// on 127.0.0.1 right now.
+// on 127.0.0.1 right now. Test binaries of different packages run at the
+// same time, so a base is also claimed with a lock file until the test
+// ends, and no two tests get overlapping ranges.
 func FreePorts(t testing.TB, span int) int {
 	t.Helper()
-	for try := 0; try < 200; try++ {
-		base := 20000 + (os.Getpid()*7919+try*997)%30000
+	const step = 100 // ranges are claimed in whole blocks of 100 ports
+	if span > step {
+		t.Fatalf("e2e: at most %d ports per range", step)
+	}
+	for try := 0; try < 300; try++ {
+		base := 20000 + ((os.Getpid()+try*7)%300)*step
+		lock := filepath.Join(os.TempDir(), fmt.Sprintf("agora-e2e-ports-%d", base))
+		if st, err := os.Stat(lock); err == nil && time.Since(st.ModTime()) > time.Hour {
+			os.Remove(lock) // left by a test that was killed
+		}
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			continue // another test holds this block
+		}
+		f.Close()
 		ok := true
 		for p := base; p < base+span && ok; p++ {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
@@ -168,9 +183,12 @@ func FreePorts(t testing.TB, span int) int {
 			}
 			l.Close()
 		}
-		if ok {
-			return base
+		if !ok {
+			os.Remove(lock)
+			continue
 		}
+		t.Cleanup(func() { os.Remove(lock) })
+		return base
 	}
 	t.Fatal("no free port range on 127.0.0.1")
 	return 0
