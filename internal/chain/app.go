@@ -311,6 +311,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	// balance) costs one tree update per block, not one per tx.
 	blockKV := store.NewCache(treeKV{a.tree})
 	block := module.NewContext(blockKV, a.chainID, req.Height, req.Time.UnixNano())
+	block.Seed = req.Hash
 	for _, m := range a.modules {
 		if b, ok := m.(module.BeginBlocker); ok {
 			if err := b.BeginBlock(block); err != nil {

@@ -21,6 +21,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DisputeStatus int32
+
+const (
+	DisputeStatus_DISPUTE_STATUS_UNSPECIFIED     DisputeStatus = 0
+	DisputeStatus_DISPUTE_STATUS_OPEN            DisputeStatus = 1
+	DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED   DisputeStatus = 2 // slashed
+	DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST DisputeStatus = 3 // the bond is forfeited
+	DisputeStatus_DISPUTE_STATUS_UNDECIDED       DisputeStatus = 4 // no majority: the bond is returned
+)
+
+// Enum value maps for DisputeStatus.
+var (
+	DisputeStatus_name = map[int32]string{
+		0: "DISPUTE_STATUS_UNSPECIFIED",
+		1: "DISPUTE_STATUS_OPEN",
+		2: "DISPUTE_STATUS_PROVIDER_LIED",
+		3: "DISPUTE_STATUS_PROVIDER_HONEST",
+		4: "DISPUTE_STATUS_UNDECIDED",
+	}
+	DisputeStatus_value = map[string]int32{
+		"DISPUTE_STATUS_UNSPECIFIED":     0,
+		"DISPUTE_STATUS_OPEN":            1,
+		"DISPUTE_STATUS_PROVIDER_LIED":   2,
+		"DISPUTE_STATUS_PROVIDER_HONEST": 3,
+		"DISPUTE_STATUS_UNDECIDED":       4,
+	}
+)
+
+func (x DisputeStatus) Enum() *DisputeStatus {
+	p := new(DisputeStatus)
+	*p = x
+	return p
+}
+
+func (x DisputeStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DisputeStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_agora_audit_v1_audit_proto_enumTypes[0].Descriptor()
+}
+
+func (DisputeStatus) Type() protoreflect.EnumType {
+	return &file_agora_audit_v1_audit_proto_enumTypes[0]
+}
+
+func (x DisputeStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DisputeStatus.Descriptor instead.
+func (DisputeStatus) EnumDescriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
 // ModelKey is a model's zero-knowledge verifying key: with it registered,
 // the key names the model, and a proof under it is a proof about the
 // model.
@@ -386,6 +441,672 @@ func (*Genesis) Descriptor() ([]byte, []int) {
 	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
+type Params struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeBond    uint64                 `protobuf:"varint,1,opt,name=challenge_bond,json=challengeBond,proto3" json:"challenge_bond,omitempty"` // uagr a challenger locks
+	CommitteeSize    uint32                 `protobuf:"varint,2,opt,name=committee_size,json=committeeSize,proto3" json:"committee_size,omitempty"`
+	CommitBlocks     int64                  `protobuf:"varint,3,opt,name=commit_blocks,json=commitBlocks,proto3" json:"commit_blocks,omitempty"`               // blocks to commit after the challenge
+	RevealBlocks     int64                  `protobuf:"varint,4,opt,name=reveal_blocks,json=revealBlocks,proto3" json:"reveal_blocks,omitempty"`               // blocks to reveal after that
+	SlashBps         uint32                 `protobuf:"varint,5,opt,name=slash_bps,json=slashBps,proto3" json:"slash_bps,omitempty"`                           // of a lying provider's stake
+	RewardBps        uint32                 `protobuf:"varint,6,opt,name=reward_bps,json=rewardBps,proto3" json:"reward_bps,omitempty"`                        // of what is slashed, to the challenger
+	MissPenaltyBps   uint32                 `protobuf:"varint,7,opt,name=miss_penalty_bps,json=missPenaltyBps,proto3" json:"miss_penalty_bps,omitempty"`       // of a member's stake, for no or a minority vote
+	VerifierMinStake uint64                 `protobuf:"varint,8,opt,name=verifier_min_stake,json=verifierMinStake,proto3" json:"verifier_min_stake,omitempty"` // uagr bonded to serve on committees
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Params) Reset() {
+	*x = Params{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Params) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Params) ProtoMessage() {}
+
+func (x *Params) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Params.ProtoReflect.Descriptor instead.
+func (*Params) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Params) GetChallengeBond() uint64 {
+	if x != nil {
+		return x.ChallengeBond
+	}
+	return 0
+}
+
+func (x *Params) GetCommitteeSize() uint32 {
+	if x != nil {
+		return x.CommitteeSize
+	}
+	return 0
+}
+
+func (x *Params) GetCommitBlocks() int64 {
+	if x != nil {
+		return x.CommitBlocks
+	}
+	return 0
+}
+
+func (x *Params) GetRevealBlocks() int64 {
+	if x != nil {
+		return x.RevealBlocks
+	}
+	return 0
+}
+
+func (x *Params) GetSlashBps() uint32 {
+	if x != nil {
+		return x.SlashBps
+	}
+	return 0
+}
+
+func (x *Params) GetRewardBps() uint32 {
+	if x != nil {
+		return x.RewardBps
+	}
+	return 0
+}
+
+func (x *Params) GetMissPenaltyBps() uint32 {
+	if x != nil {
+		return x.MissPenaltyBps
+	}
+	return 0
+}
+
+func (x *Params) GetVerifierMinStake() uint64 {
+	if x != nil {
+		return x.VerifierMinStake
+	}
+	return 0
+}
+
+type Verifier struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	RegisteredAt  int64                  `protobuf:"varint,2,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Verifier) Reset() {
+	*x = Verifier{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Verifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Verifier) ProtoMessage() {}
+
+func (x *Verifier) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Verifier.ProtoReflect.Descriptor instead.
+func (*Verifier) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Verifier) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Verifier) GetRegisteredAt() int64 {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return 0
+}
+
+// MsgRegisterVerifier volunteers a staked account for committees.
+type MsgRegisterVerifier struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verifier      string                 `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRegisterVerifier) Reset() {
+	*x = MsgRegisterVerifier{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRegisterVerifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRegisterVerifier) ProtoMessage() {}
+
+func (x *MsgRegisterVerifier) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRegisterVerifier.ProtoReflect.Descriptor instead.
+func (*MsgRegisterVerifier) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *MsgRegisterVerifier) GetVerifier() string {
+	if x != nil {
+		return x.Verifier
+	}
+	return ""
+}
+
+// MsgChallenge disputes an anchored receipt: its inclusion path under a
+// claim's receipt root, and the original (canonical) request.
+type MsgChallenge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Challenger    string                 `protobuf:"bytes,1,opt,name=challenger,proto3" json:"challenger,omitempty"`
+	Receipt       []byte                 `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"` // the encoded receipt, as in Agora-Receipt
+	ChannelId     uint64                 `protobuf:"varint,3,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	Anchor        uint32                 `protobuf:"varint,4,opt,name=anchor,proto3" json:"anchor,omitempty"` // which claim of the channel anchored it
+	LeafIndex     uint32                 `protobuf:"varint,5,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	Path          [][]byte               `protobuf:"bytes,6,rep,name=path,proto3" json:"path,omitempty"`
+	Request       []byte                 `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"` // the canonical request the receipt hashes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgChallenge) Reset() {
+	*x = MsgChallenge{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgChallenge) ProtoMessage() {}
+
+func (x *MsgChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgChallenge.ProtoReflect.Descriptor instead.
+func (*MsgChallenge) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MsgChallenge) GetChallenger() string {
+	if x != nil {
+		return x.Challenger
+	}
+	return ""
+}
+
+func (x *MsgChallenge) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *MsgChallenge) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *MsgChallenge) GetAnchor() uint32 {
+	if x != nil {
+		return x.Anchor
+	}
+	return 0
+}
+
+func (x *MsgChallenge) GetLeafIndex() uint32 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *MsgChallenge) GetPath() [][]byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *MsgChallenge) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// MsgCommit is a committee member's hidden vote: sha256(response_hash ||
+// salt || member address).
+type MsgCommit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verifier      string                 `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	DisputeId     uint64                 `protobuf:"varint,2,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
+	Commitment    []byte                 `protobuf:"bytes,3,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgCommit) Reset() {
+	*x = MsgCommit{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgCommit) ProtoMessage() {}
+
+func (x *MsgCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgCommit.ProtoReflect.Descriptor instead.
+func (*MsgCommit) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MsgCommit) GetVerifier() string {
+	if x != nil {
+		return x.Verifier
+	}
+	return ""
+}
+
+func (x *MsgCommit) GetDisputeId() uint64 {
+	if x != nil {
+		return x.DisputeId
+	}
+	return 0
+}
+
+func (x *MsgCommit) GetCommitment() []byte {
+	if x != nil {
+		return x.Commitment
+	}
+	return nil
+}
+
+// MsgReveal opens a vote.
+type MsgReveal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verifier      string                 `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	DisputeId     uint64                 `protobuf:"varint,2,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
+	ResponseHash  []byte                 `protobuf:"bytes,3,opt,name=response_hash,json=responseHash,proto3" json:"response_hash,omitempty"`
+	Salt          []byte                 `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgReveal) Reset() {
+	*x = MsgReveal{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgReveal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgReveal) ProtoMessage() {}
+
+func (x *MsgReveal) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgReveal.ProtoReflect.Descriptor instead.
+func (*MsgReveal) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MsgReveal) GetVerifier() string {
+	if x != nil {
+		return x.Verifier
+	}
+	return ""
+}
+
+func (x *MsgReveal) GetDisputeId() uint64 {
+	if x != nil {
+		return x.DisputeId
+	}
+	return 0
+}
+
+func (x *MsgReveal) GetResponseHash() []byte {
+	if x != nil {
+		return x.ResponseHash
+	}
+	return nil
+}
+
+func (x *MsgReveal) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+type Vote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verifier      string                 `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	Commitment    []byte                 `protobuf:"bytes,2,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	ResponseHash  []byte                 `protobuf:"bytes,3,opt,name=response_hash,json=responseHash,proto3" json:"response_hash,omitempty"` // once revealed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Vote) Reset() {
+	*x = Vote{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Vote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Vote) ProtoMessage() {}
+
+func (x *Vote) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Vote.ProtoReflect.Descriptor instead.
+func (*Vote) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Vote) GetVerifier() string {
+	if x != nil {
+		return x.Verifier
+	}
+	return ""
+}
+
+func (x *Vote) GetCommitment() []byte {
+	if x != nil {
+		return x.Commitment
+	}
+	return nil
+}
+
+func (x *Vote) GetResponseHash() []byte {
+	if x != nil {
+		return x.ResponseHash
+	}
+	return nil
+}
+
+type Dispute struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Id                  uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Challenger          string                 `protobuf:"bytes,2,opt,name=challenger,proto3" json:"challenger,omitempty"`
+	Provider            string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	ModelId             string                 `protobuf:"bytes,4,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	RequestHash         []byte                 `protobuf:"bytes,5,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
+	ClaimedResponseHash []byte                 `protobuf:"bytes,6,opt,name=claimed_response_hash,json=claimedResponseHash,proto3" json:"claimed_response_hash,omitempty"` // what the provider's receipt says
+	Request             []byte                 `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"`                                                      // for the committee to re-execute
+	Bond                uint64                 `protobuf:"varint,8,opt,name=bond,proto3" json:"bond,omitempty"`
+	Votes               []*Vote                `protobuf:"bytes,9,rep,name=votes,proto3" json:"votes,omitempty"` // one per committee member
+	CommitUntil         int64                  `protobuf:"varint,10,opt,name=commit_until,json=commitUntil,proto3" json:"commit_until,omitempty"`
+	RevealUntil         int64                  `protobuf:"varint,11,opt,name=reveal_until,json=revealUntil,proto3" json:"reveal_until,omitempty"`
+	Status              DisputeStatus          `protobuf:"varint,12,opt,name=status,proto3,enum=agora.audit.v1.DisputeStatus" json:"status,omitempty"`
+	MajorityHash        []byte                 `protobuf:"bytes,13,opt,name=majority_hash,json=majorityHash,proto3" json:"majority_hash,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *Dispute) Reset() {
+	*x = Dispute{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dispute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dispute) ProtoMessage() {}
+
+func (x *Dispute) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
+func (*Dispute) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Dispute) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Dispute) GetChallenger() string {
+	if x != nil {
+		return x.Challenger
+	}
+	return ""
+}
+
+func (x *Dispute) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *Dispute) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *Dispute) GetRequestHash() []byte {
+	if x != nil {
+		return x.RequestHash
+	}
+	return nil
+}
+
+func (x *Dispute) GetClaimedResponseHash() []byte {
+	if x != nil {
+		return x.ClaimedResponseHash
+	}
+	return nil
+}
+
+func (x *Dispute) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Dispute) GetBond() uint64 {
+	if x != nil {
+		return x.Bond
+	}
+	return 0
+}
+
+func (x *Dispute) GetVotes() []*Vote {
+	if x != nil {
+		return x.Votes
+	}
+	return nil
+}
+
+func (x *Dispute) GetCommitUntil() int64 {
+	if x != nil {
+		return x.CommitUntil
+	}
+	return 0
+}
+
+func (x *Dispute) GetRevealUntil() int64 {
+	if x != nil {
+		return x.RevealUntil
+	}
+	return 0
+}
+
+func (x *Dispute) GetStatus() DisputeStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DisputeStatus_DISPUTE_STATUS_UNSPECIFIED
+}
+
+func (x *Dispute) GetMajorityHash() []byte {
+	if x != nil {
+		return x.MajorityHash
+	}
+	return nil
+}
+
+type QueryDisputeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dispute       *Dispute               `protobuf:"bytes,1,opt,name=dispute,proto3" json:"dispute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDisputeResponse) Reset() {
+	*x = QueryDisputeResponse{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDisputeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDisputeResponse) ProtoMessage() {}
+
+func (x *QueryDisputeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDisputeResponse.ProtoReflect.Descriptor instead.
+func (*QueryDisputeResponse) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *QueryDisputeResponse) GetDispute() *Dispute {
+	if x != nil {
+		return x.Dispute
+	}
+	return nil
+}
+
 var File_agora_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_agora_audit_v1_audit_proto_rawDesc = "" +
@@ -416,7 +1137,78 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\x06height\x18\x05 \x01(\x03R\x06height\"N\n" +
 	"\x13QueryProvenResponse\x127\n" +
 	"\x06proven\x18\x01 \x01(\v2\x1f.agora.audit.v1.ProvenInferenceR\x06proven\"\t\n" +
-	"\aGenesisB0Z.github.com/agoranet/agora/internal/chain/auditb\x06proto3"
+	"\aGenesis\"\xb4\x02\n" +
+	"\x06Params\x12%\n" +
+	"\x0echallenge_bond\x18\x01 \x01(\x04R\rchallengeBond\x12%\n" +
+	"\x0ecommittee_size\x18\x02 \x01(\rR\rcommitteeSize\x12#\n" +
+	"\rcommit_blocks\x18\x03 \x01(\x03R\fcommitBlocks\x12#\n" +
+	"\rreveal_blocks\x18\x04 \x01(\x03R\frevealBlocks\x12\x1b\n" +
+	"\tslash_bps\x18\x05 \x01(\rR\bslashBps\x12\x1d\n" +
+	"\n" +
+	"reward_bps\x18\x06 \x01(\rR\trewardBps\x12(\n" +
+	"\x10miss_penalty_bps\x18\a \x01(\rR\x0emissPenaltyBps\x12,\n" +
+	"\x12verifier_min_stake\x18\b \x01(\x04R\x10verifierMinStake\"I\n" +
+	"\bVerifier\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
+	"\rregistered_at\x18\x02 \x01(\x03R\fregisteredAt\"1\n" +
+	"\x13MsgRegisterVerifier\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\tR\bverifier\"\xcc\x01\n" +
+	"\fMsgChallenge\x12\x1e\n" +
+	"\n" +
+	"challenger\x18\x01 \x01(\tR\n" +
+	"challenger\x12\x18\n" +
+	"\areceipt\x18\x02 \x01(\fR\areceipt\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x03 \x01(\x04R\tchannelId\x12\x16\n" +
+	"\x06anchor\x18\x04 \x01(\rR\x06anchor\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x05 \x01(\rR\tleafIndex\x12\x12\n" +
+	"\x04path\x18\x06 \x03(\fR\x04path\x12\x18\n" +
+	"\arequest\x18\a \x01(\fR\arequest\"f\n" +
+	"\tMsgCommit\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\tR\bverifier\x12\x1d\n" +
+	"\n" +
+	"dispute_id\x18\x02 \x01(\x04R\tdisputeId\x12\x1e\n" +
+	"\n" +
+	"commitment\x18\x03 \x01(\fR\n" +
+	"commitment\"\x7f\n" +
+	"\tMsgReveal\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\tR\bverifier\x12\x1d\n" +
+	"\n" +
+	"dispute_id\x18\x02 \x01(\x04R\tdisputeId\x12#\n" +
+	"\rresponse_hash\x18\x03 \x01(\fR\fresponseHash\x12\x12\n" +
+	"\x04salt\x18\x04 \x01(\fR\x04salt\"g\n" +
+	"\x04Vote\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\tR\bverifier\x12\x1e\n" +
+	"\n" +
+	"commitment\x18\x02 \x01(\fR\n" +
+	"commitment\x12#\n" +
+	"\rresponse_hash\x18\x03 \x01(\fR\fresponseHash\"\xc3\x03\n" +
+	"\aDispute\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1e\n" +
+	"\n" +
+	"challenger\x18\x02 \x01(\tR\n" +
+	"challenger\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x19\n" +
+	"\bmodel_id\x18\x04 \x01(\tR\amodelId\x12!\n" +
+	"\frequest_hash\x18\x05 \x01(\fR\vrequestHash\x122\n" +
+	"\x15claimed_response_hash\x18\x06 \x01(\fR\x13claimedResponseHash\x12\x18\n" +
+	"\arequest\x18\a \x01(\fR\arequest\x12\x12\n" +
+	"\x04bond\x18\b \x01(\x04R\x04bond\x12*\n" +
+	"\x05votes\x18\t \x03(\v2\x14.agora.audit.v1.VoteR\x05votes\x12!\n" +
+	"\fcommit_until\x18\n" +
+	" \x01(\x03R\vcommitUntil\x12!\n" +
+	"\freveal_until\x18\v \x01(\x03R\vrevealUntil\x125\n" +
+	"\x06status\x18\f \x01(\x0e2\x1d.agora.audit.v1.DisputeStatusR\x06status\x12#\n" +
+	"\rmajority_hash\x18\r \x01(\fR\fmajorityHash\"I\n" +
+	"\x14QueryDisputeResponse\x121\n" +
+	"\adispute\x18\x01 \x01(\v2\x17.agora.audit.v1.DisputeR\adispute*\xac\x01\n" +
+	"\rDisputeStatus\x12\x1e\n" +
+	"\x1aDISPUTE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13DISPUTE_STATUS_OPEN\x10\x01\x12 \n" +
+	"\x1cDISPUTE_STATUS_PROVIDER_LIED\x10\x02\x12\"\n" +
+	"\x1eDISPUTE_STATUS_PROVIDER_HONEST\x10\x03\x12\x1c\n" +
+	"\x18DISPUTE_STATUS_UNDECIDED\x10\x04B0Z.github.com/agoranet/agora/internal/chain/auditb\x06proto3"
 
 var (
 	file_agora_audit_v1_audit_proto_rawDescOnce sync.Once
@@ -430,22 +1222,36 @@ func file_agora_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_agora_audit_v1_audit_proto_rawDescData
 }
 
-var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_agora_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_agora_audit_v1_audit_proto_goTypes = []any{
-	(*ModelKey)(nil),            // 0: agora.audit.v1.ModelKey
-	(*MsgRegisterModelKey)(nil), // 1: agora.audit.v1.MsgRegisterModelKey
-	(*MsgVerifyInference)(nil),  // 2: agora.audit.v1.MsgVerifyInference
-	(*ProvenInference)(nil),     // 3: agora.audit.v1.ProvenInference
-	(*QueryProvenResponse)(nil), // 4: agora.audit.v1.QueryProvenResponse
-	(*Genesis)(nil),             // 5: agora.audit.v1.Genesis
+	(DisputeStatus)(0),           // 0: agora.audit.v1.DisputeStatus
+	(*ModelKey)(nil),             // 1: agora.audit.v1.ModelKey
+	(*MsgRegisterModelKey)(nil),  // 2: agora.audit.v1.MsgRegisterModelKey
+	(*MsgVerifyInference)(nil),   // 3: agora.audit.v1.MsgVerifyInference
+	(*ProvenInference)(nil),      // 4: agora.audit.v1.ProvenInference
+	(*QueryProvenResponse)(nil),  // 5: agora.audit.v1.QueryProvenResponse
+	(*Genesis)(nil),              // 6: agora.audit.v1.Genesis
+	(*Params)(nil),               // 7: agora.audit.v1.Params
+	(*Verifier)(nil),             // 8: agora.audit.v1.Verifier
+	(*MsgRegisterVerifier)(nil),  // 9: agora.audit.v1.MsgRegisterVerifier
+	(*MsgChallenge)(nil),         // 10: agora.audit.v1.MsgChallenge
+	(*MsgCommit)(nil),            // 11: agora.audit.v1.MsgCommit
+	(*MsgReveal)(nil),            // 12: agora.audit.v1.MsgReveal
+	(*Vote)(nil),                 // 13: agora.audit.v1.Vote
+	(*Dispute)(nil),              // 14: agora.audit.v1.Dispute
+	(*QueryDisputeResponse)(nil), // 15: agora.audit.v1.QueryDisputeResponse
 }
 var file_agora_audit_v1_audit_proto_depIdxs = []int32{
-	3, // 0: agora.audit.v1.QueryProvenResponse.proven:type_name -> agora.audit.v1.ProvenInference
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4,  // 0: agora.audit.v1.QueryProvenResponse.proven:type_name -> agora.audit.v1.ProvenInference
+	13, // 1: agora.audit.v1.Dispute.votes:type_name -> agora.audit.v1.Vote
+	0,  // 2: agora.audit.v1.Dispute.status:type_name -> agora.audit.v1.DisputeStatus
+	14, // 3: agora.audit.v1.QueryDisputeResponse.dispute:type_name -> agora.audit.v1.Dispute
+	4,  // [4:4] is the sub-list for method output_type
+	4,  // [4:4] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_agora_audit_v1_audit_proto_init() }
@@ -458,13 +1264,14 @@ func file_agora_audit_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_audit_v1_audit_proto_rawDesc), len(file_agora_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   6,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_agora_audit_v1_audit_proto_goTypes,
 		DependencyIndexes: file_agora_audit_v1_audit_proto_depIdxs,
+		EnumInfos:         file_agora_audit_v1_audit_proto_enumTypes,
 		MessageInfos:      file_agora_audit_v1_audit_proto_msgTypes,
 	}.Build()
 	File_agora_audit_v1_audit_proto = out.File

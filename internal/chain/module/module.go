@@ -28,6 +28,10 @@ type Context struct {
 	// Signer is the account that signed the transaction being executed;
 	// zero in block hooks and genesis.
 	Signer addr.Address
+	// Seed is the hash of the block being executed: randomness no one
+	// can choose (only a proposer could grind it, at a cost). Nil outside
+	// blocks.
+	Seed []byte
 	events *[]abci.Event
 }
 

@@ -154,43 +154,73 @@ func Unbondings(kv store.Reader, a addr.Address) []*Unbonding {
 	return out
 }
 
+// SlashTo is Slash that pays rewardBps of what it takes to beneficiary
+// (a challenger who proved the cheat) and burns the rest.
+func SlashTo(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, reason string, beneficiary addr.Address, rewardBps uint32) (uint64, error) {
+	return slash(ctx, a, bps, jailBlocks, reason, beneficiary, rewardBps)
+}
+
 // Slash burns bps/10000 of a's bonded and unbonding stake and jails a for
-// jailBlocks. It returns what was burned. Other modules call it when a
+// jailBlocks. It returns what was taken. Other modules call it when a
 // staker is proven to have cheated (reason says what for).
 func Slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, reason string) (uint64, error) {
-	if bps > BPS {
-		return 0, fmt.Errorf("staking: slash of %d bps is over 100%%: %w", bps, codes.ErrInvalidRequest)
+	return slash(ctx, a, bps, jailBlocks, reason, addr.Address{}, 0)
+}
+
+func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, reason string, beneficiary addr.Address, rewardBps uint32) (uint64, error) {
+	if bps > BPS || rewardBps > BPS {
+		return 0, fmt.Errorf("staking: slash of %d bps (reward %d bps) is over 100%%: %w", bps, rewardBps, codes.ErrInvalidRequest)
 	}
 	s := Get(ctx.KV, a)
-	cut := func(n uint64) uint64 { return n/BPS*uint64(bps) + n%BPS*uint64(bps)/BPS }
-	burned := cut(s.Bonded)
-	if burned > 0 {
-		if err := bank.Burn(ctx, BondedPool, coin.New(coin.Native, burned)); err != nil {
-			return 0, fmt.Errorf("staking: slash: %w", err)
-		}
-		s.Bonded -= burned
-	}
+	cut := func(n uint64, bps uint32) uint64 { return n/BPS*uint64(bps) + n%BPS*uint64(bps)/BPS }
+	// What is taken from each pool: bonded stake, then each unbonding entry.
+	fromBonded := cut(s.Bonded, bps)
+	s.Bonded -= fromBonded
+	fromUnbonding := uint64(0)
 	for _, u := range Unbondings(ctx.KV, a) {
-		c := cut(u.Amount)
+		c := cut(u.Amount, bps)
 		if c == 0 {
 			continue
 		}
-		if err := bank.Burn(ctx, UnbondingPool, coin.New(coin.Native, c)); err != nil {
-			return 0, fmt.Errorf("staking: slash: %w", err)
-		}
 		u.Amount -= c
 		s.Unbonding -= c
-		burned += c
+		fromUnbonding += c
 		ctx.KV.Set(queueKey(u.CompletesAt, a), module.MustMarshal(u))
 	}
-	s.Slashed += burned
+	taken := fromBonded + fromUnbonding
+	// A beneficiary's reward is paid out of what was taken, bonded pool
+	// first; the rest is burned.
+	reward := uint64(0)
+	if !beneficiary.IsZero() {
+		reward = cut(taken, rewardBps)
+	}
+	pay := func(pool addr.Address, amount uint64) error {
+		r := min(reward, amount)
+		if r > 0 {
+			if err := bank.Send(ctx, pool, beneficiary, []*coin.Coin{coin.New(coin.Native, r)}); err != nil {
+				return err
+			}
+			reward -= r
+		}
+		if amount-r > 0 {
+			return bank.Burn(ctx, pool, coin.New(coin.Native, amount-r))
+		}
+		return nil
+	}
+	if err := pay(BondedPool, fromBonded); err != nil {
+		return 0, fmt.Errorf("staking: slash: %w", err)
+	}
+	if err := pay(UnbondingPool, fromUnbonding); err != nil {
+		return 0, fmt.Errorf("staking: slash: %w", err)
+	}
+	s.Slashed += taken
 	if until := ctx.Height + jailBlocks; jailBlocks > 0 && until > s.JailedUntil {
 		s.JailedUntil = until
 	}
 	put(ctx.KV, a, s)
-	ctx.Emit("slash", module.Key("staker", a.String()), module.Val("burned", module.U64(burned)+coin.Native),
+	ctx.Emit("slash", module.Key("staker", a.String()), module.Val("taken", module.U64(taken)+coin.Native),
 		module.Val("bps", module.U64(uint64(bps))), module.Val("jailed_until", module.U64(uint64(s.JailedUntil))), module.Key("reason", reason))
-	return burned, nil
+	return taken, nil
 }
 
 // EndBlock pays out the unbondings that complete at this height.
