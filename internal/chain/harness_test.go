@@ -57,7 +57,8 @@ type harness struct {
 }
 
 // newHarness starts an app with alice, bob and issuer funded (1,000,000
-// of each denom), dave with 1,000,000,000uagr, and issuer minting uusdc. dir "" keeps state in memory.
+// of each denom), dave and v1..v4 with 1,000,000,000uagr each, and issuer
+// minting uusdc. dir "" keeps state in memory.
 func newHarness(t testing.TB, dir string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, queued: map[string]uint64{}}
@@ -66,8 +67,10 @@ func newHarness(t testing.TB, dir string) *harness {
 	for _, n := range []string{"alice", "bob", "issuer"} {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New("uagr", 1_000_000), coin.New("uusdc", 1_000_000)}})
 	}
-	// dave can afford a provider's stake.
-	g.Accounts = append(g.Accounts, node.Account{Address: address("dave"), Coins: []*coin.Coin{coin.New("uagr", 1_000_000_000)}})
+	// dave can afford a provider's stake, v1..v4 a verifier's.
+	for _, n := range []string{"dave", "v1", "v2", "v3", "v4"} {
+		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New("uagr", 1_000_000_000)}})
+	}
 	doc, err := g.Doc()
 	if err != nil {
 		t.Fatal(err)

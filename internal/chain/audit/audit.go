@@ -17,6 +17,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/zk"
 )
 
@@ -91,11 +92,16 @@ func (m *MsgVerifyInference) ValidateBasic() error {
 // Module is audit as a chain module.
 type Module struct{}
 
-var _ module.Module = Module{}
+var (
+	_ module.Module     = Module{}
+	_ module.EndBlocker = Module{}
+)
 
 func (Module) Name() string { return Name }
 
-func (Module) Msgs() []module.Msg { return []module.Msg{&MsgRegisterModelKey{}, &MsgVerifyInference{}} }
+func (Module) Msgs() []module.Msg {
+	return []module.Msg{&MsgRegisterModelKey{}, &MsgVerifyInference{}, &MsgRegisterVerifier{}, &MsgChallenge{}, &MsgCommit{}, &MsgReveal{}}
+}
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 	switch m := msg.(type) {
@@ -120,11 +126,59 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 		ctx.KV.Set(append(append([]byte(nil), provenPrefix...), id...), module.MustMarshal(&ProvenInference{ModelId: m.ModelId, InputHash: in[:], OutputHash: out, Submitter: m.Submitter, Height: ctx.Height}))
 		ctx.Emit("proven_inference", module.Key("model_id", m.ModelId), module.Key("inference", fmt.Sprintf("%x", id)), module.Key("submitter", m.Submitter))
 		return nil
+	case *MsgRegisterVerifier:
+		return RegisterVerifier(ctx)
+	case *MsgChallenge:
+		_, err := Challenge(ctx, m)
+		return err
+	case *MsgCommit:
+		return Commit(ctx, m)
+	case *MsgReveal:
+		return Reveal(ctx, m)
 	}
 	return fmt.Errorf("audit: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "key" (data: model id), "proven" (data: an InferenceID).
+func (m *MsgRegisterVerifier) Signer() string { return m.Verifier }
+
+func (m *MsgRegisterVerifier) ValidateBasic() error {
+	_, err := bank.ParseAddr("verifier", m.Verifier)
+	return err
+}
+
+func (m *MsgChallenge) Signer() string { return m.Challenger }
+
+func (m *MsgChallenge) ValidateBasic() error {
+	if _, err := bank.ParseAddr("challenger", m.Challenger); err != nil {
+		return err
+	}
+	if len(m.Receipt) == 0 || len(m.Receipt) > receipt.MaxEncoded || len(m.Request) == 0 || len(m.Request) > 1<<20 || len(m.Path) > 64 {
+		return fmt.Errorf("audit: a challenge needs the receipt, the request and a path of at most 64 hashes: %w", codes.ErrInvalidRequest)
+	}
+	return nil
+}
+
+func (m *MsgCommit) Signer() string { return m.Verifier }
+
+func (m *MsgCommit) ValidateBasic() error {
+	_, err := bank.ParseAddr("verifier", m.Verifier)
+	return err
+}
+
+func (m *MsgReveal) Signer() string { return m.Verifier }
+
+func (m *MsgReveal) ValidateBasic() error {
+	if _, err := bank.ParseAddr("verifier", m.Verifier); err != nil {
+		return err
+	}
+	if len(m.ResponseHash) != 32 || len(m.Salt) > 64 {
+		return fmt.Errorf("audit: a reveal is a 32-byte response hash and a salt of at most 64 bytes: %w", codes.ErrInvalidRequest)
+	}
+	return nil
+}
+
+// Query paths: "key" (data: model id), "proven" (data: an InferenceID),
+// "dispute" (data: 8-byte id).
 func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
 	switch path {
 	case "key":
@@ -133,6 +187,15 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 			return nil, fmt.Errorf("audit: no verifying key for %q: %w", data, codes.ErrNotFound)
 		}
 		return k, nil
+	case "dispute":
+		if len(data) != 8 {
+			return nil, fmt.Errorf("audit: query dispute takes an 8-byte id: %w", codes.ErrInvalidRequest)
+		}
+		d := GetDispute(ctx.KV, binary.BigEndian.Uint64(data))
+		if d == nil {
+			return nil, fmt.Errorf("audit: no dispute %x: %w", data, codes.ErrNotFound)
+		}
+		return &QueryDisputeResponse{Dispute: d}, nil
 	case "proven":
 		v := ctx.KV.Get(append(append([]byte(nil), provenPrefix...), data...))
 		if v == nil {

@@ -31,7 +31,7 @@ type Context struct {
 	// Seed is the hash of the block being executed: randomness no one
 	// can choose (only a proposer could grind it, at a cost). Nil outside
 	// blocks.
-	Seed []byte
+	Seed   []byte
 	events *[]abci.Event
 }
 

@@ -304,3 +304,19 @@ func AddAnchored(ctx *module.Context, a addr.Address, n uint64) {
 	p.AnswersAnchored += n
 	put(ctx.KV, a, p)
 }
+
+// AddAuditPassed counts an audit a provider passed.
+func AddAuditPassed(ctx *module.Context, a addr.Address) {
+	if p := Get(ctx.KV, a); p != nil {
+		p.AuditsPassed++
+		put(ctx.KV, a, p)
+	}
+}
+
+// AddDisputeLost counts a dispute a provider lost.
+func AddDisputeLost(ctx *module.Context, a addr.Address) {
+	if p := Get(ctx.KV, a); p != nil {
+		p.DisputesLost++
+		put(ctx.KV, a, p)
+	}
+}

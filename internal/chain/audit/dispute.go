@@ -1,0 +1,343 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/receipt"
+)
+
+// Escrow holds challengers' bonds while their disputes run.
+var Escrow = addr.Module("audit/escrow")
+
+var (
+	verifierPrefix = []byte("audit/ver/") // verifier -> Verifier
+	disputePrefix  = []byte("audit/d/")   // id -> Dispute
+	deadlinePrefix = []byte("audit/due/") // reveal_until | id -> nil
+	nextDisputeKey = []byte("audit/next")
+	paramsKey      = []byte("audit/params")
+)
+
+// DefaultParams are a new chain's params.
+func DefaultParams() *Params {
+	return &Params{ChallengeBond: 10_000_000, CommitteeSize: 3, CommitBlocks: 10, RevealBlocks: 10,
+		SlashBps: 1000, RewardBps: 5000, MissPenaltyBps: 50, VerifierMinStake: 100_000_000}
+}
+
+// GetParams reads the params.
+func GetParams(kv store.Reader) *Params {
+	v := kv.Get(paramsKey)
+	if v == nil {
+		return DefaultParams()
+	}
+	p := &Params{}
+	module.MustUnmarshal(v, p)
+	return p
+}
+
+func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// Commitment is what a committee member commits to before revealing.
+func Commitment(responseHash, salt []byte, verifier string) []byte {
+	h := sha256.Sum256(cat(responseHash, salt, []byte(verifier)))
+	return h[:]
+}
+
+// GetDispute returns a dispute or nil.
+func GetDispute(kv store.Reader, id uint64) *Dispute {
+	v := kv.Get(cat(disputePrefix, be(id)))
+	if v == nil {
+		return nil
+	}
+	d := &Dispute{}
+	module.MustUnmarshal(v, d)
+	return d
+}
+
+func putDispute(kv store.KV, d *Dispute) { kv.Set(cat(disputePrefix, be(d.Id)), module.MustMarshal(d)) }
+
+// verifiers lists the registered verifiers with enough stake, by address.
+func verifiers(kv store.Reader, min uint64) []addr.Address {
+	it := kv.Iterator(verifierPrefix, store.PrefixEnd(verifierPrefix))
+	defer it.Close()
+	var out []addr.Address
+	for ; it.Valid(); it.Next() {
+		var a addr.Address
+		copy(a[:], it.Key()[len(verifierPrefix):])
+		if staking.Bonded(kv, a) >= min {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// draw picks n members from candidates, weighted by stake, without
+// replacement, from a seed derived from the block and the dispute.
+func draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr.Address {
+	pool := append([]addr.Address(nil), candidates...)
+	var out []addr.Address
+	for i := 0; i < n && len(pool) > 0; i++ {
+		var total uint64
+		for _, a := range pool {
+			total += staking.Bonded(kv, a)
+		}
+		h := sha256.Sum256(cat(seed, be(uint64(i))))
+		r := binary.BigEndian.Uint64(h[:8]) % max(total, 1)
+		pick := 0
+		for j, a := range pool {
+			w := staking.Bonded(kv, a)
+			if r < w {
+				pick = j
+				break
+			}
+			r -= w
+		}
+		out = append(out, pool[pick])
+		pool = append(pool[:pick], pool[pick+1:]...)
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i][:], out[j][:]) < 0 })
+	return out
+}
+
+// Challenge opens a dispute over an anchored receipt.
+func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
+	p := GetParams(ctx.KV)
+	r, err := receipt.Decode(string(m.Receipt))
+	if err != nil {
+		return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
+	}
+	if !bytes.Equal(r.RequestHash, receipt.Hash(m.Request)) {
+		return nil, fmt.Errorf("audit: the request does not hash to the receipt's request hash: %w", codes.ErrInvalidRequest)
+	}
+	ch := channel.Get(ctx.KV, m.ChannelId)
+	if ch == nil || ch.Payee != r.Provider {
+		return nil, fmt.Errorf("audit: channel %d does not pay the receipt's provider %s: %w", m.ChannelId, r.Provider, codes.ErrInvalidRequest)
+	}
+	anchors := channel.Anchors(ctx.KV, m.ChannelId)
+	if int(m.Anchor) >= len(anchors) {
+		return nil, fmt.Errorf("audit: channel %d has %d anchored claims, not %d: %w", m.ChannelId, len(anchors), m.Anchor+1, codes.ErrNotFound)
+	}
+	an := anchors[m.Anchor]
+	if !receipt.VerifyPath(an.Root, receipt.Hash(m.Receipt), int(m.LeafIndex), int(an.Count), m.Path) {
+		return nil, fmt.Errorf("audit: the receipt is not anchored: its path does not lead to claim %d's root: %w", m.Anchor, codes.ErrInvalidRequest)
+	}
+	provider := addr.MustParse(r.Provider)
+	var pool []addr.Address
+	for _, v := range verifiers(ctx.KV, p.VerifierMinStake) {
+		if v != provider && v != ctx.Signer {
+			pool = append(pool, v)
+		}
+	}
+	if len(pool) < int(p.CommitteeSize) {
+		return nil, fmt.Errorf("audit: %d eligible verifiers, a committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrInvalidRequest)
+	}
+	if err := bank.Send(ctx, ctx.Signer, Escrow, []*coin.Coin{coin.New(coin.Native, p.ChallengeBond)}); err != nil {
+		return nil, fmt.Errorf("audit: the challenge bond: %w", err)
+	}
+	id := uint64(1)
+	if v := ctx.KV.Get(nextDisputeKey); v != nil {
+		id = binary.BigEndian.Uint64(v)
+	}
+	ctx.KV.Set(nextDisputeKey, be(id+1))
+	d := &Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
+		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond,
+		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: DisputeStatus_DISPUTE_STATUS_OPEN}
+	for _, v := range draw(ctx.KV, pool, int(p.CommitteeSize), cat(ctx.Seed, be(id))) {
+		d.Votes = append(d.Votes, &Vote{Verifier: v.String()})
+	}
+	putDispute(ctx.KV, d)
+	ctx.KV.Set(cat(deadlinePrefix, be(uint64(d.RevealUntil)), be(id)), []byte{})
+	attrs := []module.Attr{module.Key("dispute_id", module.U64(id)), module.Key("provider", d.Provider), module.Key("challenger", d.Challenger)}
+	for _, v := range d.Votes {
+		attrs = append(attrs, module.Key("member", v.Verifier))
+	}
+	ctx.Emit("challenge", attrs...)
+	return d, nil
+}
+
+func vote(d *Dispute, who addr.Address) *Vote {
+	for _, v := range d.Votes {
+		if v.Verifier == who.String() {
+			return v
+		}
+	}
+	return nil
+}
+
+// Commit records a member's hidden vote.
+func Commit(ctx *module.Context, m *MsgCommit) error {
+	d := GetDispute(ctx.KV, m.DisputeId)
+	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
+		return fmt.Errorf("audit: no open dispute %d: %w", m.DisputeId, codes.ErrNotFound)
+	}
+	v := vote(d, ctx.Signer)
+	switch {
+	case v == nil:
+		return fmt.Errorf("audit: %s is not on dispute %d's committee: %w", ctx.Signer, d.Id, codes.ErrUnauthorized)
+	case ctx.Height > d.CommitUntil:
+		return fmt.Errorf("audit: dispute %d took commitments until height %d: %w", d.Id, d.CommitUntil, codes.ErrInvalidRequest)
+	case len(v.Commitment) != 0:
+		return fmt.Errorf("audit: %s has already committed on dispute %d: %w", ctx.Signer, d.Id, codes.ErrInvalidRequest)
+	case len(m.Commitment) != 32:
+		return fmt.Errorf("audit: a commitment is 32 bytes: %w", codes.ErrInvalidRequest)
+	}
+	v.Commitment = m.Commitment
+	putDispute(ctx.KV, d)
+	ctx.Emit("commit_vote", module.Key("dispute_id", module.U64(d.Id)), module.Key("member", ctx.Signer.String()))
+	return nil
+}
+
+// Reveal opens a member's vote.
+func Reveal(ctx *module.Context, m *MsgReveal) error {
+	d := GetDispute(ctx.KV, m.DisputeId)
+	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
+		return fmt.Errorf("audit: no open dispute %d: %w", m.DisputeId, codes.ErrNotFound)
+	}
+	v := vote(d, ctx.Signer)
+	switch {
+	case v == nil:
+		return fmt.Errorf("audit: %s is not on dispute %d's committee: %w", ctx.Signer, d.Id, codes.ErrUnauthorized)
+	case ctx.Height <= d.CommitUntil:
+		return fmt.Errorf("audit: dispute %d reveals after height %d: %w", d.Id, d.CommitUntil, codes.ErrInvalidRequest)
+	case ctx.Height > d.RevealUntil:
+		return fmt.Errorf("audit: dispute %d took reveals until height %d: %w", d.Id, d.RevealUntil, codes.ErrInvalidRequest)
+	case len(v.ResponseHash) != 0:
+		return fmt.Errorf("audit: %s has already revealed on dispute %d: %w", ctx.Signer, d.Id, codes.ErrInvalidRequest)
+	case !bytes.Equal(Commitment(m.ResponseHash, m.Salt, ctx.Signer.String()), v.Commitment):
+		return fmt.Errorf("audit: the reveal does not match %s's commitment: %w", ctx.Signer, codes.ErrInvalidRequest)
+	}
+	v.ResponseHash = m.ResponseHash
+	putDispute(ctx.KV, d)
+	ctx.Emit("reveal_vote", module.Key("dispute_id", module.U64(d.Id)), module.Key("member", ctx.Signer.String()))
+	return nil
+}
+
+// EndBlock settles the disputes whose reveal window closed at this height.
+func (Module) EndBlock(ctx *module.Context) error {
+	end := cat(deadlinePrefix, be(uint64(ctx.Height)+0), be(^uint64(0)))
+	it := ctx.KV.Iterator(deadlinePrefix, end)
+	var due []uint64
+	var keys [][]byte
+	for ; it.Valid(); it.Next() {
+		due = append(due, binary.BigEndian.Uint64(it.Key()[len(deadlinePrefix)+8:]))
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	it.Close()
+	for i, id := range due {
+		ctx.KV.Delete(keys[i])
+		if err := settle(ctx, GetDispute(ctx.KV, id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle decides a dispute by the committee's majority: a lying provider
+// is slashed and its challenger rewarded; a frivolous challenger loses the
+// bond to the committee; members who did not vote, or voted against the
+// majority, lose a little stake.
+func settle(ctx *module.Context, d *Dispute) error {
+	p := GetParams(ctx.KV)
+	counts := map[string]int{}
+	var hashes []string
+	for _, v := range d.Votes {
+		if len(v.ResponseHash) == 0 {
+			continue
+		}
+		h := string(v.ResponseHash)
+		if counts[h] == 0 {
+			hashes = append(hashes, h)
+		}
+		counts[h]++
+	}
+	majority := ""
+	for _, h := range hashes {
+		if counts[h]*2 > len(d.Votes) {
+			majority = h
+		}
+	}
+	provider, challenger := addr.MustParse(d.Provider), addr.MustParse(d.Challenger)
+	switch {
+	case majority == "":
+		d.Status = DisputeStatus_DISPUTE_STATUS_UNDECIDED
+		if err := bank.Send(ctx, Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
+			return err
+		}
+	case majority == string(d.ClaimedResponseHash):
+		d.Status = DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST
+		// The bond pays the members who did the work and voted right.
+		var right []addr.Address
+		for _, v := range d.Votes {
+			if string(v.ResponseHash) == majority {
+				right = append(right, addr.MustParse(v.Verifier))
+			}
+		}
+		share := d.Bond / uint64(len(right))
+		for _, a := range right {
+			if err := bank.Send(ctx, Escrow, a, []*coin.Coin{coin.New(coin.Native, share)}); err != nil {
+				return err
+			}
+		}
+		if rest := d.Bond - share*uint64(len(right)); rest > 0 {
+			if err := bank.Burn(ctx, Escrow, coin.New(coin.Native, rest)); err != nil {
+				return err
+			}
+		}
+		chainprov.AddAuditPassed(ctx, provider)
+	default:
+		d.Status = DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED
+		if err := bank.Send(ctx, Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
+			return err
+		}
+		if _, err := staking.SlashTo(ctx, provider, p.SlashBps, 0, "lied in a receipt", challenger, p.RewardBps); err != nil {
+			return err
+		}
+		chainprov.AddDisputeLost(ctx, provider)
+	}
+	d.MajorityHash = []byte(majority)
+	for _, v := range d.Votes {
+		if majority != "" && string(v.ResponseHash) == majority {
+			continue
+		}
+		if majority == "" && len(v.ResponseHash) != 0 {
+			continue // no majority: only the silent are at fault
+		}
+		if _, err := staking.Slash(ctx, addr.MustParse(v.Verifier), p.MissPenaltyBps, 0, "audit vote missed or overruled"); err != nil {
+			return err
+		}
+	}
+	putDispute(ctx.KV, d)
+	ctx.Emit("dispute_settled", module.Key("dispute_id", module.U64(d.Id)), module.Key("provider", d.Provider), module.Val("status", d.Status.String()))
+	return nil
+}
+
+// RegisterVerifier adds a staked verifier.
+func RegisterVerifier(ctx *module.Context) error {
+	p := GetParams(ctx.KV)
+	if have := staking.Bonded(ctx.KV, ctx.Signer); have < p.VerifierMinStake {
+		return fmt.Errorf("audit: %s has %duagr bonded, a verifier needs %d: %w", ctx.Signer, have, p.VerifierMinStake, codes.ErrInsufficientStake)
+	}
+	ctx.KV.Set(cat(verifierPrefix, ctx.Signer[:]), module.MustMarshal(&Verifier{Address: ctx.Signer.String(), RegisteredAt: ctx.Height}))
+	ctx.Emit("register_verifier", module.Key("verifier", ctx.Signer.String()))
+	return nil
+}
