@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,6 +79,55 @@ type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{}
+
+	auditMu  sync.Mutex // guards auditURL
+	auditURL string
+	samples  chan verifierSample
+}
+
+// verifierSample is an answer sent to a verifier's audit feed.
+type verifierSample struct {
+	Endpoint string `json:"endpoint"`
+	Request  string `json:"request"`
+	Response string `json:"response"`
+	Receipt  string `json:"receipt"`
+}
+
+// SetAuditFeed makes the gateway post every answer it relays (request,
+// response and receipt) to a verifier's audit feed; "" stops it. Posting is
+// best effort: a full queue drops samples rather than slowing answers.
+func (s *Server) SetAuditFeed(url string) {
+	s.auditMu.Lock()
+	s.auditURL = url
+	s.auditMu.Unlock()
+}
+
+func (s *Server) feed(endpoint string, req, resp []byte, rc string) {
+	s.auditMu.Lock()
+	on := s.auditURL != ""
+	s.auditMu.Unlock()
+	if !on {
+		return
+	}
+	select {
+	case s.samples <- verifierSample{Endpoint: endpoint, Request: string(req), Response: string(resp), Receipt: rc}:
+	default:
+	}
+}
+
+func (s *Server) postSamples() {
+	for smp := range s.samples {
+		s.auditMu.Lock()
+		url := s.auditURL
+		s.auditMu.Unlock()
+		if url == "" {
+			continue
+		}
+		b, _ := json.Marshal(smp)
+		if resp, err := http.Post(url+"/v1/audit", "application/json", bytes.NewReader(b)); err == nil {
+			resp.Body.Close()
+		}
+	}
 }
 
 // Start routes requests until Shutdown.
@@ -105,7 +155,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	payer := sdk.NewPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}})
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
-		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), done: make(chan struct{})}
+		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), done: make(chan struct{}), samples: make(chan verifierSample, 256)}
+	go s.postSamples()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))
 	if cfg.PaymentsLog != "" {
@@ -139,6 +190,7 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	<-s.done
+	close(s.samples)
 	s.router.Close()
 	if s.gate != nil {
 		err = errors.Join(err, s.gate.Close())
@@ -396,6 +448,7 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(body)
+	s.feed(req.endpoint, req.body, body, resp.Header.Get(receipt.Header))
 	return route.OK, nil
 }
 

@@ -94,6 +94,10 @@ type DevnetConfig struct {
 	Paid bool
 	// ClaimInterval is how often providers claim their payments (0: 2 s).
 	ClaimInterval time.Duration
+	// FaultyProvider (1-based; 0: none) alters FaultyFraction of its
+	// answers: for tests of audits.
+	FaultyProvider int
+	FaultyFraction float64
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -358,6 +362,9 @@ func (d *Devnet) startProviders() error {
 		cfg.SeqFile = filepath.Join(d.cfg.Home, "providers", k.Name, "receipt-seq")
 		cfg.Chain = chainClient
 		cfg.Region = "devnet"
+		if i+1 == d.cfg.FaultyProvider {
+			cfg.CorruptFraction = d.cfg.FaultyFraction
+		}
 		pay := paygate.DefaultConfig()
 		pay.LogPath = filepath.Join(d.cfg.Home, "providers", k.Name, "vouchers.log")
 		pay.ClaimInterval = 2 * time.Second

@@ -62,6 +62,7 @@ type Price struct {
 }
 
 type chanState struct {
+	anchors  [][][]byte       // receipt hashes of each accepted claim, in order
 	ch       *channel.Channel // as last read from chain
 	voucher  uint64           // highest voucher seen
 	sig      []byte
@@ -111,7 +112,9 @@ func Open(cfg Config) (*Gate, error) {
 			s.receipts = append(s.receipts, r.Receipt)
 		case r.Claimed > 0:
 			s.claimed = max(s.claimed, r.Claimed)
-			s.receipts = nil
+			n := min(int(r.Count), len(s.receipts))
+			s.anchors = append(s.anchors, s.receipts[:n:n])
+			s.receipts = s.receipts[n:]
 		}
 	})
 	if err != nil {
@@ -509,12 +512,26 @@ func (g *Gate) Claim(ctx context.Context) error {
 		s := g.channels[ids[i]]
 		s.claimed = c.Amount
 		s.ch.Claimed = c.Amount
+		s.anchors = append(s.anchors, s.receipts[:c.ReceiptsCount:c.ReceiptsCount])
 		s.receipts = s.receipts[c.ReceiptsCount:]
 		g.mu.Unlock()
-		if err := g.wal.append(record{Channel: ids[i], Claimed: c.Amount}); err != nil {
+		if err := g.wal.append(record{Channel: ids[i], Claimed: c.Amount, Count: c.ReceiptsCount}); err != nil {
 			return err
 		}
 	}
 	g.log.Info("paygate: claimed", "channels", len(claims))
 	return nil
+}
+
+// Anchored returns the receipt hashes (leaves) of a channel's n-th
+// accepted claim, in order, so anyone can build a receipt's inclusion path
+// under the root the chain recorded; nil if unknown.
+func (g *Gate) Anchored(channelID uint64, n int) [][]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.channels[channelID]
+	if s == nil || n < 0 || n >= len(s.anchors) {
+		return nil
+	}
+	return s.anchors[n]
 }

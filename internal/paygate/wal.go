@@ -15,7 +15,8 @@ type record struct {
 	Signature []byte `json:"s,omitempty"`  // …with this signature
 	Charged   uint64 `json:"ch,omitempty"` // the charged total after an answer…
 	Receipt   []byte `json:"r,omitempty"`  // …and the hash of its receipt
-	Claimed   uint64 `json:"cl,omitempty"` // a claim the chain accepted
+	Claimed   uint64 `json:"cl,omitempty"` // a claim the chain accepted…
+	Count     uint64 `json:"n,omitempty"`  // …covering this many receipts
 }
 
 // wal is an append-only log of JSON lines, fsynced before Append returns.

@@ -29,6 +29,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/v1/completions", s.handleCompletions)
 	mux.HandleFunc("/v1/infer", s.handleInfer)
 	mux.HandleFunc("/healthz", s.handleHealth)
+	mux.HandleFunc("GET /v1/anchors/{channel}/{n}", s.handleAnchors)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/.well-known/agent-card.json", s.handleAgentCard)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -236,6 +237,10 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *
 		s.fail(w, m.name, g.Endpoint, modelError(err))
 		return
 	}
+	if s.corrupts(canonical) && text.Len() > 0 {
+		b := text.Bytes()
+		b[0] ^= 0x01 // a lie: not what the model said
+	}
 	var v any
 	if g.Endpoint == "completions" {
 		v = openai.TextCompletion{ID: answerID("cmpl-", canonical), Object: "text_completion", Model: m.name,
@@ -420,6 +425,9 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, m.name, "infer", modelError(err))
 		return
 	}
+	if s.corrupts(canonical0(req)) {
+		logits[0]++ // a lie
+	}
 	resp := openai.InferResponse{Model: m.name, Class: class, Logits: logits}
 	if req.Proof {
 		if m.Prover == nil {
@@ -466,4 +474,40 @@ func (s *Server) handleAgentCard(w http.ResponseWriter, r *http.Request) {
 		"defaultOutputModes": []string{"text/plain", "application/json"},
 		"skills":             skills,
 	})
+}
+
+// handleAnchors publishes the receipt hashes a payment claim anchored, so
+// that an auditor can prove any receipt was among them.
+func (s *Server) handleAnchors(w http.ResponseWriter, r *http.Request) {
+	id, err1 := strconv.ParseUint(r.PathValue("channel"), 10, 64)
+	n, err2 := strconv.Atoi(r.PathValue("n"))
+	if err1 != nil || err2 != nil || s.gate == nil {
+		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_anchor", "GET /v1/anchors/{channel id}/{claim number} of a paid provider"))
+		return
+	}
+	leaves := s.gate.Anchored(id, n)
+	if leaves == nil {
+		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_anchor", "this provider has no claim %d on channel %d", n, id))
+		return
+	}
+	out := make([]string, len(leaves))
+	for i, l := range leaves {
+		out[i] = hex.EncodeToString(l)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channel": id, "claim": n, "leaves": out})
+}
+
+// corrupts tells, for tests of audits, whether this request's answer is
+// one the provider alters (decided by the request's hash, so it is the same
+// answer every time).
+func (s *Server) corrupts(canonical []byte) bool {
+	if s.cfg.CorruptFraction <= 0 {
+		return false
+	}
+	h := receipt.Hash(canonical)
+	return float64(uint16(h[0])<<8|uint16(h[1])) < s.cfg.CorruptFraction*65536
+}
+
+func canonical0(req openai.InferRequest) []byte {
+	return (&openai.Inference{Endpoint: "infer", Model: req.Model, Input: req.Input, Proof: req.Proof}).Canonical()
 }

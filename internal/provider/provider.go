@@ -88,6 +88,10 @@ type Config struct {
 	// Payments, if set (with Chain), makes priced offers charge over x402
 	// payment channels; its Key, ChainID and Chain are filled in.
 	Payments *paygate.Config
+	// CorruptFraction, for tests of audits only, makes the provider alter
+	// this fraction of its (non-streamed) answers and sign receipts for the
+	// altered bytes: a provider that lies.
+	CorruptFraction float64
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }

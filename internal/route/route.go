@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"sort"
 	"sync"
@@ -238,6 +239,9 @@ func (r *Router) probeOpen(ctx context.Context) {
 	}
 }
 
+// explore is how often a request goes to a random routable provider.
+const explore = 0.1
+
 // ErrNoProvider is returned when no provider serves a model right now.
 var ErrNoProvider = errors.New("route: no provider online for this model")
 
@@ -288,7 +292,20 @@ func (r *Router) Pick(model string) []Candidate {
 		}
 		cs = append(cs, c)
 	}
-	sort.SliceStable(cs, func(i, j int) bool { return r.scoreLocked(cs[i]) < r.scoreLocked(cs[j]) })
+	// Scores get a little noise, so providers whose scores are close share
+	// the load (and keep being measured) instead of the best taking all.
+	scores := make(map[string]float64, len(cs))
+	for _, c := range cs {
+		scores[c.Operator+c.ModelID] = r.scoreLocked(c) * (1 + 0.5*mrand.Float64())
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return scores[cs[i].Operator+cs[i].ModelID] < scores[cs[j].Operator+cs[j].ModelID] })
+	// Now and then a random provider goes first, so one slow answer (the
+	// first to a provider pays for opening a channel) does not keep it
+	// unmeasured, and unused, for good.
+	if len(cs) > 1 && mrand.Float64() < explore {
+		i := 1 + mrand.IntN(len(cs)-1)
+		cs[0], cs[i] = cs[i], cs[0]
+	}
 	return cs
 }
 

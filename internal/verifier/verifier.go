@@ -1,0 +1,415 @@
+// Package verifier is the verifier daemon: it audits a sample of the
+// answers it is shown by re-executing them on the built-in models, turns
+// a mismatch into an on-chain challenge (once the lying receipt is
+// anchored), and serves on the committees the chain draws for disputes.
+//
+// Sampling: a provider that cheats on a fraction f of its answers is
+// caught with probability 1-(1-p·f)^n after n answers seen, and a proven
+// lie costs it SlashBps of its stake. Cheating pays only while
+// p·(reward + slash) < gain per answer (the Proof-of-Sampling condition);
+// p is set so that the expected penalty dwarfs any answer's price.
+package verifier
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/audit"
+	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/provider"
+	"github.com/agoranet/agora/internal/receipt"
+)
+
+// Config configures a verifier.
+type Config struct {
+	// Listen is where answers to audit are posted (POST /v1/audit).
+	Listen string
+	Key    ed25519.PrivateKey
+	Chain  *client.Client
+	// SampleRate is p: the fraction of posted answers re-executed.
+	SampleRate float64
+	// Bond is the stake bonded at start if less is bonded.
+	Bond   uint64
+	Poll   time.Duration
+	Logger *slog.Logger
+}
+
+// Sample is an answer shown to the verifier.
+type Sample struct {
+	Endpoint string `json:"endpoint"` // chat.completions, completions or infer
+	Request  string `json:"request"`  // the request body as sent
+	Response string `json:"response"` // the response body as received
+	Receipt  string `json:"receipt"`
+}
+
+// Server is a running verifier.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	key     *keyring.Key
+	ref     http.Handler // a reference provider of the built-in models
+	ln      net.Listener
+	srv     *http.Server
+	samples chan Sample
+
+	mu    sync.Mutex        // guards the fields below
+	votes map[uint64][]byte // dispute -> salt of our commitment
+	next  uint64            // next dispute id to look at
+	stats Stats
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// Start registers the verifier on chain and starts auditing.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 200 * time.Millisecond
+	}
+	chainID, err := cfg.Chain.ChainID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The reference: the same provider code with the same models, no
+	// chain, answering in-process; deterministic answers are byte-equal.
+	var offers []provider.Offer
+	for _, m := range model.Builtin() {
+		offers = append(offers, provider.Offer{Model: m})
+	}
+	_, refKey, _ := ed25519.GenerateKey(nil)
+	rc := provider.DefaultConfig()
+	rc.Key, rc.ChainID, rc.Offers = refKey, chainID, offers
+	ref, err := provider.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: ref.Handler(), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1}
+	me := s.key.Address().String()
+	var stake staking.QueryStakeResponse
+	if _, err := cfg.Chain.Query(ctx, "/staking/stake", []byte(me), &stake); err != nil {
+		return nil, err
+	}
+	var msgs []module.Msg
+	if stake.Stake.Bonded < cfg.Bond {
+		msgs = append(msgs, &staking.MsgBond{Staker: me, Amount: coin.New(coin.Native, cfg.Bond-stake.Stake.Bonded)})
+	}
+	msgs = append(msgs, &audit.MsgRegisterVerifier{Verifier: me})
+	if _, err := cfg.Chain.Submit(ctx, s.key, "verifier", msgs...); err != nil {
+		return nil, fmt.Errorf("verifier: register: %w", err)
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/audit", s.handleSample)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	loop, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.srv.Serve(s.ln) }()
+	go func() { defer s.wg.Done(); s.audit(loop) }()
+	go func() { defer s.wg.Done(); s.committees(loop) }()
+	return s, nil
+}
+
+// URL is where samples are posted.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Address is the verifier's account.
+func (s *Server) Address() string { return s.key.Address().String() }
+
+// Shutdown stops the verifier.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	err := s.srv.Shutdown(ctx)
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
+	var smp Sample
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&smp); err != nil {
+		http.Error(w, "a sample is {endpoint, request, response, receipt}", http.StatusBadRequest)
+		return
+	}
+	select {
+	case s.samples <- smp:
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		w.WriteHeader(http.StatusServiceUnavailable) // full: the sample is dropped
+	}
+}
+
+var paths = map[string]string{"chat.completions": "/v1/chat/completions", "completions": "/v1/completions", "infer": "/v1/infer"}
+
+// reexecute answers a request body with the reference provider and returns
+// the hash a receipt for it would carry.
+func (s *Server) reexecute(endpoint string, body []byte) ([]byte, error) {
+	path, ok := paths[endpoint]
+	if !ok {
+		return nil, fmt.Errorf("verifier: unknown endpoint %q", endpoint)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	s.ref.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("verifier: the reference answered %d: %s", rec.Code, rec.Body.String())
+	}
+	covered, _ := openai.SplitStream(rec.Body.Bytes())
+	return receipt.Hash(covered), nil
+}
+
+// audit re-executes a sample of the answers posted and challenges lies.
+func (s *Server) audit(ctx context.Context) {
+	for {
+		var smp Sample
+		select {
+		case <-ctx.Done():
+			return
+		case smp = <-s.samples:
+		}
+		s.count(func(st *Stats) { st.Received++ })
+		if mrand.Float64() >= s.cfg.SampleRate {
+			continue
+		}
+		r, err := receipt.Decode(smp.Receipt)
+		if err != nil {
+			continue
+		}
+		canonical, err := openai.CanonicalRequest(smp.Endpoint, []byte(smp.Request))
+		if err != nil {
+			continue
+		}
+		covered, _ := openai.SplitStream([]byte(smp.Response))
+		if receipt.Check(r, canonical, covered) != nil {
+			continue // the sample does not match its receipt: not evidence
+		}
+		truth, err := s.reexecute(smp.Endpoint, []byte(smp.Request))
+		if err != nil {
+			s.log.Warn("verifier: cannot re-execute", "err", err)
+			continue
+		}
+		s.count(func(st *Stats) { st.Audited++ })
+		if bytes.Equal(truth, r.ResponseHash) {
+			continue
+		}
+		s.log.Warn("verifier: a provider lied", "provider", r.Provider, "model", r.ModelId)
+		s.count(func(st *Stats) { st.Lies++ })
+		go s.challenge(ctx, smp.Receipt, r, canonical)
+	}
+}
+
+// challenge waits until the lying receipt is anchored by a claim, then
+// challenges it on chain with its inclusion path.
+func (s *Server) challenge(ctx context.Context, enc string, r *receipt.Receipt, canonical []byte) {
+	id, ok := channelOf(r.PaymentRef)
+	if !ok {
+		s.log.Warn("verifier: the lying answer was not paid over a channel; nothing anchors it", "provider", r.Provider)
+		return
+	}
+	leaf := receipt.Hash([]byte(enc))
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var info chainprov.ProviderInfo
+		var an channel.QueryAnchorsResponse
+		if _, err := s.cfg.Chain.Query(ctx, "/provider/provider", []byte(r.Provider), &info); err == nil {
+			if _, err := s.cfg.Chain.Query(ctx, "/channel/anchors", binary.BigEndian.AppendUint64(nil, id), &an); err == nil {
+				for n := len(an.Anchors) - 1; n >= 0; n-- {
+					leaves := fetchLeaves(ctx, info.Provider.Endpoint, id, n)
+					for i, l := range leaves {
+						if bytes.Equal(l, leaf) {
+							msg := &audit.MsgChallenge{Challenger: s.Address(), Receipt: []byte(enc), ChannelId: id, Anchor: uint32(n), LeafIndex: uint32(i), Path: receipt.Path(leaves, i), Request: canonical}
+							if _, err := s.cfg.Chain.Submit(ctx, s.key, "challenge", msg); err != nil {
+								s.log.Warn("verifier: challenge refused", "err", err)
+							} else {
+								s.log.Info("verifier: challenged", "provider", r.Provider)
+								s.count(func(st *Stats) { st.Challenges++ })
+							}
+							return
+						}
+					}
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func channelOf(ref string) (uint64, bool) {
+	parts := strings.Split(ref, ":")
+	if len(parts) != 3 || parts[0] != "channel" {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(parts[1], 10, 64)
+	return id, err == nil
+}
+
+func fetchLeaves(ctx context.Context, endpoint string, id uint64, n int) [][]byte {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/anchors/%d/%d", endpoint, id, n), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct{ Leaves []string }
+	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return nil
+	}
+	var out [][]byte
+	for _, h := range body.Leaves {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// committees watches every dispute and votes on those whose committee
+// includes this verifier: commit to the re-executed answer's hash, then
+// reveal once the commit window has closed.
+func (s *Server) committees(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Poll)
+	defer t.Stop()
+	me := s.Address()
+	open := map[uint64]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for { // discover new disputes
+			var r audit.QueryDisputeResponse
+			if _, err := s.cfg.Chain.Query(ctx, "/audit/dispute", binary.BigEndian.AppendUint64(nil, s.next), &r); err != nil {
+				break
+			}
+			open[s.next] = true
+			s.next++
+		}
+		st, err := s.cfg.Chain.Status(ctx)
+		if err != nil {
+			continue
+		}
+		height := st.SyncInfo.LatestBlockHeight
+		for id := range open {
+			var r audit.QueryDisputeResponse
+			if _, err := s.cfg.Chain.Query(ctx, "/audit/dispute", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
+				continue
+			}
+			d := r.Dispute
+			var mine *audit.Vote
+			for _, v := range d.Votes {
+				if v.Verifier == me {
+					mine = v
+				}
+			}
+			if mine == nil || d.Status != audit.DisputeStatus_DISPUTE_STATUS_OPEN || height > d.RevealUntil {
+				delete(open, id)
+				continue
+			}
+			s.vote(ctx, d, mine, height)
+		}
+	}
+}
+
+func (s *Server) vote(ctx context.Context, d *audit.Dispute, mine *audit.Vote, height int64) {
+	endpoint, body, err := requestBody(d.Request)
+	if err != nil {
+		return
+	}
+	truth, err := s.reexecute(endpoint, body)
+	if err != nil {
+		return
+	}
+	me := s.Address()
+	s.mu.Lock()
+	salt := s.votes[d.Id]
+	s.mu.Unlock()
+	switch {
+	case len(mine.Commitment) == 0 && height < d.CommitUntil:
+		salt = make([]byte, 16)
+		rand.Read(salt)
+		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", &audit.MsgCommit{Verifier: me, DisputeId: d.Id, Commitment: audit.Commitment(truth, salt, me)}); err == nil {
+			s.mu.Lock()
+			s.votes[d.Id] = salt
+			s.mu.Unlock()
+		}
+	case len(mine.Commitment) != 0 && len(mine.ResponseHash) == 0 && height >= d.CommitUntil && salt != nil:
+		s.cfg.Chain.Submit(ctx, s.key, "", &audit.MsgReveal{Verifier: me, DisputeId: d.Id, ResponseHash: truth, Salt: salt})
+	}
+}
+
+// requestBody turns a canonical request back into a request body.
+func requestBody(canonical []byte) (string, []byte, error) {
+	var probe struct {
+		Endpoint string `json:"endpoint"`
+	}
+	if err := json.Unmarshal(canonical, &probe); err != nil {
+		return "", nil, err
+	}
+	if probe.Endpoint == "infer" {
+		return "infer", canonical, nil
+	}
+	var g openai.Generation
+	if err := json.Unmarshal(canonical, &g); err != nil {
+		return "", nil, err
+	}
+	body := map[string]any{"model": g.Model, "max_tokens": g.MaxTokens, "temperature": float64(g.TemperatureMilli) / 1000, "seed": g.Seed, "stream": g.Stream}
+	if len(g.Stop) > 0 {
+		body["stop"] = g.Stop
+	}
+	if g.Prompt != nil {
+		body["prompt"] = *g.Prompt
+	} else {
+		body["messages"] = g.Messages
+	}
+	b, err := json.Marshal(body)
+	return g.Endpoint, b, err
+}
+
+// Stats counts what the verifier has done.
+type Stats struct {
+	Received, Audited, Lies, Challenges int
+}
+
+func (s *Server) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+// Stats returns the verifier's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}

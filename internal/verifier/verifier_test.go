@@ -1,0 +1,129 @@
+package verifier_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/coin"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/verifier"
+)
+
+// TestFaultyProviderIsCaught: on a devnet where one provider corrupts 10%
+// of its answers, a verifier auditing the gateway's answers catches it,
+// challenges, a committee of three other verifiers re-executes and votes,
+// and the chain slashes the liar — and never an honest provider.
+func TestFaultyProviderIsCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a devnet, four verifiers and paid load; skipped with -short")
+	}
+	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.FaultyProvider, c.FaultyFraction = 3, 0.1 })
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	alice, _ := d.Keyring.Get("alice")
+	var keys []ed25519.PrivateKey
+	fund := &bank.MsgMultiSend{From: alice.Address().String()}
+	for i := 0; i < 4; i++ {
+		seed := sha256.Sum256([]byte(fmt.Sprintf("verifier %d", i)))
+		k := ed25519.NewKeyFromSeed(seed[:])
+		keys = append(keys, k)
+		a := addrOf(k)
+		fund.Outputs = append(fund.Outputs, &bank.Output{To: a, Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
+	}
+	if _, err := c.Submit(ctx, alice, "", fund); err != nil {
+		t.Fatal(err)
+	}
+	var vs []*verifier.Server
+	for i, k := range keys {
+		vc, _ := client.New(d.Node.RPC())
+		v, err := verifier.Start(ctx, verifier.Config{Listen: "127.0.0.1:0", Key: k, Chain: vc, SampleRate: 1, Bond: 200_000_000, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			t.Fatalf("verifier %d: %v", i, err)
+		}
+		defer v.Shutdown(context.Background())
+		vs = append(vs, v)
+	}
+	d.Gateway.SetAuditFeed(vs[0].URL())
+
+	stake := func(name string) (uint64, uint64) {
+		k, _ := d.Keyring.Get(name)
+		var st staking.QueryStakeResponse
+		c.Query(ctx, "/staking/stake", []byte(k.Address().String()), &st)
+		var info chainprov.ProviderInfo
+		c.Query(ctx, "/provider/provider", []byte(k.Address().String()), &info)
+		return st.Stake.Bonded, info.Provider.GetDisputesLost()
+	}
+	sent := 0
+	slashed := false
+	byProvider := map[string]int{}
+	defer func() { t.Logf("answers by provider: %v; the auditor: %+v", byProvider, vs[0].Stats()) }()
+	// Steady load from four clients at a time, so the gateway spreads it
+	// over the providers; at most 600 requests.
+	var mu sync.Mutex
+	for sent < 600 && !slashed {
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func(base int) {
+				defer wg.Done()
+				for i := 0; i < 5; i++ {
+					body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"KING:"}],"max_tokens":16,"seed":%d}`, base+i)
+					req, _ := http.NewRequest(http.MethodPost, d.Gateway.URL()+"/v1/chat/completions", strings.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+node.DevAPIKey)
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					mu.Lock()
+					byProvider[resp.Header.Get("Agora-Provider")]++
+					mu.Unlock()
+				}
+			}(sent + 5*w)
+		}
+		wg.Wait()
+		sent += 20
+		if s, _ := stake("provider3"); s < node.DevProviderStake {
+			slashed = true
+		}
+	}
+	e2e.Eventually(t, 60*time.Second, "the faulty provider is slashed", func() error {
+		if s, lost := stake("provider3"); s >= node.DevProviderStake || lost == 0 {
+			return fmt.Errorf("provider3: stake %d, disputes lost %d (after %d requests; the auditor: %+v)", s, lost, sent, vs[0].Stats())
+		}
+		return nil
+	})
+	s, lost := stake("provider3")
+	t.Logf("after %d requests: provider3 stake %d, disputes lost %d", sent, s, lost)
+	for _, name := range []string{"provider1", "provider2"} {
+		if s, lost := stake(name); s != node.DevProviderStake || lost != 0 {
+			t.Errorf("honest %s: stake %d, disputes lost %d", name, s, lost)
+		}
+	}
+}
+
+func addrOf(k ed25519.PrivateKey) string {
+	return bankAddr(k.Public().(ed25519.PublicKey))
+}
