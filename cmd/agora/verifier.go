@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/verifier"
+)
+
+func verifierCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "verifier", Short: "Audit providers' answers and serve on dispute committees"}
+	var keyName, listen, bond string
+	var rate float64
+	start := &cobra.Command{
+		Use:   "start --key NAME [--listen ADDR] [--sample-rate P] [--bond AMOUNT]",
+		Short: "Register as a verifier, audit a sample of posted answers, challenge lies, vote on committees",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := keys().Get(keyName)
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			b, err := coin.Parse(bond)
+			if err != nil {
+				return fmt.Errorf("--bond: %w", err)
+			}
+			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, Key: k.Private, Chain: c, SampleRate: rate, Bond: b.Amount, Logger: logger()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "verifier %s: post answers to audit to %s/v1/audit\n", v.Address(), v.URL())
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return v.Shutdown(ctx)
+		},
+	}
+	f := start.Flags()
+	f.StringVar(&keyName, "key", "", "the verifier's key (required)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8403", "address of the audit feed")
+	f.Float64Var(&rate, "sample-rate", 0.05, "fraction p of posted answers re-executed")
+	f.StringVar(&bond, "bond", "100000000uagr", "stake to bond if less is bonded")
+	_ = start.MarkFlagRequired("key")
+	cmd.AddCommand(start)
+	return cmd
+}
