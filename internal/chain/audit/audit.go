@@ -100,7 +100,7 @@ var (
 func (Module) Name() string { return Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&MsgRegisterModelKey{}, &MsgVerifyInference{}, &MsgRegisterVerifier{}, &MsgChallenge{}, &MsgCommit{}, &MsgReveal{}}
+	return []module.Msg{&MsgRegisterModelKey{}, &MsgVerifyInference{}, &MsgRegisterVerifier{}, &MsgChallenge{}, &MsgCommit{}, &MsgReveal{}, &MsgSettleWithProof{}}
 }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {
@@ -135,6 +135,8 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 		return Commit(ctx, m)
 	case *MsgReveal:
 		return Reveal(ctx, m)
+	case *MsgSettleWithProof:
+		return SettleWithProof(ctx, m)
 	}
 	return fmt.Errorf("audit: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
@@ -211,3 +213,15 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 func (Module) DefaultGenesis() json.RawMessage { return json.RawMessage(`{}`) }
 
 func (Module) InitGenesis(*module.Context, json.RawMessage) error { return nil }
+
+func (m *MsgSettleWithProof) Signer() string { return m.Submitter }
+
+func (m *MsgSettleWithProof) ValidateBasic() error {
+	if _, err := bank.ParseAddr("submitter", m.Submitter); err != nil {
+		return err
+	}
+	if len(m.Logits) != zk.Classes || len(m.Proof) == 0 || len(m.Proof) > MaxProofBytes {
+		return fmt.Errorf("audit: a settlement carries %d logits and a proof: %w", zk.Classes, codes.ErrInvalidRequest)
+	}
+	return nil
+}

@@ -1107,6 +1107,86 @@ func (x *QueryDisputeResponse) GetDispute() *Dispute {
 	return nil
 }
 
+// MsgSettleWithProof answers a challenge of a digits-mlp answer with the
+// zero-knowledge proof the answer carried: if the proof verifies and the
+// answer rebuilt from it hashes to the receipt's response hash, the
+// provider was honest and the dispute settles at once.
+type MsgSettleWithProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Submitter     string                 `protobuf:"bytes,1,opt,name=submitter,proto3" json:"submitter,omitempty"`
+	DisputeId     uint64                 `protobuf:"varint,2,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
+	Class         int32                  `protobuf:"varint,3,opt,name=class,proto3" json:"class,omitempty"`
+	Logits        []int32                `protobuf:"varint,4,rep,packed,name=logits,proto3" json:"logits,omitempty"`
+	Proof         []byte                 `protobuf:"bytes,5,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgSettleWithProof) Reset() {
+	*x = MsgSettleWithProof{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgSettleWithProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgSettleWithProof) ProtoMessage() {}
+
+func (x *MsgSettleWithProof) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgSettleWithProof.ProtoReflect.Descriptor instead.
+func (*MsgSettleWithProof) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MsgSettleWithProof) GetSubmitter() string {
+	if x != nil {
+		return x.Submitter
+	}
+	return ""
+}
+
+func (x *MsgSettleWithProof) GetDisputeId() uint64 {
+	if x != nil {
+		return x.DisputeId
+	}
+	return 0
+}
+
+func (x *MsgSettleWithProof) GetClass() int32 {
+	if x != nil {
+		return x.Class
+	}
+	return 0
+}
+
+func (x *MsgSettleWithProof) GetLogits() []int32 {
+	if x != nil {
+		return x.Logits
+	}
+	return nil
+}
+
+func (x *MsgSettleWithProof) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 var File_agora_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_agora_audit_v1_audit_proto_rawDesc = "" +
@@ -1202,7 +1282,14 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\x06status\x18\f \x01(\x0e2\x1d.agora.audit.v1.DisputeStatusR\x06status\x12#\n" +
 	"\rmajority_hash\x18\r \x01(\fR\fmajorityHash\"I\n" +
 	"\x14QueryDisputeResponse\x121\n" +
-	"\adispute\x18\x01 \x01(\v2\x17.agora.audit.v1.DisputeR\adispute*\xac\x01\n" +
+	"\adispute\x18\x01 \x01(\v2\x17.agora.audit.v1.DisputeR\adispute\"\x95\x01\n" +
+	"\x12MsgSettleWithProof\x12\x1c\n" +
+	"\tsubmitter\x18\x01 \x01(\tR\tsubmitter\x12\x1d\n" +
+	"\n" +
+	"dispute_id\x18\x02 \x01(\x04R\tdisputeId\x12\x14\n" +
+	"\x05class\x18\x03 \x01(\x05R\x05class\x12\x16\n" +
+	"\x06logits\x18\x04 \x03(\x05R\x06logits\x12\x14\n" +
+	"\x05proof\x18\x05 \x01(\fR\x05proof*\xac\x01\n" +
 	"\rDisputeStatus\x12\x1e\n" +
 	"\x1aDISPUTE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DISPUTE_STATUS_OPEN\x10\x01\x12 \n" +
@@ -1223,7 +1310,7 @@ func file_agora_audit_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_agora_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_agora_audit_v1_audit_proto_goTypes = []any{
 	(DisputeStatus)(0),           // 0: agora.audit.v1.DisputeStatus
 	(*ModelKey)(nil),             // 1: agora.audit.v1.ModelKey
@@ -1241,6 +1328,7 @@ var file_agora_audit_v1_audit_proto_goTypes = []any{
 	(*Vote)(nil),                 // 13: agora.audit.v1.Vote
 	(*Dispute)(nil),              // 14: agora.audit.v1.Dispute
 	(*QueryDisputeResponse)(nil), // 15: agora.audit.v1.QueryDisputeResponse
+	(*MsgSettleWithProof)(nil),   // 16: agora.audit.v1.MsgSettleWithProof
 }
 var file_agora_audit_v1_audit_proto_depIdxs = []int32{
 	4,  // 0: agora.audit.v1.QueryProvenResponse.proven:type_name -> agora.audit.v1.ProvenInference
@@ -1265,7 +1353,7 @@ func file_agora_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_audit_v1_audit_proto_rawDesc), len(file_agora_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

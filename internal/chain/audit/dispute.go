@@ -3,7 +3,9 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/zk"
 )
 
 // Escrow holds challengers' bonds while their disputes run.
@@ -339,5 +342,66 @@ func RegisterVerifier(ctx *module.Context) error {
 	}
 	ctx.KV.Set(cat(verifierPrefix, ctx.Signer[:]), module.MustMarshal(&Verifier{Address: ctx.Signer.String(), RegisteredAt: ctx.Height}))
 	ctx.Emit("register_verifier", module.Key("verifier", ctx.Signer.String()))
+	return nil
+}
+
+// SettleWithProof settles a dispute over a proven digits-mlp answer.
+func SettleWithProof(ctx *module.Context, m *MsgSettleWithProof) error {
+	d := GetDispute(ctx.KV, m.DisputeId)
+	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
+		return fmt.Errorf("audit: no open dispute %d: %w", m.DisputeId, codes.ErrNotFound)
+	}
+	k := GetKey(ctx.KV, d.ModelId)
+	if k == nil {
+		return fmt.Errorf("audit: model %s has no verifying key: %w", d.ModelId, codes.ErrNotFound)
+	}
+	var req struct {
+		Endpoint string `json:"endpoint"`
+		Model    string `json:"model"`
+		Input    []int  `json:"input"`
+		Proof    bool   `json:"proof"`
+	}
+	if err := json.Unmarshal(d.Request, &req); err != nil || req.Endpoint != "infer" || !req.Proof || len(req.Input) != zk.Pixels {
+		return fmt.Errorf("audit: dispute %d is not over a proven digits-mlp answer: %w", d.Id, codes.ErrInvalidRequest)
+	}
+	pixels := make([]byte, len(req.Input))
+	for i, v := range req.Input {
+		if v < 0 || v > 255 {
+			return fmt.Errorf("audit: input out of range: %w", codes.ErrInvalidRequest)
+		}
+		pixels[i] = byte(v)
+	}
+	if err := zk.Verify(k.VerifyingKey, m.Proof, pixels, m.Logits); err != nil {
+		return fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
+	}
+	// The answer as the provider sent it: the same JSON its /v1/infer
+	// writes, under the model name the provider registered.
+	name := ""
+	if svc := chainprov.GetService(ctx.KV, addr.MustParse(d.Provider), d.ModelId); svc != nil {
+		name = svc.ModelName
+	}
+	body, err := json.Marshal(struct {
+		Model  string  `json:"model"`
+		Class  int     `json:"class"`
+		Logits []int32 `json:"logits"`
+		Proof  string  `json:"proof,omitempty"`
+	}{name, int(m.Class), m.Logits, base64.StdEncoding.EncodeToString(m.Proof)})
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(receipt.Hash(append(body, '\n')), d.ClaimedResponseHash) {
+		return fmt.Errorf("audit: the proven answer is not the one the receipt signed: %w", codes.ErrInvalidRequest)
+	}
+	// Proven honest: the challenge fails at once; the committee is
+	// released without penalty.
+	d.Status = DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST
+	d.MajorityHash = d.ClaimedResponseHash
+	if err := bank.Burn(ctx, Escrow, coin.New(coin.Native, d.Bond)); err != nil {
+		return err
+	}
+	ctx.KV.Delete(cat(deadlinePrefix, be(uint64(d.RevealUntil)), be(d.Id)))
+	putDispute(ctx.KV, d)
+	chainprov.AddAuditPassed(ctx, addr.MustParse(d.Provider))
+	ctx.Emit("dispute_settled", module.Key("dispute_id", module.U64(d.Id)), module.Key("provider", d.Provider), module.Val("status", d.Status.String()), module.Val("by", "proof"))
 	return nil
 }

@@ -1,0 +1,83 @@
+package chain_test
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"testing"
+
+	"github.com/agoranet/agora/internal/chain/audit"
+	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/zk"
+)
+
+// TestProofSettlesChallenge: a challenge of a digits-mlp answer that
+// carried a zero-knowledge proof is settled at once by that proof, before
+// any committee vote; the challenger's bond is gone.
+func TestProofSettlesChallenge(t *testing.T) {
+	d := &disputes{harness: newHarness(t, ""), t: t, seq: map[string]uint64{}}
+	defer d.close()
+	m, _ := model.Lookup(model.DigitsName)
+	sys, err := zk.Setup(m.MLP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vk, _ := sys.VerifyingKey()
+	dave := address("dave").String()
+	d.send("dave", &staking.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})
+	d.send("dave", &provider.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:1"})
+	d.send("dave", &provider.MsgRegisterService{Operator: dave, ModelId: m.Manifest.ID, ModelName: m.Manifest.Name, MaxConcurrency: 1})
+	d.send("alice", &audit.MsgRegisterModelKey{Owner: address("alice").String(), ModelId: m.Manifest.ID, VerifyingKey: vk})
+	for _, v := range []string{"v1", "v2", "v3"} {
+		d.send(v, &staking.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
+		d.send(v, &audit.MsgRegisterVerifier{Verifier: address(v).String()})
+	}
+	d.send("alice", &channel.MsgOpenChannel{Payer: address("alice").String(), Payee: dave, Deposit: coin.New("uusdc", 1000), ExpiresAt: 1000, PayerKey: key("alice").Public().(ed25519.PublicKey)})
+
+	// The answer, as a provider writes it for {"proof": true}.
+	px, _ := model.GenerateDigit(9, 9)
+	logits, proof, err := sys.Prove(px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, class, _ := m.MLP.Infer(px)
+	input := make([]int, len(px))
+	for i, p := range px {
+		input[i] = int(p)
+	}
+	canonical := (&openai.Inference{Endpoint: "infer", Model: m.Manifest.Name, Input: input, Proof: true}).Canonical()
+	body, _ := json.Marshal(openai.InferResponse{Model: m.Manifest.Name, Class: class, Logits: logits, Proof: base64.StdEncoding.EncodeToString(proof)})
+	body = append(body, '\n')
+	enc, err := receipt.Sign(key("dave"), &receipt.Receipt{ChainId: testChain, ModelId: m.Manifest.ID, RequestHash: receipt.Hash(canonical), ResponseHash: receipt.Hash(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := [][]byte{receipt.Hash([]byte(enc))}
+	d.send("dave", &channel.MsgClaim{Payee: dave, Claims: []*channel.Claim{{Voucher: channel.SignVoucher(key("alice"), testChain, 1, 10), Amount: 10, ReceiptsRoot: receipt.Root(leaves), ReceiptsCount: 1}}})
+	if r := d.send("v4", &audit.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(enc), ChannelId: 1, LeafIndex: 0, Path: receipt.Path(leaves, 0), Request: canonical}); r.Code != 0 {
+		t.Fatalf("challenge: %s", r.Log)
+	}
+	bad := append([]int32(nil), logits...)
+	bad[0]++
+	if r := d.send("dave", &audit.MsgSettleWithProof{Submitter: dave, DisputeId: 1, Class: int32(class), Logits: bad, Proof: proof}); r.Code == 0 {
+		t.Fatal("a settlement with other logits was accepted")
+	}
+	if r := d.send("dave", &audit.MsgSettleWithProof{Submitter: dave, DisputeId: 1, Class: int32(class), Logits: logits, Proof: proof}); r.Code != 0 {
+		t.Fatalf("settle with proof: %s", r.Log)
+	}
+	if got := d.dispute(1); got.Status != audit.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST {
+		t.Fatalf("status %v", got.Status)
+	}
+	if s := d.stake("dave"); s != 200_000_000 {
+		t.Errorf("the proven provider was slashed to %d", s)
+	}
+	if err := checkInvariant(d.harness); err != nil {
+		t.Error(err)
+	}
+}
