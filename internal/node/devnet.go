@@ -202,18 +202,16 @@ func (d *Devnet) ensureZK() error {
 	dir := filepath.Join(d.cfg.Home, "zk")
 	pk, vkPath := filepath.Join(dir, "digits-mlp.pk"), filepath.Join(dir, "digits-mlp.vk")
 	if _, err := os.Stat(vkPath); err != nil {
-		sys, err := zk.Setup(m.MLP)
-		if err != nil {
+		if d.Prover, err = zk.Setup(m.MLP); err != nil {
 			return err
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		if err := sys.Save(pk, vkPath); err != nil {
+		if err := d.Prover.Save(pk, vkPath); err != nil {
 			return err
 		}
-	}
-	if d.Prover, err = zk.Load(m.MLP, pk, vkPath); err != nil {
+	} else if d.Prover, err = zk.Load(m.MLP, pk, vkPath); err != nil {
 		return err
 	}
 	if err := d.Node.WaitForHeight(1, 30*time.Second); err != nil {

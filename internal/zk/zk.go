@@ -30,9 +30,13 @@ import (
 	csbn254 "github.com/consensys/gnark/constraint/bn254"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
+	"github.com/consensys/gnark/logger"
 
 	"github.com/agoranet/agora/internal/model"
 )
+
+// gnark logs every compilation to stdout; a daemon's logs are its own.
+func init() { logger.Disable() }
 
 // Sizes of digits-mlp's public inputs.
 const (
