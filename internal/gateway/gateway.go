@@ -287,40 +287,14 @@ func parse(endpoint string, r *http.Request) (*request, error) {
 	if err != nil || len(body) > openai.MaxBodyBytes {
 		return nil, openai.Errorf(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "the request body is over %d bytes", openai.MaxBodyBytes)
 	}
-	req := &request{endpoint: endpoint, body: body}
-	lim := openai.Limits{MaxTokens: 1 << 20, MaxPromptBytes: openai.MaxBodyBytes}
-	switch endpoint {
-	case "chat.completions":
-		var c openai.ChatRequest
-		if err := openai.DecodeJSON(body, &c); err != nil {
-			return nil, err
-		}
-		g, err := c.Generation(lim)
-		if err != nil {
-			return nil, err
-		}
-		req.model, req.stream, req.maxTokens, req.canonical = g.Model, g.Stream, g.MaxTokens, g.Canonical()
-	case "completions":
-		var c openai.CompletionRequest
-		if err := openai.DecodeJSON(body, &c); err != nil {
-			return nil, err
-		}
-		g, err := c.Generation(lim)
-		if err != nil {
-			return nil, err
-		}
-		req.model, req.stream, req.maxTokens, req.canonical = g.Model, g.Stream, g.MaxTokens, g.Canonical()
-	case "infer":
-		var c openai.InferRequest
-		if err := openai.DecodeJSON(body, &c); err != nil {
-			return nil, err
-		}
-		if c.Model == "" {
-			return nil, openai.Invalid("model", "model is required; GET /v1/models lists what is served")
-		}
-		req.model, req.canonical = c.Model, (&openai.Inference{Endpoint: "infer", Model: c.Model, Input: c.Input, Proof: c.Proof}).Canonical()
+	sum, err := openai.Summarize(endpoint, body, openai.Limits{MaxTokens: 1 << 20, MaxPromptBytes: openai.MaxBodyBytes})
+	if err != nil {
+		return nil, err
 	}
-	return req, nil
+	if sum.Model == "" {
+		return nil, openai.Invalid("model", "model is required; GET /v1/models lists what is served")
+	}
+	return &request{endpoint: endpoint, model: sum.Model, stream: sum.Stream, maxTokens: sum.MaxTokens, canonical: sum.Canonical, body: body}, nil
 }
 
 func (s *Server) apiKey(r *http.Request) (string, error) {

@@ -341,40 +341,55 @@ func (g *Generation) PromptText() string {
 	return b.String()
 }
 
-// CanonicalRequest returns the canonical form of a request body sent to
-// endpoint ("chat.completions", "completions" or "infer"), as a receipt
-// hashes it. It applies no model's limits: it is for checking receipts.
-func CanonicalRequest(endpoint string, body []byte) ([]byte, error) {
-	lim := Limits{MaxTokens: 1 << 30, MaxPromptBytes: MaxBodyBytes}
+// Summary is what a router needs to know of a request body: the model it
+// names, whether it streams, its token budget and the canonical request
+// bytes that a receipt hashes.
+type Summary struct {
+	Model     string
+	Stream    bool
+	MaxTokens int // 0 for /v1/infer
+	Canonical []byte
+}
+
+// Summarize decodes a request body sent to endpoint ("chat.completions",
+// "completions" or "infer") under lim and reduces it to a Summary.
+func Summarize(endpoint string, body []byte, lim Limits) (*Summary, error) {
+	var gen interface {
+		Generation(Limits) (*Generation, error)
+	}
 	switch endpoint {
 	case "chat.completions":
-		var r ChatRequest
-		if err := DecodeJSON(body, &r); err != nil {
-			return nil, err
-		}
-		g, err := r.Generation(lim)
-		if err != nil {
-			return nil, err
-		}
-		return g.Canonical(), nil
+		gen = new(ChatRequest)
 	case "completions":
-		var r CompletionRequest
-		if err := DecodeJSON(body, &r); err != nil {
-			return nil, err
-		}
-		g, err := r.Generation(lim)
-		if err != nil {
-			return nil, err
-		}
-		return g.Canonical(), nil
+		gen = new(CompletionRequest)
 	case "infer":
 		var r InferRequest
 		if err := DecodeJSON(body, &r); err != nil {
 			return nil, err
 		}
-		return (&Inference{Endpoint: "infer", Model: r.Model, Input: r.Input, Proof: r.Proof}).Canonical(), nil
+		return &Summary{Model: r.Model, Canonical: (&Inference{Endpoint: "infer", Model: r.Model, Input: r.Input, Proof: r.Proof}).Canonical()}, nil
+	default:
+		return nil, fmt.Errorf("openai: unknown endpoint %q (chat.completions, completions or infer)", endpoint)
 	}
-	return nil, fmt.Errorf("openai: unknown endpoint %q (chat.completions, completions or infer)", endpoint)
+	if err := DecodeJSON(body, gen); err != nil {
+		return nil, err
+	}
+	g, err := gen.Generation(lim)
+	if err != nil {
+		return nil, err
+	}
+	return &Summary{Model: g.Model, Stream: g.Stream, MaxTokens: g.MaxTokens, Canonical: g.Canonical()}, nil
+}
+
+// CanonicalRequest returns the canonical form of a request body sent to
+// endpoint, as a receipt hashes it. It applies no model's limits: it is for
+// checking receipts.
+func CanonicalRequest(endpoint string, body []byte) ([]byte, error) {
+	sum, err := Summarize(endpoint, body, Limits{MaxTokens: 1 << 30, MaxPromptBytes: MaxBodyBytes})
+	if err != nil {
+		return nil, err
+	}
+	return sum.Canonical, nil
 }
 
 // SplitStream splits a saved server-sent-event stream into the bytes its

@@ -1,0 +1,74 @@
+package openai
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+)
+
+var lim = Limits{MaxTokens: 64, MaxPromptBytes: 1 << 10}
+
+// Two bodies that ask for the same answer must hash the same: key order,
+// unknown fields and spelled-out defaults do not change the canonical form.
+func TestSummarizeCanonicalIgnoresSpelling(t *testing.T) {
+	a := `{"model":"tiny-lm","messages":[{"role":"user","content":"hi"}]}`
+	b := `{"user":"x","temperature":1,"messages":[{"content":"hi","role":"user"}],"n":1,"model":"tiny-lm","max_tokens":64}`
+	sa, err := Summarize("chat.completions", []byte(a), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := Summarize("chat.completions", []byte(b), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sa.Canonical) != string(sb.Canonical) {
+		t.Fatalf("canonical forms differ:\n%s\n%s", sa.Canonical, sb.Canonical)
+	}
+	if sa.Model != "tiny-lm" || sa.MaxTokens != min(DefaultMaxTokens, lim.MaxTokens) || sa.Stream {
+		t.Fatalf("summary %+v", sa)
+	}
+	// A field that changes the answer changes the canonical form.
+	c := `{"model":"tiny-lm","messages":[{"role":"user","content":"hi"}],"seed":7}`
+	sc, err := Summarize("chat.completions", []byte(c), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sc.Canonical) == string(sa.Canonical) {
+		t.Fatal("the seed does not reach the canonical form")
+	}
+}
+
+func TestSummarizeEndpoints(t *testing.T) {
+	s, err := Summarize("completions", []byte(`{"model":"m","prompt":["one"],"stream":true,"max_tokens":3}`), lim)
+	if err != nil || !s.Stream || s.MaxTokens != 3 {
+		t.Fatalf("completions: %+v %v", s, err)
+	}
+	s, err = Summarize("infer", []byte(`{"model":"digits-mlp","input":[1,2],"proof":true}`), lim)
+	if err != nil || s.Model != "digits-mlp" || string(s.Canonical) != `{"endpoint":"infer","model":"digits-mlp","input":[1,2],"proof":true}` {
+		t.Fatalf("infer: %+v %v", s, err)
+	}
+	if _, err := Summarize("embeddings", []byte(`{}`), lim); err == nil {
+		t.Fatal("an unknown endpoint was summarized")
+	}
+}
+
+// Bad requests are client errors that name the parameter to fix.
+func TestSummarizeRejects(t *testing.T) {
+	for body, param := range map[string]string{
+		`{"messages":[{"role":"user","content":"hi"}]}`:                             "model",
+		`{"model":"m","messages":[]}`:                                               "messages",
+		`{"model":"m","messages":[{"role":"robot","content":"hi"}]}`:                "messages",
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":65}`: "max_tokens",
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":9}`: "temperature",
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2}`:           "n",
+	} {
+		_, err := Summarize("chat.completions", []byte(body), lim)
+		var e *Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Param != param {
+			t.Errorf("%s: got %v, want a 400 on %q", body, err, param)
+		}
+	}
+	if _, err := Summarize("chat.completions", []byte(`{"model":"m"} {}`), lim); err == nil {
+		t.Error("two JSON values were accepted")
+	}
+}
