@@ -93,16 +93,8 @@ func agentCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ADDR", Short: "An agent's policy, spending and what remains", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := dial()
-			if err != nil {
-				return err
-			}
 			var r agent.QueryAgentResponse
-			if _, err := c.Query(cmd.Context(), "/agent/agent", []byte(a.String()), &r); err != nil {
+			if err := queryAddr(cmd, "/agent/agent", args[0], &r); err != nil {
 				return err
 			}
 			return emitProto(cmd, &r, func(w io.Writer) {

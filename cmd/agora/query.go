@@ -153,16 +153,8 @@ func queryCmd() *cobra.Command {
 	stake := &cobra.Command{
 		Use: "stake ADDR", Short: "Bonded and unbonding stake, slashes and jail", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := dial()
-			if err != nil {
-				return err
-			}
 			var r staking.QueryStakeResponse
-			if _, err := c.Query(cmd.Context(), "/staking/stake", []byte(a.String()), &r); err != nil {
+			if err := queryAddr(cmd, "/staking/stake", args[0], &r); err != nil {
 				return err
 			}
 			return emitProto(cmd, &r, func(w io.Writer) {
@@ -206,16 +198,8 @@ func queryCmd() *cobra.Command {
 	prov := &cobra.Command{
 		Use: "provider ADDR", Short: "One provider", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := dial()
-			if err != nil {
-				return err
-			}
 			var r chainprov.ProviderInfo
-			if _, err := c.Query(cmd.Context(), "/provider/provider", []byte(a.String()), &r); err != nil {
+			if err := queryAddr(cmd, "/provider/provider", args[0], &r); err != nil {
 				return err
 			}
 			return emitProto(cmd, &r, func(w io.Writer) { printProvider(w, &r) })

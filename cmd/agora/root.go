@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
@@ -69,6 +70,20 @@ func rootCmd() *cobra.Command {
 func keys() *keyring.Keyring { return keyring.Open(filepath.Join(g.home, "keyring")) }
 
 func dial() (*client.Client, error) { return client.New(g.node) }
+
+// queryAddr runs the chain query at path for the address written as arg.
+func queryAddr(cmd *cobra.Command, path, arg string, out proto.Message) error {
+	a, err := parseAddr(arg)
+	if err != nil {
+		return err
+	}
+	c, err := dial()
+	if err != nil {
+		return err
+	}
+	_, err = c.Query(cmd.Context(), path, []byte(a.String()), out)
+	return err
+}
 
 // emit prints v as compact JSON with --output json, else runs text.
 func emit(w io.Writer, v any, text func(w io.Writer)) error {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/x402"
@@ -38,9 +38,7 @@ type Config struct {
 type Server struct {
 	cfg  Config
 	addr addr.Address
-	ln   net.Listener
-	http *http.Server
-	done chan struct{}
+	http *httpserve.Server
 }
 
 // Start listens and serves until Shutdown.
@@ -51,29 +49,20 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("facilitator: listen on %s: %w", cfg.Listen, err)
+	s := &Server{cfg: cfg, addr: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey))}
+	var err error
+	if s.http, err = httpserve.Listen(cfg.Listen, s.Handler(), cfg.Logger); err != nil {
+		return nil, fmt.Errorf("facilitator: %w", err)
 	}
-	s := &Server{cfg: cfg, addr: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), ln: ln, done: make(chan struct{})}
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(s.done)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cfg.Logger.Error("facilitator: serve", "err", err)
-		}
-	}()
 	return s, nil
 }
 
 // URL is where it serves.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) URL() string { return s.http.URL() }
 
 // Shutdown stops serving.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
-	<-s.done
-	return err
+	return s.http.Shutdown(ctx)
 }
 
 // Handler is the facilitator's HTTP API.

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/receipt"
@@ -76,9 +76,7 @@ type Server struct {
 	gate    *paygate.Gate // nil: API keys only
 	metrics *metrics
 
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	srv *httpserve.Server
 
 	auditMu  sync.Mutex // guards auditURL
 	auditURL string
@@ -155,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	payer := sdk.NewPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}})
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
-		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), done: make(chan struct{}), samples: make(chan verifierSample, 256)}
+		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), samples: make(chan verifierSample, 256)}
 	go s.postSamples()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))
@@ -167,29 +165,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	if s.srv, err = httpserve.Listen(cfg.Listen, s.Handler(), s.log); err != nil {
 		router.Close()
-		return nil, fmt.Errorf("gateway: listen on %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("gateway: serve", "err", err)
-		}
-	}()
 	return s, nil
 }
 
 // URL is where the gateway serves.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) URL() string { return s.srv.URL() }
 
 // Shutdown stops serving and routing.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	<-s.done
 	close(s.samples)
 	s.router.Close()
 	if s.gate != nil {

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/zk"
@@ -148,9 +147,8 @@ type Server struct {
 	height  atomic.Int64
 	metrics *metrics
 
-	ln   net.Listener
-	http *http.Server
-	wg   sync.WaitGroup // the serve and chain goroutines
+	http *httpserve.Server
+	wg   sync.WaitGroup // the chain goroutines
 	stop context.CancelFunc
 }
 
@@ -207,7 +205,7 @@ func (s *Server) URL() string {
 	if s.cfg.Advertise != "" {
 		return s.cfg.Advertise
 	}
-	return "http://" + s.ln.Addr().String()
+	return s.http.URL()
 }
 
 // Registry exposes the provider's Prometheus metrics.
@@ -230,24 +228,15 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.gate = gate
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
+	var err error
+	if s.http, err = httpserve.Listen(s.cfg.Listen, s.Handler(), s.log); err != nil {
 		if s.gate != nil {
 			s.gate.Close()
 		}
-		return fmt.Errorf("provider: listen on %s: %w", s.cfg.Listen, err)
+		return fmt.Errorf("provider: %w", err)
 	}
-	s.ln = ln
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("provider: serve", "err", err)
-		}
-	}()
 	if s.cfg.Chain != nil {
 		if err := s.register(ctx); err != nil {
 			s.Shutdown(context.Background())

@@ -22,7 +22,6 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -37,6 +36,7 @@ import (
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
@@ -72,8 +72,7 @@ type Server struct {
 	log     *slog.Logger
 	key     *keyring.Key
 	ref     http.Handler // a reference provider of the built-in models
-	ln      net.Listener
-	srv     *http.Server
+	srv     *httpserve.Server
 	samples chan Sample
 
 	mu    sync.Mutex        // guards the fields below
@@ -123,23 +122,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if _, err := cfg.Chain.Submit(ctx, s.key, "verifier", msgs...); err != nil {
 		return nil, fmt.Errorf("verifier: register: %w", err)
 	}
-	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, err
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/audit", s.handleSample)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if s.srv, err = httpserve.Listen(cfg.Listen, mux, s.log); err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
 	loop, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.wg.Add(3)
-	go func() { defer s.wg.Done(); s.srv.Serve(s.ln) }()
+	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.audit(loop) }()
 	go func() { defer s.wg.Done(); s.committees(loop) }()
 	return s, nil
 }
 
 // URL is where samples are posted.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) URL() string { return s.srv.URL() }
 
 // Address is the verifier's account.
 func (s *Server) Address() string { return s.key.Address().String() }
