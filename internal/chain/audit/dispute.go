@@ -178,25 +178,27 @@ func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
 	return d, nil
 }
 
-func vote(d *Dispute, who addr.Address) *Vote {
+// memberVote finds the signer's vote on an open dispute.
+func memberVote(ctx *module.Context, id uint64) (*Dispute, *Vote, error) {
+	d := GetDispute(ctx.KV, id)
+	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
+		return nil, nil, fmt.Errorf("audit: no open dispute %d: %w", id, codes.ErrNotFound)
+	}
 	for _, v := range d.Votes {
-		if v.Verifier == who.String() {
-			return v
+		if v.Verifier == ctx.Signer.String() {
+			return d, v, nil
 		}
 	}
-	return nil
+	return nil, nil, fmt.Errorf("audit: %s is not on dispute %d's committee: %w", ctx.Signer, id, codes.ErrUnauthorized)
 }
 
 // Commit records a member's hidden vote.
 func Commit(ctx *module.Context, m *MsgCommit) error {
-	d := GetDispute(ctx.KV, m.DisputeId)
-	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
-		return fmt.Errorf("audit: no open dispute %d: %w", m.DisputeId, codes.ErrNotFound)
+	d, v, err := memberVote(ctx, m.DisputeId)
+	if err != nil {
+		return err
 	}
-	v := vote(d, ctx.Signer)
 	switch {
-	case v == nil:
-		return fmt.Errorf("audit: %s is not on dispute %d's committee: %w", ctx.Signer, d.Id, codes.ErrUnauthorized)
 	case ctx.Height > d.CommitUntil:
 		return fmt.Errorf("audit: dispute %d took commitments until height %d: %w", d.Id, d.CommitUntil, codes.ErrInvalidRequest)
 	case len(v.Commitment) != 0:
@@ -212,14 +214,11 @@ func Commit(ctx *module.Context, m *MsgCommit) error {
 
 // Reveal opens a member's vote.
 func Reveal(ctx *module.Context, m *MsgReveal) error {
-	d := GetDispute(ctx.KV, m.DisputeId)
-	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
-		return fmt.Errorf("audit: no open dispute %d: %w", m.DisputeId, codes.ErrNotFound)
+	d, v, err := memberVote(ctx, m.DisputeId)
+	if err != nil {
+		return err
 	}
-	v := vote(d, ctx.Signer)
 	switch {
-	case v == nil:
-		return fmt.Errorf("audit: %s is not on dispute %d's committee: %w", ctx.Signer, d.Id, codes.ErrUnauthorized)
 	case ctx.Height <= d.CommitUntil:
 		return fmt.Errorf("audit: dispute %d reveals after height %d: %w", d.Id, d.CommitUntil, codes.ErrInvalidRequest)
 	case ctx.Height > d.RevealUntil:
@@ -237,7 +236,7 @@ func Reveal(ctx *module.Context, m *MsgReveal) error {
 
 // EndBlock settles the disputes whose reveal window closed at this height.
 func (Module) EndBlock(ctx *module.Context) error {
-	end := cat(deadlinePrefix, be(uint64(ctx.Height)+0), be(^uint64(0)))
+	end := cat(deadlinePrefix, be(uint64(ctx.Height)), be(^uint64(0)))
 	it := ctx.KV.Iterator(deadlinePrefix, end)
 	var due []uint64
 	var keys [][]byte
