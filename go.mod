@@ -15,6 +15,7 @@ require (
 	github.com/prometheus/client_golang v1.21.0
 	github.com/spf13/cobra v1.9.1
 	github.com/spf13/viper v1.19.0
+	github.com/tetratelabs/wazero v1.10.1
 	golang.org/x/sync v0.17.0
 	golang.org/x/tools v0.36.0
 	google.golang.org/protobuf v1.36.12

@@ -1,0 +1,505 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Metering. wazero has no fuel, and a wall-clock limit is not
+// deterministic (a slow machine would stop where a fast one finishes), so
+// the sandbox rewrites the module before compiling it: it adds a mutable
+// i64 global, the fuel, and charges it at every function entry and every
+// loop iteration with the number of instructions the function or loop
+// body holds outside nested loops. When the fuel goes negative the code
+// executes `unreachable`. Every run of a module on the same input burns
+// the same fuel, whatever the machine, and a module cannot run for ever:
+// all unbounded execution passes through a loop or a call.
+//
+// The rewrite also watches memory.grow: a failed grow sets a second
+// global, so a module that dies after running out of memory is reported
+// as out of memory rather than as a plain trap.
+
+// Exported names of the globals the rewrite adds.
+const (
+	fuelExport = "agora_fuel"
+	oomExport  = "agora_oom"
+)
+
+// ErrInvalid is returned for bytes that are not a WebAssembly module the
+// sandbox can run.
+var ErrInvalid = errors.New("sandbox: not a valid WebAssembly module")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+type section struct {
+	id   byte
+	body []byte
+}
+
+// reader decodes the binary format's primitives.
+type reader struct {
+	b   []byte
+	pos int
+	err error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = invalid(format+" at byte %d", append(args, r.pos)...)
+	}
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil || r.pos >= len(r.b) {
+		r.fail("unexpected end")
+		return 0
+	}
+	c := r.b[r.pos]
+	r.pos++
+	return c
+}
+
+// leb skips or reads an unsigned LEB128 of at most maxBits bits.
+func (r *reader) u(maxBits int) uint64 {
+	var v uint64
+	for shift := 0; ; shift += 7 {
+		if shift >= maxBits+7 {
+			r.fail("LEB128 too long")
+			return 0
+		}
+		c := r.byte()
+		if r.err != nil {
+			return 0
+		}
+		v |= uint64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v
+		}
+	}
+}
+
+func (r *reader) u32() uint32      { return uint32(r.u(32)) }
+func (r *reader) skipLEB(bits int) { r.u(bits) }
+
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil || n < 0 || r.pos+n > len(r.b) {
+		r.fail("unexpected end")
+		return nil
+	}
+	out := r.b[r.pos : r.pos+n]
+	r.pos += n
+	return out
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func appendS64(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// Opcodes the rewrite emits or looks for.
+const (
+	opUnreachable = 0x00
+	opLoop        = 0x03
+	opIf          = 0x04
+	opEnd         = 0x0b
+	opGlobalGet   = 0x23
+	opGlobalSet   = 0x24
+	opMemoryGrow  = 0x40
+	opI32Const    = 0x41
+	opI64Const    = 0x42
+	opI32Eq       = 0x46
+	opI64LtS      = 0x53
+	opI64Sub      = 0x7d
+	blockEmpty    = 0x40
+	typeI32       = 0x7f
+	typeI64       = 0x7e
+)
+
+// instrument returns the metered module. Fuel starts at 0; the runner sets
+// it through the exported global before calling _start.
+func instrument(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, invalid("no \\0asm magic")
+	}
+	if string(wasm[4:8]) != "\x01\x00\x00\x00" {
+		return nil, invalid("binary version %x, want 1", wasm[4:8])
+	}
+	r := &reader{b: wasm, pos: 8}
+	var secs []section
+	for r.pos < len(r.b) && r.err == nil {
+		id := r.byte()
+		n := r.u32()
+		body := r.bytes(int(n))
+		secs = append(secs, section{id, body})
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	var importedGlobals, definedGlobals uint32
+	hasCode := false
+	for _, s := range secs {
+		switch s.id {
+		case 2:
+			g, err := countImportedGlobals(s.body)
+			if err != nil {
+				return nil, err
+			}
+			importedGlobals = g
+		case 5:
+			if err := checkMemories(s.body); err != nil {
+				return nil, err
+			}
+		case 6:
+			rr := &reader{b: s.body}
+			definedGlobals = rr.u32()
+			if rr.err != nil {
+				return nil, rr.err
+			}
+		case 10:
+			hasCode = true
+		}
+	}
+	if !hasCode {
+		return nil, invalid("no code section")
+	}
+	fuel := importedGlobals + definedGlobals
+	g := globals{fuel: fuel, oom: fuel + 1, tmp: fuel + 2}
+
+	newGlobals := []byte{typeI64, 1, opI64Const, 0, opEnd, typeI32, 1, opI32Const, 0, opEnd, typeI32, 1, opI32Const, 0, opEnd}
+	newExports := appendName(nil, fuelExport)
+	newExports = append(newExports, 0x03)
+	newExports = appendU32(newExports, g.fuel)
+	newExports = appendName(newExports, oomExport)
+	newExports = append(newExports, 0x03)
+	newExports = appendU32(newExports, g.oom)
+
+	var out []section
+	sawGlobal, sawExport := false, false
+	for _, s := range secs {
+		// A missing global or export section goes where the order of
+		// sections puts it.
+		if !sawGlobal && after(s.id, 6) {
+			out = append(out, section{6, append(appendU32(nil, 3), newGlobals...)})
+			sawGlobal = true
+		}
+		if !sawExport && after(s.id, 7) {
+			out = append(out, section{7, append(appendU32(nil, 2), newExports...)})
+			sawExport = true
+		}
+		switch s.id {
+		case 6:
+			body, err := extendVec(s.body, 3, newGlobals)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, section{6, body})
+			sawGlobal = true
+		case 7:
+			body, err := extendVec(s.body, 2, newExports)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, section{7, body})
+			sawExport = true
+		case 10:
+			body, err := meterCode(s.body, g)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, section{10, body})
+		default:
+			out = append(out, s)
+		}
+	}
+	res := append([]byte(nil), wasm[:8]...)
+	for _, s := range out {
+		res = append(res, s.id)
+		res = appendU32(res, uint32(len(s.body)))
+		res = append(res, s.body...)
+	}
+	return res, nil
+}
+
+// after reports whether a section with id comes after the section want in
+// a module's order (custom sections, id 0, come anywhere).
+func after(id, want byte) bool {
+	order := func(id byte) int {
+		switch id {
+		case 12: // data count sits between element and code
+			return 95
+		case 13: // tags sit between memory and global
+			return 55
+		}
+		return int(id) * 10
+	}
+	return id != 0 && order(id) > order(want)
+}
+
+func appendName(b []byte, s string) []byte { return append(appendU32(b, uint32(len(s))), s...) }
+
+// extendVec adds n encoded entries to a section that is one vector.
+func extendVec(body []byte, n uint32, entries []byte) ([]byte, error) {
+	r := &reader{b: body}
+	count := r.u32()
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := appendU32(nil, count+n)
+	out = append(out, body[r.pos:]...)
+	return append(out, entries...), nil
+}
+
+func (r *reader) limits() (memory64 bool) {
+	flags := r.byte()
+	if flags&^0x07 != 0 {
+		r.fail("limits flags %#x", flags)
+	}
+	r.skipLEB(64)
+	if flags&1 != 0 {
+		r.skipLEB(64)
+	}
+	return flags&0x04 != 0
+}
+
+func countImportedGlobals(body []byte) (uint32, error) {
+	r := &reader{b: body}
+	n := r.u32()
+	var globals uint32
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		r.bytes(int(r.u32())) // module
+		r.bytes(int(r.u32())) // name
+		switch kind := r.byte(); kind {
+		case 0x00:
+			r.u32()
+		case 0x01:
+			r.byte()
+			r.limits()
+		case 0x02:
+			if r.limits() {
+				r.fail("64-bit memories are not supported")
+			}
+		case 0x03:
+			r.byte()
+			r.byte()
+			globals++
+		default:
+			r.fail("import kind %#x", kind)
+		}
+	}
+	return globals, r.err
+}
+
+func checkMemories(body []byte) error {
+	r := &reader{b: body}
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if r.limits() {
+			r.fail("64-bit memories are not supported")
+		}
+	}
+	return r.err
+}
+
+type globals struct{ fuel, oom, tmp uint32 }
+
+// charge is the code that takes cost from the fuel and traps below zero.
+func (g globals) charge(b []byte, cost int64) []byte {
+	b = append(b, opGlobalGet)
+	b = appendU32(b, g.fuel)
+	b = append(b, opI64Const)
+	b = appendS64(b, cost)
+	b = append(b, opI64Sub, opGlobalSet)
+	b = appendU32(b, g.fuel)
+	b = append(b, opGlobalGet)
+	b = appendU32(b, g.fuel)
+	return append(b, opI64Const, 0, opI64LtS, opIf, blockEmpty, opUnreachable, opEnd)
+}
+
+// watchGrow follows memory.grow: the result stays on the stack, and a -1
+// sets the oom global.
+func (g globals) watchGrow(b []byte) []byte {
+	b = append(b, opGlobalSet)
+	b = appendU32(b, g.tmp)
+	b = append(b, opGlobalGet)
+	b = appendU32(b, g.tmp)
+	b = append(b, opGlobalGet)
+	b = appendU32(b, g.tmp)
+	b = append(b, opI32Const, 0x7f, opI32Eq, opIf, blockEmpty, opI32Const, 1, opGlobalSet)
+	b = appendU32(b, g.oom)
+	return append(b, opEnd)
+}
+
+func meterCode(body []byte, g globals) ([]byte, error) {
+	r := &reader{b: body}
+	n := r.u32()
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		size := r.u32()
+		fn := r.bytes(int(size))
+		if r.err != nil {
+			break
+		}
+		m, err := meterFunc(fn, g)
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		out = appendU32(out, uint32(len(m)))
+		out = append(out, m...)
+	}
+	if r.err == nil && r.pos != len(body) {
+		r.fail("trailing bytes in the code section")
+	}
+	return out, r.err
+}
+
+// instr is one decoded instruction: its bytes are body[start:end], and
+// region is the metering point (0: function entry, else a loop) it is
+// charged to.
+type instr struct {
+	op         byte
+	start, end int
+	region     int
+}
+
+func meterFunc(fn []byte, g globals) ([]byte, error) {
+	r := &reader{b: fn}
+	nlocals := r.u32()
+	for i := uint32(0); i < nlocals && r.err == nil; i++ {
+		r.u32()
+		r.byte()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	codeStart := r.pos
+	// Regions: 0 is the function body; each loop opens one. A frame
+	// remembers the region its instructions are charged to.
+	cost := []int64{0}
+	frames := []int{0}
+	var ins []instr
+	for len(frames) > 0 {
+		if r.pos >= len(fn) {
+			return nil, invalid("function ends inside a block")
+		}
+		start := r.pos
+		op := r.byte()
+		region := frames[len(frames)-1]
+		if err := skipImmediates(r, op); err != nil {
+			return nil, err
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		cost[region]++
+		it := instr{op: op, start: start, end: r.pos, region: region}
+		switch op {
+		case 0x02, opIf:
+			frames = append(frames, region)
+		case opLoop:
+			cost = append(cost, 0)
+			it.region = len(cost) - 1
+			frames = append(frames, it.region)
+		case opEnd:
+			frames = frames[:len(frames)-1]
+		}
+		ins = append(ins, it)
+	}
+	if r.pos != len(fn) {
+		return nil, invalid("bytes after a function's end")
+	}
+	out := append([]byte(nil), fn[:codeStart]...)
+	out = g.charge(out, cost[0]+1)
+	for _, it := range ins {
+		out = append(out, fn[it.start:it.end]...)
+		switch it.op {
+		case opLoop:
+			out = g.charge(out, cost[it.region]+1)
+		case opMemoryGrow:
+			out = g.watchGrow(out)
+		}
+	}
+	return out, nil
+}
+
+// skipImmediates moves r past the immediates of op.
+func skipImmediates(r *reader, op byte) error {
+	switch {
+	case op == 0x02 || op == opLoop || op == opIf:
+		switch c := r.byte(); {
+		case c == blockEmpty || c >= 0x6f && c <= 0x7f:
+		default:
+			r.pos--
+			r.skipLEB(33)
+		}
+	case op == 0x0c || op == 0x0d || op == 0x10 || op >= 0x20 && op <= 0x26 || op == 0xd2:
+		r.u32()
+	case op == 0x0e:
+		n := r.u32()
+		for i := uint32(0); i <= n && r.err == nil; i++ {
+			r.u32()
+		}
+	case op == 0x11:
+		r.u32()
+		r.u32()
+	case op == 0x1c:
+		r.bytes(int(r.u32()))
+	case op >= 0x28 && op <= 0x3e:
+		r.u32()
+		r.skipLEB(64)
+	case op == 0x3f || op == opMemoryGrow:
+		if r.u32() != 0 {
+			r.fail("memory index other than 0")
+		}
+	case op == opI32Const:
+		r.skipLEB(32)
+	case op == opI64Const:
+		r.skipLEB(64)
+	case op == 0x43:
+		r.bytes(4)
+	case op == 0x44:
+		r.bytes(8)
+	case op == 0xd0:
+		r.byte()
+	case op == 0x00 || op == 0x01 || op == 0x05 || op == opEnd || op == 0x0f || op == 0x1a || op == 0x1b || op >= 0x45 && op <= 0xc4 || op == 0xd1:
+	case op == 0xfc:
+		switch sub := r.u32(); {
+		case sub <= 7:
+		case sub == 8:
+			r.u32()
+			r.byte()
+		case sub == 9 || sub == 11 || sub == 13 || sub >= 15 && sub <= 17:
+			r.u32()
+		case sub == 10 || sub == 12 || sub == 14:
+			r.u32()
+			r.u32()
+		default:
+			return invalid("unsupported instruction 0xfc %d", sub)
+		}
+	case op == 0xfd:
+		return invalid("SIMD instructions are not supported")
+	case op == 0xfe:
+		return invalid("thread instructions are not supported")
+	default:
+		return invalid("unsupported opcode %#x", op)
+	}
+	return r.err
+}
