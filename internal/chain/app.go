@@ -24,6 +24,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
@@ -63,7 +64,7 @@ func (c Config) Validate() error {
 // Modules returns the chain's modules in the order the app runs their
 // genesis and block hooks.
 func Modules() []module.Module {
-	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}}
+	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}}
 }
 
 // App is the ABCI application.

@@ -18,10 +18,12 @@ import (
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent"
+	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
@@ -56,8 +58,11 @@ type harness struct {
 	queued map[string]uint64
 }
 
+// names are the scripts' accounts, which logs show by name.
+var names = []string{"alice", "bob", "issuer", "carol", "dave", "erin", "frank", "robot", "v1", "v2", "v3", "v4"}
+
 // newHarness starts an app with alice, bob and issuer funded (1,000,000
-// of each denom), dave and v1..v4 with 1,000,000,000uagr each, and issuer
+// of each denom), dave, erin, frank and v1..v4 with 1,000,000,000uagr each, and issuer
 // minting uusdc. dir "" keeps state in memory.
 func newHarness(t testing.TB, dir string) *harness {
 	t.Helper()
@@ -67,8 +72,8 @@ func newHarness(t testing.TB, dir string) *harness {
 	for _, n := range []string{"alice", "bob", "issuer"} {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New("uagr", 1_000_000), coin.New("uusdc", 1_000_000)}})
 	}
-	// dave can afford a provider's stake, v1..v4 a verifier's.
-	for _, n := range []string{"dave", "v1", "v2", "v3", "v4"} {
+	// dave, erin and frank can afford a provider's stake, v1..v4 a verifier's.
+	for _, n := range []string{"dave", "erin", "frank", "v1", "v2", "v3", "v4"} {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New("uagr", 1_000_000_000)}})
 	}
 	doc, err := g.Doc()
@@ -273,6 +278,42 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 		msg = &agent.MsgRevokeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
 	case "deregister":
 		msg = &provider.MsgDeregister{Operator: fromAddr}
+	case "verifier":
+		msg = &audit.MsgRegisterVerifier{Verifier: fromAddr}
+	case "order":
+		// module=NAME input=NAME price=C r=N window=N deadline=N fuel=N mem=N
+		var r uint32
+		var window, deadline int64
+		var fuel uint64
+		var mem uint32
+		fmt.Sscan(arg("r", "0"), &r)
+		fmt.Sscan(arg("window", "0"), &window)
+		fmt.Sscan(arg("deadline", "0"), &deadline)
+		fmt.Sscan(arg("fuel", "1000000"), &fuel)
+		fmt.Sscan(arg("mem", "64"), &mem)
+		mh, ih := sha256.Sum256([]byte(arg("module", "kernel"))), sha256.Sum256([]byte(arg("input", "in")))
+		msg = &job.MsgCreateOrder{Tenant: fromAddr, ModuleHash: mh[:], ModuleUrl: arg("module_url", "http://127.0.0.1:9001/v1/blobs/m"), InputHash: ih[:],
+			InputUrl: "http://127.0.0.1:9001/v1/blobs/i", Fuel: fuel, MemoryMib: mem, MaxPrice: coins(arg("price", "1000uusdc"))[0], Redundancy: r, BidWindow: window, DeadlineBlocks: deadline}
+	case "cancel":
+		msg = &job.MsgCancelOrder{Tenant: fromAddr, OrderId: h.u64(arg("order", "1"))}
+	case "bid":
+		msg = &job.MsgBid{Provider: fromAddr, OrderId: h.u64(arg("order", "1")), Price: coins(arg("price", "500uusdc"))[0]}
+	case "commit", "reveal", "vcommit", "vreveal":
+		// order=N result=NAME code=ok salt=NAME [committed=NAME: what the commitment was to]
+		id := h.u64(arg("order", "1"))
+		res := jobResult(arg("result", "out"), arg("code", "ok"))
+		salt := sha256.Sum256([]byte(arg("salt", "salt")))
+		commitment := job.ResultCommitment(id, fromAddr, jobResult(arg("committed", arg("result", "out")), arg("code", "ok")), salt[:])
+		switch arg("msg", "") {
+		case "commit":
+			msg = &job.MsgCommitResult{Provider: fromAddr, OrderId: id, Commitment: commitment}
+		case "reveal":
+			msg = &job.MsgRevealResult{Provider: fromAddr, OrderId: id, Result: res, Salt: salt[:], OutputUrl: "http://127.0.0.1:9001/v1/blobs/o"}
+		case "vcommit":
+			msg = &job.MsgCommitVote{Verifier: fromAddr, OrderId: id, Commitment: commitment}
+		case "vreveal":
+			msg = &job.MsgRevealVote{Verifier: fromAddr, OrderId: id, Result: res, Salt: salt[:]}
+		}
 	default:
 		h.t.Fatalf("%s: unknown msg", d.Pos)
 	}
@@ -289,6 +330,19 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 		raw[len(raw)-1] ^= 1
 	}
 	return raw, signer
+}
+
+func (h *harness) u64(s string) uint64 {
+	var n uint64
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// jobResult is a job result whose output is the bytes of name.
+func jobResult(name, code string) *job.Result {
+	c := job.ResultCode(job.ResultCode_value["RESULT_CODE_"+strings.ToUpper(code)])
+	h := sha256.Sum256([]byte(name))
+	return &job.Result{Code: c, OutputHash: h[:], OutputSize: uint64(len(name))}
 }
 
 // policy reads an agent policy from datadriven arguments.
@@ -311,7 +365,7 @@ func (h *harness) policy(arg func(k, def string) string) *agent.Policy {
 }
 
 func (h *harness) name(a string) string {
-	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave", "robot"} {
+	for _, n := range names {
 		if address(n).String() == a {
 			return n
 		}
@@ -461,6 +515,30 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			return fmt.Sprint(n)
 		}
 		return h.shorten(fmt.Sprintf("agent of %s frozen %v revoked %v spent %d (period %d) remaining period %s lifetime %s", a.Owner, a.Frozen, a.Revoked, a.SpentTotal, a.SpentInPeriod, rem(r.RemainingInPeriod), rem(r.RemainingLifetime)))
+	case "order":
+		var r job.QueryOrderResponse
+		if err := h.query("/job/order", binary.BigEndian.AppendUint64(nil, h.u64(d.CmdArgs[0].Key)), &r); err != nil {
+			return h.shorten(err.Error())
+		}
+		o := r.Order
+		var b strings.Builder
+		fmt.Fprintf(&b, "order %d %s escrow %d paid %d refunded %d releases %d", o.Id, strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_"), o.Escrow, o.Paid, o.Refunded, o.Releases)
+		if o.Reason != "" {
+			fmt.Fprintf(&b, " reason %q", o.Reason)
+		}
+		for _, l := range o.Leases {
+			fmt.Fprintf(&b, "\nlease %s %d %s deadline %d", h.name(l.Provider), l.Price, strings.TrimPrefix(l.Status.String(), "LEASE_STATUS_"), l.Deadline)
+			if l.Reason != "" {
+				fmt.Fprintf(&b, " (%s)", l.Reason)
+			}
+		}
+		for _, v := range o.Votes {
+			fmt.Fprintf(&b, "\nvote %s", h.name(v.Verifier))
+			if v.Result != nil {
+				fmt.Fprintf(&b, " %s", strings.TrimPrefix(v.Result.Code.String(), "RESULT_CODE_"))
+			}
+		}
+		return h.shorten(b.String())
 	case "restart":
 		h.restart()
 		info, _ := h.app.Info(context.Background(), &abci.RequestInfo{})
@@ -472,11 +550,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 
 // shorten replaces addresses in logs with names, so scripts stay readable.
 func (h *harness) shorten(s string) string {
-	for _, n := range []string{"alice", "bob", "issuer", "carol", "dave", "robot"} {
+	for _, n := range names {
 		s = strings.ReplaceAll(s, address(n).String(), n)
 	}
 	s = strings.ReplaceAll(s, auth.FeePool.String(), "fee_pool")
 	s = strings.ReplaceAll(s, staking.BondedPool.String(), "bonded_pool")
+	s = strings.ReplaceAll(s, job.Escrow.String(), "job_escrow")
 	s = strings.ReplaceAll(s, staking.UnbondingPool.String(), "unbonding_pool")
 	s = strings.ReplaceAll(s, channel.Escrow.String(), "escrow")
 	return s

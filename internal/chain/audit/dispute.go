@@ -79,8 +79,8 @@ func GetDispute(kv store.Reader, id uint64) *Dispute {
 
 func putDispute(kv store.KV, d *Dispute) { kv.Set(cat(disputePrefix, be(d.Id)), module.MustMarshal(d)) }
 
-// verifiers lists the registered verifiers with enough stake, by address.
-func verifiers(kv store.Reader, min uint64) []addr.Address {
+// Verifiers lists the registered verifiers with enough stake, by address.
+func Verifiers(kv store.Reader, min uint64) []addr.Address {
 	it := kv.Iterator(verifierPrefix, store.PrefixEnd(verifierPrefix))
 	defer it.Close()
 	var out []addr.Address
@@ -94,9 +94,9 @@ func verifiers(kv store.Reader, min uint64) []addr.Address {
 	return out
 }
 
-// draw picks n members from candidates, weighted by stake, without
+// Draw picks n members from candidates, weighted by stake, without
 // replacement, from a seed derived from the block and the dispute.
-func draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr.Address {
+func Draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr.Address {
 	pool := append([]addr.Address(nil), candidates...)
 	var out []addr.Address
 	for i := 0; i < n && len(pool) > 0; i++ {
@@ -146,7 +146,7 @@ func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
 	}
 	provider := addr.MustParse(r.Provider)
 	var pool []addr.Address
-	for _, v := range verifiers(ctx.KV, p.VerifierMinStake) {
+	for _, v := range Verifiers(ctx.KV, p.VerifierMinStake) {
 		if v != provider && v != ctx.Signer {
 			pool = append(pool, v)
 		}
@@ -165,7 +165,7 @@ func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
 	d := &Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
 		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond,
 		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: DisputeStatus_DISPUTE_STATUS_OPEN}
-	for _, v := range draw(ctx.KV, pool, int(p.CommitteeSize), cat(ctx.Seed, be(id))) {
+	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), cat(ctx.Seed, be(id))) {
 		d.Votes = append(d.Votes, &Vote{Verifier: v.String()})
 	}
 	putDispute(ctx.KV, d)

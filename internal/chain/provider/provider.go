@@ -320,3 +320,28 @@ func AddDisputeLost(ctx *module.Context, a addr.Address) {
 		put(ctx.KV, a, p)
 	}
 }
+
+// Reputation scores a provider's record in basis points: good outcomes
+// (audits passed, jobs completed) over all outcomes, with one good outcome
+// granted to a newcomer, so a new provider starts at 10000 and each fault
+// pulls the score down.
+func Reputation(p *Provider) uint32 {
+	if p == nil {
+		return 0
+	}
+	good := 1 + p.AuditsPassed + p.JobsCompleted
+	bad := p.DisputesLost + p.JobsFaulted
+	return uint32(good * 10000 / (good + bad))
+}
+
+// AddJobOutcome counts a batch job a provider completed or faulted on.
+func AddJobOutcome(ctx *module.Context, a addr.Address, completed bool) {
+	if p := Get(ctx.KV, a); p != nil {
+		if completed {
+			p.JobsCompleted++
+		} else {
+			p.JobsFaulted++
+		}
+		put(ctx.KV, a, p)
+	}
+}

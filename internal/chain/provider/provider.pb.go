@@ -448,8 +448,12 @@ type Provider struct {
 	AuditsPassed    uint64 `protobuf:"varint,9,opt,name=audits_passed,json=auditsPassed,proto3" json:"audits_passed,omitempty"`
 	DisputesLost    uint64 `protobuf:"varint,10,opt,name=disputes_lost,json=disputesLost,proto3" json:"disputes_lost,omitempty"`
 	TimesJailed     uint64 `protobuf:"varint,11,opt,name=times_jailed,json=timesJailed,proto3" json:"times_jailed,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Batch jobs whose agreed result this provider delivered, and jobs it
+	// faulted on (a missed deadline, a result outvoted by a committee).
+	JobsCompleted uint64 `protobuf:"varint,12,opt,name=jobs_completed,json=jobsCompleted,proto3" json:"jobs_completed,omitempty"`
+	JobsFaulted   uint64 `protobuf:"varint,13,opt,name=jobs_faulted,json=jobsFaulted,proto3" json:"jobs_faulted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Provider) Reset() {
@@ -555,6 +559,20 @@ func (x *Provider) GetDisputesLost() uint64 {
 func (x *Provider) GetTimesJailed() uint64 {
 	if x != nil {
 		return x.TimesJailed
+	}
+	return 0
+}
+
+func (x *Provider) GetJobsCompleted() uint64 {
+	if x != nil {
+		return x.JobsCompleted
+	}
+	return 0
+}
+
+func (x *Provider) GetJobsFaulted() uint64 {
+	if x != nil {
+		return x.JobsFaulted
 	}
 	return 0
 }
@@ -956,7 +974,7 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\fMsgHeartbeat\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\"+\n" +
 	"\rMsgDeregister\x12\x1a\n" +
-	"\boperator\x18\x01 \x01(\tR\boperator\"\x8d\x03\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\"\xd7\x03\n" +
 	"\bProvider\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
 	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
@@ -969,7 +987,9 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\raudits_passed\x18\t \x01(\x04R\fauditsPassed\x12#\n" +
 	"\rdisputes_lost\x18\n" +
 	" \x01(\x04R\fdisputesLost\x12!\n" +
-	"\ftimes_jailed\x18\v \x01(\x04R\vtimesJailed\"\xc7\x02\n" +
+	"\ftimes_jailed\x18\v \x01(\x04R\vtimesJailed\x12%\n" +
+	"\x0ejobs_completed\x18\f \x01(\x04R\rjobsCompleted\x12!\n" +
+	"\fjobs_faulted\x18\r \x01(\x04R\vjobsFaulted\"\xc7\x02\n" +
 	"\aService\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12\x1d\n" +

@@ -1,0 +1,788 @@
+// Package job is the batch compute market: a tenant orders a WebAssembly
+// job with its price held in escrow, staked providers bid, and at the end
+// of the bidding window the chain leases the job to the r cheapest
+// eligible bids. Each lessee commits to a hash of its result, then
+// reveals it, so no lessee can copy another's answer. Agreeing results are
+// paid and the rest of the escrow refunded; disagreeing results go to a
+// committee of verifiers that re-runs the job, and the losers are slashed.
+// A lessee that misses its deadline is penalised and the job re-leased to
+// the next bid, with the escrow intact.
+package job
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/audit"
+	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/store"
+)
+
+// Name is the module's name and store prefix.
+const Name = "job"
+
+// Escrow holds the orders' escrowed payments.
+var Escrow = addr.Module("job/escrow")
+
+var (
+	orderPrefix  = []byte("job/o/")    // id -> Order
+	duePrefix    = []byte("job/due/")  // height | id -> nil: EndBlock's agenda
+	openPrefix   = []byte("job/open/") // id -> nil: orders not yet ended
+	tenantPrefix = []byte("job/t/")    // tenant | id -> nil
+	nextKey      = []byte("job/next")
+	paramsKey    = []byte("job/params")
+)
+
+// DefaultParams are a new chain's params. With 200 ms blocks, bidding
+// lasts 2 s and a lessee has 20 s to commit.
+func DefaultParams() *Params {
+	return &Params{MaxRedundancy: 5, DefaultBidWindow: 10, MaxBidWindow: 1000, DefaultDeadlineBlocks: 100, MaxDeadlineBlocks: 100_000,
+		RevealBlocks: 20, MaxBids: 32, MaxReleases: 4, MinReputationBps: 3000, MissPenaltyBps: 100, WrongResultSlashBps: 1000,
+		MaxMemoryMib: 1024, MaxFuel: 1 << 40}
+}
+
+// GetParams reads the params.
+func GetParams(kv store.Reader) *Params {
+	v := kv.Get(paramsKey)
+	if v == nil {
+		return DefaultParams()
+	}
+	p := &Params{}
+	module.MustUnmarshal(v, p)
+	return p
+}
+
+func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// Get returns an order or nil.
+func Get(kv store.Reader, id uint64) *Order {
+	v := kv.Get(cat(orderPrefix, be(id)))
+	if v == nil {
+		return nil
+	}
+	o := &Order{}
+	module.MustUnmarshal(v, o)
+	return o
+}
+
+func put(kv store.KV, o *Order) { kv.Set(cat(orderPrefix, be(o.Id)), module.MustMarshal(o)) }
+
+// ResultCommitment is what a lessee (or committee member) commits to
+// before revealing result: it binds the order and the committer, so a
+// commitment cannot be replayed by anyone else.
+func ResultCommitment(orderID uint64, committer string, r *Result, salt []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("agora/job/result/v1"))
+	h.Write(be(orderID))
+	h.Write(be(uint64(len(committer))))
+	h.Write([]byte(committer))
+	h.Write(resultKey(r))
+	h.Write(salt)
+	return h.Sum(nil)
+}
+
+// resultKey encodes what two results must share to agree.
+func resultKey(r *Result) []byte {
+	if r == nil {
+		return nil
+	}
+	return cat(be(uint64(r.Code)), be(uint64(r.ExitCode)), be(r.OutputSize), r.OutputHash)
+}
+
+// Same reports whether two results agree.
+func Same(a, b *Result) bool { return bytes.Equal(resultKey(a), resultKey(b)) }
+
+func validResult(r *Result) error {
+	if r == nil || r.Code == ResultCode_RESULT_CODE_UNSPECIFIED || r.Code > ResultCode_RESULT_CODE_UNAVAILABLE {
+		return fmt.Errorf("job: a result needs a known code: %w", codes.ErrInvalidRequest)
+	}
+	if len(r.OutputHash) != 32 {
+		return fmt.Errorf("job: a result's output_hash is a 32-byte sha256: %w", codes.ErrInvalidRequest)
+	}
+	return nil
+}
+
+// ran reports whether a result means the module ran (and the lessees
+// earned their price), as opposed to never starting.
+func ran(c ResultCode) bool {
+	return c != ResultCode_RESULT_CODE_INVALID_MODULE && c != ResultCode_RESULT_CODE_BAD_INPUT && c != ResultCode_RESULT_CODE_UNAVAILABLE
+}
+
+// Describe says in words what a result means for the tenant.
+func Describe(r *Result, o *Order) string {
+	switch r.GetCode() {
+	case ResultCode_RESULT_CODE_OK:
+		return "the job succeeded"
+	case ResultCode_RESULT_CODE_EXIT:
+		return fmt.Sprintf("the module exited with code %d", r.ExitCode)
+	case ResultCode_RESULT_CODE_TRAP:
+		return "the module trapped"
+	case ResultCode_RESULT_CODE_OUT_OF_FUEL:
+		return fmt.Sprintf("the module used all its fuel (%d); order more", o.Fuel)
+	case ResultCode_RESULT_CODE_OUT_OF_MEMORY:
+		return fmt.Sprintf("the module needed more than its %d MiB of memory", o.MemoryMib)
+	case ResultCode_RESULT_CODE_INVALID_MODULE:
+		return "the module is not WebAssembly the sandbox runs (build with GOOS=wasip1 GOARCH=wasm); escrow refunded"
+	case ResultCode_RESULT_CODE_OUTPUT_TOO_LARGE:
+		return "the module wrote more output than the limit"
+	case ResultCode_RESULT_CODE_BAD_INPUT:
+		return "the module or input at the given URL does not match its hash; escrow refunded"
+	case ResultCode_RESULT_CODE_UNAVAILABLE:
+		return "the module or input could not be fetched from its URL; escrow refunded"
+	}
+	return "unknown result"
+}
+
+func live(l *Lease) bool {
+	return l.Status == LeaseStatus_LEASE_STATUS_ACTIVE || l.Status == LeaseStatus_LEASE_STATUS_COMMITTED || l.Status == LeaseStatus_LEASE_STATUS_REVEALED
+}
+
+func liveLeases(o *Order) []*Lease {
+	var out []*Lease
+	for _, l := range o.Leases {
+		if live(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func allLive(o *Order, s LeaseStatus) bool {
+	ls := liveLeases(o)
+	if uint32(len(ls)) != o.Redundancy {
+		return false
+	}
+	for _, l := range ls {
+		if l.Status != s {
+			return false
+		}
+	}
+	return true
+}
+
+// Create opens an order and takes its escrow.
+func Create(ctx *module.Context, m *MsgCreateOrder) (*Order, error) {
+	p := GetParams(ctx.KV)
+	r, window, deadline := m.Redundancy, m.BidWindow, m.DeadlineBlocks
+	if r == 0 {
+		r = 2
+	}
+	if window == 0 {
+		window = p.DefaultBidWindow
+	}
+	if deadline == 0 {
+		deadline = p.DefaultDeadlineBlocks
+	}
+	switch {
+	case r > p.MaxRedundancy:
+		return nil, fmt.Errorf("job: redundancy %d is over the limit %d: %w", r, p.MaxRedundancy, codes.ErrInvalidRequest)
+	case window > p.MaxBidWindow:
+		return nil, fmt.Errorf("job: bid window %d blocks is over the limit %d: %w", window, p.MaxBidWindow, codes.ErrInvalidRequest)
+	case deadline > p.MaxDeadlineBlocks:
+		return nil, fmt.Errorf("job: deadline %d blocks is over the limit %d: %w", deadline, p.MaxDeadlineBlocks, codes.ErrInvalidRequest)
+	case m.Fuel > p.MaxFuel:
+		return nil, fmt.Errorf("job: fuel %d is over the limit %d: %w", m.Fuel, p.MaxFuel, codes.ErrInvalidRequest)
+	case m.MemoryMib > p.MaxMemoryMib:
+		return nil, fmt.Errorf("job: memory %d MiB is over the limit %d: %w", m.MemoryMib, p.MaxMemoryMib, codes.ErrInvalidRequest)
+	}
+	escrow := m.MaxPrice.Amount * uint64(r) // ValidateBasic bounds it
+	if err := bank.Send(ctx, ctx.Signer, Escrow, []*coin.Coin{coin.New(m.MaxPrice.Denom, escrow)}); err != nil {
+		return nil, fmt.Errorf("job: escrow of %d%s: %w", escrow, m.MaxPrice.Denom, err)
+	}
+	id := uint64(1)
+	if v := ctx.KV.Get(nextKey); v != nil {
+		id = binary.BigEndian.Uint64(v)
+	}
+	ctx.KV.Set(nextKey, be(id+1))
+	o := &Order{Id: id, Tenant: m.Tenant, ModuleHash: m.ModuleHash, ModuleUrl: m.ModuleUrl, InputHash: m.InputHash, InputUrl: m.InputUrl,
+		Fuel: m.Fuel, MemoryMib: m.MemoryMib, MaxPrice: m.MaxPrice, Redundancy: r, BidWindow: window, DeadlineBlocks: deadline,
+		CreatedAt: ctx.Height, BiddingUntil: ctx.Height + window, Status: OrderStatus_ORDER_STATUS_BIDDING, Escrow: escrow}
+	ctx.KV.Set(cat(openPrefix, be(id)), []byte{})
+	ctx.KV.Set(cat(tenantPrefix, ctx.Signer[:], be(id)), []byte{})
+	schedule(ctx, o)
+	put(ctx.KV, o)
+	ctx.Emit("job_order", module.Key("order_id", module.U64(id)), module.Key("tenant", o.Tenant),
+		module.Val("max_price", coin.New(o.MaxPrice.Denom, o.MaxPrice.Amount).String()), module.Val("redundancy", module.U64(uint64(r))),
+		module.Val("bidding_until", module.U64(uint64(o.BiddingUntil))))
+	return o, nil
+}
+
+// Cancel withdraws an order that has not been leased.
+func Cancel(ctx *module.Context, m *MsgCancelOrder) error {
+	o := Get(ctx.KV, m.OrderId)
+	switch {
+	case o == nil:
+		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
+	case o.Tenant != m.Tenant:
+		return fmt.Errorf("job: order %d is %s's: %w", o.Id, o.Tenant, codes.ErrUnauthorized)
+	case o.Status != OrderStatus_ORDER_STATUS_BIDDING || len(o.Leases) > 0:
+		return fmt.Errorf("job: order %d is %s; only an order still in its first bidding can be cancelled: %w", o.Id, o.Status, codes.ErrInvalidRequest)
+	}
+	if err := end(ctx, o, OrderStatus_ORDER_STATUS_CANCELLED, "cancelled by the tenant"); err != nil {
+		return err
+	}
+	schedule(ctx, o)
+	put(ctx.KV, o)
+	return nil
+}
+
+// eligible checks that a provider may bid and be leased now.
+func eligible(ctx *module.Context, a addr.Address, p *Params) error {
+	pr := chainprov.Get(ctx.KV, a)
+	switch {
+	case pr == nil:
+		return fmt.Errorf("job: %s is not a registered provider: %w", a, codes.ErrUnauthorized)
+	case !chainprov.IsRoutable(pr):
+		return fmt.Errorf("job: provider %s is %s; only online providers bid: %w", a, pr.Status, codes.ErrUnauthorized)
+	case staking.JailedUntil(ctx.KV, a, ctx.Height) > ctx.Height:
+		return fmt.Errorf("job: provider %s is jailed: %w", a, codes.ErrJailed)
+	}
+	if have, need := staking.Bonded(ctx.KV, a), chainprov.GetParams(ctx.KV).MinStake; have < need {
+		return fmt.Errorf("job: provider %s has %duagr bonded, bidding needs %d: %w", a, have, need, codes.ErrInsufficientStake)
+	}
+	if rep := chainprov.Reputation(pr); rep < p.MinReputationBps {
+		return fmt.Errorf("job: provider %s has reputation %d bps, bidding needs %d: %w", a, rep, p.MinReputationBps, codes.ErrUnauthorized)
+	}
+	return nil
+}
+
+// PlaceBid records a provider's bid.
+func PlaceBid(ctx *module.Context, m *MsgBid) error {
+	p := GetParams(ctx.KV)
+	o := Get(ctx.KV, m.OrderId)
+	switch {
+	case o == nil:
+		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
+	case o.Status != OrderStatus_ORDER_STATUS_BIDDING || ctx.Height > o.BiddingUntil:
+		return fmt.Errorf("job: order %d is not taking bids (%s, bidding until height %d): %w", o.Id, o.Status, o.BiddingUntil, codes.ErrInvalidRequest)
+	case m.Provider == o.Tenant:
+		return fmt.Errorf("job: a tenant cannot bid on its own order: %w", codes.ErrInvalidRequest)
+	case m.Price.Denom != o.MaxPrice.Denom:
+		return fmt.Errorf("job: order %d pays in %s, not %s: %w", o.Id, o.MaxPrice.Denom, m.Price.Denom, codes.ErrInvalidRequest)
+	case m.Price.Amount > o.MaxPrice.Amount:
+		return fmt.Errorf("job: bid %d%s is above order %d's maximum price %d%s: %w", m.Price.Amount, m.Price.Denom, o.Id, o.MaxPrice.Amount, o.MaxPrice.Denom, codes.ErrInvalidRequest)
+	case uint32(len(o.Bids)) >= p.MaxBids:
+		return fmt.Errorf("job: order %d already has the most bids it takes (%d): %w", o.Id, p.MaxBids, codes.ErrInvalidRequest)
+	}
+	for _, b := range o.Bids {
+		if b.Provider == m.Provider {
+			return fmt.Errorf("job: %s has already bid on order %d: %w", m.Provider, o.Id, codes.ErrInvalidRequest)
+		}
+	}
+	if err := eligible(ctx, ctx.Signer, p); err != nil {
+		return err
+	}
+	o.Bids = append(o.Bids, &Bid{Provider: m.Provider, Price: m.Price.Amount, Height: ctx.Height})
+	put(ctx.KV, o)
+	ctx.Emit("job_bid", module.Key("order_id", module.U64(o.Id)), module.Key("provider", m.Provider), module.Val("price", module.U64(m.Price.Amount)))
+	return nil
+}
+
+// nextBids returns the unused bids of eligible providers, cheapest first
+// (ties: the earlier bid, then the lower address), skipping providers that
+// already hold or held a lease on the order.
+func nextBids(ctx *module.Context, o *Order, p *Params) []*Bid {
+	leased := map[string]bool{}
+	for _, l := range o.Leases {
+		leased[l.Provider] = true
+	}
+	var out []*Bid
+	for _, b := range o.Bids {
+		if b.Used || leased[b.Provider] || eligible(ctx, addr.MustParse(b.Provider), p) != nil {
+			continue
+		}
+		out = append(out, b)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Price != b.Price {
+			return a.Price < b.Price
+		}
+		if a.Height != b.Height {
+			return a.Height < b.Height
+		}
+		return a.Provider < b.Provider
+	})
+	return out
+}
+
+func addLease(ctx *module.Context, o *Order, b *Bid) {
+	b.Used = true
+	l := &Lease{Provider: b.Provider, Price: b.Price, LeasedAt: ctx.Height, Deadline: ctx.Height + o.DeadlineBlocks, Status: LeaseStatus_LEASE_STATUS_ACTIVE}
+	o.Leases = append(o.Leases, l)
+	ctx.Emit("job_lease", module.Key("order_id", module.U64(o.Id)), module.Key("provider", l.Provider),
+		module.Val("price", module.U64(l.Price)), module.Val("deadline", module.U64(uint64(l.Deadline))))
+}
+
+// fill leases the order's empty slots to the next bids. With too few bids
+// it reopens bidding once per slot the order lost; after that, or past
+// MaxReleases, the order fails and the escrow goes back.
+func fill(ctx *module.Context, o *Order) error {
+	p := GetParams(ctx.KV)
+	need := int(o.Redundancy) - len(liveLeases(o))
+	if need <= 0 {
+		return nil
+	}
+	if o.Releases > p.MaxReleases {
+		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("lessees missed their deadlines %d times; the order gave up", o.Releases))
+	}
+	bids := nextBids(ctx, o, p)
+	if len(bids) < need {
+		if o.Status == OrderStatus_ORDER_STATUS_BIDDING {
+			return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%d eligible bid(s) at or below the maximum price; redundancy %d needs %d", len(bids), o.Redundancy, need))
+		}
+		o.Status = OrderStatus_ORDER_STATUS_BIDDING
+		o.BiddingUntil = ctx.Height + o.BidWindow
+		ctx.Emit("job_rebid", module.Key("order_id", module.U64(o.Id)), module.Val("bidding_until", module.U64(uint64(o.BiddingUntil))))
+		return nil
+	}
+	for _, b := range bids[:need] {
+		addLease(ctx, o, b)
+	}
+	o.Status = OrderStatus_ORDER_STATUS_RUNNING
+	return nil
+}
+
+// miss penalises a lessee that let a deadline pass; half of what is taken
+// compensates the tenant for the delay.
+func miss(ctx *module.Context, o *Order, l *Lease, why string) error {
+	l.Status, l.Reason = LeaseStatus_LEASE_STATUS_MISSED, why
+	o.Releases++
+	a := addr.MustParse(l.Provider)
+	if _, err := staking.SlashTo(ctx, a, GetParams(ctx.KV).MissPenaltyBps, 0, "missed a job deadline", addr.MustParse(o.Tenant), 5000); err != nil {
+		return err
+	}
+	chainprov.AddJobOutcome(ctx, a, false)
+	ctx.Emit("job_miss", module.Key("order_id", module.U64(o.Id)), module.Key("provider", l.Provider), module.Val("reason", why))
+	return nil
+}
+
+func leaseOf(o *Order, provider string, want LeaseStatus) *Lease {
+	for _, l := range o.Leases {
+		if l.Provider == provider && l.Status == want {
+			return l
+		}
+	}
+	return nil
+}
+
+// CommitResult records a lessee's hidden result.
+func CommitResult(ctx *module.Context, m *MsgCommitResult) error {
+	o := Get(ctx.KV, m.OrderId)
+	if o == nil {
+		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
+	}
+	l := leaseOf(o, m.Provider, LeaseStatus_LEASE_STATUS_ACTIVE)
+	switch {
+	case l == nil:
+		return fmt.Errorf("job: %s holds no running lease on order %d (%s): %w", m.Provider, o.Id, o.Status, codes.ErrUnauthorized)
+	case ctx.Height > l.Deadline:
+		return fmt.Errorf("job: the lease's deadline was height %d: %w", l.Deadline, codes.ErrInvalidRequest)
+	}
+	l.Status, l.Commitment = LeaseStatus_LEASE_STATUS_COMMITTED, m.Commitment
+	ctx.Emit("job_commit", module.Key("order_id", module.U64(o.Id)), module.Key("provider", m.Provider))
+	if allLive(o, LeaseStatus_LEASE_STATUS_COMMITTED) {
+		o.Status = OrderStatus_ORDER_STATUS_REVEALING
+		o.RevealUntil = ctx.Height + GetParams(ctx.KV).RevealBlocks
+		ctx.Emit("job_reveal", module.Key("order_id", module.U64(o.Id)), module.Val("reveal_until", module.U64(uint64(o.RevealUntil))))
+	}
+	schedule(ctx, o)
+	put(ctx.KV, o)
+	return nil
+}
+
+// RevealResult opens a lessee's result. A reveal that does not match the
+// commitment is refused; a lessee that never reveals a matching result is
+// penalised when the reveal window closes.
+func RevealResult(ctx *module.Context, m *MsgRevealResult) error {
+	o := Get(ctx.KV, m.OrderId)
+	if o == nil {
+		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
+	}
+	if o.Status != OrderStatus_ORDER_STATUS_REVEALING {
+		return fmt.Errorf("job: order %d is %s, not revealing: %w", o.Id, o.Status, codes.ErrInvalidRequest)
+	}
+	l := leaseOf(o, m.Provider, LeaseStatus_LEASE_STATUS_COMMITTED)
+	switch {
+	case l == nil:
+		return fmt.Errorf("job: %s has no committed lease on order %d to reveal: %w", m.Provider, o.Id, codes.ErrUnauthorized)
+	case ctx.Height > o.RevealUntil:
+		return fmt.Errorf("job: order %d took reveals until height %d: %w", o.Id, o.RevealUntil, codes.ErrInvalidRequest)
+	case !bytes.Equal(ResultCommitment(o.Id, m.Provider, m.Result, m.Salt), l.Commitment):
+		return fmt.Errorf("job: the revealed result and salt do not match %s's commitment on order %d: %w", m.Provider, o.Id, codes.ErrInvalidRequest)
+	}
+	l.Status, l.Result, l.OutputUrl = LeaseStatus_LEASE_STATUS_REVEALED, m.Result, m.OutputUrl
+	ctx.Emit("job_reveal_result", module.Key("order_id", module.U64(o.Id)), module.Key("provider", m.Provider), module.Val("code", m.Result.Code.String()))
+	if allLive(o, LeaseStatus_LEASE_STATUS_REVEALED) {
+		if err := compare(ctx, o); err != nil {
+			return err
+		}
+	}
+	schedule(ctx, o)
+	put(ctx.KV, o)
+	return nil
+}
+
+// compare ends an order whose revealed results agree, and sends it to a
+// committee otherwise.
+func compare(ctx *module.Context, o *Order) error {
+	var revealed []*Lease
+	for _, l := range o.Leases {
+		if l.Status == LeaseStatus_LEASE_STATUS_REVEALED {
+			revealed = append(revealed, l)
+		}
+	}
+	agree := len(revealed) == int(o.Redundancy)
+	for _, l := range revealed {
+		agree = agree && Same(l.Result, revealed[0].Result)
+	}
+	if agree {
+		return finish(ctx, o, revealed[0].Result, revealed)
+	}
+	return dispute(ctx, o)
+}
+
+// dispute draws a committee of verifiers (none of them the tenant or a
+// lessee) to re-run the job.
+func dispute(ctx *module.Context, o *Order) error {
+	ap := audit.GetParams(ctx.KV)
+	excluded := map[string]bool{o.Tenant: true}
+	for _, l := range o.Leases {
+		excluded[l.Provider] = true
+	}
+	var pool []addr.Address
+	for _, v := range audit.Verifiers(ctx.KV, ap.VerifierMinStake) {
+		if !excluded[v.String()] {
+			pool = append(pool, v)
+		}
+	}
+	if len(pool) < int(ap.CommitteeSize) {
+		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("the lessees' results disagree and %d verifiers are eligible for a committee of %d", len(pool), ap.CommitteeSize))
+	}
+	o.Status = OrderStatus_ORDER_STATUS_DISPUTED
+	o.VoteCommitUntil = ctx.Height + ap.CommitBlocks
+	o.VoteRevealUntil = o.VoteCommitUntil + ap.RevealBlocks
+	attrs := []module.Attr{module.Key("order_id", module.U64(o.Id))}
+	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), cat(ctx.Seed, []byte("job"), be(o.Id))) {
+		o.Votes = append(o.Votes, &Vote{Verifier: v.String()})
+		attrs = append(attrs, module.Key("member", v.String()))
+	}
+	ctx.Emit("job_dispute", attrs...)
+	return nil
+}
+
+func memberVote(ctx *module.Context, id uint64, verifier string) (*Order, *Vote, error) {
+	o := Get(ctx.KV, id)
+	if o == nil || o.Status != OrderStatus_ORDER_STATUS_DISPUTED {
+		return nil, nil, fmt.Errorf("job: no disputed order %d: %w", id, codes.ErrNotFound)
+	}
+	for _, v := range o.Votes {
+		if v.Verifier == verifier {
+			return o, v, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("job: %s is not on order %d's committee: %w", verifier, id, codes.ErrUnauthorized)
+}
+
+// CommitVote records a committee member's hidden result.
+func CommitVote(ctx *module.Context, m *MsgCommitVote) error {
+	o, v, err := memberVote(ctx, m.OrderId, m.Verifier)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ctx.Height > o.VoteCommitUntil:
+		return fmt.Errorf("job: order %d took votes until height %d: %w", o.Id, o.VoteCommitUntil, codes.ErrInvalidRequest)
+	case len(v.Commitment) != 0:
+		return fmt.Errorf("job: %s has already voted on order %d: %w", m.Verifier, o.Id, codes.ErrInvalidRequest)
+	}
+	v.Commitment = m.Commitment
+	put(ctx.KV, o)
+	ctx.Emit("job_commit_vote", module.Key("order_id", module.U64(o.Id)), module.Key("member", m.Verifier))
+	return nil
+}
+
+// RevealVote opens a committee member's result.
+func RevealVote(ctx *module.Context, m *MsgRevealVote) error {
+	o, v, err := memberVote(ctx, m.OrderId, m.Verifier)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ctx.Height <= o.VoteCommitUntil:
+		return fmt.Errorf("job: order %d's votes open after height %d: %w", o.Id, o.VoteCommitUntil, codes.ErrInvalidRequest)
+	case ctx.Height > o.VoteRevealUntil:
+		return fmt.Errorf("job: order %d took reveals until height %d: %w", o.Id, o.VoteRevealUntil, codes.ErrInvalidRequest)
+	case v.Result != nil:
+		return fmt.Errorf("job: %s has already revealed on order %d: %w", m.Verifier, o.Id, codes.ErrInvalidRequest)
+	case !bytes.Equal(ResultCommitment(o.Id, m.Verifier, m.Result, m.Salt), v.Commitment):
+		return fmt.Errorf("job: the revealed vote does not match %s's commitment: %w", m.Verifier, codes.ErrInvalidRequest)
+	}
+	v.Result = m.Result
+	put(ctx.KV, o)
+	ctx.Emit("job_reveal_vote", module.Key("order_id", module.U64(o.Id)), module.Key("member", m.Verifier))
+	return nil
+}
+
+// settleVotes decides a disputed order by the committee's majority: the
+// lessees who revealed it are paid, those who revealed anything else are
+// slashed, and members who did not vote with the majority lose a little.
+func settleVotes(ctx *module.Context, o *Order) error {
+	var majority *Result
+	for _, v := range o.Votes {
+		n := 0
+		for _, w := range o.Votes {
+			if v.Result != nil && Same(v.Result, w.Result) {
+				n++
+			}
+		}
+		if n*2 > len(o.Votes) {
+			majority = v.Result
+			break
+		}
+	}
+	ap := audit.GetParams(ctx.KV)
+	for _, v := range o.Votes {
+		if majority != nil && Same(v.Result, majority) || majority == nil && v.Result != nil {
+			continue
+		}
+		if _, err := staking.Slash(ctx, addr.MustParse(v.Verifier), ap.MissPenaltyBps, 0, "job vote missed or overruled"); err != nil {
+			return err
+		}
+	}
+	if majority == nil {
+		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, "the lessees' results disagree and the committee reached no majority")
+	}
+	var winners []*Lease
+	for _, l := range o.Leases {
+		if l.Status != LeaseStatus_LEASE_STATUS_REVEALED {
+			continue
+		}
+		if Same(l.Result, majority) {
+			winners = append(winners, l)
+			continue
+		}
+		l.Status, l.Reason = LeaseStatus_LEASE_STATUS_OUTVOTED, "its result lost to the committee's"
+		a := addr.MustParse(l.Provider)
+		if _, err := staking.SlashTo(ctx, a, GetParams(ctx.KV).WrongResultSlashBps, 0, "returned a wrong job result", addr.MustParse(o.Tenant), 5000); err != nil {
+			return err
+		}
+		chainprov.AddJobOutcome(ctx, a, false)
+		ctx.Emit("job_outvoted", module.Key("order_id", module.U64(o.Id)), module.Key("provider", l.Provider))
+	}
+	if len(winners) == 0 {
+		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, "no lessee revealed the result the committee found")
+	}
+	return finish(ctx, o, majority, winners)
+}
+
+// finish ends an order with an agreed result: the winners are paid their
+// bids if the module ran, and the rest of the escrow is refunded.
+func finish(ctx *module.Context, o *Order, r *Result, winners []*Lease) error {
+	o.Result = r
+	for _, l := range winners {
+		a := addr.MustParse(l.Provider)
+		chainprov.AddJobOutcome(ctx, a, true)
+		if !ran(r.Code) {
+			l.Status = LeaseStatus_LEASE_STATUS_UNPAID
+			continue
+		}
+		if err := bank.Send(ctx, Escrow, a, []*coin.Coin{coin.New(o.MaxPrice.Denom, l.Price)}); err != nil {
+			return err
+		}
+		l.Status = LeaseStatus_LEASE_STATUS_PAID
+		o.Escrow -= l.Price
+		o.Paid += l.Price
+	}
+	if r.Code == ResultCode_RESULT_CODE_OK {
+		return end(ctx, o, OrderStatus_ORDER_STATUS_COMPLETED, "")
+	}
+	return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, Describe(r, o))
+}
+
+// end closes an order: unpaid live leases are released, the escrow left
+// goes back to the tenant.
+func end(ctx *module.Context, o *Order, status OrderStatus, reason string) error {
+	for _, l := range o.Leases {
+		if live(l) {
+			l.Status = LeaseStatus_LEASE_STATUS_UNPAID
+		}
+	}
+	if o.Escrow > 0 {
+		if err := bank.Send(ctx, Escrow, addr.MustParse(o.Tenant), []*coin.Coin{coin.New(o.MaxPrice.Denom, o.Escrow)}); err != nil {
+			return err
+		}
+		o.Refunded += o.Escrow
+		o.Escrow = 0
+	}
+	o.Status, o.Reason, o.FinishedAt = status, reason, ctx.Height
+	ctx.KV.Delete(cat(openPrefix, be(o.Id)))
+	ctx.Emit("job_done", module.Key("order_id", module.U64(o.Id)), module.Key("tenant", o.Tenant), module.Val("status", status.String()),
+		module.Val("paid", module.U64(o.Paid)), module.Val("refunded", module.U64(o.Refunded)), module.Val("reason", reason))
+	return nil
+}
+
+func ended(o *Order) bool {
+	return o.Status == OrderStatus_ORDER_STATUS_COMPLETED || o.Status == OrderStatus_ORDER_STATUS_FAILED || o.Status == OrderStatus_ORDER_STATUS_CANCELLED
+}
+
+// nextDue is the height at which EndBlock must next look at o: the end of
+// bidding, the earliest commit deadline, the end of reveals or of votes.
+func nextDue(o *Order) int64 {
+	switch o.Status {
+	case OrderStatus_ORDER_STATUS_BIDDING:
+		return o.BiddingUntil
+	case OrderStatus_ORDER_STATUS_RUNNING:
+		var due int64
+		for _, l := range o.Leases {
+			if l.Status == LeaseStatus_LEASE_STATUS_ACTIVE && (due == 0 || l.Deadline < due) {
+				due = l.Deadline
+			}
+		}
+		return due
+	case OrderStatus_ORDER_STATUS_REVEALING:
+		return o.RevealUntil
+	case OrderStatus_ORDER_STATUS_DISPUTED:
+		return o.VoteRevealUntil
+	}
+	return 0
+}
+
+// schedule puts o on EndBlock's agenda at its next due height.
+func schedule(ctx *module.Context, o *Order) {
+	due := nextDue(o)
+	if ended(o) {
+		due = 0
+	}
+	if due == o.NextDue {
+		return
+	}
+	if o.NextDue != 0 {
+		ctx.KV.Delete(cat(duePrefix, be(uint64(o.NextDue)), be(o.Id)))
+	}
+	if due != 0 {
+		ctx.KV.Set(cat(duePrefix, be(uint64(due)), be(o.Id)), []byte{})
+	}
+	o.NextDue = due
+}
+
+// EndBlock moves the orders whose deadline is this block.
+func (Module) EndBlock(ctx *module.Context) error {
+	end := cat(duePrefix, be(uint64(ctx.Height)), be(^uint64(0)))
+	it := ctx.KV.Iterator(duePrefix, end)
+	var ids []uint64
+	var keys [][]byte
+	for ; it.Valid(); it.Next() {
+		ids = append(ids, binary.BigEndian.Uint64(it.Key()[len(duePrefix)+8:]))
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	it.Close()
+	for i, id := range ids {
+		ctx.KV.Delete(keys[i])
+		o := Get(ctx.KV, id)
+		o.NextDue = 0
+		if err := step(ctx, o); err != nil {
+			return err
+		}
+		schedule(ctx, o)
+		put(ctx.KV, o)
+	}
+	return nil
+}
+
+// step does what o's due height calls for.
+func step(ctx *module.Context, o *Order) error {
+	switch o.Status {
+	case OrderStatus_ORDER_STATUS_BIDDING:
+		if ctx.Height >= o.BiddingUntil {
+			return fill(ctx, o)
+		}
+	case OrderStatus_ORDER_STATUS_RUNNING:
+		missed := false
+		for _, l := range o.Leases {
+			if l.Status == LeaseStatus_LEASE_STATUS_ACTIVE && ctx.Height >= l.Deadline {
+				if err := miss(ctx, o, l, fmt.Sprintf("did not commit a result by height %d", l.Deadline)); err != nil {
+					return err
+				}
+				missed = true
+			}
+		}
+		if missed {
+			return fill(ctx, o)
+		}
+	case OrderStatus_ORDER_STATUS_REVEALING:
+		if ctx.Height < o.RevealUntil {
+			return nil
+		}
+		revealed := 0
+		for _, l := range o.Leases {
+			switch l.Status {
+			case LeaseStatus_LEASE_STATUS_COMMITTED:
+				if err := miss(ctx, o, l, fmt.Sprintf("did not reveal a result matching its commitment by height %d", o.RevealUntil)); err != nil {
+					return err
+				}
+			case LeaseStatus_LEASE_STATUS_REVEALED:
+				revealed++
+			}
+		}
+		// With some results public, a new lessee could copy them: the
+		// committee decides between what was revealed. With none, the
+		// job is simply leased again.
+		if revealed > 0 {
+			return dispute(ctx, o)
+		}
+		o.Status = OrderStatus_ORDER_STATUS_RUNNING
+		return fill(ctx, o)
+	case OrderStatus_ORDER_STATUS_DISPUTED:
+		if ctx.Height >= o.VoteRevealUntil {
+			return settleVotes(ctx, o)
+		}
+	}
+	return nil
+}
+
+// List returns orders, by id: a tenant's (or everyone's), and only those
+// not yet ended if openOnly.
+func List(kv store.Reader, tenant string, openOnly bool, limit int) []*Order {
+	var prefix []byte
+	switch {
+	case tenant != "":
+		a, err := addr.Parse(tenant)
+		if err != nil {
+			return nil
+		}
+		prefix = cat(tenantPrefix, a[:])
+	case openOnly:
+		prefix = openPrefix
+	default:
+		prefix = orderPrefix
+	}
+	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
+	defer it.Close()
+	var out []*Order
+	for ; it.Valid() && len(out) < limit; it.Next() {
+		o := Get(kv, binary.BigEndian.Uint64(it.Key()[len(it.Key())-8:]))
+		if o == nil || openOnly && ended(o) {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
