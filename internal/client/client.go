@@ -189,6 +189,9 @@ type Result struct {
 	Hash   string
 	Height int64
 	Events []string
+	// Attrs holds each event's attributes, keyed "type.key" (the first
+	// such attribute wins): res.Attrs["job_order.order_id"].
+	Attrs map[string]string
 }
 
 // Submit signs msgs with key at its next sequence, pays the minimum fee,
@@ -278,9 +281,14 @@ func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
 			if r.TxResult.Code != 0 {
 				return nil, &ChainError{Code: r.TxResult.Code, Log: r.TxResult.Log, inBlock: true}
 			}
-			out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: r.Height}
+			out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: r.Height, Attrs: map[string]string{}}
 			for _, ev := range r.TxResult.Events {
 				out.Events = append(out.Events, ev.Type)
+				for _, a := range ev.Attributes {
+					if k := ev.Type + "." + a.Key; out.Attrs[k] == "" {
+						out.Attrs[k] = a.Value
+					}
+				}
 			}
 			return out, nil
 		}

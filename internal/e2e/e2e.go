@@ -228,3 +228,32 @@ func Devnet(t testing.TB, configure func(*node.DevnetConfig)) *node.Devnet {
 	t.Cleanup(func() { d.Stop() })
 	return d
 }
+
+var (
+	wasmMu    sync.Mutex // guards wasmBuilt
+	wasmBuilt = map[string]string{}
+)
+
+// Wasm builds the Go program at pkg (like "./examples/jobs/kernel") for
+// GOOS=wasip1, once per test process, and returns the module's path.
+func Wasm(t testing.TB, pkg string) string {
+	t.Helper()
+	wasmMu.Lock()
+	defer wasmMu.Unlock()
+	if p, ok := wasmBuilt[pkg]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "agora-e2e-wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, filepath.Base(pkg)+".wasm")
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = moduleRoot()
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s for wasip1: %v\n%s", pkg, err, msg)
+	}
+	wasmBuilt[pkg] = out
+	return out
+}

@@ -14,6 +14,7 @@ import (
 
 	cmtcfg "github.com/cometbft/cometbft/config"
 
+	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/audit"
@@ -27,6 +28,8 @@ import (
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/route"
+	"github.com/agoranet/agora/internal/sandbox"
+	"github.com/agoranet/agora/internal/worker"
 	"github.com/agoranet/agora/internal/zk"
 	"golang.org/x/sync/errgroup"
 )
@@ -64,6 +67,11 @@ const (
 	DevRoyaltyBps      = 500
 )
 
+// DevJobPrice is what devnet provider i (0-based) bids per batch job, in
+// uusdc: provider1 is the cheapest, provider3 the standby that takes over
+// a job another provider drops.
+func DevJobPrice(i int) uint64 { return 1000 + 100*uint64(i) }
+
 // DevProviderStake is what each devnet provider has bonded at genesis.
 const DevProviderStake = 1_000_000_000
 
@@ -98,6 +106,9 @@ type DevnetConfig struct {
 	// answers: for tests of audits.
 	FaultyProvider int
 	FaultyFraction float64
+	// FaultyJobs (1-based; 0: none) makes that provider return a wrong
+	// output for every batch job: for tests of job disputes.
+	FaultyJobs int
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -134,6 +145,8 @@ type Devnet struct {
 	Gateway     *gateway.Server
 	// Prover proves digits-mlp answers; its verifying key is on chain.
 	Prover *zk.System
+	// sandbox runs every provider's batch jobs, sharing compiled code.
+	sandbox *sandbox.Sandbox
 }
 
 // StartDevnet creates the devnet's home on first use (or after Reset) and
@@ -166,7 +179,7 @@ func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Devnet{cfg: cfg, Node: n, Keyring: kr}
+	d := &Devnet{cfg: cfg, Node: n, Keyring: kr, sandbox: sandbox.New()}
 	if err := d.ensureZK(); err != nil {
 		d.Stop()
 		return nil, err
@@ -373,6 +386,15 @@ func (d *Devnet) startProviders() error {
 		if err := os.MkdirAll(filepath.Dir(pay.LogPath), 0o700); err != nil {
 			return err
 		}
+		store, err := blob.Open(filepath.Join(d.cfg.Home, "providers", k.Name, "blobs"), 0)
+		if err != nil {
+			return err
+		}
+		jobs := worker.DefaultConfig()
+		jobs.Store, jobs.Price, jobs.Sandbox = store, coin.New(coin.Stable, DevJobPrice(i)), d.sandbox
+		jobs.CorruptOutputs = i+1 == d.cfg.FaultyJobs
+		jobs.Logger = d.cfg.Logger.With("provider", k.Name, "service", "jobs")
+		cfg.Jobs = &jobs
 		cfg.Logger = d.cfg.Logger.With("provider", k.Name)
 		s, err := provider.New(cfg)
 		if err != nil {
@@ -461,6 +483,7 @@ func (d *Devnet) Stop() error {
 	if d.Facilitator != nil {
 		errs = append(errs, d.Facilitator.Shutdown(ctx))
 	}
+	errs = append(errs, d.sandbox.Close(ctx))
 	return errors.Join(append(errs, d.Node.Stop())...)
 }
 

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
@@ -32,6 +34,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/anchors/{channel}/{n}", s.handleAnchors)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/.well-known/agent-card.json", s.handleAgentCard)
+	if s.cfg.Jobs != nil {
+		mux.Handle(blob.Path, s.cfg.Jobs.Store.Handler())
+		mux.Handle(strings.TrimSuffix(blob.Path, "/"), s.cfg.Jobs.Store.Handler())
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_url", "no endpoint %s %s; see /v1/models, /v1/chat/completions, /v1/completions, /v1/infer", r.Method, r.URL.Path))
 	})

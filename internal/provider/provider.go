@@ -21,6 +21,7 @@ import (
 	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
+	"github.com/agoranet/agora/internal/worker"
 	"github.com/agoranet/agora/internal/zk"
 )
 
@@ -87,6 +88,10 @@ type Config struct {
 	// Payments, if set (with Chain), makes priced offers charge over x402
 	// payment channels; its Key, ChainID and Chain are filled in.
 	Payments *paygate.Config
+	// Jobs, if set (with Chain), makes the provider take batch jobs: it
+	// serves Jobs.Store at /v1/blobs/ and runs a worker with its key,
+	// chain client and URL filled in.
+	Jobs *worker.Config
 	// CorruptFraction, for tests of audits only, makes the provider alter
 	// this fraction of its (non-streamed) answers and sign receipts for the
 	// altered bytes: a provider that lies.
@@ -119,6 +124,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("provider: bad price denom %q", o.Denom)
 		}
 	}
+	if c.Jobs != nil && (c.Jobs.Store == nil || c.Jobs.Price == nil) {
+		return errors.New("provider: batch jobs need a blob store and a bid price")
+	}
 	if c.HeartbeatEvery <= 0 {
 		return errors.New("provider: heartbeat interval must be positive")
 	}
@@ -147,9 +155,10 @@ type Server struct {
 	height  atomic.Int64
 	metrics *metrics
 
-	http *httpserve.Server
-	wg   sync.WaitGroup // the chain goroutines
-	stop context.CancelFunc
+	http   *httpserve.Server
+	worker *worker.Worker // nil: no batch jobs
+	wg     sync.WaitGroup // the chain goroutines
+	stop   context.CancelFunc
 }
 
 // New prepares a provider; Start makes it serve.
@@ -244,6 +253,17 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.heartbeats(loopCtx) }()
+		if s.cfg.Jobs != nil {
+			wc := *s.cfg.Jobs
+			wc.Key, wc.Chain, wc.BaseURL = s.cfg.Key, s.cfg.Chain, s.URL()
+			if wc.Logger == nil {
+				wc.Logger = s.log
+			}
+			if s.worker, err = worker.Start(wc); err != nil {
+				s.Shutdown(context.Background())
+				return err
+			}
+		}
 	}
 	s.log.Info("provider serving", "url", s.URL(), "address", s.address, "models", len(s.order), "paid", s.gate != nil)
 	return nil
@@ -258,6 +278,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	if s.http != nil {
 		err = s.http.Shutdown(ctx)
+	}
+	if s.worker != nil {
+		err = errors.Join(err, s.worker.Close())
 	}
 	s.wg.Wait()
 	if s.gate != nil {

@@ -64,8 +64,9 @@ type Limits struct {
 	// MaxOutput caps stdout, in bytes.
 	MaxOutput int
 	// Timeout is a wall-clock guard for the host, not part of the result:
-	// a run that hits it returns ErrTimeout and no Result. Fuel is what
-	// stops runaway code deterministically; 0 means 10 minutes.
+	// a run that hits it returns ErrTimeout and no Result (so a host never
+	// reports a result its speed decided). Fuel is what stops runaway code
+	// deterministically; 0 means 10 minutes.
 	Timeout time.Duration
 }
 
@@ -103,11 +104,13 @@ var ErrTimeout = errors.New("sandbox: the run hit the host's wall-clock timeout"
 // Sandbox compiles and runs modules, caching compiled code by module hash.
 // It is safe for concurrent use.
 type Sandbox struct {
-	cfg wazero.RuntimeConfig
+	cfg  wazero.RuntimeConfig
+	runs sync.WaitGroup // runs in flight, some perhaps abandoned
 
-	mu       sync.Mutex          // guards the fields below
-	runtimes map[uint32]*runtime // by memory cap in pages
-	order    []uint32            // runtimes, oldest first
+	mu sync.Mutex // guards the fields below
+	// runtimes has one runtime per memory cap (wazero sets the cap per
+	// runtime), each caching compiled modules; caps are few in practice.
+	runtimes map[uint32]*runtime
 	invalid  map[[32]byte]string // modules that failed to compile
 	closed   bool
 }
@@ -126,14 +129,19 @@ func New() *Sandbox { return newSandbox(wazero.NewRuntimeConfig()) }
 func NewInterpreter() *Sandbox { return newSandbox(wazero.NewRuntimeConfigInterpreter()) }
 
 func newSandbox(cfg wazero.RuntimeConfig) *Sandbox {
-	return &Sandbox{cfg: cfg.WithCloseOnContextDone(true), runtimes: map[uint32]*runtime{}, invalid: map[[32]byte]string{}}
+	// No WithCloseOnContextDone: see Run.
+	return &Sandbox{cfg: cfg, runtimes: map[uint32]*runtime{}, invalid: map[[32]byte]string{}}
 }
 
-// Close frees the compiled code.
+// Close waits for runs in flight (even abandoned ones) and frees the
+// compiled code.
 func (s *Sandbox) Close(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
+	s.mu.Unlock()
+	s.runs.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
 	for _, r := range s.runtimes {
 		errs = append(errs, r.rt.Close(ctx))
@@ -141,8 +149,6 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	s.runtimes = nil
 	return errors.Join(errs...)
 }
-
-const maxRuntimes = 4
 
 func (s *Sandbox) runtime(ctx context.Context, pages uint32) (*runtime, error) {
 	s.mu.Lock()
@@ -153,12 +159,6 @@ func (s *Sandbox) runtime(ctx context.Context, pages uint32) (*runtime, error) {
 	if r := s.runtimes[pages]; r != nil {
 		return r, nil
 	}
-	if len(s.order) >= maxRuntimes {
-		old := s.order[0]
-		s.order = s.order[1:]
-		s.runtimes[old].rt.Close(ctx)
-		delete(s.runtimes, old)
-	}
 	rt := wazero.NewRuntimeWithConfig(ctx, s.cfg.WithMemoryLimitPages(pages))
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		rt.Close(ctx)
@@ -166,7 +166,6 @@ func (s *Sandbox) runtime(ctx context.Context, pages uint32) (*runtime, error) {
 	}
 	r := &runtime{rt: rt, compiled: map[[32]byte]wazero.CompiledModule{}}
 	s.runtimes[pages] = r
-	s.order = append(s.order, pages)
 	return r, nil
 }
 
@@ -285,10 +284,34 @@ func (s *Sandbox) Run(ctx context.Context, wasm, input []byte, lim Limits) (*Res
 		}
 		return &Result{Code: code, Detail: err.Error()}, nil
 	}
-	defer mod.Close(context.Background())
 	fuel := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
 	fuel.Set(lim.Fuel)
-	_, err = mod.ExportedFunction("_start").Call(ctx)
+	// The run goes on in its own goroutine, so a host timeout or a
+	// cancellation returns at once. wazero cannot interrupt running code
+	// cheaply (WithCloseOnContextDone slows Go-built modules sevenfold), so
+	// an abandoned run finishes on its own, which its fuel guarantees;
+	// Close waits for it.
+	done := make(chan *Result, 1)
+	s.runs.Add(1)
+	go func() {
+		defer s.runs.Done()
+		defer mod.Close(context.Background())
+		_, err := mod.ExportedFunction("_start").Call(context.Background())
+		done <- classify(mod, fuel, err, stdout, stderr, lim)
+	}()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, ErrTimeout
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// classify turns how _start returned into a Result.
+func classify(mod api.Module, fuel api.MutableGlobal, err error, stdout *limitedWriter, stderr *tailWriter, lim Limits) *Result {
 	left := int64(fuel.Get())
 	res := &Result{Output: stdout.buf.Bytes()}
 	if left >= 0 {
@@ -302,8 +325,6 @@ func (s *Sandbox) Run(ctx context.Context, wasm, input []byte, lim Limits) (*Res
 		res.Code, res.Detail = OutputTooLarge, fmt.Sprintf("the module wrote more than %d bytes", lim.MaxOutput)
 	case err == nil:
 		res.Code = OK
-	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
-		return nil, ErrTimeout
 	case left < 0:
 		res.Code, res.Detail = OutOfFuel, fmt.Sprintf("the module used all %d fuel", lim.Fuel)
 	case mod.ExportedGlobal(oomExport).Get() != 0:
@@ -324,7 +345,7 @@ func (s *Sandbox) Run(ctx context.Context, wasm, input []byte, lim Limits) (*Res
 	if res.Code == OutputTooLarge {
 		res.Output = nil
 	}
-	return res, nil
+	return res
 }
 
 func lastLines(s string, n int) string {

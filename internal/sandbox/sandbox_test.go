@@ -3,12 +3,14 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // module assembles a minimal module: one memory of minPages, and _start
@@ -175,5 +177,26 @@ func TestSameBytesOnBothEngines(t *testing.T) {
 				t.Fatalf("with half the fuel: %v, %v", c, err)
 			}
 		})
+	}
+}
+
+// TestHostTimeoutStopsARun: the wall-clock guard returns from a run that
+// takes longer, and reports no result (the run itself ends with its fuel).
+func TestHostTimeoutStopsARun(t *testing.T) {
+	sb := New()
+	defer sb.Close(context.Background())
+	l := Limits{Fuel: 5_000_000_000, MemoryMiB: 16, MaxOutput: 1024, Timeout: 100 * time.Millisecond}
+	start := time.Now()
+	res, err := sb.Run(context.Background(), module(1, []byte{opLoop, blockEmpty, 0x0c, 0, opEnd, opEnd}), nil, l)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("got %v, %v; want ErrTimeout", res, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the timeout took %v to stop the run", took)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if _, err := sb.Run(ctx, module(1, []byte{opLoop, blockEmpty, 0x0c, 0, opEnd, opEnd}), nil, Limits{Fuel: 5_000_000_000, MemoryMiB: 16, MaxOutput: 1024}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled run: %v, want context.Canceled", err)
 	}
 }

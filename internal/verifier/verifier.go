@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,6 +33,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
@@ -42,6 +44,9 @@ import (
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/sandbox"
+	"github.com/agoranet/agora/internal/worker"
+	"google.golang.org/protobuf/proto"
 )
 
 // Config configures a verifier.
@@ -75,9 +80,13 @@ type Server struct {
 	srv     *httpserve.Server
 	samples chan Sample
 
-	mu    sync.Mutex        // guards the fields below
-	votes map[uint64][]byte // dispute -> salt of our commitment
-	next  uint64            // next dispute id to look at
+	sb *sandbox.Sandbox // re-runs disputed batch jobs
+	hc *http.Client
+
+	mu    sync.Mutex             // guards the fields below
+	votes map[uint64][]byte      // dispute -> salt of our commitment
+	jobs  map[uint64]*job.Result // disputed order -> our re-run's result
+	next  uint64                 // next dispute id to look at
 	stats Stats
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
@@ -108,7 +117,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: ref.Handler(), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1}
+	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: ref.Handler(), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
+		sb: sandbox.New(), hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*job.Result{}}
 	me := s.key.Address().String()
 	var stake staking.QueryStakeResponse
 	if _, err := cfg.Chain.Query(ctx, "/staking/stake", []byte(me), &stake); err != nil {
@@ -146,7 +156,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
 	err := s.srv.Shutdown(ctx)
 	s.wg.Wait()
-	return err
+	return errors.Join(err, s.sb.Close(ctx))
 }
 
 func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
@@ -317,6 +327,7 @@ func (s *Server) committees(ctx context.Context) {
 			continue
 		}
 		height := st.SyncInfo.LatestBlockHeight
+		s.jobVotes(ctx, height)
 		for id := range open {
 			var r audit.QueryDisputeResponse
 			if _, err := s.cfg.Chain.Query(ctx, "/audit/dispute", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
@@ -362,6 +373,56 @@ func (s *Server) vote(ctx context.Context, d *audit.Dispute, mine *audit.Vote, h
 		}
 	case len(mine.Commitment) != 0 && len(mine.ResponseHash) == 0 && height >= d.CommitUntil && salt != nil:
 		s.cfg.Chain.Submit(ctx, s.key, "", &audit.MsgReveal{Verifier: me, DisputeId: d.Id, ResponseHash: truth, Salt: salt})
+	}
+}
+
+// jobVotes serves on the committees of disputed batch jobs: it re-runs
+// the job in the sandbox, commits to the result, and reveals it once the
+// commit window has closed.
+func (s *Server) jobVotes(ctx context.Context, height int64) {
+	data, _ := proto.Marshal(&job.QueryOrdersRequest{OpenOnly: true})
+	var r job.QueryOrdersResponse
+	if _, err := s.cfg.Chain.Query(ctx, "/job/orders", data, &r); err != nil {
+		return
+	}
+	me := s.Address()
+	for _, o := range r.Orders {
+		if o.Status != job.OrderStatus_ORDER_STATUS_DISPUTED {
+			continue
+		}
+		var mine *job.Vote
+		for _, v := range o.Votes {
+			if v.Verifier == me {
+				mine = v
+			}
+		}
+		if mine == nil || mine.Result != nil {
+			continue
+		}
+		s.mu.Lock()
+		res := s.jobs[o.Id]
+		s.mu.Unlock()
+		if res == nil {
+			var err error
+			if res, _, err = worker.Execute(ctx, s.sb, s.hc, nil, worker.Mirrors(ctx, s.cfg.Chain), o); err != nil {
+				s.log.Warn("verifier: could not re-run a disputed job", "order", o.Id, "err", err)
+				continue
+			}
+			s.mu.Lock()
+			s.jobs[o.Id] = res
+			s.mu.Unlock()
+		}
+		salt := worker.Salt(s.cfg.Key, o.Id)
+		switch {
+		case len(mine.Commitment) == 0 && height < o.VoteCommitUntil:
+			s.cfg.Chain.Submit(ctx, s.key, "", &job.MsgCommitVote{Verifier: me, OrderId: o.Id, Commitment: job.ResultCommitment(o.Id, me, res, salt)})
+		case len(mine.Commitment) != 0 && height >= o.VoteCommitUntil:
+			if _, err := s.cfg.Chain.Submit(ctx, s.key, "", &job.MsgRevealVote{Verifier: me, OrderId: o.Id, Result: res, Salt: salt}); err == nil {
+				s.mu.Lock()
+				delete(s.jobs, o.Id)
+				s.mu.Unlock()
+			}
+		}
 	}
 }
 

@@ -477,7 +477,8 @@ func dispute(ctx *module.Context, o *Order) error {
 		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("the lessees' results disagree and %d verifiers are eligible for a committee of %d", len(pool), ap.CommitteeSize))
 	}
 	o.Status = OrderStatus_ORDER_STATUS_DISPUTED
-	o.VoteCommitUntil = ctx.Height + ap.CommitBlocks
+	// Members re-run the job, so they get the time a lessee had.
+	o.VoteCommitUntil = ctx.Height + max(ap.CommitBlocks, o.DeadlineBlocks)
 	o.VoteRevealUntil = o.VoteCommitUntil + ap.RevealBlocks
 	attrs := []module.Attr{module.Key("order_id", module.U64(o.Id))}
 	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), cat(ctx.Seed, []byte("job"), be(o.Id))) {

@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/blob"
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/job"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/worker"
+)
+
+func jobCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "job", Short: "Batch compute: order WebAssembly jobs, follow them, fetch their results"}
+	cmd.AddCommand(jobSubmitCmd(), jobStatusCmd(), jobResultCmd(), jobListCmd(), jobCancelCmd())
+	return cmd
+}
+
+func orderID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("%q is not an order id (a number like 1)", s)
+	}
+	return id, nil
+}
+
+func getOrder(ctx context.Context, c *client.Client, id uint64) (*job.Order, error) {
+	var r job.QueryOrderResponse
+	if _, err := c.Query(ctx, "/job/order", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
+		return nil, err
+	}
+	return r.Order, nil
+}
+
+// loadOrder reads the order whose id is written as arg.
+func loadOrder(cmd *cobra.Command, arg string) (*job.Order, error) {
+	id, err := orderID(arg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dial()
+	if err != nil {
+		return nil, err
+	}
+	return getOrder(cmd.Context(), c, id)
+}
+
+// blobStores picks where to upload: --store, or up to three online
+// providers, so the job's data outlives any one of them.
+func blobStores(ctx context.Context, c *client.Client, flag []string) ([]string, error) {
+	if len(flag) > 0 {
+		return flag, nil
+	}
+	stores := worker.Mirrors(ctx, c)
+	if len(stores) == 0 {
+		return nil, errors.New("no online provider to upload the module and input to; pass --store URL")
+	}
+	return stores[:min(3, len(stores))], nil
+}
+
+func jobSubmitCmd() *cobra.Command {
+	var input, maxPrice, from, out string
+	var stores []string
+	var redundancy, memory uint32
+	var fuel uint64
+	var window, deadline int64
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "submit MODULE.wasm --input FILE --max-price COIN [--redundancy 2]",
+		Short: "Order a WebAssembly job (GOOS=wasip1): upload it and its input, escrow max-price × redundancy",
+		Long: `Uploads the module and its input (read by the job on stdin) to a provider's
+blob store (--store, or the first online provider), and orders the job. The
+chain holds max-price × redundancy in escrow, leases the job to the cheapest
+bids when the bidding window ends, and pays the lessees whose results agree.
+With --wait it follows the order to its end and writes the result to --out.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if input == "" {
+				return errors.New("--input FILE is required (use /dev/null for a job without input)")
+			}
+			price, err := coin.Parse(maxPrice)
+			if err != nil {
+				return fmt.Errorf("--max-price: %w", err)
+			}
+			wasm, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			in, err := os.ReadFile(input)
+			if err != nil {
+				return err
+			}
+			k, err := keys().Get(from)
+			if err != nil {
+				return err
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			bases, err := blobStores(ctx, c, stores)
+			if err != nil {
+				return err
+			}
+			// The order names the first copy; lessees find the others
+			// by the same content address.
+			hc := &http.Client{Timeout: time.Minute}
+			var moduleURL, inputURL string
+			for i := len(bases) - 1; i >= 0; i-- {
+				if moduleURL, err = blob.Upload(ctx, hc, bases[i], wasm); err != nil {
+					return err
+				}
+				if inputURL, err = blob.Upload(ctx, hc, bases[i], in); err != nil {
+					return err
+				}
+			}
+			mh, ih := sha256.Sum256(wasm), sha256.Sum256(in)
+			res, err := c.Submit(ctx, k, "job", &job.MsgCreateOrder{Tenant: k.Address().String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
+				InputHash: ih[:], InputUrl: inputURL, Fuel: fuel, MemoryMib: memory, MaxPrice: price, Redundancy: redundancy,
+				BidWindow: window, DeadlineBlocks: deadline})
+			if err != nil {
+				return err
+			}
+			id, err := strconv.ParseUint(res.Attrs["job_order.order_id"], 10, 64)
+			if err != nil {
+				return fmt.Errorf("the order was committed at height %d but its id is missing from the tx's events", res.Height)
+			}
+			w := cmd.OutOrStdout()
+			if !wait {
+				return emit(w, map[string]any{"order_id": id, "height": res.Height}, func(w io.Writer) {
+					fmt.Fprintf(w, "order %d placed at height %d; follow it with: agora job status %d\n", id, res.Height, id)
+				})
+			}
+			if g.output == "text" {
+				fmt.Fprintf(w, "order %d placed at height %d\n", id, res.Height)
+			}
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			o, err := follow(ctx, c, id, func(o *job.Order) {
+				if g.output == "text" {
+					fmt.Fprintf(w, "  %s\n", strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")))
+				}
+			})
+			if err != nil {
+				return err
+			}
+			if o.Status == job.OrderStatus_ORDER_STATUS_COMPLETED && out != "" {
+				if err := fetchResult(ctx, o, out); err != nil {
+					return err
+				}
+			}
+			if err := printOrder(w, o); err != nil {
+				return err
+			}
+			if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED {
+				return fmt.Errorf("order %d %s: %s", o.Id, strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")), o.Reason)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&input, "input", "", "the job's input file, fed to it on stdin")
+	f.StringVar(&maxPrice, "max-price", "2000uusdc", "the most one lessee may be paid")
+	f.Uint32Var(&redundancy, "redundancy", 2, "how many providers run the job; their results must agree")
+	f.Uint64Var(&fuel, "fuel", 10_000_000_000, "fuel: about the number of WebAssembly instructions the job may run")
+	f.Uint32Var(&memory, "memory", 256, "memory cap in MiB")
+	f.Int64Var(&window, "bid-window", 0, "blocks of bidding (0: the chain's default)")
+	f.Int64Var(&deadline, "deadline", 0, "blocks a lessee has to commit its result (0: the chain's default)")
+	f.StringVar(&from, "from", "alice", "the key that pays (the tenant)")
+	f.StringSliceVar(&stores, "store", nil, "blob stores to upload to, by base URL (default: up to three online providers)")
+	f.BoolVar(&wait, "wait", false, "follow the order to its end")
+	f.StringVar(&out, "out", "", "with --wait: write the result here (- for stdout)")
+	f.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to follow the order")
+	return cmd
+}
+
+// follow polls an order until it ends, calling progress on each new status.
+func follow(ctx context.Context, c *client.Client, id uint64, progress func(*job.Order)) (*job.Order, error) {
+	last := job.OrderStatus_ORDER_STATUS_UNSPECIFIED
+	for {
+		o, err := getOrder(ctx, c, id)
+		if err != nil {
+			return nil, err
+		}
+		if o.Status != last {
+			progress(o)
+			last = o.Status
+		}
+		if o.FinishedAt != 0 {
+			return o, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("order %d is still %s: %w", id, o.Status, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// fetchResult downloads the agreed output from a paid lessee, checking its
+// hash, and writes it to out ("-": stdout).
+func fetchResult(ctx context.Context, o *job.Order, out string) error {
+	if o.Result == nil {
+		return fmt.Errorf("order %d has no result (%s)", o.Id, o.Status)
+	}
+	hc := &http.Client{Timeout: time.Minute}
+	var errs []error
+	for _, l := range o.Leases {
+		if l.OutputUrl == "" || l.Result == nil || !job.Same(l.Result, o.Result) {
+			continue
+		}
+		data, err := blob.Fetch(ctx, hc, l.OutputUrl, o.Result.OutputHash, int64(o.Result.OutputSize))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if out == "-" {
+			_, err = os.Stdout.Write(data)
+			return err
+		}
+		return os.WriteFile(out, data, 0o644)
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("order %d: no lessee serves the result", o.Id)
+	}
+	return fmt.Errorf("order %d: no lessee served the result: %w", o.Id, errors.Join(errs...))
+}
+
+func printOrder(w io.Writer, o *job.Order) error {
+	raw, err := protojson.Marshal(o)
+	if err != nil {
+		return err
+	}
+	return emit(w, json.RawMessage(raw), func(w io.Writer) {
+		name := func(s fmt.Stringer, prefix string) string {
+			return strings.ToLower(strings.TrimPrefix(s.String(), prefix))
+		}
+		fmt.Fprintf(w, "order %d: %s\n", o.Id, name(o.Status, "ORDER_STATUS_"))
+		fmt.Fprintf(w, "  tenant      %s\n", o.Tenant)
+		fmt.Fprintf(w, "  module      sha256:%x (%s)\n", o.ModuleHash, o.ModuleUrl)
+		fmt.Fprintf(w, "  input       sha256:%x\n", o.InputHash)
+		fmt.Fprintf(w, "  limits      %d fuel, %d MiB; redundancy %d\n", o.Fuel, o.MemoryMib, o.Redundancy)
+		d := o.MaxPrice.Denom
+		fmt.Fprintf(w, "  escrow      %d%s × %d: paid %d, refunded %d, held %d\n", o.MaxPrice.Amount, d, o.Redundancy, o.Paid, o.Refunded, o.Escrow)
+		fmt.Fprintf(w, "  bids        %d; created at %d, bidding until %d\n", len(o.Bids), o.CreatedAt, o.BiddingUntil)
+		for _, l := range o.Leases {
+			fmt.Fprintf(w, "  lease       %s %d%s %s (leased at %d, deadline %d)", l.Provider, l.Price, d, name(l.Status, "LEASE_STATUS_"), l.LeasedAt, l.Deadline)
+			if l.Reason != "" {
+				fmt.Fprintf(w, ": %s", l.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, v := range o.Votes {
+			vote := "not revealed"
+			if v.Result != nil {
+				vote = fmt.Sprintf("%s sha256:%x", name(v.Result.Code, "RESULT_CODE_"), v.Result.OutputHash[:8])
+			}
+			fmt.Fprintf(w, "  vote        %s %s\n", v.Verifier, vote)
+		}
+		if r := o.Result; r != nil {
+			fmt.Fprintf(w, "  result      %s, %d bytes, sha256:%x\n", name(r.Code, "RESULT_CODE_"), r.OutputSize, r.OutputHash)
+		}
+		if o.Reason != "" {
+			fmt.Fprintf(w, "  reason      %s\n", o.Reason)
+		}
+		if o.FinishedAt != 0 {
+			fmt.Fprintf(w, "  finished at %d\n", o.FinishedAt)
+		}
+	})
+}
+
+func jobStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "status ID", Short: "An order's state: bids, leases, votes, result and escrow", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := loadOrder(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return printOrder(cmd.OutOrStdout(), o)
+		},
+	}
+}
+
+func jobResultCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use: "result ID --out FILE", Short: "Download a completed order's result, checked against its agreed hash", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := loadOrder(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED && (o.Result == nil || o.Result.OutputSize == 0) {
+				return fmt.Errorf("order %d is %s with no output to fetch; agora job status %d says why", o.Id, o.Status, o.Id)
+			}
+			return fetchResult(cmd.Context(), o, out)
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "-", "where to write the result (- for stdout)")
+	return cmd
+}
+
+func jobListCmd() *cobra.Command {
+	var tenant string
+	var open bool
+	cmd := &cobra.Command{
+		Use: "list [--tenant ADDR] [--open]", Short: "Orders, oldest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &job.QueryOrdersRequest{OpenOnly: open}
+			if tenant != "" {
+				a, err := parseAddr(tenant)
+				if err != nil {
+					return err
+				}
+				req.Tenant = a.String()
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			data, _ := proto.Marshal(req)
+			var r job.QueryOrdersResponse
+			if _, err := c.Query(cmd.Context(), "/job/orders", data, &r); err != nil {
+				return err
+			}
+			raw, err := protojson.Marshal(&r)
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), json.RawMessage(raw), func(w io.Writer) {
+				if len(r.Orders) == 0 {
+					fmt.Fprintln(w, "no orders")
+				}
+				for _, o := range r.Orders {
+					fmt.Fprintf(w, "%d\t%s\t%s\tpaid %d refunded %d\t%s\n", o.Id, strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_"), o.Tenant, o.Paid, o.Refunded, o.Reason)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's orders (an address or key name)")
+	cmd.Flags().BoolVar(&open, "open", false, "only orders that have not ended")
+	return cmd
+}
+
+func jobCancelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "cancel TENANT_KEY ID", Short: "Withdraw an order still in its first bidding; the escrow comes back", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := orderID(args[1])
+			if err != nil {
+				return err
+			}
+			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+				return &job.MsgCancelOrder{Tenant: from.String(), OrderId: id}
+			})
+		},
+	}
+}

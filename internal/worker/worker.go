@@ -1,0 +1,364 @@
+// Package worker is a provider's side of the batch compute market: it
+// bids on open orders it can run, runs the jobs it is leased in the
+// sandbox, stores their outputs, and commits then reveals the results on
+// chain. Verifiers use Execute to re-run disputed jobs the same way.
+package worker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agoranet/agora/internal/blob"
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/job"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/sandbox"
+	"google.golang.org/protobuf/proto"
+)
+
+// MaxOutput is the most output a job may write.
+const MaxOutput = 64 << 20
+
+// Execute fetches an order's module and input, checks them against their
+// hashes and runs the module. It looks in store first (if not nil), then
+// at the order's URLs, then at the same content address on each of
+// mirrors (blob store base URLs: content addressing makes any copy as good
+// as the original); what it fetches it keeps in store, so it can serve
+// later lessees and verifiers. Every outcome of the job is a Result; an
+// error means this host could not finish (it timed out or ctx ended) and
+// must not report anything.
+func Execute(ctx context.Context, sb *sandbox.Sandbox, hc *http.Client, store *blob.Store, mirrors []string, o *job.Order) (*job.Result, []byte, error) {
+	fail := func(code job.ResultCode) (*job.Result, []byte, error) {
+		h := sha256.Sum256(nil)
+		return &job.Result{Code: code, OutputHash: h[:]}, nil, nil
+	}
+	wasm, err := fetch(ctx, hc, store, mirrors, o.ModuleUrl, o.ModuleHash)
+	if err == nil {
+		var input []byte
+		if input, err = fetch(ctx, hc, store, mirrors, o.InputUrl, o.InputHash); err == nil {
+			res, err := sb.Run(ctx, wasm, input, sandbox.Limits{Fuel: o.Fuel, MemoryMiB: o.MemoryMib, MaxOutput: MaxOutput})
+			if err != nil {
+				return nil, nil, err
+			}
+			h := sha256.Sum256(res.Output)
+			return &job.Result{Code: job.ResultCode(res.Code), ExitCode: res.ExitCode, OutputHash: h[:], OutputSize: uint64(len(res.Output))}, res.Output, nil
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, nil, ctx.Err()
+	case errors.Is(err, blob.ErrMismatch), errors.Is(err, blob.ErrTooLarge):
+		return fail(job.ResultCode_RESULT_CODE_BAD_INPUT)
+	default:
+		return fail(job.ResultCode_RESULT_CODE_UNAVAILABLE)
+	}
+}
+
+// fetch reads a blob from the local store, its URL or a mirror, retrying
+// a few times over a few seconds before calling it unavailable. A blob
+// that does not match its hash at the URL is bad input only if no mirror
+// has the right bytes either.
+func fetch(ctx context.Context, hc *http.Client, store *blob.Store, mirrors []string, url string, hash []byte) ([]byte, error) {
+	name := fmt.Sprintf("%x", hash)
+	if store != nil && store.Has(name) {
+		return store.Get(name)
+	}
+	urls := []string{url}
+	for _, m := range mirrors {
+		if u := strings.TrimSuffix(m, "/") + blob.Path + name; u != url {
+			urls = append(urls, u)
+		}
+	}
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		var b []byte
+		var errs []error
+		for _, u := range urls {
+			if b, err = blob.Fetch(ctx, hc, u, hash, blob.DefaultMax); err == nil {
+				if store != nil {
+					store.Put(b) // a cache: failing to keep it is not fatal
+				}
+				return b, nil
+			}
+			errs = append(errs, err)
+		}
+		if err = errs[0]; !errors.Is(err, blob.ErrUnavailable) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+// Mirrors lists the endpoints of the online providers, whose blob stores
+// may hold a job's module and input.
+func Mirrors(ctx context.Context, c *client.Client) []string {
+	data, _ := proto.Marshal(&chainprov.QueryProvidersRequest{OnlineOnly: true})
+	var r chainprov.QueryProvidersResponse
+	if _, err := c.Query(ctx, "/provider/providers", data, &r); err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range r.Providers {
+		out = append(out, p.Provider.Endpoint)
+	}
+	return out
+}
+
+func (w *Worker) mirrors() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stores
+}
+
+// Salt is the salt key uses for its commitment on an order: secret (it
+// derives from the private key), and the same after a restart, so a
+// restarted worker can still reveal what it committed to.
+func Salt(key ed25519.PrivateKey, orderID uint64) []byte {
+	h := sha256.New()
+	h.Write([]byte("agora/job/salt/v1"))
+	h.Write(key.Seed())
+	fmt.Fprintf(h, "%d", orderID)
+	return h.Sum(nil)
+}
+
+// Config configures a worker.
+type Config struct {
+	Key   ed25519.PrivateKey
+	Chain *client.Client
+	// Store keeps outputs (and whatever tenants upload); BaseURL is where
+	// it is served, so outputs are at BaseURL + blob.Path + hex.
+	Store   *blob.Store
+	BaseURL string
+	// Price is the bid per job; orders whose maximum is lower, or in
+	// another denom, are skipped.
+	Price *coin.Coin
+	// MaxFuel and MaxMemoryMiB bound the jobs bid on.
+	MaxFuel      uint64
+	MaxMemoryMiB uint32
+	// Parallel is how many jobs run at once.
+	Parallel int
+	Poll     time.Duration
+	// Sandbox runs the jobs; nil makes one.
+	Sandbox *sandbox.Sandbox
+	// CorruptOutputs, for tests of disputes only, alters every output: a
+	// provider that lies.
+	CorruptOutputs bool
+	Logger         *slog.Logger
+}
+
+// DefaultConfig returns a worker that bids 1000uusdc per job.
+func DefaultConfig() Config {
+	return Config{Price: coin.New(coin.Stable, 1000), MaxFuel: 1 << 38, MaxMemoryMiB: 512, Parallel: 1, Poll: 250 * time.Millisecond}
+}
+
+// Worker is a running worker.
+type Worker struct {
+	cfg  Config
+	key  *keyring.Key
+	me   string
+	hc   *http.Client
+	sb   *sandbox.Sandbox
+	own  bool // sb is ours to close
+	slot chan struct{}
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex          // guards the fields below
+	stores  []string            // online providers' endpoints: blob mirrors
+	running map[uint64]bool     // jobs being run
+	done    map[uint64]*outcome // results not yet revealed
+	tried   map[uint64]bool     // orders bid on (or judged not worth it)
+}
+
+type outcome struct {
+	res       *job.Result
+	committed bool
+}
+
+// Start runs a worker until Close.
+func Start(cfg Config) (*Worker, error) {
+	if len(cfg.Key) != ed25519.PrivateKeySize || cfg.Chain == nil || cfg.Store == nil || cfg.BaseURL == "" || cfg.Price == nil {
+		return nil, errors.New("worker: a key, a chain client, a store, its URL and a price are required")
+	}
+	d := DefaultConfig()
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = d.Parallel
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = d.Poll
+	}
+	if cfg.MaxFuel == 0 {
+		cfg.MaxFuel = d.MaxFuel
+	}
+	if cfg.MaxMemoryMiB == 0 {
+		cfg.MaxMemoryMiB = d.MaxMemoryMiB
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Worker{cfg: cfg, key: &keyring.Key{Name: "worker", Private: cfg.Key}, hc: &http.Client{Timeout: time.Minute}, sb: cfg.Sandbox,
+		slot: make(chan struct{}, cfg.Parallel), running: map[uint64]bool{}, done: map[uint64]*outcome{}, tried: map[uint64]bool{}}
+	w.me = addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)).String()
+	if w.sb == nil {
+		w.sb, w.own = sandbox.New(), true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); w.loop(ctx) }()
+	return w, nil
+}
+
+// Close stops the worker and waits for its jobs to stop.
+func (w *Worker) Close() error {
+	w.stop()
+	w.wg.Wait()
+	if w.own {
+		return w.sb.Close(context.Background())
+	}
+	return nil
+}
+
+func (w *Worker) loop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		data, _ := proto.Marshal(&job.QueryOrdersRequest{OpenOnly: true})
+		var r job.QueryOrdersResponse
+		if _, err := w.cfg.Chain.Query(ctx, "/job/orders", data, &r); err != nil {
+			continue
+		}
+		if len(r.Orders) > 0 {
+			stores := Mirrors(ctx, w.cfg.Chain)
+			w.mu.Lock()
+			w.stores = stores
+			w.mu.Unlock()
+		}
+		for _, o := range r.Orders {
+			w.tend(ctx, o)
+		}
+	}
+}
+
+// tend does the next thing an open order needs from this worker.
+func (w *Worker) tend(ctx context.Context, o *job.Order) {
+	var mine *job.Lease
+	for _, l := range o.Leases {
+		if l.Provider == w.me && (l.Status == job.LeaseStatus_LEASE_STATUS_ACTIVE || l.Status == job.LeaseStatus_LEASE_STATUS_COMMITTED) {
+			mine = l
+		}
+	}
+	w.mu.Lock()
+	out, running, tried := w.done[o.Id], w.running[o.Id], w.tried[o.Id]
+	w.mu.Unlock()
+	switch {
+	case mine == nil && o.Status == job.OrderStatus_ORDER_STATUS_BIDDING && !tried:
+		w.bid(ctx, o)
+	case mine == nil:
+	case out == nil && !running:
+		w.mu.Lock()
+		w.running[o.Id] = true
+		w.mu.Unlock()
+		w.wg.Add(1)
+		go func() { defer w.wg.Done(); w.run(ctx, o) }()
+	case out == nil:
+	case mine.Status == job.LeaseStatus_LEASE_STATUS_ACTIVE && !out.committed:
+		c := job.ResultCommitment(o.Id, w.me, out.res, Salt(w.cfg.Key, o.Id))
+		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &job.MsgCommitResult{Provider: w.me, OrderId: o.Id, Commitment: c}); err != nil {
+			w.cfg.Logger.Warn("worker: commit failed", "order", o.Id, "err", err)
+			return
+		}
+		out.committed = true
+		w.cfg.Logger.Info("worker: committed a result", "order", o.Id, "code", out.res.Code)
+	case mine.Status == job.LeaseStatus_LEASE_STATUS_COMMITTED && o.Status == job.OrderStatus_ORDER_STATUS_REVEALING:
+		url := ""
+		if out.res.OutputSize > 0 || out.res.Code == job.ResultCode_RESULT_CODE_OK {
+			url = strings.TrimSuffix(w.cfg.BaseURL, "/") + blob.Path + fmt.Sprintf("%x", out.res.OutputHash)
+		}
+		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &job.MsgRevealResult{Provider: w.me, OrderId: o.Id, Result: out.res, Salt: Salt(w.cfg.Key, o.Id), OutputUrl: url}); err != nil {
+			w.cfg.Logger.Warn("worker: reveal failed", "order", o.Id, "err", err)
+			return
+		}
+		w.mu.Lock()
+		delete(w.done, o.Id)
+		w.mu.Unlock()
+		w.cfg.Logger.Info("worker: revealed a result", "order", o.Id)
+	}
+}
+
+func (w *Worker) bid(ctx context.Context, o *job.Order) {
+	w.mu.Lock()
+	w.tried[o.Id] = true
+	w.mu.Unlock()
+	p := w.cfg.Price
+	if o.MaxPrice.Denom != p.Denom || o.MaxPrice.Amount < p.Amount || o.Fuel > w.cfg.MaxFuel || o.MemoryMib > w.cfg.MaxMemoryMiB || o.Tenant == w.me {
+		return
+	}
+	for _, l := range o.Leases { // a lease once missed is not bid for again
+		if l.Provider == w.me {
+			return
+		}
+	}
+	if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &job.MsgBid{Provider: w.me, OrderId: o.Id, Price: coin.New(p.Denom, p.Amount)}); err != nil {
+		w.cfg.Logger.Warn("worker: bid failed", "order", o.Id, "err", err)
+		return
+	}
+	w.cfg.Logger.Info("worker: bid", "order", o.Id, "price", p.String())
+}
+
+// run executes a leased job and keeps its result for commit and reveal.
+func (w *Worker) run(ctx context.Context, o *job.Order) {
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, o.Id)
+		w.mu.Unlock()
+	}()
+	select {
+	case w.slot <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-w.slot }()
+	start := time.Now()
+	res, output, err := Execute(ctx, w.sb, w.hc, w.cfg.Store, w.mirrors(), o)
+	if err != nil {
+		w.cfg.Logger.Warn("worker: could not finish a job", "order", o.Id, "err", err)
+		return
+	}
+	if w.cfg.CorruptOutputs && len(output) > 0 {
+		output = append([]byte("corrupted "), output...)
+		h := sha256.Sum256(output)
+		res.OutputHash, res.OutputSize = h[:], uint64(len(output))
+	}
+	if len(output) > 0 || res.Code == job.ResultCode_RESULT_CODE_OK {
+		if _, err := w.cfg.Store.Put(output); err != nil {
+			w.cfg.Logger.Warn("worker: could not store an output", "order", o.Id, "err", err)
+			return
+		}
+	}
+	w.cfg.Logger.Info("worker: ran a job", "order", o.Id, "code", res.Code, "bytes", len(output), "took", time.Since(start))
+	w.mu.Lock()
+	w.done[o.Id] = &outcome{res: res}
+	w.mu.Unlock()
+}
