@@ -181,7 +181,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 	f.StringVar(&input, "input", "", "the job's input file, fed to it on stdin")
 	f.StringVar(&maxPrice, "max-price", "2000uusdc", "the most one lessee may be paid")
 	f.Uint32Var(&redundancy, "redundancy", 2, "how many providers run the job; their results must agree")
-	f.Uint64Var(&fuel, "fuel", 10_000_000_000, "fuel: about the number of WebAssembly instructions the job may run")
+	f.Uint64Var(&fuel, "fuel", 100_000_000_000, "fuel: about the number of WebAssembly instructions the job may run")
 	f.Uint32Var(&memory, "memory", 256, "memory cap in MiB")
 	f.Int64Var(&window, "bid-window", 0, "blocks of bidding (0: the chain's default)")
 	f.Int64Var(&deadline, "deadline", 0, "blocks a lessee has to commit its result (0: the chain's default)")

@@ -490,6 +490,10 @@ func (d *Devnet) Stop() error {
 // ChainID is the devnet's chain-id.
 func (d *Devnet) ChainID() string { return DevnetChainID }
 
+// Sandbox is the sandbox the devnet's providers run batch jobs in; tests
+// share it with verifiers, or run a module once to have it compiled.
+func (d *Devnet) Sandbox() *sandbox.Sandbox { return d.sandbox }
+
 // Banner is what `agora devnet` prints once it is up.
 func (d *Devnet) Banner() string {
 	var b strings.Builder
@@ -542,6 +546,9 @@ func (d *Devnet) Banner() string {
 			fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80,\"seed\":1}'\n")
 			fmt.Fprintf(&b, "  agora agent show $(agora keys show agent --address)%s\n", nodeFlag)
 		}
+		fmt.Fprintf(&b, "\nBatch jobs (the providers bid %d-%duusdc a job; see docs/jobs.md):\n", DevJobPrice(0), DevJobPrice(len(d.Providers)-1))
+		fmt.Fprintf(&b, "  GOOS=wasip1 GOARCH=wasm go build -o digits.wasm ./examples/jobs/digits && go run ./examples/jobs/digits -gen 1000 > digits.in\n")
+		fmt.Fprintf(&b, "  agora job submit digits.wasm --input digits.in --max-price 2000uusdc --wait --out digits.out%s\n", nodeFlag)
 	}
 	fmt.Fprintf(&b, "\nCtrl-C stops the devnet; its state is kept for the next start (--reset wipes it).\n")
 	return b.String()

@@ -8,12 +8,13 @@ import (
 // Metering. wazero has no fuel, and a wall-clock limit is not
 // deterministic (a slow machine would stop where a fast one finishes), so
 // the sandbox rewrites the module before compiling it: it adds a mutable
-// i64 global, the fuel, and charges it at every function entry and every
-// loop iteration with the number of instructions the function or loop
-// body holds outside nested loops. When the fuel goes negative the code
-// executes `unreachable`. Every run of a module on the same input burns
-// the same fuel, whatever the machine, and a module cannot run for ever:
-// all unbounded execution passes through a loop or a call.
+// i64 global, the fuel, and charges it at the top of every metered region
+// (see meterFunc) with the region's instruction count, plus one for the
+// charge itself. When the fuel goes negative the code executes
+// `unreachable`. Every run of a module on the same input burns the same
+// fuel, whatever the machine; fuel is close to the number of WebAssembly
+// instructions executed; and a module cannot run for ever: all unbounded
+// execution passes through a loop or a call, each of which is charged.
 //
 // The rewrite also watches memory.grow: a failed grow sets a second
 // global, so a module that dies after running out of memory is reported
@@ -371,15 +372,23 @@ func meterCode(body []byte, g globals) ([]byte, error) {
 	return out, r.err
 }
 
-// instr is one decoded instruction: its bytes are body[start:end], and
-// region is the metering point (0: function entry, else a loop) it is
-// charged to.
+// instr is one decoded instruction: its bytes are body[start:end]; opens,
+// if not 0, is the metered region that starts right after it.
 type instr struct {
 	op         byte
 	start, end int
-	region     int
+	opens      int
 }
 
+// meterFunc charges fuel per metered region. Regions start where a
+// branch can land: the function's entry, the top of each loop, and after
+// each block's or if's end. A region's charge is its instruction count, so
+// fuel follows the instructions executed, whatever shape the compiler gave
+// the code (Go, for one, compiles a function into one big loop around a
+// br_table). Inside a region, code a br_if, an if's other arm or a return
+// skips is charged anyway: fuel may overcount, never undercount. (Also
+// splitting at if, else and br_if would count exactly, but doubled the
+// run time of Go-built modules in bench/jobs.)
 func meterFunc(fn []byte, g globals) ([]byte, error) {
 	r := &reader{b: fn}
 	nlocals := r.u32()
@@ -391,35 +400,38 @@ func meterFunc(fn []byte, g globals) ([]byte, error) {
 		return nil, r.err
 	}
 	codeStart := r.pos
-	// Regions: 0 is the function body; each loop opens one. A frame
-	// remembers the region its instructions are charged to.
 	cost := []int64{0}
-	frames := []int{0}
+	cur, depth := 0, 1
 	var ins []instr
-	for len(frames) > 0 {
+	for depth > 0 {
 		if r.pos >= len(fn) {
 			return nil, invalid("function ends inside a block")
 		}
 		start := r.pos
 		op := r.byte()
-		region := frames[len(frames)-1]
 		if err := skipImmediates(r, op); err != nil {
 			return nil, err
 		}
 		if r.err != nil {
 			return nil, r.err
 		}
-		cost[region]++
-		it := instr{op: op, start: start, end: r.pos, region: region}
+		cost[cur]++
+		it := instr{op: op, start: start, end: r.pos}
+		opens := false
 		switch op {
 		case 0x02, opIf:
-			frames = append(frames, region)
+			depth++
 		case opLoop:
-			cost = append(cost, 0)
-			it.region = len(cost) - 1
-			frames = append(frames, it.region)
+			depth++
+			opens = true
 		case opEnd:
-			frames = frames[:len(frames)-1]
+			depth--
+			opens = depth > 0
+		}
+		if opens {
+			cost = append(cost, 0)
+			cur = len(cost) - 1
+			it.opens = cur
 		}
 		ins = append(ins, it)
 	}
@@ -430,11 +442,11 @@ func meterFunc(fn []byte, g globals) ([]byte, error) {
 	out = g.charge(out, cost[0]+1)
 	for _, it := range ins {
 		out = append(out, fn[it.start:it.end]...)
-		switch it.op {
-		case opLoop:
-			out = g.charge(out, cost[it.region]+1)
-		case opMemoryGrow:
+		if it.op == opMemoryGrow {
 			out = g.watchGrow(out)
+		}
+		if it.opens != 0 && (cost[it.opens] > 0 || it.op == opLoop) {
+			out = g.charge(out, cost[it.opens]+1)
 		}
 	}
 	return out, nil

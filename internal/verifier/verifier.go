@@ -58,9 +58,11 @@ type Config struct {
 	// SampleRate is p: the fraction of posted answers re-executed.
 	SampleRate float64
 	// Bond is the stake bonded at start if less is bonded.
-	Bond   uint64
-	Poll   time.Duration
-	Logger *slog.Logger
+	Bond uint64
+	Poll time.Duration
+	// Sandbox re-runs disputed batch jobs; nil makes one.
+	Sandbox *sandbox.Sandbox
+	Logger  *slog.Logger
 }
 
 // Sample is an answer shown to the verifier.
@@ -80,8 +82,9 @@ type Server struct {
 	srv     *httpserve.Server
 	samples chan Sample
 
-	sb *sandbox.Sandbox // re-runs disputed batch jobs
-	hc *http.Client
+	sb    *sandbox.Sandbox // re-runs disputed batch jobs
+	ownSB bool             // sb is ours to close
+	hc    *http.Client
 
 	mu    sync.Mutex             // guards the fields below
 	votes map[uint64][]byte      // dispute -> salt of our commitment
@@ -118,7 +121,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: ref.Handler(), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
-		sb: sandbox.New(), hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*job.Result{}}
+		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*job.Result{}}
+	if s.sb == nil {
+		s.sb, s.ownSB = sandbox.New(), true
+	}
 	me := s.key.Address().String()
 	var stake staking.QueryStakeResponse
 	if _, err := cfg.Chain.Query(ctx, "/staking/stake", []byte(me), &stake); err != nil {
@@ -156,7 +162,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
 	err := s.srv.Shutdown(ctx)
 	s.wg.Wait()
-	return errors.Join(err, s.sb.Close(ctx))
+	if s.ownSB {
+		err = errors.Join(err, s.sb.Close(ctx))
+	}
+	return err
 }
 
 func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {

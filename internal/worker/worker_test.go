@@ -22,10 +22,21 @@ import (
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/sandbox"
 	"github.com/agoranet/agora/internal/verifier"
 )
 
 const maxPrice = 2000
+
+// warm runs the module once in the devnet's sandbox, so the lessees find
+// it compiled: compiling a Go-built module takes seconds, and tens of
+// seconds under -race, which would eat the tests' deadlines.
+func warm(t *testing.T, d *node.Devnet, wasm []byte) {
+	t.Helper()
+	if _, err := d.Sandbox().Run(context.Background(), wasm, nil, sandbox.Limits{Fuel: 1 << 30, MemoryMiB: 256, MaxOutput: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // order uploads a job to every provider's store, as `agora job submit`
 // does, and orders it as alice with the URLs of provider1's copy.
@@ -46,7 +57,7 @@ func order(t *testing.T, d *node.Devnet, c *client.Client, wasm, input []byte, d
 	alice, _ := d.Keyring.Get("alice")
 	mh, ih := sha256.Sum256(wasm), sha256.Sum256(input)
 	res, err := c.Submit(ctx, alice, "", &job.MsgCreateOrder{Tenant: alice.Address().String(), ModuleHash: mh[:], ModuleUrl: mu, InputHash: ih[:], InputUrl: iu,
-		Fuel: 1 << 36, MemoryMib: 256, MaxPrice: coin.New(coin.Stable, maxPrice), Redundancy: 2, BidWindow: 5, DeadlineBlocks: deadline})
+		Fuel: 1 << 36, MemoryMib: 256, MaxPrice: coin.New(coin.Stable, maxPrice), Redundancy: 2, BidWindow: 20, DeadlineBlocks: deadline})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +128,7 @@ func TestLesseeKilledMidJobIsReleased(t *testing.T) {
 	}
 	wasm := read(t, e2e.Wasm(t, "./examples/jobs/kernel"))
 	d := e2e.Devnet(t, nil)
+	warm(t, d, wasm)
 	c, err := client.New(d.Node.RPC())
 	if err != nil {
 		t.Fatal(err)
@@ -197,6 +209,7 @@ func TestWrongJobResultIsOutvotedAndSlashed(t *testing.T) {
 	}
 	wasm := read(t, e2e.Wasm(t, "./examples/jobs/kernel"))
 	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.FaultyJobs = 2 })
+	warm(t, d, wasm)
 	c, err := client.New(d.Node.RPC())
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +230,7 @@ func TestWrongJobResultIsOutvotedAndSlashed(t *testing.T) {
 	}
 	for i, k := range keys {
 		vc, _ := client.New(d.Node.RPC())
-		v, err := verifier.Start(ctx, verifier.Config{Listen: "127.0.0.1:0", Key: k, Chain: vc, Bond: 200_000_000,
+		v, err := verifier.Start(ctx, verifier.Config{Listen: "127.0.0.1:0", Key: k, Chain: vc, Bond: 200_000_000, Sandbox: d.Sandbox(),
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			t.Fatalf("verifier %d: %v", i, err)

@@ -47,7 +47,7 @@ var (
 func DefaultParams() *Params {
 	return &Params{MaxRedundancy: 5, DefaultBidWindow: 10, MaxBidWindow: 1000, DefaultDeadlineBlocks: 100, MaxDeadlineBlocks: 100_000,
 		RevealBlocks: 20, MaxBids: 32, MaxReleases: 4, MinReputationBps: 3000, MissPenaltyBps: 100, WrongResultSlashBps: 1000,
-		MaxMemoryMib: 1024, MaxFuel: 1 << 40}
+		MaxMemoryMib: 1024, MaxFuel: 1 << 42}
 }
 
 // GetParams reads the params.
