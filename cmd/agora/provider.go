@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -17,12 +18,14 @@ import (
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
+	"github.com/agoranet/agora/internal/worker"
 )
 
 func providerCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "provider", Short: "Run a provider: sell model inference over the OpenAI API"}
 	cfg := provider.DefaultConfig()
-	var keyName, denom, bond string
+	var keyName, denom, bond, jobPrice string
+	var jobParallel int
 	var models, upstreams []string
 	var perRequest, per1K uint64
 	var concurrency int
@@ -91,6 +94,19 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 				}
 				cfg.Payments = &pay
 			}
+			if jobPrice != "" {
+				price, err := coin.Parse(jobPrice)
+				if err != nil {
+					return fmt.Errorf("--job-price: %w", err)
+				}
+				store, err := blob.Open(filepath.Join(g.home, "provider", k.Name+"-blobs"), 0)
+				if err != nil {
+					return err
+				}
+				jobs := worker.DefaultConfig()
+				jobs.Store, jobs.Price, jobs.Parallel = store, price, jobParallel
+				cfg.Jobs = &jobs
+			}
 			cfg.Logger = logger()
 			s, err := provider.New(cfg)
 			if err != nil {
@@ -121,6 +137,8 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region to register")
 	f.StringVar(&cfg.Hardware, "hardware", cfg.Hardware, "hardware to register")
 	f.DurationVar(&cfg.HeartbeatEvery, "heartbeat", cfg.HeartbeatEvery, "interval between heartbeats")
+	f.StringVar(&jobPrice, "job-price", "", "take batch jobs, bidding this much per job (like 1000uusdc); see docs/jobs.md")
+	f.IntVar(&jobParallel, "job-parallel", 1, "batch jobs to run at once")
 	_ = start.MarkFlagRequired("key")
 
 	dereg := &cobra.Command{

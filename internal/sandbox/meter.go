@@ -387,8 +387,8 @@ type instr struct {
 // the code (Go, for one, compiles a function into one big loop around a
 // br_table). Inside a region, code a br_if, an if's other arm or a return
 // skips is charged anyway: fuel may overcount, never undercount. (Also
-// splitting at if, else and br_if would count exactly, but doubled the
-// run time of Go-built modules in bench/jobs.)
+// splitting at if, else and br_if would count exactly, but made Go-built
+// modules about 40% slower again in bench/jobs.)
 func meterFunc(fn []byte, g globals) ([]byte, error) {
 	r := &reader{b: fn}
 	nlocals := r.u32()
