@@ -255,9 +255,18 @@ func (w *Worker) loop(ctx context.Context) {
 			w.stores = stores
 			w.mu.Unlock()
 		}
+		open := map[uint64]bool{}
 		for _, o := range r.Orders {
+			open[o.Id] = true
 			w.tend(ctx, o)
 		}
+		w.mu.Lock()
+		for id := range w.tried { // forget orders that have ended
+			if !open[id] {
+				delete(w.tried, id)
+			}
+		}
+		w.mu.Unlock()
 	}
 }
 
@@ -307,16 +316,22 @@ func (w *Worker) tend(ctx context.Context, o *job.Order) {
 	}
 }
 
+// bid bids on an order this worker can take, once; a bid the chain
+// refuses (this provider not yet online, say) is tried again next poll.
 func (w *Worker) bid(ctx context.Context, o *job.Order) {
-	w.mu.Lock()
-	w.tried[o.Id] = true
-	w.mu.Unlock()
+	done := func() {
+		w.mu.Lock()
+		w.tried[o.Id] = true
+		w.mu.Unlock()
+	}
 	p := w.cfg.Price
 	if o.MaxPrice.Denom != p.Denom || o.MaxPrice.Amount < p.Amount || o.Fuel > w.cfg.MaxFuel || o.MemoryMib > w.cfg.MaxMemoryMiB || o.Tenant == w.me {
+		done()
 		return
 	}
-	for _, l := range o.Leases { // a lease once missed is not bid for again
-		if l.Provider == w.me {
+	for _, b := range o.Bids { // already bid (before a restart), or a lease once missed
+		if b.Provider == w.me {
+			done()
 			return
 		}
 	}
@@ -324,6 +339,7 @@ func (w *Worker) bid(ctx context.Context, o *job.Order) {
 		w.cfg.Logger.Warn("worker: bid failed", "order", o.Id, "err", err)
 		return
 	}
+	done()
 	w.cfg.Logger.Info("worker: bid", "order", o.Id, "price", p.String())
 }
 
