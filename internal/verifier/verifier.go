@@ -86,13 +86,14 @@ type Server struct {
 	ownSB bool             // sb is ours to close
 	hc    *http.Client
 
-	mu    sync.Mutex             // guards the fields below
-	votes map[uint64][]byte      // dispute -> salt of our commitment
-	jobs  map[uint64]*job.Result // disputed order -> our re-run's result
-	next  uint64                 // next dispute id to look at
-	stats Stats
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	mu        sync.Mutex             // guards the fields below
+	votes     map[uint64][]byte      // dispute -> salt of our commitment
+	jobs      map[uint64]*job.Result // disputed order -> our re-run's result
+	rerunning map[uint64]bool        // disputed orders being re-run
+	next      uint64                 // next dispute id to look at
+	stats     Stats
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // Start registers the verifier on chain and starts auditing.
@@ -121,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: ref.Handler(), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
-		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*job.Result{}}
+		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*job.Result{}, rerunning: map[uint64]bool{}}
 	if s.sb == nil {
 		s.sb, s.ownSB = sandbox.New(), true
 	}
@@ -395,6 +396,7 @@ func (s *Server) jobVotes(ctx context.Context, height int64) {
 		return
 	}
 	me := s.Address()
+	disputed := map[uint64]bool{}
 	for _, o := range r.Orders {
 		if o.Status != job.OrderStatus_ORDER_STATUS_DISPUTED {
 			continue
@@ -408,31 +410,46 @@ func (s *Server) jobVotes(ctx context.Context, height int64) {
 		if mine == nil || mine.Result != nil {
 			continue
 		}
+		disputed[o.Id] = true
 		s.mu.Lock()
-		res := s.jobs[o.Id]
+		res, running := s.jobs[o.Id], s.rerunning[o.Id]
+		if res == nil && !running {
+			// Re-run in the background: a long job must not hold up
+			// this verifier's other committees.
+			s.rerunning[o.Id] = true
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				res, _, err := worker.Execute(ctx, s.sb, s.hc, nil, worker.Mirrors(ctx, s.cfg.Chain), o)
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				delete(s.rerunning, o.Id)
+				if err != nil {
+					s.log.Warn("verifier: could not re-run a disputed job", "order", o.Id, "err", err)
+					return
+				}
+				s.jobs[o.Id] = res
+			}()
+		}
 		s.mu.Unlock()
 		if res == nil {
-			var err error
-			if res, _, err = worker.Execute(ctx, s.sb, s.hc, nil, worker.Mirrors(ctx, s.cfg.Chain), o); err != nil {
-				s.log.Warn("verifier: could not re-run a disputed job", "order", o.Id, "err", err)
-				continue
-			}
-			s.mu.Lock()
-			s.jobs[o.Id] = res
-			s.mu.Unlock()
+			continue
 		}
 		salt := worker.Salt(s.cfg.Key, o.Id)
 		switch {
 		case len(mine.Commitment) == 0 && height < o.VoteCommitUntil:
 			s.cfg.Chain.Submit(ctx, s.key, "", &job.MsgCommitVote{Verifier: me, OrderId: o.Id, Commitment: job.ResultCommitment(o.Id, me, res, salt)})
 		case len(mine.Commitment) != 0 && height >= o.VoteCommitUntil:
-			if _, err := s.cfg.Chain.Submit(ctx, s.key, "", &job.MsgRevealVote{Verifier: me, OrderId: o.Id, Result: res, Salt: salt}); err == nil {
-				s.mu.Lock()
-				delete(s.jobs, o.Id)
-				s.mu.Unlock()
-			}
+			s.cfg.Chain.Submit(ctx, s.key, "", &job.MsgRevealVote{Verifier: me, OrderId: o.Id, Result: res, Salt: salt})
 		}
 	}
+	s.mu.Lock()
+	for id := range s.jobs { // forget disputes that are over or voted on
+		if !disputed[id] {
+			delete(s.jobs, id)
+		}
+	}
+	s.mu.Unlock()
 }
 
 // requestBody turns a canonical request back into a request body.
