@@ -456,12 +456,12 @@ func compare(ctx *module.Context, o *Order) error {
 	if agree {
 		return finish(ctx, o, revealed[0].Result, revealed)
 	}
-	return dispute(ctx, o)
+	return dispute(ctx, o, "the lessees' results disagree")
 }
 
 // dispute draws a committee of verifiers (none of them the tenant or a
-// lessee) to re-run the job.
-func dispute(ctx *module.Context, o *Order) error {
+// lessee) to re-run the job; why says what calls for it.
+func dispute(ctx *module.Context, o *Order, why string) error {
 	ap := audit.GetParams(ctx.KV)
 	excluded := map[string]bool{o.Tenant: true}
 	for _, l := range o.Leases {
@@ -474,7 +474,7 @@ func dispute(ctx *module.Context, o *Order) error {
 		}
 	}
 	if len(pool) < int(ap.CommitteeSize) {
-		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("the lessees' results disagree and %d verifiers are eligible for a committee of %d", len(pool), ap.CommitteeSize))
+		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%s and %d verifiers are eligible for a committee of %d", why, len(pool), ap.CommitteeSize))
 	}
 	o.Status = OrderStatus_ORDER_STATUS_DISPUTED
 	// Members re-run the job, so they get the time a lessee had.
@@ -747,7 +747,7 @@ func step(ctx *module.Context, o *Order) error {
 		// committee decides between what was revealed. With none, the
 		// job is simply leased again.
 		if revealed > 0 {
-			return dispute(ctx, o)
+			return dispute(ctx, o, "a lessee did not reveal its result")
 		}
 		o.Status = OrderStatus_ORDER_STATUS_RUNNING
 		return fill(ctx, o)

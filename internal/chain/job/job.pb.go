@@ -556,7 +556,7 @@ type Order struct {
 	VoteRevealUntil int64                  `protobuf:"varint,22,opt,name=vote_reveal_until,json=voteRevealUntil,proto3" json:"vote_reveal_until,omitempty"`
 	Result          *Result                `protobuf:"bytes,23,opt,name=result,proto3" json:"result,omitempty"`      // the agreed result
 	Reason          string                 `protobuf:"bytes,24,opt,name=reason,proto3" json:"reason,omitempty"`      // why FAILED, or what the result means
-	Releases        uint32                 `protobuf:"varint,25,opt,name=releases,proto3" json:"releases,omitempty"` // leases replaced after a miss
+	Releases        uint32                 `protobuf:"varint,25,opt,name=releases,proto3" json:"releases,omitempty"` // deadlines lessees missed (each one re-leases or escalates)
 	FinishedAt      int64                  `protobuf:"varint,26,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	Paid            uint64                 `protobuf:"varint,27,opt,name=paid,proto3" json:"paid,omitempty"`                      // to lessees, in all
 	Refunded        uint64                 `protobuf:"varint,28,opt,name=refunded,proto3" json:"refunded,omitempty"`              // to the tenant
