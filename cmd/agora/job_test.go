@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/e2e"
@@ -171,6 +172,16 @@ func TestJobLesseeSIGKILLed(t *testing.T) {
 	}
 	if bound := o.BidWindow + 2*o.DeadlineBlocks + 40; o.FinishedAt-o.CreatedAt > bound {
 		t.Errorf("the order took %d blocks, over the bound %d", o.FinishedAt-o.CreatedAt, bound)
+	}
+	// The result is the kernel's, computed natively.
+	resultPath := filepath.Join(t.TempDir(), "kernel.out")
+	e2e.Run(t, "job", "result", "1", "--out", resultPath, "--home", home, "--node", node)
+	var want strings.Builder
+	for _, sum := range matmul.Run(160, 4) {
+		fmt.Fprintln(&want, sum)
+	}
+	if got, err := os.ReadFile(resultPath); err != nil || string(got) != want.String() {
+		t.Fatalf("result %q (%v), want %q", got, err, want.String())
 	}
 	t.Logf("order 1: lessee SIGKILLed, re-leased, completed in %d blocks (paid %d, refunded %d)", o.FinishedAt-o.CreatedAt, o.Paid, o.Refunded)
 }

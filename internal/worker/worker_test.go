@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -185,6 +186,13 @@ func TestLesseeKilledMidJobIsReleased(t *testing.T) {
 	}
 	if after := bonded(t, c, victim); after >= stakeBefore {
 		t.Errorf("the killed lessee's stake went from %d to %d: not penalised", stakeBefore, after)
+	}
+	var want []byte
+	for _, sum := range matmul.Run(128, 2) {
+		want = fmt.Appendln(want, sum)
+	}
+	if h := sha256.Sum256(want); string(o.Result.OutputHash) != string(h[:]) {
+		t.Errorf("the agreed result is not the kernel's output")
 	}
 	checkEscrow(t, c, o)
 	t.Logf("order %d: leased, lessee killed, re-leased to %s, completed in %d blocks", id, standby, o.FinishedAt-o.CreatedAt)
