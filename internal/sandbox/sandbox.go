@@ -150,22 +150,26 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// runtime returns the runtime for a memory cap and counts a run in
+// flight (under the lock, so Close cannot miss it); the caller must call
+// s.runs.Done.
 func (s *Sandbox) runtime(ctx context.Context, pages uint32) (*runtime, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errors.New("sandbox: closed")
 	}
-	if r := s.runtimes[pages]; r != nil {
-		return r, nil
+	r := s.runtimes[pages]
+	if r == nil {
+		rt := wazero.NewRuntimeWithConfig(ctx, s.cfg.WithMemoryLimitPages(pages))
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			rt.Close(ctx)
+			return nil, err
+		}
+		r = &runtime{rt: rt, compiled: map[[32]byte]wazero.CompiledModule{}}
+		s.runtimes[pages] = r
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, s.cfg.WithMemoryLimitPages(pages))
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		rt.Close(ctx)
-		return nil, err
-	}
-	r := &runtime{rt: rt, compiled: map[[32]byte]wazero.CompiledModule{}}
-	s.runtimes[pages] = r
+	s.runs.Add(1)
 	return r, nil
 }
 
@@ -189,6 +193,7 @@ func (s *Sandbox) compile(ctx context.Context, r *runtime, wasm []byte, lim Limi
 		var c wazero.CompiledModule
 		if c, err = r.rt.CompileModule(ctx, metered); err == nil {
 			if _, ok := c.ExportedFunctions()["_start"]; !ok {
+				c.Close(ctx)
 				err = errors.New("the module exports no _start function (build it with GOOS=wasip1 GOARCH=wasm)")
 			} else {
 				r.compiled[h] = c
@@ -252,6 +257,12 @@ func (s *Sandbox) Run(ctx context.Context, wasm, input []byte, lim Limits) (*Res
 	if err != nil {
 		return nil, err
 	}
+	handedOff := false // to the goroutine that runs the module
+	defer func() {
+		if !handedOff {
+			s.runs.Done()
+		}
+	}()
 	compiled, failed, err := s.compile(ctx, r, wasm, lim)
 	if err != nil {
 		return nil, err
@@ -292,7 +303,7 @@ func (s *Sandbox) Run(ctx context.Context, wasm, input []byte, lim Limits) (*Res
 	// an abandoned run finishes on its own, which its fuel guarantees;
 	// Close waits for it.
 	done := make(chan *Result, 1)
-	s.runs.Add(1)
+	handedOff = true
 	go func() {
 		defer s.runs.Done()
 		defer mod.Close(context.Background())
