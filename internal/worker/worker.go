@@ -266,6 +266,11 @@ func (w *Worker) loop(ctx context.Context) {
 				delete(w.tried, id)
 			}
 		}
+		for id := range w.done {
+			if !open[id] {
+				delete(w.done, id)
+			}
+		}
 		w.mu.Unlock()
 	}
 }
