@@ -122,6 +122,9 @@ const (
 	opLoop        = 0x03
 	opIf          = 0x04
 	opEnd         = 0x0b
+	opLocalGet    = 0x20
+	opLocalSet    = 0x21
+	opLocalTee    = 0x22
 	opGlobalGet   = 0x23
 	opGlobalSet   = 0x24
 	opMemoryGrow  = 0x40
@@ -156,9 +159,26 @@ func instrument(wasm []byte) ([]byte, error) {
 		return nil, r.err
 	}
 	var importedGlobals, definedGlobals uint32
+	var typeParams []uint32 // by type index
+	var funcTypes []uint32  // type index of each defined function
 	hasCode := false
 	for _, s := range secs {
 		switch s.id {
+		case 1:
+			p, err := paramCounts(s.body)
+			if err != nil {
+				return nil, err
+			}
+			typeParams = p
+		case 3:
+			rr := &reader{b: s.body}
+			n := rr.u32()
+			for i := uint32(0); i < n && rr.err == nil; i++ {
+				funcTypes = append(funcTypes, rr.u32())
+			}
+			if rr.err != nil {
+				return nil, rr.err
+			}
 		case 2:
 			g, err := countImportedGlobals(s.body)
 			if err != nil {
@@ -181,6 +201,13 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 	if !hasCode {
 		return nil, invalid("no code section")
+	}
+	params := make([]uint32, len(funcTypes))
+	for i, t := range funcTypes {
+		if int(t) >= len(typeParams) {
+			return nil, invalid("function %d has type %d of %d", i, t, len(typeParams))
+		}
+		params[i] = typeParams[t]
 	}
 	fuel := importedGlobals + definedGlobals
 	g := globals{fuel: fuel, oom: fuel + 1, tmp: fuel + 2}
@@ -222,7 +249,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			out = append(out, section{7, body})
 			sawExport = true
 		case 10:
-			body, err := meterCode(s.body, g)
+			body, err := meterCode(s.body, g, params)
 			if err != nil {
 				return nil, err
 			}
@@ -309,6 +336,24 @@ func countImportedGlobals(body []byte) (uint32, error) {
 	return globals, r.err
 }
 
+// paramCounts reads the type section: each function type's parameter count.
+func paramCounts(body []byte) ([]uint32, error) {
+	r := &reader{b: body}
+	n := r.u32()
+	var out []uint32
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if form := r.byte(); form != 0x60 {
+			r.fail("type form %#x", form)
+			break
+		}
+		np := r.u32()
+		r.bytes(int(np))
+		r.bytes(int(r.u32()))
+		out = append(out, np)
+	}
+	return out, r.err
+}
+
 func checkMemories(body []byte) error {
 	r := &reader{b: body}
 	n := r.u32()
@@ -322,17 +367,34 @@ func checkMemories(body []byte) error {
 
 type globals struct{ fuel, oom, tmp uint32 }
 
-// charge is the code that takes cost from the fuel and traps below zero.
-func (g globals) charge(b []byte, cost int64) []byte {
-	b = append(b, opGlobalGet)
-	b = appendU32(b, g.fuel)
+// charge is the code that takes cost from the function's fuel local and,
+// below zero, stores it and traps.
+func (g globals) charge(b []byte, local uint32, cost int64) []byte {
+	b = append(b, opLocalGet)
+	b = appendU32(b, local)
 	b = append(b, opI64Const)
 	b = appendS64(b, cost)
-	b = append(b, opI64Sub, opGlobalSet)
-	b = appendU32(b, g.fuel)
+	b = append(b, opI64Sub, opLocalTee)
+	b = appendU32(b, local)
+	b = append(b, opI64Const, 0, opI64LtS, opIf, blockEmpty)
+	b = g.store(b, local)
+	return append(b, opUnreachable, opEnd)
+}
+
+// store writes the fuel local back to the global.
+func (g globals) store(b []byte, local uint32) []byte {
+	b = append(b, opLocalGet)
+	b = appendU32(b, local)
+	b = append(b, opGlobalSet)
+	return appendU32(b, g.fuel)
+}
+
+// load reads the global into the fuel local.
+func (g globals) load(b []byte, local uint32) []byte {
 	b = append(b, opGlobalGet)
 	b = appendU32(b, g.fuel)
-	return append(b, opI64Const, 0, opI64LtS, opIf, blockEmpty, opUnreachable, opEnd)
+	b = append(b, opLocalSet)
+	return appendU32(b, local)
 }
 
 // watchGrow follows memory.grow: the result stays on the stack, and a -1
@@ -349,9 +411,12 @@ func (g globals) watchGrow(b []byte) []byte {
 	return append(b, opEnd)
 }
 
-func meterCode(body []byte, g globals) ([]byte, error) {
+func meterCode(body []byte, g globals, params []uint32) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
+	if int(n) != len(params) {
+		return nil, invalid("%d function bodies for %d functions", n, len(params))
+	}
 	out := appendU32(nil, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		size := r.u32()
@@ -359,7 +424,7 @@ func meterCode(body []byte, g globals) ([]byte, error) {
 		if r.err != nil {
 			break
 		}
-		m, err := meterFunc(fn, g)
+		m, err := meterFunc(fn, g, params[i])
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -373,11 +438,14 @@ func meterCode(body []byte, g globals) ([]byte, error) {
 }
 
 // instr is one decoded instruction: its bytes are body[start:end]; opens,
-// if not 0, is the metered region that starts right after it.
+// if not 0, is the metered region that starts right after it; leaves is
+// set when it may leave the function (return, or a branch to the
+// function's own label), so the fuel must be stored first.
 type instr struct {
 	op         byte
 	start, end int
 	opens      int
+	leaves     bool
 }
 
 // meterFunc charges fuel per metered region. Regions start where a
@@ -389,11 +457,18 @@ type instr struct {
 // skips is charged anyway: fuel may overcount, never undercount. (Also
 // splitting at if, else and br_if would count exactly, but made Go-built
 // modules about 40% slower again in bench/jobs.)
-func meterFunc(fn []byte, g globals) ([]byte, error) {
+//
+// The fuel lives in a local of each function, loaded from the global at
+// entry and after each call, and stored back before each call, before the
+// function can return, and before a trap for want of fuel: locals stay in
+// registers where a global costs a load and a store per charge.
+func meterFunc(fn []byte, g globals, params uint32) ([]byte, error) {
 	r := &reader{b: fn}
 	nlocals := r.u32()
+	declStart := r.pos // the local declarations, after their count
+	local := params
 	for i := uint32(0); i < nlocals && r.err == nil; i++ {
-		r.u32()
+		local += r.u32()
 		r.byte()
 	}
 	if r.err != nil {
@@ -409,14 +484,27 @@ func meterFunc(fn []byte, g globals) ([]byte, error) {
 		}
 		start := r.pos
 		op := r.byte()
-		if err := skipImmediates(r, op); err != nil {
-			return nil, err
+		it := instr{op: op, start: start}
+		switch op { // branches: does one target the function's label?
+		case 0x0c, 0x0d:
+			it.leaves = r.u32() == uint32(depth-1)
+		case 0x0e:
+			n := r.u32()
+			for i := uint32(0); i <= n && r.err == nil; i++ {
+				it.leaves = r.u32() == uint32(depth-1) || it.leaves
+			}
+		case 0x0f:
+			it.leaves = true
+		default:
+			if err := skipImmediates(r, op); err != nil {
+				return nil, err
+			}
 		}
 		if r.err != nil {
 			return nil, r.err
 		}
+		it.end = r.pos
 		cost[cur]++
-		it := instr{op: op, start: start, end: r.pos}
 		opens := false
 		switch op {
 		case 0x02, opIf:
@@ -427,6 +515,7 @@ func meterFunc(fn []byte, g globals) ([]byte, error) {
 		case opEnd:
 			depth--
 			opens = depth > 0
+			it.leaves = depth == 0
 		}
 		if opens {
 			cost = append(cost, 0)
@@ -438,15 +527,28 @@ func meterFunc(fn []byte, g globals) ([]byte, error) {
 	if r.pos != len(fn) {
 		return nil, invalid("bytes after a function's end")
 	}
-	out := append([]byte(nil), fn[:codeStart]...)
-	out = g.charge(out, cost[0]+1)
+	if local == ^uint32(0) {
+		return nil, invalid("too many locals")
+	}
+	// The locals, plus one i64 for the fuel.
+	out := appendU32(nil, nlocals+1)
+	out = append(out, fn[declStart:codeStart]...)
+	out = append(out, 1, typeI64)
+	out = g.load(out, local)
+	out = g.charge(out, local, cost[0]+1)
 	for _, it := range ins {
+		if it.leaves || it.op == 0x10 || it.op == 0x11 {
+			out = g.store(out, local)
+		}
 		out = append(out, fn[it.start:it.end]...)
-		if it.op == opMemoryGrow {
+		switch {
+		case it.op == 0x10 || it.op == 0x11:
+			out = g.load(out, local)
+		case it.op == opMemoryGrow:
 			out = g.watchGrow(out)
 		}
 		if it.opens != 0 && (cost[it.opens] > 0 || it.op == opLoop) {
-			out = g.charge(out, cost[it.opens]+1)
+			out = g.charge(out, local, cost[it.opens]+1)
 		}
 	}
 	return out, nil

@@ -200,3 +200,51 @@ func TestHostTimeoutStopsARun(t *testing.T) {
 		t.Fatalf("a cancelled run: %v, want context.Canceled", err)
 	}
 }
+
+// TestMeteringKeepsCallsAndLocalsRight: a recursive function with a
+// parameter, a local, an early return and a branch out of the function
+// computes the same under metering (the fuel local comes after the
+// function's own locals; fuel is stored across calls and returns), burns
+// the same fuel on both engines, and stops when the fuel runs out.
+func TestMeteringKeepsCallsAndLocalsRight(t *testing.T) {
+	sec := func(id byte, b []byte) []byte { return append(appendU32([]byte{id}, uint32(len(b))), b...) }
+	body := func(b ...byte) []byte { return append(appendU32(nil, uint32(len(b))), b...) }
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, sec(1, []byte{2, 0x60, 0, 0, 0x60, 1, typeI32, 1, typeI32})...) // () -> (); (i32) -> i32
+	m = append(m, sec(3, []byte{2, 0, 1})...)
+	m = append(m, sec(5, []byte{1, 0, 1})...)
+	exp := appendName([]byte{1}, "_start")
+	m = append(m, sec(7, append(exp, 0, 0))...)
+	// f(n) = n == 0 ? 7 : f(n-1) + 1, with a scratch local and the
+	// result leaving through a br to the function's label.
+	f := body(1, 1, typeI32, // one i32 local
+		0x20, 0, 0x45, opIf, blockEmpty, opI32Const, 7, 0x0f, opEnd, // if n == 0 { return 7 }
+		0x20, 0, opI32Const, 1, 0x6b, 0x21, 1, // local1 = n - 1
+		0x20, 1, 0x10, 1, opI32Const, 1, 0x6a, // f(local1) + 1
+		0x0c, 0, // br 0: out of the function
+		opEnd)
+	start := body(0,
+		opI32Const, 50, 0x10, 1, opI32Const, 57, 0x47, opIf, blockEmpty, opUnreachable, opEnd, // trap unless f(50) == 57
+		opEnd)
+	m = append(m, sec(10, append(append([]byte{2}, start...), f...))...)
+
+	lim := Limits{Fuel: 1_000_000, MemoryMiB: 1, MaxOutput: 16}
+	comp, interp := New(), NewInterpreter()
+	defer comp.Close(context.Background())
+	defer interp.Close(context.Background())
+	a, err := comp.Run(context.Background(), m, nil, lim)
+	if err != nil || a.Code != OK {
+		t.Fatalf("compiler: %+v, %v", a, err)
+	}
+	b, err := interp.Run(context.Background(), m, nil, lim)
+	if err != nil || b.Code != OK || b.FuelUsed != a.FuelUsed {
+		t.Fatalf("interpreter: %+v, %v; compiler used %d fuel", b, err, a.FuelUsed)
+	}
+	if a.FuelUsed < 51*10 {
+		t.Fatalf("51 calls of ten-odd instructions used only %d fuel", a.FuelUsed)
+	}
+	lim.Fuel = a.FuelUsed - 1
+	if c, err := comp.Run(context.Background(), m, nil, lim); err != nil || c.Code != OutOfFuel {
+		t.Fatalf("one fuel short: %+v, %v", c, err)
+	}
+}
