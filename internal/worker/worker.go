@@ -120,12 +120,6 @@ func Mirrors(ctx context.Context, c *client.Client) []string {
 	return out
 }
 
-func (w *Worker) mirrors() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.stores
-}
-
 // Salt is the salt key uses for its commitment on an order: secret (it
 // derives from the private key), and the same after a restart, so a
 // restarted worker can still reveal what it committed to.
@@ -180,7 +174,6 @@ type Worker struct {
 	wg   sync.WaitGroup
 
 	mu      sync.Mutex          // guards the fields below
-	stores  []string            // online providers' endpoints: blob mirrors
 	running map[uint64]bool     // jobs being run
 	done    map[uint64]*outcome // results not yet revealed
 	tried   map[uint64]bool     // orders bid on (or judged not worth it)
@@ -248,12 +241,6 @@ func (w *Worker) loop(ctx context.Context) {
 		var r job.QueryOrdersResponse
 		if _, err := w.cfg.Chain.Query(ctx, "/job/orders", data, &r); err != nil {
 			continue
-		}
-		if len(r.Orders) > 0 {
-			stores := Mirrors(ctx, w.cfg.Chain)
-			w.mu.Lock()
-			w.stores = stores
-			w.mu.Unlock()
 		}
 		open := map[uint64]bool{}
 		for _, o := range r.Orders {
@@ -362,7 +349,7 @@ func (w *Worker) run(ctx context.Context, o *job.Order) {
 	}
 	defer func() { <-w.slot }()
 	start := time.Now()
-	res, output, err := Execute(ctx, w.sb, w.hc, w.cfg.Store, w.mirrors(), o)
+	res, output, err := Execute(ctx, w.sb, w.hc, w.cfg.Store, Mirrors(ctx, w.cfg.Chain), o)
 	if err != nil {
 		w.cfg.Logger.Warn("worker: could not finish a job", "order", o.Id, "err", err)
 		return
