@@ -33,9 +33,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/agent"
-	"github.com/agoranet/agora/internal/chain/bank"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
@@ -263,7 +263,7 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, stri
 		p.channels[key] = c
 		p.mu.Unlock()
 	}
-	v := channel.SignVoucher(p.w.key, p.w.chainID, c.id, c.charged+amount)
+	v := channelpb.SignVoucher(p.w.key, p.w.chainID, c.id, c.charged+amount)
 	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{
 		ChannelID: strconv.FormatUint(c.id, 10), MaxClaimableAmount: strconv.FormatUint(v.Cumulative, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
 	h, err := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Resource: &pr.Resource, Accepted: *req, Payload: payload})
@@ -286,8 +286,8 @@ func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements
 		return "", "", nil, err
 	}
 	now := time.Now().Unix()
-	a := &bank.Authorization{From: p.w.Address(), To: req.PayTo, Amount: coin.New(req.Asset, amount), ValidAfter: now - 60, ValidBefore: now + int64(req.MaxTimeoutSeconds) + 60, Nonce: nonce}
-	bank.SignAuthorization(p.w.key, p.w.chainID, a)
+	a := &bankpb.Authorization{From: p.w.Address(), To: req.PayTo, Amount: coin.New(req.Asset, amount), ValidAfter: now - 60, ValidBefore: now + int64(req.MaxTimeoutSeconds) + 60, Nonce: nonce}
+	bankpb.SignAuthorization(p.w.key, p.w.chainID, a)
 	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
 		From: a.From, To: a.To, Value: strconv.FormatUint(amount, 10), ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
 		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})
@@ -363,14 +363,14 @@ func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uin
 		return nil, err
 	}
 	k := &keyring.Key{Name: "agent", Private: p.w.key}
-	msg := &channel.MsgOpenChannel{Payer: p.w.Address(), Payee: payTo, ModelId: model, Deposit: coin.New(p.budget.Denom, deposit),
+	msg := &channelpb.MsgOpenChannel{Payer: p.w.Address(), Payee: payTo, ModelId: model, Deposit: coin.New(p.budget.Denom, deposit),
 		ExpiresAt: st.SyncInfo.LatestBlockHeight + p.budget.ExpiryBlocks, PayerKey: p.w.key.Public().(ed25519.PublicKey)}
 	res, err := p.w.chain.Submit(ctx, k, "x402 channel", msg)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: open a channel to %s: %w", payTo, err)
 	}
-	var list channel.QueryChannelsResponse
-	reqb, _ := proto.Marshal(&channel.QueryChannelsRequest{Payer: p.w.Address()})
+	var list channelpb.QueryChannelsResponse
+	reqb, _ := proto.Marshal(&channelpb.QueryChannelsRequest{Payer: p.w.Address()})
 	if _, err := p.w.chain.Query(ctx, "/channel/channels", reqb, &list); err != nil {
 		return nil, err
 	}
@@ -386,7 +386,7 @@ func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uin
 // checkPolicy refuses, before anything is sent, a deposit the chain would
 // refuse under the agent's policy.
 func (p *Payer) checkPolicy(ctx context.Context, payTo string, amount uint64) error {
-	var r agent.QueryAgentResponse
+	var r agentpb.QueryAgentResponse
 	if _, err := p.w.chain.Query(ctx, "/agent/agent", []byte(p.w.Address()), &r); err != nil {
 		var ce *client.ChainError
 		if errors.As(err, &ce) && ce.Code == 14 { // not an agent: no policy

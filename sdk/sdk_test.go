@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
@@ -93,7 +93,7 @@ func TestPaidRequests(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("payer opened %d channels", len(ids))
 	}
-	var ch channel.Channel
+	var ch channelpb.Channel
 	if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, ids[0]), &ch); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestPaidRequests(t *testing.T) {
 		t.Errorf("channel claimed %d with %d receipts; want %d and 100", ch.Claimed, ch.Receipts, spent)
 	}
 	pk, _ := d.Keyring.Get("provider1")
-	if _, err := c.Submit(ctx, pk, "", &channel.MsgCloseChannel{Payee: pk.Address().String(), ChannelId: ids[0]}); err != nil {
+	if _, err := c.Submit(ctx, pk, "", &channelpb.MsgCloseChannel{Payee: pk.Address().String(), ChannelId: ids[0]}); err != nil {
 		t.Fatal(err)
 	}
 	if got := a0 - get("alice"); got != spent {

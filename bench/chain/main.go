@@ -31,7 +31,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/node"
@@ -135,7 +135,7 @@ func agoraLanes(o options) ([][][]byte, []node.Account) {
 		from := i % o.accounts
 		to := (from*7 + 13) % o.accounts
 		raw, err := tx.Sign(keys[from], "agora-bench", seq[from], coin.New(coin.Native, 10), "",
-			&bank.MsgSend{From: accounts[from].Address.String(), To: accounts[to].Address.String(), Amount: []*coin.Coin{coin.New(coin.Native, 1)}})
+			&bankpb.MsgSend{From: accounts[from].Address.String(), To: accounts[to].Address.String(), Amount: []*coin.Coin{coin.New(coin.Native, 1)}})
 		if err != nil {
 			log.Fatal(err)
 		}

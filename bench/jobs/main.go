@@ -35,7 +35,7 @@ import (
 	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/job"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/sandbox"
@@ -168,22 +168,22 @@ func devnet(wasm []byte) {
 		log.Fatal(err)
 	}
 	alice, _ := d.Keyring.Get("alice")
-	p := job.DefaultParams()
+	p := jobpb.DefaultParams()
 	fmt.Printf("devnet job (kernel 32x32, redundancy 2, %v blocks, bid window %d blocks)\n", cfg.BlockTime, p.DefaultBidWindow)
 	for i := 0; i < 3; i++ {
 		mh, ih := sha256.Sum256(wasm), sha256.Sum256(input)
 		start := time.Now()
-		res, err := c.Submit(ctx, alice, "", &job.MsgCreateOrder{Tenant: alice.Address().String(), ModuleHash: mh[:], ModuleUrl: mu, InputHash: ih[:], InputUrl: iu,
+		res, err := c.Submit(ctx, alice, "", &jobpb.MsgCreateOrder{Tenant: alice.Address().String(), ModuleHash: mh[:], ModuleUrl: mu, InputHash: ih[:], InputUrl: iu,
 			Fuel: 1 << 34, MemoryMib: 128, MaxPrice: coin.New(coin.Stable, 2000), Redundancy: 2})
 		if err != nil {
 			log.Fatal(err)
 		}
 		ordered := time.Since(start)
 		id, _ := strconv.ParseUint(res.Attrs["job_order.order_id"], 10, 64)
-		seen := map[job.OrderStatus]time.Duration{}
-		var o *job.Order
+		seen := map[jobpb.OrderStatus]time.Duration{}
+		var o *jobpb.Order
 		for o == nil || o.FinishedAt == 0 {
-			var r job.QueryOrderResponse
+			var r jobpb.QueryOrderResponse
 			if _, err := c.Query(ctx, "/job/order", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
 				log.Fatal(err)
 			}
@@ -196,10 +196,10 @@ func devnet(wasm []byte) {
 				log.Fatalf("order %d stuck in %s", id, o.Status)
 			}
 		}
-		if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED {
+		if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED {
 			log.Fatalf("order %d: %s: %s", id, o.Status, o.Reason)
 		}
-		leased, committed, done := seen[job.OrderStatus_ORDER_STATUS_RUNNING], seen[job.OrderStatus_ORDER_STATUS_REVEALING], seen[job.OrderStatus_ORDER_STATUS_COMPLETED]
+		leased, committed, done := seen[jobpb.OrderStatus_ORDER_STATUS_RUNNING], seen[jobpb.OrderStatus_ORDER_STATUS_REVEALING], seen[jobpb.OrderStatus_ORDER_STATUS_COMPLETED]
 		fmt.Printf("  order %d: total %6.0f ms = order tx %4.0f + auction %5.0f + execution %5.0f + settlement %5.0f   (%d blocks; paid %d, refunded %d)\n",
 			id, ms(done), ms(ordered), ms(leased-ordered), ms(committed-leased), ms(done-committed), o.FinishedAt-o.CreatedAt, o.Paid, o.Refunded)
 	}

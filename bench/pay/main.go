@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/model"
@@ -101,16 +101,16 @@ func main() {
 		p.rate/f.rate, ms(p.p50-f.p50), ms(p.p99-f.p99))
 
 	// Voucher verification on one core.
-	ch := &channel.Channel{Id: 1, PayerKey: alice.Public()}
-	vs := make([]*channel.Voucher, 1000)
+	ch := &channelpb.Channel{Id: 1, PayerKey: alice.Public()}
+	vs := make([]*channelpb.Voucher, 1000)
 	for i := range vs {
-		vs[i] = channel.SignVoucher(alice.Private, node.DevnetChainID, 1, uint64(i+1))
+		vs[i] = channelpb.SignVoucher(alice.Private, node.DevnetChainID, 1, uint64(i+1))
 	}
 	prev := runtime.GOMAXPROCS(1)
 	start := time.Now()
 	const verifies = 20000
 	for i := 0; i < verifies; i++ {
-		if err := channel.VerifyVoucher(node.DevnetChainID, ch, vs[i%len(vs)]); err != nil {
+		if err := channelpb.VerifyVoucher(node.DevnetChainID, ch, vs[i%len(vs)]); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -126,7 +126,7 @@ func main() {
 		log.Fatal(err)
 	}
 	c, _ := client.New(d.Node.RPC())
-	var an channel.QueryAnchorsResponse
+	var an channelpb.QueryAnchorsResponse
 	if _, err := c.Query(ctx, "/channel/anchors", binary.BigEndian.AppendUint64(nil, ids[0]), &an); err != nil {
 		log.Fatal(err)
 	}

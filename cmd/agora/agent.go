@@ -9,14 +9,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/agent"
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 )
 
 // policyFlags binds the flags that describe an agent policy.
-func policyFlags(cmd *cobra.Command) func() *agent.Policy {
-	p := &agent.Policy{}
+func policyFlags(cmd *cobra.Command) func() *agentpb.Policy {
+	p := &agentpb.Policy{}
 	var recipients, msgs string
 	f := cmd.Flags()
 	f.StringVar(&p.Denom, "denom", coin.Stable, "the one denom the agent may spend")
@@ -27,7 +27,7 @@ func policyFlags(cmd *cobra.Command) func() *agent.Policy {
 	f.StringVar(&recipients, "recipients", "", "comma-separated addresses it may pay (empty: any)")
 	f.StringVar(&msgs, "msgs", "", "comma-separated message names it may send, like agora.bank.v1.MsgSend (empty: any)")
 	f.Int64Var(&p.ExpiresAt, "expires-at", 0, "height after which it may do nothing (0: never)")
-	return func() *agent.Policy {
+	return func() *agentpb.Policy {
 		if recipients != "" {
 			p.AllowedRecipients = strings.Split(recipients, ",")
 		}
@@ -60,8 +60,8 @@ func agentCmd() *cobra.Command {
 			return err
 		}
 		return submit(cmd, args[0], func(owner addr.Address) module.Msg {
-			return &agent.MsgCreateAgent{Owner: owner.String(), AgentKey: ak.Public(),
-				Consent: ed25519.Sign(ak.Private, agent.ConsentBytes(chainID, owner.String())), Policy: createPolicy()}
+			return &agentpb.MsgCreateAgent{Owner: owner.String(), AgentKey: ak.Public(),
+				Consent: ed25519.Sign(ak.Private, agentpb.ConsentBytes(chainID, owner.String())), Policy: createPolicy()}
 		})
 	}
 	policy := &cobra.Command{Use: "policy OWNER_KEY AGENT_ADDR [policy flags]", Short: "Replace an agent's policy", Args: cobra.ExactArgs(2)}
@@ -72,7 +72,7 @@ func agentCmd() *cobra.Command {
 			return err
 		}
 		return submit(cmd, args[0], func(owner addr.Address) module.Msg {
-			return &agent.MsgSetPolicy{Owner: owner.String(), Agent: a.String(), Policy: newPolicy()}
+			return &agentpb.MsgSetPolicy{Owner: owner.String(), Agent: a.String(), Policy: newPolicy()}
 		})
 	}
 	ownerCmd := func(use, short string, build func(owner, agent string) module.Msg) *cobra.Command {
@@ -87,13 +87,13 @@ func agentCmd() *cobra.Command {
 			},
 		}
 	}
-	freeze := ownerCmd("freeze", "Stop the agent from spending until unfrozen", func(o, a string) module.Msg { return &agent.MsgFreezeAgent{Owner: o, Agent: a} })
-	unfreeze := ownerCmd("unfreeze", "Let a frozen agent spend again", func(o, a string) module.Msg { return &agent.MsgUnfreezeAgent{Owner: o, Agent: a} })
-	revoke := ownerCmd("revoke", "End the agent for good and sweep its funds to the owner", func(o, a string) module.Msg { return &agent.MsgRevokeAgent{Owner: o, Agent: a} })
+	freeze := ownerCmd("freeze", "Stop the agent from spending until unfrozen", func(o, a string) module.Msg { return &agentpb.MsgFreezeAgent{Owner: o, Agent: a} })
+	unfreeze := ownerCmd("unfreeze", "Let a frozen agent spend again", func(o, a string) module.Msg { return &agentpb.MsgUnfreezeAgent{Owner: o, Agent: a} })
+	revoke := ownerCmd("revoke", "End the agent for good and sweep its funds to the owner", func(o, a string) module.Msg { return &agentpb.MsgRevokeAgent{Owner: o, Agent: a} })
 	show := &cobra.Command{
 		Use: "show ADDR", Short: "An agent's policy, spending and what remains", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r agent.QueryAgentResponse
+			var r agentpb.QueryAgentResponse
 			if err := queryAddr(cmd, "/agent/agent", args[0], &r); err != nil {
 				return err
 			}

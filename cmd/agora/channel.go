@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/paygate"
@@ -44,7 +44,7 @@ func channelCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(payer addr.Address) module.Msg {
-				return &channel.MsgOpenChannel{Payer: payer.String(), Payee: payee.String(), ModelId: model, Deposit: dep,
+				return &channelpb.MsgOpenChannel{Payer: payer.String(), Payee: payee.String(), ModelId: model, Deposit: dep,
 					ExpiresAt: st.SyncInfo.LatestBlockHeight + expiresIn, PayerKey: k.Public()}
 			})
 		},
@@ -70,7 +70,7 @@ func channelCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(payer addr.Address) module.Msg {
-				return &channel.MsgFundChannel{Payer: payer.String(), ChannelId: id, Amount: amt}
+				return &channelpb.MsgFundChannel{Payer: payer.String(), ChannelId: id, Amount: amt}
 			})
 		},
 	}
@@ -82,16 +82,16 @@ func channelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := &channel.QueryChannelsRequest{Payer: a.String()}
+			q := &channelpb.QueryChannelsRequest{Payer: a.String()}
 			if asPayee {
-				q = &channel.QueryChannelsRequest{Payee: a.String()}
+				q = &channelpb.QueryChannelsRequest{Payee: a.String()}
 			}
 			data, _ := proto.Marshal(q)
 			c, err := dial()
 			if err != nil {
 				return err
 			}
-			var r channel.QueryChannelsResponse
+			var r channelpb.QueryChannelsResponse
 			if _, err := c.Query(cmd.Context(), "/channel/channels", data, &r); err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ func channelCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(payee addr.Address) module.Msg {
-				return &channel.MsgCloseChannel{Payee: payee.String(), ChannelId: id}
+				return &channelpb.MsgCloseChannel{Payee: payee.String(), ChannelId: id}
 			})
 		},
 	}
@@ -163,7 +163,7 @@ func channelCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(payer addr.Address) module.Msg {
-				return &channel.MsgSettleExpired{Payer: payer.String(), ChannelId: id}
+				return &channelpb.MsgSettleExpired{Payer: payer.String(), ChannelId: id}
 			})
 		},
 	}

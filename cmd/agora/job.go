@@ -21,7 +21,7 @@ import (
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/job"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/worker"
@@ -41,8 +41,8 @@ func orderID(s string) (uint64, error) {
 	return id, nil
 }
 
-func getOrder(ctx context.Context, c *client.Client, id uint64) (*job.Order, error) {
-	var r job.QueryOrderResponse
+func getOrder(ctx context.Context, c *client.Client, id uint64) (*jobpb.Order, error) {
+	var r jobpb.QueryOrderResponse
 	if _, err := c.Query(ctx, "/job/order", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func getOrder(ctx context.Context, c *client.Client, id uint64) (*job.Order, err
 }
 
 // loadOrder reads the order whose id is written as arg.
-func loadOrder(cmd *cobra.Command, arg string) (*job.Order, error) {
+func loadOrder(cmd *cobra.Command, arg string) (*jobpb.Order, error) {
 	id, err := orderID(arg)
 	if err != nil {
 		return nil, err
@@ -134,7 +134,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 				}
 			}
 			mh, ih := sha256.Sum256(wasm), sha256.Sum256(in)
-			res, err := c.Submit(ctx, k, "job", &job.MsgCreateOrder{Tenant: k.Address().String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
+			res, err := c.Submit(ctx, k, "job", &jobpb.MsgCreateOrder{Tenant: k.Address().String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
 				InputHash: ih[:], InputUrl: inputURL, Fuel: fuel, MemoryMib: memory, MaxPrice: price, Redundancy: redundancy,
 				BidWindow: window, DeadlineBlocks: deadline})
 			if err != nil {
@@ -155,7 +155,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			o, err := follow(ctx, c, id, func(o *job.Order) {
+			o, err := follow(ctx, c, id, func(o *jobpb.Order) {
 				if g.output == "text" {
 					fmt.Fprintf(w, "  %s\n", strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")))
 				}
@@ -163,7 +163,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			if err != nil {
 				return err
 			}
-			if o.Status == job.OrderStatus_ORDER_STATUS_COMPLETED && out != "" {
+			if o.Status == jobpb.OrderStatus_ORDER_STATUS_COMPLETED && out != "" {
 				if err := fetchResult(ctx, o, out); err != nil {
 					return err
 				}
@@ -171,7 +171,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			if err := printOrder(w, o); err != nil {
 				return err
 			}
-			if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED {
+			if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED {
 				return fmt.Errorf("order %d %s: %s", o.Id, strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")), o.Reason)
 			}
 			return nil
@@ -194,8 +194,8 @@ With --wait it follows the order to its end and writes the result to --out.`,
 }
 
 // follow polls an order until it ends, calling progress on each new status.
-func follow(ctx context.Context, c *client.Client, id uint64, progress func(*job.Order)) (*job.Order, error) {
-	last := job.OrderStatus_ORDER_STATUS_UNSPECIFIED
+func follow(ctx context.Context, c *client.Client, id uint64, progress func(*jobpb.Order)) (*jobpb.Order, error) {
+	last := jobpb.OrderStatus_ORDER_STATUS_UNSPECIFIED
 	for {
 		o, err := getOrder(ctx, c, id)
 		if err != nil {
@@ -218,14 +218,14 @@ func follow(ctx context.Context, c *client.Client, id uint64, progress func(*job
 
 // fetchResult downloads the agreed output from a paid lessee, checking its
 // hash, and writes it to out ("-": stdout).
-func fetchResult(ctx context.Context, o *job.Order, out string) error {
+func fetchResult(ctx context.Context, o *jobpb.Order, out string) error {
 	if o.Result == nil {
 		return fmt.Errorf("order %d has no result (%s)", o.Id, o.Status)
 	}
 	hc := &http.Client{Timeout: time.Minute}
 	var errs []error
 	for _, l := range o.Leases {
-		if l.OutputUrl == "" || l.Result == nil || !job.Same(l.Result, o.Result) {
+		if l.OutputUrl == "" || l.Result == nil || !jobpb.Same(l.Result, o.Result) {
 			continue
 		}
 		data, err := blob.Fetch(ctx, hc, l.OutputUrl, o.Result.OutputHash, int64(o.Result.OutputSize))
@@ -245,7 +245,7 @@ func fetchResult(ctx context.Context, o *job.Order, out string) error {
 	return fmt.Errorf("order %d: no lessee served the result: %w", o.Id, errors.Join(errs...))
 }
 
-func printOrder(w io.Writer, o *job.Order) error {
+func printOrder(w io.Writer, o *jobpb.Order) error {
 	raw, err := protojson.Marshal(o)
 	if err != nil {
 		return err
@@ -310,7 +310,7 @@ func jobResultCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED && (o.Result == nil || o.Result.OutputSize == 0) {
+			if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED && (o.Result == nil || o.Result.OutputSize == 0) {
 				return fmt.Errorf("order %d is %s with no output to fetch; agora job status %d says why", o.Id, o.Status, o.Id)
 			}
 			return fetchResult(cmd.Context(), o, out)
@@ -326,7 +326,7 @@ func jobListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "list [--tenant ADDR] [--open]", Short: "Orders, oldest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &job.QueryOrdersRequest{OpenOnly: open}
+			req := &jobpb.QueryOrdersRequest{OpenOnly: open}
 			if tenant != "" {
 				a, err := parseAddr(tenant)
 				if err != nil {
@@ -339,7 +339,7 @@ func jobListCmd() *cobra.Command {
 				return err
 			}
 			data, _ := proto.Marshal(req)
-			var r job.QueryOrdersResponse
+			var r jobpb.QueryOrdersResponse
 			if _, err := c.Query(cmd.Context(), "/job/orders", data, &r); err != nil {
 				return err
 			}
@@ -371,7 +371,7 @@ func jobCancelCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(from addr.Address) module.Msg {
-				return &job.MsgCancelOrder{Tenant: from.String(), OrderId: id}
+				return &jobpb.MsgCancelOrder{Tenant: from.String(), OrderId: id}
 			})
 		},
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/blob"
-	"github.com/agoranet/agora/internal/chain/job"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/model"
 )
@@ -71,14 +71,14 @@ func TestJobSubmitDigits(t *testing.T) {
 		t.Fatalf("the result differs from native inference:\n got %.200q\nwant %.200q", got, want.Bytes())
 	}
 
-	var o job.Order
+	var o jobpb.Order
 	if err := protojson.Unmarshal([]byte(e2e.Run(t, "job", "status", "1", "-o", "json", "--home", home, "--node", node)), &o); err != nil {
 		t.Fatal(err)
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	var paid uint64
 	for _, l := range o.Leases {
-		if l.Status != job.LeaseStatus_LEASE_STATUS_PAID {
+		if l.Status != jobpb.LeaseStatus_LEASE_STATUS_PAID {
 			t.Errorf("lease of %s is %s, want paid", l.Provider, l.Status)
 			continue
 		}
@@ -127,8 +127,8 @@ func TestJobLesseeSIGKILLed(t *testing.T) {
 	if !strings.Contains(out, "order 1 placed") {
 		t.Fatalf("submit printed:\n%s", out)
 	}
-	status := func() *job.Order {
-		var o job.Order
+	status := func() *jobpb.Order {
+		var o jobpb.Order
 		if err := protojson.Unmarshal([]byte(e2e.Run(t, "job", "status", "1", "-o", "json", "--home", home, "--node", node)), &o); err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestJobLesseeSIGKILLed(t *testing.T) {
 	victim := addrOf("bob")
 	e2e.Eventually(t, 30*time.Second, "bob leased", func() error {
 		for _, l := range status().Leases {
-			if l.Provider == victim && l.Status == job.LeaseStatus_LEASE_STATUS_ACTIVE {
+			if l.Provider == victim && l.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE {
 				return nil
 			}
 		}
@@ -148,22 +148,22 @@ func TestJobLesseeSIGKILLed(t *testing.T) {
 	})
 	procs["bob"].Kill()
 
-	var o *job.Order
+	var o *jobpb.Order
 	e2e.Eventually(t, 90*time.Second, "order 1 ends", func() error {
 		if o = status(); o.FinishedAt == 0 {
 			return fmt.Errorf("order 1 is %s", o.Status)
 		}
 		return nil
 	})
-	if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED {
+	if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED {
 		t.Fatalf("order 1 ended %s: %s", o.Status, o.Reason)
 	}
 	var paid uint64
 	for _, l := range o.Leases {
 		switch {
-		case l.Provider == victim && l.Status != job.LeaseStatus_LEASE_STATUS_MISSED:
+		case l.Provider == victim && l.Status != jobpb.LeaseStatus_LEASE_STATUS_MISSED:
 			t.Errorf("the killed lessee's lease is %s, want missed", l.Status)
-		case l.Status == job.LeaseStatus_LEASE_STATUS_PAID:
+		case l.Status == jobpb.LeaseStatus_LEASE_STATUS_PAID:
 			paid += l.Price
 		}
 	}

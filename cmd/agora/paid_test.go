@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
@@ -109,7 +109,7 @@ func TestPaidProviderSurvivesKill(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("payer opened %d channels, want 1 (the restarted provider must honour the old one)", len(ids))
 	}
-	var ch channel.Channel
+	var ch channelpb.Channel
 	e2e.Eventually(t, 30*time.Second, "claims cover every answer the client saw", func() error {
 		if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, ids[0]), &ch); err != nil {
 			return err

@@ -14,7 +14,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
@@ -144,7 +144,7 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 	dereg := &cobra.Command{
 		Use: "deregister KEY", Short: "Remove the provider operated by KEY and its services from the registry", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return submit(cmd, args[0], func(from addr.Address) module.Msg { return &chainprov.MsgDeregister{Operator: from.String()} })
+			return submit(cmd, args[0], func(from addr.Address) module.Msg { return &providerpb.MsgDeregister{Operator: from.String()} })
 		},
 	}
 	cmd.AddCommand(start, dereg)
@@ -169,7 +169,7 @@ func parseUpstream(spec string) (*provider.Upstream, error) {
 	if !ok || name == "" {
 		return nil, fmt.Errorf("--upstream %q: want NAME@ID after the engine's model name", spec)
 	}
-	if err := chainprov.ValidModelID(id); err != nil {
+	if err := providerpb.ValidModelID(id); err != nil {
 		return nil, fmt.Errorf("--upstream %q: %w (the id is the sha256 of the weights the engine serves: sha256sum FILE)", spec, err)
 	}
 	return &provider.Upstream{URL: parts[0], Engine: parts[1], Name: name, ID: id}, nil

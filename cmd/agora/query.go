@@ -15,8 +15,8 @@ import (
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/client"
 )
@@ -153,7 +153,7 @@ func queryCmd() *cobra.Command {
 	stake := &cobra.Command{
 		Use: "stake ADDR", Short: "Bonded and unbonding stake, slashes and jail", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r staking.QueryStakeResponse
+			var r stakingpb.QueryStakeResponse
 			if err := queryAddr(cmd, "/staking/stake", args[0], &r); err != nil {
 				return err
 			}
@@ -178,8 +178,8 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req, _ := proto.Marshal(&chainprov.QueryProvidersRequest{Model: model, OnlineOnly: online})
-			var r chainprov.QueryProvidersResponse
+			req, _ := proto.Marshal(&providerpb.QueryProvidersRequest{Model: model, OnlineOnly: online})
+			var r providerpb.QueryProvidersResponse
 			if _, err := c.Query(cmd.Context(), "/provider/providers", req, &r); err != nil {
 				return err
 			}
@@ -198,7 +198,7 @@ func queryCmd() *cobra.Command {
 	prov := &cobra.Command{
 		Use: "provider ADDR", Short: "One provider", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r chainprov.ProviderInfo
+			var r providerpb.ProviderInfo
 			if err := queryAddr(cmd, "/provider/provider", args[0], &r); err != nil {
 				return err
 			}
@@ -299,7 +299,7 @@ func emitProto(cmd *cobra.Command, m proto.Message, text func(io.Writer)) error 
 	return nil
 }
 
-func printProvider(w io.Writer, p *chainprov.ProviderInfo) {
+func printProvider(w io.Writer, p *providerpb.ProviderInfo) {
 	pr := p.Provider
 	status := strings.ToLower(strings.TrimPrefix(pr.Status.String(), "STATUS_"))
 	fmt.Fprintf(w, "%s  %s  %s  stake %duagr  last heartbeat %d\n", pr.Operator, status, pr.Endpoint, p.Stake, pr.LastHeartbeat)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
@@ -74,7 +74,7 @@ func TestTestnetSurvivesValidatorKill(t *testing.T) {
 			defer wg.Done()
 			for loadCtx.Err() == nil {
 				tctx, cancel := context.WithTimeout(loadCtx, 10*time.Second)
-				res, err := c.Submit(tctx, k, "", &bank.MsgSend{From: k.Address().String(), To: bob.Address().String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})
+				res, err := c.Submit(tctx, k, "", &bankpb.MsgSend{From: k.Address().String(), To: bob.Address().String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})
 				cancel()
 				if err == nil {
 					mu.Lock()

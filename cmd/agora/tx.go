@@ -8,10 +8,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 )
 
 var memo string
@@ -31,14 +31,14 @@ func txCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(from addr.Address) module.Msg {
-				return &bank.MsgSend{From: from.String(), To: to.String(), Amount: amt}
+				return &bankpb.MsgSend{From: from.String(), To: to.String(), Amount: amt}
 			})
 		},
 	}
 	multi := &cobra.Command{
 		Use: "multisend FROM_KEY TO_ADDR=AMOUNT...", Short: "Send coins to many recipients in one tx", Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var outs []*bank.Output
+			var outs []*bankpb.Output
 			for _, a := range args[1:] {
 				to, amount, ok := strings.Cut(a, "=")
 				if !ok {
@@ -52,10 +52,10 @@ func txCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				outs = append(outs, &bank.Output{To: t.String(), Amount: amt})
+				outs = append(outs, &bankpb.Output{To: t.String(), Amount: amt})
 			}
 			return submit(cmd, args[0], func(from addr.Address) module.Msg {
-				return &bank.MsgMultiSend{From: from.String(), Outputs: outs}
+				return &bankpb.MsgMultiSend{From: from.String(), Outputs: outs}
 			})
 		},
 	}
@@ -71,7 +71,7 @@ func txCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(from addr.Address) module.Msg {
-				return &bank.MsgMint{Issuer: from.String(), To: to.String(), Amount: c}
+				return &bankpb.MsgMint{Issuer: from.String(), To: to.String(), Amount: c}
 			})
 		},
 	}
@@ -83,7 +83,7 @@ func txCmd() *cobra.Command {
 				return err
 			}
 			return submit(cmd, args[0], func(from addr.Address) module.Msg {
-				return &bank.MsgBurn{From: from.String(), Amount: c}
+				return &bankpb.MsgBurn{From: from.String(), Amount: c}
 			})
 		},
 	}
@@ -100,10 +100,10 @@ func txCmd() *cobra.Command {
 		}
 	}
 	bond := stake("bond", "Bond uagr as stake (providers need the minimum stake)", func(from addr.Address, c *coin.Coin) module.Msg {
-		return &staking.MsgBond{Staker: from.String(), Amount: c}
+		return &stakingpb.MsgBond{Staker: from.String(), Amount: c}
 	})
 	unbond := stake("unbond", "Start returning stake; it arrives after the unbonding period", func(from addr.Address, c *coin.Coin) module.Msg {
-		return &staking.MsgUnbond{Staker: from.String(), Amount: c}
+		return &stakingpb.MsgUnbond{Staker: from.String(), Amount: c}
 	})
 	cmd.AddCommand(send, multi, mint, burn, bond, unbond)
 	return cmd

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/coin"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/openai"
@@ -76,8 +76,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (*stats, error) {
 		return nil, err
 	}
 	// Discover: online providers of the model, from the chain.
-	q, _ := proto.Marshal(&chainprov.QueryProvidersRequest{Model: cfg.model, OnlineOnly: true})
-	var found chainprov.QueryProvidersResponse
+	q, _ := proto.Marshal(&providerpb.QueryProvidersRequest{Model: cfg.model, OnlineOnly: true})
+	var found providerpb.QueryProvidersResponse
 	if _, err := c.Query(ctx, "/provider/providers", q, &found); err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
@@ -69,13 +69,13 @@ func TestExampleAgent(t *testing.T) {
 	agentBefore := balance("agent")
 	var deposits uint64
 	for _, id := range st.channels {
-		var ch channel.Channel
+		var ch channelpb.Channel
 		if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &ch); err != nil {
 			t.Fatal(err)
 		}
 		deposits += ch.Deposit
 		pk := providerKey(t, d, ch.Payee)
-		if _, err := c.Submit(ctx, pk, "", &channel.MsgCloseChannel{Payee: ch.Payee, ChannelId: id}); err != nil {
+		if _, err := c.Submit(ctx, pk, "", &channelpb.MsgCloseChannel{Payee: ch.Payee, ChannelId: id}); err != nil {
 			t.Fatal(err)
 		}
 	}

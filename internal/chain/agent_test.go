@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/agent"
-	"github.com/agoranet/agora/internal/chain/bank"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/tx"
@@ -34,10 +34,10 @@ func TestAgentCannotOverspendByAnyPath(t *testing.T) {
 		return raw
 	}
 	h.pending = [][]byte{
-		sign("alice", &agent.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
-			Consent: ed25519.Sign(robotKey, agent.ConsentBytes(testChain, address("alice").String())),
-			Policy:  &agent.Policy{Denom: "uusdc", MaxPerPeriod: limit, PeriodBlocks: period}}),
-		sign("alice", &bank.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uusdc", 100_000), coin.New("uagr", 100_000)}}),
+		sign("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
+			Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(testChain, address("alice").String())),
+			Policy:  &agentpb.Policy{Denom: "uusdc", MaxPerPeriod: limit, PeriodBlocks: period}}),
+		sign("alice", &bankpb.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uusdc", 100_000), coin.New("uagr", 100_000)}}),
 	}
 	h.block()
 	r := rand.New(rand.NewPCG(11, 12))
@@ -51,23 +51,23 @@ func TestAgentCannotOverspendByAnyPath(t *testing.T) {
 			var raw []byte
 			switch r.IntN(5) {
 			case 0:
-				raw = sign("robot", &bank.MsgSend{From: robot.String(), To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}})
+				raw = sign("robot", &bankpb.MsgSend{From: robot.String(), To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}})
 			case 1:
-				raw = sign("robot", &bank.MsgMultiSend{From: robot.String(), Outputs: []*bank.Output{{To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}, {To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}}})
+				raw = sign("robot", &bankpb.MsgMultiSend{From: robot.String(), Outputs: []*bankpb.Output{{To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}, {To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}}})
 			case 2:
-				raw = sign("robot", &channel.MsgOpenChannel{Payer: robot.String(), Payee: bob, Deposit: coin.New("uusdc", amt), ExpiresAt: h.height + 100, PayerKey: robotKey.Public().(ed25519.PublicKey)})
+				raw = sign("robot", &channelpb.MsgOpenChannel{Payer: robot.String(), Payee: bob, Deposit: coin.New("uusdc", amt), ExpiresAt: h.height + 100, PayerKey: robotKey.Public().(ed25519.PublicKey)})
 				channels++
 			case 3:
 				if channels == 0 {
 					continue
 				}
-				raw = sign("robot", &channel.MsgFundChannel{Payer: robot.String(), ChannelId: uint64(r.IntN(channels) + 1), Amount: coin.New("uusdc", amt)})
+				raw = sign("robot", &channelpb.MsgFundChannel{Payer: robot.String(), ChannelId: uint64(r.IntN(channels) + 1), Amount: coin.New("uusdc", amt)})
 			case 4:
 				nonce++
-				a := &bank.Authorization{From: robot.String(), To: bob, Amount: coin.New("uusdc", amt), ValidBefore: 1 << 40, Nonce: make([]byte, 32)}
+				a := &bankpb.Authorization{From: robot.String(), To: bob, Amount: coin.New("uusdc", amt), ValidBefore: 1 << 40, Nonce: make([]byte, 32)}
 				a.Nonce[0] = nonce
-				bank.SignAuthorization(robotKey, testChain, a)
-				raw = sign("bob", &bank.MsgTransferWithAuthorization{Submitter: bob, Authorization: a})
+				bankpb.SignAuthorization(robotKey, testChain, a)
+				raw = sign("bob", &bankpb.MsgTransferWithAuthorization{Submitter: bob, Authorization: a})
 			}
 			h.pending = append(h.pending, raw)
 		}
@@ -112,7 +112,7 @@ func resyncSeqs(h *harness, seqs map[string]uint64) map[string]uint64 {
 }
 
 func (h *harness) balance(a addr.Address, denom string) uint64 {
-	var r bank.QueryBalanceResponse
+	var r bankpb.QueryBalanceResponse
 	if err := h.query("/bank/balance", []byte(a.String()), &r); err != nil {
 		h.t.Fatal(err)
 	}

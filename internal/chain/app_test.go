@@ -11,7 +11,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/agoranet/agora/internal/chain"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/tx"
@@ -32,11 +32,11 @@ func randomBlocks(seed uint64, blocks, perBlock int) [][][]byte {
 			var msg module.Msg
 			switch r.IntN(4) {
 			case 0:
-				msg = &bank.MsgMint{Issuer: address(from).String(), To: to, Amount: coin.New("uusdc", uint64(r.IntN(100)+1))}
+				msg = &bankpb.MsgMint{Issuer: address(from).String(), To: to, Amount: coin.New("uusdc", uint64(r.IntN(100)+1))}
 			case 1:
-				msg = &bank.MsgBurn{From: address(from).String(), Amount: coin.New("uagr", uint64(r.IntN(50)+1))}
+				msg = &bankpb.MsgBurn{From: address(from).String(), Amount: coin.New("uagr", uint64(r.IntN(50)+1))}
 			default:
-				msg = &bank.MsgSend{From: address(from).String(), To: to, Amount: []*coin.Coin{coin.New([]string{"uagr", "uusdc"}[r.IntN(2)], uint64(r.IntN(300_000)+1))}}
+				msg = &bankpb.MsgSend{From: address(from).String(), To: to, Amount: []*coin.Coin{coin.New([]string{"uagr", "uusdc"}[r.IntN(2)], uint64(r.IntN(300_000)+1))}}
 			}
 			raw, err := tx.Sign(key(from), testChain, seq[from], coin.New("uagr", 10), "", msg)
 			if err != nil {
@@ -127,7 +127,7 @@ func TestCheckTxSequence(t *testing.T) {
 	defer h.close()
 	h.block()
 	mk := func(seq uint64) []byte {
-		raw, err := tx.Sign(key("alice"), testChain, seq, coin.New("uagr", 10), "", &bank.MsgSend{From: address("alice").String(), To: address("bob").String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})
+		raw, err := tx.Sign(key("alice"), testChain, seq, coin.New("uagr", 10), "", &bankpb.MsgSend{From: address("alice").String(), To: address("bob").String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +160,7 @@ func TestQueryProof(t *testing.T) {
 	h := newHarness(t, "")
 	defer h.close()
 	_, appHash := h.block()
-	k := bank.BalanceKey(address("alice"), "uagr")
+	k := bankpb.BalanceKey(address("alice"), "uagr")
 	r, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: chain.StorePath, Data: k, Prove: true})
 	if r.Code != 0 || r.ProofOps == nil {
 		t.Fatalf("query: code %d log %q", r.Code, r.Log)
@@ -173,7 +173,7 @@ func TestQueryProof(t *testing.T) {
 	if err := chain.VerifyProof(appHash, k, forged, r.ProofOps); err == nil {
 		t.Fatal("proof accepted a forged balance")
 	}
-	absent := bank.BalanceKey(address("carol"), "uagr")
+	absent := bankpb.BalanceKey(address("carol"), "uagr")
 	r, _ = h.app.Query(context.Background(), &abci.RequestQuery{Path: chain.StorePath, Data: absent, Prove: true})
 	if r.Value != nil {
 		t.Fatalf("carol has a balance: %x", r.Value)
@@ -211,7 +211,7 @@ func FuzzCheckTx(f *testing.F) {
 			return // a valid tx; nothing to check here
 		}
 		for _, name := range []string{"alice", "bob", "issuer"} {
-			seq0, err := tx.Sign(key(name), testChain, 0, coin.New("uagr", 10), "", &bank.MsgBurn{From: address(name).String(), Amount: coin.New("uagr", 1)})
+			seq0, err := tx.Sign(key(name), testChain, 0, coin.New("uagr", 10), "", &bankpb.MsgBurn{From: address(name).String(), Amount: coin.New("uagr", 1)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,7 +248,7 @@ func FuzzDecode(f *testing.F) {
 func ExampleApp() {
 	app, _ := chain.New(chain.Config{})
 	defer app.Close()
-	_, ok := app.Resolve(tx.TypeURL(&bank.MsgSend{}))
+	_, ok := app.Resolve(tx.TypeURL(&bankpb.MsgSend{}))
 	fmt.Println(ok)
 	// Output: true
 }

@@ -5,7 +5,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/agoranet/agora/internal/chain/audit"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/tx"
@@ -43,22 +43,22 @@ func TestProvenInference(t *testing.T) {
 	}
 	id := m.Manifest.ID
 	verify := func(in []byte, out []int32) *abci.ExecTxResult {
-		return send("bob", &audit.MsgVerifyInference{Submitter: address("bob").String(), ModelId: id, Input: in, Logits: out, Proof: proof})
+		return send("bob", &auditpb.MsgVerifyInference{Submitter: address("bob").String(), ModelId: id, Input: in, Logits: out, Proof: proof})
 	}
 	if r := verify(px, logits); r.Code == 0 {
 		t.Fatal("a proof verified before any key was registered")
 	}
-	if r := send("alice", &audit.MsgRegisterModelKey{Owner: address("alice").String(), ModelId: id, VerifyingKey: vk}); r.Code != 0 {
+	if r := send("alice", &auditpb.MsgRegisterModelKey{Owner: address("alice").String(), ModelId: id, VerifyingKey: vk}); r.Code != 0 {
 		t.Fatalf("register key: %s", r.Log)
 	}
-	if r := send("bob", &audit.MsgRegisterModelKey{Owner: address("bob").String(), ModelId: id, VerifyingKey: vk}); r.Code == 0 {
+	if r := send("bob", &auditpb.MsgRegisterModelKey{Owner: address("bob").String(), ModelId: id, VerifyingKey: vk}); r.Code == 0 {
 		t.Error("a second key registration was accepted")
 	}
 	if r := verify(px, logits); r.Code != 0 {
 		t.Fatalf("a true proof was refused: %s", r.Log)
 	}
-	var got audit.QueryProvenResponse
-	if err := h.query("/audit/proven", audit.InferenceID(id, px, logits), &got); err != nil || got.Proven.Submitter != address("bob").String() {
+	var got auditpb.QueryProvenResponse
+	if err := h.query("/audit/proven", auditpb.InferenceID(id, px, logits), &got); err != nil || got.Proven.Submitter != address("bob").String() {
 		t.Fatalf("proven inference not recorded: %v %v", got.Proven, err)
 	}
 	bad := append([]int32(nil), logits...)

@@ -7,12 +7,12 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/agoranet/agora/internal/chain/audit"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
-	"github.com/agoranet/agora/internal/chain/provider"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/receipt"
 )
@@ -32,13 +32,13 @@ func newDisputes(t *testing.T) *disputes {
 	d := &disputes{harness: newHarness(t, ""), t: t, seq: map[string]uint64{}}
 	const model = "abababababababababababababababababababababababababababababababab"
 	dave := address("dave").String()
-	d.send("dave", &staking.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})
-	d.send("dave", &provider.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:1"})
+	d.send("dave", &stakingpb.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})
+	d.send("dave", &providerpb.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:1"})
 	for _, v := range []string{"v1", "v2", "v3"} {
-		d.send(v, &staking.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
-		d.send(v, &audit.MsgRegisterVerifier{Verifier: address(v).String()})
+		d.send(v, &stakingpb.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
+		d.send(v, &auditpb.MsgRegisterVerifier{Verifier: address(v).String()})
 	}
-	d.send("alice", &channel.MsgOpenChannel{Payer: address("alice").String(), Payee: dave, Deposit: coin.New("uusdc", 1000), ExpiresAt: 1000, PayerKey: key("alice").Public().(ed25519.PublicKey)})
+	d.send("alice", &channelpb.MsgOpenChannel{Payer: address("alice").String(), Payee: dave, Deposit: coin.New("uusdc", 1000), ExpiresAt: 1000, PayerKey: key("alice").Public().(ed25519.PublicKey)})
 	// Three answers; dave's receipt for the second lies about its response.
 	var leaves [][]byte
 	for i := 0; i < 3; i++ {
@@ -55,7 +55,7 @@ func newDisputes(t *testing.T) *disputes {
 		d.receipts, d.requests, d.truth = append(d.receipts, enc), append(d.requests, req), append(d.truth, truth)
 		leaves = append(leaves, receipt.Hash([]byte(enc)))
 	}
-	d.send("dave", &channel.MsgClaim{Payee: dave, Claims: []*channel.Claim{{Voucher: channel.SignVoucher(key("alice"), testChain, 1, 30), Amount: 30, ReceiptsRoot: receipt.Root(leaves), ReceiptsCount: 3}}})
+	d.send("dave", &channelpb.MsgClaim{Payee: dave, Claims: []*channelpb.Claim{{Voucher: channelpb.SignVoucher(key("alice"), testChain, 1, 30), Amount: 30, ReceiptsRoot: receipt.Root(leaves), ReceiptsCount: 3}}})
 	return d
 }
 
@@ -72,7 +72,7 @@ func (d *disputes) send(name string, msg module.Msg) *abci.ExecTxResult {
 }
 
 func (d *disputes) challenge(i int, path [][]byte) *abci.ExecTxResult {
-	return d.send("v4", &audit.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(d.receipts[i]), ChannelId: 1, Anchor: 0, LeafIndex: uint32(i), Path: path, Request: d.requests[i]})
+	return d.send("v4", &auditpb.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(d.receipts[i]), ChannelId: 1, Anchor: 0, LeafIndex: uint32(i), Path: path, Request: d.requests[i]})
 }
 
 func (d *disputes) leaves() [][]byte {
@@ -83,8 +83,8 @@ func (d *disputes) leaves() [][]byte {
 	return out
 }
 
-func (d *disputes) dispute(id uint64) *audit.Dispute {
-	var r audit.QueryDisputeResponse
+func (d *disputes) dispute(id uint64) *auditpb.Dispute {
+	var r auditpb.QueryDisputeResponse
 	if err := d.query("/audit/dispute", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
 		d.t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func (d *disputes) vote(id uint64, votes map[string][]byte) {
 	salt := []byte("salt")
 	for _, v := range []string{"v1", "v2", "v3"} {
 		if h, ok := votes[v]; ok {
-			if r := d.send(v, &audit.MsgCommit{Verifier: address(v).String(), DisputeId: id, Commitment: audit.Commitment(h, salt, address(v).String())}); r.Code != 0 {
+			if r := d.send(v, &auditpb.MsgCommit{Verifier: address(v).String(), DisputeId: id, Commitment: auditpb.Commitment(h, salt, address(v).String())}); r.Code != 0 {
 				d.t.Fatalf("%s commit: %s", v, r.Log)
 			}
 		}
@@ -107,7 +107,7 @@ func (d *disputes) vote(id uint64, votes map[string][]byte) {
 	}
 	for _, v := range []string{"v1", "v2", "v3"} {
 		if h, ok := votes[v]; ok {
-			if r := d.send(v, &audit.MsgReveal{Verifier: address(v).String(), DisputeId: id, ResponseHash: h, Salt: salt}); r.Code != 0 {
+			if r := d.send(v, &auditpb.MsgReveal{Verifier: address(v).String(), DisputeId: id, ResponseHash: h, Salt: salt}); r.Code != 0 {
 				d.t.Fatalf("%s reveal: %s", v, r.Log)
 			}
 		}
@@ -118,7 +118,7 @@ func (d *disputes) vote(id uint64, votes map[string][]byte) {
 }
 
 func (d *disputes) stake(name string) uint64 {
-	var r staking.QueryStakeResponse
+	var r stakingpb.QueryStakeResponse
 	if err := d.query("/staking/stake", []byte(address(name).String()), &r); err != nil {
 		d.t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestLyingProviderIsSlashed(t *testing.T) {
 	// A double commit and a non-member's commit are refused.
 	d.vote(1, map[string][]byte{"v1": d.truth[1], "v2": d.truth[1], "v3": d.truth[1]})
 	got := d.dispute(1)
-	if got.Status != audit.DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED {
+	if got.Status != auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED {
 		t.Fatalf("status %v", got.Status)
 	}
 	if s := d.stake("dave"); s != 180_000_000 {
@@ -153,7 +153,7 @@ func TestLyingProviderIsSlashed(t *testing.T) {
 	if gain := d.balance(address("v4"), "uagr") + 10 - before; gain != 10_000_000 {
 		t.Errorf("the challenger gained %d, want 10000000 (half the slash; the bond came back)", gain)
 	}
-	var info provider.ProviderInfo
+	var info providerpb.ProviderInfo
 	d.query("/provider/provider", []byte(address("dave").String()), &info)
 	if info.Provider.DisputesLost != 1 {
 		t.Errorf("dave lost %d disputes, want 1", info.Provider.DisputesLost)
@@ -175,40 +175,40 @@ func TestFrivolousChallengeAndMissedVote(t *testing.T) {
 	}
 	// v1 commits twice: the second is refused.
 	salt := []byte("s")
-	c := audit.Commitment(d.truth[0], salt, address("v1").String())
-	if r := d.send("v1", &audit.MsgCommit{Verifier: address("v1").String(), DisputeId: 1, Commitment: c}); r.Code != 0 {
+	c := auditpb.Commitment(d.truth[0], salt, address("v1").String())
+	if r := d.send("v1", &auditpb.MsgCommit{Verifier: address("v1").String(), DisputeId: 1, Commitment: c}); r.Code != 0 {
 		t.Fatal(r.Log)
 	}
-	if r := d.send("v1", &audit.MsgCommit{Verifier: address("v1").String(), DisputeId: 1, Commitment: c}); r.Code == 0 {
+	if r := d.send("v1", &auditpb.MsgCommit{Verifier: address("v1").String(), DisputeId: 1, Commitment: c}); r.Code == 0 {
 		t.Error("a double commit was accepted")
 	}
-	if r := d.send("bob", &audit.MsgCommit{Verifier: address("bob").String(), DisputeId: 1, Commitment: c}); r.Code == 0 {
+	if r := d.send("bob", &auditpb.MsgCommit{Verifier: address("bob").String(), DisputeId: 1, Commitment: c}); r.Code == 0 {
 		t.Error("a non-member's commit was accepted")
 	}
-	if r := d.send("v2", &audit.MsgCommit{Verifier: address("v2").String(), DisputeId: 1, Commitment: audit.Commitment(d.truth[0], salt, address("v2").String())}); r.Code != 0 {
+	if r := d.send("v2", &auditpb.MsgCommit{Verifier: address("v2").String(), DisputeId: 1, Commitment: auditpb.Commitment(d.truth[0], salt, address("v2").String())}); r.Code != 0 {
 		t.Fatal(r.Log)
 	}
-	if r := d.send("v1", &audit.MsgReveal{Verifier: address("v1").String(), DisputeId: 1, ResponseHash: d.truth[0], Salt: salt}); r.Code == 0 {
+	if r := d.send("v1", &auditpb.MsgReveal{Verifier: address("v1").String(), DisputeId: 1, ResponseHash: d.truth[0], Salt: salt}); r.Code == 0 {
 		t.Error("a reveal before the commit window closed was accepted")
 	}
 	for d.height <= d.dispute(1).CommitUntil {
 		d.block()
 	}
-	if r := d.send("v2", &audit.MsgReveal{Verifier: address("v2").String(), DisputeId: 1, ResponseHash: d.truth[2], Salt: salt}); r.Code == 0 {
+	if r := d.send("v2", &auditpb.MsgReveal{Verifier: address("v2").String(), DisputeId: 1, ResponseHash: d.truth[2], Salt: salt}); r.Code == 0 {
 		t.Error("a reveal that does not match its commitment was accepted")
 	}
 	for _, v := range []string{"v1", "v2"} { // v3 never votes
-		if r := d.send(v, &audit.MsgReveal{Verifier: address(v).String(), DisputeId: 1, ResponseHash: d.truth[0], Salt: salt}); r.Code != 0 {
+		if r := d.send(v, &auditpb.MsgReveal{Verifier: address(v).String(), DisputeId: 1, ResponseHash: d.truth[0], Salt: salt}); r.Code != 0 {
 			t.Fatalf("%s reveal: %s", v, r.Log)
 		}
 	}
 	for d.height < d.dispute(1).RevealUntil {
 		d.block()
 	}
-	if r := d.send("v1", &audit.MsgReveal{Verifier: address("v1").String(), DisputeId: 1, ResponseHash: d.truth[0], Salt: salt}); r.Code == 0 {
+	if r := d.send("v1", &auditpb.MsgReveal{Verifier: address("v1").String(), DisputeId: 1, ResponseHash: d.truth[0], Salt: salt}); r.Code == 0 {
 		t.Error("a late reveal was accepted")
 	}
-	if got := d.dispute(1).Status; got != audit.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST {
+	if got := d.dispute(1).Status; got != auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST {
 		t.Fatalf("status %v", got)
 	}
 	if lost := before - d.balance(address("v4"), "uagr") - 10; lost != 10_000_000 {

@@ -17,16 +17,16 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/agent"
-	"github.com/agoranet/agora/internal/chain/audit"
-	"github.com/agoranet/agora/internal/chain/auth"
-	"github.com/agoranet/agora/internal/chain/bank"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/job"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
-	"github.com/agoranet/agora/internal/chain/provider"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/node"
 )
@@ -134,7 +134,7 @@ func (h *harness) query(path string, data []byte, out proto.Message) error {
 }
 
 func (h *harness) sequence(name string) uint64 {
-	var acc auth.Account
+	var acc authpb.Account
 	if h.height > 0 {
 		if err := h.query("/auth/account", []byte(address(name).String()), &acc); err != nil {
 			h.t.Fatal(err)
@@ -181,40 +181,40 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 	}
 	switch arg("msg", "send") {
 	case "send":
-		msg = &bank.MsgSend{From: fromAddr, To: target(arg("to", "bob")), Amount: coins(arg("amount", "1uagr"))}
+		msg = &bankpb.MsgSend{From: fromAddr, To: target(arg("to", "bob")), Amount: coins(arg("amount", "1uagr"))}
 	case "multisend":
-		m := &bank.MsgMultiSend{From: fromAddr}
+		m := &bankpb.MsgMultiSend{From: fromAddr}
 		for _, o := range strings.Split(arg("outputs", "bob:1uagr"), ";") {
 			to, amt, _ := strings.Cut(o, ":")
-			m.Outputs = append(m.Outputs, &bank.Output{To: target(to), Amount: coins(amt)})
+			m.Outputs = append(m.Outputs, &bankpb.Output{To: target(to), Amount: coins(amt)})
 		}
 		msg = m
 	case "mint":
-		msg = &bank.MsgMint{Issuer: fromAddr, To: target(arg("to", from)), Amount: coins(arg("amount", "1uusdc"))[0]}
+		msg = &bankpb.MsgMint{Issuer: fromAddr, To: target(arg("to", from)), Amount: coins(arg("amount", "1uusdc"))[0]}
 	case "burn":
-		msg = &bank.MsgBurn{From: fromAddr, Amount: coins(arg("amount", "1uagr"))[0]}
+		msg = &bankpb.MsgBurn{From: fromAddr, Amount: coins(arg("amount", "1uagr"))[0]}
 	case "bond":
-		msg = &staking.MsgBond{Staker: fromAddr, Amount: coins(arg("amount", "100000000uagr"))[0]}
+		msg = &stakingpb.MsgBond{Staker: fromAddr, Amount: coins(arg("amount", "100000000uagr"))[0]}
 	case "unbond":
-		msg = &staking.MsgUnbond{Staker: fromAddr, Amount: coins(arg("amount", "100000000uagr"))[0]}
+		msg = &stakingpb.MsgUnbond{Staker: fromAddr, Amount: coins(arg("amount", "100000000uagr"))[0]}
 	case "register":
-		msg = &provider.MsgRegisterProvider{Operator: fromAddr, Endpoint: arg("endpoint", "http://127.0.0.1:8080"), Region: arg("region", "eu"), Hardware: arg("hardware", "cpu")}
+		msg = &providerpb.MsgRegisterProvider{Operator: fromAddr, Endpoint: arg("endpoint", "http://127.0.0.1:8080"), Region: arg("region", "eu"), Hardware: arg("hardware", "cpu")}
 	case "service":
-		m := &provider.MsgRegisterService{Operator: fromAddr, ModelId: arg("model", strings.Repeat("ab", 32)), ModelName: arg("name", "agora/tiny-lm"),
+		m := &providerpb.MsgRegisterService{Operator: fromAddr, ModelId: arg("model", strings.Repeat("ab", 32)), ModelName: arg("name", "agora/tiny-lm"),
 			PricePerRequest: coins(arg("price", "0uusdc"))[0], MaxConcurrency: 4}
 		if r := arg("royalty", ""); r != "" {
 			to, bps, _ := strings.Cut(r, ":")
 			var n uint32
 			fmt.Sscan(bps, &n)
-			m.Royalties = []*provider.Royalty{{Recipient: target(to), Bps: n}}
+			m.Royalties = []*providerpb.Royalty{{Recipient: target(to), Bps: n}}
 		}
 		msg = m
 	case "heartbeat":
-		msg = &provider.MsgHeartbeat{Operator: fromAddr}
+		msg = &providerpb.MsgHeartbeat{Operator: fromAddr}
 	case "open":
 		var exp int64
 		fmt.Sscan(arg("expires", "1000"), &exp)
-		m := &channel.MsgOpenChannel{Payer: fromAddr, Payee: target(arg("to", "dave")), ModelId: arg("model", ""), Deposit: coins(arg("deposit", "1000uusdc"))[0],
+		m := &channelpb.MsgOpenChannel{Payer: fromAddr, Payee: target(arg("to", "dave")), ModelId: arg("model", ""), Deposit: coins(arg("deposit", "1000uusdc"))[0],
 			ExpiresAt: exp, PayerKey: key(from).Public().(ed25519.PublicKey)}
 		if sk := arg("session", ""); sk != "" {
 			m.SessionKey = key(sk).Public().(ed25519.PublicKey)
@@ -223,35 +223,35 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 	case "fund":
 		var id uint64
 		fmt.Sscan(arg("channel", "1"), &id)
-		msg = &channel.MsgFundChannel{Payer: fromAddr, ChannelId: id, Amount: coins(arg("amount", "100uusdc"))[0]}
+		msg = &channelpb.MsgFundChannel{Payer: fromAddr, ChannelId: id, Amount: coins(arg("amount", "100uusdc"))[0]}
 	case "extend":
 		var id uint64
 		var exp int64
 		fmt.Sscan(arg("channel", "1"), &id)
 		fmt.Sscan(arg("expires", "2000"), &exp)
-		msg = &channel.MsgExtendChannel{Payer: fromAddr, ChannelId: id, ExpiresAt: exp}
+		msg = &channelpb.MsgExtendChannel{Payer: fromAddr, ChannelId: id, ExpiresAt: exp}
 	case "claim", "close":
 		// channel=ID cumulative=N amount=N voucher=SIGNER [chain=ID]
 		var id, cum, amt uint64
 		fmt.Sscan(arg("channel", "1"), &id)
 		fmt.Sscan(arg("cumulative", "0"), &cum)
 		fmt.Sscan(arg("amount", arg("cumulative", "0")), &amt)
-		var cl *channel.Claim
+		var cl *channelpb.Claim
 		if cum > 0 {
-			v := channel.SignVoucher(key(arg("voucher", "alice")), arg("voucher_chain", testChain), id, cum)
+			v := channelpb.SignVoucher(key(arg("voucher", "alice")), arg("voucher_chain", testChain), id, cum)
 			var n uint64
 			fmt.Sscan(arg("receipts", "1"), &n)
-			cl = &channel.Claim{Voucher: v, Amount: amt, ReceiptsRoot: make([]byte, 32), ReceiptsCount: n}
+			cl = &channelpb.Claim{Voucher: v, Amount: amt, ReceiptsRoot: make([]byte, 32), ReceiptsCount: n}
 		}
 		if arg("msg", "") == "close" {
-			msg = &channel.MsgCloseChannel{Payee: fromAddr, ChannelId: id, Final: cl}
+			msg = &channelpb.MsgCloseChannel{Payee: fromAddr, ChannelId: id, Final: cl}
 		} else {
-			msg = &channel.MsgClaim{Payee: fromAddr, Claims: []*channel.Claim{cl}}
+			msg = &channelpb.MsgClaim{Payee: fromAddr, Claims: []*channelpb.Claim{cl}}
 		}
 	case "settle":
 		var id uint64
 		fmt.Sscan(arg("channel", "1"), &id)
-		msg = &channel.MsgSettleExpired{Payer: fromAddr, ChannelId: id}
+		msg = &channelpb.MsgSettleExpired{Payer: fromAddr, ChannelId: id}
 	case "authz":
 		// payer=NAME to=NAME amount=C [nonce=N] [before=UNIX]: from submits
 		payer := arg("payer", "alice")
@@ -260,26 +260,26 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 		fmt.Sscan(arg("before", "1900000000"), &before)
 		n := make([]byte, 32)
 		n[31] = byte(nonce)
-		a := &bank.Authorization{From: address(payer).String(), To: target(arg("to", "bob")), Amount: coins(arg("amount", "5uusdc"))[0],
+		a := &bankpb.Authorization{From: address(payer).String(), To: target(arg("to", "bob")), Amount: coins(arg("amount", "5uusdc"))[0],
 			ValidAfter: 0, ValidBefore: before, Nonce: n}
-		bank.SignAuthorization(key(payer), testChain, a)
-		msg = &bank.MsgTransferWithAuthorization{Submitter: fromAddr, Authorization: a}
+		bankpb.SignAuthorization(key(payer), testChain, a)
+		msg = &bankpb.MsgTransferWithAuthorization{Submitter: fromAddr, Authorization: a}
 	case "agent":
 		// owner is from; agent=NAME; policy: denom per_tx per_period period lifetime recipients msgs expires
-		msg = &agent.MsgCreateAgent{Owner: fromAddr, AgentKey: key(arg("agent", "robot")).Public().(ed25519.PublicKey),
-			Consent: ed25519.Sign(key(arg("agent", "robot")), agent.ConsentBytes(testChain, fromAddr)), Policy: h.policy(arg)}
+		msg = &agentpb.MsgCreateAgent{Owner: fromAddr, AgentKey: key(arg("agent", "robot")).Public().(ed25519.PublicKey),
+			Consent: ed25519.Sign(key(arg("agent", "robot")), agentpb.ConsentBytes(testChain, fromAddr)), Policy: h.policy(arg)}
 	case "policy":
-		msg = &agent.MsgSetPolicy{Owner: fromAddr, Agent: address(arg("agent", "robot")).String(), Policy: h.policy(arg)}
+		msg = &agentpb.MsgSetPolicy{Owner: fromAddr, Agent: address(arg("agent", "robot")).String(), Policy: h.policy(arg)}
 	case "freeze":
-		msg = &agent.MsgFreezeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
+		msg = &agentpb.MsgFreezeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
 	case "unfreeze":
-		msg = &agent.MsgUnfreezeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
+		msg = &agentpb.MsgUnfreezeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
 	case "revoke":
-		msg = &agent.MsgRevokeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
+		msg = &agentpb.MsgRevokeAgent{Owner: fromAddr, Agent: address(arg("agent", "robot")).String()}
 	case "deregister":
-		msg = &provider.MsgDeregister{Operator: fromAddr}
+		msg = &providerpb.MsgDeregister{Operator: fromAddr}
 	case "verifier":
-		msg = &audit.MsgRegisterVerifier{Verifier: fromAddr}
+		msg = &auditpb.MsgRegisterVerifier{Verifier: fromAddr}
 	case "order":
 		// module=NAME input=NAME price=C r=N window=N deadline=N fuel=N mem=N
 		var r uint32
@@ -292,27 +292,27 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 		fmt.Sscan(arg("fuel", "1000000"), &fuel)
 		fmt.Sscan(arg("mem", "64"), &mem)
 		mh, ih := sha256.Sum256([]byte(arg("module", "kernel"))), sha256.Sum256([]byte(arg("input", "in")))
-		msg = &job.MsgCreateOrder{Tenant: fromAddr, ModuleHash: mh[:], ModuleUrl: arg("module_url", "http://127.0.0.1:9001/v1/blobs/m"), InputHash: ih[:],
+		msg = &jobpb.MsgCreateOrder{Tenant: fromAddr, ModuleHash: mh[:], ModuleUrl: arg("module_url", "http://127.0.0.1:9001/v1/blobs/m"), InputHash: ih[:],
 			InputUrl: "http://127.0.0.1:9001/v1/blobs/i", Fuel: fuel, MemoryMib: mem, MaxPrice: coins(arg("price", "1000uusdc"))[0], Redundancy: r, BidWindow: window, DeadlineBlocks: deadline}
 	case "cancel":
-		msg = &job.MsgCancelOrder{Tenant: fromAddr, OrderId: h.u64(arg("order", "1"))}
+		msg = &jobpb.MsgCancelOrder{Tenant: fromAddr, OrderId: h.u64(arg("order", "1"))}
 	case "bid":
-		msg = &job.MsgBid{Provider: fromAddr, OrderId: h.u64(arg("order", "1")), Price: coins(arg("price", "500uusdc"))[0]}
+		msg = &jobpb.MsgBid{Provider: fromAddr, OrderId: h.u64(arg("order", "1")), Price: coins(arg("price", "500uusdc"))[0]}
 	case "commit", "reveal", "vcommit", "vreveal":
 		// order=N result=NAME code=ok salt=NAME [committed=NAME: what the commitment was to]
 		id := h.u64(arg("order", "1"))
 		res := jobResult(arg("result", "out"), arg("code", "ok"))
 		salt := sha256.Sum256([]byte(arg("salt", "salt")))
-		commitment := job.ResultCommitment(id, fromAddr, jobResult(arg("committed", arg("result", "out")), arg("code", "ok")), salt[:])
+		commitment := jobpb.ResultCommitment(id, fromAddr, jobResult(arg("committed", arg("result", "out")), arg("code", "ok")), salt[:])
 		switch arg("msg", "") {
 		case "commit":
-			msg = &job.MsgCommitResult{Provider: fromAddr, OrderId: id, Commitment: commitment}
+			msg = &jobpb.MsgCommitResult{Provider: fromAddr, OrderId: id, Commitment: commitment}
 		case "reveal":
-			msg = &job.MsgRevealResult{Provider: fromAddr, OrderId: id, Result: res, Salt: salt[:], OutputUrl: "http://127.0.0.1:9001/v1/blobs/o"}
+			msg = &jobpb.MsgRevealResult{Provider: fromAddr, OrderId: id, Result: res, Salt: salt[:], OutputUrl: "http://127.0.0.1:9001/v1/blobs/o"}
 		case "vcommit":
-			msg = &job.MsgCommitVote{Verifier: fromAddr, OrderId: id, Commitment: commitment}
+			msg = &jobpb.MsgCommitVote{Verifier: fromAddr, OrderId: id, Commitment: commitment}
 		case "vreveal":
-			msg = &job.MsgRevealVote{Verifier: fromAddr, OrderId: id, Result: res, Salt: salt[:]}
+			msg = &jobpb.MsgRevealVote{Verifier: fromAddr, OrderId: id, Result: res, Salt: salt[:]}
 		}
 	default:
 		h.t.Fatalf("%s: unknown msg", d.Pos)
@@ -339,15 +339,15 @@ func (h *harness) u64(s string) uint64 {
 }
 
 // jobResult is a job result whose output is the bytes of name.
-func jobResult(name, code string) *job.Result {
-	c := job.ResultCode(job.ResultCode_value["RESULT_CODE_"+strings.ToUpper(code)])
+func jobResult(name, code string) *jobpb.Result {
+	c := jobpb.ResultCode(jobpb.ResultCode_value["RESULT_CODE_"+strings.ToUpper(code)])
 	h := sha256.Sum256([]byte(name))
-	return &job.Result{Code: c, OutputHash: h[:], OutputSize: uint64(len(name))}
+	return &jobpb.Result{Code: c, OutputHash: h[:], OutputSize: uint64(len(name))}
 }
 
 // policy reads an agent policy from datadriven arguments.
-func (h *harness) policy(arg func(k, def string) string) *agent.Policy {
-	p := &agent.Policy{Denom: arg("denom", "uusdc")}
+func (h *harness) policy(arg func(k, def string) string) *agentpb.Policy {
+	p := &agentpb.Policy{Denom: arg("denom", "uusdc")}
 	fmt.Sscan(arg("per_tx", "0"), &p.MaxPerTx)
 	fmt.Sscan(arg("per_period", "0"), &p.MaxPerPeriod)
 	fmt.Sscan(arg("period", "0"), &p.PeriodBlocks)
@@ -413,7 +413,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		fmt.Fprintf(&b, "height %d app hash %X", h.height, hash[:6])
 		return b.String()
 	case "balance":
-		var r bank.QueryBalanceResponse
+		var r bankpb.QueryBalanceResponse
 		if err := h.query("/bank/balance", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
 			return err.Error()
 		}
@@ -426,7 +426,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return strings.Join(parts, " ")
 	case "supply":
-		var r bank.QuerySupplyResponse
+		var r bankpb.QuerySupplyResponse
 		if err := h.query("/bank/supply", nil, &r); err != nil {
 			return err.Error()
 		}
@@ -436,7 +436,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return strings.Join(parts, " ")
 	case "account":
-		var acc auth.Account
+		var acc authpb.Account
 		if err := h.query("/auth/account", []byte(address(d.CmdArgs[0].Key).String()), &acc); err != nil {
 			return err.Error()
 		}
@@ -459,7 +459,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		fmt.Fprintf(&b, "at height %d", h.height)
 		return b.String()
 	case "stake":
-		var r staking.QueryStakeResponse
+		var r stakingpb.QueryStakeResponse
 		if err := h.query("/staking/stake", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
 			return err.Error()
 		}
@@ -469,7 +469,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return out
 	case "provider":
-		var r provider.ProviderInfo
+		var r providerpb.ProviderInfo
 		if err := h.query("/provider/provider", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
 			return h.shorten(err.Error())
 		}
@@ -480,8 +480,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return out
 	case "providers":
-		var r provider.QueryProvidersResponse
-		req := &provider.QueryProvidersRequest{}
+		var r providerpb.QueryProvidersResponse
+		req := &providerpb.QueryProvidersRequest{}
 		if len(d.CmdArgs) > 0 {
 			req.Model = d.CmdArgs[0].Key
 		}
@@ -497,13 +497,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "channel":
 		var id uint64
 		fmt.Sscan(d.CmdArgs[0].Key, &id)
-		var c channel.Channel
+		var c channelpb.Channel
 		if err := h.query("/channel/channel", binary.BigEndian.AppendUint64(nil, id), &c); err != nil {
 			return h.shorten(err.Error())
 		}
 		return h.shorten(fmt.Sprintf("channel %d %s->%s deposit %d%s claimed %d expires %d receipts %d closed %v", c.Id, c.Payer, c.Payee, c.Deposit, c.Denom, c.Claimed, c.ExpiresAt, c.Receipts, c.Closed))
 	case "agent":
-		var r agent.QueryAgentResponse
+		var r agentpb.QueryAgentResponse
 		if err := h.query("/agent/agent", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
 			return h.shorten(err.Error())
 		}
@@ -516,7 +516,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return h.shorten(fmt.Sprintf("agent of %s frozen %v revoked %v spent %d (period %d) remaining period %s lifetime %s", a.Owner, a.Frozen, a.Revoked, a.SpentTotal, a.SpentInPeriod, rem(r.RemainingInPeriod), rem(r.RemainingLifetime)))
 	case "order":
-		var r job.QueryOrderResponse
+		var r jobpb.QueryOrderResponse
 		if err := h.query("/job/order", binary.BigEndian.AppendUint64(nil, h.u64(d.CmdArgs[0].Key)), &r); err != nil {
 			return h.shorten(err.Error())
 		}
@@ -553,11 +553,11 @@ func (h *harness) shorten(s string) string {
 	for _, n := range names {
 		s = strings.ReplaceAll(s, address(n).String(), n)
 	}
-	s = strings.ReplaceAll(s, auth.FeePool.String(), "fee_pool")
-	s = strings.ReplaceAll(s, staking.BondedPool.String(), "bonded_pool")
-	s = strings.ReplaceAll(s, job.Escrow.String(), "job_escrow")
-	s = strings.ReplaceAll(s, staking.UnbondingPool.String(), "unbonding_pool")
-	s = strings.ReplaceAll(s, channel.Escrow.String(), "escrow")
+	s = strings.ReplaceAll(s, authpb.FeePool.String(), "fee_pool")
+	s = strings.ReplaceAll(s, stakingpb.BondedPool.String(), "bonded_pool")
+	s = strings.ReplaceAll(s, jobpb.Escrow.String(), "job_escrow")
+	s = strings.ReplaceAll(s, stakingpb.UnbondingPool.String(), "unbonding_pool")
+	s = strings.ReplaceAll(s, channelpb.Escrow.String(), "escrow")
 	return s
 }
 

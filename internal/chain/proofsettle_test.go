@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/agoranet/agora/internal/chain/audit"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/provider"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/receipt"
@@ -30,15 +30,15 @@ func TestProofSettlesChallenge(t *testing.T) {
 	}
 	vk, _ := sys.VerifyingKey()
 	dave := address("dave").String()
-	d.send("dave", &staking.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})
-	d.send("dave", &provider.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:1"})
-	d.send("dave", &provider.MsgRegisterService{Operator: dave, ModelId: m.Manifest.ID, ModelName: m.Manifest.Name, MaxConcurrency: 1})
-	d.send("alice", &audit.MsgRegisterModelKey{Owner: address("alice").String(), ModelId: m.Manifest.ID, VerifyingKey: vk})
+	d.send("dave", &stakingpb.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})
+	d.send("dave", &providerpb.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:1"})
+	d.send("dave", &providerpb.MsgRegisterService{Operator: dave, ModelId: m.Manifest.ID, ModelName: m.Manifest.Name, MaxConcurrency: 1})
+	d.send("alice", &auditpb.MsgRegisterModelKey{Owner: address("alice").String(), ModelId: m.Manifest.ID, VerifyingKey: vk})
 	for _, v := range []string{"v1", "v2", "v3"} {
-		d.send(v, &staking.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
-		d.send(v, &audit.MsgRegisterVerifier{Verifier: address(v).String()})
+		d.send(v, &stakingpb.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
+		d.send(v, &auditpb.MsgRegisterVerifier{Verifier: address(v).String()})
 	}
-	d.send("alice", &channel.MsgOpenChannel{Payer: address("alice").String(), Payee: dave, Deposit: coin.New("uusdc", 1000), ExpiresAt: 1000, PayerKey: key("alice").Public().(ed25519.PublicKey)})
+	d.send("alice", &channelpb.MsgOpenChannel{Payer: address("alice").String(), Payee: dave, Deposit: coin.New("uusdc", 1000), ExpiresAt: 1000, PayerKey: key("alice").Public().(ed25519.PublicKey)})
 
 	// The answer, as a provider writes it for {"proof": true}.
 	px, _ := model.GenerateDigit(9, 9)
@@ -59,19 +59,19 @@ func TestProofSettlesChallenge(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaves := [][]byte{receipt.Hash([]byte(enc))}
-	d.send("dave", &channel.MsgClaim{Payee: dave, Claims: []*channel.Claim{{Voucher: channel.SignVoucher(key("alice"), testChain, 1, 10), Amount: 10, ReceiptsRoot: receipt.Root(leaves), ReceiptsCount: 1}}})
-	if r := d.send("v4", &audit.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(enc), ChannelId: 1, LeafIndex: 0, Path: receipt.Path(leaves, 0), Request: canonical}); r.Code != 0 {
+	d.send("dave", &channelpb.MsgClaim{Payee: dave, Claims: []*channelpb.Claim{{Voucher: channelpb.SignVoucher(key("alice"), testChain, 1, 10), Amount: 10, ReceiptsRoot: receipt.Root(leaves), ReceiptsCount: 1}}})
+	if r := d.send("v4", &auditpb.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(enc), ChannelId: 1, LeafIndex: 0, Path: receipt.Path(leaves, 0), Request: canonical}); r.Code != 0 {
 		t.Fatalf("challenge: %s", r.Log)
 	}
 	bad := append([]int32(nil), logits...)
 	bad[0]++
-	if r := d.send("dave", &audit.MsgSettleWithProof{Submitter: dave, DisputeId: 1, Class: int32(class), Logits: bad, Proof: proof}); r.Code == 0 {
+	if r := d.send("dave", &auditpb.MsgSettleWithProof{Submitter: dave, DisputeId: 1, Class: int32(class), Logits: bad, Proof: proof}); r.Code == 0 {
 		t.Fatal("a settlement with other logits was accepted")
 	}
-	if r := d.send("dave", &audit.MsgSettleWithProof{Submitter: dave, DisputeId: 1, Class: int32(class), Logits: logits, Proof: proof}); r.Code != 0 {
+	if r := d.send("dave", &auditpb.MsgSettleWithProof{Submitter: dave, DisputeId: 1, Class: int32(class), Logits: logits, Proof: proof}); r.Code != 0 {
 		t.Fatalf("settle with proof: %s", r.Log)
 	}
-	if got := d.dispute(1); got.Status != audit.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST {
+	if got := d.dispute(1); got.Status != auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST {
 		t.Fatalf("status %v", got.Status)
 	}
 	if s := d.stake("dave"); s != 200_000_000 {

@@ -20,8 +20,8 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/auth"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -36,7 +36,7 @@ type Client struct {
 
 	mu      sync.Mutex // guards the fields below
 	chainID string
-	params  *auth.Params
+	params  *authpb.Params
 	seqs    map[addr.Address]*sequencer
 }
 
@@ -133,15 +133,15 @@ func (c *Client) Query(ctx context.Context, path string, data []byte, out proto.
 }
 
 // Account returns an account (sequence 0 if it has never sent a tx).
-func (c *Client) Account(ctx context.Context, a addr.Address) (*auth.Account, error) {
-	var acc auth.Account
+func (c *Client) Account(ctx context.Context, a addr.Address) (*authpb.Account, error) {
+	var acc authpb.Account
 	_, err := c.Query(ctx, "/auth/account", []byte(a.String()), &acc)
 	return &acc, err
 }
 
 // Balances returns all of an address's balances.
-func (c *Client) Balances(ctx context.Context, a addr.Address) (*bank.QueryBalanceResponse, error) {
-	var r bank.QueryBalanceResponse
+func (c *Client) Balances(ctx context.Context, a addr.Address) (*bankpb.QueryBalanceResponse, error) {
+	var r bankpb.QueryBalanceResponse
 	_, err := c.Query(ctx, "/bank/balance", []byte(a.String()), &r)
 	return &r, err
 }
@@ -161,20 +161,20 @@ func (c *Client) Balance(ctx context.Context, a addr.Address, denom string) (uin
 }
 
 // Supply returns the total supply of every denom.
-func (c *Client) Supply(ctx context.Context) (*bank.QuerySupplyResponse, error) {
-	var r bank.QuerySupplyResponse
+func (c *Client) Supply(ctx context.Context) (*bankpb.QuerySupplyResponse, error) {
+	var r bankpb.QuerySupplyResponse
 	_, err := c.Query(ctx, "/bank/supply", nil, &r)
 	return &r, err
 }
 
-func (c *Client) authParams(ctx context.Context) (*auth.Params, error) {
+func (c *Client) authParams(ctx context.Context) (*authpb.Params, error) {
 	c.mu.Lock()
 	p := c.params
 	c.mu.Unlock()
 	if p != nil {
 		return p, nil
 	}
-	p = &auth.Params{}
+	p = &authpb.Params{}
 	if _, err := c.Query(ctx, "/auth/params", nil, p); err != nil {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	if sq.known && sq.next > seq {
 		seq = sq.next
 	}
-	raw, err := tx.Sign(key.Private, chainID, seq, coin.New(coin.Native, auth.MinFee(p, len(msgs))), memo, msgs...)
+	raw, err := tx.Sign(key.Private, chainID, seq, coin.New(coin.Native, authpb.MinFee(p, len(msgs))), memo, msgs...)
 	if err != nil {
 		sq.mu.Unlock()
 		return nil, err
@@ -308,7 +308,7 @@ func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
 // does not rest on trusting this node's word alone (only its block
 // header, which a light client would check against the validator set).
 func (c *Client) ProvenBalance(ctx context.Context, a addr.Address, denom string) (amount uint64, height int64, err error) {
-	key := bank.BalanceKey(a, denom)
+	key := bankpb.BalanceKey(a, denom)
 	res, err := c.rpc.ABCIQueryWithOptions(ctx, chain.StorePath, key, rpcclient.ABCIQueryOptions{Prove: true})
 	if err != nil {
 		return 0, 0, fmt.Errorf("client: query %s: %w", chain.StorePath, err)

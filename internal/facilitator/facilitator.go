@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/keyring"
@@ -152,7 +152,7 @@ func payer(req *x402.VerifyRequest) string {
 }
 
 // verify checks a payment; for exact it returns the authorization.
-func (s *Server) verify(ctx context.Context, req *x402.VerifyRequest) (*bank.Authorization, *paygate.PaymentError) {
+func (s *Server) verify(ctx context.Context, req *x402.VerifyRequest) (*bankpb.Authorization, *paygate.PaymentError) {
 	rq := &req.PaymentRequirements
 	switch rq.Scheme {
 	case x402.SchemeExact:
@@ -179,7 +179,7 @@ func (s *Server) settle(ctx context.Context, req *x402.VerifyRequest) (x402.Sett
 			Extra: map[string]any{"commitment": "channel:" + bp.Voucher.ChannelID + ":" + bp.Voucher.MaxClaimableAmount}}, nil
 	}
 	k := &keyring.Key{Name: "facilitator", Private: s.cfg.Key}
-	res, err := s.cfg.Chain.Submit(ctx, k, "x402 settle", &bank.MsgTransferWithAuthorization{Submitter: s.addr.String(), Authorization: auth})
+	res, err := s.cfg.Chain.Submit(ctx, k, "x402 settle", &bankpb.MsgTransferWithAuthorization{Submitter: s.addr.String(), Authorization: auth})
 	if err != nil {
 		return x402.SettlementResponse{}, &paygate.PaymentError{Reason: x402.ReasonUnexpectedSettleError, Msg: err.Error()}
 	}

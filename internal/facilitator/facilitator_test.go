@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
@@ -41,8 +41,8 @@ func TestFacilitator(t *testing.T) {
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
 	now := time.Now().Unix()
-	a := &bank.Authorization{From: alice.Address().String(), To: bob.Address().String(), Amount: coin.New(coin.Stable, 777), ValidAfter: now - 10, ValidBefore: now + 600, Nonce: nonce}
-	bank.SignAuthorization(alice.Private, node.DevnetChainID, a)
+	a := &bankpb.Authorization{From: alice.Address().String(), To: bob.Address().String(), Amount: coin.New(coin.Stable, 777), ValidAfter: now - 10, ValidBefore: now + 600, Nonce: nonce}
+	bankpb.SignAuthorization(alice.Private, node.DevnetChainID, a)
 	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
 		From: a.From, To: a.To, Value: "777", ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
 		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})

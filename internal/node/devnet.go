@@ -16,9 +16,9 @@ import (
 
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain"
-	"github.com/agoranet/agora/internal/chain/agent"
-	"github.com/agoranet/agora/internal/chain/audit"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/facilitator"
@@ -236,7 +236,7 @@ func (d *Devnet) ensureZK() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var existing audit.ModelKey
+	var existing auditpb.ModelKey
 	if _, err := c.Query(ctx, "/audit/key", []byte(m.Manifest.ID), &existing); err == nil {
 		return nil
 	}
@@ -248,7 +248,7 @@ func (d *Devnet) ensureZK() error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Submit(ctx, owner, "digits-mlp key", &audit.MsgRegisterModelKey{Owner: owner.Address().String(), ModelId: m.Manifest.ID, VerifyingKey: vk}); err != nil {
+	if _, err := c.Submit(ctx, owner, "digits-mlp key", &auditpb.MsgRegisterModelKey{Owner: owner.Address().String(), ModelId: m.Manifest.ID, VerifyingKey: vk}); err != nil {
 		return fmt.Errorf("devnet: register the digits-mlp verifying key: %w", err)
 	}
 	return nil
@@ -315,15 +315,15 @@ func (d *Devnet) ensureAgent() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var existing agent.QueryAgentResponse
+	var existing agentpb.QueryAgentResponse
 	if _, err := c.Query(ctx, "/agent/agent", []byte(ak.Address().String()), &existing); err == nil {
 		return nil
 	}
 	owner := alice.Address().String()
 	_, err = c.Submit(ctx, alice, "devnet agent",
-		&agent.MsgCreateAgent{Owner: owner, AgentKey: ak.Public(), Consent: ed25519.Sign(ak.Private, agent.ConsentBytes(DevnetChainID, owner)),
-			Policy: &agent.Policy{Denom: coin.Stable, MaxPerTx: DevAgentPerTx, MaxPerPeriod: DevAgentPerPeriod, PeriodBlocks: 300, MaxLifetime: DevAgentLifetime}},
-		&bank.MsgSend{From: owner, To: ak.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000), coin.New(coin.Stable, 10_000_000)}})
+		&agentpb.MsgCreateAgent{Owner: owner, AgentKey: ak.Public(), Consent: ed25519.Sign(ak.Private, agentpb.ConsentBytes(DevnetChainID, owner)),
+			Policy: &agentpb.Policy{Denom: coin.Stable, MaxPerTx: DevAgentPerTx, MaxPerPeriod: DevAgentPerPeriod, PeriodBlocks: 300, MaxLifetime: DevAgentLifetime}},
+		&bankpb.MsgSend{From: owner, To: ak.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000), coin.New(coin.Stable, 10_000_000)}})
 	if err != nil {
 		return fmt.Errorf("devnet: create the dev agent: %w", err)
 	}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 )
 
 // Ports are the loopback ports one node listens on.
@@ -121,20 +121,20 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 	for _, m := range chain.Modules() {
 		state[m.Name()] = m.DefaultGenesis()
 	}
-	bg := &bank.Genesis{Params: &bank.Params{Denoms: []*bank.Denom{{Name: coin.Native}, {Name: coin.Stable, Issuer: g.Issuer.String()}}}}
+	bg := &bankpb.Genesis{Params: &bankpb.Params{Denoms: []*bankpb.Denom{{Name: coin.Native}, {Name: coin.Stable, Issuer: g.Issuer.String()}}}}
 	for _, a := range g.Accounts {
-		bg.Balances = append(bg.Balances, &bank.GenesisBalance{Address: a.Address.String(), Coins: a.Coins})
+		bg.Balances = append(bg.Balances, &bankpb.GenesisBalance{Address: a.Address.String(), Coins: a.Coins})
 	}
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(bg)
 	if err != nil {
 		return nil, err
 	}
-	state[bank.Name] = b
-	sg := &staking.Genesis{Params: staking.DefaultParams()}
+	state[bankpb.Name] = b
+	sg := &stakingpb.Genesis{Params: stakingpb.DefaultParams()}
 	for _, st := range g.Stakes {
-		sg.Bonds = append(sg.Bonds, &staking.GenesisBond{Staker: st.Address.String(), Amount: st.Amount})
+		sg.Bonds = append(sg.Bonds, &stakingpb.GenesisBond{Staker: st.Address.String(), Amount: st.Amount})
 	}
-	state[staking.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(sg)
+	state[stakingpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(sg)
 	if err != nil {
 		return nil, err
 	}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/audit"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
@@ -72,7 +72,7 @@ func TestDevnetConcurrentTxs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < perKey; i++ {
-				msg := &bank.MsgSend{From: k.Address().String(), To: bob.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 7)}}
+				msg := &bankpb.MsgSend{From: k.Address().String(), To: bob.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 7)}}
 				if _, err := c.Submit(ctx, k, "", msg); err != nil {
 					errs <- fmt.Errorf("%s tx %d: %w", k.Name, i, err)
 					return
@@ -154,15 +154,15 @@ func TestDevnetProvenInference(t *testing.T) {
 	bob, _ := d.Keyring.Get("bob")
 	m, _ := model.Lookup(model.DigitsName)
 	ctx := context.Background()
-	if _, err := c.Submit(ctx, bob, "", &audit.MsgVerifyInference{Submitter: bob.Address().String(), ModelId: m.Manifest.ID, Input: px, Logits: ans.Logits, Proof: proof}); err != nil {
+	if _, err := c.Submit(ctx, bob, "", &auditpb.MsgVerifyInference{Submitter: bob.Address().String(), ModelId: m.Manifest.ID, Input: px, Logits: ans.Logits, Proof: proof}); err != nil {
 		t.Fatalf("the chain refused a provider's proof: %v", err)
 	}
-	var got audit.QueryProvenResponse
-	if _, err := c.Query(ctx, "/audit/proven", audit.InferenceID(m.Manifest.ID, px, ans.Logits), &got); err != nil {
+	var got auditpb.QueryProvenResponse
+	if _, err := c.Query(ctx, "/audit/proven", auditpb.InferenceID(m.Manifest.ID, px, ans.Logits), &got); err != nil {
 		t.Fatal(err)
 	}
 	ans.Logits[ans.Class]++
-	if _, err := c.Submit(ctx, bob, "", &audit.MsgVerifyInference{Submitter: bob.Address().String(), ModelId: m.Manifest.ID, Input: px, Logits: ans.Logits, Proof: proof}); err == nil {
+	if _, err := c.Submit(ctx, bob, "", &auditpb.MsgVerifyInference{Submitter: bob.Address().String(), ModelId: m.Manifest.ID, Input: px, Logits: ans.Logits, Proof: proof}); err == nil {
 		t.Error("the chain accepted the proof for a changed output")
 	}
 }

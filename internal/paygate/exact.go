@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/bank"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/x402"
@@ -19,7 +19,7 @@ import (
 
 // ExactAuthorization turns an x402 exact payload into a chain
 // authorization for the asset of req.
-func ExactAuthorization(req *x402.PaymentRequirements, payload json.RawMessage) (*bank.Authorization, *PaymentError) {
+func ExactAuthorization(req *x402.PaymentRequirements, payload json.RawMessage) (*bankpb.Authorization, *PaymentError) {
 	var ep x402.ExactPayload
 	if err := json.Unmarshal(payload, &ep); err != nil {
 		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the exact payload must be {\"authorization\":{…},\"signature\":…}")
@@ -36,18 +36,18 @@ func ExactAuthorization(req *x402.PaymentRequirements, payload json.RawMessage) 
 			return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "exact authorization: value and times are decimal strings, nonce hex, publicKey and signature base64")
 		}
 	}
-	return &bank.Authorization{From: a.From, To: a.To, Amount: coin.New(req.Asset, value), ValidAfter: after, ValidBefore: before, Nonce: nonce, PublicKey: pub, Signature: sig}, nil
+	return &bankpb.Authorization{From: a.From, To: a.To, Amount: coin.New(req.Asset, value), ValidAfter: after, ValidBefore: before, Nonce: nonce, PublicKey: pub, Signature: sig}, nil
 }
 
 // VerifyExact checks an exact payment against requirements and chain
 // state: signature, recipient, amount, time window, unused nonce and the
 // payer's balance.
-func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x402.PaymentRequirements, payload json.RawMessage, now time.Time) (*bank.Authorization, *PaymentError) {
+func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x402.PaymentRequirements, payload json.RawMessage, now time.Time) (*bankpb.Authorization, *PaymentError) {
 	auth, perr := ExactAuthorization(req, payload)
 	if perr != nil {
 		return nil, perr
 	}
-	from, to, err := bank.CheckAuthorization(chainID, auth)
+	from, to, err := bankpb.CheckAuthorization(chainID, auth)
 	if err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInvalidSignature, "%v", err)
 	}
@@ -64,7 +64,7 @@ func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x40
 	if auth.ValidBefore <= sec+int64(req.MaxTimeoutSeconds/10)+5 {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonAuthorizationValidBefore, "the authorization expires at %d, too soon to settle (now %d)", auth.ValidBefore, sec)
 	}
-	var used bank.QueryNonceResponse
+	var used bankpb.QueryNonceResponse
 	if _, err := c.Query(ctx, "/bank/nonce", append([]byte(from.String()), auth.Nonce...), &used); err != nil {
 		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "cannot check the nonce: %v", err)
 	}
@@ -84,13 +84,13 @@ func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x40
 // VerifyBatch checks a batch-settlement voucher against requirements and
 // the channel's state on chain, without any server-side charging state:
 // what a facilitator can check for a payee.
-func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x402.PaymentRequirements, payload json.RawMessage) (*channel.Channel, *channel.Voucher, *PaymentError) {
+func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x402.PaymentRequirements, payload json.RawMessage) (*channelpb.Channel, *channelpb.Voucher, *PaymentError) {
 	v, perr := ParseVoucher(payload)
 	if perr != nil {
 		return nil, nil, perr
 	}
 	id, cum := v.ChannelId, v.Cumulative
-	var ch channel.Channel
+	var ch channelpb.Channel
 	if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &ch); err != nil {
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
 	}
@@ -112,14 +112,14 @@ func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x40
 	case cum <= ch.Claimed:
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "voucher for %d does not exceed the %d already claimed", cum, ch.Claimed)
 	}
-	if err := channel.VerifyVoucher(chainID, &ch, v); err != nil {
+	if err := channelpb.VerifyVoucher(chainID, &ch, v); err != nil {
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
 	}
 	return &ch, v, nil
 }
 
 // ParseVoucher reads a batch-settlement payload's voucher.
-func ParseVoucher(payload json.RawMessage) (*channel.Voucher, *PaymentError) {
+func ParseVoucher(payload json.RawMessage) (*channelpb.Voucher, *PaymentError) {
 	var bp x402.BatchPayload
 	if err := json.Unmarshal(payload, &bp); err != nil || bp.Type != "voucher" {
 		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the batch-settlement payload must be {\"type\":\"voucher\",\"voucher\":{…}}")
@@ -130,5 +130,5 @@ func ParseVoucher(payload json.RawMessage) (*channel.Voucher, *PaymentError) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "voucher fields: channelId and maxClaimableAmount are decimal strings, signature base64")
 	}
-	return &channel.Voucher{ChannelId: id, Cumulative: cum, Signature: sig}, nil
+	return &channelpb.Voucher{ChannelId: id, Cumulative: cum, Signature: sig}, nil
 }

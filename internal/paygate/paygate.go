@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
@@ -62,9 +62,9 @@ type Price struct {
 }
 
 type chanState struct {
-	anchors  [][][]byte       // receipt hashes of each accepted claim, in order
-	ch       *channel.Channel // as last read from chain
-	voucher  uint64           // highest voucher seen
+	anchors  [][][]byte         // receipt hashes of each accepted claim, in order
+	ch       *channelpb.Channel // as last read from chain
+	voucher  uint64             // highest voucher seen
 	sig      []byte
 	charged  uint64 // charged total of finished answers
 	reserved uint64 // maxima of answers in flight
@@ -164,7 +164,7 @@ type Payment struct {
 	cumulative uint64
 	payer      string
 	done       bool
-	auth       *bank.Authorization // set for an exact payment
+	auth       *bankpb.Authorization // set for an exact payment
 	// durable reports when the voucher has reached the disk. The answer is
 	// computed meanwhile, but not sent before (see Durable).
 	durable chan error
@@ -301,7 +301,7 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "voucher for %d is above channel %d's deposit of %d; fund the channel", cum, id, c.Deposit)
 	}
 	g.mu.Unlock()
-	if err := channel.VerifyVoucher(g.cfg.ChainID, c, v); err != nil {
+	if err := channelpb.VerifyVoucher(g.cfg.ChainID, c, v); err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
 	}
 	g.mu.Lock()
@@ -342,7 +342,7 @@ func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentErro
 	if s != nil && s.ch != nil {
 		return s, nil
 	}
-	var c channel.Channel
+	var c channelpb.Channel
 	if _, err := g.cfg.Chain.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &c); err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
 	}
@@ -408,7 +408,7 @@ func (p *Payment) settleExact() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	k := &keyring.Key{Name: "payee", Private: p.g.cfg.Key}
-	res, err := p.g.cfg.Chain.Submit(ctx, k, "x402 exact", &bank.MsgTransferWithAuthorization{Submitter: p.g.payee.String(), Authorization: p.auth})
+	res, err := p.g.cfg.Chain.Submit(ctx, k, "x402 exact", &bankpb.MsgTransferWithAuthorization{Submitter: p.g.payee.String(), Authorization: p.auth})
 	if err != nil {
 		return "", fmt.Errorf("paygate: settle exact payment: %w", err)
 	}
@@ -480,7 +480,7 @@ func (g *Gate) Claim(ctx context.Context) error {
 		g.channel(ctx, id)
 	}
 	g.mu.Lock()
-	var claims []*channel.Claim
+	var claims []*channelpb.Claim
 	var ids []uint64
 	var roots [][]byte
 	for id, s := range g.channels {
@@ -488,7 +488,7 @@ func (g *Gate) Claim(ctx context.Context) error {
 			continue
 		}
 		root := receipt.Root(s.receipts)
-		claims = append(claims, &channel.Claim{Voucher: &channel.Voucher{ChannelId: id, Cumulative: s.voucher, Signature: s.sig}, Amount: s.charged, ReceiptsRoot: root, ReceiptsCount: uint64(len(s.receipts))})
+		claims = append(claims, &channelpb.Claim{Voucher: &channelpb.Voucher{ChannelId: id, Cumulative: s.voucher, Signature: s.sig}, Amount: s.charged, ReceiptsRoot: root, ReceiptsCount: uint64(len(s.receipts))})
 		ids = append(ids, id)
 		roots = append(roots, root)
 	}
@@ -498,7 +498,7 @@ func (g *Gate) Claim(ctx context.Context) error {
 		return nil
 	}
 	k := &keyring.Key{Name: "payee", Private: g.cfg.Key}
-	_, err := g.cfg.Chain.Submit(ctx, k, "", module.Msg(&channel.MsgClaim{Payee: g.payee.String(), Claims: claims}))
+	_, err := g.cfg.Chain.Submit(ctx, k, "", module.Msg(&channelpb.MsgClaim{Payee: g.payee.String(), Claims: claims}))
 	if err != nil {
 		// A claim the chain no longer accepts (already claimed, say after
 		// a crash) must not block the others: reread the channels.

@@ -7,8 +7,8 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/keyring"
 )
 
@@ -29,20 +29,20 @@ func (s *Server) register(ctx context.Context) error {
 	from := s.address.String()
 	var msgs []module.Msg
 	if s.cfg.Bond > 0 {
-		var stake staking.QueryStakeResponse
+		var stake stakingpb.QueryStakeResponse
 		if _, err := c.Query(ctx, "/staking/stake", []byte(from), &stake); err != nil {
 			return err
 		}
 		if stake.Stake.Bonded < s.cfg.Bond {
-			msgs = append(msgs, &staking.MsgBond{Staker: from, Amount: coin.New(coin.Native, s.cfg.Bond-stake.Stake.Bonded)})
+			msgs = append(msgs, &stakingpb.MsgBond{Staker: from, Amount: coin.New(coin.Native, s.cfg.Bond-stake.Stake.Bonded)})
 		}
 	}
-	msgs = append(msgs, &chainprov.MsgRegisterProvider{Operator: from, Endpoint: s.URL(), Region: s.cfg.Region, Hardware: s.cfg.Hardware})
+	msgs = append(msgs, &providerpb.MsgRegisterProvider{Operator: from, Endpoint: s.URL(), Region: s.cfg.Region, Hardware: s.cfg.Hardware})
 	for _, m := range s.order {
-		svc := &chainprov.MsgRegisterService{Operator: from, ModelId: m.id, ModelName: m.name, MaxConcurrency: uint32(m.MaxConcurrency),
+		svc := &providerpb.MsgRegisterService{Operator: from, ModelId: m.id, ModelName: m.name, MaxConcurrency: uint32(m.MaxConcurrency),
 			PricePerRequest: coin.New(m.Denom, m.PricePerRequest), PricePer_1KTokens: coin.New(m.Denom, m.PricePer1KTokens)}
 		for _, r := range m.Royalties {
-			svc.Royalties = append(svc.Royalties, &chainprov.Royalty{Recipient: r.Recipient.String(), Bps: r.Bps})
+			svc.Royalties = append(svc.Royalties, &providerpb.Royalty{Recipient: r.Recipient.String(), Bps: r.Bps})
 		}
 		msgs = append(msgs, svc)
 	}
@@ -71,7 +71,7 @@ func (s *Server) heartbeats(ctx context.Context) {
 			}
 		}
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := c.Submit(tctx, s.key(), "", &chainprov.MsgHeartbeat{Operator: s.address.String()})
+		_, err := c.Submit(tctx, s.key(), "", &providerpb.MsgHeartbeat{Operator: s.address.String()})
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("provider: heartbeat failed", "err", err)

@@ -23,7 +23,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 )
 
@@ -117,8 +117,8 @@ func (r *Router) Close() {
 
 // refresh rereads the online providers and their services.
 func (r *Router) refresh(ctx context.Context) error {
-	q, _ := proto.Marshal(&chainprov.QueryProvidersRequest{OnlineOnly: true})
-	var resp chainprov.QueryProvidersResponse
+	q, _ := proto.Marshal(&providerpb.QueryProvidersRequest{OnlineOnly: true})
+	var resp providerpb.QueryProvidersResponse
 	if _, err := r.cfg.Chain.Query(ctx, "/provider/providers", q, &resp); err != nil {
 		return fmt.Errorf("route: read the registry: %w", err)
 	}

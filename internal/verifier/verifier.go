@@ -30,13 +30,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/audit"
-	"github.com/agoranet/agora/internal/chain/channel"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/job"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/keyring"
@@ -86,11 +86,11 @@ type Server struct {
 	ownSB bool             // sb is ours to close
 	hc    *http.Client
 
-	mu        sync.Mutex             // guards the fields below
-	votes     map[uint64][]byte      // dispute -> salt of our commitment
-	jobs      map[uint64]*job.Result // disputed order -> our re-run's result
-	rerunning map[uint64]bool        // disputed orders being re-run
-	next      uint64                 // next dispute id to look at
+	mu        sync.Mutex               // guards the fields below
+	votes     map[uint64][]byte        // dispute -> salt of our commitment
+	jobs      map[uint64]*jobpb.Result // disputed order -> our re-run's result
+	rerunning map[uint64]bool          // disputed orders being re-run
+	next      uint64                   // next dispute id to look at
 	stats     Stats
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -122,20 +122,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: ref.Handler(), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
-		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*job.Result{}, rerunning: map[uint64]bool{}}
+		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}}
 	if s.sb == nil {
 		s.sb, s.ownSB = sandbox.New(), true
 	}
 	me := s.key.Address().String()
-	var stake staking.QueryStakeResponse
+	var stake stakingpb.QueryStakeResponse
 	if _, err := cfg.Chain.Query(ctx, "/staking/stake", []byte(me), &stake); err != nil {
 		return nil, err
 	}
 	var msgs []module.Msg
 	if stake.Stake.Bonded < cfg.Bond {
-		msgs = append(msgs, &staking.MsgBond{Staker: me, Amount: coin.New(coin.Native, cfg.Bond-stake.Stake.Bonded)})
+		msgs = append(msgs, &stakingpb.MsgBond{Staker: me, Amount: coin.New(coin.Native, cfg.Bond-stake.Stake.Bonded)})
 	}
-	msgs = append(msgs, &audit.MsgRegisterVerifier{Verifier: me})
+	msgs = append(msgs, &auditpb.MsgRegisterVerifier{Verifier: me})
 	if _, err := cfg.Chain.Submit(ctx, s.key, "verifier", msgs...); err != nil {
 		return nil, fmt.Errorf("verifier: register: %w", err)
 	}
@@ -254,15 +254,15 @@ func (s *Server) challenge(ctx context.Context, enc string, r *receipt.Receipt, 
 	leaf := receipt.Hash([]byte(enc))
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var info chainprov.ProviderInfo
-		var an channel.QueryAnchorsResponse
+		var info providerpb.ProviderInfo
+		var an channelpb.QueryAnchorsResponse
 		if _, err := s.cfg.Chain.Query(ctx, "/provider/provider", []byte(r.Provider), &info); err == nil {
 			if _, err := s.cfg.Chain.Query(ctx, "/channel/anchors", binary.BigEndian.AppendUint64(nil, id), &an); err == nil {
 				for n := len(an.Anchors) - 1; n >= 0; n-- {
 					leaves := fetchLeaves(ctx, info.Provider.Endpoint, id, n)
 					for i, l := range leaves {
 						if bytes.Equal(l, leaf) {
-							msg := &audit.MsgChallenge{Challenger: s.Address(), Receipt: []byte(enc), ChannelId: id, Anchor: uint32(n), LeafIndex: uint32(i), Path: receipt.Path(leaves, i), Request: canonical}
+							msg := &auditpb.MsgChallenge{Challenger: s.Address(), Receipt: []byte(enc), ChannelId: id, Anchor: uint32(n), LeafIndex: uint32(i), Path: receipt.Path(leaves, i), Request: canonical}
 							if _, err := s.cfg.Chain.Submit(ctx, s.key, "challenge", msg); err != nil {
 								s.log.Warn("verifier: challenge refused", "err", err)
 							} else {
@@ -325,7 +325,7 @@ func (s *Server) committees(ctx context.Context) {
 		case <-t.C:
 		}
 		for { // discover new disputes
-			var r audit.QueryDisputeResponse
+			var r auditpb.QueryDisputeResponse
 			if _, err := s.cfg.Chain.Query(ctx, "/audit/dispute", binary.BigEndian.AppendUint64(nil, s.next), &r); err != nil {
 				break
 			}
@@ -339,18 +339,18 @@ func (s *Server) committees(ctx context.Context) {
 		height := st.SyncInfo.LatestBlockHeight
 		s.jobVotes(ctx, height)
 		for id := range open {
-			var r audit.QueryDisputeResponse
+			var r auditpb.QueryDisputeResponse
 			if _, err := s.cfg.Chain.Query(ctx, "/audit/dispute", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
 				continue
 			}
 			d := r.Dispute
-			var mine *audit.Vote
+			var mine *auditpb.Vote
 			for _, v := range d.Votes {
 				if v.Verifier == me {
 					mine = v
 				}
 			}
-			if mine == nil || d.Status != audit.DisputeStatus_DISPUTE_STATUS_OPEN || height > d.RevealUntil {
+			if mine == nil || d.Status != auditpb.DisputeStatus_DISPUTE_STATUS_OPEN || height > d.RevealUntil {
 				delete(open, id)
 				continue
 			}
@@ -359,7 +359,7 @@ func (s *Server) committees(ctx context.Context) {
 	}
 }
 
-func (s *Server) vote(ctx context.Context, d *audit.Dispute, mine *audit.Vote, height int64) {
+func (s *Server) vote(ctx context.Context, d *auditpb.Dispute, mine *auditpb.Vote, height int64) {
 	endpoint, body, err := requestBody(d.Request)
 	if err != nil {
 		return
@@ -376,13 +376,13 @@ func (s *Server) vote(ctx context.Context, d *audit.Dispute, mine *audit.Vote, h
 	case len(mine.Commitment) == 0 && height < d.CommitUntil:
 		salt = make([]byte, 16)
 		rand.Read(salt)
-		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", &audit.MsgCommit{Verifier: me, DisputeId: d.Id, Commitment: audit.Commitment(truth, salt, me)}); err == nil {
+		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", &auditpb.MsgCommit{Verifier: me, DisputeId: d.Id, Commitment: auditpb.Commitment(truth, salt, me)}); err == nil {
 			s.mu.Lock()
 			s.votes[d.Id] = salt
 			s.mu.Unlock()
 		}
 	case len(mine.Commitment) != 0 && len(mine.ResponseHash) == 0 && height >= d.CommitUntil && salt != nil:
-		s.cfg.Chain.Submit(ctx, s.key, "", &audit.MsgReveal{Verifier: me, DisputeId: d.Id, ResponseHash: truth, Salt: salt})
+		s.cfg.Chain.Submit(ctx, s.key, "", &auditpb.MsgReveal{Verifier: me, DisputeId: d.Id, ResponseHash: truth, Salt: salt})
 	}
 }
 
@@ -390,18 +390,18 @@ func (s *Server) vote(ctx context.Context, d *audit.Dispute, mine *audit.Vote, h
 // the job in the sandbox, commits to the result, and reveals it once the
 // commit window has closed.
 func (s *Server) jobVotes(ctx context.Context, height int64) {
-	data, _ := proto.Marshal(&job.QueryOrdersRequest{OpenOnly: true})
-	var r job.QueryOrdersResponse
+	data, _ := proto.Marshal(&jobpb.QueryOrdersRequest{OpenOnly: true})
+	var r jobpb.QueryOrdersResponse
 	if _, err := s.cfg.Chain.Query(ctx, "/job/orders", data, &r); err != nil {
 		return
 	}
 	me := s.Address()
 	disputed := map[uint64]bool{}
 	for _, o := range r.Orders {
-		if o.Status != job.OrderStatus_ORDER_STATUS_DISPUTED {
+		if o.Status != jobpb.OrderStatus_ORDER_STATUS_DISPUTED {
 			continue
 		}
-		var mine *job.Vote
+		var mine *jobpb.Vote
 		for _, v := range o.Votes {
 			if v.Verifier == me {
 				mine = v
@@ -438,9 +438,9 @@ func (s *Server) jobVotes(ctx context.Context, height int64) {
 		salt := worker.Salt(s.cfg.Key, o.Id)
 		switch {
 		case len(mine.Commitment) == 0 && height < o.VoteCommitUntil:
-			s.cfg.Chain.Submit(ctx, s.key, "", &job.MsgCommitVote{Verifier: me, OrderId: o.Id, Commitment: job.ResultCommitment(o.Id, me, res, salt)})
+			s.cfg.Chain.Submit(ctx, s.key, "", &jobpb.MsgCommitVote{Verifier: me, OrderId: o.Id, Commitment: jobpb.ResultCommitment(o.Id, me, res, salt)})
 		case len(mine.Commitment) != 0 && height >= o.VoteCommitUntil:
-			s.cfg.Chain.Submit(ctx, s.key, "", &job.MsgRevealVote{Verifier: me, OrderId: o.Id, Result: res, Salt: salt})
+			s.cfg.Chain.Submit(ctx, s.key, "", &jobpb.MsgRevealVote{Verifier: me, OrderId: o.Id, Result: res, Salt: salt})
 		}
 	}
 	s.mu.Lock()

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/node"
@@ -41,13 +41,13 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 	defer cancel()
 	alice, _ := d.Keyring.Get("alice")
 	var keys []ed25519.PrivateKey
-	fund := &bank.MsgMultiSend{From: alice.Address().String()}
+	fund := &bankpb.MsgMultiSend{From: alice.Address().String()}
 	for i := 0; i < 4; i++ {
 		seed := sha256.Sum256([]byte(fmt.Sprintf("verifier %d", i)))
 		k := ed25519.NewKeyFromSeed(seed[:])
 		keys = append(keys, k)
 		a := addrOf(k)
-		fund.Outputs = append(fund.Outputs, &bank.Output{To: a, Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
+		fund.Outputs = append(fund.Outputs, &bankpb.Output{To: a, Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
 	}
 	if _, err := c.Submit(ctx, alice, "", fund); err != nil {
 		t.Fatal(err)
@@ -66,9 +66,9 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 
 	stake := func(name string) (uint64, uint64) {
 		k, _ := d.Keyring.Get(name)
-		var st staking.QueryStakeResponse
+		var st stakingpb.QueryStakeResponse
 		c.Query(ctx, "/staking/stake", []byte(k.Address().String()), &st)
-		var info chainprov.ProviderInfo
+		var info providerpb.ProviderInfo
 		c.Query(ctx, "/provider/provider", []byte(k.Address().String()), &info)
 		return st.Stake.Bonded, info.Provider.GetDisputesLost()
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/internal/blob"
-	"github.com/agoranet/agora/internal/chain/job"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/sandbox"
 	"github.com/agoranet/agora/internal/worker"
@@ -42,16 +42,16 @@ func TestExecuteBadInput(t *testing.T) {
 	other := sha256.Sum256([]byte("not the input"))
 	tests := []struct {
 		name string
-		o    *job.Order
-		want job.ResultCode
+		o    *jobpb.Order
+		want jobpb.ResultCode
 	}{
-		{"runs", &job.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: ih, Fuel: 1 << 34, MemoryMib: 64}, job.ResultCode_RESULT_CODE_OK},
-		{"input does not match its hash", &job.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: other[:], Fuel: 1 << 34, MemoryMib: 64}, job.ResultCode_RESULT_CODE_BAD_INPUT},
-		{"not WebAssembly", &job.Order{ModuleUrl: gu, ModuleHash: gh, InputUrl: iu, InputHash: ih, Fuel: 1 << 34, MemoryMib: 64}, job.ResultCode_RESULT_CODE_INVALID_MODULE},
-		{"bad input to the program", &job.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: bu, InputHash: bh, Fuel: 1 << 34, MemoryMib: 64}, job.ResultCode_RESULT_CODE_EXIT},
-		{"too little fuel", &job.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: ih, Fuel: 1000, MemoryMib: 64}, job.ResultCode_RESULT_CODE_OUT_OF_FUEL},
-		{"too little memory", &job.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: ih, Fuel: 1 << 34, MemoryMib: 1}, job.ResultCode_RESULT_CODE_OUT_OF_MEMORY},
-		{"input unreachable", &job.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: "http://127.0.0.1:1/v1/blobs/x", InputHash: other[:], Fuel: 1 << 34, MemoryMib: 64}, job.ResultCode_RESULT_CODE_UNAVAILABLE},
+		{"runs", &jobpb.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: ih, Fuel: 1 << 34, MemoryMib: 64}, jobpb.ResultCode_RESULT_CODE_OK},
+		{"input does not match its hash", &jobpb.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: other[:], Fuel: 1 << 34, MemoryMib: 64}, jobpb.ResultCode_RESULT_CODE_BAD_INPUT},
+		{"not WebAssembly", &jobpb.Order{ModuleUrl: gu, ModuleHash: gh, InputUrl: iu, InputHash: ih, Fuel: 1 << 34, MemoryMib: 64}, jobpb.ResultCode_RESULT_CODE_INVALID_MODULE},
+		{"bad input to the program", &jobpb.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: bu, InputHash: bh, Fuel: 1 << 34, MemoryMib: 64}, jobpb.ResultCode_RESULT_CODE_EXIT},
+		{"too little fuel", &jobpb.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: ih, Fuel: 1000, MemoryMib: 64}, jobpb.ResultCode_RESULT_CODE_OUT_OF_FUEL},
+		{"too little memory", &jobpb.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: iu, InputHash: ih, Fuel: 1 << 34, MemoryMib: 1}, jobpb.ResultCode_RESULT_CODE_OUT_OF_MEMORY},
+		{"input unreachable", &jobpb.Order{ModuleUrl: ku, ModuleHash: kh, InputUrl: "http://127.0.0.1:1/v1/blobs/x", InputHash: other[:], Fuel: 1 << 34, MemoryMib: 64}, jobpb.ResultCode_RESULT_CODE_UNAVAILABLE},
 	}
 	sb := sandbox.New()
 	defer sb.Close(context.Background())

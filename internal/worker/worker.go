@@ -19,8 +19,8 @@ import (
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/job"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/sandbox"
@@ -38,10 +38,10 @@ const MaxOutput = 64 << 20
 // later lessees and verifiers. Every outcome of the job is a Result; an
 // error means this host could not finish (it timed out or ctx ended) and
 // must not report anything.
-func Execute(ctx context.Context, sb *sandbox.Sandbox, hc *http.Client, store *blob.Store, mirrors []string, o *job.Order) (*job.Result, []byte, error) {
-	fail := func(code job.ResultCode) (*job.Result, []byte, error) {
+func Execute(ctx context.Context, sb *sandbox.Sandbox, hc *http.Client, store *blob.Store, mirrors []string, o *jobpb.Order) (*jobpb.Result, []byte, error) {
+	fail := func(code jobpb.ResultCode) (*jobpb.Result, []byte, error) {
 		h := sha256.Sum256(nil)
-		return &job.Result{Code: code, OutputHash: h[:]}, nil, nil
+		return &jobpb.Result{Code: code, OutputHash: h[:]}, nil, nil
 	}
 	wasm, err := fetch(ctx, hc, store, mirrors, o.ModuleUrl, o.ModuleHash)
 	if err == nil {
@@ -52,16 +52,16 @@ func Execute(ctx context.Context, sb *sandbox.Sandbox, hc *http.Client, store *b
 				return nil, nil, err
 			}
 			h := sha256.Sum256(res.Output)
-			return &job.Result{Code: job.ResultCode(res.Code), ExitCode: res.ExitCode, OutputHash: h[:], OutputSize: uint64(len(res.Output))}, res.Output, nil
+			return &jobpb.Result{Code: jobpb.ResultCode(res.Code), ExitCode: res.ExitCode, OutputHash: h[:], OutputSize: uint64(len(res.Output))}, res.Output, nil
 		}
 	}
 	switch {
 	case ctx.Err() != nil:
 		return nil, nil, ctx.Err()
 	case errors.Is(err, blob.ErrMismatch), errors.Is(err, blob.ErrTooLarge):
-		return fail(job.ResultCode_RESULT_CODE_BAD_INPUT)
+		return fail(jobpb.ResultCode_RESULT_CODE_BAD_INPUT)
 	default:
-		return fail(job.ResultCode_RESULT_CODE_UNAVAILABLE)
+		return fail(jobpb.ResultCode_RESULT_CODE_UNAVAILABLE)
 	}
 }
 
@@ -108,8 +108,8 @@ func fetch(ctx context.Context, hc *http.Client, store *blob.Store, mirrors []st
 // Mirrors lists the endpoints of the online providers, whose blob stores
 // may hold a job's module and input.
 func Mirrors(ctx context.Context, c *client.Client) []string {
-	data, _ := proto.Marshal(&chainprov.QueryProvidersRequest{OnlineOnly: true})
-	var r chainprov.QueryProvidersResponse
+	data, _ := proto.Marshal(&providerpb.QueryProvidersRequest{OnlineOnly: true})
+	var r providerpb.QueryProvidersResponse
 	if _, err := c.Query(ctx, "/provider/providers", data, &r); err != nil {
 		return nil
 	}
@@ -180,7 +180,7 @@ type Worker struct {
 }
 
 type outcome struct {
-	res       *job.Result
+	res       *jobpb.Result
 	committed bool
 }
 
@@ -237,8 +237,8 @@ func (w *Worker) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		data, _ := proto.Marshal(&job.QueryOrdersRequest{OpenOnly: true})
-		var r job.QueryOrdersResponse
+		data, _ := proto.Marshal(&jobpb.QueryOrdersRequest{OpenOnly: true})
+		var r jobpb.QueryOrdersResponse
 		if _, err := w.cfg.Chain.Query(ctx, "/job/orders", data, &r); err != nil {
 			continue
 		}
@@ -263,10 +263,10 @@ func (w *Worker) loop(ctx context.Context) {
 }
 
 // tend does the next thing an open order needs from this worker.
-func (w *Worker) tend(ctx context.Context, o *job.Order) {
-	var mine *job.Lease
+func (w *Worker) tend(ctx context.Context, o *jobpb.Order) {
+	var mine *jobpb.Lease
 	for _, l := range o.Leases {
-		if l.Provider == w.me && (l.Status == job.LeaseStatus_LEASE_STATUS_ACTIVE || l.Status == job.LeaseStatus_LEASE_STATUS_COMMITTED) {
+		if l.Provider == w.me && (l.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE || l.Status == jobpb.LeaseStatus_LEASE_STATUS_COMMITTED) {
 			mine = l
 		}
 	}
@@ -274,7 +274,7 @@ func (w *Worker) tend(ctx context.Context, o *job.Order) {
 	out, running, tried := w.done[o.Id], w.running[o.Id], w.tried[o.Id]
 	w.mu.Unlock()
 	switch {
-	case mine == nil && o.Status == job.OrderStatus_ORDER_STATUS_BIDDING && !tried:
+	case mine == nil && o.Status == jobpb.OrderStatus_ORDER_STATUS_BIDDING && !tried:
 		w.bid(ctx, o)
 	case mine == nil:
 	case out == nil && !running:
@@ -284,20 +284,20 @@ func (w *Worker) tend(ctx context.Context, o *job.Order) {
 		w.wg.Add(1)
 		go func() { defer w.wg.Done(); w.run(ctx, o) }()
 	case out == nil:
-	case mine.Status == job.LeaseStatus_LEASE_STATUS_ACTIVE && !out.committed:
-		c := job.ResultCommitment(o.Id, w.me, out.res, Salt(w.cfg.Key, o.Id))
-		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &job.MsgCommitResult{Provider: w.me, OrderId: o.Id, Commitment: c}); err != nil {
+	case mine.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE && !out.committed:
+		c := jobpb.ResultCommitment(o.Id, w.me, out.res, Salt(w.cfg.Key, o.Id))
+		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgCommitResult{Provider: w.me, OrderId: o.Id, Commitment: c}); err != nil {
 			w.cfg.Logger.Warn("worker: commit failed", "order", o.Id, "err", err)
 			return
 		}
 		out.committed = true
 		w.cfg.Logger.Info("worker: committed a result", "order", o.Id, "code", out.res.Code)
-	case mine.Status == job.LeaseStatus_LEASE_STATUS_COMMITTED && o.Status == job.OrderStatus_ORDER_STATUS_REVEALING:
+	case mine.Status == jobpb.LeaseStatus_LEASE_STATUS_COMMITTED && o.Status == jobpb.OrderStatus_ORDER_STATUS_REVEALING:
 		url := ""
-		if out.res.OutputSize > 0 || out.res.Code == job.ResultCode_RESULT_CODE_OK {
+		if out.res.OutputSize > 0 || out.res.Code == jobpb.ResultCode_RESULT_CODE_OK {
 			url = strings.TrimSuffix(w.cfg.BaseURL, "/") + blob.Path + fmt.Sprintf("%x", out.res.OutputHash)
 		}
-		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &job.MsgRevealResult{Provider: w.me, OrderId: o.Id, Result: out.res, Salt: Salt(w.cfg.Key, o.Id), OutputUrl: url}); err != nil {
+		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgRevealResult{Provider: w.me, OrderId: o.Id, Result: out.res, Salt: Salt(w.cfg.Key, o.Id), OutputUrl: url}); err != nil {
 			w.cfg.Logger.Warn("worker: reveal failed", "order", o.Id, "err", err)
 			return
 		}
@@ -310,7 +310,7 @@ func (w *Worker) tend(ctx context.Context, o *job.Order) {
 
 // bid bids on an order this worker can take, once; a bid the chain
 // refuses (this provider not yet online, say) is tried again next poll.
-func (w *Worker) bid(ctx context.Context, o *job.Order) {
+func (w *Worker) bid(ctx context.Context, o *jobpb.Order) {
 	done := func() {
 		w.mu.Lock()
 		w.tried[o.Id] = true
@@ -327,7 +327,7 @@ func (w *Worker) bid(ctx context.Context, o *job.Order) {
 			return
 		}
 	}
-	if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &job.MsgBid{Provider: w.me, OrderId: o.Id, Price: coin.New(p.Denom, p.Amount)}); err != nil {
+	if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgBid{Provider: w.me, OrderId: o.Id, Price: coin.New(p.Denom, p.Amount)}); err != nil {
 		w.cfg.Logger.Warn("worker: bid failed", "order", o.Id, "err", err)
 		return
 	}
@@ -336,7 +336,7 @@ func (w *Worker) bid(ctx context.Context, o *job.Order) {
 }
 
 // run executes a leased job and keeps its result for commit and reveal.
-func (w *Worker) run(ctx context.Context, o *job.Order) {
+func (w *Worker) run(ctx context.Context, o *jobpb.Order) {
 	defer func() {
 		w.mu.Lock()
 		delete(w.running, o.Id)
@@ -359,7 +359,7 @@ func (w *Worker) run(ctx context.Context, o *job.Order) {
 		h := sha256.Sum256(output)
 		res.OutputHash, res.OutputSize = h[:], uint64(len(output))
 	}
-	if len(output) > 0 || res.Code == job.ResultCode_RESULT_CODE_OK {
+	if len(output) > 0 || res.Code == jobpb.ResultCode_RESULT_CODE_OK {
 		if _, err := w.cfg.Store.Put(output); err != nil {
 			w.cfg.Logger.Warn("worker: could not store an output", "order", o.Id, "err", err)
 			return

@@ -16,10 +16,10 @@ import (
 	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/job"
-	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/node"
@@ -57,7 +57,7 @@ func order(t *testing.T, d *node.Devnet, c *client.Client, wasm, input []byte, d
 	}
 	alice, _ := d.Keyring.Get("alice")
 	mh, ih := sha256.Sum256(wasm), sha256.Sum256(input)
-	res, err := c.Submit(ctx, alice, "", &job.MsgCreateOrder{Tenant: alice.Address().String(), ModuleHash: mh[:], ModuleUrl: mu, InputHash: ih[:], InputUrl: iu,
+	res, err := c.Submit(ctx, alice, "", &jobpb.MsgCreateOrder{Tenant: alice.Address().String(), ModuleHash: mh[:], ModuleUrl: mu, InputHash: ih[:], InputUrl: iu,
 		Fuel: 1 << 36, MemoryMib: 256, MaxPrice: coin.New(coin.Stable, maxPrice), Redundancy: 2, BidWindow: 20, DeadlineBlocks: deadline})
 	if err != nil {
 		t.Fatal(err)
@@ -69,18 +69,18 @@ func order(t *testing.T, d *node.Devnet, c *client.Client, wasm, input []byte, d
 	return id
 }
 
-func get(t *testing.T, c *client.Client, id uint64) *job.Order {
+func get(t *testing.T, c *client.Client, id uint64) *jobpb.Order {
 	t.Helper()
-	var r job.QueryOrderResponse
+	var r jobpb.QueryOrderResponse
 	if _, err := c.Query(context.Background(), "/job/order", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
 		t.Fatal(err)
 	}
 	return r.Order
 }
 
-func wait(t *testing.T, c *client.Client, id uint64, timeout time.Duration) *job.Order {
+func wait(t *testing.T, c *client.Client, id uint64, timeout time.Duration) *jobpb.Order {
 	t.Helper()
-	var o *job.Order
+	var o *jobpb.Order
 	e2e.Eventually(t, timeout, fmt.Sprintf("order %d ends", id), func() error {
 		if o = get(t, c, id); o.FinishedAt == 0 {
 			return fmt.Errorf("order %d is %s", id, o.Status)
@@ -92,21 +92,21 @@ func wait(t *testing.T, c *client.Client, id uint64, timeout time.Duration) *job
 
 // checkEscrow: every uusdc put in escrow was paid out or refunded, and the
 // escrow account holds nothing.
-func checkEscrow(t *testing.T, c *client.Client, o *job.Order) {
+func checkEscrow(t *testing.T, c *client.Client, o *jobpb.Order) {
 	t.Helper()
 	if o.Paid+o.Refunded != maxPrice*uint64(o.Redundancy) || o.Escrow != 0 {
 		t.Errorf("escrow: paid %d + refunded %d != %d, %d still held", o.Paid, o.Refunded, maxPrice*o.Redundancy, o.Escrow)
 	}
 	var sum uint64
 	for _, l := range o.Leases {
-		if l.Status == job.LeaseStatus_LEASE_STATUS_PAID {
+		if l.Status == jobpb.LeaseStatus_LEASE_STATUS_PAID {
 			sum += l.Price
 		}
 	}
 	if sum != o.Paid {
 		t.Errorf("paid leases sum to %d, the order says %d", sum, o.Paid)
 	}
-	if held, err := c.Balance(context.Background(), job.Escrow, coin.Stable); err != nil || held != 0 {
+	if held, err := c.Balance(context.Background(), jobpb.Escrow, coin.Stable); err != nil || held != 0 {
 		t.Errorf("the escrow account holds %d (%v) after the order ended", held, err)
 	}
 }
@@ -144,7 +144,7 @@ func TestLesseeKilledMidJobIsReleased(t *testing.T) {
 	e2e.Eventually(t, 30*time.Second, "the job is leased", func() error {
 		o := get(t, c, id)
 		for _, l := range o.Leases {
-			if l.Status == job.LeaseStatus_LEASE_STATUS_ACTIVE {
+			if l.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE {
 				victim = l.Provider
 				return nil
 			}
@@ -162,18 +162,18 @@ func TestLesseeKilledMidJobIsReleased(t *testing.T) {
 	stakeBefore := bonded(t, c, victim)
 
 	o := wait(t, c, id, 3*time.Minute)
-	if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED {
+	if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED {
 		t.Fatalf("order ended %s: %s\n%v", o.Status, o.Reason, o)
 	}
 	var missed, paid int
 	for _, l := range o.Leases {
 		switch l.Status {
-		case job.LeaseStatus_LEASE_STATUS_MISSED:
+		case jobpb.LeaseStatus_LEASE_STATUS_MISSED:
 			missed++
 			if l.Provider != victim {
 				t.Errorf("%s missed, but %s was killed", l.Provider, victim)
 			}
-		case job.LeaseStatus_LEASE_STATUS_PAID:
+		case jobpb.LeaseStatus_LEASE_STATUS_PAID:
 			paid++
 			standby = l.Provider
 		}
@@ -200,7 +200,7 @@ func TestLesseeKilledMidJobIsReleased(t *testing.T) {
 
 func bonded(t *testing.T, c *client.Client, a string) uint64 {
 	t.Helper()
-	var r staking.QueryStakeResponse
+	var r stakingpb.QueryStakeResponse
 	if _, err := c.Query(context.Background(), "/staking/stake", []byte(a), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +225,13 @@ func TestWrongJobResultIsOutvotedAndSlashed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	alice, _ := d.Keyring.Get("alice")
-	fund := &bank.MsgMultiSend{From: alice.Address().String()}
+	fund := &bankpb.MsgMultiSend{From: alice.Address().String()}
 	var keys []ed25519.PrivateKey
 	for i := 0; i < 3; i++ {
 		seed := sha256.Sum256([]byte(fmt.Sprintf("job verifier %d", i)))
 		k := ed25519.NewKeyFromSeed(seed[:])
 		keys = append(keys, k)
-		fund.Outputs = append(fund.Outputs, &bank.Output{To: addr.FromPubKey(k.Public().(ed25519.PublicKey)).String(), Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
+		fund.Outputs = append(fund.Outputs, &bankpb.Output{To: addr.FromPubKey(k.Public().(ed25519.PublicKey)).String(), Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
 	}
 	if _, err := c.Submit(ctx, alice, "", fund); err != nil {
 		t.Fatal(err)
@@ -250,16 +250,16 @@ func TestWrongJobResultIsOutvotedAndSlashed(t *testing.T) {
 
 	id := order(t, d, c, wasm, []byte("48 2"), 50)
 	o := wait(t, c, id, 2*time.Minute)
-	if o.Status != job.OrderStatus_ORDER_STATUS_COMPLETED {
+	if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED {
 		t.Fatalf("order ended %s: %s", o.Status, o.Reason)
 	}
 	if len(o.Votes) != 3 {
 		t.Fatalf("%d committee votes, want 3: the results should have disagreed", len(o.Votes))
 	}
 	for _, l := range o.Leases {
-		want := job.LeaseStatus_LEASE_STATUS_PAID
+		want := jobpb.LeaseStatus_LEASE_STATUS_PAID
 		if l.Provider == liar {
-			want = job.LeaseStatus_LEASE_STATUS_OUTVOTED
+			want = jobpb.LeaseStatus_LEASE_STATUS_OUTVOTED
 		}
 		if l.Status != want {
 			t.Errorf("lease of %s is %s, want %s", l.Provider, l.Status, want)

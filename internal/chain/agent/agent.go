@@ -10,13 +10,13 @@ package agent
 
 import (
 	"crypto/ed25519"
-	"encoding/binary"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -24,39 +24,25 @@ import (
 	"github.com/agoranet/agora/internal/chain/store"
 )
 
-// Name is the module's name and store prefix.
-const Name = "agent"
-
-// ConsentDomain separates an agent key's consent from all else.
-const ConsentDomain = "agora/agent-consent/v1\x00"
-
 var (
 	agentPrefix = []byte("agent/a/") // agent -> Agent
 	ownerPrefix = []byte("agent/o/") // owner | agent -> nil
 )
 
-// ConsentBytes is what the agent key signs to accept owner's control.
-func ConsentBytes(chainID string, owner string) []byte {
-	b := []byte(ConsentDomain)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(chainID)))
-	b = append(b, chainID...)
-	return append(b, owner...)
-}
-
 func agentKey(a addr.Address) []byte { return append(append([]byte(nil), agentPrefix...), a[:]...) }
 
 // Get returns an agent record, or nil if a is not an agent.
-func Get(kv store.Reader, a addr.Address) *Agent {
+func Get(kv store.Reader, a addr.Address) *agentpb.Agent {
 	v := kv.Get(agentKey(a))
 	if v == nil {
 		return nil
 	}
-	ag := &Agent{}
+	ag := &agentpb.Agent{}
 	module.MustUnmarshal(v, ag)
 	return ag
 }
 
-func put(kv store.KV, a addr.Address, ag *Agent) {
+func put(kv store.KV, a addr.Address, ag *agentpb.Agent) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ag)
 	if err != nil {
 		panic(err)
@@ -64,29 +50,8 @@ func put(kv store.KV, a addr.Address, ag *Agent) {
 	kv.Set(agentKey(a), b)
 }
 
-func validatePolicy(p *Policy) error {
-	if p == nil {
-		return fmt.Errorf("agent: no policy: %w", codes.ErrInvalidRequest)
-	}
-	if !coin.ValidDenom(p.Denom) {
-		return fmt.Errorf("agent: policy denom %q is not valid: %w", p.Denom, codes.ErrInvalidRequest)
-	}
-	if p.MaxPerPeriod > 0 && p.PeriodBlocks < 1 {
-		return fmt.Errorf("agent: a per-period maximum needs period_blocks >= 1: %w", codes.ErrInvalidRequest)
-	}
-	if len(p.AllowedRecipients) > 64 || len(p.AllowedMsgs) > 64 {
-		return fmt.Errorf("agent: at most 64 allowed recipients and 64 allowed messages: %w", codes.ErrInvalidRequest)
-	}
-	for i, r := range p.AllowedRecipients {
-		if _, err := bank.ParseAddr(fmt.Sprintf("allowed_recipients[%d]", i), r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func mustOwn(kv store.Reader, owner addr.Address, agentAddr string) (addr.Address, *Agent, error) {
-	a, err := bank.ParseAddr("agent", agentAddr)
+func mustOwn(kv store.Reader, owner addr.Address, agentAddr string) (addr.Address, *agentpb.Agent, error) {
+	a, err := bankpb.ParseAddr("agent", agentAddr)
 	if err != nil {
 		return a, nil, err
 	}
@@ -101,9 +66,9 @@ func mustOwn(kv store.Reader, owner addr.Address, agentAddr string) (addr.Addres
 }
 
 // Create makes an agent account.
-func Create(ctx *module.Context, m *MsgCreateAgent) error {
+func Create(ctx *module.Context, m *agentpb.MsgCreateAgent) error {
 	if len(m.AgentKey) != ed25519.PublicKeySize || len(m.Consent) != ed25519.SignatureSize ||
-		!ed25519.Verify(m.AgentKey, ConsentBytes(ctx.ChainID, m.Owner), m.Consent) {
+		!ed25519.Verify(m.AgentKey, agentpb.ConsentBytes(ctx.ChainID, m.Owner), m.Consent) {
 		return fmt.Errorf("agent: the agent key has not consented to be %s's agent on this chain: %w", m.Owner, codes.ErrSignature)
 	}
 	a := addr.FromPubKey(m.AgentKey)
@@ -116,7 +81,7 @@ func Create(ctx *module.Context, m *MsgCreateAgent) error {
 	if Get(ctx.KV, ctx.Signer) != nil {
 		return fmt.Errorf("agent: an agent cannot own agents: %w", codes.ErrUnauthorized)
 	}
-	put(ctx.KV, a, &Agent{Address: a.String(), Owner: m.Owner, Policy: m.Policy, PeriodStart: ctx.Height, CreatedAt: ctx.Height})
+	put(ctx.KV, a, &agentpb.Agent{Address: a.String(), Owner: m.Owner, Policy: m.Policy, PeriodStart: ctx.Height, CreatedAt: ctx.Height})
 	ctx.KV.Set(append(append(append([]byte(nil), ownerPrefix...), ctx.Signer[:]...), a[:]...), []byte{})
 	ctx.Emit("create_agent", module.Key("agent", a.String()), module.Key("owner", m.Owner))
 	return nil
@@ -124,7 +89,7 @@ func Create(ctx *module.Context, m *MsgCreateAgent) error {
 
 // Remaining returns what ag may still spend this period and in its life
 // at height (MaxUint64 where there is no limit), and when the period ends.
-func Remaining(ag *Agent, height int64) (period, lifetime uint64, periodEnd int64) {
+func Remaining(ag *agentpb.Agent, height int64) (period, lifetime uint64, periodEnd int64) {
 	p := ag.Policy
 	spent := ag.SpentInPeriod
 	start := ag.PeriodStart
@@ -222,7 +187,7 @@ func Authorize(ctx *module.Context, signer addr.Address, msgs []module.Msg) erro
 	return nil
 }
 
-func usable(ctx *module.Context, ag *Agent) error {
+func usable(ctx *module.Context, ag *agentpb.Agent) error {
 	switch {
 	case ag.Revoked:
 		return fmt.Errorf("agent: %s has been revoked by its owner: %w", ag.Address, codes.ErrUnauthorized)

@@ -12,22 +12,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
-	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/store"
-	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/zk"
-)
-
-// Name is the module's name and store prefix.
-const Name = "audit"
-
-// Limits on what a message may carry.
-const (
-	MaxKeyBytes   = 8 << 10
-	MaxProofBytes = 1 << 10
 )
 
 var (
@@ -37,56 +26,15 @@ var (
 
 func keyKey(modelID string) []byte { return append(append([]byte(nil), keyPrefix...), modelID...) }
 
-// InferenceID names a proven inference: the hash of model, input and output.
-func InferenceID(modelID string, input []byte, logits []int32) []byte {
-	h := sha256.New()
-	h.Write([]byte(modelID))
-	h.Write(input)
-	for _, l := range logits {
-		h.Write(binary.BigEndian.AppendUint32(nil, uint32(l)))
-	}
-	return h.Sum(nil)
-}
-
 // GetKey returns a model's registered key, or nil.
-func GetKey(kv store.Reader, modelID string) *ModelKey {
+func GetKey(kv store.Reader, modelID string) *auditpb.ModelKey {
 	v := kv.Get(keyKey(modelID))
 	if v == nil {
 		return nil
 	}
-	k := &ModelKey{}
+	k := &auditpb.ModelKey{}
 	module.MustUnmarshal(v, k)
 	return k
-}
-
-func (m *MsgRegisterModelKey) Signer() string { return m.Owner }
-
-func (m *MsgRegisterModelKey) ValidateBasic() error {
-	if _, err := bank.ParseAddr("owner", m.Owner); err != nil {
-		return err
-	}
-	if err := chainprov.ValidModelID(m.ModelId); err != nil {
-		return err
-	}
-	if len(m.VerifyingKey) == 0 || len(m.VerifyingKey) > MaxKeyBytes {
-		return fmt.Errorf("audit: verifying key of %d bytes; want 1 to %d: %w", len(m.VerifyingKey), MaxKeyBytes, codes.ErrInvalidRequest)
-	}
-	return nil
-}
-
-func (m *MsgVerifyInference) Signer() string { return m.Submitter }
-
-func (m *MsgVerifyInference) ValidateBasic() error {
-	if _, err := bank.ParseAddr("submitter", m.Submitter); err != nil {
-		return err
-	}
-	if err := chainprov.ValidModelID(m.ModelId); err != nil {
-		return err
-	}
-	if len(m.Input) != zk.Pixels || len(m.Logits) != zk.Classes || len(m.Proof) == 0 || len(m.Proof) > MaxProofBytes {
-		return fmt.Errorf("audit: a digits-mlp proof takes %d input bytes, %d logits and a proof of at most %d bytes: %w", zk.Pixels, zk.Classes, MaxProofBytes, codes.ErrInvalidRequest)
-	}
-	return nil
 }
 
 // Module is audit as a chain module.
@@ -97,22 +45,22 @@ var (
 	_ module.EndBlocker = Module{}
 )
 
-func (Module) Name() string { return Name }
+func (Module) Name() string { return auditpb.Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&MsgRegisterModelKey{}, &MsgVerifyInference{}, &MsgRegisterVerifier{}, &MsgChallenge{}, &MsgCommit{}, &MsgReveal{}, &MsgSettleWithProof{}}
+	return []module.Msg{&auditpb.MsgRegisterModelKey{}, &auditpb.MsgVerifyInference{}, &auditpb.MsgRegisterVerifier{}, &auditpb.MsgChallenge{}, &auditpb.MsgCommit{}, &auditpb.MsgReveal{}, &auditpb.MsgSettleWithProof{}}
 }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 	switch m := msg.(type) {
-	case *MsgRegisterModelKey:
+	case *auditpb.MsgRegisterModelKey:
 		if old := GetKey(ctx.KV, m.ModelId); old != nil {
 			return fmt.Errorf("audit: model %s already has a verifying key (registered by %s at %d); keys are final: %w", m.ModelId, old.Owner, old.RegisteredAt, codes.ErrInvalidRequest)
 		}
-		ctx.KV.Set(keyKey(m.ModelId), module.MustMarshal(&ModelKey{ModelId: m.ModelId, Owner: m.Owner, VerifyingKey: m.VerifyingKey, RegisteredAt: ctx.Height}))
+		ctx.KV.Set(keyKey(m.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: m.ModelId, Owner: m.Owner, VerifyingKey: m.VerifyingKey, RegisteredAt: ctx.Height}))
 		ctx.Emit("register_model_key", module.Key("model_id", m.ModelId), module.Key("owner", m.Owner))
 		return nil
-	case *MsgVerifyInference:
+	case *auditpb.MsgVerifyInference:
 		k := GetKey(ctx.KV, m.ModelId)
 		if k == nil {
 			return fmt.Errorf("audit: model %s has no verifying key on chain: %w", m.ModelId, codes.ErrNotFound)
@@ -120,63 +68,25 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 		if err := zk.Verify(k.VerifyingKey, m.Proof, m.Input, m.Logits); err != nil {
 			return fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
 		}
-		id := InferenceID(m.ModelId, m.Input, m.Logits)
+		id := auditpb.InferenceID(m.ModelId, m.Input, m.Logits)
 		in := sha256.Sum256(m.Input)
-		out := InferenceID("", nil, m.Logits)
-		ctx.KV.Set(append(append([]byte(nil), provenPrefix...), id...), module.MustMarshal(&ProvenInference{ModelId: m.ModelId, InputHash: in[:], OutputHash: out, Submitter: m.Submitter, Height: ctx.Height}))
+		out := auditpb.InferenceID("", nil, m.Logits)
+		ctx.KV.Set(append(append([]byte(nil), provenPrefix...), id...), module.MustMarshal(&auditpb.ProvenInference{ModelId: m.ModelId, InputHash: in[:], OutputHash: out, Submitter: m.Submitter, Height: ctx.Height}))
 		ctx.Emit("proven_inference", module.Key("model_id", m.ModelId), module.Key("inference", fmt.Sprintf("%x", id)), module.Key("submitter", m.Submitter))
 		return nil
-	case *MsgRegisterVerifier:
+	case *auditpb.MsgRegisterVerifier:
 		return RegisterVerifier(ctx)
-	case *MsgChallenge:
+	case *auditpb.MsgChallenge:
 		_, err := Challenge(ctx, m)
 		return err
-	case *MsgCommit:
+	case *auditpb.MsgCommit:
 		return Commit(ctx, m)
-	case *MsgReveal:
+	case *auditpb.MsgReveal:
 		return Reveal(ctx, m)
-	case *MsgSettleWithProof:
+	case *auditpb.MsgSettleWithProof:
 		return SettleWithProof(ctx, m)
 	}
 	return fmt.Errorf("audit: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
-}
-
-func (m *MsgRegisterVerifier) Signer() string { return m.Verifier }
-
-func (m *MsgRegisterVerifier) ValidateBasic() error {
-	_, err := bank.ParseAddr("verifier", m.Verifier)
-	return err
-}
-
-func (m *MsgChallenge) Signer() string { return m.Challenger }
-
-func (m *MsgChallenge) ValidateBasic() error {
-	if _, err := bank.ParseAddr("challenger", m.Challenger); err != nil {
-		return err
-	}
-	if len(m.Receipt) == 0 || len(m.Receipt) > receipt.MaxEncoded || len(m.Request) == 0 || len(m.Request) > 1<<20 || len(m.Path) > 64 {
-		return fmt.Errorf("audit: a challenge needs the receipt, the request and a path of at most 64 hashes: %w", codes.ErrInvalidRequest)
-	}
-	return nil
-}
-
-func (m *MsgCommit) Signer() string { return m.Verifier }
-
-func (m *MsgCommit) ValidateBasic() error {
-	_, err := bank.ParseAddr("verifier", m.Verifier)
-	return err
-}
-
-func (m *MsgReveal) Signer() string { return m.Verifier }
-
-func (m *MsgReveal) ValidateBasic() error {
-	if _, err := bank.ParseAddr("verifier", m.Verifier); err != nil {
-		return err
-	}
-	if len(m.ResponseHash) != 32 || len(m.Salt) > 64 {
-		return fmt.Errorf("audit: a reveal is a 32-byte response hash and a salt of at most 64 bytes: %w", codes.ErrInvalidRequest)
-	}
-	return nil
 }
 
 // Query paths: "key" (data: model id), "proven" (data: an InferenceID),
@@ -197,15 +107,15 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 		if d == nil {
 			return nil, fmt.Errorf("audit: no dispute %x: %w", data, codes.ErrNotFound)
 		}
-		return &QueryDisputeResponse{Dispute: d}, nil
+		return &auditpb.QueryDisputeResponse{Dispute: d}, nil
 	case "proven":
 		v := ctx.KV.Get(append(append([]byte(nil), provenPrefix...), data...))
 		if v == nil {
 			return nil, fmt.Errorf("audit: no proven inference %x: %w", data, codes.ErrNotFound)
 		}
-		p := &ProvenInference{}
+		p := &auditpb.ProvenInference{}
 		module.MustUnmarshal(v, p)
-		return &QueryProvenResponse{Proven: p}, nil
+		return &auditpb.QueryProvenResponse{Proven: p}, nil
 	}
 	return nil, fmt.Errorf("audit: no query %q (try key, proven): %w", path, codes.ErrInvalidRequest)
 }
@@ -213,15 +123,3 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 func (Module) DefaultGenesis() json.RawMessage { return json.RawMessage(`{}`) }
 
 func (Module) InitGenesis(*module.Context, json.RawMessage) error { return nil }
-
-func (m *MsgSettleWithProof) Signer() string { return m.Submitter }
-
-func (m *MsgSettleWithProof) ValidateBasic() error {
-	if _, err := bank.ParseAddr("submitter", m.Submitter); err != nil {
-		return err
-	}
-	if len(m.Logits) != zk.Classes || len(m.Proof) == 0 || len(m.Proof) > MaxProofBytes {
-		return fmt.Errorf("audit: a settlement carries %d logits and a proof: %w", zk.Classes, codes.ErrInvalidRequest)
-	}
-	return nil
-}

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
@@ -22,9 +23,6 @@ import (
 	"github.com/agoranet/agora/internal/zk"
 )
 
-// Escrow holds challengers' bonds while their disputes run.
-var Escrow = addr.Module("audit/escrow")
-
 var (
 	verifierPrefix = []byte("audit/ver/") // verifier -> Verifier
 	disputePrefix  = []byte("audit/d/")   // id -> Dispute
@@ -33,19 +31,13 @@ var (
 	paramsKey      = []byte("audit/params")
 )
 
-// DefaultParams are a new chain's params.
-func DefaultParams() *Params {
-	return &Params{ChallengeBond: 10_000_000, CommitteeSize: 3, CommitBlocks: 10, RevealBlocks: 10,
-		SlashBps: 1000, RewardBps: 5000, MissPenaltyBps: 50, VerifierMinStake: 100_000_000}
-}
-
 // GetParams reads the params.
-func GetParams(kv store.Reader) *Params {
+func GetParams(kv store.Reader) *auditpb.Params {
 	v := kv.Get(paramsKey)
 	if v == nil {
-		return DefaultParams()
+		return auditpb.DefaultParams()
 	}
-	p := &Params{}
+	p := &auditpb.Params{}
 	module.MustUnmarshal(v, p)
 	return p
 }
@@ -60,24 +52,20 @@ func cat(parts ...[]byte) []byte {
 	return out
 }
 
-// Commitment is what a committee member commits to before revealing.
-func Commitment(responseHash, salt []byte, verifier string) []byte {
-	h := sha256.Sum256(cat(responseHash, salt, []byte(verifier)))
-	return h[:]
-}
-
 // GetDispute returns a dispute or nil.
-func GetDispute(kv store.Reader, id uint64) *Dispute {
+func GetDispute(kv store.Reader, id uint64) *auditpb.Dispute {
 	v := kv.Get(cat(disputePrefix, be(id)))
 	if v == nil {
 		return nil
 	}
-	d := &Dispute{}
+	d := &auditpb.Dispute{}
 	module.MustUnmarshal(v, d)
 	return d
 }
 
-func putDispute(kv store.KV, d *Dispute) { kv.Set(cat(disputePrefix, be(d.Id)), module.MustMarshal(d)) }
+func putDispute(kv store.KV, d *auditpb.Dispute) {
+	kv.Set(cat(disputePrefix, be(d.Id)), module.MustMarshal(d))
+}
 
 // Verifiers lists the registered verifiers with enough stake, by address.
 func Verifiers(kv store.Reader, min uint64) []addr.Address {
@@ -123,7 +111,7 @@ func Draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr
 }
 
 // Challenge opens a dispute over an anchored receipt.
-func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
+func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, error) {
 	p := GetParams(ctx.KV)
 	r, err := receipt.Decode(string(m.Receipt))
 	if err != nil {
@@ -154,7 +142,7 @@ func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
 	if len(pool) < int(p.CommitteeSize) {
 		return nil, fmt.Errorf("audit: %d eligible verifiers, a committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrInvalidRequest)
 	}
-	if err := bank.Send(ctx, ctx.Signer, Escrow, []*coin.Coin{coin.New(coin.Native, p.ChallengeBond)}); err != nil {
+	if err := bank.Send(ctx, ctx.Signer, auditpb.Escrow, []*coin.Coin{coin.New(coin.Native, p.ChallengeBond)}); err != nil {
 		return nil, fmt.Errorf("audit: the challenge bond: %w", err)
 	}
 	id := uint64(1)
@@ -162,11 +150,11 @@ func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
 		id = binary.BigEndian.Uint64(v)
 	}
 	ctx.KV.Set(nextDisputeKey, be(id+1))
-	d := &Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
+	d := &auditpb.Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
 		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond,
-		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: DisputeStatus_DISPUTE_STATUS_OPEN}
+		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: auditpb.DisputeStatus_DISPUTE_STATUS_OPEN}
 	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), cat(ctx.Seed, be(id))) {
-		d.Votes = append(d.Votes, &Vote{Verifier: v.String()})
+		d.Votes = append(d.Votes, &auditpb.Vote{Verifier: v.String()})
 	}
 	putDispute(ctx.KV, d)
 	ctx.KV.Set(cat(deadlinePrefix, be(uint64(d.RevealUntil)), be(id)), []byte{})
@@ -179,9 +167,9 @@ func Challenge(ctx *module.Context, m *MsgChallenge) (*Dispute, error) {
 }
 
 // memberVote finds the signer's vote on an open dispute.
-func memberVote(ctx *module.Context, id uint64) (*Dispute, *Vote, error) {
+func memberVote(ctx *module.Context, id uint64) (*auditpb.Dispute, *auditpb.Vote, error) {
 	d := GetDispute(ctx.KV, id)
-	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
+	if d == nil || d.Status != auditpb.DisputeStatus_DISPUTE_STATUS_OPEN {
 		return nil, nil, fmt.Errorf("audit: no open dispute %d: %w", id, codes.ErrNotFound)
 	}
 	for _, v := range d.Votes {
@@ -193,7 +181,7 @@ func memberVote(ctx *module.Context, id uint64) (*Dispute, *Vote, error) {
 }
 
 // Commit records a member's hidden vote.
-func Commit(ctx *module.Context, m *MsgCommit) error {
+func Commit(ctx *module.Context, m *auditpb.MsgCommit) error {
 	d, v, err := memberVote(ctx, m.DisputeId)
 	if err != nil {
 		return err
@@ -213,7 +201,7 @@ func Commit(ctx *module.Context, m *MsgCommit) error {
 }
 
 // Reveal opens a member's vote.
-func Reveal(ctx *module.Context, m *MsgReveal) error {
+func Reveal(ctx *module.Context, m *auditpb.MsgReveal) error {
 	d, v, err := memberVote(ctx, m.DisputeId)
 	if err != nil {
 		return err
@@ -225,7 +213,7 @@ func Reveal(ctx *module.Context, m *MsgReveal) error {
 		return fmt.Errorf("audit: dispute %d took reveals until height %d: %w", d.Id, d.RevealUntil, codes.ErrInvalidRequest)
 	case len(v.ResponseHash) != 0:
 		return fmt.Errorf("audit: %s has already revealed on dispute %d: %w", ctx.Signer, d.Id, codes.ErrInvalidRequest)
-	case !bytes.Equal(Commitment(m.ResponseHash, m.Salt, ctx.Signer.String()), v.Commitment):
+	case !bytes.Equal(auditpb.Commitment(m.ResponseHash, m.Salt, ctx.Signer.String()), v.Commitment):
 		return fmt.Errorf("audit: the reveal does not match %s's commitment: %w", ctx.Signer, codes.ErrInvalidRequest)
 	}
 	v.ResponseHash = m.ResponseHash
@@ -258,7 +246,7 @@ func (Module) EndBlock(ctx *module.Context) error {
 // is slashed and its challenger rewarded; a frivolous challenger loses the
 // bond to the committee; members who did not vote, or voted against the
 // majority, lose a little stake.
-func settle(ctx *module.Context, d *Dispute) error {
+func settle(ctx *module.Context, d *auditpb.Dispute) error {
 	p := GetParams(ctx.KV)
 	counts := map[string]int{}
 	var hashes []string
@@ -281,12 +269,12 @@ func settle(ctx *module.Context, d *Dispute) error {
 	provider, challenger := addr.MustParse(d.Provider), addr.MustParse(d.Challenger)
 	switch {
 	case majority == "":
-		d.Status = DisputeStatus_DISPUTE_STATUS_UNDECIDED
-		if err := bank.Send(ctx, Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
+		d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_UNDECIDED
+		if err := bank.Send(ctx, auditpb.Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
 			return err
 		}
 	case majority == string(d.ClaimedResponseHash):
-		d.Status = DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST
+		d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST
 		// The bond pays the members who did the work and voted right.
 		var right []addr.Address
 		for _, v := range d.Votes {
@@ -296,19 +284,19 @@ func settle(ctx *module.Context, d *Dispute) error {
 		}
 		share := d.Bond / uint64(len(right))
 		for _, a := range right {
-			if err := bank.Send(ctx, Escrow, a, []*coin.Coin{coin.New(coin.Native, share)}); err != nil {
+			if err := bank.Send(ctx, auditpb.Escrow, a, []*coin.Coin{coin.New(coin.Native, share)}); err != nil {
 				return err
 			}
 		}
 		if rest := d.Bond - share*uint64(len(right)); rest > 0 {
-			if err := bank.Burn(ctx, Escrow, coin.New(coin.Native, rest)); err != nil {
+			if err := bank.Burn(ctx, auditpb.Escrow, coin.New(coin.Native, rest)); err != nil {
 				return err
 			}
 		}
 		chainprov.AddAuditPassed(ctx, provider)
 	default:
-		d.Status = DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED
-		if err := bank.Send(ctx, Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
+		d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED
+		if err := bank.Send(ctx, auditpb.Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
 			return err
 		}
 		if _, err := staking.SlashTo(ctx, provider, p.SlashBps, 0, "lied in a receipt", challenger, p.RewardBps); err != nil {
@@ -339,15 +327,15 @@ func RegisterVerifier(ctx *module.Context) error {
 	if have := staking.Bonded(ctx.KV, ctx.Signer); have < p.VerifierMinStake {
 		return fmt.Errorf("audit: %s has %duagr bonded, a verifier needs %d: %w", ctx.Signer, have, p.VerifierMinStake, codes.ErrInsufficientStake)
 	}
-	ctx.KV.Set(cat(verifierPrefix, ctx.Signer[:]), module.MustMarshal(&Verifier{Address: ctx.Signer.String(), RegisteredAt: ctx.Height}))
+	ctx.KV.Set(cat(verifierPrefix, ctx.Signer[:]), module.MustMarshal(&auditpb.Verifier{Address: ctx.Signer.String(), RegisteredAt: ctx.Height}))
 	ctx.Emit("register_verifier", module.Key("verifier", ctx.Signer.String()))
 	return nil
 }
 
 // SettleWithProof settles a dispute over a proven digits-mlp answer.
-func SettleWithProof(ctx *module.Context, m *MsgSettleWithProof) error {
+func SettleWithProof(ctx *module.Context, m *auditpb.MsgSettleWithProof) error {
 	d := GetDispute(ctx.KV, m.DisputeId)
-	if d == nil || d.Status != DisputeStatus_DISPUTE_STATUS_OPEN {
+	if d == nil || d.Status != auditpb.DisputeStatus_DISPUTE_STATUS_OPEN {
 		return fmt.Errorf("audit: no open dispute %d: %w", m.DisputeId, codes.ErrNotFound)
 	}
 	k := GetKey(ctx.KV, d.ModelId)
@@ -393,9 +381,9 @@ func SettleWithProof(ctx *module.Context, m *MsgSettleWithProof) error {
 	}
 	// Proven honest: the challenge fails at once; the committee is
 	// released without penalty.
-	d.Status = DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST
+	d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST
 	d.MajorityHash = d.ClaimedResponseHash
-	if err := bank.Burn(ctx, Escrow, coin.New(coin.Native, d.Bond)); err != nil {
+	if err := bank.Burn(ctx, auditpb.Escrow, coin.New(coin.Native, d.Bond)); err != nil {
 		return err
 	}
 	ctx.KV.Delete(cat(deadlinePrefix, be(uint64(d.RevealUntil)), be(d.Id)))

@@ -10,7 +10,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -18,29 +20,18 @@ import (
 	"github.com/agoranet/agora/internal/chain/tx"
 )
 
-// Name is the module's name and store prefix.
-const Name = "auth"
-
-// FeePool is the module account that collects fees.
-var FeePool = addr.Module("fee_pool")
-
 var (
 	accountPrefix = []byte("auth/a/")
 	paramsKey     = []byte("auth/params")
 )
-
-// DefaultParams are the params of a new chain.
-func DefaultParams() *Params {
-	return &Params{MinFeePerMsg: 10, MaxMsgs: 64, MaxMemoBytes: 256}
-}
 
 func accountKey(a addr.Address) []byte { return append(append([]byte(nil), accountPrefix...), a[:]...) }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
 // GetAccount returns a's account, or a fresh one at sequence 0.
-func GetAccount(kv store.Reader, a addr.Address) *Account {
-	acc := &Account{}
+func GetAccount(kv store.Reader, a addr.Address) *authpb.Account {
+	acc := &authpb.Account{}
 	if v := kv.Get(accountKey(a)); v != nil {
 		if err := proto.Unmarshal(v, acc); err != nil {
 			panic(store.IOError{Err: fmt.Errorf("account %s corrupt: %w", a, err)})
@@ -50,7 +41,7 @@ func GetAccount(kv store.Reader, a addr.Address) *Account {
 	return acc
 }
 
-func setAccount(kv store.KV, a addr.Address, acc *Account) {
+func setAccount(kv store.KV, a addr.Address, acc *authpb.Account) {
 	b, err := deterministic.Marshal(acc)
 	if err != nil {
 		panic(err)
@@ -59,20 +50,17 @@ func setAccount(kv store.KV, a addr.Address, acc *Account) {
 }
 
 // GetParams reads auth's params.
-func GetParams(kv store.Reader) *Params {
+func GetParams(kv store.Reader) *authpb.Params {
 	v := kv.Get(paramsKey)
 	if v == nil {
-		return DefaultParams()
+		return authpb.DefaultParams()
 	}
-	p := &Params{}
+	p := &authpb.Params{}
 	if err := proto.Unmarshal(v, p); err != nil {
 		panic(store.IOError{Err: fmt.Errorf("auth params corrupt: %w", err)})
 	}
 	return p
 }
-
-// MinFee is the smallest fee a tx with n messages may pay.
-func MinFee(p *Params, n int) uint64 { return p.MinFeePerMsg * uint64(n) }
 
 // Admit checks a decoded tx against state and charges it: the fee moves to
 // the fee pool and the sequence advances. Its writes stand even when the
@@ -93,7 +81,7 @@ func Admit(ctx *module.Context, d *tx.Decoded) error {
 	if b.Sequence != acc.Sequence {
 		return fmt.Errorf("auth: account %s expects sequence %d, tx has %d: %w", d.Signer, acc.Sequence, b.Sequence, codes.ErrSequence)
 	}
-	min := MinFee(p, len(d.Msgs))
+	min := authpb.MinFee(p, len(d.Msgs))
 	fee := b.Fee
 	if fee == nil {
 		fee = coin.New(coin.Native, 0)
@@ -105,7 +93,7 @@ func Admit(ctx *module.Context, d *tx.Decoded) error {
 		return fmt.Errorf("auth: fee %s is below the minimum %d%s (%d per message): %w", coin.String(fee), min, coin.Native, p.MinFeePerMsg, codes.ErrInsufficientFee)
 	}
 	if fee.Amount > 0 {
-		if err := bank.Send(ctx, d.Signer, FeePool, []*coin.Coin{fee}); err != nil {
+		if err := bank.Send(ctx, d.Signer, authpb.FeePool, []*coin.Coin{fee}); err != nil {
 			return fmt.Errorf("auth: cannot pay fee: %w", err)
 		}
 	}
@@ -121,7 +109,7 @@ type Module struct{}
 
 var _ module.Module = Module{}
 
-func (Module) Name() string       { return Name }
+func (Module) Name() string       { return authpb.Name }
 func (Module) Msgs() []module.Msg { return nil }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {
@@ -132,7 +120,7 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
 	switch path {
 	case "account":
-		a, err := bank.ParseAddr("address", string(data))
+		a, err := bankpb.ParseAddr("address", string(data))
 		if err != nil {
 			return nil, err
 		}
@@ -144,16 +132,16 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
-	return module.EncodeGenesis(&Genesis{Params: DefaultParams()})
+	return module.EncodeGenesis(&authpb.Genesis{Params: authpb.DefaultParams()})
 }
 
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	var g Genesis
+	var g authpb.Genesis
 	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
 	if g.Params == nil {
-		g.Params = DefaultParams()
+		g.Params = authpb.DefaultParams()
 	}
 	if g.Params.MaxMsgs == 0 {
 		return fmt.Errorf("auth: genesis: max_msgs must be positive")

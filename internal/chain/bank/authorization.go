@@ -1,74 +1,21 @@
 package bank
 
 import (
-	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 )
-
-// AuthorizationDomain separates authorization signatures from all else.
-const AuthorizationDomain = "agora/transfer-authorization/v1\x00"
 
 var noncePrefix = []byte("bank/nonce/")
 
 func lenPrefixed(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)
-}
-
-// AuthorizationSignBytes is what `from` signs: every field but the key and
-// signature, bound to the chain.
-func AuthorizationSignBytes(chainID string, a *Authorization) []byte {
-	b := []byte(AuthorizationDomain)
-	b = lenPrefixed(b, chainID)
-	b = lenPrefixed(b, a.From)
-	b = lenPrefixed(b, a.To)
-	b = lenPrefixed(b, a.GetAmount().GetDenom())
-	b = binary.BigEndian.AppendUint64(b, a.GetAmount().GetAmount())
-	b = binary.BigEndian.AppendUint64(b, uint64(a.ValidAfter))
-	b = binary.BigEndian.AppendUint64(b, uint64(a.ValidBefore))
-	return append(b, a.Nonce...)
-}
-
-// SignAuthorization fills in the key and signature.
-func SignAuthorization(key ed25519.PrivateKey, chainID string, a *Authorization) {
-	a.PublicKey = key.Public().(ed25519.PublicKey)
-	a.Signature = ed25519.Sign(key, AuthorizationSignBytes(chainID, a))
-}
-
-// CheckAuthorization verifies everything about a that does not need state
-// but the chain-id and time: shape, key and signature.
-func CheckAuthorization(chainID string, a *Authorization) (from, to addr.Address, err error) {
-	if a == nil {
-		return from, to, fmt.Errorf("bank: no authorization: %w", codes.ErrInvalidRequest)
-	}
-	if from, err = ParseAddr("authorization.from", a.From); err != nil {
-		return
-	}
-	if to, err = ParseAddr("authorization.to", a.To); err != nil {
-		return
-	}
-	if err = coin.ValidatePositive(a.Amount); err != nil {
-		return
-	}
-	if len(a.Nonce) != 32 {
-		return from, to, fmt.Errorf("bank: authorization nonce must be 32 bytes: %w", codes.ErrInvalidRequest)
-	}
-	if a.ValidBefore <= a.ValidAfter {
-		return from, to, fmt.Errorf("bank: authorization valid_before must be after valid_after: %w", codes.ErrInvalidRequest)
-	}
-	if len(a.PublicKey) != ed25519.PublicKeySize || addr.FromPubKey(a.PublicKey) != from {
-		return from, to, fmt.Errorf("bank: authorization key is not %s's: %w", a.From, codes.ErrSignature)
-	}
-	if len(a.Signature) != ed25519.SignatureSize || !ed25519.Verify(a.PublicKey, AuthorizationSignBytes(chainID, a), a.Signature) {
-		return from, to, fmt.Errorf("bank: authorization signature does not verify: %w", codes.ErrSignature)
-	}
-	return from, to, nil
 }
 
 func nonceKey(from addr.Address, nonce []byte) []byte {
@@ -82,8 +29,8 @@ func NonceUsed(kv interface{ Get([]byte) []byte }, from addr.Address, nonce []by
 }
 
 // TransferWithAuthorization executes a signed authorization once.
-func TransferWithAuthorization(ctx *module.Context, a *Authorization) error {
-	from, to, err := CheckAuthorization(ctx.ChainID, a)
+func TransferWithAuthorization(ctx *module.Context, a *bankpb.Authorization) error {
+	from, to, err := bankpb.CheckAuthorization(ctx.ChainID, a)
 	if err != nil {
 		return err
 	}
@@ -100,51 +47,4 @@ func TransferWithAuthorization(ctx *module.Context, a *Authorization) error {
 	}
 	ctx.Emit("transfer_authorization", module.Key("from", from.String()), module.Key("nonce", fmt.Sprintf("%x", a.Nonce)))
 	return nil
-}
-
-func (m *MsgTransferWithAuthorization) Signer() string { return m.Submitter }
-
-func (m *MsgTransferWithAuthorization) ValidateBasic() error {
-	if _, err := ParseAddr("submitter", m.Submitter); err != nil {
-		return err
-	}
-	a := m.Authorization
-	if a == nil {
-		return fmt.Errorf("bank: no authorization: %w", codes.ErrInvalidRequest)
-	}
-	if _, err := ParseAddr("authorization.from", a.From); err != nil {
-		return err
-	}
-	if _, err := ParseAddr("authorization.to", a.To); err != nil {
-		return err
-	}
-	return coin.ValidatePositive(a.Amount)
-}
-
-// Spends: the authorizer pays, whoever submits.
-func (m *MsgTransferWithAuthorization) Spends() []module.Spend {
-	a := m.Authorization
-	return []module.Spend{{From: addr.MustParse(a.From), To: addr.MustParse(a.To), Denom: a.Amount.Denom, Amount: a.Amount.Amount}}
-}
-
-func (m *MsgSend) Spends() []module.Spend {
-	var out []module.Spend
-	for _, c := range m.Amount {
-		out = append(out, module.Spend{From: addr.MustParse(m.From), To: addr.MustParse(m.To), Denom: c.Denom, Amount: c.Amount})
-	}
-	return out
-}
-
-func (m *MsgMultiSend) Spends() []module.Spend {
-	var out []module.Spend
-	for _, o := range m.Outputs {
-		for _, c := range o.Amount {
-			out = append(out, module.Spend{From: addr.MustParse(m.From), To: addr.MustParse(o.To), Denom: c.Denom, Amount: c.Amount})
-		}
-	}
-	return out
-}
-
-func (m *MsgBurn) Spends() []module.Spend {
-	return []module.Spend{{From: addr.MustParse(m.From), Denom: m.Amount.Denom, Amount: m.Amount.Amount}}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -15,24 +16,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Name is the module's name and store prefix.
-const Name = "bank"
-
 var (
-	balancePrefix = []byte("bank/b/")
-	supplyPrefix  = []byte("bank/s/")
-	paramsKey     = []byte("bank/params")
+	supplyPrefix = []byte("bank/s/")
+	paramsKey    = []byte("bank/params")
 )
-
-// BalanceKey is the store key of addr's balance in denom: a query with a
-// Merkle proof for this key proves a balance against the app hash. The
-// value is the amount as 8 big-endian bytes.
-func BalanceKey(a addr.Address, denom string) []byte {
-	k := make([]byte, 0, len(balancePrefix)+addr.Len+len(denom))
-	k = append(k, balancePrefix...)
-	k = append(k, a[:]...)
-	return append(k, denom...)
-}
 
 func supplyKey(denom string) []byte { return append(append([]byte(nil), supplyPrefix...), denom...) }
 
@@ -56,12 +43,12 @@ func setU64(kv store.KV, key []byte, n uint64) {
 
 // Balance returns a's balance in denom.
 func Balance(kv store.Reader, a addr.Address, denom string) uint64 {
-	return getU64(kv, BalanceKey(a, denom))
+	return getU64(kv, bankpb.BalanceKey(a, denom))
 }
 
 // Balances returns all of a's non-zero balances, ordered by denom.
 func Balances(kv store.Reader, a addr.Address) []*coin.Coin {
-	prefix := BalanceKey(a, "")
+	prefix := bankpb.BalanceKey(a, "")
 	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
 	defer it.Close()
 	var out []*coin.Coin
@@ -75,8 +62,8 @@ func Balances(kv store.Reader, a addr.Address) []*coin.Coin {
 func Supply(kv store.Reader, denom string) uint64 { return getU64(kv, supplyKey(denom)) }
 
 // GetParams reads the bank's params.
-func GetParams(kv store.Reader) *Params {
-	p := &Params{}
+func GetParams(kv store.Reader) *bankpb.Params {
+	p := &bankpb.Params{}
 	if v := kv.Get(paramsKey); v != nil {
 		if err := proto.Unmarshal(v, p); err != nil {
 			panic(store.IOError{Err: fmt.Errorf("bank params corrupt: %w", err)})
@@ -85,7 +72,7 @@ func GetParams(kv store.Reader) *Params {
 	return p
 }
 
-func setParams(kv store.KV, p *Params) {
+func setParams(kv store.KV, p *bankpb.Params) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
 	if err != nil {
 		panic(err)
@@ -94,7 +81,7 @@ func setParams(kv store.KV, p *Params) {
 }
 
 // denom returns the registered denom or ErrUnknownDenom.
-func denom(kv store.Reader, name string) (*Denom, error) {
+func denom(kv store.Reader, name string) (*bankpb.Denom, error) {
 	for _, d := range GetParams(kv).Denoms {
 		if d.Name == name {
 			return d, nil
@@ -109,7 +96,7 @@ func sub(kv store.KV, a addr.Address, c *coin.Coin) error {
 	if have < c.Amount {
 		return fmt.Errorf("bank: %s has %d%s, needs %s: %w", a, have, c.Denom, coin.String(c), codes.ErrInsufficientFunds)
 	}
-	setU64(kv, BalanceKey(a, c.Denom), have-c.Amount)
+	setU64(kv, bankpb.BalanceKey(a, c.Denom), have-c.Amount)
 	return nil
 }
 
@@ -119,7 +106,7 @@ func add(kv store.KV, a addr.Address, c *coin.Coin) error {
 	if err != nil {
 		return fmt.Errorf("bank: credit %s to %s: %w", coin.String(c), a, err)
 	}
-	setU64(kv, BalanceKey(a, c.Denom), n)
+	setU64(kv, bankpb.BalanceKey(a, c.Denom), n)
 	return nil
 }
 
@@ -183,9 +170,9 @@ func Burn(ctx *module.Context, from addr.Address, c *coin.Coin) error {
 // balances in it. A failure means a bug in the state machine.
 func CheckInvariant(kv store.Reader) error {
 	sums := map[string]uint64{}
-	it := kv.Iterator(balancePrefix, store.PrefixEnd(balancePrefix))
+	it := kv.Iterator(bankpb.BalancePrefix, store.PrefixEnd(bankpb.BalancePrefix))
 	for ; it.Valid(); it.Next() {
-		d := string(it.Key()[len(balancePrefix)+addr.Len:])
+		d := string(it.Key()[len(bankpb.BalancePrefix)+addr.Len:])
 		s, err := coin.Add(sums[d], binary.BigEndian.Uint64(it.Value()))
 		if err != nil {
 			it.Close()

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -17,29 +18,29 @@ type Module struct{}
 
 var _ module.Module = Module{}
 
-func (Module) Name() string { return Name }
+func (Module) Name() string { return bankpb.Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&MsgSend{}, &MsgMultiSend{}, &MsgMint{}, &MsgBurn{}, &MsgTransferWithAuthorization{}}
+	return []module.Msg{&bankpb.MsgSend{}, &bankpb.MsgMultiSend{}, &bankpb.MsgMint{}, &bankpb.MsgBurn{}, &bankpb.MsgTransferWithAuthorization{}}
 }
 
 // Handle executes a bank message. Addresses were validated by ValidateBasic.
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 	switch m := msg.(type) {
-	case *MsgSend:
+	case *bankpb.MsgSend:
 		return Send(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
-	case *MsgMultiSend:
+	case *bankpb.MsgMultiSend:
 		for _, o := range m.Outputs {
 			if err := Send(ctx, ctx.Signer, addr.MustParse(o.To), o.Amount); err != nil {
 				return err
 			}
 		}
 		return nil
-	case *MsgMint:
+	case *bankpb.MsgMint:
 		return Mint(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
-	case *MsgBurn:
+	case *bankpb.MsgBurn:
 		return Burn(ctx, ctx.Signer, m.Amount)
-	case *MsgTransferWithAuthorization:
+	case *bankpb.MsgTransferWithAuthorization:
 		return TransferWithAuthorization(ctx, m.Authorization)
 	}
 	return fmt.Errorf("bank: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
@@ -49,13 +50,13 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
 	switch path {
 	case "balance":
-		a, err := ParseAddr("address", string(data))
+		a, err := bankpb.ParseAddr("address", string(data))
 		if err != nil {
 			return nil, err
 		}
-		return &QueryBalanceResponse{Address: a.String(), Balances: Balances(ctx.KV, a)}, nil
+		return &bankpb.QueryBalanceResponse{Address: a.String(), Balances: Balances(ctx.KV, a)}, nil
 	case "supply":
-		resp := &QuerySupplyResponse{}
+		resp := &bankpb.QuerySupplyResponse{}
 		for _, d := range GetParams(ctx.KV).Denoms {
 			resp.Supply = append(resp.Supply, coin.New(d.Name, Supply(ctx.KV, d.Name)))
 		}
@@ -67,11 +68,11 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 		if len(data) < 33 {
 			return nil, fmt.Errorf("bank: nonce query takes an address and a 32-byte nonce: %w", codes.ErrInvalidRequest)
 		}
-		a, err := ParseAddr("address", string(data[:len(data)-32]))
+		a, err := bankpb.ParseAddr("address", string(data[:len(data)-32]))
 		if err != nil {
 			return nil, err
 		}
-		return &QueryNonceResponse{Used: NonceUsed(ctx.KV, a, data[len(data)-32:])}, nil
+		return &bankpb.QueryNonceResponse{Used: NonceUsed(ctx.KV, a, data[len(data)-32:])}, nil
 	}
 	return nil, fmt.Errorf("bank: no query %q (try balance, supply, params, nonce): %w", path, codes.ErrInvalidRequest)
 }
@@ -79,12 +80,12 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 // DefaultGenesis knows the native denom only; a chain with a stable unit
 // names its issuer in genesis.
 func (Module) DefaultGenesis() json.RawMessage {
-	return module.EncodeGenesis(&Genesis{Params: &Params{Denoms: []*Denom{{Name: coin.Native}}}})
+	return module.EncodeGenesis(&bankpb.Genesis{Params: &bankpb.Params{Denoms: []*bankpb.Denom{{Name: coin.Native}}}})
 }
 
 // InitGenesis sets params and balances; supply is the sum of balances.
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	var g Genesis
+	var g bankpb.Genesis
 	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
 		return fmt.Errorf("bank: %w", err)
 	}
@@ -97,7 +98,7 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 			return fmt.Errorf("bank: genesis: bad or repeated denom %q", d.Name)
 		}
 		if d.Issuer != "" {
-			if _, err := ParseAddr("issuer of "+d.Name, d.Issuer); err != nil {
+			if _, err := bankpb.ParseAddr("issuer of "+d.Name, d.Issuer); err != nil {
 				return fmt.Errorf("bank: genesis: %w", err)
 			}
 		}
@@ -106,7 +107,7 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	setParams(ctx.KV, g.Params)
 	seen := map[addr.Address]bool{}
 	for _, b := range g.Balances {
-		a, err := ParseAddr("balance address", b.Address)
+		a, err := bankpb.ParseAddr("balance address", b.Address)
 		if err != nil {
 			return fmt.Errorf("bank: genesis: %w", err)
 		}
@@ -126,7 +127,7 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 				return fmt.Errorf("bank: genesis supply of %s: %w", c.Denom, err)
 			}
 			setU64(ctx.KV, supplyKey(c.Denom), supply)
-			setU64(ctx.KV, BalanceKey(a, c.Denom), c.Amount)
+			setU64(ctx.KV, bankpb.BalanceKey(a, c.Denom), c.Amount)
 		}
 	}
 	return nil

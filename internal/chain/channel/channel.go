@@ -7,29 +7,19 @@
 package channel
 
 import (
-	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
 
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
-
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/store"
 )
-
-// Name is the module's name and store prefix.
-const Name = "channel"
-
-// Escrow holds every channel's deposit.
-var Escrow = addr.Module("channel/escrow")
-
-// VoucherDomain separates voucher signatures from all else.
-const VoucherDomain = "agora/voucher/v1\x00"
 
 var (
 	channelPrefix = []byte("channel/c/") // id -> Channel
@@ -39,47 +29,6 @@ var (
 	nextIDKey     = []byte("channel/next")
 	paramsKey     = []byte("channel/params")
 )
-
-// DefaultParams are a new chain's params.
-func DefaultParams() *Params { return &Params{MaxClaimsPerMsg: 5000, MaxLifetimeBlocks: 10_000_000} }
-
-// VoucherSignBytes is what a voucher's signer signs.
-func VoucherSignBytes(chainID string, channelID, cumulative uint64) []byte {
-	b := make([]byte, 0, len(VoucherDomain)+4+len(chainID)+16)
-	b = append(b, VoucherDomain...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(chainID)))
-	b = append(b, chainID...)
-	b = binary.BigEndian.AppendUint64(b, channelID)
-	return binary.BigEndian.AppendUint64(b, cumulative)
-}
-
-// SignVoucher makes a voucher for cumulative on a channel.
-func SignVoucher(key ed25519.PrivateKey, chainID string, channelID, cumulative uint64) *Voucher {
-	return &Voucher{ChannelId: channelID, Cumulative: cumulative, Signature: ed25519.Sign(key, VoucherSignBytes(chainID, channelID, cumulative))}
-}
-
-// verifyOpts: curve25519-voi, faster than crypto/ed25519, accepting exactly
-// what crypto/ed25519 accepts.
-var verifyOpts = &voi.Options{Verify: voi.VerifyOptionsStdLib}
-
-// VerifyVoucher checks a voucher's signature against the channel's keys.
-// It reads no state, so the payee can run it on every request.
-func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
-	if v == nil || v.ChannelId != c.Id {
-		return fmt.Errorf("channel: voucher is for another channel: %w", codes.ErrInvalidRequest)
-	}
-	if len(v.Signature) != ed25519.SignatureSize {
-		return fmt.Errorf("channel: voucher signature has %d bytes: %w", len(v.Signature), codes.ErrSignature)
-	}
-	msg := VoucherSignBytes(chainID, c.Id, v.Cumulative)
-	if len(c.PayerKey) == ed25519.PublicKeySize && voi.VerifyWithOptions(c.PayerKey, msg, v.Signature, verifyOpts) {
-		return nil
-	}
-	if len(c.SessionKey) == ed25519.PublicKeySize && voi.VerifyWithOptions(c.SessionKey, msg, v.Signature, verifyOpts) {
-		return nil
-	}
-	return fmt.Errorf("channel: voucher for channel %d is not signed by its payer or session key: %w", c.Id, codes.ErrSignature)
-}
 
 func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
@@ -92,8 +41,8 @@ func cat(parts ...[]byte) []byte {
 }
 
 // GetParams reads the params.
-func GetParams(kv store.Reader) *Params {
-	p := DefaultParams()
+func GetParams(kv store.Reader) *channelpb.Params {
+	p := channelpb.DefaultParams()
 	if v := kv.Get(paramsKey); v != nil {
 		module.MustUnmarshal(v, p)
 	}
@@ -101,19 +50,21 @@ func GetParams(kv store.Reader) *Params {
 }
 
 // Get returns a channel or nil.
-func Get(kv store.Reader, id uint64) *Channel {
+func Get(kv store.Reader, id uint64) *channelpb.Channel {
 	v := kv.Get(cat(channelPrefix, be(id)))
 	if v == nil {
 		return nil
 	}
-	c := &Channel{}
+	c := &channelpb.Channel{}
 	module.MustUnmarshal(v, c)
 	return c
 }
 
-func put(kv store.KV, c *Channel) { kv.Set(cat(channelPrefix, be(c.Id)), module.MustMarshal(c)) }
+func put(kv store.KV, c *channelpb.Channel) {
+	kv.Set(cat(channelPrefix, be(c.Id)), module.MustMarshal(c))
+}
 
-func mustGet(kv store.Reader, id uint64) (*Channel, error) {
+func mustGet(kv store.Reader, id uint64) (*channelpb.Channel, error) {
 	c := Get(kv, id)
 	if c == nil {
 		return nil, fmt.Errorf("channel: no channel %d: %w", id, codes.ErrNotFound)
@@ -122,7 +73,7 @@ func mustGet(kv store.Reader, id uint64) (*Channel, error) {
 }
 
 // Open creates a channel and escrows its deposit.
-func Open(ctx *module.Context, m *MsgOpenChannel) (*Channel, error) {
+func Open(ctx *module.Context, m *channelpb.MsgOpenChannel) (*channelpb.Channel, error) {
 	payer, payee := addr.MustParse(m.Payer), addr.MustParse(m.Payee)
 	if addr.FromPubKey(m.PayerKey) != payer {
 		return nil, fmt.Errorf("channel: payer_key is not %s's key: %w", payer, codes.ErrSignature)
@@ -134,7 +85,7 @@ func Open(ctx *module.Context, m *MsgOpenChannel) (*Channel, error) {
 	if m.ModelId != "" && provider.GetService(ctx.KV, payee, m.ModelId) == nil {
 		return nil, fmt.Errorf("channel: %s offers no model %s: %w", payee, m.ModelId, codes.ErrNotFound)
 	}
-	if err := bank.Send(ctx, payer, Escrow, []*coin.Coin{m.Deposit}); err != nil {
+	if err := bank.Send(ctx, payer, channelpb.Escrow, []*coin.Coin{m.Deposit}); err != nil {
 		return nil, fmt.Errorf("channel: deposit: %w", err)
 	}
 	id := uint64(1)
@@ -142,7 +93,7 @@ func Open(ctx *module.Context, m *MsgOpenChannel) (*Channel, error) {
 		id = binary.BigEndian.Uint64(v)
 	}
 	ctx.KV.Set(nextIDKey, be(id+1))
-	c := &Channel{Id: id, Payer: m.Payer, Payee: m.Payee, ModelId: m.ModelId, Denom: m.Deposit.Denom, Deposit: m.Deposit.Amount,
+	c := &channelpb.Channel{Id: id, Payer: m.Payer, Payee: m.Payee, ModelId: m.ModelId, Denom: m.Deposit.Denom, Deposit: m.Deposit.Amount,
 		ExpiresAt: m.ExpiresAt, PayerKey: m.PayerKey, SessionKey: m.SessionKey, OpenedAt: ctx.Height}
 	put(ctx.KV, c)
 	ctx.KV.Set(cat(payerPrefix, payer[:], be(id)), []byte{})
@@ -152,7 +103,7 @@ func Open(ctx *module.Context, m *MsgOpenChannel) (*Channel, error) {
 	return c, nil
 }
 
-func mustBePayer(c *Channel, who addr.Address) error {
+func mustBePayer(c *channelpb.Channel, who addr.Address) error {
 	if c.Payer != who.String() {
 		return fmt.Errorf("channel: only the payer %s may do this to channel %d: %w", c.Payer, c.Id, codes.ErrUnauthorized)
 	}
@@ -163,7 +114,7 @@ func mustBePayer(c *Channel, who addr.Address) error {
 }
 
 // Fund adds to a channel's deposit.
-func Fund(ctx *module.Context, m *MsgFundChannel) error {
+func Fund(ctx *module.Context, m *channelpb.MsgFundChannel) error {
 	c, err := mustGet(ctx.KV, m.ChannelId)
 	if err != nil {
 		return err
@@ -177,7 +128,7 @@ func Fund(ctx *module.Context, m *MsgFundChannel) error {
 	if ctx.Height > c.ExpiresAt {
 		return fmt.Errorf("channel: channel %d expired at %d; extend it first: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
 	}
-	if err := bank.Send(ctx, ctx.Signer, Escrow, []*coin.Coin{m.Amount}); err != nil {
+	if err := bank.Send(ctx, ctx.Signer, channelpb.Escrow, []*coin.Coin{m.Amount}); err != nil {
 		return err
 	}
 	if c.Deposit, err = coin.Add(c.Deposit, m.Amount.Amount); err != nil {
@@ -189,7 +140,7 @@ func Fund(ctx *module.Context, m *MsgFundChannel) error {
 }
 
 // Extend moves a channel's expiry later.
-func Extend(ctx *module.Context, m *MsgExtendChannel) error {
+func Extend(ctx *module.Context, m *channelpb.MsgExtendChannel) error {
 	c, err := mustGet(ctx.KV, m.ChannelId)
 	if err != nil {
 		return err
@@ -208,7 +159,7 @@ func Extend(ctx *module.Context, m *MsgExtendChannel) error {
 
 // claim pays the increase of one claim over the last, split with the
 // service's royalty recipients, and anchors its receipts.
-func claim(ctx *module.Context, payee addr.Address, cl *Claim) error {
+func claim(ctx *module.Context, payee addr.Address, cl *channelpb.Claim) error {
 	if cl.Voucher == nil {
 		return fmt.Errorf("channel: claim without a voucher: %w", codes.ErrInvalidRequest)
 	}
@@ -225,7 +176,7 @@ func claim(ctx *module.Context, payee addr.Address, cl *Claim) error {
 	if ctx.Height > c.ExpiresAt {
 		return fmt.Errorf("channel: channel %d expired at height %d: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
 	}
-	if err := VerifyVoucher(ctx.ChainID, c, cl.Voucher); err != nil {
+	if err := channelpb.VerifyVoucher(ctx.ChainID, c, cl.Voucher); err != nil {
 		return err
 	}
 	if cl.Amount > cl.Voucher.Cumulative {
@@ -248,19 +199,19 @@ func claim(ctx *module.Context, payee addr.Address, cl *Claim) error {
 			if share == 0 {
 				continue
 			}
-			if err := bank.Send(ctx, Escrow, addr.MustParse(r.Recipient), []*coin.Coin{coin.New(c.Denom, share)}); err != nil {
+			if err := bank.Send(ctx, channelpb.Escrow, addr.MustParse(r.Recipient), []*coin.Coin{coin.New(c.Denom, share)}); err != nil {
 				return err
 			}
 			rest -= share
 		}
 	}
 	if rest > 0 {
-		if err := bank.Send(ctx, Escrow, payee, []*coin.Coin{coin.New(c.Denom, rest)}); err != nil {
+		if err := bank.Send(ctx, channelpb.Escrow, payee, []*coin.Coin{coin.New(c.Denom, rest)}); err != nil {
 			return err
 		}
 	}
 	n := c.Receipts
-	ctx.KV.Set(cat(anchorPrefix, be(c.Id), be(n)), module.MustMarshal(&Anchor{ChannelId: c.Id, Root: cl.ReceiptsRoot, Count: cl.ReceiptsCount, From: c.Claimed, To: cl.Amount, Height: ctx.Height}))
+	ctx.KV.Set(cat(anchorPrefix, be(c.Id), be(n)), module.MustMarshal(&channelpb.Anchor{ChannelId: c.Id, Root: cl.ReceiptsRoot, Count: cl.ReceiptsCount, From: c.Claimed, To: cl.Amount, Height: ctx.Height}))
 	c.Claimed = cl.Amount
 	c.Receipts += cl.ReceiptsCount
 	put(ctx.KV, c)
@@ -271,9 +222,9 @@ func claim(ctx *module.Context, payee addr.Address, cl *Claim) error {
 }
 
 // refund returns what is left in a channel to its payer and closes it.
-func refund(ctx *module.Context, c *Channel) error {
+func refund(ctx *module.Context, c *channelpb.Channel) error {
 	if left := c.Deposit - c.Claimed; left > 0 {
-		if err := bank.Send(ctx, Escrow, addr.MustParse(c.Payer), []*coin.Coin{coin.New(c.Denom, left)}); err != nil {
+		if err := bank.Send(ctx, channelpb.Escrow, addr.MustParse(c.Payer), []*coin.Coin{coin.New(c.Denom, left)}); err != nil {
 			return err
 		}
 	}
@@ -284,7 +235,7 @@ func refund(ctx *module.Context, c *Channel) error {
 }
 
 // Close is the payee's final claim and the refund of the rest.
-func Close(ctx *module.Context, m *MsgCloseChannel) error {
+func Close(ctx *module.Context, m *channelpb.MsgCloseChannel) error {
 	if m.Final != nil {
 		if m.Final.Voucher == nil || m.Final.Voucher.ChannelId != m.ChannelId {
 			return fmt.Errorf("channel: the final claim is for another channel: %w", codes.ErrInvalidRequest)
@@ -307,7 +258,7 @@ func Close(ctx *module.Context, m *MsgCloseChannel) error {
 }
 
 // SettleExpired refunds the payer once the channel has expired.
-func SettleExpired(ctx *module.Context, m *MsgSettleExpired) error {
+func SettleExpired(ctx *module.Context, m *channelpb.MsgSettleExpired) error {
 	c, err := mustGet(ctx.KV, m.ChannelId)
 	if err != nil {
 		return err
@@ -322,17 +273,17 @@ func SettleExpired(ctx *module.Context, m *MsgSettleExpired) error {
 }
 
 // List returns channels by payer or payee (one of them), oldest first.
-func List(kv store.Reader, payer, payee string) ([]*Channel, error) {
+func List(kv store.Reader, payer, payee string) ([]*channelpb.Channel, error) {
 	var prefix []byte
 	switch {
 	case payer != "":
-		a, err := bank.ParseAddr("payer", payer)
+		a, err := bankpb.ParseAddr("payer", payer)
 		if err != nil {
 			return nil, err
 		}
 		prefix = cat(payerPrefix, a[:])
 	case payee != "":
-		a, err := bank.ParseAddr("payee", payee)
+		a, err := bankpb.ParseAddr("payee", payee)
 		if err != nil {
 			return nil, err
 		}
@@ -342,7 +293,7 @@ func List(kv store.Reader, payer, payee string) ([]*Channel, error) {
 	}
 	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
 	defer it.Close()
-	var out []*Channel
+	var out []*channelpb.Channel
 	for ; it.Valid(); it.Next() {
 		out = append(out, Get(kv, binary.BigEndian.Uint64(it.Key()[len(prefix):])))
 	}
@@ -350,13 +301,13 @@ func List(kv store.Reader, payer, payee string) ([]*Channel, error) {
 }
 
 // Anchors returns a channel's anchored receipt roots.
-func Anchors(kv store.Reader, id uint64) []*Anchor {
+func Anchors(kv store.Reader, id uint64) []*channelpb.Anchor {
 	prefix := cat(anchorPrefix, be(id))
 	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
 	defer it.Close()
-	var out []*Anchor
+	var out []*channelpb.Anchor
 	for ; it.Valid(); it.Next() {
-		a := &Anchor{}
+		a := &channelpb.Anchor{}
 		module.MustUnmarshal(it.Value(), a)
 		out = append(out, a)
 	}

@@ -11,7 +11,6 @@ package job
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"sort"
@@ -21,17 +20,13 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/store"
 )
-
-// Name is the module's name and store prefix.
-const Name = "job"
-
-// Escrow holds the orders' escrowed payments.
-var Escrow = addr.Module("job/escrow")
 
 var (
 	orderPrefix  = []byte("job/o/")    // id -> Order
@@ -42,21 +37,13 @@ var (
 	paramsKey    = []byte("job/params")
 )
 
-// DefaultParams are a new chain's params. With 200 ms blocks, bidding
-// lasts 2 s and a lessee has 20 s to commit.
-func DefaultParams() *Params {
-	return &Params{MaxRedundancy: 5, DefaultBidWindow: 10, MaxBidWindow: 1000, DefaultDeadlineBlocks: 100, MaxDeadlineBlocks: 100_000,
-		RevealBlocks: 20, MaxBids: 32, MaxReleases: 4, MinReputationBps: 3000, MissPenaltyBps: 100, WrongResultSlashBps: 1000,
-		MaxMemoryMib: 1024, MaxFuel: 1 << 42}
-}
-
 // GetParams reads the params.
-func GetParams(kv store.Reader) *Params {
+func GetParams(kv store.Reader) *jobpb.Params {
 	v := kv.Get(paramsKey)
 	if v == nil {
-		return DefaultParams()
+		return jobpb.DefaultParams()
 	}
-	p := &Params{}
+	p := &jobpb.Params{}
 	module.MustUnmarshal(v, p)
 	return p
 }
@@ -72,90 +59,55 @@ func cat(parts ...[]byte) []byte {
 }
 
 // Get returns an order or nil.
-func Get(kv store.Reader, id uint64) *Order {
+func Get(kv store.Reader, id uint64) *jobpb.Order {
 	v := kv.Get(cat(orderPrefix, be(id)))
 	if v == nil {
 		return nil
 	}
-	o := &Order{}
+	o := &jobpb.Order{}
 	module.MustUnmarshal(v, o)
 	return o
 }
 
-func put(kv store.KV, o *Order) { kv.Set(cat(orderPrefix, be(o.Id)), module.MustMarshal(o)) }
-
-// ResultCommitment is what a lessee (or committee member) commits to
-// before revealing result: it binds the order and the committer, so a
-// commitment cannot be replayed by anyone else.
-func ResultCommitment(orderID uint64, committer string, r *Result, salt []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte("agora/job/result/v1"))
-	h.Write(be(orderID))
-	h.Write(be(uint64(len(committer))))
-	h.Write([]byte(committer))
-	h.Write(resultKey(r))
-	h.Write(salt)
-	return h.Sum(nil)
-}
-
-// resultKey encodes what two results must share to agree.
-func resultKey(r *Result) []byte {
-	if r == nil {
-		return nil
-	}
-	return cat(be(uint64(r.Code)), be(uint64(r.ExitCode)), be(r.OutputSize), r.OutputHash)
-}
-
-// Same reports whether two results agree.
-func Same(a, b *Result) bool { return bytes.Equal(resultKey(a), resultKey(b)) }
-
-func validResult(r *Result) error {
-	if r == nil || r.Code == ResultCode_RESULT_CODE_UNSPECIFIED || r.Code > ResultCode_RESULT_CODE_UNAVAILABLE {
-		return fmt.Errorf("job: a result needs a known code: %w", codes.ErrInvalidRequest)
-	}
-	if len(r.OutputHash) != 32 {
-		return fmt.Errorf("job: a result's output_hash is a 32-byte sha256: %w", codes.ErrInvalidRequest)
-	}
-	return nil
-}
+func put(kv store.KV, o *jobpb.Order) { kv.Set(cat(orderPrefix, be(o.Id)), module.MustMarshal(o)) }
 
 // ran reports whether a result means the module ran (and the lessees
 // earned their price), as opposed to never starting.
-func ran(c ResultCode) bool {
-	return c != ResultCode_RESULT_CODE_INVALID_MODULE && c != ResultCode_RESULT_CODE_BAD_INPUT && c != ResultCode_RESULT_CODE_UNAVAILABLE
+func ran(c jobpb.ResultCode) bool {
+	return c != jobpb.ResultCode_RESULT_CODE_INVALID_MODULE && c != jobpb.ResultCode_RESULT_CODE_BAD_INPUT && c != jobpb.ResultCode_RESULT_CODE_UNAVAILABLE
 }
 
 // Describe says in words what a result means for the tenant.
-func Describe(r *Result, o *Order) string {
+func Describe(r *jobpb.Result, o *jobpb.Order) string {
 	switch r.GetCode() {
-	case ResultCode_RESULT_CODE_OK:
+	case jobpb.ResultCode_RESULT_CODE_OK:
 		return "the job succeeded"
-	case ResultCode_RESULT_CODE_EXIT:
+	case jobpb.ResultCode_RESULT_CODE_EXIT:
 		return fmt.Sprintf("the module exited with code %d", r.ExitCode)
-	case ResultCode_RESULT_CODE_TRAP:
+	case jobpb.ResultCode_RESULT_CODE_TRAP:
 		return "the module trapped"
-	case ResultCode_RESULT_CODE_OUT_OF_FUEL:
+	case jobpb.ResultCode_RESULT_CODE_OUT_OF_FUEL:
 		return fmt.Sprintf("the module used all its fuel (%d); order more", o.Fuel)
-	case ResultCode_RESULT_CODE_OUT_OF_MEMORY:
+	case jobpb.ResultCode_RESULT_CODE_OUT_OF_MEMORY:
 		return fmt.Sprintf("the module needed more than its %d MiB of memory", o.MemoryMib)
-	case ResultCode_RESULT_CODE_INVALID_MODULE:
+	case jobpb.ResultCode_RESULT_CODE_INVALID_MODULE:
 		return "the module is not WebAssembly the sandbox runs (build with GOOS=wasip1 GOARCH=wasm); escrow refunded"
-	case ResultCode_RESULT_CODE_OUTPUT_TOO_LARGE:
+	case jobpb.ResultCode_RESULT_CODE_OUTPUT_TOO_LARGE:
 		return "the module wrote more output than the limit"
-	case ResultCode_RESULT_CODE_BAD_INPUT:
+	case jobpb.ResultCode_RESULT_CODE_BAD_INPUT:
 		return "the module or input at the given URL does not match its hash; escrow refunded"
-	case ResultCode_RESULT_CODE_UNAVAILABLE:
+	case jobpb.ResultCode_RESULT_CODE_UNAVAILABLE:
 		return "the module or input could not be fetched from its URL; escrow refunded"
 	}
 	return "unknown result"
 }
 
-func live(l *Lease) bool {
-	return l.Status == LeaseStatus_LEASE_STATUS_ACTIVE || l.Status == LeaseStatus_LEASE_STATUS_COMMITTED || l.Status == LeaseStatus_LEASE_STATUS_REVEALED
+func live(l *jobpb.Lease) bool {
+	return l.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE || l.Status == jobpb.LeaseStatus_LEASE_STATUS_COMMITTED || l.Status == jobpb.LeaseStatus_LEASE_STATUS_REVEALED
 }
 
-func liveLeases(o *Order) []*Lease {
-	var out []*Lease
+func liveLeases(o *jobpb.Order) []*jobpb.Lease {
+	var out []*jobpb.Lease
 	for _, l := range o.Leases {
 		if live(l) {
 			out = append(out, l)
@@ -164,7 +116,7 @@ func liveLeases(o *Order) []*Lease {
 	return out
 }
 
-func allLive(o *Order, s LeaseStatus) bool {
+func allLive(o *jobpb.Order, s jobpb.LeaseStatus) bool {
 	ls := liveLeases(o)
 	if uint32(len(ls)) != o.Redundancy {
 		return false
@@ -178,7 +130,7 @@ func allLive(o *Order, s LeaseStatus) bool {
 }
 
 // Create opens an order and takes its escrow.
-func Create(ctx *module.Context, m *MsgCreateOrder) (*Order, error) {
+func Create(ctx *module.Context, m *jobpb.MsgCreateOrder) (*jobpb.Order, error) {
 	p := GetParams(ctx.KV)
 	r, window, deadline := m.Redundancy, m.BidWindow, m.DeadlineBlocks
 	if r == 0 {
@@ -203,7 +155,7 @@ func Create(ctx *module.Context, m *MsgCreateOrder) (*Order, error) {
 		return nil, fmt.Errorf("job: memory %d MiB is over the limit %d: %w", m.MemoryMib, p.MaxMemoryMib, codes.ErrInvalidRequest)
 	}
 	escrow := m.MaxPrice.Amount * uint64(r) // ValidateBasic bounds it
-	if err := bank.Send(ctx, ctx.Signer, Escrow, []*coin.Coin{coin.New(m.MaxPrice.Denom, escrow)}); err != nil {
+	if err := bank.Send(ctx, ctx.Signer, jobpb.Escrow, []*coin.Coin{coin.New(m.MaxPrice.Denom, escrow)}); err != nil {
 		return nil, fmt.Errorf("job: escrow of %d%s: %w", escrow, m.MaxPrice.Denom, err)
 	}
 	id := uint64(1)
@@ -211,9 +163,9 @@ func Create(ctx *module.Context, m *MsgCreateOrder) (*Order, error) {
 		id = binary.BigEndian.Uint64(v)
 	}
 	ctx.KV.Set(nextKey, be(id+1))
-	o := &Order{Id: id, Tenant: m.Tenant, ModuleHash: m.ModuleHash, ModuleUrl: m.ModuleUrl, InputHash: m.InputHash, InputUrl: m.InputUrl,
+	o := &jobpb.Order{Id: id, Tenant: m.Tenant, ModuleHash: m.ModuleHash, ModuleUrl: m.ModuleUrl, InputHash: m.InputHash, InputUrl: m.InputUrl,
 		Fuel: m.Fuel, MemoryMib: m.MemoryMib, MaxPrice: m.MaxPrice, Redundancy: r, BidWindow: window, DeadlineBlocks: deadline,
-		CreatedAt: ctx.Height, BiddingUntil: ctx.Height + window, Status: OrderStatus_ORDER_STATUS_BIDDING, Escrow: escrow}
+		CreatedAt: ctx.Height, BiddingUntil: ctx.Height + window, Status: jobpb.OrderStatus_ORDER_STATUS_BIDDING, Escrow: escrow}
 	ctx.KV.Set(cat(openPrefix, be(id)), []byte{})
 	ctx.KV.Set(cat(tenantPrefix, ctx.Signer[:], be(id)), []byte{})
 	schedule(ctx, o)
@@ -225,17 +177,17 @@ func Create(ctx *module.Context, m *MsgCreateOrder) (*Order, error) {
 }
 
 // Cancel withdraws an order that has not been leased.
-func Cancel(ctx *module.Context, m *MsgCancelOrder) error {
+func Cancel(ctx *module.Context, m *jobpb.MsgCancelOrder) error {
 	o := Get(ctx.KV, m.OrderId)
 	switch {
 	case o == nil:
 		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
 	case o.Tenant != m.Tenant:
 		return fmt.Errorf("job: order %d is %s's: %w", o.Id, o.Tenant, codes.ErrUnauthorized)
-	case o.Status != OrderStatus_ORDER_STATUS_BIDDING || len(o.Leases) > 0:
+	case o.Status != jobpb.OrderStatus_ORDER_STATUS_BIDDING || len(o.Leases) > 0:
 		return fmt.Errorf("job: order %d is %s; only an order still in its first bidding can be cancelled: %w", o.Id, o.Status, codes.ErrInvalidRequest)
 	}
-	if err := end(ctx, o, OrderStatus_ORDER_STATUS_CANCELLED, "cancelled by the tenant"); err != nil {
+	if err := end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_CANCELLED, "cancelled by the tenant"); err != nil {
 		return err
 	}
 	schedule(ctx, o)
@@ -244,12 +196,12 @@ func Cancel(ctx *module.Context, m *MsgCancelOrder) error {
 }
 
 // eligible checks that a provider may bid and be leased now.
-func eligible(ctx *module.Context, a addr.Address, p *Params) error {
+func eligible(ctx *module.Context, a addr.Address, p *jobpb.Params) error {
 	pr := chainprov.Get(ctx.KV, a)
 	switch {
 	case pr == nil:
 		return fmt.Errorf("job: %s is not a registered provider: %w", a, codes.ErrUnauthorized)
-	case !chainprov.IsRoutable(pr):
+	case !providerpb.IsRoutable(pr):
 		return fmt.Errorf("job: provider %s is %s; only online providers bid: %w", a, pr.Status, codes.ErrUnauthorized)
 	case staking.JailedUntil(ctx.KV, a, ctx.Height) > ctx.Height:
 		return fmt.Errorf("job: provider %s is jailed: %w", a, codes.ErrJailed)
@@ -257,20 +209,20 @@ func eligible(ctx *module.Context, a addr.Address, p *Params) error {
 	if have, need := staking.Bonded(ctx.KV, a), chainprov.GetParams(ctx.KV).MinStake; have < need {
 		return fmt.Errorf("job: provider %s has %duagr bonded, bidding needs %d: %w", a, have, need, codes.ErrInsufficientStake)
 	}
-	if rep := chainprov.Reputation(pr); rep < p.MinReputationBps {
+	if rep := providerpb.Reputation(pr); rep < p.MinReputationBps {
 		return fmt.Errorf("job: provider %s has reputation %d bps, bidding needs %d: %w", a, rep, p.MinReputationBps, codes.ErrUnauthorized)
 	}
 	return nil
 }
 
 // PlaceBid records a provider's bid.
-func PlaceBid(ctx *module.Context, m *MsgBid) error {
+func PlaceBid(ctx *module.Context, m *jobpb.MsgBid) error {
 	p := GetParams(ctx.KV)
 	o := Get(ctx.KV, m.OrderId)
 	switch {
 	case o == nil:
 		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
-	case o.Status != OrderStatus_ORDER_STATUS_BIDDING || ctx.Height > o.BiddingUntil:
+	case o.Status != jobpb.OrderStatus_ORDER_STATUS_BIDDING || ctx.Height > o.BiddingUntil:
 		return fmt.Errorf("job: order %d is not taking bids (%s, bidding until height %d): %w", o.Id, o.Status, o.BiddingUntil, codes.ErrInvalidRequest)
 	case m.Provider == o.Tenant:
 		return fmt.Errorf("job: a tenant cannot bid on its own order: %w", codes.ErrInvalidRequest)
@@ -289,7 +241,7 @@ func PlaceBid(ctx *module.Context, m *MsgBid) error {
 	if err := eligible(ctx, ctx.Signer, p); err != nil {
 		return err
 	}
-	o.Bids = append(o.Bids, &Bid{Provider: m.Provider, Price: m.Price.Amount, Height: ctx.Height})
+	o.Bids = append(o.Bids, &jobpb.Bid{Provider: m.Provider, Price: m.Price.Amount, Height: ctx.Height})
 	put(ctx.KV, o)
 	ctx.Emit("job_bid", module.Key("order_id", module.U64(o.Id)), module.Key("provider", m.Provider), module.Val("price", module.U64(m.Price.Amount)))
 	return nil
@@ -298,12 +250,12 @@ func PlaceBid(ctx *module.Context, m *MsgBid) error {
 // nextBids returns the unused bids of eligible providers, cheapest first
 // (ties: the earlier bid, then the lower address), skipping providers that
 // already hold or held a lease on the order.
-func nextBids(ctx *module.Context, o *Order, p *Params) []*Bid {
+func nextBids(ctx *module.Context, o *jobpb.Order, p *jobpb.Params) []*jobpb.Bid {
 	leased := map[string]bool{}
 	for _, l := range o.Leases {
 		leased[l.Provider] = true
 	}
-	var out []*Bid
+	var out []*jobpb.Bid
 	for _, b := range o.Bids {
 		if b.Used || leased[b.Provider] || eligible(ctx, addr.MustParse(b.Provider), p) != nil {
 			continue
@@ -323,9 +275,9 @@ func nextBids(ctx *module.Context, o *Order, p *Params) []*Bid {
 	return out
 }
 
-func addLease(ctx *module.Context, o *Order, b *Bid) {
+func addLease(ctx *module.Context, o *jobpb.Order, b *jobpb.Bid) {
 	b.Used = true
-	l := &Lease{Provider: b.Provider, Price: b.Price, LeasedAt: ctx.Height, Deadline: ctx.Height + o.DeadlineBlocks, Status: LeaseStatus_LEASE_STATUS_ACTIVE}
+	l := &jobpb.Lease{Provider: b.Provider, Price: b.Price, LeasedAt: ctx.Height, Deadline: ctx.Height + o.DeadlineBlocks, Status: jobpb.LeaseStatus_LEASE_STATUS_ACTIVE}
 	o.Leases = append(o.Leases, l)
 	ctx.Emit("job_lease", module.Key("order_id", module.U64(o.Id)), module.Key("provider", l.Provider),
 		module.Val("price", module.U64(l.Price)), module.Val("deadline", module.U64(uint64(l.Deadline))))
@@ -334,21 +286,21 @@ func addLease(ctx *module.Context, o *Order, b *Bid) {
 // fill leases the order's empty slots to the next bids. With too few bids
 // it reopens bidding once per slot the order lost; after that, or past
 // MaxReleases, the order fails and the escrow goes back.
-func fill(ctx *module.Context, o *Order) error {
+func fill(ctx *module.Context, o *jobpb.Order) error {
 	p := GetParams(ctx.KV)
 	need := int(o.Redundancy) - len(liveLeases(o))
 	if need <= 0 {
 		return nil
 	}
 	if o.Releases > p.MaxReleases {
-		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("lessees missed their deadlines %d times; the order gave up", o.Releases))
+		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("lessees missed their deadlines %d times; the order gave up", o.Releases))
 	}
 	bids := nextBids(ctx, o, p)
 	if len(bids) < need {
-		if o.Status == OrderStatus_ORDER_STATUS_BIDDING {
-			return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%d eligible bid(s) at or below the maximum price; redundancy %d needs %d", len(bids), o.Redundancy, need))
+		if o.Status == jobpb.OrderStatus_ORDER_STATUS_BIDDING {
+			return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%d eligible bid(s) at or below the maximum price; redundancy %d needs %d", len(bids), o.Redundancy, need))
 		}
-		o.Status = OrderStatus_ORDER_STATUS_BIDDING
+		o.Status = jobpb.OrderStatus_ORDER_STATUS_BIDDING
 		o.BiddingUntil = ctx.Height + o.BidWindow
 		ctx.Emit("job_rebid", module.Key("order_id", module.U64(o.Id)), module.Val("bidding_until", module.U64(uint64(o.BiddingUntil))))
 		return nil
@@ -356,14 +308,14 @@ func fill(ctx *module.Context, o *Order) error {
 	for _, b := range bids[:need] {
 		addLease(ctx, o, b)
 	}
-	o.Status = OrderStatus_ORDER_STATUS_RUNNING
+	o.Status = jobpb.OrderStatus_ORDER_STATUS_RUNNING
 	return nil
 }
 
 // miss penalises a lessee that let a deadline pass; half of what is taken
 // compensates the tenant for the delay.
-func miss(ctx *module.Context, o *Order, l *Lease, why string) error {
-	l.Status, l.Reason = LeaseStatus_LEASE_STATUS_MISSED, why
+func miss(ctx *module.Context, o *jobpb.Order, l *jobpb.Lease, why string) error {
+	l.Status, l.Reason = jobpb.LeaseStatus_LEASE_STATUS_MISSED, why
 	o.Releases++
 	a := addr.MustParse(l.Provider)
 	if _, err := staking.SlashTo(ctx, a, GetParams(ctx.KV).MissPenaltyBps, 0, "missed a job deadline", addr.MustParse(o.Tenant), 5000); err != nil {
@@ -374,7 +326,7 @@ func miss(ctx *module.Context, o *Order, l *Lease, why string) error {
 	return nil
 }
 
-func leaseOf(o *Order, provider string, want LeaseStatus) *Lease {
+func leaseOf(o *jobpb.Order, provider string, want jobpb.LeaseStatus) *jobpb.Lease {
 	for _, l := range o.Leases {
 		if l.Provider == provider && l.Status == want {
 			return l
@@ -384,22 +336,22 @@ func leaseOf(o *Order, provider string, want LeaseStatus) *Lease {
 }
 
 // CommitResult records a lessee's hidden result.
-func CommitResult(ctx *module.Context, m *MsgCommitResult) error {
+func CommitResult(ctx *module.Context, m *jobpb.MsgCommitResult) error {
 	o := Get(ctx.KV, m.OrderId)
 	if o == nil {
 		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
 	}
-	l := leaseOf(o, m.Provider, LeaseStatus_LEASE_STATUS_ACTIVE)
+	l := leaseOf(o, m.Provider, jobpb.LeaseStatus_LEASE_STATUS_ACTIVE)
 	switch {
 	case l == nil:
 		return fmt.Errorf("job: %s holds no running lease on order %d (%s): %w", m.Provider, o.Id, o.Status, codes.ErrUnauthorized)
 	case ctx.Height > l.Deadline:
 		return fmt.Errorf("job: the lease's deadline was height %d: %w", l.Deadline, codes.ErrInvalidRequest)
 	}
-	l.Status, l.Commitment = LeaseStatus_LEASE_STATUS_COMMITTED, m.Commitment
+	l.Status, l.Commitment = jobpb.LeaseStatus_LEASE_STATUS_COMMITTED, m.Commitment
 	ctx.Emit("job_commit", module.Key("order_id", module.U64(o.Id)), module.Key("provider", m.Provider))
-	if allLive(o, LeaseStatus_LEASE_STATUS_COMMITTED) {
-		o.Status = OrderStatus_ORDER_STATUS_REVEALING
+	if allLive(o, jobpb.LeaseStatus_LEASE_STATUS_COMMITTED) {
+		o.Status = jobpb.OrderStatus_ORDER_STATUS_REVEALING
 		o.RevealUntil = ctx.Height + GetParams(ctx.KV).RevealBlocks
 		ctx.Emit("job_reveal", module.Key("order_id", module.U64(o.Id)), module.Val("reveal_until", module.U64(uint64(o.RevealUntil))))
 	}
@@ -411,26 +363,26 @@ func CommitResult(ctx *module.Context, m *MsgCommitResult) error {
 // RevealResult opens a lessee's result. A reveal that does not match the
 // commitment is refused; a lessee that never reveals a matching result is
 // penalised when the reveal window closes.
-func RevealResult(ctx *module.Context, m *MsgRevealResult) error {
+func RevealResult(ctx *module.Context, m *jobpb.MsgRevealResult) error {
 	o := Get(ctx.KV, m.OrderId)
 	if o == nil {
 		return fmt.Errorf("job: no order %d: %w", m.OrderId, codes.ErrNotFound)
 	}
-	if o.Status != OrderStatus_ORDER_STATUS_REVEALING {
+	if o.Status != jobpb.OrderStatus_ORDER_STATUS_REVEALING {
 		return fmt.Errorf("job: order %d is %s, not revealing: %w", o.Id, o.Status, codes.ErrInvalidRequest)
 	}
-	l := leaseOf(o, m.Provider, LeaseStatus_LEASE_STATUS_COMMITTED)
+	l := leaseOf(o, m.Provider, jobpb.LeaseStatus_LEASE_STATUS_COMMITTED)
 	switch {
 	case l == nil:
 		return fmt.Errorf("job: %s has no committed lease on order %d to reveal: %w", m.Provider, o.Id, codes.ErrUnauthorized)
 	case ctx.Height > o.RevealUntil:
 		return fmt.Errorf("job: order %d took reveals until height %d: %w", o.Id, o.RevealUntil, codes.ErrInvalidRequest)
-	case !bytes.Equal(ResultCommitment(o.Id, m.Provider, m.Result, m.Salt), l.Commitment):
+	case !bytes.Equal(jobpb.ResultCommitment(o.Id, m.Provider, m.Result, m.Salt), l.Commitment):
 		return fmt.Errorf("job: the revealed result and salt do not match %s's commitment on order %d: %w", m.Provider, o.Id, codes.ErrInvalidRequest)
 	}
-	l.Status, l.Result, l.OutputUrl = LeaseStatus_LEASE_STATUS_REVEALED, m.Result, m.OutputUrl
+	l.Status, l.Result, l.OutputUrl = jobpb.LeaseStatus_LEASE_STATUS_REVEALED, m.Result, m.OutputUrl
 	ctx.Emit("job_reveal_result", module.Key("order_id", module.U64(o.Id)), module.Key("provider", m.Provider), module.Val("code", m.Result.Code.String()))
-	if allLive(o, LeaseStatus_LEASE_STATUS_REVEALED) {
+	if allLive(o, jobpb.LeaseStatus_LEASE_STATUS_REVEALED) {
 		if err := compare(ctx, o); err != nil {
 			return err
 		}
@@ -442,16 +394,16 @@ func RevealResult(ctx *module.Context, m *MsgRevealResult) error {
 
 // compare ends an order whose revealed results agree, and sends it to a
 // committee otherwise.
-func compare(ctx *module.Context, o *Order) error {
-	var revealed []*Lease
+func compare(ctx *module.Context, o *jobpb.Order) error {
+	var revealed []*jobpb.Lease
 	for _, l := range o.Leases {
-		if l.Status == LeaseStatus_LEASE_STATUS_REVEALED {
+		if l.Status == jobpb.LeaseStatus_LEASE_STATUS_REVEALED {
 			revealed = append(revealed, l)
 		}
 	}
 	agree := len(revealed) == int(o.Redundancy)
 	for _, l := range revealed {
-		agree = agree && Same(l.Result, revealed[0].Result)
+		agree = agree && jobpb.Same(l.Result, revealed[0].Result)
 	}
 	if agree {
 		return finish(ctx, o, revealed[0].Result, revealed)
@@ -461,7 +413,7 @@ func compare(ctx *module.Context, o *Order) error {
 
 // dispute draws a committee of verifiers (none of them the tenant or a
 // lessee) to re-run the job; why says what calls for it.
-func dispute(ctx *module.Context, o *Order, why string) error {
+func dispute(ctx *module.Context, o *jobpb.Order, why string) error {
 	ap := audit.GetParams(ctx.KV)
 	excluded := map[string]bool{o.Tenant: true}
 	for _, l := range o.Leases {
@@ -474,24 +426,24 @@ func dispute(ctx *module.Context, o *Order, why string) error {
 		}
 	}
 	if len(pool) < int(ap.CommitteeSize) {
-		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%s and %d verifiers are eligible for a committee of %d", why, len(pool), ap.CommitteeSize))
+		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%s and %d verifiers are eligible for a committee of %d", why, len(pool), ap.CommitteeSize))
 	}
-	o.Status = OrderStatus_ORDER_STATUS_DISPUTED
+	o.Status = jobpb.OrderStatus_ORDER_STATUS_DISPUTED
 	// Members re-run the job, so they get the time a lessee had.
 	o.VoteCommitUntil = ctx.Height + max(ap.CommitBlocks, o.DeadlineBlocks)
 	o.VoteRevealUntil = o.VoteCommitUntil + ap.RevealBlocks
 	attrs := []module.Attr{module.Key("order_id", module.U64(o.Id))}
 	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), cat(ctx.Seed, []byte("job"), be(o.Id))) {
-		o.Votes = append(o.Votes, &Vote{Verifier: v.String()})
+		o.Votes = append(o.Votes, &jobpb.Vote{Verifier: v.String()})
 		attrs = append(attrs, module.Key("member", v.String()))
 	}
 	ctx.Emit("job_dispute", attrs...)
 	return nil
 }
 
-func memberVote(ctx *module.Context, id uint64, verifier string) (*Order, *Vote, error) {
+func memberVote(ctx *module.Context, id uint64, verifier string) (*jobpb.Order, *jobpb.Vote, error) {
 	o := Get(ctx.KV, id)
-	if o == nil || o.Status != OrderStatus_ORDER_STATUS_DISPUTED {
+	if o == nil || o.Status != jobpb.OrderStatus_ORDER_STATUS_DISPUTED {
 		return nil, nil, fmt.Errorf("job: no disputed order %d: %w", id, codes.ErrNotFound)
 	}
 	for _, v := range o.Votes {
@@ -503,7 +455,7 @@ func memberVote(ctx *module.Context, id uint64, verifier string) (*Order, *Vote,
 }
 
 // CommitVote records a committee member's hidden result.
-func CommitVote(ctx *module.Context, m *MsgCommitVote) error {
+func CommitVote(ctx *module.Context, m *jobpb.MsgCommitVote) error {
 	o, v, err := memberVote(ctx, m.OrderId, m.Verifier)
 	if err != nil {
 		return err
@@ -521,7 +473,7 @@ func CommitVote(ctx *module.Context, m *MsgCommitVote) error {
 }
 
 // RevealVote opens a committee member's result.
-func RevealVote(ctx *module.Context, m *MsgRevealVote) error {
+func RevealVote(ctx *module.Context, m *jobpb.MsgRevealVote) error {
 	o, v, err := memberVote(ctx, m.OrderId, m.Verifier)
 	if err != nil {
 		return err
@@ -533,7 +485,7 @@ func RevealVote(ctx *module.Context, m *MsgRevealVote) error {
 		return fmt.Errorf("job: order %d took reveals until height %d: %w", o.Id, o.VoteRevealUntil, codes.ErrInvalidRequest)
 	case v.Result != nil:
 		return fmt.Errorf("job: %s has already revealed on order %d: %w", m.Verifier, o.Id, codes.ErrInvalidRequest)
-	case !bytes.Equal(ResultCommitment(o.Id, m.Verifier, m.Result, m.Salt), v.Commitment):
+	case !bytes.Equal(jobpb.ResultCommitment(o.Id, m.Verifier, m.Result, m.Salt), v.Commitment):
 		return fmt.Errorf("job: the revealed vote does not match %s's commitment: %w", m.Verifier, codes.ErrInvalidRequest)
 	}
 	v.Result = m.Result
@@ -545,12 +497,12 @@ func RevealVote(ctx *module.Context, m *MsgRevealVote) error {
 // settleVotes decides a disputed order by the committee's majority: the
 // lessees who revealed it are paid, those who revealed anything else are
 // slashed, and members who did not vote with the majority lose a little.
-func settleVotes(ctx *module.Context, o *Order) error {
-	var majority *Result
+func settleVotes(ctx *module.Context, o *jobpb.Order) error {
+	var majority *jobpb.Result
 	for _, v := range o.Votes {
 		n := 0
 		for _, w := range o.Votes {
-			if v.Result != nil && Same(v.Result, w.Result) {
+			if v.Result != nil && jobpb.Same(v.Result, w.Result) {
 				n++
 			}
 		}
@@ -561,7 +513,7 @@ func settleVotes(ctx *module.Context, o *Order) error {
 	}
 	ap := audit.GetParams(ctx.KV)
 	for _, v := range o.Votes {
-		if majority != nil && Same(v.Result, majority) || majority == nil && v.Result != nil {
+		if majority != nil && jobpb.Same(v.Result, majority) || majority == nil && v.Result != nil {
 			continue
 		}
 		if _, err := staking.Slash(ctx, addr.MustParse(v.Verifier), ap.MissPenaltyBps, 0, "job vote missed or overruled"); err != nil {
@@ -569,18 +521,18 @@ func settleVotes(ctx *module.Context, o *Order) error {
 		}
 	}
 	if majority == nil {
-		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, "the lessees' results disagree and the committee reached no majority")
+		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, "the lessees' results disagree and the committee reached no majority")
 	}
-	var winners []*Lease
+	var winners []*jobpb.Lease
 	for _, l := range o.Leases {
-		if l.Status != LeaseStatus_LEASE_STATUS_REVEALED {
+		if l.Status != jobpb.LeaseStatus_LEASE_STATUS_REVEALED {
 			continue
 		}
-		if Same(l.Result, majority) {
+		if jobpb.Same(l.Result, majority) {
 			winners = append(winners, l)
 			continue
 		}
-		l.Status, l.Reason = LeaseStatus_LEASE_STATUS_OUTVOTED, "its result lost to the committee's"
+		l.Status, l.Reason = jobpb.LeaseStatus_LEASE_STATUS_OUTVOTED, "its result lost to the committee's"
 		a := addr.MustParse(l.Provider)
 		if _, err := staking.SlashTo(ctx, a, GetParams(ctx.KV).WrongResultSlashBps, 0, "returned a wrong job result", addr.MustParse(o.Tenant), 5000); err != nil {
 			return err
@@ -589,45 +541,45 @@ func settleVotes(ctx *module.Context, o *Order) error {
 		ctx.Emit("job_outvoted", module.Key("order_id", module.U64(o.Id)), module.Key("provider", l.Provider))
 	}
 	if len(winners) == 0 {
-		return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, "no lessee revealed the result the committee found")
+		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, "no lessee revealed the result the committee found")
 	}
 	return finish(ctx, o, majority, winners)
 }
 
 // finish ends an order with an agreed result: the winners are paid their
 // bids if the module ran, and the rest of the escrow is refunded.
-func finish(ctx *module.Context, o *Order, r *Result, winners []*Lease) error {
+func finish(ctx *module.Context, o *jobpb.Order, r *jobpb.Result, winners []*jobpb.Lease) error {
 	o.Result = r
 	for _, l := range winners {
 		a := addr.MustParse(l.Provider)
 		chainprov.AddJobOutcome(ctx, a, true)
 		if !ran(r.Code) {
-			l.Status = LeaseStatus_LEASE_STATUS_UNPAID
+			l.Status = jobpb.LeaseStatus_LEASE_STATUS_UNPAID
 			continue
 		}
-		if err := bank.Send(ctx, Escrow, a, []*coin.Coin{coin.New(o.MaxPrice.Denom, l.Price)}); err != nil {
+		if err := bank.Send(ctx, jobpb.Escrow, a, []*coin.Coin{coin.New(o.MaxPrice.Denom, l.Price)}); err != nil {
 			return err
 		}
-		l.Status = LeaseStatus_LEASE_STATUS_PAID
+		l.Status = jobpb.LeaseStatus_LEASE_STATUS_PAID
 		o.Escrow -= l.Price
 		o.Paid += l.Price
 	}
-	if r.Code == ResultCode_RESULT_CODE_OK {
-		return end(ctx, o, OrderStatus_ORDER_STATUS_COMPLETED, "")
+	if r.Code == jobpb.ResultCode_RESULT_CODE_OK {
+		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_COMPLETED, "")
 	}
-	return end(ctx, o, OrderStatus_ORDER_STATUS_FAILED, Describe(r, o))
+	return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, Describe(r, o))
 }
 
 // end closes an order: unpaid live leases are released, the escrow left
 // goes back to the tenant.
-func end(ctx *module.Context, o *Order, status OrderStatus, reason string) error {
+func end(ctx *module.Context, o *jobpb.Order, status jobpb.OrderStatus, reason string) error {
 	for _, l := range o.Leases {
 		if live(l) {
-			l.Status = LeaseStatus_LEASE_STATUS_UNPAID
+			l.Status = jobpb.LeaseStatus_LEASE_STATUS_UNPAID
 		}
 	}
 	if o.Escrow > 0 {
-		if err := bank.Send(ctx, Escrow, addr.MustParse(o.Tenant), []*coin.Coin{coin.New(o.MaxPrice.Denom, o.Escrow)}); err != nil {
+		if err := bank.Send(ctx, jobpb.Escrow, addr.MustParse(o.Tenant), []*coin.Coin{coin.New(o.MaxPrice.Denom, o.Escrow)}); err != nil {
 			return err
 		}
 		o.Refunded += o.Escrow
@@ -640,34 +592,34 @@ func end(ctx *module.Context, o *Order, status OrderStatus, reason string) error
 	return nil
 }
 
-func ended(o *Order) bool {
-	return o.Status == OrderStatus_ORDER_STATUS_COMPLETED || o.Status == OrderStatus_ORDER_STATUS_FAILED || o.Status == OrderStatus_ORDER_STATUS_CANCELLED
+func ended(o *jobpb.Order) bool {
+	return o.Status == jobpb.OrderStatus_ORDER_STATUS_COMPLETED || o.Status == jobpb.OrderStatus_ORDER_STATUS_FAILED || o.Status == jobpb.OrderStatus_ORDER_STATUS_CANCELLED
 }
 
 // nextDue is the height at which EndBlock must next look at o: the end of
 // bidding, the earliest commit deadline, the end of reveals or of votes.
-func nextDue(o *Order) int64 {
+func nextDue(o *jobpb.Order) int64 {
 	switch o.Status {
-	case OrderStatus_ORDER_STATUS_BIDDING:
+	case jobpb.OrderStatus_ORDER_STATUS_BIDDING:
 		return o.BiddingUntil
-	case OrderStatus_ORDER_STATUS_RUNNING:
+	case jobpb.OrderStatus_ORDER_STATUS_RUNNING:
 		var due int64
 		for _, l := range o.Leases {
-			if l.Status == LeaseStatus_LEASE_STATUS_ACTIVE && (due == 0 || l.Deadline < due) {
+			if l.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE && (due == 0 || l.Deadline < due) {
 				due = l.Deadline
 			}
 		}
 		return due
-	case OrderStatus_ORDER_STATUS_REVEALING:
+	case jobpb.OrderStatus_ORDER_STATUS_REVEALING:
 		return o.RevealUntil
-	case OrderStatus_ORDER_STATUS_DISPUTED:
+	case jobpb.OrderStatus_ORDER_STATUS_DISPUTED:
 		return o.VoteRevealUntil
 	}
 	return 0
 }
 
 // schedule puts o on EndBlock's agenda at its next due height.
-func schedule(ctx *module.Context, o *Order) {
+func schedule(ctx *module.Context, o *jobpb.Order) {
 	due := nextDue(o)
 	if ended(o) {
 		due = 0
@@ -709,16 +661,16 @@ func (Module) EndBlock(ctx *module.Context) error {
 }
 
 // step does what o's due height calls for.
-func step(ctx *module.Context, o *Order) error {
+func step(ctx *module.Context, o *jobpb.Order) error {
 	switch o.Status {
-	case OrderStatus_ORDER_STATUS_BIDDING:
+	case jobpb.OrderStatus_ORDER_STATUS_BIDDING:
 		if ctx.Height >= o.BiddingUntil {
 			return fill(ctx, o)
 		}
-	case OrderStatus_ORDER_STATUS_RUNNING:
+	case jobpb.OrderStatus_ORDER_STATUS_RUNNING:
 		missed := false
 		for _, l := range o.Leases {
-			if l.Status == LeaseStatus_LEASE_STATUS_ACTIVE && ctx.Height >= l.Deadline {
+			if l.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE && ctx.Height >= l.Deadline {
 				if err := miss(ctx, o, l, fmt.Sprintf("did not commit a result by height %d", l.Deadline)); err != nil {
 					return err
 				}
@@ -728,18 +680,18 @@ func step(ctx *module.Context, o *Order) error {
 		if missed {
 			return fill(ctx, o)
 		}
-	case OrderStatus_ORDER_STATUS_REVEALING:
+	case jobpb.OrderStatus_ORDER_STATUS_REVEALING:
 		if ctx.Height < o.RevealUntil {
 			return nil
 		}
 		revealed := 0
 		for _, l := range o.Leases {
 			switch l.Status {
-			case LeaseStatus_LEASE_STATUS_COMMITTED:
+			case jobpb.LeaseStatus_LEASE_STATUS_COMMITTED:
 				if err := miss(ctx, o, l, fmt.Sprintf("did not reveal a result matching its commitment by height %d", o.RevealUntil)); err != nil {
 					return err
 				}
-			case LeaseStatus_LEASE_STATUS_REVEALED:
+			case jobpb.LeaseStatus_LEASE_STATUS_REVEALED:
 				revealed++
 			}
 		}
@@ -749,9 +701,9 @@ func step(ctx *module.Context, o *Order) error {
 		if revealed > 0 {
 			return dispute(ctx, o, "a lessee did not reveal its result")
 		}
-		o.Status = OrderStatus_ORDER_STATUS_RUNNING
+		o.Status = jobpb.OrderStatus_ORDER_STATUS_RUNNING
 		return fill(ctx, o)
-	case OrderStatus_ORDER_STATUS_DISPUTED:
+	case jobpb.OrderStatus_ORDER_STATUS_DISPUTED:
 		if ctx.Height >= o.VoteRevealUntil {
 			return settleVotes(ctx, o)
 		}
@@ -761,7 +713,7 @@ func step(ctx *module.Context, o *Order) error {
 
 // List returns orders, by id: a tenant's (or everyone's), and only those
 // not yet ended if openOnly.
-func List(kv store.Reader, tenant string, openOnly bool, limit int) []*Order {
+func List(kv store.Reader, tenant string, openOnly bool, limit int) []*jobpb.Order {
 	var prefix []byte
 	switch {
 	case tenant != "":
@@ -777,7 +729,7 @@ func List(kv store.Reader, tenant string, openOnly bool, limit int) []*Order {
 	}
 	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
 	defer it.Close()
-	var out []*Order
+	var out []*jobpb.Order
 	for ; it.Valid() && len(out) < limit; it.Next() {
 		o := Get(kv, binary.BigEndian.Uint64(it.Key()[len(it.Key())-8:]))
 		if o == nil || openOnly && ended(o) {

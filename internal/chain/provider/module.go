@@ -6,9 +6,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 )
 
 // Module is the provider registry as a chain module.
@@ -19,19 +20,19 @@ var (
 	_ module.EndBlocker = Module{}
 )
 
-func (Module) Name() string { return Name }
+func (Module) Name() string { return providerpb.Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&MsgRegisterProvider{}, &MsgRegisterService{}, &MsgRemoveService{}, &MsgHeartbeat{}, &MsgDeregister{}}
+	return []module.Msg{&providerpb.MsgRegisterProvider{}, &providerpb.MsgRegisterService{}, &providerpb.MsgRemoveService{}, &providerpb.MsgHeartbeat{}, &providerpb.MsgDeregister{}}
 }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 	switch m := msg.(type) {
-	case *MsgRegisterProvider:
+	case *providerpb.MsgRegisterProvider:
 		return Register(ctx, ctx.Signer, m)
-	case *MsgRegisterService:
+	case *providerpb.MsgRegisterService:
 		return RegisterService(ctx, ctx.Signer, m)
-	case *MsgRemoveService:
+	case *providerpb.MsgRemoveService:
 		if _, err := mustGet(ctx.KV, ctx.Signer); err != nil {
 			return err
 		}
@@ -41,9 +42,9 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 		}
 		removeService(ctx, ctx.Signer, s)
 		return nil
-	case *MsgHeartbeat:
+	case *providerpb.MsgHeartbeat:
 		return Heartbeat(ctx, ctx.Signer)
-	case *MsgDeregister:
+	case *providerpb.MsgDeregister:
 		return Deregister(ctx, ctx.Signer)
 	}
 	return fmt.Errorf("provider: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
@@ -54,13 +55,13 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
 	switch path {
 	case "providers":
-		var req QueryProvidersRequest
+		var req providerpb.QueryProvidersRequest
 		if err := proto.Unmarshal(data, &req); err != nil {
 			return nil, fmt.Errorf("provider: bad providers query: %w", codes.ErrInvalidRequest)
 		}
-		return &QueryProvidersResponse{Providers: List(ctx.KV, req.Model, req.OnlineOnly)}, nil
+		return &providerpb.QueryProvidersResponse{Providers: List(ctx.KV, req.Model, req.OnlineOnly)}, nil
 	case "provider":
-		a, err := bank.ParseAddr("address", string(data))
+		a, err := bankpb.ParseAddr("address", string(data))
 		if err != nil {
 			return nil, err
 		}
@@ -76,17 +77,17 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
-	return module.EncodeGenesis(&Genesis{Params: DefaultParams()})
+	return module.EncodeGenesis(&providerpb.Genesis{Params: providerpb.DefaultParams()})
 }
 
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	var g Genesis
+	var g providerpb.Genesis
 	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
 		return fmt.Errorf("provider: %w", err)
 	}
 	p := g.Params
 	if p == nil {
-		p = DefaultParams()
+		p = providerpb.DefaultParams()
 	}
 	if p.OfflineAfterBlocks < 1 || p.JailAfterBlocks <= p.OfflineAfterBlocks || p.DowntimeSlashBps > 10_000 || p.DowntimeJailBlocks < 0 {
 		return fmt.Errorf("provider: genesis params: want 1 <= offline_after < jail_after, slash <= 10000 bps")

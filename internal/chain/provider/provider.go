@@ -11,12 +11,10 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/store"
 )
-
-// Name is the module's name and store prefix.
-const Name = "provider"
 
 var (
 	providerPrefix = []byte("provider/p/")  // operator -> Provider
@@ -26,12 +24,6 @@ var (
 	livenessPrefix = []byte("provider/hb/") // last heartbeat | operator -> nil
 	paramsKey      = []byte("provider/params")
 )
-
-// DefaultParams are a new chain's params: with 200 ms blocks a provider is
-// offline after 4 s of silence and jailed (1% slashed) after a minute.
-func DefaultParams() *Params {
-	return &Params{MinStake: 100_000_000, OfflineAfterBlocks: 20, JailAfterBlocks: 300, DowntimeSlashBps: 100, DowntimeJailBlocks: 100}
-}
 
 func cat(parts ...[]byte) []byte {
 	var out []byte
@@ -56,37 +48,39 @@ func nameKey(name string, a addr.Address) []byte {
 func livenessKey(h int64, a addr.Address) []byte { return cat(livenessPrefix, be(h), a[:]) }
 
 // GetParams reads the params.
-func GetParams(kv store.Reader) *Params {
+func GetParams(kv store.Reader) *providerpb.Params {
 	v := kv.Get(paramsKey)
 	if v == nil {
-		return DefaultParams()
+		return providerpb.DefaultParams()
 	}
-	p := &Params{}
+	p := &providerpb.Params{}
 	module.MustUnmarshal(v, p)
 	return p
 }
 
 // Get returns a provider, or nil if a is not registered.
-func Get(kv store.Reader, a addr.Address) *Provider {
+func Get(kv store.Reader, a addr.Address) *providerpb.Provider {
 	v := kv.Get(providerKey(a))
 	if v == nil {
 		return nil
 	}
-	p := &Provider{}
+	p := &providerpb.Provider{}
 	module.MustUnmarshal(v, p)
 	return p
 }
 
-func put(kv store.KV, a addr.Address, p *Provider) { kv.Set(providerKey(a), module.MustMarshal(p)) }
+func put(kv store.KV, a addr.Address, p *providerpb.Provider) {
+	kv.Set(providerKey(a), module.MustMarshal(p))
+}
 
 // Services returns a provider's services, ordered by model id.
-func Services(kv store.Reader, a addr.Address) []*Service {
+func Services(kv store.Reader, a addr.Address) []*providerpb.Service {
 	prefix := cat(servicePrefix, a[:])
 	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
 	defer it.Close()
-	var out []*Service
+	var out []*providerpb.Service
 	for ; it.Valid(); it.Next() {
-		s := &Service{}
+		s := &providerpb.Service{}
 		module.MustUnmarshal(it.Value(), s)
 		out = append(out, s)
 	}
@@ -94,17 +88,17 @@ func Services(kv store.Reader, a addr.Address) []*Service {
 }
 
 // Service returns one offer, or nil.
-func GetService(kv store.Reader, a addr.Address, modelID string) *Service {
+func GetService(kv store.Reader, a addr.Address, modelID string) *providerpb.Service {
 	v := kv.Get(serviceKey(a, modelID))
 	if v == nil {
 		return nil
 	}
-	s := &Service{}
+	s := &providerpb.Service{}
 	module.MustUnmarshal(v, s)
 	return s
 }
 
-func mustGet(kv store.Reader, a addr.Address) (*Provider, error) {
+func mustGet(kv store.Reader, a addr.Address) (*providerpb.Provider, error) {
 	p := Get(kv, a)
 	if p == nil {
 		return nil, fmt.Errorf("provider: %s is not registered (send MsgRegisterProvider first): %w", a, codes.ErrNotFound)
@@ -120,20 +114,20 @@ func checkJail(ctx *module.Context, a addr.Address) error {
 }
 
 // setAlive records a heartbeat at this height and makes p online.
-func setAlive(ctx *module.Context, a addr.Address, p *Provider) {
+func setAlive(ctx *module.Context, a addr.Address, p *providerpb.Provider) {
 	if p.LastHeartbeat > 0 {
 		ctx.KV.Delete(livenessKey(p.LastHeartbeat, a))
 	}
 	p.LastHeartbeat = ctx.Height
 	ctx.KV.Set(livenessKey(ctx.Height, a), []byte{})
-	if p.Status != Status_STATUS_ONLINE {
-		p.Status = Status_STATUS_ONLINE
+	if p.Status != providerpb.Status_STATUS_ONLINE {
+		p.Status = providerpb.Status_STATUS_ONLINE
 		ctx.Emit("provider_online", module.Key("operator", a.String()))
 	}
 }
 
 // Register adds a provider or updates its details.
-func Register(ctx *module.Context, a addr.Address, m *MsgRegisterProvider) error {
+func Register(ctx *module.Context, a addr.Address, m *providerpb.MsgRegisterProvider) error {
 	params := GetParams(ctx.KV)
 	if have := staking.Bonded(ctx.KV, a); have < params.MinStake {
 		return fmt.Errorf("provider: %s has %duagr bonded, a provider needs %d (agora tx bond): %w", a, have, params.MinStake, codes.ErrInsufficientStake)
@@ -143,7 +137,7 @@ func Register(ctx *module.Context, a addr.Address, m *MsgRegisterProvider) error
 	}
 	p := Get(ctx.KV, a)
 	if p == nil {
-		p = &Provider{Operator: a.String(), RegisteredAt: ctx.Height}
+		p = &providerpb.Provider{Operator: a.String(), RegisteredAt: ctx.Height}
 	}
 	p.Endpoint, p.Region, p.Hardware = m.Endpoint, m.Region, m.Hardware
 	setAlive(ctx, a, p)
@@ -153,7 +147,7 @@ func Register(ctx *module.Context, a addr.Address, m *MsgRegisterProvider) error
 }
 
 // RegisterService adds or updates an offer of a provider.
-func RegisterService(ctx *module.Context, a addr.Address, m *MsgRegisterService) error {
+func RegisterService(ctx *module.Context, a addr.Address, m *providerpb.MsgRegisterService) error {
 	if _, err := mustGet(ctx.KV, a); err != nil {
 		return err
 	}
@@ -163,7 +157,7 @@ func RegisterService(ctx *module.Context, a addr.Address, m *MsgRegisterService)
 	if old := GetService(ctx.KV, a, m.ModelId); old != nil && old.ModelName != m.ModelName {
 		ctx.KV.Delete(nameKey(old.ModelName, a))
 	}
-	s := &Service{Operator: a.String(), ModelId: m.ModelId, ModelName: m.ModelName, PricePerRequest: m.PricePerRequest,
+	s := &providerpb.Service{Operator: a.String(), ModelId: m.ModelId, ModelName: m.ModelName, PricePerRequest: m.PricePerRequest,
 		PricePer_1KTokens: m.PricePer_1KTokens, MaxConcurrency: m.MaxConcurrency, Royalties: m.Royalties}
 	ctx.KV.Set(serviceKey(a, m.ModelId), module.MustMarshal(s))
 	ctx.KV.Set(modelKey(m.ModelId, a), []byte{})
@@ -172,7 +166,7 @@ func RegisterService(ctx *module.Context, a addr.Address, m *MsgRegisterService)
 	return nil
 }
 
-func removeService(ctx *module.Context, a addr.Address, s *Service) {
+func removeService(ctx *module.Context, a addr.Address, s *providerpb.Service) {
 	ctx.KV.Delete(serviceKey(a, s.ModelId))
 	ctx.KV.Delete(modelKey(s.ModelId, a))
 	ctx.KV.Delete(nameKey(s.ModelName, a))
@@ -202,7 +196,7 @@ func Deregister(ctx *module.Context, a addr.Address) error {
 	for _, s := range Services(ctx.KV, a) {
 		removeService(ctx, a, s)
 	}
-	if p.Status != Status_STATUS_JAILED {
+	if p.Status != providerpb.Status_STATUS_JAILED {
 		ctx.KV.Delete(livenessKey(p.LastHeartbeat, a))
 	}
 	ctx.KV.Delete(providerKey(a))
@@ -232,7 +226,7 @@ func (Module) EndBlock(ctx *module.Context) error {
 		silent := ctx.Height - p.LastHeartbeat
 		if silent >= params.JailAfterBlocks {
 			ctx.KV.Delete(livenessKey(p.LastHeartbeat, a)) // punished once per silence
-			p.Status = Status_STATUS_JAILED
+			p.Status = providerpb.Status_STATUS_JAILED
 			p.TimesJailed++
 			put(ctx.KV, a, p)
 			if _, err := staking.Slash(ctx, a, params.DowntimeSlashBps, params.DowntimeJailBlocks, "downtime"); err != nil {
@@ -241,8 +235,8 @@ func (Module) EndBlock(ctx *module.Context) error {
 			ctx.Emit("provider_jailed", module.Key("operator", a.String()), module.Val("silent_blocks", module.U64(uint64(silent))))
 			continue
 		}
-		if p.Status == Status_STATUS_ONLINE {
-			p.Status = Status_STATUS_OFFLINE
+		if p.Status == providerpb.Status_STATUS_ONLINE {
+			p.Status = providerpb.Status_STATUS_OFFLINE
 			put(ctx.KV, a, p)
 			ctx.Emit("provider_offline", module.Key("operator", a.String()), module.Val("silent_blocks", module.U64(uint64(silent))))
 		}
@@ -251,17 +245,17 @@ func (Module) EndBlock(ctx *module.Context) error {
 }
 
 // Info returns a provider with its services and stake.
-func Info(kv store.Reader, a addr.Address) *ProviderInfo {
+func Info(kv store.Reader, a addr.Address) *providerpb.ProviderInfo {
 	p := Get(kv, a)
 	if p == nil {
 		return nil
 	}
-	return &ProviderInfo{Provider: p, Services: Services(kv, a), Stake: staking.Bonded(kv, a)}
+	return &providerpb.ProviderInfo{Provider: p, Services: Services(kv, a), Stake: staking.Bonded(kv, a)}
 }
 
 // List returns the providers that offer model (an id or a name; empty for
 // all), ordered by operator address.
-func List(kv store.Reader, model string, onlineOnly bool) []*ProviderInfo {
+func List(kv store.Reader, model string, onlineOnly bool) []*providerpb.ProviderInfo {
 	var ops []addr.Address
 	collect := func(prefix []byte, skip int) {
 		it := kv.Iterator(prefix, store.PrefixEnd(prefix))
@@ -275,24 +269,21 @@ func List(kv store.Reader, model string, onlineOnly bool) []*ProviderInfo {
 	switch {
 	case model == "":
 		collect(providerPrefix, len(providerPrefix))
-	case isModelID(model):
+	case providerpb.IsModelID(model):
 		collect(cat(modelPrefix, []byte(model)), len(modelPrefix)+len(model))
 	default:
 		collect(cat(namePrefix, []byte(model), []byte{0}), len(namePrefix)+len(model)+1)
 	}
-	var out []*ProviderInfo
+	var out []*providerpb.ProviderInfo
 	for _, a := range ops {
 		info := Info(kv, a)
-		if info == nil || onlineOnly && info.Provider.Status != Status_STATUS_ONLINE {
+		if info == nil || onlineOnly && info.Provider.Status != providerpb.Status_STATUS_ONLINE {
 			continue
 		}
 		out = append(out, info)
 	}
 	return out
 }
-
-// IsRoutable reports whether p may be sent requests.
-func IsRoutable(p *Provider) bool { return p != nil && p.Status == Status_STATUS_ONLINE }
 
 // AddAnchored counts receipts that a payment claim anchored for a
 // provider (a no-op for an address that is not a provider).
@@ -319,19 +310,6 @@ func AddDisputeLost(ctx *module.Context, a addr.Address) {
 		p.DisputesLost++
 		put(ctx.KV, a, p)
 	}
-}
-
-// Reputation scores a provider's record in basis points: good outcomes
-// (audits passed, jobs completed) over all outcomes, with one good outcome
-// granted to a newcomer, so a new provider starts at 10000 and each fault
-// pulls the score down.
-func Reputation(p *Provider) uint32 {
-	if p == nil {
-		return 0
-	}
-	good := 1 + p.AuditsPassed + p.JobsCompleted
-	bad := p.DisputesLost + p.JobsFaulted
-	return uint32(good * 10000 / (good + bad))
 }
 
 // AddJobOutcome counts a batch job a provider completed or faulted on.

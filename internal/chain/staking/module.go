@@ -6,33 +6,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/agoranet/agora/internal/chain/addr"
-	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
-	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 )
-
-func (m *MsgBond) Signer() string { return m.Staker }
-
-func (m *MsgBond) ValidateBasic() error { return validate(m.Staker, m.Amount) }
-
-func (m *MsgUnbond) Signer() string { return m.Staker }
-
-func (m *MsgUnbond) ValidateBasic() error { return validate(m.Staker, m.Amount) }
-
-func validate(staker string, amount *coin.Coin) error {
-	if _, err := bank.ParseAddr("staker", staker); err != nil {
-		return err
-	}
-	if err := coin.ValidatePositive(amount); err != nil {
-		return err
-	}
-	if amount.Denom != coin.Native {
-		return fmt.Errorf("staking: stake is in %s, not %s: %w", coin.Native, amount.Denom, codes.ErrInvalidAmount)
-	}
-	return nil
-}
 
 // Module is staking as a chain module.
 type Module struct{}
@@ -42,15 +20,15 @@ var (
 	_ module.EndBlocker = Module{}
 )
 
-func (Module) Name() string { return Name }
+func (Module) Name() string { return stakingpb.Name }
 
-func (Module) Msgs() []module.Msg { return []module.Msg{&MsgBond{}, &MsgUnbond{}} }
+func (Module) Msgs() []module.Msg { return []module.Msg{&stakingpb.MsgBond{}, &stakingpb.MsgUnbond{}} }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 	switch m := msg.(type) {
-	case *MsgBond:
+	case *stakingpb.MsgBond:
 		return Bond(ctx, ctx.Signer, m.Amount.Amount)
-	case *MsgUnbond:
+	case *stakingpb.MsgUnbond:
 		return Unbond(ctx, ctx.Signer, m.Amount.Amount)
 	}
 	return fmt.Errorf("staking: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
@@ -60,11 +38,11 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
 	switch path {
 	case "stake":
-		a, err := bank.ParseAddr("address", string(data))
+		a, err := bankpb.ParseAddr("address", string(data))
 		if err != nil {
 			return nil, err
 		}
-		return &QueryStakeResponse{Stake: Get(ctx.KV, a), Unbondings: Unbondings(ctx.KV, a)}, nil
+		return &stakingpb.QueryStakeResponse{Stake: Get(ctx.KV, a), Unbondings: Unbondings(ctx.KV, a)}, nil
 	case "params":
 		return GetParams(ctx.KV), nil
 	}
@@ -72,24 +50,24 @@ func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Messag
 }
 
 func (Module) DefaultGenesis() json.RawMessage {
-	return module.EncodeGenesis(&Genesis{Params: DefaultParams()})
+	return module.EncodeGenesis(&stakingpb.Genesis{Params: stakingpb.DefaultParams()})
 }
 
 // InitGenesis sets params and bonds genesis stake out of genesis balances.
 func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
-	var g Genesis
+	var g stakingpb.Genesis
 	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
 		return fmt.Errorf("staking: %w", err)
 	}
 	if g.Params == nil {
-		g.Params = DefaultParams()
+		g.Params = stakingpb.DefaultParams()
 	}
 	if g.Params.UnbondingBlocks < 1 {
 		return fmt.Errorf("staking: genesis: unbonding_blocks must be at least 1")
 	}
 	ctx.KV.Set(paramsKey, module.MustMarshal(g.Params))
 	for _, b := range g.Bonds {
-		a, err := bank.ParseAddr("bond staker", b.Staker)
+		a, err := bankpb.ParseAddr("bond staker", b.Staker)
 		if err != nil {
 			return fmt.Errorf("staking: genesis: %w", err)
 		}
@@ -98,9 +76,4 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 		}
 	}
 	return nil
-}
-
-// Spends: bonding moves the staker's uagr into the bonded pool.
-func (m *MsgBond) Spends() []module.Spend {
-	return []module.Spend{{From: addr.MustParse(m.Staker), To: BondedPool, Denom: m.Amount.Denom, Amount: m.Amount.Amount}}
 }

@@ -15,16 +15,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/store"
-)
-
-// Name is the module's name and store prefix.
-const Name = "staking"
-
-// Module accounts holding the stake.
-var (
-	BondedPool    = addr.Module("staking/bonded")
-	UnbondingPool = addr.Module("staking/unbonding")
 )
 
 var (
@@ -33,12 +25,6 @@ var (
 	byAcctPrefix = []byte("staking/qa/") // staker | completes_at -> nil
 	paramsKey    = []byte("staking/params")
 )
-
-// DefaultParams are a new chain's params.
-func DefaultParams() *Params { return &Params{UnbondingBlocks: 100} }
-
-// BPS is the basis-point denominator of slashing fractions.
-const BPS = 10_000
 
 func stakeKey(a addr.Address) []byte { return append(append([]byte(nil), stakePrefix...), a[:]...) }
 
@@ -59,26 +45,26 @@ func byAcctKey(a addr.Address, at int64) []byte {
 }
 
 // GetParams reads the params.
-func GetParams(kv store.Reader) *Params {
+func GetParams(kv store.Reader) *stakingpb.Params {
 	v := kv.Get(paramsKey)
 	if v == nil {
-		return DefaultParams()
+		return stakingpb.DefaultParams()
 	}
-	p := &Params{}
+	p := &stakingpb.Params{}
 	module.MustUnmarshal(v, p)
 	return p
 }
 
 // Get returns a's stake record (zero if none).
-func Get(kv store.Reader, a addr.Address) *Stake {
-	s := &Stake{Staker: a.String()}
+func Get(kv store.Reader, a addr.Address) *stakingpb.Stake {
+	s := &stakingpb.Stake{Staker: a.String()}
 	if v := kv.Get(stakeKey(a)); v != nil {
 		module.MustUnmarshal(v, s)
 	}
 	return s
 }
 
-func put(kv store.KV, a addr.Address, s *Stake) {
+func put(kv store.KV, a addr.Address, s *stakingpb.Stake) {
 	if s.Bonded == 0 && s.Unbonding == 0 && s.JailedUntil == 0 && s.Slashed == 0 {
 		kv.Delete(stakeKey(a))
 		return
@@ -100,7 +86,7 @@ func JailedUntil(kv store.Reader, a addr.Address, now int64) int64 {
 
 // Bond moves amount uagr from a into stake.
 func Bond(ctx *module.Context, a addr.Address, amount uint64) error {
-	if err := bank.Send(ctx, a, BondedPool, []*coin.Coin{coin.New(coin.Native, amount)}); err != nil {
+	if err := bank.Send(ctx, a, stakingpb.BondedPool, []*coin.Coin{coin.New(coin.Native, amount)}); err != nil {
 		return fmt.Errorf("staking: bond: %w", err)
 	}
 	s := Get(ctx.KV, a)
@@ -121,14 +107,14 @@ func Unbond(ctx *module.Context, a addr.Address, amount uint64) error {
 	if s.Bonded < amount {
 		return fmt.Errorf("staking: %s has %duagr bonded, cannot unbond %d: %w", a, s.Bonded, amount, codes.ErrInsufficientStake)
 	}
-	if err := bank.Send(ctx, BondedPool, UnbondingPool, []*coin.Coin{coin.New(coin.Native, amount)}); err != nil {
+	if err := bank.Send(ctx, stakingpb.BondedPool, stakingpb.UnbondingPool, []*coin.Coin{coin.New(coin.Native, amount)}); err != nil {
 		return fmt.Errorf("staking: unbond: %w", err)
 	}
 	s.Bonded -= amount
 	s.Unbonding += amount
 	put(ctx.KV, a, s)
 	at := ctx.Height + GetParams(ctx.KV).UnbondingBlocks
-	u := &Unbonding{Staker: a.String(), CompletesAt: at}
+	u := &stakingpb.Unbonding{Staker: a.String(), CompletesAt: at}
 	if v := ctx.KV.Get(queueKey(at, a)); v != nil {
 		module.MustUnmarshal(v, u)
 	}
@@ -140,14 +126,14 @@ func Unbond(ctx *module.Context, a addr.Address, amount uint64) error {
 }
 
 // Unbondings lists a's stake on its way back, earliest first.
-func Unbondings(kv store.Reader, a addr.Address) []*Unbonding {
+func Unbondings(kv store.Reader, a addr.Address) []*stakingpb.Unbonding {
 	prefix := byAcctKey(a, 0)[:len(byAcctPrefix)+addr.Len]
 	it := kv.Iterator(prefix, store.PrefixEnd(prefix))
 	defer it.Close()
-	var out []*Unbonding
+	var out []*stakingpb.Unbonding
 	for ; it.Valid(); it.Next() {
 		at := int64(binary.BigEndian.Uint64(it.Key()[len(prefix):]))
-		u := &Unbonding{}
+		u := &stakingpb.Unbonding{}
 		module.MustUnmarshal(kv.Get(queueKey(at, a)), u)
 		out = append(out, u)
 	}
@@ -168,11 +154,13 @@ func Slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 }
 
 func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, reason string, beneficiary addr.Address, rewardBps uint32) (uint64, error) {
-	if bps > BPS || rewardBps > BPS {
+	if bps > stakingpb.BPS || rewardBps > stakingpb.BPS {
 		return 0, fmt.Errorf("staking: slash of %d bps (reward %d bps) is over 100%%: %w", bps, rewardBps, codes.ErrInvalidRequest)
 	}
 	s := Get(ctx.KV, a)
-	cut := func(n uint64, bps uint32) uint64 { return n/BPS*uint64(bps) + n%BPS*uint64(bps)/BPS }
+	cut := func(n uint64, bps uint32) uint64 {
+		return n/stakingpb.BPS*uint64(bps) + n%stakingpb.BPS*uint64(bps)/stakingpb.BPS
+	}
 	// What is taken from each pool: bonded stake, then each unbonding entry.
 	fromBonded := cut(s.Bonded, bps)
 	s.Bonded -= fromBonded
@@ -207,10 +195,10 @@ func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 		}
 		return nil
 	}
-	if err := pay(BondedPool, fromBonded); err != nil {
+	if err := pay(stakingpb.BondedPool, fromBonded); err != nil {
 		return 0, fmt.Errorf("staking: slash: %w", err)
 	}
-	if err := pay(UnbondingPool, fromUnbonding); err != nil {
+	if err := pay(stakingpb.UnbondingPool, fromUnbonding); err != nil {
 		return 0, fmt.Errorf("staking: slash: %w", err)
 	}
 	s.Slashed += taken
@@ -227,10 +215,10 @@ func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 func (Module) EndBlock(ctx *module.Context) error {
 	end := queueKey(ctx.Height+1, addr.Address{})
 	it := ctx.KV.Iterator(queuePrefix, end)
-	var due []*Unbonding
+	var due []*stakingpb.Unbonding
 	var keys [][]byte
 	for ; it.Valid(); it.Next() {
-		u := &Unbonding{}
+		u := &stakingpb.Unbonding{}
 		module.MustUnmarshal(it.Value(), u)
 		due = append(due, u)
 		keys = append(keys, append([]byte(nil), it.Key()...))
@@ -246,7 +234,7 @@ func (Module) EndBlock(ctx *module.Context) error {
 		if u.Amount == 0 {
 			continue
 		}
-		if err := bank.Send(ctx, UnbondingPool, a, []*coin.Coin{coin.New(coin.Native, u.Amount)}); err != nil {
+		if err := bank.Send(ctx, stakingpb.UnbondingPool, a, []*coin.Coin{coin.New(coin.Native, u.Amount)}); err != nil {
 			return fmt.Errorf("staking: pay out unbonding of %s: %w", a, err)
 		}
 		ctx.Emit("unbonded", module.Key("staker", a.String()), module.Val("amount", module.U64(u.Amount)+coin.Native))

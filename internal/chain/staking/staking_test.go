@@ -7,6 +7,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/store"
 )
 
@@ -50,7 +51,7 @@ func TestSlashReachesUnbondingStake(t *testing.T) {
 		t.Error(err)
 	}
 	// Paid out at the end of the period: 3600, not the 4000 unbonded.
-	ctx.Height = 1 + DefaultParams().UnbondingBlocks
+	ctx.Height = 1 + stakingpb.DefaultParams().UnbondingBlocks
 	if err := (Module{}).EndBlock(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/agent/v1/agent.proto
 
-package agent
+package agentpb
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -674,7 +674,7 @@ const file_agora_agent_v1_agent_proto_rawDesc = "" +
 	"\x13remaining_in_period\x18\x02 \x01(\x04R\x11remainingInPeriod\x12-\n" +
 	"\x12remaining_lifetime\x18\x03 \x01(\x04R\x11remainingLifetime\x12$\n" +
 	"\x0eperiod_ends_at\x18\x04 \x01(\x03R\fperiodEndsAt\"\t\n" +
-	"\aGenesisB0Z.github.com/agoranet/agora/internal/chain/agentb\x06proto3"
+	"\aGenesisB8Z6github.com/agoranet/agora/internal/chain/agent/agentpbb\x06proto3"
 
 var (
 	file_agora_agent_v1_agent_proto_rawDescOnce sync.Once

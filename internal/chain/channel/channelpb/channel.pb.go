@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/channel/v1/channel.proto
 
-package channel
+package channelpb
 
 import (
 	coin "github.com/agoranet/agora/internal/chain/coin"
@@ -1082,7 +1082,7 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"\x15QueryChannelsResponse\x125\n" +
 	"\bchannels\x18\x01 \x03(\v2\x19.agora.channel.v1.ChannelR\bchannels\"J\n" +
 	"\x14QueryAnchorsResponse\x122\n" +
-	"\aanchors\x18\x01 \x03(\v2\x18.agora.channel.v1.AnchorR\aanchorsB2Z0github.com/agoranet/agora/internal/chain/channelb\x06proto3"
+	"\aanchors\x18\x01 \x03(\v2\x18.agora.channel.v1.AnchorR\aanchorsB<Z:github.com/agoranet/agora/internal/chain/channel/channelpbb\x06proto3"
 
 var (
 	file_agora_channel_v1_channel_proto_rawDescOnce sync.Once

@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/job/v1/job.proto
 
-package job
+package jobpb
 
 import (
 	coin "github.com/agoranet/agora/internal/chain/coin"
@@ -1807,7 +1807,7 @@ const file_agora_job_v1_job_proto_rawDesc = "" +
 	"\x1aRESULT_CODE_INVALID_MODULE\x10\x06\x12 \n" +
 	"\x1cRESULT_CODE_OUTPUT_TOO_LARGE\x10\a\x12\x19\n" +
 	"\x15RESULT_CODE_BAD_INPUT\x10\b\x12\x1b\n" +
-	"\x17RESULT_CODE_UNAVAILABLE\x10\tB.Z,github.com/agoranet/agora/internal/chain/jobb\x06proto3"
+	"\x17RESULT_CODE_UNAVAILABLE\x10\tB4Z2github.com/agoranet/agora/internal/chain/job/jobpbb\x06proto3"
 
 var (
 	file_agora_job_v1_job_proto_rawDescOnce sync.Once

@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/provider/v1/provider.proto
 
-package provider
+package providerpb
 
 import (
 	coin "github.com/agoranet/agora/internal/chain/coin"
@@ -1021,7 +1021,7 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ONLINE\x10\x01\x12\x12\n" +
 	"\x0eSTATUS_OFFLINE\x10\x02\x12\x11\n" +
-	"\rSTATUS_JAILED\x10\x03B3Z1github.com/agoranet/agora/internal/chain/providerb\x06proto3"
+	"\rSTATUS_JAILED\x10\x03B>Z<github.com/agoranet/agora/internal/chain/provider/providerpbb\x06proto3"
 
 var (
 	file_agora_provider_v1_provider_proto_rawDescOnce sync.Once

@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/audit/v1/audit.proto
 
-package audit
+package auditpb
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1295,7 +1295,7 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\x13DISPUTE_STATUS_OPEN\x10\x01\x12 \n" +
 	"\x1cDISPUTE_STATUS_PROVIDER_LIED\x10\x02\x12\"\n" +
 	"\x1eDISPUTE_STATUS_PROVIDER_HONEST\x10\x03\x12\x1c\n" +
-	"\x18DISPUTE_STATUS_UNDECIDED\x10\x04B0Z.github.com/agoranet/agora/internal/chain/auditb\x06proto3"
+	"\x18DISPUTE_STATUS_UNDECIDED\x10\x04B8Z6github.com/agoranet/agora/internal/chain/audit/auditpbb\x06proto3"
 
 var (
 	file_agora_audit_v1_audit_proto_rawDescOnce sync.Once

@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/auth/v1/auth.proto
 
-package auth
+package authpb
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -202,7 +202,7 @@ const file_agora_auth_v1_auth_proto_rawDesc = "" +
 	"\bmax_msgs\x18\x02 \x01(\rR\amaxMsgs\x12$\n" +
 	"\x0emax_memo_bytes\x18\x03 \x01(\rR\fmaxMemoBytes\"8\n" +
 	"\aGenesis\x12-\n" +
-	"\x06params\x18\x01 \x01(\v2\x15.agora.auth.v1.ParamsR\x06paramsB/Z-github.com/agoranet/agora/internal/chain/authb\x06proto3"
+	"\x06params\x18\x01 \x01(\v2\x15.agora.auth.v1.ParamsR\x06paramsB6Z4github.com/agoranet/agora/internal/chain/auth/authpbb\x06proto3"
 
 var (
 	file_agora_auth_v1_auth_proto_rawDescOnce sync.Once

@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/staking/v1/staking.proto
 
-package staking
+package stakingpb
 
 import (
 	coin "github.com/agoranet/agora/internal/chain/coin"
@@ -499,7 +499,7 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"\x05stake\x18\x01 \x01(\v2\x17.agora.staking.v1.StakeR\x05stake\x12;\n" +
 	"\n" +
 	"unbondings\x18\x02 \x03(\v2\x1b.agora.staking.v1.UnbondingR\n" +
-	"unbondingsB2Z0github.com/agoranet/agora/internal/chain/stakingb\x06proto3"
+	"unbondingsB<Z:github.com/agoranet/agora/internal/chain/staking/stakingpbb\x06proto3"
 
 var (
 	file_agora_staking_v1_staking_proto_rawDescOnce sync.Once

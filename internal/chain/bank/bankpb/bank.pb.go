@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: agora/bank/v1/bank.proto
 
-package bank
+package bankpb
 
 import (
 	coin "github.com/agoranet/agora/internal/chain/coin"
@@ -854,7 +854,7 @@ const file_agora_bank_v1_bank_proto_rawDesc = "" +
 	"\tsubmitter\x18\x01 \x01(\tR\tsubmitter\x12B\n" +
 	"\rauthorization\x18\x02 \x01(\v2\x1c.agora.bank.v1.AuthorizationR\rauthorization\"(\n" +
 	"\x12QueryNonceResponse\x12\x12\n" +
-	"\x04used\x18\x01 \x01(\bR\x04usedB/Z-github.com/agoranet/agora/internal/chain/bankb\x06proto3"
+	"\x04used\x18\x01 \x01(\bR\x04usedB6Z4github.com/agoranet/agora/internal/chain/bank/bankpbb\x06proto3"
 
 var (
 	file_agora_bank_v1_bank_proto_rawDescOnce sync.Once

@@ -1,0 +1,6 @@
+// Package providerpb holds the provider module's wire types: its messages, queries
+// and state records (generated from proto/agora/provider/v1), their stateless
+// checks, and the ids, keys and sign bytes that clients compute. A client
+// imports this package, never the module's state machine in
+// internal/chain/provider.
+package providerpb

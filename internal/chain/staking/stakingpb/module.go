@@ -1,0 +1,36 @@
+package stakingpb
+
+import (
+	"fmt"
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+)
+
+func (m *MsgBond) Signer() string { return m.Staker }
+
+func (m *MsgBond) ValidateBasic() error { return validate(m.Staker, m.Amount) }
+
+func (m *MsgUnbond) Signer() string { return m.Staker }
+
+func (m *MsgUnbond) ValidateBasic() error { return validate(m.Staker, m.Amount) }
+
+func validate(staker string, amount *coin.Coin) error {
+	if _, err := bankpb.ParseAddr("staker", staker); err != nil {
+		return err
+	}
+	if err := coin.ValidatePositive(amount); err != nil {
+		return err
+	}
+	if amount.Denom != coin.Native {
+		return fmt.Errorf("staking: stake is in %s, not %s: %w", coin.Native, amount.Denom, codes.ErrInvalidAmount)
+	}
+	return nil
+}
+
+// Spends: bonding moves the staker's uagr into the bonded pool.
+func (m *MsgBond) Spends() []module.Spend {
+	return []module.Spend{{From: addr.MustParse(m.Staker), To: BondedPool, Denom: m.Amount.Denom, Amount: m.Amount.Amount}}
+}
