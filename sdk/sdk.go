@@ -30,8 +30,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
@@ -364,30 +362,23 @@ func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uin
 	}
 	k := &keyring.Key{Name: "agent", Private: p.w.key}
 	msg := &channelpb.MsgOpenChannel{Payer: p.w.Address(), Payee: payTo, ModelId: model, Deposit: coin.New(p.budget.Denom, deposit),
-		ExpiresAt: st.SyncInfo.LatestBlockHeight + p.budget.ExpiryBlocks, PayerKey: p.w.key.Public().(ed25519.PublicKey)}
+		ExpiresAt: st.Height + p.budget.ExpiryBlocks, PayerKey: p.w.key.Public().(ed25519.PublicKey)}
 	res, err := p.w.chain.Submit(ctx, k, "x402 channel", msg)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: open a channel to %s: %w", payTo, err)
 	}
-	var list channelpb.QueryChannelsResponse
-	reqb, _ := proto.Marshal(&channelpb.QueryChannelsRequest{Payer: p.w.Address()})
-	if _, err := p.w.chain.Query(ctx, "/channel/channels", reqb, &list); err != nil {
-		return nil, err
+	var opened channelpb.MsgOpenChannelResponse
+	if err := res.Response(0, &opened); err != nil {
+		return nil, fmt.Errorf("sdk: opened a channel to %s: %w", payTo, err)
 	}
-	for i := len(list.Channels) - 1; i >= 0; i-- {
-		c := list.Channels[i]
-		if c.Payee == payTo && c.OpenedAt == res.Height && c.ModelId == model {
-			return &chanInfo{id: c.Id, deposit: c.Deposit}, nil
-		}
-	}
-	return nil, fmt.Errorf("sdk: opened a channel at height %d but cannot find it", res.Height)
+	return &chanInfo{id: opened.ChannelId, deposit: deposit}, nil
 }
 
 // checkPolicy refuses, before anything is sent, a deposit the chain would
 // refuse under the agent's policy.
 func (p *Payer) checkPolicy(ctx context.Context, payTo string, amount uint64) error {
-	var r agentpb.QueryAgentResponse
-	if _, err := p.w.chain.Query(ctx, "/agent/agent", []byte(p.w.Address()), &r); err != nil {
+	r, err := client.Ask(ctx, p.w.chain, agentpb.QueryAgent, &agentpb.QueryAgentRequest{Address: p.w.Address()})
+	if err != nil {
 		var ce *client.ChainError
 		if errors.As(err, &ce) && ce.Code == 14 { // not an agent: no policy
 			return nil

@@ -2,7 +2,6 @@ package sdk_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -93,8 +92,8 @@ func TestPaidRequests(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("payer opened %d channels", len(ids))
 	}
-	var ch channelpb.Channel
-	if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, ids[0]), &ch); err != nil {
+	ch, err := client.Ask(ctx, c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: ids[0]})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if ch.Claimed != spent || ch.Receipts != 100 {

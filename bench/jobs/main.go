@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
@@ -25,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -179,12 +177,16 @@ func devnet(wasm []byte) {
 			log.Fatal(err)
 		}
 		ordered := time.Since(start)
-		id, _ := strconv.ParseUint(res.Attrs["job_order.order_id"], 10, 64)
+		var created jobpb.MsgCreateOrderResponse
+		if err := res.Response(0, &created); err != nil {
+			log.Fatal(err)
+		}
+		id := created.OrderId
 		seen := map[jobpb.OrderStatus]time.Duration{}
 		var o *jobpb.Order
 		for o == nil || o.FinishedAt == 0 {
-			var r jobpb.QueryOrderResponse
-			if _, err := c.Query(ctx, "/job/order", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
+			r, err := client.Ask(ctx, c, jobpb.QueryOrder, &jobpb.QueryOrderRequest{Id: id})
+			if err != nil {
 				log.Fatal(err)
 			}
 			o = r.Order

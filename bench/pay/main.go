@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
@@ -126,8 +125,8 @@ func main() {
 		log.Fatal(err)
 	}
 	c, _ := client.New(d.Node.RPC())
-	var an channelpb.QueryAnchorsResponse
-	if _, err := c.Query(ctx, "/channel/anchors", binary.BigEndian.AppendUint64(nil, ids[0]), &an); err != nil {
+	an, err := client.Ask(ctx, c, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: ids[0]})
+	if err != nil {
 		log.Fatal(err)
 	}
 	var total, largest uint64

@@ -93,11 +93,11 @@ func agentCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ADDR", Short: "An agent's policy, spending and what remains", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r agentpb.QueryAgentResponse
-			if err := queryAddr(cmd, "/agent/agent", args[0], &r); err != nil {
+			r, err := queryAddr(cmd, agentpb.QueryAgent, args[0])
+			if err != nil {
 				return err
 			}
-			return emitProto(cmd, &r, func(w io.Writer) {
+			return emitProto(cmd, r, func(w io.Writer) {
 				ag, p := r.Agent, r.Agent.Policy
 				lim := func(n uint64) string {
 					if n == 0 || n == ^uint64(0) {

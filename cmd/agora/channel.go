@@ -7,12 +7,12 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/paygate"
 )
 
@@ -45,7 +45,7 @@ func channelCmd() *cobra.Command {
 			}
 			return submit(cmd, args[0], func(payer addr.Address) module.Msg {
 				return &channelpb.MsgOpenChannel{Payer: payer.String(), Payee: payee.String(), ModelId: model, Deposit: dep,
-					ExpiresAt: st.SyncInfo.LatestBlockHeight + expiresIn, PayerKey: k.Public()}
+					ExpiresAt: st.Height + expiresIn, PayerKey: k.Public()}
 			})
 		},
 	}
@@ -86,16 +86,15 @@ func channelCmd() *cobra.Command {
 			if asPayee {
 				q = &channelpb.QueryChannelsRequest{Payee: a.String()}
 			}
-			data, _ := proto.Marshal(q)
 			c, err := dial()
 			if err != nil {
 				return err
 			}
-			var r channelpb.QueryChannelsResponse
-			if _, err := c.Query(cmd.Context(), "/channel/channels", data, &r); err != nil {
+			r, err := client.Ask(cmd.Context(), c, channelpb.QueryChannels, q)
+			if err != nil {
 				return err
 			}
-			return emitProto(cmd, &r, func(w io.Writer) {
+			return emitProto(cmd, r, func(w io.Writer) {
 				for _, ch := range r.Channels {
 					state := "open"
 					if ch.Closed {

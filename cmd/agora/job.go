@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -42,8 +40,8 @@ func orderID(s string) (uint64, error) {
 }
 
 func getOrder(ctx context.Context, c *client.Client, id uint64) (*jobpb.Order, error) {
-	var r jobpb.QueryOrderResponse
-	if _, err := c.Query(ctx, "/job/order", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
+	r, err := client.Ask(ctx, c, jobpb.QueryOrder, &jobpb.QueryOrderRequest{Id: id})
+	if err != nil {
 		return nil, err
 	}
 	return r.Order, nil
@@ -140,10 +138,11 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			if err != nil {
 				return err
 			}
-			id, err := strconv.ParseUint(res.Attrs["job_order.order_id"], 10, 64)
-			if err != nil {
-				return fmt.Errorf("the order was committed at height %d but its id is missing from the tx's events", res.Height)
+			var created jobpb.MsgCreateOrderResponse
+			if err := res.Response(0, &created); err != nil {
+				return fmt.Errorf("the order was committed at height %d but: %w", res.Height, err)
 			}
+			id := created.OrderId
 			w := cmd.OutOrStdout()
 			if !wait {
 				return emit(w, map[string]any{"order_id": id, "height": res.Height}, func(w io.Writer) {
@@ -338,12 +337,11 @@ func jobListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			data, _ := proto.Marshal(req)
-			var r jobpb.QueryOrdersResponse
-			if _, err := c.Query(cmd.Context(), "/job/orders", data, &r); err != nil {
+			r, err := client.Ask(cmd.Context(), c, jobpb.QueryOrders, req)
+			if err != nil {
 				return err
 			}
-			raw, err := protojson.Marshal(&r)
+			raw, err := protojson.Marshal(r)
 			if err != nil {
 				return err
 			}

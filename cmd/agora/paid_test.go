@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,9 +108,11 @@ func TestPaidProviderSurvivesKill(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("payer opened %d channels, want 1 (the restarted provider must honour the old one)", len(ids))
 	}
-	var ch channelpb.Channel
+	var ch *channelpb.Channel
 	e2e.Eventually(t, 30*time.Second, "claims cover every answer the client saw", func() error {
-		if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, ids[0]), &ch); err != nil {
+		var err error
+		ch, err = client.Ask(ctx, c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: ids[0]})
+		if err != nil {
 			return err
 		}
 		if ch.Claimed < spent {

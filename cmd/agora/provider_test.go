@@ -192,7 +192,7 @@ func TestProviderKilledGoesOffline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.SyncInfo.LatestBlockHeight
+		return st.Height
 	}
 	p.Kill()
 	killed := height()

@@ -128,16 +128,16 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.RPC().Tx(cmd.Context(), hash, false)
-			if err != nil {
-				return fmt.Errorf("tx %X: %w", hash, err)
-			}
-			out, err := describeTx(r.Tx)
+			r, err := c.Tx(cmd.Context(), hash)
 			if err != nil {
 				return err
 			}
-			out.Hash, out.Height, out.Code, out.Log = fmt.Sprintf("%X", hash), r.Height, r.TxResult.Code, r.TxResult.Log
-			for _, ev := range r.TxResult.Events {
+			out, err := describeTx(r.Raw)
+			if err != nil {
+				return err
+			}
+			out.Hash, out.Height, out.Code, out.Log = fmt.Sprintf("%X", hash), r.Height, r.Result.Code, r.Result.Log
+			for _, ev := range r.Result.Events {
 				e := eventJSON{Type: ev.Type, Attributes: map[string]string{}}
 				for _, a := range ev.Attributes {
 					e.Attributes[a.Key] = a.Value
@@ -153,11 +153,11 @@ func queryCmd() *cobra.Command {
 	stake := &cobra.Command{
 		Use: "stake ADDR", Short: "Bonded and unbonding stake, slashes and jail", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r stakingpb.QueryStakeResponse
-			if err := queryAddr(cmd, "/staking/stake", args[0], &r); err != nil {
+			r, err := queryAddr(cmd, stakingpb.QueryStake, args[0])
+			if err != nil {
 				return err
 			}
-			return emitProto(cmd, &r, func(w io.Writer) {
+			return emitProto(cmd, r, func(w io.Writer) {
 				s := r.Stake
 				fmt.Fprintf(w, "%s\n  bonded     %duagr\n  unbonding  %duagr\n  slashed    %duagr\n", s.Staker, s.Bonded, s.Unbonding, s.Slashed)
 				if s.JailedUntil > 0 {
@@ -178,12 +178,11 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req, _ := proto.Marshal(&providerpb.QueryProvidersRequest{Model: model, OnlineOnly: online})
-			var r providerpb.QueryProvidersResponse
-			if _, err := c.Query(cmd.Context(), "/provider/providers", req, &r); err != nil {
+			r, err := client.Ask(cmd.Context(), c, providerpb.QueryProviders, &providerpb.QueryProvidersRequest{Model: model, OnlineOnly: online})
+			if err != nil {
 				return err
 			}
-			return emitProto(cmd, &r, func(w io.Writer) {
+			return emitProto(cmd, r, func(w io.Writer) {
 				if len(r.Providers) == 0 {
 					fmt.Fprintln(w, "no providers")
 				}
@@ -198,11 +197,11 @@ func queryCmd() *cobra.Command {
 	prov := &cobra.Command{
 		Use: "provider ADDR", Short: "One provider", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r providerpb.ProviderInfo
-			if err := queryAddr(cmd, "/provider/provider", args[0], &r); err != nil {
+			r, err := queryAddr(cmd, providerpb.QueryProvider, args[0])
+			if err != nil {
 				return err
 			}
-			return emitProto(cmd, &r, func(w io.Writer) { printProvider(w, &r) })
+			return emitProto(cmd, r, func(w io.Writer) { printProvider(w, r) })
 		},
 	}
 	cmd.AddCommand(balance, account, supply, txq, stake, providers, prov)

@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 )
@@ -71,18 +73,22 @@ func keys() *keyring.Keyring { return keyring.Open(filepath.Join(g.home, "keyrin
 
 func dial() (*client.Client, error) { return client.New(g.node) }
 
-// queryAddr runs the chain query at path for the address written as arg.
-func queryAddr(cmd *cobra.Command, path, arg string, out proto.Message) error {
+// queryAddr runs a chain query whose request is an address (a message with
+// one string field "address") for the address written as arg.
+func queryAddr[Req, Resp proto.Message](cmd *cobra.Command, q module.Query[Req, Resp], arg string) (Resp, error) {
+	var zero Resp
 	a, err := parseAddr(arg)
 	if err != nil {
-		return err
+		return zero, err
 	}
 	c, err := dial()
 	if err != nil {
-		return err
+		return zero, err
 	}
-	_, err = c.Query(cmd.Context(), path, []byte(a.String()), out)
-	return err
+	var z Req
+	req := z.ProtoReflect().Type().New()
+	req.Set(req.Descriptor().Fields().ByName("address"), protoreflect.ValueOfString(a.String()))
+	return client.Ask(cmd.Context(), c, q, req.Interface().(Req))
 }
 
 // emit prints v as compact JSON with --output json, else runs text.

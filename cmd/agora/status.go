@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,8 +28,8 @@ func statusCmd() *cobra.Command {
 				CatchingUp bool   `json:"catching_up"`
 				NodeID     string `json:"node_id"`
 				Moniker    string `json:"moniker"`
-			}{st.NodeInfo.Network, st.SyncInfo.LatestBlockHeight, strings.ToUpper(st.SyncInfo.LatestAppHash.String()),
-				st.SyncInfo.LatestBlockTime.UTC().Format(time.RFC3339Nano), st.SyncInfo.CatchingUp, string(st.NodeInfo.DefaultNodeID), st.NodeInfo.Moniker}
+			}{st.ChainID, st.Height, fmt.Sprintf("%X", st.AppHash),
+				st.BlockTime.UTC().Format(time.RFC3339Nano), st.CatchingUp, st.NodeID, st.Moniker}
 			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "chain-id     %s\nheight       %d\napp hash     %s\nblock time   %s\ncatching up  %v\nnode         %s (%s)\n",
 					out.ChainID, out.Height, out.AppHash, out.BlockTime, out.CatchingUp, out.Moniker, out.NodeID)

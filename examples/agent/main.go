@@ -18,8 +18,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
@@ -76,9 +74,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (*stats, error) {
 		return nil, err
 	}
 	// Discover: online providers of the model, from the chain.
-	q, _ := proto.Marshal(&providerpb.QueryProvidersRequest{Model: cfg.model, OnlineOnly: true})
-	var found providerpb.QueryProvidersResponse
-	if _, err := c.Query(ctx, "/provider/providers", q, &found); err != nil {
+	found, err := client.Ask(ctx, c, providerpb.QueryProviders, &providerpb.QueryProvidersRequest{Model: cfg.model, OnlineOnly: true})
+	if err != nil {
 		return nil, err
 	}
 	if len(found.Providers) == 0 {

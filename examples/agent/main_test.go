@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -69,8 +68,8 @@ func TestExampleAgent(t *testing.T) {
 	agentBefore := balance("agent")
 	var deposits uint64
 	for _, id := range st.channels {
-		var ch channelpb.Channel
-		if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &ch); err != nil {
+		ch, err := client.Ask(ctx, c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+		if err != nil {
 			t.Fatal(err)
 		}
 		deposits += ch.Deposit

@@ -112,8 +112,8 @@ func resyncSeqs(h *harness, seqs map[string]uint64) map[string]uint64 {
 }
 
 func (h *harness) balance(a addr.Address, denom string) uint64 {
-	var r bankpb.QueryBalanceResponse
-	if err := h.query("/bank/balance", []byte(a.String()), &r); err != nil {
+	r, err := ask(h, bankpb.QueryBalance, &bankpb.QueryBalanceRequest{Address: a.String()})
+	if err != nil {
 		h.t.Fatal(err)
 	}
 	for _, c := range r.Balances {

@@ -17,6 +17,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	dbm "github.com/cosmos/cosmos-db"
 	"github.com/cosmos/iavl"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/audit"
@@ -75,7 +76,8 @@ type App struct {
 	log     *slog.Logger
 	modules []module.Module
 	byName  map[string]module.Module
-	routes  map[string]route // by message type URL
+	routes  map[string]route             // by message type URL
+	queries map[string]module.QueryRoute // by path
 
 	db   dbm.DB
 	tree *iavl.MutableTree
@@ -110,7 +112,7 @@ func New(cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, verified: map[[32]byte]*tx.Decoded{}}
+	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, queries: map[string]module.QueryRoute{}, verified: map[[32]byte]*tx.Decoded{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +120,9 @@ func New(cfg Config) (*App, error) {
 		a.byName[m.Name()] = m
 		for _, msg := range m.Msgs() {
 			a.routes[tx.TypeURL(msg)] = route{mod: m, proto: msg}
+		}
+		for _, q := range m.Queries() {
+			a.queries[q.Path] = q
 		}
 	}
 	var err error
@@ -207,7 +212,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	d, err := a.decode(req.Tx, true)
 	if err == nil {
 		ctx := module.NewContext(a.check, a.chainID, a.tree.Version()+1, a.lastTime)
-		err = a.run(ctx, d, nil)
+		_, err = a.run(ctx, d, nil)
 	}
 	if err != nil {
 		return &abci.ResponseCheckTx{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error()}, nil
@@ -260,7 +265,9 @@ func (a *App) decode(raw []byte, remember bool) (*tx.Decoded, error) {
 // fails nothing is written. If a message fails, admission's writes (the fee
 // and the sequence) are kept only when keepFeeOnFailure is set, as in a
 // block; the messages' writes never are. Events of kept writes go to into.
-func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (err error) {
+// On success it returns the messages' typed responses, encoded as
+// ExecTxResult.Data.
+func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (data []byte, err error) {
 	admitted := store.NewCache(ctx.KV)
 	actx := ctx.With(admitted)
 	actx.Signer = d.Signer
@@ -274,7 +281,7 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (err e
 		}
 	}()
 	if err := auth.Admit(actx, d); err != nil {
-		return err
+		return nil, err
 	}
 	msgs := store.NewCache(admitted)
 	mctx := actx.With(msgs)
@@ -285,15 +292,21 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (err e
 			admitted.Write()
 			*into = append(*into, actx.Events()...)
 		}
-		return err
+		return nil, err
 	}
+	resps := &tx.Responses{Responses: make([]*anypb.Any, len(d.Msgs))}
 	for i, m := range d.Msgs {
-		if err := a.routes[tx.TypeURL(m)].mod.Handle(mctx, m); err != nil {
+		resp, err := a.routes[tx.TypeURL(m)].mod.Handle(mctx, m)
+		if err != nil {
 			if into != nil { // in a block: the fee is paid, the messages undone
 				admitted.Write()
 				*into = append(*into, actx.Events()...)
 			}
-			return fmt.Errorf("message %d: %w", i, err)
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		resps.Responses[i] = &anypb.Any{}
+		if resp != nil {
+			resps.Responses[i] = &anypb.Any{TypeUrl: tx.TypeURL(resp), Value: module.MustMarshal(resp)}
 		}
 	}
 	msgs.Write()
@@ -302,7 +315,7 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (err e
 		*into = append(*into, actx.Events()...)
 		*into = append(*into, mctx.Events()...)
 	}
-	return nil
+	return module.MustMarshal(resps), nil
 }
 
 // FinalizeBlock executes a decided block.
@@ -341,13 +354,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 func (a *App) deliverTx(block *module.Context, raw []byte) *abci.ExecTxResult {
 	d, err := a.decode(raw, false)
 	var events []abci.Event
+	var data []byte
 	if err == nil {
-		err = a.run(block, d, &events)
+		data, err = a.run(block, d, &events)
 	}
 	if err != nil {
 		return &abci.ExecTxResult{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error(), Events: events}
 	}
-	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Events: events}
+	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Data: data, Events: events}
 }
 
 // Commit makes the block's state durable, prunes old versions and resets

@@ -14,6 +14,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/proof"
 	"github.com/agoranet/agora/internal/chain/tx"
 )
 
@@ -161,24 +162,24 @@ func TestQueryProof(t *testing.T) {
 	defer h.close()
 	_, appHash := h.block()
 	k := bankpb.BalanceKey(address("alice"), "uagr")
-	r, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: chain.StorePath, Data: k, Prove: true})
+	r, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: proof.StorePath, Data: k, Prove: true})
 	if r.Code != 0 || r.ProofOps == nil {
 		t.Fatalf("query: code %d log %q", r.Code, r.Log)
 	}
-	if err := chain.VerifyProof(appHash, k, r.Value, r.ProofOps); err != nil {
+	if err := proof.Verify(appHash, k, r.Value, r.ProofOps); err != nil {
 		t.Fatalf("valid proof refused: %v", err)
 	}
 	forged := append([]byte(nil), r.Value...)
 	forged[7]++
-	if err := chain.VerifyProof(appHash, k, forged, r.ProofOps); err == nil {
+	if err := proof.Verify(appHash, k, forged, r.ProofOps); err == nil {
 		t.Fatal("proof accepted a forged balance")
 	}
 	absent := bankpb.BalanceKey(address("carol"), "uagr")
-	r, _ = h.app.Query(context.Background(), &abci.RequestQuery{Path: chain.StorePath, Data: absent, Prove: true})
+	r, _ = h.app.Query(context.Background(), &abci.RequestQuery{Path: proof.StorePath, Data: absent, Prove: true})
 	if r.Value != nil {
 		t.Fatalf("carol has a balance: %x", r.Value)
 	}
-	if err := chain.VerifyProof(appHash, absent, nil, r.ProofOps); err != nil {
+	if err := proof.Verify(appHash, absent, nil, r.ProofOps); err != nil {
 		t.Fatalf("proof of absence refused: %v", err)
 	}
 	if r, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: "/nope/x"}); r.Code == 0 {

@@ -57,8 +57,8 @@ func TestProvenInference(t *testing.T) {
 	if r := verify(px, logits); r.Code != 0 {
 		t.Fatalf("a true proof was refused: %s", r.Log)
 	}
-	var got auditpb.QueryProvenResponse
-	if err := h.query("/audit/proven", auditpb.InferenceID(id, px, logits), &got); err != nil || got.Proven.Submitter != address("bob").String() {
+	got, err := ask(h, auditpb.QueryProven, &auditpb.QueryProvenRequest{InferenceId: auditpb.InferenceID(id, px, logits)})
+	if err != nil || got.Proven.Submitter != address("bob").String() {
 		t.Fatalf("proven inference not recorded: %v %v", got.Proven, err)
 	}
 	bad := append([]int32(nil), logits...)

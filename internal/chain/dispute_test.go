@@ -2,7 +2,6 @@ package chain_test
 
 import (
 	"crypto/ed25519"
-	"encoding/binary"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -84,8 +83,8 @@ func (d *disputes) leaves() [][]byte {
 }
 
 func (d *disputes) dispute(id uint64) *auditpb.Dispute {
-	var r auditpb.QueryDisputeResponse
-	if err := d.query("/audit/dispute", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
+	r, err := ask(d.harness, auditpb.QueryDispute, &auditpb.QueryDisputeRequest{Id: id})
+	if err != nil {
 		d.t.Fatal(err)
 	}
 	return r.Dispute
@@ -118,8 +117,8 @@ func (d *disputes) vote(id uint64, votes map[string][]byte) {
 }
 
 func (d *disputes) stake(name string) uint64 {
-	var r stakingpb.QueryStakeResponse
-	if err := d.query("/staking/stake", []byte(address(name).String()), &r); err != nil {
+	r, err := ask(d.harness, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: address(name).String()})
+	if err != nil {
 		d.t.Fatal(err)
 	}
 	return r.Stake.Bonded
@@ -153,8 +152,10 @@ func TestLyingProviderIsSlashed(t *testing.T) {
 	if gain := d.balance(address("v4"), "uagr") + 10 - before; gain != 10_000_000 {
 		t.Errorf("the challenger gained %d, want 10000000 (half the slash; the bond came back)", gain)
 	}
-	var info providerpb.ProviderInfo
-	d.query("/provider/provider", []byte(address("dave").String()), &info)
+	info, err := ask(d.harness, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: address("dave").String()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if info.Provider.DisputesLost != 1 {
 		t.Errorf("dave lost %d disputes, want 1", info.Provider.DisputesLost)
 	}

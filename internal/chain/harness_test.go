@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -122,25 +122,35 @@ func (h *harness) block() (*abci.ResponseFinalizeBlock, []byte) {
 	return resp, resp.AppHash
 }
 
-func (h *harness) query(path string, data []byte, out proto.Message) error {
-	r, err := h.app.Query(context.Background(), &abci.RequestQuery{Path: path, Data: data})
+// ask runs one of a module's typed queries against the app, as a client
+// would over the RPC.
+func ask[Req, Resp proto.Message](h *harness, q module.Query[Req, Resp], req Req) (Resp, error) {
+	var zero Resp
+	data, err := proto.Marshal(req)
 	if err != nil {
-		return err
+		return zero, err
+	}
+	r, err := h.app.Query(context.Background(), &abci.RequestQuery{Path: q.Path, Data: data})
+	if err != nil {
+		return zero, err
 	}
 	if r.Code != 0 {
-		return fmt.Errorf("code %d: %s", r.Code, r.Log)
+		return zero, fmt.Errorf("code %d: %s", r.Code, r.Log)
 	}
-	return proto.Unmarshal(r.Value, out)
+	out := zero.ProtoReflect().Type().New().Interface().(Resp)
+	return out, proto.Unmarshal(r.Value, out)
 }
 
 func (h *harness) sequence(name string) uint64 {
-	var acc authpb.Account
+	var seq uint64
 	if h.height > 0 {
-		if err := h.query("/auth/account", []byte(address(name).String()), &acc); err != nil {
+		acc, err := ask(h, authpb.QueryAccount, &authpb.QueryAccountRequest{Address: address(name).String()})
+		if err != nil {
 			h.t.Fatal(err)
 		}
+		seq = acc.Sequence
 	}
-	return acc.Sequence + h.queued[name]
+	return seq + h.queued[name]
 }
 
 // buildTx makes a signed tx from datadriven arguments:
@@ -405,7 +415,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		var b strings.Builder
 		for i, r := range resp.TxResults {
 			if r.Code == 0 {
-				fmt.Fprintf(&b, "tx %d: ok\n", i)
+				fmt.Fprintf(&b, "tx %d: ok%s\n", i, h.responses(r.Data))
 			} else {
 				fmt.Fprintf(&b, "tx %d: code %d: %s\n", i, r.Code, h.shorten(r.Log))
 			}
@@ -413,8 +423,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		fmt.Fprintf(&b, "height %d app hash %X", h.height, hash[:6])
 		return b.String()
 	case "balance":
-		var r bankpb.QueryBalanceResponse
-		if err := h.query("/bank/balance", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+		r, err := ask(h, bankpb.QueryBalance, &bankpb.QueryBalanceRequest{Address: address(d.CmdArgs[0].Key).String()})
+		if err != nil {
 			return err.Error()
 		}
 		var parts []string
@@ -426,8 +436,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return strings.Join(parts, " ")
 	case "supply":
-		var r bankpb.QuerySupplyResponse
-		if err := h.query("/bank/supply", nil, &r); err != nil {
+		r, err := ask(h, bankpb.QuerySupply, &bankpb.QuerySupplyRequest{})
+		if err != nil {
 			return err.Error()
 		}
 		var parts []string
@@ -436,8 +446,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return strings.Join(parts, " ")
 	case "account":
-		var acc authpb.Account
-		if err := h.query("/auth/account", []byte(address(d.CmdArgs[0].Key).String()), &acc); err != nil {
+		acc, err := ask(h, authpb.QueryAccount, &authpb.QueryAccountRequest{Address: address(d.CmdArgs[0].Key).String()})
+		if err != nil {
 			return err.Error()
 		}
 		return fmt.Sprintf("sequence %d", acc.Sequence)
@@ -459,8 +469,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		fmt.Fprintf(&b, "at height %d", h.height)
 		return b.String()
 	case "stake":
-		var r stakingpb.QueryStakeResponse
-		if err := h.query("/staking/stake", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+		r, err := ask(h, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: address(d.CmdArgs[0].Key).String()})
+		if err != nil {
 			return err.Error()
 		}
 		out := fmt.Sprintf("bonded %d unbonding %d slashed %d jailed_until %d", r.Stake.Bonded, r.Stake.Unbonding, r.Stake.Slashed, r.Stake.JailedUntil)
@@ -469,8 +479,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return out
 	case "provider":
-		var r providerpb.ProviderInfo
-		if err := h.query("/provider/provider", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+		r, err := ask(h, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: address(d.CmdArgs[0].Key).String()})
+		if err != nil {
 			return h.shorten(err.Error())
 		}
 		p := r.Provider
@@ -480,13 +490,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return out
 	case "providers":
-		var r providerpb.QueryProvidersResponse
 		req := &providerpb.QueryProvidersRequest{}
 		if len(d.CmdArgs) > 0 {
 			req.Model = d.CmdArgs[0].Key
 		}
-		data, _ := proto.Marshal(req)
-		if err := h.query("/provider/providers", data, &r); err != nil {
+		r, err := ask(h, providerpb.QueryProviders, req)
+		if err != nil {
 			return err.Error()
 		}
 		var names []string
@@ -497,14 +506,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "channel":
 		var id uint64
 		fmt.Sscan(d.CmdArgs[0].Key, &id)
-		var c channelpb.Channel
-		if err := h.query("/channel/channel", binary.BigEndian.AppendUint64(nil, id), &c); err != nil {
+		c, err := ask(h, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+		if err != nil {
 			return h.shorten(err.Error())
 		}
 		return h.shorten(fmt.Sprintf("channel %d %s->%s deposit %d%s claimed %d expires %d receipts %d closed %v", c.Id, c.Payer, c.Payee, c.Deposit, c.Denom, c.Claimed, c.ExpiresAt, c.Receipts, c.Closed))
 	case "agent":
-		var r agentpb.QueryAgentResponse
-		if err := h.query("/agent/agent", []byte(address(d.CmdArgs[0].Key).String()), &r); err != nil {
+		r, err := ask(h, agentpb.QueryAgent, &agentpb.QueryAgentRequest{Address: address(d.CmdArgs[0].Key).String()})
+		if err != nil {
 			return h.shorten(err.Error())
 		}
 		a := r.Agent
@@ -516,8 +525,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return h.shorten(fmt.Sprintf("agent of %s frozen %v revoked %v spent %d (period %d) remaining period %s lifetime %s", a.Owner, a.Frozen, a.Revoked, a.SpentTotal, a.SpentInPeriod, rem(r.RemainingInPeriod), rem(r.RemainingLifetime)))
 	case "order":
-		var r jobpb.QueryOrderResponse
-		if err := h.query("/job/order", binary.BigEndian.AppendUint64(nil, h.u64(d.CmdArgs[0].Key)), &r); err != nil {
+		r, err := ask(h, jobpb.QueryOrder, &jobpb.QueryOrderRequest{Id: h.u64(d.CmdArgs[0].Key)})
+		if err != nil {
 			return h.shorten(err.Error())
 		}
 		o := r.Order
@@ -549,6 +558,30 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 }
 
 // shorten replaces addresses in logs with names, so scripts stay readable.
+// responses renders a tx's typed message responses (ExecTxResult.Data)
+// as " name=value ..." for the scripts; messages without one print nothing.
+func (h *harness) responses(data []byte) string {
+	var rs tx.Responses
+	if err := proto.Unmarshal(data, &rs); err != nil {
+		h.t.Fatalf("tx result data is not a tx.Responses: %v", err)
+	}
+	var b strings.Builder
+	for _, a := range rs.Responses {
+		if a.GetTypeUrl() == "" {
+			continue
+		}
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			h.t.Fatalf("response %s: %v", a.TypeUrl, err)
+		}
+		m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			fmt.Fprintf(&b, " %s=%v", fd.Name(), h.shorten(fmt.Sprint(v.Interface())))
+			return true
+		})
+	}
+	return b.String()
+}
+
 func (h *harness) shorten(s string) string {
 	for _, n := range names {
 		s = strings.ReplaceAll(s, address(n).String(), n)

@@ -7,19 +7,12 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
-	ics23 "github.com/cosmos/ics23/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/proof"
 )
-
-// StorePath is the query path for a raw state key; with prove set the
-// answer carries an ICS-23 proof against the app hash of its height.
-const StorePath = "/store"
-
-// ProofOpType names the proof op Query returns.
-const ProofOpType = "ics23:iavl"
 
 // Query answers "/store" (data: a raw key) and "/<module>/<path>" (data:
 // the module's argument, answer: a protobuf message) at req.Height, or at
@@ -46,7 +39,7 @@ func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 		return nil, fmt.Errorf("chain: state at height %d was pruned (the node keeps %d versions): %w", height, a.cfg.KeepVersions, codes.ErrNotFound)
 	}
 	resp := &abci.ResponseQuery{Height: height, Key: req.Data}
-	if req.Path == StorePath {
+	if req.Path == proof.StorePath {
 		v, err := snap.Get(req.Data)
 		if err != nil {
 			return nil, err
@@ -61,17 +54,16 @@ func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 			if err != nil {
 				return nil, err
 			}
-			resp.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: ProofOpType, Key: req.Data, Data: b}}}
+			resp.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: proof.OpType, Key: req.Data, Data: b}}}
 		}
 		return resp, nil
 	}
-	name, path, _ := strings.Cut(strings.TrimPrefix(req.Path, "/"), "/")
-	m, ok := a.byName[name]
+	q, ok := a.queries[req.Path]
 	if !ok {
-		return nil, fmt.Errorf("chain: no query route %q (use /store or /<module>/<query>): %w", req.Path, codes.ErrInvalidRequest)
+		return nil, fmt.Errorf("chain: no query %q (%s, or %s for a raw key): %w", req.Path, a.queryPaths(req.Path), proof.StorePath, codes.ErrInvalidRequest)
 	}
 	ctx := module.NewContext(snapshotKV{snap}, a.chainID, height, 0)
-	out, err := m.Query(ctx, path, req.Data)
+	out, err := q.Handle(ctx, req.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -82,25 +74,17 @@ func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	return resp, nil
 }
 
-// VerifyProof checks a "/store" answer against the app hash that commits
-// to its height (found in the header of the block after it). A nil value
-// checks that the key is absent.
-func VerifyProof(appHash, key, value []byte, ops *cmtcrypto.ProofOps) error {
-	if ops == nil || len(ops.Ops) != 1 || ops.Ops[0].Type != ProofOpType {
-		return fmt.Errorf("chain: expected one %s proof op", ProofOpType)
-	}
-	var p ics23.CommitmentProof
-	if err := p.Unmarshal(ops.Ops[0].Data); err != nil {
-		return fmt.Errorf("chain: decode proof: %w", err)
-	}
-	if value == nil {
-		if !ics23.VerifyNonMembership(ics23.IavlSpec, appHash, &p, key) {
-			return fmt.Errorf("chain: proof of absence does not match the app hash")
+// queryPaths lists the queries of the module a bad path names, or every
+// module's, for an error that says what to ask instead.
+func (a *App) queryPaths(bad string) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(bad, "/"), "/")
+	var paths []string
+	for _, m := range a.modules {
+		for _, q := range m.Queries() {
+			if m.Name() == name || a.byName[name] == nil {
+				paths = append(paths, q.Path)
+			}
 		}
-		return nil
 	}
-	if !ics23.VerifyMembership(ics23.IavlSpec, appHash, &p, key, value) {
-		return fmt.Errorf("chain: proof does not match the app hash")
-	}
-	return nil
+	return "try " + strings.Join(paths, ", ")
 }

@@ -13,31 +13,34 @@ import (
 	"sync"
 	"time"
 
-	rpcclient "github.com/cometbft/cometbft/rpc/client"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
-	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/proof"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/keyring"
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 )
 
 // Client is a connection to one node.
 type Client struct {
-	rpc *rpchttp.HTTP
+	rpc *rpc
 	url string
 
 	mu      sync.Mutex // guards the fields below
 	chainID string
 	params  *authpb.Params
 	seqs    map[addr.Address]*sequencer
+	txs     *txWatch
+
+	wg sync.WaitGroup // the Tx event dispatcher
 }
 
 // sequencer orders one key's transactions: the chain wants each account's
@@ -65,23 +68,69 @@ func (c *Client) sequencer(a addr.Address) *sequencer {
 
 // New returns a client for the node at url (like http://127.0.0.1:26657).
 func New(url string) (*Client, error) {
-	rpc, err := rpchttp.New(url, "/websocket")
-	if err != nil {
-		return nil, fmt.Errorf("client: node %s: %w", url, err)
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return nil, fmt.Errorf("client: node URL %q must start with http:// or https://", url)
 	}
-	return &Client{rpc: rpc, url: url}, nil
+	return &Client{rpc: newRPC(url), url: url}, nil
 }
 
-// RPC exposes the CometBFT RPC client for what this package does not wrap.
-func (c *Client) RPC() *rpchttp.HTTP { return c.rpc }
+// Close ends the client's event subscriptions.
+func (c *Client) Close() {
+	c.rpc.close()
+	c.wg.Wait()
+}
+
+// Status is what a node says about itself.
+type Status struct {
+	ChainID    string
+	Height     int64
+	AppHash    []byte
+	BlockTime  time.Time
+	CatchingUp bool
+	NodeID     string
+	Moniker    string
+}
 
 // Status returns the node's status.
-func (c *Client) Status(ctx context.Context) (*ctypes.ResultStatus, error) {
-	st, err := c.rpc.Status(ctx)
-	if err != nil {
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st resultStatus
+	if err := c.rpc.call(ctx, "status", map[string]any{}, &st); err != nil {
 		return nil, fmt.Errorf("client: node %s is not answering (is it running? see `agora devnet`): %w", c.url, err)
 	}
-	return st, nil
+	return &Status{ChainID: st.NodeInfo.Network, Height: st.SyncInfo.LatestBlockHeight, AppHash: st.SyncInfo.LatestAppHash,
+		BlockTime: st.SyncInfo.LatestBlockTime, CatchingUp: st.SyncInfo.CatchingUp, NodeID: st.NodeInfo.ID, Moniker: st.NodeInfo.Moniker}, nil
+}
+
+// Header is the part of a block header clients check answers against.
+type Header struct {
+	Height int64
+	Time   time.Time
+	// AppHash commits to the state after the previous block.
+	AppHash []byte
+}
+
+// Header returns the header of the block at height.
+func (c *Client) Header(ctx context.Context, height int64) (*Header, error) {
+	var r resultHeader
+	if err := c.rpc.call(ctx, "header", map[string]any{"height": i64(height)}, &r); err != nil {
+		return nil, fmt.Errorf("client: header %d: %w", height, err)
+	}
+	if r.Header == nil {
+		return nil, fmt.Errorf("client: header %d: node has none", height)
+	}
+	return &Header{Height: r.Header.Height, Time: r.Header.Time, AppHash: r.Header.AppHash}, nil
+}
+
+// Subscribe delivers the events that match a CometBFT query (like
+// "tm.event='Tx' AND provider_online.operator EXISTS") until ctx ends or
+// the connection drops, when the channel is closed. A consumer slower than
+// buf events misses some: subscribers use events as hints and re-read state.
+func (c *Client) Subscribe(ctx context.Context, query string, buf int) (<-chan Event, error) {
+	ch, err := c.rpc.subscribe(ctx, query, buf)
+	if err != nil {
+		return nil, fmt.Errorf("client: subscribe %q: %w", query, err)
+	}
+	return ch, nil
 }
 
 // ChainID returns the node's chain-id.
@@ -97,9 +146,9 @@ func (c *Client) ChainID(ctx context.Context) (string, error) {
 		return "", err
 	}
 	c.mu.Lock()
-	c.chainID = st.NodeInfo.Network
+	c.chainID = st.ChainID
 	c.mu.Unlock()
-	return st.NodeInfo.Network, nil
+	return st.ChainID, nil
 }
 
 // ChainError is an error the chain returned, with its stable code.
@@ -119,31 +168,50 @@ func (e *ChainError) Is(target error) bool {
 	return errors.As(target, &ce) && ce.Code == e.Code
 }
 
-// Query runs a module query ("/bank/balance") at the latest height and
-// decodes the answer into out.
+// Query runs a raw module query at the latest height and decodes the
+// answer into out. Callers use Ask, whose types are checked.
 func (c *Client) Query(ctx context.Context, path string, data []byte, out proto.Message) (int64, error) {
-	res, err := c.rpc.ABCIQuery(ctx, path, data)
+	r, err := c.abciQuery(ctx, path, data, 0, false)
 	if err != nil {
-		return 0, fmt.Errorf("client: query %s: %w", path, err)
+		return 0, err
+	}
+	return r.Height, proto.Unmarshal(r.Value, out)
+}
+
+func (c *Client) abciQuery(ctx context.Context, path string, data []byte, height int64, prove bool) (*abci.ResponseQuery, error) {
+	var res resultQuery
+	params := map[string]any{"path": path, "data": cmtbytes.HexBytes(data), "height": i64(height), "prove": prove}
+	if err := c.rpc.call(ctx, "abci_query", params, &res); err != nil {
+		return nil, fmt.Errorf("client: query %s: %w", path, err)
 	}
 	if res.Response.Code != 0 {
-		return 0, &ChainError{Code: res.Response.Code, Log: res.Response.Log}
+		return nil, &ChainError{Code: res.Response.Code, Log: res.Response.Log}
 	}
-	return res.Response.Height, proto.Unmarshal(res.Response.Value, out)
+	return &res.Response, nil
+}
+
+// Ask runs one of a module's typed queries (bankpb.QueryBalance, ...).
+func Ask[Req, Resp proto.Message](ctx context.Context, c *Client, q module.Query[Req, Resp], req Req) (Resp, error) {
+	var zero Resp
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	if err != nil {
+		return zero, fmt.Errorf("client: encode %s request: %w", q.Path, err)
+	}
+	out := zero.ProtoReflect().Type().New().Interface().(Resp)
+	if _, err := c.Query(ctx, q.Path, data, out); err != nil {
+		return zero, err
+	}
+	return out, nil
 }
 
 // Account returns an account (sequence 0 if it has never sent a tx).
 func (c *Client) Account(ctx context.Context, a addr.Address) (*authpb.Account, error) {
-	var acc authpb.Account
-	_, err := c.Query(ctx, "/auth/account", []byte(a.String()), &acc)
-	return &acc, err
+	return Ask(ctx, c, authpb.QueryAccount, &authpb.QueryAccountRequest{Address: a.String()})
 }
 
 // Balances returns all of an address's balances.
 func (c *Client) Balances(ctx context.Context, a addr.Address) (*bankpb.QueryBalanceResponse, error) {
-	var r bankpb.QueryBalanceResponse
-	_, err := c.Query(ctx, "/bank/balance", []byte(a.String()), &r)
-	return &r, err
+	return Ask(ctx, c, bankpb.QueryBalance, &bankpb.QueryBalanceRequest{Address: a.String()})
 }
 
 // Balance returns one balance.
@@ -162,9 +230,7 @@ func (c *Client) Balance(ctx context.Context, a addr.Address, denom string) (uin
 
 // Supply returns the total supply of every denom.
 func (c *Client) Supply(ctx context.Context) (*bankpb.QuerySupplyResponse, error) {
-	var r bankpb.QuerySupplyResponse
-	_, err := c.Query(ctx, "/bank/supply", nil, &r)
-	return &r, err
+	return Ask(ctx, c, bankpb.QuerySupply, &bankpb.QuerySupplyRequest{})
 }
 
 func (c *Client) authParams(ctx context.Context) (*authpb.Params, error) {
@@ -174,8 +240,8 @@ func (c *Client) authParams(ctx context.Context) (*authpb.Params, error) {
 	if p != nil {
 		return p, nil
 	}
-	p = &authpb.Params{}
-	if _, err := c.Query(ctx, "/auth/params", nil, p); err != nil {
+	p, err := Ask(ctx, c, authpb.QueryParams, &authpb.QueryParamsRequest{})
+	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -188,10 +254,40 @@ func (c *Client) authParams(ctx context.Context) (*authpb.Params, error) {
 type Result struct {
 	Hash   string
 	Height int64
+	// Events lists the types of the events the tx emitted.
 	Events []string
-	// Attrs holds each event's attributes, keyed "type.key" (the first
-	// such attribute wins): res.Attrs["job_order.order_id"].
-	Attrs map[string]string
+	// Responses holds each message's typed response, in order; read them
+	// with Response.
+	Responses []*anypb.Any
+}
+
+// Response decodes message i's typed response (a MsgOpenChannelResponse,
+// say) into out.
+func (r *Result) Response(i int, out proto.Message) error {
+	if i < 0 || i >= len(r.Responses) {
+		return fmt.Errorf("client: tx %s has %d message responses, not %d", r.Hash, len(r.Responses), i+1)
+	}
+	a := r.Responses[i]
+	if want := out.ProtoReflect().Descriptor().FullName(); a.MessageName() != want {
+		return fmt.Errorf("client: tx %s message %d answered a %q, not a %s", r.Hash, i, a.MessageName(), want)
+	}
+	return proto.Unmarshal(a.Value, out)
+}
+
+func newResult(hash []byte, height int64, tr *abci.ExecTxResult) (*Result, error) {
+	if tr.Code != 0 {
+		return nil, &ChainError{Code: tr.Code, Log: tr.Log, inBlock: true}
+	}
+	out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: height}
+	for _, ev := range tr.Events {
+		out.Events = append(out.Events, ev.Type)
+	}
+	var rs tx.Responses
+	if err := proto.Unmarshal(tr.Data, &rs); err != nil {
+		return nil, fmt.Errorf("client: tx %X: undecodable responses: %w", hash, err)
+	}
+	out.Responses = rs.Responses
+	return out, nil
 }
 
 // Submit signs msgs with key at its next sequence, pays the minimum fee,
@@ -242,7 +338,12 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 		sq.mu.Unlock()
 		return nil, err
 	}
-	res, err := c.rpc.BroadcastTxSync(ctx, raw)
+	hash := tx.Hash(raw)
+	// Watch before broadcasting, so the commit cannot slip past us.
+	done, stop := c.watchTx(hash)
+	defer stop()
+	var res resultBroadcast
+	err = c.rpc.call(ctx, "broadcast_tx_sync", map[string]any{"tx": raw}, &res)
 	switch {
 	case err != nil:
 		sq.known = false
@@ -258,48 +359,136 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	if res.Code != 0 {
 		return nil, &ChainError{Code: res.Code, Log: res.Log}
 	}
-	return c.WaitTx(ctx, res.Hash)
+	return c.waitTx(ctx, hash, done)
 }
 
-// BroadcastAndWait sends a signed tx and waits for its block.
-func (c *Client) BroadcastAndWait(ctx context.Context, raw []byte) (*Result, error) {
-	res, err := c.rpc.BroadcastTxSync(ctx, raw)
-	if err != nil {
-		return nil, fmt.Errorf("client: broadcast: %w", err)
-	}
-	if res.Code != 0 {
-		return nil, &ChainError{Code: res.Code, Log: res.Log}
-	}
-	return c.WaitTx(ctx, res.Hash)
+// TxInfo is a committed tx as the node's index has it.
+type TxInfo struct {
+	Hash   []byte
+	Height int64
+	Raw    []byte
+	Result abci.ExecTxResult
 }
 
-// WaitTx polls until the tx with this hash is committed, or ctx ends.
+// Tx looks up a committed tx by hash.
+func (c *Client) Tx(ctx context.Context, hash []byte) (*TxInfo, error) {
+	var r resultTx
+	if err := c.rpc.call(ctx, "tx", map[string]any{"hash": hash, "prove": false}, &r); err != nil {
+		return nil, fmt.Errorf("client: look up tx %X: %w", hash, err)
+	}
+	return &TxInfo{Hash: r.Hash, Height: r.Height, Raw: r.Tx, Result: r.TxResult}, nil
+}
+
+// WaitTx waits until the tx with this hash is committed, or ctx ends. It
+// follows the node's Tx events, and looks the tx up now and then in case
+// the node dropped an event.
 func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
+	if len(hash) != 32 {
+		return nil, fmt.Errorf("client: a tx hash is 32 bytes, got %d", len(hash))
+	}
+	h := [32]byte(hash)
+	done, stop := c.watchTx(h)
+	defer stop()
+	return c.waitTx(ctx, h, done)
+}
+
+func (c *Client) waitTx(ctx context.Context, hash [32]byte, done <-chan *abci.TxResult) (*Result, error) {
+	poll := time.Second // a safety net only: the event is the fast path
+	if done == nil {
+		poll = 100 * time.Millisecond // no event stream: poll for real
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
-		r, err := c.rpc.Tx(ctx, hash, false)
-		if err == nil {
-			if r.TxResult.Code != 0 {
-				return nil, &ChainError{Code: r.TxResult.Code, Log: r.TxResult.Log, inBlock: true}
-			}
-			out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: r.Height, Attrs: map[string]string{}}
-			for _, ev := range r.TxResult.Events {
-				out.Events = append(out.Events, ev.Type)
-				for _, a := range ev.Attributes {
-					if k := ev.Type + "." + a.Key; out.Attrs[k] == "" {
-						out.Attrs[k] = a.Value
-					}
-				}
-			}
-			return out, nil
-		}
-		if !strings.Contains(err.Error(), "not found") {
-			return nil, fmt.Errorf("client: look up tx %X: %w", hash, err)
-		}
 		select {
+		case tr := <-done:
+			return newResult(hash[:], tr.Height, &tr.Result)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("client: tx %X not committed: %w", hash, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		case <-t.C:
+			r, err := c.Tx(ctx, hash[:])
+			if err == nil {
+				return newResult(hash[:], r.Height, &r.Result)
+			}
+			if !strings.Contains(err.Error(), "not found") {
+				return nil, err
+			}
+			t.Reset(poll)
 		}
+	}
+}
+
+// txWatch hands the node's Tx events to the WaitTx calls waiting for them.
+// One subscription serves every wait of a client: CometBFT allows a client
+// only a few subscriptions.
+type txWatch struct {
+	mu      sync.Mutex // guards the fields below
+	waiters map[[32]byte][]chan *abci.TxResult
+	live    bool
+}
+
+// watchTx returns a channel that receives the tx's result when its event
+// arrives (nil when the node's event stream cannot be had), and a func
+// that stops watching.
+func (c *Client) watchTx(hash [32]byte) (<-chan *abci.TxResult, func()) {
+	c.mu.Lock()
+	if c.txs == nil {
+		c.txs = &txWatch{waiters: map[[32]byte][]chan *abci.TxResult{}}
+	}
+	w := c.txs
+	c.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.live {
+		// Lives until Close; the dial has its own handshake timeout.
+		sub, err := c.rpc.subscribe(context.Background(), "tm.event='Tx'", 256)
+		if err != nil {
+			return nil, func() {}
+		}
+		w.live = true
+		c.wg.Add(1)
+		go c.dispatchTx(w, sub)
+	}
+	ch := make(chan *abci.TxResult, 1)
+	w.waiters[hash] = append(w.waiters[hash], ch)
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		list := w.waiters[hash]
+		for i, x := range list {
+			if x == ch {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(w.waiters, hash)
+		} else {
+			w.waiters[hash] = list
+		}
+	}
+}
+
+func (c *Client) dispatchTx(w *txWatch, sub <-chan Event) {
+	defer c.wg.Done()
+	defer func() {
+		w.mu.Lock()
+		w.live = false // the next wait subscribes again
+		w.mu.Unlock()
+	}()
+	for ev := range sub {
+		if ev.Tx == nil {
+			continue
+		}
+		h := tx.Hash(ev.Tx.Tx)
+		w.mu.Lock()
+		for _, ch := range w.waiters[h] {
+			select {
+			case ch <- ev.Tx:
+			default:
+			}
+		}
+		w.mu.Unlock()
 	}
 }
 
@@ -309,19 +498,15 @@ func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
 // header, which a light client would check against the validator set).
 func (c *Client) ProvenBalance(ctx context.Context, a addr.Address, denom string) (amount uint64, height int64, err error) {
 	key := bankpb.BalanceKey(a, denom)
-	res, err := c.rpc.ABCIQueryWithOptions(ctx, chain.StorePath, key, rpcclient.ABCIQueryOptions{Prove: true})
+	r, err := c.abciQuery(ctx, proof.StorePath, key, 0, true)
 	if err != nil {
-		return 0, 0, fmt.Errorf("client: query %s: %w", chain.StorePath, err)
-	}
-	r := res.Response
-	if r.Code != 0 {
-		return 0, 0, &ChainError{Code: r.Code, Log: r.Log}
+		return 0, 0, err
 	}
 	// The state at height h is committed to by block h+1's header.
 	next := r.Height + 1
-	var hdr *ctypes.ResultHeader
+	var hdr *Header
 	for {
-		hdr, err = c.rpc.Header(ctx, &next)
+		hdr, err = c.Header(ctx, next)
 		if err == nil {
 			break
 		}
@@ -331,7 +516,7 @@ func (c *Client) ProvenBalance(ctx context.Context, a addr.Address, denom string
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if err := chain.VerifyProof(hdr.Header.AppHash, key, r.Value, r.ProofOps); err != nil {
+	if err := proof.Verify(hdr.AppHash, key, r.Value, r.ProofOps); err != nil {
 		return 0, 0, fmt.Errorf("client: balance of %s at height %d: %w", a, r.Height, err)
 	}
 	if len(r.Value) == 8 {

@@ -236,8 +236,8 @@ func (d *Devnet) ensureZK() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var existing auditpb.ModelKey
-	if _, err := c.Query(ctx, "/audit/key", []byte(m.Manifest.ID), &existing); err == nil {
+	_, err = client.Ask(ctx, c, auditpb.QueryKey, &auditpb.QueryKeyRequest{ModelId: m.Manifest.ID})
+	if err == nil {
 		return nil
 	}
 	owner, err := d.Keyring.Get("modelowner")
@@ -315,8 +315,8 @@ func (d *Devnet) ensureAgent() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var existing agentpb.QueryAgentResponse
-	if _, err := c.Query(ctx, "/agent/agent", []byte(ak.Address().String()), &existing); err == nil {
+	_, err = client.Ask(ctx, c, agentpb.QueryAgent, &agentpb.QueryAgentRequest{Address: ak.Address().String()})
+	if err == nil {
 		return nil
 	}
 	owner := alice.Address().String()

@@ -8,12 +8,11 @@ import (
 	"net/http"
 
 	"fmt"
-	abci "github.com/cometbft/cometbft/abci/types"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
-	cmttypes "github.com/cometbft/cometbft/types"
 	"sync"
 	"testing"
 	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
@@ -48,15 +47,7 @@ func TestDevnetConcurrentTxs(t *testing.T) {
 	}
 	// Clients follow state changes over the websocket, filtered by the
 	// indexed event attributes.
-	ws, err := rpchttp.New(d.Node.RPC(), "/websocket")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Stop()
-	events, err := ws.Subscribe(ctx, "test", fmt.Sprintf("tm.event='Tx' AND transfer.recipient='%s'", bob.Address()), 100)
+	events, err := c.Subscribe(ctx, fmt.Sprintf("tm.event='Tx' AND transfer.recipient='%s'", bob.Address()), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +86,10 @@ func TestDevnetConcurrentTxs(t *testing.T) {
 	for i := 0; i < 2*perKey; i++ {
 		select {
 		case ev := <-events:
-			txe := ev.Data.(cmttypes.EventDataTx)
+			if ev.Tx == nil {
+				t.Fatalf("event %d carries no tx result: %+v", i, ev)
+			}
+			txe := ev.Tx
 			if !hasAttr(txe.Result.Events, "transfer", "recipient", bob.Address().String()) || !hasAttr(txe.Result.Events, "transfer", "amount", "7uagr") {
 				t.Errorf("event %d lacks the transfer to bob: %v", i, txe.Result.Events)
 			}
@@ -157,8 +151,8 @@ func TestDevnetProvenInference(t *testing.T) {
 	if _, err := c.Submit(ctx, bob, "", &auditpb.MsgVerifyInference{Submitter: bob.Address().String(), ModelId: m.Manifest.ID, Input: px, Logits: ans.Logits, Proof: proof}); err != nil {
 		t.Fatalf("the chain refused a provider's proof: %v", err)
 	}
-	var got auditpb.QueryProvenResponse
-	if _, err := c.Query(ctx, "/audit/proven", auditpb.InferenceID(m.Manifest.ID, px, ans.Logits), &got); err != nil {
+	_, err = client.Ask(ctx, c, auditpb.QueryProven, &auditpb.QueryProvenRequest{InferenceId: auditpb.InferenceID(m.Manifest.ID, px, ans.Logits)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	ans.Logits[ans.Class]++

@@ -3,7 +3,6 @@ package paygate
 import (
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -64,8 +63,8 @@ func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x40
 	if auth.ValidBefore <= sec+int64(req.MaxTimeoutSeconds/10)+5 {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonAuthorizationValidBefore, "the authorization expires at %d, too soon to settle (now %d)", auth.ValidBefore, sec)
 	}
-	var used bankpb.QueryNonceResponse
-	if _, err := c.Query(ctx, "/bank/nonce", append([]byte(from.String()), auth.Nonce...), &used); err != nil {
+	used, err := client.Ask(ctx, c, bankpb.QueryNonce, &bankpb.QueryNonceRequest{Address: from.String(), Nonce: auth.Nonce})
+	if err != nil {
 		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "cannot check the nonce: %v", err)
 	}
 	if used.Used {
@@ -90,8 +89,8 @@ func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x40
 		return nil, nil, perr
 	}
 	id, cum := v.ChannelId, v.Cumulative
-	var ch channelpb.Channel
-	if _, err := c.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &ch); err != nil {
+	ch, err := client.Ask(ctx, c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+	if err != nil {
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
 	}
 	st, err := c.Status(ctx)
@@ -105,17 +104,17 @@ func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x40
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelPayee, "channel %d is in %s, not %s", id, ch.Denom, req.Asset)
 	case ch.Closed:
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelClosed, "channel %d is closed", id)
-	case ch.ExpiresAt <= st.SyncInfo.LatestBlockHeight:
+	case ch.ExpiresAt <= st.Height:
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelExpiring, "channel %d expired at %d", id, ch.ExpiresAt)
 	case cum > ch.Deposit:
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "voucher for %d is above the deposit of %d", cum, ch.Deposit)
 	case cum <= ch.Claimed:
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "voucher for %d does not exceed the %d already claimed", cum, ch.Claimed)
 	}
-	if err := channelpb.VerifyVoucher(chainID, &ch, v); err != nil {
+	if err := channelpb.VerifyVoucher(chainID, ch, v); err != nil {
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
 	}
-	return &ch, v, nil
+	return ch, v, nil
 }
 
 // ParseVoucher reads a batch-settlement payload's voucher.

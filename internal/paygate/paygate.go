@@ -9,7 +9,6 @@ package paygate
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -342,8 +341,8 @@ func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentErro
 	if s != nil && s.ch != nil {
 		return s, nil
 	}
-	var c channelpb.Channel
-	if _, err := g.cfg.Chain.Query(ctx, "/channel/channel", binary.BigEndian.AppendUint64(nil, id), &c); err != nil {
+	c, err := client.Ask(ctx, g.cfg.Chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+	if err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
 	}
 	g.mu.Lock()
@@ -352,7 +351,7 @@ func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentErro
 		s = &chanState{}
 		g.channels[id] = s
 	}
-	s.ch = &c
+	s.ch = c
 	s.claimed = max(s.claimed, c.Claimed)
 	s.charged = max(s.charged, c.Claimed)
 	return s, nil

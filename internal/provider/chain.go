@@ -9,6 +9,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 )
 
@@ -22,15 +23,15 @@ func (s *Server) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.height.Store(st.SyncInfo.LatestBlockHeight)
+	s.height.Store(st.Height)
 	if s.gate != nil {
-		s.gate.SetHeight(st.SyncInfo.LatestBlockHeight)
+		s.gate.SetHeight(st.Height)
 	}
 	from := s.address.String()
 	var msgs []module.Msg
 	if s.cfg.Bond > 0 {
-		var stake stakingpb.QueryStakeResponse
-		if _, err := c.Query(ctx, "/staking/stake", []byte(from), &stake); err != nil {
+		stake, err := client.Ask(ctx, c, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: from})
+		if err != nil {
 			return err
 		}
 		if stake.Stake.Bonded < s.cfg.Bond {
@@ -65,9 +66,9 @@ func (s *Server) heartbeats(ctx context.Context) {
 		case <-t.C:
 		}
 		if st, err := c.Status(ctx); err == nil {
-			s.height.Store(st.SyncInfo.LatestBlockHeight)
+			s.height.Store(st.Height)
 			if s.gate != nil {
-				s.gate.SetHeight(st.SyncInfo.LatestBlockHeight)
+				s.gate.SetHeight(st.Height)
 			}
 		}
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)

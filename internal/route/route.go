@@ -21,8 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 )
@@ -117,9 +115,8 @@ func (r *Router) Close() {
 
 // refresh rereads the online providers and their services.
 func (r *Router) refresh(ctx context.Context) error {
-	q, _ := proto.Marshal(&providerpb.QueryProvidersRequest{OnlineOnly: true})
-	var resp providerpb.QueryProvidersResponse
-	if _, err := r.cfg.Chain.Query(ctx, "/provider/providers", q, &resp); err != nil {
+	resp, err := client.Ask(ctx, r.cfg.Chain, providerpb.QueryProviders, &providerpb.QueryProvidersRequest{OnlineOnly: true})
+	if err != nil {
 		return fmt.Errorf("route: read the registry: %w", err)
 	}
 	var cs []Candidate
@@ -176,11 +173,6 @@ func (r *Router) run(ctx context.Context) {
 // watch subscribes to the provider events that change the candidate set.
 func (r *Router) watch(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)
-	rpc := r.cfg.Chain.RPC()
-	if err := rpc.Start(); err != nil {
-		r.log.Warn("route: no event stream; polling only", "err", err)
-		return out
-	}
 	// Going offline and being jailed happen at the end of a block;
 	// registering and coming back online happen in transactions.
 	for _, q := range []string{
@@ -188,7 +180,7 @@ func (r *Router) watch(ctx context.Context) <-chan struct{} {
 		"tm.event='Tx' AND provider_online.operator EXISTS",
 		"tm.event='Tx' AND register_service.operator EXISTS",
 	} {
-		ch, err := rpc.Subscribe(ctx, "route", q, 16)
+		ch, err := r.cfg.Chain.Subscribe(ctx, q, 16)
 		if err != nil {
 			r.log.Warn("route: cannot follow provider events; polling only", "query", q, "err", err)
 			continue

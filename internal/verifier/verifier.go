@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -46,7 +45,6 @@ import (
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/sandbox"
 	"github.com/agoranet/agora/internal/worker"
-	"google.golang.org/protobuf/proto"
 )
 
 // Config configures a verifier.
@@ -127,8 +125,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.sb, s.ownSB = sandbox.New(), true
 	}
 	me := s.key.Address().String()
-	var stake stakingpb.QueryStakeResponse
-	if _, err := cfg.Chain.Query(ctx, "/staking/stake", []byte(me), &stake); err != nil {
+	stake, err := client.Ask(ctx, cfg.Chain, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: me})
+	if err != nil {
 		return nil, err
 	}
 	var msgs []module.Msg
@@ -254,10 +252,10 @@ func (s *Server) challenge(ctx context.Context, enc string, r *receipt.Receipt, 
 	leaf := receipt.Hash([]byte(enc))
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var info providerpb.ProviderInfo
-		var an channelpb.QueryAnchorsResponse
-		if _, err := s.cfg.Chain.Query(ctx, "/provider/provider", []byte(r.Provider), &info); err == nil {
-			if _, err := s.cfg.Chain.Query(ctx, "/channel/anchors", binary.BigEndian.AppendUint64(nil, id), &an); err == nil {
+		info, err := client.Ask(ctx, s.cfg.Chain, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: r.Provider})
+		if err == nil {
+			an, err := client.Ask(ctx, s.cfg.Chain, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: id})
+			if err == nil {
 				for n := len(an.Anchors) - 1; n >= 0; n-- {
 					leaves := fetchLeaves(ctx, info.Provider.Endpoint, id, n)
 					for i, l := range leaves {
@@ -325,8 +323,8 @@ func (s *Server) committees(ctx context.Context) {
 		case <-t.C:
 		}
 		for { // discover new disputes
-			var r auditpb.QueryDisputeResponse
-			if _, err := s.cfg.Chain.Query(ctx, "/audit/dispute", binary.BigEndian.AppendUint64(nil, s.next), &r); err != nil {
+			_, err := client.Ask(ctx, s.cfg.Chain, auditpb.QueryDispute, &auditpb.QueryDisputeRequest{Id: s.next})
+			if err != nil {
 				break
 			}
 			open[s.next] = true
@@ -336,11 +334,11 @@ func (s *Server) committees(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		height := st.SyncInfo.LatestBlockHeight
+		height := st.Height
 		s.jobVotes(ctx, height)
 		for id := range open {
-			var r auditpb.QueryDisputeResponse
-			if _, err := s.cfg.Chain.Query(ctx, "/audit/dispute", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
+			r, err := client.Ask(ctx, s.cfg.Chain, auditpb.QueryDispute, &auditpb.QueryDisputeRequest{Id: id})
+			if err != nil {
 				continue
 			}
 			d := r.Dispute
@@ -390,9 +388,8 @@ func (s *Server) vote(ctx context.Context, d *auditpb.Dispute, mine *auditpb.Vot
 // the job in the sandbox, commits to the result, and reveals it once the
 // commit window has closed.
 func (s *Server) jobVotes(ctx context.Context, height int64) {
-	data, _ := proto.Marshal(&jobpb.QueryOrdersRequest{OpenOnly: true})
-	var r jobpb.QueryOrdersResponse
-	if _, err := s.cfg.Chain.Query(ctx, "/job/orders", data, &r); err != nil {
+	r, err := client.Ask(ctx, s.cfg.Chain, jobpb.QueryOrders, &jobpb.QueryOrdersRequest{OpenOnly: true})
+	if err != nil {
 		return
 	}
 	me := s.Address()

@@ -66,10 +66,14 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 
 	stake := func(name string) (uint64, uint64) {
 		k, _ := d.Keyring.Get(name)
-		var st stakingpb.QueryStakeResponse
-		c.Query(ctx, "/staking/stake", []byte(k.Address().String()), &st)
-		var info providerpb.ProviderInfo
-		c.Query(ctx, "/provider/provider", []byte(k.Address().String()), &info)
+		st, err := client.Ask(ctx, c, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: k.Address().String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := client.Ask(ctx, c, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: k.Address().String()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		return st.Stake.Bonded, info.Provider.GetDisputesLost()
 	}
 	sent := 0

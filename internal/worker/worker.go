@@ -24,7 +24,6 @@ import (
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/sandbox"
-	"google.golang.org/protobuf/proto"
 )
 
 // MaxOutput is the most output a job may write.
@@ -108,9 +107,8 @@ func fetch(ctx context.Context, hc *http.Client, store *blob.Store, mirrors []st
 // Mirrors lists the endpoints of the online providers, whose blob stores
 // may hold a job's module and input.
 func Mirrors(ctx context.Context, c *client.Client) []string {
-	data, _ := proto.Marshal(&providerpb.QueryProvidersRequest{OnlineOnly: true})
-	var r providerpb.QueryProvidersResponse
-	if _, err := c.Query(ctx, "/provider/providers", data, &r); err != nil {
+	r, err := client.Ask(ctx, c, providerpb.QueryProviders, &providerpb.QueryProvidersRequest{OnlineOnly: true})
+	if err != nil {
 		return nil
 	}
 	var out []string
@@ -237,9 +235,8 @@ func (w *Worker) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		data, _ := proto.Marshal(&jobpb.QueryOrdersRequest{OpenOnly: true})
-		var r jobpb.QueryOrdersResponse
-		if _, err := w.cfg.Chain.Query(ctx, "/job/orders", data, &r); err != nil {
+		r, err := client.Ask(ctx, w.cfg.Chain, jobpb.QueryOrders, &jobpb.QueryOrdersRequest{OpenOnly: true})
+		if err != nil {
 			continue
 		}
 		open := map[uint64]bool{}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -62,17 +60,17 @@ func order(t *testing.T, d *node.Devnet, c *client.Client, wasm, input []byte, d
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := strconv.ParseUint(res.Attrs["job_order.order_id"], 10, 64)
-	if err != nil {
-		t.Fatalf("no order id in %v", res.Attrs)
+	var created jobpb.MsgCreateOrderResponse
+	if err := res.Response(0, &created); err != nil {
+		t.Fatal(err)
 	}
-	return id
+	return created.OrderId
 }
 
 func get(t *testing.T, c *client.Client, id uint64) *jobpb.Order {
 	t.Helper()
-	var r jobpb.QueryOrderResponse
-	if _, err := c.Query(context.Background(), "/job/order", binary.BigEndian.AppendUint64(nil, id), &r); err != nil {
+	r, err := client.Ask(context.Background(), c, jobpb.QueryOrder, &jobpb.QueryOrderRequest{Id: id})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return r.Order
@@ -200,8 +198,8 @@ func TestLesseeKilledMidJobIsReleased(t *testing.T) {
 
 func bonded(t *testing.T, c *client.Client, a string) uint64 {
 	t.Helper()
-	var r stakingpb.QueryStakeResponse
-	if _, err := c.Query(context.Background(), "/staking/stake", []byte(a), &r); err != nil {
+	r, err := client.Ask(context.Background(), c, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: a})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return r.Stake.Bonded

@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
@@ -24,36 +25,39 @@ func (Module) Msgs() []module.Msg {
 	return []module.Msg{&agentpb.MsgCreateAgent{}, &agentpb.MsgSetPolicy{}, &agentpb.MsgFreezeAgent{}, &agentpb.MsgUnfreezeAgent{}, &agentpb.MsgRevokeAgent{}}
 }
 
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *agentpb.MsgCreateAgent:
-		return Create(ctx, m)
+		if err := Create(ctx, m); err != nil {
+			return nil, err
+		}
+		return &agentpb.MsgCreateAgentResponse{Agent: addr.FromPubKey(m.AgentKey).String()}, nil
 	case *agentpb.MsgSetPolicy:
 		a, ag, err := mustOwn(ctx.KV, ctx.Signer, m.Agent)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ag.Revoked {
-			return fmt.Errorf("agent: %s is revoked: %w", a, codes.ErrUnauthorized)
+			return nil, fmt.Errorf("agent: %s is revoked: %w", a, codes.ErrUnauthorized)
 		}
 		ag.Policy = m.Policy
 		put(ctx.KV, a, ag)
 		ctx.Emit("set_agent_policy", module.Key("agent", a.String()))
-		return nil
+		return nil, nil
 	case *agentpb.MsgFreezeAgent, *agentpb.MsgUnfreezeAgent:
 		om := m.(interface{ GetAgent() string })
 		a, ag, err := mustOwn(ctx.KV, ctx.Signer, om.GetAgent())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		_, ag.Frozen = m.(*agentpb.MsgFreezeAgent)
 		put(ctx.KV, a, ag)
 		ctx.Emit("freeze_agent", module.Key("agent", a.String()), module.Val("frozen", fmt.Sprint(ag.Frozen)))
-		return nil
+		return nil, nil
 	case *agentpb.MsgRevokeAgent:
 		a, ag, err := mustOwn(ctx.KV, ctx.Signer, m.Agent)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ag.Revoked = true
 		put(ctx.KV, a, ag)
@@ -61,30 +65,30 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) error {
 		// nothing it holds can be spent by a leaked key.
 		if bal := bank.Balances(ctx.KV, a); len(bal) > 0 {
 			if err := bank.Send(ctx, a, ctx.Signer, bal); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		ctx.Emit("revoke_agent", module.Key("agent", a.String()))
-		return nil
+		return nil, nil
 	}
-	return fmt.Errorf("agent: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+	return nil, fmt.Errorf("agent: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "agent" (data: address).
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	if path != "agent" {
-		return nil, fmt.Errorf("agent: no query %q (try agent): %w", path, codes.ErrInvalidRequest)
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(agentpb.QueryAgent, func(ctx *module.Context, r *agentpb.QueryAgentRequest) (*agentpb.QueryAgentResponse, error) {
+			a, err := bankpb.ParseAddr("address", r.Address)
+			if err != nil {
+				return nil, err
+			}
+			ag := Get(ctx.KV, a)
+			if ag == nil {
+				return nil, fmt.Errorf("agent: %s is not an agent account: %w", a, codes.ErrNotFound)
+			}
+			period, lifetime, end := Remaining(ag, ctx.Height)
+			return &agentpb.QueryAgentResponse{Agent: ag, RemainingInPeriod: period, RemainingLifetime: lifetime, PeriodEndsAt: end}, nil
+		}),
 	}
-	a, err := bankpb.ParseAddr("address", string(data))
-	if err != nil {
-		return nil, err
-	}
-	ag := Get(ctx.KV, a)
-	if ag == nil {
-		return nil, fmt.Errorf("agent: %s is not an agent account: %w", a, codes.ErrNotFound)
-	}
-	period, lifetime, end := Remaining(ag, ctx.Height)
-	return &agentpb.QueryAgentResponse{Agent: ag, RemainingInPeriod: period, RemainingLifetime: lifetime, PeriodEndsAt: end}, nil
 }
 
 func (Module) DefaultGenesis() json.RawMessage { return json.RawMessage(`{}`) }

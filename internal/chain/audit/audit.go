@@ -6,7 +6,6 @@ package audit
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -51,73 +50,73 @@ func (Module) Msgs() []module.Msg {
 	return []module.Msg{&auditpb.MsgRegisterModelKey{}, &auditpb.MsgVerifyInference{}, &auditpb.MsgRegisterVerifier{}, &auditpb.MsgChallenge{}, &auditpb.MsgCommit{}, &auditpb.MsgReveal{}, &auditpb.MsgSettleWithProof{}}
 }
 
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *auditpb.MsgRegisterModelKey:
 		if old := GetKey(ctx.KV, m.ModelId); old != nil {
-			return fmt.Errorf("audit: model %s already has a verifying key (registered by %s at %d); keys are final: %w", m.ModelId, old.Owner, old.RegisteredAt, codes.ErrInvalidRequest)
+			return nil, fmt.Errorf("audit: model %s already has a verifying key (registered by %s at %d); keys are final: %w", m.ModelId, old.Owner, old.RegisteredAt, codes.ErrInvalidRequest)
 		}
 		ctx.KV.Set(keyKey(m.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: m.ModelId, Owner: m.Owner, VerifyingKey: m.VerifyingKey, RegisteredAt: ctx.Height}))
 		ctx.Emit("register_model_key", module.Key("model_id", m.ModelId), module.Key("owner", m.Owner))
-		return nil
+		return nil, nil
 	case *auditpb.MsgVerifyInference:
 		k := GetKey(ctx.KV, m.ModelId)
 		if k == nil {
-			return fmt.Errorf("audit: model %s has no verifying key on chain: %w", m.ModelId, codes.ErrNotFound)
+			return nil, fmt.Errorf("audit: model %s has no verifying key on chain: %w", m.ModelId, codes.ErrNotFound)
 		}
 		if err := zk.Verify(k.VerifyingKey, m.Proof, m.Input, m.Logits); err != nil {
-			return fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
+			return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
 		}
 		id := auditpb.InferenceID(m.ModelId, m.Input, m.Logits)
 		in := sha256.Sum256(m.Input)
 		out := auditpb.InferenceID("", nil, m.Logits)
 		ctx.KV.Set(append(append([]byte(nil), provenPrefix...), id...), module.MustMarshal(&auditpb.ProvenInference{ModelId: m.ModelId, InputHash: in[:], OutputHash: out, Submitter: m.Submitter, Height: ctx.Height}))
 		ctx.Emit("proven_inference", module.Key("model_id", m.ModelId), module.Key("inference", fmt.Sprintf("%x", id)), module.Key("submitter", m.Submitter))
-		return nil
+		return nil, nil
 	case *auditpb.MsgRegisterVerifier:
-		return RegisterVerifier(ctx)
+		return nil, RegisterVerifier(ctx)
 	case *auditpb.MsgChallenge:
-		_, err := Challenge(ctx, m)
-		return err
+		d, err := Challenge(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		return &auditpb.MsgChallengeResponse{DisputeId: d.Id}, nil
 	case *auditpb.MsgCommit:
-		return Commit(ctx, m)
+		return nil, Commit(ctx, m)
 	case *auditpb.MsgReveal:
-		return Reveal(ctx, m)
+		return nil, Reveal(ctx, m)
 	case *auditpb.MsgSettleWithProof:
-		return SettleWithProof(ctx, m)
+		return nil, SettleWithProof(ctx, m)
 	}
-	return fmt.Errorf("audit: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+	return nil, fmt.Errorf("audit: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "key" (data: model id), "proven" (data: an InferenceID),
-// "dispute" (data: 8-byte id).
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	switch path {
-	case "key":
-		k := GetKey(ctx.KV, string(data))
-		if k == nil {
-			return nil, fmt.Errorf("audit: no verifying key for %q: %w", data, codes.ErrNotFound)
-		}
-		return k, nil
-	case "dispute":
-		if len(data) != 8 {
-			return nil, fmt.Errorf("audit: query dispute takes an 8-byte id: %w", codes.ErrInvalidRequest)
-		}
-		d := GetDispute(ctx.KV, binary.BigEndian.Uint64(data))
-		if d == nil {
-			return nil, fmt.Errorf("audit: no dispute %x: %w", data, codes.ErrNotFound)
-		}
-		return &auditpb.QueryDisputeResponse{Dispute: d}, nil
-	case "proven":
-		v := ctx.KV.Get(append(append([]byte(nil), provenPrefix...), data...))
-		if v == nil {
-			return nil, fmt.Errorf("audit: no proven inference %x: %w", data, codes.ErrNotFound)
-		}
-		p := &auditpb.ProvenInference{}
-		module.MustUnmarshal(v, p)
-		return &auditpb.QueryProvenResponse{Proven: p}, nil
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(auditpb.QueryKey, func(ctx *module.Context, r *auditpb.QueryKeyRequest) (*auditpb.ModelKey, error) {
+			k := GetKey(ctx.KV, r.ModelId)
+			if k == nil {
+				return nil, fmt.Errorf("audit: no verifying key for %q: %w", r.ModelId, codes.ErrNotFound)
+			}
+			return k, nil
+		}),
+		module.Serve(auditpb.QueryDispute, func(ctx *module.Context, r *auditpb.QueryDisputeRequest) (*auditpb.QueryDisputeResponse, error) {
+			d := GetDispute(ctx.KV, r.Id)
+			if d == nil {
+				return nil, fmt.Errorf("audit: no dispute %d: %w", r.Id, codes.ErrNotFound)
+			}
+			return &auditpb.QueryDisputeResponse{Dispute: d}, nil
+		}),
+		module.Serve(auditpb.QueryProven, func(ctx *module.Context, r *auditpb.QueryProvenRequest) (*auditpb.QueryProvenResponse, error) {
+			v := ctx.KV.Get(append(append([]byte(nil), provenPrefix...), r.InferenceId...))
+			if v == nil {
+				return nil, fmt.Errorf("audit: no proven inference %x: %w", r.InferenceId, codes.ErrNotFound)
+			}
+			p := &auditpb.ProvenInference{}
+			module.MustUnmarshal(v, p)
+			return &auditpb.QueryProvenResponse{Proven: p}, nil
+		}),
 	}
-	return nil, fmt.Errorf("audit: no query %q (try key, proven): %w", path, codes.ErrInvalidRequest)
 }
 
 func (Module) DefaultGenesis() json.RawMessage { return json.RawMessage(`{}`) }

@@ -112,23 +112,23 @@ var _ module.Module = Module{}
 func (Module) Name() string       { return authpb.Name }
 func (Module) Msgs() []module.Msg { return nil }
 
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
-	return fmt.Errorf("auth: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
+	return nil, fmt.Errorf("auth: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "account" (data: bech32 address), "params".
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	switch path {
-	case "account":
-		a, err := bankpb.ParseAddr("address", string(data))
-		if err != nil {
-			return nil, err
-		}
-		return GetAccount(ctx.KV, a), nil
-	case "params":
-		return GetParams(ctx.KV), nil
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(authpb.QueryAccount, func(ctx *module.Context, r *authpb.QueryAccountRequest) (*authpb.Account, error) {
+			a, err := bankpb.ParseAddr("address", r.Address)
+			if err != nil {
+				return nil, err
+			}
+			return GetAccount(ctx.KV, a), nil
+		}),
+		module.Serve(authpb.QueryParams, func(ctx *module.Context, _ *authpb.QueryParamsRequest) (*authpb.Params, error) {
+			return GetParams(ctx.KV), nil
+		}),
 	}
-	return nil, fmt.Errorf("auth: no query %q (try account, params): %w", path, codes.ErrInvalidRequest)
 }
 
 func (Module) DefaultGenesis() json.RawMessage {

@@ -25,56 +25,57 @@ func (Module) Msgs() []module.Msg {
 }
 
 // Handle executes a bank message. Addresses were validated by ValidateBasic.
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *bankpb.MsgSend:
-		return Send(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
+		return nil, Send(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
 	case *bankpb.MsgMultiSend:
 		for _, o := range m.Outputs {
 			if err := Send(ctx, ctx.Signer, addr.MustParse(o.To), o.Amount); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
+		return nil, nil
 	case *bankpb.MsgMint:
-		return Mint(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
+		return nil, Mint(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
 	case *bankpb.MsgBurn:
-		return Burn(ctx, ctx.Signer, m.Amount)
+		return nil, Burn(ctx, ctx.Signer, m.Amount)
 	case *bankpb.MsgTransferWithAuthorization:
-		return TransferWithAuthorization(ctx, m.Authorization)
+		return nil, TransferWithAuthorization(ctx, m.Authorization)
 	}
-	return fmt.Errorf("bank: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+	return nil, fmt.Errorf("bank: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "balance" (data: bech32 address), "supply", "params".
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	switch path {
-	case "balance":
-		a, err := bankpb.ParseAddr("address", string(data))
-		if err != nil {
-			return nil, err
-		}
-		return &bankpb.QueryBalanceResponse{Address: a.String(), Balances: Balances(ctx.KV, a)}, nil
-	case "supply":
-		resp := &bankpb.QuerySupplyResponse{}
-		for _, d := range GetParams(ctx.KV).Denoms {
-			resp.Supply = append(resp.Supply, coin.New(d.Name, Supply(ctx.KV, d.Name)))
-		}
-		return resp, nil
-	case "params":
-		return GetParams(ctx.KV), nil
-	case "nonce":
-		// data: the authorizer's address, then the 32-byte nonce.
-		if len(data) < 33 {
-			return nil, fmt.Errorf("bank: nonce query takes an address and a 32-byte nonce: %w", codes.ErrInvalidRequest)
-		}
-		a, err := bankpb.ParseAddr("address", string(data[:len(data)-32]))
-		if err != nil {
-			return nil, err
-		}
-		return &bankpb.QueryNonceResponse{Used: NonceUsed(ctx.KV, a, data[len(data)-32:])}, nil
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(bankpb.QueryBalance, func(ctx *module.Context, r *bankpb.QueryBalanceRequest) (*bankpb.QueryBalanceResponse, error) {
+			a, err := bankpb.ParseAddr("address", r.Address)
+			if err != nil {
+				return nil, err
+			}
+			return &bankpb.QueryBalanceResponse{Address: a.String(), Balances: Balances(ctx.KV, a)}, nil
+		}),
+		module.Serve(bankpb.QuerySupply, func(ctx *module.Context, _ *bankpb.QuerySupplyRequest) (*bankpb.QuerySupplyResponse, error) {
+			resp := &bankpb.QuerySupplyResponse{}
+			for _, d := range GetParams(ctx.KV).Denoms {
+				resp.Supply = append(resp.Supply, coin.New(d.Name, Supply(ctx.KV, d.Name)))
+			}
+			return resp, nil
+		}),
+		module.Serve(bankpb.QueryParams, func(ctx *module.Context, _ *bankpb.QueryParamsRequest) (*bankpb.Params, error) {
+			return GetParams(ctx.KV), nil
+		}),
+		module.Serve(bankpb.QueryNonce, func(ctx *module.Context, r *bankpb.QueryNonceRequest) (*bankpb.QueryNonceResponse, error) {
+			a, err := bankpb.ParseAddr("address", r.Address)
+			if err != nil {
+				return nil, err
+			}
+			if len(r.Nonce) != 32 {
+				return nil, fmt.Errorf("bank: a nonce is 32 bytes, got %d: %w", len(r.Nonce), codes.ErrInvalidRequest)
+			}
+			return &bankpb.QueryNonceResponse{Used: NonceUsed(ctx.KV, a, r.Nonce)}, nil
+		}),
 	}
-	return nil, fmt.Errorf("bank: no query %q (try balance, supply, params, nonce): %w", path, codes.ErrInvalidRequest)
 }
 
 // DefaultGenesis knows the native denom only; a chain with a stable unit

@@ -1,7 +1,6 @@
 package channel
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -23,58 +22,52 @@ func (Module) Msgs() []module.Msg {
 	return []module.Msg{&channelpb.MsgOpenChannel{}, &channelpb.MsgFundChannel{}, &channelpb.MsgExtendChannel{}, &channelpb.MsgClaim{}, &channelpb.MsgCloseChannel{}, &channelpb.MsgSettleExpired{}}
 }
 
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *channelpb.MsgOpenChannel:
-		_, err := Open(ctx, m)
-		return err
+		c, err := Open(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		return &channelpb.MsgOpenChannelResponse{ChannelId: c.Id}, nil
 	case *channelpb.MsgFundChannel:
-		return Fund(ctx, m)
+		return nil, Fund(ctx, m)
 	case *channelpb.MsgExtendChannel:
-		return Extend(ctx, m)
+		return nil, Extend(ctx, m)
 	case *channelpb.MsgClaim:
 		if max := GetParams(ctx.KV).MaxClaimsPerMsg; uint32(len(m.Claims)) > max {
-			return fmt.Errorf("channel: %d claims in one message, limit %d: %w", len(m.Claims), max, codes.ErrTxTooLarge)
+			return nil, fmt.Errorf("channel: %d claims in one message, limit %d: %w", len(m.Claims), max, codes.ErrTxTooLarge)
 		}
 		for i, c := range m.Claims {
 			if err := claim(ctx, ctx.Signer, c); err != nil {
-				return fmt.Errorf("claims[%d]: %w", i, err)
+				return nil, fmt.Errorf("claims[%d]: %w", i, err)
 			}
 		}
-		return nil
+		return nil, nil
 	case *channelpb.MsgCloseChannel:
-		return Close(ctx, m)
+		return nil, Close(ctx, m)
 	case *channelpb.MsgSettleExpired:
-		return SettleExpired(ctx, m)
+		return nil, SettleExpired(ctx, m)
 	}
-	return fmt.Errorf("channel: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+	return nil, fmt.Errorf("channel: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "channel" and "anchors" (data: 8-byte big-endian id),
-// "channels" (data: a QueryChannelsRequest), "params".
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	switch path {
-	case "channel":
-		if len(data) != 8 {
-			return nil, fmt.Errorf("channel: query channel takes an 8-byte id: %w", codes.ErrInvalidRequest)
-		}
-		return mustGet(ctx.KV, binary.BigEndian.Uint64(data))
-	case "channels":
-		var req channelpb.QueryChannelsRequest
-		if err := proto.Unmarshal(data, &req); err != nil {
-			return nil, fmt.Errorf("channel: bad channels query: %w", codes.ErrInvalidRequest)
-		}
-		cs, err := List(ctx.KV, req.Payer, req.Payee)
-		return &channelpb.QueryChannelsResponse{Channels: cs}, err
-	case "anchors":
-		if len(data) != 8 {
-			return nil, fmt.Errorf("channel: query anchors takes an 8-byte id: %w", codes.ErrInvalidRequest)
-		}
-		return &channelpb.QueryAnchorsResponse{Anchors: Anchors(ctx.KV, binary.BigEndian.Uint64(data))}, nil
-	case "params":
-		return GetParams(ctx.KV), nil
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(channelpb.QueryChannel, func(ctx *module.Context, r *channelpb.QueryChannelRequest) (*channelpb.Channel, error) {
+			return mustGet(ctx.KV, r.Id)
+		}),
+		module.Serve(channelpb.QueryChannels, func(ctx *module.Context, r *channelpb.QueryChannelsRequest) (*channelpb.QueryChannelsResponse, error) {
+			cs, err := List(ctx.KV, r.Payer, r.Payee)
+			return &channelpb.QueryChannelsResponse{Channels: cs}, err
+		}),
+		module.Serve(channelpb.QueryAnchors, func(ctx *module.Context, r *channelpb.QueryAnchorsRequest) (*channelpb.QueryAnchorsResponse, error) {
+			return &channelpb.QueryAnchorsResponse{Anchors: Anchors(ctx.KV, r.ChannelId)}, nil
+		}),
+		module.Serve(channelpb.QueryParams, func(ctx *module.Context, _ *channelpb.QueryParamsRequest) (*channelpb.Params, error) {
+			return GetParams(ctx.KV), nil
+		}),
 	}
-	return nil, fmt.Errorf("channel: no query %q (try channel, channels, anchors, params): %w", path, codes.ErrInvalidRequest)
 }
 
 func (Module) DefaultGenesis() json.RawMessage {

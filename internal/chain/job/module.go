@@ -1,7 +1,6 @@
 package job
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -23,50 +22,46 @@ func (Module) Msgs() []module.Msg {
 	return []module.Msg{&jobpb.MsgCreateOrder{}, &jobpb.MsgCancelOrder{}, &jobpb.MsgBid{}, &jobpb.MsgCommitResult{}, &jobpb.MsgRevealResult{}, &jobpb.MsgCommitVote{}, &jobpb.MsgRevealVote{}}
 }
 
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *jobpb.MsgCreateOrder:
-		_, err := Create(ctx, m)
-		return err
+		o, err := Create(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		return &jobpb.MsgCreateOrderResponse{OrderId: o.Id}, nil
 	case *jobpb.MsgCancelOrder:
-		return Cancel(ctx, m)
+		return nil, Cancel(ctx, m)
 	case *jobpb.MsgBid:
-		return PlaceBid(ctx, m)
+		return nil, PlaceBid(ctx, m)
 	case *jobpb.MsgCommitResult:
-		return CommitResult(ctx, m)
+		return nil, CommitResult(ctx, m)
 	case *jobpb.MsgRevealResult:
-		return RevealResult(ctx, m)
+		return nil, RevealResult(ctx, m)
 	case *jobpb.MsgCommitVote:
-		return CommitVote(ctx, m)
+		return nil, CommitVote(ctx, m)
 	case *jobpb.MsgRevealVote:
-		return RevealVote(ctx, m)
+		return nil, RevealVote(ctx, m)
 	}
-	return fmt.Errorf("job: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+	return nil, fmt.Errorf("job: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "order" (data: 8-byte big-endian id), "orders" (data: a
-// QueryOrdersRequest; at most 500), "params".
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	switch path {
-	case "order":
-		if len(data) != 8 {
-			return nil, fmt.Errorf("job: query order takes an 8-byte id: %w", codes.ErrInvalidRequest)
-		}
-		o := Get(ctx.KV, binary.BigEndian.Uint64(data))
-		if o == nil {
-			return nil, fmt.Errorf("job: no order %d: %w", binary.BigEndian.Uint64(data), codes.ErrNotFound)
-		}
-		return &jobpb.QueryOrderResponse{Order: o}, nil
-	case "orders":
-		var req jobpb.QueryOrdersRequest
-		if err := proto.Unmarshal(data, &req); err != nil {
-			return nil, fmt.Errorf("job: bad orders query: %w", codes.ErrInvalidRequest)
-		}
-		return &jobpb.QueryOrdersResponse{Orders: List(ctx.KV, req.Tenant, req.OpenOnly, 500)}, nil
-	case "params":
-		return GetParams(ctx.KV), nil
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(jobpb.QueryOrder, func(ctx *module.Context, r *jobpb.QueryOrderRequest) (*jobpb.QueryOrderResponse, error) {
+			o := Get(ctx.KV, r.Id)
+			if o == nil {
+				return nil, fmt.Errorf("job: no order %d: %w", r.Id, codes.ErrNotFound)
+			}
+			return &jobpb.QueryOrderResponse{Order: o}, nil
+		}),
+		module.Serve(jobpb.QueryOrders, func(ctx *module.Context, r *jobpb.QueryOrdersRequest) (*jobpb.QueryOrdersResponse, error) {
+			return &jobpb.QueryOrdersResponse{Orders: List(ctx.KV, r.Tenant, r.OpenOnly, 500)}, nil
+		}),
+		module.Serve(jobpb.QueryParams, func(ctx *module.Context, _ *jobpb.QueryParamsRequest) (*jobpb.Params, error) {
+			return GetParams(ctx.KV), nil
+		}),
 	}
-	return nil, fmt.Errorf("job: no query %q (try order, orders, params): %w", path, codes.ErrInvalidRequest)
 }
 
 func (Module) DefaultGenesis() json.RawMessage {

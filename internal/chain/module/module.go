@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/store"
 )
 
@@ -68,9 +69,6 @@ func (c *Context) Emit(typ string, attrs ...Attr) {
 // Events returns what has been emitted so far.
 func (c *Context) Events() []abci.Event { return *c.events }
 
-// AppendEvents adds events from a child context that succeeded.
-func (c *Context) AppendEvents(evs []abci.Event) { *c.events = append(*c.events, evs...) }
-
 // Msg is a message a transaction carries. The generated protobuf types
 // implement it in each module's msgs.go.
 type Msg interface {
@@ -88,17 +86,44 @@ type Module interface {
 	Name() string
 	// Msgs lists one zero value of each message type the module handles.
 	Msgs() []Msg
-	// Handle executes one message whose signer has been authenticated. It
-	// must not modify msg, which the app may share between CheckTx and the
-	// block.
-	Handle(ctx *Context, msg Msg) error
-	// Query answers a read-only request at a path under the module's route.
-	Query(ctx *Context, path string, data []byte) (proto.Message, error)
+	// Handle executes one message whose signer has been authenticated and
+	// returns its typed response (nil when it has nothing to say: the
+	// client learns ids from responses, never from events). It must not
+	// modify msg, which the app may share between CheckTx and the block.
+	Handle(ctx *Context, msg Msg) (proto.Message, error)
+	// Queries lists the read-only queries the module answers.
+	Queries() []QueryRoute
 	// InitGenesis loads the module's part of the genesis app state; raw is
 	// nil when genesis has none, and the module uses its defaults.
 	InitGenesis(ctx *Context, raw json.RawMessage) error
 	// DefaultGenesis is the module's genesis for a new chain.
 	DefaultGenesis() json.RawMessage
+}
+
+// Query is one query a module answers: the path it is served at and the
+// types of its request and response. Each wire package declares one
+// variable per query; the module serves it with Serve and clients call it
+// with client.Ask, so both ends agree on the types by construction.
+type Query[Req, Resp proto.Message] struct {
+	Path string // "/<module>/<name>"
+}
+
+// QueryRoute is a query's handler as the app routes it.
+type QueryRoute struct {
+	Path   string
+	Handle func(ctx *Context, data []byte) (proto.Message, error)
+}
+
+// Serve returns the route that answers q with fn.
+func Serve[Req, Resp proto.Message](q Query[Req, Resp], fn func(*Context, Req) (Resp, error)) QueryRoute {
+	return QueryRoute{Path: q.Path, Handle: func(ctx *Context, data []byte) (proto.Message, error) {
+		var zero Req
+		req := zero.ProtoReflect().Type().New().Interface().(Req)
+		if err := proto.Unmarshal(data, req); err != nil {
+			return nil, fmt.Errorf("query %s: the request is not a %s (%v): %w", q.Path, proto.MessageName(zero), err, codes.ErrInvalidRequest)
+		}
+		return fn(ctx, req)
+	}}
 }
 
 // EndBlocker is a module with work at the end of every block.

@@ -26,54 +26,50 @@ func (Module) Msgs() []module.Msg {
 	return []module.Msg{&providerpb.MsgRegisterProvider{}, &providerpb.MsgRegisterService{}, &providerpb.MsgRemoveService{}, &providerpb.MsgHeartbeat{}, &providerpb.MsgDeregister{}}
 }
 
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *providerpb.MsgRegisterProvider:
-		return Register(ctx, ctx.Signer, m)
+		return nil, Register(ctx, ctx.Signer, m)
 	case *providerpb.MsgRegisterService:
-		return RegisterService(ctx, ctx.Signer, m)
+		return nil, RegisterService(ctx, ctx.Signer, m)
 	case *providerpb.MsgRemoveService:
 		if _, err := mustGet(ctx.KV, ctx.Signer); err != nil {
-			return err
+			return nil, err
 		}
 		s := GetService(ctx.KV, ctx.Signer, m.ModelId)
 		if s == nil {
-			return fmt.Errorf("provider: %s offers no model %s: %w", ctx.Signer, m.ModelId, codes.ErrNotFound)
+			return nil, fmt.Errorf("provider: %s offers no model %s: %w", ctx.Signer, m.ModelId, codes.ErrNotFound)
 		}
 		removeService(ctx, ctx.Signer, s)
-		return nil
+		return nil, nil
 	case *providerpb.MsgHeartbeat:
-		return Heartbeat(ctx, ctx.Signer)
+		return nil, Heartbeat(ctx, ctx.Signer)
 	case *providerpb.MsgDeregister:
-		return Deregister(ctx, ctx.Signer)
+		return nil, Deregister(ctx, ctx.Signer)
 	}
-	return fmt.Errorf("provider: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+	return nil, fmt.Errorf("provider: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "providers" (data: a QueryProvidersRequest), "provider"
-// (data: operator address), "params".
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	switch path {
-	case "providers":
-		var req providerpb.QueryProvidersRequest
-		if err := proto.Unmarshal(data, &req); err != nil {
-			return nil, fmt.Errorf("provider: bad providers query: %w", codes.ErrInvalidRequest)
-		}
-		return &providerpb.QueryProvidersResponse{Providers: List(ctx.KV, req.Model, req.OnlineOnly)}, nil
-	case "provider":
-		a, err := bankpb.ParseAddr("address", string(data))
-		if err != nil {
-			return nil, err
-		}
-		info := Info(ctx.KV, a)
-		if info == nil {
-			return nil, fmt.Errorf("provider: %s is not registered: %w", a, codes.ErrNotFound)
-		}
-		return info, nil
-	case "params":
-		return GetParams(ctx.KV), nil
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(providerpb.QueryProviders, func(ctx *module.Context, r *providerpb.QueryProvidersRequest) (*providerpb.QueryProvidersResponse, error) {
+			return &providerpb.QueryProvidersResponse{Providers: List(ctx.KV, r.Model, r.OnlineOnly)}, nil
+		}),
+		module.Serve(providerpb.QueryProvider, func(ctx *module.Context, r *providerpb.QueryProviderRequest) (*providerpb.ProviderInfo, error) {
+			a, err := bankpb.ParseAddr("address", r.Address)
+			if err != nil {
+				return nil, err
+			}
+			info := Info(ctx.KV, a)
+			if info == nil {
+				return nil, fmt.Errorf("provider: %s is not registered: %w", a, codes.ErrNotFound)
+			}
+			return info, nil
+		}),
+		module.Serve(providerpb.QueryParams, func(ctx *module.Context, _ *providerpb.QueryParamsRequest) (*providerpb.Params, error) {
+			return GetParams(ctx.KV), nil
+		}),
 	}
-	return nil, fmt.Errorf("provider: no query %q (try providers, provider, params): %w", path, codes.ErrInvalidRequest)
 }
 
 func (Module) DefaultGenesis() json.RawMessage {

@@ -24,29 +24,29 @@ func (Module) Name() string { return stakingpb.Name }
 
 func (Module) Msgs() []module.Msg { return []module.Msg{&stakingpb.MsgBond{}, &stakingpb.MsgUnbond{}} }
 
-func (Module) Handle(ctx *module.Context, msg module.Msg) error {
+func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *stakingpb.MsgBond:
-		return Bond(ctx, ctx.Signer, m.Amount.Amount)
+		return nil, Bond(ctx, ctx.Signer, m.Amount.Amount)
 	case *stakingpb.MsgUnbond:
-		return Unbond(ctx, ctx.Signer, m.Amount.Amount)
+		return nil, Unbond(ctx, ctx.Signer, m.Amount.Amount)
 	}
-	return fmt.Errorf("staking: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
+	return nil, fmt.Errorf("staking: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
-// Query paths: "stake" (data: address), "params".
-func (Module) Query(ctx *module.Context, path string, data []byte) (proto.Message, error) {
-	switch path {
-	case "stake":
-		a, err := bankpb.ParseAddr("address", string(data))
-		if err != nil {
-			return nil, err
-		}
-		return &stakingpb.QueryStakeResponse{Stake: Get(ctx.KV, a), Unbondings: Unbondings(ctx.KV, a)}, nil
-	case "params":
-		return GetParams(ctx.KV), nil
+func (Module) Queries() []module.QueryRoute {
+	return []module.QueryRoute{
+		module.Serve(stakingpb.QueryStake, func(ctx *module.Context, r *stakingpb.QueryStakeRequest) (*stakingpb.QueryStakeResponse, error) {
+			a, err := bankpb.ParseAddr("address", r.Address)
+			if err != nil {
+				return nil, err
+			}
+			return &stakingpb.QueryStakeResponse{Stake: Get(ctx.KV, a), Unbondings: Unbondings(ctx.KV, a)}, nil
+		}),
+		module.Serve(stakingpb.QueryParams, func(ctx *module.Context, _ *stakingpb.QueryParamsRequest) (*stakingpb.Params, error) {
+			return GetParams(ctx.KV), nil
+		}),
 	}
-	return nil, fmt.Errorf("staking: no query %q (try stake, params): %w", path, codes.ErrInvalidRequest)
 }
 
 func (Module) DefaultGenesis() json.RawMessage {

@@ -7,13 +7,14 @@
 package tx
 
 import (
+	reflect "reflect"
+	sync "sync"
+	unsafe "unsafe"
+
 	coin "github.com/agoranet/agora/internal/chain/coin"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	anypb "google.golang.org/protobuf/types/known/anypb"
-	reflect "reflect"
-	sync "sync"
-	unsafe "unsafe"
 )
 
 const (
@@ -163,6 +164,53 @@ func (x *Body) GetMsgs() []*anypb.Any {
 	return nil
 }
 
+// Responses is what a committed tx's ExecTxResult.Data holds: one typed
+// response per message, in the body's order. A message with nothing to
+// say has an empty Any.
+type Responses struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Responses     []*anypb.Any           `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Responses) Reset() {
+	*x = Responses{}
+	mi := &file_agora_tx_v1_tx_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Responses) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Responses) ProtoMessage() {}
+
+func (x *Responses) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_tx_v1_tx_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Responses.ProtoReflect.Descriptor instead.
+func (*Responses) Descriptor() ([]byte, []int) {
+	return file_agora_tx_v1_tx_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Responses) GetResponses() []*anypb.Any {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
 var File_agora_tx_v1_tx_proto protoreflect.FileDescriptor
 
 const file_agora_tx_v1_tx_proto_rawDesc = "" +
@@ -178,7 +226,9 @@ const file_agora_tx_v1_tx_proto_rawDesc = "" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12%\n" +
 	"\x03fee\x18\x04 \x01(\v2\x13.agora.coin.v1.CoinR\x03fee\x12\x12\n" +
 	"\x04memo\x18\x05 \x01(\tR\x04memo\x12(\n" +
-	"\x04msgs\x18\x06 \x03(\v2\x14.google.protobuf.AnyR\x04msgsB-Z+github.com/agoranet/agora/internal/chain/txb\x06proto3"
+	"\x04msgs\x18\x06 \x03(\v2\x14.google.protobuf.AnyR\x04msgs\"?\n" +
+	"\tResponses\x122\n" +
+	"\tresponses\x18\x01 \x03(\v2\x14.google.protobuf.AnyR\tresponsesB-Z+github.com/agoranet/agora/internal/chain/txb\x06proto3"
 
 var (
 	file_agora_tx_v1_tx_proto_rawDescOnce sync.Once
@@ -192,21 +242,23 @@ func file_agora_tx_v1_tx_proto_rawDescGZIP() []byte {
 	return file_agora_tx_v1_tx_proto_rawDescData
 }
 
-var file_agora_tx_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_agora_tx_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_agora_tx_v1_tx_proto_goTypes = []any{
 	(*Tx)(nil),        // 0: agora.tx.v1.Tx
 	(*Body)(nil),      // 1: agora.tx.v1.Body
-	(*coin.Coin)(nil), // 2: agora.coin.v1.Coin
-	(*anypb.Any)(nil), // 3: google.protobuf.Any
+	(*Responses)(nil), // 2: agora.tx.v1.Responses
+	(*coin.Coin)(nil), // 3: agora.coin.v1.Coin
+	(*anypb.Any)(nil), // 4: google.protobuf.Any
 }
 var file_agora_tx_v1_tx_proto_depIdxs = []int32{
-	2, // 0: agora.tx.v1.Body.fee:type_name -> agora.coin.v1.Coin
-	3, // 1: agora.tx.v1.Body.msgs:type_name -> google.protobuf.Any
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 0: agora.tx.v1.Body.fee:type_name -> agora.coin.v1.Coin
+	4, // 1: agora.tx.v1.Body.msgs:type_name -> google.protobuf.Any
+	4, // 2: agora.tx.v1.Responses.responses:type_name -> google.protobuf.Any
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_agora_tx_v1_tx_proto_init() }
@@ -220,7 +272,7 @@ func file_agora_tx_v1_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_tx_v1_tx_proto_rawDesc), len(file_agora_tx_v1_tx_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

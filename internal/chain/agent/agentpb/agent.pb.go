@@ -7,11 +7,12 @@
 package agentpb
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -623,6 +624,95 @@ func (*Genesis) Descriptor() ([]byte, []int) {
 	return file_agora_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
+type QueryAgentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAgentRequest) Reset() {
+	*x = QueryAgentRequest{}
+	mi := &file_agora_agent_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAgentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAgentRequest) ProtoMessage() {}
+
+func (x *QueryAgentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_agent_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAgentRequest.ProtoReflect.Descriptor instead.
+func (*QueryAgentRequest) Descriptor() ([]byte, []int) {
+	return file_agora_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *QueryAgentRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+// MsgCreateAgentResponse names the agent account created.
+type MsgCreateAgentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Agent         string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgCreateAgentResponse) Reset() {
+	*x = MsgCreateAgentResponse{}
+	mi := &file_agora_agent_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgCreateAgentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgCreateAgentResponse) ProtoMessage() {}
+
+func (x *MsgCreateAgentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_agent_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgCreateAgentResponse.ProtoReflect.Descriptor instead.
+func (*MsgCreateAgentResponse) Descriptor() ([]byte, []int) {
+	return file_agora_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MsgCreateAgentResponse) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
 var File_agora_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agora_agent_v1_agent_proto_rawDesc = "" +
@@ -674,7 +764,11 @@ const file_agora_agent_v1_agent_proto_rawDesc = "" +
 	"\x13remaining_in_period\x18\x02 \x01(\x04R\x11remainingInPeriod\x12-\n" +
 	"\x12remaining_lifetime\x18\x03 \x01(\x04R\x11remainingLifetime\x12$\n" +
 	"\x0eperiod_ends_at\x18\x04 \x01(\x03R\fperiodEndsAt\"\t\n" +
-	"\aGenesisB8Z6github.com/agoranet/agora/internal/chain/agent/agentpbb\x06proto3"
+	"\aGenesis\"-\n" +
+	"\x11QueryAgentRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\".\n" +
+	"\x16MsgCreateAgentResponse\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agentB8Z6github.com/agoranet/agora/internal/chain/agent/agentpbb\x06proto3"
 
 var (
 	file_agora_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -688,17 +782,19 @@ func file_agora_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_agora_agent_v1_agent_proto_rawDescData
 }
 
-var file_agora_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_agora_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_agora_agent_v1_agent_proto_goTypes = []any{
-	(*Policy)(nil),             // 0: agora.agent.v1.Policy
-	(*Agent)(nil),              // 1: agora.agent.v1.Agent
-	(*MsgCreateAgent)(nil),     // 2: agora.agent.v1.MsgCreateAgent
-	(*MsgSetPolicy)(nil),       // 3: agora.agent.v1.MsgSetPolicy
-	(*MsgFreezeAgent)(nil),     // 4: agora.agent.v1.MsgFreezeAgent
-	(*MsgUnfreezeAgent)(nil),   // 5: agora.agent.v1.MsgUnfreezeAgent
-	(*MsgRevokeAgent)(nil),     // 6: agora.agent.v1.MsgRevokeAgent
-	(*QueryAgentResponse)(nil), // 7: agora.agent.v1.QueryAgentResponse
-	(*Genesis)(nil),            // 8: agora.agent.v1.Genesis
+	(*Policy)(nil),                 // 0: agora.agent.v1.Policy
+	(*Agent)(nil),                  // 1: agora.agent.v1.Agent
+	(*MsgCreateAgent)(nil),         // 2: agora.agent.v1.MsgCreateAgent
+	(*MsgSetPolicy)(nil),           // 3: agora.agent.v1.MsgSetPolicy
+	(*MsgFreezeAgent)(nil),         // 4: agora.agent.v1.MsgFreezeAgent
+	(*MsgUnfreezeAgent)(nil),       // 5: agora.agent.v1.MsgUnfreezeAgent
+	(*MsgRevokeAgent)(nil),         // 6: agora.agent.v1.MsgRevokeAgent
+	(*QueryAgentResponse)(nil),     // 7: agora.agent.v1.QueryAgentResponse
+	(*Genesis)(nil),                // 8: agora.agent.v1.Genesis
+	(*QueryAgentRequest)(nil),      // 9: agora.agent.v1.QueryAgentRequest
+	(*MsgCreateAgentResponse)(nil), // 10: agora.agent.v1.MsgCreateAgentResponse
 }
 var file_agora_agent_v1_agent_proto_depIdxs = []int32{
 	0, // 0: agora.agent.v1.Agent.policy:type_name -> agora.agent.v1.Policy
@@ -723,7 +819,7 @@ func file_agora_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_agent_v1_agent_proto_rawDesc), len(file_agora_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

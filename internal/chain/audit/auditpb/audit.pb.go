@@ -7,11 +7,12 @@
 package auditpb
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -1187,6 +1188,183 @@ func (x *MsgSettleWithProof) GetProof() []byte {
 	return nil
 }
 
+type QueryKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ModelId       string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryKeyRequest) Reset() {
+	*x = QueryKeyRequest{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryKeyRequest) ProtoMessage() {}
+
+func (x *QueryKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryKeyRequest.ProtoReflect.Descriptor instead.
+func (*QueryKeyRequest) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *QueryKeyRequest) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+type QueryProvenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InferenceId   []byte                 `protobuf:"bytes,1,opt,name=inference_id,json=inferenceId,proto3" json:"inference_id,omitempty"` // InferenceID(model, input, logits)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryProvenRequest) Reset() {
+	*x = QueryProvenRequest{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryProvenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryProvenRequest) ProtoMessage() {}
+
+func (x *QueryProvenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryProvenRequest.ProtoReflect.Descriptor instead.
+func (*QueryProvenRequest) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *QueryProvenRequest) GetInferenceId() []byte {
+	if x != nil {
+		return x.InferenceId
+	}
+	return nil
+}
+
+type QueryDisputeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDisputeRequest) Reset() {
+	*x = QueryDisputeRequest{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDisputeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDisputeRequest) ProtoMessage() {}
+
+func (x *QueryDisputeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDisputeRequest.ProtoReflect.Descriptor instead.
+func (*QueryDisputeRequest) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *QueryDisputeRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// MsgChallengeResponse names the dispute a challenge opened.
+type MsgChallengeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DisputeId     uint64                 `protobuf:"varint,1,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgChallengeResponse) Reset() {
+	*x = MsgChallengeResponse{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgChallengeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgChallengeResponse) ProtoMessage() {}
+
+func (x *MsgChallengeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgChallengeResponse.ProtoReflect.Descriptor instead.
+func (*MsgChallengeResponse) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MsgChallengeResponse) GetDisputeId() uint64 {
+	if x != nil {
+		return x.DisputeId
+	}
+	return 0
+}
+
 var File_agora_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_agora_audit_v1_audit_proto_rawDesc = "" +
@@ -1289,7 +1467,16 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"dispute_id\x18\x02 \x01(\x04R\tdisputeId\x12\x14\n" +
 	"\x05class\x18\x03 \x01(\x05R\x05class\x12\x16\n" +
 	"\x06logits\x18\x04 \x03(\x05R\x06logits\x12\x14\n" +
-	"\x05proof\x18\x05 \x01(\fR\x05proof*\xac\x01\n" +
+	"\x05proof\x18\x05 \x01(\fR\x05proof\",\n" +
+	"\x0fQueryKeyRequest\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\"7\n" +
+	"\x12QueryProvenRequest\x12!\n" +
+	"\finference_id\x18\x01 \x01(\fR\vinferenceId\"%\n" +
+	"\x13QueryDisputeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"5\n" +
+	"\x14MsgChallengeResponse\x12\x1d\n" +
+	"\n" +
+	"dispute_id\x18\x01 \x01(\x04R\tdisputeId*\xac\x01\n" +
 	"\rDisputeStatus\x12\x1e\n" +
 	"\x1aDISPUTE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DISPUTE_STATUS_OPEN\x10\x01\x12 \n" +
@@ -1310,7 +1497,7 @@ func file_agora_audit_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_agora_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_agora_audit_v1_audit_proto_goTypes = []any{
 	(DisputeStatus)(0),           // 0: agora.audit.v1.DisputeStatus
 	(*ModelKey)(nil),             // 1: agora.audit.v1.ModelKey
@@ -1329,6 +1516,10 @@ var file_agora_audit_v1_audit_proto_goTypes = []any{
 	(*Dispute)(nil),              // 14: agora.audit.v1.Dispute
 	(*QueryDisputeResponse)(nil), // 15: agora.audit.v1.QueryDisputeResponse
 	(*MsgSettleWithProof)(nil),   // 16: agora.audit.v1.MsgSettleWithProof
+	(*QueryKeyRequest)(nil),      // 17: agora.audit.v1.QueryKeyRequest
+	(*QueryProvenRequest)(nil),   // 18: agora.audit.v1.QueryProvenRequest
+	(*QueryDisputeRequest)(nil),  // 19: agora.audit.v1.QueryDisputeRequest
+	(*MsgChallengeResponse)(nil), // 20: agora.audit.v1.MsgChallengeResponse
 }
 var file_agora_audit_v1_audit_proto_depIdxs = []int32{
 	4,  // 0: agora.audit.v1.QueryProvenResponse.proven:type_name -> agora.audit.v1.ProvenInference
@@ -1353,7 +1544,7 @@ func file_agora_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_audit_v1_audit_proto_rawDesc), len(file_agora_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

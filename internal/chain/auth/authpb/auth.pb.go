@@ -7,11 +7,12 @@
 package authpb
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -187,6 +188,86 @@ func (x *Genesis) GetParams() *Params {
 	return nil
 }
 
+type QueryAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAccountRequest) Reset() {
+	*x = QueryAccountRequest{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAccountRequest) ProtoMessage() {}
+
+func (x *QueryAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAccountRequest.ProtoReflect.Descriptor instead.
+func (*QueryAccountRequest) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *QueryAccountRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+}
+
 var File_agora_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_agora_auth_v1_auth_proto_rawDesc = "" +
@@ -202,7 +283,10 @@ const file_agora_auth_v1_auth_proto_rawDesc = "" +
 	"\bmax_msgs\x18\x02 \x01(\rR\amaxMsgs\x12$\n" +
 	"\x0emax_memo_bytes\x18\x03 \x01(\rR\fmaxMemoBytes\"8\n" +
 	"\aGenesis\x12-\n" +
-	"\x06params\x18\x01 \x01(\v2\x15.agora.auth.v1.ParamsR\x06paramsB6Z4github.com/agoranet/agora/internal/chain/auth/authpbb\x06proto3"
+	"\x06params\x18\x01 \x01(\v2\x15.agora.auth.v1.ParamsR\x06params\"/\n" +
+	"\x13QueryAccountRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"\x14\n" +
+	"\x12QueryParamsRequestB6Z4github.com/agoranet/agora/internal/chain/auth/authpbb\x06proto3"
 
 var (
 	file_agora_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -216,11 +300,13 @@ func file_agora_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_agora_auth_v1_auth_proto_rawDescData
 }
 
-var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_agora_auth_v1_auth_proto_goTypes = []any{
-	(*Account)(nil), // 0: agora.auth.v1.Account
-	(*Params)(nil),  // 1: agora.auth.v1.Params
-	(*Genesis)(nil), // 2: agora.auth.v1.Genesis
+	(*Account)(nil),             // 0: agora.auth.v1.Account
+	(*Params)(nil),              // 1: agora.auth.v1.Params
+	(*Genesis)(nil),             // 2: agora.auth.v1.Genesis
+	(*QueryAccountRequest)(nil), // 3: agora.auth.v1.QueryAccountRequest
+	(*QueryParamsRequest)(nil),  // 4: agora.auth.v1.QueryParamsRequest
 }
 var file_agora_auth_v1_auth_proto_depIdxs = []int32{
 	1, // 0: agora.auth.v1.Genesis.params:type_name -> agora.auth.v1.Params
@@ -242,7 +328,7 @@ func file_agora_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_auth_v1_auth_proto_rawDesc), len(file_agora_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

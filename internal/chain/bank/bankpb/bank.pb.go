@@ -7,12 +7,13 @@
 package bankpb
 
 import (
-	coin "github.com/agoranet/agora/internal/chain/coin"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	coin "github.com/agoranet/agora/internal/chain/coin"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -801,6 +802,176 @@ func (x *QueryNonceResponse) GetUsed() bool {
 	return false
 }
 
+type QueryBalanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryBalanceRequest) Reset() {
+	*x = QueryBalanceRequest{}
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryBalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryBalanceRequest) ProtoMessage() {}
+
+func (x *QueryBalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryBalanceRequest.ProtoReflect.Descriptor instead.
+func (*QueryBalanceRequest) Descriptor() ([]byte, []int) {
+	return file_agora_bank_v1_bank_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *QueryBalanceRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type QuerySupplyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuerySupplyRequest) Reset() {
+	*x = QuerySupplyRequest{}
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuerySupplyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuerySupplyRequest) ProtoMessage() {}
+
+func (x *QuerySupplyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuerySupplyRequest.ProtoReflect.Descriptor instead.
+func (*QuerySupplyRequest) Descriptor() ([]byte, []int) {
+	return file_agora_bank_v1_bank_proto_rawDescGZIP(), []int{15}
+}
+
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_bank_v1_bank_proto_rawDescGZIP(), []int{16}
+}
+
+// QueryNonceRequest asks whether address has used a transfer
+// authorization's nonce.
+type QueryNonceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"` // 32 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryNonceRequest) Reset() {
+	*x = QueryNonceRequest{}
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryNonceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryNonceRequest) ProtoMessage() {}
+
+func (x *QueryNonceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_bank_v1_bank_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryNonceRequest.ProtoReflect.Descriptor instead.
+func (*QueryNonceRequest) Descriptor() ([]byte, []int) {
+	return file_agora_bank_v1_bank_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *QueryNonceRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *QueryNonceRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
 var File_agora_bank_v1_bank_proto protoreflect.FileDescriptor
 
 const file_agora_bank_v1_bank_proto_rawDesc = "" +
@@ -854,7 +1025,14 @@ const file_agora_bank_v1_bank_proto_rawDesc = "" +
 	"\tsubmitter\x18\x01 \x01(\tR\tsubmitter\x12B\n" +
 	"\rauthorization\x18\x02 \x01(\v2\x1c.agora.bank.v1.AuthorizationR\rauthorization\"(\n" +
 	"\x12QueryNonceResponse\x12\x12\n" +
-	"\x04used\x18\x01 \x01(\bR\x04usedB6Z4github.com/agoranet/agora/internal/chain/bank/bankpbb\x06proto3"
+	"\x04used\x18\x01 \x01(\bR\x04used\"/\n" +
+	"\x13QueryBalanceRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"\x14\n" +
+	"\x12QuerySupplyRequest\"\x14\n" +
+	"\x12QueryParamsRequest\"C\n" +
+	"\x11QueryNonceRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonceB6Z4github.com/agoranet/agora/internal/chain/bank/bankpbb\x06proto3"
 
 var (
 	file_agora_bank_v1_bank_proto_rawDescOnce sync.Once
@@ -868,7 +1046,7 @@ func file_agora_bank_v1_bank_proto_rawDescGZIP() []byte {
 	return file_agora_bank_v1_bank_proto_rawDescData
 }
 
-var file_agora_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_agora_bank_v1_bank_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_agora_bank_v1_bank_proto_goTypes = []any{
 	(*MsgSend)(nil),                      // 0: agora.bank.v1.MsgSend
 	(*Output)(nil),                       // 1: agora.bank.v1.Output
@@ -884,21 +1062,25 @@ var file_agora_bank_v1_bank_proto_goTypes = []any{
 	(*Authorization)(nil),                // 11: agora.bank.v1.Authorization
 	(*MsgTransferWithAuthorization)(nil), // 12: agora.bank.v1.MsgTransferWithAuthorization
 	(*QueryNonceResponse)(nil),           // 13: agora.bank.v1.QueryNonceResponse
-	(*coin.Coin)(nil),                    // 14: agora.coin.v1.Coin
+	(*QueryBalanceRequest)(nil),          // 14: agora.bank.v1.QueryBalanceRequest
+	(*QuerySupplyRequest)(nil),           // 15: agora.bank.v1.QuerySupplyRequest
+	(*QueryParamsRequest)(nil),           // 16: agora.bank.v1.QueryParamsRequest
+	(*QueryNonceRequest)(nil),            // 17: agora.bank.v1.QueryNonceRequest
+	(*coin.Coin)(nil),                    // 18: agora.coin.v1.Coin
 }
 var file_agora_bank_v1_bank_proto_depIdxs = []int32{
-	14, // 0: agora.bank.v1.MsgSend.amount:type_name -> agora.coin.v1.Coin
-	14, // 1: agora.bank.v1.Output.amount:type_name -> agora.coin.v1.Coin
+	18, // 0: agora.bank.v1.MsgSend.amount:type_name -> agora.coin.v1.Coin
+	18, // 1: agora.bank.v1.Output.amount:type_name -> agora.coin.v1.Coin
 	1,  // 2: agora.bank.v1.MsgMultiSend.outputs:type_name -> agora.bank.v1.Output
-	14, // 3: agora.bank.v1.MsgMint.amount:type_name -> agora.coin.v1.Coin
-	14, // 4: agora.bank.v1.MsgBurn.amount:type_name -> agora.coin.v1.Coin
+	18, // 3: agora.bank.v1.MsgMint.amount:type_name -> agora.coin.v1.Coin
+	18, // 4: agora.bank.v1.MsgBurn.amount:type_name -> agora.coin.v1.Coin
 	5,  // 5: agora.bank.v1.Params.denoms:type_name -> agora.bank.v1.Denom
-	14, // 6: agora.bank.v1.GenesisBalance.coins:type_name -> agora.coin.v1.Coin
+	18, // 6: agora.bank.v1.GenesisBalance.coins:type_name -> agora.coin.v1.Coin
 	6,  // 7: agora.bank.v1.Genesis.params:type_name -> agora.bank.v1.Params
 	7,  // 8: agora.bank.v1.Genesis.balances:type_name -> agora.bank.v1.GenesisBalance
-	14, // 9: agora.bank.v1.QueryBalanceResponse.balances:type_name -> agora.coin.v1.Coin
-	14, // 10: agora.bank.v1.QuerySupplyResponse.supply:type_name -> agora.coin.v1.Coin
-	14, // 11: agora.bank.v1.Authorization.amount:type_name -> agora.coin.v1.Coin
+	18, // 9: agora.bank.v1.QueryBalanceResponse.balances:type_name -> agora.coin.v1.Coin
+	18, // 10: agora.bank.v1.QuerySupplyResponse.supply:type_name -> agora.coin.v1.Coin
+	18, // 11: agora.bank.v1.Authorization.amount:type_name -> agora.coin.v1.Coin
 	11, // 12: agora.bank.v1.MsgTransferWithAuthorization.authorization:type_name -> agora.bank.v1.Authorization
 	13, // [13:13] is the sub-list for method output_type
 	13, // [13:13] is the sub-list for method input_type
@@ -918,7 +1100,7 @@ func file_agora_bank_v1_bank_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_bank_v1_bank_proto_rawDesc), len(file_agora_bank_v1_bank_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -7,12 +7,13 @@
 package channelpb
 
 import (
-	coin "github.com/agoranet/agora/internal/chain/coin"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	coin "github.com/agoranet/agora/internal/chain/coin"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -996,6 +997,175 @@ func (x *QueryAnchorsResponse) GetAnchors() []*Anchor {
 	return nil
 }
 
+type QueryChannelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryChannelRequest) Reset() {
+	*x = QueryChannelRequest{}
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryChannelRequest) ProtoMessage() {}
+
+func (x *QueryChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryChannelRequest.ProtoReflect.Descriptor instead.
+func (*QueryChannelRequest) Descriptor() ([]byte, []int) {
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *QueryChannelRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type QueryAnchorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAnchorsRequest) Reset() {
+	*x = QueryAnchorsRequest{}
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAnchorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAnchorsRequest) ProtoMessage() {}
+
+func (x *QueryAnchorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAnchorsRequest.ProtoReflect.Descriptor instead.
+func (*QueryAnchorsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *QueryAnchorsRequest) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{17}
+}
+
+// MsgOpenChannelResponse names the channel opened.
+type MsgOpenChannelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgOpenChannelResponse) Reset() {
+	*x = MsgOpenChannelResponse{}
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgOpenChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgOpenChannelResponse) ProtoMessage() {}
+
+func (x *MsgOpenChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgOpenChannelResponse.ProtoReflect.Descriptor instead.
+func (*MsgOpenChannelResponse) Descriptor() ([]byte, []int) {
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MsgOpenChannelResponse) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
 var File_agora_channel_v1_channel_proto protoreflect.FileDescriptor
 
 const file_agora_channel_v1_channel_proto_rawDesc = "" +
@@ -1082,7 +1252,16 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"\x15QueryChannelsResponse\x125\n" +
 	"\bchannels\x18\x01 \x03(\v2\x19.agora.channel.v1.ChannelR\bchannels\"J\n" +
 	"\x14QueryAnchorsResponse\x122\n" +
-	"\aanchors\x18\x01 \x03(\v2\x18.agora.channel.v1.AnchorR\aanchorsB<Z:github.com/agoranet/agora/internal/chain/channel/channelpbb\x06proto3"
+	"\aanchors\x18\x01 \x03(\v2\x18.agora.channel.v1.AnchorR\aanchors\"%\n" +
+	"\x13QueryChannelRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"4\n" +
+	"\x13QueryAnchorsRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\"\x14\n" +
+	"\x12QueryParamsRequest\"7\n" +
+	"\x16MsgOpenChannelResponse\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelIdB<Z:github.com/agoranet/agora/internal/chain/channel/channelpbb\x06proto3"
 
 var (
 	file_agora_channel_v1_channel_proto_rawDescOnce sync.Once
@@ -1096,28 +1275,32 @@ func file_agora_channel_v1_channel_proto_rawDescGZIP() []byte {
 	return file_agora_channel_v1_channel_proto_rawDescData
 }
 
-var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_agora_channel_v1_channel_proto_goTypes = []any{
-	(*Voucher)(nil),               // 0: agora.channel.v1.Voucher
-	(*Channel)(nil),               // 1: agora.channel.v1.Channel
-	(*Anchor)(nil),                // 2: agora.channel.v1.Anchor
-	(*MsgOpenChannel)(nil),        // 3: agora.channel.v1.MsgOpenChannel
-	(*MsgFundChannel)(nil),        // 4: agora.channel.v1.MsgFundChannel
-	(*MsgExtendChannel)(nil),      // 5: agora.channel.v1.MsgExtendChannel
-	(*Claim)(nil),                 // 6: agora.channel.v1.Claim
-	(*MsgClaim)(nil),              // 7: agora.channel.v1.MsgClaim
-	(*MsgCloseChannel)(nil),       // 8: agora.channel.v1.MsgCloseChannel
-	(*MsgSettleExpired)(nil),      // 9: agora.channel.v1.MsgSettleExpired
-	(*Params)(nil),                // 10: agora.channel.v1.Params
-	(*Genesis)(nil),               // 11: agora.channel.v1.Genesis
-	(*QueryChannelsRequest)(nil),  // 12: agora.channel.v1.QueryChannelsRequest
-	(*QueryChannelsResponse)(nil), // 13: agora.channel.v1.QueryChannelsResponse
-	(*QueryAnchorsResponse)(nil),  // 14: agora.channel.v1.QueryAnchorsResponse
-	(*coin.Coin)(nil),             // 15: agora.coin.v1.Coin
+	(*Voucher)(nil),                // 0: agora.channel.v1.Voucher
+	(*Channel)(nil),                // 1: agora.channel.v1.Channel
+	(*Anchor)(nil),                 // 2: agora.channel.v1.Anchor
+	(*MsgOpenChannel)(nil),         // 3: agora.channel.v1.MsgOpenChannel
+	(*MsgFundChannel)(nil),         // 4: agora.channel.v1.MsgFundChannel
+	(*MsgExtendChannel)(nil),       // 5: agora.channel.v1.MsgExtendChannel
+	(*Claim)(nil),                  // 6: agora.channel.v1.Claim
+	(*MsgClaim)(nil),               // 7: agora.channel.v1.MsgClaim
+	(*MsgCloseChannel)(nil),        // 8: agora.channel.v1.MsgCloseChannel
+	(*MsgSettleExpired)(nil),       // 9: agora.channel.v1.MsgSettleExpired
+	(*Params)(nil),                 // 10: agora.channel.v1.Params
+	(*Genesis)(nil),                // 11: agora.channel.v1.Genesis
+	(*QueryChannelsRequest)(nil),   // 12: agora.channel.v1.QueryChannelsRequest
+	(*QueryChannelsResponse)(nil),  // 13: agora.channel.v1.QueryChannelsResponse
+	(*QueryAnchorsResponse)(nil),   // 14: agora.channel.v1.QueryAnchorsResponse
+	(*QueryChannelRequest)(nil),    // 15: agora.channel.v1.QueryChannelRequest
+	(*QueryAnchorsRequest)(nil),    // 16: agora.channel.v1.QueryAnchorsRequest
+	(*QueryParamsRequest)(nil),     // 17: agora.channel.v1.QueryParamsRequest
+	(*MsgOpenChannelResponse)(nil), // 18: agora.channel.v1.MsgOpenChannelResponse
+	(*coin.Coin)(nil),              // 19: agora.coin.v1.Coin
 }
 var file_agora_channel_v1_channel_proto_depIdxs = []int32{
-	15, // 0: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
-	15, // 1: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
+	19, // 0: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
+	19, // 1: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
 	0,  // 2: agora.channel.v1.Claim.voucher:type_name -> agora.channel.v1.Voucher
 	6,  // 3: agora.channel.v1.MsgClaim.claims:type_name -> agora.channel.v1.Claim
 	6,  // 4: agora.channel.v1.MsgCloseChannel.final:type_name -> agora.channel.v1.Claim
@@ -1142,7 +1325,7 @@ func file_agora_channel_v1_channel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_channel_v1_channel_proto_rawDesc), len(file_agora_channel_v1_channel_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

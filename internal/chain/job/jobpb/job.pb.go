@@ -7,12 +7,13 @@
 package jobpb
 
 import (
-	coin "github.com/agoranet/agora/internal/chain/coin"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	coin "github.com/agoranet/agora/internal/chain/coin"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -1627,6 +1628,131 @@ func (x *QueryOrdersResponse) GetOrders() []*Order {
 	return nil
 }
 
+type QueryOrderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryOrderRequest) Reset() {
+	*x = QueryOrderRequest{}
+	mi := &file_agora_job_v1_job_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryOrderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryOrderRequest) ProtoMessage() {}
+
+func (x *QueryOrderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_job_v1_job_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryOrderRequest.ProtoReflect.Descriptor instead.
+func (*QueryOrderRequest) Descriptor() ([]byte, []int) {
+	return file_agora_job_v1_job_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *QueryOrderRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_job_v1_job_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_job_v1_job_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_job_v1_job_proto_rawDescGZIP(), []int{18}
+}
+
+// MsgCreateOrderResponse names the order created.
+type MsgCreateOrderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       uint64                 `protobuf:"varint,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgCreateOrderResponse) Reset() {
+	*x = MsgCreateOrderResponse{}
+	mi := &file_agora_job_v1_job_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgCreateOrderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgCreateOrderResponse) ProtoMessage() {}
+
+func (x *MsgCreateOrderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_job_v1_job_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgCreateOrderResponse.ProtoReflect.Descriptor instead.
+func (*MsgCreateOrderResponse) Descriptor() ([]byte, []int) {
+	return file_agora_job_v1_job_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MsgCreateOrderResponse) GetOrderId() uint64 {
+	if x != nil {
+		return x.OrderId
+	}
+	return 0
+}
+
 var File_agora_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_agora_job_v1_job_proto_rawDesc = "" +
@@ -1777,7 +1903,12 @@ const file_agora_job_v1_job_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1b\n" +
 	"\topen_only\x18\x02 \x01(\bR\bopenOnly\"B\n" +
 	"\x13QueryOrdersResponse\x12+\n" +
-	"\x06orders\x18\x01 \x03(\v2\x13.agora.job.v1.OrderR\x06orders*\xe7\x01\n" +
+	"\x06orders\x18\x01 \x03(\v2\x13.agora.job.v1.OrderR\x06orders\"#\n" +
+	"\x11QueryOrderRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x14\n" +
+	"\x12QueryParamsRequest\"3\n" +
+	"\x16MsgCreateOrderResponse\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\x04R\aorderId*\xe7\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORDER_STATUS_BIDDING\x10\x01\x12\x18\n" +
@@ -1822,43 +1953,46 @@ func file_agora_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_agora_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agora_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_agora_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_agora_job_v1_job_proto_goTypes = []any{
-	(OrderStatus)(0),            // 0: agora.job.v1.OrderStatus
-	(LeaseStatus)(0),            // 1: agora.job.v1.LeaseStatus
-	(ResultCode)(0),             // 2: agora.job.v1.ResultCode
-	(*Result)(nil),              // 3: agora.job.v1.Result
-	(*Bid)(nil),                 // 4: agora.job.v1.Bid
-	(*Lease)(nil),               // 5: agora.job.v1.Lease
-	(*Vote)(nil),                // 6: agora.job.v1.Vote
-	(*Order)(nil),               // 7: agora.job.v1.Order
-	(*MsgCreateOrder)(nil),      // 8: agora.job.v1.MsgCreateOrder
-	(*MsgCancelOrder)(nil),      // 9: agora.job.v1.MsgCancelOrder
-	(*MsgBid)(nil),              // 10: agora.job.v1.MsgBid
-	(*MsgCommitResult)(nil),     // 11: agora.job.v1.MsgCommitResult
-	(*MsgRevealResult)(nil),     // 12: agora.job.v1.MsgRevealResult
-	(*MsgCommitVote)(nil),       // 13: agora.job.v1.MsgCommitVote
-	(*MsgRevealVote)(nil),       // 14: agora.job.v1.MsgRevealVote
-	(*Params)(nil),              // 15: agora.job.v1.Params
-	(*Genesis)(nil),             // 16: agora.job.v1.Genesis
-	(*QueryOrderResponse)(nil),  // 17: agora.job.v1.QueryOrderResponse
-	(*QueryOrdersRequest)(nil),  // 18: agora.job.v1.QueryOrdersRequest
-	(*QueryOrdersResponse)(nil), // 19: agora.job.v1.QueryOrdersResponse
-	(*coin.Coin)(nil),           // 20: agora.coin.v1.Coin
+	(OrderStatus)(0),               // 0: agora.job.v1.OrderStatus
+	(LeaseStatus)(0),               // 1: agora.job.v1.LeaseStatus
+	(ResultCode)(0),                // 2: agora.job.v1.ResultCode
+	(*Result)(nil),                 // 3: agora.job.v1.Result
+	(*Bid)(nil),                    // 4: agora.job.v1.Bid
+	(*Lease)(nil),                  // 5: agora.job.v1.Lease
+	(*Vote)(nil),                   // 6: agora.job.v1.Vote
+	(*Order)(nil),                  // 7: agora.job.v1.Order
+	(*MsgCreateOrder)(nil),         // 8: agora.job.v1.MsgCreateOrder
+	(*MsgCancelOrder)(nil),         // 9: agora.job.v1.MsgCancelOrder
+	(*MsgBid)(nil),                 // 10: agora.job.v1.MsgBid
+	(*MsgCommitResult)(nil),        // 11: agora.job.v1.MsgCommitResult
+	(*MsgRevealResult)(nil),        // 12: agora.job.v1.MsgRevealResult
+	(*MsgCommitVote)(nil),          // 13: agora.job.v1.MsgCommitVote
+	(*MsgRevealVote)(nil),          // 14: agora.job.v1.MsgRevealVote
+	(*Params)(nil),                 // 15: agora.job.v1.Params
+	(*Genesis)(nil),                // 16: agora.job.v1.Genesis
+	(*QueryOrderResponse)(nil),     // 17: agora.job.v1.QueryOrderResponse
+	(*QueryOrdersRequest)(nil),     // 18: agora.job.v1.QueryOrdersRequest
+	(*QueryOrdersResponse)(nil),    // 19: agora.job.v1.QueryOrdersResponse
+	(*QueryOrderRequest)(nil),      // 20: agora.job.v1.QueryOrderRequest
+	(*QueryParamsRequest)(nil),     // 21: agora.job.v1.QueryParamsRequest
+	(*MsgCreateOrderResponse)(nil), // 22: agora.job.v1.MsgCreateOrderResponse
+	(*coin.Coin)(nil),              // 23: agora.coin.v1.Coin
 }
 var file_agora_job_v1_job_proto_depIdxs = []int32{
 	2,  // 0: agora.job.v1.Result.code:type_name -> agora.job.v1.ResultCode
 	1,  // 1: agora.job.v1.Lease.status:type_name -> agora.job.v1.LeaseStatus
 	3,  // 2: agora.job.v1.Lease.result:type_name -> agora.job.v1.Result
 	3,  // 3: agora.job.v1.Vote.result:type_name -> agora.job.v1.Result
-	20, // 4: agora.job.v1.Order.max_price:type_name -> agora.coin.v1.Coin
+	23, // 4: agora.job.v1.Order.max_price:type_name -> agora.coin.v1.Coin
 	0,  // 5: agora.job.v1.Order.status:type_name -> agora.job.v1.OrderStatus
 	4,  // 6: agora.job.v1.Order.bids:type_name -> agora.job.v1.Bid
 	5,  // 7: agora.job.v1.Order.leases:type_name -> agora.job.v1.Lease
 	6,  // 8: agora.job.v1.Order.votes:type_name -> agora.job.v1.Vote
 	3,  // 9: agora.job.v1.Order.result:type_name -> agora.job.v1.Result
-	20, // 10: agora.job.v1.MsgCreateOrder.max_price:type_name -> agora.coin.v1.Coin
-	20, // 11: agora.job.v1.MsgBid.price:type_name -> agora.coin.v1.Coin
+	23, // 10: agora.job.v1.MsgCreateOrder.max_price:type_name -> agora.coin.v1.Coin
+	23, // 11: agora.job.v1.MsgBid.price:type_name -> agora.coin.v1.Coin
 	3,  // 12: agora.job.v1.MsgRevealResult.result:type_name -> agora.job.v1.Result
 	3,  // 13: agora.job.v1.MsgRevealVote.result:type_name -> agora.job.v1.Result
 	15, // 14: agora.job.v1.Genesis.params:type_name -> agora.job.v1.Params
@@ -1882,7 +2016,7 @@ func file_agora_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_job_v1_job_proto_rawDesc), len(file_agora_job_v1_job_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

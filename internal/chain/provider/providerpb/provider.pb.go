@@ -7,12 +7,13 @@
 package providerpb
 
 import (
-	coin "github.com/agoranet/agora/internal/chain/coin"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	coin "github.com/agoranet/agora/internal/chain/coin"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -946,6 +947,86 @@ func (x *QueryProvidersResponse) GetProviders() []*ProviderInfo {
 	return nil
 }
 
+type QueryProviderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryProviderRequest) Reset() {
+	*x = QueryProviderRequest{}
+	mi := &file_agora_provider_v1_provider_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryProviderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryProviderRequest) ProtoMessage() {}
+
+func (x *QueryProviderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_provider_v1_provider_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryProviderRequest.ProtoReflect.Descriptor instead.
+func (*QueryProviderRequest) Descriptor() ([]byte, []int) {
+	return file_agora_provider_v1_provider_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *QueryProviderRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_provider_v1_provider_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_provider_v1_provider_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_provider_v1_provider_proto_rawDescGZIP(), []int{14}
+}
+
 var File_agora_provider_v1_provider_proto protoreflect.FileDescriptor
 
 const file_agora_provider_v1_provider_proto_rawDesc = "" +
@@ -1016,7 +1097,10 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\vonline_only\x18\x02 \x01(\bR\n" +
 	"onlineOnly\"W\n" +
 	"\x16QueryProvidersResponse\x12=\n" +
-	"\tproviders\x18\x01 \x03(\v2\x1f.agora.provider.v1.ProviderInfoR\tproviders*Z\n" +
+	"\tproviders\x18\x01 \x03(\v2\x1f.agora.provider.v1.ProviderInfoR\tproviders\"0\n" +
+	"\x14QueryProviderRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"\x14\n" +
+	"\x12QueryParamsRequest*Z\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ONLINE\x10\x01\x12\x12\n" +
@@ -1036,7 +1120,7 @@ func file_agora_provider_v1_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_agora_provider_v1_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agora_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_agora_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_agora_provider_v1_provider_proto_goTypes = []any{
 	(Status)(0),                    // 0: agora.provider.v1.Status
 	(*MsgRegisterProvider)(nil),    // 1: agora.provider.v1.MsgRegisterProvider
@@ -1052,15 +1136,17 @@ var file_agora_provider_v1_provider_proto_goTypes = []any{
 	(*ProviderInfo)(nil),           // 11: agora.provider.v1.ProviderInfo
 	(*QueryProvidersRequest)(nil),  // 12: agora.provider.v1.QueryProvidersRequest
 	(*QueryProvidersResponse)(nil), // 13: agora.provider.v1.QueryProvidersResponse
-	(*coin.Coin)(nil),              // 14: agora.coin.v1.Coin
+	(*QueryProviderRequest)(nil),   // 14: agora.provider.v1.QueryProviderRequest
+	(*QueryParamsRequest)(nil),     // 15: agora.provider.v1.QueryParamsRequest
+	(*coin.Coin)(nil),              // 16: agora.coin.v1.Coin
 }
 var file_agora_provider_v1_provider_proto_depIdxs = []int32{
-	14, // 0: agora.provider.v1.MsgRegisterService.price_per_request:type_name -> agora.coin.v1.Coin
-	14, // 1: agora.provider.v1.MsgRegisterService.price_per_1k_tokens:type_name -> agora.coin.v1.Coin
+	16, // 0: agora.provider.v1.MsgRegisterService.price_per_request:type_name -> agora.coin.v1.Coin
+	16, // 1: agora.provider.v1.MsgRegisterService.price_per_1k_tokens:type_name -> agora.coin.v1.Coin
 	2,  // 2: agora.provider.v1.MsgRegisterService.royalties:type_name -> agora.provider.v1.Royalty
 	0,  // 3: agora.provider.v1.Provider.status:type_name -> agora.provider.v1.Status
-	14, // 4: agora.provider.v1.Service.price_per_request:type_name -> agora.coin.v1.Coin
-	14, // 5: agora.provider.v1.Service.price_per_1k_tokens:type_name -> agora.coin.v1.Coin
+	16, // 4: agora.provider.v1.Service.price_per_request:type_name -> agora.coin.v1.Coin
+	16, // 5: agora.provider.v1.Service.price_per_1k_tokens:type_name -> agora.coin.v1.Coin
 	2,  // 6: agora.provider.v1.Service.royalties:type_name -> agora.provider.v1.Royalty
 	9,  // 7: agora.provider.v1.Genesis.params:type_name -> agora.provider.v1.Params
 	7,  // 8: agora.provider.v1.ProviderInfo.provider:type_name -> agora.provider.v1.Provider
@@ -1084,7 +1170,7 @@ func file_agora_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_provider_v1_provider_proto_rawDesc), len(file_agora_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -7,12 +7,13 @@
 package stakingpb
 
 import (
-	coin "github.com/agoranet/agora/internal/chain/coin"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	coin "github.com/agoranet/agora/internal/chain/coin"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -466,6 +467,86 @@ func (x *QueryStakeResponse) GetUnbondings() []*Unbonding {
 	return nil
 }
 
+type QueryStakeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryStakeRequest) Reset() {
+	*x = QueryStakeRequest{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryStakeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryStakeRequest) ProtoMessage() {}
+
+func (x *QueryStakeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryStakeRequest.ProtoReflect.Descriptor instead.
+func (*QueryStakeRequest) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *QueryStakeRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{9}
+}
+
 var File_agora_staking_v1_staking_proto protoreflect.FileDescriptor
 
 const file_agora_staking_v1_staking_proto_rawDesc = "" +
@@ -499,7 +580,10 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"\x05stake\x18\x01 \x01(\v2\x17.agora.staking.v1.StakeR\x05stake\x12;\n" +
 	"\n" +
 	"unbondings\x18\x02 \x03(\v2\x1b.agora.staking.v1.UnbondingR\n" +
-	"unbondingsB<Z:github.com/agoranet/agora/internal/chain/staking/stakingpbb\x06proto3"
+	"unbondings\"-\n" +
+	"\x11QueryStakeRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"\x14\n" +
+	"\x12QueryParamsRequestB<Z:github.com/agoranet/agora/internal/chain/staking/stakingpbb\x06proto3"
 
 var (
 	file_agora_staking_v1_staking_proto_rawDescOnce sync.Once
@@ -513,7 +597,7 @@ func file_agora_staking_v1_staking_proto_rawDescGZIP() []byte {
 	return file_agora_staking_v1_staking_proto_rawDescData
 }
 
-var file_agora_staking_v1_staking_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_agora_staking_v1_staking_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_agora_staking_v1_staking_proto_goTypes = []any{
 	(*MsgBond)(nil),            // 0: agora.staking.v1.MsgBond
 	(*MsgUnbond)(nil),          // 1: agora.staking.v1.MsgUnbond
@@ -523,20 +607,22 @@ var file_agora_staking_v1_staking_proto_goTypes = []any{
 	(*GenesisBond)(nil),        // 5: agora.staking.v1.GenesisBond
 	(*Genesis)(nil),            // 6: agora.staking.v1.Genesis
 	(*QueryStakeResponse)(nil), // 7: agora.staking.v1.QueryStakeResponse
-	(*coin.Coin)(nil),          // 8: agora.coin.v1.Coin
+	(*QueryStakeRequest)(nil),  // 8: agora.staking.v1.QueryStakeRequest
+	(*QueryParamsRequest)(nil), // 9: agora.staking.v1.QueryParamsRequest
+	(*coin.Coin)(nil),          // 10: agora.coin.v1.Coin
 }
 var file_agora_staking_v1_staking_proto_depIdxs = []int32{
-	8, // 0: agora.staking.v1.MsgBond.amount:type_name -> agora.coin.v1.Coin
-	8, // 1: agora.staking.v1.MsgUnbond.amount:type_name -> agora.coin.v1.Coin
-	4, // 2: agora.staking.v1.Genesis.params:type_name -> agora.staking.v1.Params
-	5, // 3: agora.staking.v1.Genesis.bonds:type_name -> agora.staking.v1.GenesisBond
-	2, // 4: agora.staking.v1.QueryStakeResponse.stake:type_name -> agora.staking.v1.Stake
-	3, // 5: agora.staking.v1.QueryStakeResponse.unbondings:type_name -> agora.staking.v1.Unbonding
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	10, // 0: agora.staking.v1.MsgBond.amount:type_name -> agora.coin.v1.Coin
+	10, // 1: agora.staking.v1.MsgUnbond.amount:type_name -> agora.coin.v1.Coin
+	4,  // 2: agora.staking.v1.Genesis.params:type_name -> agora.staking.v1.Params
+	5,  // 3: agora.staking.v1.Genesis.bonds:type_name -> agora.staking.v1.GenesisBond
+	2,  // 4: agora.staking.v1.QueryStakeResponse.stake:type_name -> agora.staking.v1.Stake
+	3,  // 5: agora.staking.v1.QueryStakeResponse.unbondings:type_name -> agora.staking.v1.Unbonding
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_agora_staking_v1_staking_proto_init() }
@@ -550,7 +636,7 @@ func file_agora_staking_v1_staking_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_staking_v1_staking_proto_rawDesc), len(file_agora_staking_v1_staking_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

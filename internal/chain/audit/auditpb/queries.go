@@ -1,0 +1,10 @@
+package auditpb
+
+import "github.com/agoranet/agora/internal/chain/module"
+
+// The audit module's queries.
+var (
+	QueryKey     = module.Query[*QueryKeyRequest, *ModelKey]{Path: "/audit/key"}
+	QueryProven  = module.Query[*QueryProvenRequest, *QueryProvenResponse]{Path: "/audit/proven"}
+	QueryDispute = module.Query[*QueryDisputeRequest, *QueryDisputeResponse]{Path: "/audit/dispute"}
+)

@@ -1,0 +1,9 @@
+package authpb
+
+import "github.com/agoranet/agora/internal/chain/module"
+
+// The auth module's queries.
+var (
+	QueryAccount = module.Query[*QueryAccountRequest, *Account]{Path: "/auth/account"}
+	QueryParams  = module.Query[*QueryParamsRequest, *Params]{Path: "/auth/params"}
+)
