@@ -43,10 +43,37 @@ func (a *Agent) Close() { a.router.Close() }
 
 // Answer is a checked answer.
 type Answer struct {
-	Body     []byte
-	Receipt  *receipt.Receipt
+	Body []byte
+	// Receipt is the provider's signed receipt for Body, already checked
+	// against the request and the body.
+	Receipt  Receipt
 	Provider string
 	Attempts int
+}
+
+// Receipt is what a provider signed about one answer: who served which
+// model, hashes binding the request and the response, and the price.
+type Receipt struct {
+	ChainID                        string
+	Provider                       string // bech32 address of the signer
+	ModelID                        string // sha256 of the model's weights, hex
+	RequestHash                    []byte // sha256 of the canonical request
+	ResponseHash                   []byte // sha256 of the response body as sent
+	PromptTokens, CompletionTokens uint64
+	Denom                          string
+	Price                          uint64
+	PaymentRef                     string // the payment that covered it, if any
+	Height                         int64  // chain height when it was served
+	Seq                            uint64 // the provider's receipt counter
+	// Encoded is the receipt as the provider sent it (its header value),
+	// for anchoring, audits and disputes.
+	Encoded string
+}
+
+func publicReceipt(r *receipt.Receipt, encoded string) Receipt {
+	return Receipt{ChainID: r.ChainId, Provider: r.Provider, ModelID: r.ModelId, RequestHash: r.RequestHash, ResponseHash: r.ResponseHash,
+		PromptTokens: r.GetUsage().GetPromptTokens(), CompletionTokens: r.GetUsage().GetCompletionTokens(),
+		Denom: r.GetPrice().GetDenom(), Price: r.GetPrice().GetAmount(), PaymentRef: r.PaymentRef, Height: r.Height, Seq: r.Seq, Encoded: encoded}
 }
 
 // Post sends an OpenAI request body for model to path ("/v1/chat/completions",
@@ -66,8 +93,11 @@ func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Ans
 		}
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := a.http.Do(req)
-		if errors.Is(err, ErrBudget) { // our limit, not the provider's fault
-			return route.Refused, err
+		if perr := Refused(resp, err); errors.Is(perr, ErrBudget) { // our limit, not the provider's fault
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return route.Refused, perr
 		}
 		out := route.Retryable(resp, err)
 		if err != nil {
@@ -81,7 +111,8 @@ func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Ans
 		if out != route.OK {
 			return out, fmt.Errorf("sdk: %s answered %d: %s", c.Endpoint, resp.StatusCode, bytes.TrimSpace(b))
 		}
-		r, err := receipt.Decode(resp.Header.Get(receipt.Header))
+		enc := resp.Header.Get(receipt.Header)
+		r, err := receipt.Decode(enc)
 		if err == nil && (r.Provider != c.Operator || r.ModelId != c.ModelID) {
 			err = fmt.Errorf("sdk: receipt from %s for %s, expected %s for %s", r.Provider, r.ModelId, c.Operator, c.ModelID)
 		}
@@ -91,7 +122,7 @@ func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Ans
 		if err != nil { // a provider that lies about its answer has failed
 			return route.Failed, err
 		}
-		ans = &Answer{Body: b, Receipt: r, Provider: c.Operator}
+		ans = &Answer{Body: b, Receipt: publicReceipt(r, enc), Provider: c.Operator}
 		return route.OK, nil
 	})
 	if err != nil {

@@ -131,7 +131,31 @@ func (p *Payer) Channels() []uint64 {
 	return out
 }
 
+// refusedBody marks a 402 response that the payer chose not to pay.
+type refusedBody struct {
+	io.ReadCloser
+	err error
+}
+
+// Refused returns why the payer did not pay for a request, or nil: err
+// when the payer refused before sending (a known price over budget), or
+// the reason attached to the 402 response it handed back. Either wraps
+// ErrBudget when the budget or the agent's policy was the reason.
+func Refused(resp *http.Response, err error) error {
+	if err != nil {
+		return err
+	}
+	if resp != nil {
+		if rb, ok := resp.Body.(*refusedBody); ok {
+			return rb.err
+		}
+	}
+	return nil
+}
+
 // RoundTrip sends req; on a 402 it pays with a voucher and sends it again.
+// Like every http.RoundTripper, once it has a response it returns it, not
+// an error: a 402 it will not pay comes back as is (see Refused).
 func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
@@ -179,14 +203,22 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := x402.Decode(resp.Header.Get(x402.HeaderRequired), &pr); err != nil {
 			return resp, nil // not x402: hand the 402 to the caller
 		}
-		io.Copy(io.Discard, resp.Body)
+		// Keep the 402's body: if we will not pay, the caller gets the
+		// response as it came (the RoundTripper contract), with our reason
+		// attached for Refused.
+		b, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
+		if rerr != nil {
+			return nil, rerr
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
 		p.mu.Lock()
 		p.known[url] = &pr
 		p.mu.Unlock()
 		payment, key, unlock, err := p.pay(req.Context(), &pr)
 		if err != nil {
-			return nil, err
+			resp.Body = &refusedBody{ReadCloser: resp.Body, err: err}
+			return resp, nil
 		}
 		resp, err = send(payment)
 		p.follow(key, resp)

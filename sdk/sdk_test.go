@@ -124,10 +124,25 @@ func TestPaidRequests(t *testing.T) {
 		t.Errorf("exact: alice paid %d, provider got %d, payer counted %d; want 120 (less royalties for the provider)", paid, got, exact.Spent())
 	}
 
-	// The budget holds before anything is sent.
+	// The budget holds before anything is paid. The provider's 402 comes
+	// back as a response, not an error (the http.RoundTripper contract),
+	// with the payer's reason attached.
 	small := sdk.NewPayer(w, sdk.Budget{Denom: coin.Stable, Max: 50})
-	_, err = (&http.Client{Transport: small}).Post(prov.URL()+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(body, 1)))
+	resp, err = (&http.Client{Transport: small}).Post(prov.URL()+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(body, 1)))
+	if err != nil {
+		t.Fatalf("over-budget request: err %v, want the 402 response", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPaymentRequired || len(b) == 0 {
+		t.Errorf("over-budget request: status %d, body %q; want the provider's 402 with its body", resp.StatusCode, b)
+	}
+	if perr := sdk.Refused(resp, err); !errors.Is(perr, sdk.ErrBudget) {
+		t.Errorf("Refused = %v, want ErrBudget", perr)
+	}
+	// Once the price is known the payer refuses up front, before sending.
+	_, err = (&http.Client{Transport: small}).Post(prov.URL()+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(body, 2)))
 	if !errors.Is(err, sdk.ErrBudget) {
-		t.Errorf("over-budget request: err %v, want ErrBudget", err)
+		t.Errorf("second over-budget request: err %v, want ErrBudget", err)
 	}
 }

@@ -92,7 +92,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (*stats, error) {
 		p := found.Providers[i%len(found.Providers)].Provider
 		body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Tell me of kings, request %d."}],"max_tokens":40,"seed":%d}`, cfg.model, i, i)
 		resp, err := hc.Post(p.Endpoint+"/v1/chat/completions", "application/json", bytes.NewBufferString(body))
-		if errors.Is(err, sdk.ErrBudget) {
+		if errors.Is(sdk.Refused(resp, err), sdk.ErrBudget) {
+			if resp != nil {
+				resp.Body.Close()
+			}
 			st.stoppedByBudget = true
 			break
 		}

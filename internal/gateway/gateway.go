@@ -362,7 +362,10 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 	out.Header.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
 	start := time.Now()
 	resp, err := s.http.Do(out)
-	if errors.Is(err, sdk.ErrBudget) { // the gateway's own spending cap: no provider's fault
+	if errors.Is(sdk.Refused(resp, err), sdk.ErrBudget) { // the gateway's own spending cap: no provider's fault
+		if resp != nil {
+			resp.Body.Close()
+		}
 		return route.Refused, openai.Errorf(http.StatusServiceUnavailable, "server_error", "gateway_budget", "the gateway has reached its spending cap; try later")
 	}
 	outcome := route.Retryable(resp, err)
