@@ -13,8 +13,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
-	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/sdk"
 	"github.com/agoranet/agora/x402"
@@ -24,7 +24,7 @@ import (
 // provider claims; provider and royalty owner together receive exactly
 // what was charged; closing refunds the payer exactly the rest.
 func TestPaidRequests(t *testing.T) {
-	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.Paid = true })
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Paid = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, _ := client.New(d.Node.RPC())

@@ -34,6 +34,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/tx"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/node"
 )
 
@@ -154,7 +155,7 @@ func measure(o options, name string, lanes [][][]byte, pace time.Duration, app f
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	configs, err := node.InitTestnet(node.TestnetConfig{Validators: o.validators, Out: dir, ChainID: "agora-bench", BasePort: o.basePort, BlockTime: o.blockTime, Accounts: accounts})
+	configs, err := devnet.InitTestnet(devnet.TestnetConfig{Validators: o.validators, Out: dir, ChainID: "agora-bench", BasePort: o.basePort, BlockTime: o.blockTime, Accounts: accounts})
 	if err != nil {
 		return result{}, err
 	}

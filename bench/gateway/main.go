@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/devnet"
 )
 
 func main() {
@@ -27,11 +27,11 @@ func main() {
 	log.SetFlags(0)
 	home, _ := os.MkdirTemp("", "agora-bench-gateway")
 	defer os.RemoveAll(home)
-	cfg := node.DefaultDevnetConfig(home)
+	cfg := devnet.DefaultConfig(home)
 	cfg.BasePort = 48656
 	cfg.Providers = 1
 	cfg.Paid = false
-	d, err := node.StartDevnet(cfg)
+	d, err := devnet.Start(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func main() {
 			}
 		}
 	}
-	direct, viaGW := ask(d.Providers[0].URL(), ""), ask(d.Gateway.URL(), node.DevAPIKey)
+	direct, viaGW := ask(d.Providers[0].URL(), ""), ask(d.Gateway.URL(), devnet.APIKey)
 	run(50, direct)
 	run(50, viaGW)
 	var ds, gs []result

@@ -35,7 +35,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/client"
-	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/sandbox"
 )
 
@@ -46,7 +46,7 @@ func main() {
 	flag.Parse()
 	wasm := build()
 	overhead(wasm, *n, *rounds)
-	devnet(wasm)
+	onDevnet(wasm)
 }
 
 func build() []byte {
@@ -137,15 +137,15 @@ func plainWazero(wasm, input []byte) (run func() time.Duration, close func()) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func devnet(wasm []byte) {
+func onDevnet(wasm []byte) {
 	home, err := os.MkdirTemp("", "bench-jobs-devnet")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(home)
-	cfg := node.DefaultDevnetConfig(home)
+	cfg := devnet.DefaultConfig(home)
 	cfg.BasePort = 29100
-	d, err := node.StartDevnet(cfg)
+	d, err := devnet.Start(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -23,8 +23,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/model"
-	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/sdk"
 )
@@ -37,11 +37,11 @@ func main() {
 	home, _ := os.MkdirTemp("", "agora-bench-pay")
 	defer os.RemoveAll(home)
 
-	cfg := node.DefaultDevnetConfig(home)
+	cfg := devnet.DefaultConfig(home)
 	cfg.BasePort = 47656
 	cfg.Providers = 1
 	cfg.ClaimInterval = time.Hour // everything is claimed at once, at shutdown
-	d, err := node.StartDevnet(cfg)
+	d, err := devnet.Start(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func main() {
 	lm, _ := model.Lookup(model.TinyLMName)
 	_, key, _ := ed25519.GenerateKey(nil)
 	fc := provider.DefaultConfig()
-	fc.Listen, fc.Key, fc.ChainID, fc.Offers = "127.0.0.1:0", key, node.DevnetChainID, []provider.Offer{{Model: lm}}
+	fc.Listen, fc.Key, fc.ChainID, fc.Offers = "127.0.0.1:0", key, devnet.ChainID, []provider.Offer{{Model: lm}}
 	free, err := provider.New(fc)
 	if err != nil {
 		log.Fatal(err)
@@ -103,13 +103,13 @@ func main() {
 	ch := &channelpb.Channel{Id: 1, PayerKey: alice.Public()}
 	vs := make([]*channelpb.Voucher, 1000)
 	for i := range vs {
-		vs[i] = channelpb.SignVoucher(alice.Private, node.DevnetChainID, 1, uint64(i+1))
+		vs[i] = channelpb.SignVoucher(alice.Private, devnet.ChainID, 1, uint64(i+1))
 	}
 	prev := runtime.GOMAXPROCS(1)
 	start := time.Now()
 	const verifies = 20000
 	for i := 0; i < verifies; i++ {
-		if err := channelpb.VerifyVoucher(node.DevnetChainID, ch, vs[i%len(vs)]); err != nil {
+		if err := channelpb.VerifyVoucher(devnet.ChainID, ch, vs[i%len(vs)]); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -8,11 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/devnet"
 )
 
 func devnetCmd() *cobra.Command {
-	cfg := node.DefaultDevnetConfig("")
+	cfg := devnet.DefaultConfig("")
 	var free bool
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -27,7 +27,7 @@ given). State is kept across restarts; --reset starts over.`,
 				cfg.Home = g.home
 			}
 			if cfg.Reset { // before the log file below opens in the home
-				if err := node.WipeDevnet(cfg.Home); err != nil {
+				if err := devnet.Wipe(cfg.Home); err != nil {
 					return err
 				}
 				cfg.Reset = false
@@ -48,7 +48,7 @@ given). State is kept across restarts; --reset starts over.`,
 				cfg.Logger = slog.New(slog.NewTextHandler(f, nil))
 			}
 			cfg.Paid = !free
-			d, err := node.StartDevnet(cfg)
+			d, err := devnet.Start(cfg)
 			if err != nil {
 				return err
 			}

@@ -6,18 +6,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/node"
 )
 
 func testnetCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "testnet", Short: "Multi-validator networks on loopback, one process per node"}
-	cfg := node.TestnetConfig{Validators: 4, ChainID: "agora-testnet-1", BasePort: 36656, BlockTime: 300 * time.Millisecond}
+	cfg := devnet.TestnetConfig{Validators: 4, ChainID: "agora-testnet-1", BasePort: 36656, BlockTime: 300 * time.Millisecond}
 	init := &cobra.Command{
 		Use:   "init --validators N --out DIR",
 		Short: "Write N node homes with a shared genesis and persistent peers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			configs, err := node.InitTestnet(cfg)
+			configs, err := devnet.InitTestnet(cfg)
 			if err != nil {
 				return err
 			}

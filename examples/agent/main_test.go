@@ -10,15 +10,15 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/keyring"
-	"github.com/agoranet/agora/internal/node"
 )
 
 // TestExampleAgent runs the example agent on a paid devnet: 100 paid
 // requests across the providers, every receipt checked; then with a small
 // budget it stops at the budget.
-func providerKey(t *testing.T, d *node.Devnet, addr string) *keyring.Key {
+func providerKey(t *testing.T, d *devnet.Devnet, addr string) *keyring.Key {
 	for _, n := range []string{"provider1", "provider2", "provider3"} {
 		if k, _ := d.Keyring.Get(n); k.Address().String() == addr {
 			return k
@@ -60,7 +60,7 @@ func TestExampleAgent(t *testing.T) {
 		for _, n := range earners {
 			got += balance(n)
 		}
-		if want := uint64(len(earners))*node.DevFunds[1].Amount + st.spent; got != want {
+		if want := uint64(len(earners))*devnet.Funds[1].Amount + st.spent; got != want {
 			return fmt.Errorf("providers and owner hold %d, want %d", got, want)
 		}
 		return nil

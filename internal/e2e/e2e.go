@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/devnet"
 )
 
 var (
@@ -213,15 +213,15 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 // Devnet runs a devnet in this process on free loopback ports with fast
 // blocks, for tests; configure may adjust the config. The test's cleanup
 // stops it.
-func Devnet(t testing.TB, configure func(*node.DevnetConfig)) *node.Devnet {
+func Devnet(t testing.TB, configure func(*devnet.Config)) *devnet.Devnet {
 	t.Helper()
-	cfg := node.DefaultDevnetConfig(t.TempDir())
+	cfg := devnet.DefaultConfig(t.TempDir())
 	cfg.BasePort = FreePorts(t, 30)
 	cfg.BlockTime = 100 * time.Millisecond
 	if configure != nil {
 		configure(&cfg)
 	}
-	d, err := node.StartDevnet(cfg)
+	d, err := devnet.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

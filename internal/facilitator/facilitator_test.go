@@ -15,13 +15,13 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
-	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/x402"
 )
 
 func TestFacilitator(t *testing.T) {
-	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.Providers = 0 })
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 0 })
 	base := d.Facilitator.URL()
 
 	resp, err := http.Get(base + "/supported")
@@ -31,18 +31,18 @@ func TestFacilitator(t *testing.T) {
 	var sup x402.SupportedResponse
 	json.NewDecoder(resp.Body).Decode(&sup)
 	resp.Body.Close()
-	if len(sup.Kinds) != 2 || sup.Kinds[0].Network != "cosmos:"+node.DevnetChainID || len(sup.Signers["cosmos:*"]) != 1 {
+	if len(sup.Kinds) != 2 || sup.Kinds[0].Network != "cosmos:"+devnet.ChainID || len(sup.Signers["cosmos:*"]) != 1 {
 		t.Fatalf("/supported: %+v", sup)
 	}
 
 	alice, _ := d.Keyring.Get("alice")
 	bob, _ := d.Keyring.Get("bob")
-	reqs := x402.PaymentRequirements{Scheme: x402.SchemeExact, Network: x402.Network(node.DevnetChainID), Amount: "777", Asset: coin.Stable, PayTo: bob.Address().String(), MaxTimeoutSeconds: 60}
+	reqs := x402.PaymentRequirements{Scheme: x402.SchemeExact, Network: x402.Network(devnet.ChainID), Amount: "777", Asset: coin.Stable, PayTo: bob.Address().String(), MaxTimeoutSeconds: 60}
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
 	now := time.Now().Unix()
 	a := &bankpb.Authorization{From: alice.Address().String(), To: bob.Address().String(), Amount: coin.New(coin.Stable, 777), ValidAfter: now - 10, ValidBefore: now + 600, Nonce: nonce}
-	bankpb.SignAuthorization(alice.Private, node.DevnetChainID, a)
+	bankpb.SignAuthorization(alice.Private, devnet.ChainID, a)
 	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
 		From: a.From, To: a.To, Value: "777", ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
 		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
-	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/sdk"
 	"github.com/agoranet/agora/x402"
@@ -37,7 +37,7 @@ func TestGateway(t *testing.T) {
 
 	// With the API key: an answer, the provider's receipt and the
 	// gateway's, and a request id.
-	resp, body := post(http.DefaultClient, node.DevAPIKey, chat)
+	resp, body := post(http.DefaultClient, devnet.APIKey, chat)
 	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
 		t.Fatalf("status %d, request id %q: %s", resp.StatusCode, resp.Header.Get("X-Request-Id"), body)
 	}
@@ -66,9 +66,9 @@ func TestGateway(t *testing.T) {
 		code            string
 	}{
 		{"unknown key", "agk_nope", chat, 401, "invalid_api_key"},
-		{"bad json", node.DevAPIKey, `{"model":`, 400, "invalid_json"},
-		{"unknown model", node.DevAPIKey, strings.Replace(chat, "agora/tiny-lm", "gpt-9", 1), 503, "no_provider"},
-		{"bad field", node.DevAPIKey, strings.Replace(chat, `"max_tokens":20`, `"max_tokens":0`, 1), 400, "invalid_max_tokens"},
+		{"bad json", devnet.APIKey, `{"model":`, 400, "invalid_json"},
+		{"unknown model", devnet.APIKey, strings.Replace(chat, "agora/tiny-lm", "gpt-9", 1), 503, "no_provider"},
+		{"bad field", devnet.APIKey, strings.Replace(chat, `"max_tokens":20`, `"max_tokens":0`, 1), 400, "invalid_max_tokens"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := post(http.DefaultClient, tc.key, tc.body)

@@ -1,6 +1,7 @@
-// Package node wires an Agora node: CometBFT consensus embedded in-process
-// with the Agora ABCI application, and the assemblies built from it (the
-// one-process devnet, multi-process testnet homes).
+// Package node wires an Agora chain node: CometBFT consensus embedded
+// in-process with the Agora ABCI application, its home directory and
+// genesis. What starts a whole network on top of it lives in
+// internal/devnet.
 package node
 
 import (

@@ -18,9 +18,9 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/model"
-	"github.com/agoranet/agora/internal/node"
 )
 
 // TestDevnetConcurrentTxs runs the devnet in-process and sends txs from
@@ -123,7 +123,7 @@ func hasAttr(evs []abci.Event, typ, key, value string) bool {
 // TestDevnetProvenInference: a devnet provider proves a digits-mlp answer
 // on request, and the chain verifies the proof under the registered key.
 func TestDevnetProvenInference(t *testing.T) {
-	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.Paid = false })
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Paid = false })
 	px, _ := model.GenerateDigit(42, 4)
 	ints := make([]int, len(px))
 	for i, p := range px {

@@ -19,8 +19,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
-	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/verifier"
 )
 
@@ -32,7 +32,7 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a devnet, four verifiers and paid load; skipped with -short")
 	}
-	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.FaultyProvider, c.FaultyFraction = 3, 0.1 })
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.FaultyProvider, c.FaultyFraction = 3, 0.1 })
 	c, err := client.New(d.Node.RPC())
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 				for i := 0; i < 5; i++ {
 					body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"KING:"}],"max_tokens":16,"seed":%d}`, base+i)
 					req, _ := http.NewRequest(http.MethodPost, d.Gateway.URL()+"/v1/chat/completions", strings.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+node.DevAPIKey)
+					req.Header.Set("Authorization", "Bearer "+devnet.APIKey)
 					req.Header.Set("Content-Type", "application/json")
 					resp, err := http.DefaultClient.Do(req)
 					if err != nil {
@@ -109,12 +109,12 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 		}
 		wg.Wait()
 		sent += 20
-		if s, _ := stake("provider3"); s < node.DevProviderStake {
+		if s, _ := stake("provider3"); s < devnet.ProviderStake {
 			slashed = true
 		}
 	}
 	e2e.Eventually(t, 60*time.Second, "the faulty provider is slashed", func() error {
-		if s, lost := stake("provider3"); s >= node.DevProviderStake || lost == 0 {
+		if s, lost := stake("provider3"); s >= devnet.ProviderStake || lost == 0 {
 			return fmt.Errorf("provider3: stake %d, disputes lost %d (after %d requests; the auditor: %+v)", s, lost, sent, vs[0].Stats())
 		}
 		return nil
@@ -122,7 +122,7 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 	s, lost := stake("provider3")
 	t.Logf("after %d requests: provider3 stake %d, disputes lost %d", sent, s, lost)
 	for _, name := range []string{"provider1", "provider2"} {
-		if s, lost := stake(name); s != node.DevProviderStake || lost != 0 {
+		if s, lost := stake(name); s != devnet.ProviderStake || lost != 0 {
 			t.Errorf("honest %s: stake %d, disputes lost %d", name, s, lost)
 		}
 	}

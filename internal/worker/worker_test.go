@@ -19,8 +19,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
-	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/sandbox"
 	"github.com/agoranet/agora/internal/verifier"
 )
@@ -30,7 +30,7 @@ const maxPrice = 2000
 // warm runs the module once in the devnet's sandbox, so the lessees find
 // it compiled: compiling a Go-built module takes seconds, and tens of
 // seconds under -race, which would eat the tests' deadlines.
-func warm(t *testing.T, d *node.Devnet, wasm []byte) {
+func warm(t *testing.T, d *devnet.Devnet, wasm []byte) {
 	t.Helper()
 	if _, err := d.Sandbox().Run(context.Background(), wasm, nil, sandbox.Limits{Fuel: 1 << 30, MemoryMiB: 256, MaxOutput: 1 << 20}); err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func warm(t *testing.T, d *node.Devnet, wasm []byte) {
 
 // order uploads a job to every provider's store, as `agora job submit`
 // does, and orders it as alice with the URLs of provider1's copy.
-func order(t *testing.T, d *node.Devnet, c *client.Client, wasm, input []byte, deadline int64) uint64 {
+func order(t *testing.T, d *devnet.Devnet, c *client.Client, wasm, input []byte, deadline int64) uint64 {
 	t.Helper()
 	ctx := context.Background()
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -214,7 +214,7 @@ func TestWrongJobResultIsOutvotedAndSlashed(t *testing.T) {
 		t.Skip("a devnet, three verifiers and a WebAssembly job; skipped with -short")
 	}
 	wasm := read(t, e2e.Wasm(t, "./examples/jobs/kernel"))
-	d := e2e.Devnet(t, func(c *node.DevnetConfig) { c.FaultyJobs = 2 })
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.FaultyJobs = 2 })
 	warm(t, d, wasm)
 	c, err := client.New(d.Node.RPC())
 	if err != nil {

@@ -1,16 +1,15 @@
-package node
+package devnet
 
 import (
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/node"
+	cmtcfg "github.com/cometbft/cometbft/config"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	cmtcfg "github.com/cometbft/cometbft/config"
-
-	"github.com/agoranet/agora/internal/keyring"
 )
 
 // TestnetConfig describes a multi-validator testnet on loopback.
@@ -22,7 +21,7 @@ type TestnetConfig struct {
 	BasePort  int
 	BlockTime time.Duration
 	// Accounts are funded at genesis besides the dev keys.
-	Accounts []Account
+	Accounts []node.Account
 }
 
 // Validate checks the config.
@@ -33,7 +32,7 @@ func (c TestnetConfig) Validate() error {
 	if c.BasePort <= 0 || c.BasePort+10*c.Validators > 65535 {
 		return fmt.Errorf("testnet: base port %d out of range", c.BasePort)
 	}
-	return ValidChainID(c.ChainID)
+	return node.ValidChainID(c.ChainID)
 }
 
 // InitTestnet writes one node home per validator under Out (node0 …),
@@ -49,23 +48,23 @@ func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 			return nil, fmt.Errorf("testnet: %s is not empty; pick a new --out", c.Out)
 		}
 	}
-	g := Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second)}
+	g := node.Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second)}
 	var peers []string
 	var configs []*cmtcfg.Config
 	for i := 0; i < c.Validators; i++ {
 		home := filepath.Join(c.Out, fmt.Sprintf("node%d", i))
-		cfg := CometConfig(home, fmt.Sprintf("node%d", i), PortsFrom(c.BasePort, i), c.BlockTime)
+		cfg := node.CometConfig(home, fmt.Sprintf("node%d", i), node.PortsFrom(c.BasePort, i), c.BlockTime)
 		cfg.P2P.PexReactor = false // every peer is listed in persistent_peers
-		val, err := WriteHome(cfg)
+		val, err := node.WriteHome(cfg)
 		if err != nil {
 			return nil, err
 		}
-		id, err := NodeID(cfg)
+		id, err := node.NodeID(cfg)
 		if err != nil {
 			return nil, err
 		}
 		g.Validators = append(g.Validators, val)
-		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", id, PortsFrom(c.BasePort, i).P2P))
+		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", id, node.PortsFrom(c.BasePort, i).P2P))
 		configs = append(configs, cfg)
 	}
 	for i, cfg := range configs {
@@ -76,17 +75,17 @@ func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 			}
 		}
 		cfg.P2P.PersistentPeers = strings.Join(others, ",")
-		if _, err := WriteHome(cfg); err != nil {
+		if _, err := node.WriteHome(cfg); err != nil {
 			return nil, err
 		}
 		kr := keyring.Open(filepath.Join(cfg.RootDir, "keyring"))
-		for _, name := range DevKeys {
-			k, err := kr.ImportSeed(name, DevSeed(name))
+		for _, name := range Keys {
+			k, err := kr.ImportSeed(name, Seed(name))
 			if err != nil && !errors.Is(err, keyring.ErrExists) {
 				return nil, err
 			}
 			if i == 0 {
-				g.Accounts = append(g.Accounts, Account{Address: k.Address(), Coins: DevFunds})
+				g.Accounts = append(g.Accounts, node.Account{Address: k.Address(), Coins: Funds})
 				if name == "issuer" {
 					g.Issuer = k.Address()
 				}

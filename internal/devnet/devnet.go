@@ -1,4 +1,9 @@
-package node
+// Package devnet builds the world: a one-process network (a chain node,
+// providers, a facilitator and a gateway, with funded dev keys, a dev agent
+// and zero-knowledge keys) and the homes of multi-process testnets. It is
+// the one place that starts everything; daemons never import it, and only
+// cmd/agora, tests and benchmarks do.
+package devnet
 
 import (
 	"context"
@@ -6,14 +11,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
-
-	cmtcfg "github.com/cometbft/cometbft/config"
-
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
@@ -25,67 +22,74 @@ import (
 	"github.com/agoranet/agora/internal/gateway"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/route"
 	"github.com/agoranet/agora/internal/sandbox"
 	"github.com/agoranet/agora/internal/worker"
 	"github.com/agoranet/agora/internal/zk"
+	cmtcfg "github.com/cometbft/cometbft/config"
 	"golang.org/x/sync/errgroup"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 )
 
-// DevnetChainID is the devnet's chain-id.
-const DevnetChainID = "agora-devnet-1"
+// ChainID is the devnet's chain-id.
+const ChainID = "agora-devnet-1"
 
-// DevKeys are the devnet's funded keys. Their seeds are derived from their
+// Keys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var DevKeys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator", "gateway"}
+var Keys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator", "gateway"}
 
-// DevAPIKey is the devnet gateway's API key, credited with DevAPICredit
+// APIKey is the devnet gateway's API key, credited with APICredit
 // uusdc. It is public: the devnet is for trying things.
 const (
-	DevAPIKey    = "agk_devnet"
-	DevAPICredit = 1_000_000_000
+	APIKey    = "agk_devnet"
+	APICredit = 1_000_000_000
 )
 
 // The dev agent: alice's agent account, funded by her, with this policy
-// (uusdc): at most DevAgentPerTx per transaction (a channel deposit is
-// one), DevAgentPerPeriod per 300 blocks (a minute), DevAgentLifetime in all.
+// (uusdc): at most AgentPerTx per transaction (a channel deposit is
+// one), AgentPerPeriod per 300 blocks (a minute), AgentLifetime in all.
 const (
-	DevAgentPerTx     = 100_000
-	DevAgentPerPeriod = 200_000
-	DevAgentLifetime  = 5_000_000
+	AgentPerTx     = 100_000
+	AgentPerPeriod = 200_000
+	AgentLifetime  = 5_000_000
 )
 
 // Devnet prices, in uusdc: per request and per 1000 output tokens. The
-// built-in models' owner (the modelowner key) gets DevRoyaltyBps of every
+// built-in models' owner (the modelowner key) gets RoyaltyBps of every
 // payment for tiny-lm.
 const (
-	DevPricePerRequest = 100
-	DevPricePer1K      = 1000
-	DevRoyaltyBps      = 500
+	PricePerRequest = 100
+	PricePer1K      = 1000
+	RoyaltyBps      = 500
 )
 
-// DevJobPrice is what devnet provider i (0-based) bids per batch job, in
+// JobPrice is what devnet provider i (0-based) bids per batch job, in
 // uusdc: provider1 is the cheapest, provider3 the standby that takes over
 // a job another provider drops.
-func DevJobPrice(i int) uint64 { return 1000 + 100*uint64(i) }
+func JobPrice(i int) uint64 { return 1000 + 100*uint64(i) }
 
-// DevProviderStake is what each devnet provider has bonded at genesis.
-const DevProviderStake = 1_000_000_000
+// ProviderStake is what each devnet provider has bonded at genesis.
+const ProviderStake = 1_000_000_000
 
-// DevFunds is what each dev key holds at genesis.
-var DevFunds = []*coin.Coin{coin.New(coin.Native, 1_000_000_000_000), coin.New(coin.Stable, 1_000_000_000_000)}
+// Funds is what each dev key holds at genesis.
+var Funds = []*coin.Coin{coin.New(coin.Native, 1_000_000_000_000), coin.New(coin.Stable, 1_000_000_000_000)}
 
-// DevSeed returns the seed of a well-known dev key.
-func DevSeed(name string) []byte {
+// Seed returns the seed of a well-known dev key.
+func Seed(name string) []byte {
 	s := sha256.Sum256([]byte("agora devnet key " + name))
 	return s[:]
 }
 
-// DevnetConfig configures the one-process devnet.
-type DevnetConfig struct {
+// Config configures the one-process devnet.
+type Config struct {
 	// Home holds the devnet's state and keyring.
 	Home string
 	// Reset wipes Home first.
@@ -113,13 +117,13 @@ type DevnetConfig struct {
 	Logger *slog.Logger
 }
 
-// DefaultDevnetConfig returns the devnet a newcomer gets.
-func DefaultDevnetConfig(home string) DevnetConfig {
-	return DevnetConfig{Home: home, BasePort: DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3, Paid: true}
+// DefaultConfig returns the devnet a newcomer gets.
+func DefaultConfig(home string) Config {
+	return Config{Home: home, BasePort: node.DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3, Paid: true}
 }
 
 // Validate checks the config.
-func (c DevnetConfig) Validate() error {
+func (c Config) Validate() error {
 	if c.Home == "" {
 		return errors.New("devnet: no home directory")
 	}
@@ -137,8 +141,8 @@ func (c DevnetConfig) Validate() error {
 
 // Devnet is a running devnet.
 type Devnet struct {
-	cfg         DevnetConfig
-	Node        *Node
+	cfg         Config
+	Node        *node.Node
 	Keyring     *keyring.Keyring
 	Providers   []*provider.Server
 	Facilitator *facilitator.Server
@@ -149,33 +153,33 @@ type Devnet struct {
 	sandbox *sandbox.Sandbox
 }
 
-// StartDevnet creates the devnet's home on first use (or after Reset) and
+// Start creates the devnet's home on first use (or after Reset) and
 // starts it. A restart keeps the chain's state.
-func StartDevnet(cfg DevnetConfig) (*Devnet, error) {
+func Start(cfg Config) (*Devnet, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	comet := CometConfig(cfg.Home, "devnet", Ports{P2P: cfg.BasePort, RPC: cfg.BasePort + 1}, cfg.BlockTime)
+	comet := node.CometConfig(cfg.Home, "devnet", node.Ports{P2P: cfg.BasePort, RPC: cfg.BasePort + 1}, cfg.BlockTime)
 	comet.P2P.PexReactor = false // a devnet has no peers to discover
 	if cfg.Reset {
-		if err := WipeDevnet(cfg.Home); err != nil {
+		if err := Wipe(cfg.Home); err != nil {
 			return nil, err
 		}
 	}
 	kr := keyring.Open(filepath.Join(cfg.Home, "keyring"))
 	if _, err := os.Stat(comet.GenesisFile()); errors.Is(err, os.ErrNotExist) {
-		if err := initDevnet(comet, kr); err != nil {
+		if err := initHome(comet, kr); err != nil {
 			return nil, err
 		}
 	}
 	// Rewrite the config each start so flags (ports, block time) apply.
-	if _, err := WriteHome(comet); err != nil {
+	if _, err := node.WriteHome(comet); err != nil {
 		return nil, err
 	}
-	n, err := Start(Config{Comet: comet, App: chain.DefaultConfig(), Logger: cfg.Logger})
+	n, err := node.Start(node.Config{Comet: comet, App: chain.DefaultConfig(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -268,13 +272,13 @@ func (d *Devnet) startGateway() error {
 		return err
 	}
 	keys := filepath.Join(d.cfg.Home, "gateway", "keys.jsonl")
-	if err := gateway.CreateWithKey(keys, DevAPIKey, coin.Stable, DevAPICredit); err != nil {
+	if err := gateway.CreateWithKey(keys, APIKey, coin.Stable, APICredit); err != nil {
 		return err
 	}
 	rc := route.DefaultConfig()
 	rc.Refresh = time.Second
 	d.Gateway, err = gateway.Start(context.Background(), gateway.Config{
-		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, ChainID: DevnetChainID, Chain: c, NodeURL: d.Node.RPC(),
+		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, ChainID: ChainID, Chain: c, NodeURL: d.Node.RPC(),
 		KeysPath: keys, Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
 		PaymentsLog: filepath.Join(d.cfg.Home, "gateway", "vouchers.log"),
 	})
@@ -291,7 +295,7 @@ func (d *Devnet) startFacilitator() error {
 	if err != nil {
 		return err
 	}
-	d.Facilitator, err = facilitator.Start(facilitator.Config{Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+20), Key: k.Private, Chain: c, ChainID: DevnetChainID, Logger: d.cfg.Logger})
+	d.Facilitator, err = facilitator.Start(facilitator.Config{Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+20), Key: k.Private, Chain: c, ChainID: ChainID, Logger: d.cfg.Logger})
 	return err
 }
 
@@ -321,8 +325,8 @@ func (d *Devnet) ensureAgent() error {
 	}
 	owner := alice.Address().String()
 	_, err = c.Submit(ctx, alice, "devnet agent",
-		&agentpb.MsgCreateAgent{Owner: owner, AgentKey: ak.Public(), Consent: ed25519.Sign(ak.Private, agentpb.ConsentBytes(DevnetChainID, owner)),
-			Policy: &agentpb.Policy{Denom: coin.Stable, MaxPerTx: DevAgentPerTx, MaxPerPeriod: DevAgentPerPeriod, PeriodBlocks: 300, MaxLifetime: DevAgentLifetime}},
+		&agentpb.MsgCreateAgent{Owner: owner, AgentKey: ak.Public(), Consent: ed25519.Sign(ak.Private, agentpb.ConsentBytes(ChainID, owner)),
+			Policy: &agentpb.Policy{Denom: coin.Stable, MaxPerTx: AgentPerTx, MaxPerPeriod: AgentPerPeriod, PeriodBlocks: 300, MaxLifetime: AgentLifetime}},
 		&bankpb.MsgSend{From: owner, To: ak.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000), coin.New(coin.Stable, 10_000_000)}})
 	if err != nil {
 		return fmt.Errorf("devnet: create the dev agent: %w", err)
@@ -351,10 +355,10 @@ func (d *Devnet) startProviders() error {
 			o.Prover = d.Prover
 		}
 		if d.cfg.Paid {
-			o.PricePerRequest, o.PricePer1KTokens = DevPricePerRequest, DevPricePer1K
+			o.PricePerRequest, o.PricePer1KTokens = PricePerRequest, PricePer1K
 		}
 		if m.LM != nil {
-			o.Royalties = []provider.Royalty{{Recipient: owner.Address(), Bps: DevRoyaltyBps}}
+			o.Royalties = []provider.Royalty{{Recipient: owner.Address(), Bps: RoyaltyBps}}
 		}
 		offers = append(offers, o)
 	}
@@ -368,7 +372,7 @@ func (d *Devnet) startProviders() error {
 		cfg := provider.DefaultConfig()
 		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+10+i)
 		cfg.Key = k.Private
-		cfg.ChainID = DevnetChainID
+		cfg.ChainID = ChainID
 		cfg.Offers = offers
 		cfg.SeqFile = filepath.Join(d.cfg.Home, "providers", k.Name, "receipt-seq")
 		cfg.Chain = chainClient
@@ -391,7 +395,7 @@ func (d *Devnet) startProviders() error {
 			return err
 		}
 		jobs := worker.DefaultConfig()
-		jobs.Store, jobs.Price, jobs.Sandbox = store, coin.New(coin.Stable, DevJobPrice(i)), d.sandbox
+		jobs.Store, jobs.Price, jobs.Sandbox = store, coin.New(coin.Stable, JobPrice(i)), d.sandbox
 		jobs.CorruptOutputs = i+1 == d.cfg.FaultyJobs
 		jobs.Logger = d.cfg.Logger.With("provider", k.Name, "service", "jobs")
 		cfg.Jobs = &jobs
@@ -417,22 +421,22 @@ func (d *Devnet) startProviders() error {
 	return err
 }
 
-func initDevnet(comet *cmtcfg.Config, kr *keyring.Keyring) error {
-	val, err := WriteHome(comet)
+func initHome(comet *cmtcfg.Config, kr *keyring.Keyring) error {
+	val, err := node.WriteHome(comet)
 	if err != nil {
 		return err
 	}
-	g := Genesis{ChainID: DevnetChainID, Time: time.Now().UTC().Truncate(time.Second)}
+	g := node.Genesis{ChainID: ChainID, Time: time.Now().UTC().Truncate(time.Second)}
 	g.Validators = append(g.Validators, val)
-	for _, name := range DevKeys {
+	for _, name := range Keys {
 		k, err := kr.Get(name)
 		if errors.Is(err, keyring.ErrNotFound) {
-			k, err = kr.ImportSeed(name, DevSeed(name))
+			k, err = kr.ImportSeed(name, Seed(name))
 		}
 		if err != nil {
 			return err
 		}
-		g.Accounts = append(g.Accounts, Account{Address: k.Address(), Coins: DevFunds})
+		g.Accounts = append(g.Accounts, node.Account{Address: k.Address(), Coins: Funds})
 		if name == "issuer" {
 			g.Issuer = k.Address()
 		}
@@ -440,7 +444,7 @@ func initDevnet(comet *cmtcfg.Config, kr *keyring.Keyring) error {
 			g.Accounts = g.Accounts[:len(g.Accounts)-1]
 		}
 		if strings.HasPrefix(name, "provider") {
-			g.Stakes = append(g.Stakes, Stake{Address: k.Address(), Amount: DevProviderStake})
+			g.Stakes = append(g.Stakes, node.Stake{Address: k.Address(), Amount: ProviderStake})
 		}
 	}
 	doc, err := g.Doc()
@@ -450,9 +454,9 @@ func initDevnet(comet *cmtcfg.Config, kr *keyring.Keyring) error {
 	return doc.SaveAs(comet.GenesisFile())
 }
 
-// WipeDevnet deletes a devnet home, refusing a directory that does not look
+// Wipe deletes a devnet home, refusing a directory that does not look
 // like one, so a mistyped --home cannot delete someone's files.
-func WipeDevnet(home string) error {
+func Wipe(home string) error {
 	entries, err := os.ReadDir(home)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -488,7 +492,7 @@ func (d *Devnet) Stop() error {
 }
 
 // ChainID is the devnet's chain-id.
-func (d *Devnet) ChainID() string { return DevnetChainID }
+func (d *Devnet) ChainID() string { return ChainID }
 
 // Sandbox is the sandbox the devnet's providers run batch jobs in; tests
 // share it with verifiers, or run a module once to have it compiled.
@@ -499,9 +503,9 @@ func (d *Devnet) Banner() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Agora devnet is running.\n\n")
 	if d.Gateway != nil {
-		fmt.Fprintf(&b, "  gateway   %s/v1   (OpenAI API; API key %s)\n", d.Gateway.URL(), DevAPIKey)
+		fmt.Fprintf(&b, "  gateway   %s/v1   (OpenAI API; API key %s)\n", d.Gateway.URL(), APIKey)
 	}
-	fmt.Fprintf(&b, "  chain-id  %s\n", DevnetChainID)
+	fmt.Fprintf(&b, "  chain-id  %s\n", ChainID)
 	fmt.Fprintf(&b, "  RPC       %s\n", d.Node.RPC())
 	if d.Facilitator != nil {
 		fmt.Fprintf(&b, "  x402      %s (facilitator: /verify /settle /supported)\n", d.Facilitator.URL())
@@ -509,7 +513,7 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "  home      %s\n\n", d.cfg.Home)
 	if len(d.Providers) > 0 {
 		if d.cfg.Paid {
-			fmt.Fprintf(&b, "Providers (built-in models; %duusdc per request + %d per 1000 tokens, paid with x402):\n", DevPricePerRequest, DevPricePer1K)
+			fmt.Fprintf(&b, "Providers (built-in models; %duusdc per request + %d per 1000 tokens, paid with x402):\n", PricePerRequest, PricePer1K)
 		} else {
 			fmt.Fprintf(&b, "Providers (built-in models, free; --paid makes them charge over x402):\n")
 		}
@@ -519,20 +523,20 @@ func (d *Devnet) Banner() string {
 		fmt.Fprintln(&b)
 	}
 	fmt.Fprintf(&b, "Funded keys (in %s):\n", d.Keyring.Dir())
-	for _, name := range DevKeys {
+	for _, name := range Keys {
 		if k, err := d.Keyring.Get(name); err == nil {
 			fmt.Fprintf(&b, "  %-10s %s\n", name, k.Address())
 		}
 	}
 	nodeFlag := ""
-	if d.cfg.BasePort != DefaultPorts.P2P {
+	if d.cfg.BasePort != node.DefaultPorts.P2P {
 		nodeFlag = " --node " + d.Node.RPC()
 	}
 	fmt.Fprintf(&b, "\nTry (with AGORA_HOME=%s):\n", d.cfg.Home)
 	fmt.Fprintf(&b, "  agora tx send alice $(agora keys show bob --address) 1000uagr%s\n", nodeFlag)
 	fmt.Fprintf(&b, "  agora query balance $(agora keys show bob --address)%s\n", nodeFlag)
 	if d.Gateway != nil {
-		fmt.Fprintf(&b, "  curl %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n", d.Gateway.URL(), DevAPIKey)
+		fmt.Fprintf(&b, "  curl %s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n", d.Gateway.URL(), APIKey)
 		fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80}'\n")
 	}
 	if len(d.Providers) > 0 {
@@ -546,7 +550,7 @@ func (d *Devnet) Banner() string {
 			fmt.Fprintf(&b, "    -d '{\"model\":\"agora/tiny-lm\",\"messages\":[{\"role\":\"user\",\"content\":\"ROMEO:\"}],\"max_tokens\":80,\"seed\":1}'\n")
 			fmt.Fprintf(&b, "  agora agent show $(agora keys show agent --address)%s\n", nodeFlag)
 		}
-		fmt.Fprintf(&b, "\nBatch jobs (the providers bid %d-%duusdc a job; see docs/jobs.md):\n", DevJobPrice(0), DevJobPrice(len(d.Providers)-1))
+		fmt.Fprintf(&b, "\nBatch jobs (the providers bid %d-%duusdc a job; see docs/jobs.md):\n", JobPrice(0), JobPrice(len(d.Providers)-1))
 		fmt.Fprintf(&b, "  GOOS=wasip1 GOARCH=wasm go build -o digits.wasm ./examples/jobs/digits && go run ./examples/jobs/digits -gen 1000 > digits.in\n")
 		fmt.Fprintf(&b, "  agora job submit digits.wasm --input digits.in --max-price 2000uusdc --wait --out digits.out%s\n", nodeFlag)
 	}
