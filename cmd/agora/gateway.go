@@ -83,6 +83,6 @@ func gatewayCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&credit, "credit", "1000000uusdc", "prepaid balance")
 	keyCmd.AddCommand(create)
-	cmd.AddCommand(start, keyCmd)
+	cmd.AddCommand(withConfig(start), keyCmd)
 	return cmd
 }

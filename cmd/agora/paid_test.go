@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/sdk"
 )
 
@@ -132,4 +134,16 @@ func TestPaidProviderSurvivesKill(t *testing.T) {
 		t.Errorf("provider holds %d uusdc, want %d: paid other than exactly once for what it claimed", got, want)
 	}
 	t.Logf("served %d answers, client charged %d, claimed %d in %d receipts", served, spent, ch.Claimed, ch.Receipts)
+	// `agora provider start` lays out its home as the devnet's own
+	// providers do.
+	for _, key := range []string{"bob", "provider1"} {
+		for _, f := range []string{"receipt-seq", "vouchers.log", "blobs"} {
+			if key == "bob" && f == "blobs" {
+				continue // bob takes no batch jobs
+			}
+			if _, err := os.Stat(filepath.Join(provider.Home(home, key), f)); err != nil {
+				t.Errorf("provider %s: %v", key, err)
+			}
+		}
+	}
 }

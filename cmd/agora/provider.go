@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -84,14 +83,13 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 			}
 			cfg.Key = k.Private
 			cfg.Chain = c
-			cfg.SeqFile = filepath.Join(g.home, "provider", k.Name+"-receipt-seq")
+			cfg.Home = provider.Home(g.home, k.Name)
+			if err := migrateProviderHome(g.home, k.Name, cfg.Home); err != nil {
+				return err
+			}
 			if perRequest > 0 || per1K > 0 {
 				pay := paygate.DefaultConfig()
-				pay.LogPath = filepath.Join(g.home, "provider", k.Name+"-vouchers.log")
 				pay.ClaimInterval = claimEvery
-				if err := os.MkdirAll(filepath.Dir(pay.LogPath), 0o700); err != nil {
-					return err
-				}
 				cfg.Payments = &pay
 			}
 			if jobPrice != "" {
@@ -99,12 +97,8 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 				if err != nil {
 					return fmt.Errorf("--job-price: %w", err)
 				}
-				store, err := blob.Open(filepath.Join(g.home, "provider", k.Name+"-blobs"), 0)
-				if err != nil {
-					return err
-				}
 				jobs := worker.DefaultConfig()
-				jobs.Store, jobs.Price, jobs.Parallel = store, price, jobParallel
+				jobs.Price, jobs.Parallel = price, jobParallel
 				cfg.Jobs = &jobs
 			}
 			cfg.Logger = logger()
@@ -147,8 +141,31 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 			return submit(cmd, args[0], func(from addr.Address) module.Msg { return &providerpb.MsgDeregister{Operator: from.String()} })
 		},
 	}
-	cmd.AddCommand(start, dereg)
+	cmd.AddCommand(withConfig(start), dereg)
 	return cmd
+}
+
+// migrateProviderHome moves a provider's files from the layout of earlier
+// releases (<home>/provider/<key>-receipt-seq, -vouchers.log, -blobs) into
+// its home, so an upgrade keeps its receipt counter and unclaimed payments.
+func migrateProviderHome(agoraHome, key, home string) error {
+	for old, now := range map[string]string{"-receipt-seq": "receipt-seq", "-vouchers.log": "vouchers.log", "-blobs": "blobs"} { // order does not matter
+		from := filepath.Join(agoraHome, "provider", key+old)
+		to := filepath.Join(home, now)
+		if _, err := os.Stat(from); err != nil {
+			continue
+		}
+		if _, err := os.Stat(to); err == nil {
+			return fmt.Errorf("provider: both %s (old layout) and %s exist; keep one and start again", from, to)
+		}
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return err
+		}
+		if err := os.Rename(from, to); err != nil {
+			return fmt.Errorf("provider: move %s to %s: %w", from, to, err)
+		}
+	}
+	return nil
 }
 
 // loadModel resolves a built-in name or reads a weights file.

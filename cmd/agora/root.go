@@ -65,7 +65,7 @@ func rootCmd() *cobra.Command {
 	pf.StringVar(&g.home, "home", defaultHome(), "node and keyring directory ($AGORA_HOME)")
 	pf.StringVar(&g.node, "node", defaultNode(), "CometBFT RPC URL of the node to talk to ($AGORA_NODE)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.AddCommand(initCmd(), startCmd(), keysCmd(), txCmd(), queryCmd(), statusCmd(), devnetCmd(), testnetCmd(), providerCmd(), receiptCmd(), modelCmd(), agentCmd(), channelCmd(), jobCmd(), payCmd(), facilitatorCmd(), gatewayCmd(), zkCmd(), verifierCmd())
+	root.AddCommand(initCmd(), withConfig(startCmd()), keysCmd(), txCmd(), queryCmd(), statusCmd(), withConfig(devnetCmd()), testnetCmd(), providerCmd(), receiptCmd(), modelCmd(), agentCmd(), channelCmd(), jobCmd(), payCmd(), facilitatorCmd(), gatewayCmd(), zkCmd(), verifierCmd())
 	return root
 }
 

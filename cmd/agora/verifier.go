@@ -49,6 +49,6 @@ func verifierCmd() *cobra.Command {
 	f.Float64Var(&rate, "sample-rate", 0.05, "fraction p of posted answers re-executed")
 	f.StringVar(&bond, "bond", "100000000uagr", "stake to bond if less is bonded")
 	_ = start.MarkFlagRequired("key")
-	cmd.AddCommand(start)
+	cmd.AddCommand(withConfig(start))
 	return cmd
 }

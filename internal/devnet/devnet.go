@@ -11,7 +11,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/agoranet/agora/internal/blob"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
@@ -31,11 +36,6 @@ import (
 	"github.com/agoranet/agora/internal/zk"
 	cmtcfg "github.com/cometbft/cometbft/config"
 	"golang.org/x/sync/errgroup"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
 )
 
 // ChainID is the devnet's chain-id.
@@ -106,13 +106,6 @@ type Config struct {
 	Paid bool
 	// ClaimInterval is how often providers claim their payments (0: 2 s).
 	ClaimInterval time.Duration
-	// FaultyProvider (1-based; 0: none) alters FaultyFraction of its
-	// answers: for tests of audits.
-	FaultyProvider int
-	FaultyFraction float64
-	// FaultyJobs (1-based; 0: none) makes that provider return a wrong
-	// output for every batch job: for tests of job disputes.
-	FaultyJobs int
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -374,29 +367,17 @@ func (d *Devnet) startProviders() error {
 		cfg.Key = k.Private
 		cfg.ChainID = ChainID
 		cfg.Offers = offers
-		cfg.SeqFile = filepath.Join(d.cfg.Home, "providers", k.Name, "receipt-seq")
+		cfg.Home = provider.Home(d.cfg.Home, k.Name)
 		cfg.Chain = chainClient
 		cfg.Region = "devnet"
-		if i+1 == d.cfg.FaultyProvider {
-			cfg.CorruptFraction = d.cfg.FaultyFraction
-		}
 		pay := paygate.DefaultConfig()
-		pay.LogPath = filepath.Join(d.cfg.Home, "providers", k.Name, "vouchers.log")
 		pay.ClaimInterval = 2 * time.Second
 		if d.cfg.ClaimInterval > 0 {
 			pay.ClaimInterval = d.cfg.ClaimInterval
 		}
 		cfg.Payments = &pay
-		if err := os.MkdirAll(filepath.Dir(pay.LogPath), 0o700); err != nil {
-			return err
-		}
-		store, err := blob.Open(filepath.Join(d.cfg.Home, "providers", k.Name, "blobs"), 0)
-		if err != nil {
-			return err
-		}
 		jobs := worker.DefaultConfig()
-		jobs.Store, jobs.Price, jobs.Sandbox = store, coin.New(coin.Stable, JobPrice(i)), d.sandbox
-		jobs.CorruptOutputs = i+1 == d.cfg.FaultyJobs
+		jobs.Price, jobs.Sandbox = coin.New(coin.Stable, JobPrice(i)), d.sandbox
 		jobs.Logger = d.cfg.Logger.With("provider", k.Name, "service", "jobs")
 		cfg.Jobs = &jobs
 		cfg.Logger = d.cfg.Logger.With("provider", k.Name)

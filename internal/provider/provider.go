@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
@@ -61,6 +64,11 @@ type Upstream struct {
 	ID     string // sha256 of the weights, 64 hex digits
 }
 
+// Home is where the provider operated by key keeps its state under an
+// agora home directory: `agora provider start` and the devnet both use it,
+// so a provider's files are laid out the same way wherever it runs.
+func Home(agoraHome, key string) string { return filepath.Join(agoraHome, "providers", key) }
+
 // Config configures a provider.
 type Config struct {
 	// Listen is the TCP address to serve on, like 127.0.0.1:8081.
@@ -74,9 +82,11 @@ type Config struct {
 	ChainID string
 	// Offers are the models served.
 	Offers []Offer
-	// SeqFile keeps the receipt counter across restarts; empty keeps it in
-	// memory (tests).
-	SeqFile string
+	// Home holds the provider's state: receipt-seq (the receipt counter),
+	// vouchers.log (payments, when priced) and blobs/ (batch jobs' data).
+	// `agora provider start` and the devnet both use <home>/providers/<key>.
+	// Empty keeps everything in memory (tests).
+	Home string
 	// Chain, if set, is used to register, heartbeat and read the height.
 	Chain *client.Client
 	// Region and Hardware describe the provider on chain.
@@ -92,10 +102,6 @@ type Config struct {
 	// serves Jobs.Store at /v1/blobs/ and runs a worker with its key,
 	// chain client and URL filled in.
 	Jobs *worker.Config
-	// CorruptFraction, for tests of audits only, makes the provider alter
-	// this fraction of its (non-streamed) answers and sign receipts for the
-	// altered bytes: a provider that lies.
-	CorruptFraction float64
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -124,8 +130,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("provider: bad price denom %q", o.Denom)
 		}
 	}
-	if c.Jobs != nil && (c.Jobs.Store == nil || c.Jobs.Price == nil) {
-		return errors.New("provider: batch jobs need a blob store and a bid price")
+	if c.Jobs != nil && ((c.Jobs.Store == nil && c.Home == "") || c.Jobs.Price == nil) {
+		return errors.New("provider: batch jobs need a home (or a blob store) and a bid price")
 	}
 	if c.HeartbeatEvery <= 0 {
 		return errors.New("provider: heartbeat interval must be positive")
@@ -143,9 +149,29 @@ type served struct {
 	slots    chan struct{}
 }
 
+// Hooks inject faults, for tests of audits and disputes only: a provider
+// that lies.
+type Hooks struct {
+	// Corrupt picks the (non-streamed) answers the provider alters, by
+	// their canonical request; it signs receipts for the altered bytes.
+	Corrupt func(canonical []byte) bool
+	// AlterJobOutput replaces each batch job's output before commit.
+	AlterJobOutput func(output []byte) []byte
+}
+
+// SetHooks installs test hooks, before Start or once it has returned; safe
+// while the provider serves.
+func (s *Server) SetHooks(h Hooks) {
+	s.hooks.Store(&h)
+	if s.worker != nil {
+		s.worker.SetHooks(worker.Hooks{AlterOutput: h.AlterJobOutput})
+	}
+}
+
 // Server is a running provider.
 type Server struct {
 	cfg     Config
+	hooks   atomic.Pointer[Hooks]
 	log     *slog.Logger
 	address addr.Address
 	models  map[string]*served // by name and by id
@@ -169,7 +195,28 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	seq, err := openSeq(cfg.SeqFile)
+	var seqFile string
+	if cfg.Home != "" {
+		if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+			return nil, fmt.Errorf("provider: home: %w", err)
+		}
+		seqFile = filepath.Join(cfg.Home, "receipt-seq")
+		if cfg.Payments != nil && cfg.Payments.LogPath == "" {
+			pay := *cfg.Payments
+			pay.LogPath = filepath.Join(cfg.Home, "vouchers.log")
+			cfg.Payments = &pay
+		}
+		if cfg.Jobs != nil && cfg.Jobs.Store == nil {
+			jobs := *cfg.Jobs
+			store, err := blob.Open(filepath.Join(cfg.Home, "blobs"), 0)
+			if err != nil {
+				return nil, err
+			}
+			jobs.Store = store
+			cfg.Jobs = &jobs
+		}
+	}
+	seq, err := openSeq(seqFile)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +306,12 @@ func (s *Server) Start(ctx context.Context) error {
 			if wc.Logger == nil {
 				wc.Logger = s.log
 			}
-			if s.worker, err = worker.Start(wc); err != nil {
+			if s.worker, err = worker.Start(wc); err == nil {
+				if h := s.hooks.Load(); h != nil {
+					s.worker.SetHooks(worker.Hooks{AlterOutput: h.AlterJobOutput})
+				}
+			}
+			if err != nil {
 				s.Shutdown(context.Background())
 				return err
 			}

@@ -39,7 +39,7 @@ func start(t testing.TB, name string, offers []Offer) *Server {
 	cfg.Key = testKey(name)
 	cfg.ChainID = "agora-test"
 	cfg.Offers = offers
-	cfg.SeqFile = t.TempDir() + "/seq"
+	cfg.Home = t.TempDir()
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agoranet/agora/internal/blob"
@@ -148,11 +149,17 @@ type Config struct {
 	Poll     time.Duration
 	// Sandbox runs the jobs; nil makes one.
 	Sandbox *sandbox.Sandbox
-	// CorruptOutputs, for tests of disputes only, alters every output: a
-	// provider that lies.
-	CorruptOutputs bool
-	Logger         *slog.Logger
+	Logger  *slog.Logger
 }
+
+// Hooks inject faults, for tests of disputes only: a worker that lies.
+type Hooks struct {
+	// AlterOutput replaces each job's output before it is committed.
+	AlterOutput func(output []byte) []byte
+}
+
+// SetHooks installs test hooks; safe while jobs run.
+func (w *Worker) SetHooks(h Hooks) { w.hooks.Store(&h) }
 
 // DefaultConfig returns a worker that bids 1000uusdc per job.
 func DefaultConfig() Config {
@@ -161,15 +168,16 @@ func DefaultConfig() Config {
 
 // Worker is a running worker.
 type Worker struct {
-	cfg  Config
-	key  *keyring.Key
-	me   string
-	hc   *http.Client
-	sb   *sandbox.Sandbox
-	own  bool // sb is ours to close
-	slot chan struct{}
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	cfg   Config
+	hooks atomic.Pointer[Hooks]
+	key   *keyring.Key
+	me    string
+	hc    *http.Client
+	sb    *sandbox.Sandbox
+	own   bool // sb is ours to close
+	slot  chan struct{}
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
 
 	mu      sync.Mutex          // guards the fields below
 	running map[uint64]bool     // jobs being run
@@ -351,8 +359,8 @@ func (w *Worker) run(ctx context.Context, o *jobpb.Order) {
 		w.cfg.Logger.Warn("worker: could not finish a job", "order", o.Id, "err", err)
 		return
 	}
-	if w.cfg.CorruptOutputs && len(output) > 0 {
-		output = append([]byte("corrupted "), output...)
+	if h := w.hooks.Load(); h != nil && h.AlterOutput != nil && len(output) > 0 {
+		output = h.AlterOutput(output)
 		h := sha256.Sum256(output)
 		res.OutputHash, res.OutputSize = h[:], uint64(len(output))
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/sandbox"
 	"github.com/agoranet/agora/internal/verifier"
 )
@@ -214,7 +215,9 @@ func TestWrongJobResultIsOutvotedAndSlashed(t *testing.T) {
 		t.Skip("a devnet, three verifiers and a WebAssembly job; skipped with -short")
 	}
 	wasm := read(t, e2e.Wasm(t, "./examples/jobs/kernel"))
-	d := e2e.Devnet(t, func(c *devnet.Config) { c.FaultyJobs = 2 })
+	d := e2e.Devnet(t, nil)
+	// provider2 returns a wrong output for every job.
+	d.Providers[1].SetHooks(provider.Hooks{AlterJobOutput: func(out []byte) []byte { return append([]byte("corrupted "), out...) }})
 	warm(t, d, wasm)
 	c, err := client.New(d.Node.RPC())
 	if err != nil {
