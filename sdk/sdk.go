@@ -120,6 +120,11 @@ func (p *Payer) Spent() uint64 {
 	return p.spent
 }
 
+// SetTransport makes the payer send its requests through base instead of
+// http.DefaultTransport (to log or trace them, say). Call it before the
+// first request.
+func (p *Payer) SetTransport(base http.RoundTripper) { p.base = base }
+
 // Channels lists the channel ids the payer has opened.
 func (p *Payer) Channels() []uint64 {
 	p.mu.Lock()

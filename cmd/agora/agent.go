@@ -97,7 +97,7 @@ func agentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emitProto(cmd, r, func(w io.Writer) {
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				ag, p := r.Agent, r.Agent.Policy
 				lim := func(n uint64) string {
 					if n == 0 || n == ^uint64(0) {

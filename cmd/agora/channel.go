@@ -94,14 +94,16 @@ func channelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emitProto(cmd, r, func(w io.Writer) {
-				for _, ch := range r.Channels {
-					state := "open"
-					if ch.Closed {
-						state = "closed"
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+				table(w, "ID\tPAYER\tPAYEE\tDEPOSIT\tCLAIMED\tEXPIRES\tRECEIPTS\tSTATE", func(tw io.Writer) {
+					for _, ch := range r.Channels {
+						state := "open"
+						if ch.Closed {
+							state = "closed"
+						}
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%d%s\t%d\t%d\t%d\t%s\n", ch.Id, ch.Payer, ch.Payee, ch.Deposit, ch.Denom, ch.Claimed, ch.ExpiresAt, ch.Receipts, state)
 					}
-					fmt.Fprintf(w, "%d  %s -> %s  deposit %d%s  claimed %d  expires %d  %d receipts  %s\n", ch.Id, ch.Payer, ch.Payee, ch.Deposit, ch.Denom, ch.Claimed, ch.ExpiresAt, ch.Receipts, state)
-				}
+				})
 			})
 		},
 	}

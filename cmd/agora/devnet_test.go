@@ -80,7 +80,7 @@ func TestDevnetSurvivesKill(t *testing.T) {
 	out := e2e.Run(t, "tx", "send", "alice", bob, "1000uagr", "--home", home, "--node", node, "--output", "json")
 	var res struct {
 		Hash   string `json:"hash"`
-		Height int64  `json:"height"`
+		Height int64  `json:"height,string"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Hash) != 64 || res.Height <= 0 {
 		t.Fatalf("tx send printed %q (%v); want hash and height", out, err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -145,7 +143,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			id := created.OrderId
 			w := cmd.OutOrStdout()
 			if !wait {
-				return emit(w, map[string]any{"order_id": id, "height": res.Height}, func(w io.Writer) {
+				return emit(w, map[string]any{"order_id": strconv.FormatUint(id, 10), "height": strconv.FormatInt(res.Height, 10)}, func(w io.Writer) {
 					fmt.Fprintf(w, "order %d placed at height %d; follow it with: agora job status %d\n", id, res.Height, id)
 				})
 			}
@@ -245,11 +243,7 @@ func fetchResult(ctx context.Context, o *jobpb.Order, out string) error {
 }
 
 func printOrder(w io.Writer, o *jobpb.Order) error {
-	raw, err := protojson.Marshal(o)
-	if err != nil {
-		return err
-	}
-	return emit(w, json.RawMessage(raw), func(w io.Writer) {
+	return emit(w, o, func(w io.Writer) {
 		name := func(s fmt.Stringer, prefix string) string {
 			return strings.ToLower(strings.TrimPrefix(s.String(), prefix))
 		}
@@ -341,17 +335,16 @@ func jobListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			raw, err := protojson.Marshal(r)
-			if err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), json.RawMessage(raw), func(w io.Writer) {
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				if len(r.Orders) == 0 {
 					fmt.Fprintln(w, "no orders")
+					return
 				}
-				for _, o := range r.Orders {
-					fmt.Fprintf(w, "%d\t%s\t%s\tpaid %d refunded %d\t%s\n", o.Id, strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_"), o.Tenant, o.Paid, o.Refunded, o.Reason)
-				}
+				table(w, "ID\tSTATUS\tTENANT\tPAID\tREFUNDED\tREASON", func(tw io.Writer) {
+					for _, o := range r.Orders {
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", o.Id, strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")), o.Tenant, o.Paid, o.Refunded, o.Reason)
+					}
+				})
 			})
 		},
 	}

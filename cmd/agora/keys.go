@@ -40,9 +40,11 @@ func keysCmd() *cobra.Command {
 				out = append(out, keyJSON{k.Name, k.Address().String(), fmt.Sprintf("%x", k.Public())})
 			}
 			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
-				for _, k := range out {
-					fmt.Fprintf(w, "%-16s %s\n", k.Name, k.Address)
-				}
+				table(w, "NAME\tADDRESS", func(tw io.Writer) {
+					for _, k := range out {
+						fmt.Fprintf(tw, "%s\t%s\n", k.Name, k.Address)
+					}
+				})
 			})
 		},
 	}

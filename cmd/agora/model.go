@@ -20,9 +20,11 @@ func modelCmd() *cobra.Command {
 				out = append(out, m.Manifest)
 			}
 			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
-				for _, m := range out {
-					fmt.Fprintf(w, "%-18s %s  %s, %d parameters, %s\n", m.Name, m.ID, m.Architecture, m.Parameters, m.License)
-				}
+				table(w, "NAME\tID\tARCHITECTURE\tPARAMETERS\tLICENSE", func(tw io.Writer) {
+					for _, m := range out {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", m.Name, m.ID, m.Architecture, m.Parameters, m.License)
+					}
+				})
 			})
 		},
 	}

@@ -136,14 +136,16 @@ func TestPaidProviderSurvivesKill(t *testing.T) {
 	t.Logf("served %d answers, client charged %d, claimed %d in %d receipts", served, spent, ch.Claimed, ch.Receipts)
 	// `agora provider start` lays out its home as the devnet's own
 	// providers do.
-	for _, key := range []string{"bob", "provider1"} {
-		for _, f := range []string{"receipt-seq", "vouchers.log", "blobs"} {
-			if key == "bob" && f == "blobs" {
-				continue // bob takes no batch jobs
-			}
+	// providers do: bob has served and been paid; provider1 (the devnet's)
+	// also takes batch jobs.
+	for key, files := range map[string][]string{"bob": {"receipt-seq", "vouchers.log"}, "provider1": {"vouchers.log", "blobs"}} {
+		for _, f := range files {
 			if _, err := os.Stat(filepath.Join(provider.Home(home, key), f)); err != nil {
 				t.Errorf("provider %s: %v", key, err)
 			}
 		}
+	}
+	if _, err := os.Stat(filepath.Join(home, "provider")); err == nil {
+		t.Errorf("%s/provider exists: the old per-key file layout is still written", home)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 func payCmd() *cobra.Command {
 	var method, data, keyName, maxAmount string
 	var headers []string
+	var include, verbose bool
 	var deposit uint64
 	cmd := &cobra.Command{
 		Use:   "pay --key NAME --max AMOUNT [-X METHOD] [-H 'Name: value']... [-d DATA] URL",
@@ -40,6 +42,9 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 				return err
 			}
 			payer := sdk.NewPayer(w, sdk.Budget{Denom: budget.Denom, Max: budget.Amount, Deposit: deposit})
+			if verbose {
+				payer.SetTransport(traceTransport{w: cmd.ErrOrStderr(), base: http.DefaultTransport})
+			}
 			if method == "" {
 				method = http.MethodGet
 				if data != "" {
@@ -65,6 +70,10 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 				return err
 			}
 			defer resp.Body.Close()
+			if include {
+				writeHead(cmd.OutOrStdout(), "", resp)
+				fmt.Fprintln(cmd.OutOrStdout())
+			}
 			if _, err := io.Copy(cmd.OutOrStdout(), resp.Body); err != nil {
 				return err
 			}
@@ -93,8 +102,51 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 	f.StringVarP(&method, "request", "X", "", "HTTP method (default GET, or POST with -d)")
 	f.StringVarP(&data, "data", "d", "", "request body (sent as JSON)")
 	f.StringArrayVarP(&headers, "header", "H", nil, "extra header 'Name: value' (repeatable)")
+	f.BoolVarP(&include, "include", "i", false, "print the response's status line and headers (PAYMENT-RESPONSE, the receipt) before its body, like curl -i")
+	f.BoolVarP(&verbose, "verbose", "v", false, "trace every request and response to stderr (> sent, < received), the 402 and the paid retry included")
 	f.Uint64Var(&deposit, "deposit", 0, "deposit for a new channel (default 100 times the first price, within --max)")
 	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagRequired("max")
 	return cmd
+}
+
+// writeHead prints a response's status line and headers, sorted, each line
+// behind prefix.
+func writeHead(w io.Writer, prefix string, resp *http.Response) {
+	fmt.Fprintf(w, "%s%s %s\n", prefix, resp.Proto, resp.Status)
+	writeHeaders(w, prefix, resp.Header)
+}
+
+func writeHeaders(w io.Writer, prefix string, h http.Header) {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, v := range h[name] {
+			fmt.Fprintf(w, "%s%s: %s\n", prefix, name, v)
+		}
+	}
+}
+
+// traceTransport prints each request it sends and each response's head,
+// as curl -v does.
+type traceTransport struct {
+	w    io.Writer
+	base http.RoundTripper
+}
+
+func (t traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	fmt.Fprintf(t.w, "> %s %s %s\n> Host: %s\n", req.Method, req.URL.RequestURI(), req.Proto, req.URL.Host)
+	writeHeaders(t.w, "> ", req.Header)
+	fmt.Fprintln(t.w, ">")
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		fmt.Fprintf(t.w, "* %v\n", err)
+		return nil, err
+	}
+	writeHead(t.w, "< ", resp)
+	fmt.Fprintln(t.w, "<")
+	return resp, nil
 }

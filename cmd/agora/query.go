@@ -21,19 +21,6 @@ import (
 	"github.com/agoranet/agora/internal/client"
 )
 
-type coinJSON struct {
-	Denom  string `json:"denom"`
-	Amount string `json:"amount"`
-}
-
-func coinsJSON(cs []*coin.Coin) []coinJSON {
-	out := make([]coinJSON, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, coinJSON{c.Denom, strconv.FormatUint(c.Amount, 10)})
-	}
-	return out
-}
-
 func queryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
 	var prove bool
@@ -55,11 +42,7 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := struct {
-				Address  string     `json:"address"`
-				Balances []coinJSON `json:"balances"`
-			}{r.Address, coinsJSON(r.Balances)}
-			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				fmt.Fprintln(w, r.Address)
 				if len(r.Balances) == 0 {
 					fmt.Fprintln(w, "  (no balances)")
@@ -107,10 +90,7 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := struct {
-				Supply []coinJSON `json:"supply"`
-			}{coinsJSON(r.Supply)}
-			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				for _, s := range r.Supply {
 					fmt.Fprintln(w, coin.String(s))
 				}
@@ -157,7 +137,7 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emitProto(cmd, r, func(w io.Writer) {
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				s := r.Stake
 				fmt.Fprintf(w, "%s\n  bonded     %duagr\n  unbonding  %duagr\n  slashed    %duagr\n", s.Staker, s.Bonded, s.Unbonding, s.Slashed)
 				if s.JailedUntil > 0 {
@@ -182,7 +162,7 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emitProto(cmd, r, func(w io.Writer) {
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				if len(r.Providers) == 0 {
 					fmt.Fprintln(w, "no providers")
 				}
@@ -201,7 +181,7 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emitProto(cmd, r, func(w io.Writer) { printProvider(w, r) })
+			return emit(cmd.OutOrStdout(), r, func(w io.Writer) { printProvider(w, r) })
 		},
 	}
 	cmd.AddCommand(balance, account, supply, txq, stake, providers, prov)
@@ -215,7 +195,7 @@ type eventJSON struct {
 
 type txDetail struct {
 	Hash     string            `json:"hash"`
-	Height   int64             `json:"height"`
+	Height   int64             `json:"height,string"`
 	Code     uint32            `json:"code"`
 	Log      string            `json:"log,omitempty"`
 	Signer   string            `json:"signer"`
@@ -258,7 +238,7 @@ func provenBalances(cmd *cobra.Command, c *client.Client, a addr.Address) error 
 	type proven struct {
 		Denom  string `json:"denom"`
 		Amount string `json:"amount"`
-		Height int64  `json:"height"`
+		Height int64  `json:"height,string"`
 	}
 	out := struct {
 		Address  string   `json:"address"`
@@ -282,22 +262,6 @@ func provenBalances(cmd *cobra.Command, c *client.Client, a addr.Address) error 
 
 // emitProto prints a protobuf answer as JSON (protojson, field names as in
 // the .proto files) or as text.
-func emitProto(cmd *cobra.Command, m proto.Message, text func(io.Writer)) error {
-	if g.output == "json" {
-		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
-		if err != nil {
-			return err
-		}
-		var v any
-		_ = json.Unmarshal(b, &v) // re-encode: protojson's spacing is not stable
-		out, _ := json.Marshal(v)
-		fmt.Fprintf(cmd.OutOrStdout(), "%s\n", out)
-		return nil
-	}
-	text(cmd.OutOrStdout())
-	return nil
-}
-
 func printProvider(w io.Writer, p *providerpb.ProviderInfo) {
 	pr := p.Provider
 	status := strings.ToLower(strings.TrimPrefix(pr.Status.String(), "STATUS_"))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -59,7 +60,7 @@ Agora-Receipt header's value with --receipt (or @FILE).`,
 			if err := receipt.Check(r, canonical, covered); err != nil {
 				return err
 			}
-			out := map[string]any{"valid": true, "provider": r.Provider, "model_id": r.ModelId, "chain_id": r.ChainId, "height": r.Height, "seq": r.Seq,
+			out := map[string]any{"valid": true, "provider": r.Provider, "model_id": r.ModelId, "chain_id": r.ChainId, "height": strconv.FormatInt(r.Height, 10), "seq": strconv.FormatUint(r.Seq, 10),
 				"price": coin.String(r.Price), "prompt_tokens": r.Usage.GetPromptTokens(), "completion_tokens": r.Usage.GetCompletionTokens()}
 			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "valid receipt: provider %s, model %s, chain %s at height %d, seq %d, price %s\n", r.Provider, r.ModelId, r.ChainId, r.Height, r.Seq, coin.String(r.Price))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -91,18 +94,37 @@ func queryAddr[Req, Resp proto.Message](cmd *cobra.Command, q module.Query[Req, 
 	return client.Ask(cmd.Context(), c, q, req.Interface().(Req))
 }
 
-// emit prints v as compact JSON with --output json, else runs text.
+// jsonOptions is the one JSON convention of every --output json: protojson
+// with proto field names (snake_case), every field present, enums by name
+// and 64-bit integers as strings. Outputs that are not messages follow the
+// same rules (their structs tag 64-bit fields ",string").
+var jsonOptions = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+
+// emit prints v, a proto message or a struct, as one line of JSON with
+// --output json, else runs text.
 func emit(w io.Writer, v any, text func(w io.Writer)) error {
-	if g.output == "json" {
-		b, err := json.Marshal(v)
-		if err != nil {
+	if g.output != "json" {
+		text(w)
+		return nil
+	}
+	var b []byte
+	var err error
+	if m, ok := v.(proto.Message); ok {
+		if b, err = jsonOptions.Marshal(m); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
+		// protojson varies its spacing on purpose; compact it so the
+		// output is one stable line.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, b); err != nil {
+			return err
+		}
+		b = buf.Bytes()
+	} else if b, err = json.Marshal(v); err != nil {
 		return err
 	}
-	text(w)
-	return nil
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 // logger returns the daemon logger at the level named by $AGORA_LOG
@@ -118,4 +140,13 @@ func logger() *slog.Logger {
 		lvl = slog.LevelError
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// table writes rows as aligned columns under a header, with
+// text/tabwriter.
+func table(w io.Writer, header string, rows func(tw io.Writer)) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	rows(tw)
+	tw.Flush()
 }

@@ -22,7 +22,7 @@ func statusCmd() *cobra.Command {
 			}
 			out := struct {
 				ChainID    string `json:"chain_id"`
-				Height     int64  `json:"height"`
+				Height     int64  `json:"height,string"`
 				AppHash    string `json:"app_hash"`
 				BlockTime  string `json:"block_time"`
 				CatchingUp bool   `json:"catching_up"`

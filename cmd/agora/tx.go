@@ -119,7 +119,7 @@ func parseAddr(s string) (addr.Address, error) {
 
 type txJSON struct {
 	Hash   string `json:"hash"`
-	Height int64  `json:"height"`
+	Height int64  `json:"height,string"`
 }
 
 // submit signs the message built for the key's address and waits for it.
