@@ -3,6 +3,7 @@ module github.com/agoranet/agora
 go 1.26.8
 
 require (
+	github.com/btcsuite/btcd/btcutil v1.1.6
 	github.com/cockroachdb/datadriven v1.0.3
 	github.com/cometbft/cometbft v0.38.26
 	github.com/consensys/gnark v0.13.0
@@ -82,7 +83,7 @@ require (
 	github.com/prometheus/common v0.62.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
 	github.com/rcrowley/go-metrics v0.0.0-20201227073835-cf1acfcdf475 // indirect
-	github.com/rogpeppe/go-internal v1.12.0 // indirect
+	github.com/rogpeppe/go-internal v1.16.0 // indirect
 	github.com/ronanh/intcomp v1.1.1 // indirect
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/rs/zerolog v1.34.0 // indirect

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
@@ -109,7 +112,13 @@ func txCmd() *cobra.Command {
 	return cmd
 }
 
+// parseAddr reads an address, or the name of a key in the keyring.
 func parseAddr(s string) (addr.Address, error) {
+	if !strings.HasPrefix(s, "agora1") {
+		if k, err := keys().Get(s); err == nil {
+			return k.Address(), nil
+		}
+	}
 	a, err := addr.Parse(s)
 	if err != nil {
 		return a, fmt.Errorf("%v (addresses look like agora1…; `agora keys show NAME --address` prints one)", err)
@@ -120,9 +129,13 @@ func parseAddr(s string) (addr.Address, error) {
 type txJSON struct {
 	Hash   string `json:"hash"`
 	Height int64  `json:"height,string"`
+	// Responses are the messages' typed responses, in protojson: the ids
+	// a message created ({"channel_id":"7"}), or {} for none.
+	Responses []json.RawMessage `json:"responses"`
 }
 
-// submit signs the message built for the key's address and waits for it.
+// submit signs the message built for the key's address, waits for it and
+// prints what the chain answered, the ids it created among it.
 func submit(cmd *cobra.Command, keyName string, build func(from addr.Address) module.Msg) error {
 	k, err := keys().Get(keyName)
 	if err != nil {
@@ -136,7 +149,33 @@ func submit(cmd *cobra.Command, keyName string, build func(from addr.Address) mo
 	if err != nil {
 		return err
 	}
-	return emit(cmd.OutOrStdout(), txJSON{res.Hash, res.Height}, func(w io.Writer) {
+	out := txJSON{Hash: res.Hash, Height: res.Height, Responses: []json.RawMessage{}}
+	var lines []string
+	for _, a := range res.Responses {
+		if a.GetTypeUrl() == "" {
+			out.Responses = append(out.Responses, json.RawMessage("{}"))
+			continue
+		}
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			return fmt.Errorf("tx %s committed at height %d, but its response %s does not decode: %w", res.Hash, res.Height, a.TypeUrl, err)
+		}
+		b, err := jsonOptions.Marshal(m)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, b)
+		out.Responses = append(out.Responses, buf.Bytes())
+		m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			lines = append(lines, fmt.Sprintf("  %s %v", fd.Name(), v.Interface()))
+			return true
+		})
+	}
+	return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 		fmt.Fprintf(w, "tx %s committed at height %d\n", res.Hash, res.Height)
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
 	})
 }
