@@ -30,9 +30,6 @@ type globals struct {
 
 var g globals
 
-// usageError marks errors cobra has already printed with usage.
-type usageError struct{ error }
-
 func defaultHome() string {
 	if h := os.Getenv("AGORA_HOME"); h != "" {
 		return h

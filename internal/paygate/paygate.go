@@ -481,7 +481,6 @@ func (g *Gate) Claim(ctx context.Context) error {
 	g.mu.Lock()
 	var claims []*channelpb.Claim
 	var ids []uint64
-	var roots [][]byte
 	for id, s := range g.channels {
 		if s.charged <= s.claimed || s.voucher < s.charged || s.ch == nil || s.ch.Closed {
 			continue
@@ -489,7 +488,6 @@ func (g *Gate) Claim(ctx context.Context) error {
 		root := receipt.Root(s.receipts)
 		claims = append(claims, &channelpb.Claim{Voucher: &channelpb.Voucher{ChannelId: id, Cumulative: s.voucher, Signature: s.sig}, Amount: s.charged, ReceiptsRoot: root, ReceiptsCount: uint64(len(s.receipts))})
 		ids = append(ids, id)
-		roots = append(roots, root)
 	}
 	g.pending = 0
 	g.mu.Unlock()

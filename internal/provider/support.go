@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // hashWriter writes through and hashes what it wrote.
@@ -126,6 +127,6 @@ func newMetrics() *metrics {
 		tokens:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agora_provider_completion_tokens_total", Help: "Tokens generated."}, []string{"model"}),
 		receipts: prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_provider_receipts_total", Help: "Receipts signed."}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.receipts, prometheus.NewGoCollector())
+	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.receipts, collectors.NewGoCollector())
 	return m
 }

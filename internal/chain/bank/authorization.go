@@ -1,7 +1,6 @@
 package bank
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -12,11 +11,6 @@ import (
 )
 
 var noncePrefix = []byte("bank/nonce/")
-
-func lenPrefixed(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-	return append(b, s...)
-}
 
 func nonceKey(from addr.Address, nonce []byte) []byte {
 	k := append(append([]byte(nil), noncePrefix...), from[:]...)

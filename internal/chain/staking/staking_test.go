@@ -8,13 +8,13 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
-	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/chain/store/storetest"
 )
 
 // TestSlashReachesUnbondingStake: stake on its way out is slashed too, so
 // unbonding right before a penalty does not escape it.
 func TestSlashReachesUnbondingStake(t *testing.T) {
-	kv := store.NewMem()
+	kv := storetest.NewMem()
 	ctx := module.NewContext(kv, "t", 1, 0)
 	who := addr.FromPubKey([]byte("staker"))
 	g, _ := json.Marshal(map[string]any{

@@ -60,9 +60,6 @@ func (c *Cache) Write() {
 	clear(c.dirty)
 }
 
-// Discard drops the buffered writes.
-func (c *Cache) Discard() { clear(c.dirty) }
-
 func (c *Cache) sortedKeys(start, end []byte) []string {
 	keys := make([]string, 0, len(c.dirty))
 	for k := range c.dirty { //agora:sorted

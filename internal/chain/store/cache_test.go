@@ -1,10 +1,12 @@
-package store
+package store_test
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/chain/store/storetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -13,13 +15,13 @@ import (
 func TestCacheMatchesModel(t *testing.T) {
 	for seed := uint64(0); seed < 50; seed++ {
 		r := rand.New(rand.NewPCG(seed, 1))
-		base, model := NewMem(), NewMem()
+		base, model := storetest.NewMem(), storetest.NewMem()
 		for i := 0; i < 20; i++ {
 			k, v := fmt.Appendf(nil, "k%02d", r.IntN(30)), fmt.Appendf(nil, "v%d", i)
 			base.Set(k, v)
 			model.Set(k, v)
 		}
-		c := NewCache(base)
+		c := store.NewCache(base)
 		for i := 0; i < 40; i++ {
 			k := fmt.Appendf(nil, "k%02d", r.IntN(30))
 			if r.IntN(3) == 0 {
@@ -45,31 +47,19 @@ func TestCacheMatchesModel(t *testing.T) {
 	}
 }
 
-func TestCacheDiscard(t *testing.T) {
-	base := NewMem()
-	base.Set([]byte("a"), []byte("1"))
-	c := NewCache(base)
-	c.Set([]byte("a"), []byte("2"))
-	c.Delete([]byte("a"))
-	c.Discard()
-	if got := string(c.Get([]byte("a"))); got != "1" {
-		t.Errorf("after Discard got %q, want 1", got)
-	}
-}
-
 func TestPrefixEnd(t *testing.T) {
 	for _, tc := range []struct{ in, want []byte }{
 		{[]byte("ab"), []byte("ac")},
 		{[]byte{1, 0xff}, []byte{2}},
 		{[]byte{0xff, 0xff}, nil},
 	} {
-		if got := PrefixEnd(tc.in); string(got) != string(tc.want) {
-			t.Errorf("PrefixEnd(%x) = %x, want %x", tc.in, got, tc.want)
+		if got := store.PrefixEnd(tc.in); string(got) != string(tc.want) {
+			t.Errorf("store.PrefixEnd(%x) = %x, want %x", tc.in, got, tc.want)
 		}
 	}
 }
 
-func dump(r Reader, start, end []byte) []string {
+func dump(r store.Reader, start, end []byte) []string {
 	var out []string
 	it := r.Iterator(start, end)
 	defer it.Close()

@@ -2,7 +2,7 @@ package auditpb
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
+
 	"github.com/agoranet/agora/internal/chain/addr"
 )
 
@@ -14,8 +14,6 @@ func DefaultParams() *Params {
 	return &Params{ChallengeBond: 10_000_000, CommitteeSize: 3, CommitBlocks: 10, RevealBlocks: 10,
 		SlashBps: 1000, RewardBps: 5000, MissPenaltyBps: 50, VerifierMinStake: 100_000_000}
 }
-
-func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func cat(parts ...[]byte) []byte {
 	var out []byte

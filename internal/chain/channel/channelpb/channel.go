@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
@@ -57,14 +58,4 @@ func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
 		return nil
 	}
 	return fmt.Errorf("channel: voucher for channel %d is not signed by its payer or session key: %w", c.Id, codes.ErrSignature)
-}
-
-func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
-
-func cat(parts ...[]byte) []byte {
-	var out []byte
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
 }

@@ -1,12 +1,15 @@
-package store
+// Package storetest has an in-memory store.KV for tests of modules and of
+// the store itself, as net/http/httptest has servers for tests.
+package storetest
 
 import (
 	"bytes"
 	"sort"
+
+	"github.com/agoranet/agora/internal/chain/store"
 )
 
-// Mem is a sorted in-memory KV for tests and for reading a genesis before
-// there is a database.
+// Mem is a sorted in-memory KV.
 type Mem struct {
 	m map[string][]byte
 }
@@ -20,10 +23,10 @@ func (s *Mem) Delete(key []byte)     { delete(s.m, string(key)) }
 func (s *Mem) Len() int              { return len(s.m) }
 
 // Iterator implements Reader over a snapshot of the keys in range.
-func (s *Mem) Iterator(start, end []byte) Iterator {
+func (s *Mem) Iterator(start, end []byte) store.Iterator {
 	var keys []string
 	for k := range s.m { //agora:sorted
-		if inRange([]byte(k), start, end) {
+		if (start == nil || k >= string(start)) && (end == nil || k < string(end)) {
 			keys = append(keys, k)
 		}
 	}
