@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cometbft/cometbft/crypto/merkle"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -104,68 +105,38 @@ func Check(r *Receipt, canonicalRequest, response []byte) error {
 	return nil
 }
 
-// Root is the Merkle root of receipt hashes, in order: sha256 over pairs,
-// an odd last node carried up as is, leaves and inner nodes separated by
-// a prefix byte. A payment claim anchors the root of the receipts it pays
-// for; nil for none.
+// Root is the Merkle root of receipt hashes, in order, as RFC 6962 defines
+// it (sha256, leaves prefixed 0x00, inner nodes 0x01, split at the largest
+// power of two below n); CometBFT's crypto/merkle computes it. A payment
+// claim anchors the root of the receipts it pays for.
+//
+// Root of no leaves is nil, not RFC 6962's sha256 of nothing: a claim for
+// no receipts carries an empty root (the channel module takes empty or 32
+// bytes), and sending 32 bytes instead would change what such claims put
+// on chain and so the app hash.
 func Root(leaves [][]byte) []byte {
 	if len(leaves) == 0 {
 		return nil
 	}
-	level := make([][]byte, len(leaves))
-	for i, l := range leaves {
-		level[i] = leafHash(l)
-	}
-	for len(level) > 1 {
-		next := level[:0:0]
-		for i := 0; i < len(level); i += 2 {
-			if i+1 == len(level) {
-				next = append(next, level[i])
-				continue
-			}
-			next = append(next, nodeHash(level[i], level[i+1]))
-		}
-		level = next
-	}
-	return level[0]
-}
-
-func leafHash(l []byte) []byte {
-	h := sha256.Sum256(append([]byte{0}, l...))
-	return h[:]
-}
-
-func nodeHash(a, b []byte) []byte {
-	h := sha256.Sum256(append(append([]byte{1}, a...), b...))
-	return h[:]
+	return merkle.HashFromByteSlices(leaves)
 }
 
 // Path returns the inclusion path of leaves[index] under Root(leaves): the
-// sibling at each level, bottom up (none where the node is carried up).
+// sibling hashes from the leaf's up to the root's child (CometBFT's aunts),
+// nil for a single leaf or an index out of range. Paths travel on chain in
+// challenges, so their layout is part of the wire format.
 func Path(leaves [][]byte, index int) [][]byte {
 	if index < 0 || index >= len(leaves) {
 		return nil
 	}
-	level := make([][]byte, len(leaves))
-	for i, l := range leaves {
-		level[i] = leafHash(l)
+	// ProofsFromByteSlices builds every leaf's proof to return one, the
+	// same O(n) hashing as the root; a path is built only when a verifier
+	// challenges a receipt, so the spare proofs cost nothing that matters.
+	_, proofs := merkle.ProofsFromByteSlices(leaves)
+	if aunts := proofs[index].Aunts; len(aunts) > 0 {
+		return aunts
 	}
-	var path [][]byte
-	for len(level) > 1 {
-		if sib := index ^ 1; sib < len(level) {
-			path = append(path, level[sib])
-		}
-		next := level[:0:0]
-		for i := 0; i < len(level); i += 2 {
-			if i+1 == len(level) {
-				next = append(next, level[i])
-			} else {
-				next = append(next, nodeHash(level[i], level[i+1]))
-			}
-		}
-		level, index = next, index/2
-	}
-	return path
+	return nil
 }
 
 // VerifyPath checks that leaf is at index among count leaves under root.
@@ -173,20 +144,13 @@ func VerifyPath(root, leaf []byte, index, count int, path [][]byte) bool {
 	if index < 0 || index >= count || count < 1 {
 		return false
 	}
-	h := leafHash(leaf)
-	for size := count; size > 1; size = (size + 1) / 2 {
-		if index^1 < size { // has a sibling at this level
-			if len(path) == 0 {
-				return false
-			}
-			if index%2 == 0 {
-				h = nodeHash(h, path[0])
-			} else {
-				h = nodeHash(path[0], h)
-			}
-			path = path[1:]
-		}
-		index /= 2
+	p := merkle.Proof{
+		Total: int64(count),
+		Index: int64(index),
+		// The root of a one-leaf tree is that leaf's hash; crypto/merkle
+		// does not export its leaf hash otherwise.
+		LeafHash: merkle.HashFromByteSlices([][]byte{leaf}),
+		Aunts:    path,
 	}
-	return len(path) == 0 && string(h) == string(root)
+	return p.Verify(root, leaf) == nil
 }

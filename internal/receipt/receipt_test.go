@@ -2,9 +2,13 @@ package receipt
 
 import (
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestSignDecodeCheck(t *testing.T) {
@@ -75,5 +79,90 @@ func TestMerklePaths(t *testing.T) {
 				t.Fatalf("n=%d i=%d: the path verifies at another index", n, i)
 			}
 		}
+	}
+}
+
+// rfc6962Leaves are the leaves of the reference tree in Certificate
+// Transparency's and Trillian's tests, so the roots and paths below are
+// RFC 6962's published values, not ones our code produced.
+var rfc6962Leaves = []string{"", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"}
+
+func rfc6962(t *testing.T, n int) [][]byte {
+	t.Helper()
+	var leaves [][]byte
+	for _, s := range rfc6962Leaves[:n] {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, b)
+	}
+	return leaves
+}
+
+// TestMerkleKnownRoots pins the hashing. Roots are anchored on chain in
+// claims and paths travel in challenges, so a change of hashing (prefixes,
+// split point, hash function, empty tree) would fork the chain and make
+// old receipts unprovable; this test is what catches it.
+func TestMerkleKnownRoots(t *testing.T) {
+	roots := []string{
+		1: "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+		2: "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+		3: "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+		4: "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+		5: "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+		6: "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+		7: "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+		8: "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+	}
+	// An empty claim anchors no root: nil, not sha256 of nothing.
+	if got := Root(nil); got != nil {
+		t.Errorf("Root(nil) = %x, want nil", got)
+	}
+	for n := 1; n < len(roots); n++ {
+		if got, want := hex.EncodeToString(Root(rfc6962(t, n))), roots[n]; got != want {
+			t.Errorf("Root of %d leaves = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestMerkleKnownPaths(t *testing.T) {
+	for _, tc := range []struct {
+		n, index int
+		want     []string
+	}{
+		{1, 0, nil},
+		{3, 2, []string{"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"}},
+		{5, 4, []string{"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+		{7, 3, []string{
+			"0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
+			"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+			"837dbb152e9b079010717e84e865da4ebc0fa198a806d59d31bf15accef22d0e",
+		}},
+		{8, 0, []string{
+			"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+			"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+			"6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+		}},
+		{8, 5, []string{
+			"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+			"ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+			"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+		}},
+	} {
+		t.Run(fmt.Sprintf("%d/%d", tc.index, tc.n), func(t *testing.T) {
+			leaves := rfc6962(t, tc.n)
+			p := Path(leaves, tc.index)
+			var got []string
+			for _, h := range p {
+				got = append(got, hex.EncodeToString(h))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Path (-want +got):\n%s", diff)
+			}
+			if !VerifyPath(Root(leaves), leaves[tc.index], tc.index, tc.n, p) {
+				t.Errorf("the pinned path does not verify")
+			}
+		})
 	}
 }

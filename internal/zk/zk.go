@@ -17,6 +17,7 @@ package zk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"os"
 
 	"github.com/consensys/gnark-crypto/ecc"
+	curve "github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	"github.com/consensys/gnark/constraint"
@@ -203,13 +205,25 @@ var ErrInvalid = errors.New("zk: proof does not verify")
 
 // Verify checks a proof that the model of vk maps pixels to logits.
 func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
+	if err := checkVerifyingKey(vkBytes); err != nil {
+		return fmt.Errorf("zk: verifying key: %w", err)
+	}
 	vk := groth16.NewVerifyingKey(ecc.BN254)
 	if _, err := vk.ReadFrom(bytes.NewReader(vkBytes)); err != nil {
 		return fmt.Errorf("zk: verifying key: %w", err)
 	}
-	proof := groth16.NewProof(ecc.BN254)
-	if _, err := proof.ReadFrom(bytes.NewReader(proofBytes)); err != nil {
+	if err := checkProof(proofBytes); err != nil {
 		return fmt.Errorf("%w: malformed proof: %v", ErrInvalid, err)
+	}
+	proof := groth16.NewProof(ecc.BN254)
+	n, err := proof.ReadFrom(bytes.NewReader(proofBytes))
+	if err != nil {
+		return fmt.Errorf("%w: malformed proof: %v", ErrInvalid, err)
+	}
+	// One proof, one encoding (up to point compression): bytes after it
+	// would let a transaction change without changing what it proves.
+	if n != int64(len(proofBytes)) {
+		return fmt.Errorf("%w: malformed proof: %d bytes after the proof", ErrInvalid, int64(len(proofBytes))-n)
 	}
 	a, err := assignment(pixels, logits)
 	if err != nil {
@@ -221,6 +235,69 @@ func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
 	}
 	if err := groth16.Verify(proof, vk, pub); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// publicInputs is the number of the circuit's public inputs.
+const publicInputs = PackedInputs + Classes
+
+// checkVerifyingKey and checkProof guard gnark's decoders, which allocate
+// a slice as long as the uint32 count in front of it before reading a
+// single element: a proof or key of a hundred-odd bytes that claims 2^32
+// points makes the process run out of memory, a fatal error that no
+// recover catches. Keys and proofs arrive in transactions, so that would
+// stop every validator. The digits circuit fixes the counts (one K point
+// per public input plus one, no commitments), so these read the points in
+// front of each count, as gnark lays them out, and check the count before
+// the real decoder sees it. A circuit that used api.Commit would need
+// them relaxed; TestProveVerify would fail first.
+func checkVerifyingKey(b []byte) error {
+	dec := curve.NewDecoder(bytes.NewReader(b), curve.NoSubgroupChecks())
+	var (
+		g1 curve.G1Affine
+		g2 curve.G2Affine
+	)
+	for _, p := range []any{&g1, &g1, &g2, &g2, &g1, &g2} { // [α]1 [β]1 [β]2 [γ]2 [δ]1 [δ]2
+		if err := dec.Decode(p); err != nil {
+			return err
+		}
+	}
+	if err := wantCount(b, dec.BytesRead(), publicInputs+1, "K points"); err != nil {
+		return err
+	}
+	var k []curve.G1Affine
+	if err := dec.Decode(&k); err != nil {
+		return err
+	}
+	// Then the lists of public inputs each commitment covers, and the
+	// commitment keys.
+	if err := wantCount(b, dec.BytesRead(), 0, "committed input lists"); err != nil {
+		return err
+	}
+	return wantCount(b, dec.BytesRead()+4, 0, "commitment keys")
+}
+
+func checkProof(b []byte) error {
+	dec := curve.NewDecoder(bytes.NewReader(b), curve.NoSubgroupChecks())
+	var (
+		g1 curve.G1Affine
+		g2 curve.G2Affine
+	)
+	for _, p := range []any{&g1, &g2, &g1} { // Ar Bs Krs
+		if err := dec.Decode(p); err != nil {
+			return err
+		}
+	}
+	return wantCount(b, dec.BytesRead(), 0, "commitments")
+}
+
+func wantCount(b []byte, off int64, want uint32, what string) error {
+	if off < 0 || off+4 > int64(len(b)) {
+		return fmt.Errorf("truncated before the number of %s", what)
+	}
+	if got := binary.BigEndian.Uint32(b[off:]); got != want {
+		return fmt.Errorf("%d %s, the circuit has %d", got, what, want)
 	}
 	return nil
 }

@@ -1,8 +1,18 @@
 package zk
 
 import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"flag"
+	"os"
+	"slices"
 	"testing"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/backend/groth16"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/agoranet/agora/internal/model"
 )
@@ -56,24 +66,195 @@ func TestProveVerify(t *testing.T) {
 	}
 }
 
-// FuzzVerify: arbitrary proof bytes never verify and never panic.
-func FuzzVerify(f *testing.F) {
-	m, _ := model.Lookup(model.DigitsName)
-	sys, err := Setup(m.MLP)
+var update = flag.Bool("update", false, "rewrite testdata/verify.json from a fresh setup")
+
+// verifyFile holds a verifying key and true proofs made with it. FuzzVerify
+// reads them rather than running a setup, because the fuzzing engine runs
+// the target in several processes: a setup in each would give each its
+// own key, and a seed proof from one would be junk to the others.
+const verifyFile = "testdata/verify.json"
+
+type proven struct {
+	Pixels []byte
+	Logits []int32
+	Proof  []byte
+}
+
+type verifyData struct {
+	VK     []byte
+	Proofs []proven
+}
+
+func loadVerifyData(tb testing.TB) *verifyData {
+	tb.Helper()
+	b, err := os.ReadFile(verifyFile)
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatalf("%v; make it with: go test ./internal/zk -run '^TestVerifyData$' -update", err)
 	}
-	vk, _ := sys.VerifyingKey()
-	px, _ := model.GenerateDigit(1, 1)
-	logits, proof, _ := sys.Prove(px)
-	f.Add(proof)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, p []byte) {
-		err := Verify(vk, p, px, logits)
-		if err == nil && string(p) != string(proof) {
-			// Another encoding of the same proof is fine; anything else
-			// that verifies would be a forgery.
-			t.Logf("another encoding verified (%d bytes)", len(p))
+	var d verifyData
+	if err := json.Unmarshal(b, &d); err != nil {
+		tb.Fatalf("%s: %v", verifyFile, err)
+	}
+	if len(d.Proofs) < 2 {
+		tb.Fatalf("%s has %d proofs, want at least 2", verifyFile, len(d.Proofs))
+	}
+	return &d
+}
+
+// TestVerifyData checks that FuzzVerify's key and proofs still hold: each
+// proof verifies and its logits are what the model now computes. With
+// -update it makes them afresh.
+func TestVerifyData(t *testing.T) {
+	m, err := model.Lookup(model.DigitsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		sys, err := Setup(m.MLP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vk, err := sys.VerifyingKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := verifyData{VK: vk}
+		for _, digit := range []int{1, 8} {
+			px, _ := model.GenerateDigit(uint64(digit), digit)
+			logits, proof, err := sys.Prove(px)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Proofs = append(d.Proofs, proven{Pixels: px, Logits: logits, Proof: proof})
+		}
+		b, err := json.MarshalIndent(d, "", "\t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(verifyFile, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := loadVerifyData(t)
+	for i, p := range d.Proofs {
+		want, _, err := m.MLP.Infer(p.Pixels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, p.Logits); diff != "" {
+			t.Errorf("proof %d: the model's logits changed (-now +stored); rerun with -update:\n%s", i, diff)
+		}
+		if err := Verify(d.VK, p.Proof, p.Pixels, p.Logits); err != nil {
+			t.Errorf("proof %d: got %v, want it to verify; rerun with -update", i, err)
+		}
+	}
+}
+
+// logitsBytes and bytesLogits carry logits through the fuzzer, which
+// takes no []int32: four bytes each, little-endian, a ragged tail ignored.
+func logitsBytes(l []int32) []byte {
+	b := make([]byte, 0, 4*len(l))
+	for _, v := range l {
+		b = binary.LittleEndian.AppendUint32(b, uint32(v))
+	}
+	return b
+}
+
+func bytesLogits(b []byte) []int32 {
+	l := make([]int32, len(b)/4)
+	for i := range l {
+		l[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return l
+}
+
+// canonical is a proof's compressed encoding, or nil if b is not a proof:
+// the same points written raw or compressed are the same proof.
+func canonical(b []byte) []byte {
+	p := groth16.NewProof(ecc.BN254)
+	if _, err := p.ReadFrom(bytes.NewReader(b)); err != nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	if _, err := p.WriteTo(&buf); err != nil {
+		return nil
+	}
+	return buf.Bytes()
+}
+
+// FuzzVerify: a proof verifies only for the statement it was made for,
+// and only if it is that proof; nothing else verifies, and nothing
+// panics. Mutating proof, pixels or logits must never produce a valid
+// (proof, statement) pair: Groth16 is sound, and the only other valid
+// proofs are re-randomisations the fuzzer cannot compute.
+func FuzzVerify(f *testing.F) {
+	d := loadVerifyData(f)
+	flip := func(b []byte, i int) []byte {
+		c := bytes.Clone(b)
+		c[i] ^= 1
+		return c
+	}
+	for i, p := range d.Proofs {
+		px, lg, pr := p.Pixels, logitsBytes(p.Logits), p.Proof
+		f.Add(pr, px, lg) // must verify
+		// The same proof with its points uncompressed: must verify.
+		raw := groth16.NewProof(ecc.BN254)
+		if _, err := raw.ReadFrom(bytes.NewReader(pr)); err != nil {
+			f.Fatal(err)
+		}
+		var rawBuf bytes.Buffer
+		if _, err := raw.WriteRawTo(&rawBuf); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(rawBuf.Bytes(), px, lg)
+		// Mutations: none may verify.
+		for _, at := range []int{0, 1, 31, 32, 63, 95, 96, 127, len(pr) - 1} {
+			f.Add(flip(pr, at), px, lg)
+		}
+		f.Add(pr[:len(pr)-1], px, lg)
+		f.Add(append(bytes.Clone(pr), 0), px, lg)
+		f.Add(pr, flip(px, 40), lg)
+		f.Add(pr, px, flip(lg, 0))
+		other := d.Proofs[(i+1)%len(d.Proofs)]
+		f.Add(other.Proof, px, lg)                         // another statement's proof
+		f.Add(pr, other.Pixels, logitsBytes(other.Logits)) // for another statement
+		f.Add(pr, other.Pixels, lg)                        // another input, same output
+		// A commitment count of 2^32-1 after Ar, Bs, Krs (128 bytes
+		// compressed): it used to make the decoder allocate until the
+		// process died.
+		huge := append(append(bytes.Clone(pr[:128]), 0xff, 0xff, 0xff, 0xff), pr[132:]...)
+		f.Add(huge, px, lg)
+		// Malformed statements: an error, not a panic.
+		f.Add(pr, px[:Pixels-1], lg)
+		f.Add(pr, px, lg[:4*(Classes-1)])
+		f.Add(pr, px, lg[:3])
+	}
+	f.Add([]byte{}, []byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, proof, pixels, logitBytes []byte) {
+		logits := bytesLogits(logitBytes)
+		err := Verify(d.VK, proof, pixels, logits)
+		var made *proven // the proof made for exactly this statement
+		for i, p := range d.Proofs {
+			if bytes.Equal(p.Pixels, pixels) && slices.Equal(p.Logits, logits) {
+				made = &d.Proofs[i]
+			}
+		}
+		if err == nil {
+			if made == nil {
+				t.Fatalf("forged: a %d-byte proof verified pixels %x, logits %v, which no proof was made for", len(proof), pixels, logits)
+			}
+			if got := canonical(proof); !bytes.Equal(got, made.Proof) {
+				t.Fatalf("forged: a proof other than the one made verified\n got %x\nwant %x", got, made.Proof)
+			}
+			return
+		}
+		if made != nil && bytes.Equal(proof, made.Proof) {
+			t.Fatalf("the true proof failed: %v", err)
+		}
+		// A well-formed statement with a bad proof is ErrInvalid, which
+		// callers test for; a malformed one may fail any way but panic.
+		if len(pixels) == Pixels && len(logits) == Classes && !errors.Is(err, ErrInvalid) {
+			t.Errorf("got %v, want ErrInvalid", err)
 		}
 	})
 }

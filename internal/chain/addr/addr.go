@@ -49,10 +49,10 @@ func (a Address) IsZero() bool { return a == Address{} }
 func Parse(s string) (Address, error) {
 	hrp, data, err := decode(s)
 	if err != nil {
-		return Address{}, fmt.Errorf("%w %q: %v", ErrInvalid, s, err)
+		return Address{}, fmt.Errorf("%w %q: %v; copy the whole %s1… address again", ErrInvalid, s, err, Prefix)
 	}
 	if hrp != Prefix {
-		return Address{}, fmt.Errorf("%w %q: prefix %q, want %q", ErrInvalid, s, hrp, Prefix)
+		return Address{}, fmt.Errorf("%w %q: prefix %q, want %q; this is another chain's address", ErrInvalid, s, hrp, Prefix)
 	}
 	if len(data) != Len {
 		return Address{}, fmt.Errorf("%w %q: %d bytes, want %d", ErrInvalid, s, len(data), Len)

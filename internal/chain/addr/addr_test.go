@@ -1,9 +1,14 @@
 package addr
 
 import (
+	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 )
+
+// charset is bech32's alphabet, for corrupting a character on purpose.
+const charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 func TestBech32Vectors(t *testing.T) {
 	// Valid checksums from BIP-173.
@@ -67,4 +72,78 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("re-parse of %q: %v %v", a, b, err)
 		}
 	})
+}
+
+// TestKnownAddresses pins the encoding with vectors computed outside this
+// code (BIP-173's reference algorithm), so a change of library that altered
+// addresses would fail here rather than move accounts.
+func TestKnownAddresses(t *testing.T) {
+	var seq Address
+	for i := range seq {
+		seq[i] = byte(i)
+	}
+	for _, tc := range []struct {
+		name string
+		a    Address
+		want string
+	}{
+		{"bytes 0 to 19", seq, "agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j"},
+		{"bank module", Module("bank"), "agora1asa0arkdu2ndpgpwlhaklkh5qexyvs4dlacq5j"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.a.String(); got != tc.want {
+				t.Errorf("String() = %q, want %q", got, tc.want)
+			}
+			got, err := Parse(tc.want)
+			if err != nil || got != tc.a {
+				t.Errorf("Parse(%q) = %x, %v; want %x", tc.want, got, err, tc.a)
+			}
+		})
+	}
+	// BIP-173's all-symbols vector carries a 20-byte payload.
+	hrp, got, err := decode("abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw")
+	if want := "00443214c74254b635cf84653a56d7c675be77df"; err != nil || hrp != "abcdef" || hex.EncodeToString(got) != want {
+		t.Errorf("decode = %q, %x, %v; want \"abcdef\", %s", hrp, got, err, want)
+	}
+}
+
+// TestParseErrors checks what a user who mistypes an address is told: the
+// sentinel, the reason, and what to do.
+func TestParseErrors(t *testing.T) {
+	good := "agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j"
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"checksum", good[:len(good)-1] + "k",
+			`addr: invalid address "agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30k": bad checksum, a character is wrong, missing or swapped; copy the whole agora1… address again`},
+		{"truncated", good[:len(good)-3],
+			`addr: invalid address "agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt": bad checksum, a character is wrong, missing or swapped; copy the whole agora1… address again`},
+		{"not in the alphabet", "agora1bqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j",
+			`addr: invalid address "agora1bqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j": bad character 'b', bech32 has no b, i, o or 1 after the separator; copy the whole agora1… address again`},
+		{"mixed case", "Agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j",
+			`addr: invalid address "Agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j": mixed case; copy the whole agora1… address again`},
+		{"space", "agora1 qqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j",
+			`addr: invalid address "agora1 qqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j": bad character ' '; copy the whole agora1… address again`},
+		{"empty", "",
+			`addr: invalid address "": bad length 0, bech32 is 8 to 90 characters; copy the whole agora1… address again`},
+		{"no separator", "agoraqqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j",
+			`addr: invalid address "agoraqqqsyqcyq5rqwzqfpg9scrgwpugpzysnxdt30j": missing separator "1" before the 6-character checksum; copy the whole agora1… address again`},
+		// The same payload under a bech32m (BIP-350) checksum.
+		{"bech32m", "agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnn3ma2s",
+			`addr: invalid address "agora1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnn3ma2s": bech32m checksum, addresses use bech32; copy the whole agora1… address again`},
+		{"other chain", encode("cosmos", make([]byte, Len)),
+			`addr: invalid address "cosmos1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqnrql8a": prefix "cosmos", want "agora"; this is another chain's address`},
+		{"short payload", encode(Prefix, make([]byte, 10)),
+			`addr: invalid address "agora1qqqqqqqqqqqqqqqq5c7hm9": 10 bytes, want 20`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(tc.in)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse(%q) = %v, want ErrInvalid", tc.in, err)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("Parse(%q):\n got %s\nwant %s", tc.in, got, tc.want)
+			}
+		})
+	}
 }

@@ -2,118 +2,65 @@ package addr
 
 import (
 	"errors"
-	"strings"
+	"fmt"
+
+	"github.com/btcsuite/btcd/btcutil/bech32"
 )
 
-// This file implements bech32 (BIP-173) for fixed-size payloads.
-
-const charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-var gen = [5]uint32{0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3}
-
-func polymod(values []byte) uint32 {
-	chk := uint32(1)
-	for _, v := range values {
-		top := chk >> 25
-		chk = (chk&0x1ffffff)<<5 ^ uint32(v)
-		for i := 0; i < 5; i++ {
-			if (top>>uint(i))&1 == 1 {
-				chk ^= gen[i]
-			}
-		}
-	}
-	return chk
-}
-
-func hrpExpand(hrp string) []byte {
-	out := make([]byte, 0, len(hrp)*2+1)
-	for i := 0; i < len(hrp); i++ {
-		out = append(out, hrp[i]>>5)
-	}
-	out = append(out, 0)
-	for i := 0; i < len(hrp); i++ {
-		out = append(out, hrp[i]&31)
-	}
-	return out
-}
-
-// convertBits regroups a bit stream from groups of `from` bits to `to` bits.
-func convertBits(data []byte, from, to uint, pad bool) ([]byte, error) {
-	var acc uint32
-	var bits uint
-	maxv := uint32(1)<<to - 1
-	out := make([]byte, 0, len(data)*int(from)/int(to)+1)
-	for _, b := range data {
-		if uint32(b)>>from != 0 {
-			return nil, errors.New("invalid data range")
-		}
-		acc = acc<<from | uint32(b)
-		bits += from
-		for bits >= to {
-			bits -= to
-			out = append(out, byte(acc>>bits&maxv))
-		}
-	}
-	if pad {
-		if bits > 0 {
-			out = append(out, byte(acc<<(to-bits)&maxv))
-		}
-	} else if bits >= from || (acc<<(to-bits))&maxv != 0 {
-		return nil, errors.New("invalid padding")
-	}
-	return out, nil
-}
+// Bech32 (BIP-173) comes from btcutil, which CometBFT already brings into
+// the build. This file adapts it to fixed-size payloads and turns its
+// errors into reasons a person can act on: its checksum error spells out
+// the correct checksum, which would let a mistyped address be "fixed" into
+// someone else's.
 
 func encode(hrp string, payload []byte) string {
-	data, _ := convertBits(payload, 8, 5, true)
-	values := append(hrpExpand(hrp), data...)
-	values = append(values, 0, 0, 0, 0, 0, 0)
-	mod := polymod(values) ^ 1
-	var sb strings.Builder
-	sb.Grow(len(hrp) + 1 + len(data) + 6)
-	sb.WriteString(hrp)
-	sb.WriteByte('1')
-	for _, d := range data {
-		sb.WriteByte(charset[d])
+	s, err := bech32.EncodeFromBase256(hrp, payload)
+	if err != nil {
+		// Regrouping bytes into 5-bit groups always yields valid symbols.
+		panic("addr: bech32 encode: " + err.Error())
 	}
-	for i := 0; i < 6; i++ {
-		sb.WriteByte(charset[(mod>>uint(5*(5-i)))&31])
-	}
-	return sb.String()
+	return s
 }
 
 func decode(s string) (string, []byte, error) {
-	if len(s) < 8 || len(s) > 90 {
-		return "", nil, errors.New("bad length")
-	}
-	if strings.ToLower(s) != s && strings.ToUpper(s) != s {
-		return "", nil, errors.New("mixed case")
-	}
-	s = strings.ToLower(s)
-	pos := strings.LastIndexByte(s, '1')
-	if pos < 1 || pos+7 > len(s) {
-		return "", nil, errors.New("missing separator")
-	}
-	hrp := s[:pos]
-	for i := 0; i < len(hrp); i++ {
-		if hrp[i] < 33 || hrp[i] > 126 {
-			return "", nil, errors.New("bad prefix character")
-		}
-	}
-	data := make([]byte, 0, len(s)-pos-1)
-	for i := pos + 1; i < len(s); i++ {
-		d := strings.IndexByte(charset, s[i])
-		if d < 0 {
-			return "", nil, errors.New("bad character")
-		}
-		data = append(data, byte(d))
-	}
-	if polymod(append(hrpExpand(hrp), data...)) != 1 {
-		return "", nil, errors.New("bad checksum")
-	}
-	payload, err := convertBits(data[:len(data)-6], 5, 8, false)
+	hrp, data, version, err := bech32.DecodeGeneric(s)
 	if err != nil {
-		return "", nil, err
+		return "", nil, reason(err)
+	}
+	// DecodeGeneric also accepts bech32m (BIP-350) checksums; addresses have
+	// only ever been bech32, so one string must not have two checksums.
+	if version != bech32.Version0 {
+		return "", nil, errors.New("bech32m checksum, addresses use bech32")
+	}
+	payload, err := bech32.ConvertBits(data, 5, 8, false)
+	if err != nil {
+		return "", nil, errors.New("invalid padding")
 	}
 	return hrp, payload, nil
+}
+
+func reason(err error) error {
+	var (
+		length    bech32.ErrInvalidLength
+		char      bech32.ErrInvalidCharacter
+		separator bech32.ErrInvalidSeparatorIndex
+		nonset    bech32.ErrNonCharsetChar
+		checksum  bech32.ErrInvalidChecksum
+		mixed     bech32.ErrMixedCase
+	)
+	switch {
+	case errors.As(err, &length):
+		return fmt.Errorf("bad length %d, bech32 is 8 to 90 characters", int(length))
+	case errors.As(err, &char):
+		return fmt.Errorf("bad character %q", rune(char))
+	case errors.As(err, &separator):
+		return errors.New("missing separator \"1\" before the 6-character checksum")
+	case errors.As(err, &nonset):
+		return fmt.Errorf("bad character %q, bech32 has no b, i, o or 1 after the separator", rune(nonset))
+	case errors.As(err, &checksum):
+		return errors.New("bad checksum, a character is wrong, missing or swapped")
+	case errors.As(err, &mixed):
+		return errors.New("mixed case")
+	}
+	return err
 }
