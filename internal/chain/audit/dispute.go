@@ -2,12 +2,10 @@ package audit
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
@@ -15,6 +13,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/commit"
+	"github.com/agoranet/agora/internal/chain/committee"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
@@ -82,32 +82,10 @@ func Verifiers(kv store.Reader, min uint64) []addr.Address {
 	return out
 }
 
-// Draw picks n members from candidates, weighted by stake, without
-// replacement, from a seed derived from the block and the dispute.
+// Draw picks a committee of n from candidates by bonded stake (see
+// committee.Draw).
 func Draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr.Address {
-	pool := append([]addr.Address(nil), candidates...)
-	var out []addr.Address
-	for i := 0; i < n && len(pool) > 0; i++ {
-		var total uint64
-		for _, a := range pool {
-			total += staking.Bonded(kv, a)
-		}
-		h := sha256.Sum256(cat(seed, be(uint64(i))))
-		r := binary.BigEndian.Uint64(h[:8]) % max(total, 1)
-		pick := 0
-		for j, a := range pool {
-			w := staking.Bonded(kv, a)
-			if r < w {
-				pick = j
-				break
-			}
-			r -= w
-		}
-		out = append(out, pool[pick])
-		pool = append(pool[:pick], pool[pick+1:]...)
-	}
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i][:], out[j][:]) < 0 })
-	return out
+	return committee.Draw(candidates, func(a addr.Address) uint64 { return staking.Bonded(kv, a) }, n, seed)
 }
 
 // Challenge opens a dispute over an anchored receipt.
@@ -153,7 +131,7 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	d := &auditpb.Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
 		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond,
 		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: auditpb.DisputeStatus_DISPUTE_STATUS_OPEN}
-	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), cat(ctx.Seed, be(id))) {
+	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), committee.Seed(ctx.Seed, "audit", id)) {
 		d.Votes = append(d.Votes, &auditpb.Vote{Verifier: v.String()})
 	}
 	putDispute(ctx.KV, d)
@@ -213,7 +191,7 @@ func Reveal(ctx *module.Context, m *auditpb.MsgReveal) error {
 		return fmt.Errorf("audit: dispute %d took reveals until height %d: %w", d.Id, d.RevealUntil, codes.ErrInvalidRequest)
 	case len(v.ResponseHash) != 0:
 		return fmt.Errorf("audit: %s has already revealed on dispute %d: %w", ctx.Signer, d.Id, codes.ErrInvalidRequest)
-	case !bytes.Equal(auditpb.Commitment(m.ResponseHash, m.Salt, ctx.Signer.String()), v.Commitment):
+	case !commit.Opens(v.Commitment, auditpb.CommitmentDomain, m.ResponseHash, []byte(ctx.Signer.String()), m.Salt):
 		return fmt.Errorf("audit: the reveal does not match %s's commitment: %w", ctx.Signer, codes.ErrInvalidRequest)
 	}
 	v.ResponseHash = m.ResponseHash

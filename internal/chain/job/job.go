@@ -20,6 +20,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/committee"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
@@ -433,7 +434,7 @@ func dispute(ctx *module.Context, o *jobpb.Order, why string) error {
 	o.VoteCommitUntil = ctx.Height + max(ap.CommitBlocks, o.DeadlineBlocks)
 	o.VoteRevealUntil = o.VoteCommitUntil + ap.RevealBlocks
 	attrs := []module.Attr{module.Key("order_id", module.U64(o.Id))}
-	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), cat(ctx.Seed, []byte("job"), be(o.Id))) {
+	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), committee.Seed(ctx.Seed, "job", o.Id)) {
 		o.Votes = append(o.Votes, &jobpb.Vote{Verifier: v.String()})
 		attrs = append(attrs, module.Key("member", v.String()))
 	}

@@ -1,9 +1,8 @@
 package auditpb
 
 import (
-	"crypto/sha256"
-
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/commit"
 )
 
 // Escrow holds challengers' bonds while their disputes run.
@@ -15,16 +14,11 @@ func DefaultParams() *Params {
 		SlashBps: 1000, RewardBps: 5000, MissPenaltyBps: 50, VerifierMinStake: 100_000_000}
 }
 
-func cat(parts ...[]byte) []byte {
-	var out []byte
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
+// CommitmentDomain separates audit vote commitments from all others.
+const CommitmentDomain = "agora/audit/vote/v1"
 
-// Commitment is what a committee member commits to before revealing.
+// Commitment is what a committee member commits to before revealing: the
+// response it computed, bound to the member so nobody can replay it.
 func Commitment(responseHash, salt []byte, verifier string) []byte {
-	h := sha256.Sum256(cat(responseHash, salt, []byte(verifier)))
-	return h[:]
+	return commit.Hash(CommitmentDomain, responseHash, []byte(verifier), salt)
 }

@@ -2,11 +2,12 @@ package jobpb
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/commit"
 )
 
 // Name is the module's name and store prefix.
@@ -37,15 +38,11 @@ func cat(parts ...[]byte) []byte {
 // before revealing result: it binds the order and the committer, so a
 // commitment cannot be replayed by anyone else.
 func ResultCommitment(orderID uint64, committer string, r *Result, salt []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte("agora/job/result/v1"))
-	h.Write(be(orderID))
-	h.Write(be(uint64(len(committer))))
-	h.Write([]byte(committer))
-	h.Write(resultKey(r))
-	h.Write(salt)
-	return h.Sum(nil)
+	return commit.Hash(ResultCommitmentDomain, commit.U64(orderID), []byte(committer), resultKey(r), salt)
 }
+
+// ResultCommitmentDomain separates job result commitments from all others.
+const ResultCommitmentDomain = "agora/job/result/v1"
 
 // resultKey encodes what two results must share to agree.
 func resultKey(r *Result) []byte {

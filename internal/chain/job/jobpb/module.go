@@ -2,6 +2,7 @@ package jobpb
 
 import (
 	"fmt"
+
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
