@@ -20,7 +20,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/client"
-	"github.com/agoranet/agora/internal/worker"
+	"github.com/agoranet/agora/internal/jobrun"
 )
 
 func jobCmd() *cobra.Command {
@@ -64,7 +64,7 @@ func blobStores(ctx context.Context, c *client.Client, flag []string) ([]string,
 	if len(flag) > 0 {
 		return flag, nil
 	}
-	stores := worker.Mirrors(ctx, c)
+	stores := jobrun.Mirrors(ctx, c)
 	if len(stores) == 0 {
 		return nil, errors.New("no online provider to upload the module and input to; pass --store URL")
 	}

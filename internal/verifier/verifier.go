@@ -38,13 +38,13 @@ import (
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
+	"github.com/agoranet/agora/internal/jobrun"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/sandbox"
-	"github.com/agoranet/agora/internal/worker"
 )
 
 // Config configures a verifier.
@@ -417,7 +417,7 @@ func (s *Server) jobVotes(ctx context.Context, height int64) {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				res, _, err := worker.Execute(ctx, s.sb, s.hc, nil, worker.Mirrors(ctx, s.cfg.Chain), o)
+				res, _, err := jobrun.Execute(ctx, s.sb, s.hc, nil, jobrun.Mirrors(ctx, s.cfg.Chain), o)
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				delete(s.rerunning, o.Id)
@@ -432,7 +432,7 @@ func (s *Server) jobVotes(ctx context.Context, height int64) {
 		if res == nil {
 			continue
 		}
-		salt := worker.Salt(s.cfg.Key, o.Id)
+		salt := jobrun.Salt(s.cfg.Key, o.Id)
 		switch {
 		case len(mine.Commitment) == 0 && height < o.VoteCommitUntil:
 			s.cfg.Chain.Submit(ctx, s.key, "", &jobpb.MsgCommitVote{Verifier: me, OrderId: o.Id, Commitment: jobpb.ResultCommitment(o.Id, me, res, salt)})

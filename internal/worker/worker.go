@@ -1,7 +1,8 @@
 // Package worker is a provider's side of the batch compute market: it
 // bids on open orders it can run, runs the jobs it is leased in the
 // sandbox, stores their outputs, and commits then reveals the results on
-// chain. Verifiers use Execute to re-run disputed jobs the same way.
+// chain; it runs each job with jobrun, as verifiers re-running a
+// disputed job do.
 package worker
 
 import (
@@ -21,114 +22,11 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
-	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/jobrun"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/sandbox"
 )
-
-// MaxOutput is the most output a job may write.
-const MaxOutput = 64 << 20
-
-// Execute fetches an order's module and input, checks them against their
-// hashes and runs the module. It looks in store first (if not nil), then
-// at the order's URLs, then at the same content address on each of
-// mirrors (blob store base URLs: content addressing makes any copy as good
-// as the original); what it fetches it keeps in store, so it can serve
-// later lessees and verifiers. Every outcome of the job is a Result; an
-// error means this host could not finish (it timed out or ctx ended) and
-// must not report anything.
-func Execute(ctx context.Context, sb *sandbox.Sandbox, hc *http.Client, store *blob.Store, mirrors []string, o *jobpb.Order) (*jobpb.Result, []byte, error) {
-	fail := func(code jobpb.ResultCode) (*jobpb.Result, []byte, error) {
-		h := sha256.Sum256(nil)
-		return &jobpb.Result{Code: code, OutputHash: h[:]}, nil, nil
-	}
-	wasm, err := fetch(ctx, hc, store, mirrors, o.ModuleUrl, o.ModuleHash)
-	if err == nil {
-		var input []byte
-		if input, err = fetch(ctx, hc, store, mirrors, o.InputUrl, o.InputHash); err == nil {
-			res, err := sb.Run(ctx, wasm, input, sandbox.Limits{Fuel: o.Fuel, MemoryMiB: o.MemoryMib, MaxOutput: MaxOutput})
-			if err != nil {
-				return nil, nil, err
-			}
-			h := sha256.Sum256(res.Output)
-			return &jobpb.Result{Code: jobpb.ResultCode(res.Code), ExitCode: res.ExitCode, OutputHash: h[:], OutputSize: uint64(len(res.Output))}, res.Output, nil
-		}
-	}
-	switch {
-	case ctx.Err() != nil:
-		return nil, nil, ctx.Err()
-	case errors.Is(err, blob.ErrMismatch), errors.Is(err, blob.ErrTooLarge):
-		return fail(jobpb.ResultCode_RESULT_CODE_BAD_INPUT)
-	default:
-		return fail(jobpb.ResultCode_RESULT_CODE_UNAVAILABLE)
-	}
-}
-
-// fetch reads a blob from the local store, its URL or a mirror, retrying
-// a few times over a few seconds before calling it unavailable. A blob
-// that does not match its hash at the URL is bad input only if no mirror
-// has the right bytes either.
-func fetch(ctx context.Context, hc *http.Client, store *blob.Store, mirrors []string, url string, hash []byte) ([]byte, error) {
-	name := fmt.Sprintf("%x", hash)
-	if store != nil && store.Has(name) {
-		return store.Get(name)
-	}
-	urls := []string{url}
-	for _, m := range mirrors {
-		if u := strings.TrimSuffix(m, "/") + blob.Path + name; u != url {
-			urls = append(urls, u)
-		}
-	}
-	var err error
-	for attempt := 0; attempt < 4; attempt++ {
-		var b []byte
-		var errs []error
-		for _, u := range urls {
-			if b, err = blob.Fetch(ctx, hc, u, hash, blob.DefaultMax); err == nil {
-				if store != nil {
-					store.Put(b) // a cache: failing to keep it is not fatal
-				}
-				return b, nil
-			}
-			errs = append(errs, err)
-		}
-		if err = errs[0]; !errors.Is(err, blob.ErrUnavailable) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
-		}
-	}
-	return nil, err
-}
-
-// Mirrors lists the endpoints of the online providers, whose blob stores
-// may hold a job's module and input.
-func Mirrors(ctx context.Context, c *client.Client) []string {
-	r, err := client.Ask(ctx, c, providerpb.QueryProviders, &providerpb.QueryProvidersRequest{OnlineOnly: true})
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, p := range r.Providers {
-		out = append(out, p.Provider.Endpoint)
-	}
-	return out
-}
-
-// Salt is the salt key uses for its commitment on an order: secret (it
-// derives from the private key), and the same after a restart, so a
-// restarted worker can still reveal what it committed to.
-func Salt(key ed25519.PrivateKey, orderID uint64) []byte {
-	h := sha256.New()
-	h.Write([]byte("agora/job/salt/v1"))
-	h.Write(key.Seed())
-	fmt.Fprintf(h, "%d", orderID)
-	return h.Sum(nil)
-}
 
 // Config configures a worker.
 type Config struct {
@@ -290,7 +188,7 @@ func (w *Worker) tend(ctx context.Context, o *jobpb.Order) {
 		go func() { defer w.wg.Done(); w.run(ctx, o) }()
 	case out == nil:
 	case mine.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE && !out.committed:
-		c := jobpb.ResultCommitment(o.Id, w.me, out.res, Salt(w.cfg.Key, o.Id))
+		c := jobpb.ResultCommitment(o.Id, w.me, out.res, jobrun.Salt(w.cfg.Key, o.Id))
 		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgCommitResult{Provider: w.me, OrderId: o.Id, Commitment: c}); err != nil {
 			w.cfg.Logger.Warn("worker: commit failed", "order", o.Id, "err", err)
 			return
@@ -302,7 +200,7 @@ func (w *Worker) tend(ctx context.Context, o *jobpb.Order) {
 		if out.res.OutputSize > 0 || out.res.Code == jobpb.ResultCode_RESULT_CODE_OK {
 			url = strings.TrimSuffix(w.cfg.BaseURL, "/") + blob.Path + fmt.Sprintf("%x", out.res.OutputHash)
 		}
-		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgRevealResult{Provider: w.me, OrderId: o.Id, Result: out.res, Salt: Salt(w.cfg.Key, o.Id), OutputUrl: url}); err != nil {
+		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgRevealResult{Provider: w.me, OrderId: o.Id, Result: out.res, Salt: jobrun.Salt(w.cfg.Key, o.Id), OutputUrl: url}); err != nil {
 			w.cfg.Logger.Warn("worker: reveal failed", "order", o.Id, "err", err)
 			return
 		}
@@ -354,7 +252,7 @@ func (w *Worker) run(ctx context.Context, o *jobpb.Order) {
 	}
 	defer func() { <-w.slot }()
 	start := time.Now()
-	res, output, err := Execute(ctx, w.sb, w.hc, w.cfg.Store, Mirrors(ctx, w.cfg.Chain), o)
+	res, output, err := jobrun.Execute(ctx, w.sb, w.hc, w.cfg.Store, jobrun.Mirrors(ctx, w.cfg.Chain), o)
 	if err != nil {
 		w.cfg.Logger.Warn("worker: could not finish a job", "order", o.Id, "err", err)
 		return

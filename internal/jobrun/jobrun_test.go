@@ -1,16 +1,17 @@
-package worker_test
+package jobrun_test
 
 import (
 	"context"
 	"crypto/sha256"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/jobrun"
 	"github.com/agoranet/agora/internal/sandbox"
-	"github.com/agoranet/agora/internal/worker"
 )
 
 // TestExecuteBadInput: each kind of bad job ends in its defined result
@@ -57,7 +58,7 @@ func TestExecuteBadInput(t *testing.T) {
 	defer sb.Close(context.Background())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, _, err := worker.Execute(context.Background(), sb, srv.Client(), nil, nil, tt.o)
+			res, _, err := jobrun.Execute(context.Background(), sb, srv.Client(), nil, nil, tt.o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,4 +67,13 @@ func TestExecuteBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func read(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
