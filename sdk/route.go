@@ -93,11 +93,14 @@ func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Ans
 		}
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := a.http.Do(req)
-		if perr := Refused(resp, err); errors.Is(perr, ErrBudget) { // our limit, not the provider's fault
+		if perr := Refused(resp, err); perr != nil {
 			if resp != nil {
 				resp.Body.Close()
 			}
-			return route.Refused, perr
+			if errors.Is(perr, ErrBudget) { // our limit, not the provider's fault
+				return route.Refused, perr
+			}
+			return route.Failed, perr // a price we cannot pay, say: try another
 		}
 		out := route.Retryable(resp, err)
 		if err != nil {

@@ -27,6 +27,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,26 +137,32 @@ func (p *Payer) Channels() []uint64 {
 	return out
 }
 
-// refusedBody marks a 402 response that the payer chose not to pay.
-type refusedBody struct {
-	io.ReadCloser
-	err error
-}
+// RefusedHeader is set by the payer, never by a server (the payer drops a
+// server's), on a 402 it hands back unpaid: the reason, "budget: …" when
+// the budget or the agent's policy was it. A header survives the body
+// wrappers of http.Client and middleware.
+const RefusedHeader = "Agora-Payer-Refused"
 
 // Refused returns why the payer did not pay for a request, or nil: err
 // when the payer refused before sending (a known price over budget), or
-// the reason attached to the 402 response it handed back. Either wraps
-// ErrBudget when the budget or the agent's policy was the reason.
+// the reason it put on the 402 it handed back. The budget's and the
+// policy's refusals wrap ErrBudget; any other (no payment option the
+// budget can meet, the chain unreachable) is the request's failure.
 func Refused(resp *http.Response, err error) error {
 	if err != nil {
 		return err
 	}
-	if resp != nil {
-		if rb, ok := resp.Body.(*refusedBody); ok {
-			return rb.err
-		}
+	if resp == nil || resp.StatusCode != http.StatusPaymentRequired {
+		return nil
 	}
-	return nil
+	why := resp.Header.Get(RefusedHeader)
+	if why == "" {
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(why, "budget: "); ok {
+		return fmt.Errorf("%w: %s", ErrBudget, rest)
+	}
+	return errors.New("sdk: " + why)
 }
 
 // RoundTrip sends req; on a 402 it pays with a voucher and sends it again.
@@ -200,8 +207,12 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		resp, err = send("")
 	}
-	if err != nil || resp.StatusCode != http.StatusPaymentRequired {
-		return resp, err
+	if err != nil {
+		return nil, err
+	}
+	resp.Header.Del(RefusedHeader) // only we may say we refused
+	if resp.StatusCode != http.StatusPaymentRequired {
+		return resp, nil
 	}
 	for attempt := 0; attempt < 2 && resp.StatusCode == http.StatusPaymentRequired; attempt++ {
 		var pr x402.PaymentRequired
@@ -222,7 +233,11 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.mu.Unlock()
 		payment, key, unlock, err := p.pay(req.Context(), &pr)
 		if err != nil {
-			resp.Body = &refusedBody{ReadCloser: resp.Body, err: err}
+			why := err.Error()
+			if errors.Is(err, ErrBudget) {
+				why = "budget: " + strings.TrimPrefix(why, ErrBudget.Error()+": ")
+			}
+			resp.Header.Set(RefusedHeader, why)
 			return resp, nil
 		}
 		resp, err = send(payment)
@@ -231,6 +246,7 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		resp.Header.Del(RefusedHeader)
 	}
 	return resp, nil
 }

@@ -70,6 +70,9 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 				return err
 			}
 			defer resp.Body.Close()
+			if perr := sdk.Refused(resp, nil); perr != nil {
+				return fmt.Errorf("the server asked for payment and nothing was paid: %w", perr)
+			}
 			if include {
 				writeHead(cmd.OutOrStdout(), "", resp)
 				fmt.Fprintln(cmd.OutOrStdout())

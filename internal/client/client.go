@@ -410,7 +410,10 @@ func (c *Client) waitTx(ctx context.Context, hash [32]byte, done <-chan *abci.Tx
 			if err == nil {
 				return newResult(hash[:], r.Height, &r.Result)
 			}
-			if !strings.Contains(err.Error(), "not found") {
+			// Without an event stream the lookup is all we have; with one,
+			// a failed lookup (a node restarting, indexing lagging) is no
+			// reason to give up on a tx that may well commit.
+			if done == nil && !strings.Contains(err.Error(), "not found") {
 				return nil, err
 			}
 			t.Reset(poll)

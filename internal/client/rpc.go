@@ -161,6 +161,7 @@ type wsConn struct {
 	subs   map[string]chan Event
 	closed bool
 	err    error
+	gone   chan struct{} // closed when the connection ends
 }
 
 // subscribe opens (or reuses) the websocket and subscribes to query. The
@@ -192,6 +193,8 @@ func (r *rpc) subscribe(ctx context.Context, query string, buf int) (<-chan Even
 		select {
 		case <-ctx.Done():
 		case <-r.done:
+		case <-ws.gone:
+			return // the connection ended: read closed every channel
 		}
 		if ws.drop(id) {
 			ws.wmu.Lock()
@@ -233,7 +236,7 @@ func (r *rpc) wsConn(ctx context.Context) (*wsConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("websocket %s: %w", u, err)
 	}
-	ws := &wsConn{conn: conn, subs: map[string]chan Event{}}
+	ws := &wsConn{conn: conn, subs: map[string]chan Event{}, gone: make(chan struct{})}
 	r.ws = ws
 	go ws.read()
 	return ws, nil
@@ -252,6 +255,7 @@ func (ws *wsConn) read() {
 		}
 		ws.mu.Unlock()
 		ws.conn.Close()
+		close(ws.gone)
 	}()
 	for {
 		_, raw, err := ws.conn.ReadMessage()
@@ -262,12 +266,22 @@ func (ws *wsConn) read() {
 			return
 		}
 		var res rpcResponse
-		if json.Unmarshal(raw, &res) != nil || res.Error != nil || len(res.Result) < 3 {
-			continue // a subscribe confirmation ({}) or an error answer
+		if json.Unmarshal(raw, &res) != nil {
+			continue
 		}
 		var id string
 		if json.Unmarshal(res.ID, &id) != nil {
 			continue
+		}
+		if res.Error != nil {
+			// The node refused or cancelled the subscription (too many
+			// subscribers, a subscriber too slow): end it, so its owner
+			// sees the channel close and subscribes again or polls.
+			ws.drop(id)
+			continue
+		}
+		if len(res.Result) < 3 {
+			continue // a subscribe confirmation: {}
 		}
 		var body struct {
 			Query string              `json:"query"`

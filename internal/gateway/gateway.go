@@ -362,10 +362,15 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 	out.Header.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
 	start := time.Now()
 	resp, err := s.http.Do(out)
-	if errors.Is(sdk.Refused(resp, err), sdk.ErrBudget) { // the gateway's own spending cap: no provider's fault
-		if resp != nil {
-			resp.Body.Close()
+	if perr := sdk.Refused(resp, err); perr != nil && err == nil {
+		resp.Body.Close()
+		if !errors.Is(perr, sdk.ErrBudget) { // a price the gateway cannot pay: try another provider
+			s.metrics.errors.WithLabelValues(c.Operator).Inc()
+			return route.Failed, fmt.Errorf("%s: %w", c.Endpoint, perr)
 		}
+		err = perr
+	}
+	if errors.Is(err, sdk.ErrBudget) { // the gateway's own spending cap: no provider's fault
 		return route.Refused, openai.Errorf(http.StatusServiceUnavailable, "server_error", "gateway_budget", "the gateway has reached its spending cap; try later")
 	}
 	outcome := route.Retryable(resp, err)

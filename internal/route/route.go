@@ -180,29 +180,32 @@ func (r *Router) watch(ctx context.Context) <-chan struct{} {
 		"tm.event='Tx' AND provider_online.operator EXISTS",
 		"tm.event='Tx' AND register_service.operator EXISTS",
 	} {
-		ch, err := r.cfg.Chain.Subscribe(ctx, q, 16)
-		if err != nil {
-			r.log.Warn("route: cannot follow provider events; polling only", "query", q, "err", err)
-			continue
-		}
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case _, ok := <-ch:
-					if !ok {
-						return
-					}
-					select {
-					case out <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
+		go r.follow(ctx, q, out)
 	}
 	return out
+}
+
+// follow signals out on every event matching q until ctx ends. When the
+// node drops the subscription (a restart, a slow reader) it subscribes
+// again; meanwhile the periodic refresh keeps the candidates current.
+func (r *Router) follow(ctx context.Context, q string, out chan<- struct{}) {
+	for ctx.Err() == nil {
+		ch, err := r.cfg.Chain.Subscribe(ctx, q, 16)
+		if err != nil {
+			r.log.Warn("route: cannot follow provider events; polling until it can", "query", q, "err", err)
+		} else {
+			for range ch {
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 func (r *Router) probeOpen(ctx context.Context) {
