@@ -40,7 +40,7 @@ func facilitatorCmd() *cobra.Command {
 		},
 	}
 	start.Flags().StringVar(&keyName, "key", "", "key that submits settlements and pays their fees (required)")
-	start.Flags().StringVar(&listen, "listen", "127.0.0.1:8402", "address to serve on")
+	start.Flags().StringVar(&listen, "listen", facilitator.DefaultConfig().Listen, "address to serve on")
 	_ = start.MarkFlagRequired("key")
 	cmd.AddCommand(withConfig(start))
 	return cmd

@@ -57,9 +57,10 @@ func gatewayCmd() *cobra.Command {
 	}
 	f := start.Flags()
 	f.StringVar(&keyName, "key", "", "key that pays providers and signs the gateway's receipts (required)")
-	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
-	f.StringVar(&spend, "spend", "100000000000uusdc", "the most the gateway commits to providers, and its denom")
-	f.StringVar(&deposit, "deposit", "1000000uusdc", "deposit of each channel to a provider")
+	def := gateway.DefaultConfig()
+	f.StringVar(&listen, "listen", def.Listen, "address to serve on")
+	f.StringVar(&spend, "spend", coin.String(coin.New(def.Denom, def.Spend)), "the most the gateway commits to providers, and its denom")
+	f.StringVar(&deposit, "deposit", coin.String(coin.New(def.Denom, def.Deposit)), "deposit of each channel to a provider")
 	_ = start.MarkFlagRequired("key")
 
 	var credit string

@@ -32,7 +32,7 @@ func verifierCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--bond: %w", err)
 			}
-			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, Key: k.Private, Chain: c, SampleRate: rate, Bond: b.Amount, Logger: logger()})
+			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, Key: k.Private, Chain: c, SampleRate: rate, Bond: b.Amount, Poll: verifier.DefaultConfig().Poll, Logger: logger()})
 			if err != nil {
 				return err
 			}
@@ -45,9 +45,10 @@ func verifierCmd() *cobra.Command {
 	}
 	f := start.Flags()
 	f.StringVar(&keyName, "key", "", "the verifier's key (required)")
-	f.StringVar(&listen, "listen", "127.0.0.1:8403", "address of the audit feed")
-	f.Float64Var(&rate, "sample-rate", 0.05, "fraction p of posted answers re-executed")
-	f.StringVar(&bond, "bond", "100000000uagr", "stake to bond if less is bonded")
+	def := verifier.DefaultConfig()
+	f.StringVar(&listen, "listen", def.Listen, "address of the audit feed")
+	f.Float64Var(&rate, "sample-rate", def.SampleRate, "fraction p of posted answers re-executed")
+	f.StringVar(&bond, "bond", coin.String(coin.New(coin.Native, def.Bond)), "stake to bond if less is bonded")
 	_ = start.MarkFlagRequired("key")
 	cmd.AddCommand(withConfig(start))
 	return cmd

@@ -27,11 +27,25 @@ import (
 
 // Config configures a facilitator.
 type Config struct {
-	Listen  string
-	Key     ed25519.PrivateKey // submits exact settlements and pays their fees
+	// Listen is the TCP address to serve on.
+	Listen string
+	// Key submits exact settlements and pays their fees.
+	Key     ed25519.PrivateKey
 	Chain   *client.Client
 	ChainID string
-	Logger  *slog.Logger
+	// Logger receives the daemon's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a facilitator's defaults.
+func DefaultConfig() Config { return Config{Listen: "127.0.0.1:8402"} }
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if len(c.Key) != ed25519.PrivateKeySize || c.Chain == nil || c.ChainID == "" {
+		return errors.New("facilitator: need a key, a chain client and a chain-id")
+	}
+	return nil
 }
 
 // Server is a running facilitator.
@@ -43,8 +57,11 @@ type Server struct {
 
 // Start listens and serves until Shutdown.
 func Start(cfg Config) (*Server, error) {
-	if len(cfg.Key) != ed25519.PrivateKeySize || cfg.Chain == nil || cfg.ChainID == "" {
-		return nil, errors.New("facilitator: need a key, a chain client and a chain-id")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultConfig().Listen
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/openai"
@@ -62,6 +63,47 @@ type Config struct {
 	PaymentsLog string
 	Route       route.Config
 	Logger      *slog.Logger
+}
+
+// DefaultConfig returns a gateway's defaults: it bills and pays in uusdc,
+// commits at most 100,000 USDC to providers, locks 1 USDC per channel and
+// gives one attempt at one provider 30 s.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8080", Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Timeout: 30 * time.Second, Route: route.DefaultConfig()}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Key) != ed25519.PrivateKeySize:
+		return errors.New("gateway: no key")
+	case c.Chain == nil || c.ChainID == "" || c.NodeURL == "":
+		return errors.New("gateway: need a chain client, its chain-id and its node URL")
+	case c.KeysPath == "":
+		return errors.New("gateway: no API key ledger path")
+	case !coin.ValidDenom(c.Denom):
+		return fmt.Errorf("gateway: bad denom %q", c.Denom)
+	case c.Deposit == 0 || c.Deposit > c.Spend:
+		return fmt.Errorf("gateway: a channel deposit of %d must be positive and within the spending cap of %d", c.Deposit, c.Spend)
+	case c.Timeout < 0:
+		return errors.New("gateway: negative timeout")
+	}
+	return nil
+}
+
+// withDefaults fills what a config leaves zero, in one place.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	return c
 }
 
 // Server is a running gateway.
@@ -130,11 +172,9 @@ func (s *Server) postSamples() {
 
 // Start routes requests until Shutdown.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	keys, err := OpenKeys(cfg.KeysPath)
 	if err != nil {

@@ -57,10 +57,30 @@ type Config struct {
 	SampleRate float64
 	// Bond is the stake bonded at start if less is bonded.
 	Bond uint64
+	// Poll is how often the chain is read for disputes and job votes.
 	Poll time.Duration
 	// Sandbox re-runs disputed batch jobs; nil makes one.
 	Sandbox *sandbox.Sandbox
 	Logger  *slog.Logger
+}
+
+// DefaultConfig returns a verifier's defaults: it re-executes 5% of the
+// answers posted to it, bonds 100 AGR and reads the chain every 200 ms.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8403", SampleRate: 0.05, Bond: 100_000_000, Poll: 200 * time.Millisecond}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Key) != ed25519.PrivateKeySize || c.Chain == nil:
+		return errors.New("verifier: need a key and a chain client")
+	case c.SampleRate < 0 || c.SampleRate > 1:
+		return fmt.Errorf("verifier: sample rate %v is not a fraction between 0 and 1", c.SampleRate)
+	case c.Poll < 0:
+		return errors.New("verifier: negative poll interval")
+	}
+	return nil
 }
 
 // Sample is an answer shown to the verifier.
@@ -96,11 +116,14 @@ type Server struct {
 
 // Start registers the verifier on chain and starts auditing.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Poll == 0 {
-		cfg.Poll = 200 * time.Millisecond
+		cfg.Poll = DefaultConfig().Poll
 	}
 	chainID, err := cfg.Chain.ChainID(ctx)
 	if err != nil {
