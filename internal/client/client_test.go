@@ -1,0 +1,90 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
+	"github.com/agoranet/agora/internal/e2e"
+)
+
+// TestClient exercises the hand-written RPC client against a real node:
+// status and headers, typed queries and their errors, a submit whose id
+// comes back in the typed response, waiting for a tx already committed,
+// and a wait that ends with its context.
+func TestClient(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 0 })
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	st, err := c.Status(ctx)
+	if err != nil || st.ChainID != "agora-devnet-1" || st.Height < 1 || len(st.AppHash) != 32 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	h, err := c.Header(ctx, st.Height)
+	if err != nil || h.Height != st.Height || len(h.AppHash) != 32 {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+
+	alice, _ := d.Keyring.Get("alice")
+	bob, _ := d.Keyring.Get("bob")
+	bal, err := client.Ask(ctx, c, bankpb.QueryBalance, &bankpb.QueryBalanceRequest{Address: alice.Address().String()})
+	if err != nil || bal.Address != alice.Address().String() || len(bal.Balances) == 0 {
+		t.Fatalf("balance %v, %v", bal, err)
+	}
+	if _, err := client.Ask(ctx, c, bankpb.QueryBalance, &bankpb.QueryBalanceRequest{Address: "nope"}); !errors.Is(err, codes.ErrInvalidAddress) {
+		t.Errorf("balance of a bad address: err %v, want ErrInvalidAddress", err)
+	}
+	if _, err := client.Ask(ctx, c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: 999_999}); !errors.Is(err, codes.ErrNotFound) {
+		t.Errorf("a missing channel: err %v, want ErrNotFound", err)
+	}
+
+	res, err := c.Submit(ctx, alice, "", &channelpb.MsgOpenChannel{Payer: alice.Address().String(), Payee: bob.Address().String(),
+		Deposit: coin.New(coin.Stable, 1000), ExpiresAt: st.Height + 1000, PayerKey: alice.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened channelpb.MsgOpenChannelResponse
+	if err := res.Response(0, &opened); err != nil || opened.ChannelId == 0 {
+		t.Fatalf("typed response %v, %v", &opened, err)
+	}
+	var wrong bankpb.QueryNonceResponse
+	if err := res.Response(0, &wrong); err == nil {
+		t.Error("decoding a response as the wrong type succeeded")
+	}
+	ch, err := client.Ask(ctx, c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: opened.ChannelId})
+	if err != nil || ch.Payer != alice.Address().String() || ch.Deposit != 1000 {
+		t.Fatalf("the opened channel: %v, %v", ch, err)
+	}
+
+	// A tx committed before the wait began is found at once.
+	hash, _ := hex.DecodeString(res.Hash)
+	again, err := c.WaitTx(ctx, hash)
+	if err != nil || again.Height != res.Height || len(again.Responses) != 1 {
+		t.Fatalf("WaitTx of a committed tx: %+v, %v", again, err)
+	}
+	info, err := c.Tx(ctx, hash)
+	if err != nil || info.Height != res.Height || !bytes.Equal(info.Hash, hash) || len(info.Raw) == 0 {
+		t.Fatalf("Tx: %+v, %v", info, err)
+	}
+	// One never sent: the wait ends with its context.
+	short, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	if _, err := c.WaitTx(short, make([]byte, 32)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitTx of an unknown tx: err %v, want the deadline", err)
+	}
+}
