@@ -428,6 +428,10 @@ type txWatch struct {
 	mu      sync.Mutex // guards the fields below
 	waiters map[[32]byte][]chan *abci.TxResult
 	live    bool
+	// failedAt is when subscribing last failed: waits poll, without
+	// dialing again, for a few seconds after, so a node without a usable
+	// websocket does not cost every Submit a dial.
+	failedAt time.Time
 }
 
 // watchTx returns a channel that receives the tx's result when its event
@@ -443,9 +447,13 @@ func (c *Client) watchTx(hash [32]byte) (<-chan *abci.TxResult, func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.live {
+		if time.Since(w.failedAt) < 5*time.Second {
+			return nil, func() {}
+		}
 		// Lives until Close; the dial has its own handshake timeout.
 		sub, err := c.rpc.subscribe(context.Background(), "tm.event='Tx'", 256)
 		if err != nil {
+			w.failedAt = time.Now()
 			return nil, func() {}
 		}
 		w.live = true
