@@ -93,7 +93,7 @@ func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Ans
 		}
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := a.http.Do(req)
-		if perr := Refused(resp, err); perr != nil {
+		if perr := Refused(resp, err); perr != nil && (err == nil || errors.Is(err, ErrBudget)) {
 			if resp != nil {
 				resp.Body.Close()
 			}
