@@ -97,6 +97,20 @@ func queryAddr[Req, Resp proto.Message](cmd *cobra.Command, q module.Query[Req, 
 // same rules (their structs tag 64-bit fields ",string").
 var jsonOptions = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 
+// protoJSON encodes m in the CLI's convention, on one line: protojson
+// varies its spacing on purpose, so it is compacted.
+func protoJSON(m proto.Message) ([]byte, error) {
+	b, err := jsonOptions.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // emit prints v, a proto message or a struct, as one line of JSON with
 // --output json, else runs text.
 func emit(w io.Writer, v any, text func(w io.Writer)) error {
@@ -107,16 +121,9 @@ func emit(w io.Writer, v any, text func(w io.Writer)) error {
 	var b []byte
 	var err error
 	if m, ok := v.(proto.Message); ok {
-		if b, err = jsonOptions.Marshal(m); err != nil {
+		if b, err = protoJSON(m); err != nil {
 			return err
 		}
-		// protojson varies its spacing on purpose; compact it so the
-		// output is one stable line.
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, b); err != nil {
-			return err
-		}
-		b = buf.Bytes()
 	} else if b, err = json.Marshal(v); err != nil {
 		return err
 	}

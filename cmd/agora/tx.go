@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -160,13 +159,11 @@ func submit(cmd *cobra.Command, keyName string, build func(from addr.Address) mo
 		if err != nil {
 			return fmt.Errorf("tx %s committed at height %d, but its response %s does not decode: %w", res.Hash, res.Height, a.TypeUrl, err)
 		}
-		b, err := jsonOptions.Marshal(m)
+		b, err := protoJSON(m)
 		if err != nil {
 			return err
 		}
-		var buf bytes.Buffer
-		_ = json.Compact(&buf, b)
-		out.Responses = append(out.Responses, buf.Bytes())
+		out.Responses = append(out.Responses, b)
 		m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 			lines = append(lines, fmt.Sprintf("  %s %v", fd.Name(), v.Interface()))
 			return true
