@@ -38,8 +38,17 @@ func policyFlags(cmd *cobra.Command) func() *agentpb.Policy {
 	}
 }
 
-func agentCmd() *cobra.Command {
+func agentCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "agent", Short: "Agent accounts whose spending the chain limits"}
+	cmd.AddCommand(agentCreateCmd(g), agentPolicyCmd(g),
+		agentOwnerCmd(g, "freeze", "Stop the agent from spending until unfrozen", func(o, a string) module.Msg { return &agentpb.MsgFreezeAgent{Owner: o, Agent: a} }),
+		agentOwnerCmd(g, "unfreeze", "Let a frozen agent spend again", func(o, a string) module.Msg { return &agentpb.MsgUnfreezeAgent{Owner: o, Agent: a} }),
+		agentOwnerCmd(g, "revoke", "End the agent for good and sweep its funds to the owner", func(o, a string) module.Msg { return &agentpb.MsgRevokeAgent{Owner: o, Agent: a} }),
+		agentShowCmd(g))
+	return cmd
+}
+
+func agentCreateCmd(g *globals) *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create OWNER_KEY AGENT_KEY [policy flags]",
 		Short: "Make AGENT_KEY (a keyring key) an agent of OWNER_KEY with a spending policy",
@@ -47,11 +56,11 @@ func agentCmd() *cobra.Command {
 	}
 	createPolicy := policyFlags(create)
 	create.RunE = func(cmd *cobra.Command, args []string) error {
-		ak, err := keys().Get(args[1])
+		ak, err := g.keys().Get(args[1])
 		if err != nil {
 			return err
 		}
-		c, err := dial()
+		c, err := g.dial()
 		if err != nil {
 			return err
 		}
@@ -59,45 +68,38 @@ func agentCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return submit(cmd, args[0], func(owner addr.Address) module.Msg {
+		return g.submit(cmd, args[0], func(owner addr.Address) module.Msg {
 			return &agentpb.MsgCreateAgent{Owner: owner.String(), AgentKey: ak.Public(),
 				Consent: ed25519.Sign(ak.Private, agentpb.ConsentBytes(chainID, owner.String())), Policy: createPolicy()}
 		})
 	}
+	return create
+}
+
+func agentPolicyCmd(g *globals) *cobra.Command {
 	policy := &cobra.Command{Use: "policy OWNER_KEY AGENT_ADDR [policy flags]", Short: "Replace an agent's policy", Args: cobra.ExactArgs(2)}
 	newPolicy := policyFlags(policy)
 	policy.RunE = func(cmd *cobra.Command, args []string) error {
-		a, err := parseAddr(args[1])
+		a, err := g.parseAddr(args[1])
 		if err != nil {
 			return err
 		}
-		return submit(cmd, args[0], func(owner addr.Address) module.Msg {
+		return g.submit(cmd, args[0], func(owner addr.Address) module.Msg {
 			return &agentpb.MsgSetPolicy{Owner: owner.String(), Agent: a.String(), Policy: newPolicy()}
 		})
 	}
-	ownerCmd := func(use, short string, build func(owner, agent string) module.Msg) *cobra.Command {
-		return &cobra.Command{
-			Use: use + " OWNER_KEY AGENT_ADDR", Short: short, Args: cobra.ExactArgs(2),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				a, err := parseAddr(args[1])
-				if err != nil {
-					return err
-				}
-				return submit(cmd, args[0], func(owner addr.Address) module.Msg { return build(owner.String(), a.String()) })
-			},
-		}
-	}
-	freeze := ownerCmd("freeze", "Stop the agent from spending until unfrozen", func(o, a string) module.Msg { return &agentpb.MsgFreezeAgent{Owner: o, Agent: a} })
-	unfreeze := ownerCmd("unfreeze", "Let a frozen agent spend again", func(o, a string) module.Msg { return &agentpb.MsgUnfreezeAgent{Owner: o, Agent: a} })
-	revoke := ownerCmd("revoke", "End the agent for good and sweep its funds to the owner", func(o, a string) module.Msg { return &agentpb.MsgRevokeAgent{Owner: o, Agent: a} })
+	return policy
+}
+
+func agentShowCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ADDR", Short: "An agent's policy, spending and what remains", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := queryAddr(cmd, agentpb.QueryAgent, args[0])
+			r, err := queryAddr(g, cmd, agentpb.QueryAgent, args[0])
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				ag, p := r.Agent, r.Agent.Policy
 				lim := func(n uint64) string {
 					if n == 0 || n == ^uint64(0) {
@@ -111,6 +113,19 @@ func agentCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, policy, freeze, unfreeze, revoke, show)
-	return cmd
+	return show
+}
+
+// agentOwnerCmd is a command by which an owner acts on its agent.
+func agentOwnerCmd(g *globals, use, short string, build func(owner, agent string) module.Msg) *cobra.Command {
+	return &cobra.Command{
+		Use: use + " OWNER_KEY AGENT_ADDR", Short: short, Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.parseAddr(args[1])
+			if err != nil {
+				return err
+			}
+			return g.submit(cmd, args[0], func(owner addr.Address) module.Msg { return build(owner.String(), a.String()) })
+		},
+	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/agoranet/agora/internal/devnet"
 )
 
-func devnetCmd() *cobra.Command {
+func devnetCmd(g *globals) *cobra.Command {
 	cfg := devnet.DefaultConfig("")
 	var free bool
 	cmd := &cobra.Command{

@@ -10,17 +10,17 @@ import (
 	"github.com/agoranet/agora/internal/facilitator"
 )
 
-func facilitatorCmd() *cobra.Command {
+func facilitatorCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "facilitator", Short: "An x402 facilitator: /verify, /settle, /supported"}
 	var keyName, listen string
 	start := &cobra.Command{
 		Use: "start --key NAME [--listen ADDR]", Short: "Verify and settle x402 payments for servers that do not talk to the chain", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := keys().Get(keyName)
+			k, err := g.keys().Get(keyName)
 			if err != nil {
 				return err
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/agoranet/agora/internal/route"
 )
 
-func gatewayCmd() *cobra.Command {
+func gatewayCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "gateway", Short: "One OpenAI-compatible endpoint over many providers"}
 	var keyName, listen, spend, deposit string
 	start := &cobra.Command{
@@ -22,11 +22,11 @@ func gatewayCmd() *cobra.Command {
 		Short: "Route, fail over, pay providers and bill API keys until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := keys().Get(keyName)
+			k, err := g.keys().Get(keyName)
 			if err != nil {
 				return err
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ func gatewayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), map[string]string{"key": key, "id": id, "credit": coin.String(c)}, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), map[string]string{"key": key, "id": id, "credit": coin.String(c)}, func(w io.Writer) {
 				fmt.Fprintf(w, "API key %s (id %s) with %s; use it as 'Authorization: Bearer %s'. It is shown once.\n", key, id, coin.String(c), key)
 			})
 		},

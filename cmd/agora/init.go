@@ -13,7 +13,7 @@ import (
 	"github.com/agoranet/agora/internal/node"
 )
 
-func initCmd() *cobra.Command {
+func initCmd(g *globals) *cobra.Command {
 	var chainID, moniker string
 	cmd := &cobra.Command{
 		Use:   "init --chain-id ID",
@@ -34,9 +34,9 @@ uagr and is the issuer of uusdc. Start the node with 'agora start'.`,
 			if err != nil {
 				return err
 			}
-			op, err := keys().Get("operator")
+			op, err := g.keys().Get("operator")
 			if errors.Is(err, keyring.ErrNotFound) {
-				op, err = keys().Add("operator")
+				op, err = g.keys().Add("operator")
 			}
 			if err != nil {
 				return err

@@ -23,9 +23,9 @@ import (
 	"github.com/agoranet/agora/internal/jobrun"
 )
 
-func jobCmd() *cobra.Command {
+func jobCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "job", Short: "Batch compute: order WebAssembly jobs, follow them, fetch their results"}
-	cmd.AddCommand(jobSubmitCmd(), jobStatusCmd(), jobResultCmd(), jobListCmd(), jobCancelCmd())
+	cmd.AddCommand(jobSubmitCmd(g), jobStatusCmd(g), jobResultCmd(g), jobListCmd(g), jobCancelCmd(g))
 	return cmd
 }
 
@@ -46,12 +46,12 @@ func getOrder(ctx context.Context, c *client.Client, id uint64) (*jobpb.Order, e
 }
 
 // loadOrder reads the order whose id is written as arg.
-func loadOrder(cmd *cobra.Command, arg string) (*jobpb.Order, error) {
+func (g *globals) loadOrder(cmd *cobra.Command, arg string) (*jobpb.Order, error) {
 	id, err := orderID(arg)
 	if err != nil {
 		return nil, err
 	}
-	c, err := dial()
+	c, err := g.dial()
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func blobStores(ctx context.Context, c *client.Client, flag []string) ([]string,
 	return stores[:min(3, len(stores))], nil
 }
 
-func jobSubmitCmd() *cobra.Command {
+func jobSubmitCmd(g *globals) *cobra.Command {
 	var input, maxPrice, from, out string
 	var stores []string
 	var redundancy, memory uint32
@@ -104,11 +104,11 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			if err != nil {
 				return err
 			}
-			k, err := keys().Get(from)
+			k, err := g.keys().Get(from)
 			if err != nil {
 				return err
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -117,17 +117,9 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			if err != nil {
 				return err
 			}
-			// The order names the first copy; lessees find the others
-			// by the same content address.
-			hc := &http.Client{Timeout: time.Minute}
-			var moduleURL, inputURL string
-			for i := len(bases) - 1; i >= 0; i-- {
-				if moduleURL, err = blob.Upload(ctx, hc, bases[i], wasm); err != nil {
-					return err
-				}
-				if inputURL, err = blob.Upload(ctx, hc, bases[i], in); err != nil {
-					return err
-				}
+			moduleURL, inputURL, err := uploadJob(ctx, bases, wasm, in)
+			if err != nil {
+				return err
 			}
 			mh, ih := sha256.Sum256(wasm), sha256.Sum256(in)
 			res, err := c.Submit(ctx, k, "job", &jobpb.MsgCreateOrder{Tenant: k.Address().String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
@@ -143,35 +135,13 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			id := created.OrderId
 			w := cmd.OutOrStdout()
 			if !wait {
-				return emit(w, map[string]any{"order_id": strconv.FormatUint(id, 10), "height": strconv.FormatInt(res.Height, 10)}, func(w io.Writer) {
+				return g.emit(w, map[string]any{"order_id": strconv.FormatUint(id, 10), "height": strconv.FormatInt(res.Height, 10)}, func(w io.Writer) {
 					fmt.Fprintf(w, "order %d placed at height %d; follow it with: agora job status %d\n", id, res.Height, id)
 				})
 			}
-			if g.output == "text" {
-				fmt.Fprintf(w, "order %d placed at height %d\n", id, res.Height)
-			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			o, err := follow(ctx, c, id, func(o *jobpb.Order) {
-				if g.output == "text" {
-					fmt.Fprintf(w, "  %s\n", strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")))
-				}
-			})
-			if err != nil {
-				return err
-			}
-			if o.Status == jobpb.OrderStatus_ORDER_STATUS_COMPLETED && out != "" {
-				if err := fetchResult(ctx, o, out); err != nil {
-					return err
-				}
-			}
-			if err := printOrder(w, o); err != nil {
-				return err
-			}
-			if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED {
-				return fmt.Errorf("order %d %s: %s", o.Id, strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")), o.Reason)
-			}
-			return nil
+			return g.waitOrder(ctx, w, c, id, res.Height, out)
 		},
 	}
 	f := cmd.Flags()
@@ -188,6 +158,51 @@ With --wait it follows the order to its end and writes the result to --out.`,
 	f.StringVar(&out, "out", "", "with --wait: write the result here (- for stdout)")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to follow the order")
 	return cmd
+}
+
+// uploadJob puts the module and its input on every blob store and returns
+// the first store's URLs: the order names the first copy, and lessees find
+// the others by the same content address.
+func uploadJob(ctx context.Context, bases []string, wasm, in []byte) (moduleURL, inputURL string, err error) {
+	hc := &http.Client{Timeout: time.Minute}
+	for i := len(bases) - 1; i >= 0; i-- {
+		if moduleURL, err = blob.Upload(ctx, hc, bases[i], wasm); err != nil {
+			return "", "", err
+		}
+		if inputURL, err = blob.Upload(ctx, hc, bases[i], in); err != nil {
+			return "", "", err
+		}
+	}
+	return moduleURL, inputURL, nil
+}
+
+// waitOrder follows order id to its end, printing each status in text
+// output, writes a completed order's result to out ("" for nowhere), and
+// fails unless the order completed.
+func (g *globals) waitOrder(ctx context.Context, w io.Writer, c *client.Client, id uint64, height int64, out string) error {
+	if g.output == "text" {
+		fmt.Fprintf(w, "order %d placed at height %d\n", id, height)
+	}
+	o, err := follow(ctx, c, id, func(o *jobpb.Order) {
+		if g.output == "text" {
+			fmt.Fprintf(w, "  %s\n", strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if o.Status == jobpb.OrderStatus_ORDER_STATUS_COMPLETED && out != "" {
+		if err := fetchResult(ctx, o, out); err != nil {
+			return err
+		}
+	}
+	if err := g.printOrder(w, o); err != nil {
+		return err
+	}
+	if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED {
+		return fmt.Errorf("order %d %s: %s", o.Id, strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")), o.Reason)
+	}
+	return nil
 }
 
 // follow polls an order until it ends, calling progress on each new status.
@@ -242,8 +257,8 @@ func fetchResult(ctx context.Context, o *jobpb.Order, out string) error {
 	return fmt.Errorf("order %d: no lessee served the result: %w", o.Id, errors.Join(errs...))
 }
 
-func printOrder(w io.Writer, o *jobpb.Order) error {
-	return emit(w, o, func(w io.Writer) {
+func (g *globals) printOrder(w io.Writer, o *jobpb.Order) error {
+	return g.emit(w, o, func(w io.Writer) {
 		name := func(s fmt.Stringer, prefix string) string {
 			return strings.ToLower(strings.TrimPrefix(s.String(), prefix))
 		}
@@ -281,25 +296,25 @@ func printOrder(w io.Writer, o *jobpb.Order) error {
 	})
 }
 
-func jobStatusCmd() *cobra.Command {
+func jobStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "status ID", Short: "An order's state: bids, leases, votes, result and escrow", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := loadOrder(cmd, args[0])
+			o, err := g.loadOrder(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			return printOrder(cmd.OutOrStdout(), o)
+			return g.printOrder(cmd.OutOrStdout(), o)
 		},
 	}
 }
 
-func jobResultCmd() *cobra.Command {
+func jobResultCmd(g *globals) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use: "result ID --out FILE", Short: "Download a completed order's result, checked against its agreed hash", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := loadOrder(cmd, args[0])
+			o, err := g.loadOrder(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -313,7 +328,7 @@ func jobResultCmd() *cobra.Command {
 	return cmd
 }
 
-func jobListCmd() *cobra.Command {
+func jobListCmd(g *globals) *cobra.Command {
 	var tenant string
 	var open bool
 	cmd := &cobra.Command{
@@ -321,13 +336,13 @@ func jobListCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &jobpb.QueryOrdersRequest{OpenOnly: open}
 			if tenant != "" {
-				a, err := parseAddr(tenant)
+				a, err := g.parseAddr(tenant)
 				if err != nil {
 					return err
 				}
 				req.Tenant = a.String()
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -335,7 +350,7 @@ func jobListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				if len(r.Orders) == 0 {
 					fmt.Fprintln(w, "no orders")
 					return
@@ -353,7 +368,7 @@ func jobListCmd() *cobra.Command {
 	return cmd
 }
 
-func jobCancelCmd() *cobra.Command {
+func jobCancelCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "cancel TENANT_KEY ID", Short: "Withdraw an order still in its first bidding; the escrow comes back", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -361,7 +376,7 @@ func jobCancelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+			return g.submit(cmd, args[0], func(from addr.Address) module.Msg {
 				return &jobpb.MsgCancelOrder{Tenant: from.String(), OrderId: id}
 			})
 		},

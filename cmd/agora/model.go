@@ -10,8 +10,13 @@ import (
 	"github.com/agoranet/agora/internal/model"
 )
 
-func modelCmd() *cobra.Command {
+func modelCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Built-in models: list, inspect, train"}
+	cmd.AddCommand(modelListCmd(g), modelShowCmd(g), modelTrainCmd(g))
+	return cmd
+}
+
+func modelListCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "The built-in models and their ids", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -19,7 +24,7 @@ func modelCmd() *cobra.Command {
 			for _, m := range model.Builtin() {
 				out = append(out, m.Manifest)
 			}
-			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				table(w, "NAME\tID\tARCHITECTURE\tPARAMETERS\tLICENSE", func(tw io.Writer) {
 					for _, m := range out {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", m.Name, m.ID, m.Architecture, m.Parameters, m.License)
@@ -28,6 +33,10 @@ func modelCmd() *cobra.Command {
 			})
 		},
 	}
+	return list
+}
+
+func modelShowCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use: "show NAME|FILE", Short: "A model's manifest (works on your own weights files)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -36,9 +45,13 @@ func modelCmd() *cobra.Command {
 				return err
 			}
 			g.output = "json"
-			return emit(cmd.OutOrStdout(), m.Manifest, nil)
+			return g.emit(cmd.OutOrStdout(), m.Manifest, nil)
 		},
 	}
+	return show
+}
+
+func modelTrainCmd(g *globals) *cobra.Command {
 	var out, corpus string
 	var steps int
 	train := &cobra.Command{
@@ -85,6 +98,5 @@ float64. tiny-lm takes several minutes on one core.`,
 	train.Flags().StringVar(&out, "out", "model.agw", "weights file to write")
 	train.Flags().StringVar(&corpus, "corpus", "", "training text for tiny-lm")
 	train.Flags().IntVar(&steps, "steps", 0, "training steps for tiny-lm (0: the default)")
-	cmd.AddCommand(list, show, train)
-	return cmd
+	return train
 }

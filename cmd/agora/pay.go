@@ -14,7 +14,7 @@ import (
 	"github.com/agoranet/agora/sdk"
 )
 
-func payCmd() *cobra.Command {
+func payCmd(g *globals) *cobra.Command {
 	var method, data, keyName, maxAmount string
 	var headers []string
 	var include, verbose bool
@@ -29,7 +29,7 @@ refuses before sending anything the key's agent policy would not allow.
 The answer goes to stdout; the payment and receipt to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := keys().Get(keyName)
+			k, err := g.keys().Get(keyName)
 			if err != nil {
 				return err
 			}

@@ -20,15 +20,31 @@ import (
 	"github.com/agoranet/agora/internal/worker"
 )
 
-func providerCmd() *cobra.Command {
+func providerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "provider", Short: "Run a provider: sell model inference over the OpenAI API"}
-	cfg := provider.DefaultConfig()
-	var keyName, denom, bond, jobPrice string
-	var jobParallel int
-	var models, upstreams []string
-	var perRequest, per1K uint64
-	var concurrency int
-	var claimEvery time.Duration
+	dereg := &cobra.Command{
+		Use: "deregister KEY", Short: "Remove the provider operated by KEY and its services from the registry", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.submit(cmd, args[0], func(from addr.Address) module.Msg { return &providerpb.MsgDeregister{Operator: from.String()} })
+		},
+	}
+	cmd.AddCommand(withConfig(providerStartCmd(g)), dereg)
+	return cmd
+}
+
+// providerStart is agora provider start: its flags, and the provider
+// config they make.
+type providerStart struct {
+	cfg                            provider.Config
+	keyName, denom, bond, jobPrice string
+	jobParallel, concurrency       int
+	models, upstreams              []string
+	perRequest, per1K              uint64
+	claimEvery                     time.Duration
+}
+
+func providerStartCmd(g *globals) *cobra.Command {
+	p := &providerStart{cfg: provider.DefaultConfig()}
 	start := &cobra.Command{
 		Use:   "start --key NAME [--model NAME|FILE]... [--upstream URL=ENGINE_MODEL=NAME@ID]...",
 		Short: "Serve models, register on chain and send heartbeats until interrupted",
@@ -39,69 +55,10 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 --bond bonds what is missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := keys().Get(keyName)
+			cfg, err := p.config(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			c, err := dial()
-			if err != nil {
-				return err
-			}
-			if cfg.ChainID, err = c.ChainID(cmd.Context()); err != nil {
-				return err
-			}
-			if bond != "" {
-				b, err := coin.Parse(bond)
-				if err != nil {
-					return err
-				}
-				cfg.Bond = b.Amount
-			}
-			if len(models) == 0 && len(upstreams) == 0 {
-				models = []string{model.DigitsName, model.TinyLMName}
-			}
-			offer := func() provider.Offer {
-				return provider.Offer{Denom: denom, PricePerRequest: perRequest, PricePer1KTokens: per1K, MaxConcurrency: concurrency}
-			}
-			for _, name := range models {
-				m, err := loadModel(name)
-				if err != nil {
-					return err
-				}
-				o := offer()
-				o.Model = m
-				cfg.Offers = append(cfg.Offers, o)
-			}
-			for _, spec := range upstreams {
-				u, err := parseUpstream(spec)
-				if err != nil {
-					return err
-				}
-				o := offer()
-				o.Upstream = u
-				cfg.Offers = append(cfg.Offers, o)
-			}
-			cfg.Key = k.Private
-			cfg.Chain = c
-			cfg.Home = provider.Home(g.home, k.Name)
-			if err := migrateProviderHome(g.home, k.Name, cfg.Home); err != nil {
-				return err
-			}
-			if perRequest > 0 || per1K > 0 {
-				pay := paygate.DefaultConfig()
-				pay.ClaimInterval = claimEvery
-				cfg.Payments = &pay
-			}
-			if jobPrice != "" {
-				price, err := coin.Parse(jobPrice)
-				if err != nil {
-					return fmt.Errorf("--job-price: %w", err)
-				}
-				jobs := worker.DefaultConfig()
-				jobs.Price, jobs.Parallel = price, jobParallel
-				cfg.Jobs = &jobs
-			}
-			cfg.Logger = logger()
 			s, err := provider.New(cfg)
 			if err != nil {
 				return err
@@ -116,33 +73,96 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 			return s.Shutdown(ctx)
 		},
 	}
+	cfg := &p.cfg
 	f := start.Flags()
-	f.StringVar(&keyName, "key", "", "keyring key that operates the provider (required)")
+	f.StringVar(&p.keyName, "key", "", "keyring key that operates the provider (required)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
 	f.StringVar(&cfg.Advertise, "advertise", "", "endpoint URL to register (default http://LISTEN)")
-	f.StringArrayVar(&models, "model", nil, "built-in model name or weights file to serve (repeatable)")
-	f.StringArrayVar(&upstreams, "upstream", nil, "serve URL's model ENGINE_MODEL as NAME with weights id ID: URL=ENGINE_MODEL=NAME@ID (repeatable)")
-	f.StringVar(&denom, "denom", coin.Stable, "denom prices are in")
-	f.Uint64Var(&perRequest, "price-request", 0, "price per request")
-	f.Uint64Var(&per1K, "price-1k-tokens", 0, "price per 1000 output tokens")
-	f.IntVar(&concurrency, "max-concurrency", 64, "requests in flight per model")
-	f.DurationVar(&claimEvery, "claim-interval", 5*time.Second, "claim channel payments this often (priced models only)")
-	f.StringVar(&bond, "bond", "", "bond this much stake (like 100000000uagr) if less is bonded")
+	f.StringArrayVar(&p.models, "model", nil, "built-in model name or weights file to serve (repeatable)")
+	f.StringArrayVar(&p.upstreams, "upstream", nil, "serve URL's model ENGINE_MODEL as NAME with weights id ID: URL=ENGINE_MODEL=NAME@ID (repeatable)")
+	f.StringVar(&p.denom, "denom", coin.Stable, "denom prices are in")
+	f.Uint64Var(&p.perRequest, "price-request", 0, "price per request")
+	f.Uint64Var(&p.per1K, "price-1k-tokens", 0, "price per 1000 output tokens")
+	f.IntVar(&p.concurrency, "max-concurrency", 64, "requests in flight per model")
+	f.DurationVar(&p.claimEvery, "claim-interval", 5*time.Second, "claim channel payments this often (priced models only)")
+	f.StringVar(&p.bond, "bond", "", "bond this much stake (like 100000000uagr) if less is bonded")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region to register")
 	f.StringVar(&cfg.Hardware, "hardware", cfg.Hardware, "hardware to register")
 	f.DurationVar(&cfg.HeartbeatEvery, "heartbeat", cfg.HeartbeatEvery, "interval between heartbeats")
-	f.StringVar(&jobPrice, "job-price", "", "take batch jobs, bidding this much per job (like 1000uusdc); see docs/jobs.md")
-	f.IntVar(&jobParallel, "job-parallel", 1, "batch jobs to run at once")
+	f.StringVar(&p.jobPrice, "job-price", "", "take batch jobs, bidding this much per job (like 1000uusdc); see docs/jobs.md")
+	f.IntVar(&p.jobParallel, "job-parallel", 1, "batch jobs to run at once")
 	_ = start.MarkFlagRequired("key")
+	return start
+}
 
-	dereg := &cobra.Command{
-		Use: "deregister KEY", Short: "Remove the provider operated by KEY and its services from the registry", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return submit(cmd, args[0], func(from addr.Address) module.Msg { return &providerpb.MsgDeregister{Operator: from.String()} })
-		},
+// config turns the flags into the provider's config: its key, chain,
+// offers, home and payment and job settings.
+func (p *providerStart) config(ctx context.Context, g *globals) (provider.Config, error) {
+	cfg := p.cfg
+	k, err := g.keys().Get(p.keyName)
+	if err != nil {
+		return cfg, err
 	}
-	cmd.AddCommand(withConfig(start), dereg)
-	return cmd
+	c, err := g.dial()
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.ChainID, err = c.ChainID(ctx); err != nil {
+		return cfg, err
+	}
+	if p.bond != "" {
+		b, err := coin.Parse(p.bond)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Bond = b.Amount
+	}
+	models := p.models
+	if len(models) == 0 && len(p.upstreams) == 0 {
+		models = []string{model.DigitsName, model.TinyLMName}
+	}
+	offer := func() provider.Offer {
+		return provider.Offer{Denom: p.denom, PricePerRequest: p.perRequest, PricePer1KTokens: p.per1K, MaxConcurrency: p.concurrency}
+	}
+	for _, name := range models {
+		m, err := loadModel(name)
+		if err != nil {
+			return cfg, err
+		}
+		o := offer()
+		o.Model = m
+		cfg.Offers = append(cfg.Offers, o)
+	}
+	for _, spec := range p.upstreams {
+		u, err := parseUpstream(spec)
+		if err != nil {
+			return cfg, err
+		}
+		o := offer()
+		o.Upstream = u
+		cfg.Offers = append(cfg.Offers, o)
+	}
+	cfg.Key, cfg.Chain = k.Private, c
+	cfg.Home = provider.Home(g.home, k.Name)
+	if err := migrateProviderHome(g.home, k.Name, cfg.Home); err != nil {
+		return cfg, err
+	}
+	if p.perRequest > 0 || p.per1K > 0 {
+		pay := paygate.DefaultConfig()
+		pay.ClaimInterval = p.claimEvery
+		cfg.Payments = &pay
+	}
+	if p.jobPrice != "" {
+		price, err := coin.Parse(p.jobPrice)
+		if err != nil {
+			return cfg, fmt.Errorf("--job-price: %w", err)
+		}
+		jobs := worker.DefaultConfig()
+		jobs.Price, jobs.Parallel = price, p.jobParallel
+		cfg.Jobs = &jobs
+	}
+	cfg.Logger = logger()
+	return cfg, nil
 }
 
 // migrateProviderHome moves a provider's files from the layout of earlier

@@ -21,28 +21,33 @@ import (
 	"github.com/agoranet/agora/internal/client"
 )
 
-func queryCmd() *cobra.Command {
+func queryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
+	cmd.AddCommand(queryBalanceCmd(g), queryAccountCmd(g), querySupplyCmd(g), queryTxCmd(g), queryStakeCmd(g), queryProvidersCmd(g), queryProviderCmd(g))
+	return cmd
+}
+
+func queryBalanceCmd(g *globals) *cobra.Command {
 	var prove bool
 	balance := &cobra.Command{
 		Use: "balance ADDR [--prove]", Short: "An address's balances", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
+			a, err := g.parseAddr(args[0])
 			if err != nil {
 				return err
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
 			if prove {
-				return provenBalances(cmd, c, a)
+				return g.provenBalances(cmd, c, a)
 			}
 			r, err := c.Balances(cmd.Context(), a)
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				fmt.Fprintln(w, r.Address)
 				if len(r.Balances) == 0 {
 					fmt.Fprintln(w, "  (no balances)")
@@ -54,14 +59,18 @@ func queryCmd() *cobra.Command {
 		},
 	}
 	balance.Flags().BoolVar(&prove, "prove", false, "check each balance with a Merkle proof against the block header's app hash")
+	return balance
+}
+
+func queryAccountCmd(g *globals) *cobra.Command {
 	account := &cobra.Command{
 		Use: "account ADDR", Short: "An account's sequence and public key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
+			a, err := g.parseAddr(args[0])
 			if err != nil {
 				return err
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -74,15 +83,19 @@ func queryCmd() *cobra.Command {
 				PubKey   string `json:"pubkey"`
 				Sequence string `json:"sequence"`
 			}{acc.Address, hex.EncodeToString(acc.PublicKey), strconv.FormatUint(acc.Sequence, 10)}
-			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "address   %s\npubkey    %s\nsequence  %s\n", out.Address, out.PubKey, out.Sequence)
 			})
 		},
 	}
+	return account
+}
+
+func querySupplyCmd(g *globals) *cobra.Command {
 	supply := &cobra.Command{
 		Use: "supply", Short: "Total supply of each denom", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -90,13 +103,17 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				for _, s := range r.Supply {
 					fmt.Fprintln(w, coin.String(s))
 				}
 			})
 		},
 	}
+	return supply
+}
+
+func queryTxCmd(g *globals) *cobra.Command {
 	txq := &cobra.Command{
 		Use: "tx HASH", Short: "A committed tx: result, signer, messages, events", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -104,7 +121,7 @@ func queryCmd() *cobra.Command {
 			if err != nil || len(hash) != 32 {
 				return fmt.Errorf("%q is not a tx hash (64 hex digits)", args[0])
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -124,20 +141,24 @@ func queryCmd() *cobra.Command {
 				}
 				out.Events = append(out.Events, e)
 			}
-			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				b, _ := json.MarshalIndent(out, "", "  ")
 				fmt.Fprintln(w, string(b))
 			})
 		},
 	}
+	return txq
+}
+
+func queryStakeCmd(g *globals) *cobra.Command {
 	stake := &cobra.Command{
 		Use: "stake ADDR", Short: "Bonded and unbonding stake, slashes and jail", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := queryAddr(cmd, stakingpb.QueryStake, args[0])
+			r, err := queryAddr(g, cmd, stakingpb.QueryStake, args[0])
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				s := r.Stake
 				fmt.Fprintf(w, "%s\n  bonded     %duagr\n  unbonding  %duagr\n  slashed    %duagr\n", s.Staker, s.Bonded, s.Unbonding, s.Slashed)
 				if s.JailedUntil > 0 {
@@ -149,12 +170,16 @@ func queryCmd() *cobra.Command {
 			})
 		},
 	}
+	return stake
+}
+
+func queryProvidersCmd(g *globals) *cobra.Command {
 	var model string
 	var online bool
 	providers := &cobra.Command{
 		Use: "providers [--model NAME|ID] [--online]", Short: "Registered providers, their services, stake and status", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -162,7 +187,7 @@ func queryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) {
 				if len(r.Providers) == 0 {
 					fmt.Fprintln(w, "no providers")
 				}
@@ -174,18 +199,21 @@ func queryCmd() *cobra.Command {
 	}
 	providers.Flags().StringVar(&model, "model", "", "only providers of this model (name or id)")
 	providers.Flags().BoolVar(&online, "online", false, "only providers that are online")
+	return providers
+}
+
+func queryProviderCmd(g *globals) *cobra.Command {
 	prov := &cobra.Command{
 		Use: "provider ADDR", Short: "One provider", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := queryAddr(cmd, providerpb.QueryProvider, args[0])
+			r, err := queryAddr(g, cmd, providerpb.QueryProvider, args[0])
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), r, func(w io.Writer) { printProvider(w, r) })
+			return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) { printProvider(w, r) })
 		},
 	}
-	cmd.AddCommand(balance, account, supply, txq, stake, providers, prov)
-	return cmd
+	return prov
 }
 
 type eventJSON struct {
@@ -230,7 +258,7 @@ func describeTx(raw []byte) (*txDetail, error) {
 }
 
 // provenBalances prints each denom's balance checked by Merkle proof.
-func provenBalances(cmd *cobra.Command, c *client.Client, a addr.Address) error {
+func (g *globals) provenBalances(cmd *cobra.Command, c *client.Client, a addr.Address) error {
 	supply, err := c.Supply(cmd.Context())
 	if err != nil {
 		return err
@@ -252,7 +280,7 @@ func provenBalances(cmd *cobra.Command, c *client.Client, a addr.Address) error 
 		}
 		out.Balances = append(out.Balances, proven{s.Denom, strconv.FormatUint(n, 10), h})
 	}
-	return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+	return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 		fmt.Fprintln(w, a)
 		for _, b := range out.Balances {
 			fmt.Fprintf(w, "  %s%s  (proven against the app hash of height %d)\n", b.Amount, b.Denom, b.Height)

@@ -14,7 +14,7 @@ import (
 	"github.com/agoranet/agora/internal/receipt"
 )
 
-func receiptCmd() *cobra.Command {
+func receiptCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "receipt", Short: "Check the receipts providers sign for their answers"}
 	var reqFile, respFile, endpoint, rc string
 	verify := &cobra.Command{
@@ -62,7 +62,7 @@ Agora-Receipt header's value with --receipt (or @FILE).`,
 			}
 			out := map[string]any{"valid": true, "provider": r.Provider, "model_id": r.ModelId, "chain_id": r.ChainId, "height": strconv.FormatInt(r.Height, 10), "seq": strconv.FormatUint(r.Seq, 10),
 				"price": coin.String(r.Price), "prompt_tokens": r.Usage.GetPromptTokens(), "completion_tokens": r.Usage.GetCompletionTokens()}
-			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "valid receipt: provider %s, model %s, chain %s at height %d, seq %d, price %s\n", r.Provider, r.ModelId, r.ChainId, r.Height, r.Seq, coin.String(r.Price))
 			})
 		},

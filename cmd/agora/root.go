@@ -26,9 +26,8 @@ type globals struct {
 	home   string
 	node   string
 	output string
+	memo   string // agora tx --memo
 }
-
-var g globals
 
 func defaultHome() string {
 	if h := os.Getenv("AGORA_HOME"); h != "" {
@@ -49,6 +48,7 @@ func defaultNode() string {
 }
 
 func rootCmd() *cobra.Command {
+	g := &globals{}
 	root := &cobra.Command{
 		Use:           "agora",
 		Short:         "Agora: an open network where AI work is bought and sold",
@@ -65,23 +65,23 @@ func rootCmd() *cobra.Command {
 	pf.StringVar(&g.home, "home", defaultHome(), "node and keyring directory ($AGORA_HOME)")
 	pf.StringVar(&g.node, "node", defaultNode(), "CometBFT RPC URL of the node to talk to ($AGORA_NODE)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.AddCommand(initCmd(), withConfig(startCmd()), keysCmd(), txCmd(), queryCmd(), statusCmd(), withConfig(devnetCmd()), testnetCmd(), providerCmd(), receiptCmd(), modelCmd(), agentCmd(), channelCmd(), jobCmd(), payCmd(), facilitatorCmd(), gatewayCmd(), zkCmd(), verifierCmd())
+	root.AddCommand(initCmd(g), withConfig(startCmd(g)), keysCmd(g), txCmd(g), queryCmd(g), statusCmd(g), withConfig(devnetCmd(g)), testnetCmd(g), providerCmd(g), receiptCmd(g), modelCmd(g), agentCmd(g), channelCmd(g), jobCmd(g), payCmd(g), facilitatorCmd(g), gatewayCmd(g), zkCmd(g), verifierCmd(g))
 	return root
 }
 
-func keys() *keyring.Keyring { return keyring.Open(filepath.Join(g.home, "keyring")) }
+func (g *globals) keys() *keyring.Keyring { return keyring.Open(filepath.Join(g.home, "keyring")) }
 
-func dial() (*client.Client, error) { return client.New(g.node) }
+func (g *globals) dial() (*client.Client, error) { return client.New(g.node) }
 
 // queryAddr runs a chain query whose request is an address (a message with
 // one string field "address") for the address written as arg.
-func queryAddr[Req, Resp proto.Message](cmd *cobra.Command, q module.Query[Req, Resp], arg string) (Resp, error) {
+func queryAddr[Req, Resp proto.Message](g *globals, cmd *cobra.Command, q module.Query[Req, Resp], arg string) (Resp, error) {
 	var zero Resp
-	a, err := parseAddr(arg)
+	a, err := g.parseAddr(arg)
 	if err != nil {
 		return zero, err
 	}
-	c, err := dial()
+	c, err := g.dial()
 	if err != nil {
 		return zero, err
 	}
@@ -113,7 +113,7 @@ func protoJSON(m proto.Message) ([]byte, error) {
 
 // emit prints v, a proto message or a struct, as one line of JSON with
 // --output json, else runs text.
-func emit(w io.Writer, v any, text func(w io.Writer)) error {
+func (g *globals) emit(w io.Writer, v any, text func(w io.Writer)) error {
 	if g.output != "json" {
 		text(w)
 		return nil

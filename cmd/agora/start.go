@@ -13,7 +13,7 @@ import (
 	"github.com/agoranet/agora/internal/node"
 )
 
-func startCmd() *cobra.Command {
+func startCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "start",
 		Short: "Run the node in --home until interrupted",

@@ -8,11 +8,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func statusCmd() *cobra.Command {
+func statusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "status", Short: "The node's chain, height and app hash", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}
@@ -30,7 +30,7 @@ func statusCmd() *cobra.Command {
 				Moniker    string `json:"moniker"`
 			}{st.ChainID, st.Height, fmt.Sprintf("%X", st.AppHash),
 				st.BlockTime.UTC().Format(time.RFC3339Nano), st.CatchingUp, st.NodeID, st.Moniker}
-			return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "chain-id     %s\nheight       %d\napp hash     %s\nblock time   %s\ncatching up  %v\nnode         %s (%s)\n",
 					out.ChainID, out.Height, out.AppHash, out.BlockTime, out.CatchingUp, out.Moniker, out.NodeID)
 			})

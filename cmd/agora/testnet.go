@@ -10,7 +10,7 @@ import (
 	"github.com/agoranet/agora/internal/node"
 )
 
-func testnetCmd() *cobra.Command {
+func testnetCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "testnet", Short: "Multi-validator networks on loopback, one process per node"}
 	cfg := devnet.TestnetConfig{Validators: 4, ChainID: "agora-testnet-1", BasePort: 36656, BlockTime: 300 * time.Millisecond}
 	init := &cobra.Command{

@@ -16,15 +16,13 @@ import (
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 )
 
-var memo string
-
-func txCmd() *cobra.Command {
+func txCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tx", Short: "Sign and broadcast a transaction, and wait for its block"}
-	cmd.PersistentFlags().StringVar(&memo, "memo", "", "a note stored with the tx")
+	cmd.PersistentFlags().StringVar(&g.memo, "memo", "", "a note stored with the tx")
 	send := &cobra.Command{
 		Use: "send FROM_KEY TO_ADDR AMOUNT", Short: "Send coins (AMOUNT like 5000uagr or 5uagr,3uusdc)", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			to, err := parseAddr(args[1])
+			to, err := g.parseAddr(args[1])
 			if err != nil {
 				return err
 			}
@@ -32,7 +30,7 @@ func txCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+			return g.submit(cmd, args[0], func(from addr.Address) module.Msg {
 				return &bankpb.MsgSend{From: from.String(), To: to.String(), Amount: amt}
 			})
 		},
@@ -46,7 +44,7 @@ func txCmd() *cobra.Command {
 				if !ok {
 					return fmt.Errorf("%q: want TO_ADDR=AMOUNT", a)
 				}
-				t, err := parseAddr(to)
+				t, err := g.parseAddr(to)
 				if err != nil {
 					return err
 				}
@@ -56,7 +54,7 @@ func txCmd() *cobra.Command {
 				}
 				outs = append(outs, &bankpb.Output{To: t.String(), Amount: amt})
 			}
-			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+			return g.submit(cmd, args[0], func(from addr.Address) module.Msg {
 				return &bankpb.MsgMultiSend{From: from.String(), Outputs: outs}
 			})
 		},
@@ -64,7 +62,7 @@ func txCmd() *cobra.Command {
 	mint := &cobra.Command{
 		Use: "mint ISSUER_KEY TO_ADDR AMOUNT", Short: "Mint a stable denom (issuer only)", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			to, err := parseAddr(args[1])
+			to, err := g.parseAddr(args[1])
 			if err != nil {
 				return err
 			}
@@ -72,7 +70,7 @@ func txCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+			return g.submit(cmd, args[0], func(from addr.Address) module.Msg {
 				return &bankpb.MsgMint{Issuer: from.String(), To: to.String(), Amount: c}
 			})
 		},
@@ -84,7 +82,7 @@ func txCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return submit(cmd, args[0], func(from addr.Address) module.Msg {
+			return g.submit(cmd, args[0], func(from addr.Address) module.Msg {
 				return &bankpb.MsgBurn{From: from.String(), Amount: c}
 			})
 		},
@@ -97,7 +95,7 @@ func txCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return submit(cmd, args[0], func(from addr.Address) module.Msg { return build(from, c) })
+				return g.submit(cmd, args[0], func(from addr.Address) module.Msg { return build(from, c) })
 			},
 		}
 	}
@@ -112,9 +110,9 @@ func txCmd() *cobra.Command {
 }
 
 // parseAddr reads an address, or the name of a key in the keyring.
-func parseAddr(s string) (addr.Address, error) {
+func (g *globals) parseAddr(s string) (addr.Address, error) {
 	if !strings.HasPrefix(s, "agora1") {
-		if k, err := keys().Get(s); err == nil {
+		if k, err := g.keys().Get(s); err == nil {
 			return k.Address(), nil
 		}
 	}
@@ -135,16 +133,16 @@ type txJSON struct {
 
 // submit signs the message built for the key's address, waits for it and
 // prints what the chain answered, the ids it created among it.
-func submit(cmd *cobra.Command, keyName string, build func(from addr.Address) module.Msg) error {
-	k, err := keys().Get(keyName)
+func (g *globals) submit(cmd *cobra.Command, keyName string, build func(from addr.Address) module.Msg) error {
+	k, err := g.keys().Get(keyName)
 	if err != nil {
 		return err
 	}
-	c, err := dial()
+	c, err := g.dial()
 	if err != nil {
 		return err
 	}
-	res, err := c.Submit(cmd.Context(), k, memo, build(k.Address()))
+	res, err := c.Submit(cmd.Context(), k, g.memo, build(k.Address()))
 	if err != nil {
 		return err
 	}
@@ -169,7 +167,7 @@ func submit(cmd *cobra.Command, keyName string, build func(from addr.Address) mo
 			return true
 		})
 	}
-	return emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+	return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 		fmt.Fprintf(w, "tx %s committed at height %d\n", res.Hash, res.Height)
 		for _, l := range lines {
 			fmt.Fprintln(w, l)

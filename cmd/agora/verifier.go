@@ -11,7 +11,7 @@ import (
 	"github.com/agoranet/agora/internal/verifier"
 )
 
-func verifierCmd() *cobra.Command {
+func verifierCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "verifier", Short: "Audit providers' answers and serve on dispute committees"}
 	var keyName, listen, bond string
 	var rate float64
@@ -20,11 +20,11 @@ func verifierCmd() *cobra.Command {
 		Short: "Register as a verifier, audit a sample of posted answers, challenge lies, vote on committees",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := keys().Get(keyName)
+			k, err := g.keys().Get(keyName)
 			if err != nil {
 				return err
 			}
-			c, err := dial()
+			c, err := g.dial()
 			if err != nil {
 				return err
 			}

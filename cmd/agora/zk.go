@@ -11,7 +11,7 @@ import (
 	"github.com/agoranet/agora/internal/zk"
 )
 
-func zkCmd() *cobra.Command {
+func zkCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "zk", Short: "Zero-knowledge proofs of digits-mlp inference"}
 	var out, beacon string
 	var contributors int
