@@ -50,3 +50,30 @@ func TestClientsLinkNoChainInternals(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonsDoNotImportDaemons keeps each daemon a leaf: the verifier
+// re-executes with internal/answer and internal/jobrun, not by running a
+// provider or a worker inside itself. (paygate is the seller's side of
+// x402, a library that the provider, the gateway and the facilitator share.)
+func TestDaemonsDoNotImportDaemons(t *testing.T) {
+	daemons := []string{"provider", "worker", "gateway", "facilitator", "verifier"}
+	for _, d := range daemons {
+		pkg := "github.com/agoranet/agora/internal/" + d
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, other := range daemons {
+				// A provider runs a worker for batch jobs; nothing else
+				// embeds another daemon.
+				if other == d || d == "provider" && other == "worker" {
+					continue
+				}
+				if dep == "github.com/agoranet/agora/internal/"+other {
+					t.Errorf("%s imports the %s daemon", d, other)
+				}
+			}
+		}
+	}
+}

@@ -2,11 +2,9 @@ package provider
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,9 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/agoranet/agora/internal/answer"
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/receipt"
@@ -122,10 +120,6 @@ func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Us
 	return enc, err
 }
 
-func answerID(prefix string, canonical []byte) string {
-	return prefix + hex.EncodeToString(receipt.Hash(canonical)[:12])
-}
-
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		openai.WriteError(w, openai.Errorf(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "use GET for /v1/models"))
@@ -204,14 +198,6 @@ func (s *Server) fail(w http.ResponseWriter, model, endpoint string, err error) 
 	openai.WriteError(w, err)
 }
 
-// modelError turns a model's input error into a 400.
-func modelError(err error) error {
-	if errors.Is(err, model.ErrInput) {
-		return openai.Invalid("request", "%v", err)
-	}
-	return err
-}
-
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation) {
 	release, err := m.acquire()
 	if err != nil {
@@ -240,23 +226,14 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *
 	var text bytes.Buffer
 	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error { text.Write(b); return nil })
 	if err != nil {
-		s.fail(w, m.name, g.Endpoint, modelError(err))
+		s.fail(w, m.name, g.Endpoint, answer.InputError(err))
 		return
 	}
 	if s.corrupts(canonical) && text.Len() > 0 {
 		b := text.Bytes()
 		b[0] ^= 0x01 // a lie: not what the model said
 	}
-	var v any
-	if g.Endpoint == "completions" {
-		v = openai.TextCompletion{ID: answerID("cmpl-", canonical), Object: "text_completion", Model: m.name,
-			Choices: []openai.TextChoice{{Text: text.String(), FinishReason: finish}}, Usage: usage}
-	} else {
-		v = openai.ChatCompletion{ID: answerID("chatcmpl-", canonical), Object: "chat.completion", Model: m.name,
-			Choices: []openai.ChatChoice{{Message: openai.Message{Role: "assistant", Content: text.String()}, FinishReason: finish}}, Usage: usage}
-	}
-	body, _ := json.Marshal(v)
-	body = append(body, '\n')
+	body := answer.NewText(g, m.name).Body(text.String(), finish, usage)
 	s.writeAnswer(w, m, g.Endpoint, canonical, body, usage, pay)
 }
 
@@ -301,20 +278,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	h.Set("Agora-Provider", s.address.String())
 	h.Set("Agora-Model-Id", m.id)
 	hash := newHashWriter(w)
-	id := answerID("chatcmpl-", canonical)
-	object := "chat.completion.chunk"
-	if g.Endpoint == "completions" {
-		id, object = answerID("cmpl-", canonical), "text_completion"
-	}
-	chunk := func(text string, role string, finish *string) openai.Chunk {
-		c := openai.Chunk{ID: id, Object: object, Model: m.name, Choices: []openai.ChunkChoice{{FinishReason: finish}}}
-		if g.Endpoint == "completions" {
-			c.Choices[0].Text = &text
-		} else {
-			c.Choices[0].Delta = openai.Delta{Role: role, Content: text}
-		}
-		return c
-	}
+	t := answer.NewText(g, m.name)
 	started := false
 	begin := func() error {
 		if started {
@@ -325,9 +289,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		}
 		started = true
 		w.WriteHeader(http.StatusOK)
-		if g.Endpoint != "completions" {
-			writeEvent(hash, chunk("", "assistant", nil))
-		}
+		_, _ = hash.Write(t.Open())
 		return nil
 	}
 	lastFlush := time.Now()
@@ -335,7 +297,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		if err := begin(); err != nil {
 			return err
 		}
-		if err := writeEvent(hash, chunk(string(b), "", nil)); err != nil {
+		if _, err := hash.Write(t.Delta(b)); err != nil {
 			return errClientGone
 		}
 		if time.Since(lastFlush) > 5*time.Millisecond {
@@ -346,13 +308,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	})
 	if err != nil {
 		if !started {
-			s.fail(w, m.name, g.Endpoint, modelError(err))
+			s.fail(w, m.name, g.Endpoint, answer.InputError(err))
 			return
 		}
 		// Headers are gone: end the stream with an error event the client
 		// can see, and no receipt (there is no answer to pay for).
 		s.log.Warn("provider: stream failed", "model", m.name, "err", err)
-		fmt.Fprintf(w, "data: %s\n\n", mustJSON(map[string]any{"error": map[string]any{"message": "the provider failed mid-stream; retry the request", "type": "server_error", "code": "stream_failed"}}))
+		_, _ = w.Write(answer.Event(map[string]any{"error": map[string]any{"message": "the provider failed mid-stream; retry the request", "type": "server_error", "code": "stream_failed"}}))
 		s.metrics.requests.WithLabelValues(m.name, g.Endpoint, "stream_error").Inc()
 		return
 	}
@@ -360,7 +322,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		s.fail(w, m.name, g.Endpoint, err)
 		return
 	}
-	writeEvent(hash, chunk("", "", &finish))
+	_, _ = hash.Write(t.Finish(finish))
 	rc, err := s.sign(m, canonical, hash.sum(), usage, pay)
 	if err != nil {
 		s.log.Error("provider: sign receipt", "err", err)
@@ -371,8 +333,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		s.log.Error("provider: record charge", "err", err)
 		return
 	}
-	writeEvent(w, openai.Chunk{ID: id, Object: object, Model: m.name, Choices: []openai.ChunkChoice{}, Usage: &usage, AgoraReceipt: rc})
-	fmt.Fprint(w, "data: [DONE]\n\n")
+	_, _ = w.Write(t.Close(usage, rc))
 	w.Header().Set(receipt.Header, rc)
 	if pr != "" {
 		w.Header().Set(x402.HeaderResponse, pr)
@@ -380,17 +341,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	fl.Flush()
 	s.metrics.requests.WithLabelValues(m.name, g.Endpoint, "200").Inc()
 	s.metrics.tokens.WithLabelValues(m.name).Add(float64(usage.CompletionTokens))
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
-}
-
-func writeEvent(w interface{ Write([]byte) (int, error) }, v any) error {
-	b := append([]byte("data: "), mustJSON(v)...)
-	_, err := w.Write(append(b, '\n', '\n'))
-	return err
 }
 
 func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
@@ -418,37 +368,32 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer pay.Abort()
-	pixels := make([]byte, len(req.Input))
-	for i, v := range req.Input {
-		if v < 0 || v > 255 {
-			s.fail(w, m.name, "infer", openai.Invalid("input", "input[%d] is %d; pixels are 0 to 255", i, v))
-			return
-		}
-		pixels[i] = byte(v)
+	pixels, err := answer.Pixels(req.Input)
+	if err != nil {
+		s.fail(w, m.name, "infer", err)
+		return
 	}
 	logits, class, err := m.mlp.Infer(pixels)
 	if err != nil {
-		s.fail(w, m.name, "infer", modelError(err))
+		s.fail(w, m.name, "infer", answer.InputError(err))
 		return
 	}
-	if s.corrupts(canonical0(req)) {
+	canonical := answer.InferCanonical(&req)
+	if s.corrupts(canonical) {
 		logits[0]++ // a lie
 	}
-	resp := openai.InferResponse{Model: m.name, Class: class, Logits: logits}
+	var proof []byte
 	if req.Proof {
 		if m.Prover == nil {
 			s.fail(w, m.name, "infer", openai.Invalid("proof", "this provider does not prove %s; ask without \"proof\" or use another provider", m.name))
 			return
 		}
-		_, proof, err := m.Prover.Prove(pixels)
-		if err != nil {
+		if _, proof, err = m.Prover.Prove(pixels); err != nil {
 			s.fail(w, m.name, "infer", err)
 			return
 		}
-		resp.Proof = base64.StdEncoding.EncodeToString(proof)
 	}
-	canonical := (&openai.Inference{Endpoint: "infer", Model: req.Model, Input: req.Input, Proof: req.Proof}).Canonical()
-	body := append(mustJSON(resp), '\n')
+	body := answer.Classification(m.name, logits, class, proof)
 	s.writeAnswer(w, m, "infer", canonical, body, openai.Usage{PromptTokens: len(pixels), TotalTokens: len(pixels)}, pay)
 }
 
@@ -510,6 +455,4 @@ func (s *Server) corrupts(canonical []byte) bool {
 	return h != nil && h.Corrupt != nil && h.Corrupt(canonical)
 }
 
-func canonical0(req openai.InferRequest) []byte {
-	return (&openai.Inference{Endpoint: "infer", Model: req.Model, Input: req.Input, Proof: req.Proof}).Canonical()
-}
+var errClientGone = errors.New("provider: client went away")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agoranet/agora/internal/answer"
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -144,8 +145,8 @@ type served struct {
 	Offer
 	name, id string
 	manifest model.Manifest
-	gen      generator  // nil for classifiers
-	mlp      *model.MLP // nil for generators
+	gen      answer.Generator // nil for classifiers
+	mlp      *model.MLP       // nil for generators
 	slots    chan struct{}
 }
 
@@ -228,10 +229,10 @@ func New(cfg Config) (*Server, error) {
 			u := o.Upstream
 			sv.name, sv.id = u.Name, u.ID
 			sv.manifest = model.Manifest{Name: u.Name, ID: u.ID, Architecture: "upstream", Task: "text-generation"}
-			sv.gen = newUpstream(u.URL, u.Engine)
+			sv.gen = answer.Upstream(u.URL, u.Engine)
 		case o.Model.LM != nil:
 			sv.manifest = o.Model.Manifest
-			sv.gen = builtinLM{o.Model.LM}
+			sv.gen = answer.Builtin(o.Model.LM)
 		case o.Model.MLP != nil:
 			sv.manifest = o.Model.Manifest
 			sv.mlp = o.Model.MLP

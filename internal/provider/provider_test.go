@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agoranet/agora/internal/answer"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/receipt"
@@ -72,7 +73,7 @@ func canonicalChat(t testing.TB, body string) []byte {
 	if err := json.Unmarshal([]byte(body), &req); err != nil {
 		t.Fatal(err)
 	}
-	g, err := req.Generation(builtinLM{}.Limits())
+	g, err := req.Generation(answer.BuiltinLimits)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,12 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/agoranet/agora/internal/answer"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -42,7 +42,6 @@ import (
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
-	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/sandbox"
 )
@@ -96,7 +95,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	key     *keyring.Key
-	ref     http.Handler // a reference provider of the built-in models
+	ref     *answer.Reference // re-executes with the built-in models
 	srv     *httpserve.Server
 	samples chan Sample
 
@@ -125,24 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Poll == 0 {
 		cfg.Poll = DefaultConfig().Poll
 	}
-	chainID, err := cfg.Chain.ChainID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// The reference: the same provider code with the same models, no
-	// chain, answering in-process; deterministic answers are byte-equal.
-	var offers []provider.Offer
-	for _, m := range model.Builtin() {
-		offers = append(offers, provider.Offer{Model: m})
-	}
-	_, refKey, _ := ed25519.GenerateKey(nil)
-	rc := provider.DefaultConfig()
-	rc.Key, rc.ChainID, rc.Offers = refKey, chainID, offers
-	ref, err := provider.New(rc)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: ref.Handler(), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
+	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
 		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}}
 	if s.sb == nil {
 		s.sb, s.ownSB = sandbox.New(), true
@@ -204,23 +186,13 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var paths = map[string]string{"chat.completions": "/v1/chat/completions", "completions": "/v1/completions", "infer": "/v1/infer"}
-
-// reexecute answers a request body with the reference provider and returns
-// the hash a receipt for it would carry.
-func (s *Server) reexecute(endpoint string, body []byte) ([]byte, error) {
-	path, ok := paths[endpoint]
-	if !ok {
-		return nil, fmt.Errorf("verifier: unknown endpoint %q", endpoint)
+// reexecute answers a request body again with the built-in models and
+// returns the hash a receipt for the answer would carry.
+func (s *Server) reexecute(ctx context.Context, endpoint string, body []byte) ([]byte, error) {
+	covered, err := s.ref.Covered(ctx, endpoint, body)
+	if err != nil {
+		return nil, fmt.Errorf("verifier: re-execute: %w", err)
 	}
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	s.ref.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		return nil, fmt.Errorf("verifier: the reference answered %d: %s", rec.Code, rec.Body.String())
-	}
-	covered, _ := openai.SplitStream(rec.Body.Bytes())
 	return receipt.Hash(covered), nil
 }
 
@@ -249,7 +221,7 @@ func (s *Server) audit(ctx context.Context) {
 		if receipt.Check(r, canonical, covered) != nil {
 			continue // the sample does not match its receipt: not evidence
 		}
-		truth, err := s.reexecute(smp.Endpoint, []byte(smp.Request))
+		truth, err := s.reexecute(ctx, smp.Endpoint, []byte(smp.Request))
 		if err != nil {
 			s.log.Warn("verifier: cannot re-execute", "err", err)
 			continue
@@ -385,7 +357,7 @@ func (s *Server) vote(ctx context.Context, d *auditpb.Dispute, mine *auditpb.Vot
 	if err != nil {
 		return
 	}
-	truth, err := s.reexecute(endpoint, body)
+	truth, err := s.reexecute(ctx, endpoint, body)
 	if err != nil {
 		return
 	}

@@ -1,0 +1,102 @@
+package answer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/openai"
+)
+
+// Reference answers requests again with the built-in models, the way a
+// provider answers them, and gives the bytes a receipt's response hash
+// covers. Verifiers use it to check receipts.
+type Reference struct {
+	models map[string]*model.Model // by name and by id
+}
+
+// NewReference re-executes with models.
+func NewReference(models []*model.Model) *Reference {
+	r := &Reference{models: map[string]*model.Model{}}
+	for _, m := range models {
+		r.models[m.Manifest.Name], r.models[m.Manifest.ID] = m, m
+	}
+	return r
+}
+
+// Covered answers the request body sent to endpoint ("chat.completions",
+// "completions" or "infer") and returns what a receipt for the answer
+// covers: the whole body, or for a stream every event before the receipt.
+func (r *Reference) Covered(ctx context.Context, endpoint string, body []byte) ([]byte, error) {
+	var req interface {
+		Generation(openai.Limits) (*openai.Generation, error)
+	}
+	switch endpoint {
+	case "infer":
+		return r.classify(body)
+	case "chat.completions":
+		req = new(openai.ChatRequest)
+	case "completions":
+		req = new(openai.CompletionRequest)
+	default:
+		return nil, fmt.Errorf("answer: unknown endpoint %q (chat.completions, completions or infer)", endpoint)
+	}
+	if err := openai.DecodeJSON(body, req); err != nil {
+		return nil, err
+	}
+	g, err := req.Generation(BuiltinLimits)
+	if err != nil {
+		return nil, err
+	}
+	m := r.models[g.Model]
+	if m == nil || m.LM == nil {
+		return nil, errUnknown(g.Model)
+	}
+	t := NewText(g, m.Manifest.Name)
+	var out bytes.Buffer
+	if g.Stream {
+		out.Write(t.Open())
+	}
+	var text bytes.Buffer
+	finish, usage, err := Builtin(m.LM).Generate(ctx, g, func(b []byte) error {
+		if g.Stream {
+			out.Write(t.Delta(b))
+		} else {
+			text.Write(b)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, InputError(err)
+	}
+	if !g.Stream {
+		return t.Body(text.String(), finish, usage), nil
+	}
+	out.Write(t.Finish(finish))
+	return out.Bytes(), nil
+}
+
+func (r *Reference) classify(body []byte) ([]byte, error) {
+	var req openai.InferRequest
+	if err := openai.DecodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	if req.Proof {
+		return nil, errors.New("answer: an answer with a zk proof is checked by its proof, not re-executed")
+	}
+	m := r.models[req.Model]
+	if m == nil || m.MLP == nil {
+		return nil, errUnknown(req.Model)
+	}
+	pixels, err := Pixels(req.Input)
+	if err != nil {
+		return nil, err
+	}
+	logits, class, err := m.MLP.Infer(pixels)
+	if err != nil {
+		return nil, InputError(err)
+	}
+	return Classification(m.Manifest.Name, logits, class, nil), nil
+}
