@@ -196,7 +196,7 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 			return nil, err
 		}
 	}
-	if err := bank.CheckInvariant(kv); err != nil {
+	if err := a.checkInvariants(kv); err != nil {
 		return nil, err
 	}
 	kv.Set(chainIDKey, []byte(req.ChainId))
@@ -380,16 +380,36 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	return &abci.ResponseCommit{}, nil
 }
 
-// CheckInvariants verifies the cross-module invariants (the bank's supply)
-// on the latest committed state. A failure is a state-machine bug.
+// CheckInvariants verifies the invariants on the latest committed state:
+// the bank's supply, and each module's own (its escrow holds what it owes).
+// A failure is a state-machine bug.
 func CheckInvariants(a *App) error {
 	v := a.tree.Version()
 	if v == 0 {
-		return bank.CheckInvariant(treeKV{a.tree})
+		return a.checkInvariants(treeKV{a.tree})
 	}
 	snap, err := a.tree.GetImmutable(v)
 	if err != nil {
 		return err
 	}
-	return bank.CheckInvariant(snapshotKV{snap})
+	return a.checkInvariants(snapshotKV{snap})
+}
+
+// invariantChecker is a module with an invariant of its own.
+type invariantChecker interface {
+	CheckInvariant(kv store.Reader) error
+}
+
+func (a *App) checkInvariants(kv store.Reader) error {
+	if err := bank.CheckInvariant(kv); err != nil {
+		return err
+	}
+	for _, m := range a.modules {
+		if c, ok := m.(invariantChecker); ok {
+			if err := c.CheckInvariant(kv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -122,3 +122,7 @@ func (Module) Queries() []module.QueryRoute {
 func (Module) DefaultGenesis() json.RawMessage { return json.RawMessage(`{}`) }
 
 func (Module) InitGenesis(*module.Context, json.RawMessage) error { return nil }
+
+// CheckInvariant verifies that the audit escrow account holds exactly the
+// bonds of the open disputes.
+func (Module) CheckInvariant(kv store.Reader) error { return bonds.CheckInvariant(kv) }

@@ -8,13 +8,14 @@ import (
 	"fmt"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
-	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/commit"
 	"github.com/agoranet/agora/internal/chain/committee"
+	"github.com/agoranet/agora/internal/chain/escrow"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
@@ -26,9 +27,13 @@ import (
 var (
 	verifierPrefix = []byte("audit/ver/") // verifier -> Verifier
 	disputePrefix  = []byte("audit/d/")   // id -> Dispute
-	deadlinePrefix = []byte("audit/due/") // reveal_until | id -> nil
 	nextDisputeKey = []byte("audit/next")
 	paramsKey      = []byte("audit/params")
+
+	// deadlines is EndBlock's agenda: each open dispute at its reveal_until.
+	deadlines = agenda.New("audit/due/")
+	// bonds holds each open dispute's challenge bond.
+	bonds = escrow.New(auditpb.Escrow, "audit/bond/")
 )
 
 // GetParams reads the params.
@@ -120,12 +125,12 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	if len(pool) < int(p.CommitteeSize) {
 		return nil, fmt.Errorf("audit: %d eligible verifiers, a committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrInvalidRequest)
 	}
-	if err := bank.Send(ctx, ctx.Signer, auditpb.Escrow, []*coin.Coin{coin.New(coin.Native, p.ChallengeBond)}); err != nil {
-		return nil, fmt.Errorf("audit: the challenge bond: %w", err)
-	}
 	id := uint64(1)
 	if v := ctx.KV.Get(nextDisputeKey); v != nil {
 		id = binary.BigEndian.Uint64(v)
+	}
+	if err := bonds.Hold(ctx, ctx.Signer, id, coin.New(coin.Native, p.ChallengeBond)); err != nil {
+		return nil, fmt.Errorf("audit: the challenge bond: %w", err)
 	}
 	ctx.KV.Set(nextDisputeKey, be(id+1))
 	d := &auditpb.Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
@@ -135,7 +140,7 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 		d.Votes = append(d.Votes, &auditpb.Vote{Verifier: v.String()})
 	}
 	putDispute(ctx.KV, d)
-	ctx.KV.Set(cat(deadlinePrefix, be(uint64(d.RevealUntil)), be(id)), []byte{})
+	deadlines.Add(ctx.KV, d.RevealUntil, id)
 	attrs := []module.Attr{module.Key("dispute_id", module.U64(id)), module.Key("provider", d.Provider), module.Key("challenger", d.Challenger)}
 	for _, v := range d.Votes {
 		attrs = append(attrs, module.Key("member", v.Verifier))
@@ -202,17 +207,7 @@ func Reveal(ctx *module.Context, m *auditpb.MsgReveal) error {
 
 // EndBlock settles the disputes whose reveal window closed at this height.
 func (Module) EndBlock(ctx *module.Context) error {
-	end := cat(deadlinePrefix, be(uint64(ctx.Height)), be(^uint64(0)))
-	it := ctx.KV.Iterator(deadlinePrefix, end)
-	var due []uint64
-	var keys [][]byte
-	for ; it.Valid(); it.Next() {
-		due = append(due, binary.BigEndian.Uint64(it.Key()[len(deadlinePrefix)+8:]))
-		keys = append(keys, append([]byte(nil), it.Key()...))
-	}
-	it.Close()
-	for i, id := range due {
-		ctx.KV.Delete(keys[i])
+	for _, id := range deadlines.Due(ctx.KV, ctx.Height) {
 		if err := settle(ctx, GetDispute(ctx.KV, id)); err != nil {
 			return err
 		}
@@ -248,7 +243,7 @@ func settle(ctx *module.Context, d *auditpb.Dispute) error {
 	switch {
 	case majority == "":
 		d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_UNDECIDED
-		if err := bank.Send(ctx, auditpb.Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
+		if _, err := bonds.Close(ctx, d.Id, challenger); err != nil {
 			return err
 		}
 	case majority == string(d.ClaimedResponseHash):
@@ -262,19 +257,20 @@ func settle(ctx *module.Context, d *auditpb.Dispute) error {
 		}
 		share := d.Bond / uint64(len(right))
 		for _, a := range right {
-			if err := bank.Send(ctx, auditpb.Escrow, a, []*coin.Coin{coin.New(coin.Native, share)}); err != nil {
+			if err := bonds.Pay(ctx, d.Id, a, share); err != nil {
 				return err
 			}
 		}
-		if rest := d.Bond - share*uint64(len(right)); rest > 0 {
-			if err := bank.Burn(ctx, auditpb.Escrow, coin.New(coin.Native, rest)); err != nil {
-				return err
-			}
+		if err := bonds.Burn(ctx, d.Id, d.Bond-share*uint64(len(right))); err != nil {
+			return err
+		}
+		if _, err := bonds.Close(ctx, d.Id, challenger); err != nil { // nothing is left
+			return err
 		}
 		chainprov.AddAuditPassed(ctx, provider)
 	default:
 		d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED
-		if err := bank.Send(ctx, auditpb.Escrow, challenger, []*coin.Coin{coin.New(coin.Native, d.Bond)}); err != nil {
+		if _, err := bonds.Close(ctx, d.Id, challenger); err != nil {
 			return err
 		}
 		if _, err := staking.SlashTo(ctx, provider, p.SlashBps, 0, "lied in a receipt", challenger, p.RewardBps); err != nil {
@@ -361,10 +357,13 @@ func SettleWithProof(ctx *module.Context, m *auditpb.MsgSettleWithProof) error {
 	// released without penalty.
 	d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST
 	d.MajorityHash = d.ClaimedResponseHash
-	if err := bank.Burn(ctx, auditpb.Escrow, coin.New(coin.Native, d.Bond)); err != nil {
+	if err := bonds.Burn(ctx, d.Id, d.Bond); err != nil {
 		return err
 	}
-	ctx.KV.Delete(cat(deadlinePrefix, be(uint64(d.RevealUntil)), be(d.Id)))
+	if _, err := bonds.Close(ctx, d.Id, addr.MustParse(d.Challenger)); err != nil { // nothing is left
+		return err
+	}
+	deadlines.Remove(ctx.KV, d.RevealUntil, d.Id)
 	putDispute(ctx.KV, d)
 	chainprov.AddAuditPassed(ctx, addr.MustParse(d.Provider))
 	ctx.Emit("dispute_settled", module.Key("dispute_id", module.U64(d.Id)), module.Key("provider", d.Provider), module.Val("status", d.Status.String()), module.Val("by", "proof"))

@@ -16,11 +16,12 @@ import (
 	"sort"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit"
-	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/committee"
+	"github.com/agoranet/agora/internal/chain/escrow"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
@@ -31,11 +32,16 @@ import (
 
 var (
 	orderPrefix  = []byte("job/o/")    // id -> Order
-	duePrefix    = []byte("job/due/")  // height | id -> nil: EndBlock's agenda
 	openPrefix   = []byte("job/open/") // id -> nil: orders not yet ended
 	tenantPrefix = []byte("job/t/")    // tenant | id -> nil
 	nextKey      = []byte("job/next")
 	paramsKey    = []byte("job/params")
+
+	// deadlines is EndBlock's agenda: each order at its next due height.
+	deadlines = agenda.New("job/due/")
+	// held is the orders' escrow, one hold per order; Order.Escrow mirrors
+	// what remains of it, for queries.
+	held = escrow.New(jobpb.Escrow, "job/hold/")
 )
 
 // GetParams reads the params.
@@ -155,13 +161,13 @@ func Create(ctx *module.Context, m *jobpb.MsgCreateOrder) (*jobpb.Order, error) 
 	case m.MemoryMib > p.MaxMemoryMib:
 		return nil, fmt.Errorf("job: memory %d MiB is over the limit %d: %w", m.MemoryMib, p.MaxMemoryMib, codes.ErrInvalidRequest)
 	}
-	escrow := m.MaxPrice.Amount * uint64(r) // ValidateBasic bounds it
-	if err := bank.Send(ctx, ctx.Signer, jobpb.Escrow, []*coin.Coin{coin.New(m.MaxPrice.Denom, escrow)}); err != nil {
-		return nil, fmt.Errorf("job: escrow of %d%s: %w", escrow, m.MaxPrice.Denom, err)
-	}
 	id := uint64(1)
 	if v := ctx.KV.Get(nextKey); v != nil {
 		id = binary.BigEndian.Uint64(v)
+	}
+	escrow := m.MaxPrice.Amount * uint64(r) // ValidateBasic bounds it
+	if err := held.Hold(ctx, ctx.Signer, id, coin.New(m.MaxPrice.Denom, escrow)); err != nil {
+		return nil, fmt.Errorf("job: escrow of %d%s: %w", escrow, m.MaxPrice.Denom, err)
 	}
 	ctx.KV.Set(nextKey, be(id+1))
 	o := &jobpb.Order{Id: id, Tenant: m.Tenant, ModuleHash: m.ModuleHash, ModuleUrl: m.ModuleUrl, InputHash: m.InputHash, InputUrl: m.InputUrl,
@@ -558,7 +564,7 @@ func finish(ctx *module.Context, o *jobpb.Order, r *jobpb.Result, winners []*job
 			l.Status = jobpb.LeaseStatus_LEASE_STATUS_UNPAID
 			continue
 		}
-		if err := bank.Send(ctx, jobpb.Escrow, a, []*coin.Coin{coin.New(o.MaxPrice.Denom, l.Price)}); err != nil {
+		if err := held.Pay(ctx, o.Id, a, l.Price); err != nil {
 			return err
 		}
 		l.Status = jobpb.LeaseStatus_LEASE_STATUS_PAID
@@ -579,13 +585,12 @@ func end(ctx *module.Context, o *jobpb.Order, status jobpb.OrderStatus, reason s
 			l.Status = jobpb.LeaseStatus_LEASE_STATUS_UNPAID
 		}
 	}
-	if o.Escrow > 0 {
-		if err := bank.Send(ctx, jobpb.Escrow, addr.MustParse(o.Tenant), []*coin.Coin{coin.New(o.MaxPrice.Denom, o.Escrow)}); err != nil {
-			return err
-		}
-		o.Refunded += o.Escrow
-		o.Escrow = 0
+	refund, err := held.Close(ctx, o.Id, addr.MustParse(o.Tenant))
+	if err != nil {
+		return err
 	}
+	o.Refunded += refund
+	o.Escrow = 0
 	o.Status, o.Reason, o.FinishedAt = status, reason, ctx.Height
 	ctx.KV.Delete(cat(openPrefix, be(o.Id)))
 	ctx.Emit("job_done", module.Key("order_id", module.U64(o.Id)), module.Key("tenant", o.Tenant), module.Val("status", status.String()),
@@ -625,31 +630,13 @@ func schedule(ctx *module.Context, o *jobpb.Order) {
 	if ended(o) {
 		due = 0
 	}
-	if due == o.NextDue {
-		return
-	}
-	if o.NextDue != 0 {
-		ctx.KV.Delete(cat(duePrefix, be(uint64(o.NextDue)), be(o.Id)))
-	}
-	if due != 0 {
-		ctx.KV.Set(cat(duePrefix, be(uint64(due)), be(o.Id)), []byte{})
-	}
+	deadlines.Move(ctx.KV, o.NextDue, due, o.Id)
 	o.NextDue = due
 }
 
 // EndBlock moves the orders whose deadline is this block.
 func (Module) EndBlock(ctx *module.Context) error {
-	end := cat(duePrefix, be(uint64(ctx.Height)), be(^uint64(0)))
-	it := ctx.KV.Iterator(duePrefix, end)
-	var ids []uint64
-	var keys [][]byte
-	for ; it.Valid(); it.Next() {
-		ids = append(ids, binary.BigEndian.Uint64(it.Key()[len(duePrefix)+8:]))
-		keys = append(keys, append([]byte(nil), it.Key()...))
-	}
-	it.Close()
-	for i, id := range ids {
-		ctx.KV.Delete(keys[i])
+	for _, id := range deadlines.Due(ctx.KV, ctx.Height) {
 		o := Get(ctx.KV, id)
 		o.NextDue = 0
 		if err := step(ctx, o); err != nil {

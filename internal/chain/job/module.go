@@ -9,6 +9,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/store"
 )
 
 // Module is the compute market as a chain module.
@@ -83,3 +84,7 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	ctx.KV.Set(paramsKey, module.MustMarshal(p))
 	return nil
 }
+
+// CheckInvariant verifies that the job escrow account holds exactly what
+// the open orders' holds say.
+func (Module) CheckInvariant(kv store.Reader) error { return held.CheckInvariant(kv) }
