@@ -39,6 +39,7 @@ type Client struct {
 	params  *authpb.Params
 	seqs    map[addr.Address]*sequencer
 	txs     *txWatch
+	closed  bool // by Close: nothing subscribes any more
 
 	wg sync.WaitGroup // the Tx event dispatcher
 }
@@ -74,8 +75,12 @@ func New(url string) (*Client, error) {
 	return &Client{rpc: newRPC(url), url: url}, nil
 }
 
-// Close ends the client's event subscriptions.
+// Close ends the client's event subscriptions. Calls still running fall
+// back to polling; none of them subscribes again.
 func (c *Client) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.rpc.close()
 	c.wg.Wait()
 }
@@ -428,6 +433,7 @@ type txWatch struct {
 	mu      sync.Mutex // guards the fields below
 	waiters map[[32]byte][]chan *abci.TxResult
 	live    bool
+	dialing bool // a subscription is being made, without mu held
 	// failedAt is when subscribing last failed: waits poll, without
 	// dialing again, for a few seconds after, so a node without a usable
 	// websocket does not cost every Submit a dial.
@@ -435,10 +441,14 @@ type txWatch struct {
 }
 
 // watchTx returns a channel that receives the tx's result when its event
-// arrives (nil when the node's event stream cannot be had), and a func
-// that stops watching.
+// arrives (nil when the node's event stream cannot be had, or is still
+// being dialed: the wait polls), and a func that stops watching.
 func (c *Client) watchTx(hash [32]byte) (<-chan *abci.TxResult, func()) {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, func() {}
+	}
 	if c.txs == nil {
 		c.txs = &txWatch{waiters: map[[32]byte][]chan *abci.TxResult{}}
 	}
@@ -447,17 +457,21 @@ func (c *Client) watchTx(hash [32]byte) (<-chan *abci.TxResult, func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.live {
-		if time.Since(w.failedAt) < 5*time.Second {
+		if w.dialing || time.Since(w.failedAt) < 5*time.Second {
 			return nil, func() {}
 		}
-		// Lives until Close; the dial has its own handshake timeout.
-		sub, err := c.rpc.subscribe(context.Background(), "tm.event='Tx'", 256)
+		// Dial without the lock, so that events keep flowing to the
+		// other waits and their stop funcs do not block on a handshake.
+		w.dialing = true
+		w.mu.Unlock()
+		sub, err := c.subscribeTxs()
+		w.mu.Lock()
+		w.dialing = false
 		if err != nil {
 			w.failedAt = time.Now()
 			return nil, func() {}
 		}
 		w.live = true
-		c.wg.Add(1)
 		go c.dispatchTx(w, sub)
 	}
 	ch := make(chan *abci.TxResult, 1)
@@ -478,6 +492,26 @@ func (c *Client) watchTx(hash [32]byte) (<-chan *abci.TxResult, func()) {
 			w.waiters[hash] = list
 		}
 	}
+}
+
+// subscribeTxs subscribes to every Tx event, unless the client is closed.
+// The dispatcher it is for is counted in wg before Close can wait, so
+// Close never misses one.
+func (c *Client) subscribeTxs() (<-chan Event, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	// Lives until Close; the dial has its own handshake timeout.
+	sub, err := c.rpc.subscribe(context.Background(), "tm.event='Tx'", 256)
+	if err != nil {
+		c.wg.Done()
+		return nil, err
+	}
+	return sub, nil
 }
 
 func (c *Client) dispatchTx(w *txWatch, sub <-chan Event) {

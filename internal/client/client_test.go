@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,5 +88,52 @@ func TestClient(t *testing.T) {
 	defer stop()
 	if _, err := c.WaitTx(short, make([]byte, 32)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitTx of an unknown tx: err %v, want the deadline", err)
+	}
+}
+
+// TestCloseWhileWaiting: Close racing waits neither panics nor leaks. Waits
+// in flight when the client closes end by their contexts (polling), and a
+// wait begun after Close does not dial a new event stream that nothing
+// would ever close (the bug: it did, leaking its reader and dispatcher).
+func TestCloseWhileWaiting(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 0 })
+	// Let the devnet's own goroutines settle before counting.
+	time.Sleep(500 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i := range 10 {
+		c, err := client.New(d.Node.RPC())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for j := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				hash := make([]byte, 32)
+				hash[0], hash[1] = byte(i), byte(j)
+				if _, err := c.WaitTx(ctx, hash); !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("WaitTx: %v, want the deadline", err)
+				}
+			}()
+		}
+		time.Sleep(time.Duration(i%4) * 20 * time.Millisecond)
+		c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if _, err := c.WaitTx(ctx, make([]byte, 32)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitTx after Close: %v, want the deadline", err)
+		}
+		cancel()
+		wg.Wait()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+5 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after 10 closed clients, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,9 +29,10 @@ type rpc struct {
 	http *http.Client
 	id   atomic.Int64
 
-	mu   sync.Mutex // guards ws
-	ws   *wsConn
-	done chan struct{} // closed by Close
+	mu        sync.Mutex // guards ws
+	ws        *wsConn
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
 }
 
 func newRPC(url string) *rpc {
@@ -78,6 +80,13 @@ func (r *rpc) call(ctx context.Context, method string, params map[string]any, ou
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	select {
+	case <-r.done:
+		// A closed client still answers calls, but keeps no connection
+		// open after them.
+		req.Close = true
+	default:
+	}
 	resp, err := r.http.Do(req)
 	if err != nil {
 		return err
@@ -219,9 +228,17 @@ func (ws *wsConn) drop(id string) bool {
 	return ok
 }
 
+// errClosed is what a closed client answers a subscription.
+var errClosed = errors.New("client: closed")
+
 func (r *rpc) wsConn(ctx context.Context) (*wsConn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	select {
+	case <-r.done:
+		return nil, errClosed // a connection made now would outlive Close
+	default:
+	}
 	if r.ws != nil {
 		r.ws.mu.Lock()
 		closed := r.ws.closed
@@ -232,9 +249,24 @@ func (r *rpc) wsConn(ctx context.Context) (*wsConn, error) {
 	}
 	u := "ws" + strings.TrimPrefix(r.url, "http") + "/websocket"
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, _, err := d.DialContext(ctx, u, nil)
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // Close ends a dial in progress
+		select {
+		case <-r.done:
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	conn, _, err := d.DialContext(dctx, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("websocket %s: %w", u, err)
+	}
+	select {
+	case <-r.done:
+		conn.Close()
+		return nil, errClosed
+	default:
 	}
 	ws := &wsConn{conn: conn, subs: map[string]chan Event{}, gone: make(chan struct{})}
 	r.ws = ws
@@ -316,13 +348,11 @@ func (ws *wsConn) read() {
 }
 
 func (r *rpc) close() {
+	// done first, without the lock: a dial in progress holds it and
+	// watches done.
+	r.closeOnce.Do(func() { close(r.done) })
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	select {
-	case <-r.done:
-	default:
-		close(r.done)
-	}
 	if r.ws != nil {
 		r.ws.conn.Close()
 	}
