@@ -345,10 +345,15 @@ func (r *Router) Do(ctx context.Context, model string, attempt func(ctx context.
 		if tried == r.cfg.Attempts || ctx.Err() != nil {
 			break
 		}
-		tried++
 		r.mu.Lock()
-		r.healthLocked(c.Operator).inflight++
+		h := r.healthLocked(c.Operator)
+		if h.open { // its circuit opened since the pick: another request found it dead
+			r.mu.Unlock()
+			continue
+		}
+		h.inflight++
 		r.mu.Unlock()
+		tried++
 		start := time.Now()
 		out, err := attempt(ctx, c)
 		r.report(c, out, time.Since(start))

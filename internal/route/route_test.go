@@ -104,3 +104,37 @@ func TestRefusedIsNotRetried(t *testing.T) {
 		t.Errorf("calls %d, routable %d; want 5 and 2", calls, len(r.Pick("m")))
 	}
 }
+
+// TestCircuitOpenedSincePickIsSkipped: a request whose first provider fails
+// does not then try providers whose circuits other requests opened while it
+// waited; before, it walked its stale list into providers known dead.
+func TestCircuitOpenedSincePickIsSkipped(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Probe = time.Hour // no probe lets anyone back in during the test
+	cfg.Static = []Candidate{{Operator: "a", Model: "m"}, {Operator: "b", Model: "m"}, {Operator: "c", Model: "m"}}
+	r, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var calls []string
+	_, tries, err := r.Do(context.Background(), "m", func(ctx context.Context, c Candidate) (Outcome, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.healthLocked(c.Operator).open {
+			t.Errorf("attempt at %s, whose circuit is open", c.Operator)
+		}
+		if len(calls) == 0 { // meanwhile, other requests found the rest dead
+			for _, o := range []string{"a", "b", "c"} {
+				if o != c.Operator {
+					r.healthLocked(o).open = true
+				}
+			}
+		}
+		calls = append(calls, c.Operator)
+		return Failed, errors.New("down")
+	})
+	if len(calls) != 1 || tries != 1 || err == nil {
+		t.Errorf("attempts %v (%d tries, err %v); want only the first", calls, tries, err)
+	}
+}
