@@ -84,10 +84,39 @@ type Budget struct {
 // agent's on-chain policy.
 var ErrBudget = errors.New("sdk: over budget")
 
+// A line is what the payer pays one payee for one model: its current
+// channel. mu is held while a channel opens, so a line opens one at a time.
+type line struct {
+	mu sync.Mutex
+	ch *chanInfo
+}
+
+// chanInfo is one channel and the payer's books on it.
+//
+// The invariant (docs/payments.md): a voucher is signed for charged plus the
+// maxima of every request in flight on the channel, this one's included,
+// so that however many requests run at once, each voucher covers what the
+// provider has charged or reserved. The books are the payer's own: a
+// provider that asks for a voucher above charged + in flight + unsettled
+// is not paid (the request fails over), whatever its 402 says.
 type chanInfo struct {
 	id      uint64
 	deposit uint64
-	charged uint64 // what the provider says it charged so far
+
+	mu        sync.Mutex // guards the books below
+	charged   uint64     // the provider's charged total, as its settlements report it
+	inflight  uint64     // maxima of the requests sent and not yet settled
+	unsettled uint64     // maxima of requests that ended with no settlement seen: maybe charged
+}
+
+// A ticket is one request's claim on a channel's books, from signing its
+// voucher until the answer's settlement (or its absence) is known.
+type ticket struct {
+	p     *Payer
+	c     *chanInfo // nil for an exact payment
+	max   uint64
+	exact bool
+	done  bool
 }
 
 // Payer is an http.RoundTripper that pays 402s.
@@ -96,10 +125,11 @@ type Payer struct {
 	budget Budget
 	base   http.RoundTripper
 
-	mu       sync.Mutex           // guards the fields below
-	channels map[string]*chanInfo // by payTo and model id
-	spent    uint64               // actual charges so far
-	chanMu   map[string]*sync.Mutex
+	mu       sync.Mutex                       // guards the fields below
+	lines    map[string]*line                 // by payTo and model id
+	opened   []uint64                         // every channel opened, in order
+	spent    uint64                           // actual charges so far
+	inflight uint64                           // maxima of every request in flight, for the budget
 	known    map[string]*x402.PaymentRequired // the last requirements, by URL
 }
 
@@ -111,7 +141,7 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 	if len(b.Schemes) == 0 {
 		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
-	return &Payer{w: w, budget: b, base: http.DefaultTransport, channels: map[string]*chanInfo{}, chanMu: map[string]*sync.Mutex{}, known: map[string]*x402.PaymentRequired{}}
+	return &Payer{w: w, budget: b, base: http.DefaultTransport, lines: map[string]*line{}, known: map[string]*x402.PaymentRequired{}}
 }
 
 // Spent is what the providers have charged so far.
@@ -130,11 +160,7 @@ func (p *Payer) SetTransport(base http.RoundTripper) { p.base = base }
 func (p *Payer) Channels() []uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []uint64
-	for _, c := range p.channels {
-		out = append(out, c.id)
-	}
-	return out
+	return append([]uint64(nil), p.opened...)
 }
 
 // RefusedHeader is set by the payer, never by a server (the payer drops a
@@ -147,7 +173,8 @@ const RefusedHeader = "Agora-Payer-Refused"
 // when the payer refused before sending (a known price over budget), or
 // the reason it put on the 402 it handed back. The budget's and the
 // policy's refusals wrap ErrBudget; any other (no payment option the
-// budget can meet, the chain unreachable) is the request's failure.
+// budget can meet, the chain unreachable, a provider asking for more than
+// the payer's books allow) is the request's failure.
 func Refused(resp *http.Response, err error) error {
 	if err != nil {
 		return err
@@ -167,7 +194,8 @@ func Refused(resp *http.Response, err error) error {
 
 // RoundTrip sends req; on a 402 it pays with a voucher and sends it again.
 // Like every http.RoundTripper, once it has a response it returns it, not
-// an error: a 402 it will not pay comes back as is (see Refused).
+// an error: a 402 it will not pay comes back as is (see Refused). Many
+// requests may be in flight at once, on one channel or several.
 func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
@@ -178,14 +206,18 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		body = b
 	}
-	send := func(payment string) (*http.Response, error) {
+	send := func(payment string, t *ticket) (*http.Response, error) {
 		r := req.Clone(req.Context())
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		if payment != "" {
 			r.Header.Set(x402.HeaderSignature, payment)
 		}
-		return p.base.RoundTrip(r)
+		resp, err := p.base.RoundTrip(r)
+		if t != nil {
+			resp = t.follow(resp, err)
+		}
+		return resp, err
 	}
 	// A URL that asked for payment before is paid up front, saving the
 	// round trip of a 402; if the price has changed, the server's new 402
@@ -197,24 +229,22 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	var resp *http.Response
 	var err error
 	if known != nil {
-		payment, key, unlock, perr := p.pay(req.Context(), known)
+		payment, t, perr := p.pay(req.Context(), known)
 		if perr != nil {
 			return nil, perr
 		}
-		resp, err = send(payment)
-		p.follow(key, resp)
-		unlock()
+		resp, err = send(payment, t)
 	} else {
-		resp, err = send("")
+		resp, err = send("", nil)
 	}
 	if err != nil {
 		return nil, err
 	}
 	resp.Header.Del(RefusedHeader) // only we may say we refused
-	if resp.StatusCode != http.StatusPaymentRequired {
-		return resp, nil
-	}
-	for attempt := 0; attempt < 2 && resp.StatusCode == http.StatusPaymentRequired; attempt++ {
+	// A 402 is answered with a fresh voucher: the first asks for payment,
+	// a later one says what the channel has charged or in flight (another
+	// request's charge that had not reached our books yet).
+	for attempt := 0; attempt < 3 && resp.StatusCode == http.StatusPaymentRequired; attempt++ {
 		var pr x402.PaymentRequired
 		if err := x402.Decode(resp.Header.Get(x402.HeaderRequired), &pr); err != nil {
 			return resp, nil // not x402: hand the 402 to the caller
@@ -231,7 +261,7 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.mu.Lock()
 		p.known[url] = &pr
 		p.mu.Unlock()
-		payment, key, unlock, err := p.pay(req.Context(), &pr)
+		payment, t, err := p.pay(req.Context(), &pr)
 		if err != nil {
 			why := err.Error()
 			if errors.Is(err, ErrBudget) {
@@ -240,10 +270,7 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Header.Set(RefusedHeader, why)
 			return resp, nil
 		}
-		resp, err = send(payment)
-		p.follow(key, resp)
-		unlock()
-		if err != nil {
+		if resp, err = send(payment, t); err != nil {
 			return nil, err
 		}
 		resp.Header.Del(RefusedHeader)
@@ -252,9 +279,9 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // pay picks a requirement it can meet, makes sure a channel can carry it
-// and signs the voucher. The channel stays locked until unlock, so one
-// channel's vouchers go out one at a time.
-func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, string, func(), error) {
+// and signs the voucher; the ticket follows the request until its
+// settlement is known.
+func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, *ticket, error) {
 	var req *x402.PaymentRequirements
 	for _, scheme := range p.budget.Schemes {
 		for i := range pr.Accepts {
@@ -265,109 +292,155 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, stri
 		}
 	}
 	if req == nil {
-		return "", "", nil, fmt.Errorf("sdk: no payment option in %s on %s among %d offered", p.budget.Denom, x402.Network(p.w.chainID), len(pr.Accepts))
+		return "", nil, fmt.Errorf("sdk: no payment option in %s on %s among %d offered", p.budget.Denom, x402.Network(p.w.chainID), len(pr.Accepts))
 	}
 	amount, err := x402.Amount(req.Amount)
 	if err != nil {
-		return "", "", nil, err
+		return "", nil, err
 	}
 	if req.Scheme == x402.SchemeExact {
 		return p.payExact(pr, req, amount)
 	}
+	// The budget counts every request in flight at its maximum.
+	p.mu.Lock()
+	if committed := p.spent + p.inflight; committed+amount > p.budget.Max {
+		p.mu.Unlock()
+		return "", nil, fmt.Errorf("%w: %d spent or in flight, this answer may cost %d, budget %d", ErrBudget, committed, amount, p.budget.Max)
+	}
 	model, _ := req.Extra["modelId"].(string)
 	key := req.PayTo + "/" + model
-	p.mu.Lock()
-	mu := p.chanMu[key]
-	if mu == nil {
-		mu = &sync.Mutex{}
-		p.chanMu[key] = mu
+	l := p.lines[key]
+	if l == nil {
+		l = &line{}
+		p.lines[key] = l
 	}
+	p.inflight += amount // taken now, so concurrent requests see it
 	p.mu.Unlock()
-	mu.Lock()
-	unlock := mu.Unlock
-	// A server that reports a different charged total (after our crash, or
-	// a request that failed after it was charged) is followed, never below
-	// what we already agreed.
-	if st, ok := req.Extra["channelState"].(map[string]any); ok {
-		if cs, err := x402.Amount(fmt.Sprint(st["chargedCumulativeAmount"])); err == nil {
-			p.mu.Lock()
-			if c := p.channels[key]; c != nil && fmt.Sprint(st["channelId"]) == strconv.FormatUint(c.id, 10) && cs > c.charged {
-				c.charged = cs
-			}
-			p.mu.Unlock()
-		}
+	t := &ticket{p: p, max: amount}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.ch
+	cum, err := c.allocate(req, amount)
+	if err != nil {
+		t.release()
+		return "", nil, err
 	}
-	p.mu.Lock()
-	c := p.channels[key]
-	committed := p.spent
-	p.mu.Unlock()
-	if committed+amount > p.budget.Max {
-		unlock()
-		return "", "", nil, fmt.Errorf("%w: %d spent, this answer may cost %d, budget %d", ErrBudget, committed, amount, p.budget.Max)
-	}
-	if c == nil || c.charged+amount > c.deposit {
+	if cum == 0 { // no channel yet, or this one cannot carry the answer
 		if c, err = p.openChannel(ctx, req.PayTo, model, amount); err != nil {
-			unlock()
-			return "", "", nil, err
+			t.release()
+			return "", nil, err
 		}
+		l.ch = c
 		p.mu.Lock()
-		p.channels[key] = c
+		p.opened = append(p.opened, c.id)
 		p.mu.Unlock()
+		if cum, err = c.allocate(req, amount); err != nil || cum == 0 {
+			t.release()
+			return "", nil, fmt.Errorf("sdk: a new channel of %d cannot carry an answer of %d", c.deposit, amount)
+		}
 	}
-	v := channelpb.SignVoucher(p.w.key, p.w.chainID, c.id, c.charged+amount)
+	t.c = c
+	v := channelpb.SignVoucher(p.w.key, p.w.chainID, c.id, cum)
 	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{
 		ChannelID: strconv.FormatUint(c.id, 10), MaxClaimableAmount: strconv.FormatUint(v.Cumulative, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
 	h, err := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Resource: &pr.Resource, Accepted: *req, Payload: payload})
-	return h, key, unlock, err
+	if err != nil {
+		t.release()
+		return "", nil, err
+	}
+	return h, t, nil
 }
 
-// payExact signs a one-off transfer authorization for the exact price.
-func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements, amount uint64) (string, string, func(), error) {
-	p.mu.Lock()
-	over := p.spent+amount > p.budget.Max
-	p.mu.Unlock()
-	if over {
-		return "", "", nil, fmt.Errorf("%w: this answer costs %d, budget %d", ErrBudget, amount, p.budget.Max)
+// allocate books an answer of up to amount on the channel and returns the
+// cumulative its voucher must carry, or 0 when the channel (nil: none yet)
+// cannot carry it. A 402's channel state for this channel, when within the
+// books, is adopted first; one beyond them is refused.
+func (c *chanInfo) allocate(req *x402.PaymentRequirements, amount uint64) (uint64, error) {
+	if c == nil {
+		return 0, nil
 	}
-	if err := p.checkPolicy(context.Background(), req.PayTo, amount); err != nil {
-		return "", "", nil, err
-	}
-	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
-		return "", "", nil, err
-	}
-	now := time.Now().Unix()
-	a := &bankpb.Authorization{From: p.w.Address(), To: req.PayTo, Amount: coin.New(req.Asset, amount), ValidAfter: now - 60, ValidBefore: now + int64(req.MaxTimeoutSeconds) + 60, Nonce: nonce}
-	bankpb.SignAuthorization(p.w.key, p.w.chainID, a)
-	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
-		From: a.From, To: a.To, Value: strconv.FormatUint(amount, 10), ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
-		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})
-	h, err := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Resource: &pr.Resource, Accepted: *req, Payload: payload})
-	return h, exactKey, func() {}, err
-}
-
-// exactKey marks an exact payment for follow.
-const exactKey = "\x00exact"
-
-// follow reads PAYMENT-RESPONSE and adopts the charge it reports.
-func (p *Payer) follow(key string, resp *http.Response) {
-	if resp == nil {
-		return
-	}
-	h := resp.Header.Get(x402.HeaderResponse)
-	if h == "" {
-		return
-	}
-	if key == exactKey {
-		var sr x402.SettlementResponse
-		if x402.Decode(h, &sr) == nil && sr.Success {
-			if n, err := x402.Amount(sr.Amount); err == nil {
-				p.mu.Lock()
-				p.spent += n
-				p.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	base := c.charged + c.inflight
+	if st, ok := req.Extra["channelState"].(map[string]any); ok && fmt.Sprint(st["channelId"]) == strconv.FormatUint(c.id, 10) {
+		if s, err := x402.Amount(fmt.Sprint(st["chargedCumulativeAmount"])); err == nil && s > base {
+			// The provider has charged or reserved more than we know of:
+			// another request's charge (an answer whose settlement we
+			// never saw) can explain up to unsettled of it, no more.
+			if books := base + c.unsettled; s > books {
+				return 0, fmt.Errorf("sdk: provider %s says channel %d has %d charged or in flight; this payer's books allow %d (%d charged, %d in flight, %d unsettled), so it is not paid more",
+					req.PayTo, c.id, s, books, c.charged, c.inflight, c.unsettled)
 			}
+			recognized := s - base
+			c.charged += recognized
+			c.unsettled -= recognized
+			base = s
 		}
+	}
+	if base+c.unsettled+amount > c.deposit {
+		return 0, nil
+	}
+	c.inflight += amount
+	return base + amount, nil
+}
+
+// release gives back a ticket that was never sent.
+func (t *ticket) release() {
+	t.done = true
+	t.p.mu.Lock()
+	t.p.inflight -= t.max
+	t.p.mu.Unlock()
+}
+
+// end closes the ticket: with the charge a settlement reported (ok), or
+// with none (refused: the provider took nothing; or unknown: it may have
+// charged, and the maximum stays in the books as unsettled).
+func (t *ticket) end(settled bool, charged, amount uint64, unknown bool) {
+	if t.done {
 		return
+	}
+	t.done = true
+	p := t.p
+	if t.exact {
+		p.mu.Lock()
+		p.inflight -= t.max
+		if settled {
+			p.spent += amount
+		}
+		p.mu.Unlock()
+		return
+	}
+	c := t.c
+	c.mu.Lock()
+	c.inflight -= t.max
+	if settled {
+		c.charged = max(c.charged, charged)
+	} else if unknown {
+		c.unsettled += t.max
+	}
+	c.mu.Unlock()
+	p.mu.Lock()
+	p.inflight -= t.max
+	if settled {
+		p.spent += amount
+	}
+	p.mu.Unlock()
+}
+
+// settlement reads a PAYMENT-RESPONSE: the channel's charged total after
+// this answer and this answer's charge.
+func settlement(h string, exact bool) (charged, amount uint64, ok bool) {
+	if h == "" {
+		return 0, 0, false
+	}
+	if exact {
+		var sr x402.SettlementResponse
+		if x402.Decode(h, &sr) != nil || !sr.Success {
+			return 0, 0, false
+		}
+		n, err := x402.Amount(sr.Amount)
+		return 0, n, err == nil
 	}
 	var sr struct {
 		Success bool `json:"success"`
@@ -377,19 +450,92 @@ func (p *Payer) follow(key string, resp *http.Response) {
 		} `json:"extra"`
 	}
 	if x402.Decode(h, &sr) != nil || !sr.Success {
-		return
+		return 0, 0, false
 	}
 	charged, err1 := x402.Amount(sr.Extra.ChannelState.ChargedCumulativeAmount)
 	amount, err2 := x402.Amount(sr.Extra.ChargedAmount)
-	if err1 != nil || err2 != nil {
-		return
+	return charged, amount, err1 == nil && err2 == nil
+}
+
+// follow books a paid request's outcome: at once when the response says
+// (PAYMENT-RESPONSE in its header, or a refusal), at the end of its body
+// for a stream (PAYMENT-RESPONSE in its trailer).
+func (t *ticket) follow(resp *http.Response, err error) *http.Response {
+	switch {
+	case err != nil: // the answer may have been made and charged
+		t.end(false, 0, 0, true)
+		return resp
+	case resp.StatusCode != http.StatusOK: // refused or failed: nothing charged
+		t.end(false, 0, 0, false)
+		return resp
 	}
+	if charged, amount, ok := settlement(resp.Header.Get(x402.HeaderResponse), t.exact); ok {
+		t.end(true, charged, amount, false)
+		return resp
+	}
+	resp.Body = &settlingBody{ReadCloser: resp.Body, resp: resp, t: t}
+	return resp
+}
+
+// settlingBody books a streamed answer's charge from its trailer when the
+// body ends; a body closed early leaves the answer unsettled.
+type settlingBody struct {
+	io.ReadCloser
+	resp *http.Response
+	t    *ticket
+	mu   sync.Mutex
+}
+
+func (b *settlingBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	if err == io.EOF {
+		b.mu.Lock()
+		charged, amount, ok := settlement(b.resp.Trailer.Get(x402.HeaderResponse), b.t.exact)
+		b.t.end(ok, charged, amount, !ok)
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *settlingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.mu.Lock()
+	b.t.end(false, 0, 0, true)
+	b.mu.Unlock()
+	return err
+}
+
+// payExact signs a one-off transfer authorization for the exact price.
+func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements, amount uint64) (string, *ticket, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c := p.channels[key]; c != nil && charged > c.charged {
-		c.charged = charged
-		p.spent += amount
+	if p.spent+p.inflight+amount > p.budget.Max {
+		p.mu.Unlock()
+		return "", nil, fmt.Errorf("%w: this answer costs %d, budget %d", ErrBudget, amount, p.budget.Max)
 	}
+	p.inflight += amount
+	p.mu.Unlock()
+	t := &ticket{p: p, max: amount, exact: true}
+	if err := p.checkPolicy(context.Background(), req.PayTo, amount); err != nil {
+		t.release()
+		return "", nil, err
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		t.release()
+		return "", nil, err
+	}
+	now := time.Now().Unix()
+	a := &bankpb.Authorization{From: p.w.Address(), To: req.PayTo, Amount: coin.New(req.Asset, amount), ValidAfter: now - 60, ValidBefore: now + int64(req.MaxTimeoutSeconds) + 60, Nonce: nonce}
+	bankpb.SignAuthorization(p.w.key, p.w.chainID, a)
+	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
+		From: a.From, To: a.To, Value: strconv.FormatUint(amount, 10), ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
+		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})
+	h, err := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Resource: &pr.Resource, Accepted: *req, Payload: payload})
+	if err != nil {
+		t.release()
+		return "", nil, err
+	}
+	return h, t, nil
 }
 
 // openChannel opens a channel for payTo's model after checking the budget

@@ -290,7 +290,7 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	case c.ExpiresAt <= g.height+g.cfg.ExpiryMargin:
 		g.mu.Unlock()
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelExpiring, "channel %d expires at height %d, too soon (height %d, margin %d); extend it or open another", id, c.ExpiresAt, g.height, g.cfg.ExpiryMargin)
-	case cum < s.charged+s.reserved+p.Max:
+	case max(cum, s.voucher) < s.charged+s.reserved+p.Max:
 		e := refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "voucher for %d; channel %d has %d charged or in flight, so this answer needs a voucher for at least %d", cum, id, s.charged+s.reserved, s.charged+s.reserved+p.Max)
 		e.State = state()
 		g.mu.Unlock()
@@ -304,7 +304,10 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
 	}
 	g.mu.Lock()
-	if cum < s.charged+s.reserved+p.Max { // a concurrent request took the room meanwhile
+	// What must cover every charge is the best voucher the gate holds: a
+	// payer's concurrent requests can arrive out of the order it signed
+	// them in, and a later voucher covers the earlier requests' maxima.
+	if max(cum, s.voucher) < s.charged+s.reserved+p.Max { // a concurrent request took the room meanwhile
 		e := refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "a concurrent request on channel %d used this voucher's room; sign one for at least %d", id, s.charged+s.reserved+p.Max)
 		e.State = state()
 		g.mu.Unlock()
@@ -313,12 +316,15 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	if cum > s.voucher {
 		s.voucher, s.sig = cum, sig
 	}
+	// What goes to disk is the best voucher, which may be another
+	// request's: it is what covers this answer.
+	best, bestSig := s.voucher, s.sig
 	s.reserved += p.Max
 	g.mu.Unlock()
 	// The voucher goes to disk while the answer is computed; Durable
 	// holds the answer back until it is there.
 	pay := &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer, durable: make(chan error, 1)}
-	go func() { pay.durable <- g.wal.append(record{Channel: id, Voucher: cum, Signature: sig}) }()
+	go func() { pay.durable <- g.wal.append(record{Channel: id, Voucher: best, Signature: bestSig}) }()
 	return pay, nil
 }
 
