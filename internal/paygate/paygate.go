@@ -9,11 +9,13 @@ package paygate
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -22,10 +24,12 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/x402"
+	"google.golang.org/protobuf/proto"
 )
 
 // Config configures a Gate.
@@ -61,6 +65,10 @@ type Price struct {
 }
 
 type chanState struct {
+	// wmu orders the channel's charge and claim records on disk as they
+	// are in memory (receipts, in the order the chain anchors them); it is
+	// taken before the gate's mu.
+	wmu      sync.Mutex
 	anchors  [][][]byte         // receipt hashes of each accepted claim, in order
 	ch       *channelpb.Channel // as last read from chain
 	voucher  uint64             // highest voucher seen
@@ -81,7 +89,8 @@ type Gate struct {
 	mu       sync.Mutex // guards the fields below
 	channels map[uint64]*chanState
 	height   int64
-	pending  int // answers since the last claim
+	pending  int             // answers since the last claim
+	exact    map[string]bool // exact authorizations paying an answer now, by payer and nonce
 
 	kick chan struct{}
 	stop context.CancelFunc
@@ -96,7 +105,7 @@ func Open(cfg Config) (*Gate, error) {
 	if len(cfg.Key) != ed25519.PrivateKeySize || cfg.Chain == nil || cfg.LogPath == "" || cfg.ChainID == "" {
 		return nil, errors.New("paygate: need a key, a chain client, a chain-id and a log path")
 	}
-	g := &Gate{cfg: cfg, log: cfg.Logger, payee: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), channels: map[uint64]*chanState{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	g := &Gate{cfg: cfg, log: cfg.Logger, payee: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), channels: map[uint64]*chanState{}, exact: map[string]bool{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	w, err := openWAL(cfg.LogPath, func(r record) {
 		s := g.channels[r.Channel]
 		if s == nil {
@@ -164,6 +173,9 @@ type Payment struct {
 	payer      string
 	done       bool
 	auth       *bankpb.Authorization // set for an exact payment
+	exactKey   string
+	settled    bool   // the exact transfer is on chain
+	response   string // its PAYMENT-RESPONSE
 	// durable reports when the voucher has reached the disk. The answer is
 	// computed meanwhile, but not sent before (see Durable).
 	durable chan error
@@ -171,10 +183,18 @@ type Payment struct {
 	waited  bool
 }
 
-// Durable waits until the payment's voucher is on disk. Nothing of the
-// answer may be sent before it returns nil: a crash after that point
-// cannot lose the right to claim it.
+// Durable waits until the payment is safe: a voucher on disk, or an exact
+// transfer settled on chain. Nothing of the answer may be sent before it
+// returns nil: after that point no crash loses the right to be paid, and a
+// transfer that fails to settle costs no answer.
 func (p *Payment) Durable() error {
+	if p != nil && p.auth != nil {
+		if !p.settled && p.derr == nil {
+			p.response, p.derr = p.settleExact()
+			p.settled = p.derr == nil
+		}
+		return p.derr
+	}
 	if p == nil || p.durable == nil || p.waited {
 		if p != nil {
 			return p.derr
@@ -248,7 +268,17 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 		if perr != nil {
 			return nil, perr
 		}
-		return &Payment{g: g, max: p.Max, payer: auth.From, auth: auth}, nil
+		// The chain refuses a nonce twice, but only once it is settled:
+		// until then one authorization must not start two answers.
+		key := auth.From + "/" + hex.EncodeToString(auth.Nonce)
+		g.mu.Lock()
+		inUse := g.exact[key]
+		g.exact[key] = true
+		g.mu.Unlock()
+		if inUse {
+			return nil, refuse(http.StatusPaymentRequired, x402.ReasonNonceUsed, "this authorization is paying for another answer already; sign a new one for each request")
+		}
+		return &Payment{g: g, max: p.Max, payer: auth.From, auth: auth, exactKey: key}, nil
 	}
 	if pp.Accepted.Scheme != x402.SchemeBatch {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonUnsupportedScheme, "scheme %q; this server takes %s or %s", pp.Accepted.Scheme, x402.SchemeBatch, x402.SchemeExact)
@@ -328,18 +358,14 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	return pay, nil
 }
 
-// refresh rereads a channel from chain.
+// refresh rereads a channel from chain. The channel stays usable
+// meanwhile: the new state replaces the old in one step, under the lock.
 func (g *Gate) refresh(ctx context.Context, id uint64) (*chanState, *PaymentError) {
-	g.mu.Lock()
-	if s := g.channels[id]; s != nil {
-		s.ch = nil
-	}
-	g.mu.Unlock()
-	return g.channel(ctx, id)
+	return g.load(ctx, id)
 }
 
 // channel returns the state of a channel, reading it from chain when it
-// is new to the gate.
+// is new to the gate (or known only from the log).
 func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentError) {
 	g.mu.Lock()
 	s := g.channels[id]
@@ -347,13 +373,19 @@ func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentErro
 	if s != nil && s.ch != nil {
 		return s, nil
 	}
+	return g.load(ctx, id)
+}
+
+// load reads channel id from chain, without the lock, and installs it.
+func (g *Gate) load(ctx context.Context, id uint64) (*chanState, *PaymentError) {
 	c, err := client.Ask(ctx, g.cfg.Chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
 	if err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if s = g.channels[id]; s == nil {
+	s := g.channels[id]
+	if s == nil {
 		s = &chanState{}
 		g.channels[id] = s
 	}
@@ -368,13 +400,18 @@ func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentErro
 func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 	g := p.g
 	if p.auth != nil {
-		return p.settleExact()
+		if err := p.Durable(); err != nil {
+			return "", err
+		}
+		return p.response, nil
 	}
 	if err := p.Durable(); err != nil {
 		p.Abort()
 		return "", fmt.Errorf("paygate: the voucher could not be recorded, so the answer is not served: %w", err)
 	}
 	actual = min(actual, p.max)
+	p.s.wmu.Lock()
+	defer p.s.wmu.Unlock()
 	g.mu.Lock()
 	p.done = true
 	p.s.reserved -= p.max
@@ -414,6 +451,10 @@ func (p *Payment) settleExact() (string, error) {
 	defer cancel()
 	k := &keyring.Key{Name: "payee", Private: p.g.cfg.Key}
 	res, err := p.g.cfg.Chain.Submit(ctx, k, "x402 exact", &bankpb.MsgTransferWithAuthorization{Submitter: p.g.payee.String(), Authorization: p.auth})
+	// Settled or not, the chain now answers for the nonce.
+	p.g.mu.Lock()
+	delete(p.g.exact, p.exactKey)
+	p.g.mu.Unlock()
 	if err != nil {
 		return "", fmt.Errorf("paygate: settle exact payment: %w", err)
 	}
@@ -422,7 +463,14 @@ func (p *Payment) settleExact() (string, error) {
 
 // Abort releases a payment whose answer failed: nothing is charged.
 func (p *Payment) Abort() {
-	if p == nil || p.done || p.auth != nil {
+	if p == nil || p.done {
+		return
+	}
+	if p.auth != nil { // never settled: the authorization may pay another answer
+		p.done = true
+		p.g.mu.Lock()
+		delete(p.g.exact, p.exactKey)
+		p.g.mu.Unlock()
 		return
 	}
 	p.done = true
@@ -468,9 +516,16 @@ func (g *Gate) claimLoop(ctx context.Context) {
 	}
 }
 
-// Claim submits one transaction claiming everything charged and not yet
-// claimed, on every channel. It claims only increases, so a claim is
-// never paid twice.
+// claimMsgBytes is how much of a claim transaction its claims may fill:
+// the tx limit less room for the envelope, signature and fee.
+const claimMsgBytes = tx.MaxBytes - 4<<10
+
+// Claim claims everything charged and not yet claimed, on every channel,
+// in as many transactions as the tx size limit needs. Channels the chain
+// will not pay any more (closed, expired) leave the batch; a batch the
+// chain refuses is split until each failing claim is alone, so one
+// channel's failure never blocks the others'. The chain pays only
+// increases, so no claim is ever paid twice.
 func (g *Gate) Claim(ctx context.Context) error {
 	// Channels known only from the log (after a restart) are read first.
 	g.mu.Lock()
@@ -486,44 +541,92 @@ func (g *Gate) Claim(ctx context.Context) error {
 	}
 	g.mu.Lock()
 	var claims []*channelpb.Claim
-	var ids []uint64
-	for id, s := range g.channels {
-		if s.charged <= s.claimed || s.voucher < s.charged || s.ch == nil || s.ch.Closed {
+	for id, s := range g.channels { // sorted below
+		if s.charged <= s.claimed || s.voucher < s.charged || s.ch == nil {
 			continue
 		}
-		root := receipt.Root(s.receipts)
-		claims = append(claims, &channelpb.Claim{Voucher: &channelpb.Voucher{ChannelId: id, Cumulative: s.voucher, Signature: s.sig}, Amount: s.charged, ReceiptsRoot: root, ReceiptsCount: uint64(len(s.receipts))})
-		ids = append(ids, id)
+		if s.ch.Closed || g.height > 0 && g.height > s.ch.ExpiresAt {
+			continue // the chain would refuse it, and the batch with it
+		}
+		claims = append(claims, &channelpb.Claim{Voucher: &channelpb.Voucher{ChannelId: id, Cumulative: s.voucher, Signature: s.sig},
+			Amount: s.charged, ReceiptsRoot: receipt.Root(s.receipts), ReceiptsCount: uint64(len(s.receipts))})
 	}
 	g.pending = 0
 	g.mu.Unlock()
-	if len(claims) == 0 {
-		return nil
+	sort.Slice(claims, func(i, j int) bool { return claims[i].Voucher.ChannelId < claims[j].Voucher.ChannelId })
+	var errs []error
+	for _, batch := range batches(claims, claimMsgBytes) {
+		errs = append(errs, g.claim(ctx, batch)...)
 	}
-	k := &keyring.Key{Name: "payee", Private: g.cfg.Key}
-	_, err := g.cfg.Chain.Submit(ctx, k, "", module.Msg(&channelpb.MsgClaim{Payee: g.payee.String(), Claims: claims}))
-	if err != nil {
-		// A claim the chain no longer accepts (already claimed, say after
-		// a crash) must not block the others: reread the channels.
-		for _, id := range ids {
-			g.refresh(ctx, id)
+	if len(errs) > 0 {
+		return fmt.Errorf("paygate: %d of %d claims failed: %w", len(errs), len(claims), errors.Join(errs...))
+	}
+	if len(claims) > 0 {
+		g.log.Info("paygate: claimed", "channels", len(claims))
+	}
+	return nil
+}
+
+// batches splits claims into runs that each fit in one message of at most
+// limit bytes.
+func batches(claims []*channelpb.Claim, limit int) [][]*channelpb.Claim {
+	var out [][]*channelpb.Claim
+	var cur []*channelpb.Claim
+	size := 0
+	for _, c := range claims {
+		n := proto.Size(c) + 8 // the field's tag and length
+		if len(cur) > 0 && size+n > limit {
+			out = append(out, cur)
+			cur, size = nil, 0
 		}
-		return fmt.Errorf("paygate: claim %d channels: %w", len(claims), err)
+		cur = append(cur, c)
+		size += n
 	}
-	for i, c := range claims {
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// claim submits one batch; if the chain refuses it, it splits the batch in
+// two and tries each half, down to single claims, whose refusals it
+// returns (after rereading their channels, so the next claim is current).
+func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
+	k := &keyring.Key{Name: "payee", Private: g.cfg.Key}
+	_, err := g.cfg.Chain.Submit(ctx, k, "", module.Msg(&channelpb.MsgClaim{Payee: g.payee.String(), Claims: batch}))
+	if err != nil {
+		var ce *client.ChainError
+		if !errors.As(err, &ce) || ctx.Err() != nil {
+			return []error{err} // not the chain's refusal: try all again later
+		}
+		if len(batch) == 1 {
+			id := batch[0].Voucher.ChannelId
+			g.refresh(ctx, id)
+			return []error{fmt.Errorf("channel %d: %w", id, err)}
+		}
+		half := len(batch) / 2
+		return append(g.claim(ctx, batch[:half]), g.claim(ctx, batch[half:])...)
+	}
+	var errs []error
+	for _, c := range batch {
+		id := c.Voucher.ChannelId
 		g.mu.Lock()
-		s := g.channels[ids[i]]
+		s := g.channels[id]
+		g.mu.Unlock()
+		// The claim record is written after every charge it covers.
+		s.wmu.Lock()
+		g.mu.Lock()
 		s.claimed = c.Amount
-		s.ch.Claimed = c.Amount
 		s.anchors = append(s.anchors, s.receipts[:c.ReceiptsCount:c.ReceiptsCount])
 		s.receipts = s.receipts[c.ReceiptsCount:]
 		g.mu.Unlock()
-		if err := g.wal.append(record{Channel: ids[i], Claimed: c.Amount, Count: c.ReceiptsCount}); err != nil {
-			return err
+		err := g.wal.append(record{Channel: id, Claimed: c.Amount, Count: c.ReceiptsCount})
+		s.wmu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
-	g.log.Info("paygate: claimed", "channels", len(claims))
-	return nil
+	return errs
 }
 
 // Anchored returns the receipt hashes (leaves) of a channel's n-th

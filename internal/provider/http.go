@@ -245,7 +245,7 @@ func (s *Server) writeAnswer(w http.ResponseWriter, m *served, endpoint string, 
 	}
 	pr, err := settle(pay, s.price(m, usage.CompletionTokens).Amount, rc)
 	if err != nil {
-		s.fail(w, m.name, endpoint, err)
+		s.fail(w, m.name, endpoint, paymentFailed(err))
 		return
 	}
 	h := w.Header()
@@ -284,8 +284,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		if started {
 			return nil
 		}
-		if err := pay.Durable(); err != nil { // nothing is sent before the voucher is safe
-			return err
+		if err := pay.Durable(); err != nil { // nothing is sent before the payment is safe
+			return paymentFailed(err)
 		}
 		started = true
 		w.WriteHeader(http.StatusOK)
@@ -456,3 +456,10 @@ func (s *Server) corrupts(canonical []byte) bool {
 }
 
 var errClientGone = errors.New("provider: client went away")
+
+// paymentFailed is what a client hears when its payment could not be made
+// safe (an exact transfer the chain refused, a voucher the disk did not
+// take): a 402, and no answer.
+func paymentFailed(err error) error {
+	return openai.Errorf(http.StatusPaymentRequired, "payment_required", "payment_failed", "the payment could not be settled, so no answer was sent: %v", err)
+}

@@ -1,0 +1,362 @@
+package paygate_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/paygate"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/x402"
+)
+
+// world is a devnet without providers, a payee key and a gate of its own.
+type world struct {
+	t       *testing.T
+	d       *devnet.Devnet
+	c       *client.Client
+	chainID string
+	payer   *keyring.Key
+	payee   *keyring.Key
+	cfg     paygate.Config
+}
+
+func newWorld(t *testing.T) *world {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 0 })
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	id, err := c.ChainID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer, _ := d.Keyring.Get("alice")
+	payee, _ := d.Keyring.Get("bob")
+	cfg := paygate.DefaultConfig()
+	cfg.Key, cfg.Chain, cfg.ChainID, cfg.LogPath = payee.Private, c, id, filepath.Join(t.TempDir(), "vouchers.log")
+	cfg.ClaimInterval = time.Hour // claims only when a test asks
+	return &world{t: t, d: d, c: c, chainID: id, payer: payer, payee: payee, cfg: cfg}
+}
+
+func (w *world) open() *paygate.Gate {
+	g, err := paygate.Open(w.cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return g
+}
+
+// channel opens a channel from the payer to the payee with deposit.
+func (w *world) channel(deposit uint64) uint64 {
+	w.t.Helper()
+	ctx := context.Background()
+	st, err := w.c.Status(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	res, err := w.c.Submit(ctx, w.payer, "", &channelpb.MsgOpenChannel{Payer: w.payer.Address().String(), Payee: w.payee.Address().String(),
+		Deposit: coin.New(coin.Stable, deposit), ExpiresAt: st.Height + 10_000, PayerKey: w.payer.Public()})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var r channelpb.MsgOpenChannelResponse
+	if err := res.Response(0, &r); err != nil {
+		w.t.Fatal(err)
+	}
+	return r.ChannelId
+}
+
+// paid is a request carrying a voucher for cum on channel id.
+func (w *world) paid(id, cum uint64) *http.Request {
+	v := channelpb.SignVoucher(w.payer.Private, w.chainID, id, cum)
+	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(id, 10),
+		MaxClaimableAmount: strconv.FormatUint(cum, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
+	h, _ := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Accepted: x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(w.chainID)}, Payload: payload})
+	r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+	r.Header.Set(x402.HeaderSignature, h)
+	return r
+}
+
+var price = paygate.Price{Denom: coin.Stable, Max: 10}
+
+// TestRefreshNeverExposesNil: a voucher above the deposit makes the gate
+// reread its channel from chain. It used to set the channel to nil for the
+// length of that query, so a Finish on the same channel meanwhile
+// dereferenced nil while holding the gate's mutex: the panic (recovered by
+// net/http in a server) left the mutex locked and every later request hung.
+func TestRefreshNeverExposesNil(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	defer g.Close()
+	id := w.channel(1_000_000)
+	var wg sync.WaitGroup
+	stop := time.Now().Add(2 * time.Second)
+	wg.Add(2)
+	go func() { // honest requests, each finishing
+		defer wg.Done()
+		for n := uint64(1); time.Now().Before(stop); n++ {
+			pay, perr := g.Begin(w.paid(id, n*10), price)
+			if perr != nil {
+				t.Errorf("request %d: %v", n, perr)
+				return
+			}
+			if _, err := pay.Finish(10, []byte{byte(n)}); err != nil {
+				t.Errorf("finish %d: %v", n, err)
+				return
+			}
+		}
+	}()
+	go func() { // vouchers above the deposit: each makes the gate reread the channel
+		defer wg.Done()
+		for time.Now().Before(stop) {
+			if _, perr := g.Begin(w.paid(id, 2_000_000), price); perr == nil || perr.Reason != x402.ReasonInsufficientFunds {
+				t.Errorf("a voucher above the deposit: %v, want insufficient funds", perr)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+}
+
+// channels opens n channels at once (in as few transactions as the chain
+// allows), each with deposit, expiring expiresIn blocks from now.
+func (w *world) channels(n int, deposit uint64, expiresIn int64) []uint64 {
+	w.t.Helper()
+	ctx := context.Background()
+	st, err := w.c.Status(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var ids []uint64
+	for len(ids) < n {
+		var msgs []module.Msg
+		for range min(64, n-len(ids)) {
+			msgs = append(msgs, &channelpb.MsgOpenChannel{Payer: w.payer.Address().String(), Payee: w.payee.Address().String(),
+				Deposit: coin.New(coin.Stable, deposit), ExpiresAt: st.Height + expiresIn, PayerKey: w.payer.Public()})
+		}
+		res, err := w.c.Submit(ctx, w.payer, "", msgs...)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for i := range msgs {
+			var r channelpb.MsgOpenChannelResponse
+			if err := res.Response(i, &r); err != nil {
+				w.t.Fatal(err)
+			}
+			ids = append(ids, r.ChannelId)
+		}
+	}
+	return ids
+}
+
+func (w *world) claimed(id uint64) uint64 {
+	ch, err := client.Ask(context.Background(), w.c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ch.Claimed
+}
+
+// TestClaimManyChannels: one claim used to put every channel in one
+// transaction. About 560 channels exceed the 64 KiB tx limit, and one
+// channel the chain will not pay (expired, or closed behind the gate's
+// back) made it refuse the whole message; either way the provider could
+// never claim again, and an attacker could force that with a few hundred
+// cheap channels. Now claims are split to fit, and a refused claim is
+// isolated from the others.
+func TestClaimManyChannels(t *testing.T) {
+	w := newWorld(t)
+	w.cfg.ExpiryMargin = 2
+	g := w.open()
+	defer g.Close()
+	ids := w.channels(600, 1000, 10_000)
+	short := w.channels(1, 1000, 12)[0] // expires in a couple of seconds
+	ids = append(ids, short)
+	st, _ := w.c.Status(context.Background())
+	g.SetHeight(st.Height)
+	for i, id := range ids {
+		pay, perr := g.Begin(w.paid(id, 100), price)
+		if perr != nil {
+			t.Fatalf("channel %d: %v", id, perr)
+		}
+		if _, err := pay.Finish(7, []byte{byte(i), byte(i >> 8)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One channel closed by its payee directly on chain: the gate does
+	// not know, and its claim will be refused.
+	closed := ids[300]
+	if _, err := w.c.Submit(context.Background(), w.payee, "", &channelpb.MsgCloseChannel{Payee: w.payee.Address().String(), ChannelId: closed}); err != nil {
+		t.Fatal(err)
+	}
+	e2e.Eventually(t, 20*time.Second, "the short channel expires", func() error {
+		st, err := w.c.Status(context.Background())
+		if err != nil {
+			return err
+		}
+		g.SetHeight(st.Height)
+		if w.expired(short, st.Height) {
+			return nil
+		}
+		return fmt.Errorf("height %d", st.Height)
+	})
+	err := g.Claim(context.Background())
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("channel %d", closed)) {
+		t.Errorf("claim: %v; want one failure, for the closed channel %d", err, closed)
+	}
+	for _, id := range ids {
+		want := uint64(7)
+		if id == closed || id == short {
+			want = 0
+		}
+		if got := w.claimed(id); got != want {
+			t.Fatalf("channel %d: claimed %d, want %d", id, got, want)
+		}
+	}
+	if err := g.Claim(context.Background()); err != nil {
+		t.Errorf("a second claim, with nothing left to claim: %v", err)
+	}
+}
+
+func (w *world) expired(id uint64, height int64) bool {
+	ch, err := client.Ask(context.Background(), w.c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+	return err == nil && height > ch.ExpiresAt
+}
+
+// TestReceiptsKeepAnchorOrderAcrossRestart: concurrent answers on one
+// channel used to write their charge records in a different order from
+// the receipt list the claim's Merkle root is built from, so after a
+// restart the receipts no longer matched the root the chain anchored and
+// no receipt of that claim could be proven (or challenged).
+func TestReceiptsKeepAnchorOrderAcrossRestart(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	id := w.channel(1_000_000)
+	var cum atomic.Uint64
+	var wg sync.WaitGroup
+	for n := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				pay, perr := g.Begin(w.paid(id, cum.Add(10)+1000), price)
+				if perr != nil {
+					t.Errorf("begin: %v", perr)
+					return
+				}
+				leaf := sha256.Sum256([]byte{byte(n), byte(i)})
+				if _, err := pay.Finish(3, leaf[:]); err != nil {
+					t.Errorf("finish: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := g.Claim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := g.Anchored(id, 0)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g = w.open()
+	defer g.Close()
+	after := g.Anchored(id, 0)
+	an, err := client.Ask(context.Background(), w.c, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: id})
+	if err != nil || len(an.Anchors) != 1 {
+		t.Fatalf("anchors %v, %v", an, err)
+	}
+	if len(before) != 480 || len(after) != 480 {
+		t.Fatalf("%d receipts anchored before the restart, %d after; want 480", len(before), len(after))
+	}
+	if !bytes.Equal(receipt.Root(after), an.Anchors[0].Root) {
+		t.Fatal("after a restart the anchored receipts no longer hash to the root on chain")
+	}
+}
+
+// exact is a request paying amount with a fresh exact authorization.
+func (w *world) exact(amount uint64) (*http.Request, []byte) {
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	now := time.Now().Unix()
+	a := &bankpb.Authorization{From: w.payer.Address().String(), To: w.payee.Address().String(), Amount: coin.New(coin.Stable, amount),
+		ValidAfter: now - 60, ValidBefore: now + 600, Nonce: nonce}
+	bankpb.SignAuthorization(w.payer.Private, w.chainID, a)
+	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
+		From: a.From, To: a.To, Value: strconv.FormatUint(amount, 10), ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
+		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})
+	h, _ := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Accepted: x402.PaymentRequirements{Scheme: x402.SchemeExact, Network: x402.Network(w.chainID)}, Payload: payload})
+	r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+	r.Header.Set(x402.HeaderSignature, h)
+	return r, nonce
+}
+
+// TestExactSettlesBeforeTheAnswer: an exact payment used to be settled
+// only when the answer was finished, after a stream had been sent, with a
+// failed settlement merely logged; and several concurrent streams with
+// one authorization all passed verification. Now Durable, which the
+// provider calls before the first byte, settles on chain, and an
+// authorization pays one answer at a time.
+func TestExactSettlesBeforeTheAnswer(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	defer g.Close()
+	r, nonce := w.exact(price.Max)
+	pay, perr := g.Begin(r, price)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	r2 := r.Clone(r.Context())
+	if _, perr := g.Begin(r2, price); perr == nil || perr.Reason != x402.ReasonNonceUsed {
+		t.Errorf("a second answer on an authorization in use: %v, want nonce used", perr)
+	}
+	if err := pay.Durable(); err != nil {
+		t.Fatal(err)
+	}
+	used, err := client.Ask(context.Background(), w.c, bankpb.QueryNonce, &bankpb.QueryNonceRequest{Address: w.payer.Address().String(), Nonce: nonce})
+	if err != nil || !used.Used {
+		t.Fatalf("after Durable the transfer is not on chain: %v %v", used, err)
+	}
+	if resp, err := pay.Finish(price.Max, []byte("r")); err != nil || resp == "" {
+		t.Fatalf("finish: %q %v", resp, err)
+	}
+	if _, perr := g.Begin(r.Clone(r.Context()), price); perr == nil || perr.Reason != x402.ReasonNonceUsed {
+		t.Errorf("a settled authorization again: %v, want nonce used", perr)
+	}
+	// An answer that fails before settling frees its authorization.
+	r3, _ := w.exact(price.Max)
+	pay, perr = g.Begin(r3, price)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	pay.Abort()
+	if pay, perr = g.Begin(r3.Clone(r3.Context()), price); perr != nil {
+		t.Fatalf("an aborted authorization, again: %v", perr)
+	}
+	pay.Abort()
+}
