@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,31 @@ func providerCmd(g *globals) *cobra.Command {
 			return g.submit(cmd, args[0], func(from addr.Address) module.Msg { return &providerpb.MsgDeregister{Operator: from.String()} })
 		},
 	}
-	cmd.AddCommand(withConfig(providerStartCmd(g)), dereg)
+	var out string
+	backup := &cobra.Command{
+		Use:   "backup KEY --out DIR",
+		Short: "Copy a provider's voucher log and receipt counter, consistently, while it runs",
+		Long: `Backup writes the provider's payment state (what it may still claim, and its
+receipt counter) into a new directory. To restore, stop the provider, copy
+both files into <home>/providers/KEY/, and start it: it replays the log and
+claims exactly what was unclaimed when the backup was taken.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			home := provider.Home(g.home, args[0])
+			if _, err := os.Stat(home); err != nil {
+				return fmt.Errorf("no provider home at %s: %s has not run a provider in this home", home, args[0])
+			}
+			if err := provider.Backup(home, out); err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), map[string]string{"provider": home, "backup": out}, func(w io.Writer) {
+				fmt.Fprintf(w, "backed up %s to %s\n", home, out)
+			})
+		},
+	}
+	backup.Flags().StringVar(&out, "out", "", "the directory to write (it must not exist)")
+	_ = backup.MarkFlagRequired("out")
+	cmd.AddCommand(withConfig(providerStartCmd(g)), dereg, backup)
 	return cmd
 }
 

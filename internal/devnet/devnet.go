@@ -264,17 +264,23 @@ func (d *Devnet) startGateway() error {
 	if err != nil {
 		return err
 	}
-	keys := filepath.Join(d.cfg.Home, "gateway", "keys.jsonl")
-	if err := gateway.CreateWithKey(keys, APIKey, coin.Stable, APICredit); err != nil {
-		return err
-	}
 	rc := route.DefaultConfig()
 	rc.Refresh = time.Second
-	d.Gateway, err = gateway.Start(context.Background(), gateway.Config{
+	cfg := gateway.Config{
 		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, ChainID: ChainID, Chain: c, NodeURL: d.Node.RPC(),
-		KeysPath: keys, Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
-		PaymentsLog: filepath.Join(d.cfg.Home, "gateway", "vouchers.log"),
-	})
+		Home: gateway.Home(d.cfg.Home), Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
+	}
+	ctx := context.Background()
+	l, err := gateway.OpenLedger(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	_, err = l.AddKey(ctx, APIKey, coin.Stable, APICredit)
+	l.Close()
+	if err != nil {
+		return err
+	}
+	d.Gateway, err = gateway.Start(ctx, cfg)
 	return err
 }
 

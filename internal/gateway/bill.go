@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
+	"github.com/agoranet/agora/internal/ledger"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/x402"
@@ -17,8 +21,8 @@ import (
 type bill struct {
 	s       *Server
 	most    uint64
-	acct    *account         // API key
-	pay     *paygate.Payment // x402
+	res     *ledger.Reservation // API key
+	pay     *paygate.Payment    // x402
 	charged uint64
 	settled bool
 }
@@ -41,16 +45,20 @@ func (s *Server) bill(w http.ResponseWriter, r *http.Request, most uint64) *bill
 		openai.WriteError(w, err)
 		return nil
 	}
-	b.acct, err = s.keys.Reserve(key, most)
+	b.res, err = s.keys.Reserve(r.Context(), key, most)
 	switch {
-	case errors.Is(err, ErrUnknownKey):
+	case errors.Is(err, ledger.ErrUnknownKey):
 		openai.WriteError(w, openai.Errorf(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "this API key is not known to the gateway; create one with `agora gateway key create`"))
 		return nil
-	case errors.Is(err, ErrBalance):
-		openai.WriteError(w, openai.Errorf(http.StatusPaymentRequired, "insufficient_quota", "insufficient_balance", "%v; top up the key", err))
+	case errors.Is(err, ledger.ErrBalance):
+		// OpenAI's answer to an account out of credit: a 429 that no
+		// retry will cure, saying how to add credit.
+		openai.WriteError(w, openai.Errorf(http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota",
+			"%s; top the key up with `agora gateway key topup ID AMOUNT` (GET /v1/key shows its id and balance)", strings.TrimPrefix(err.Error(), "ledger: ")))
 		return nil
 	case err != nil:
-		openai.WriteError(w, err)
+		s.log.Error("gateway: the API-key ledger failed", "err", err)
+		openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "ledger_unavailable", "the gateway cannot reach its API-key ledger; retry shortly"))
 		return nil
 	}
 	return b
@@ -85,7 +93,10 @@ func (b *bill) close(log *slog.Logger) {
 	if b.settled {
 		charged = b.charged
 	}
-	if err := b.s.keys.Settle(b.acct, b.most, charged); err != nil {
+	// Settled even if the client has gone: a context of its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.s.keys.Settle(ctx, b.res, charged); err != nil {
 		log.Error("gateway: record a charge", "err", err)
 	}
 }

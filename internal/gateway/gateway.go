@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
+	"github.com/agoranet/agora/internal/ledger"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/receipt"
@@ -49,8 +51,13 @@ type Config struct {
 	Chain   *client.Client
 	// NodeURL is the chain RPC the gateway's wallet uses.
 	NodeURL string
-	// KeysPath is the API key ledger.
-	KeysPath string
+	// Home is the gateway's directory (Home(agoraHome)): its SQLite ledger
+	// ledger.db, unless DB names another, and vouchers.log, the voucher
+	// log of clients that pay with x402 instead of an API key.
+	Home string
+	// DB is the API-key ledger: a postgres:// URL that several replicas
+	// share, or a SQLite file; "" is <Home>/ledger.db.
+	DB string
 	// Denom is what clients are billed in and providers paid in.
 	Denom string
 	// Spend caps what the gateway commits to providers in all, and Deposit
@@ -58,11 +65,8 @@ type Config struct {
 	Spend, Deposit uint64
 	// Timeout bounds one attempt at one provider.
 	Timeout time.Duration
-	// PaymentsLog, if set, lets clients without an API key pay with x402:
-	// the gateway's voucher log.
-	PaymentsLog string
-	Route       route.Config
-	Logger      *slog.Logger
+	Route   route.Config
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns a gateway's defaults: it bills and pays in uusdc,
@@ -79,8 +83,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway: no key")
 	case c.Chain == nil || c.ChainID == "" || c.NodeURL == "":
 		return errors.New("gateway: need a chain client, its chain-id and its node URL")
-	case c.KeysPath == "":
-		return errors.New("gateway: no API key ledger path")
+	case c.Home == "":
+		return errors.New("gateway: no home directory")
 	case !coin.ValidDenom(c.Denom):
 		return fmt.Errorf("gateway: bad denom %q", c.Denom)
 	case c.Deposit == 0 || c.Deposit > c.Spend:
@@ -103,7 +107,34 @@ func (c Config) withDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = d.Listen
 	}
+	if c.DB == "" && c.Home != "" {
+		c.DB = filepath.Join(c.Home, "ledger.db")
+	}
 	return c
+}
+
+// Home is the gateway's directory in an Agora home.
+func Home(agoraHome string) string { return filepath.Join(agoraHome, "gateway") }
+
+// OpenLedger opens the API-key ledger a gateway with cfg uses (for the
+// CLI's key commands, while the gateway runs or not).
+func OpenLedger(ctx context.Context, cfg Config) (*ledger.Ledger, error) {
+	cfg = cfg.withDefaults()
+	owner := "cli"
+	if len(cfg.Key) == ed25519.PrivateKeySize {
+		owner = addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)).String()
+	}
+	l, err := ledger.Open(ctx, cfg.DB, owner)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Home != "" {
+		if err := importKeys(ctx, l, filepath.Join(cfg.Home, "keys.jsonl")); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
 // Server is a running gateway.
@@ -114,15 +145,16 @@ type Server struct {
 	router  *route.Router
 	payer   *sdk.Payer
 	http    *http.Client
-	keys    *Keys
-	gate    *paygate.Gate // nil: API keys only
+	keys    *ledger.Ledger
+	gate    *paygate.Gate // clients that pay with x402
 	metrics *metrics
 
 	srv *httpserve.Server
 
-	auditMu  sync.Mutex // guards auditURL
-	auditURL string
-	samples  chan verifierSample
+	auditMu     sync.Mutex // guards auditURL
+	auditURL    string
+	samples     chan verifierSample
+	stopSamples chan struct{}
 }
 
 // verifierSample is an answer sent to a verifier's audit feed.
@@ -156,7 +188,14 @@ func (s *Server) feed(endpoint string, req, resp []byte, rc string) {
 }
 
 func (s *Server) postSamples() {
-	for smp := range s.samples {
+	hc := &http.Client{Timeout: 5 * time.Second} // a slow verifier costs samples, not goroutines
+	for {
+		var smp verifierSample
+		select {
+		case <-s.stopSamples:
+			return
+		case smp = <-s.samples:
+		}
 		s.auditMu.Lock()
 		url := s.auditURL
 		s.auditMu.Unlock()
@@ -164,7 +203,7 @@ func (s *Server) postSamples() {
 			continue
 		}
 		b, _ := json.Marshal(smp)
-		if resp, err := http.Post(url+"/v1/audit", "application/json", bytes.NewReader(b)); err == nil {
+		if resp, err := hc.Post(url+"/v1/audit", "application/json", bytes.NewReader(b)); err == nil {
 			resp.Body.Close()
 		}
 	}
@@ -176,7 +215,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	keys, err := OpenKeys(cfg.KeysPath)
+	keys, err := OpenLedger(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -193,20 +232,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	payer := sdk.NewPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}})
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
-		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), samples: make(chan verifierSample, 256)}
+		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), samples: make(chan verifierSample, 256), stopSamples: make(chan struct{})}
 	go s.postSamples()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))
-	if cfg.PaymentsLog != "" {
-		pc := paygate.DefaultConfig()
-		pc.Key, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.ChainID, cfg.Chain, cfg.PaymentsLog, cfg.Logger
-		if s.gate, err = paygate.Open(pc); err != nil {
-			router.Close()
-			return nil, err
-		}
+	pc := paygate.DefaultConfig()
+	pc.Key, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.ChainID, cfg.Chain, filepath.Join(cfg.Home, "vouchers.log"), cfg.Logger
+	if s.gate, err = paygate.Open(pc); err != nil {
+		router.Close()
+		keys.Close()
+		return nil, err
 	}
 	if s.srv, err = httpserve.Listen(cfg.Listen, s.Handler(), s.log); err != nil {
 		router.Close()
+		s.gate.Close()
+		keys.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	return s, nil
@@ -215,15 +255,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // URL is where the gateway serves.
 func (s *Server) URL() string { return s.srv.URL() }
 
-// Shutdown stops serving and routing.
+// Ledger is where the API keys are: a file, or a PostgreSQL URL.
+func (s *Server) Ledger() string { return s.keys.Where() }
+
+// Shutdown stops serving (letting requests in flight finish until ctx
+// ends), then routing, paying and billing.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	close(s.samples)
+	// The samples channel is never closed: a handler still running after
+	// ctx ended may yet send on it.
+	close(s.stopSamples)
 	s.router.Close()
-	if s.gate != nil {
-		err = errors.Join(err, s.gate.Close())
-	}
-	return err
+	err = errors.Join(err, s.gate.Close())
+	return errors.Join(err, s.keys.Close())
 }
 
 // Handler is the gateway's HTTP API.
@@ -239,12 +283,16 @@ func (s *Server) Handler() http.Handler {
 			openai.WriteError(w, err)
 			return
 		}
-		bal, denom, err := s.keys.Balance(key)
-		if err != nil {
+		a, err := s.keys.Balance(r.Context(), key)
+		if errors.Is(err, ledger.ErrUnknownKey) {
 			openai.WriteError(w, openai.Errorf(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "this API key is not known to the gateway"))
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"balance": strconv.FormatUint(bal, 10), "denom": denom})
+		if err != nil {
+			openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "ledger_unavailable", "the gateway cannot reach its API-key ledger; retry shortly"))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": a.ID, "balance": strconv.FormatUint(a.Balance, 10), "reserved": strconv.FormatUint(a.Reserved, 10), "denom": a.Denom})
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "gateway": s.address.String(), "models": len(s.router.Models())})

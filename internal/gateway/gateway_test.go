@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -81,6 +82,47 @@ func TestGateway(t *testing.T) {
 			}
 		})
 	}
+	// A key's balance is exactly its credit less its answers' prices,
+	// however requests with unknown keys come between. (The old ledger
+	// re-applied this process's debits each time an unknown key made it
+	// reload its file: after 3 answers of 120, 1000 read 280.)
+	home := filepath.Dir(d.Keyring.Dir())
+	var created struct{ Key string }
+	if err := json.Unmarshal([]byte(e2e.Run(t, "gateway", "key", "create", "--credit", "1000uusdc", "--home", home, "-o", "json")), &created); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if resp, body := post(http.DefaultClient, created.Key, chat); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		post(http.DefaultClient, "agk_unknown", chat)
+	}
+	req, _ := http.NewRequest(http.MethodGet, gw+"/v1/key", nil)
+	req.Header.Set("Authorization", "Bearer "+created.Key)
+	kresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bal struct{ Balance string }
+	json.NewDecoder(kresp.Body).Decode(&bal)
+	kresp.Body.Close()
+	if bal.Balance != "640" {
+		t.Errorf("after 3 answers of 120 on a credit of 1000, the balance reads %s, want 640", bal.Balance)
+	}
+	// A key without credit enough: OpenAI's 429 insufficient_quota, which
+	// says how to top up.
+	if err := json.Unmarshal([]byte(e2e.Run(t, "gateway", "key", "create", "--credit", "100uusdc", "--home", home, "-o", "json")), &created); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = post(http.DefaultClient, created.Key, chat)
+	var quota struct {
+		Error struct{ Type, Code, Message string }
+	}
+	json.Unmarshal(body, &quota)
+	if resp.StatusCode != http.StatusTooManyRequests || quota.Error.Code != "insufficient_quota" || !strings.Contains(quota.Error.Message, "topup") {
+		t.Errorf("out of credit: %d %+v; want 429 insufficient_quota saying how to top up", resp.StatusCode, quota.Error)
+	}
+
 	// Without a key or a payment: a 402 the client can pay.
 	resp, _ = post(http.DefaultClient, "", chat)
 	var pr x402.PaymentRequired

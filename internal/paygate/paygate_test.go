@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -359,4 +360,47 @@ func TestExactSettlesBeforeTheAnswer(t *testing.T) {
 		t.Fatalf("an aborted authorization, again: %v", perr)
 	}
 	pay.Abort()
+}
+
+// TestRestoredLogClaimsWhatItHad: a backup of the voucher log taken while
+// the gate runs, restored after the disk is lost, claims exactly what was
+// charged when it was taken.
+func TestRestoredLogClaimsWhatItHad(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	id := w.channel(1_000_000)
+	for n := uint64(1); n <= 20; n++ {
+		pay, perr := g.Begin(w.paid(id, n*10), price)
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		if _, err := pay.Finish(5, []byte{byte(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backup := filepath.Join(t.TempDir(), "vouchers.log.bak")
+	if err := paygate.BackupLog(w.cfg.LogPath, backup); err != nil {
+		t.Fatal(err)
+	}
+	if err := paygate.BackupLog(w.cfg.LogPath, backup); err == nil {
+		t.Error("a backup over an existing file succeeded")
+	}
+	// The machine dies before any claim (the gate claims only when asked
+	// here) and its disk with it: the backup is put in the log's place.
+	t.Cleanup(func() { g.Close() })
+	if err := os.Remove(w.cfg.LogPath); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(backup)
+	if err := os.WriteFile(w.cfg.LogPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restored := w.open()
+	defer restored.Close()
+	if err := restored.Claim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.claimed(id); got != 100 {
+		t.Errorf("the restored log claimed %d, want the 100 charged when it was backed up", got)
+	}
 }

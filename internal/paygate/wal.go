@@ -2,10 +2,13 @@ package paygate
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/agoranet/agora/internal/durable"
 )
 
 // record is one line of the voucher log.
@@ -97,3 +100,19 @@ func (w *wal) append(r record) error {
 }
 
 func (w *wal) close() error { return w.f.Close() }
+
+// BackupLog writes a consistent copy of the voucher log at src to dst,
+// while a gate may be appending to it: every record is one write of a whole
+// line, so the file up to its last newline is a state the log was in. The
+// copy is synced before BackupLog returns; dst must not exist.
+func BackupLog(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("paygate: back up the voucher log: %w", err)
+	}
+	b = b[:bytes.LastIndexByte(b, '\n')+1] // a line being written is not yet in the log
+	if err := durable.WriteNew(dst, b); err != nil {
+		return fmt.Errorf("paygate: back up the voucher log: %w", err)
+	}
+	return nil
+}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/agoranet/agora/internal/durable"
+	"github.com/agoranet/agora/internal/paygate"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -129,4 +131,40 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.receipts, collectors.NewGoCollector())
 	return m
+}
+
+// Backup writes a consistent copy of a provider's payment state, from its
+// home, into dir (created; it must not exist), while the provider runs:
+// the voucher log (what it may claim) and the receipt counter (which must
+// never go back). To restore, stop the provider and copy both files into
+// its home; on start it replays the log and claims what is unclaimed.
+func Backup(home, dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("provider: %s exists; back up into a new directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	log := filepath.Join(home, "vouchers.log")
+	if _, err := os.Stat(log); err == nil {
+		if err := paygate.BackupLog(log, filepath.Join(dir, "vouchers.log")); err != nil {
+			return err
+		}
+	}
+	// The counter is written whole before the numbers it reserves are
+	// used, so a copy is above every receipt signed so far; receipts
+	// signed after the backup are not, so the copy skips 2^32 numbers
+	// ahead: restored, the provider never signs a number twice.
+	seq, err := os.ReadFile(filepath.Join(home, "receipt-seq"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(seq) != 8 {
+		return fmt.Errorf("provider: the receipt counter in %s is corrupt", home)
+	}
+	seq = binary.BigEndian.AppendUint64(nil, binary.BigEndian.Uint64(seq)+1<<32)
+	return durable.WriteNew(filepath.Join(dir, "receipt-seq"), seq)
 }

@@ -1,0 +1,109 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/gateway"
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/route"
+)
+
+// TestReplicasShareAPostgresLedger: two gateway replicas, each with its own
+// payer key and channels, bill one API key in one PostgreSQL ledger under
+// concurrent load. The key ends with exactly its credit less the prices
+// in the receipts of the answers its clients received.
+func TestReplicasShareAPostgresLedger(t *testing.T) {
+	dsn := e2e.Postgres(t)
+	d := e2e.Devnet(t, nil)
+	ctx := context.Background()
+	var urls []string
+	for _, name := range []string{"alice", "bob"} {
+		k, _ := d.Keyring.Get(name)
+		c, err := client.New(d.Node.RPC())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		rc := route.DefaultConfig()
+		rc.Refresh = time.Second
+		gw, err := gateway.Start(ctx, gateway.Config{Listen: "127.0.0.1:0", Key: k.Private, ChainID: devnet.ChainID, Chain: c, NodeURL: d.Node.RPC(),
+			Home: t.TempDir(), DB: dsn, Denom: coin.Stable, Spend: 10_000_000, Deposit: 1_000_000, Route: rc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gw.Shutdown(ctx)
+		urls = append(urls, gw.URL())
+	}
+	l, err := gateway.OpenLedger(ctx, gateway.Config{DB: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const credit = 1_000_000
+	key, _, err := l.CreateKey(ctx, coin.Stable, credit)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var priced uint64
+	var failures []string
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				stream := i%2 == 0
+				body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"KING:"}],"max_tokens":16,"seed":%d,"stream":%t}`, w*100+i, stream)
+				req, _ := http.NewRequest(http.MethodPost, urls[w%2]+"/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				enc := resp.Header.Get(receipt.Header)
+				if stream {
+					_, enc = openai.SplitStream(b)
+				}
+				r, rerr := receipt.Decode(enc)
+				mu.Lock()
+				if resp.StatusCode != 200 || rerr != nil {
+					failures = append(failures, fmt.Sprintf("%d %v %.200s", resp.StatusCode, rerr, b))
+				} else {
+					priced += r.Price.Amount
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of 160 requests failed; the first: %s", len(failures), failures[0])
+	}
+	a, err := l.Balance(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Balance != credit-priced || a.Reserved != 0 || a.Debited != priced {
+		t.Errorf("the key holds %d (reserved %d, debited %d); its answers' receipts say %d, so it should hold %d", a.Balance, a.Reserved, a.Debited, priced, credit-priced)
+	}
+}

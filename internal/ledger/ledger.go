@@ -1,0 +1,439 @@
+// Package ledger is the gateway's book of API keys and their prepaid
+// balances, in a transactional database: an embedded SQLite file by
+// default, or PostgreSQL so that several gateway replicas share one ledger.
+//
+// A request first reserves its maximum price (the balance drops at once, so
+// concurrent requests cannot overspend it), then settles the actual price:
+// the rest returns to the balance and the debit is recorded. Each step is
+// one transaction, a balance can never go negative (a CHECK and a guarded
+// UPDATE), and a reservation settles exactly once: settling it deletes it,
+// and a second Settle finds nothing to settle.
+//
+// Only this ledger is shared between replicas. Each replica has its own
+// payer key and its own channels to providers, so two replicas never sign
+// conflicting vouchers; a replica's reservations carry its owner name, and
+// those a crashed replica left are released (never charged) when it opens
+// the ledger again.
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+	_ "modernc.org/sqlite"             // the "sqlite" driver (pure Go)
+)
+
+// Errors of lookups and reservations.
+var (
+	ErrUnknownKey = errors.New("ledger: unknown API key")
+	ErrBalance    = errors.New("ledger: insufficient balance")
+	ErrSettled    = errors.New("ledger: the reservation is already settled")
+)
+
+// Ledger is an open ledger.
+type Ledger struct {
+	db       *sql.DB
+	postgres bool
+	owner    string
+	where    string // for messages: the file, or the PostgreSQL host
+}
+
+// Account is an API key's book: its id (which names it without revealing
+// it), denom, spendable balance and what requests in flight hold.
+type Account struct {
+	ID       string `json:"id"`
+	Denom    string `json:"denom"`
+	Balance  uint64 `json:"balance,string"`
+	Reserved uint64 `json:"reserved,string"`
+	Debited  uint64 `json:"debited,string"`
+}
+
+// Reservation is what one request holds of a key's balance.
+type Reservation struct {
+	ID     string
+	KeyID  string
+	Denom  string
+	Amount uint64
+}
+
+// IsPostgres tells whether dsn names a PostgreSQL database rather than a
+// SQLite file.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open opens (creating if need be) the ledger at dsn: a postgres:// URL,
+// or the path of a SQLite file. owner names this replica (its payer
+// address); reservations it left unsettled in an earlier run are released.
+func Open(ctx context.Context, dsn, owner string) (*Ledger, error) {
+	l := &Ledger{owner: owner, postgres: IsPostgres(dsn)}
+	var err error
+	if l.postgres {
+		l.where = redact(dsn)
+		l.db, err = sql.Open("pgx", dsn)
+	} else {
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		l.where = path
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		// WAL lets the CLI read and add keys while the gateway runs;
+		// immediate transactions take the write lock up front, so two
+		// writers wait in turn instead of failing to upgrade a read lock.
+		l.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", l.where, err)
+	}
+	if err := l.migrate(ctx); err != nil {
+		l.db.Close()
+		return nil, err
+	}
+	if err := l.release(ctx); err != nil {
+		l.db.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+var password = regexp.MustCompile(`//([^:/@]+):[^@]*@`)
+
+func redact(dsn string) string { return password.ReplaceAllString(dsn, "//$1:***@") }
+
+// Where is the ledger's file or (password hidden) URL.
+func (l *Ledger) Where() string { return l.where }
+
+// Close closes the database.
+func (l *Ledger) Close() error { return l.db.Close() }
+
+// q rewrites a query written with PostgreSQL's $1 placeholders for SQLite,
+// whose ?1 means the same.
+func (l *Ledger) q(query string) string {
+	if l.postgres {
+		return query
+	}
+	return strings.ReplaceAll(query, "$", "?")
+}
+
+func (l *Ledger) migrate(ctx context.Context) error {
+	seq := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	if l.postgres {
+		seq = "BIGSERIAL PRIMARY KEY"
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE IF NOT EXISTS api_keys (
+			id      TEXT PRIMARY KEY,
+			hash    TEXT NOT NULL UNIQUE,
+			denom   TEXT NOT NULL,
+			balance BIGINT NOT NULL CHECK (balance >= 0),
+			created BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS reservations (
+			id      TEXT PRIMARY KEY,
+			key_id  TEXT NOT NULL REFERENCES api_keys(id),
+			owner   TEXT NOT NULL,
+			amount  BIGINT NOT NULL CHECK (amount >= 0),
+			created BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS reservations_owner ON reservations(owner)`,
+		`CREATE TABLE IF NOT EXISTS entries (
+			seq     ` + seq + `,
+			key_id  TEXT NOT NULL REFERENCES api_keys(id),
+			kind    TEXT NOT NULL CHECK (kind IN ('credit', 'debit')),
+			amount  BIGINT NOT NULL CHECK (amount > 0),
+			owner   TEXT NOT NULL,
+			created BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS entries_key ON entries(key_id)`,
+	} {
+		if _, err := l.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("ledger: set up %s: %w", l.where, err)
+		}
+	}
+	return nil
+}
+
+// tx runs fn in one transaction, retrying PostgreSQL's serialization
+// failures (a concurrent replica's write), which are safe to run again.
+func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		t, err := l.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		err = fn(t)
+		if err == nil {
+			err = t.Commit()
+		} else {
+			t.Rollback()
+		}
+		if err != nil && attempt < 5 && retryable(err) {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+}
+
+func retryable(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 40001") || strings.Contains(s, "SQLSTATE 40P01")
+}
+
+func hashKey(key string) string {
+	s := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(s[:])
+}
+
+// keyID names a key in the ledger without revealing it: 128 bits of its
+// hash, so ids do not collide.
+func keyID(key string) string { return hashKey(key)[:32] }
+
+func now() int64 { return time.Now().Unix() }
+
+// CreateKey makes a new API key with a prepaid credit. Only its hash is
+// stored; the key is returned once.
+func (l *Ledger) CreateKey(ctx context.Context, denom string, credit uint64) (key, id string, err error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	key = "agk_" + hex.EncodeToString(b)
+	if _, err := l.AddKey(ctx, key, denom, credit); err != nil {
+		return "", "", err
+	}
+	return key, keyID(key), nil
+}
+
+// AddKey registers a given key with a credit (the devnet's well-known
+// key); a key already there is left as it is (added reports which).
+func (l *Ledger) AddKey(ctx context.Context, key, denom string, credit uint64) (added bool, err error) {
+	if credit > 1<<62 {
+		return false, fmt.Errorf("ledger: a credit of %d is too large", credit)
+	}
+	id := keyID(key)
+	err = l.tx(ctx, func(t *sql.Tx) error {
+		res, err := t.ExecContext(ctx, l.q(`INSERT INTO api_keys (id, hash, denom, balance, created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`),
+			id, hashKey(key), denom, int64(credit), now())
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		if added = n == 1; added && credit > 0 {
+			_, err = t.ExecContext(ctx, l.q(`INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'credit', $2, $3, $4)`), id, int64(credit), l.owner, now())
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("ledger: add a key: %w", err)
+	}
+	return added, nil
+}
+
+// AddHashed registers a key known only by its sha256 (hex), with balance:
+// keys imported from an earlier ledger. A key already there is left alone.
+func (l *Ledger) AddHashed(ctx context.Context, hash, denom string, balance uint64) error {
+	if len(hash) != 64 || balance > 1<<62 {
+		return fmt.Errorf("ledger: key hash %q or balance %d out of range", hash, balance)
+	}
+	return l.tx(ctx, func(t *sql.Tx) error {
+		res, err := t.ExecContext(ctx, l.q(`INSERT INTO api_keys (id, hash, denom, balance, created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`),
+			hash[:32], hash, denom, int64(balance), now())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 && balance > 0 {
+			_, err = t.ExecContext(ctx, l.q(`INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'credit', $2, $3, $4)`), hash[:32], int64(balance), l.owner, now())
+		}
+		return err
+	})
+}
+
+// TopUp credits the key with id with amount of denom, the key's own.
+func (l *Ledger) TopUp(ctx context.Context, id, denom string, amount uint64) (Account, error) {
+	if amount == 0 || amount > 1<<62 {
+		return Account{}, fmt.Errorf("ledger: a top-up of %d; give a positive amount", amount)
+	}
+	err := l.tx(ctx, func(t *sql.Tx) error {
+		res, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2 AND denom = $3`), int64(amount), id, denom)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var has string
+			if t.QueryRowContext(ctx, l.q(`SELECT denom FROM api_keys WHERE id = $1`), id).Scan(&has) == nil {
+				return fmt.Errorf("ledger: key %s holds %s, not %s; top it up in %s", id, has, denom, has)
+			}
+			return fmt.Errorf("%w: no key with id %s; agora gateway key list shows them", ErrUnknownKey, id)
+		}
+		_, err = t.ExecContext(ctx, l.q(`INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'credit', $2, $3, $4)`), id, int64(amount), l.owner, now())
+		return err
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return l.account(ctx, l.db, `a.id = $1`, id)
+}
+
+// Reserve takes max from the key's balance for one request, or says why
+// not: an unknown key, or a balance below max.
+func (l *Ledger) Reserve(ctx context.Context, key string, max uint64) (*Reservation, error) {
+	if max > 1<<62 {
+		return nil, fmt.Errorf("%w: a request of up to %d is more than any balance", ErrBalance, max)
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	r := &Reservation{ID: hex.EncodeToString(b), Amount: max}
+	err := l.tx(ctx, func(t *sql.Tx) error {
+		// The guarded UPDATE is the whole check: it locks the row, and
+		// no other reservation can come between its test and its change.
+		row := t.QueryRowContext(ctx, l.q(`UPDATE api_keys SET balance = balance - $1 WHERE hash = $2 AND balance >= $1 RETURNING id, denom`), int64(max), hashKey(key))
+		if err := row.Scan(&r.KeyID, &r.Denom); errors.Is(err, sql.ErrNoRows) {
+			var bal int64
+			var denom string
+			err := t.QueryRowContext(ctx, l.q(`SELECT balance, denom FROM api_keys WHERE hash = $1`), hashKey(key)).Scan(&bal, &denom)
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrUnknownKey
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: the key holds %d%s, this request may cost up to %d", ErrBalance, bal, denom, max)
+		} else if err != nil {
+			return err
+		}
+		_, err := t.ExecContext(ctx, l.q(`INSERT INTO reservations (id, key_id, owner, amount, created) VALUES ($1, $2, $3, $4, $5)`), r.ID, r.KeyID, l.owner, int64(max), now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Settle ends a reservation: actual (at most the reserved amount) is
+// debited, the rest returns to the balance. A reservation settles once.
+func (l *Ledger) Settle(ctx context.Context, r *Reservation, actual uint64) error {
+	actual = min(actual, r.Amount)
+	return l.tx(ctx, func(t *sql.Tx) error {
+		var held int64
+		err := t.QueryRowContext(ctx, l.q(`DELETE FROM reservations WHERE id = $1 RETURNING amount`), r.ID).Scan(&held)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrSettled
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), held-int64(actual), r.KeyID); err != nil {
+			return err
+		}
+		if actual > 0 {
+			_, err = t.ExecContext(ctx, l.q(`INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'debit', $2, $3, $4)`), r.KeyID, int64(actual), l.owner, now())
+		}
+		return err
+	})
+}
+
+// release returns to their keys the reservations this owner left behind
+// (a crash): their answers were never settled, so nothing is charged.
+func (l *Ledger) release(ctx context.Context) error {
+	return l.tx(ctx, func(t *sql.Tx) error {
+		rows, err := t.QueryContext(ctx, l.q(`DELETE FROM reservations WHERE owner = $1 RETURNING key_id, amount`), l.owner)
+		if err != nil {
+			return err
+		}
+		type back struct {
+			id     string
+			amount int64
+		}
+		var backs []back
+		for rows.Next() {
+			var b back
+			if err := rows.Scan(&b.id, &b.amount); err != nil {
+				rows.Close()
+				return err
+			}
+			backs = append(backs, b)
+		}
+		rows.Close()
+		for _, b := range backs {
+			if _, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), b.amount, b.id); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+const accountQuery = `SELECT a.id, a.denom, a.balance,
+	COALESCE((SELECT SUM(r.amount) FROM reservations r WHERE r.key_id = a.id), 0),
+	COALESCE((SELECT SUM(e.amount) FROM entries e WHERE e.key_id = a.id AND e.kind = 'debit'), 0)
+	FROM api_keys a WHERE `
+
+func (l *Ledger) account(ctx context.Context, q querier, where string, arg any) (Account, error) {
+	var a Account
+	var bal, res, deb int64
+	err := q.QueryRowContext(ctx, l.q(accountQuery+where), arg).Scan(&a.ID, &a.Denom, &bal, &res, &deb)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, ErrUnknownKey
+	}
+	if err != nil {
+		return a, fmt.Errorf("ledger: %w", err)
+	}
+	a.Balance, a.Reserved, a.Debited = uint64(bal), uint64(res), uint64(deb)
+	return a, nil
+}
+
+// Balance returns the book of key.
+func (l *Ledger) Balance(ctx context.Context, key string) (Account, error) {
+	return l.account(ctx, l.db, `a.hash = $1`, hashKey(key))
+}
+
+// Accounts lists every key's book, by id.
+func (l *Ledger) Accounts(ctx context.Context) ([]Account, error) {
+	rows, err := l.db.QueryContext(ctx, l.q(accountQuery+`1 = 1 ORDER BY a.id`))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		var a Account
+		var bal, res, deb int64
+		if err := rows.Scan(&a.ID, &a.Denom, &bal, &res, &deb); err != nil {
+			return nil, err
+		}
+		a.Balance, a.Reserved, a.Debited = uint64(bal), uint64(res), uint64(deb)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Backup writes a consistent copy of a SQLite ledger to path while it is in
+// use (VACUUM INTO: one read transaction). A PostgreSQL ledger is backed up
+// with the database's own tools (pg_dump), which do the same.
+func (l *Ledger) Backup(ctx context.Context, path string) error {
+	if l.postgres {
+		return fmt.Errorf("ledger: %s is PostgreSQL; back it up with pg_dump (see docs/gateway.md)", l.where)
+	}
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("ledger: %s exists; back up to a new file", path)
+	}
+	if _, err := l.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("ledger: back up to %s: %w", path, err)
+	}
+	return nil
+}
