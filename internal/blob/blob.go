@@ -25,6 +25,9 @@ const Path = "/v1/blobs/"
 // DefaultMax is the largest blob a store takes by default.
 const DefaultMax = 256 << 20
 
+// MaxPost is the largest blob a POST (read into memory to be named) takes.
+const MaxPost = 16 << 20
+
 var (
 	// ErrNotFound is returned for a blob the store does not hold.
 	ErrNotFound = errors.New("blob: not found")
@@ -183,9 +186,16 @@ func (s *Store) Handler() http.Handler {
 		w.WriteHeader(http.StatusCreated)
 	})
 	mux.HandleFunc("POST "+strings.TrimSuffix(Path, "/"), func(w http.ResponseWriter, r *http.Request) {
-		data, err := io.ReadAll(io.LimitReader(r.Body, s.max+1))
+		// A POST is named after it is read, so it is read into memory:
+		// bounded well below the store's limit. PUT streams to disk.
+		limit := min(s.max, MaxPost)
+		data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 		if err != nil {
 			http.Error(w, "blob: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if int64(len(data)) > limit {
+			http.Error(w, fmt.Sprintf("blob: a POST takes up to %d bytes; PUT larger blobs to %s<sha256>", limit, Path), http.StatusRequestEntityTooLarge)
 			return
 		}
 		name, err := s.Put(data)
@@ -251,3 +261,6 @@ func Fetch(ctx context.Context, c *http.Client, url string, want []byte, max int
 	}
 	return data, nil
 }
+
+// Max is the largest blob the store takes.
+func (s *Store) Max() int64 { return s.max }

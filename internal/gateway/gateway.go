@@ -65,8 +65,11 @@ type Config struct {
 	Spend, Deposit uint64
 	// Timeout bounds one attempt at one provider.
 	Timeout time.Duration
-	Route   route.Config
-	Logger  *slog.Logger
+	// MaxInFlight requests are served at once; more get 429 with
+	// Retry-After (0: httpserve's default).
+	MaxInFlight int
+	Route       route.Config
+	Logger      *slog.Logger
 }
 
 // DefaultConfig returns a gateway's defaults: it bills and pays in uusdc,
@@ -243,7 +246,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		keys.Close()
 		return nil, err
 	}
-	if s.srv, err = httpserve.Listen(cfg.Listen, s.Handler(), s.log); err != nil {
+	opts := httpserve.DefaultOptions()
+	if cfg.MaxInFlight > 0 {
+		opts.MaxInFlight = cfg.MaxInFlight
+	}
+	if s.srv, err = httpserve.ListenWith(cfg.Listen, s.Handler(), s.log, opts); err != nil {
 		router.Close()
 		s.gate.Close()
 		keys.Close()
@@ -399,7 +406,8 @@ func (s *Server) forward(endpoint string) http.HandlerFunc {
 		}
 		cands := s.router.Pick(req.model)
 		if len(cands) == 0 {
-			openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "no_provider", "no provider of %q is online right now; GET /v1/models lists what is", req.model))
+			w.Header().Set("Retry-After", "1")
+			openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "no_provider", "no provider of %q is online and answering right now; retry shortly, or GET /v1/models for what is", req.model))
 			return
 		}
 		// The most the answer can cost, at the dearest candidate.
@@ -421,16 +429,18 @@ func (s *Server) forward(endpoint string) http.HandlerFunc {
 		s.metrics.retries.Add(float64(max(tries-1, 0)))
 		if err != nil && !started {
 			log.Warn("gateway: request failed", "tries", tries, "err", err)
-			if errors.Is(err, route.ErrNoProvider) {
-				openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "no_provider", "no provider of %q is online right now", req.model))
-				return
-			}
 			var oe *openai.Error
 			if errors.As(err, &oe) {
 				openai.WriteError(w, oe)
 				return
 			}
-			openai.WriteError(w, openai.Errorf(http.StatusBadGateway, "server_error", "providers_failed", "%d providers failed to answer; retry shortly", tries))
+			// Nothing could answer: every provider down, failing or cut off.
+			w.Header().Set("Retry-After", "1")
+			if errors.Is(err, route.ErrNoProvider) {
+				openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "no_provider", "no provider of %q is online and answering right now; retry shortly", req.model))
+				return
+			}
+			openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "providers_failed", "%d providers of %q failed to answer; retry shortly", tries, req.model))
 			return
 		}
 		log.Info("gateway: answered", "provider", c.Operator, "tries", tries, "charged", b.charged)

@@ -123,6 +123,11 @@ func TestGateway(t *testing.T) {
 		t.Errorf("out of credit: %d %+v; want 429 insufficient_quota saying how to top up", resp.StatusCode, quota.Error)
 	}
 
+	// No provider of the model: OpenAI's 503, with when to retry.
+	if resp, _ := post(http.DefaultClient, devnet.APIKey, strings.Replace(chat, "agora/tiny-lm", "gpt-9", 1)); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("no provider: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
 	// Without a key or a payment: a 402 the client can pay.
 	resp, _ = post(http.DefaultClient, "", chat)
 	var pr x402.PaymentRequired

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -286,7 +287,11 @@ func (s *Server) Start(ctx context.Context) error {
 		s.gate = gate
 	}
 	var err error
-	if s.http, err = httpserve.Listen(s.cfg.Listen, s.Handler(), s.log); err != nil {
+	opts := httpserve.DefaultOptions()
+	if s.cfg.Jobs != nil { // blob uploads, up to the store's limit, streamed to disk
+		opts.BodyLimits = map[string]int64{strings.TrimSuffix(blob.Path, "/"): s.cfg.Jobs.Store.Max()}
+	}
+	if s.http, err = httpserve.ListenWith(s.cfg.Listen, s.Handler(), s.log, opts); err != nil {
 		if s.gate != nil {
 			s.gate.Close()
 		}
