@@ -85,8 +85,36 @@ func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Ans
 	if err != nil {
 		return nil, err
 	}
+	// Attempts may run two at once (a hedge): each makes its own answer,
+	// and only the winner's is kept.
 	var ans *Answer
-	_, tries, err := a.router.Do(ctx, model, func(ctx context.Context, c route.Candidate) (route.Outcome, error) {
+	res, err := a.router.Race(ctx, model, nil, func(ctx context.Context, c route.Candidate) (route.Begun, route.Outcome, error) {
+		got, out, err := a.attempt(ctx, c, path, canonical, body)
+		if out != route.OK {
+			return nil, out, err
+		}
+		return kept{got, &ans}, route.OK, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ans.Attempts = res.Tries
+	return ans, nil
+}
+
+// kept is an answer that won its race once Deliver keeps it.
+type kept struct {
+	a    *Answer
+	into **Answer
+}
+
+func (k kept) Deliver() (route.Outcome, error) { *k.into = k.a; return route.OK, nil }
+func (k kept) Discard()                        {}
+
+// attempt asks one provider, pays it and checks its receipt.
+func (a *Agent) attempt(ctx context.Context, c route.Candidate, path string, canonical, body []byte) (*Answer, route.Outcome, error) {
+	var ans *Answer
+	out, err := func() (route.Outcome, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint+path, bytes.NewReader(body))
 		if err != nil {
 			return route.Failed, err
@@ -127,10 +155,6 @@ func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Ans
 		}
 		ans = &Answer{Body: b, Receipt: publicReceipt(r, enc), Provider: c.Operator}
 		return route.OK, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	ans.Attempts = tries
-	return ans, nil
+	}()
+	return ans, out, err
 }

@@ -6,7 +6,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -38,7 +37,6 @@ import (
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/route"
 	"github.com/agoranet/agora/sdk"
-	"github.com/agoranet/agora/x402"
 )
 
 // Config configures a gateway.
@@ -63,7 +61,9 @@ type Config struct {
 	// Spend caps what the gateway commits to providers in all, and Deposit
 	// is what each channel to a provider locks.
 	Spend, Deposit uint64
-	// Timeout bounds one attempt at one provider.
+	// Timeout bounds the wait for one provider's first byte before the
+	// router has measured the model; once it has, the wait follows the
+	// observed tail (route.Config.MinFirstByte and up).
 	Timeout time.Duration
 	// MaxInFlight requests are served at once; more get 429 with
 	// Retry-After (0: httpserve's default).
@@ -74,9 +74,9 @@ type Config struct {
 
 // DefaultConfig returns a gateway's defaults: it bills and pays in uusdc,
 // commits at most 100,000 USDC to providers, locks 1 USDC per channel and
-// gives one attempt at one provider 30 s.
+// waits at most 10 s for a provider's first byte.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Timeout: 30 * time.Second, Route: route.DefaultConfig()}
+	return Config{Listen: "127.0.0.1:8080", Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Timeout: 10 * time.Second, Route: route.DefaultConfig()}
 }
 
 // Validate checks the config.
@@ -224,6 +224,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	rc := cfg.Route
 	rc.Chain, rc.Logger = cfg.Chain, cfg.Logger
+	if cfg.Timeout > 0 {
+		rc.FirstByte = cfg.Timeout // the longest wait for a provider's first byte
+	}
 	router, err := route.New(ctx, rc)
 	if err != nil {
 		return nil, err
@@ -420,15 +423,14 @@ func (s *Server) forward(endpoint string) http.HandlerFunc {
 			return
 		}
 		defer b.close(log)
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		started := false
-		c, tries, err := s.router.Do(ctx, req.model, func(ctx context.Context, c route.Candidate) (route.Outcome, error) {
-			return s.attempt(ctx, w, r, req, c, path, &started, b)
-		})
-		s.metrics.retries.Add(float64(max(tries-1, 0)))
-		if err != nil && !started {
-			log.Warn("gateway: request failed", "tries", tries, "err", err)
+		x := &exchange{s: s, w: w, r: r, req: req, path: path, bill: b, log: log}
+		res, err := s.router.Race(r.Context(), req.model, nil, x.start)
+		s.metrics.retries.Add(float64(max(res.Tries-1, 0)))
+		if res.Hedged {
+			s.metrics.hedges.Inc()
+		}
+		if err != nil && !x.started {
+			log.Warn("gateway: request failed", "tries", res.Tries, "err", err)
 			var oe *openai.Error
 			if errors.As(err, &oe) {
 				openai.WriteError(w, oe)
@@ -440,139 +442,28 @@ func (s *Server) forward(endpoint string) http.HandlerFunc {
 				openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "no_provider", "no provider of %q is online and answering right now; retry shortly", req.model))
 				return
 			}
-			openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "providers_failed", "%d providers of %q failed to answer; retry shortly", tries, req.model))
+			openai.WriteError(w, openai.Errorf(http.StatusServiceUnavailable, "server_error", "providers_failed", "%d providers of %q failed to answer; retry shortly", res.Tries, req.model))
 			return
 		}
-		log.Info("gateway: answered", "provider", c.Operator, "tries", tries, "charged", b.charged)
-	}
-}
-
-// attempt sends the request to one provider. Before the first byte reaches
-// the client it may fail over; after, it streams to the end.
-func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, c route.Candidate, path string, started *bool, b *bill) (route.Outcome, error) {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
-	out, err := http.NewRequestWithContext(actx, http.MethodPost, c.Endpoint+path, bytes.NewReader(req.body))
-	if err != nil {
-		return route.Failed, err
-	}
-	out.Header.Set("Content-Type", "application/json")
-	out.Header.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
-	start := time.Now()
-	resp, err := s.http.Do(out)
-	if perr := sdk.Refused(resp, err); perr != nil && err == nil {
-		resp.Body.Close()
-		if !errors.Is(perr, sdk.ErrBudget) { // a price the gateway cannot pay: try another provider
-			s.metrics.errors.WithLabelValues(c.Operator).Inc()
-			return route.Failed, fmt.Errorf("%s: %w", c.Endpoint, perr)
-		}
-		err = perr
-	}
-	if errors.Is(err, sdk.ErrBudget) { // the gateway's own spending cap: no provider's fault
-		return route.Refused, openai.Errorf(http.StatusServiceUnavailable, "server_error", "gateway_budget", "the gateway has reached its spending cap; try later")
-	}
-	outcome := route.Retryable(resp, err)
-	lbl := c.Operator
-	if outcome == route.Failed {
-		s.metrics.errors.WithLabelValues(lbl).Inc()
-		if resp != nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return route.Failed, fmt.Errorf("%s answered %d", c.Endpoint, resp.StatusCode)
-		}
-		return route.Failed, err
-	}
-	defer resp.Body.Close()
-	if outcome == route.Refused { // the request's own fault: pass it on
-		*started = true
-		copyHeaders(w, resp)
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-		return route.Refused, nil
-	}
-	if req.stream {
-		return s.relayStream(w, resp, req, c, started, b)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.metrics.errors.WithLabelValues(lbl).Inc()
-		return route.Failed, err
-	}
-	rc, rerr := s.checkReceipt(resp.Header.Get(receipt.Header), req.canonical, body, c)
-	if rerr != nil { // garbage from a provider: it failed, try another
-		s.metrics.errors.WithLabelValues(lbl).Inc()
-		return route.Failed, rerr
-	}
-	s.metrics.latency.WithLabelValues(lbl).Observe(time.Since(start).Seconds())
-	price := rc.GetPrice().GetAmount()
-	if err := b.settle(w.Header(), price, receipt.Hash(body)); err != nil {
-		return route.Refused, err
-	}
-	s.metrics.spend.WithLabelValues(lbl).Add(float64(price))
-	*started = true
-	copyHeaders(w, resp)
-	if gr, err := s.sign(req.canonical, receipt.Hash(body), rc); err == nil {
-		w.Header().Set("Agora-Gateway-Receipt", gr)
-	}
-	w.WriteHeader(resp.StatusCode)
-	w.Write(body)
-	s.feed(req.endpoint, req.body, body, resp.Header.Get(receipt.Header))
-	return route.OK, nil
-}
-
-// relayStream passes a provider's event stream through. Until its first
-// event arrives the attempt can still fail over; then it is the answer.
-func (s *Server) relayStream(w http.ResponseWriter, resp *http.Response, req *request, c route.Candidate, started *bool, b *bill) (route.Outcome, error) {
-	rd := bufio.NewReader(resp.Body)
-	first, err := rd.ReadBytes('\n')
-	if err != nil {
-		s.metrics.errors.WithLabelValues(c.Operator).Inc()
-		return route.Failed, fmt.Errorf("%s: stream ended before its first event: %w", c.Endpoint, err)
-	}
-	if err := b.durable(); err != nil {
-		return route.Refused, err
-	}
-	*started = true
-	copyHeaders(w, resp)
-	w.Header().Set("Trailer", x402.HeaderResponse)
-	w.WriteHeader(resp.StatusCode)
-	fl, _ := w.(http.Flusher)
-	w.Write(first)
-	var all bytes.Buffer
-	all.Write(first)
-	for {
-		line, err := rd.ReadBytes('\n')
-		if len(line) > 0 {
-			w.Write(line)
-			all.Write(line)
-			if fl != nil && bytes.Equal(line, []byte("\n")) {
-				fl.Flush()
-			}
-		}
-		if err == io.EOF {
-			break
-		}
 		if err != nil {
-			// Cut after the first byte: no retry is possible; say so.
-			w.Write([]byte(`data: {"error":{"message":"the provider's stream broke; retry the request","type":"server_error","code":"stream_cut"}}` + "\n\n"))
-			s.metrics.errors.WithLabelValues(c.Operator).Inc()
-			return route.OK, nil // the client has an answer of sorts; not billed
+			log.Warn("gateway: the answer broke off", "provider", res.Candidate.Operator, "err", err)
 		}
+		log.Info("gateway: answered", "provider", res.Candidate.Operator, "tries", res.Tries, "hedged", res.Hedged, "charged", b.charged)
 	}
-	covered, rcs := openai.SplitStream(all.Bytes())
-	if rc, err := s.checkReceipt(rcs, req.canonical, covered, c); err == nil {
-		price := rc.GetPrice().GetAmount()
-		if err := b.settle(w.Header(), price, receipt.Hash(covered)); err != nil {
-			s.log.Error("gateway: record a streamed answer's charge", "err", err)
-		}
-		s.metrics.spend.WithLabelValues(c.Operator).Add(float64(price))
-	} else {
-		s.log.Warn("gateway: streamed answer without a valid receipt; not billed", "provider", c.Operator, "err", err)
+}
+
+// cost books what a provider charged the gateway for an answer no client
+// was billed for: a named line in the ledger and in the metrics.
+func (s *Server) cost(reason, provider string, amount uint64) {
+	if amount == 0 {
+		return
 	}
-	if fl != nil {
-		fl.Flush()
+	s.metrics.costs.WithLabelValues(reason).Add(float64(amount))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.keys.Cost(ctx, reason, provider, s.cfg.Denom, amount); err != nil {
+		s.log.Error("gateway: book a cost", "reason", reason, "err", err)
 	}
-	return route.OK, nil
 }
 
 // checkReceipt verifies a provider's receipt for this request and answer.
@@ -609,7 +500,10 @@ type metrics struct {
 	latency *prometheus.HistogramVec
 	errors  *prometheus.CounterVec
 	spend   *prometheus.CounterVec
+	costs   *prometheus.CounterVec
 	retries prometheus.Counter
+	hedges  prometheus.Counter
+	resumes prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -620,7 +514,11 @@ func newMetrics() *metrics {
 		errors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agora_gateway_provider_errors_total", Help: "Failed attempts by provider."}, []string{"provider"}),
 		spend:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agora_gateway_provider_spend_total", Help: "What the gateway was charged, by provider."}, []string{"provider"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_gateway_retries_total", Help: "Attempts beyond the first."}),
+		costs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agora_gateway_costs_total", Help: "What providers charged the gateway for answers no client was billed for, by reason (hedge: the losing copy of a hedged request)."},
+			[]string{"reason"}),
+		hedges:  prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_gateway_hedges_total", Help: "Requests sent to a second provider while the first was slow."}),
+		resumes: prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_gateway_resumes_total", Help: "Streams continued on another provider after theirs broke off."}),
 	}
-	m.reg.MustRegister(m.latency, m.errors, m.spend, m.retries)
+	m.reg.MustRegister(m.latency, m.errors, m.spend, m.costs, m.retries, m.hedges, m.resumes)
 	return m
 }

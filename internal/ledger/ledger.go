@@ -153,6 +153,16 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			owner   TEXT NOT NULL,
 			created BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS entries_key ON entries(key_id)`,
+		// The gateway's own costs: what providers charged for answers
+		// no client was billed for (the losing copy of a hedge).
+		`CREATE TABLE IF NOT EXISTS costs (
+			seq      ` + seq + `,
+			owner    TEXT NOT NULL,
+			reason   TEXT NOT NULL,
+			provider TEXT NOT NULL,
+			denom    TEXT NOT NULL,
+			amount   BIGINT NOT NULL CHECK (amount > 0),
+			created  BIGINT NOT NULL)`,
 	} {
 		if _, err := l.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("ledger: set up %s: %w", l.where, err)
@@ -418,6 +428,39 @@ func (l *Ledger) Accounts(ctx context.Context) ([]Account, error) {
 		}
 		a.Balance, a.Reserved, a.Debited = uint64(bal), uint64(res), uint64(deb)
 		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Cost books one of the gateway's own costs (reason, like "hedge"), paid
+// to provider.
+func (l *Ledger) Cost(ctx context.Context, reason, provider, denom string, amount uint64) error {
+	if amount == 0 || amount > 1<<62 {
+		return nil
+	}
+	_, err := l.db.ExecContext(ctx, l.q(`INSERT INTO costs (owner, reason, provider, denom, amount, created) VALUES ($1, $2, $3, $4, $5, $6)`),
+		l.owner, reason, provider, denom, int64(amount), now())
+	if err != nil {
+		return fmt.Errorf("ledger: book a cost: %w", err)
+	}
+	return nil
+}
+
+// Costs sums the gateway's costs by reason, for this replica.
+func (l *Ledger) Costs(ctx context.Context) (map[string]uint64, error) {
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT reason, SUM(amount) FROM costs WHERE owner = $1 GROUP BY reason`), l.owner)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var reason string
+		var sum int64
+		if err := rows.Scan(&reason, &sum); err != nil {
+			return nil, err
+		}
+		out[reason] = uint64(sum)
 	}
 	return out, rows.Err()
 }

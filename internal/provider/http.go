@@ -293,12 +293,22 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		return nil
 	}
 	lastFlush := time.Now()
+	breakAt, hang := s.breaks(canonical)
+	pieces := 0
 	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error {
 		if err := begin(); err != nil {
 			return err
 		}
 		if _, err := hash.Write(t.Delta(b)); err != nil {
 			return errClientGone
+		}
+		if pieces++; pieces == breakAt { // a test's fault: see Hooks.BreakStream
+			fl.Flush()
+			if hang {
+				<-r.Context().Done()
+				return errClientGone
+			}
+			panic(http.ErrAbortHandler) // the connection is cut
 		}
 		if time.Since(lastFlush) > 5*time.Millisecond {
 			fl.Flush()
@@ -446,6 +456,16 @@ func (s *Server) handleAnchors(w http.ResponseWriter, r *http.Request) {
 		out[i] = hex.EncodeToString(l)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"channel": id, "claim": n, "leaves": out})
+}
+
+// breaks tells, for tests of failover, whether and where this stream
+// breaks (see Hooks).
+func (s *Server) breaks(canonical []byte) (int, bool) {
+	h := s.hooks.Load()
+	if h == nil || h.BreakStream == nil {
+		return 0, false
+	}
+	return h.BreakStream(canonical)
 }
 
 // corrupts tells, for tests of audits, whether this request's answer is

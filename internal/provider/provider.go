@@ -159,6 +159,10 @@ type Hooks struct {
 	Corrupt func(canonical []byte) bool
 	// AlterJobOutput replaces each batch job's output before commit.
 	AlterJobOutput func(output []byte) []byte
+	// BreakStream picks streams, by their canonical request, that break
+	// after events pieces of text: the connection is cut (a crash), or,
+	// with hang, the provider sends nothing more (a stopped process).
+	BreakStream func(canonical []byte) (events int, hang bool)
 }
 
 // SetHooks installs test hooks, before Start or once it has returned; safe

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -40,12 +41,27 @@ type Config struct {
 	// to /healthz every Probe until it answers.
 	BreakAfter int
 	Probe      time.Duration
-	Logger     *slog.Logger
+	// HedgeRate caps hedged requests (a second provider asked while the
+	// first is slow) at this fraction of requests; HedgeQuantile of the
+	// model's recent first-byte times is how long a request waits before
+	// it is hedged. 0 disables hedging.
+	HedgeRate     float64
+	HedgeQuantile float64
+	// FirstByte bounds the wait for a provider's first byte before the
+	// router has measured the model; once it has, the wait is a multiple
+	// of the observed tail, never below MinFirstByte. Idle bounds, the
+	// same way, the wait between two chunks of a stream.
+	FirstByte, MinFirstByte time.Duration
+	Idle, MinIdle           time.Duration
+	Logger                  *slog.Logger
 }
 
-// DefaultConfig returns the defaults.
+// DefaultConfig returns the defaults: three attempts, circuits opened by
+// two failures in a row and probed every 200 ms, hedging of at most 5% of
+// requests after the 95th percentile of first-byte time.
 func DefaultConfig() Config {
-	return Config{Refresh: 5 * time.Second, Attempts: 3, BreakAfter: 2, Probe: 200 * time.Millisecond}
+	return Config{Refresh: 5 * time.Second, Attempts: 3, BreakAfter: 2, Probe: 200 * time.Millisecond,
+		HedgeRate: 0.05, HedgeQuantile: 0.95, FirstByte: 10 * time.Second, MinFirstByte: time.Second, Idle: 10 * time.Second, MinIdle: time.Second}
 }
 
 // Candidate is a provider serving a model.
@@ -79,7 +95,11 @@ type Router struct {
 
 	mu         sync.Mutex // guards the fields below
 	candidates []Candidate
-	health     map[string]*health // by operator
+	health     map[string]*health  // by operator
+	latency    map[string]*samples // by model: first-byte times
+	gaps       map[string]*samples // by model: times between stream chunks
+	requests   float64             // decayed count of requests, for the hedge budget
+	hedges     float64             // decayed count of hedges
 
 	kick chan struct{}
 	stop context.CancelFunc
@@ -94,7 +114,19 @@ func New(ctx context.Context, cfg Config) (*Router, error) {
 	if cfg.Attempts < 1 || cfg.BreakAfter < 1 || cfg.Probe <= 0 || cfg.Refresh <= 0 {
 		return nil, errors.New("route: attempts, break-after, probe and refresh must be positive")
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, http: &http.Client{Timeout: 2 * time.Second}, health: map[string]*health{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	d := DefaultConfig()
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.FirstByte, d.FirstByte}, {&cfg.MinFirstByte, d.MinFirstByte}, {&cfg.Idle, d.Idle}, {&cfg.MinIdle, d.MinIdle}} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+	// Probes have short deadlines: a hung provider (stopped, swapping)
+	// accepts connections and never answers.
+	r := &Router{cfg: cfg, log: cfg.Logger, http: &http.Client{Timeout: 500 * time.Millisecond}, health: map[string]*health{},
+		latency: map[string]*samples{}, gaps: map[string]*samples{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	r.candidates = append(r.candidates, cfg.Static...)
 	if cfg.Chain != nil {
 		if err := r.refresh(ctx); err != nil {
@@ -329,54 +361,45 @@ const (
 	OK      Outcome = iota
 	Failed          // the provider failed: try another
 	Refused         // the request itself is bad (4xx): do not retry
+	Down            // nothing listens at the provider's address: try another, and cut it off at once
 )
 
 // Do sends a request through up to Attempts providers of model, best
-// first: attempt is called with each until it reports OK or Refused. It
-// returns the last candidate tried and the number of attempts.
+// first: attempt is called with each, one at a time, until it reports OK
+// or Refused. It is Race without hedging, for callers whose attempt does
+// all its work at once; first-byte deadlines apply. It returns the last
+// candidate tried and the number of attempts.
 func (r *Router) Do(ctx context.Context, model string, attempt func(ctx context.Context, c Candidate) (Outcome, error)) (Candidate, int, error) {
-	cs := r.Pick(model)
-	if len(cs) == 0 {
-		return Candidate{}, 0, ErrNoProvider
-	}
-	var last error
-	tried := 0
-	for _, c := range cs {
-		if tried == r.cfg.Attempts || ctx.Err() != nil {
-			break
-		}
-		r.mu.Lock()
-		h := r.healthLocked(c.Operator)
-		if h.open { // its circuit opened since the pick: another request found it dead
-			r.mu.Unlock()
-			continue
-		}
-		h.inflight++
-		r.mu.Unlock()
-		tried++
-		start := time.Now()
+	res, err := r.race(ctx, model, nil, func(ctx context.Context, c Candidate) (Begun, Outcome, error) {
 		out, err := attempt(ctx, c)
-		r.report(c, out, time.Since(start))
-		switch out {
-		case OK, Refused:
-			return c, tried, err
+		if out == OK {
+			return done{}, OK, err
 		}
-		last = err
-		r.log.Warn("route: provider failed; trying another", "provider", c.Operator, "err", err)
-	}
-	return Candidate{}, tried, fmt.Errorf("route: %d providers failed; last: %w", tried, last)
+		return nil, out, err
+	}, false)
+	return res.Candidate, res.Tries, err
 }
 
-func (r *Router) report(c Candidate, out Outcome, took time.Duration) {
+// done is an answer already delivered.
+type done struct{}
+
+func (done) Deliver() (Outcome, error) { return OK, nil }
+func (done) Discard()                  {}
+
+// book records how an attempt went: its latency when it succeeded, a
+// failure against the provider (two in a row open its circuit).
+func (r *Router) book(c Candidate, out Outcome, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.healthLocked(c.Operator)
-	h.inflight--
 	const alpha = 0.2
-	if out == Failed {
+	if out == Failed || out == Down {
 		h.errRate = h.errRate*(1-alpha) + alpha
 		h.fails++
-		if h.fails >= r.cfg.BreakAfter && !h.open {
+		// A refused connection is not a slow or flaky provider but a dead
+		// one: its circuit opens at once, and the probe lets it back in
+		// the moment it listens again.
+		if (out == Down || h.fails >= r.cfg.BreakAfter) && !h.open {
 			h.open = true
 			r.log.Warn("route: circuit open", "provider", c.Operator)
 		}
@@ -384,6 +407,9 @@ func (r *Router) report(c Candidate, out Outcome, took time.Duration) {
 	}
 	h.errRate *= 1 - alpha
 	h.fails = 0
+	if took <= 0 {
+		return
+	}
 	if h.latency == 0 {
 		h.latency = took
 	} else {
@@ -394,6 +420,9 @@ func (r *Router) report(c Candidate, out Outcome, took time.Duration) {
 // Retryable classifies an HTTP attempt: transport errors, timeouts and
 // 5xx mean the provider failed; 402 and other 4xx are the request's own.
 func Retryable(resp *http.Response, err error) Outcome {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return Down
+	}
 	if err != nil {
 		return Failed
 	}

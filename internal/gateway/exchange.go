@@ -1,0 +1,363 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/route"
+	"github.com/agoranet/agora/sdk"
+	"github.com/agoranet/agora/x402"
+)
+
+// exchange is one client request on its way through the providers: the
+// attempts the router starts (two at once when it hedges), and the one
+// answer that reaches the client. Attempts run concurrently but never
+// touch the client's response; only the winner's Deliver does.
+type exchange struct {
+	s    *Server
+	w    http.ResponseWriter
+	r    *http.Request
+	req  *request
+	path string
+	bill *bill
+	log  *slog.Logger
+	// started: the client has the status line. From here a failure can
+	// no longer go to another provider whole; a stream can be resumed.
+	started bool
+}
+
+// maxResumes bounds how many providers one stream may be resumed on.
+const maxResumes = 2
+
+// send posts the request to one provider through the gateway's payer and
+// classifies what came back: OK or Refused (a 4xx: the request's own
+// fault) with the response, or Failed.
+func (x *exchange) send(ctx context.Context, c route.Candidate) (*http.Response, route.Outcome, error) {
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint+x.path, bytes.NewReader(x.req.body))
+	if err != nil {
+		return nil, route.Failed, err
+	}
+	out.Header.Set("Content-Type", "application/json")
+	out.Header.Set("X-Request-Id", x.r.Header.Get("X-Request-Id"))
+	resp, err := x.s.http.Do(out)
+	if perr := sdk.Refused(resp, err); perr != nil && err == nil {
+		resp.Body.Close()
+		if !errors.Is(perr, sdk.ErrBudget) { // a price the gateway will not pay: try another provider
+			x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
+			return nil, route.Failed, fmt.Errorf("%s: %w", c.Endpoint, perr)
+		}
+		err = perr
+	}
+	if errors.Is(err, sdk.ErrBudget) { // the gateway's own spending cap: no provider's fault
+		return nil, route.Refused, openai.Errorf(http.StatusServiceUnavailable, "server_error", "gateway_budget", "the gateway has reached its spending cap; try later")
+	}
+	outcome := route.Retryable(resp, err)
+	if outcome == route.Failed || outcome == route.Down {
+		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			return nil, outcome, fmt.Errorf("%s answered %d", c.Endpoint, resp.StatusCode)
+		}
+		return nil, outcome, err
+	}
+	return resp, outcome, nil
+}
+
+// start is one attempt: it returns once the provider's answer has begun,
+// whole for an answer (its receipt checked), the first event for a stream.
+func (x *exchange) start(ctx context.Context, c route.Candidate) (route.Begun, route.Outcome, error) {
+	resp, out, err := x.send(ctx, c)
+	if out == route.Failed || out == route.Down || (out == route.Refused && resp == nil) {
+		return nil, out, err
+	}
+	if out == route.Refused { // the provider's 4xx is the answer: pass it on
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		return &refused{x: x, resp: resp, body: b}, route.OK, nil
+	}
+	if x.req.stream {
+		rd := bufio.NewReader(resp.Body)
+		first, err := rd.ReadBytes('\n')
+		if err != nil {
+			resp.Body.Close()
+			x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
+			return nil, route.Failed, fmt.Errorf("%s: stream ended before its first event: %w", c.Endpoint, err)
+		}
+		return &stream{x: x, c: c, resp: resp, rd: rd, all: first}, route.OK, nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
+		return nil, route.Failed, err
+	}
+	rc, err := x.s.checkReceipt(resp.Header.Get(receipt.Header), x.req.canonical, body, c)
+	if err != nil { // garbage from a provider: it failed, try another
+		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
+		return nil, route.Failed, err
+	}
+	return &answer{x: x, c: c, resp: resp, body: body, rc: rc}, route.OK, nil
+}
+
+// refused is a provider's 4xx, passed to the client as it came.
+type refused struct {
+	x    *exchange
+	resp *http.Response
+	body []byte
+}
+
+func (a *refused) Deliver() (route.Outcome, error) {
+	a.x.started = true
+	copyHeaders(a.x.w, a.resp)
+	a.x.w.WriteHeader(a.resp.StatusCode)
+	a.x.w.Write(a.body)
+	return route.Refused, nil
+}
+
+func (a *refused) Discard() {}
+
+// answer is a whole, checked, non-streamed answer.
+type answer struct {
+	x    *exchange
+	c    route.Candidate
+	resp *http.Response
+	body []byte
+	rc   *receipt.Receipt
+}
+
+func (a *answer) Deliver() (route.Outcome, error) {
+	x := a.x
+	price := a.rc.GetPrice().GetAmount()
+	if err := x.bill.settle(x.w.Header(), price, receipt.Hash(a.body)); err != nil {
+		return route.Refused, err
+	}
+	x.s.metrics.spend.WithLabelValues(a.c.Operator).Add(float64(price))
+	x.started = true
+	copyHeaders(x.w, a.resp)
+	if gr, err := x.s.sign(x.req.canonical, receipt.Hash(a.body), a.rc); err == nil {
+		x.w.Header().Set("Agora-Gateway-Receipt", gr)
+	}
+	x.w.WriteHeader(a.resp.StatusCode)
+	x.w.Write(a.body)
+	x.s.feed(x.req.endpoint, x.req.body, a.body, a.resp.Header.Get(receipt.Header))
+	return route.OK, nil
+}
+
+// Discard: the answer lost a hedge race, but it was made and paid for; the
+// gateway bears that cost, not the client.
+func (a *answer) Discard() {
+	a.x.s.cost("hedge", a.c.Operator, a.rc.GetPrice().GetAmount())
+}
+
+// stream is a provider's event stream whose first event has arrived.
+type stream struct {
+	x      *exchange
+	c      route.Candidate
+	resp   *http.Response
+	rd     *bufio.Reader
+	all    []byte // every byte of the stream so far, the client's copy
+	start  int    // bytes of all already sent to the client
+	cancel func() // ends the stream's request, for a resumed one (nil: the race's)
+}
+
+// Discard closes a stream that lost a race: the provider stops, and a
+// stream it did not finish is not charged.
+func (st *stream) Discard() { st.resp.Body.Close() }
+
+func (st *stream) Deliver() (route.Outcome, error) {
+	x := st.x
+	if err := x.bill.durable(); err != nil {
+		st.resp.Body.Close()
+		return route.Refused, err
+	}
+	x.started = true
+	copyHeaders(x.w, st.resp)
+	x.w.Header().Set("Trailer", x402.HeaderResponse)
+	x.w.WriteHeader(st.resp.StatusCode)
+	return x.relay(st)
+}
+
+// relay passes a stream on to the client to its end. A provider that dies
+// or hangs midway is replaced: another is asked for the same answer, which
+// for a deterministic model is byte for byte the same, and the client's
+// stream continues from where it stopped. The client is billed once, by the
+// receipt of the provider that finished the stream, which covers every
+// byte the client got.
+func (x *exchange) relay(st *stream) (route.Outcome, error) {
+	fl, _ := x.w.(http.Flusher)
+	for resumes := 0; ; resumes++ {
+		cut := x.pipe(st, fl)
+		if cut == nil {
+			break
+		}
+		if covered, rcs := openai.SplitStream(st.all); rcs != "" {
+			if _, err := x.s.checkReceipt(rcs, x.req.canonical, covered, st.c); err == nil {
+				break // it broke after its receipt: the answer is whole
+			}
+		}
+		x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
+		x.s.router.Report(st.c, route.Failed)
+		if resumes == maxResumes || x.r.Context().Err() != nil {
+			return x.cutOff(st, cut)
+		}
+		next, err := x.resume(st)
+		if err != nil {
+			return x.cutOff(st, fmt.Errorf("%v; resuming: %w", cut, err))
+		}
+		x.log.Info("gateway: stream resumed on another provider", "from", st.c.Operator, "to", next.c.Operator, "at_byte", len(st.all))
+		x.s.metrics.resumes.Inc()
+		st = next
+	}
+	covered, rcs := openai.SplitStream(st.all)
+	if rc, err := x.s.checkReceipt(rcs, x.req.canonical, covered, st.c); err == nil {
+		price := rc.GetPrice().GetAmount()
+		if err := x.bill.settle(x.w.Header(), price, receipt.Hash(covered)); err != nil {
+			x.log.Error("gateway: record a streamed answer's charge", "err", err)
+		}
+		x.s.metrics.spend.WithLabelValues(st.c.Operator).Add(float64(price))
+	} else {
+		x.log.Warn("gateway: streamed answer without a valid receipt; not billed", "provider", st.c.Operator, "err", err)
+	}
+	if fl != nil {
+		fl.Flush()
+	}
+	return route.OK, nil
+}
+
+// pipe copies st's events to the client until the stream ends (nil) or
+// breaks (the error): a read error, or no byte within the idle deadline.
+func (x *exchange) pipe(st *stream, fl http.Flusher) error {
+	defer st.resp.Body.Close()
+	if st.cancel != nil {
+		defer st.cancel()
+	}
+	if st.start < len(st.all) {
+		x.w.Write(st.all[st.start:])
+		st.start = len(st.all)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	idle := x.s.router.IdleDeadline(x.req.model)
+	var hung atomic.Bool
+	watchdog := time.AfterFunc(idle, func() { hung.Store(true); st.resp.Body.Close() })
+	defer watchdog.Stop()
+	last := time.Now()
+	for {
+		line, err := st.rd.ReadBytes('\n')
+		if len(line) > 0 {
+			watchdog.Reset(idle)
+			now := time.Now()
+			x.s.router.ObserveGap(x.req.model, now.Sub(last))
+			last = now
+			st.all = append(st.all, line...)
+			x.w.Write(line)
+			st.start = len(st.all)
+			if fl != nil && bytes.Equal(line, []byte("\n")) {
+				fl.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if !watchdog.Stop() && hung.Load() {
+				return fmt.Errorf("%s sent nothing for %v", st.c.Endpoint, idle)
+			}
+			return fmt.Errorf("%s: %w", st.c.Endpoint, err)
+		}
+	}
+}
+
+// resume asks another provider for the same stream and checks that it
+// begins with exactly the bytes the client already has.
+func (x *exchange) resume(broken *stream) (*stream, error) {
+	sent := broken.all
+	var next *stream
+	_, err := x.s.router.Race(x.r.Context(), x.req.model, []string{broken.c.Operator}, func(ctx context.Context, c route.Candidate) (route.Begun, route.Outcome, error) {
+		// The stream outlives this race (relay reads it after Race
+		// returns, when the attempt's ctx ends), so its request has a
+		// context of its own that the attempt's ends only until the
+		// stream is handed over.
+		sctx, cancel := context.WithCancel(x.r.Context())
+		detach := context.AfterFunc(ctx, cancel)
+		resp, out, err := x.send(sctx, c)
+		if out != route.OK {
+			detach()
+			cancel()
+			if resp != nil {
+				resp.Body.Close()
+			}
+			if err == nil {
+				err = fmt.Errorf("%s answered %d", c.Endpoint, resp.StatusCode)
+			}
+			if out != route.Down {
+				out = route.Failed
+			}
+			return nil, out, err
+		}
+		rd := bufio.NewReader(resp.Body)
+		prefix := make([]byte, len(sent))
+		if _, err := io.ReadFull(rd, prefix); err != nil {
+			resp.Body.Close()
+			detach()
+			cancel()
+			return nil, route.Failed, fmt.Errorf("%s: %w", c.Endpoint, err)
+		}
+		if !bytes.Equal(prefix, sent) {
+			resp.Body.Close()
+			detach()
+			cancel()
+			// Not the same answer: the model is not deterministic (an
+			// upstream engine), so no provider can continue the stream.
+			return nil, route.Refused, errDiverged
+		}
+		st := &stream{x: x, c: c, resp: resp, rd: rd, all: append([]byte(nil), sent...), start: len(sent), cancel: cancel}
+		return &resumed{st: st, into: &next, detach: detach}, route.OK, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// resumed is a stream that has caught up with the client's copy; the
+// winner of the race to resume hands itself over to relay.
+type resumed struct {
+	st     *stream
+	into   **stream
+	detach func() bool
+}
+
+func (r *resumed) Deliver() (route.Outcome, error) {
+	if !r.detach() { // the attempt ended just now: the stream went with it
+		return route.Failed, errors.New("the resumed stream was cancelled")
+	}
+	*r.into = r.st
+	return route.OK, nil
+}
+
+func (r *resumed) Discard() { r.st.resp.Body.Close(); r.st.cancel() }
+
+var errDiverged = errors.New("another provider's answer differs from the bytes already sent (the model is not deterministic)")
+
+// cutOff ends a stream that could not be finished with an error event the
+// client can see. The client is not billed for it.
+func (x *exchange) cutOff(st *stream, why error) (route.Outcome, error) {
+	x.w.Write([]byte(`data: {"error":{"message":"the provider's stream broke and could not be resumed; retry the request","type":"server_error","code":"stream_cut"}}` + "\n\n"))
+	if fl, ok := x.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return route.Failed, why
+}

@@ -1,0 +1,129 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/answer"
+	"github.com/agoranet/agora/internal/devnet"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/provider"
+	"github.com/agoranet/agora/internal/receipt"
+)
+
+// TestStreamResumesOnAnotherProvider: a provider that dies (its connection
+// cut) or hangs midway through a stream no longer cuts the client's
+// stream. The gateway asks another provider for the same answer (a
+// built-in model's is the same bytes everywhere), checks that it begins
+// with what the client already has, and continues from there: the client
+// gets the whole answer, exactly the reference's bytes, with a receipt
+// that covers them all, and is billed once.
+func TestStreamResumesOnAnotherProvider(t *testing.T) {
+	d := e2e.Devnet(t, nil)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var hang bool
+	// The first provider to serve a request breaks its stream after 5
+	// pieces of text; whoever is asked again serves it whole.
+	for _, p := range d.Providers {
+		p.SetHooks(provider.Hooks{BreakStream: func(canonical []byte) (int, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[string(canonical)] || !bytes.Contains(canonical, []byte("BREAK")) {
+				return 0, false
+			}
+			seen[string(canonical)] = true
+			return 5, hang
+		}})
+	}
+	ref := answer.NewReference(model.Builtin())
+	var priced uint64
+	stream := func(prompt string, seed int) {
+		t.Helper()
+		body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":%q}],"max_tokens":40,"seed":%d,"stream":true}`, prompt, seed)
+		req, _ := http.NewRequest(http.MethodPost, d.Gateway.URL()+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+devnet.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || bytes.Contains(got, []byte("stream_cut")) {
+			t.Fatalf("%s: %d %s", prompt, resp.StatusCode, got)
+		}
+		covered, rc := openai.SplitStream(got)
+		want, err := ref.Covered(context.Background(), "chat.completions", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(covered, want) {
+			t.Fatalf("%s: the stream is not the model's answer:\ngot  %q\nwant %q", prompt, covered, want)
+		}
+		r, err := receipt.Decode(rc)
+		if err != nil || !bytes.Equal(r.ResponseHash, receipt.Hash(covered)) {
+			t.Fatalf("%s: the receipt does not cover the stream the client got: %v", prompt, err)
+		}
+		priced += r.Price.Amount
+		t.Logf("%s: whole in %v", prompt, time.Since(start).Round(time.Millisecond))
+	}
+	for i := range 3 { // measures the model's pace between chunks
+		stream("warm up", i)
+	}
+	before := metric(t, d.Gateway.URL(), "agora_gateway_resumes_total")
+	balance0, priced0 := keyBalance(t, d.Gateway.URL()), priced
+	stream("BREAK: a crash", 1)
+	hang = true
+	stream("BREAK: a hang", 2)
+	if got := metric(t, d.Gateway.URL(), "agora_gateway_resumes_total") - before; got != 2 {
+		t.Errorf("%v streams resumed, want 2", got)
+	}
+	if debited, want := balance0-keyBalance(t, d.Gateway.URL()), priced-priced0; debited != want {
+		t.Errorf("the key was debited %d for the two resumed streams; their receipts say %d: billed once each", debited, want)
+	}
+}
+
+func keyBalance(t *testing.T, base string) uint64 {
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/key", nil)
+	req.Header.Set("Authorization", "Bearer "+devnet.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b struct{ Balance string }
+	json.NewDecoder(resp.Body).Decode(&b)
+	n, _ := strconv.ParseUint(b.Balance, 10, 64)
+	return n
+}
+
+// metric reads one counter from a /metrics page.
+func metric(t *testing.T, base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
