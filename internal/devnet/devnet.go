@@ -253,9 +253,6 @@ func (d *Devnet) ensureZK() error {
 
 // startGateway runs the gateway on BasePort+24 with the dev API key.
 func (d *Devnet) startGateway() error {
-	if d.cfg.Providers == 0 {
-		return nil
-	}
 	k, err := d.Keyring.Get("gateway")
 	if err != nil {
 		return err

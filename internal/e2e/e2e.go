@@ -122,6 +122,14 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// Stop freezes the process (SIGSTOP): it keeps its sockets and answers
+// nothing, like a stuck GPU or a swapping host. Continue (SIGCONT) lets it
+// go on; a test's cleanup kills a stopped process too.
+func (p *Proc) Stop() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Continue resumes a process Stop froze.
+func (p *Proc) Continue() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
+
 // Interrupt sends SIGINT and waits up to timeout for a clean exit.
 func (p *Proc) Interrupt(timeout time.Duration) error {
 	_ = p.cmd.Process.Signal(os.Interrupt)
