@@ -131,6 +131,9 @@ func (a *Agent) attempt(ctx context.Context, c route.Candidate, path string, can
 			return route.Failed, perr // a price we cannot pay, say: try another
 		}
 		out := route.Retryable(resp, err)
+		if out == route.Refused && resp.StatusCode == http.StatusPaymentRequired {
+			out = route.Failed // the payer paid and the provider still asks: its books disagree with ours
+		}
 		if err != nil {
 			return out, err
 		}

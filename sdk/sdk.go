@@ -95,10 +95,11 @@ type line struct {
 //
 // The invariant (docs/payments.md): a voucher is signed for charged plus the
 // maxima of every request in flight on the channel, this one's included,
-// so that however many requests run at once, each voucher covers what the
-// provider has charged or reserved. The books are the payer's own: a
-// provider that asks for a voucher above charged + in flight + unsettled
-// is not paid (the request fails over), whatever its 402 says.
+// and of those that ended unsettled in the last reserveGrace, so that
+// however many requests run at once, each voucher covers what the provider
+// has charged or reserved. The books are the payer's own: a provider that
+// asks for a voucher above charged + in flight + unsettled is not paid
+// (the request fails over), whatever its 402 says.
 type chanInfo struct {
 	id      uint64
 	deposit uint64
@@ -106,7 +107,55 @@ type chanInfo struct {
 	mu        sync.Mutex // guards the books below
 	charged   uint64     // the provider's charged total, as its settlements report it
 	inflight  uint64     // maxima of the requests sent and not yet settled
-	unsettled uint64     // maxima of requests that ended with no settlement seen: maybe charged
+	unsettled []pending  // requests that ended with no settlement seen: maybe charged, oldest first
+}
+
+// pending is a request that ended without the payer learning its charge
+// (a broken connection, a stream closed early, the loser of a hedge). The
+// provider may have charged it, or may still hold its maximum in reserve
+// for a moment, until it notices the client gone.
+type pending struct {
+	amount uint64
+	at     time.Time
+}
+
+const (
+	// For reserveGrace after a request ends unsettled, its maximum stays
+	// in the vouchers' base: the provider may still be holding it.
+	reserveGrace = 10 * time.Second
+	// For booksGrace it stays in the books: the provider may yet report
+	// it charged.
+	booksGrace = 10 * time.Minute
+)
+
+// unsettledSums prunes what is past booksGrace and returns what is within
+// reserveGrace and what is in the books at all.
+func (c *chanInfo) unsettledSums(now time.Time) (recent, all uint64) {
+	i := 0
+	for i < len(c.unsettled) && now.Sub(c.unsettled[i].at) > booksGrace {
+		i++
+	}
+	c.unsettled = c.unsettled[i:]
+	for _, p := range c.unsettled {
+		all += p.amount
+		if now.Sub(p.at) <= reserveGrace {
+			recent += p.amount
+		}
+	}
+	return recent, all
+}
+
+// recognize takes amount, now known charged, out of the unsettled books,
+// oldest first.
+func (c *chanInfo) recognize(amount uint64) {
+	for amount > 0 && len(c.unsettled) > 0 {
+		take := min(amount, c.unsettled[0].amount)
+		c.unsettled[0].amount -= take
+		amount -= take
+		if c.unsettled[0].amount == 0 {
+			c.unsettled = c.unsettled[1:]
+		}
+	}
 }
 
 // A ticket is one request's claim on a channel's books, from signing its
@@ -362,23 +411,24 @@ func (c *chanInfo) allocate(req *x402.PaymentRequirements, amount uint64) (uint6
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	base := c.charged + c.inflight
+	recent, unsettled := c.unsettledSums(time.Now())
+	base := c.charged + c.inflight + recent
 	if st, ok := req.Extra["channelState"].(map[string]any); ok && fmt.Sprint(st["channelId"]) == strconv.FormatUint(c.id, 10) {
 		if s, err := x402.Amount(fmt.Sprint(st["chargedCumulativeAmount"])); err == nil && s > base {
 			// The provider has charged or reserved more than we know of:
-			// another request's charge (an answer whose settlement we
-			// never saw) can explain up to unsettled of it, no more.
-			if books := base + c.unsettled; s > books {
+			// requests whose settlement we never saw can explain up to
+			// unsettled of it, no more.
+			if books := c.charged + c.inflight + unsettled; s > books {
 				return 0, fmt.Errorf("sdk: provider %s says channel %d has %d charged or in flight; this payer's books allow %d (%d charged, %d in flight, %d unsettled), so it is not paid more",
-					req.PayTo, c.id, s, books, c.charged, c.inflight, c.unsettled)
+					req.PayTo, c.id, s, books, c.charged, c.inflight, unsettled)
 			}
 			recognized := s - base
 			c.charged += recognized
-			c.unsettled -= recognized
+			c.recognize(recognized)
 			base = s
 		}
 	}
-	if base+c.unsettled+amount > c.deposit {
+	if c.charged+c.inflight+unsettled+amount > c.deposit {
 		return 0, nil
 	}
 	c.inflight += amount
@@ -417,7 +467,7 @@ func (t *ticket) end(settled bool, charged, amount uint64, unknown bool) {
 	if settled {
 		c.charged = max(c.charged, charged)
 	} else if unknown {
-		c.unsettled += t.max
+		c.unsettled = append(c.unsettled, pending{amount: t.max, at: time.Now()})
 	}
 	c.mu.Unlock()
 	p.mu.Lock()

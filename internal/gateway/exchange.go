@@ -62,6 +62,12 @@ func (x *exchange) send(ctx context.Context, c route.Candidate) (*http.Response,
 		return nil, route.Refused, openai.Errorf(http.StatusServiceUnavailable, "server_error", "gateway_budget", "the gateway has reached its spending cap; try later")
 	}
 	outcome := route.Retryable(resp, err)
+	if outcome == route.Refused && resp.StatusCode == http.StatusPaymentRequired {
+		// The payer answered the provider's 402s and it still wants
+		// payment: the provider's books and ours disagree. That is the
+		// provider's failure, never the client's (it pays the gateway).
+		outcome = route.Failed
+	}
 	if outcome == route.Failed || outcome == route.Down {
 		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
 		if resp != nil {

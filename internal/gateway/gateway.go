@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -519,6 +520,7 @@ func newMetrics() *metrics {
 		hedges:  prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_gateway_hedges_total", Help: "Requests sent to a second provider while the first was slow."}),
 		resumes: prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_gateway_resumes_total", Help: "Streams continued on another provider after theirs broke off."}),
 	}
-	m.reg.MustRegister(m.latency, m.errors, m.spend, m.costs, m.retries, m.hedges, m.resumes)
+	m.reg.MustRegister(m.latency, m.errors, m.spend, m.costs, m.retries, m.hedges, m.resumes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -91,7 +91,9 @@ func Open(ctx context.Context, dsn, owner string) (*Ledger, error) {
 		// WAL lets the CLI read and add keys while the gateway runs;
 		// immediate transactions take the write lock up front, so two
 		// writers wait in turn instead of failing to upgrade a read lock.
-		l.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+		// synchronous(NORMAL): a commit survives the process being killed
+		// but is fsynced only at checkpoints (see durable).
+		l.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", l.where, err)
@@ -171,6 +173,34 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	return nil
 }
 
+// Durability. Reservations and debits are many and small: they are
+// committed without waiting for the disk (SQLite's synchronous NORMAL,
+// PostgreSQL's synchronous_commit off for them), so that billing costs a
+// request microseconds, not an fsync. They survive the gateway being
+// killed; should the machine itself fail, the last moment's debits may be
+// lost, and a key is charged less, never more. Credits (new keys and
+// top-ups) are money paid in, and are on disk before they return.
+
+// durable makes every commit so far reach the disk.
+func (l *Ledger) durable(ctx context.Context) error {
+	if l.postgres {
+		return nil // credits are committed with the server's default, synchronous
+	}
+	if _, err := l.db.ExecContext(ctx, `PRAGMA wal_checkpoint(FULL)`); err != nil {
+		return fmt.Errorf("ledger: sync %s: %w", l.where, err)
+	}
+	return nil
+}
+
+// fast marks a transaction as one that need not wait for the disk.
+func (l *Ledger) fast(ctx context.Context, t *sql.Tx) error {
+	if !l.postgres {
+		return nil
+	}
+	_, err := t.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`)
+	return err
+}
+
 // tx runs fn in one transaction, retrying PostgreSQL's serialization
 // failures (a concurrent replica's write), which are safe to run again.
 func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
@@ -245,7 +275,7 @@ func (l *Ledger) AddKey(ctx context.Context, key, denom string, credit uint64) (
 	if err != nil {
 		return false, fmt.Errorf("ledger: add a key: %w", err)
 	}
-	return added, nil
+	return added, l.durable(ctx)
 }
 
 // AddHashed registers a key known only by its sha256 (hex), with balance:
@@ -254,7 +284,7 @@ func (l *Ledger) AddHashed(ctx context.Context, hash, denom string, balance uint
 	if len(hash) != 64 || balance > 1<<62 {
 		return fmt.Errorf("ledger: key hash %q or balance %d out of range", hash, balance)
 	}
-	return l.tx(ctx, func(t *sql.Tx) error {
+	err := l.tx(ctx, func(t *sql.Tx) error {
 		res, err := t.ExecContext(ctx, l.q(`INSERT INTO api_keys (id, hash, denom, balance, created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`),
 			hash[:32], hash, denom, int64(balance), now())
 		if err != nil {
@@ -265,6 +295,10 @@ func (l *Ledger) AddHashed(ctx context.Context, hash, denom string, balance uint
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	return l.durable(ctx)
 }
 
 // TopUp credits the key with id with amount of denom, the key's own.
@@ -290,6 +324,9 @@ func (l *Ledger) TopUp(ctx context.Context, id, denom string, amount uint64) (Ac
 	if err != nil {
 		return Account{}, err
 	}
+	if err := l.durable(ctx); err != nil {
+		return Account{}, err
+	}
 	return l.account(ctx, l.db, `a.id = $1`, id)
 }
 
@@ -303,6 +340,9 @@ func (l *Ledger) Reserve(ctx context.Context, key string, max uint64) (*Reservat
 	rand.Read(b)
 	r := &Reservation{ID: hex.EncodeToString(b), Amount: max}
 	err := l.tx(ctx, func(t *sql.Tx) error {
+		if err := l.fast(ctx, t); err != nil {
+			return err
+		}
 		// The guarded UPDATE is the whole check: it locks the row, and
 		// no other reservation can come between its test and its change.
 		row := t.QueryRowContext(ctx, l.q(`UPDATE api_keys SET balance = balance - $1 WHERE hash = $2 AND balance >= $1 RETURNING id, denom`), int64(max), hashKey(key))
@@ -334,6 +374,9 @@ func (l *Ledger) Reserve(ctx context.Context, key string, max uint64) (*Reservat
 func (l *Ledger) Settle(ctx context.Context, r *Reservation, actual uint64) error {
 	actual = min(actual, r.Amount)
 	return l.tx(ctx, func(t *sql.Tx) error {
+		if err := l.fast(ctx, t); err != nil {
+			return err
+		}
 		var held int64
 		err := t.QueryRowContext(ctx, l.q(`DELETE FROM reservations WHERE id = $1 RETURNING amount`), r.ID).Scan(&held)
 		if errors.Is(err, sql.ErrNoRows) {

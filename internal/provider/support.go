@@ -129,7 +129,7 @@ func newMetrics() *metrics {
 		tokens:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agora_provider_completion_tokens_total", Help: "Tokens generated."}, []string{"model"}),
 		receipts: prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_provider_receipts_total", Help: "Receipts signed."}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.receipts, collectors.NewGoCollector())
+	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.receipts, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

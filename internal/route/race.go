@@ -167,6 +167,12 @@ func (r *Router) race(ctx context.Context, model string, exclude []string, start
 		return Result{}, ErrNoProvider
 	}
 	r.mu.Lock()
+	panicking := true // every candidate's circuit is open: try them anyway
+	for _, c := range cs {
+		if h := r.health[c.Operator]; h == nil || !h.open {
+			panicking = false
+		}
+	}
 	r.requests = r.requests*hedgeDecay + 1
 	r.hedges *= hedgeDecay
 	var hedgeAfter time.Duration
@@ -188,7 +194,7 @@ func (r *Router) race(ctx context.Context, model string, exclude []string, start
 			next++
 			r.mu.Lock()
 			h := r.healthLocked(c.Operator)
-			if h.open { // its circuit opened since the pick
+			if h.open && !panicking { // its circuit opened since the pick
 				r.mu.Unlock()
 				continue
 			}

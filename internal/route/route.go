@@ -315,15 +315,22 @@ func (r *Router) scoreLocked(c Candidate) float64 {
 func (r *Router) Pick(model string) []Candidate {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var cs []Candidate
+	var cs, open []Candidate
 	for _, c := range r.candidates {
 		if c.Model != model && c.ModelID != model {
 			continue
 		}
 		if h := r.health[c.Operator]; h != nil && h.open {
+			open = append(open, c)
 			continue
 		}
 		cs = append(cs, c)
+	}
+	if len(cs) == 0 {
+		// Every circuit is open: under an overload that times every
+		// provider out, refusing all requests would turn a slowdown into
+		// an outage. As Envoy's panic threshold does, route to them all.
+		cs = open
 	}
 	// Scores get a little noise, so providers whose scores are close share
 	// the load (and keep being measured) instead of the best taking all.

@@ -315,3 +315,29 @@ func TestRefusedConnectionOpensAtOnce(t *testing.T) {
 		t.Errorf("after one refused connection the routable providers are %v; want only live", cs)
 	}
 }
+
+// TestAllCircuitsOpenStillRoutes: when every provider of a model is cut
+// off (an overload that times them all out), requests go to them anyway
+// rather than all failing at once.
+func TestAllCircuitsOpenStillRoutes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Probe = time.Hour
+	cfg.Static = []Candidate{{Operator: "a", Model: "m"}, {Operator: "b", Model: "m"}}
+	r, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.book(Candidate{Operator: "a"}, Down, 0)
+	if cs := r.Pick("m"); len(cs) != 1 {
+		t.Fatalf("one open: %d routable, want 1", len(cs))
+	}
+	r.book(Candidate{Operator: "b"}, Down, 0)
+	if cs := r.Pick("m"); len(cs) != 2 {
+		t.Fatalf("all open: %d routable, want both", len(cs))
+	}
+	res, err := r.Race(context.Background(), "m", nil, func(ctx context.Context, c Candidate) (Begun, Outcome, error) { return done{}, OK, nil })
+	if err != nil || res.Tries != 1 {
+		t.Fatalf("a request with every circuit open: %+v, %v", res, err)
+	}
+}
