@@ -221,11 +221,14 @@ func TestChaos(t *testing.T) {
 		}
 		t.Errorf("failed: %s", f)
 	}
-	if debited := before - balance(t, gw); debited != priced {
-		t.Errorf("the API key was debited %d; the receipts of the answers its clients got say %d", debited, priced)
-	} else {
-		t.Logf("the API key was debited %d, the sum of its answers' receipts", debited)
-	}
+	// A charge is written just after its answer goes out.
+	e2e.Eventually(t, 10*time.Second, "the API key is debited its answers' prices", func() error {
+		if debited := before - balance(t, gw); debited != priced {
+			return fmt.Errorf("the API key was debited %d; the receipts of the answers its clients got say %d", debited, priced)
+		}
+		return nil
+	})
+	t.Logf("the API key was debited %d, the sum of its answers' receipts", priced)
 
 	// Every provider claims what it charged: the killed one that stayed
 	// down is started again to claim from its log.

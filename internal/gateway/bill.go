@@ -93,10 +93,16 @@ func (b *bill) close(log *slog.Logger) {
 	if b.settled {
 		charged = b.charged
 	}
-	// Settled even if the client has gone: a context of its own.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.s.keys.Settle(ctx, b.res, charged); err != nil {
-		log.Error("gateway: record a charge", "err", err)
-	}
+	// Settled after the answer has gone out (the client does not wait on
+	// the ledger's write), even if the client has gone, and before
+	// Shutdown returns.
+	b.s.settling.Add(1)
+	go func() {
+		defer b.s.settling.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.s.keys.Settle(ctx, b.res, charged); err != nil {
+			log.Error("gateway: record a charge", "err", err)
+		}
+	}()
 }

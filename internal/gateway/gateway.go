@@ -159,6 +159,7 @@ type Server struct {
 	auditURL    string
 	samples     chan verifierSample
 	stopSamples chan struct{}
+	settling    sync.WaitGroup // API-key charges being written
 }
 
 // verifierSample is an answer sent to a verifier's audit feed.
@@ -273,6 +274,7 @@ func (s *Server) Ledger() string { return s.keys.Where() }
 // ends), then routing, paying and billing.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
+	s.settling.Wait() // every answer given is charged before the ledger closes
 	// The samples channel is never closed: a handler still running after
 	// ctx ended may yet send on it.
 	close(s.stopSamples)

@@ -2,11 +2,13 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/devnet"
@@ -97,18 +99,22 @@ func TestGateway(t *testing.T) {
 		}
 		post(http.DefaultClient, "agk_unknown", chat)
 	}
-	req, _ := http.NewRequest(http.MethodGet, gw+"/v1/key", nil)
-	req.Header.Set("Authorization", "Bearer "+created.Key)
-	kresp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bal struct{ Balance string }
-	json.NewDecoder(kresp.Body).Decode(&bal)
-	kresp.Body.Close()
-	if bal.Balance != "640" {
-		t.Errorf("after 3 answers of 120 on a credit of 1000, the balance reads %s, want 640", bal.Balance)
-	}
+	// (A charge is written just after its answer goes out.)
+	e2e.Eventually(t, 10*time.Second, "the balance shows the three answers", func() error {
+		req, _ := http.NewRequest(http.MethodGet, gw+"/v1/key", nil)
+		req.Header.Set("Authorization", "Bearer "+created.Key)
+		kresp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		var bal struct{ Balance string }
+		json.NewDecoder(kresp.Body).Decode(&bal)
+		kresp.Body.Close()
+		if bal.Balance != "640" {
+			return fmt.Errorf("after 3 answers of 120 on a credit of 1000, the balance reads %s, want 640", bal.Balance)
+		}
+		return nil
+	})
 	// A key without credit enough: OpenAI's 429 insufficient_quota, which
 	// says how to top up.
 	if err := json.Unmarshal([]byte(e2e.Run(t, "gateway", "key", "create", "--credit", "100uusdc", "--home", home, "-o", "json")), &created); err != nil {

@@ -99,11 +99,15 @@ func TestReplicasShareAPostgresLedger(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("%d of 160 requests failed; the first: %s", len(failures), failures[0])
 	}
-	a, err := l.Balance(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Balance != credit-priced || a.Reserved != 0 || a.Debited != priced {
-		t.Errorf("the key holds %d (reserved %d, debited %d); its answers' receipts say %d, so it should hold %d", a.Balance, a.Reserved, a.Debited, priced, credit-priced)
-	}
+	// A charge is written just after its answer goes out.
+	e2e.Eventually(t, 10*time.Second, "the key holds its credit less its answers' prices", func() error {
+		a, err := l.Balance(ctx, key)
+		if err != nil {
+			return err
+		}
+		if a.Balance != credit-priced || a.Reserved != 0 || a.Debited != priced {
+			return fmt.Errorf("the key holds %d (reserved %d, debited %d); its answers' receipts say %d, so it should hold %d", a.Balance, a.Reserved, a.Debited, priced, credit-priced)
+		}
+		return nil
+	})
 }

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
@@ -46,7 +47,8 @@ type Ledger struct {
 	db       *sql.DB
 	postgres bool
 	owner    string
-	where    string // for messages: the file, or the PostgreSQL host
+	where    string   // for messages: the file, or the PostgreSQL host
+	stmts    sync.Map // query -> *sql.Stmt: the hot path's statements, parsed once
 }
 
 // Account is an API key's book: its id (which names it without revealing
@@ -117,7 +119,28 @@ func redact(dsn string) string { return password.ReplaceAllString(dsn, "//$1:***
 func (l *Ledger) Where() string { return l.where }
 
 // Close closes the database.
-func (l *Ledger) Close() error { return l.db.Close() }
+func (l *Ledger) Close() error {
+	l.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
+	return l.db.Close()
+}
+
+// prepared is query (written with $1 placeholders) as a statement parsed
+// once and bound to t: reservations and settlements run on every request,
+// and parsing their SQL each time cost more than running it.
+func (l *Ledger) prepared(ctx context.Context, t *sql.Tx, query string) (*sql.Stmt, error) {
+	if s, ok := l.stmts.Load(query); ok {
+		return t.StmtContext(ctx, s.(*sql.Stmt)), nil
+	}
+	s, err := l.db.PrepareContext(ctx, l.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := l.stmts.LoadOrStore(query, s); loaded {
+		s.Close()
+		s = prev.(*sql.Stmt)
+	}
+	return t.StmtContext(ctx, s), nil
+}
 
 // q rewrites a query written with PostgreSQL's $1 placeholders for SQLite,
 // whose ?1 means the same.
@@ -345,8 +368,11 @@ func (l *Ledger) Reserve(ctx context.Context, key string, max uint64) (*Reservat
 		}
 		// The guarded UPDATE is the whole check: it locks the row, and
 		// no other reservation can come between its test and its change.
-		row := t.QueryRowContext(ctx, l.q(`UPDATE api_keys SET balance = balance - $1 WHERE hash = $2 AND balance >= $1 RETURNING id, denom`), int64(max), hashKey(key))
-		if err := row.Scan(&r.KeyID, &r.Denom); errors.Is(err, sql.ErrNoRows) {
+		take, err := l.prepared(ctx, t, `UPDATE api_keys SET balance = balance - $1 WHERE hash = $2 AND balance >= $1 RETURNING id, denom`)
+		if err != nil {
+			return err
+		}
+		if err := take.QueryRowContext(ctx, int64(max), hashKey(key)).Scan(&r.KeyID, &r.Denom); errors.Is(err, sql.ErrNoRows) {
 			var bal int64
 			var denom string
 			err := t.QueryRowContext(ctx, l.q(`SELECT balance, denom FROM api_keys WHERE hash = $1`), hashKey(key)).Scan(&bal, &denom)
@@ -360,7 +386,11 @@ func (l *Ledger) Reserve(ctx context.Context, key string, max uint64) (*Reservat
 		} else if err != nil {
 			return err
 		}
-		_, err := t.ExecContext(ctx, l.q(`INSERT INTO reservations (id, key_id, owner, amount, created) VALUES ($1, $2, $3, $4, $5)`), r.ID, r.KeyID, l.owner, int64(max), now())
+		hold, err := l.prepared(ctx, t, `INSERT INTO reservations (id, key_id, owner, amount, created) VALUES ($1, $2, $3, $4, $5)`)
+		if err != nil {
+			return err
+		}
+		_, err = hold.ExecContext(ctx, r.ID, r.KeyID, l.owner, int64(max), now())
 		return err
 	})
 	if err != nil {
@@ -377,21 +407,34 @@ func (l *Ledger) Settle(ctx context.Context, r *Reservation, actual uint64) erro
 		if err := l.fast(ctx, t); err != nil {
 			return err
 		}
+		end, err := l.prepared(ctx, t, `DELETE FROM reservations WHERE id = $1 RETURNING amount`)
+		if err != nil {
+			return err
+		}
 		var held int64
-		err := t.QueryRowContext(ctx, l.q(`DELETE FROM reservations WHERE id = $1 RETURNING amount`), r.ID).Scan(&held)
+		err = end.QueryRowContext(ctx, r.ID).Scan(&held)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrSettled
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), held-int64(actual), r.KeyID); err != nil {
+		back, err := l.prepared(ctx, t, `UPDATE api_keys SET balance = balance + $1 WHERE id = $2`)
+		if err != nil {
+			return err
+		}
+		if _, err := back.ExecContext(ctx, held-int64(actual), r.KeyID); err != nil {
 			return err
 		}
 		if actual > 0 {
-			_, err = t.ExecContext(ctx, l.q(`INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'debit', $2, $3, $4)`), r.KeyID, int64(actual), l.owner, now())
+			debit, err := l.prepared(ctx, t, `INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'debit', $2, $3, $4)`)
+			if err != nil {
+				return err
+			}
+			_, err = debit.ExecContext(ctx, r.KeyID, int64(actual), l.owner, now())
+			return err
 		}
-		return err
+		return nil
 	})
 }
 

@@ -12,10 +12,16 @@ import (
 // samples keeps the most recent observations of a duration, for its
 // quantiles.
 type samples struct {
-	ring []time.Duration
-	next int
-	full bool
+	ring   []time.Duration
+	next   int
+	full   bool
+	sorted []time.Duration // a sorted copy, remade every resortEvery adds
+	stale  int
 }
+
+// resortEvery: quantiles are read on every request, so the sorted copy is
+// remade only after this many new samples (a small lag, no sort per request).
+const resortEvery = 32
 
 const sampleWindow = 512
 
@@ -26,6 +32,7 @@ func (s *samples) add(d time.Duration) {
 	s.ring[s.next] = d
 	s.next = (s.next + 1) % sampleWindow
 	s.full = s.full || s.next == 0
+	s.stale++
 }
 
 func (s *samples) len() int {
@@ -44,9 +51,13 @@ func (s *samples) quantile(q float64) time.Duration {
 	if n == 0 {
 		return 0
 	}
-	c := slices.Clone(s.ring[:n])
-	slices.Sort(c)
-	return c[min(n-1, int(q*float64(n)))]
+	if s.sorted == nil || s.stale >= resortEvery || len(s.sorted) < min(n, enough) {
+		s.sorted = append(s.sorted[:0], s.ring[:n]...)
+		slices.Sort(s.sorted)
+		s.stale = 0
+	}
+	c := s.sorted
+	return c[min(len(c)-1, int(q*float64(len(c))))]
 }
 
 // enough samples before the tail of a model's latency is trusted.
