@@ -1,6 +1,7 @@
 package blob
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +54,29 @@ func TestUploadFetchAndMismatch(t *testing.T) {
 	}
 	if _, err := Upload(ctx, srv.Client(), srv.URL, make([]byte, 2048)); err == nil {
 		t.Fatal("a blob over the limit was taken")
+	}
+}
+
+// TestPostIsBounded: a POST is read into memory to be named, so it is
+// bounded well below the store's limit (it used to take up to 256 MB per
+// request, unauthenticated); a PUT of the same size streams to disk.
+func TestPostIsBounded(t *testing.T) {
+	s, err := Open(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	big := bytes.Repeat([]byte("x"), MaxPost+1)
+	resp, err := http.Post(srv.URL+strings.TrimSuffix(Path, "/"), "application/octet-stream", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a POST of %d bytes: %d, want 413", len(big), resp.StatusCode)
+	}
+	if _, err := Upload(context.Background(), srv.Client(), srv.URL, big); err != nil {
+		t.Errorf("a PUT of the same blob: %v", err)
 	}
 }
