@@ -45,7 +45,7 @@ func TestDevnetSurvivesKill(t *testing.T) {
 		t.Skip("multi-process test; skipped with -short")
 	}
 	home := t.TempDir()
-	base := e2e.FreePorts(t, 2)
+	base := e2e.FreePorts(t, 30) // the devnet's providers, gateway and facilitator listen above base
 	node := fmt.Sprintf("http://127.0.0.1:%d", base+1)
 	start := func() *e2e.Proc {
 		p := e2e.Start(t, home, "devnet", "devnet", "--home", home, "--base-port", fmt.Sprint(base))
@@ -61,9 +61,12 @@ func TestDevnetSurvivesKill(t *testing.T) {
 			return err
 		})
 		// The banner comes once everything (agent, providers) is set up.
-		e2e.Eventually(t, 30*time.Second, "devnet banner", func() error {
+		e2e.Eventually(t, 60*time.Second, "devnet banner", func() error {
+			if p.Exited() {
+				t.Fatalf("the devnet exited:\n%s", p.Log())
+			}
 			if !strings.Contains(p.Log(), "Agora devnet is running") {
-				return fmt.Errorf("no banner yet")
+				return fmt.Errorf("no banner yet; it printed:\n%s", p.Log())
 			}
 			return nil
 		})
