@@ -274,10 +274,12 @@ func (r *Router) race(ctx context.Context, model string, exclude []string, start
 					o.lost = true
 					o.cancel()
 				}
+				// The losers are collected meanwhile, so they leave the
+				// books before a long stream ends.
+				go r.drain(running, results)
 				res.Candidate, res.Tries = a.c, tried
 				_, err := a.b.Deliver() // a break midway is the caller's to report (Report)
 				a.cancel()
-				r.drain(running, results)
 				return res, err
 			case Refused:
 				r.finish(a.c, &a.out, a.took)
