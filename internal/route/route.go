@@ -299,7 +299,7 @@ func (r *Router) scoreLocked(c Candidate) float64 {
 	lat, errRate, load := 0.1, 0.0, 0
 	if h != nil {
 		if h.latency > 0 {
-			lat = float64(h.latency.Microseconds()) / 1000
+			lat = float64(h.latency) / float64(time.Millisecond)
 		}
 		errRate, load = h.errRate, h.inflight
 	}
