@@ -53,7 +53,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 48, "concurrent broadcasters")
 	flag.IntVar(&o.validators, "validators", 1, "validators on loopback")
 	flag.DurationVar(&o.blockTime, "block-time", 200*time.Millisecond, "timeout_commit")
-	flag.IntVar(&o.basePort, "base-port", 46656, "first port")
+	flag.IntVar(&o.basePort, "base-port", 15656, "first port (below the ephemeral range, 32768-60999)")
 	flag.IntVar(&o.batch, "batch", 50, "txs per JSON-RPC batch request")
 	flag.IntVar(&o.rate, "rate", 1000, "tx/s for the latency run")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the Agora run here")

@@ -31,7 +31,7 @@ func main() {
 	home, _ := os.MkdirTemp("", "agora-bench-gateway")
 	defer os.RemoveAll(home)
 	cfg := devnet.DefaultConfig(home)
-	cfg.BasePort = 48656
+	cfg.BasePort = 18656 // below the ephemeral range (32768-60999) and the tests' (20000-32699)
 	cfg.Providers = 1
 	cfg.Paid = false
 	d, err := devnet.Start(cfg)

@@ -144,7 +144,7 @@ func onDevnet(wasm []byte) {
 	}
 	defer os.RemoveAll(home)
 	cfg := devnet.DefaultConfig(home)
-	cfg.BasePort = 29100
+	cfg.BasePort = 19100 // below the ephemeral range (32768-60999) and the tests' (20000-32699)
 	d, err := devnet.Start(cfg)
 	if err != nil {
 		log.Fatal(err)

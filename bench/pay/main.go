@@ -38,7 +38,7 @@ func main() {
 	defer os.RemoveAll(home)
 
 	cfg := devnet.DefaultConfig(home)
-	cfg.BasePort = 47656
+	cfg.BasePort = 17656 // below the ephemeral range (32768-60999) and the tests' (20000-32699)
 	cfg.Providers = 1
 	cfg.ClaimInterval = time.Hour // everything is claimed at once, at shutdown
 	d, err := devnet.Start(cfg)

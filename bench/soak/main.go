@@ -6,7 +6,7 @@
 //	go run ./bench/soak [-duration 10m] [-clients 8]
 //
 // It builds the agora binary and runs the devnet (chain and gateway) and
-// two providers as processes of their own, on loopback ports from 47000.
+// two providers as processes of their own, on loopback ports from 16000.
 package main
 
 import (
@@ -29,7 +29,7 @@ import (
 	"github.com/agoranet/agora/internal/devnet"
 )
 
-const base = 47000 // outside the ephemeral range
+const base = 16000 // below the ephemeral range (32768-60999) and the tests' (20000-32699)
 
 func main() {
 	duration := flag.Duration("duration", 10*time.Minute, "how long to keep the load on")

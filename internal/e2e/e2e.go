@@ -172,7 +172,10 @@ func FreePorts(t testing.TB, span int) int {
 		t.Fatalf("e2e: at most %d ports per range", step)
 	}
 	for try := 0; try < 300; try++ {
-		base := 20000 + ((os.Getpid()+try*7)%300)*step
+		// Blocks from 20000 to 32699: below the kernel's ephemeral range
+		// (32768-60999 here), where a client socket could take a port
+		// after the check below and a listener then fails to bind.
+		base := 20000 + ((os.Getpid()+try*7)%127)*step
 		lock := filepath.Join(os.TempDir(), fmt.Sprintf("agora-e2e-ports-%d", base))
 		if st, err := os.Stat(lock); err == nil && time.Since(st.ModTime()) > time.Hour {
 			os.Remove(lock) // left by a test that was killed
