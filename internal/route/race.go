@@ -298,6 +298,12 @@ func (r *Router) race(ctx context.Context, model string, exclude []string, start
 				r.finish(a.c, &a.out, a.took)
 				a.cancel()
 				last = a.err
+				if a.out == Down {
+					// A refused connection cost nothing and cut the
+					// provider off: it does not use up the attempts, so
+					// providers that just died cannot crowd out live ones.
+					tried--
+				}
 				r.log.Warn("route: provider failed; trying another", "provider", a.c.Operator, "err", a.err)
 				if len(running) == 0 && ctx.Err() == nil {
 					launch()

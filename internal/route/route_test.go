@@ -341,3 +341,32 @@ func TestAllCircuitsOpenStillRoutes(t *testing.T) {
 		t.Fatalf("a request with every circuit open: %+v, %v", res, err)
 	}
 }
+
+// TestDeadProvidersDoNotUseUpAttempts: with more dead providers ahead of a
+// live one than a request has attempts, the request still reaches the
+// live one (an SDK agent lost a request so in CI: three attempts, two at
+// providers killed a moment before).
+func TestDeadProvidersDoNotUseUpAttempts(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	url := dead.URL
+	dead.Close()
+	cfg := DefaultConfig()
+	cfg.Attempts, cfg.Probe, cfg.HedgeRate = 2, time.Hour, 0
+	for i, op := range []string{"dead1", "dead2", "dead3", "live"} {
+		cfg.Static = append(cfg.Static, Candidate{Operator: op, Endpoint: url, Model: "m", PricePerRequest: uint64(i) * 1_000_000})
+	}
+	r, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, tries, err := r.Do(context.Background(), "m", func(ctx context.Context, c Candidate) (Outcome, error) {
+		if c.Operator == "live" {
+			return OK, nil
+		}
+		return Down, errors.New("connection refused")
+	})
+	if err != nil || c.Operator != "live" {
+		t.Fatalf("answered by %q after %d tries: %v; want the live provider", c.Operator, tries, err)
+	}
+}
