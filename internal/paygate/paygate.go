@@ -369,8 +369,9 @@ func (g *Gate) refresh(ctx context.Context, id uint64) (*chanState, *PaymentErro
 func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentError) {
 	g.mu.Lock()
 	s := g.channels[id]
+	known := s != nil && s.ch != nil
 	g.mu.Unlock()
-	if s != nil && s.ch != nil {
+	if known {
 		return s, nil
 	}
 	return g.load(ctx, id)
