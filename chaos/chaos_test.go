@@ -97,7 +97,7 @@ func TestChaos(t *testing.T) {
 		}
 		return nil
 	})
-	before := balance(t, gw)
+	before := e2e.KeyBalance(t, gw, devnet.APIKey)
 
 	// The load: the OpenAI Node clients in one process, the agents here.
 	script, _ := filepath.Abs("testdata/clients.cjs")
@@ -223,7 +223,7 @@ func TestChaos(t *testing.T) {
 	}
 	// A charge is written just after its answer goes out.
 	e2e.Eventually(t, 10*time.Second, "the API key is debited its answers' prices", func() error {
-		if debited := before - balance(t, gw); debited != priced {
+		if debited := before - e2e.KeyBalance(t, gw, devnet.APIKey); debited != priced {
 			return fmt.Errorf("the API key was debited %d; the receipts of the answers its clients got say %d", debited, priced)
 		}
 		return nil
@@ -308,18 +308,4 @@ func providersOf(gw string) int {
 		}
 	}
 	return 0
-}
-
-func balance(t *testing.T, gw string) uint64 {
-	req, _ := http.NewRequest(http.MethodGet, gw+"/v1/key", nil)
-	req.Header.Set("Authorization", "Bearer "+devnet.APIKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b struct{ Balance string }
-	json.NewDecoder(resp.Body).Decode(&b)
-	n, _ := strconv.ParseUint(b.Balance, 10, 64)
-	return n
 }

@@ -7,12 +7,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -267,4 +270,23 @@ func Wasm(t testing.TB, pkg string) string {
 	}
 	wasmBuilt[pkg] = out
 	return out
+}
+
+// KeyBalance reads an API key's spendable balance from a gateway's
+// GET /v1/key.
+func KeyBalance(t testing.TB, gateway, key string) uint64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, gateway+"/v1/key", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b struct{ Balance string }
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		t.Fatalf("GET %s/v1/key: %v", gateway, err)
+	}
+	n, _ := strconv.ParseUint(b.Balance, 10, 64)
+	return n
 }

@@ -3,11 +3,9 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +82,7 @@ func TestStreamResumesOnAnotherProvider(t *testing.T) {
 		stream("warm up", i)
 	}
 	before := metric(t, d.Gateway.URL(), "agora_gateway_resumes_total")
-	balance0, priced0 := keyBalance(t, d.Gateway.URL()), priced
+	balance0, priced0 := e2e.KeyBalance(t, d.Gateway.URL(), devnet.APIKey), priced
 	stream("BREAK: a crash", 1)
 	hang = true
 	stream("BREAK: a hang", 2)
@@ -92,25 +90,11 @@ func TestStreamResumesOnAnotherProvider(t *testing.T) {
 		t.Errorf("%v streams resumed, want 2", got)
 	}
 	e2e.Eventually(t, 10*time.Second, "the key is debited once for each resumed stream", func() error {
-		if debited, want := balance0-keyBalance(t, d.Gateway.URL()), priced-priced0; debited != want {
+		if debited, want := balance0-e2e.KeyBalance(t, d.Gateway.URL(), devnet.APIKey), priced-priced0; debited != want {
 			return fmt.Errorf("the key was debited %d for the two resumed streams; their receipts say %d", debited, want)
 		}
 		return nil
 	})
-}
-
-func keyBalance(t *testing.T, base string) uint64 {
-	req, _ := http.NewRequest(http.MethodGet, base+"/v1/key", nil)
-	req.Header.Set("Authorization", "Bearer "+devnet.APIKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b struct{ Balance string }
-	json.NewDecoder(resp.Body).Decode(&b)
-	n, _ := strconv.ParseUint(b.Balance, 10, 64)
-	return n
 }
 
 // metric reads one counter from a /metrics page.
