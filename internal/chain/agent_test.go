@@ -3,12 +3,15 @@ package chain_test
 import (
 	"crypto/ed25519"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/tx"
@@ -122,4 +125,39 @@ func (h *harness) balance(a addr.Address, denom string) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestAgentCannotPostAChallengeBond: a challenge moves its signer's money
+// (the bond, a param) without declaring it as a spend, so the agent module
+// could not hold it to the agent's policy; an agent account may not post
+// one. Before, an agent limited to uusdc could lock uagr in bonds.
+func TestAgentCannotPostAChallengeBond(t *testing.T) {
+	h := newHarness(t, "")
+	defer h.close()
+	robotKey := key("robot")
+	seqs := map[string]uint64{}
+	sign := func(name string, msgs ...module.Msg) []byte {
+		raw, err := tx.Sign(key(name), testChain, seqs[name], coin.New("uagr", 10*uint64(len(msgs))), "", msgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[name]++
+		return raw
+	}
+	robot := address("robot")
+	h.pending = [][]byte{
+		sign("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
+			Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(testChain, address("alice").String())),
+			Policy:  &agentpb.Policy{Denom: "uusdc", MaxPerPeriod: 100, PeriodBlocks: 5}}),
+		sign("alice", &bankpb.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uagr", 100_000)}}),
+	}
+	if resp, _ := h.block(); resp.TxResults[1].Code != 0 {
+		t.Fatalf("funding the agent: %s", resp.TxResults[1].Log)
+	}
+	h.pending = [][]byte{sign("robot", &auditpb.MsgChallenge{Challenger: robot.String(), Receipt: []byte("r"), Request: []byte("q")})}
+	resp, _ := h.block()
+	res := resp.TxResults[0]
+	if res.Code != codes.ErrUnauthorized.Code || !strings.Contains(res.Log, "agent account") {
+		t.Errorf("an agent's challenge: code %d %q; want it refused as an agent's", res.Code, res.Log)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
+	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
@@ -95,6 +96,12 @@ func Draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr
 
 // Challenge opens a dispute over an anchored receipt.
 func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, error) {
+	// The bond (a param, not in the message) is not a declared spend, so
+	// the agent module cannot hold it to a policy: agent accounts may not
+	// post one; their owners can.
+	if agent.Get(ctx.KV, ctx.Signer) != nil {
+		return nil, fmt.Errorf("audit: %s is an agent account, whose policy cannot cover a challenge bond; challenge from its owner's account: %w", ctx.Signer, codes.ErrUnauthorized)
+	}
 	p := GetParams(ctx.KV)
 	r, err := receipt.Decode(string(m.Receipt))
 	if err != nil {
