@@ -532,25 +532,6 @@ func (l *Ledger) Cost(ctx context.Context, reason, provider, denom string, amoun
 	return nil
 }
 
-// Costs sums the gateway's costs by reason, for this replica.
-func (l *Ledger) Costs(ctx context.Context) (map[string]uint64, error) {
-	rows, err := l.db.QueryContext(ctx, l.q(`SELECT reason, SUM(amount) FROM costs WHERE owner = $1 GROUP BY reason`), l.owner)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var reason string
-		var sum int64
-		if err := rows.Scan(&reason, &sum); err != nil {
-			return nil, err
-		}
-		out[reason] = uint64(sum)
-	}
-	return out, rows.Err()
-}
-
 // Backup writes a consistent copy of a SQLite ledger to path while it is in
 // use (VACUUM INTO: one read transaction). A PostgreSQL ledger is backed up
 // with the database's own tools (pg_dump), which do the same.

@@ -358,12 +358,6 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	return pay, nil
 }
 
-// refresh rereads a channel from chain. The channel stays usable
-// meanwhile: the new state replaces the old in one step, under the lock.
-func (g *Gate) refresh(ctx context.Context, id uint64) (*chanState, *PaymentError) {
-	return g.load(ctx, id)
-}
-
 // channel returns the state of a channel, reading it from chain when it
 // is new to the gate (or known only from the log).
 func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentError) {
@@ -374,11 +368,12 @@ func (g *Gate) channel(ctx context.Context, id uint64) (*chanState, *PaymentErro
 	if known {
 		return s, nil
 	}
-	return g.load(ctx, id)
+	return g.refresh(ctx, id)
 }
 
-// load reads channel id from chain, without the lock, and installs it.
-func (g *Gate) load(ctx context.Context, id uint64) (*chanState, *PaymentError) {
+// refresh reads channel id from chain, without the lock, and installs it
+// in one step: the channel stays usable meanwhile.
+func (g *Gate) refresh(ctx context.Context, id uint64) (*chanState, *PaymentError) {
 	c, err := client.Ask(ctx, g.cfg.Chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
 	if err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonChannelNotFound, "channel %d: %v", id, err)
