@@ -182,7 +182,17 @@ type Payer struct {
 	known    map[string]*x402.PaymentRequired // the last requirements, by URL
 }
 
-// NewPayer returns a Payer over http.DefaultTransport.
+// transport is a payer's own: http.DefaultTransport keeps two idle
+// connections per host, and a gateway with dozens of requests in flight to
+// one provider would dial anew for most of them.
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	return t
+}()
+
+// NewPayer returns a Payer over a transport that keeps up to 256 idle
+// connections to each provider.
 func NewPayer(w *Wallet, b Budget) *Payer {
 	if b.ExpiryBlocks == 0 {
 		b.ExpiryBlocks = 10_000
@@ -190,7 +200,7 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 	if len(b.Schemes) == 0 {
 		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
-	return &Payer{w: w, budget: b, base: http.DefaultTransport, lines: map[string]*line{}, known: map[string]*x402.PaymentRequired{}}
+	return &Payer{w: w, budget: b, base: transport, lines: map[string]*line{}, known: map[string]*x402.PaymentRequired{}}
 }
 
 // Spent is what the providers have charged so far.
@@ -201,7 +211,7 @@ func (p *Payer) Spent() uint64 {
 }
 
 // SetTransport makes the payer send its requests through base instead of
-// http.DefaultTransport (to log or trace them, say). Call it before the
+// its own transport (to log or trace them, say). Call it before the
 // first request.
 func (p *Payer) SetTransport(base http.RoundTripper) { p.base = base }
 

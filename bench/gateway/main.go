@@ -13,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ func main() {
 	n := flag.Int("requests", 600, "requests per round (per client count)")
 	clientsFlag := flag.String("clients", "1,8", "concurrent clients, a run for each")
 	tokens := flag.Int("max-tokens", 16, "tokens per answer")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the runs through the gateway to this file")
 	flag.Parse()
 	log.SetFlags(0)
 	home, _ := os.MkdirTemp("", "agora-bench-gateway")
@@ -40,7 +42,9 @@ func main() {
 	}
 	defer d.Stop()
 	body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"ROMEO:"}],"max_tokens":%d,"seed":%%d}`, *tokens)
-	hc := &http.Client{}
+	// Enough idle connections for every client, so that neither side is
+	// measured dialing.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	ask := func(url, key string) func(int) {
 		return func(i int) {
 			req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(fmt.Sprintf(body, i)))
@@ -68,6 +72,17 @@ func main() {
 		var ds, gs []result
 		for round := 0; round < 3; round++ {
 			ds = append(ds, run(*n, clients, direct))
+			if *profile != "" {
+				f, err := os.Create(fmt.Sprintf("%s.%d", *profile, clients))
+				if err != nil {
+					log.Fatal(err)
+				}
+				pprof.StartCPUProfile(f)
+				gs = append(gs, run(*n, clients, viaGW))
+				pprof.StopCPUProfile()
+				f.Close()
+				continue
+			}
 			gs = append(gs, run(*n, clients, viaGW))
 		}
 		a, b := median(ds), median(gs)

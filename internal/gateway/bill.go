@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/agoranet/agora/internal/ledger"
 	"github.com/agoranet/agora/internal/openai"
@@ -45,7 +43,7 @@ func (s *Server) bill(w http.ResponseWriter, r *http.Request, most uint64) *bill
 		openai.WriteError(w, err)
 		return nil
 	}
-	b.res, err = s.keys.Reserve(r.Context(), key, most)
+	b.res, err = s.leases.Reserve(r.Context(), key, most)
 	switch {
 	case errors.Is(err, ledger.ErrUnknownKey):
 		openai.WriteError(w, openai.Errorf(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "this API key is not known to the gateway; create one with `agora gateway key create`"))
@@ -93,16 +91,9 @@ func (b *bill) close(log *slog.Logger) {
 	if b.settled {
 		charged = b.charged
 	}
-	// Settled after the answer has gone out (the client does not wait on
-	// the ledger's write), even if the client has gone, and before
-	// Shutdown returns.
-	b.s.settling.Add(1)
-	go func() {
-		defer b.s.settling.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.s.keys.Settle(ctx, b.res, charged); err != nil {
-			log.Error("gateway: record a charge", "err", err)
-		}
-	}()
+	// In memory, within the key's lease: the ledger writes debits in
+	// batches (see ledger.Leases).
+	if err := b.s.leases.Settle(b.res, charged); err != nil {
+		log.Error("gateway: record a charge", "err", err)
+	}
 }

@@ -150,7 +150,8 @@ type Server struct {
 	payer   *sdk.Payer
 	http    *http.Client
 	keys    *ledger.Ledger
-	gate    *paygate.Gate // clients that pay with x402
+	leases  *ledger.Leases // reservations and debits, on keys
+	gate    *paygate.Gate  // clients that pay with x402
 	metrics *metrics
 
 	srv *httpserve.Server
@@ -159,7 +160,6 @@ type Server struct {
 	auditURL    string
 	samples     chan verifierSample
 	stopSamples chan struct{}
-	settling    sync.WaitGroup // API-key charges being written
 }
 
 // verifierSample is an answer sent to a verifier's audit feed.
@@ -240,7 +240,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	payer := sdk.NewPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}})
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
-		http: &http.Client{Transport: payer}, keys: keys, metrics: newMetrics(), samples: make(chan verifierSample, 256), stopSamples: make(chan struct{})}
+		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), samples: make(chan verifierSample, 256), stopSamples: make(chan struct{})}
 	go s.postSamples()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))
@@ -248,6 +248,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	pc.Key, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.ChainID, cfg.Chain, filepath.Join(cfg.Home, "vouchers.log"), cfg.Logger
 	if s.gate, err = paygate.Open(pc); err != nil {
 		router.Close()
+		s.leases.Close(ctx)
 		keys.Close()
 		return nil, err
 	}
@@ -258,6 +259,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.srv, err = httpserve.ListenWith(cfg.Listen, s.Handler(), s.log, opts); err != nil {
 		router.Close()
 		s.gate.Close()
+		s.leases.Close(ctx)
 		keys.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -274,12 +276,16 @@ func (s *Server) Ledger() string { return s.keys.Where() }
 // ends), then routing, paying and billing.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	s.settling.Wait() // every answer given is charged before the ledger closes
 	// The samples channel is never closed: a handler still running after
 	// ctx ended may yet send on it.
 	close(s.stopSamples)
 	s.router.Close()
 	err = errors.Join(err, s.gate.Close())
+	// Every answer given is charged, and the leases returned, before the
+	// ledger closes.
+	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = errors.Join(err, s.leases.Close(lctx))
 	return errors.Join(err, s.keys.Close())
 }
 
@@ -296,7 +302,7 @@ func (s *Server) Handler() http.Handler {
 			openai.WriteError(w, err)
 			return
 		}
-		a, err := s.keys.Balance(r.Context(), key)
+		a, err := s.leases.Balance(r.Context(), key)
 		if errors.Is(err, ledger.ErrUnknownKey) {
 			openai.WriteError(w, openai.Errorf(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "this API key is not known to the gateway"))
 			return

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/sig"
 )
 
 // Header is the HTTP header (and trailer) that carries a receipt.
@@ -82,7 +83,7 @@ func Decode(s string) (*Receipt, error) {
 	if got := addr.FromPubKey(r.PublicKey).String(); got != r.Provider {
 		return nil, fmt.Errorf("%w: signed by %s, names provider %s", ErrSignature, got, r.Provider)
 	}
-	if !ed25519.Verify(r.PublicKey, signBytes(sg.Body), sg.Signature) {
+	if !sig.Verify(r.PublicKey, signBytes(sg.Body), sg.Signature) {
 		return nil, fmt.Errorf("%w: signature does not match the receipt", ErrSignature)
 	}
 	return &r, nil

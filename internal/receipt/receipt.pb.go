@@ -7,12 +7,13 @@
 package receipt
 
 import (
-	coin "github.com/agoranet/agora/internal/chain/coin"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	coin "github.com/agoranet/agora/internal/chain/coin"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -76,18 +77,23 @@ func (x *Usage) GetCompletionTokens() uint64 {
 
 // Receipt binds one answer to the provider that gave it.
 type Receipt struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	Provider      string                 `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`                             // bech32 address of the signer
-	PublicKey     []byte                 `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`          // ed25519; its address must be provider
-	ModelId       string                 `protobuf:"bytes,4,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`                // sha256 of the model's weights, hex
-	RequestHash   []byte                 `protobuf:"bytes,5,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`    // sha256 of the canonical request
-	ResponseHash  []byte                 `protobuf:"bytes,6,opt,name=response_hash,json=responseHash,proto3" json:"response_hash,omitempty"` // sha256 of the response body as sent
-	Usage         *Usage                 `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
-	Price         *coin.Coin             `protobuf:"bytes,8,opt,name=price,proto3" json:"price,omitempty"`                             // what this answer cost the client
-	PaymentRef    string                 `protobuf:"bytes,9,opt,name=payment_ref,json=paymentRef,proto3" json:"payment_ref,omitempty"` // the payment that covered it, if any
-	Height        int64                  `protobuf:"varint,10,opt,name=height,proto3" json:"height,omitempty"`                         // chain height when it was served
-	Seq           uint64                 `protobuf:"varint,11,opt,name=seq,proto3" json:"seq,omitempty"`                               // the provider's receipt counter
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ChainId      string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Provider     string                 `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`                             // bech32 address of the signer
+	PublicKey    []byte                 `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`          // ed25519; its address must be provider
+	ModelId      string                 `protobuf:"bytes,4,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`                // sha256 of the model's weights, hex
+	RequestHash  []byte                 `protobuf:"bytes,5,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`    // sha256 of the canonical request
+	ResponseHash []byte                 `protobuf:"bytes,6,opt,name=response_hash,json=responseHash,proto3" json:"response_hash,omitempty"` // sha256 of the response body as sent
+	Usage        *Usage                 `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
+	Price        *coin.Coin             `protobuf:"bytes,8,opt,name=price,proto3" json:"price,omitempty"`                             // what this answer cost the client
+	PaymentRef   string                 `protobuf:"bytes,9,opt,name=payment_ref,json=paymentRef,proto3" json:"payment_ref,omitempty"` // the payment that covered it, if any
+	Height       int64                  `protobuf:"varint,10,opt,name=height,proto3" json:"height,omitempty"`                         // chain height when it was served
+	Seq          uint64                 `protobuf:"varint,11,opt,name=seq,proto3" json:"seq,omitempty"`                               // the provider's receipt counter
+	// partial: an interim receipt of a stream still under way. It covers
+	// (and prices) the stream's events so far, so that a stream cut short
+	// is paid for what was delivered; the last receipt of a stream that
+	// ended is not partial.
+	Partial       bool `protobuf:"varint,12,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -199,6 +205,13 @@ func (x *Receipt) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Receipt) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
 // Signed is a receipt as it travels: the body bytes and a signature over
 // them, like a transaction.
 type Signed struct {
@@ -260,7 +273,7 @@ const file_agora_receipt_v1_receipt_proto_rawDesc = "" +
 	"\x1eagora/receipt/v1/receipt.proto\x12\x10agora.receipt.v1\x1a\x18agora/coin/v1/coin.proto\"Y\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x04R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x02 \x01(\x04R\x10completionTokens\"\xe7\x02\n" +
+	"\x11completion_tokens\x18\x02 \x01(\x04R\x10completionTokens\"\x81\x03\n" +
 	"\aReceipt\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1d\n" +
@@ -275,7 +288,8 @@ const file_agora_receipt_v1_receipt_proto_rawDesc = "" +
 	"paymentRef\x12\x16\n" +
 	"\x06height\x18\n" +
 	" \x01(\x03R\x06height\x12\x10\n" +
-	"\x03seq\x18\v \x01(\x04R\x03seq\":\n" +
+	"\x03seq\x18\v \x01(\x04R\x03seq\x12\x18\n" +
+	"\apartial\x18\f \x01(\bR\apartial\":\n" +
 	"\x06Signed\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignatureB,Z*github.com/agoranet/agora/internal/receiptb\x06proto3"

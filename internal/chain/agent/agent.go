@@ -9,7 +9,6 @@
 package agent
 
 import (
-	"crypto/ed25519"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -22,6 +21,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/sig"
 )
 
 var (
@@ -67,8 +67,7 @@ func mustOwn(kv store.Reader, owner addr.Address, agentAddr string) (addr.Addres
 
 // Create makes an agent account.
 func Create(ctx *module.Context, m *agentpb.MsgCreateAgent) error {
-	if len(m.AgentKey) != ed25519.PublicKeySize || len(m.Consent) != ed25519.SignatureSize ||
-		!ed25519.Verify(m.AgentKey, agentpb.ConsentBytes(ctx.ChainID, m.Owner), m.Consent) {
+	if !sig.Verify(m.AgentKey, agentpb.ConsentBytes(ctx.ChainID, m.Owner), m.Consent) {
 		return fmt.Errorf("agent: the agent key has not consented to be %s's agent on this chain: %w", m.Owner, codes.ErrSignature)
 	}
 	a := addr.FromPubKey(m.AgentKey)

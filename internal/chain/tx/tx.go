@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/sig"
 )
 
 // Domain separates tx signatures from every other thing an Agora key signs
@@ -121,15 +121,10 @@ func TypeURL(m proto.Message) string {
 	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
 }
 
-// verifyOpts makes curve25519-voi (about 1.6 times faster than
-// crypto/ed25519 at verifying) accept exactly what crypto/ed25519 accepts,
-// so a signature made by any standard signer verifies the same everywhere.
-var verifyOpts = &voi.Options{Verify: voi.VerifyOptionsStdLib}
-
 // Verify checks the signature. Decode leaves it to the caller, which may
 // know the tx was verified before (the app remembers what CheckTx checked).
 func (d *Decoded) Verify() error {
-	if len(d.Signature) != ed25519.SignatureSize || !voi.VerifyWithOptions(d.Body.PublicKey, SignBytes(d.RawBody), d.Signature, verifyOpts) {
+	if !sig.Verify(d.Body.PublicKey, SignBytes(d.RawBody), d.Signature) {
 		return fmt.Errorf("tx: signature does not match the body and public key: %w", codes.ErrSignature)
 	}
 	return nil

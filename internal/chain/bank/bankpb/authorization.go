@@ -4,10 +4,12 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/sig"
 )
 
 // AuthorizationDomain separates authorization signatures from all else.
@@ -62,7 +64,7 @@ func CheckAuthorization(chainID string, a *Authorization) (from, to addr.Address
 	if len(a.PublicKey) != ed25519.PublicKeySize || addr.FromPubKey(a.PublicKey) != from {
 		return from, to, fmt.Errorf("bank: authorization key is not %s's: %w", a.From, codes.ErrSignature)
 	}
-	if len(a.Signature) != ed25519.SignatureSize || !ed25519.Verify(a.PublicKey, AuthorizationSignBytes(chainID, a), a.Signature) {
+	if !sig.Verify(a.PublicKey, AuthorizationSignBytes(chainID, a), a.Signature) {
 		return from, to, fmt.Errorf("bank: authorization signature does not verify: %w", codes.ErrSignature)
 	}
 	return from, to, nil

@@ -7,7 +7,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+	"github.com/agoranet/agora/internal/sig"
 )
 
 // Name is the module's name and store prefix.
@@ -37,10 +37,6 @@ func SignVoucher(key ed25519.PrivateKey, chainID string, channelID, cumulative u
 	return &Voucher{ChannelId: channelID, Cumulative: cumulative, Signature: ed25519.Sign(key, VoucherSignBytes(chainID, channelID, cumulative))}
 }
 
-// verifyOpts: curve25519-voi, faster than crypto/ed25519, accepting exactly
-// what crypto/ed25519 accepts.
-var verifyOpts = &voi.Options{Verify: voi.VerifyOptionsStdLib}
-
 // VerifyVoucher checks a voucher's signature against the channel's keys.
 // It reads no state, so the payee can run it on every request.
 func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
@@ -51,10 +47,10 @@ func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
 		return fmt.Errorf("channel: voucher signature has %d bytes: %w", len(v.Signature), codes.ErrSignature)
 	}
 	msg := VoucherSignBytes(chainID, c.Id, v.Cumulative)
-	if len(c.PayerKey) == ed25519.PublicKeySize && voi.VerifyWithOptions(c.PayerKey, msg, v.Signature, verifyOpts) {
+	if sig.Verify(c.PayerKey, msg, v.Signature) {
 		return nil
 	}
-	if len(c.SessionKey) == ed25519.PublicKeySize && voi.VerifyWithOptions(c.SessionKey, msg, v.Signature, verifyOpts) {
+	if sig.Verify(c.SessionKey, msg, v.Signature) {
 		return nil
 	}
 	return fmt.Errorf("channel: voucher for channel %d is not signed by its payer or session key: %w", c.Id, codes.ErrSignature)
