@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -522,6 +523,9 @@ func settlement(h string, exact bool) (charged, amount uint64, ok bool) {
 // for a stream (PAYMENT-RESPONSE in its trailer).
 func (t *ticket) follow(resp *http.Response, err error) *http.Response {
 	switch {
+	case err != nil && neverSent(err): // nothing listens: nothing was asked, nothing charged
+		t.end(false, 0, 0, false)
+		return resp
 	case err != nil: // the answer may have been made and charged
 		t.end(false, 0, 0, true)
 		return resp
@@ -535,6 +539,15 @@ func (t *ticket) follow(resp *http.Response, err error) *http.Response {
 	}
 	resp.Body = &settlingBody{ReadCloser: resp.Body, resp: resp, t: t}
 	return resp
+}
+
+// neverSent tells whether err is a failure to connect, so that the
+// request never reached the provider. Counting those as maybe charged
+// would let a provider that is down for a moment, refusing thousands of
+// connections, fill the channel's books with charges that cannot exist.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // settlingBody books a streamed answer's charge from its trailer when the

@@ -86,6 +86,16 @@ func (t Text) Delta(text []byte) []byte { return t.chunk(string(text), "", nil) 
 // response hash covers the stream up to and including it.
 func (t Text) Finish(finish string) []byte { return t.chunk("", "", &finish) }
 
+// Interim is an interim receipt's event: no choices, the receipt (see
+// openai.SplitStream for what it covers).
+func (t Text) Interim(receipt string) []byte {
+	object := "chat.completion.chunk"
+	if t.completions {
+		object = t.object
+	}
+	return Event(openai.Chunk{ID: t.id, Object: object, Model: t.model, Choices: []openai.ChunkChoice{}, AgoraReceipt: receipt})
+}
+
 // Close ends the stream: an event with no choices that carries the usage
 // and the receipt, then [DONE].
 func (t Text) Close(usage openai.Usage, receipt string) []byte {

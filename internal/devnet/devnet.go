@@ -106,6 +106,9 @@ type Config struct {
 	Paid bool
 	// ClaimInterval is how often providers claim their payments (0: 2 s).
 	ClaimInterval time.Duration
+	// InterimEvery is how many tokens the providers' streams send between
+	// interim receipts (0: the providers' default).
+	InterimEvery int
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -373,6 +376,7 @@ func (d *Devnet) startProviders() error {
 		cfg.Home = provider.Home(d.cfg.Home, k.Name)
 		cfg.Chain = chainClient
 		cfg.Region = "devnet"
+		cfg.InterimEvery = d.cfg.InterimEvery
 		pay := paygate.DefaultConfig()
 		pay.ClaimInterval = 2 * time.Second
 		if d.cfg.ClaimInterval > 0 {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -100,7 +102,9 @@ func (x *exchange) start(ctx context.Context, c route.Candidate) (route.Begun, r
 			x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
 			return nil, route.Failed, fmt.Errorf("%s: stream ended before its first event: %w", c.Endpoint, err)
 		}
-		return &stream{x: x, c: c, resp: resp, rd: rd, all: first}, route.OK, nil
+		st := &stream{x: x, c: c, resp: resp, rd: rd, h: sha256.New()}
+		st.take(first)
+		return st, route.OK, nil
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -109,6 +113,9 @@ func (x *exchange) start(ctx context.Context, c route.Candidate) (route.Begun, r
 		return nil, route.Failed, err
 	}
 	rc, err := x.s.checkReceipt(resp.Header.Get(receipt.Header), x.req.canonical, body, c)
+	if err == nil && rc.Partial {
+		err = fmt.Errorf("%s: a whole answer with a partial receipt", c.Endpoint)
+	}
 	if err != nil { // garbage from a provider: it failed, try another
 		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
 		return nil, route.Failed, err
@@ -172,9 +179,45 @@ type stream struct {
 	c      route.Candidate
 	resp   *http.Response
 	rd     *bufio.Reader
-	all    []byte // every byte of the stream so far, the client's copy
+	all    []byte // every line of the stream so far, the client's copy
 	start  int    // bytes of all already sent to the client
 	cancel func() // ends the stream's request, for a resumed one (nil: the race's)
+
+	// What receipts cover: every byte but the receipt events, the same
+	// from every provider of a deterministic model (see openai.SplitStream).
+	covered      []byte
+	h            hash.Hash // of covered
+	afterReceipt bool      // the last line was a receipt's: the blank line ending its event is not covered
+	// The receipts the client has been sent, checked against covered.
+	paid  *receipt.Receipt // the last interim one, from any provider: what a cut stream costs the client
+	mine  *receipt.Receipt // the last interim one from c: what c charges the gateway if it breaks
+	final *receipt.Receipt // the last one, not partial: the stream is whole
+}
+
+// take adds one whole line of the provider's stream to the client's copy,
+// and checks it if it is a receipt.
+func (st *stream) take(line []byte) {
+	st.all = append(st.all, line...)
+	if openai.IsReceiptLine(line) {
+		st.afterReceipt = true
+		rc, err := st.x.s.checkHash(openai.ReceiptOf(line), st.x.req.canonical, st.h.Sum(nil), st.c)
+		switch {
+		case err != nil:
+			st.x.log.Warn("gateway: a stream's receipt does not check; it pays for nothing", "provider", st.c.Operator, "err", err)
+		case rc.Partial:
+			st.paid, st.mine = rc, rc
+		default:
+			st.final = rc
+		}
+		return
+	}
+	if st.afterReceipt && string(line) == "\n" {
+		st.afterReceipt = false
+		return
+	}
+	st.afterReceipt = false
+	st.covered = append(st.covered, line...)
+	st.h.Write(line)
 }
 
 // Discard closes a stream that lost a race: the provider stops, and a
@@ -207,10 +250,8 @@ func (x *exchange) relay(st *stream) (route.Outcome, error) {
 		if cut == nil {
 			break
 		}
-		if covered, rcs := openai.SplitStream(st.all); rcs != "" {
-			if _, err := x.s.checkReceipt(rcs, x.req.canonical, covered, st.c); err == nil {
-				break // it broke after its receipt: the answer is whole
-			}
+		if st.final != nil {
+			break // it broke after its receipt: the answer is whole
 		}
 		x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
 		x.s.router.Report(st.c, route.Failed)
@@ -221,24 +262,35 @@ func (x *exchange) relay(st *stream) (route.Outcome, error) {
 		if err != nil {
 			return x.cutOff(st, fmt.Errorf("%v; resuming: %w", cut, err))
 		}
+		// The broken provider charges the gateway for what it sent up to
+		// its last interim receipt; the client pays once, by the receipt
+		// of the provider that finishes.
+		x.s.cost("resume", st.c.Operator, st.mine.GetPrice().GetAmount())
 		x.log.Info("gateway: stream resumed on another provider", "from", st.c.Operator, "to", next.c.Operator, "at_byte", len(st.all))
 		x.s.metrics.resumes.Inc()
 		st = next
 	}
-	covered, rcs := openai.SplitStream(st.all)
-	if rc, err := x.s.checkReceipt(rcs, x.req.canonical, covered, st.c); err == nil {
-		price := rc.GetPrice().GetAmount()
-		if err := x.bill.settle(x.w.Header(), price, receipt.Hash(covered)); err != nil {
-			x.log.Error("gateway: record a streamed answer's charge", "err", err)
-		}
-		x.s.metrics.spend.WithLabelValues(st.c.Operator).Add(float64(price))
-	} else {
-		x.log.Warn("gateway: streamed answer without a valid receipt; not billed", "provider", st.c.Operator, "err", err)
+	switch {
+	case st.final != nil:
+		x.charge(st.final)
+		x.s.metrics.spend.WithLabelValues(st.c.Operator).Add(float64(st.final.GetPrice().GetAmount()))
+	case st.paid != nil: // the provider ended the stream early (with an error event)
+		x.charge(st.paid)
+	default:
+		x.log.Warn("gateway: streamed answer without a valid receipt; not billed", "provider", st.c.Operator)
 	}
 	if fl != nil {
 		fl.Flush()
 	}
 	return route.OK, nil
+}
+
+// charge bills the client for a stream by the last receipt it was sent:
+// the final one, or for a stream cut short the last interim one.
+func (x *exchange) charge(rc *receipt.Receipt) {
+	if err := x.bill.settle(x.w.Header(), rc.GetPrice().GetAmount(), rc.ResponseHash); err != nil {
+		x.log.Error("gateway: record a streamed answer's charge", "err", err)
+	}
 }
 
 // pipe copies st's events to the client until the stream ends (nil) or
@@ -262,12 +314,14 @@ func (x *exchange) pipe(st *stream, fl http.Flusher) error {
 	last := time.Now()
 	for {
 		line, err := st.rd.ReadBytes('\n')
-		if len(line) > 0 {
+		// Only whole lines reach the client: a stream resumed elsewhere
+		// continues at a line's start.
+		if len(line) > 0 && err == nil {
 			watchdog.Reset(idle)
 			now := time.Now()
 			x.s.router.ObserveGap(x.req.model, now.Sub(last))
 			last = now
-			st.all = append(st.all, line...)
+			st.take(line)
 			x.w.Write(line)
 			st.start = len(st.all)
 			if fl != nil && bytes.Equal(line, []byte("\n")) {
@@ -289,7 +343,7 @@ func (x *exchange) pipe(st *stream, fl http.Flusher) error {
 // resume asks another provider for the same stream and checks that it
 // begins with exactly the bytes the client already has.
 func (x *exchange) resume(broken *stream) (*stream, error) {
-	sent := broken.all
+	sent := broken.covered
 	var next *stream
 	_, err := x.s.router.Race(x.r.Context(), x.req.model, []string{broken.c.Operator}, func(ctx context.Context, c route.Candidate) (route.Begun, route.Outcome, error) {
 		// The stream outlives this race (relay reads it after Race
@@ -313,23 +367,36 @@ func (x *exchange) resume(broken *stream) (*stream, error) {
 			}
 			return nil, out, err
 		}
+		// Read the new stream until it has covered what the client has,
+		// leaving out its receipt events: its receipts are not the
+		// broken one's, but what they cover must be byte for byte the same.
 		rd := bufio.NewReader(resp.Body)
-		prefix := make([]byte, len(sent))
-		if _, err := io.ReadFull(rd, prefix); err != nil {
+		fail := func(out route.Outcome, err error) (route.Begun, route.Outcome, error) {
 			resp.Body.Close()
 			detach()
 			cancel()
-			return nil, route.Failed, fmt.Errorf("%s: %w", c.Endpoint, err)
+			return nil, out, err
 		}
-		if !bytes.Equal(prefix, sent) {
-			resp.Body.Close()
-			detach()
-			cancel()
-			// Not the same answer: the model is not deterministic (an
-			// upstream engine), so no provider can continue the stream.
-			return nil, route.Refused, errDiverged
+		probe := &stream{x: x, c: c, h: sha256.New()}
+		for len(probe.covered) < len(sent) {
+			line, err := rd.ReadBytes('\n')
+			if err != nil {
+				return fail(route.Failed, fmt.Errorf("%s: %w", c.Endpoint, err))
+			}
+			probe.take(line)
+			if !bytes.HasPrefix(sent, probe.covered) {
+				// Not the same answer: the model is not deterministic
+				// (an upstream engine), so no provider can continue.
+				return fail(route.Refused, errDiverged)
+			}
 		}
-		st := &stream{x: x, c: c, resp: resp, rd: rd, all: append([]byte(nil), sent...), start: len(sent), cancel: cancel}
+		st := &stream{x: x, c: c, resp: resp, rd: rd, all: broken.all, start: len(broken.all), cancel: cancel,
+			covered: broken.covered, h: broken.h, paid: broken.paid}
+		if broken.afterReceipt {
+			// The client's copy ends inside a receipt event: end it, so
+			// that the next event is not read as part of it.
+			st.all = append(st.all, '\n')
+		}
 		return &resumed{st: st, into: &next, detach: detach}, route.OK, nil
 	})
 	if err != nil {
@@ -359,8 +426,12 @@ func (r *resumed) Discard() { r.st.resp.Body.Close(); r.st.cancel() }
 var errDiverged = errors.New("another provider's answer differs from the bytes already sent (the model is not deterministic)")
 
 // cutOff ends a stream that could not be finished with an error event the
-// client can see. The client is not billed for it.
+// client can see. The client pays for what it got: the price of the last
+// interim receipt it was sent, if any.
 func (x *exchange) cutOff(st *stream, why error) (route.Outcome, error) {
+	if st.paid != nil {
+		x.charge(st.paid)
+	}
 	x.w.Write([]byte(`data: {"error":{"message":"the provider's stream broke and could not be resumed; retry the request","type":"server_error","code":"stream_cut"}}` + "\n\n"))
 	if fl, ok := x.w.(http.Flusher); ok {
 		fl.Flush()

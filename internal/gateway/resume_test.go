@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -26,9 +27,11 @@ import (
 // built-in model's is the same bytes everywhere), checks that it begins
 // with what the client already has, and continues from there: the client
 // gets the whole answer, exactly the reference's bytes, with a receipt
-// that covers them all, and is billed once.
+// that covers them all, and is billed once. The providers send interim
+// receipts every 4 tokens, so both streams carry receipts of their own
+// where the second takes over.
 func TestStreamResumesOnAnotherProvider(t *testing.T) {
-	d := e2e.Devnet(t, nil)
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.InterimEvery = 4 })
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	var hang bool
@@ -72,8 +75,11 @@ func TestStreamResumesOnAnotherProvider(t *testing.T) {
 			t.Fatalf("%s: the stream is not the model's answer:\ngot  %q\nwant %q", prompt, covered, want)
 		}
 		r, err := receipt.Decode(rc)
-		if err != nil || !bytes.Equal(r.ResponseHash, receipt.Hash(covered)) {
-			t.Fatalf("%s: the receipt does not cover the stream the client got: %v", prompt, err)
+		if err != nil || !bytes.Equal(r.ResponseHash, receipt.Hash(covered)) || r.Partial {
+			t.Fatalf("%s: the last receipt does not cover the stream the client got: %v", prompt, err)
+		}
+		if n := bytes.Count(got, []byte(`"agora_receipt"`)); n < 40/4 {
+			t.Fatalf("%s: %d receipts in the stream; want one every 4 tokens and a last one", prompt, n)
 		}
 		priced += r.Price.Amount
 		t.Logf("%s: whole in %v", prompt, time.Since(start).Round(time.Millisecond))
@@ -113,4 +119,55 @@ func metric(t *testing.T, base, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestCutStreamIsBilledForWhatTheClientGot: a client that went away
+// mid-stream used to pay nothing for the text it had. Now the stream
+// carries interim receipts, and the key is debited the price of the last
+// one the client was sent. The provider here sends 20 tokens (an interim
+// receipt every 4) and then stalls; the client leaves after the fifth.
+func TestCutStreamIsBilledForWhatTheClientGot(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.InterimEvery = 4 })
+	for _, p := range d.Providers {
+		p.SetHooks(provider.Hooks{BreakStream: func(canonical []byte) (int, bool) {
+			return 20, bytes.Contains(canonical, []byte("STALL"))
+		}})
+	}
+	before := e2e.KeyBalance(t, d.Gateway.URL(), devnet.APIKey)
+	body := `{"model":"agora/tiny-lm","messages":[{"role":"user","content":"STALL"}],"max_tokens":200,"seed":7,"stream":true}`
+	req, _ := http.NewRequest(http.MethodPost, d.Gateway.URL()+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+devnet.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(resp.Body)
+	var got []byte
+	var last *receipt.Receipt
+	for n := 0; n < 5; {
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("the stream ended after %d interim receipts: %v\n%s", n, err, got)
+		}
+		got = append(got, line...)
+		if rc := openai.ReceiptOf(line); rc != "" {
+			covered, _ := openai.SplitStream(got)
+			r, err := receipt.Decode(rc)
+			if err != nil || !r.Partial || !bytes.Equal(r.ResponseHash, receipt.Hash(covered)) {
+				t.Fatalf("interim receipt %d does not cover the stream so far: %v %+v", n, err, r)
+			}
+			last, n = r, n+1
+		}
+	}
+	resp.Body.Close() // the client goes away
+	if last.Usage.CompletionTokens != 20 || last.Price.Amount == 0 {
+		t.Fatalf("the last interim receipt: %+v", last)
+	}
+	e2e.Eventually(t, 10*time.Second, "the key is debited for the prefix", func() error {
+		if debited := before - e2e.KeyBalance(t, d.Gateway.URL(), devnet.APIKey); debited != last.Price.Amount {
+			return fmt.Errorf("debited %d; the last receipt the client got says %d", debited, last.Price.Amount)
+		}
+		return nil
+	})
 }

@@ -7,6 +7,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -392,23 +393,67 @@ func CanonicalRequest(endpoint string, body []byte) ([]byte, error) {
 	return sum.Canonical, nil
 }
 
-// SplitStream splits a saved server-sent-event stream into the bytes its
-// receipt covers (everything before the receipt event) and the receipt.
-// A body that is not a stream comes back whole with no receipt.
-func SplitStream(body []byte) (covered []byte, receipt string) {
-	const marker = `"agora_receipt":"`
-	i := strings.Index(string(body), marker)
-	if i < 0 {
-		return body, ""
+// A stream's receipts travel in events of their own (no choices, the
+// receipt in agora_receipt): interim ones every few tokens, so that a
+// stream cut short is paid for what was delivered, and a last one after
+// the finish reason. Each covers every byte of the stream before it except
+// the receipt events themselves, so the bytes a receipt covers are the
+// same whichever provider, and however many interim receipts, sent them.
+
+const receiptField = `"agora_receipt":"`
+
+// IsReceiptLine tells whether line (one line of a stream, its newline
+// included or not) is the data line of a receipt event. No text can fake
+// one: quotes inside a JSON string are escaped.
+func IsReceiptLine(line []byte) bool {
+	return bytes.HasPrefix(line, []byte("data: ")) && bytes.Contains(line, []byte(receiptField))
+}
+
+// ReceiptOf is the encoded receipt in a receipt event's data line, "" if
+// line is not one.
+func ReceiptOf(line []byte) string {
+	i := bytes.Index(line, []byte(receiptField))
+	if i < 0 || !bytes.HasPrefix(line, []byte("data: ")) {
+		return ""
 	}
-	start := strings.LastIndex(string(body[:i]), "data: ")
-	if start < 0 {
-		return body, ""
-	}
-	rest := string(body[i+len(marker):])
-	end := strings.IndexByte(rest, '"')
+	v := line[i+len(receiptField):]
+	end := bytes.IndexByte(v, '"')
 	if end < 0 {
+		return ""
+	}
+	return string(v[:end])
+}
+
+// SplitStream splits a saved server-sent-event stream into the bytes its
+// last receipt covers (everything before that receipt's event, receipt
+// events left out) and that receipt. A body with no receipt event comes
+// back whole with no receipt.
+func SplitStream(body []byte) (covered []byte, receipt string) {
+	var out []byte
+	coveredLen := -1
+	skipBlank := false
+	for rest := body; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line = rest[:i+1]
+		}
+		rest = rest[len(line):]
+		switch {
+		case IsReceiptLine(line):
+			if rc := ReceiptOf(line); rc != "" {
+				receipt, coveredLen = rc, len(out)
+			}
+			skipBlank = true
+			continue
+		case skipBlank && string(line) == "\n": // the receipt event's end
+			skipBlank = false
+			continue
+		}
+		skipBlank = false
+		out = append(out, line...)
+	}
+	if coveredLen < 0 {
 		return body, ""
 	}
-	return body[:start], rest[:end]
+	return out[:coveredLen], receipt
 }

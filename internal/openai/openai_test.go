@@ -72,3 +72,23 @@ func TestSummarizeRejects(t *testing.T) {
 		t.Error("two JSON values were accepted")
 	}
 }
+
+// TestSplitStreamLeavesOutReceiptEvents: what the last receipt of a stream
+// covers is every byte before its event except receipt events, interim
+// ones included.
+func TestSplitStreamLeavesOutReceiptEvents(t *testing.T) {
+	a, b, fin := "data: {\"choices\":[{\"delta\":{\"content\":\"a\\\"agora_receipt\\\":\\\"x\"}}]}\n\n", "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n", "data: {\"choices\":[{\"finish_reason\":\"length\"}]}\n\n"
+	interim := "data: {\"choices\":[],\"agora_receipt\":\"R1\"}\n\n"
+	last := "data: {\"choices\":[],\"usage\":{},\"agora_receipt\":\"R2\"}\n\ndata: [DONE]\n\n"
+	covered, rc := SplitStream([]byte(a + interim + b + fin + last))
+	if string(covered) != a+b+fin || rc != "R2" {
+		t.Errorf("covered %q, receipt %q; want %q and R2", covered, rc, a+b+fin)
+	}
+	covered, rc = SplitStream([]byte(a + interim + b)) // cut after an interim receipt
+	if string(covered) != a || rc != "R1" {
+		t.Errorf("a cut stream: covered %q, receipt %q; want %q and R1", covered, rc, a)
+	}
+	if covered, rc = SplitStream([]byte(a + b)); string(covered) != a+b || rc != "" {
+		t.Errorf("no receipt: %q %q", covered, rc)
+	}
+}

@@ -181,6 +181,20 @@ type Payment struct {
 	durable chan error
 	derr    error
 	waited  bool
+	// interim is a stream's latest interim receipt and its price: what
+	// Abort charges if the stream is cut before its end.
+	interim     uint64
+	interimHash []byte
+}
+
+// Interim records a stream's interim receipt (its hash) and the price of
+// the stream so far: if the stream is cut before Finish, the client has had
+// that much, and Abort charges it. Channel payments only: an exact payment
+// is the whole price, settled before the first byte.
+func (p *Payment) Interim(actual uint64, receiptHash []byte) {
+	if p != nil && p.auth == nil {
+		p.interim, p.interimHash = actual, receiptHash
+	}
 }
 
 // Durable waits until the payment is safe: a voucher on disk, or an exact
@@ -457,9 +471,17 @@ func (p *Payment) settleExact() (string, error) {
 	return x402.Encode(x402.SettlementResponse{Success: true, Payer: p.auth.From, Transaction: res.Hash, Network: p.g.Network(), Amount: strconv.FormatUint(p.auth.Amount.Amount, 10)})
 }
 
-// Abort releases a payment whose answer failed: nothing is charged.
+// Abort releases a payment whose answer failed: nothing is charged, or,
+// for a stream cut short, the price of its last interim receipt.
 func (p *Payment) Abort() {
 	if p == nil || p.done {
+		return
+	}
+	if h := p.interimHash; h != nil {
+		p.interimHash = nil // Finish aborts if the voucher cannot be recorded
+		if _, err := p.Finish(p.interim, h); err != nil {
+			p.g.log.Error("paygate: charge a cut stream", "err", err)
+		}
 		return
 	}
 	if p.auth != nil { // never settled: the authorization may pay another answer

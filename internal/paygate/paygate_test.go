@@ -404,3 +404,37 @@ func TestRestoredLogClaimsWhatItHad(t *testing.T) {
 		t.Errorf("the restored log claimed %d, want the 100 charged when it was backed up", got)
 	}
 }
+
+// TestCutStreamPaysForItsPrefix: a stream that was cut (the client went
+// away) used to be aborted and charged nothing, though the client had the
+// text up to the cut. Now the last interim receipt's price is charged and
+// its receipt anchored; a payment with no interim receipt still costs
+// nothing.
+func TestCutStreamPaysForItsPrefix(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	defer g.Close()
+	id := w.channel(1_000_000)
+	pay, perr := g.Begin(w.paid(id, 10), price)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if err := pay.Durable(); err != nil {
+		t.Fatal(err)
+	}
+	pay.Interim(3, []byte("interim at 3"))
+	pay.Interim(6, []byte("interim at 6"))
+	pay.Abort() // the client is gone
+	pay.Abort() // a second Abort changes nothing
+	unpaid, perr := g.Begin(w.paid(id, 20), price)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	unpaid.Abort()
+	if err := g.Claim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.claimed(id); got != 6 {
+		t.Errorf("claimed %d for a stream cut after an interim receipt of 6, want 6", got)
+	}
+}

@@ -98,7 +98,7 @@ func settle(pay *paygate.Payment, actual uint64, rc string) (string, error) {
 }
 
 // sign makes the receipt for an answer.
-func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Usage, pay *paygate.Payment) (string, error) {
+func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Usage, pay *paygate.Payment, partial bool) (string, error) {
 	seq, err := s.seq.next()
 	if err != nil {
 		return "", err
@@ -108,7 +108,7 @@ func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Us
 		RequestHash: receipt.Hash(canonical), ResponseHash: responseHash,
 		Usage:  &receipt.Usage{PromptTokens: uint64(usage.PromptTokens), CompletionTokens: uint64(usage.CompletionTokens)},
 		Price:  s.price(m, usage.CompletionTokens),
-		Height: s.height.Load(), Seq: seq,
+		Height: s.height.Load(), Seq: seq, Partial: partial,
 	}
 	if pay != nil {
 		r.PaymentRef = pay.Ref()
@@ -238,7 +238,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *
 }
 
 func (s *Server) writeAnswer(w http.ResponseWriter, m *served, endpoint string, canonical, body []byte, usage openai.Usage, pay *paygate.Payment) {
-	rc, err := s.sign(m, canonical, receipt.Hash(body), usage, pay)
+	rc, err := s.sign(m, canonical, receipt.Hash(body), usage, pay, false)
 	if err != nil {
 		s.fail(w, m.name, endpoint, err)
 		return
@@ -295,12 +295,23 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	lastFlush := time.Now()
 	breakAt, hang := s.breaks(canonical)
 	pieces := 0
+	every := s.cfg.InterimEvery
+	if every <= 0 {
+		every = 32
+	}
+	interimAt := every
 	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error {
 		if err := begin(); err != nil {
 			return err
 		}
 		if _, err := hash.Write(t.Delta(b)); err != nil {
 			return errClientGone
+		}
+		if pieces+1 >= interimAt {
+			interimAt += every
+			if err := s.interim(w, m, t, canonical, hash.sum(), pieces+1, pay); err != nil {
+				return err
+			}
 		}
 		if pieces++; pieces == breakAt { // a test's fault: see Hooks.BreakStream
 			fl.Flush()
@@ -333,7 +344,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		return
 	}
 	_, _ = hash.Write(t.Finish(finish))
-	rc, err := s.sign(m, canonical, hash.sum(), usage, pay)
+	rc, err := s.sign(m, canonical, hash.sum(), usage, pay, false)
 	if err != nil {
 		s.log.Error("provider: sign receipt", "err", err)
 		return
@@ -351,6 +362,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	fl.Flush()
 	s.metrics.requests.WithLabelValues(m.name, g.Endpoint, "200").Inc()
 	s.metrics.tokens.WithLabelValues(m.name).Add(float64(usage.CompletionTokens))
+}
+
+// interim sends a stream's interim receipt: it covers the events so far
+// (hash) and prices the tokens sent (pieces of text, at most one token
+// each), and the payment charges it should the stream be cut from here.
+func (s *Server) interim(w http.ResponseWriter, m *served, t answer.Text, canonical, hash []byte, tokens int, pay *paygate.Payment) error {
+	rc, err := s.sign(m, canonical, hash, openai.Usage{CompletionTokens: tokens}, pay, true)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(t.Interim(rc)); err != nil { // not hashed: receipts cover what is not a receipt
+		return errClientGone
+	}
+	pay.Interim(s.price(m, tokens).Amount, receipt.Hash([]byte(rc)))
+	return nil
 }
 
 func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {

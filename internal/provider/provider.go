@@ -104,6 +104,10 @@ type Config struct {
 	// serves Jobs.Store at /v1/blobs/ and runs a worker with its key,
 	// chain client and URL filled in.
 	Jobs *worker.Config
+	// InterimEvery is how many tokens a stream sends between interim
+	// receipts, which price the stream so far: a stream cut short is
+	// charged up to its last one. 0 means 32.
+	InterimEvery int
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -160,8 +160,9 @@ func TestSameAnswerEverywhere(t *testing.T) {
 	}
 }
 
-// TestStream: SSE chunks end with a receipt chunk and [DONE]; the receipt
-// hashes every byte before its own event, matches the trailer, and the
+// TestStream: SSE chunks end with a receipt chunk and [DONE], with interim
+// (partial) receipts on the way; every receipt hashes every byte before its
+// own event except receipt events, the last matches the trailer, and the
 // streamed text equals the non-streamed answer.
 func TestStream(t *testing.T) {
 	s := start(t, "p1", builtinOffers(t))
@@ -177,7 +178,7 @@ func TestStream(t *testing.T) {
 	var hashed bytes.Buffer
 	var text strings.Builder
 	var rc string
-	done := false
+	done, afterReceipt, interims := false, false, 0
 	rd := bufio.NewReader(resp.Body)
 	for {
 		line, err := rd.ReadString('\n')
@@ -189,11 +190,13 @@ func TestStream(t *testing.T) {
 		}
 		data, ok := strings.CutPrefix(line, "data: ")
 		if !ok {
-			if rc == "" {
+			if !afterReceipt { // the blank line ending a receipt's event is not covered
 				hashed.WriteString(line)
 			}
+			afterReceipt = false
 			continue
 		}
+		afterReceipt = false
 		data = strings.TrimSpace(data)
 		if data == "[DONE]" {
 			done = true
@@ -204,7 +207,21 @@ func TestStream(t *testing.T) {
 			t.Fatalf("bad chunk %q: %v", data, err)
 		}
 		if c.AgoraReceipt != "" {
-			rc = c.AgoraReceipt
+			if rc != "" { // the one before was an interim receipt
+				r, err := receipt.Decode(rc)
+				if err != nil || !r.Partial {
+					t.Fatalf("a receipt before the last is not partial: %v", err)
+				}
+				interims++
+			}
+			rc, afterReceipt = c.AgoraReceipt, true
+			r, err := receipt.Decode(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := receipt.Check(r, canonicalChat(t, body), hashed.Bytes()); err != nil {
+				t.Fatalf("receipt %d does not cover the stream before it: %v", interims+1, err)
+			}
 			continue
 		}
 		hashed.WriteString(line)
@@ -222,8 +239,8 @@ func TestStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := receipt.Check(r, canonicalChat(t, body), hashed.Bytes()); err != nil {
-		t.Errorf("stream receipt: %v", err)
+	if r.Partial || interims == 0 {
+		t.Errorf("the last receipt is partial (%v), or there was no interim one (%d)", r.Partial, interims)
 	}
 	_, plain := post(t, s.URL()+"/v1/chat/completions", chatBody)
 	var cc openai.ChatCompletion
