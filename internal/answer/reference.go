@@ -3,6 +3,7 @@ package answer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -30,6 +31,40 @@ func NewReference(models []*model.Model) *Reference {
 // "completions" or "infer") and returns what a receipt for the answer
 // covers: the whole body, or for a stream every event before the receipt.
 func (r *Reference) Covered(ctx context.Context, endpoint string, body []byte) ([]byte, error) {
+	return r.covered(ctx, endpoint, body, nil)
+}
+
+// Honest tells what an honest provider's receipt for this request would
+// say: claimed itself if it is the hash of the answer's covered bytes, or,
+// for a stream, of the bytes up to one of its events (what an interim
+// receipt of a stream cut short covers); otherwise the whole answer's hash.
+func (r *Reference) Honest(ctx context.Context, endpoint string, body, claimed []byte) ([]byte, error) {
+	var marks []int
+	covered, err := r.covered(ctx, endpoint, body, &marks)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	at := 0
+	for _, m := range marks {
+		h.Write(covered[at:m])
+		at = m
+		if sum := h.Sum(nil); bytes.Equal(sum, claimed) {
+			return sum, nil
+		}
+	}
+	s := sha256.Sum256(covered)
+	return s[:], nil
+}
+
+// covered makes the answer's covered bytes and, if marks is set, notes
+// where each of a stream's events ends.
+func (r *Reference) covered(ctx context.Context, endpoint string, body []byte, marks *[]int) ([]byte, error) {
+	mark := func(n int) {
+		if marks != nil {
+			*marks = append(*marks, n)
+		}
+	}
 	var req interface {
 		Generation(openai.Limits) (*openai.Generation, error)
 	}
@@ -58,11 +93,13 @@ func (r *Reference) Covered(ctx context.Context, endpoint string, body []byte) (
 	var out bytes.Buffer
 	if g.Stream {
 		out.Write(t.Open())
+		mark(out.Len())
 	}
 	var text bytes.Buffer
 	finish, usage, err := Builtin(m.LM).Generate(ctx, g, func(b []byte) error {
 		if g.Stream {
 			out.Write(t.Delta(b))
+			mark(out.Len())
 		} else {
 			text.Write(b)
 		}

@@ -216,6 +216,9 @@ func (st *stream) take(line []byte) {
 		return
 	}
 	st.afterReceipt = false
+	if bytes.HasPrefix(line, []byte("data: {")) {
+		st.final = nil // an event after a last receipt: the stream did not end there
+	}
 	st.covered = append(st.covered, line...)
 	st.h.Write(line)
 }
@@ -390,7 +393,8 @@ func (x *exchange) resume(broken *stream) (*stream, error) {
 				return fail(route.Refused, errDiverged)
 			}
 		}
-		st := &stream{x: x, c: c, resp: resp, rd: rd, all: broken.all, start: len(broken.all), cancel: cancel,
+		all := broken.all[:len(broken.all):len(broken.all)] // attempts race: each appends to a copy
+		st := &stream{x: x, c: c, resp: resp, rd: rd, all: all, start: len(all), cancel: cancel,
 			covered: broken.covered, h: broken.h, paid: broken.paid}
 		if broken.afterReceipt {
 			// The client's copy ends inside a receipt event: end it, so

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -61,6 +63,7 @@ type lease struct {
 	debit     uint64     // settled, not yet written
 	used      time.Time  // last reservation
 	gone      bool       // removed from the map: take another
+	flushing  bool       // a write of its debits or free balance is under way
 }
 
 // LeaseConfig tunes Leases; zero fields take the defaults.
@@ -164,12 +167,10 @@ func (ls *Leases) reserve(ctx context.Context, s *lease, max uint64) (*Reservati
 	}
 	s.extending.Lock()
 	defer s.extending.Unlock()
-	if r, err := s.take(max); r != nil || err != nil { // another request extended it meanwhile
+	r, need, err := s.takeOrNeed(max) // another request may have extended it meanwhile
+	if r != nil || err != nil {
 		return r, err
 	}
-	s.mu.Lock()
-	need := max - s.free
-	s.mu.Unlock()
 	// At least what this request lacks; up to an eighth of the key's
 	// balance, so that other replicas are left most of it; and no more
 	// than a few thousand requests' worth, as that is plenty.
@@ -197,7 +198,7 @@ func (ls *Leases) forget(s *lease, idle time.Duration) {
 	defer ls.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.free == 0 && s.inflight == 0 && s.debit == 0 && !s.gone && time.Since(s.used) >= idle {
+	if s.free == 0 && s.inflight == 0 && s.debit == 0 && !s.gone && !s.flushing && time.Since(s.used) >= idle {
 		s.gone = true
 		delete(ls.byHash, s.hash)
 	}
@@ -205,18 +206,24 @@ func (ls *Leases) forget(s *lease, idle time.Duration) {
 
 // take reserves max from the free lease, if it holds that much.
 func (s *lease) take(max uint64) (*Reservation, error) {
+	r, _, err := s.takeOrNeed(max)
+	return r, err
+}
+
+// takeOrNeed is take, and if the lease is short, by how much.
+func (s *lease) takeOrNeed(max uint64) (*Reservation, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		return nil, errGone
+		return nil, 0, errGone
 	}
 	if s.keyID == "" || s.free < max {
-		return nil, nil
+		return nil, max - min(s.free, max), nil
 	}
 	s.free -= max
 	s.inflight += max
 	s.used = time.Now()
-	return &Reservation{KeyID: s.keyID, Denom: s.denom, Amount: max, lease: s}, nil
+	return &Reservation{KeyID: s.keyID, Denom: s.denom, Amount: max, lease: s}, 0, nil
 }
 
 // Settle ends a reservation: actual (at most the reserved amount) is
@@ -285,11 +292,22 @@ func (ls *Leases) write(ctx context.Context, all bool) error {
 		}
 		s.debit -= c.debit
 		s.free -= c.back
-		s.mu.Unlock()
 		if c.debit > 0 || c.back > 0 {
+			s.flushing = true
 			changes = append(changes, c)
 		}
+		s.mu.Unlock()
 	}
+	// One order for every replica's writes, so that two never wait on
+	// each other's rows (a PostgreSQL deadlock).
+	slices.SortFunc(changes, func(a, b leaseChange) int { return strings.Compare(a.keyID+a.id, b.keyID+b.id) })
+	defer func() {
+		for _, c := range changes {
+			c.lease.mu.Lock()
+			c.lease.flushing = false
+			c.lease.mu.Unlock()
+		}
+	}()
 	if len(changes) > 0 {
 		if err := ls.l.writeLeases(ctx, changes); err != nil {
 			for _, c := range changes { // nothing was written: keep it for the next try
@@ -319,12 +337,12 @@ type leaseChange struct {
 }
 
 // extend moves from the key with hash to the lease row id at least need
-// and at most cap: an eighth of the balance, within those bounds.
+// and at most cap: an eighth of the balance, within those bounds. Unlike
+// debits it commits synchronously on PostgreSQL: it is rare, and a lease
+// the server lost in a crash while the gateway holds it in memory could be
+// spent twice. (A SQLite ledger lives and dies with the gateway's process.)
 func (l *Ledger) extend(ctx context.Context, id, hash string, need, cap uint64) (keyID, denom string, got uint64, err error) {
 	err = l.tx(ctx, func(t *sql.Tx) error {
-		if err := l.fast(ctx, t); err != nil {
-			return err
-		}
 		for range 8 { // PostgreSQL: another replica may change the balance between the read and the guarded write
 			var bal int64
 			err := t.QueryRowContext(ctx, l.q(`SELECT id, denom, balance FROM api_keys WHERE hash = $1`), hash).Scan(&keyID, &denom, &bal)

@@ -403,25 +403,28 @@ func CanonicalRequest(endpoint string, body []byte) ([]byte, error) {
 const receiptField = `"agora_receipt":"`
 
 // IsReceiptLine tells whether line (one line of a stream, its newline
-// included or not) is the data line of a receipt event. No text can fake
-// one: quotes inside a JSON string are escaped.
+// included or not) is the data line of a receipt event: a chunk with no
+// choices and a receipt. An event that carries text is never one, so no
+// text can be left out of what receipts cover.
 func IsReceiptLine(line []byte) bool {
-	return bytes.HasPrefix(line, []byte("data: ")) && bytes.Contains(line, []byte(receiptField))
+	return ReceiptOf(line) != ""
 }
 
 // ReceiptOf is the encoded receipt in a receipt event's data line, "" if
 // line is not one.
 func ReceiptOf(line []byte) string {
-	i := bytes.Index(line, []byte(receiptField))
-	if i < 0 || !bytes.HasPrefix(line, []byte("data: ")) {
+	data, ok := bytes.CutPrefix(line, []byte("data: "))
+	if !ok || !bytes.Contains(data, []byte(receiptField)) { // most lines: no parsing
 		return ""
 	}
-	v := line[i+len(receiptField):]
-	end := bytes.IndexByte(v, '"')
-	if end < 0 {
+	var c struct {
+		Choices      []json.RawMessage `json:"choices"`
+		AgoraReceipt string            `json:"agora_receipt"`
+	}
+	if json.Unmarshal(data, &c) != nil || len(c.Choices) != 0 {
 		return ""
 	}
-	return string(v[:end])
+	return c.AgoraReceipt
 }
 
 // SplitStream splits a saved server-sent-event stream into the bytes its
@@ -440,9 +443,7 @@ func SplitStream(body []byte) (covered []byte, receipt string) {
 		rest = rest[len(line):]
 		switch {
 		case IsReceiptLine(line):
-			if rc := ReceiptOf(line); rc != "" {
-				receipt, coveredLen = rc, len(out)
-			}
+			receipt, coveredLen = ReceiptOf(line), len(out)
 			skipBlank = true
 			continue
 		case skipBlank && string(line) == "\n": // the receipt event's end

@@ -91,4 +91,9 @@ func TestSplitStreamLeavesOutReceiptEvents(t *testing.T) {
 	if covered, rc = SplitStream([]byte(a + b)); string(covered) != a+b || rc != "" {
 		t.Errorf("no receipt: %q %q", covered, rc)
 	}
+	// Text dressed as a receipt event is covered like any text.
+	fake := "data: {\"choices\":[{\"delta\":{\"content\":\"evil\"}}],\"agora_receipt\":\"R0\"}\n\n"
+	if covered, rc = SplitStream([]byte(a + fake + b + last)); string(covered) != a+fake+b || rc != "R2" {
+		t.Errorf("a text event with a receipt field: covered %q, receipt %q", covered, rc)
+	}
 }

@@ -57,3 +57,41 @@ func TestReferenceMatchesProvider(t *testing.T) {
 		t.Error("re-executing with an unknown model succeeded")
 	}
 }
+
+// TestInterimReceiptsPassAnAudit: a stream cut short is charged by its last
+// interim receipt, which gets anchored and can be challenged. The reference
+// must judge every honest interim receipt honest (it covers a prefix of the
+// answer's events), or any client could have an honest provider slashed by
+// cutting a stream; a hash that is no prefix's is still a lie.
+func TestInterimReceiptsPassAnAudit(t *testing.T) {
+	s := start(t, "p1", builtinOffers(t))
+	s.cfg.InterimEvery = 3
+	ref := answer.NewReference(model.Builtin())
+	ctx := context.Background()
+	body := `{"model":"agora/tiny-lm","messages":[{"role":"user","content":"ROMEO:"}],"max_tokens":20,"seed":8,"stream":true}`
+	_, stream := post(t, s.URL()+"/v1/chat/completions", body)
+	interims := 0
+	for _, line := range bytes.SplitAfter(stream, []byte("\n")) {
+		rc := openai.ReceiptOf(line)
+		if rc == "" {
+			continue
+		}
+		r, err := receipt.Decode(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Partial {
+			interims++
+		}
+		if truth, err := ref.Honest(ctx, "chat.completions", []byte(body), r.ResponseHash); err != nil || !bytes.Equal(truth, r.ResponseHash) {
+			t.Errorf("an honest receipt (partial %v, %d tokens) is judged a lie: %v", r.Partial, r.Usage.CompletionTokens, err)
+		}
+	}
+	if interims < 20/3 {
+		t.Fatalf("%d interim receipts in a 20-token stream, want one every 3 tokens", interims)
+	}
+	lie := receipt.Hash([]byte("not a prefix"))
+	if truth, _ := ref.Honest(ctx, "chat.completions", []byte(body), lie); bytes.Equal(truth, lie) {
+		t.Error("a hash of no prefix of the answer is judged honest")
+	}
+}

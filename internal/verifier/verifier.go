@@ -187,13 +187,15 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 }
 
 // reexecute answers a request body again with the built-in models and
-// returns the hash a receipt for the answer would carry.
-func (s *Server) reexecute(ctx context.Context, endpoint string, body []byte) ([]byte, error) {
-	covered, err := s.ref.Covered(ctx, endpoint, body)
+// returns the hash an honest receipt for the answer would carry: claimed,
+// if it covers the answer or (an interim receipt of a stream cut short) a
+// prefix of the answer's events; else the whole answer's.
+func (s *Server) reexecute(ctx context.Context, endpoint string, body, claimed []byte) ([]byte, error) {
+	truth, err := s.ref.Honest(ctx, endpoint, body, claimed)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: re-execute: %w", err)
 	}
-	return receipt.Hash(covered), nil
+	return truth, nil
 }
 
 // audit re-executes a sample of the answers posted and challenges lies.
@@ -221,7 +223,7 @@ func (s *Server) audit(ctx context.Context) {
 		if receipt.Check(r, canonical, covered) != nil {
 			continue // the sample does not match its receipt: not evidence
 		}
-		truth, err := s.reexecute(ctx, smp.Endpoint, []byte(smp.Request))
+		truth, err := s.reexecute(ctx, smp.Endpoint, []byte(smp.Request), r.ResponseHash)
 		if err != nil {
 			s.log.Warn("verifier: cannot re-execute", "err", err)
 			continue
@@ -357,7 +359,7 @@ func (s *Server) vote(ctx context.Context, d *auditpb.Dispute, mine *auditpb.Vot
 	if err != nil {
 		return
 	}
-	truth, err := s.reexecute(ctx, endpoint, body)
+	truth, err := s.reexecute(ctx, endpoint, body, d.ClaimedResponseHash)
 	if err != nil {
 		return
 	}
