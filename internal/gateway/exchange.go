@@ -198,9 +198,9 @@ type stream struct {
 // and checks it if it is a receipt.
 func (st *stream) take(line []byte) {
 	st.all = append(st.all, line...)
-	if openai.IsReceiptLine(line) {
+	if enc := openai.ReceiptOf(line); enc != "" {
 		st.afterReceipt = true
-		rc, err := st.x.s.checkHash(openai.ReceiptOf(line), st.x.req.canonical, st.h.Sum(nil), st.c)
+		rc, err := st.x.s.checkHash(enc, st.x.req.canonical, st.h.Sum(nil), st.c)
 		switch {
 		case err != nil:
 			st.x.log.Warn("gateway: a stream's receipt does not check; it pays for nothing", "provider", st.c.Operator, "err", err)
@@ -223,8 +223,8 @@ func (st *stream) take(line []byte) {
 	st.h.Write(line)
 }
 
-// Discard closes a stream that lost a race: the provider stops, and a
-// stream it did not finish is not charged.
+// Discard closes a stream that lost a race: the provider stops. It has
+// sent one event, before any interim receipt, so it charges nothing.
 func (st *stream) Discard() { st.resp.Body.Close() }
 
 func (st *stream) Deliver() (route.Outcome, error) {

@@ -402,16 +402,10 @@ func CanonicalRequest(endpoint string, body []byte) ([]byte, error) {
 
 const receiptField = `"agora_receipt":"`
 
-// IsReceiptLine tells whether line (one line of a stream, its newline
-// included or not) is the data line of a receipt event: a chunk with no
-// choices and a receipt. An event that carries text is never one, so no
-// text can be left out of what receipts cover.
-func IsReceiptLine(line []byte) bool {
-	return ReceiptOf(line) != ""
-}
-
-// ReceiptOf is the encoded receipt in a receipt event's data line, "" if
-// line is not one.
+// ReceiptOf is the encoded receipt in a receipt event's data line (one
+// line of a stream, its newline included or not), "" if line is not one.
+// A receipt event is a chunk with no choices: an event that carries text is
+// never one, so no text can be left out of what receipts cover.
 func ReceiptOf(line []byte) string {
 	data, ok := bytes.CutPrefix(line, []byte("data: "))
 	if !ok || !bytes.Contains(data, []byte(receiptField)) { // most lines: no parsing
@@ -441,12 +435,11 @@ func SplitStream(body []byte) (covered []byte, receipt string) {
 			line = rest[:i+1]
 		}
 		rest = rest[len(line):]
-		switch {
-		case IsReceiptLine(line):
-			receipt, coveredLen = ReceiptOf(line), len(out)
-			skipBlank = true
+		if rc := ReceiptOf(line); rc != "" {
+			receipt, coveredLen, skipBlank = rc, len(out), true
 			continue
-		case skipBlank && string(line) == "\n": // the receipt event's end
+		}
+		if skipBlank && string(line) == "\n" { // the receipt event's end
 			skipBlank = false
 			continue
 		}
