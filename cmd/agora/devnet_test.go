@@ -41,9 +41,7 @@ func uagr(t *testing.T, node, home, address string) string {
 // TestDevnetSurvivesKill: send with the CLI, SIGKILL the devnet, restart it
 // and find the same balances and app hash.
 func TestDevnetSurvivesKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	home := t.TempDir()
 	base := e2e.FreePorts(t, 30) // the devnet's providers, gateway and facilitator listen above base
 	node := fmt.Sprintf("http://127.0.0.1:%d", base+1)

@@ -26,9 +26,7 @@ import (
 // charged for a failed attempt, and the gateway stops sending to the dead
 // providers within a second.
 func TestGatewaySurvivesProviderKills(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	home, node, base := devnetWith(t)
 	gw := fmt.Sprintf("http://127.0.0.1:%d", base+24)
 	var extra []*e2e.Proc

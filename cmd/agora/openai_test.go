@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/agoranet/agora/internal/e2e"
 )
 
 // openaiNodeModules returns the node_modules holding the official OpenAI
@@ -47,9 +49,7 @@ func runOpenAIClient(t *testing.T, base, apiKey string) map[string]any {
 // lists models, gets a chat completion, streams one, and gets a text
 // completion from a devnet provider.
 func TestOfficialOpenAIClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	openaiNodeModules(t)
 	_, _, base := devnet(t)
 	res := runOpenAIClient(t, fmt.Sprintf("http://127.0.0.1:%d", base+10), "")
@@ -69,9 +69,7 @@ func TestOfficialOpenAIClient(t *testing.T) {
 // the devnet gateway with the dev API key, gets models, chat (streamed and
 // not) and completions from paid providers.
 func TestOfficialOpenAIClientThroughGateway(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	openaiNodeModules(t)
 	_, _, base := devnetWith(t)
 	res := runOpenAIClient(t, fmt.Sprintf("http://127.0.0.1:%d", base+24), "agk_devnet")

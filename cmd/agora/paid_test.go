@@ -25,9 +25,7 @@ import (
 // it made (at least all the client saw, at most one more answer that may
 // have been lost in the crash) and is never paid twice.
 func TestPaidProviderSurvivesKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	home, node, base := devnet(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", base+15)
 	start := func() *e2e.Proc {

@@ -75,9 +75,7 @@ func chat(t *testing.T, url, body string) (*http.Response, []byte) {
 // accepts, and rejects once one byte changes; two providers give the same
 // bytes for the same request and seed.
 func TestDevnetProviders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	home, _, base := devnet(t)
 	urls := []string{}
 	for i := 0; i < 3; i++ {
@@ -157,9 +155,7 @@ type providerJSON struct {
 // shown offline within the configured number of blocks, and a restarted
 // one comes back online.
 func TestProviderKilledGoesOffline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	home, node, base := devnet(t)
 	bob := strings.TrimSpace(e2e.Run(t, "keys", "show", "bob", "--address", "--home", home))
 	status := func() string {

@@ -20,9 +20,7 @@ import (
 // it, checks that it catches up, and finds every acknowledged tx on every
 // node.
 func TestTestnetSurvivesValidatorKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	e2e.MultiProcess(t)
 	out := t.TempDir()
 	base := e2e.FreePorts(t, 40)
 	e2e.Run(t, "testnet", "init", "--validators", "4", "--out", out, "--base-port", fmt.Sprint(base), "--block-time", "200ms")

@@ -224,6 +224,20 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 	}
 }
 
+// MultiProcess marks a test that runs the agora binary as processes of its
+// own. It is skipped with -short, and under the race detector: the
+// processes are not instrumented, so -race would only slow the machine
+// they share, and CI runs these tests in a step of their own without it.
+func MultiProcess(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	if raceEnabled {
+		t.Skip("multi-process test; skipped under -race (CI runs it in its own step: go test ./cmd/agora)")
+	}
+}
+
 // Devnet runs a devnet in this process on free loopback ports with fast
 // blocks, for tests; configure may adjust the config. The test's cleanup
 // stops it.
