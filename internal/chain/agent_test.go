@@ -27,20 +27,12 @@ func TestAgentCannotOverspendByAnyPath(t *testing.T) {
 	defer h.close()
 	robot := address("robot")
 	robotKey := key("robot")
-	seqs := map[string]uint64{}
-	sign := func(name string, msgs ...module.Msg) []byte {
-		raw, err := tx.Sign(key(name), testChain, seqs[name], coin.New("uagr", 10*uint64(len(msgs))), "", msgs...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seqs[name]++
-		return raw
-	}
+	txs := newSigner(t)
 	h.pending = [][]byte{
-		sign("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
+		txs.sign("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
 			Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(testChain, address("alice").String())),
 			Policy:  &agentpb.Policy{Denom: "uusdc", MaxPerPeriod: limit, PeriodBlocks: period}}),
-		sign("alice", &bankpb.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uusdc", 100_000), coin.New("uagr", 100_000)}}),
+		txs.sign("alice", &bankpb.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uusdc", 100_000), coin.New("uagr", 100_000)}}),
 	}
 	h.block()
 	r := rand.New(rand.NewPCG(11, 12))
@@ -54,23 +46,23 @@ func TestAgentCannotOverspendByAnyPath(t *testing.T) {
 			var raw []byte
 			switch r.IntN(5) {
 			case 0:
-				raw = sign("robot", &bankpb.MsgSend{From: robot.String(), To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}})
+				raw = txs.sign("robot", &bankpb.MsgSend{From: robot.String(), To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}})
 			case 1:
-				raw = sign("robot", &bankpb.MsgMultiSend{From: robot.String(), Outputs: []*bankpb.Output{{To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}, {To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}}})
+				raw = txs.sign("robot", &bankpb.MsgMultiSend{From: robot.String(), Outputs: []*bankpb.Output{{To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}, {To: bob, Amount: []*coin.Coin{coin.New("uusdc", amt)}}}})
 			case 2:
-				raw = sign("robot", &channelpb.MsgOpenChannel{Payer: robot.String(), Payee: bob, Deposit: coin.New("uusdc", amt), ExpiresAt: h.height + 100, PayerKey: robotKey.Public().(ed25519.PublicKey)})
+				raw = txs.sign("robot", &channelpb.MsgOpenChannel{Payer: robot.String(), Payee: bob, Deposit: coin.New("uusdc", amt), ExpiresAt: h.height + 100, PayerKey: robotKey.Public().(ed25519.PublicKey)})
 				channels++
 			case 3:
 				if channels == 0 {
 					continue
 				}
-				raw = sign("robot", &channelpb.MsgFundChannel{Payer: robot.String(), ChannelId: uint64(r.IntN(channels) + 1), Amount: coin.New("uusdc", amt)})
+				raw = txs.sign("robot", &channelpb.MsgFundChannel{Payer: robot.String(), ChannelId: uint64(r.IntN(channels) + 1), Amount: coin.New("uusdc", amt)})
 			case 4:
 				nonce++
 				a := &bankpb.Authorization{From: robot.String(), To: bob, Amount: coin.New("uusdc", amt), ValidBefore: 1 << 40, Nonce: make([]byte, 32)}
 				a.Nonce[0] = nonce
 				bankpb.SignAuthorization(robotKey, testChain, a)
-				raw = sign("bob", &bankpb.MsgTransferWithAuthorization{Submitter: bob, Authorization: a})
+				raw = txs.sign("bob", &bankpb.MsgTransferWithAuthorization{Submitter: bob, Authorization: a})
 			}
 			h.pending = append(h.pending, raw)
 		}
@@ -80,7 +72,7 @@ func TestAgentCannotOverspendByAnyPath(t *testing.T) {
 				t.Logf("tx %d: %s", i, res.Log)
 			}
 		}
-		seqs = resyncSeqs(h, seqs)
+		txs.resync(h)
 		balanceAt[h.height] = h.balance(robot, "uusdc")
 	}
 	// Periods start at the agent's creation (height 1) every 5 blocks; the
@@ -104,14 +96,31 @@ func TestAgentCannotOverspendByAnyPath(t *testing.T) {
 	t.Logf("spent %d over %d blocks", spentTotal, h.height)
 }
 
-// resyncSeqs reads the sequences the chain expects, since refused txs in
-// a block still use theirs but txs that failed admission do not.
-func resyncSeqs(h *harness, seqs map[string]uint64) map[string]uint64 {
-	out := map[string]uint64{}
-	for name := range seqs {
-		out[name] = h.sequence(name)
+// signer signs transactions for the test keys, each with its next
+// sequence (counted here, as a block's pending txs are not on chain yet)
+// and a fee of 10uagr a message.
+type signer struct {
+	t    *testing.T
+	seqs map[string]uint64
+}
+
+func newSigner(t *testing.T) *signer { return &signer{t: t, seqs: map[string]uint64{}} }
+
+func (s *signer) sign(name string, msgs ...module.Msg) []byte {
+	raw, err := tx.Sign(key(name), testChain, s.seqs[name], coin.New("uagr", 10*uint64(len(msgs))), "", msgs...)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	return out
+	s.seqs[name]++
+	return raw
+}
+
+// resync takes the sequences from the chain again: a refused tx does not
+// use one up.
+func (s *signer) resync(h *harness) {
+	for name := range s.seqs {
+		s.seqs[name] = h.sequence(name)
+	}
 }
 
 func (h *harness) balance(a addr.Address, denom string) uint64 {
@@ -135,26 +144,18 @@ func TestAgentCannotPostAChallengeBond(t *testing.T) {
 	h := newHarness(t, "")
 	defer h.close()
 	robotKey := key("robot")
-	seqs := map[string]uint64{}
-	sign := func(name string, msgs ...module.Msg) []byte {
-		raw, err := tx.Sign(key(name), testChain, seqs[name], coin.New("uagr", 10*uint64(len(msgs))), "", msgs...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seqs[name]++
-		return raw
-	}
+	txs := newSigner(t)
 	robot := address("robot")
 	h.pending = [][]byte{
-		sign("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
+		txs.sign("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
 			Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(testChain, address("alice").String())),
 			Policy:  &agentpb.Policy{Denom: "uusdc", MaxPerPeriod: 100, PeriodBlocks: 5}}),
-		sign("alice", &bankpb.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uagr", 100_000)}}),
+		txs.sign("alice", &bankpb.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uagr", 100_000)}}),
 	}
 	if resp, _ := h.block(); resp.TxResults[1].Code != 0 {
 		t.Fatalf("funding the agent: %s", resp.TxResults[1].Log)
 	}
-	h.pending = [][]byte{sign("robot", &auditpb.MsgChallenge{Challenger: robot.String(), Receipt: []byte("r"), Request: []byte("q")})}
+	h.pending = [][]byte{txs.sign("robot", &auditpb.MsgChallenge{Challenger: robot.String(), Receipt: []byte("r"), Request: []byte("q")})}
 	resp, _ := h.block()
 	res := resp.TxResults[0]
 	if res.Code != codes.ErrUnauthorized.Code || !strings.Contains(res.Log, "agent account") {
