@@ -114,7 +114,7 @@ func TestConcurrentPaymentsOnOneChannel(t *testing.T) {
 		w.WriteHeader(http.StatusPaymentRequired)
 	}))
 	defer liar.Close()
-	resp, err = hc.Post(liar.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{}`))
+	resp, err = hc.Post(liar.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"x"}],"max_tokens":24}`))
 	if err != nil {
 		t.Fatal(err)
 	}

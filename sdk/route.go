@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/receipt"
@@ -21,6 +22,7 @@ type Agent struct {
 	payer  *Payer
 	router *route.Router
 	http   *http.Client
+	stop   context.CancelFunc
 }
 
 // NewAgent starts routing for a wallet within a budget.
@@ -32,14 +34,16 @@ func NewAgent(ctx context.Context, w *Wallet, b Budget) (*Agent, error) {
 		return nil, err
 	}
 	p := NewPayer(w, b)
-	return &Agent{payer: p, router: r, http: &http.Client{Transport: p}}, nil
+	rctx, stop := context.WithCancel(context.Background())
+	go p.reclaimEvery(rctx, time.Minute)
+	return &Agent{payer: p, router: r, http: &http.Client{Transport: p}, stop: stop}, nil
 }
 
 // Payer is the agent's payer, for its spending.
 func (a *Agent) Payer() *Payer { return a.payer }
 
 // Close stops routing.
-func (a *Agent) Close() { a.router.Close() }
+func (a *Agent) Close() { a.stop(); a.router.Close() }
 
 // Answer is a checked answer.
 type Answer struct {
@@ -130,10 +134,7 @@ func (a *Agent) attempt(ctx context.Context, c route.Candidate, path string, can
 			}
 			return route.Failed, perr // a price we cannot pay, say: try another
 		}
-		out := route.Retryable(resp, err)
-		if out == route.Refused && resp.StatusCode == http.StatusPaymentRequired {
-			out = route.Failed // the payer paid and the provider still asks: its books disagree with ours
-		}
+		out := route.Retryable(resp, err) // a 402 after paying: the provider's books disagree with ours
 		if err != nil {
 			return out, err
 		}

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +36,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/x402"
@@ -61,6 +61,9 @@ func NewWallet(key ed25519.PrivateKey, nodeURL string) (*Wallet, error) {
 	}
 	return &Wallet{key: key, chain: c, chainID: id}, nil
 }
+
+// ChainID is the chain the wallet is connected to.
+func (w *Wallet) ChainID() string { return w.chainID }
 
 // Address is the wallet's account address.
 func (w *Wallet) Address() string {
@@ -92,95 +95,21 @@ type line struct {
 	ch *chanInfo
 }
 
-// chanInfo is one channel and the payer's books on it.
-//
-// The invariant (docs/payments.md): a voucher is signed for charged plus the
-// maxima of every request in flight on the channel, this one's included,
-// and of those that ended unsettled in the last reserveGrace, so that
-// however many requests run at once, each voucher covers what the provider
-// has charged or reserved. The books are the payer's own: a provider that
-// asks for a voucher above charged + in flight + unsettled is not paid
-// (the request fails over), whatever its 402 says.
-type chanInfo struct {
-	id      uint64
-	deposit uint64
-
-	mu        sync.Mutex // guards the books below
-	charged   uint64     // the provider's charged total, as its settlements report it
-	inflight  uint64     // maxima of the requests sent and not yet settled
-	unsettled []pending  // requests that ended with no settlement seen: maybe charged, oldest first
-}
-
-// pending is a request that ended without the payer learning its charge
-// (a broken connection, a stream closed early, the loser of a hedge). The
-// provider may have charged it, or may still hold its maximum in reserve
-// for a moment, until it notices the client gone.
-type pending struct {
-	amount uint64
-	at     time.Time
-}
-
-const (
-	// For reserveGrace after a request ends unsettled, its maximum stays
-	// in the vouchers' base: the provider may still be holding it.
-	reserveGrace = 10 * time.Second
-	// For booksGrace it stays in the books: the provider may yet report
-	// it charged.
-	booksGrace = 10 * time.Minute
-)
-
-// unsettledSums prunes what is past booksGrace and returns what is within
-// reserveGrace and what is in the books at all.
-func (c *chanInfo) unsettledSums(now time.Time) (recent, all uint64) {
-	i := 0
-	for i < len(c.unsettled) && now.Sub(c.unsettled[i].at) > booksGrace {
-		i++
-	}
-	c.unsettled = c.unsettled[i:]
-	for _, p := range c.unsettled {
-		all += p.amount
-		if now.Sub(p.at) <= reserveGrace {
-			recent += p.amount
-		}
-	}
-	return recent, all
-}
-
-// recognize takes amount, now known charged, out of the unsettled books,
-// oldest first.
-func (c *chanInfo) recognize(amount uint64) {
-	for amount > 0 && len(c.unsettled) > 0 {
-		take := min(amount, c.unsettled[0].amount)
-		c.unsettled[0].amount -= take
-		amount -= take
-		if c.unsettled[0].amount == 0 {
-			c.unsettled = c.unsettled[1:]
-		}
-	}
-}
-
-// A ticket is one request's claim on a channel's books, from signing its
-// voucher until the answer's settlement (or its absence) is known.
-type ticket struct {
-	p     *Payer
-	c     *chanInfo // nil for an exact payment
-	max   uint64
-	exact bool
-	done  bool
-}
-
 // Payer is an http.RoundTripper that pays 402s.
 type Payer struct {
-	w      *Wallet
-	budget Budget
-	base   http.RoundTripper
+	w       *Wallet
+	budget  Budget
+	base    http.RoundTripper
+	chain   *chainView
+	journal *journal // nil: the books live in memory only
 
-	mu       sync.Mutex                       // guards the fields below
-	lines    map[string]*line                 // by payTo and model id
-	opened   []uint64                         // every channel opened, in order
-	spent    uint64                           // actual charges so far
-	inflight uint64                           // maxima of every request in flight, for the budget
-	known    map[string]*x402.PaymentRequired // the last requirements, by URL
+	mu        sync.Mutex                       // guards the fields below
+	lines     map[string]*line                 // by payTo and model id
+	channels  []*chanInfo                      // every channel, in the order opened
+	spent     uint64                           // charges accepted
+	committed uint64                           // rises of vouchers and authorizations signed: what the budget pays for
+	liars     map[string]error                 // payees caught lying about a charge: paid no more
+	known     map[string]*x402.PaymentRequired // the last requirements, by URL
 }
 
 // transport is a payer's own: http.DefaultTransport keeps two idle
@@ -192,8 +121,8 @@ var transport = func() *http.Transport {
 	return t
 }()
 
-// NewPayer returns a Payer over a transport that keeps up to 256 idle
-// connections to each provider.
+// NewPayer returns a Payer whose books live in memory, over a transport
+// that keeps up to 256 idle connections to each provider.
 func NewPayer(w *Wallet, b Budget) *Payer {
 	if b.ExpiryBlocks == 0 {
 		b.ExpiryBlocks = 10_000
@@ -201,14 +130,56 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 	if len(b.Schemes) == 0 {
 		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
-	return &Payer{w: w, budget: b, base: transport, lines: map[string]*line{}, known: map[string]*x402.PaymentRequired{}}
+	return &Payer{w: w, budget: b, base: transport, chain: &chainView{c: w.chain, services: map[string]servicesAt{}},
+		lines: map[string]*line{}, liars: map[string]error{}, known: map[string]*x402.PaymentRequired{}}
 }
 
-// Spent is what the providers have charged so far.
+// OpenPayer returns a Payer that keeps its books in a journal file as
+// well: the channels it opened and how far their vouchers may go, so that
+// the next Payer on the same journal (the next `agora pay`, a restarted
+// gateway) goes on paying over the same channels, and no deposit is
+// forgotten. One process at a time holds a journal. Close it when done.
+func OpenPayer(w *Wallet, b Budget, journalPath string) (*Payer, error) {
+	p := NewPayer(w, b)
+	j, chans, err := openJournal(journalPath, w.Address(), w.chainID)
+	if err != nil {
+		return nil, err
+	}
+	p.journal, p.channels = j, chans
+	for _, c := range chans {
+		if c.retired == "" && !c.reclaimed {
+			p.lines[c.payee+"/"+c.model] = &line{ch: c} // the latest open one wins
+		}
+	}
+	return p, nil
+}
+
+// Close releases the payer's journal.
+func (p *Payer) Close() error {
+	if p.journal == nil {
+		return nil
+	}
+	p.mu.Lock()
+	chans := append([]*chanInfo(nil), p.channels...)
+	p.mu.Unlock()
+	return p.journal.close(chans)
+}
+
+// Spent is what the providers have charged so far, as the payer accepted
+// it: each charge checked against the payee's receipt.
 func (p *Payer) Spent() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.spent
+}
+
+// Committed is what the budget has paid for: the rise of every voucher
+// and authorization this payer signed. It bounds what payees can take,
+// lying or not.
+func (p *Payer) Committed() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.committed
 }
 
 // SetTransport makes the payer send its requests through base instead of
@@ -216,11 +187,16 @@ func (p *Payer) Spent() uint64 {
 // first request.
 func (p *Payer) SetTransport(base http.RoundTripper) { p.base = base }
 
-// Channels lists the channel ids the payer has opened.
+// Channels lists the channel ids the payer has opened (or continues from
+// its journal).
 func (p *Payer) Channels() []uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]uint64(nil), p.opened...)
+	ids := make([]uint64, len(p.channels))
+	for i, c := range p.channels {
+		ids[i] = c.id
+	}
+	return ids
 }
 
 // RefusedHeader is set by the payer, never by a server (the payer drops a
@@ -249,7 +225,10 @@ func Refused(resp *http.Response, err error) error {
 	if rest, ok := strings.CutPrefix(why, "budget: "); ok {
 		return fmt.Errorf("%w: %s", ErrBudget, rest)
 	}
-	return errors.New("sdk: " + why)
+	if !strings.HasPrefix(why, "sdk: ") {
+		why = "sdk: " + why
+	}
+	return errors.New(why)
 }
 
 // RoundTrip sends req; on a 402 it pays with a voucher and sends it again.
@@ -276,6 +255,9 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := p.base.RoundTrip(r)
 		if t != nil {
 			resp = t.follow(resp, err)
+		} else if err == nil {
+			resp.Header.Del(ChargedHeader)
+			resp.Header.Del(LiedHeader)
 		}
 		return resp, err
 	}
@@ -288,12 +270,14 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	p.mu.Unlock()
 	var resp *http.Response
 	var err error
+	var last *ticket
 	if known != nil {
-		payment, t, perr := p.pay(req.Context(), known)
+		payment, t, perr := p.pay(req.Context(), known, req.URL.Path, body)
 		if perr != nil {
 			return nil, perr
 		}
 		resp, err = send(payment, t)
+		last = t
 	} else {
 		resp, err = send("", nil)
 	}
@@ -303,7 +287,9 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Header.Del(RefusedHeader) // only we may say we refused
 	// A 402 is answered with a fresh voucher: the first asks for payment,
 	// a later one says what the channel has charged or in flight (another
-	// request's charge that had not reached our books yet).
+	// request's charge that had not reached our books yet), or that the
+	// channel can take no more (closed, expiring, full): then another one
+	// is opened.
 	for attempt := 0; attempt < 3 && resp.StatusCode == http.StatusPaymentRequired; attempt++ {
 		var pr x402.PaymentRequired
 		if err := x402.Decode(resp.Header.Get(x402.HeaderRequired), &pr); err != nil {
@@ -318,10 +304,13 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, rerr
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(b))
+		if last != nil && last.c != nil && channelRefused[pr.Error] {
+			p.retire(last.c, pr.Error)
+		}
 		p.mu.Lock()
 		p.known[url] = &pr
 		p.mu.Unlock()
-		payment, t, err := p.pay(req.Context(), &pr)
+		payment, t, err := p.pay(req.Context(), &pr, req.URL.Path, body)
 		if err != nil {
 			why := err.Error()
 			if errors.Is(err, ErrBudget) {
@@ -333,15 +322,27 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp, err = send(payment, t); err != nil {
 			return nil, err
 		}
+		last = t
 		resp.Header.Del(RefusedHeader)
 	}
 	return resp, nil
 }
 
-// pay picks a requirement it can meet, makes sure a channel can carry it
-// and signs the voucher; the ticket follows the request until its
-// settlement is known.
-func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, *ticket, error) {
+// channelRefused are the reasons a payee gives for taking no more vouchers
+// on a channel: the payer stops using it and opens another.
+var channelRefused = map[string]bool{
+	x402.ReasonChannelClosed: true, x402.ReasonChannelExpiring: true, x402.ReasonChannelNotFound: true,
+	x402.ReasonChannelPayee: true, x402.ReasonInsufficientFunds: true,
+}
+
+// expirySlack is how many blocks before a payee's expiry margin the payer
+// stops using a channel, so that it is replaced before it is refused.
+const expirySlack = 10
+
+// pay picks a requirement it can meet, checks its price against the
+// payee's registered one, makes sure a channel can carry it and signs the
+// voucher; the ticket follows the request until its settlement is known.
+func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired, path string, body []byte) (string, *ticket, error) {
 	var req *x402.PaymentRequirements
 	for _, scheme := range p.budget.Schemes {
 		for i := range pr.Accepts {
@@ -358,49 +359,59 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, *tic
 	if err != nil {
 		return "", nil, err
 	}
-	if req.Scheme == x402.SchemeExact {
-		return p.payExact(pr, req, amount)
-	}
-	// The budget counts every request in flight at its maximum.
-	p.mu.Lock()
-	if committed := p.spent + p.inflight; committed+amount > p.budget.Max {
-		p.mu.Unlock()
-		return "", nil, fmt.Errorf("%w: %d spent or in flight, this answer may cost %d, budget %d", ErrBudget, committed, amount, p.budget.Max)
-	}
 	model, _ := req.Extra["modelId"].(string)
+	p.mu.Lock()
+	lie := p.liars[req.PayTo]
+	p.mu.Unlock()
+	if lie != nil {
+		return "", nil, fmt.Errorf("sdk: %s lied about a charge (%v); this payer pays it no more", req.PayTo, lie)
+	}
+	svc, err := p.checkPrice(ctx, req, model, amount, path, body)
+	if err != nil {
+		return "", nil, err
+	}
+	if req.Scheme == x402.SchemeExact {
+		return p.payExact(pr, req, amount, svc)
+	}
 	key := req.PayTo + "/" + model
+	p.mu.Lock()
 	l := p.lines[key]
 	if l == nil {
 		l = &line{}
 		p.lines[key] = l
 	}
-	p.inflight += amount // taken now, so concurrent requests see it
 	p.mu.Unlock()
-	t := &ticket{p: p, max: amount}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.ch
-	cum, err := c.allocate(req, amount)
+	if c != nil {
+		// Replace a channel before the payee refuses it for its expiry.
+		margin, _ := req.Extra["expiryMarginBlocks"].(float64)
+		if h, err := p.chain.Height(ctx); err == nil && c.expiresAt <= h+int64(margin)+expirySlack {
+			p.retire(c, "expiring")
+		}
+	}
+	cum, err := p.allocate(c, req, amount)
 	if err != nil {
-		t.release()
 		return "", nil, err
 	}
 	if cum == 0 { // no channel yet, or this one cannot carry the answer
+		if c != nil {
+			p.retire(c, "full")
+		}
 		if c, err = p.openChannel(ctx, req.PayTo, model, amount); err != nil {
-			t.release()
 			return "", nil, err
 		}
 		l.ch = c
-		p.mu.Lock()
-		p.opened = append(p.opened, c.id)
-		p.mu.Unlock()
-		if cum, err = c.allocate(req, amount); err != nil || cum == 0 {
-			t.release()
+		if cum, err = p.allocate(c, req, amount); err != nil {
+			return "", nil, err
+		}
+		if cum == 0 {
 			return "", nil, fmt.Errorf("sdk: a new channel of %d cannot carry an answer of %d", c.deposit, amount)
 		}
 	}
-	t.c = c
+	t := &ticket{p: p, c: c, payee: req.PayTo, service: svc, max: amount, ref: fmt.Sprintf("channel:%d:%d", c.id, cum)}
 	v := channelpb.SignVoucher(p.w.key, p.w.chainID, c.id, cum)
 	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{
 		ChannelID: strconv.FormatUint(c.id, 10), MaxClaimableAmount: strconv.FormatUint(v.Cumulative, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
@@ -412,182 +423,39 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired) (string, *tic
 	return h, t, nil
 }
 
-// allocate books an answer of up to amount on the channel and returns the
-// cumulative its voucher must carry, or 0 when the channel (nil: none yet)
-// cannot carry it. A 402's channel state for this channel, when within the
-// books, is adopted first; one beyond them is refused.
-func (c *chanInfo) allocate(req *x402.PaymentRequirements, amount uint64) (uint64, error) {
-	if c == nil {
-		return 0, nil
+// checkPrice holds a registered provider to the price it put on chain: an
+// answer may cost at most its per-request price plus its per-token price
+// for as many tokens as the request allows. It returns the service (nil
+// for a payee that is no provider, such as a gateway, which is held to the
+// budget and to its own receipts).
+func (p *Payer) checkPrice(ctx context.Context, req *x402.PaymentRequirements, model string, amount uint64, path string, body []byte) (*providerpb.Service, error) {
+	svc, err := p.chain.Service(ctx, req.PayTo, model)
+	if err != nil || svc == nil {
+		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	recent, unsettled := c.unsettledSums(time.Now())
-	base := c.charged + c.inflight + recent
-	if st, ok := req.Extra["channelState"].(map[string]any); ok && fmt.Sprint(st["channelId"]) == strconv.FormatUint(c.id, 10) {
-		if s, err := x402.Amount(fmt.Sprint(st["chargedCumulativeAmount"])); err == nil && s > base {
-			// The provider has charged or reserved more than we know of:
-			// requests whose settlement we never saw can explain up to
-			// unsettled of it, no more.
-			if books := c.charged + c.inflight + unsettled; s > books {
-				return 0, fmt.Errorf("sdk: provider %s says channel %d has %d charged or in flight; this payer's books allow %d (%d charged, %d in flight, %d unsettled), so it is not paid more",
-					req.PayTo, c.id, s, books, c.charged, c.inflight, unsettled)
-			}
-			recognized := s - base
-			c.charged += recognized
-			c.recognize(recognized)
-			base = s
-		}
+	if d := svc.GetPricePerRequest().GetDenom(); d != "" && d != req.Asset {
+		return nil, fmt.Errorf("sdk: %s asks for %s; it registered its price in %s", req.PayTo, req.Asset, d)
 	}
-	if c.charged+c.inflight+unsettled+amount > c.deposit {
-		return 0, nil
-	}
-	c.inflight += amount
-	return base + amount, nil
-}
-
-// release gives back a ticket that was never sent.
-func (t *ticket) release() {
-	t.done = true
-	t.p.mu.Lock()
-	t.p.inflight -= t.max
-	t.p.mu.Unlock()
-}
-
-// end closes the ticket: with the charge a settlement reported (ok), or
-// with none (refused: the provider took nothing; or unknown: it may have
-// charged, and the maximum stays in the books as unsettled).
-func (t *ticket) end(settled bool, charged, amount uint64, unknown bool) {
-	if t.done {
-		return
-	}
-	t.done = true
-	p := t.p
-	if t.exact {
-		p.mu.Lock()
-		p.inflight -= t.max
-		if settled {
-			p.spent += amount
-		}
-		p.mu.Unlock()
-		return
-	}
-	c := t.c
-	c.mu.Lock()
-	c.inflight -= t.max
-	if settled {
-		c.charged = max(c.charged, charged)
-	} else if unknown {
-		c.unsettled = append(c.unsettled, pending{amount: t.max, at: time.Now()})
-	}
-	c.mu.Unlock()
-	p.mu.Lock()
-	p.inflight -= t.max
-	if settled {
-		p.spent += amount
-	}
-	p.mu.Unlock()
-}
-
-// settlement reads a PAYMENT-RESPONSE: the channel's charged total after
-// this answer and this answer's charge.
-func settlement(h string, exact bool) (charged, amount uint64, ok bool) {
-	if h == "" {
-		return 0, 0, false
-	}
-	if exact {
-		var sr x402.SettlementResponse
-		if x402.Decode(h, &sr) != nil || !sr.Success {
-			return 0, 0, false
-		}
-		n, err := x402.Amount(sr.Amount)
-		return 0, n, err == nil
-	}
-	var sr struct {
-		Success bool `json:"success"`
-		Extra   struct {
-			ChargedAmount string            `json:"chargedAmount"`
-			ChannelState  x402.ChannelState `json:"channelState"`
-		} `json:"extra"`
-	}
-	if x402.Decode(h, &sr) != nil || !sr.Success {
-		return 0, 0, false
-	}
-	charged, err1 := x402.Amount(sr.Extra.ChannelState.ChargedCumulativeAmount)
-	amount, err2 := x402.Amount(sr.Extra.ChargedAmount)
-	return charged, amount, err1 == nil && err2 == nil
-}
-
-// follow books a paid request's outcome: at once when the response says
-// (PAYMENT-RESPONSE in its header, or a refusal), at the end of its body
-// for a stream (PAYMENT-RESPONSE in its trailer).
-func (t *ticket) follow(resp *http.Response, err error) *http.Response {
+	tokens, ok, err := maxTokensOf(path, body)
 	switch {
-	case err != nil && neverSent(err): // nothing listens: nothing was asked, nothing charged
-		t.end(false, 0, 0, false)
-		return resp
-	case err != nil: // the answer may have been made and charged
-		t.end(false, 0, 0, true)
-		return resp
-	case resp.StatusCode != http.StatusOK: // refused or failed: nothing charged
-		t.end(false, 0, 0, false)
-		return resp
+	case err != nil:
+		return nil, fmt.Errorf("sdk: the request cannot be priced: %w", err)
+	case !ok:
+		return nil, fmt.Errorf("sdk: %s asks to be paid for %s, which is not an inference endpoint its registered price covers", req.PayTo, path)
 	}
-	if charged, amount, ok := settlement(resp.Header.Get(x402.HeaderResponse), t.exact); ok {
-		t.end(true, charged, amount, false)
-		return resp
+	if most := priceOf(svc, tokens); amount > most {
+		return nil, fmt.Errorf("sdk: %s asks %d for this answer; the price it registered allows at most %d (%d per request + %d per 1000 tokens, up to %d tokens)",
+			req.PayTo, amount, most, svc.GetPricePerRequest().GetAmount(), svc.GetPricePer_1KTokens().GetAmount(), tokens)
 	}
-	resp.Body = &settlingBody{ReadCloser: resp.Body, resp: resp, t: t}
-	return resp
-}
-
-// neverSent tells whether err is a failure to connect, so that the
-// request never reached the provider. Counting those as maybe charged
-// would let a provider that is down for a moment, refusing thousands of
-// connections, fill the channel's books with charges that cannot exist.
-func neverSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// settlingBody books a streamed answer's charge from its trailer when the
-// body ends; a body closed early leaves the answer unsettled.
-type settlingBody struct {
-	io.ReadCloser
-	resp *http.Response
-	t    *ticket
-	mu   sync.Mutex
-}
-
-func (b *settlingBody) Read(buf []byte) (int, error) {
-	n, err := b.ReadCloser.Read(buf)
-	if err == io.EOF {
-		b.mu.Lock()
-		charged, amount, ok := settlement(b.resp.Trailer.Get(x402.HeaderResponse), b.t.exact)
-		b.t.end(ok, charged, amount, !ok)
-		b.mu.Unlock()
-	}
-	return n, err
-}
-
-func (b *settlingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.mu.Lock()
-	b.t.end(false, 0, 0, true)
-	b.mu.Unlock()
-	return err
+	return svc, nil
 }
 
 // payExact signs a one-off transfer authorization for the exact price.
-func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements, amount uint64) (string, *ticket, error) {
-	p.mu.Lock()
-	if p.spent+p.inflight+amount > p.budget.Max {
-		p.mu.Unlock()
-		return "", nil, fmt.Errorf("%w: this answer costs %d, budget %d", ErrBudget, amount, p.budget.Max)
+func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements, amount uint64, svc *providerpb.Service) (string, *ticket, error) {
+	if err := p.commit(amount); err != nil {
+		return "", nil, err
 	}
-	p.inflight += amount
-	p.mu.Unlock()
-	t := &ticket{p: p, max: amount, exact: true}
+	t := &ticket{p: p, payee: req.PayTo, service: svc, max: amount, exact: true}
 	if err := p.checkPolicy(context.Background(), req.PayTo, amount); err != nil {
 		t.release()
 		return "", nil, err
@@ -600,6 +468,7 @@ func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements
 	now := time.Now().Unix()
 	a := &bankpb.Authorization{From: p.w.Address(), To: req.PayTo, Amount: coin.New(req.Asset, amount), ValidAfter: now - 60, ValidBefore: now + int64(req.MaxTimeoutSeconds) + 60, Nonce: nonce}
 	bankpb.SignAuthorization(p.w.key, p.w.chainID, a)
+	t.ref = fmt.Sprintf("exact:%s:%x", a.From, nonce)
 	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
 		From: a.From, To: a.To, Value: strconv.FormatUint(amount, 10), ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
 		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})
@@ -612,14 +481,14 @@ func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements
 }
 
 // openChannel opens a channel for payTo's model after checking the budget
-// and the agent's policy.
+// and the agent's policy, and records it in the journal.
 func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uint64) (*chanInfo, error) {
 	deposit := p.budget.Deposit
 	if deposit == 0 {
 		deposit = 100 * amount
 	}
 	p.mu.Lock()
-	left := p.budget.Max - min(p.spent, p.budget.Max)
+	left := p.budget.Max - min(p.committed, p.budget.Max)
 	p.mu.Unlock()
 	deposit = min(deposit, left)
 	if deposit < amount {
@@ -628,13 +497,13 @@ func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uin
 	if err := p.checkPolicy(ctx, payTo, deposit); err != nil {
 		return nil, err
 	}
-	st, err := p.w.chain.Status(ctx)
+	h, err := p.chain.Height(ctx)
 	if err != nil {
 		return nil, err
 	}
 	k := &keyring.Key{Name: "agent", Private: p.w.key}
 	msg := &channelpb.MsgOpenChannel{Payer: p.w.Address(), Payee: payTo, ModelId: model, Deposit: coin.New(p.budget.Denom, deposit),
-		ExpiresAt: st.Height + p.budget.ExpiryBlocks, PayerKey: p.w.key.Public().(ed25519.PublicKey)}
+		ExpiresAt: h + p.budget.ExpiryBlocks, PayerKey: p.w.key.Public().(ed25519.PublicKey)}
 	res, err := p.w.chain.Submit(ctx, k, "x402 channel", msg)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: open a channel to %s: %w", payTo, err)
@@ -643,7 +512,17 @@ func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uin
 	if err := res.Response(0, &opened); err != nil {
 		return nil, fmt.Errorf("sdk: opened a channel to %s: %w", payTo, err)
 	}
-	return &chanInfo{id: opened.ChannelId, deposit: deposit}, nil
+	c := &chanInfo{id: opened.ChannelId, payee: payTo, model: model, deposit: deposit, expiresAt: msg.ExpiresAt}
+	if p.journal != nil {
+		// Synced: a channel the journal forgot would be a deposit forgotten.
+		if err := p.journal.write(jrecord{Channel: c.id, Payee: payTo, Model: model, Denom: p.budget.Denom, Deposit: deposit, ExpiresAt: c.expiresAt}, true); err != nil {
+			return nil, err
+		}
+	}
+	p.mu.Lock()
+	p.channels = append(p.channels, c)
+	p.mu.Unlock()
+	return c, nil
 }
 
 // checkPolicy refuses, before anything is sent, a deposit the chain would

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,7 +14,8 @@ import (
 
 func facilitatorCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "facilitator", Short: "An x402 facilitator: /verify, /settle, /supported"}
-	var keyName, listen string
+	var keyName, listen, state string
+	var payees []string
 	start := &cobra.Command{
 		Use: "start --key NAME [--listen ADDR]", Short: "Verify and settle x402 payments for servers that do not talk to the chain", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -28,7 +31,13 @@ func facilitatorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := facilitator.Start(facilitator.Config{Listen: listen, Key: k.Private, Chain: c, ChainID: chainID, Logger: logger()})
+			if state == "" {
+				state = filepath.Join(g.home, "facilitator", "settled.log")
+			}
+			if err := os.MkdirAll(filepath.Dir(state), 0o700); err != nil {
+				return err
+			}
+			s, err := facilitator.Start(facilitator.Config{Listen: listen, Key: k.Private, Chain: c, ChainID: chainID, StatePath: state, Payees: payees, Logger: logger()})
 			if err != nil {
 				return err
 			}
@@ -41,6 +50,8 @@ func facilitatorCmd(g *globals) *cobra.Command {
 	}
 	start.Flags().StringVar(&keyName, "key", "", "key that submits settlements and pays their fees (required)")
 	start.Flags().StringVar(&listen, "listen", facilitator.DefaultConfig().Listen, "address to serve on")
+	start.Flags().StringVar(&state, "state", "", "file recording settlements, so that none settles twice (default <home>/facilitator/settled.log)")
+	start.Flags().StringArrayVar(&payees, "payee", nil, "an address to settle payments to besides the registered providers (repeatable)")
 	_ = start.MarkFlagRequired("key")
 	cmd.AddCommand(withConfig(start))
 	return cmd

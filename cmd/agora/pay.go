@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -25,7 +26,10 @@ func payCmd(g *globals) *cobra.Command {
 		Long: `Pay sends the request; if the server answers 402 with x402 payment
 requirements it opens (or reuses) a payment channel from --key, signs a
 voucher and sends the request again. It never commits more than --max, and
-refuses before sending anything the key's agent policy would not allow.
+refuses before sending anything the key's agent policy would not allow, or
+a price above the one the provider registered on chain. Its channels are
+kept in <home>/payer/, so the next run pays over the same one, and reclaims
+those that have expired.
 The answer goes to stdout; the payment and receipt to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,7 +45,16 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 			if err != nil {
 				return err
 			}
-			payer := sdk.NewPayer(w, sdk.Budget{Denom: budget.Denom, Max: budget.Amount, Deposit: deposit})
+			// The payer's journal, one per key and chain, lets the next
+			// run pay over this run's channel instead of opening another.
+			payer, err := sdk.OpenPayer(w, sdk.Budget{Denom: budget.Denom, Max: budget.Amount, Deposit: deposit}, filepath.Join(g.home, "payer", w.ChainID(), w.Address()+".journal"))
+			if err != nil {
+				return err
+			}
+			defer payer.Close()
+			if n, err := payer.Reclaim(cmd.Context()); err == nil && n > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "reclaimed %d%s from expired channels\n", n, budget.Denom)
+			}
 			if verbose {
 				payer.SetTransport(traceTransport{w: cmd.ErrOrStderr(), base: http.DefaultTransport})
 			}
@@ -83,7 +96,7 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 			errw := cmd.ErrOrStderr()
 			fmt.Fprintf(errw, "\n%s; paid %d%s", resp.Status, payer.Spent(), budget.Denom)
 			if ids := payer.Channels(); len(ids) > 0 {
-				fmt.Fprintf(errw, " over channel %d", ids[0])
+				fmt.Fprintf(errw, " over channel %d", ids[len(ids)-1])
 			}
 			fmt.Fprintln(errw)
 			if rc := resp.Header.Get(receipt.Header); rc != "" {

@@ -294,7 +294,14 @@ func (d *Devnet) startFacilitator() error {
 	if err != nil {
 		return err
 	}
-	d.Facilitator, err = facilitator.Start(facilitator.Config{Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+20), Key: k.Private, Chain: c, ChainID: ChainID, Logger: d.cfg.Logger})
+	// bob is the devnet's demo merchant: the facilitator settles for him
+	// as well as for the registered providers.
+	bob, err := d.Keyring.Get("bob")
+	if err != nil {
+		return err
+	}
+	d.Facilitator, err = facilitator.Start(facilitator.Config{Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+20), Key: k.Private, Chain: c, ChainID: ChainID,
+		StatePath: filepath.Join(d.cfg.Home, "facilitator.log"), Payees: []string{bob.Address().String()}, Logger: d.cfg.Logger})
 	return err
 }
 

@@ -7,17 +7,22 @@ package facilitator
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/keyring"
@@ -33,6 +38,17 @@ type Config struct {
 	Key     ed25519.PrivateKey
 	Chain   *client.Client
 	ChainID string
+	// StatePath is the file where settlements are recorded, so that a
+	// second /settle of a payment, even after a restart, returns the
+	// first result and a voucher settles once.
+	StatePath string
+	// Payees are servers whose payments it settles (and whose exact
+	// transfers it pays the fees of), besides the providers registered on
+	// chain; no one else's.
+	Payees []string
+	// ExpiryMargin refuses vouchers on channels that expire within this
+	// many blocks, as a payment gate does (default 20).
+	ExpiryMargin int64
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -42,17 +58,18 @@ func DefaultConfig() Config { return Config{Listen: "127.0.0.1:8402"} }
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	if len(c.Key) != ed25519.PrivateKeySize || c.Chain == nil || c.ChainID == "" {
-		return errors.New("facilitator: need a key, a chain client and a chain-id")
+	if len(c.Key) != ed25519.PrivateKeySize || c.Chain == nil || c.ChainID == "" || c.StatePath == "" {
+		return errors.New("facilitator: need a key, a chain client, a chain-id and a state file")
 	}
 	return nil
 }
 
 // Server is a running facilitator.
 type Server struct {
-	cfg  Config
-	addr addr.Address
-	http *httpserve.Server
+	cfg   Config
+	addr  addr.Address
+	http  *httpserve.Server
+	state *settled
 }
 
 // Start listens and serves until Shutdown.
@@ -66,9 +83,16 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ExpiryMargin == 0 {
+		cfg.ExpiryMargin = 20
+	}
 	s := &Server{cfg: cfg, addr: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey))}
 	var err error
+	if s.state, err = openSettled(cfg.StatePath); err != nil {
+		return nil, err
+	}
 	if s.http, err = httpserve.Listen(cfg.Listen, s.Handler(), cfg.Logger); err != nil {
+		s.state.close()
 		return nil, fmt.Errorf("facilitator: %w", err)
 	}
 	return s, nil
@@ -79,7 +103,8 @@ func (s *Server) URL() string { return s.http.URL() }
 
 // Shutdown stops serving.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	return errors.Join(err, s.state.close())
 }
 
 // Handler is the facilitator's HTTP API.
@@ -99,7 +124,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /verify", func(w http.ResponseWriter, r *http.Request) {
 		req, perr := s.read(r)
 		if perr == nil {
-			_, perr = s.verify(r.Context(), req)
+			_, _, perr = s.verify(r.Context(), req)
 		}
 		if perr != nil {
 			writeJSON(w, http.StatusOK, x402.VerifyResponse{IsValid: false, InvalidReason: perr.Reason, InvalidMessage: perr.Msg})
@@ -168,37 +193,102 @@ func payer(req *x402.VerifyRequest) string {
 	return p.Authorization.From
 }
 
-// verify checks a payment; for exact it returns the authorization.
-func (s *Server) verify(ctx context.Context, req *x402.VerifyRequest) (*bankpb.Authorization, *paygate.PaymentError) {
+// verify checks a payment against its requirements: an exact transfer of
+// the amount, or a voucher whose rise over what its channel has claimed
+// and what this facilitator has settled covers the amount, on a channel
+// that does not expire within the margin. For exact it returns the
+// authorization; for a voucher, the voucher.
+func (s *Server) verify(ctx context.Context, req *x402.VerifyRequest) (*bankpb.Authorization, *channelpb.Voucher, *paygate.PaymentError) {
 	rq := &req.PaymentRequirements
+	if perr := s.payee(ctx, rq.PayTo); perr != nil {
+		return nil, nil, perr
+	}
 	switch rq.Scheme {
 	case x402.SchemeExact:
-		return paygate.VerifyExact(ctx, s.cfg.Chain, s.cfg.ChainID, rq, req.PaymentPayload.Payload, time.Now())
+		auth, perr := paygate.VerifyExact(ctx, s.cfg.Chain, s.cfg.ChainID, rq, req.PaymentPayload.Payload, time.Now())
+		return auth, nil, perr
 	case x402.SchemeBatch:
-		_, _, perr := paygate.VerifyBatch(ctx, s.cfg.Chain, s.cfg.ChainID, rq, req.PaymentPayload.Payload)
-		return nil, perr
+		amount, err := x402.Amount(rq.Amount)
+		if err != nil {
+			return nil, nil, bad(x402.ReasonInvalidPaymentRequirements, "amount: %v", err)
+		}
+		ch, v, perr := paygate.VerifyBatch(ctx, s.cfg.Chain, s.cfg.ChainID, rq, req.PaymentPayload.Payload)
+		if perr != nil {
+			return nil, nil, perr
+		}
+		st, err := s.cfg.Chain.Status(ctx)
+		if err != nil {
+			return nil, nil, &paygate.PaymentError{Status: http.StatusServiceUnavailable, Reason: x402.ReasonUnexpectedVerifyError, Msg: err.Error()}
+		}
+		if ch.ExpiresAt <= st.Height+s.cfg.ExpiryMargin {
+			return nil, nil, bad(x402.ReasonChannelExpiring, "channel %d expires at height %d, within %d blocks of %d; open or extend a channel", ch.Id, ch.ExpiresAt, s.cfg.ExpiryMargin, st.Height)
+		}
+		if base := max(ch.Claimed, s.state.committed(ch.Id)); v.Cumulative < base+amount {
+			return nil, nil, bad(x402.ReasonCumulativeMismatch, "voucher for %d on channel %d; %d is claimed or settled already, so a payment of %d needs a voucher for at least %d",
+				v.Cumulative, ch.Id, base, amount, base+amount)
+		}
+		return nil, v, nil
 	}
-	return nil, bad(x402.ReasonUnsupportedScheme, "scheme %q; this facilitator handles exact and batch-settlement", rq.Scheme)
+	return nil, nil, bad(x402.ReasonUnsupportedScheme, "scheme %q; this facilitator handles exact and batch-settlement", rq.Scheme)
 }
 
-// settle executes a payment: an exact transfer on chain, or, for a
-// voucher, a verified commitment the payee claims with its own key.
+// payee refuses payments to servers it does not settle for: it pays the
+// fees of exact transfers, so not for anyone's.
+func (s *Server) payee(ctx context.Context, payTo string) *paygate.PaymentError {
+	if slices.Contains(s.cfg.Payees, payTo) {
+		return nil
+	}
+	if _, err := client.Ask(ctx, s.cfg.Chain, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: payTo}); err != nil {
+		return bad(x402.ReasonRecipientMismatch, "this facilitator settles payments to registered providers and its own payees only, not to %s (start it with --payee to add one)", payTo)
+	}
+	return nil
+}
+
+// settle executes a payment once: an exact transfer on chain, or, for a
+// voucher, a verified commitment the payee claims with its own key. The
+// same payment settled again gets the first result back.
 func (s *Server) settle(ctx context.Context, req *x402.VerifyRequest) (x402.SettlementResponse, *paygate.PaymentError) {
+	id := paymentID(req)
+	// One settlement at a time per payment, and per channel for vouchers
+	// (two vouchers on one channel must not both use the same room).
+	key := id
+	if v, perr := paygate.ParseVoucher(req.PaymentPayload.Payload); perr == nil && req.PaymentRequirements.Scheme == x402.SchemeBatch {
+		key = fmt.Sprintf("channel:%d", v.ChannelId)
+	}
+	unlock := s.state.lock(key)
+	defer unlock()
+	if res, ok := s.state.result(id); ok {
+		return res, nil
+	}
 	network := x402.Network(s.cfg.ChainID)
-	auth, perr := s.verify(ctx, req)
+	auth, v, perr := s.verify(ctx, req)
 	if perr != nil {
 		return x402.SettlementResponse{}, perr
 	}
-	if auth == nil { // batch-settlement
-		var bp x402.BatchPayload
-		_ = json.Unmarshal(req.PaymentPayload.Payload, &bp)
-		return x402.SettlementResponse{Success: true, Network: network, Transaction: "",
-			Extra: map[string]any{"commitment": "channel:" + bp.Voucher.ChannelID + ":" + bp.Voucher.MaxClaimableAmount}}, nil
+	var res x402.SettlementResponse
+	if v != nil { // batch-settlement
+		res = x402.SettlementResponse{Success: true, Network: network, Transaction: "", Amount: req.PaymentRequirements.Amount,
+			Extra: map[string]any{"commitment": fmt.Sprintf("channel:%d:%d", v.ChannelId, v.Cumulative)}}
+	} else {
+		k := &keyring.Key{Name: "facilitator", Private: s.cfg.Key}
+		tx, err := s.cfg.Chain.Submit(ctx, k, "x402 settle", &bankpb.MsgTransferWithAuthorization{Submitter: s.addr.String(), Authorization: auth})
+		if err != nil {
+			return x402.SettlementResponse{}, &paygate.PaymentError{Reason: x402.ReasonUnexpectedSettleError, Msg: err.Error()}
+		}
+		res = x402.SettlementResponse{Success: true, Payer: auth.From, Transaction: tx.Hash, Network: network, Amount: strconv.FormatUint(auth.Amount.Amount, 10)}
 	}
-	k := &keyring.Key{Name: "facilitator", Private: s.cfg.Key}
-	res, err := s.cfg.Chain.Submit(ctx, k, "x402 settle", &bankpb.MsgTransferWithAuthorization{Submitter: s.addr.String(), Authorization: auth})
-	if err != nil {
+	if err := s.state.record(id, v, res); err != nil {
+		// Settled, but not recorded: the caller is told, and a retry
+		// of the same payment would settle an exact one never twice
+		// (the chain refuses its nonce) but a voucher twice.
 		return x402.SettlementResponse{}, &paygate.PaymentError{Reason: x402.ReasonUnexpectedSettleError, Msg: err.Error()}
 	}
-	return x402.SettlementResponse{Success: true, Payer: auth.From, Transaction: res.Hash, Network: network, Amount: strconv.FormatUint(auth.Amount.Amount, 10)}, nil
+	return res, nil
+}
+
+// paymentID names a payment by its payload: the same signed voucher or
+// authorization is the same payment.
+func paymentID(req *x402.VerifyRequest) string {
+	h := sha256.Sum256(append([]byte(req.PaymentRequirements.Scheme+"\x00"), req.PaymentPayload.Payload...))
+	return hex.EncodeToString(h[:])
 }

@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/devnet"
@@ -80,8 +82,86 @@ func TestFacilitator(t *testing.T) {
 	if after, _ := c.Balance(ctx, bob.Address(), coin.Stable); after != before+777 {
 		t.Errorf("bob got %d, want 777", after-before)
 	}
+	first := s
 	call("/settle", reqs, &s)
-	if s.Success || s.ErrorReason != x402.ReasonNonceUsed {
-		t.Errorf("a second /settle of the same authorization: %+v", s)
+	if !s.Success || s.Transaction != first.Transaction {
+		t.Errorf("a second /settle of the same authorization: %+v; want the first result %+v", s, first)
+	}
+	if after, _ := c.Balance(ctx, bob.Address(), coin.Stable); after != before+777 {
+		t.Errorf("after two settles bob got %d, want 777 once", after-before)
+	}
+	// Nobody's fees are paid but registered providers' and its payees'.
+	carol := reqs
+	carol.PayTo = alice.Address().String()
+	call("/verify", carol, &v)
+	if v.IsValid || v.InvalidReason != x402.ReasonRecipientMismatch {
+		t.Errorf("/verify of a payment to a stranger: %+v", v)
+	}
+}
+
+// TestFacilitatorHoldsVouchersToThePrice is finding 5 of the buyer-and-
+// seller review: /verify of a voucher ignored the price (a voucher of 1
+// verified against 5,000), /settle of one voucher succeeded any number of
+// times, so one voucher could pay for many answers, and a channel
+// expiring in the next block was accepted. Now a voucher must rise by
+// the price above what its channel has claimed or settled, a settlement
+// happens once (again: the first result), and the expiry margin applies.
+func TestFacilitatorHoldsVouchersToThePrice(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 0 })
+	base := d.Facilitator.URL()
+	alice, _ := d.Keyring.Get("alice")
+	bob, _ := d.Keyring.Get("bob")
+	c, _ := client.New(d.Node.RPC())
+	defer c.Close()
+	open := func(blocks int64) uint64 {
+		st, _ := c.Status(context.Background())
+		res, err := c.Submit(context.Background(), alice, "", &channelpb.MsgOpenChannel{Payer: alice.Address().String(), Payee: bob.Address().String(),
+			Deposit: coin.New(coin.Stable, 100_000), ExpiresAt: st.Height + blocks, PayerKey: alice.Public()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r channelpb.MsgOpenChannelResponse
+		res.Response(0, &r)
+		return r.ChannelId
+	}
+	reqs := x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(devnet.ChainID), Amount: "5000", Asset: coin.Stable, PayTo: bob.Address().String(), MaxTimeoutSeconds: 60}
+	call := func(path string, id, cum uint64, out any) {
+		v := channelpb.SignVoucher(alice.Private, devnet.ChainID, id, cum)
+		payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(id, 10),
+			MaxClaimableAmount: strconv.FormatUint(cum, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
+		body, _ := json.Marshal(x402.VerifyRequest{X402Version: 2, PaymentRequirements: reqs, PaymentPayload: x402.PaymentPayload{X402Version: 2, Accepted: reqs, Payload: payload}})
+		resp, err := http.Post(base+path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	id := open(10_000)
+	var v x402.VerifyResponse
+	if call("/verify", id, 1, &v); v.IsValid || v.InvalidReason != x402.ReasonCumulativeMismatch {
+		t.Errorf("/verify of a voucher of 1 for a price of 5000: %+v", v)
+	}
+	if call("/verify", id, 5000, &v); !v.IsValid {
+		t.Fatalf("/verify of a voucher of 5000: %+v", v)
+	}
+	var s1, s2 x402.SettlementResponse
+	call("/settle", id, 5000, &s1)
+	call("/settle", id, 5000, &s2)
+	if !s1.Success || fmt.Sprint(s1) != fmt.Sprint(s2) {
+		t.Errorf("two settles of one voucher: %+v then %+v; want one result twice", s1, s2)
+	}
+	if call("/verify", id, 5000, &v); v.IsValid {
+		t.Errorf("a settled voucher verifies again: %+v", v)
+	}
+	if call("/verify", id, 9999, &v); v.IsValid {
+		t.Errorf("a voucher rising by less than the price over a settled one verifies: %+v", v)
+	}
+	if call("/verify", id, 10_000, &v); !v.IsValid {
+		t.Errorf("the next voucher: %+v", v)
+	}
+	soon := open(5) // the margin is 20 blocks
+	if call("/verify", soon, 5000, &v); v.IsValid || v.InvalidReason != x402.ReasonChannelExpiring {
+		t.Errorf("/verify on a channel about to expire: %+v", v)
 	}
 }

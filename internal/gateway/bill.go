@@ -81,6 +81,15 @@ func (b *bill) settle(h http.Header, actual uint64, receiptHash []byte) error {
 	return nil
 }
 
+// ref names the client's payment in the gateway's receipt: the x402
+// payment, or the API key's reservation.
+func (b *bill) ref() string {
+	if b.pay != nil {
+		return b.pay.Ref()
+	}
+	return "key:" + b.res.KeyID
+}
+
 // close releases what was reserved: an unanswered request costs nothing.
 func (b *bill) close(log *slog.Logger) {
 	if b.pay != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -50,7 +51,8 @@ func (x *exchange) send(ctx context.Context, c route.Candidate) (*http.Response,
 		return nil, route.Failed, err
 	}
 	out.Header.Set("Content-Type", "application/json")
-	out.Header.Set("X-Request-Id", x.r.Header.Get("X-Request-Id"))
+	// Nothing else: a provider must not be able to tell the gateway's
+	// requests (and its audits' samples) from anyone's.
 	resp, err := x.s.http.Do(out)
 	if perr := sdk.Refused(resp, err); perr != nil && err == nil {
 		resp.Body.Close()
@@ -63,13 +65,10 @@ func (x *exchange) send(ctx context.Context, c route.Candidate) (*http.Response,
 	if errors.Is(err, sdk.ErrBudget) { // the gateway's own spending cap: no provider's fault
 		return nil, route.Refused, openai.Errorf(http.StatusServiceUnavailable, "server_error", "gateway_budget", "the gateway has reached its spending cap; try later")
 	}
+	// A 402 the payer could not settle (the provider's books disagree
+	// with ours, or it refuses our channel) is the provider's failure,
+	// never passed to the client, who pays the gateway.
 	outcome := route.Retryable(resp, err)
-	if outcome == route.Refused && resp.StatusCode == http.StatusPaymentRequired {
-		// The payer answered the provider's 402s and it still wants
-		// payment: the provider's books and ours disagree. That is the
-		// provider's failure, never the client's (it pays the gateway).
-		outcome = route.Failed
-	}
 	if outcome == route.Failed || outcome == route.Down {
 		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
 		if resp != nil {
@@ -151,15 +150,14 @@ type answer struct {
 
 func (a *answer) Deliver() (route.Outcome, error) {
 	x := a.x
-	price := a.rc.GetPrice().GetAmount()
+	price := x.reconcile(a.c, a.rc, a.resp.Header)
 	if err := x.bill.settle(x.w.Header(), price, receipt.Hash(a.body)); err != nil {
 		return route.Refused, err
 	}
-	x.s.metrics.spend.WithLabelValues(a.c.Operator).Add(float64(price))
 	x.started = true
 	copyHeaders(x.w, a.resp)
-	if gr, err := x.s.sign(x.req.canonical, receipt.Hash(a.body), a.rc); err == nil {
-		x.w.Header().Set("Agora-Gateway-Receipt", gr)
+	if gr, err := x.s.sign(x.req.canonical, receipt.Hash(a.body), a.rc, price, x.bill.ref()); err == nil {
+		x.w.Header().Set(receipt.GatewayHeader, gr)
 	}
 	x.w.WriteHeader(a.resp.StatusCode)
 	x.w.Write(a.body)
@@ -170,7 +168,42 @@ func (a *answer) Deliver() (route.Outcome, error) {
 // Discard: the answer lost a hedge race, but it was made and paid for; the
 // gateway bears that cost, not the client.
 func (a *answer) Discard() {
-	a.x.s.cost("hedge", a.c.Operator, a.rc.GetPrice().GetAmount())
+	paid, _ := paidFor(a.resp.Header)
+	a.x.s.cost("hedge", a.c.Operator, paid)
+}
+
+// paidFor is what the gateway's payer booked for an answer (see
+// sdk.ChargedHeader), if it booked anything: h is the response's header,
+// or a stream's trailer once read to its end.
+func paidFor(h http.Header) (uint64, bool) {
+	n, err := strconv.ParseUint(h.Get(sdk.ChargedHeader), 10, 64)
+	return n, err == nil
+}
+
+// reconcile is what the client pays for an answer from c with receipt rc:
+// what the gateway paid for it (h says), and never more than the receipt
+// says or than c's registered price makes its usage. What the gateway paid
+// beyond that is a cost, "overcharge", in its books (and the payer pays
+// that provider no more); so the books balance per provider: paid = billed
+// + costs. An answer the payer booked nothing for (a free provider, a
+// stream whose trailer never came) is billed by its receipt.
+func (x *exchange) reconcile(c route.Candidate, rc *receipt.Receipt, h http.Header) uint64 {
+	fair := c.PricePerRequest + (c.PricePer1K*rc.GetUsage().GetCompletionTokens()+999)/1000
+	bill := min(rc.GetPrice().GetAmount(), fair)
+	paid, ok := paidFor(h)
+	if !ok {
+		return bill
+	}
+	if lie := h.Get(sdk.LiedHeader); lie != "" {
+		x.log.Warn("gateway: a provider lied about its charge; it is paid no more", "provider", c.Operator, "lie", lie)
+	}
+	bill = min(bill, paid)
+	x.s.metrics.spend.WithLabelValues(c.Operator).Add(float64(paid))
+	x.s.cost("overcharge", c.Operator, paid-bill)
+	x.s.booksMu.Lock()
+	x.s.billed[c.Operator] += bill
+	x.s.booksMu.Unlock()
+	return bill
 }
 
 // stream is a provider's event stream whose first event has arrived.
@@ -235,7 +268,7 @@ func (st *stream) Deliver() (route.Outcome, error) {
 	}
 	x.started = true
 	copyHeaders(x.w, st.resp)
-	x.w.Header().Set("Trailer", x402.HeaderResponse)
+	x.w.Header().Set("Trailer", x402.HeaderResponse+", "+receipt.GatewayHeader)
 	x.w.WriteHeader(st.resp.StatusCode)
 	return x.relay(st)
 }
@@ -273,14 +306,22 @@ func (x *exchange) relay(st *stream) (route.Outcome, error) {
 		x.s.metrics.resumes.Inc()
 		st = next
 	}
+	trailer := st.resp.Trailer
+	if trailer == nil {
+		trailer = http.Header{}
+	}
 	switch {
 	case st.final != nil:
-		x.charge(st.final)
-		x.s.metrics.spend.WithLabelValues(st.c.Operator).Add(float64(st.final.GetPrice().GetAmount()))
+		x.charge(st.final, x.reconcile(st.c, st.final, trailer))
 	case st.paid != nil: // the provider ended the stream early (with an error event)
-		x.charge(st.paid)
+		x.charge(st.paid, x.reconcile(st.c, st.paid, trailer))
 	default:
 		x.log.Warn("gateway: streamed answer without a valid receipt; not billed", "provider", st.c.Operator)
+		x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
+		x.s.router.Report(st.c, route.Failed)
+		if paid, ok := paidFor(trailer); ok {
+			x.s.cost("unbilled", st.c.Operator, paid)
+		}
 	}
 	if fl != nil {
 		fl.Flush()
@@ -288,11 +329,15 @@ func (x *exchange) relay(st *stream) (route.Outcome, error) {
 	return route.OK, nil
 }
 
-// charge bills the client for a stream by the last receipt it was sent:
-// the final one, or for a stream cut short the last interim one.
-func (x *exchange) charge(rc *receipt.Receipt) {
-	if err := x.bill.settle(x.w.Header(), rc.GetPrice().GetAmount(), rc.ResponseHash); err != nil {
+// charge bills the client price for a stream by the last receipt it was
+// sent: the final one, or for a stream cut short the last interim one; the
+// gateway's own receipt goes in the trailer.
+func (x *exchange) charge(rc *receipt.Receipt, price uint64) {
+	if err := x.bill.settle(x.w.Header(), price, rc.ResponseHash); err != nil {
 		x.log.Error("gateway: record a streamed answer's charge", "err", err)
+	}
+	if gr, err := x.s.sign(x.req.canonical, rc.ResponseHash, rc, price, x.bill.ref()); err == nil {
+		x.w.Header().Set(receipt.GatewayHeader, gr)
 	}
 }
 
@@ -324,6 +369,14 @@ func (x *exchange) pipe(st *stream, fl http.Flusher) error {
 			now := time.Now()
 			x.s.router.ObserveGap(x.req.model, now.Sub(last))
 			last = now
+			if st.final != nil && !openai.StreamEnd(line) {
+				// The final receipt said the stream ends there: what
+				// follows is vouched for by no receipt, and is not relayed.
+				x.log.Warn("gateway: a provider sent events after its final receipt; they are dropped", "provider", st.c.Operator)
+				x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
+				x.s.router.Report(st.c, route.Failed)
+				return nil
+			}
 			st.take(line)
 			x.w.Write(line)
 			st.start = len(st.all)
@@ -434,7 +487,7 @@ var errDiverged = errors.New("another provider's answer differs from the bytes a
 // interim receipt it was sent, if any.
 func (x *exchange) cutOff(st *stream, why error) (route.Outcome, error) {
 	if st.paid != nil {
-		x.charge(st.paid)
+		x.charge(st.paid, x.reconcile(st.c, st.paid, http.Header{}))
 	}
 	x.w.Write([]byte(`data: {"error":{"message":"the provider's stream broke and could not be resumed; retry the request","type":"server_error","code":"stream_cut"}}` + "\n\n"))
 	if fl, ok := x.w.(http.Flusher); ok {

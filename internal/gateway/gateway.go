@@ -160,6 +160,55 @@ type Server struct {
 	auditURL    string
 	samples     chan verifierSample
 	stopSamples chan struct{}
+
+	booksMu sync.Mutex
+	billed  map[string]uint64 // what clients were billed for each provider's answers, since start
+}
+
+// ProviderBooks is the gateway's account with one provider since it
+// started: what the provider charged it (the payer's books), what its
+// clients were billed for that provider's answers, and the gateway's own
+// costs with it by reason (hedge losers, resumed streams, overcharges).
+// Paid = Billed + the costs, when no answer is in flight or unsettled.
+type ProviderBooks struct {
+	Provider string
+	Paid     uint64
+	Billed   uint64
+	Costs    map[string]uint64
+}
+
+// Books reconciles the gateway's payments and its billing, per provider.
+func (s *Server) Books(ctx context.Context) ([]ProviderBooks, error) {
+	costs, err := s.keys.CostsByProvider(ctx, s.cfg.Denom)
+	if err != nil {
+		return nil, err
+	}
+	by := map[string]*ProviderBooks{}
+	get := func(p string) *ProviderBooks {
+		if by[p] == nil {
+			by[p] = &ProviderBooks{Provider: p, Costs: map[string]uint64{}}
+		}
+		return by[p]
+	}
+	for _, c := range s.payer.Books() {
+		get(c.Payee).Paid += c.Charged
+	}
+	s.booksMu.Lock()
+	for p, n := range s.billed {
+		get(p).Billed += n
+	}
+	s.booksMu.Unlock()
+	for p, m := range costs {
+		for reason, n := range m {
+			get(p).Costs[reason] += n
+		}
+	}
+	out := make([]ProviderBooks, 0, len(by))
+	for _, b := range by {
+		out = append(out, *b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Provider < out[j].Provider })
+	return out, nil
 }
 
 // verifierSample is an answer sent to a verifier's audit feed.
@@ -189,6 +238,27 @@ func (s *Server) feed(endpoint string, req, resp []byte, rc string) {
 	select {
 	case s.samples <- verifierSample{Endpoint: endpoint, Request: string(req), Response: string(resp), Receipt: rc}:
 	default:
+	}
+}
+
+// reclaim takes back the rest of the payer's expired channels every
+// minute, until Shutdown.
+func (s *Server) reclaim() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSamples:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if n, err := s.payer.Reclaim(ctx); err != nil {
+			s.log.Warn("gateway: reclaim expired channels", "err", err)
+		} else if n > 0 {
+			s.log.Info("gateway: reclaimed expired channels", "amount", n)
+		}
+		cancel()
 	}
 }
 
@@ -231,23 +301,34 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	router, err := route.New(ctx, rc)
 	if err != nil {
+		keys.Close()
 		return nil, err
 	}
 	w, err := sdk.NewWallet(cfg.Key, cfg.NodeURL)
 	if err != nil {
 		router.Close()
+		keys.Close()
 		return nil, err
 	}
-	payer := sdk.NewPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}})
+	// The payer's journal carries its channels across restarts: a
+	// restarted gateway goes on paying over them, and reclaims them.
+	payer, err := sdk.OpenPayer(w, sdk.Budget{Denom: cfg.Denom, Max: cfg.Spend, Deposit: cfg.Deposit, Schemes: []string{"batch-settlement"}}, filepath.Join(cfg.Home, "payer.journal"))
+	if err != nil {
+		router.Close()
+		keys.Close()
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
-		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), samples: make(chan verifierSample, 256), stopSamples: make(chan struct{})}
+		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), samples: make(chan verifierSample, 256), stopSamples: make(chan struct{}), billed: map[string]uint64{}}
 	go s.postSamples()
+	go s.reclaim()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))
 	pc := paygate.DefaultConfig()
 	pc.Key, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.ChainID, cfg.Chain, filepath.Join(cfg.Home, "vouchers.log"), cfg.Logger
 	if s.gate, err = paygate.Open(pc); err != nil {
 		router.Close()
+		payer.Close()
 		s.leases.Close(ctx)
 		keys.Close()
 		return nil, err
@@ -259,6 +340,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.srv, err = httpserve.ListenWith(cfg.Listen, s.Handler(), s.log, opts); err != nil {
 		router.Close()
 		s.gate.Close()
+		payer.Close()
 		s.leases.Close(ctx)
 		keys.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -280,7 +362,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// ctx ended may yet send on it.
 	close(s.stopSamples)
 	s.router.Close()
-	err = errors.Join(err, s.gate.Close())
+	err = errors.Join(err, s.gate.Close(), s.payer.Close())
 	// Every answer given is charged, and the leases returned, before the
 	// ledger closes.
 	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -496,10 +578,11 @@ func (s *Server) checkHash(enc string, canonical, responseHash []byte, c route.C
 	return rc, nil
 }
 
-// sign makes the gateway's own receipt beside the provider's.
-func (s *Server) sign(canonical, responseHash []byte, prov *receipt.Receipt) (string, error) {
+// sign makes the gateway's own receipt beside the provider's: for what
+// the client paid (price, by the payment ref) for the provider's answer.
+func (s *Server) sign(canonical, responseHash []byte, prov *receipt.Receipt, price uint64, ref string) (string, error) {
 	return receipt.Sign(s.cfg.Key, &receipt.Receipt{ChainId: s.cfg.ChainID, ModelId: prov.ModelId, RequestHash: receipt.Hash(canonical),
-		ResponseHash: responseHash, Usage: prov.Usage, Price: prov.Price, PaymentRef: "provider:" + prov.Provider + ":" + strconv.FormatUint(prov.Seq, 10), Height: prov.Height})
+		ResponseHash: responseHash, Usage: prov.Usage, Price: coin.New(s.cfg.Denom, price), PaymentRef: ref, Height: prov.Height})
 }
 
 func copyHeaders(w http.ResponseWriter, resp *http.Response) {

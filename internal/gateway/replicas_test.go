@@ -3,10 +3,6 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,8 +11,6 @@ import (
 	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/gateway"
-	"github.com/agoranet/agora/internal/openai"
-	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/route"
 )
 
@@ -57,48 +51,7 @@ func TestReplicasShareAPostgresLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var mu sync.Mutex
-	var priced uint64
-	var failures []string
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 20 {
-				stream := i%2 == 0
-				body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"KING:"}],"max_tokens":16,"seed":%d,"stream":%t}`, w*100+i, stream)
-				req, _ := http.NewRequest(http.MethodPost, urls[w%2]+"/v1/chat/completions", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+key)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					mu.Lock()
-					failures = append(failures, err.Error())
-					mu.Unlock()
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				enc := resp.Header.Get(receipt.Header)
-				if stream {
-					_, enc = openai.SplitStream(b)
-				}
-				r, rerr := receipt.Decode(enc)
-				mu.Lock()
-				if resp.StatusCode != 200 || rerr != nil {
-					failures = append(failures, fmt.Sprintf("%d %v %.200s", resp.StatusCode, rerr, b))
-				} else {
-					priced += r.Price.Amount
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Errorf("%d of 160 requests failed; the first: %s", len(failures), failures[0])
-	}
+	_, priced := load(t, urls, key, 8, 20, func(i int) bool { return i%2 == 0 })
 	// A charge is written just after its answer goes out.
 	e2e.Eventually(t, 10*time.Second, "the key holds its credit less its answers' prices", func() error {
 		a, err := l.Balance(ctx, key)

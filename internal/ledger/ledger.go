@@ -459,6 +459,29 @@ func (l *Ledger) Cost(ctx context.Context, reason, provider, denom string, amoun
 	return nil
 }
 
+// CostsByProvider sums this gateway's costs (its owner's, in denom) by
+// provider and reason.
+func (l *Ledger) CostsByProvider(ctx context.Context, denom string) (map[string]map[string]uint64, error) {
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT provider, reason, SUM(amount) FROM costs WHERE owner = $1 AND denom = $2 GROUP BY provider, reason`), l.owner, denom)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read costs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]uint64{}
+	for rows.Next() {
+		var provider, reason string
+		var n int64
+		if err := rows.Scan(&provider, &reason, &n); err != nil {
+			return nil, err
+		}
+		if out[provider] == nil {
+			out[provider] = map[string]uint64{}
+		}
+		out[provider][reason] = uint64(n)
+	}
+	return out, rows.Err()
+}
+
 // Backup writes a consistent copy of a SQLite ledger to path while it is in
 // use (VACUUM INTO: one read transaction). A PostgreSQL ledger is backed up
 // with the database's own tools (pg_dump), which do the same.

@@ -16,6 +16,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/agoranet/agora/internal/receipt"
 )
 
 // Limits on requests.
@@ -424,8 +426,10 @@ func ReceiptOf(line []byte) string {
 // SplitStream splits a saved server-sent-event stream into the bytes its
 // last receipt covers (everything before that receipt's event, receipt
 // events left out) and that receipt. A body with no receipt event comes
-// back whole with no receipt.
-func SplitStream(body []byte) (covered []byte, receipt string) {
+// back whole with no receipt, and so does one with anything but "data:
+// [DONE]" after a final (not partial) last receipt: that receipt says the
+// stream ends there, and events after it are ones no receipt vouches for.
+func SplitStream(body []byte) (covered []byte, enc string) {
 	var out []byte
 	coveredLen := -1
 	skipBlank := false
@@ -436,7 +440,7 @@ func SplitStream(body []byte) (covered []byte, receipt string) {
 		}
 		rest = rest[len(line):]
 		if rc := ReceiptOf(line); rc != "" {
-			receipt, coveredLen, skipBlank = rc, len(out), true
+			enc, coveredLen, skipBlank = rc, len(out), true
 			continue
 		}
 		if skipBlank && string(line) == "\n" { // the receipt event's end
@@ -449,5 +453,19 @@ func SplitStream(body []byte) (covered []byte, receipt string) {
 	if coveredLen < 0 {
 		return body, ""
 	}
-	return out[:coveredLen], receipt
+	if r, err := receipt.Parse(enc); (err != nil || !r.Partial) && !StreamEnd(out[coveredLen:]) {
+		return body, ""
+	}
+	return out[:coveredLen], enc
+}
+
+// StreamEnd tells whether b is all a stream may send after its final
+// receipt: "data: [DONE]" and blank lines.
+func StreamEnd(b []byte) bool {
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && string(t) != "data: [DONE]" {
+			return false
+		}
+	}
+	return true
 }

@@ -1,9 +1,12 @@
 package openai
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"net/http"
 	"testing"
+
+	"github.com/agoranet/agora/internal/receipt"
 )
 
 var lim = Limits{MaxTokens: 64, MaxPromptBytes: 1 << 10}
@@ -78,14 +81,17 @@ func TestSummarizeRejects(t *testing.T) {
 // ones included.
 func TestSplitStreamLeavesOutReceiptEvents(t *testing.T) {
 	a, b, fin := "data: {\"choices\":[{\"delta\":{\"content\":\"a\\\"agora_receipt\\\":\\\"x\"}}]}\n\n", "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n", "data: {\"choices\":[{\"finish_reason\":\"length\"}]}\n\n"
-	interim := "data: {\"choices\":[],\"agora_receipt\":\"R1\"}\n\n"
-	last := "data: {\"choices\":[],\"usage\":{},\"agora_receipt\":\"R2\"}\n\ndata: [DONE]\n\n"
+	_, key, _ := ed25519.GenerateKey(nil)
+	R1, _ := receipt.Sign(key, &receipt.Receipt{Partial: true})
+	R2, _ := receipt.Sign(key, &receipt.Receipt{})
+	interim := "data: {\"choices\":[],\"agora_receipt\":\"" + R1 + "\"}\n\n"
+	last := "data: {\"choices\":[],\"usage\":{},\"agora_receipt\":\"" + R2 + "\"}\n\ndata: [DONE]\n\n"
 	covered, rc := SplitStream([]byte(a + interim + b + fin + last))
-	if string(covered) != a+b+fin || rc != "R2" {
+	if string(covered) != a+b+fin || rc != R2 {
 		t.Errorf("covered %q, receipt %q; want %q and R2", covered, rc, a+b+fin)
 	}
 	covered, rc = SplitStream([]byte(a + interim + b)) // cut after an interim receipt
-	if string(covered) != a || rc != "R1" {
+	if string(covered) != a || rc != R1 {
 		t.Errorf("a cut stream: covered %q, receipt %q; want %q and R1", covered, rc, a)
 	}
 	if covered, rc = SplitStream([]byte(a + b)); string(covered) != a+b || rc != "" {
@@ -93,7 +99,12 @@ func TestSplitStreamLeavesOutReceiptEvents(t *testing.T) {
 	}
 	// Text dressed as a receipt event is covered like any text.
 	fake := "data: {\"choices\":[{\"delta\":{\"content\":\"evil\"}}],\"agora_receipt\":\"R0\"}\n\n"
-	if covered, rc = SplitStream([]byte(a + fake + b + last)); string(covered) != a+fake+b || rc != "R2" {
+	if covered, rc = SplitStream([]byte(a + fake + b + last)); string(covered) != a+fake+b || rc != R2 {
 		t.Errorf("a text event with a receipt field: covered %q, receipt %q", covered, rc)
+	}
+	// An event after the final receipt is one no receipt covers: the
+	// stream has none.
+	if _, rc = SplitStream([]byte(a + b + last + b)); rc != "" {
+		t.Errorf("an event after the final receipt: receipt %q; want none", rc)
 	}
 }

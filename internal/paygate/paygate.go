@@ -49,12 +49,16 @@ type Config struct {
 	// ExpiryMargin refuses vouchers on channels that expire within this
 	// many blocks, and claims channels that close to expiry at once.
 	ExpiryMargin int64
-	Logger       *slog.Logger
+	// HeightEvery is how often the gate reads the chain's height, which
+	// its expiry checks need: a gate that believed the height 0 took
+	// vouchers on expired channels, whose payer then took its deposit back.
+	HeightEvery time.Duration
+	Logger      *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{ClaimEvery: 1000, ClaimInterval: 5 * time.Second, ExpiryMargin: 20}
+	return Config{ClaimEvery: 1000, ClaimInterval: 5 * time.Second, ExpiryMargin: 20, HeightEvery: time.Second}
 }
 
 // Price is what one request may cost at most, in a denom, for a model.
@@ -131,8 +135,38 @@ func Open(cfg Config) (*Gate, error) {
 	g.wal = w
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
+	g.followHeight(ctx) // once now, so that no voucher is taken before the height is known
 	go g.claimLoop(ctx)
 	return g, nil
+}
+
+// followHeight reads the chain's height now and then every HeightEvery,
+// until ctx ends.
+func (g *Gate) followHeight(ctx context.Context) {
+	read := func() {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if st, err := g.cfg.Chain.Status(rctx); err == nil {
+			g.SetHeight(st.Height)
+		}
+	}
+	read()
+	every := g.cfg.HeightEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				read()
+			}
+		}
+	}()
 }
 
 // Close claims what is unclaimed and stops.
@@ -302,6 +336,12 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 		return nil, perr
 	}
 	id, cum, sig := v.ChannelId, v.Cumulative, v.Signature
+	g.mu.Lock()
+	height := g.height
+	g.mu.Unlock()
+	if height == 0 { // the chain has not answered yet: no expiry can be checked
+		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "this server cannot reach the chain to check channel %d; retry shortly", id)
+	}
 	s, perr := g.channel(r.Context(), id)
 	if perr != nil {
 		return nil, perr
@@ -500,7 +540,8 @@ func (p *Payment) Abort() {
 // SetHeight tells the gate the chain's height (for expiry checks).
 func (g *Gate) SetHeight(h int64) {
 	g.mu.Lock()
-	g.height = h
+	g.height = max(g.height, h)
+	h = g.height
 	var urgent bool
 	for _, s := range g.channels {
 		urgent = urgent || s.ch != nil && s.charged > s.claimed && s.ch.ExpiresAt <= h+g.cfg.ExpiryMargin

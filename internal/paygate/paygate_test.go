@@ -74,13 +74,19 @@ func (w *world) open() *paygate.Gate {
 // channel opens a channel from the payer to the payee with deposit.
 func (w *world) channel(deposit uint64) uint64 {
 	w.t.Helper()
+	return w.channelFor(deposit, 10_000)
+}
+
+// channelFor opens a channel that expires blocks from now.
+func (w *world) channelFor(deposit uint64, blocks int64) uint64 {
+	w.t.Helper()
 	ctx := context.Background()
 	st, err := w.c.Status(ctx)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	res, err := w.c.Submit(ctx, w.payer, "", &channelpb.MsgOpenChannel{Payer: w.payer.Address().String(), Payee: w.payee.Address().String(),
-		Deposit: coin.New(coin.Stable, deposit), ExpiresAt: st.Height + 10_000, PayerKey: w.payer.Public()})
+		Deposit: coin.New(coin.Stable, deposit), ExpiresAt: st.Height + blocks, PayerKey: w.payer.Public()})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -437,4 +443,27 @@ func TestCutStreamPaysForItsPrefix(t *testing.T) {
 	if got := w.claimed(id); got != 6 {
 		t.Errorf("claimed %d for a stream cut after an interim receipt of 6, want 6", got)
 	}
+}
+
+// TestGateKnowsTheHeightByItself is finding 3 of the buyer-and-seller
+// review: only providers told their gate the chain's height, so the
+// gateway's gate believed it 0 and took vouchers on channels that had
+// expired; the buyer then took its deposit back with MsgSettleExpired and
+// the gateway was never paid. A gate now follows the height itself.
+func TestGateKnowsTheHeightByItself(t *testing.T) {
+	w := newWorld(t)
+	g := w.open() // nobody calls SetHeight
+	defer g.Close()
+	id := w.channelFor(1000, 25) // the margin is 20 blocks
+	e2e.Eventually(t, 30*time.Second, "the channel comes within the expiry margin", func() error {
+		pay, perr := g.Begin(w.paid(id, 10), price)
+		if perr == nil {
+			pay.Abort()
+			return fmt.Errorf("a voucher on channel %d was taken", id)
+		}
+		if perr.Reason != x402.ReasonChannelExpiring {
+			t.Fatalf("refused for %q (%v), want %q", perr.Reason, perr, x402.ReasonChannelExpiring)
+		}
+		return nil
+	})
 }

@@ -424,8 +424,9 @@ func (r *Router) book(c Candidate, out Outcome, took time.Duration) {
 	}
 }
 
-// Retryable classifies an HTTP attempt: transport errors, timeouts and
-// 5xx mean the provider failed; 402 and other 4xx are the request's own.
+// Retryable classifies an HTTP attempt: transport errors, timeouts, 5xx
+// and most 4xx mean the provider failed; 400, 413 and 422 are the
+// request's own.
 func Retryable(resp *http.Response, err error) Outcome {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return Down
@@ -433,11 +434,14 @@ func Retryable(resp *http.Response, err error) Outcome {
 	if err != nil {
 		return Failed
 	}
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return Failed
+	switch {
+	case resp.StatusCode < 400:
+		return OK
+	case resp.StatusCode == http.StatusBadRequest, resp.StatusCode == http.StatusRequestEntityTooLarge, resp.StatusCode == http.StatusUnprocessableEntity:
+		return Refused // the request's own fault: another provider would say the same
 	}
-	if resp.StatusCode >= 400 {
-		return Refused
-	}
-	return OK
+	// A 5xx, a 429, and any other 4xx: a payment the provider refuses
+	// after the payer paid (its books disagree with ours), a model it was
+	// registered for and does not serve, … are the provider's failure.
+	return Failed
 }

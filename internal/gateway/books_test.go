@@ -1,0 +1,156 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/gateway"
+	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/route"
+)
+
+// TestBooksBalanceAgainstALyingProvider is finding 6 of the buyer-and-
+// seller review: a client was billed the provider's self-signed receipt
+// price, never compared with what the gateway's payer was charged, so a
+// provider (and a client in collusion with it) could make the gateway pay
+// more than it billed. Here one of two providers overcharges the gateway
+// (its receipts say less than its PAYMENT-RESPONSE) under concurrent load,
+// streams and whole answers: clients are billed the receipts' prices, the
+// excess is the gateway's "overcharge" cost, the liar is paid no more
+// after it is caught, no request fails, and the books balance to the unit
+// per provider (paid = billed + costs) and per key (debited = what the
+// gateway's receipts billed).
+func TestBooksBalanceAgainstALyingProvider(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 2 })
+	ctx := context.Background()
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pk, _ := d.Keyring.Get("provider1")
+	liar := e2e.NewLiar(t, d.Providers[0].URL(), pk.Private)
+	// Its receipts say 10 less than it charges (and than the voucher
+	// allows): the client must pay the receipt, the gateway bears the rest.
+	liar.Receipt = func(r *receipt.Receipt) { r.Price.Amount -= 10 }
+	// The registry sends the gateway to the liar in front of provider1.
+	if _, err := c.Submit(ctx, pk, "", &providerpb.MsgRegisterProvider{Operator: pk.Address().String(), Endpoint: liar.URL}); err != nil {
+		t.Fatal(err)
+	}
+	bob, _ := d.Keyring.Get("bob")
+	rc := route.DefaultConfig()
+	rc.Refresh = time.Second
+	home := t.TempDir()
+	gw, err := gateway.Start(ctx, gateway.Config{Listen: "127.0.0.1:0", Key: bob.Private, ChainID: devnet.ChainID, Chain: c, NodeURL: d.Node.RPC(),
+		Home: home, Denom: coin.Stable, Spend: 10_000_000, Deposit: 100_000, Route: rc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Shutdown(ctx)
+	l, err := gateway.OpenLedger(ctx, gateway.Config{Home: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const credit = 1_000_000
+	key, _, err := l.CreateKey(ctx, coin.Stable, credit)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	billed, _ := load(t, []string{gw.URL()}, key, 8, 15, func(i int) bool { return i%2 == 1 })
+	e2e.Eventually(t, 10*time.Second, "the key is debited what the gateway's receipts billed", func() error {
+		a, err := l.Balance(ctx, key)
+		if err != nil {
+			return err
+		}
+		if a.Debited != billed || a.Balance != credit-billed {
+			return fmt.Errorf("debited %d, balance %d; the receipts billed %d", a.Debited, a.Balance, billed)
+		}
+		return nil
+	})
+	books, err := gw.Books(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, b := range books {
+		var costs uint64
+		for _, n := range b.Costs {
+			costs += n
+		}
+		if b.Paid != b.Billed+costs {
+			t.Errorf("provider %s: paid %d, billed %d + costs %v", b.Provider, b.Paid, b.Billed, b.Costs)
+		}
+		if b.Provider == pk.Address().String() && (b.Costs["overcharge"] == 0 || b.Billed > 2*124*8) {
+			t.Errorf("the liar: %+v; want an overcharge booked, and little billed after it was caught", b)
+		}
+		total += b.Billed
+	}
+	if total != billed {
+		t.Errorf("the providers' books say %d billed, the receipts %d", total, billed)
+	}
+}
+
+// load sends workers × each chat requests with key, spread over urls
+// (streamed where stream says), fails the test for any that fails, and
+// returns the sums of the prices in the gateway's receipts (what the
+// clients were billed) and in the providers' receipts.
+func load(t *testing.T, urls []string, key string, workers, each int, stream func(i int) bool) (billed, priced uint64) {
+	t.Helper()
+	var mu sync.Mutex
+	var failures []string
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				body := fmt.Sprintf(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"KING:"}],"max_tokens":16,"seed":%d,"stream":%t}`, w*100+i, stream(i))
+				req, _ := http.NewRequest(http.MethodPost, urls[w%len(urls)]+"/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+key)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				gw, prov := resp.Header.Get(receipt.GatewayHeader), resp.Header.Get(receipt.Header)
+				if stream(i) {
+					gw = resp.Trailer.Get(receipt.GatewayHeader)
+					_, prov = openai.SplitStream(b)
+				}
+				g, gerr := receipt.Decode(gw)
+				p, perr := receipt.Decode(prov)
+				mu.Lock()
+				if resp.StatusCode != 200 || gerr != nil || perr != nil {
+					failures = append(failures, fmt.Sprintf("%d %v %v %.200s", resp.StatusCode, gerr, perr, b))
+				} else {
+					billed += g.Price.Amount
+					priced += p.Price.Amount
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed; the first: %s", len(failures), workers*each, failures[0])
+	}
+	return billed, priced
+}
