@@ -196,6 +196,9 @@ type ticket struct {
 	ref     string // the payment, as the payee's receipt must name it
 	exact   bool
 	done    bool
+	// The request, for an audit sample.
+	endpoint string
+	request  []byte
 }
 
 // release gives back a ticket that was never sent.
@@ -362,9 +365,10 @@ func (t *ticket) follow(resp *http.Response, err error) *http.Response {
 	}
 	if pr := resp.Header.Get(x402.HeaderResponse); pr != "" {
 		t.settle(pr, resp.Header)
-		return resp
+	} else {
+		resp.Body = &settlingBody{ReadCloser: resp.Body, resp: resp, t: t}
 	}
-	resp.Body = &settlingBody{ReadCloser: resp.Body, resp: resp, t: t}
+	t.sampled(resp)
 	return resp
 }
 

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/openai"
+	"github.com/agoranet/agora/internal/sample"
 )
 
 // chainView is what the payer reads from the chain to check what payees
@@ -103,16 +103,12 @@ func priceOf(s *providerpb.Service, completion uint64) uint64 {
 // as a provider reads it (openai.DefaultMaxTokens when the request sets
 // none); ok is false when path is not an inference endpoint.
 func maxTokensOf(path string, body []byte) (n uint64, ok bool, err error) {
-	var endpoint string
-	switch {
-	case strings.HasSuffix(path, "/v1/chat/completions"):
-		endpoint = "chat.completions"
-	case strings.HasSuffix(path, "/v1/completions"):
-		endpoint = "completions"
-	case strings.HasSuffix(path, "/v1/infer"):
-		return 0, true, nil
-	default:
+	endpoint := sample.Endpoint(path)
+	switch endpoint {
+	case "":
 		return 0, false, nil
+	case "infer":
+		return 0, true, nil
 	}
 	sum, err := openai.Summarize(endpoint, body, openai.Limits{MaxTokens: 1 << 30, MaxPromptBytes: openai.MaxBodyBytes})
 	if err != nil {

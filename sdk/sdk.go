@@ -39,6 +39,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/sample"
 	"github.com/agoranet/agora/x402"
 )
 
@@ -110,6 +111,10 @@ type Payer struct {
 	committed uint64                           // rises of vouchers and authorizations signed: what the budget pays for
 	liars     map[string]error                 // payees caught lying about a charge: paid no more
 	known     map[string]*x402.PaymentRequired // the last requirements, by URL
+
+	feed feed          // samples for verifiers
+	stop chan struct{} // closed by Close
+	once sync.Once
 }
 
 // transport is a payer's own: http.DefaultTransport keeps two idle
@@ -131,7 +136,7 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
 	return &Payer{w: w, budget: b, base: transport, chain: &chainView{c: w.chain, services: map[string]servicesAt{}},
-		lines: map[string]*line{}, liars: map[string]error{}, known: map[string]*x402.PaymentRequired{}}
+		lines: map[string]*line{}, liars: map[string]error{}, known: map[string]*x402.PaymentRequired{}, stop: make(chan struct{})}
 }
 
 // OpenPayer returns a Payer that keeps its books in a journal file as
@@ -154,8 +159,9 @@ func OpenPayer(w *Wallet, b Budget, journalPath string) (*Payer, error) {
 	return p, nil
 }
 
-// Close releases the payer's journal.
+// Close stops the payer's audit feed and releases its journal.
 func (p *Payer) Close() error {
+	p.once.Do(func() { close(p.stop) })
 	if p.journal == nil {
 		return nil
 	}
@@ -254,6 +260,7 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := p.base.RoundTrip(r)
 		if t != nil {
+			t.endpoint, t.request = sample.Endpoint(req.URL.Path), body
 			resp = t.follow(resp, err)
 		} else if err == nil {
 			resp.Header.Del(ChargedHeader)

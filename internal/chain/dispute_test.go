@@ -229,3 +229,50 @@ func TestFrivolousChallengeAndMissedVote(t *testing.T) {
 	}
 
 }
+
+// TestAReceiptIsChallengedByItself is part of finding 8 of the buyer-and-
+// seller review: a challenge needed the receipt's path under a claim's
+// root, from leaves the accused provider served itself, so a cheater left
+// its lying receipts out of its claims (or was paid with exact, which
+// anchors nothing) and could not be challenged. A signed receipt is now
+// evidence by itself within the window after its height; once.
+func TestAReceiptIsChallengedByItself(t *testing.T) {
+	d := newDisputes(t)
+	defer d.close()
+	const model = "abababababababababababababababababababababababababababababababab"
+	req := []byte("never anchored")
+	sign := func(chain string, height int64) string {
+		enc, err := receipt.Sign(key("dave"), &receipt.Receipt{ChainId: chain, ModelId: model, RequestHash: receipt.Hash(req), ResponseHash: receipt.Hash([]byte("a lie")), Height: height, Seq: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	challenge := func(enc string) *abci.ExecTxResult {
+		return d.send("v4", &auditpb.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(enc), Request: req})
+	}
+	if r := challenge(sign("another-chain", d.height)); r.Code == 0 {
+		t.Error("a receipt of another chain was challenged")
+	}
+	if r := challenge(sign(testChain, d.height+100)); r.Code == 0 {
+		t.Error("a receipt from the future was challenged")
+	}
+	lie := sign(testChain, d.height)
+	if r := challenge(lie); r.Code != 0 {
+		t.Fatalf("challenge of an unanchored receipt: %s", r.Log)
+	}
+	if r := challenge(lie); r.Code == 0 {
+		t.Error("one receipt was challenged twice")
+	}
+	truth := receipt.Hash([]byte("the truth"))
+	d.vote(1, map[string][]byte{"v1": truth, "v2": truth, "v3": truth})
+	if got := d.dispute(1); got.Status != auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_LIED {
+		t.Fatalf("status %v", got.Status)
+	}
+	if s := d.stake("dave"); s != 180_000_000 {
+		t.Errorf("dave's stake %d, want 180000000 (10%% slashed)", s)
+	}
+	if err := checkInvariant(d.harness); err != nil {
+		t.Error(err)
+	}
+}

@@ -6,7 +6,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -156,10 +155,7 @@ type Server struct {
 
 	srv *httpserve.Server
 
-	auditMu     sync.Mutex // guards auditURL
-	auditURL    string
-	samples     chan verifierSample
-	stopSamples chan struct{}
+	stop chan struct{} // closed by Shutdown
 
 	booksMu sync.Mutex
 	billed  map[string]uint64 // what clients were billed for each provider's answers, since start
@@ -211,35 +207,12 @@ func (s *Server) Books(ctx context.Context) ([]ProviderBooks, error) {
 	return out, nil
 }
 
-// verifierSample is an answer sent to a verifier's audit feed.
-type verifierSample struct {
-	Endpoint string `json:"endpoint"`
-	Request  string `json:"request"`
-	Response string `json:"response"`
-	Receipt  string `json:"receipt"`
-}
-
-// SetAuditFeed makes the gateway post every answer it relays (request,
-// response and receipt) to a verifier's audit feed; "" stops it. Posting is
-// best effort: a full queue drops samples rather than slowing answers.
-func (s *Server) SetAuditFeed(url string) {
-	s.auditMu.Lock()
-	s.auditURL = url
-	s.auditMu.Unlock()
-}
-
-func (s *Server) feed(endpoint string, req, resp []byte, rc string) {
-	s.auditMu.Lock()
-	on := s.auditURL != ""
-	s.auditMu.Unlock()
-	if !on {
-		return
-	}
-	select {
-	case s.samples <- verifierSample{Endpoint: endpoint, Request: string(req), Response: string(resp), Receipt: rc}:
-	default:
-	}
-}
+// SetAuditFeed makes the gateway show the verifier at url every answer it
+// buys (request, response and receipt, signed by its payer), streams
+// included; "" stops it. The verifier takes a sample; a provider cannot
+// tell which. Posting is best effort: a full queue drops samples rather
+// than slowing answers.
+func (s *Server) SetAuditFeed(url string) { s.payer.SetAuditFeed(url, 1) }
 
 // reclaim takes back the rest of the payer's expired channels every
 // minute, until Shutdown.
@@ -248,7 +221,7 @@ func (s *Server) reclaim() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stopSamples:
+		case <-s.stop:
 			return
 		case <-t.C:
 		}
@@ -259,28 +232,6 @@ func (s *Server) reclaim() {
 			s.log.Info("gateway: reclaimed expired channels", "amount", n)
 		}
 		cancel()
-	}
-}
-
-func (s *Server) postSamples() {
-	hc := &http.Client{Timeout: 5 * time.Second} // a slow verifier costs samples, not goroutines
-	for {
-		var smp verifierSample
-		select {
-		case <-s.stopSamples:
-			return
-		case smp = <-s.samples:
-		}
-		s.auditMu.Lock()
-		url := s.auditURL
-		s.auditMu.Unlock()
-		if url == "" {
-			continue
-		}
-		b, _ := json.Marshal(smp)
-		if resp, err := hc.Post(url+"/v1/audit", "application/json", bytes.NewReader(b)); err == nil {
-			resp.Body.Close()
-		}
 	}
 }
 
@@ -319,8 +270,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
-		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), samples: make(chan verifierSample, 256), stopSamples: make(chan struct{}), billed: map[string]uint64{}}
-	go s.postSamples()
+		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), stop: make(chan struct{}), billed: map[string]uint64{}}
 	go s.reclaim()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))
@@ -358,9 +308,7 @@ func (s *Server) Ledger() string { return s.keys.Where() }
 // ends), then routing, paying and billing.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	// The samples channel is never closed: a handler still running after
-	// ctx ended may yet send on it.
-	close(s.stopSamples)
+	close(s.stop)
 	s.router.Close()
 	err = errors.Join(err, s.gate.Close(), s.payer.Close())
 	// Every answer given is charged, and the leases returned, before the

@@ -300,9 +300,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		every = 32
 	}
 	interimAt := every
+	corrupt := s.corrupts(canonical)
 	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error {
 		if err := begin(); err != nil {
 			return err
+		}
+		if corrupt && pieces == 0 && len(b) > 0 {
+			b = append([]byte{b[0] ^ 0x01}, b[1:]...) // a lie: not what the model said
 		}
 		if _, err := hash.Write(t.Delta(b)); err != nil {
 			return errClientGone

@@ -158,8 +158,8 @@ type served struct {
 // Hooks inject faults, for tests of audits and disputes only: a provider
 // that lies.
 type Hooks struct {
-	// Corrupt picks the (non-streamed) answers the provider alters, by
-	// their canonical request; it signs receipts for the altered bytes.
+	// Corrupt picks the answers (whole or streamed) the provider alters,
+	// by their canonical request; it signs receipts for the altered bytes.
 	Corrupt func(canonical []byte) bool
 	// AlterJobOutput replaces each batch job's output before commit.
 	AlterJobOutput func(output []byte) []byte

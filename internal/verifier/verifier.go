@@ -43,6 +43,7 @@ import (
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/receipt"
+	"github.com/agoranet/agora/internal/sample"
 	"github.com/agoranet/agora/internal/sandbox"
 )
 
@@ -82,13 +83,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Sample is an answer shown to the verifier.
-type Sample struct {
-	Endpoint string `json:"endpoint"` // chat.completions, completions or infer
-	Request  string `json:"request"`  // the request body as sent
-	Response string `json:"response"` // the response body as received
-	Receipt  string `json:"receipt"`
-}
+// Sample is an answer shown to the verifier by the buyer who paid for it.
+type Sample = sample.Sample
 
 // Server is a running verifier.
 type Server struct {
@@ -102,6 +98,8 @@ type Server struct {
 	sb    *sandbox.Sandbox // re-runs disputed batch jobs
 	ownSB bool             // sb is ours to close
 	hc    *http.Client
+
+	intake *intake // who may post samples, and how many
 
 	mu        sync.Mutex               // guards the fields below
 	votes     map[uint64][]byte        // dispute -> salt of our commitment
@@ -125,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Poll = DefaultConfig().Poll
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
-		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}}
+		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain)}
 	if s.sb == nil {
 		s.sb, s.ownSB = sandbox.New(), true
 	}
@@ -175,13 +173,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 	var smp Sample
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&smp); err != nil {
-		http.Error(w, "a sample is {endpoint, request, response, receipt}", http.StatusBadRequest)
+		http.Error(w, "a sample is {endpoint, request, response, receipt, payer, publicKey, signature}, signed by the payer (see internal/sample)", http.StatusBadRequest)
+		return
+	}
+	if status, err := s.intake.admit(r.Context(), &smp); err != nil {
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+		http.Error(w, err.Error(), status)
 		return
 	}
 	select {
 	case s.samples <- smp:
 		w.WriteHeader(http.StatusAccepted)
 	default:
+		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable) // full: the sample is dropped
 	}
 }
@@ -238,9 +244,18 @@ func (s *Server) audit(ctx context.Context) {
 	}
 }
 
-// challenge waits until the lying receipt is anchored by a claim, then
-// challenges it on chain with its inclusion path.
+// challenge challenges a lying receipt on chain: by itself while it is
+// within the chain's window, or else once it is anchored by a claim, with
+// its inclusion path.
 func (s *Server) challenge(ctx context.Context, enc string, r *receipt.Receipt, canonical []byte) {
+	msg := &auditpb.MsgChallenge{Challenger: s.Address(), Receipt: []byte(enc), Request: canonical}
+	_, err := s.cfg.Chain.Submit(ctx, s.key, "challenge", msg)
+	if err == nil {
+		s.log.Info("verifier: challenged a lying receipt", "provider", r.Provider)
+		s.count(func(st *Stats) { st.Challenges++ })
+		return
+	}
+	s.log.Warn("verifier: a challenge of the receipt alone failed; trying its anchor", "provider", r.Provider, "err", err)
 	id, ok := channelOf(r.PaymentRef)
 	if !ok {
 		s.log.Warn("verifier: the lying answer was not paid over a channel; nothing anchors it", "provider", r.Provider)

@@ -47,43 +47,10 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	alice, _ := d.Keyring.Get("alice")
-	var keys []ed25519.PrivateKey
-	fund := &bankpb.MsgMultiSend{From: alice.Address().String()}
-	for i := 0; i < 4; i++ {
-		seed := sha256.Sum256([]byte(fmt.Sprintf("verifier %d", i)))
-		k := ed25519.NewKeyFromSeed(seed[:])
-		keys = append(keys, k)
-		a := addrOf(k)
-		fund.Outputs = append(fund.Outputs, &bankpb.Output{To: a, Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
-	}
-	if _, err := c.Submit(ctx, alice, "", fund); err != nil {
-		t.Fatal(err)
-	}
-	var vs []*verifier.Server
-	for i, k := range keys {
-		vc, _ := client.New(d.Node.RPC())
-		v, err := verifier.Start(ctx, verifier.Config{Listen: "127.0.0.1:0", Key: k, Chain: vc, SampleRate: 1, Bond: 200_000_000, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-		if err != nil {
-			t.Fatalf("verifier %d: %v", i, err)
-		}
-		defer v.Shutdown(context.Background())
-		vs = append(vs, v)
-	}
+	vs := startVerifiers(t, ctx, d, c)
 	d.Gateway.SetAuditFeed(vs[0].URL())
 
-	stake := func(name string) (uint64, uint64) {
-		k, _ := d.Keyring.Get(name)
-		st, err := client.Ask(ctx, c, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: k.Address().String()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := client.Ask(ctx, c, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: k.Address().String()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Stake.Bonded, info.Provider.GetDisputesLost()
-	}
+	stake := func(name string) (uint64, uint64) { return stakeOf(t, ctx, d, c, name) }
 	sent := 0
 	slashed := false
 	byProvider := map[string]int{}
@@ -138,4 +105,48 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 
 func addrOf(k ed25519.PrivateKey) string {
 	return bankAddr(k.Public().(ed25519.PublicKey))
+}
+
+// startVerifiers funds, bonds and starts four verifiers (one to audit,
+// three for the committee), stopped with the test.
+func startVerifiers(t *testing.T, ctx context.Context, d *devnet.Devnet, c *client.Client) []*verifier.Server {
+	t.Helper()
+	alice, _ := d.Keyring.Get("alice")
+	var keys []ed25519.PrivateKey
+	fund := &bankpb.MsgMultiSend{From: alice.Address().String()}
+	for i := 0; i < 4; i++ {
+		seed := sha256.Sum256([]byte(fmt.Sprintf("verifier %d", i)))
+		k := ed25519.NewKeyFromSeed(seed[:])
+		keys = append(keys, k)
+		a := addrOf(k)
+		fund.Outputs = append(fund.Outputs, &bankpb.Output{To: a, Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000)}})
+	}
+	if _, err := c.Submit(ctx, alice, "", fund); err != nil {
+		t.Fatal(err)
+	}
+	var vs []*verifier.Server
+	for i, k := range keys {
+		vc, _ := client.New(d.Node.RPC())
+		v, err := verifier.Start(ctx, verifier.Config{Listen: "127.0.0.1:0", Key: k, Chain: vc, SampleRate: 1, Bond: 200_000_000, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			t.Fatalf("verifier %d: %v", i, err)
+		}
+		t.Cleanup(func() { v.Shutdown(context.Background()) })
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+// stakeOf is a provider's bonded stake and the disputes it has lost.
+func stakeOf(t *testing.T, ctx context.Context, d *devnet.Devnet, c *client.Client, name string) (uint64, uint64) {
+	k, _ := d.Keyring.Get(name)
+	st, err := client.Ask(ctx, c, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: k.Address().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := client.Ask(ctx, c, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: k.Address().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Stake.Bonded, info.Provider.GetDisputesLost()
 }

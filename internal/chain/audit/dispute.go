@@ -25,11 +25,18 @@ import (
 	"github.com/agoranet/agora/internal/zk"
 )
 
+// ChallengeWindow is how many blocks after the height it names a receipt
+// can be challenged by itself, anchored or not. Buyers take only receipts
+// within a few blocks of the chain's height (see docs/verification.md),
+// so every receipt they hold stays challengeable for about this long.
+const ChallengeWindow = 100_000
+
 var (
-	verifierPrefix = []byte("audit/ver/") // verifier -> Verifier
-	disputePrefix  = []byte("audit/d/")   // id -> Dispute
-	nextDisputeKey = []byte("audit/next")
-	paramsKey      = []byte("audit/params")
+	challengedPrefix = []byte("audit/ch/")  // sha256 of a challenged receipt -> dispute id
+	verifierPrefix   = []byte("audit/ver/") // verifier -> Verifier
+	disputePrefix    = []byte("audit/d/")   // id -> Dispute
+	nextDisputeKey   = []byte("audit/next")
+	paramsKey        = []byte("audit/params")
 
 	// deadlines is EndBlock's agenda: each open dispute at its reveal_until.
 	deadlines = agenda.New("audit/due/")
@@ -110,17 +117,36 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	if !bytes.Equal(r.RequestHash, receipt.Hash(m.Request)) {
 		return nil, fmt.Errorf("audit: the request does not hash to the receipt's request hash: %w", codes.ErrInvalidRequest)
 	}
-	ch := channel.Get(ctx.KV, m.ChannelId)
-	if ch == nil || ch.Payee != r.Provider {
-		return nil, fmt.Errorf("audit: channel %d does not pay the receipt's provider %s: %w", m.ChannelId, r.Provider, codes.ErrInvalidRequest)
+	if r.ChainId != ctx.ChainID {
+		return nil, fmt.Errorf("audit: the receipt is for chain %q, not %q: %w", r.ChainId, ctx.ChainID, codes.ErrInvalidRequest)
 	}
-	anchors := channel.Anchors(ctx.KV, m.ChannelId)
-	if int(m.Anchor) >= len(anchors) {
-		return nil, fmt.Errorf("audit: channel %d has %d anchored claims, not %d: %w", m.ChannelId, len(anchors), m.Anchor+1, codes.ErrNotFound)
+	// A signed receipt is evidence by itself: within the window after the
+	// height it names, it is challenged alone. Anchoring (a claim's Merkle
+	// root) remains the provider's proof of what it claimed, and lets an
+	// older receipt be challenged.
+	if m.ChannelId == 0 {
+		if r.Height > ctx.Height+1 || r.Height+ChallengeWindow < ctx.Height {
+			return nil, fmt.Errorf("audit: the receipt names height %d; alone it can be challenged from then until %d (now %d); challenge it with its anchor: %w",
+				r.Height, r.Height+ChallengeWindow, ctx.Height, codes.ErrInvalidRequest)
+		}
+	} else {
+		ch := channel.Get(ctx.KV, m.ChannelId)
+		if ch == nil || ch.Payee != r.Provider {
+			return nil, fmt.Errorf("audit: channel %d does not pay the receipt's provider %s: %w", m.ChannelId, r.Provider, codes.ErrInvalidRequest)
+		}
+		anchors := channel.Anchors(ctx.KV, m.ChannelId)
+		if int(m.Anchor) >= len(anchors) {
+			return nil, fmt.Errorf("audit: channel %d has %d anchored claims, not %d: %w", m.ChannelId, len(anchors), m.Anchor+1, codes.ErrNotFound)
+		}
+		an := anchors[m.Anchor]
+		if !receipt.VerifyPath(an.Root, receipt.Hash(m.Receipt), int(m.LeafIndex), int(an.Count), m.Path) {
+			return nil, fmt.Errorf("audit: the receipt is not anchored: its path does not lead to claim %d's root: %w", m.Anchor, codes.ErrInvalidRequest)
+		}
 	}
-	an := anchors[m.Anchor]
-	if !receipt.VerifyPath(an.Root, receipt.Hash(m.Receipt), int(m.LeafIndex), int(an.Count), m.Path) {
-		return nil, fmt.Errorf("audit: the receipt is not anchored: its path does not lead to claim %d's root: %w", m.Anchor, codes.ErrInvalidRequest)
+	// One dispute per receipt: one lie is slashed once.
+	seen := cat(challengedPrefix, receipt.Hash(m.Receipt))
+	if ctx.KV.Get(seen) != nil {
+		return nil, fmt.Errorf("audit: this receipt has been challenged already: %w", codes.ErrInvalidRequest)
 	}
 	provider := addr.MustParse(r.Provider)
 	var pool []addr.Address
@@ -140,6 +166,7 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 		return nil, fmt.Errorf("audit: the challenge bond: %w", err)
 	}
 	ctx.KV.Set(nextDisputeKey, be(id+1))
+	ctx.KV.Set(seen, be(id))
 	d := &auditpb.Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
 		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond,
 		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: auditpb.DisputeStatus_DISPUTE_STATUS_OPEN}
