@@ -29,6 +29,7 @@ func (p *Payer) SetAuditFeed(url string, rate float64) {
 	p.feed.url, p.feed.rate = url, rate
 	if url != "" && p.feed.queue == nil {
 		p.feed.queue = make(chan sample.Sample, 256)
+		p.feed.done = make(chan struct{})
 		go p.postSamples(p.feed.queue)
 	}
 }
@@ -39,6 +40,21 @@ type feed struct {
 	url   string
 	rate  float64
 	queue chan sample.Sample
+	done  chan struct{} // closed when postSamples has returned
+}
+
+// flush waits (up to 5 s) for the samples queued before Close to be posted.
+func (f *feed) flush() {
+	f.mu.Lock()
+	done := f.done
+	f.mu.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // maxSampled is the largest response a sample carries.
@@ -98,29 +114,41 @@ func (b *teeBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// postSamples posts queued samples until Close, then what is still queued.
 func (p *Payer) postSamples(queue chan sample.Sample) {
+	defer close(p.feed.done)
 	hc := &http.Client{Timeout: 5 * time.Second} // a slow verifier costs samples, not goroutines
+	post := func(smp sample.Sample) {
+		p.feed.mu.Lock()
+		url := p.feed.url
+		p.feed.mu.Unlock()
+		if url == "" {
+			return
+		}
+		b, _ := json.Marshal(smp)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url+sample.Path, bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := hc.Do(req); err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			resp.Body.Close()
+		}
+	}
 	for {
 		select {
 		case <-p.stop:
-			return
+			for {
+				select {
+				case smp := <-queue:
+					post(smp)
+				default:
+					return
+				}
+			}
 		case smp := <-queue:
-			p.feed.mu.Lock()
-			url := p.feed.url
-			p.feed.mu.Unlock()
-			if url == "" {
-				continue
-			}
-			b, _ := json.Marshal(smp)
-			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url+sample.Path, bytes.NewReader(b))
-			if err != nil {
-				continue
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if resp, err := hc.Do(req); err == nil {
-				io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-				resp.Body.Close()
-			}
+			post(smp)
 		}
 	}
 }

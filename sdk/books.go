@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -283,9 +284,11 @@ func (t *ticket) check(amount uint64, h http.Header) error {
 		}
 		return nil
 	}
+	height, _ := t.p.chain.Height(context.Background()) // cached; 0 skips the height check
+	if err := receipt.Fresh(rc, t.p.w.chainID, height); err != nil {
+		return fmt.Errorf("its receipt does not check: %v", err)
+	}
 	switch {
-	case rc.ChainId != t.p.w.chainID:
-		return fmt.Errorf("its receipt is for chain %q, not %q", rc.ChainId, t.p.w.chainID)
 	case rc.PaymentRef != t.ref:
 		return fmt.Errorf("its receipt names payment %q, this answer's was %q", rc.PaymentRef, t.ref)
 	case rc.GetPrice().GetDenom() != t.p.budget.Denom || rc.GetPrice().GetAmount() != amount:

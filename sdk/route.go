@@ -23,6 +23,7 @@ type Agent struct {
 	router *route.Router
 	http   *http.Client
 	stop   context.CancelFunc
+	seqs   receipt.Seqs // receipt numbers taken, per provider
 }
 
 // NewAgent starts routing for a wallet within a budget.
@@ -153,6 +154,13 @@ func (a *Agent) attempt(ctx context.Context, c route.Candidate, path string, can
 		}
 		if err == nil {
 			err = receipt.Check(r, canonical, b)
+		}
+		if err == nil {
+			h, _ := a.payer.chain.Height(ctx)
+			err = receipt.Fresh(r, a.payer.w.chainID, h)
+		}
+		if err == nil {
+			err = a.seqs.Take(r.Provider, r.Seq)
 		}
 		if err != nil { // a provider that lies about its answer has failed
 			return route.Failed, err

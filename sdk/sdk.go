@@ -162,6 +162,7 @@ func OpenPayer(w *Wallet, b Budget, journalPath string) (*Payer, error) {
 // Close stops the payer's audit feed and releases its journal.
 func (p *Payer) Close() error {
 	p.once.Do(func() { close(p.stop) })
+	p.feed.flush()
 	if p.journal == nil {
 		return nil
 	}
@@ -311,6 +312,10 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, rerr
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(b))
+		if pr.Error == x402.ReasonAgentStopped {
+			resp.Header.Set(RefusedHeader, "budget: the agent is frozen or revoked by its owner")
+			return resp, nil
+		}
 		if last != nil && last.c != nil && channelRefused[pr.Error] {
 			p.retire(last.c, pr.Error)
 		}

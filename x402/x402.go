@@ -70,6 +70,7 @@ const (
 	ReasonChannelPayee             = "invalid_batch_settlement_cosmos_channel_payee_mismatch"
 	ReasonCumulativeMismatch       = "invalid_batch_settlement_cosmos_cumulative_amount_mismatch"
 	ReasonVoucherSignature         = "invalid_batch_settlement_cosmos_voucher_signature"
+	ReasonAgentStopped             = "invalid_cosmos_payer_agent_frozen_or_revoked"
 )
 
 // ResourceInfo names what is paid for.

@@ -109,7 +109,7 @@ func main() {
 	start := time.Now()
 	const verifies = 20000
 	for i := 0; i < verifies; i++ {
-		if err := channelpb.VerifyVoucher(devnet.ChainID, ch, vs[i%len(vs)]); err != nil {
+		if err := channelpb.VerifyVoucher(devnet.ChainID, ch, vs[i%len(vs)], 0); err != nil {
 			log.Fatal(err)
 		}
 	}

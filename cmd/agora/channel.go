@@ -20,7 +20,7 @@ import (
 
 func channelCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "channel", Short: "Payment channels: a deposit the payee draws on with vouchers"}
-	cmd.AddCommand(channelOpenCmd(g), channelFundCmd(g), channelListCmd(g), channelClaimCmd(g), channelCloseCmd(g), channelSettleCmd(g))
+	cmd.AddCommand(channelOpenCmd(g), channelFundCmd(g), channelListCmd(g), channelClaimCmd(g), channelCloseCmd(g), channelSettleCmd(g), channelRevokeSessionCmd(g))
 	return cmd
 }
 
@@ -200,4 +200,19 @@ func channelSettleCmd(g *globals) *cobra.Command {
 		},
 	}
 	return settle
+}
+
+func channelRevokeSessionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "revoke-session PAYER_KEY CHANNEL_ID", Short: "As the payer, stop a channel's session key (payees refuse it at once, the chain after 50 blocks)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := channelID(args[1])
+			if err != nil {
+				return err
+			}
+			return g.submit(cmd, args[0], func(payer addr.Address) module.Msg {
+				return &channelpb.MsgRevokeSessionKey{Payer: payer.String(), ChannelId: id}
+			})
+		},
+	}
 }

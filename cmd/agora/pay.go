@@ -16,7 +16,7 @@ import (
 )
 
 func payCmd(g *globals) *cobra.Command {
-	var method, data, keyName, maxAmount string
+	var method, data, keyName, maxAmount, audit string
 	var headers []string
 	var include, verbose bool
 	var deposit uint64
@@ -51,7 +51,10 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 			if err != nil {
 				return err
 			}
-			defer payer.Close()
+			defer payer.Close() // posts the audit sample, if any, before the command ends
+			if audit != "" {
+				payer.SetAuditFeed(audit, 1)
+			}
 			if n, err := payer.Reclaim(cmd.Context()); err == nil && n > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "reclaimed %d%s from expired channels\n", n, budget.Denom)
 			}
@@ -120,6 +123,7 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 	f.StringArrayVarP(&headers, "header", "H", nil, "extra header 'Name: value' (repeatable)")
 	f.BoolVarP(&include, "include", "i", false, "print the response's status line and headers (PAYMENT-RESPONSE, the receipt) before its body, like curl -i")
 	f.BoolVarP(&verbose, "verbose", "v", false, "trace every request and response to stderr (> sent, < received), the 402 and the paid retry included")
+	f.StringVar(&audit, "audit", "", "a verifier's URL: show it the answer and its receipt, signed by --key, so it can check it and challenge a lie")
 	f.Uint64Var(&deposit, "deposit", 0, "deposit for a new channel (default 100 times the first price, within --max)")
 	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagRequired("max")

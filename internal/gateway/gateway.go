@@ -157,6 +157,8 @@ type Server struct {
 
 	stop chan struct{} // closed by Shutdown
 
+	seqs receipt.Seqs // the receipt numbers taken, per provider
+
 	booksMu sync.Mutex
 	billed  map[string]uint64 // what clients were billed for each provider's answers, since start
 }
@@ -522,6 +524,16 @@ func (s *Server) checkHash(enc string, canonical, responseHash []byte, c route.C
 	}
 	if string(rc.RequestHash) != string(receipt.Hash(canonical)) || string(rc.ResponseHash) != string(responseHash) {
 		return nil, fmt.Errorf("%s: %w: the receipt's hashes are not this request's and answer's", c.Endpoint, receipt.ErrMismatch)
+	}
+	if rc.GetPrice().GetDenom() != s.cfg.Denom && rc.GetPrice().GetAmount() != 0 {
+		return nil, fmt.Errorf("%s: %w: the receipt is priced in %s, the gateway bills %s", c.Endpoint, receipt.ErrMismatch, rc.GetPrice().GetDenom(), s.cfg.Denom)
+	}
+	// Its chain, a height that keeps it challengeable, a number not used before.
+	if err := receipt.Fresh(rc, s.cfg.ChainID, s.gate.Height()); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Endpoint, err)
+	}
+	if err := s.seqs.Take(rc.Provider, rc.Seq); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Endpoint, err)
 	}
 	return rc, nil
 }

@@ -111,7 +111,7 @@ func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x40
 	case cum <= ch.Claimed:
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "voucher for %d does not exceed the %d already claimed", cum, ch.Claimed)
 	}
-	if err := channelpb.VerifyVoucher(chainID, ch, v); err != nil {
+	if err := channelpb.VerifyVoucher(chainID, ch, v, 0); err != nil {
 		return nil, nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
 	}
 	return ch, v, nil

@@ -85,10 +85,11 @@ type chanState struct {
 
 // Gate is the payment side of a server.
 type Gate struct {
-	cfg   Config
-	log   *slog.Logger
-	payee addr.Address
-	wal   *wal
+	cfg    Config
+	log    *slog.Logger
+	payee  addr.Address
+	wal    *wal
+	agents *agents
 
 	mu       sync.Mutex // guards the fields below
 	channels map[uint64]*chanState
@@ -136,6 +137,25 @@ func Open(cfg Config) (*Gate, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
 	g.followHeight(ctx) // once now, so that no voucher is taken before the height is known
+	g.agents = newAgents(cfg.Chain)
+	go g.agents.follow(ctx)
+	// A revoked session key signs nothing more here at once, and what it
+	// signed before is claimed before the chain stops taking it.
+	go subscribe(ctx, cfg.Chain, "tm.event='Tx' AND revoke_session_key.channel_id EXISTS", func(ev client.Event) {
+		for _, v := range ev.Events["revoke_session_key.channel_id"] {
+			id, err := strconv.ParseUint(v, 10, 64)
+			g.mu.Lock()
+			known := err == nil && g.channels[id] != nil
+			g.mu.Unlock()
+			if known {
+				g.refresh(ctx, id)
+				select {
+				case g.kick <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
 	go g.claimLoop(ctx)
 	return g, nil
 }
@@ -384,8 +404,11 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "voucher for %d is above channel %d's deposit of %d; fund the channel", cum, id, c.Deposit)
 	}
 	g.mu.Unlock()
-	if err := channelpb.VerifyVoucher(g.cfg.ChainID, c, v); err != nil {
+	if err := channelpb.VerifyVoucher(g.cfg.ChainID, c, v, 0); err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
+	}
+	if g.agents.Stopped(r.Context(), c.Payer) {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonAgentStopped, "channel %d's payer %s is an agent its owner has frozen or revoked; its vouchers are not taken", id, c.Payer)
 	}
 	g.mu.Lock()
 	// What must cover every charge is the best voucher the gate holds: a
@@ -535,6 +558,13 @@ func (p *Payment) Abort() {
 	p.g.mu.Lock()
 	p.s.reserved -= p.max
 	p.g.mu.Unlock()
+}
+
+// Height is the chain's height as the gate last read it (0: not yet).
+func (g *Gate) Height() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.height
 }
 
 // SetHeight tells the gate the chain's height (for expiry checks).

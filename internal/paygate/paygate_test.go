@@ -3,11 +3,13 @@ package paygate_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -98,8 +101,11 @@ func (w *world) channelFor(deposit uint64, blocks int64) uint64 {
 }
 
 // paid is a request carrying a voucher for cum on channel id.
-func (w *world) paid(id, cum uint64) *http.Request {
-	v := channelpb.SignVoucher(w.payer.Private, w.chainID, id, cum)
+func (w *world) paid(id, cum uint64) *http.Request { return w.paidBy(w.payer.Private, id, cum) }
+
+// paidBy is paid with a voucher signed by key.
+func (w *world) paidBy(key ed25519.PrivateKey, id, cum uint64) *http.Request {
+	v := channelpb.SignVoucher(key, w.chainID, id, cum)
 	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(id, 10),
 		MaxClaimableAmount: strconv.FormatUint(cum, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
 	h, _ := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Accepted: x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(w.chainID)}, Payload: payload})
@@ -463,6 +469,108 @@ func TestGateKnowsTheHeightByItself(t *testing.T) {
 		}
 		if perr.Reason != x402.ReasonChannelExpiring {
 			t.Fatalf("refused for %q (%v), want %q", perr.Reason, perr, x402.ReasonChannelExpiring)
+		}
+		return nil
+	})
+}
+
+// TestAFrozenAgentsVouchersAreRefused is finding 9's: freezing an agent
+// did not stop vouchers on channels it had already opened, so a stolen
+// agent key went on spending what its channels held. The gate now follows
+// the chain's view of its agent payers.
+func TestAFrozenAgentsVouchersAreRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	_, robotKey, _ := ed25519.GenerateKey(nil)
+	robot := &keyring.Key{Name: "robot", Private: robotKey}
+	owner := w.payer
+	if _, err := w.c.Submit(ctx, owner, "", &agentpb.MsgCreateAgent{Owner: owner.Address().String(), AgentKey: robot.Public(),
+		Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(w.chainID, owner.Address().String())), Policy: &agentpb.Policy{Denom: coin.Stable}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.c.Submit(ctx, owner, "", &bankpb.MsgSend{From: owner.Address().String(), To: robot.Address().String(),
+		Amount: []*coin.Coin{coin.New(coin.Stable, 10_000), coin.New(coin.Native, 10_000_000)}}); err != nil {
+		t.Fatal(err)
+	}
+	w.payer = robot
+	id := w.channel(1000)
+	g := w.open()
+	defer g.Close()
+	pay, perr := g.Begin(w.paid(id, 10), price)
+	if perr != nil {
+		t.Fatalf("the agent's voucher: %v", perr)
+	}
+	pay.Abort()
+	if _, err := w.c.Submit(ctx, owner, "", &agentpb.MsgFreezeAgent{Owner: owner.Address().String(), Agent: robot.Address().String()}); err != nil {
+		t.Fatal(err)
+	}
+	e2e.Eventually(t, 10*time.Second, "the frozen agent's vouchers are refused", func() error {
+		pay, perr := g.Begin(w.paid(id, 20), price)
+		if perr == nil {
+			pay.Abort()
+			return errors.New("a frozen agent's voucher was taken")
+		}
+		if perr.Reason != x402.ReasonAgentStopped {
+			t.Fatalf("refused for %q (%v)", perr.Reason, perr)
+		}
+		return nil
+	})
+}
+
+// TestARevokedSessionKeySignsNothingMore is finding 9's: a channel's
+// session key could not be revoked. Now MsgRevokeSessionKey stops it at
+// the payee's gate at once (the gate follows the chain's events) and on
+// chain after a delay in which the payee claims what it signed before;
+// the payer's own key still signs.
+func TestARevokedSessionKeySignsNothingMore(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	pub, session, _ := ed25519.GenerateKey(nil)
+	st, _ := w.c.Status(ctx)
+	res, err := w.c.Submit(ctx, w.payer, "", &channelpb.MsgOpenChannel{Payer: w.payer.Address().String(), Payee: w.payee.Address().String(),
+		Deposit: coin.New(coin.Stable, 1000), ExpiresAt: st.Height + 10_000, PayerKey: w.payer.Public(), SessionKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened channelpb.MsgOpenChannelResponse
+	res.Response(0, &opened)
+	id := opened.ChannelId
+	g := w.open()
+	defer g.Close()
+	pay, perr := g.Begin(w.paidBy(session, id, 10), price)
+	if perr != nil {
+		t.Fatalf("a session key's voucher: %v", perr)
+	}
+	if _, err := pay.Finish(10, receipt.Hash([]byte("r"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.c.Submit(ctx, w.payer, "", &channelpb.MsgRevokeSessionKey{Payer: w.payer.Address().String(), ChannelId: id}); err != nil {
+		t.Fatal(err)
+	}
+	e2e.Eventually(t, 10*time.Second, "the revoked session key's vouchers are refused", func() error {
+		pay, perr := g.Begin(w.paidBy(session, id, 20), price)
+		if perr == nil {
+			pay.Abort()
+			return errors.New("a revoked session key's voucher was taken")
+		}
+		if perr.Reason != x402.ReasonVoucherSignature {
+			t.Fatalf("refused for %q (%v)", perr.Reason, perr)
+		}
+		return nil
+	})
+	pay, perr = g.Begin(w.paid(id, 20), price)
+	if perr != nil {
+		t.Fatalf("the payer's own voucher after the revocation: %v", perr)
+	}
+	pay.Abort()
+	// What the session key signed before is claimed in time.
+	e2e.Eventually(t, 10*time.Second, "the payee claims the session key's voucher", func() error {
+		ch, err := client.Ask(ctx, w.c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+		if err != nil {
+			return err
+		}
+		if ch.Claimed != 10 {
+			return fmt.Errorf("claimed %d, want 10", ch.Claimed)
 		}
 		return nil
 	})

@@ -176,7 +176,7 @@ func claim(ctx *module.Context, payee addr.Address, cl *channelpb.Claim) error {
 	if ctx.Height > c.ExpiresAt {
 		return fmt.Errorf("channel: channel %d expired at height %d: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
 	}
-	if err := channelpb.VerifyVoucher(ctx.ChainID, c, cl.Voucher); err != nil {
+	if err := channelpb.VerifyVoucher(ctx.ChainID, c, cl.Voucher, ctx.Height); err != nil {
 		return err
 	}
 	if cl.Amount > cl.Voucher.Cumulative {
@@ -255,6 +255,25 @@ func Close(ctx *module.Context, m *channelpb.MsgCloseChannel) error {
 		return fmt.Errorf("channel: channel %d is already closed: %w", c.Id, codes.ErrInvalidRequest)
 	}
 	return refund(ctx, c)
+}
+
+// RevokeSessionKey stops a channel's session key, after
+// SessionRevokeDelay blocks on chain and at once at the payee's gate.
+func RevokeSessionKey(ctx *module.Context, m *channelpb.MsgRevokeSessionKey) error {
+	c, err := mustGet(ctx.KV, m.ChannelId)
+	if err != nil {
+		return err
+	}
+	if err := mustBePayer(c, ctx.Signer); err != nil {
+		return err
+	}
+	if len(c.SessionKey) == 0 || c.SessionRevokedAt != 0 {
+		return fmt.Errorf("channel: channel %d has no session key to revoke: %w", c.Id, codes.ErrInvalidRequest)
+	}
+	c.SessionRevokedAt = ctx.Height + channelpb.SessionRevokeDelay
+	put(ctx.KV, c)
+	ctx.Emit("revoke_session_key", module.Key("channel_id", module.U64(c.Id)), module.Val("effective_at", module.U64(uint64(c.SessionRevokedAt))))
+	return nil
 }
 
 // SettleExpired refunds the payer once the channel has expired.

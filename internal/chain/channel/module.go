@@ -19,7 +19,7 @@ var _ module.Module = Module{}
 func (Module) Name() string { return channelpb.Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&channelpb.MsgOpenChannel{}, &channelpb.MsgFundChannel{}, &channelpb.MsgExtendChannel{}, &channelpb.MsgClaim{}, &channelpb.MsgCloseChannel{}, &channelpb.MsgSettleExpired{}}
+	return []module.Msg{&channelpb.MsgOpenChannel{}, &channelpb.MsgFundChannel{}, &channelpb.MsgExtendChannel{}, &channelpb.MsgClaim{}, &channelpb.MsgCloseChannel{}, &channelpb.MsgSettleExpired{}, &channelpb.MsgRevokeSessionKey{}}
 }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
@@ -48,6 +48,8 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 		return nil, Close(ctx, m)
 	case *channelpb.MsgSettleExpired:
 		return nil, SettleExpired(ctx, m)
+	case *channelpb.MsgRevokeSessionKey:
+		return nil, RevokeSessionKey(ctx, m)
 	}
 	return nil, fmt.Errorf("channel: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }

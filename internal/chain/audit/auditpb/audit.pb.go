@@ -644,9 +644,9 @@ func (x *MsgRegisterVerifier) GetVerifier() string {
 type MsgChallenge struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Challenger    string                 `protobuf:"bytes,1,opt,name=challenger,proto3" json:"challenger,omitempty"`
-	Receipt       []byte                 `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"` // the encoded receipt, as in Agora-Receipt
-	ChannelId     uint64                 `protobuf:"varint,3,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
-	Anchor        uint32                 `protobuf:"varint,4,opt,name=anchor,proto3" json:"anchor,omitempty"` // which claim of the channel anchored it
+	Receipt       []byte                 `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`                       // the encoded receipt, as in Agora-Receipt
+	ChannelId     uint64                 `protobuf:"varint,3,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"` // 0: the receipt alone, within the challenge window
+	Anchor        uint32                 `protobuf:"varint,4,opt,name=anchor,proto3" json:"anchor,omitempty"`                        // which claim of the channel anchored it
 	LeafIndex     uint32                 `protobuf:"varint,5,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
 	Path          [][]byte               `protobuf:"bytes,6,rep,name=path,proto3" json:"path,omitempty"`
 	Request       []byte                 `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"` // the canonical request the receipt hashes

@@ -37,9 +37,17 @@ func SignVoucher(key ed25519.PrivateKey, chainID string, channelID, cumulative u
 	return &Voucher{ChannelId: channelID, Cumulative: cumulative, Signature: ed25519.Sign(key, VoucherSignBytes(chainID, channelID, cumulative))}
 }
 
-// VerifyVoucher checks a voucher's signature against the channel's keys.
-// It reads no state, so the payee can run it on every request.
-func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
+// SessionRevokeDelay is how many blocks after MsgRevokeSessionKey the
+// chain still takes claims of vouchers the session key signed: the payee
+// claims them meanwhile (its gate refuses new ones at once), so a payer
+// cannot revoke its way out of answers it has had.
+const SessionRevokeDelay = 50
+
+// VerifyVoucher checks a voucher's signature against the channel's keys
+// at height (0, off chain: a session key whose revocation is announced
+// signs nothing more). It reads no state, so the payee can run it on
+// every request.
+func VerifyVoucher(chainID string, c *Channel, v *Voucher, height int64) error {
 	if v == nil || v.ChannelId != c.Id {
 		return fmt.Errorf("channel: voucher is for another channel: %w", codes.ErrInvalidRequest)
 	}
@@ -50,7 +58,8 @@ func VerifyVoucher(chainID string, c *Channel, v *Voucher) error {
 	if sig.Verify(c.PayerKey, msg, v.Signature) {
 		return nil
 	}
-	if sig.Verify(c.SessionKey, msg, v.Signature) {
+	revoked := c.SessionRevokedAt != 0 && (height == 0 || height >= c.SessionRevokedAt)
+	if !revoked && sig.Verify(c.SessionKey, msg, v.Signature) {
 		return nil
 	}
 	return fmt.Errorf("channel: voucher for channel %d is not signed by its payer or session key: %w", c.Id, codes.ErrSignature)

@@ -88,22 +88,26 @@ func (x *Voucher) GetSignature() []byte {
 
 // Channel is a unidirectional payment channel from payer to payee.
 type Channel struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Payer         string                 `protobuf:"bytes,2,opt,name=payer,proto3" json:"payer,omitempty"`
-	Payee         string                 `protobuf:"bytes,3,opt,name=payee,proto3" json:"payee,omitempty"`
-	ModelId       string                 `protobuf:"bytes,4,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"` // the service it pays for; its royalties apply
-	Denom         string                 `protobuf:"bytes,5,opt,name=denom,proto3" json:"denom,omitempty"`
-	Deposit       uint64                 `protobuf:"varint,6,opt,name=deposit,proto3" json:"deposit,omitempty"`                         // total ever deposited
-	Claimed       uint64                 `protobuf:"varint,7,opt,name=claimed,proto3" json:"claimed,omitempty"`                         // total paid out to the payee (and royalties)
-	ExpiresAt     int64                  `protobuf:"varint,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`    // last height at which claims are accepted
-	PayerKey      []byte                 `protobuf:"bytes,9,opt,name=payer_key,json=payerKey,proto3" json:"payer_key,omitempty"`        // ed25519 public key of the payer
-	SessionKey    []byte                 `protobuf:"bytes,10,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"` // optional second key allowed to sign vouchers
-	Receipts      uint64                 `protobuf:"varint,11,opt,name=receipts,proto3" json:"receipts,omitempty"`                      // receipts covered by claims so far
-	OpenedAt      int64                  `protobuf:"varint,12,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
-	Closed        bool                   `protobuf:"varint,13,opt,name=closed,proto3" json:"closed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Payer      string                 `protobuf:"bytes,2,opt,name=payer,proto3" json:"payer,omitempty"`
+	Payee      string                 `protobuf:"bytes,3,opt,name=payee,proto3" json:"payee,omitempty"`
+	ModelId    string                 `protobuf:"bytes,4,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"` // the service it pays for; its royalties apply
+	Denom      string                 `protobuf:"bytes,5,opt,name=denom,proto3" json:"denom,omitempty"`
+	Deposit    uint64                 `protobuf:"varint,6,opt,name=deposit,proto3" json:"deposit,omitempty"`                         // total ever deposited
+	Claimed    uint64                 `protobuf:"varint,7,opt,name=claimed,proto3" json:"claimed,omitempty"`                         // total paid out to the payee (and royalties)
+	ExpiresAt  int64                  `protobuf:"varint,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`    // last height at which claims are accepted
+	PayerKey   []byte                 `protobuf:"bytes,9,opt,name=payer_key,json=payerKey,proto3" json:"payer_key,omitempty"`        // ed25519 public key of the payer
+	SessionKey []byte                 `protobuf:"bytes,10,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"` // optional second key allowed to sign vouchers
+	Receipts   uint64                 `protobuf:"varint,11,opt,name=receipts,proto3" json:"receipts,omitempty"`                      // receipts covered by claims so far
+	OpenedAt   int64                  `protobuf:"varint,12,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	Closed     bool                   `protobuf:"varint,13,opt,name=closed,proto3" json:"closed,omitempty"`
+	// Set by MsgRevokeSessionKey: vouchers signed by the session key are
+	// refused by payees at once, and by the chain from this height on (the
+	// delay lets the payee claim what the key signed before).
+	SessionRevokedAt int64 `protobuf:"varint,14,opt,name=session_revoked_at,json=sessionRevokedAt,proto3" json:"session_revoked_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Channel) Reset() {
@@ -225,6 +229,13 @@ func (x *Channel) GetClosed() bool {
 		return x.Closed
 	}
 	return false
+}
+
+func (x *Channel) GetSessionRevokedAt() int64 {
+	if x != nil {
+		return x.SessionRevokedAt
+	}
+	return 0
 }
 
 // Anchor records one claim's receipts: their Merkle root and count.
@@ -761,6 +772,60 @@ func (x *MsgSettleExpired) GetChannelId() uint64 {
 	return 0
 }
 
+// MsgRevokeSessionKey stops a channel's session key (a key that leaked,
+// or an agent's that is done): the payer's own key still signs.
+type MsgRevokeSessionKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Payer         string                 `protobuf:"bytes,1,opt,name=payer,proto3" json:"payer,omitempty"`
+	ChannelId     uint64                 `protobuf:"varint,2,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRevokeSessionKey) Reset() {
+	*x = MsgRevokeSessionKey{}
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRevokeSessionKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRevokeSessionKey) ProtoMessage() {}
+
+func (x *MsgRevokeSessionKey) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRevokeSessionKey.ProtoReflect.Descriptor instead.
+func (*MsgRevokeSessionKey) Descriptor() ([]byte, []int) {
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MsgRevokeSessionKey) GetPayer() string {
+	if x != nil {
+		return x.Payer
+	}
+	return ""
+}
+
+func (x *MsgRevokeSessionKey) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
 type Params struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	MaxClaimsPerMsg   uint32                 `protobuf:"varint,1,opt,name=max_claims_per_msg,json=maxClaimsPerMsg,proto3" json:"max_claims_per_msg,omitempty"`
@@ -771,7 +836,7 @@ type Params struct {
 
 func (x *Params) Reset() {
 	*x = Params{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +848,7 @@ func (x *Params) String() string {
 func (*Params) ProtoMessage() {}
 
 func (x *Params) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +861,7 @@ func (x *Params) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Params.ProtoReflect.Descriptor instead.
 func (*Params) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{10}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Params) GetMaxClaimsPerMsg() uint32 {
@@ -822,7 +887,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +899,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +912,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{11}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -867,7 +932,7 @@ type QueryChannelsRequest struct {
 
 func (x *QueryChannelsRequest) Reset() {
 	*x = QueryChannelsRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +944,7 @@ func (x *QueryChannelsRequest) String() string {
 func (*QueryChannelsRequest) ProtoMessage() {}
 
 func (x *QueryChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +957,7 @@ func (x *QueryChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryChannelsRequest.ProtoReflect.Descriptor instead.
 func (*QueryChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{12}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *QueryChannelsRequest) GetPayer() string {
@@ -918,7 +983,7 @@ type QueryChannelsResponse struct {
 
 func (x *QueryChannelsResponse) Reset() {
 	*x = QueryChannelsResponse{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +995,7 @@ func (x *QueryChannelsResponse) String() string {
 func (*QueryChannelsResponse) ProtoMessage() {}
 
 func (x *QueryChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1008,7 @@ func (x *QueryChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryChannelsResponse.ProtoReflect.Descriptor instead.
 func (*QueryChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{13}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *QueryChannelsResponse) GetChannels() []*Channel {
@@ -962,7 +1027,7 @@ type QueryAnchorsResponse struct {
 
 func (x *QueryAnchorsResponse) Reset() {
 	*x = QueryAnchorsResponse{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1039,7 @@ func (x *QueryAnchorsResponse) String() string {
 func (*QueryAnchorsResponse) ProtoMessage() {}
 
 func (x *QueryAnchorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1052,7 @@ func (x *QueryAnchorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAnchorsResponse.ProtoReflect.Descriptor instead.
 func (*QueryAnchorsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{14}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *QueryAnchorsResponse) GetAnchors() []*Anchor {
@@ -1006,7 +1071,7 @@ type QueryChannelRequest struct {
 
 func (x *QueryChannelRequest) Reset() {
 	*x = QueryChannelRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1083,7 @@ func (x *QueryChannelRequest) String() string {
 func (*QueryChannelRequest) ProtoMessage() {}
 
 func (x *QueryChannelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1096,7 @@ func (x *QueryChannelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryChannelRequest.ProtoReflect.Descriptor instead.
 func (*QueryChannelRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{15}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *QueryChannelRequest) GetId() uint64 {
@@ -1050,7 +1115,7 @@ type QueryAnchorsRequest struct {
 
 func (x *QueryAnchorsRequest) Reset() {
 	*x = QueryAnchorsRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1127,7 @@ func (x *QueryAnchorsRequest) String() string {
 func (*QueryAnchorsRequest) ProtoMessage() {}
 
 func (x *QueryAnchorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1140,7 @@ func (x *QueryAnchorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAnchorsRequest.ProtoReflect.Descriptor instead.
 func (*QueryAnchorsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{16}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *QueryAnchorsRequest) GetChannelId() uint64 {
@@ -1093,7 +1158,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1170,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1183,7 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{17}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{18}
 }
 
 // MsgOpenChannelResponse names the channel opened.
@@ -1131,7 +1196,7 @@ type MsgOpenChannelResponse struct {
 
 func (x *MsgOpenChannelResponse) Reset() {
 	*x = MsgOpenChannelResponse{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1208,7 @@ func (x *MsgOpenChannelResponse) String() string {
 func (*MsgOpenChannelResponse) ProtoMessage() {}
 
 func (x *MsgOpenChannelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1221,7 @@ func (x *MsgOpenChannelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgOpenChannelResponse.ProtoReflect.Descriptor instead.
 func (*MsgOpenChannelResponse) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{18}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MsgOpenChannelResponse) GetChannelId() uint64 {
@@ -1177,7 +1242,7 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"\n" +
 	"cumulative\x18\x02 \x01(\x04R\n" +
 	"cumulative\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xd8\x02\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x86\x03\n" +
 	"\aChannel\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05payer\x18\x02 \x01(\tR\x05payer\x12\x14\n" +
@@ -1194,7 +1259,8 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"sessionKey\x12\x1a\n" +
 	"\breceipts\x18\v \x01(\x04R\breceipts\x12\x1b\n" +
 	"\topened_at\x18\f \x01(\x03R\bopenedAt\x12\x16\n" +
-	"\x06closed\x18\r \x01(\bR\x06closed\"\x8d\x01\n" +
+	"\x06closed\x18\r \x01(\bR\x06closed\x12,\n" +
+	"\x12session_revoked_at\x18\x0e \x01(\x03R\x10sessionRevokedAt\"\x8d\x01\n" +
 	"\x06Anchor\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x12\n" +
@@ -1240,6 +1306,10 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"\x10MsgSettleExpired\x12\x14\n" +
 	"\x05payer\x18\x01 \x01(\tR\x05payer\x12\x1d\n" +
 	"\n" +
+	"channel_id\x18\x02 \x01(\x04R\tchannelId\"J\n" +
+	"\x13MsgRevokeSessionKey\x12\x14\n" +
+	"\x05payer\x18\x01 \x01(\tR\x05payer\x12\x1d\n" +
+	"\n" +
 	"channel_id\x18\x02 \x01(\x04R\tchannelId\"e\n" +
 	"\x06Params\x12+\n" +
 	"\x12max_claims_per_msg\x18\x01 \x01(\rR\x0fmaxClaimsPerMsg\x12.\n" +
@@ -1275,7 +1345,7 @@ func file_agora_channel_v1_channel_proto_rawDescGZIP() []byte {
 	return file_agora_channel_v1_channel_proto_rawDescData
 }
 
-var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_agora_channel_v1_channel_proto_goTypes = []any{
 	(*Voucher)(nil),                // 0: agora.channel.v1.Voucher
 	(*Channel)(nil),                // 1: agora.channel.v1.Channel
@@ -1287,24 +1357,25 @@ var file_agora_channel_v1_channel_proto_goTypes = []any{
 	(*MsgClaim)(nil),               // 7: agora.channel.v1.MsgClaim
 	(*MsgCloseChannel)(nil),        // 8: agora.channel.v1.MsgCloseChannel
 	(*MsgSettleExpired)(nil),       // 9: agora.channel.v1.MsgSettleExpired
-	(*Params)(nil),                 // 10: agora.channel.v1.Params
-	(*Genesis)(nil),                // 11: agora.channel.v1.Genesis
-	(*QueryChannelsRequest)(nil),   // 12: agora.channel.v1.QueryChannelsRequest
-	(*QueryChannelsResponse)(nil),  // 13: agora.channel.v1.QueryChannelsResponse
-	(*QueryAnchorsResponse)(nil),   // 14: agora.channel.v1.QueryAnchorsResponse
-	(*QueryChannelRequest)(nil),    // 15: agora.channel.v1.QueryChannelRequest
-	(*QueryAnchorsRequest)(nil),    // 16: agora.channel.v1.QueryAnchorsRequest
-	(*QueryParamsRequest)(nil),     // 17: agora.channel.v1.QueryParamsRequest
-	(*MsgOpenChannelResponse)(nil), // 18: agora.channel.v1.MsgOpenChannelResponse
-	(*coin.Coin)(nil),              // 19: agora.coin.v1.Coin
+	(*MsgRevokeSessionKey)(nil),    // 10: agora.channel.v1.MsgRevokeSessionKey
+	(*Params)(nil),                 // 11: agora.channel.v1.Params
+	(*Genesis)(nil),                // 12: agora.channel.v1.Genesis
+	(*QueryChannelsRequest)(nil),   // 13: agora.channel.v1.QueryChannelsRequest
+	(*QueryChannelsResponse)(nil),  // 14: agora.channel.v1.QueryChannelsResponse
+	(*QueryAnchorsResponse)(nil),   // 15: agora.channel.v1.QueryAnchorsResponse
+	(*QueryChannelRequest)(nil),    // 16: agora.channel.v1.QueryChannelRequest
+	(*QueryAnchorsRequest)(nil),    // 17: agora.channel.v1.QueryAnchorsRequest
+	(*QueryParamsRequest)(nil),     // 18: agora.channel.v1.QueryParamsRequest
+	(*MsgOpenChannelResponse)(nil), // 19: agora.channel.v1.MsgOpenChannelResponse
+	(*coin.Coin)(nil),              // 20: agora.coin.v1.Coin
 }
 var file_agora_channel_v1_channel_proto_depIdxs = []int32{
-	19, // 0: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
-	19, // 1: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
+	20, // 0: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
+	20, // 1: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
 	0,  // 2: agora.channel.v1.Claim.voucher:type_name -> agora.channel.v1.Voucher
 	6,  // 3: agora.channel.v1.MsgClaim.claims:type_name -> agora.channel.v1.Claim
 	6,  // 4: agora.channel.v1.MsgCloseChannel.final:type_name -> agora.channel.v1.Claim
-	10, // 5: agora.channel.v1.Genesis.params:type_name -> agora.channel.v1.Params
+	11, // 5: agora.channel.v1.Genesis.params:type_name -> agora.channel.v1.Params
 	1,  // 6: agora.channel.v1.QueryChannelsResponse.channels:type_name -> agora.channel.v1.Channel
 	2,  // 7: agora.channel.v1.QueryAnchorsResponse.anchors:type_name -> agora.channel.v1.Anchor
 	8,  // [8:8] is the sub-list for method output_type
@@ -1325,7 +1396,7 @@ func file_agora_channel_v1_channel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_channel_v1_channel_proto_rawDesc), len(file_agora_channel_v1_channel_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -98,3 +98,10 @@ func (m *MsgSettleExpired) ValidateBasic() error {
 	_, err := bankpb.ParseAddr("payer", m.Payer)
 	return err
 }
+
+func (m *MsgRevokeSessionKey) Signer() string { return m.Payer }
+
+func (m *MsgRevokeSessionKey) ValidateBasic() error {
+	_, err := bankpb.ParseAddr("payer", m.Payer)
+	return err
+}
