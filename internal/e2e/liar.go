@@ -45,6 +45,8 @@ type Liar struct {
 	// Receipt rewrites a receipt (in a header or trailer) before it is
 	// signed again with the provider's key.
 	Receipt func(r *receipt.Receipt)
+	// Append is sent at the end of every stream, after its final receipt.
+	Append string
 
 	mu       sync.Mutex
 	vouchers map[uint64]*channelpb.Voucher
@@ -78,15 +80,22 @@ func NewLiar(t testing.TB, upstream string, key ed25519.PrivateKey) *Liar {
 	return l
 }
 
-// lyingBody rewrites a stream's trailers once its body is read.
+// lyingBody appends to a stream and rewrites its trailers once its body
+// is read.
 type lyingBody struct {
 	io.ReadCloser
-	l    *Liar
-	resp *http.Response
+	l        *Liar
+	resp     *http.Response
+	appended bool
 }
 
 func (b *lyingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.appended && b.l.Append != "" {
+		b.appended = true
+		n += copy(p[n:], b.l.Append) // p is the proxy's 32 KiB buffer
+		return n, nil
+	}
 	if err == io.EOF {
 		b.l.rewrite(b.resp.Trailer)
 	}

@@ -154,3 +154,54 @@ func load(t *testing.T, urls []string, key string, workers, each int, stream fun
 	}
 	return billed, priced
 }
+
+// TestEventsAfterTheFinalReceiptAreDropped is finding 7 of the buyer-and-
+// seller review: events a provider appended after its final receipt
+// passed every check and reached the client. The gateway now relays
+// nothing after a final receipt, and scores the provider down.
+func TestEventsAfterTheFinalReceiptAreDropped(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 1 })
+	ctx := context.Background()
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pk, _ := d.Keyring.Get("provider1")
+	liar := e2e.NewLiar(t, d.Providers[0].URL(), pk.Private)
+	liar.Append = "data: {\"choices\":[{\"delta\":{\"content\":\"EVIL\"}}]}\n\n"
+	if _, err := c.Submit(ctx, pk, "", &providerpb.MsgRegisterProvider{Operator: pk.Address().String(), Endpoint: liar.URL}); err != nil {
+		t.Fatal(err)
+	}
+	bob, _ := d.Keyring.Get("bob")
+	home := t.TempDir()
+	gw, err := gateway.Start(ctx, gateway.Config{Listen: "127.0.0.1:0", Key: bob.Private, ChainID: devnet.ChainID, Chain: c, NodeURL: d.Node.RPC(),
+		Home: home, Denom: coin.Stable, Spend: 10_000_000, Deposit: 100_000, Route: route.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Shutdown(ctx)
+	l, err := gateway.OpenLedger(ctx, gateway.Config{Home: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	key, _, err := l.CreateKey(ctx, coin.Stable, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, gw.URL()+"/v1/chat/completions", strings.NewReader(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"KING:"}],"max_tokens":16,"stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Contains(string(b), "EVIL") {
+		t.Fatalf("status %d; the client got: %s", resp.StatusCode, b)
+	}
+	if _, enc := openai.SplitStream(b); enc == "" {
+		t.Errorf("the stream lost its receipt: %s", b)
+	}
+}
