@@ -313,13 +313,18 @@ func payeeReceipt(h http.Header, payee string) *receipt.Receipt {
 	return nil
 }
 
-// distrust stops paying payee: it lied about a charge.
+// distrust stops paying payee, in this run and (with a journal) the next:
+// it lied about a charge.
 func (p *Payer) distrust(payee string, lie error) {
 	p.mu.Lock()
-	if p.liars[payee] == nil {
+	first := p.liars[payee] == nil
+	if first {
 		p.liars[payee] = lie
 	}
 	p.mu.Unlock()
+	if first && p.journal != nil {
+		p.journal.write(jrecord{Liar: payee, Why: lie.Error()}, true)
+	}
 }
 
 // settledAmount reads a PAYMENT-RESPONSE: this answer's charge.

@@ -41,6 +41,8 @@ type jrecord struct {
 	ExpiresAt int64  `json:"expiresAt,omitempty"`
 	UpTo      uint64 `json:"upTo,omitempty"`
 	Retired   string `json:"retired,omitempty"`
+	Liar      string `json:"liar,omitempty"` // a payee caught lying (Why says how): never paid again
+	Why       string `json:"why,omitempty"`
 	Reclaimed bool   `json:"reclaimed,omitempty"`
 	// The books at a clean close: the highest voucher signed, the
 	// charges accepted, the maxima of requests whose charge was not seen.
@@ -51,14 +53,15 @@ type jrecord struct {
 }
 
 // openJournal opens (or creates) the journal at path for payer on chainID,
-// locked against other processes, and returns the channels it records.
-func openJournal(path, payer, chainID string) (*journal, []*chanInfo, error) {
+// locked against other processes, and returns the channels it records and
+// the payees it caught lying.
+func openJournal(path, payer, chainID string) (*journal, []*chanInfo, map[string]string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// One process at a time: two payers signing on one channel from two
 	// views of it would refuse each other's vouchers.
@@ -70,13 +73,14 @@ func openJournal(path, payer, chainID string) (*journal, []*chanInfo, error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
 			f.Close()
-			return nil, nil, fmt.Errorf("sdk: payer journal %s is held by another process (another agora pay or gateway paying from this key?); wait for it to finish: %w", path, err)
+			return nil, nil, nil, fmt.Errorf("sdk: payer journal %s is held by another process (another agora pay or gateway paying from this key?); wait for it to finish: %w", path, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	j := &journal{path: path, f: f}
 	byID := map[uint64]*chanInfo{}
 	clean := map[uint64]*jrecord{} // the books a clean close left, if nothing followed
+	liars := map[string]string{}
 	var order []*chanInfo
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -90,8 +94,12 @@ func openJournal(path, payer, chainID string) (*journal, []*chanInfo, error) {
 			first = false
 			if r.Payer != payer || r.ChainID != chainID {
 				f.Close()
-				return nil, nil, fmt.Errorf("sdk: payer journal %s belongs to %s on %s, not %s on %s; give each key and chain its own", path, r.Payer, r.ChainID, payer, chainID)
+				return nil, nil, nil, fmt.Errorf("sdk: payer journal %s belongs to %s on %s, not %s on %s; give each key and chain its own", path, r.Payer, r.ChainID, payer, chainID)
 			}
+			continue
+		}
+		if r.Liar != "" {
+			liars[r.Liar] = r.Why
 			continue
 		}
 		c := byID[r.Channel]
@@ -114,12 +122,12 @@ func openJournal(path, payer, chainID string) (*journal, []*chanInfo, error) {
 	}
 	if err := sc.Err(); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("sdk: read payer journal %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("sdk: read payer journal %s: %w", path, err)
 	}
 	if first {
 		if err := j.write(jrecord{Payer: payer, ChainID: chainID}, true); err != nil {
 			f.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	// After a clean close the books are exact. After a crash, what the
@@ -132,7 +140,7 @@ func openJournal(path, payer, chainID string) (*journal, []*chanInfo, error) {
 			c.restored = c.reserved
 		}
 	}
-	return j, order, nil
+	return j, order, liars, nil
 }
 
 func (j *journal) write(r jrecord, sync bool) error {

@@ -10,7 +10,7 @@ import (
 // its last reservation; a provider's account is believed up to there.
 func TestAJournalAfterACrashBelievesOnlyItsReservations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
-	j, _, err := openJournal(path, "payer", "chain")
+	j, _, _, err := openJournal(path, "payer", "chain")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func TestAJournalAfterACrashBelievesOnlyItsReservations(t *testing.T) {
 	j.write(jrecord{Channel: 7, UpTo: 1200}, true)
 	j.f.Close() // a crash: no books written
 
-	j, chans, err := openJournal(path, "payer", "chain")
+	j, chans, _, err := openJournal(path, "payer", "chain")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestAJournalAfterACrashBelievesOnlyItsReservations(t *testing.T) {
 	if err := j.close(chans); err != nil {
 		t.Fatal(err)
 	}
-	j, chans, err = openJournal(path, "payer", "chain")
+	j, chans, _, err = openJournal(path, "payer", "chain")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestAJournalAfterACrashBelievesOnlyItsReservations(t *testing.T) {
 	if c := chans[0]; c.signed != 900 || c.charged != 800 || c.restored != 0 {
 		t.Errorf("after a clean close: %+v; want the books as they were", c)
 	}
-	if _, _, err := openJournal(filepath.Join(t.TempDir(), "j2"), "payer", "chain"); err != nil {
+	if _, _, _, err := openJournal(filepath.Join(t.TempDir(), "j2"), "payer", "chain"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -146,11 +146,14 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 // forgotten. One process at a time holds a journal. Close it when done.
 func OpenPayer(w *Wallet, b Budget, journalPath string) (*Payer, error) {
 	p := NewPayer(w, b)
-	j, chans, err := openJournal(journalPath, w.Address(), w.chainID)
+	j, chans, liars, err := openJournal(journalPath, w.Address(), w.chainID)
 	if err != nil {
 		return nil, err
 	}
 	p.journal, p.channels = j, chans
+	for payee, why := range liars {
+		p.liars[payee] = errors.New(why)
+	}
 	for _, c := range chans {
 		if c.retired == "" && !c.reclaimed {
 			p.lines[c.payee+"/"+c.model] = &line{ch: c} // the latest open one wins

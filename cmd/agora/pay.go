@@ -97,6 +97,13 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 				return err
 			}
 			errw := cmd.ErrOrStderr()
+			lie := resp.Header.Get(sdk.LiedHeader)
+			if lie == "" && resp.Trailer != nil {
+				lie = resp.Trailer.Get(sdk.LiedHeader)
+			}
+			if lie != "" {
+				fmt.Fprintf(errw, "\nthe server lied about its charge (%s): it is booked at the most the voucher allowed, and this key will not pay it again", lie)
+			}
 			fmt.Fprintf(errw, "\n%s; paid %d%s", resp.Status, payer.Spent(), budget.Denom)
 			if ids := payer.Channels(); len(ids) > 0 {
 				fmt.Fprintf(errw, " over channel %d", ids[len(ids)-1])
