@@ -24,7 +24,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 }
 
 func gatewayStartCmd(g *globals, db *string) *cobra.Command {
-	var keyName, listen, spend, deposit string
+	var keyName, listen, spend, deposit, audit string
 	start := &cobra.Command{
 		Use:   "start --key NAME [--listen ADDR] [--db URL]",
 		Short: "Route, fail over, pay providers and bill API keys until interrupted",
@@ -55,6 +55,9 @@ func gatewayStartCmd(g *globals, db *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if audit != "" {
+				s.SetAuditFeed(audit)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "gateway at %s/v1 (API keys in %s)\n", s.URL(), s.Ledger())
 			<-cmd.Context().Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -68,6 +71,7 @@ func gatewayStartCmd(g *globals, db *string) *cobra.Command {
 	f.StringVar(&listen, "listen", def.Listen, "address to serve on")
 	f.StringVar(&spend, "spend", coin.String(coin.New(def.Denom, def.Spend)), "the most the gateway commits to providers, and its denom")
 	f.StringVar(&deposit, "deposit", coin.String(coin.New(def.Denom, def.Deposit)), "deposit of each channel to a provider")
+	f.StringVar(&audit, "audit", "", "a verifier's URL: show it every answer bought from providers, signed, so it can check them and challenge lies")
 	_ = start.MarkFlagRequired("key")
 	return start
 }
