@@ -221,6 +221,15 @@ func TestChaos(t *testing.T) {
 		}
 		t.Errorf("failed: %s", f)
 	}
+	if len(failures) > 0 { // the gateway's own account of them
+		n := 0
+		for line := range strings.SplitSeq(dn.Log(), "\n") {
+			if strings.Contains(line, "request failed") && n < 10 {
+				t.Log(line)
+				n++
+			}
+		}
+	}
 	// A charge is written just after its answer goes out.
 	e2e.Eventually(t, 10*time.Second, "the API key is debited its answers' prices", func() error {
 		if debited := before - e2e.KeyBalance(t, gw, devnet.APIKey); debited != priced {

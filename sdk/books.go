@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,14 +135,21 @@ func (p *Payer) allocate(c *chanInfo, req *x402.PaymentRequirements, amount uint
 				return 0, fmt.Errorf("sdk: provider %s says channel %d has %d charged or in flight; this payer's books allow %d (%d charged, %d in flight, %d unsettled), so it is not paid more",
 					req.PayTo, c.id, s, books, c.charged, c.inflight, unsettled+c.restored)
 			}
+			// Believing it raises what the provider can claim to s: the
+			// budget pays for any rise above the vouchers known signed.
+			if s > c.signed {
+				if err := p.commit(s - c.signed); err != nil {
+					return 0, err
+				}
+				c.signed = s
+			}
 			recognized := s - base
 			c.charged += recognized
 			c.recognize(recognized)
-			// After a crash the provider's total is the best account of
-			// the vouchers the last run signed (its budget paid for them,
-			// up to its reservation); it is known now.
-			c.signed = max(c.signed, s)
-			c.restored = 0
+			c.restored = 0 // the provider's total is known now
+			p.mu.Lock()
+			p.spent += recognized
+			p.mu.Unlock()
 			base = s
 		}
 	}
@@ -255,7 +263,7 @@ const (
 // check is booked at the request's maximum, and the payer pays that payee
 // no more: it lied, and cannot take more than its vouchers allow.
 func (t *ticket) settle(paymentResponse string, h http.Header) {
-	amount, ok := settledAmount(paymentResponse, t.exact)
+	amount, total, ok := settledAmount(paymentResponse, t.exact)
 	if !ok {
 		t.end(false, 0, true)
 		return
@@ -269,6 +277,33 @@ func (t *ticket) settle(paymentResponse string, h http.Header) {
 	}
 	h.Set(ChargedHeader, strconv.FormatUint(charge, 10))
 	t.end(true, charge, false)
+	if lie == nil && t.c != nil {
+		t.p.learn(t.c, total)
+	}
+}
+
+// learn takes a payee's charged total for a channel, from a settlement,
+// as far as the books can explain it: requests that ended unsettled (a
+// stream cut short, which the provider charges up to its last interim
+// receipt) may have been charged, so up to what they account for, the
+// total is believed and counted as spent; beyond, it is not. Without
+// this, the books would trail the provider's by those charges, and every
+// voucher would be refused once before the next 402 told them.
+func (p *Payer) learn(c *chanInfo, total uint64) {
+	c.mu.Lock()
+	var recognized uint64
+	if total > c.charged {
+		_, unsettled := c.unsettledSums(time.Now())
+		recognized = min(total-c.charged, unsettled)
+		c.charged += recognized
+		c.recognize(recognized)
+	}
+	c.mu.Unlock()
+	if recognized > 0 {
+		p.mu.Lock()
+		p.spent += recognized
+		p.mu.Unlock()
+	}
 }
 
 // check compares a reported charge with the request's maximum, the
@@ -327,30 +362,33 @@ func (p *Payer) distrust(payee string, lie error) {
 	}
 }
 
-// settledAmount reads a PAYMENT-RESPONSE: this answer's charge.
-func settledAmount(h string, exact bool) (uint64, bool) {
+// settledAmount reads a PAYMENT-RESPONSE: this answer's charge, and for a
+// channel the payee's charged total on it (0 if it says none).
+func settledAmount(h string, exact bool) (amount, total uint64, ok bool) {
 	if h == "" {
-		return 0, false
+		return 0, 0, false
 	}
 	if exact {
 		var sr x402.SettlementResponse
 		if x402.Decode(h, &sr) != nil || !sr.Success {
-			return 0, false
+			return 0, 0, false
 		}
 		n, err := x402.Amount(sr.Amount)
-		return n, err == nil
+		return n, 0, err == nil
 	}
 	var sr struct {
 		Success bool `json:"success"`
 		Extra   struct {
-			ChargedAmount string `json:"chargedAmount"`
+			ChargedAmount string            `json:"chargedAmount"`
+			ChannelState  x402.ChannelState `json:"channelState"`
 		} `json:"extra"`
 	}
 	if x402.Decode(h, &sr) != nil || !sr.Success {
-		return 0, false
+		return 0, 0, false
 	}
 	amount, err := x402.Amount(sr.Extra.ChargedAmount)
-	return amount, err == nil
+	total, _ = x402.Amount(sr.Extra.ChannelState.ChargedCumulativeAmount)
+	return amount, total, err == nil
 }
 
 // follow books a paid request's outcome: at once when the response says
@@ -371,9 +409,19 @@ func (t *ticket) follow(resp *http.Response, err error) *http.Response {
 		t.end(false, 0, false)
 		return resp
 	}
-	if pr := resp.Header.Get(x402.HeaderResponse); pr != "" {
+	switch pr := resp.Header.Get(x402.HeaderResponse); {
+	case pr != "":
 		t.settle(pr, resp.Header)
-	} else {
+	case t.service != nil && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
+		// A registered provider settles a whole answer before it sends
+		// it: one without a settlement would leave its charge unknown,
+		// to be claimed at the maximum later.
+		lie := errors.New("it gave a paid answer with no settlement")
+		t.p.distrust(t.payee, lie)
+		resp.Header.Set(LiedHeader, lie.Error())
+		resp.Header.Set(ChargedHeader, strconv.FormatUint(t.max, 10))
+		t.end(true, t.max, false)
+	default: // a stream: its settlement comes in the trailer
 		resp.Body = &settlingBody{ReadCloser: resp.Body, resp: resp, t: t}
 	}
 	t.sampled(resp)

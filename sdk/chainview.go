@@ -24,6 +24,7 @@ type chainView struct {
 	height   int64
 	heightAt time.Time
 	services map[string]servicesAt // by provider address
+	reading  map[string]bool       // providers whose prices are being reread
 }
 
 type servicesAt struct {
@@ -44,13 +45,18 @@ func (v *chainView) Height(ctx context.Context) (int64, error) {
 	if fresh {
 		return h, nil
 	}
+	return v.Latest(ctx)
+}
+
+// Latest asks the chain for its height now.
+func (v *chainView) Latest(ctx context.Context) (int64, error) {
 	st, err := v.c.Status(ctx)
 	if err != nil {
 		return 0, err
 	}
 	v.mu.Lock()
 	v.height, v.heightAt = max(v.height, st.Height), time.Now()
-	h = v.height
+	h := v.height
 	v.mu.Unlock()
 	return h, nil
 }
@@ -62,24 +68,28 @@ func (v *chainView) Height(ctx context.Context) (int64, error) {
 func (v *chainView) Service(ctx context.Context, payee, model string) (*providerpb.Service, error) {
 	v.mu.Lock()
 	e, ok := v.services[payee]
+	stale := ok && time.Since(e.at) > serviceTTL && !v.reading[payee]
+	if stale {
+		v.reading[payee] = true
+	}
 	v.mu.Unlock()
-	if !ok || time.Since(e.at) > serviceTTL {
-		info, err := client.Ask(ctx, v.c, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: payee})
-		var ce *client.ChainError
-		switch {
-		case errors.As(err, &ce) && ce.Code == 14: // not found: not a provider
-			e = servicesAt{at: time.Now()}
-		case err != nil:
-			return nil, fmt.Errorf("sdk: read %s's registered prices: %w", payee, err)
-		default:
-			e = servicesAt{at: time.Now(), services: info.Services}
-			if e.services == nil {
-				e.services = []*providerpb.Service{}
-			}
+	switch {
+	case !ok:
+		var err error
+		if e, err = v.readServices(ctx, payee); err != nil {
+			return nil, err
 		}
-		v.mu.Lock()
-		v.services[payee] = e
-		v.mu.Unlock()
+	case stale:
+		// The prices read before stand (they change rarely) while they
+		// are read again, off the request's path.
+		go func() {
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			v.readServices(rctx, payee)
+			v.mu.Lock()
+			delete(v.reading, payee)
+			v.mu.Unlock()
+		}()
 	}
 	if e.services == nil {
 		return nil, nil
@@ -90,6 +100,28 @@ func (v *chainView) Service(ctx context.Context, payee, model string) (*provider
 		}
 	}
 	return nil, fmt.Errorf("sdk: provider %s asks to be paid for model %q, which it has not registered on chain", payee, model)
+}
+
+// readServices reads what payee registered and caches it.
+func (v *chainView) readServices(ctx context.Context, payee string) (servicesAt, error) {
+	info, err := client.Ask(ctx, v.c, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: payee})
+	var ce *client.ChainError
+	var e servicesAt
+	switch {
+	case errors.As(err, &ce) && ce.Code == 14: // not found: not a provider
+		e = servicesAt{at: time.Now()}
+	case err != nil:
+		return e, fmt.Errorf("sdk: read %s's registered prices: %w", payee, err)
+	default:
+		e = servicesAt{at: time.Now(), services: info.Services}
+		if e.services == nil {
+			e.services = []*providerpb.Service{}
+		}
+	}
+	v.mu.Lock()
+	v.services[payee] = e
+	v.mu.Unlock()
+	return e, nil
 }
 
 // priceOf is what a registered service charges for an answer of

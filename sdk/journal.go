@@ -41,6 +41,7 @@ type jrecord struct {
 	ExpiresAt int64  `json:"expiresAt,omitempty"`
 	UpTo      uint64 `json:"upTo,omitempty"`
 	Retired   string `json:"retired,omitempty"`
+	Run       bool   `json:"run,omitempty"`  // a run began: books of an earlier clean close may be out of date
 	Liar      string `json:"liar,omitempty"` // a payee caught lying (Why says how): never paid again
 	Why       string `json:"why,omitempty"`
 	Reclaimed bool   `json:"reclaimed,omitempty"`
@@ -102,6 +103,10 @@ func openJournal(path, payer, chainID string) (*journal, []*chanInfo, map[string
 			liars[r.Liar] = r.Why
 			continue
 		}
+		if r.Run {
+			clear(clean) // that run may have signed past them before it ended
+			continue
+		}
 		c := byID[r.Channel]
 		switch {
 		case r.Deposit > 0 && c == nil:
@@ -129,6 +134,12 @@ func openJournal(path, payer, chainID string) (*journal, []*chanInfo, map[string
 			f.Close()
 			return nil, nil, nil, err
 		}
+	}
+	// This run's mark: should it crash, the next one must not trust the
+	// books of the last clean close, only the reservations.
+	if err := j.write(jrecord{Run: true}, true); err != nil {
+		f.Close()
+		return nil, nil, nil, err
 	}
 	// After a clean close the books are exact. After a crash, what the
 	// last run signed is bounded by its reservations: a provider's account

@@ -37,6 +37,14 @@ func TestAJournalAfterACrashBelievesOnlyItsReservations(t *testing.T) {
 	if c := chans[0]; c.signed != 900 || c.charged != 800 || c.restored != 0 {
 		t.Errorf("after a clean close: %+v; want the books as they were", c)
 	}
+	j.f.Close() // that run crashes: it may have signed past those books
+	j, chans, _, err = openJournal(path, "payer", "chain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := chans[0]; c.signed != 0 || c.restored != 1200 {
+		t.Errorf("after a clean close and then a crash: %+v; want only the reservation believed", c)
+	}
 	if _, _, _, err := openJournal(filepath.Join(t.TempDir(), "j2"), "payer", "chain"); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,5 +294,66 @@ func TestChannelsNearExpiryAreReplaced(t *testing.T) {
 	}
 	if n := len(payer.Channels()); n < 2 {
 		t.Errorf("%d channels in 5 s of channels that last 1.5 s", n)
+	}
+}
+
+// TestAnUnsettledAnswerIsALie (review): a provider that left a whole
+// answer's charge unknown (no PAYMENT-RESPONSE) was never caught, and could
+// later have its account of the channel believed up to the maxima of all
+// such answers. A registered provider settles a whole answer before it
+// sends it, so one without a settlement is a lie, booked at its maximum.
+func TestAnUnsettledAnswerIsALie(t *testing.T) {
+	b := newBuyer(t)
+	payer := sdk.NewPayer(b.w, sdk.Budget{Denom: coin.Stable, Max: 100_000})
+	b.liar.Unsettled = true
+	if status, _, _ := b.chat(payer, b.liar.URL, 1, false); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if _, _, perr := b.chat(payer, b.liar.URL, 2, false); perr == nil || !strings.Contains(perr.Error(), "no settlement") {
+		t.Errorf("after an unsettled answer the payer paid again: %v", perr)
+	}
+	if payer.Spent() != 120 || payer.Committed() != 120 {
+		t.Errorf("spent %d, committed %d; want the one answer's maximum, 120", payer.Spent(), payer.Committed())
+	}
+}
+
+// TestReclaimRunsBesideRequests (review): Reclaim took the payer's lock
+// and then each channel's, the order allocate takes them the other way
+// round, so a gateway reclaiming while it paid could hang for good.
+func TestReclaimRunsBesideRequests(t *testing.T) {
+	b := newBuyer(t)
+	payer := sdk.NewPayer(b.w, sdk.Budget{Denom: coin.Stable, Max: 10_000_000, Deposit: 1_000_000})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 25 {
+					b.chat(payer, b.d.Providers[0].URL(), w*100+i, false)
+				}
+			}()
+		}
+		stop := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					payer.Reclaim(context.Background())
+					payer.Books()
+				}
+			}
+		}()
+		wg.Wait()
+		close(stop)
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("requests and Reclaim deadlocked")
 	}
 }

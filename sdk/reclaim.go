@@ -24,15 +24,16 @@ func (p *Payer) Reclaim(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	p.mu.Lock()
+	chans := append([]*chanInfo(nil), p.channels...)
+	p.mu.Unlock()
 	var due []*chanInfo
-	for _, c := range p.channels {
+	for _, c := range chans { // c.mu is taken before p.mu, never after
 		c.mu.Lock()
 		if !c.reclaimed && c.expiresAt < h {
 			due = append(due, c)
 		}
 		c.mu.Unlock()
 	}
-	p.mu.Unlock()
 	var back uint64
 	var errs []error
 	k := &keyring.Key{Name: "agent", Private: p.w.key}

@@ -135,7 +135,7 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 	if len(b.Schemes) == 0 {
 		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
-	return &Payer{w: w, budget: b, base: transport, chain: &chainView{c: w.chain, services: map[string]servicesAt{}},
+	return &Payer{w: w, budget: b, base: transport, chain: &chainView{c: w.chain, services: map[string]servicesAt{}, reading: map[string]bool{}},
 		lines: map[string]*line{}, liars: map[string]error{}, known: map[string]*x402.PaymentRequired{}, stop: make(chan struct{})}
 }
 
@@ -320,10 +320,16 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		if last != nil && last.c != nil && channelRefused[pr.Error] {
+			// Opening a channel costs a fee and locks a deposit: a payee
+			// that says a good channel is done is not believed.
+			if err := p.confirmRefusal(req.Context(), last.c, &pr); err != nil {
+				resp.Header.Set(RefusedHeader, err.Error())
+				return resp, nil
+			}
 			p.retire(last.c, pr.Error)
 		}
 		p.mu.Lock()
-		p.known[url] = &pr
+		p.known[url] = withoutState(&pr)
 		p.mu.Unlock()
 		payment, t, err := p.pay(req.Context(), &pr, req.URL.Path, body)
 		if err != nil {
@@ -343,11 +349,60 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// withoutState is pr without the channel states its requirements carry:
+// a state is the provider's word about one moment, to be weighed against
+// the books once, not to be remembered for the URL's next requests.
+func withoutState(pr *x402.PaymentRequired) *x402.PaymentRequired {
+	out := *pr
+	out.Accepts = make([]x402.PaymentRequirements, len(pr.Accepts))
+	for i, a := range pr.Accepts {
+		if _, ok := a.Extra["channelState"]; ok {
+			extra := make(map[string]any, len(a.Extra))
+			for k, v := range a.Extra {
+				if k != "channelState" {
+					extra[k] = v
+				}
+			}
+			a.Extra = extra
+		}
+		out.Accepts[i] = a
+	}
+	return &out
+}
+
 // channelRefused are the reasons a payee gives for taking no more vouchers
 // on a channel: the payer stops using it and opens another.
+// (A voucher above the deposit is not among them: the payer never signs
+// one, and retires a full channel itself.)
 var channelRefused = map[string]bool{
-	x402.ReasonChannelClosed: true, x402.ReasonChannelExpiring: true, x402.ReasonChannelNotFound: true,
-	x402.ReasonChannelPayee: true, x402.ReasonInsufficientFunds: true,
+	x402.ReasonChannelClosed: true, x402.ReasonChannelExpiring: true, x402.ReasonChannelNotFound: true, x402.ReasonChannelPayee: true,
+}
+
+// confirmRefusal checks with the chain that a payee's refusal of channel c
+// is true: it is gone, closed, not the payee's, or expiring.
+func (p *Payer) confirmRefusal(ctx context.Context, c *chanInfo, pr *x402.PaymentRequired) error {
+	ch, err := client.Ask(ctx, p.w.chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: c.id})
+	var ce *client.ChainError
+	switch {
+	case errors.As(err, &ce):
+		return nil // not found
+	case err != nil:
+		return fmt.Errorf("sdk: the payee refused channel %d (%s) and the chain cannot be asked: %w", c.id, pr.Error, err)
+	}
+	h, err := p.chain.Latest(ctx)
+	if err != nil {
+		return err
+	}
+	margin := int64(0)
+	for _, a := range pr.Accepts {
+		if m, ok := a.Extra["expiryMarginBlocks"].(float64); ok {
+			margin = int64(m)
+		}
+	}
+	if ch.Closed || ch.Payee != c.payee || ch.ExpiresAt <= h+margin+expirySlack {
+		return nil
+	}
+	return fmt.Errorf("sdk: the payee refused channel %d as %s, but the chain has it open until height %d (now %d); it is not replaced", c.id, pr.Error, ch.ExpiresAt, h)
 }
 
 // expirySlack is how many blocks before a payee's expiry margin the payer

@@ -47,6 +47,9 @@ type Liar struct {
 	Receipt func(r *receipt.Receipt)
 	// Append is sent at the end of every stream, after its final receipt.
 	Append string
+	// Unsettled drops the PAYMENT-RESPONSE of whole answers: their charge
+	// left unknown, to be claimed at the maximum.
+	Unsettled bool
 
 	mu       sync.Mutex
 	vouchers map[uint64]*channelpb.Voucher
@@ -66,6 +69,9 @@ func NewLiar(t testing.TB, upstream string, key ed25519.PrivateKey) *Liar {
 			l.keep(r.In.Header.Get(x402.HeaderSignature))
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			if l.Unsettled {
+				resp.Header.Del(x402.HeaderResponse)
+			}
 			l.rewrite(resp.Header)
 			if resp.Trailer != nil {
 				resp.Body = &lyingBody{ReadCloser: resp.Body, l: l, resp: resp}

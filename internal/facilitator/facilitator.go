@@ -286,9 +286,15 @@ func (s *Server) settle(ctx context.Context, req *x402.VerifyRequest) (x402.Sett
 	return res, nil
 }
 
-// paymentID names a payment by its payload: the same signed voucher or
-// authorization is the same payment.
+// paymentID names a payment by its requirements and its payload: the
+// same signed voucher or authorization for the same requirements is the
+// same payment; for other requirements (another payee, price or
+// resource) it is another, which must verify by itself.
 func paymentID(req *x402.VerifyRequest) string {
-	h := sha256.Sum256(append([]byte(req.PaymentRequirements.Scheme+"\x00"), req.PaymentPayload.Payload...))
-	return hex.EncodeToString(h[:])
+	rq, _ := json.Marshal(req.PaymentRequirements) // map keys sorted: deterministic
+	h := sha256.New()
+	h.Write(rq)
+	h.Write([]byte{0})
+	h.Write(req.PaymentPayload.Payload)
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -154,6 +154,12 @@ func TestFacilitatorHoldsVouchersToThePrice(t *testing.T) {
 	if call("/verify", id, 5000, &v); v.IsValid {
 		t.Errorf("a settled voucher verifies again: %+v", v)
 	}
+	// Settled for one price, the voucher is no settled payment for another.
+	reqs.Amount = "4000"
+	if call("/settle", id, 5000, &s2); s2.Success {
+		t.Errorf("a voucher settled for 5000 settles again for 4000: %+v", s2)
+	}
+	reqs.Amount = "5000"
 	if call("/verify", id, 9999, &v); v.IsValid {
 		t.Errorf("a voucher rising by less than the price over a settled one verifies: %+v", v)
 	}

@@ -42,6 +42,10 @@ type exchange struct {
 // maxResumes bounds how many providers one stream may be resumed on.
 const maxResumes = 2
 
+// maxJunk is how much a stream may send after its final receipt, all of
+// it dropped, before the gateway stops reading for its trailer.
+const maxJunk = 1 << 20
+
 // send posts the request to one provider through the gateway's payer and
 // classifies what came back: OK or Refused (a 4xx: the request's own
 // fault) with the response, or Failed.
@@ -72,9 +76,9 @@ func (x *exchange) send(ctx context.Context, c route.Candidate) (*http.Response,
 	if outcome == route.Failed || outcome == route.Down {
 		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
 		if resp != nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			return nil, outcome, fmt.Errorf("%s answered %d", c.Endpoint, resp.StatusCode)
+			return nil, outcome, fmt.Errorf("%s answered %d: %.300s", c.Endpoint, resp.StatusCode, bytes.TrimSpace(b))
 		}
 		return nil, outcome, err
 	}
@@ -150,7 +154,7 @@ type answer struct {
 
 func (a *answer) Deliver() (route.Outcome, error) {
 	x := a.x
-	price := x.reconcile(a.c, a.rc, a.resp.Header)
+	price := x.reconcile(a.c, a.rc, booked(a.resp))
 	if err := x.bill.settle(x.w.Header(), price, receipt.Hash(a.body)); err != nil {
 		return route.Refused, err
 	}
@@ -167,8 +171,17 @@ func (a *answer) Deliver() (route.Outcome, error) {
 // Discard: the answer lost a hedge race, but it was made and paid for; the
 // gateway bears that cost, not the client.
 func (a *answer) Discard() {
-	paid, _ := paidFor(a.resp.Header)
+	paid, _ := paidFor(booked(a.resp))
 	a.x.s.cost("hedge", a.c.Operator, paid)
+}
+
+// booked is where the payer put what it booked for a response read to its
+// end: its header, or its trailer when the settlement came in one.
+func booked(resp *http.Response) http.Header {
+	if resp.Header.Get(sdk.ChargedHeader) != "" || resp.Trailer == nil {
+		return resp.Header
+	}
+	return resp.Trailer
 }
 
 // paidFor is what the gateway's payer booked for an answer (see
@@ -189,16 +202,14 @@ func paidFor(h http.Header) (uint64, bool) {
 func (x *exchange) reconcile(c route.Candidate, rc *receipt.Receipt, h http.Header) uint64 {
 	fair := c.PricePerRequest + (c.PricePer1K*rc.GetUsage().GetCompletionTokens()+999)/1000
 	bill := min(rc.GetPrice().GetAmount(), fair)
-	paid, ok := paidFor(h)
-	if !ok {
-		return bill
+	if paid, ok := paidFor(h); ok {
+		if lie := h.Get(sdk.LiedHeader); lie != "" {
+			x.log.Warn("gateway: a provider lied about its charge; it is paid no more", "provider", c.Operator, "lie", lie)
+		}
+		bill = min(bill, paid)
+		x.s.metrics.spend.WithLabelValues(c.Operator).Add(float64(paid))
+		x.s.cost("overcharge", c.Operator, paid-bill)
 	}
-	if lie := h.Get(sdk.LiedHeader); lie != "" {
-		x.log.Warn("gateway: a provider lied about its charge; it is paid no more", "provider", c.Operator, "lie", lie)
-	}
-	bill = min(bill, paid)
-	x.s.metrics.spend.WithLabelValues(c.Operator).Add(float64(paid))
-	x.s.cost("overcharge", c.Operator, paid-bill)
 	x.s.booksMu.Lock()
 	x.s.billed[c.Operator] += bill
 	x.s.booksMu.Unlock()
@@ -220,6 +231,7 @@ type stream struct {
 	covered      []byte
 	h            hash.Hash // of covered
 	afterReceipt bool      // the last line was a receipt's: the blank line ending its event is not covered
+	junk         int       // bytes sent after the final receipt: dropped
 	// The receipts the client has been sent, checked against covered.
 	paid  *receipt.Receipt // the last interim one, from any provider: what a cut stream costs the client
 	mine  *receipt.Receipt // the last interim one from c: what c charges the gateway if it breaks
@@ -368,13 +380,20 @@ func (x *exchange) pipe(st *stream, fl http.Flusher) error {
 			now := time.Now()
 			x.s.router.ObserveGap(x.req.model, now.Sub(last))
 			last = now
-			if st.final != nil && !openai.StreamEnd(line) {
+			if st.junk > 0 || st.final != nil && !openai.StreamEnd(line) {
 				// The final receipt said the stream ends there: what
-				// follows is vouched for by no receipt, and is not relayed.
-				x.log.Warn("gateway: a provider sent events after its final receipt; they are dropped", "provider", st.c.Operator)
-				x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
-				x.s.router.Report(st.c, route.Failed)
-				return nil
+				// follows is vouched for by no receipt, and is not
+				// relayed. The rest is read (and dropped) for its
+				// trailer: what the provider charged.
+				if st.junk == 0 {
+					x.log.Warn("gateway: a provider sent events after its final receipt; they are dropped", "provider", st.c.Operator)
+					x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
+					x.s.router.Report(st.c, route.Failed)
+				}
+				if st.junk += len(line); st.junk > maxJunk {
+					return nil // no trailer worth waiting for
+				}
+				continue
 			}
 			st.take(line)
 			x.w.Write(line)

@@ -148,11 +148,13 @@ func Open(cfg Config) (*Gate, error) {
 			known := err == nil && g.channels[id] != nil
 			g.mu.Unlock()
 			if known {
-				g.refresh(ctx, id)
-				select {
-				case g.kick <- struct{}{}:
-				default:
-				}
+				go func() { // not in the subscription's reader: it would fall behind
+					g.refresh(ctx, id)
+					select {
+					case g.kick <- struct{}{}:
+					default:
+					}
+				}()
 			}
 		}
 	})
@@ -178,6 +180,7 @@ func (g *Gate) followHeight(ctx context.Context) {
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
+		last := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
@@ -185,8 +188,28 @@ func (g *Gate) followHeight(ctx context.Context) {
 			case <-t.C:
 				read()
 			}
+			if time.Since(last) >= agentRecheck {
+				last = time.Now()
+				g.recheckSessionKeys(ctx)
+			}
 		}
 	}()
+}
+
+// recheckSessionKeys rereads the channels whose session key may sign, in
+// case the event of a revocation was missed.
+func (g *Gate) recheckSessionKeys(ctx context.Context) {
+	g.mu.Lock()
+	var ids []uint64
+	for id, s := range g.channels {
+		if s.ch != nil && len(s.ch.SessionKey) > 0 && s.ch.SessionRevokedAt == 0 && !s.ch.Closed {
+			ids = append(ids, id)
+		}
+	}
+	g.mu.Unlock()
+	for _, id := range ids {
+		g.refresh(ctx, id)
+	}
 }
 
 // Close claims what is unclaimed and stops.

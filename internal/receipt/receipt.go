@@ -76,6 +76,17 @@ func Decode(s string) (*Receipt, error) {
 	return r, nil
 }
 
+// ID names a receipt by what its provider signed (the hash of its body),
+// however it is encoded: base64 ignores line breaks, and the envelope may
+// carry fields nobody signed, so two encodings can hold one receipt.
+func ID(s string) ([]byte, error) {
+	_, sg, err := parse(s)
+	if err != nil {
+		return nil, err
+	}
+	return Hash(sg.Body), nil
+}
+
 // Parse is Decode without the signature check (30 µs): for a party that
 // only compares what a receipt says with what its signer says elsewhere,
 // such as a payer comparing the price with the charge. Whoever keeps a

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/receipt"
 )
@@ -22,16 +23,22 @@ import (
 type intake struct {
 	chain *client.Client
 
-	mu      sync.Mutex
-	payers  map[uint64]string // channel id -> its payer (never changes)
-	seen    map[string]bool   // receipt hashes taken
-	buckets map[string]*bucket
+	mu        sync.Mutex
+	channels  map[uint64]*channelpb.Channel // by id; nil: no such channel
+	providers map[string]bool               // registered or not, as last read
+	seen      map[string]bool               // receipt ids taken
+	buckets   map[string]*bucket
+	all       bucket // every buyer's together
+	height    int64
+	heightAt  time.Time
 }
 
 const (
 	intakeRate  = 200  // samples a second, per buyer (a gateway buys many)
 	intakeBurst = 2000 // and at once
+	totalRate   = 2000 // samples a second from everyone
 	intakeSeen  = 1 << 17
+	intakeCache = 1 << 16
 )
 
 type bucket struct {
@@ -40,7 +47,8 @@ type bucket struct {
 }
 
 func newIntake(c *client.Client) *intake {
-	return &intake{chain: c, payers: map[uint64]string{}, seen: map[string]bool{}, buckets: map[string]*bucket{}}
+	return &intake{chain: c, channels: map[uint64]*channelpb.Channel{}, providers: map[string]bool{}, seen: map[string]bool{},
+		buckets: map[string]*bucket{}, all: bucket{tokens: totalRate, at: time.Now()}}
 }
 
 // admit returns nil for a sample to audit, or the HTTP status and reason
@@ -54,54 +62,126 @@ func (in *intake) admit(ctx context.Context, smp *Sample) (int, error) {
 		return http.StatusBadRequest, err
 	}
 	if !in.take(smp.Payer) {
-		return http.StatusTooManyRequests, fmt.Errorf("more than %d samples a second from %s", intakeRate, smp.Payer)
+		return http.StatusTooManyRequests, fmt.Errorf("more than %d samples a second from %s, or %d from everyone", intakeRate, smp.Payer, totalRate)
 	}
-	payer, err := in.payerOf(ctx, r.PaymentRef)
+	h, err := in.chainHeight(ctx)
+	if err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	chainID, err := in.chain.ChainID(ctx)
+	if err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	if err := receipt.Fresh(r, chainID, h); err != nil {
+		return http.StatusBadRequest, err
+	}
+	if ok, err := in.registered(ctx, r.Provider); err != nil {
+		return http.StatusServiceUnavailable, err
+	} else if !ok {
+		return http.StatusForbidden, fmt.Errorf("%s is not a registered provider", r.Provider)
+	}
+	payer, err := in.payerOf(ctx, r)
 	if err != nil {
 		return http.StatusServiceUnavailable, err
 	}
 	if payer != smp.Payer {
-		return http.StatusForbidden, fmt.Errorf("the receipt's payment %q was not made by %s; a buyer samples only the answers it paid for", r.PaymentRef, smp.Payer)
+		return http.StatusForbidden, fmt.Errorf("the receipt's payment %q was not made by %s to its provider; a buyer samples only the answers it paid for", r.PaymentRef, smp.Payer)
 	}
-	h := string(receipt.Hash([]byte(smp.Receipt)))
+	id, _ := receipt.ID(smp.Receipt)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.seen[h] {
+	if in.seen[string(id)] {
 		return http.StatusConflict, errors.New("this receipt has been sampled already")
 	}
 	if len(in.seen) >= intakeSeen {
 		clear(in.seen)
 	}
-	in.seen[h] = true
+	in.seen[string(id)] = true
 	return 0, nil
 }
 
-// take spends one of payer's tokens.
+// forget un-takes a sample that was admitted but could not be queued, so
+// that its buyer may send it again.
+func (in *intake) forget(smp *Sample) {
+	if id, err := receipt.ID(smp.Receipt); err == nil {
+		in.mu.Lock()
+		delete(in.seen, string(id))
+		in.mu.Unlock()
+	}
+}
+
+// chainHeight is the chain's height, read at most every 2 s.
+func (in *intake) chainHeight(ctx context.Context) (int64, error) {
+	in.mu.Lock()
+	h, fresh := in.height, time.Since(in.heightAt) < 2*time.Second
+	in.mu.Unlock()
+	if fresh {
+		return h, nil
+	}
+	st, err := in.chain.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("verifier: the chain: %w", err)
+	}
+	in.mu.Lock()
+	in.height, in.heightAt = st.Height, time.Now()
+	in.mu.Unlock()
+	return st.Height, nil
+}
+
+// registered tells whether addr is a registered provider (cached).
+func (in *intake) registered(ctx context.Context, addr string) (bool, error) {
+	in.mu.Lock()
+	ok, known := in.providers[addr]
+	in.mu.Unlock()
+	if known {
+		return ok, nil
+	}
+	_, err := client.Ask(ctx, in.chain, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: addr})
+	var ce *client.ChainError
+	if err != nil && !errors.As(err, &ce) {
+		return false, fmt.Errorf("verifier: read provider %s: %w", addr, err)
+	}
+	in.mu.Lock()
+	if len(in.providers) > intakeCache {
+		clear(in.providers)
+	}
+	in.providers[addr] = err == nil
+	in.mu.Unlock()
+	return err == nil, nil
+}
+
+// take spends one of payer's tokens and one of everyone's.
 func (in *intake) take(payer string) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	now := time.Now()
 	b := in.buckets[payer]
 	if b == nil {
-		if len(in.buckets) > 1<<16 {
+		if len(in.buckets) > intakeCache {
 			clear(in.buckets)
 		}
 		b = &bucket{tokens: intakeBurst, at: now}
 		in.buckets[payer] = b
 	}
-	b.tokens = min(intakeBurst, b.tokens+now.Sub(b.at).Seconds()*intakeRate)
-	b.at = now
-	if b.tokens < 1 {
+	b.refill(now, intakeRate, intakeBurst)
+	in.all.refill(now, totalRate, totalRate)
+	if b.tokens < 1 || in.all.tokens < 1 {
 		return false
 	}
 	b.tokens--
+	in.all.tokens--
 	return true
 }
 
-// payerOf is who made the payment a receipt names: a channel's payer, or
-// an exact transfer's sender.
-func (in *intake) payerOf(ctx context.Context, ref string) (string, error) {
-	kind, rest, _ := strings.Cut(ref, ":")
+func (b *bucket) refill(now time.Time, rate, burst float64) {
+	b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
+	b.at = now
+}
+
+// payerOf is who made the payment a receipt names: the payer of a channel
+// that pays the receipt's provider, or an exact transfer's sender.
+func (in *intake) payerOf(ctx context.Context, r *receipt.Receipt) (string, error) {
+	kind, rest, _ := strings.Cut(r.PaymentRef, ":")
 	switch kind {
 	case "exact":
 		from, _, _ := strings.Cut(rest, ":")
@@ -113,25 +193,27 @@ func (in *intake) payerOf(ctx context.Context, ref string) (string, error) {
 			return "", nil
 		}
 		in.mu.Lock()
-		p, ok := in.payers[id]
+		ch, known := in.channels[id]
 		in.mu.Unlock()
-		if ok {
-			return p, nil
-		}
-		ch, err := client.Ask(ctx, in.chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
-		if err != nil {
+		if !known {
+			got, err := client.Ask(ctx, in.chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
 			var ce *client.ChainError
-			if errors.As(err, &ce) {
-				return "", nil // no such channel: nobody's payment
+			if err != nil && !errors.As(err, &ce) {
+				return "", fmt.Errorf("verifier: read channel %d: %w", id, err)
 			}
-			return "", fmt.Errorf("verifier: read channel %d: %w", id, err)
+			if err == nil {
+				ch = got
+			}
+			in.mu.Lock()
+			if len(in.channels) > intakeCache {
+				clear(in.channels)
+			}
+			in.channels[id] = ch // nil: no such channel, remembered too
+			in.mu.Unlock()
 		}
-		in.mu.Lock()
-		if len(in.payers) > 1<<16 {
-			clear(in.payers)
+		if ch == nil || ch.Payee != r.Provider {
+			return "", nil
 		}
-		in.payers[id] = ch.Payer
-		in.mu.Unlock()
 		return ch.Payer, nil
 	}
 	return "", nil

@@ -99,7 +99,8 @@ type Server struct {
 	ownSB bool             // sb is ours to close
 	hc    *http.Client
 
-	intake *intake // who may post samples, and how many
+	intake      *intake       // who may post samples, and how many
+	challenging chan struct{} // a slot per challenge under way
 
 	mu        sync.Mutex               // guards the fields below
 	votes     map[uint64][]byte        // dispute -> salt of our commitment
@@ -123,7 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Poll = DefaultConfig().Poll
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
-		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain)}
+		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16)}
 	if s.sb == nil {
 		s.sb, s.ownSB = sandbox.New(), true
 	}
@@ -187,6 +188,7 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 	case s.samples <- smp:
 		w.WriteHeader(http.StatusAccepted)
 	default:
+		s.intake.forget(&smp)
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable) // full: the sample is dropped
 	}
@@ -240,7 +242,15 @@ func (s *Server) audit(ctx context.Context) {
 		}
 		s.log.Warn("verifier: a provider lied", "provider", r.Provider, "model", r.ModelId)
 		s.count(func(st *Stats) { st.Lies++ })
-		go s.challenge(ctx, smp.Receipt, r, canonical)
+		select {
+		case s.challenging <- struct{}{}:
+			go func() {
+				defer func() { <-s.challenging }()
+				s.challenge(ctx, smp.Receipt, r, canonical)
+			}()
+		default:
+			s.log.Warn("verifier: too many challenges under way; this lie waits for another sample", "provider", r.Provider)
+		}
 	}
 }
 

@@ -125,7 +125,9 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	// root) remains the provider's proof of what it claimed, and lets an
 	// older receipt be challenged.
 	if m.ChannelId == 0 {
-		if r.Height > ctx.Height+1 || r.Height+ChallengeWindow < ctx.Height {
+		// Buyers take receipts dated up to receipt.MaxLead ahead of the
+		// chain: those are challengeable at once too.
+		if r.Height > ctx.Height+receipt.MaxLead || r.Height+ChallengeWindow < ctx.Height {
 			return nil, fmt.Errorf("audit: the receipt names height %d; alone it can be challenged from then until %d (now %d); challenge it with its anchor: %w",
 				r.Height, r.Height+ChallengeWindow, ctx.Height, codes.ErrInvalidRequest)
 		}
@@ -143,8 +145,13 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 			return nil, fmt.Errorf("audit: the receipt is not anchored: its path does not lead to claim %d's root: %w", m.Anchor, codes.ErrInvalidRequest)
 		}
 	}
-	// One dispute per receipt: one lie is slashed once.
-	seen := cat(challengedPrefix, receipt.Hash(m.Receipt))
+	// One dispute per receipt, by what its provider signed (not by its
+	// encoding, which can vary): one lie is slashed once.
+	rid, err := receipt.ID(string(m.Receipt))
+	if err != nil {
+		return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
+	}
+	seen := cat(challengedPrefix, rid)
 	if ctx.KV.Get(seen) != nil {
 		return nil, fmt.Errorf("audit: this receipt has been challenged already: %w", codes.ErrInvalidRequest)
 	}
