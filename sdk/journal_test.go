@@ -33,7 +33,6 @@ func TestAJournalAfterACrashBelievesOnlyItsReservations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.close(nil)
 	if c := chans[0]; c.signed != 900 || c.charged != 800 || c.restored != 0 {
 		t.Errorf("after a clean close: %+v; want the books as they were", c)
 	}
@@ -42,6 +41,7 @@ func TestAJournalAfterACrashBelievesOnlyItsReservations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer j.close(nil)
 	if c := chans[0]; c.signed != 0 || c.restored != 1200 {
 		t.Errorf("after a clean close and then a crash: %+v; want only the reservation believed", c)
 	}

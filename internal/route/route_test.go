@@ -370,3 +370,19 @@ func TestDeadProvidersDoNotUseUpAttempts(t *testing.T) {
 		t.Fatalf("answered by %q after %d tries: %v; want the live provider", c.Operator, tries, err)
 	}
 }
+
+// TestARefusingProviderIsAFailure is finding 4 of the buyer-and-seller
+// review: the router counted any 4xx as the request's own fault, so a
+// provider that refused every payment (402) or did not serve the model it
+// registered (404) kept being picked. Only 400, 413 and 422 are the
+// request's.
+func TestARefusingProviderIsAFailure(t *testing.T) {
+	for status, want := range map[int]Outcome{
+		200: OK, 400: Refused, 413: Refused, 422: Refused,
+		402: Failed, 401: Failed, 403: Failed, 404: Failed, 409: Failed, 429: Failed, 500: Failed, 503: Failed,
+	} {
+		if got := Retryable(&http.Response{StatusCode: status}, nil); got != want {
+			t.Errorf("%d: %v, want %v", status, got, want)
+		}
+	}
+}
