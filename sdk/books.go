@@ -131,9 +131,9 @@ func (p *Payer) allocate(c *chanInfo, req *x402.PaymentRequirements, amount uint
 			// requests whose settlement we never saw can explain up to
 			// unsettled of it (and, after a restart, what an earlier run
 			// reserved), no more.
-			if books := c.charged + c.inflight + unsettled + c.restored; s > books {
-				return 0, fmt.Errorf("sdk: provider %s says channel %d has %d charged or in flight; this payer's books allow %d (%d charged, %d in flight, %d unsettled), so it is not paid more",
-					req.PayTo, c.id, s, books, c.charged, c.inflight, unsettled+c.restored)
+			if books := min(c.charged+c.inflight+unsettled+c.restored, c.ceiling()); s > books {
+				return 0, fmt.Errorf("sdk: provider %s says channel %d has %d charged or in flight; this payer's books allow %d (%d charged, %d in flight, %d unsettled, %d signed), so it is not paid more",
+					req.PayTo, c.id, s, books, c.charged, c.inflight, unsettled+c.restored, c.signed)
 			}
 			// Believing it raises what the provider can claim to s: the
 			// budget pays for any rise above the vouchers known signed.
@@ -174,6 +174,17 @@ func (p *Payer) allocate(c *chanInfo, req *x402.PaymentRequirements, amount uint
 	}
 	c.inflight += amount
 	return cum, nil
+}
+
+// ceiling is the most a payee can honestly have charged on the channel:
+// the best voucher it holds, which is the best signed; after a crash, up
+// to the last reservation, as the earlier run's vouchers are not known.
+// A payee's total above it is a lie. Called with c.mu held.
+func (c *chanInfo) ceiling() uint64 {
+	if c.restored > 0 {
+		return max(c.signed, c.reserved)
+	}
+	return c.signed
 }
 
 // commit counts amount more of vouchers or authorizations signed against
@@ -263,6 +274,9 @@ const (
 // check is booked at the request's maximum, and the payer pays that payee
 // no more: it lied, and cannot take more than its vouchers allow.
 func (t *ticket) settle(paymentResponse string, h http.Header) {
+	if t.done { // a body read past its end reports its end again
+		return
+	}
 	amount, total, ok := settledAmount(paymentResponse, t.exact)
 	if !ok {
 		t.end(false, 0, true)
@@ -278,7 +292,10 @@ func (t *ticket) settle(paymentResponse string, h http.Header) {
 	h.Set(ChargedHeader, strconv.FormatUint(charge, 10))
 	t.end(true, charge, false)
 	if lie == nil && t.c != nil {
-		t.p.learn(t.c, total)
+		if err := t.p.learn(t.c, total); err != nil {
+			t.p.distrust(t.payee, err)
+			h.Set(LiedHeader, err.Error())
+		}
 	}
 }
 
@@ -289,12 +306,21 @@ func (t *ticket) settle(paymentResponse string, h http.Header) {
 // total is believed and counted as spent; beyond, it is not. Without
 // this, the books would trail the provider's by those charges, and every
 // voucher would be refused once before the next 402 told them.
-func (p *Payer) learn(c *chanInfo, total uint64) {
+//
+// The total may include requests still in flight here that the provider
+// has finished (their settlements are on the way): only what is left
+// beyond everything in flight is taken from the unsettled. A total above
+// every voucher signed is a lie.
+func (p *Payer) learn(c *chanInfo, total uint64) error {
 	c.mu.Lock()
+	if ceiling := c.ceiling(); total > ceiling {
+		c.mu.Unlock()
+		return fmt.Errorf("it says channel %d has %d charged; no voucher above %d was signed", c.id, total, ceiling)
+	}
 	var recognized uint64
-	if total > c.charged {
+	if known := c.charged + c.inflight; total > known {
 		_, unsettled := c.unsettledSums(time.Now())
-		recognized = min(total-c.charged, unsettled)
+		recognized = min(total-known, unsettled)
 		c.charged += recognized
 		c.recognize(recognized)
 	}
@@ -304,6 +330,7 @@ func (p *Payer) learn(c *chanInfo, total uint64) {
 		p.spent += recognized
 		p.mu.Unlock()
 	}
+	return nil
 }
 
 // check compares a reported charge with the request's maximum, the

@@ -357,3 +357,22 @@ func TestReclaimRunsBesideRequests(t *testing.T) {
 		t.Fatal("requests and Reclaim deadlocked")
 	}
 }
+
+// TestATotalAboveTheVouchersIsALie (review): a payee's charged total was
+// believed up to what unsettled requests could explain, which could be
+// more than any voucher signed. No honest payee has charged more than the
+// best voucher it holds.
+func TestATotalAboveTheVouchersIsALie(t *testing.T) {
+	b := newBuyer(t)
+	payer := sdk.NewPayer(b.w, sdk.Budget{Denom: coin.Stable, Max: 100_000})
+	b.liar.State = func(n uint64) uint64 { return n + 1000 }
+	if status, _, _ := b.chat(payer, b.liar.URL, 1, false); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if _, _, perr := b.chat(payer, b.liar.URL, 2, false); perr == nil || !strings.Contains(perr.Error(), "no voucher above") {
+		t.Errorf("after a total above its vouchers the payee was paid again: %v", perr)
+	}
+	if payer.Committed() != 120 {
+		t.Errorf("committed %d; want the one answer's 120", payer.Committed())
+	}
+}

@@ -384,7 +384,7 @@ func (p *Payer) confirmRefusal(ctx context.Context, c *chanInfo, pr *x402.Paymen
 	ch, err := client.Ask(ctx, p.w.chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: c.id})
 	var ce *client.ChainError
 	switch {
-	case errors.As(err, &ce):
+	case errors.As(err, &ce) && ce.Code == 14:
 		return nil // not found
 	case err != nil:
 		return fmt.Errorf("sdk: the payee refused channel %d (%s) and the chain cannot be asked: %w", c.id, pr.Error, err)
@@ -395,9 +395,7 @@ func (p *Payer) confirmRefusal(ctx context.Context, c *chanInfo, pr *x402.Paymen
 	}
 	margin := int64(0)
 	for _, a := range pr.Accepts {
-		if m, ok := a.Extra["expiryMarginBlocks"].(float64); ok {
-			margin = int64(m)
-		}
+		margin = max(margin, p.marginOf(&a))
 	}
 	if ch.Closed || ch.Payee != c.payee || ch.ExpiresAt <= h+margin+expirySlack {
 		return nil
@@ -408,6 +406,14 @@ func (p *Payer) confirmRefusal(ctx context.Context, c *chanInfo, pr *x402.Paymen
 // expirySlack is how many blocks before a payee's expiry margin the payer
 // stops using a channel, so that it is replaced before it is refused.
 const expirySlack = 10
+
+// marginOf is the expiry margin a payee asks for, at most half of a
+// channel's life: a payee that asked for more could make the payer open
+// a channel (a fee and a deposit) for every request.
+func (p *Payer) marginOf(req *x402.PaymentRequirements) int64 {
+	m, _ := req.Extra["expiryMarginBlocks"].(float64)
+	return min(max(int64(m), 0), p.budget.ExpiryBlocks/2)
+}
 
 // pay picks a requirement it can meet, checks its price against the
 // payee's registered one, makes sure a channel can carry it and signs the
@@ -457,8 +463,7 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired, path string, 
 	c := l.ch
 	if c != nil {
 		// Replace a channel before the payee refuses it for its expiry.
-		margin, _ := req.Extra["expiryMarginBlocks"].(float64)
-		if h, err := p.chain.Height(ctx); err == nil && c.expiresAt <= h+int64(margin)+expirySlack {
+		if h, err := p.chain.Height(ctx); err == nil && c.expiresAt <= h+p.marginOf(req)+expirySlack {
 			p.retire(c, "expiring")
 		}
 	}

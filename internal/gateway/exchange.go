@@ -42,9 +42,12 @@ type exchange struct {
 // maxResumes bounds how many providers one stream may be resumed on.
 const maxResumes = 2
 
-// maxJunk is how much a stream may send after its final receipt, all of
-// it dropped, before the gateway stops reading for its trailer.
-const maxJunk = 1 << 20
+// maxJunk is how much a stream may send after its final receipt, and
+// junkFor for how long, before the gateway stops reading for its trailer.
+const (
+	maxJunk = 1 << 20
+	junkFor = 5 * time.Second
+)
 
 // send posts the request to one provider through the gateway's payer and
 // classifies what came back: OK or Refused (a 4xx: the request's own
@@ -231,7 +234,9 @@ type stream struct {
 	covered      []byte
 	h            hash.Hash // of covered
 	afterReceipt bool      // the last line was a receipt's: the blank line ending its event is not covered
-	junk         int       // bytes sent after the final receipt: dropped
+	junk         int       // bytes sent after the final receipt
+	endsBy       time.Time // when the gateway stops reading after the final receipt
+	dropping     bool      // events came after the final receipt: nothing more is relayed
 	// The receipts the client has been sent, checked against covered.
 	paid  *receipt.Receipt // the last interim one, from any provider: what a cut stream costs the client
 	mine  *receipt.Receipt // the last interim one from c: what c charges the gateway if it breaks
@@ -380,20 +385,27 @@ func (x *exchange) pipe(st *stream, fl http.Flusher) error {
 			now := time.Now()
 			x.s.router.ObserveGap(x.req.model, now.Sub(last))
 			last = now
-			if st.junk > 0 || st.final != nil && !openai.StreamEnd(line) {
+			if st.final != nil {
 				// The final receipt said the stream ends there: what
 				// follows is vouched for by no receipt, and is not
-				// relayed. The rest is read (and dropped) for its
-				// trailer: what the provider charged.
+				// relayed but "data: [DONE]". The rest is read (and
+				// dropped) for its trailer, what the provider charged,
+				// within maxJunk bytes and junkFor.
 				if st.junk == 0 {
-					x.log.Warn("gateway: a provider sent events after its final receipt; they are dropped", "provider", st.c.Operator)
-					x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
-					x.s.router.Report(st.c, route.Failed)
+					st.endsBy = now.Add(junkFor)
 				}
-				if st.junk += len(line); st.junk > maxJunk {
+				if st.junk += len(line); st.junk > maxJunk || now.After(st.endsBy) {
 					return nil // no trailer worth waiting for
 				}
-				continue
+				if !openai.StreamEnd(line) || st.dropping {
+					if !st.dropping {
+						st.dropping = true
+						x.log.Warn("gateway: a provider sent events after its final receipt; they are dropped", "provider", st.c.Operator)
+						x.s.metrics.errors.WithLabelValues(st.c.Operator).Inc()
+						x.s.router.Report(st.c, route.Failed)
+					}
+					continue
+				}
 			}
 			st.take(line)
 			x.w.Write(line)

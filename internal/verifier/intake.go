@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
@@ -61,9 +63,6 @@ func (in *intake) admit(ctx context.Context, smp *Sample) (int, error) {
 	if err != nil {
 		return http.StatusBadRequest, err
 	}
-	if !in.take(smp.Payer) {
-		return http.StatusTooManyRequests, fmt.Errorf("more than %d samples a second from %s, or %d from everyone", intakeRate, smp.Payer, totalRate)
-	}
 	h, err := in.chainHeight(ctx)
 	if err != nil {
 		return http.StatusServiceUnavailable, err
@@ -86,6 +85,10 @@ func (in *intake) admit(ctx context.Context, smp *Sample) (int, error) {
 	}
 	if payer != smp.Payer {
 		return http.StatusForbidden, fmt.Errorf("the receipt's payment %q was not made by %s to its provider; a buyer samples only the answers it paid for", r.PaymentRef, smp.Payer)
+	}
+	// Only a proven buyer spends the rate: strangers cannot use it up.
+	if !in.take(smp.Payer) {
+		return http.StatusTooManyRequests, fmt.Errorf("more than %d samples a second from %s, or %d from everyone", intakeRate, smp.Payer, totalRate)
 	}
 	id, _ := receipt.ID(smp.Receipt)
 	in.mu.Lock()
@@ -137,8 +140,7 @@ func (in *intake) registered(ctx context.Context, addr string) (bool, error) {
 		return ok, nil
 	}
 	_, err := client.Ask(ctx, in.chain, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: addr})
-	var ce *client.ChainError
-	if err != nil && !errors.As(err, &ce) {
+	if err != nil && !notFound(err) {
 		return false, fmt.Errorf("verifier: read provider %s: %w", addr, err)
 	}
 	in.mu.Lock()
@@ -184,7 +186,22 @@ func (in *intake) payerOf(ctx context.Context, r *receipt.Receipt) (string, erro
 	kind, rest, _ := strings.Cut(r.PaymentRef, ":")
 	switch kind {
 	case "exact":
-		from, _, _ := strings.Cut(rest, ":")
+		// The transfer must be on chain: its nonce used by its sender.
+		from, nonceHex, _ := strings.Cut(rest, ":")
+		nonce, err := hex.DecodeString(nonceHex)
+		if err != nil {
+			return "", nil
+		}
+		used, err := client.Ask(ctx, in.chain, bankpb.QueryNonce, &bankpb.QueryNonceRequest{Address: from, Nonce: nonce})
+		if err != nil {
+			if notFound(err) {
+				return "", nil
+			}
+			return "", fmt.Errorf("verifier: read %s's nonce: %w", from, err)
+		}
+		if !used.Used {
+			return "", nil
+		}
 		return from, nil
 	case "channel":
 		idText, _, _ := strings.Cut(rest, ":")
@@ -197,8 +214,7 @@ func (in *intake) payerOf(ctx context.Context, r *receipt.Receipt) (string, erro
 		in.mu.Unlock()
 		if !known {
 			got, err := client.Ask(ctx, in.chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
-			var ce *client.ChainError
-			if err != nil && !errors.As(err, &ce) {
+			if err != nil && !notFound(err) {
 				return "", fmt.Errorf("verifier: read channel %d: %w", id, err)
 			}
 			if err == nil {
@@ -217,4 +233,11 @@ func (in *intake) payerOf(ctx context.Context, r *receipt.Receipt) (string, erro
 		return ch.Payer, nil
 	}
 	return "", nil
+}
+
+// notFound tells whether err is the chain saying "no such thing" (rather
+// than failing to answer, which is not remembered).
+func notFound(err error) bool {
+	var ce *client.ChainError
+	return errors.As(err, &ce) && ce.Code == 14
 }

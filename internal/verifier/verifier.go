@@ -249,6 +249,7 @@ func (s *Server) audit(ctx context.Context) {
 				s.challenge(ctx, smp.Receipt, r, canonical)
 			}()
 		default:
+			s.intake.forget(&smp) // its buyer's next sample of it is taken
 			s.log.Warn("verifier: too many challenges under way; this lie waits for another sample", "provider", r.Provider)
 		}
 	}
@@ -264,6 +265,9 @@ func (s *Server) challenge(ctx context.Context, enc string, r *receipt.Receipt, 
 		s.log.Info("verifier: challenged a lying receipt", "provider", r.Provider)
 		s.count(func(st *Stats) { st.Challenges++ })
 		return
+	}
+	if strings.Contains(err.Error(), "challenged already") {
+		return // another verifier was first
 	}
 	s.log.Warn("verifier: a challenge of the receipt alone failed; trying its anchor", "provider", r.Provider, "err", err)
 	id, ok := channelOf(r.PaymentRef)
@@ -309,6 +313,9 @@ func channelOf(ref string) (uint64, bool) {
 }
 
 func fetchLeaves(ctx context.Context, endpoint string, id uint64, n int) [][]byte {
+	// The accused serves these: it must not hold the verifier up.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/anchors/%d/%d", endpoint, id, n), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -316,7 +323,7 @@ func fetchLeaves(ctx context.Context, endpoint string, id uint64, n int) [][]byt
 	}
 	defer resp.Body.Close()
 	var body struct{ Leaves []string }
-	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+	if json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body) != nil {
 		return nil
 	}
 	var out [][]byte
