@@ -73,7 +73,8 @@ type chanState struct {
 	// are in memory (receipts, in the order the chain anchors them); it is
 	// taken before the gate's mu.
 	wmu      sync.Mutex
-	anchors  [][][]byte         // receipt hashes of each accepted claim, in order
+	anchors  [][][]byte         // receipt hashes of the last anchorsKept accepted claims, in order
+	nAnchors int                // accepted claims in all: anchors[i] is claim nAnchors-len(anchors)+i
 	ch       *channelpb.Channel // as last read from chain
 	voucher  uint64             // highest voucher seen
 	sig      []byte
@@ -126,7 +127,7 @@ func Open(cfg Config) (*Gate, error) {
 		case r.Claimed > 0:
 			s.claimed = max(s.claimed, r.Claimed)
 			n := min(int(r.Count), len(s.receipts))
-			s.anchors = append(s.anchors, s.receipts[:n:n])
+			s.keepAnchor(s.receipts[:n:n])
 			s.receipts = s.receipts[n:]
 		}
 	})
@@ -729,7 +730,7 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 		s.wmu.Lock()
 		g.mu.Lock()
 		s.claimed = c.Amount
-		s.anchors = append(s.anchors, s.receipts[:c.ReceiptsCount:c.ReceiptsCount])
+		s.keepAnchor(s.receipts[:c.ReceiptsCount:c.ReceiptsCount])
 		s.receipts = s.receipts[c.ReceiptsCount:]
 		g.mu.Unlock()
 		err := g.wal.append(record{Channel: id, Claimed: c.Amount, Count: c.ReceiptsCount})
@@ -741,15 +742,65 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 	return errs
 }
 
+// anchorsKept is how many of a channel's latest claims keep their receipt
+// hashes in memory; older ones are read back from the voucher log when
+// asked for, so a provider's memory does not grow with every answer.
+var anchorsKept = 64
+
+// keepAnchor records the leaves of the channel's next accepted claim.
+func (s *chanState) keepAnchor(leaves [][]byte) {
+	s.anchors = append(s.anchors, leaves)
+	s.nAnchors++
+	if len(s.anchors) > anchorsKept {
+		s.anchors = append([][][]byte(nil), s.anchors[len(s.anchors)-anchorsKept:]...)
+	}
+}
+
 // Anchored returns the receipt hashes (leaves) of a channel's n-th
 // accepted claim, in order, so anyone can build a receipt's inclusion path
 // under the root the chain recorded; nil if unknown.
 func (g *Gate) Anchored(channelID uint64, n int) [][]byte {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	s := g.channels[channelID]
-	if s == nil || n < 0 || n >= len(s.anchors) {
+	if s == nil || n < 0 || n >= s.nAnchors {
+		g.mu.Unlock()
 		return nil
 	}
-	return s.anchors[n]
+	if first := s.nAnchors - len(s.anchors); n >= first {
+		defer g.mu.Unlock()
+		return s.anchors[n-first]
+	}
+	g.mu.Unlock()
+	return g.anchoredOnDisk(channelID, n)
+}
+
+// anchoredOnDisk replays the voucher log for one channel's n-th claim.
+func (g *Gate) anchoredOnDisk(channelID uint64, n int) [][]byte {
+	var receipts [][]byte
+	var found [][]byte
+	claims := 0
+	err := scanLog(g.cfg.LogPath, func(r record) bool {
+		if r.Channel != channelID {
+			return true
+		}
+		switch {
+		case r.Voucher > 0:
+		case r.Charged > 0:
+			receipts = append(receipts, r.Receipt)
+		case r.Claimed > 0:
+			k := min(int(r.Count), len(receipts))
+			if claims == n {
+				found = receipts[:k:k]
+				return false
+			}
+			receipts = receipts[k:]
+			claims++
+		}
+		return true
+	})
+	if err != nil {
+		g.log.Warn("paygate: read anchors from the voucher log", "err", err)
+		return nil
+	}
+	return found
 }

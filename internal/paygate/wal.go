@@ -60,6 +60,25 @@ func openWAL(path string, fn func(record)) (*wal, error) {
 	return &wal{f: f, written: size, synced: size}, nil
 }
 
+// scanLog reads the records of the log at path in order, while fn says
+// go on; a torn last line ends it.
+func scanLog(path string, fn func(record) bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for sc.Scan() {
+		var r record
+		if json.Unmarshal(sc.Bytes(), &r) != nil || !fn(r) {
+			return nil
+		}
+	}
+	return sc.Err()
+}
+
 // write appends r without waiting for the disk: it survives a crash of
 // the process (the kernel has it), not of the machine.
 func (w *wal) write(r record) error {
