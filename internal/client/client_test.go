@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -135,5 +136,51 @@ func TestCloseWhileWaiting(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before+5 {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines after 10 closed clients, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestARefusedSubscriptionLeavesNothingBehind: the node refuses a client's
+// subscriptions beyond its limit (CometBFT's max_subscriptions_per_client),
+// and a follower subscribes again every second. Each refused one used to
+// leave a goroutine behind until the client closed: in the soak, 600 in
+// ten minutes in the gateway's process.
+func TestARefusedSubscriptionLeavesNothingBehind(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 0 })
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Fill the client's quota, then ask for more, again and again.
+	for i := range 32 {
+		if _, err := c.Subscribe(ctx, fmt.Sprintf("tm.event='Tx' AND filler%d.x EXISTS", i), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func() {
+		ch, err := c.Subscribe(ctx, "tm.event='Tx' AND extra.x EXISTS", 1)
+		if err != nil {
+			return
+		}
+		select {
+		case _, open := <-ch:
+			if open {
+				t.Fatal("an event on a subscription beyond the limit")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a subscription beyond the node's limit was neither refused nor closed")
+		}
+	}
+	refused()
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for range 50 {
+		refused()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before+5 {
+		t.Errorf("%d goroutines after 50 refused subscriptions, %d before", after, before)
 	}
 }

@@ -168,6 +168,7 @@ type wsConn struct {
 
 	mu     sync.Mutex // guards the fields below
 	subs   map[string]chan Event
+	ended  map[string]chan struct{} // closed when a subscription is dropped, to end its watcher
 	closed bool
 	err    error
 	gone   chan struct{} // closed when the connection ends
@@ -188,6 +189,8 @@ func (r *rpc) subscribe(ctx context.Context, query string, buf int) (<-chan Even
 		return nil, fmt.Errorf("websocket closed: %v", ws.err)
 	}
 	ws.subs[id] = ch
+	ended := make(chan struct{})
+	ws.ended[id] = ended
 	ws.mu.Unlock()
 	req := map[string]any{"jsonrpc": "2.0", "id": id, "method": "subscribe", "params": map[string]any{"query": query}}
 	ws.wmu.Lock()
@@ -202,6 +205,8 @@ func (r *rpc) subscribe(ctx context.Context, query string, buf int) (<-chan Even
 		select {
 		case <-ctx.Done():
 		case <-r.done:
+		case <-ended:
+			return // the node refused or ended it: nothing to unsubscribe
 		case <-ws.gone:
 			return // the connection ended: read closed every channel
 		}
@@ -224,6 +229,10 @@ func (ws *wsConn) drop(id string) bool {
 	if ok {
 		delete(ws.subs, id)
 		close(ch)
+	}
+	if ended, ok := ws.ended[id]; ok {
+		delete(ws.ended, id)
+		close(ended)
 	}
 	return ok
 }
@@ -268,7 +277,7 @@ func (r *rpc) wsConn(ctx context.Context) (*wsConn, error) {
 		return nil, errClosed
 	default:
 	}
-	ws := &wsConn{conn: conn, subs: map[string]chan Event{}, gone: make(chan struct{})}
+	ws := &wsConn{conn: conn, subs: map[string]chan Event{}, ended: map[string]chan struct{}{}, gone: make(chan struct{})}
 	r.ws = ws
 	go ws.read()
 	return ws, nil

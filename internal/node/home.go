@@ -51,6 +51,10 @@ func CometConfig(home, moniker string, ports Ports, blockTime time.Duration) *cm
 	c.RPC.MaxOpenConnections = 2000
 	c.RPC.MaxRequestBatchSize = 200 // load generators and SDKs batch broadcasts
 	c.RPC.MaxSubscriptionClients = 200
+	// A daemon follows several event streams over one connection (the
+	// router's provider events, a payment gate's agent and session-key
+	// events): CometBFT's default of 5 per client refused the sixth.
+	c.RPC.MaxSubscriptionsPerClient = 32
 	c.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
 	c.Instrumentation.Prometheus = false
 	c.LogLevel = "error"
