@@ -16,6 +16,8 @@ import (
 	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/gateway"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/ledger"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/receipt"
 	"github.com/agoranet/agora/internal/route"
@@ -33,42 +35,12 @@ import (
 // per provider (paid = billed + costs) and per key (debited = what the
 // gateway's receipts billed).
 func TestBooksBalanceAgainstALyingProvider(t *testing.T) {
-	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 2 })
-	ctx := context.Background()
-	c, err := client.New(d.Node.RPC())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	pk, _ := d.Keyring.Get("provider1")
-	liar := e2e.NewLiar(t, d.Providers[0].URL(), pk.Private)
+	w := newLiarWorld(t, 2)
 	// Its receipts say 10 less than it charges (and than the voucher
 	// allows): the client must pay the receipt, the gateway bears the rest.
-	liar.Receipt = func(r *receipt.Receipt) { r.Price.Amount -= 10 }
-	// The registry sends the gateway to the liar in front of provider1.
-	if _, err := c.Submit(ctx, pk, "", &providerpb.MsgRegisterProvider{Operator: pk.Address().String(), Endpoint: liar.URL}); err != nil {
-		t.Fatal(err)
-	}
-	bob, _ := d.Keyring.Get("bob")
-	rc := route.DefaultConfig()
-	rc.Refresh = time.Second
-	home := t.TempDir()
-	gw, err := gateway.Start(ctx, gateway.Config{Listen: "127.0.0.1:0", Key: bob.Private, ChainID: devnet.ChainID, Chain: c, NodeURL: d.Node.RPC(),
-		Home: home, Denom: coin.Stable, Spend: 10_000_000, Deposit: 100_000, Route: rc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(ctx)
-	l, err := gateway.OpenLedger(ctx, gateway.Config{Home: home})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	const credit = 1_000_000
-	key, _, err := l.CreateKey(ctx, coin.Stable, credit)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.liar.Receipt = func(r *receipt.Receipt) { r.Price.Amount -= 10 }
+	ctx, gw, l, key, pk := context.Background(), w.gw, w.ledger, w.key, w.provider
+	const credit = liarCredit
 
 	billed, _ := load(t, []string{gw.URL()}, key, 8, 15, func(i int) bool { return i%2 == 1 })
 	e2e.Eventually(t, 10*time.Second, "the key is debited what the gateway's receipts billed", func() error {
@@ -160,36 +132,9 @@ func load(t *testing.T, urls []string, key string, workers, each int, stream fun
 // passed every check and reached the client. The gateway now relays
 // nothing after a final receipt, and scores the provider down.
 func TestEventsAfterTheFinalReceiptAreDropped(t *testing.T) {
-	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 1 })
-	ctx := context.Background()
-	c, err := client.New(d.Node.RPC())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	pk, _ := d.Keyring.Get("provider1")
-	liar := e2e.NewLiar(t, d.Providers[0].URL(), pk.Private)
-	liar.Append = "data: {\"choices\":[{\"delta\":{\"content\":\"EVIL\"}}]}\n\n"
-	if _, err := c.Submit(ctx, pk, "", &providerpb.MsgRegisterProvider{Operator: pk.Address().String(), Endpoint: liar.URL}); err != nil {
-		t.Fatal(err)
-	}
-	bob, _ := d.Keyring.Get("bob")
-	home := t.TempDir()
-	gw, err := gateway.Start(ctx, gateway.Config{Listen: "127.0.0.1:0", Key: bob.Private, ChainID: devnet.ChainID, Chain: c, NodeURL: d.Node.RPC(),
-		Home: home, Denom: coin.Stable, Spend: 10_000_000, Deposit: 100_000, Route: route.DefaultConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(ctx)
-	l, err := gateway.OpenLedger(ctx, gateway.Config{Home: home})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	key, _, err := l.CreateKey(ctx, coin.Stable, 1_000_000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newLiarWorld(t, 1)
+	w.liar.Append = "data: {\"choices\":[{\"delta\":{\"content\":\"EVIL\"}}]}\n\n"
+	gw, key := w.gw, w.key
 	req, _ := http.NewRequest(http.MethodPost, gw.URL()+"/v1/chat/completions", strings.NewReader(`{"model":"agora/tiny-lm","messages":[{"role":"user","content":"KING:"}],"max_tokens":16,"stream":true}`))
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
@@ -204,4 +149,50 @@ func TestEventsAfterTheFinalReceiptAreDropped(t *testing.T) {
 	if _, enc := openai.SplitStream(b); enc == "" {
 		t.Errorf("the stream lost its receipt: %s", b)
 	}
+}
+
+// liarWorld is a paid devnet whose registry sends the gateway under test
+// to a lying proxy (e2e.Liar) in front of provider1, and an API key with
+// liarCredit on that gateway.
+type liarWorld struct {
+	liar     *e2e.Liar
+	gw       *gateway.Server
+	ledger   *ledger.Ledger
+	key      string
+	provider *keyring.Key
+}
+
+const liarCredit = 1_000_000
+
+func newLiarWorld(t *testing.T, providers int) *liarWorld {
+	t.Helper()
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = providers })
+	ctx := context.Background()
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	pk, _ := d.Keyring.Get("provider1")
+	w := &liarWorld{liar: e2e.NewLiar(t, d.Providers[0].URL(), pk.Private), provider: pk}
+	if _, err := c.Submit(ctx, pk, "", &providerpb.MsgRegisterProvider{Operator: pk.Address().String(), Endpoint: w.liar.URL}); err != nil {
+		t.Fatal(err)
+	}
+	bob, _ := d.Keyring.Get("bob")
+	rc := route.DefaultConfig()
+	rc.Refresh = time.Second
+	home := t.TempDir()
+	if w.gw, err = gateway.Start(ctx, gateway.Config{Listen: "127.0.0.1:0", Key: bob.Private, ChainID: devnet.ChainID, Chain: c, NodeURL: d.Node.RPC(),
+		Home: home, Denom: coin.Stable, Spend: 10_000_000, Deposit: 100_000, Route: rc}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.gw.Shutdown(context.Background()) })
+	if w.ledger, err = gateway.OpenLedger(ctx, gateway.Config{Home: home}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.ledger.Close() })
+	if w.key, _, err = w.ledger.CreateKey(ctx, coin.Stable, liarCredit); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
