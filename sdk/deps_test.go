@@ -22,7 +22,7 @@ func TestClientsLinkNoChainInternals(t *testing.T) {
 		"github.com/agoranet/agora/internal/chain/", // only wire packages below
 	}
 	// Wire packages, proofs and the primitives they use are allowed.
-	allowed := []string{"pb", "/addr", "/codes", "/coin", "/module", "/proof", "/store", "/tx"}
+	allowed := []string{"pb", "/addr", "/codes", "/coin", "/gas", "/module", "/proof", "/store", "/tx"}
 	for _, pkg := range []string{"github.com/agoranet/agora/sdk", "github.com/agoranet/agora/internal/client", "github.com/agoranet/agora/x402"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/tx"
@@ -123,6 +124,8 @@ func benchKey(i int) ed25519.PrivateKey {
 
 // agoraLanes pre-signs transfers among many accounts. Each account belongs
 // to one lane, so its sequence numbers arrive in order.
+const benchGas = 100_000
+
 func agoraLanes(o options) ([][][]byte, []node.Account) {
 	keys := make([]ed25519.PrivateKey, o.accounts)
 	var accounts []node.Account
@@ -135,7 +138,9 @@ func agoraLanes(o options) ([][][]byte, []node.Account) {
 	for i := 0; i < o.txs; i++ {
 		from := i % o.accounts
 		to := (from*7 + 13) % o.accounts
-		raw, err := tx.Sign(keys[from], "agora-bench", seq[from], coin.New(coin.Native, 10), "",
+		// A transfer uses about 60,000 gas (docs/chain.md); the limit leaves
+		// room, and the fee is the minimum for it.
+		raw, err := tx.Sign(keys[from], tx.Header{ChainID: "agora-bench", Sequence: seq[from], GasLimit: benchGas, Fee: coin.New(coin.Native, authpb.MinFee(authpb.DefaultParams(), benchGas))},
 			&bankpb.MsgSend{From: accounts[from].Address.String(), To: accounts[to].Address.String(), Amount: []*coin.Coin{coin.New(coin.Native, 1)}})
 		if err != nil {
 			log.Fatal(err)

@@ -27,6 +27,8 @@ func policyFlags(cmd *cobra.Command) func() *agentpb.Policy {
 	f.StringVar(&recipients, "recipients", "", "comma-separated addresses it may pay (empty: any)")
 	f.StringVar(&msgs, "msgs", "", "comma-separated message names it may send, like agora.bank.v1.MsgSend (empty: any)")
 	f.Int64Var(&p.ExpiresAt, "expires-at", 0, "height after which it may do nothing (0: never)")
+	f.Uint64Var(&p.FeeAllowance, "fee-allowance", 10_000_000, "uagr the agent may pay in tx fees in its life (0: none, so it cannot send txs)")
+	f.Uint64Var(&p.FeeAllowancePerPeriod, "fee-allowance-per-period", 0, "uagr of fees per period (0: no period limit)")
 	return func() *agentpb.Policy {
 		if recipients != "" {
 			p.AllowedRecipients = strings.Split(recipients, ",")

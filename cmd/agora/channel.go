@@ -188,7 +188,7 @@ func channelCloseCmd(g *globals) *cobra.Command {
 
 func channelSettleCmd(g *globals) *cobra.Command {
 	settle := &cobra.Command{
-		Use: "settle PAYER_KEY CHANNEL_ID", Short: "As the payer, take back what an expired channel did not pay out", Args: cobra.ExactArgs(2),
+		Use: "settle PAYER_KEY CHANNEL_ID", Short: "As the payer (or the owner of a revoked agent that paid), take back what an expired channel did not pay out", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := channelID(args[1])
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/e2e"
 )
@@ -82,12 +83,17 @@ func TestDevnetSurvivesKill(t *testing.T) {
 	var res struct {
 		Hash   string `json:"hash"`
 		Height int64  `json:"height,string"`
+		Fee    string `json:"fee"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Hash) != 64 || res.Height <= 0 {
 		t.Fatalf("tx send printed %q (%v); want hash and height", out, err)
 	}
 	a1, b1 := uagr(t, node, home, alice), uagr(t, node, home, bob)
-	if want := sub(t, a0, 1010); a1 != want { // 1000 sent + 10 fee
+	fee, err := coin.Parse(res.Fee)
+	if err != nil || fee.Amount == 0 {
+		t.Fatalf("tx send printed fee %q: %v", res.Fee, err)
+	}
+	if want := sub(t, a0, 1000+int64(fee.Amount)); a1 != want { // 1000 sent + the fee
 		t.Errorf("alice after send: %s, want %s", a1, want)
 	}
 	if want := sub(t, b0, -1000); b1 != want {

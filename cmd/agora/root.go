@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -27,6 +28,8 @@ type globals struct {
 	node   string
 	output string
 	memo   string // agora tx --memo
+	gas    string // "auto" or a gas limit
+	gasAdj float64
 }
 
 func defaultHome() string {
@@ -58,6 +61,9 @@ func rootCmd() *cobra.Command {
 			if g.output != "text" && g.output != "json" {
 				return fmt.Errorf("--output must be text or json, not %q", g.output)
 			}
+			if _, err := g.gasConfig(); err != nil {
+				return err
+			}
 			return nil
 		},
 	}
@@ -65,13 +71,41 @@ func rootCmd() *cobra.Command {
 	pf.StringVar(&g.home, "home", defaultHome(), "node and keyring directory ($AGORA_HOME)")
 	pf.StringVar(&g.node, "node", defaultNode(), "CometBFT RPC URL of the node to talk to ($AGORA_NODE)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	pf.StringVar(&g.gas, "gas", "auto", "gas limit of the txs this command sends: auto (estimated by simulation) or a number")
+	pf.Float64Var(&g.gasAdj, "gas-adjustment", client.DefaultGasAdjustment, "with --gas auto, the estimate is multiplied by this")
 	root.AddCommand(initCmd(g), withConfig(startCmd(g)), keysCmd(g), txCmd(g), queryCmd(g), statusCmd(g), withConfig(devnetCmd(g)), testnetCmd(g), providerCmd(g), receiptCmd(g), modelCmd(g), agentCmd(g), channelCmd(g), jobCmd(g), payCmd(g), facilitatorCmd(g), gatewayCmd(g), zkCmd(g), verifierCmd(g))
 	return root
 }
 
 func (g *globals) keys() *keyring.Keyring { return keyring.Open(filepath.Join(g.home, "keyring")) }
 
-func (g *globals) dial() (*client.Client, error) { return client.New(g.node) }
+func (g *globals) dial() (*client.Client, error) {
+	gc, err := g.gasConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(g.node)
+	if err != nil {
+		return nil, err
+	}
+	c.SetGas(gc)
+	return c, nil
+}
+
+// gasConfig reads --gas and --gas-adjustment.
+func (g *globals) gasConfig() (client.Gas, error) {
+	if g.gasAdj < 1 {
+		return client.Gas{}, fmt.Errorf("--gas-adjustment must be at least 1 (the estimate is a lower bound), not %v", g.gasAdj)
+	}
+	if g.gas == "" || g.gas == "auto" {
+		return client.Gas{Adjustment: g.gasAdj}, nil
+	}
+	n, err := strconv.ParseUint(g.gas, 10, 64)
+	if err != nil || n == 0 {
+		return client.Gas{}, fmt.Errorf("--gas must be auto or a positive number of gas units, not %q", g.gas)
+	}
+	return client.Gas{Limit: n}, nil
+}
 
 // queryAddr runs a chain query whose request is an address (a message with
 // one string field "address") for the address written as arg.

@@ -124,8 +124,11 @@ func (g *globals) parseAddr(s string) (addr.Address, error) {
 }
 
 type txJSON struct {
-	Hash   string `json:"hash"`
-	Height int64  `json:"height,string"`
+	Hash      string `json:"hash"`
+	Height    int64  `json:"height,string"`
+	GasWanted uint64 `json:"gas_wanted,string"`
+	GasUsed   uint64 `json:"gas_used,string"`
+	Fee       string `json:"fee"`
 	// Responses are the messages' typed responses, in protojson: the ids
 	// a message created ({"channel_id":"7"}), or {} for none.
 	Responses []json.RawMessage `json:"responses"`
@@ -146,7 +149,7 @@ func (g *globals) submit(cmd *cobra.Command, keyName string, build func(from add
 	if err != nil {
 		return err
 	}
-	out := txJSON{Hash: res.Hash, Height: res.Height, Responses: []json.RawMessage{}}
+	out := txJSON{Hash: res.Hash, Height: res.Height, GasWanted: res.GasWanted, GasUsed: res.GasUsed, Fee: coin.String(res.Fee), Responses: []json.RawMessage{}}
 	var lines []string
 	for _, a := range res.Responses {
 		if a.GetTypeUrl() == "" {
@@ -168,7 +171,7 @@ func (g *globals) submit(cmd *cobra.Command, keyName string, build func(from add
 		})
 	}
 	return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
-		fmt.Fprintf(w, "tx %s committed at height %d\n", res.Hash, res.Height)
+		fmt.Fprintf(w, "tx %s committed at height %d (gas %d of %d, fee %s)\n", res.Hash, res.Height, res.GasUsed, res.GasWanted, coin.String(res.Fee))
 		for _, l := range lines {
 			fmt.Fprintln(w, l)
 		}

@@ -14,7 +14,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
-	"github.com/agoranet/agora/internal/chain/tx"
+	"github.com/agoranet/agora/internal/receipt"
+	abci "github.com/cometbft/cometbft/abci/types"
 )
 
 // TestAgentCannotOverspendByAnyPath throws random spends at an agent with
@@ -107,7 +108,7 @@ type signer struct {
 func newSigner(t *testing.T) *signer { return &signer{t: t, seqs: map[string]uint64{}} }
 
 func (s *signer) sign(name string, msgs ...module.Msg) []byte {
-	raw, err := tx.Sign(key(name), testChain, s.seqs[name], coin.New("uagr", 10*uint64(len(msgs))), "", msgs...)
+	raw, err := signTx(key(name), s.seqs[name], msgs...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -136,29 +137,52 @@ func (h *harness) balance(a addr.Address, denom string) uint64 {
 	return 0
 }
 
-// TestAgentCannotPostAChallengeBond: a challenge moves its signer's money
-// (the bond, a param) without declaring it as a spend, so the agent module
-// could not hold it to the agent's policy; an agent account may not post
-// one. Before, an agent limited to uusdc could lock uagr in bonds.
-func TestAgentCannotPostAChallengeBond(t *testing.T) {
-	h := newHarness(t, "")
-	defer h.close()
+// TestAChallengeBondIsASpend is finding 3 of issue 14: a challenge's
+// 10M uagr bond moved an agent's money outside every limit of its policy
+// (before that, agents could not challenge at all). Now the bond leaves
+// the agent through the bank like any spend: held to the policy's denom,
+// per-transaction limit and lifetime limit, and counted.
+func TestAChallengeBondIsASpend(t *testing.T) {
+	d := newDisputes(t)
+	defer d.close()
 	robotKey := key("robot")
-	txs := newSigner(t)
 	robot := address("robot")
-	h.pending = [][]byte{
-		txs.sign("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
-			Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(testChain, address("alice").String())),
-			Policy:  &agentpb.Policy{Denom: "uusdc", MaxPerPeriod: 100, PeriodBlocks: 5}}),
-		txs.sign("alice", &bankpb.MsgSend{From: address("alice").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uagr", 100_000)}}),
+	policy := func(p *agentpb.Policy) *agentpb.Policy { p.FeeAllowance = 1_000_000; return p }
+	if r := d.send("alice", &agentpb.MsgCreateAgent{Owner: address("alice").String(), AgentKey: robotKey.Public().(ed25519.PublicKey),
+		Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(testChain, address("alice").String())),
+		Policy:  policy(&agentpb.Policy{Denom: "uusdc", MaxPerPeriod: 100, PeriodBlocks: 5})}); r.Code != 0 {
+		t.Fatal(r.Log)
 	}
-	if resp, _ := h.block(); resp.TxResults[1].Code != 0 {
-		t.Fatalf("funding the agent: %s", resp.TxResults[1].Log)
+	if r := d.send("dave", &bankpb.MsgSend{From: address("dave").String(), To: robot.String(), Amount: []*coin.Coin{coin.New("uagr", 50_000_000)}}); r.Code != 0 {
+		t.Fatal(r.Log)
 	}
-	h.pending = [][]byte{txs.sign("robot", &auditpb.MsgChallenge{Challenger: robot.String(), Receipt: []byte("r"), Request: []byte("q")})}
-	resp, _ := h.block()
-	res := resp.TxResults[0]
-	if res.Code != codes.ErrUnauthorized.Code || !strings.Contains(res.Log, "agent account") {
-		t.Errorf("an agent's challenge: code %d %q; want it refused as an agent's", res.Code, res.Log)
+	challenge := func() *abci.ExecTxResult {
+		return d.send("robot", &auditpb.MsgChallenge{Challenger: robot.String(), Receipt: []byte(d.receipts[1]), ChannelId: 1, Anchor: 0, LeafIndex: 1,
+			Path: receipt.Path(d.leaves(), 1), Request: d.requests[1]})
+	}
+	setPolicy := func(p *agentpb.Policy) {
+		t.Helper()
+		if r := d.send("alice", &agentpb.MsgSetPolicy{Owner: address("alice").String(), Agent: robot.String(), Policy: policy(p)}); r.Code != 0 {
+			t.Fatal(r.Log)
+		}
+	}
+	if r := challenge(); r.Code != codes.ErrUnauthorized.Code || !strings.Contains(r.Log, "may spend only uusdc") {
+		t.Errorf("a uagr bond from an agent limited to uusdc: code %d %q", r.Code, r.Log)
+	}
+	setPolicy(&agentpb.Policy{Denom: "uagr", MaxPerTx: 1_000_000})
+	if r := challenge(); r.Code != codes.ErrUnauthorized.Code || !strings.Contains(r.Log, "per transaction") {
+		t.Errorf("a 10M bond from an agent limited to 1M per tx: code %d %q", r.Code, r.Log)
+	}
+	setPolicy(&agentpb.Policy{Denom: "uagr", MaxLifetime: 5_000_000})
+	if r := challenge(); r.Code != codes.ErrUnauthorized.Code || !strings.Contains(r.Log, "lifetime") {
+		t.Errorf("a 10M bond from an agent with 5M for life: code %d %q", r.Code, r.Log)
+	}
+	setPolicy(&agentpb.Policy{Denom: "uagr", MaxLifetime: 20_000_000})
+	if r := challenge(); r.Code != 0 {
+		t.Fatalf("a bond within the policy: %s", r.Log)
+	}
+	ag, err := ask(d.harness, agentpb.QueryAgent, &agentpb.QueryAgentRequest{Address: robot.String()})
+	if err != nil || ag.Agent.SpentTotal != 10_000_000 {
+		t.Errorf("the bond was not counted as the agent's spend: %v %v", ag, err)
 	}
 }

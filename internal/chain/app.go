@@ -22,9 +22,11 @@ import (
 	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/auth"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
@@ -66,6 +68,15 @@ func (c Config) Validate() error {
 // genesis and block hooks.
 func Modules() []module.Module {
 	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}}
+}
+
+// wire installs the hooks by which one module acts inside another's
+// operations without importing it: the agent module's spending policies in
+// the bank's one place where funds move, and the provider module's
+// reaction to a slash. They are the same on every node.
+func wire() {
+	bank.SetRestriction(agent.Restrict)
+	staking.OnSlash(provider.AfterSlash)
 }
 
 // App is the ABCI application.
@@ -112,6 +123,7 @@ func New(cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	wire()
 	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, queries: map[string]module.QueryRoute{}, verified: map[[32]byte]*tx.Decoded{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -210,14 +222,37 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 // second tx from the same account sees the first one's sequence and spend.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	d, err := a.decode(req.Tx, true)
+	var used uint64
 	if err == nil {
 		ctx := module.NewContext(a.check, a.chainID, a.tree.Version()+1, a.lastTime)
-		_, err = a.run(ctx, d, nil)
+		_, used, err = a.run(ctx, d, modeCheck, nil)
 	}
 	if err != nil {
-		return &abci.ResponseCheckTx{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error()}, nil
+		return &abci.ResponseCheckTx{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error(), GasUsed: int64(used)}, nil
 	}
-	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
+	// CometBFT fills blocks up to block.max_gas by what txs want.
+	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK, GasWanted: int64(d.Body.GasLimit), GasUsed: int64(used)}, nil
+}
+
+// simulate runs a tx against the mempool's view (the last commit and the
+// txs admitted since, so a tx that depends on a pending one estimates
+// right) with the largest gas limit a tx may have, and returns the gas it
+// used. Nothing is kept. Like every ABCI call it runs under CometBFT's
+// one mutex, so it sees the view between CheckTxs.
+func (a *App) simulate(raw []byte) (*authpb.SimulateResponse, error) {
+	d, err := tx.Decode(raw, a.Resolve)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Verify(); err != nil {
+		return nil, err
+	}
+	ctx := module.NewContext(store.NewCache(a.check), a.chainID, a.tree.Version()+1, a.lastTime)
+	_, used, err := a.run(ctx, d, modeSimulate, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &authpb.SimulateResponse{GasUsed: used}, nil
 }
 
 // Preverify checks a tx's signature and remembers the result, so that
@@ -260,49 +295,80 @@ func (a *App) decode(raw []byte, remember bool) (*tx.Decoded, error) {
 	return d, nil
 }
 
+type mode int
+
+const (
+	modeCheck    mode = iota // CheckTx: the mempool's view
+	modeDeliver              // a block: a failed tx still pays its fee
+	modeSimulate             // gas estimation: no sequence or fee minimum
+)
+
 // run executes a decoded tx on ctx.KV: admission (fee, sequence) and then
-// the messages. On success everything is written to ctx.KV. If admission
-// fails nothing is written. If a message fails, admission's writes (the fee
-// and the sequence) are kept only when keepFeeOnFailure is set, as in a
-// block; the messages' writes never are. Events of kept writes go to into.
-// On success it returns the messages' typed responses, encoded as
-// ExecTxResult.Data.
-func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (data []byte, err error) {
+// the messages, all metered against the tx's gas limit. On success
+// everything is written to ctx.KV. If admission fails nothing is written.
+// If a message fails or gas runs out, admission's writes (the fee and the
+// sequence) are kept in a block, the messages' writes never are. Events of
+// kept writes go to into. On success it returns the messages' typed
+// responses, encoded as ExecTxResult.Data; in every case the gas used.
+func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event) (data []byte, used uint64, err error) {
+	// A frozen or revoked agent's tx is refused before it pays anything:
+	// its owner stopped it, and a proposer may include it regardless.
+	if err := agent.CanSign(ctx, d.Signer); err != nil {
+		return nil, 0, err
+	}
+	limit := d.Body.GasLimit
+	if m == modeSimulate {
+		limit = auth.GetParams(ctx.KV).MaxTxGas
+	}
+	meter := gas.NewMeter(limit)
+	cur := &module.Tx{Gas: meter}
 	admitted := store.NewCache(ctx.KV)
-	actx := ctx.With(admitted)
+	actx := ctx.With(gas.KV{Parent: admitted, Meter: meter})
 	actx.Signer = d.Signer
+	actx.Tx = cur
+	admittedOK := false
+	keepFee := func() {
+		if m == modeDeliver && admittedOK {
+			admitted.Write()
+			*into = append(*into, actx.Events()...)
+		}
+	}
 	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(store.IOError); ok {
-				panic(r)
-			}
+		used = meter.Used()
+		r := recover()
+		if r == nil {
+			return
+		}
+		switch r := r.(type) {
+		case store.IOError:
+			panic(r)
+		case gas.OutOfGas:
+			err = r.Err()
+			keepFee()
+		default:
 			a.log.Error("panic while executing tx; this is a bug", "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("chain: tx execution panicked: %v: %w", r, codes.ErrInternal)
 		}
 	}()
-	if err := auth.Admit(actx, d); err != nil {
-		return nil, err
+	if err := auth.Admit(actx, d, m == modeSimulate); err != nil {
+		return nil, 0, err
 	}
+	admittedOK = true
 	msgs := store.NewCache(admitted)
-	mctx := actx.With(msgs)
-	// Spending policies first: an agent's limits hold whatever the
-	// messages are, and its spends are recorded with them.
+	mctx := actx.With(gas.KV{Parent: msgs, Meter: meter})
+	// The signer's own restrictions first, if it is an agent: the message
+	// types its policy allows. Its spending is limited where money moves.
 	if err := agent.Authorize(mctx, d.Signer, d.Msgs); err != nil {
-		if into != nil {
-			admitted.Write()
-			*into = append(*into, actx.Events()...)
-		}
-		return nil, err
+		keepFee()
+		return nil, 0, err
 	}
 	resps := &tx.Responses{Responses: make([]*anypb.Any, len(d.Msgs))}
-	for i, m := range d.Msgs {
-		resp, err := a.routes[tx.TypeURL(m)].mod.Handle(mctx, m)
+	for i, msg := range d.Msgs {
+		cur.Msg = string(msg.ProtoReflect().Descriptor().FullName())
+		resp, err := a.routes[tx.TypeURL(msg)].mod.Handle(mctx, msg)
 		if err != nil {
-			if into != nil { // in a block: the fee is paid, the messages undone
-				admitted.Write()
-				*into = append(*into, actx.Events()...)
-			}
-			return nil, fmt.Errorf("message %d: %w", i, err)
+			keepFee() // in a block: the fee is paid, the messages undone
+			return nil, 0, fmt.Errorf("message %d: %w", i, err)
 		}
 		resps.Responses[i] = &anypb.Any{}
 		if resp != nil {
@@ -315,7 +381,7 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, into *[]abci.Event) (data 
 		*into = append(*into, actx.Events()...)
 		*into = append(*into, mctx.Events()...)
 	}
-	return module.MustMarshal(resps), nil
+	return module.MustMarshal(resps), 0, nil
 }
 
 // FinalizeBlock executes a decided block.
@@ -326,6 +392,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	blockKV := store.NewCache(treeKV{a.tree})
 	block := module.NewContext(blockKV, a.chainID, req.Height, req.Time.UnixNano())
 	block.Seed = req.Hash
+	block.Proposer = req.ProposerAddress
 	for _, m := range a.modules {
 		if b, ok := m.(module.BeginBlocker); ok {
 			if err := b.BeginBlock(block); err != nil {
@@ -334,8 +401,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		}
 	}
 	resp := &abci.ResponseFinalizeBlock{TxResults: make([]*abci.ExecTxResult, len(req.Txs))}
+	// A proposer may include anything: the block's gas limit holds here
+	// too, counted as CometBFT fills blocks, by what txs want.
+	room := auth.GetParams(blockKV).BlockGasLimit
 	for i, raw := range req.Txs {
-		resp.TxResults[i] = a.deliverTx(block, raw)
+		resp.TxResults[i] = a.deliverTx(block, raw, &room)
 	}
 	for _, m := range a.modules {
 		if e, ok := m.(module.EndBlocker); ok {
@@ -344,6 +414,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 			}
 		}
 	}
+	if err := a.checkBlock(blockKV); err != nil {
+		a.log.Error("an invariant broke; this node halts rather than commit a wrong state", "height", req.Height, "err", err)
+		return nil, fmt.Errorf("chain: block %d breaks an invariant, so this node halts before committing it: %v. "+
+			"This is a bug in the state machine: keep the data directory and report it", req.Height, err)
+	}
 	blockKV.Write()
 	resp.Events = block.Events()
 	resp.AppHash = a.tree.WorkingHash()
@@ -351,17 +426,27 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	return resp, nil
 }
 
-func (a *App) deliverTx(block *module.Context, raw []byte) *abci.ExecTxResult {
+func (a *App) deliverTx(block *module.Context, raw []byte, room *uint64) *abci.ExecTxResult {
 	d, err := a.decode(raw, false)
 	var events []abci.Event
 	var data []byte
+	var used uint64
 	if err == nil {
-		data, err = a.run(block, d, &events)
+		if want := d.Body.GasLimit; want > *room {
+			err = fmt.Errorf("chain: the tx wants %d gas and the block has %d left of its limit; it did not run: %w", want, *room, codes.ErrBlockGasFull)
+		} else {
+			*room -= want
+			data, used, err = a.run(block, d, modeDeliver, &events)
+		}
+	}
+	res := &abci.ExecTxResult{Code: abci.CodeTypeOK, Data: data, Events: events, GasUsed: int64(used)}
+	if d != nil {
+		res.GasWanted = int64(d.Body.GasLimit)
 	}
 	if err != nil {
-		return &abci.ExecTxResult{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error(), Events: events}
+		res.Code, res.Codespace, res.Log, res.Data = codes.Of(err), codes.Codespace, err.Error(), nil
 	}
-	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Data: data, Events: events}
+	return res
 }
 
 // Commit makes the block's state durable, prunes old versions and resets
@@ -398,6 +483,25 @@ func CheckInvariants(a *App) error {
 // invariantChecker is a module with an invariant of its own.
 type invariantChecker interface {
 	CheckInvariant(kv store.Reader) error
+}
+
+// checkBlock runs the cheap invariants at the end of every block, on the
+// block's state before it is committed: the supply moved as the balances
+// did (from the block's writes only), and every module account holds what
+// its module owes (from running totals). It is the crisis module of the
+// Cosmos SDK, made cheap enough for every block.
+func (a *App) checkBlock(block *store.Cache) error {
+	if err := bank.CheckBlock(block); err != nil {
+		return err
+	}
+	for _, m := range a.modules {
+		if s, ok := m.(module.Solvency); ok {
+			if err := s.Solvent(block); err != nil {
+				return fmt.Errorf("%s: %w", m.Name(), err)
+			}
+		}
+	}
+	return nil
 }
 
 func (a *App) checkInvariants(kv store.Reader) error {

@@ -39,7 +39,7 @@ func randomBlocks(seed uint64, blocks, perBlock int) [][][]byte {
 			default:
 				msg = &bankpb.MsgSend{From: address(from).String(), To: to, Amount: []*coin.Coin{coin.New([]string{"uagr", "uusdc"}[r.IntN(2)], uint64(r.IntN(300_000)+1))}}
 			}
-			raw, err := tx.Sign(key(from), testChain, seq[from], coin.New("uagr", 10), "", msg)
+			raw, err := signTx(key(from), seq[from], msg)
 			if err != nil {
 				panic(err)
 			}
@@ -128,7 +128,7 @@ func TestCheckTxSequence(t *testing.T) {
 	defer h.close()
 	h.block()
 	mk := func(seq uint64) []byte {
-		raw, err := tx.Sign(key("alice"), testChain, seq, coin.New("uagr", 10), "", &bankpb.MsgSend{From: address("alice").String(), To: address("bob").String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})
+		raw, err := signTx(key("alice"), seq, &bankpb.MsgSend{From: address("alice").String(), To: address("bob").String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func FuzzCheckTx(f *testing.F) {
 			return // a valid tx; nothing to check here
 		}
 		for _, name := range []string{"alice", "bob", "issuer"} {
-			seq0, err := tx.Sign(key(name), testChain, 0, coin.New("uagr", 10), "", &bankpb.MsgBurn{From: address(name).String(), Amount: coin.New("uagr", 1)})
+			seq0, err := signTx(key(name), 0, &bankpb.MsgBurn{From: address(name).String(), Amount: coin.New("uagr", 1)})
 			if err != nil {
 				t.Fatal(err)
 			}

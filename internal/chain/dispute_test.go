@@ -12,7 +12,6 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
-	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/receipt"
 )
 
@@ -58,9 +57,16 @@ func newDisputes(t *testing.T) *disputes {
 	return d
 }
 
+// disputeGas is the gas limit of the dispute tests' txs, enough for a
+// proof check (1.8M); disputeFee is its fee.
+const (
+	disputeGas = 3_000_000
+	disputeFee = 3_000
+)
+
 func (d *disputes) send(name string, msg module.Msg) *abci.ExecTxResult {
 	d.t.Helper()
-	raw, err := tx.Sign(key(name), testChain, d.seq[name], coin.New("uagr", 10), "", msg)
+	raw, err := signTxGas(key(name), d.seq[name], disputeGas, msg)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -149,7 +155,7 @@ func TestLyingProviderIsSlashed(t *testing.T) {
 	if s := d.stake("dave"); s != 180_000_000 {
 		t.Errorf("dave's stake %d, want 180000000 (10%% slashed)", s)
 	}
-	if gain := d.balance(address("v4"), "uagr") + 10 - before; gain != 10_000_000 {
+	if gain := d.balance(address("v4"), "uagr") + disputeFee - before; gain != 10_000_000 {
 		t.Errorf("the challenger gained %d, want 10000000 (half the slash; the bond came back)", gain)
 	}
 	info, err := ask(d.harness, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: address("dave").String()})
@@ -212,7 +218,7 @@ func TestFrivolousChallengeAndMissedVote(t *testing.T) {
 	if got := d.dispute(1).Status; got != auditpb.DisputeStatus_DISPUTE_STATUS_PROVIDER_HONEST {
 		t.Fatalf("status %v", got)
 	}
-	if lost := before - d.balance(address("v4"), "uagr") - 10; lost != 10_000_000 {
+	if lost := before - d.balance(address("v4"), "uagr") - disputeFee; lost != 10_000_000 {
 		t.Errorf("the frivolous challenger lost %d, want its bond of 10000000", lost)
 	}
 	if s := d.stake("v3"); s != 200_000_000-1_000_000 {

@@ -33,6 +33,20 @@ import (
 
 const testChain = "agora-test-1"
 
+// testGas is the gas limit test txs set unless they say otherwise; its
+// minimum fee is 500uagr.
+const testGas = 500_000
+
+// signTx signs msgs with the test gas limit and its minimum fee.
+func signTx(k ed25519.PrivateKey, seq uint64, msgs ...module.Msg) ([]byte, error) {
+	return signTxGas(k, seq, testGas, msgs...)
+}
+
+// signTxGas signs msgs with a gas limit and its minimum fee.
+func signTxGas(k ed25519.PrivateKey, seq, gasLimit uint64, msgs ...module.Msg) ([]byte, error) {
+	return tx.Sign(k, tx.Header{ChainID: testChain, Sequence: seq, GasLimit: gasLimit, Fee: coin.New(coin.Native, authpb.MinFee(authpb.DefaultParams(), gasLimit))}, msgs...)
+}
+
 var genesisTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // key returns a deterministic test key for a name.
@@ -64,7 +78,8 @@ var names = []string{"alice", "bob", "issuer", "carol", "dave", "erin", "frank",
 // newHarness starts an app with alice, bob and issuer funded (1,000,000
 // of each denom), dave, erin, frank and v1..v4 with 1,000,000,000uagr each, and issuer
 // minting uusdc. dir "" keeps state in memory.
-func newHarness(t testing.TB, dir string) *harness {
+// Options change the genesis (a model key, say).
+func newHarness(t testing.TB, dir string, opts ...func(*node.Genesis)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, queued: map[string]uint64{}}
 	h.open()
@@ -75,6 +90,9 @@ func newHarness(t testing.TB, dir string) *harness {
 	// dave, erin and frank can afford a provider's stake, v1..v4 a verifier's.
 	for _, n := range []string{"dave", "erin", "frank", "v1", "v2", "v3", "v4"} {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New("uagr", 1_000_000_000)}})
+	}
+	for _, o := range opts {
+		o(&g)
 	}
 	doc, err := g.Doc()
 	if err != nil {
@@ -331,8 +349,13 @@ func (h *harness) buildTx(d *datadriven.TestData) ([]byte, string) {
 	if s := arg("seq", ""); s != "" {
 		fmt.Sscan(s, &seq)
 	}
-	fee := coins(arg("fee", "10uagr"))[0]
-	raw, err := tx.Sign(key(signer), arg("chain", testChain), seq, fee, "", msg)
+	var gasLimit uint64
+	fmt.Sscan(arg("gas", fmt.Sprint(testGas)), &gasLimit)
+	fee := coin.New(coin.Native, authpb.MinFee(authpb.DefaultParams(), gasLimit))
+	if f := arg("fee", ""); f != "" {
+		fee = coins(f)[0]
+	}
+	raw, err := tx.Sign(key(signer), tx.Header{ChainID: arg("chain", testChain), Sequence: seq, GasLimit: gasLimit, Fee: fee}, msg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -363,6 +386,8 @@ func (h *harness) policy(arg func(k, def string) string) *agentpb.Policy {
 	fmt.Sscan(arg("period", "0"), &p.PeriodBlocks)
 	fmt.Sscan(arg("lifetime", "0"), &p.MaxLifetime)
 	fmt.Sscan(arg("expires_at", "0"), &p.ExpiresAt)
+	fmt.Sscan(arg("fees", "100000"), &p.FeeAllowance)
+	fmt.Sscan(arg("period_fees", "0"), &p.FeeAllowancePerPeriod)
 	if r := arg("recipients", ""); r != "" {
 		for _, n := range strings.Split(r, ",") {
 			p.AllowedRecipients = append(p.AllowedRecipients, address(n).String())

@@ -21,19 +21,18 @@ import (
 // carried a zero-knowledge proof is settled at once by that proof, before
 // any committee vote; the challenger's bond is gone.
 func TestProofSettlesChallenge(t *testing.T) {
-	d := &disputes{harness: newHarness(t, ""), t: t, seq: map[string]uint64{}}
-	defer d.close()
 	m, _ := model.Lookup(model.DigitsName)
 	sys, err := zk.Setup(m.MLP)
 	if err != nil {
 		t.Fatal(err)
 	}
 	vk, _ := sys.VerifyingKey()
+	d := &disputes{harness: newHarness(t, "", withModelKey(m.Manifest.ID, vk)), t: t, seq: map[string]uint64{}}
+	defer d.close()
 	dave := address("dave").String()
 	d.send("dave", &stakingpb.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})
 	d.send("dave", &providerpb.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:1"})
 	d.send("dave", &providerpb.MsgRegisterService{Operator: dave, ModelId: m.Manifest.ID, ModelName: m.Manifest.Name, MaxConcurrency: 1})
-	d.send("alice", &auditpb.MsgRegisterModelKey{Owner: address("alice").String(), ModelId: m.Manifest.ID, VerifyingKey: vk})
 	for _, v := range []string{"v1", "v2", "v3"} {
 		d.send(v, &stakingpb.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
 		d.send(v, &auditpb.MsgRegisterVerifier{Verifier: address(v).String()})

@@ -9,6 +9,7 @@ import (
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/proof"
@@ -26,6 +27,13 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 }
 
 func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	if req.Path == authpb.SimulatePath {
+		out, err := a.simulate(req.Data)
+		if err != nil {
+			return nil, err
+		}
+		return &abci.ResponseQuery{Value: module.MustMarshal(out), Height: a.tree.Version()}, nil
+	}
 	height := req.Height
 	latest := a.tree.Version()
 	if height == 0 {

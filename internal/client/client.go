@@ -40,8 +40,70 @@ type Client struct {
 	seqs    map[addr.Address]*sequencer
 	txs     *txWatch
 	closed  bool // by Close: nothing subscribes any more
+	gas     Gas
 
 	wg sync.WaitGroup // the Tx event dispatcher
+}
+
+// Gas is how Submit chooses a tx's gas limit: a fixed Limit, or (Limit 0,
+// the default) an estimate by simulation against the latest state times
+// Adjustment, as Cosmos tools' --gas auto does. The fee is then the
+// minimum for that limit.
+type Gas struct {
+	Limit      uint64
+	Adjustment float64 // for estimates; 0 means DefaultGasAdjustment
+}
+
+// DefaultGasAdjustment leaves room for state to change between the
+// estimate and the block.
+const DefaultGasAdjustment = 1.3
+
+// SetGas sets how Submit chooses gas limits.
+func (c *Client) SetGas(g Gas) {
+	c.mu.Lock()
+	c.gas = g
+	c.mu.Unlock()
+}
+
+// EstimateGas simulates msgs signed by key against the latest state and
+// returns the gas they used.
+func (c *Client) EstimateGas(ctx context.Context, key *keyring.Key, memo string, msgs ...module.Msg) (uint64, error) {
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	// The simulation ignores sequence and fee minimum; a 1uagr fee makes
+	// it pay one, so the fee's reads and writes are counted too.
+	raw, err := tx.Sign(key.Private, tx.Header{ChainID: chainID, Fee: coin.New(coin.Native, 1), Memo: memo}, msgs...)
+	if err != nil {
+		return 0, err
+	}
+	var out authpb.SimulateResponse
+	if _, err := c.Query(ctx, authpb.SimulatePath, raw, &out); err != nil {
+		return 0, fmt.Errorf("client: estimate gas: %w", err)
+	}
+	return out.GasUsed, nil
+}
+
+// gasLimit chooses the gas limit for msgs.
+func (c *Client) gasLimit(ctx context.Context, key *keyring.Key, memo string, msgs ...module.Msg) (uint64, error) {
+	c.mu.Lock()
+	g := c.gas
+	c.mu.Unlock()
+	if g.Limit > 0 {
+		return g.Limit, nil
+	}
+	used, err := c.EstimateGas(ctx, key, memo, msgs...)
+	if err != nil {
+		return 0, err
+	}
+	adj := g.Adjustment
+	if adj <= 0 {
+		adj = DefaultGasAdjustment
+	}
+	// A few hundred gas more for the bytes a real gas limit, fee and
+	// sequence add to the tx.
+	return uint64(float64(used)*adj) + 1_000, nil
 }
 
 // sequencer orders one key's transactions: the chain wants each account's
@@ -264,6 +326,10 @@ type Result struct {
 	// Responses holds each message's typed response, in order; read them
 	// with Response.
 	Responses []*anypb.Any
+	// GasWanted is the tx's gas limit, GasUsed what it used; Fee is what
+	// it paid (set by Submit).
+	GasWanted, GasUsed uint64
+	Fee                *coin.Coin
 }
 
 // Response decodes message i's typed response (a MsgOpenChannelResponse,
@@ -283,7 +349,7 @@ func newResult(hash []byte, height int64, tr *abci.ExecTxResult) (*Result, error
 	if tr.Code != 0 {
 		return nil, &ChainError{Code: tr.Code, Log: tr.Log, inBlock: true}
 	}
-	out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: height}
+	out := &Result{Hash: strings.ToUpper(hex.EncodeToString(hash)), Height: height, GasWanted: uint64(tr.GasWanted), GasUsed: uint64(tr.GasUsed)}
 	for _, ev := range tr.Events {
 		out.Events = append(out.Events, ev.Type)
 	}
@@ -295,7 +361,8 @@ func newResult(hash []byte, height int64, tr *abci.ExecTxResult) (*Result, error
 	return out, nil
 }
 
-// Submit signs msgs with key at its next sequence, pays the minimum fee,
+// Submit signs msgs with key at its next sequence, with a gas limit
+// chosen as SetGas says (estimated, by default) and the minimum fee for it,
 // broadcasts, and waits until the tx is in a committed block. Concurrent
 // submits with one key are ordered. An error from the chain is a
 // *ChainError carrying the code.
@@ -327,6 +394,11 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	if err != nil {
 		return nil, err
 	}
+	limit, err := c.gasLimit(ctx, key, memo, msgs...)
+	if err != nil {
+		return nil, err
+	}
+	limit = min(limit, p.MaxTxGas)
 	sq := c.sequencer(key.Address())
 	sq.mu.Lock()
 	acc, err := c.Account(ctx, key.Address())
@@ -338,7 +410,8 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	if sq.known && sq.next > seq {
 		seq = sq.next
 	}
-	raw, err := tx.Sign(key.Private, chainID, seq, coin.New(coin.Native, authpb.MinFee(p, len(msgs))), memo, msgs...)
+	fee := coin.New(coin.Native, authpb.MinFee(p, limit))
+	raw, err := tx.Sign(key.Private, tx.Header{ChainID: chainID, Sequence: seq, GasLimit: limit, Fee: fee, Memo: memo}, msgs...)
 	if err != nil {
 		sq.mu.Unlock()
 		return nil, err
@@ -364,7 +437,11 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	if res.Code != 0 {
 		return nil, &ChainError{Code: res.Code, Log: res.Log}
 	}
-	return c.waitTx(ctx, hash, done)
+	out, err := c.waitTx(ctx, hash, done)
+	if out != nil {
+		out.Fee = fee
+	}
+	return out, err
 }
 
 // TxInfo is a committed tx as the node's index has it.

@@ -19,7 +19,6 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
-	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
@@ -44,7 +43,7 @@ const ChainID = "agora-devnet-1"
 // Keys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var Keys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator", "gateway"}
+var Keys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator", "gateway", "validator"}
 
 // APIKey is the devnet gateway's API key, credited with APICredit
 // uusdc. It is public: the devnet is for trying things.
@@ -60,6 +59,8 @@ const (
 	AgentPerTx     = 100_000
 	AgentPerPeriod = 200_000
 	AgentLifetime  = 5_000_000
+	// AgentFees is the uagr the dev agent may pay in tx fees in its life.
+	AgentFees = 100_000_000
 )
 
 // Devnet prices, in uusdc: per request and per 1000 output tokens. The
@@ -166,8 +167,12 @@ func Start(cfg Config) (*Devnet, error) {
 		}
 	}
 	kr := keyring.Open(filepath.Join(cfg.Home, "keyring"))
+	prover, zkKey, err := loadZK(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(comet.GenesisFile()); errors.Is(err, os.ErrNotExist) {
-		if err := initHome(comet, kr); err != nil {
+		if err := initHome(comet, kr, zkKey); err != nil {
 			return nil, err
 		}
 	}
@@ -179,8 +184,9 @@ func Start(cfg Config) (*Devnet, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Devnet{cfg: cfg, Node: n, Keyring: kr, sandbox: sandbox.New()}
-	if err := d.ensureZK(); err != nil {
+	d := &Devnet{cfg: cfg, Node: n, Keyring: kr, sandbox: sandbox.New(), Prover: prover}
+	// Gas is estimated against committed state: wait for the first block.
+	if err := n.WaitForHeight(1, 30*time.Second); err != nil {
 		d.Stop()
 		return nil, err
 	}
@@ -203,55 +209,37 @@ func Start(cfg Config) (*Devnet, error) {
 	return d, nil
 }
 
-// ensureZK gives the devnet zero-knowledge keys for digits-mlp: made once
-// by a single-party setup (fine for a devnet, not for real value: see `agora
-// zk setup` for a ceremony) and kept in <home>/zk; the verifying key is
-// registered on chain by the model's owner.
-func (d *Devnet) ensureZK() error {
+// loadZK gives the devnet zero-knowledge keys for digits-mlp: made once
+// by a single-party setup (fine for a devnet, not for real value: see
+// `agora zk setup` for a ceremony and docs/verification.md for how a real
+// network accepts a key) and kept in <home>/zk. The verifying key goes
+// into the devnet's genesis.
+func loadZK(home string) (*zk.System, node.ModelKey, error) {
 	m, err := model.Lookup(model.DigitsName)
 	if err != nil {
-		return err
+		return nil, node.ModelKey{}, err
 	}
-	dir := filepath.Join(d.cfg.Home, "zk")
+	dir := filepath.Join(home, "zk")
 	pk, vkPath := filepath.Join(dir, "digits-mlp.pk"), filepath.Join(dir, "digits-mlp.vk")
+	var sys *zk.System
 	if _, err := os.Stat(vkPath); err != nil {
-		if d.Prover, err = zk.Setup(m.MLP); err != nil {
-			return err
+		if sys, err = zk.Setup(m.MLP); err != nil {
+			return nil, node.ModelKey{}, err
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
+			return nil, node.ModelKey{}, err
 		}
-		if err := d.Prover.Save(pk, vkPath); err != nil {
-			return err
+		if err := sys.Save(pk, vkPath); err != nil {
+			return nil, node.ModelKey{}, err
 		}
-	} else if d.Prover, err = zk.Load(m.MLP, pk, vkPath); err != nil {
-		return err
+	} else if sys, err = zk.Load(m.MLP, pk, vkPath); err != nil {
+		return nil, node.ModelKey{}, err
 	}
-	if err := d.Node.WaitForHeight(1, 30*time.Second); err != nil {
-		return err
-	}
-	c, err := client.New(d.Node.RPC())
+	vk, err := sys.VerifyingKey()
 	if err != nil {
-		return err
+		return nil, node.ModelKey{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err = client.Ask(ctx, c, auditpb.QueryKey, &auditpb.QueryKeyRequest{ModelId: m.Manifest.ID})
-	if err == nil {
-		return nil
-	}
-	owner, err := d.Keyring.Get("modelowner")
-	if err != nil {
-		return err
-	}
-	vk, err := d.Prover.VerifyingKey()
-	if err != nil {
-		return err
-	}
-	if _, err := c.Submit(ctx, owner, "digits-mlp key", &auditpb.MsgRegisterModelKey{Owner: owner.Address().String(), ModelId: m.Manifest.ID, VerifyingKey: vk}); err != nil {
-		return fmt.Errorf("devnet: register the digits-mlp verifying key: %w", err)
-	}
-	return nil
+	return sys, node.ModelKey{ModelID: m.Manifest.ID, VerifyingKey: vk}, nil
 }
 
 // startGateway runs the gateway on BasePort+24 with the dev API key.
@@ -332,7 +320,7 @@ func (d *Devnet) ensureAgent() error {
 	owner := alice.Address().String()
 	_, err = c.Submit(ctx, alice, "devnet agent",
 		&agentpb.MsgCreateAgent{Owner: owner, AgentKey: ak.Public(), Consent: ed25519.Sign(ak.Private, agentpb.ConsentBytes(ChainID, owner)),
-			Policy: &agentpb.Policy{Denom: coin.Stable, MaxPerTx: AgentPerTx, MaxPerPeriod: AgentPerPeriod, PeriodBlocks: 300, MaxLifetime: AgentLifetime}},
+			Policy: &agentpb.Policy{Denom: coin.Stable, MaxPerTx: AgentPerTx, MaxPerPeriod: AgentPerPeriod, PeriodBlocks: 300, MaxLifetime: AgentLifetime, FeeAllowance: AgentFees}},
 		&bankpb.MsgSend{From: owner, To: ak.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 1_000_000_000), coin.New(coin.Stable, 10_000_000)}})
 	if err != nil {
 		return fmt.Errorf("devnet: create the dev agent: %w", err)
@@ -416,12 +404,12 @@ func (d *Devnet) startProviders() error {
 	return err
 }
 
-func initHome(comet *cmtcfg.Config, kr *keyring.Keyring) error {
+func initHome(comet *cmtcfg.Config, kr *keyring.Keyring, zkKey node.ModelKey) error {
 	val, err := node.WriteHome(comet)
 	if err != nil {
 		return err
 	}
-	g := node.Genesis{ChainID: ChainID, Time: time.Now().UTC().Truncate(time.Second)}
+	g := node.Genesis{ChainID: ChainID, Time: time.Now().UTC().Truncate(time.Second), ModelKeys: []node.ModelKey{zkKey}}
 	g.Validators = append(g.Validators, val)
 	for _, name := range Keys {
 		k, err := kr.Get(name)
@@ -440,6 +428,9 @@ func initHome(comet *cmtcfg.Config, kr *keyring.Keyring) error {
 		}
 		if strings.HasPrefix(name, "provider") {
 			g.Stakes = append(g.Stakes, node.Stake{Address: k.Address(), Amount: ProviderStake})
+		}
+		if name == "validator" {
+			g.FeeRecipients = append(g.FeeRecipients, node.FeeRecipient{Validator: val.Address, Account: k.Address()})
 		}
 	}
 	doc, err := g.Doc()

@@ -16,6 +16,8 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
@@ -129,6 +131,23 @@ type Genesis struct {
 	Issuer addr.Address
 	// Stakes are bonded at genesis out of the accounts' uagr.
 	Stakes []Stake
+	// FeeRecipients name the account paid the fees of each validator's
+	// blocks (by consensus address).
+	FeeRecipients []FeeRecipient
+	// ModelKeys are verifying keys the chain starts with.
+	ModelKeys []ModelKey
+}
+
+// FeeRecipient is who receives a validator's block fees.
+type FeeRecipient struct {
+	Validator []byte // consensus address
+	Account   addr.Address
+}
+
+// ModelKey is a model's zk verifying key in genesis.
+type ModelKey struct {
+	ModelID      string
+	VerifyingKey []byte
 }
 
 // Stake is uagr bonded at genesis.
@@ -163,6 +182,25 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 	if err != nil {
 		return nil, err
 	}
+	ap := authpb.DefaultParams()
+	for _, r := range g.FeeRecipients {
+		ap.FeeRecipients = append(ap.FeeRecipients, &authpb.FeeRecipient{Validator: r.Validator, Account: r.Account.String()})
+	}
+	state[authpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&authpb.Genesis{Params: ap})
+	if err != nil {
+		return nil, err
+	}
+	ag := &auditpb.Genesis{}
+	for _, k := range g.ModelKeys {
+		ag.ModelKeys = append(ag.ModelKeys, &auditpb.GenesisKey{ModelId: k.ModelID, VerifyingKey: k.VerifyingKey})
+	}
+	state[auditpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(ag)
+	if err != nil {
+		return nil, err
+	}
+	// CometBFT fills blocks up to the same gas limit the app enforces.
+	cp := cmttypes.DefaultConsensusParams()
+	cp.Block.MaxGas = int64(ap.BlockGasLimit)
 	appState, err := json.MarshalIndent(state, "", "  ")
 	if err != nil {
 		return nil, err
@@ -171,7 +209,7 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 		ChainID:         g.ChainID,
 		GenesisTime:     g.Time,
 		InitialHeight:   1,
-		ConsensusParams: cmttypes.DefaultConsensusParams(),
+		ConsensusParams: cp,
 		Validators:      g.Validators,
 		AppState:        appState,
 	}

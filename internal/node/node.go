@@ -5,6 +5,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,14 +130,26 @@ func (n *Node) Stop() error {
 	return err
 }
 
-// WaitForHeight blocks until the node has committed height h.
+// WaitForHeight blocks until the node has committed height h: stored the
+// block and applied it to the app's state, so queries see it (the block
+// store counts a block before the app has executed it).
 func (n *Node) WaitForHeight(h int64, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for n.Height() < h {
+	for n.Height() < h || n.appHeight() < h {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("node: height %d not reached in %s (at %d)", h, timeout, n.Height())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
+}
+
+// appHeight is the last height the app committed, asked through the ABCI
+// query connection (and so behind CometBFT's mutex, like every ABCI call).
+func (n *Node) appHeight() int64 {
+	info, err := n.cmt.ProxyApp().Query().Info(context.Background(), proxy.RequestInfo)
+	if err != nil {
+		return 0
+	}
+	return info.LastBlockHeight
 }

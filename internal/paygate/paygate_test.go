@@ -485,7 +485,7 @@ func TestAFrozenAgentsVouchersAreRefused(t *testing.T) {
 	robot := &keyring.Key{Name: "robot", Private: robotKey}
 	owner := w.payer
 	if _, err := w.c.Submit(ctx, owner, "", &agentpb.MsgCreateAgent{Owner: owner.Address().String(), AgentKey: robot.Public(),
-		Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(w.chainID, owner.Address().String())), Policy: &agentpb.Policy{Denom: coin.Stable}}); err != nil {
+		Consent: ed25519.Sign(robotKey, agentpb.ConsentBytes(w.chainID, owner.Address().String())), Policy: &agentpb.Policy{Denom: coin.Stable, FeeAllowance: 10_000_000}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.c.Submit(ctx, owner, "", &bankpb.MsgSend{From: owner.Address().String(), To: robot.Address().String(),

@@ -205,10 +205,12 @@ func (r *Router) run(ctx context.Context) {
 // watch subscribes to the provider events that change the candidate set.
 func (r *Router) watch(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)
-	// Going offline and being jailed happen at the end of a block;
+	// Going offline and being jailed happen at the end of a block (or in a
+	// tx whose slash takes a provider below the minimum stake);
 	// registering and coming back online happen in transactions.
 	for _, q := range []string{
 		"tm.event='NewBlock' AND provider_offline.operator EXISTS",
+		"tm.event='Tx' AND provider_offline.operator EXISTS", // slashed below the minimum stake
 		"tm.event='Tx' AND provider_online.operator EXISTS",
 		"tm.event='Tx' AND register_service.operator EXISTS",
 	} {

@@ -1,11 +1,12 @@
 // Package agent gives AI agents accounts whose spending the chain limits.
 // An owner creates an agent account (with the agent key's consent) and
 // sets its policy: a per-transaction, per-period and lifetime maximum in
-// one denom, allowed recipients and message types, and an expiry. Every
-// message that moves an agent's money — a send, a channel deposit or
-// top-up, a transfer authorization it signed, whoever submits it — is
-// checked against the policy before it runs, so a runaway agent cannot
-// spend more by any path. The owner can freeze, unfreeze and revoke at once.
+// one denom, allowed recipients and message types, a fee allowance, and an
+// expiry. The bank consults the module (Restrict) for every coin that
+// leaves an account — a send, a fee, a channel deposit, a bond, an escrow,
+// a transfer authorization the agent signed, whoever submits it — so a
+// runaway agent cannot spend more by any path. The owner can freeze,
+// unfreeze and revoke at once, and gets back whatever a revoked agent held.
 package agent
 
 import (
@@ -15,10 +16,11 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
+	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
-	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/sig"
@@ -67,6 +69,7 @@ func mustOwn(kv store.Reader, owner addr.Address, agentAddr string) (addr.Addres
 
 // Create makes an agent account.
 func Create(ctx *module.Context, m *agentpb.MsgCreateAgent) error {
+	ctx.ConsumeGas(gas.Ed25519Verify, "the agent key's consent")
 	if !sig.Verify(m.AgentKey, agentpb.ConsentBytes(ctx.ChainID, m.Owner), m.Consent) {
 		return fmt.Errorf("agent: the agent key has not consented to be %s's agent on this chain: %w", m.Owner, codes.ErrSignature)
 	}
@@ -119,91 +122,143 @@ func allowed(list []string, s string) bool {
 	return false
 }
 
-// Authorize enforces agent policies on a transaction's messages before
-// they run: the signer's own restrictions if it is an agent, and the
-// spending limits of every agent whose money a message moves. It records
-// the spends, in the same cache as the messages, so they stand only if the
-// messages do.
+// Authorize enforces the restrictions of a signer that is an agent before
+// its messages run: it must be usable (not frozen, revoked or expired)
+// and each message must be of a type its policy allows. What a message
+// spends is limited where the money moves, in Restrict.
 func Authorize(ctx *module.Context, signer addr.Address, msgs []module.Msg) error {
-	if ag := Get(ctx.KV, signer); ag != nil {
-		if err := usable(ctx, ag); err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			name := string(proto.MessageName(m))
-			if !allowed(ag.Policy.AllowedMsgs, name) {
-				return fmt.Errorf("agent: %s's policy does not allow %s: %w", signer, name, codes.ErrUnauthorized)
-			}
-		}
+	ag := Get(ctx.KV, signer)
+	if ag == nil {
+		return nil
 	}
-	totals := map[addr.Address]uint64{}
-	var order []addr.Address
+	if err := usable(ctx, ag); err != nil {
+		return err
+	}
 	for _, m := range msgs {
-		sp, ok := m.(module.Spender)
-		if !ok {
-			continue
-		}
-		for _, s := range sp.Spends() {
-			ag := Get(ctx.KV, s.From)
-			if ag == nil {
-				continue
-			}
-			if err := usable(ctx, ag); err != nil {
-				return err
-			}
-			if s.Denom != ag.Policy.Denom {
-				return fmt.Errorf("agent: %s may spend only %s, not %s: %w", s.From, ag.Policy.Denom, s.Denom, codes.ErrUnauthorized)
-			}
-			to := s.To
-			if s.Channel != 0 {
-				c := channel.Get(ctx.KV, s.Channel)
-				if c == nil {
-					return fmt.Errorf("agent: no channel %d: %w", s.Channel, codes.ErrNotFound)
-				}
-				to = addr.MustParse(c.Payee)
-			}
-			if to.IsZero() && len(ag.Policy.AllowedRecipients) > 0 {
-				return fmt.Errorf("agent: %s may only pay its allowed recipients: %w", s.From, codes.ErrUnauthorized)
-			}
-			if !to.IsZero() && !allowed(ag.Policy.AllowedRecipients, to.String()) {
-				return fmt.Errorf("agent: %s's policy does not allow paying %s: %w", s.From, to, codes.ErrUnauthorized)
-			}
-			if _, seen := totals[s.From]; !seen {
-				order = append(order, s.From)
-			}
-			t, err := coin.Add(totals[s.From], s.Amount)
-			if err != nil {
-				return err
-			}
-			totals[s.From] = t
-		}
-	}
-	for _, a := range order {
-		if err := spend(ctx, a, totals[a]); err != nil {
-			return err
+		name := string(proto.MessageName(m))
+		if !allowed(ag.Policy.AllowedMsgs, name) {
+			return fmt.Errorf("agent: %s's policy does not allow %s: %w", signer, name, codes.ErrUnauthorized)
 		}
 	}
 	return nil
+}
+
+// CanSign refuses a tx from an agent that is frozen, revoked or expired,
+// before it pays any fee: its owner stopped it, and a proposer that
+// includes its txs anyway must not be able to spend its fees.
+func CanSign(ctx *module.Context, signer addr.Address) error {
+	if ag := Get(ctx.KV, signer); ag != nil {
+		return usable(ctx, ag)
+	}
+	return nil
+}
+
+// authorizationMsg is the message an agent signs when it signs a transfer
+// authorization: its policy's allowed_msgs apply to it as to a tx.
+const authorizationMsg = "agora.bank.v1.MsgTransferWithAuthorization"
+
+// Restrict is the bank's restriction (bank.SetRestriction): it sees every
+// coin that leaves an account, by any message of any module, and holds
+// agents to their policies. A coin bound for a revoked agent goes to its
+// owner instead, so whatever comes back to a revoked agent (unbonded
+// stake, channel refunds, job refunds) reaches the owner.
+func Restrict(ctx *module.Context, t *bank.Transfer, c *coin.Coin) (addr.Address, error) {
+	to := t.To
+	if !to.IsZero() && to != t.From {
+		if ag := Get(ctx.KV, to); ag != nil && ag.Revoked {
+			to = addr.MustParse(ag.Owner)
+		}
+	}
+	ag := Get(ctx.KV, t.From)
+	if ag == nil {
+		return to, nil
+	}
+	// Money going back to the owner is never a leak: that is how revoking
+	// sweeps an agent, and how an owner can always get its funds back.
+	if to.String() == ag.Owner && len(t.For) == 0 {
+		return to, nil
+	}
+	if err := usable(ctx, ag); err != nil {
+		return to, err
+	}
+	if t.Fee {
+		return to, payFee(ctx, ag, c)
+	}
+	if ctx.Signer != t.From {
+		// Someone else's tx moves the agent's money: the agent signed a
+		// transfer authorization, which its policy must allow like a tx.
+		if !allowed(ag.Policy.AllowedMsgs, authorizationMsg) {
+			return to, fmt.Errorf("agent: %s's policy does not allow %s: %w", ag.Address, authorizationMsg, codes.ErrUnauthorized)
+		}
+	}
+	if c.Denom != ag.Policy.Denom {
+		return to, fmt.Errorf("agent: %s may spend only %s, not %s: %w", ag.Address, ag.Policy.Denom, c.Denom, codes.ErrUnauthorized)
+	}
+	targets := t.For
+	if len(targets) == 0 {
+		targets = []addr.Address{to}
+	}
+	for _, r := range targets {
+		if r.IsZero() && len(ag.Policy.AllowedRecipients) > 0 {
+			return to, fmt.Errorf("agent: %s may only pay its allowed recipients, and burning pays no one: %w", ag.Address, codes.ErrUnauthorized)
+		}
+		if !r.IsZero() && !allowed(ag.Policy.AllowedRecipients, r.String()) {
+			return to, fmt.Errorf("agent: %s's policy does not allow paying %s: %w", ag.Address, r, codes.ErrUnauthorized)
+		}
+	}
+	return to, spend(ctx, addr.MustParse(ag.Address), ag, c.Amount)
+}
+
+// payFee charges a fee against the agent's fee allowance.
+func payFee(ctx *module.Context, ag *agentpb.Agent, c *coin.Coin) error {
+	p := ag.Policy
+	rollPeriod(ag, ctx.Height)
+	total, err := coin.Add(ag.FeesTotal, c.Amount)
+	if err != nil || total > p.FeeAllowance {
+		return fmt.Errorf("agent: %s's fee allowance is %duagr for its life and %d is paid; a fee of %s is over it (its owner raises fee_allowance with agora agent set-policy): %w",
+			ag.Address, p.FeeAllowance, ag.FeesTotal, coin.String(c), codes.ErrFeeAllowance)
+	}
+	inPeriod := ag.FeesInPeriod + c.Amount
+	if p.FeeAllowancePerPeriod > 0 && inPeriod > p.FeeAllowancePerPeriod {
+		return fmt.Errorf("agent: %s may pay %duagr in fees per period of %d blocks and has paid %d; a fee of %s is over it: %w",
+			ag.Address, p.FeeAllowancePerPeriod, p.PeriodBlocks, ag.FeesInPeriod, coin.String(c), codes.ErrFeeAllowance)
+	}
+	ag.FeesTotal, ag.FeesInPeriod = total, inPeriod
+	put(ctx.KV, addr.MustParse(ag.Address), ag)
+	return nil
+}
+
+// rollPeriod starts a new period when the current one has ended.
+func rollPeriod(ag *agentpb.Agent, height int64) {
+	if p := ag.Policy; p.PeriodBlocks > 0 && height >= ag.PeriodStart+p.PeriodBlocks {
+		ag.PeriodStart += (height - ag.PeriodStart) / p.PeriodBlocks * p.PeriodBlocks
+		ag.SpentInPeriod = 0
+		ag.FeesInPeriod = 0
+	}
 }
 
 func usable(ctx *module.Context, ag *agentpb.Agent) error {
 	switch {
 	case ag.Revoked:
-		return fmt.Errorf("agent: %s has been revoked by its owner: %w", ag.Address, codes.ErrUnauthorized)
+		return fmt.Errorf("agent: %s has been revoked by its owner: %w", ag.Address, codes.ErrAgentDisabled)
 	case ag.Frozen:
-		return fmt.Errorf("agent: %s is frozen by its owner: %w", ag.Address, codes.ErrUnauthorized)
+		return fmt.Errorf("agent: %s is frozen by its owner (agora agent unfreeze): %w", ag.Address, codes.ErrAgentDisabled)
 	case ag.Policy.ExpiresAt > 0 && ctx.Height > ag.Policy.ExpiresAt:
-		return fmt.Errorf("agent: %s's policy expired at height %d: %w", ag.Address, ag.Policy.ExpiresAt, codes.ErrUnauthorized)
+		return fmt.Errorf("agent: %s's policy expired at height %d (its owner sets a new one): %w", ag.Address, ag.Policy.ExpiresAt, codes.ErrAgentDisabled)
 	}
 	return nil
 }
 
-// spend charges amount (one transaction's total) against a's limits.
-func spend(ctx *module.Context, a addr.Address, amount uint64) error {
-	ag := Get(ctx.KV, a)
+// spend charges amount against a's limits: per transaction (the tx's
+// total so far), per period and for life.
+func spend(ctx *module.Context, a addr.Address, ag *agentpb.Agent, amount uint64) error {
 	p := ag.Policy
-	if p.MaxPerTx > 0 && amount > p.MaxPerTx {
-		return fmt.Errorf("agent: %s may spend at most %d%s per transaction, this one spends %d: %w", a, p.MaxPerTx, p.Denom, amount, codes.ErrUnauthorized)
+	inTx := amount
+	if ctx.Tx != nil {
+		inTx = ctx.Tx.AddSpent(a, amount)
+	}
+	if p.MaxPerTx > 0 && inTx > p.MaxPerTx {
+		return fmt.Errorf("agent: %s may spend at most %d%s per transaction, this one spends %d: %w", a, p.MaxPerTx, p.Denom, inTx, codes.ErrUnauthorized)
 	}
 	period, lifetime, end := Remaining(ag, ctx.Height)
 	if amount > period {
@@ -212,13 +267,16 @@ func spend(ctx *module.Context, a addr.Address, amount uint64) error {
 	if amount > lifetime {
 		return fmt.Errorf("agent: %s has %d%s left in its lifetime limit, this spends %d: %w", a, lifetime, p.Denom, amount, codes.ErrUnauthorized)
 	}
-	if p.PeriodBlocks > 0 && ctx.Height >= ag.PeriodStart+p.PeriodBlocks {
-		ag.PeriodStart += (ctx.Height - ag.PeriodStart) / p.PeriodBlocks * p.PeriodBlocks
-		ag.SpentInPeriod = 0
-	}
+	rollPeriod(ag, ctx.Height)
 	ag.SpentInPeriod += amount
 	ag.SpentTotal += amount
 	put(ctx.KV, a, ag)
 	ctx.Emit("agent_spend", module.Key("agent", a.String()), module.Val("amount", module.U64(amount)+p.Denom))
 	return nil
+}
+
+// Owns reports whether owner owns agent a.
+func Owns(kv store.Reader, owner, a addr.Address) bool {
+	ag := Get(kv, a)
+	return ag != nil && ag.Owner == owner.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking"
 )
 
 // Module is agent accounts as a chain module.
@@ -62,11 +63,16 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 		ag.Revoked = true
 		put(ctx.KV, a, ag)
 		// The kill switch also sweeps the agent's funds to the owner, so
-		// nothing it holds can be spent by a leaked key.
+		// nothing it holds can be spent by a leaked key, and starts
+		// unbonding its stake. Whatever reaches the agent from now on
+		// (that stake, channel refunds, job refunds) goes to the owner.
 		if bal := bank.Balances(ctx.KV, a); len(bal) > 0 {
 			if err := bank.Send(ctx, a, ctx.Signer, bal); err != nil {
 				return nil, err
 			}
+		}
+		if err := staking.UnbondAll(ctx, a); err != nil {
+			return nil, err
 		}
 		ctx.Emit("revoke_agent", module.Key("agent", a.String()))
 		return nil, nil

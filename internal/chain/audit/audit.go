@@ -13,7 +13,9 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/zk"
 )
@@ -47,23 +49,27 @@ var (
 func (Module) Name() string { return auditpb.Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&auditpb.MsgRegisterModelKey{}, &auditpb.MsgVerifyInference{}, &auditpb.MsgRegisterVerifier{}, &auditpb.MsgChallenge{}, &auditpb.MsgCommit{}, &auditpb.MsgReveal{}, &auditpb.MsgSettleWithProof{}}
+	return []module.Msg{&auditpb.MsgProposeModelKey{}, &auditpb.MsgCommitKeyVote{}, &auditpb.MsgRevealKeyVote{}, &auditpb.MsgVerifyInference{}, &auditpb.MsgRegisterVerifier{}, &auditpb.MsgChallenge{}, &auditpb.MsgCommit{}, &auditpb.MsgReveal{}, &auditpb.MsgSettleWithProof{}}
 }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
-	case *auditpb.MsgRegisterModelKey:
-		if old := GetKey(ctx.KV, m.ModelId); old != nil {
-			return nil, fmt.Errorf("audit: model %s already has a verifying key (registered by %s at %d); keys are final: %w", m.ModelId, old.Owner, old.RegisteredAt, codes.ErrInvalidRequest)
+	case *auditpb.MsgProposeModelKey:
+		r, err := ProposeKey(ctx, m)
+		if err != nil {
+			return nil, err
 		}
-		ctx.KV.Set(keyKey(m.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: m.ModelId, Owner: m.Owner, VerifyingKey: m.VerifyingKey, RegisteredAt: ctx.Height}))
-		ctx.Emit("register_model_key", module.Key("model_id", m.ModelId), module.Key("owner", m.Owner))
-		return nil, nil
+		return &auditpb.MsgProposeModelKeyResponse{ReviewId: r.Id}, nil
+	case *auditpb.MsgCommitKeyVote:
+		return nil, CommitKeyVote(ctx, m)
+	case *auditpb.MsgRevealKeyVote:
+		return nil, RevealKeyVote(ctx, m)
 	case *auditpb.MsgVerifyInference:
 		k := GetKey(ctx.KV, m.ModelId)
 		if k == nil {
 			return nil, fmt.Errorf("audit: model %s has no verifying key on chain: %w", m.ModelId, codes.ErrNotFound)
 		}
+		ctx.ConsumeGas(gas.Groth16Verify, "a Groth16 proof check")
 		if err := zk.Verify(k.VerifyingKey, m.Proof, m.Input, m.Logits); err != nil {
 			return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
 		}
@@ -100,6 +106,13 @@ func (Module) Queries() []module.QueryRoute {
 			}
 			return k, nil
 		}),
+		module.Serve(auditpb.QueryReview, func(ctx *module.Context, r *auditpb.QueryKeyReviewRequest) (*auditpb.KeyReview, error) {
+			kr := GetReview(ctx.KV, r.Id)
+			if kr == nil {
+				return nil, fmt.Errorf("audit: no key review %d: %w", r.Id, codes.ErrNotFound)
+			}
+			return kr, nil
+		}),
 		module.Serve(auditpb.QueryDispute, func(ctx *module.Context, r *auditpb.QueryDisputeRequest) (*auditpb.QueryDisputeResponse, error) {
 			d := GetDispute(ctx.KV, r.Id)
 			if d == nil {
@@ -121,8 +134,39 @@ func (Module) Queries() []module.QueryRoute {
 
 func (Module) DefaultGenesis() json.RawMessage { return json.RawMessage(`{}`) }
 
-func (Module) InitGenesis(*module.Context, json.RawMessage) error { return nil }
+// InitGenesis loads the keys the network starts with: whoever accepts the
+// genesis file accepts them, as governance will approve keys later (on
+// top of a committee's review, never instead of it).
+func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
+	var g auditpb.Genesis
+	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	for _, k := range g.ModelKeys {
+		if err := providerpb.ValidModelID(k.ModelId); err != nil {
+			return fmt.Errorf("audit: genesis key: %w", err)
+		}
+		if len(k.VerifyingKey) == 0 || len(k.VerifyingKey) > auditpb.MaxKeyBytes || GetKey(ctx.KV, k.ModelId) != nil {
+			return fmt.Errorf("audit: genesis key for %s is empty, too large or repeated", k.ModelId)
+		}
+		ctx.KV.Set(keyKey(k.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: k.ModelId, VerifyingKey: k.VerifyingKey, RegisteredAt: ctx.Height}))
+	}
+	return nil
+}
 
 // CheckInvariant verifies that the audit escrow account holds exactly the
 // bonds of the open disputes.
-func (Module) CheckInvariant(kv store.Reader) error { return bonds.CheckInvariant(kv) }
+func (Module) CheckInvariant(kv store.Reader) error {
+	if err := bonds.CheckInvariant(kv); err != nil {
+		return err
+	}
+	return keyBonds.CheckInvariant(kv)
+}
+
+// Solvent checks the audit escrow at the end of every block.
+func (Module) Solvent(kv store.Reader) error {
+	if err := bonds.Solvent(kv); err != nil {
+		return err
+	}
+	return keyBonds.Solvent(kv)
+}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
-	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
@@ -17,6 +16,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/commit"
 	"github.com/agoranet/agora/internal/chain/committee"
 	"github.com/agoranet/agora/internal/chain/escrow"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
@@ -103,13 +103,10 @@ func Draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr
 
 // Challenge opens a dispute over an anchored receipt.
 func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, error) {
-	// The bond (a param, not in the message) is not a declared spend, so
-	// the agent module cannot hold it to a policy: agent accounts may not
-	// post one; their owners can.
-	if agent.Get(ctx.KV, ctx.Signer) != nil {
-		return nil, fmt.Errorf("audit: %s is an agent account, whose policy cannot cover a challenge bond; challenge from its owner's account: %w", ctx.Signer, codes.ErrUnauthorized)
-	}
+	// The bond moves through the bank like any spend, so an agent's
+	// policy limits it (its denom, its limits, its recipients).
 	p := GetParams(ctx.KV)
+	ctx.ConsumeGas(gas.Ed25519Verify, "the receipt's signature")
 	r, err := receipt.Decode(string(m.Receipt))
 	if err != nil {
 		return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
@@ -141,6 +138,7 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 			return nil, fmt.Errorf("audit: channel %d has %d anchored claims, not %d: %w", m.ChannelId, len(anchors), m.Anchor+1, codes.ErrNotFound)
 		}
 		an := anchors[m.Anchor]
+		ctx.ConsumeGas(gas.Sha256Block*2*uint64(len(m.Path)+1), "the receipt's Merkle path")
 		if !receipt.VerifyPath(an.Root, receipt.Hash(m.Receipt), int(m.LeafIndex), int(an.Count), m.Path) {
 			return nil, fmt.Errorf("audit: the receipt is not anchored: its path does not lead to claim %d's root: %w", m.Anchor, codes.ErrInvalidRequest)
 		}
@@ -152,8 +150,8 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 		return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
 	}
 	seen := cat(challengedPrefix, rid)
-	if ctx.KV.Get(seen) != nil {
-		return nil, fmt.Errorf("audit: this receipt has been challenged already: %w", codes.ErrInvalidRequest)
+	if v := ctx.KV.Get(seen); v != nil {
+		return nil, fmt.Errorf("audit: this receipt has been challenged already (dispute %d); a receipt is disputed, and a lie slashed, once: %w", binary.BigEndian.Uint64(v), codes.ErrAlreadyDisputed)
 	}
 	provider := addr.MustParse(r.Provider)
 	var pool []addr.Address
@@ -210,15 +208,9 @@ func Commit(ctx *module.Context, m *auditpb.MsgCommit) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case ctx.Height > d.CommitUntil:
-		return fmt.Errorf("audit: dispute %d took commitments until height %d: %w", d.Id, d.CommitUntil, codes.ErrInvalidRequest)
-	case len(v.Commitment) != 0:
-		return fmt.Errorf("audit: %s has already committed on dispute %d: %w", ctx.Signer, d.Id, codes.ErrInvalidRequest)
-	case len(m.Commitment) != 32:
-		return fmt.Errorf("audit: a commitment is 32 bytes: %w", codes.ErrInvalidRequest)
+	if err := castCommit(ctx, fmt.Sprintf("dispute %d", d.Id), d.CommitUntil, v, m.Commitment); err != nil {
+		return err
 	}
-	v.Commitment = m.Commitment
 	putDispute(ctx.KV, d)
 	ctx.Emit("commit_vote", module.Key("dispute_id", module.U64(d.Id)), module.Key("member", ctx.Signer.String()))
 	return nil
@@ -230,26 +222,56 @@ func Reveal(ctx *module.Context, m *auditpb.MsgReveal) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case ctx.Height <= d.CommitUntil:
-		return fmt.Errorf("audit: dispute %d reveals after height %d: %w", d.Id, d.CommitUntil, codes.ErrInvalidRequest)
-	case ctx.Height > d.RevealUntil:
-		return fmt.Errorf("audit: dispute %d took reveals until height %d: %w", d.Id, d.RevealUntil, codes.ErrInvalidRequest)
-	case len(v.ResponseHash) != 0:
-		return fmt.Errorf("audit: %s has already revealed on dispute %d: %w", ctx.Signer, d.Id, codes.ErrInvalidRequest)
-	case !commit.Opens(v.Commitment, auditpb.CommitmentDomain, m.ResponseHash, []byte(ctx.Signer.String()), m.Salt):
-		return fmt.Errorf("audit: the reveal does not match %s's commitment: %w", ctx.Signer, codes.ErrInvalidRequest)
+	if err := castReveal(ctx, fmt.Sprintf("dispute %d", d.Id), d.CommitUntil, d.RevealUntil, v, auditpb.CommitmentDomain, m.ResponseHash, m.Salt); err != nil {
+		return err
 	}
-	v.ResponseHash = m.ResponseHash
 	putDispute(ctx.KV, d)
 	ctx.Emit("reveal_vote", module.Key("dispute_id", module.U64(d.Id)), module.Key("member", ctx.Signer.String()))
 	return nil
 }
 
-// EndBlock settles the disputes whose reveal window closed at this height.
+// castCommit records a committee member's hidden vote on what (a dispute,
+// a key review) while commitments are open.
+func castCommit(ctx *module.Context, what string, commitUntil int64, v *auditpb.Vote, commitment []byte) error {
+	switch {
+	case ctx.Height > commitUntil:
+		return fmt.Errorf("audit: %s took commitments until height %d: %w", what, commitUntil, codes.ErrInvalidRequest)
+	case len(v.Commitment) != 0:
+		return fmt.Errorf("audit: %s has already committed on %s: %w", ctx.Signer, what, codes.ErrInvalidRequest)
+	case len(commitment) != 32:
+		return fmt.Errorf("audit: a commitment is 32 bytes: %w", codes.ErrInvalidRequest)
+	}
+	v.Commitment = commitment
+	return nil
+}
+
+// castReveal opens a member's vote (a response hash, a verdict) while
+// reveals are open, if it matches the member's commitment.
+func castReveal(ctx *module.Context, what string, commitUntil, revealUntil int64, v *auditpb.Vote, domain string, value, salt []byte) error {
+	switch {
+	case ctx.Height <= commitUntil:
+		return fmt.Errorf("audit: %s reveals after height %d: %w", what, commitUntil, codes.ErrInvalidRequest)
+	case ctx.Height > revealUntil:
+		return fmt.Errorf("audit: %s took reveals until height %d: %w", what, revealUntil, codes.ErrInvalidRequest)
+	case len(v.ResponseHash) != 0:
+		return fmt.Errorf("audit: %s has already revealed on %s: %w", ctx.Signer, what, codes.ErrInvalidRequest)
+	case !commit.Opens(v.Commitment, domain, value, []byte(ctx.Signer.String()), salt):
+		return fmt.Errorf("audit: the reveal does not match %s's commitment: %w", ctx.Signer, codes.ErrInvalidRequest)
+	}
+	v.ResponseHash = value
+	return nil
+}
+
+// EndBlock settles the disputes and key reviews whose reveal window
+// closed at this height.
 func (Module) EndBlock(ctx *module.Context) error {
 	for _, id := range deadlines.Due(ctx.KV, ctx.Height) {
 		if err := settle(ctx, GetDispute(ctx.KV, id)); err != nil {
+			return err
+		}
+	}
+	for _, id := range reviewDeadline.Due(ctx.KV, ctx.Height) {
+		if err := settleReview(ctx, GetReview(ctx.KV, id)); err != nil {
 			return err
 		}
 	}
@@ -373,6 +395,7 @@ func SettleWithProof(ctx *module.Context, m *auditpb.MsgSettleWithProof) error {
 		}
 		pixels[i] = byte(v)
 	}
+	ctx.ConsumeGas(gas.Groth16Verify, "a Groth16 proof check")
 	if err := zk.Verify(k.VerifyingKey, m.Proof, pixels, m.Logits); err != nil {
 		return fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
 	}

@@ -4,6 +4,7 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/chain/tx"
@@ -62,15 +64,31 @@ func GetParams(kv store.Reader) *authpb.Params {
 	return p
 }
 
+// IntrinsicGas is what a tx costs before any message runs: its bytes and
+// its signature.
+func IntrinsicGas(d *tx.Decoded) uint64 {
+	return gas.TxByte*uint64(d.Size) + gas.Ed25519Verify
+}
+
 // Admit checks a decoded tx against state and charges it: the fee moves to
 // the fee pool and the sequence advances. Its writes stand even when the
 // tx's messages then fail, so a failing tx still pays and cannot be replayed.
-func Admit(ctx *module.Context, d *tx.Decoded) error {
+// A simulation (gas estimation) skips the sequence and the fee minimum.
+func Admit(ctx *module.Context, d *tx.Decoded, simulate bool) error {
 	b := d.Body
 	if b.ChainId != ctx.ChainID {
 		return fmt.Errorf("auth: tx is for chain %q, this is %q: %w", b.ChainId, ctx.ChainID, codes.ErrWrongChain)
 	}
 	p := GetParams(ctx.KV)
+	if !simulate {
+		if b.GasLimit > p.MaxTxGas {
+			return fmt.Errorf("auth: gas limit %d is above the most one tx may use, %d; split the tx: %w", b.GasLimit, p.MaxTxGas, codes.ErrTxTooLarge)
+		}
+		if need := IntrinsicGas(d); b.GasLimit < need {
+			return fmt.Errorf("auth: gas limit %d does not cover the tx's size and signature (%d gas); use --gas auto: %w", b.GasLimit, need, codes.ErrOutOfGas)
+		}
+	}
+	ctx.ConsumeGas(IntrinsicGas(d), "the tx's bytes and signature")
 	if len(d.Msgs) > int(p.MaxMsgs) {
 		return fmt.Errorf("auth: %d messages, limit %d: %w", len(d.Msgs), p.MaxMsgs, codes.ErrTxTooLarge)
 	}
@@ -78,10 +96,9 @@ func Admit(ctx *module.Context, d *tx.Decoded) error {
 		return fmt.Errorf("auth: memo of %d bytes, limit %d: %w", len(b.Memo), p.MaxMemoBytes, codes.ErrTxTooLarge)
 	}
 	acc := GetAccount(ctx.KV, d.Signer)
-	if b.Sequence != acc.Sequence {
+	if !simulate && b.Sequence != acc.Sequence {
 		return fmt.Errorf("auth: account %s expects sequence %d, tx has %d: %w", d.Signer, acc.Sequence, b.Sequence, codes.ErrSequence)
 	}
-	min := authpb.MinFee(p, len(d.Msgs))
 	fee := b.Fee
 	if fee == nil {
 		fee = coin.New(coin.Native, 0)
@@ -89,11 +106,12 @@ func Admit(ctx *module.Context, d *tx.Decoded) error {
 	if fee.Denom != coin.Native {
 		return fmt.Errorf("auth: fee must be paid in %s, not %q: %w", coin.Native, fee.Denom, codes.ErrInsufficientFee)
 	}
-	if fee.Amount < min {
-		return fmt.Errorf("auth: fee %s is below the minimum %d%s (%d per message): %w", coin.String(fee), min, coin.Native, p.MinFeePerMsg, codes.ErrInsufficientFee)
+	if min := authpb.MinFee(p, b.GasLimit); !simulate && fee.Amount < min {
+		return fmt.Errorf("auth: fee %s is below the minimum %d%s for a gas limit of %d (%d%s per million gas): %w",
+			coin.String(fee), min, coin.Native, b.GasLimit, p.MinGasPrice, coin.Native, codes.ErrInsufficientFee)
 	}
 	if fee.Amount > 0 {
-		if err := bank.Send(ctx, d.Signer, authpb.FeePool, []*coin.Coin{fee}); err != nil {
+		if err := bank.Move(ctx, bank.Transfer{From: d.Signer, To: authpb.FeePool, Coins: []*coin.Coin{fee}, Fee: true}); err != nil {
 			return fmt.Errorf("auth: cannot pay fee: %w", err)
 		}
 	}
@@ -101,6 +119,25 @@ func Admit(ctx *module.Context, d *tx.Decoded) error {
 	acc.Sequence++
 	setAccount(ctx.KV, d.Signer, acc)
 	ctx.Emit("tx", module.Key("signer", d.Signer.String()), module.Val("sequence", module.U64(b.Sequence)), module.Val("fee", coin.String(fee)))
+	return nil
+}
+
+// EndBlock pays the block's fees to the account its proposer named in
+// genesis. A proposer without one leaves them in the fee pool, where the
+// proof-of-stake module will find them.
+func (Module) EndBlock(ctx *module.Context) error {
+	if len(ctx.Proposer) == 0 {
+		return nil
+	}
+	fees := bank.Balance(ctx.KV, authpb.FeePool, coin.Native)
+	if fees == 0 {
+		return nil
+	}
+	for _, r := range GetParams(ctx.KV).FeeRecipients {
+		if bytes.Equal(r.Validator, ctx.Proposer) {
+			return bank.Send(ctx, authpb.FeePool, addr.MustParse(r.Account), []*coin.Coin{coin.New(coin.Native, fees)})
+		}
+	}
 	return nil
 }
 
@@ -145,6 +182,18 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	}
 	if g.Params.MaxMsgs == 0 {
 		return fmt.Errorf("auth: genesis: max_msgs must be positive")
+	}
+	if g.Params.MaxTxGas == 0 || g.Params.BlockGasLimit < g.Params.MaxTxGas || g.Params.MaxTxGas > 1<<40 || g.Params.MinGasPrice > 1<<20 {
+		return fmt.Errorf("auth: genesis: need 0 < max_tx_gas (%d) <= block_gas_limit (%d), max_tx_gas <= 2^40 and min_gas_price <= 2^20",
+			g.Params.MaxTxGas, g.Params.BlockGasLimit)
+	}
+	for _, r := range g.Params.FeeRecipients {
+		if len(r.Validator) != 20 {
+			return fmt.Errorf("auth: genesis: a fee recipient's validator is a 20-byte consensus address, got %d bytes", len(r.Validator))
+		}
+		if _, err := bankpb.ParseAddr("fee recipient", r.Account); err != nil {
+			return fmt.Errorf("auth: genesis: %w", err)
+		}
 	}
 	b, err := deterministic.Marshal(g.Params)
 	if err != nil {

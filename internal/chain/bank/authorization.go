@@ -7,6 +7,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
 )
 
@@ -24,6 +25,7 @@ func NonceUsed(kv interface{ Get([]byte) []byte }, from addr.Address, nonce []by
 
 // TransferWithAuthorization executes a signed authorization once.
 func TransferWithAuthorization(ctx *module.Context, a *bankpb.Authorization) error {
+	ctx.ConsumeGas(gas.Ed25519Verify, "the authorization's signature")
 	from, to, err := bankpb.CheckAuthorization(ctx.ChainID, a)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ package bank
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+	"sort"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
@@ -110,23 +112,68 @@ func add(kv store.KV, a addr.Address, c *coin.Coin) error {
 	return nil
 }
 
-// Send moves coins from one account to another. On error nothing has been
-// written that the caller's cache would keep: callers run it in a cache that
-// is discarded on failure.
-func Send(ctx *module.Context, from, to addr.Address, coins []*coin.Coin) error {
-	for _, c := range coins {
+// Transfer is one movement of coins out of an account. Every such
+// movement on the chain, by any module, goes through Move: it is the one
+// place where the agent module's spending policies (through the
+// restriction it installs) see money leave an account.
+type Transfer struct {
+	From, To addr.Address
+	Coins    []*coin.Coin
+	// For names who the coins are really for when To is a module account
+	// that holds them on their behalf: a channel's payee and its royalty
+	// recipients. Empty when To itself is the recipient (an account, or a
+	// module taking a bond, an escrow or a fee).
+	For []addr.Address
+	// Fee marks a transaction fee, which policies limit by a fee
+	// allowance rather than by their spending limits.
+	Fee bool
+}
+
+// Restriction is consulted for each coin of every transfer and burn
+// (To is zero for a burn) before it moves. It may refuse the transfer or
+// redirect it to another recipient, as the Cosmos SDK's
+// SendRestrictionFn does.
+type Restriction func(ctx *module.Context, t *Transfer, c *coin.Coin) (to addr.Address, err error)
+
+var restriction Restriction
+
+// SetRestriction installs the restriction. The app installs the agent
+// module's at start-up, before any block; modules never call it.
+func SetRestriction(r Restriction) { restriction = r }
+
+func restrict(ctx *module.Context, t *Transfer, c *coin.Coin) (addr.Address, error) {
+	if restriction == nil {
+		return t.To, nil
+	}
+	return restriction(ctx, t, c)
+}
+
+// Move executes a transfer. On error nothing has been written that the
+// caller's cache would keep: callers run it in a cache that is discarded
+// on failure.
+func Move(ctx *module.Context, t Transfer) error {
+	for _, c := range t.Coins {
 		if _, err := denom(ctx.KV, c.Denom); err != nil {
 			return err
 		}
-		if err := sub(ctx.KV, from, c); err != nil {
+		to, err := restrict(ctx, &t, c)
+		if err != nil {
+			return err
+		}
+		if err := sub(ctx.KV, t.From, c); err != nil {
 			return err
 		}
 		if err := add(ctx.KV, to, c); err != nil {
 			return err
 		}
-		ctx.Emit("transfer", module.Key("sender", from.String()), module.Key("recipient", to.String()), module.Val("amount", coin.String(c)))
+		ctx.Emit("transfer", module.Key("sender", t.From.String()), module.Key("recipient", to.String()), module.Val("amount", coin.String(c)))
 	}
 	return nil
+}
+
+// Send moves coins from one account to another (Move of a plain transfer).
+func Send(ctx *module.Context, from, to addr.Address, coins []*coin.Coin) error {
+	return Move(ctx, Transfer{From: from, To: to, Coins: coins})
 }
 
 // Mint creates coins of an issued denom; only the issuer may.
@@ -156,6 +203,9 @@ func Mint(ctx *module.Context, issuer, to addr.Address, c *coin.Coin) error {
 // Burn destroys coins held by from.
 func Burn(ctx *module.Context, from addr.Address, c *coin.Coin) error {
 	if _, err := denom(ctx.KV, c.Denom); err != nil {
+		return err
+	}
+	if _, err := restrict(ctx, &Transfer{From: from, Coins: []*coin.Coin{c}}, c); err != nil {
 		return err
 	}
 	if err := sub(ctx.KV, from, c); err != nil {
@@ -191,4 +241,80 @@ func CheckInvariant(kv store.Reader) error {
 		return fmt.Errorf("bank: invariant: balances in %d unregistered denoms", len(sums))
 	}
 	return nil
+}
+
+// Changes is a block's writes as store.Cache reports them.
+type Changes interface {
+	Changes(prefix []byte, fn func(key, old, new []byte))
+}
+
+// CheckBlock is the end-of-block supply check: in each denom, what the
+// block's writes added to balances less what they took equals what it
+// minted less what it burned. It reads only the keys the block wrote.
+func CheckBlock(ch Changes) error {
+	type sums struct{ balUp, balDown, supUp, supDown [2]uint64 } // 128-bit
+	add := func(acc *[2]uint64, n uint64) {
+		var carry uint64
+		acc[1], carry = bits.Add64(acc[1], n, 0)
+		acc[0] += carry
+	}
+	per := map[string]*sums{}
+	var denoms []string
+	at := func(d string) *sums {
+		s, ok := per[d]
+		if !ok {
+			s = &sums{}
+			per[d] = s
+			denoms = append(denoms, d)
+		}
+		return s
+	}
+	delta := func(old, new []byte, up, down *[2]uint64) {
+		o, n := u64(old), u64(new)
+		if n >= o {
+			add(up, n-o)
+		} else {
+			add(down, o-n)
+		}
+	}
+	ch.Changes(bankpb.BalancePrefix, func(k, old, new []byte) {
+		s := at(string(k[len(bankpb.BalancePrefix)+addr.Len:]))
+		delta(old, new, &s.balUp, &s.balDown)
+	})
+	ch.Changes(supplyPrefix, func(k, old, new []byte) {
+		s := at(string(k[len(supplyPrefix):]))
+		delta(old, new, &s.supUp, &s.supDown)
+	})
+	sort.Strings(denoms)
+	for _, d := range denoms {
+		s := per[d]
+		var l, r [2]uint64 // balUp + supDown == supUp + balDown
+		add(&l, s.balUp[1])
+		l[0] += s.balUp[0]
+		add(&l, s.supDown[1])
+		l[0] += s.supDown[0]
+		add(&r, s.supUp[1])
+		r[0] += s.supUp[0]
+		add(&r, s.balDown[1])
+		r[0] += s.balDown[0]
+		if l != r {
+			return fmt.Errorf("bank: invariant: this block raised balances of %s by %s and lowered them by %s, but minted %s and burned %s",
+				d, fmt128(s.balUp), fmt128(s.balDown), fmt128(s.supUp), fmt128(s.supDown))
+		}
+	}
+	return nil
+}
+
+func fmt128(n [2]uint64) string {
+	if n[0] == 0 {
+		return fmt.Sprint(n[1])
+	}
+	return fmt.Sprintf("%d*2^64+%d", n[0], n[1])
+}
+
+func u64(v []byte) uint64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
 }

@@ -11,11 +11,14 @@ import (
 	"fmt"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/escrow"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/store"
@@ -28,6 +31,9 @@ var (
 	anchorPrefix  = []byte("channel/a/") // id | n -> Anchor
 	nextIDKey     = []byte("channel/next")
 	paramsKey     = []byte("channel/params")
+
+	// owed is what the escrow owes: open channels' deposits less claims.
+	owed = escrow.NewOwed("channel/owed/")
 )
 
 func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
@@ -82,10 +88,19 @@ func Open(ctx *module.Context, m *channelpb.MsgOpenChannel) (*channelpb.Channel,
 	if m.ExpiresAt <= ctx.Height || m.ExpiresAt > ctx.Height+p.MaxLifetimeBlocks {
 		return nil, fmt.Errorf("channel: expiry %d must be after the current height %d and at most %d blocks ahead: %w", m.ExpiresAt, ctx.Height, p.MaxLifetimeBlocks, codes.ErrInvalidRequest)
 	}
-	if m.ModelId != "" && provider.GetService(ctx.KV, payee, m.ModelId) == nil {
-		return nil, fmt.Errorf("channel: %s offers no model %s: %w", payee, m.ModelId, codes.ErrNotFound)
+	// The service's royalties are fixed for the channel's life: the payer
+	// agrees to them now, and the payee cannot change where its money goes.
+	var royalties []*channelpb.Share
+	if m.ModelId != "" {
+		svc := provider.GetService(ctx.KV, payee, m.ModelId)
+		if svc == nil {
+			return nil, fmt.Errorf("channel: %s offers no model %s: %w", payee, m.ModelId, codes.ErrNotFound)
+		}
+		for _, r := range svc.Royalties {
+			royalties = append(royalties, &channelpb.Share{Recipient: r.Recipient, Bps: r.Bps})
+		}
 	}
-	if err := bank.Send(ctx, payer, channelpb.Escrow, []*coin.Coin{m.Deposit}); err != nil {
+	if err := deposit(ctx, payer, payee, royalties, m.Deposit); err != nil {
 		return nil, fmt.Errorf("channel: deposit: %w", err)
 	}
 	id := uint64(1)
@@ -94,13 +109,26 @@ func Open(ctx *module.Context, m *channelpb.MsgOpenChannel) (*channelpb.Channel,
 	}
 	ctx.KV.Set(nextIDKey, be(id+1))
 	c := &channelpb.Channel{Id: id, Payer: m.Payer, Payee: m.Payee, ModelId: m.ModelId, Denom: m.Deposit.Denom, Deposit: m.Deposit.Amount,
-		ExpiresAt: m.ExpiresAt, PayerKey: m.PayerKey, SessionKey: m.SessionKey, OpenedAt: ctx.Height}
+		ExpiresAt: m.ExpiresAt, PayerKey: m.PayerKey, SessionKey: m.SessionKey, OpenedAt: ctx.Height, Royalties: royalties}
 	put(ctx.KV, c)
 	ctx.KV.Set(cat(payerPrefix, payer[:], be(id)), []byte{})
 	ctx.KV.Set(cat(payeePrefix, payee[:], be(id)), []byte{})
 	ctx.Emit("open_channel", module.Key("channel_id", module.U64(id)), module.Key("payer", m.Payer), module.Key("payee", m.Payee),
 		module.Val("deposit", coin.String(m.Deposit)), module.Val("expires_at", module.U64(uint64(m.ExpiresAt))))
 	return c, nil
+}
+
+// deposit moves a payer's coins into escrow for a channel's payee and
+// royalty recipients, who are who the payer's policy must allow.
+func deposit(ctx *module.Context, payer, payee addr.Address, royalties []*channelpb.Share, c *coin.Coin) error {
+	t := bank.Transfer{From: payer, To: channelpb.Escrow, Coins: []*coin.Coin{c}, For: []addr.Address{payee}}
+	for _, r := range royalties {
+		t.For = append(t.For, addr.MustParse(r.Recipient))
+	}
+	if err := bank.Move(ctx, t); err != nil {
+		return err
+	}
+	return owed.Add(ctx.KV, c.Denom, c.Amount)
 }
 
 func mustBePayer(c *channelpb.Channel, who addr.Address) error {
@@ -128,7 +156,7 @@ func Fund(ctx *module.Context, m *channelpb.MsgFundChannel) error {
 	if ctx.Height > c.ExpiresAt {
 		return fmt.Errorf("channel: channel %d expired at %d; extend it first: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
 	}
-	if err := bank.Send(ctx, ctx.Signer, channelpb.Escrow, []*coin.Coin{m.Amount}); err != nil {
+	if err := deposit(ctx, ctx.Signer, addr.MustParse(c.Payee), c.Royalties, m.Amount); err != nil {
 		return err
 	}
 	if c.Deposit, err = coin.Add(c.Deposit, m.Amount.Amount); err != nil {
@@ -176,6 +204,10 @@ func claim(ctx *module.Context, payee addr.Address, cl *channelpb.Claim) error {
 	if ctx.Height > c.ExpiresAt {
 		return fmt.Errorf("channel: channel %d expired at height %d: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
 	}
+	ctx.ConsumeGas(gas.Ed25519Verify, "a voucher's signature")
+	if len(c.SessionKey) != 0 {
+		ctx.ConsumeGas(gas.Ed25519Verify, "a voucher's signature by the session key")
+	}
 	if err := channelpb.VerifyVoucher(ctx.ChainID, c, cl.Voucher, ctx.Height); err != nil {
 		return err
 	}
@@ -193,8 +225,9 @@ func claim(ctx *module.Context, payee addr.Address, cl *channelpb.Claim) error {
 	}
 	pay := cl.Amount - c.Claimed
 	rest := pay
-	if svc := provider.GetService(ctx.KV, payee, c.ModelId); c.ModelId != "" && svc != nil {
-		for _, r := range svc.Royalties {
+	owed.Sub(ctx.KV, c.Denom, pay)
+	{
+		for _, r := range c.Royalties {
 			share := pay/10_000*uint64(r.Bps) + pay%10_000*uint64(r.Bps)/10_000
 			if share == 0 {
 				continue
@@ -224,6 +257,7 @@ func claim(ctx *module.Context, payee addr.Address, cl *channelpb.Claim) error {
 // refund returns what is left in a channel to its payer and closes it.
 func refund(ctx *module.Context, c *channelpb.Channel) error {
 	if left := c.Deposit - c.Claimed; left > 0 {
+		owed.Sub(ctx.KV, c.Denom, left)
 		if err := bank.Send(ctx, channelpb.Escrow, addr.MustParse(c.Payer), []*coin.Coin{coin.New(c.Denom, left)}); err != nil {
 			return err
 		}
@@ -282,8 +316,13 @@ func SettleExpired(ctx *module.Context, m *channelpb.MsgSettleExpired) error {
 	if err != nil {
 		return err
 	}
-	if err := mustBePayer(c, ctx.Signer); err != nil {
+	// The owner of a revoked agent settles its channels: the refund then
+	// reaches the owner (see agent.Restrict).
+	if err := mustBePayer(c, ctx.Signer); err != nil && !agent.Owns(ctx.KV, ctx.Signer, addr.MustParse(c.Payer)) {
 		return err
+	}
+	if c.Closed {
+		return fmt.Errorf("channel: channel %d is closed: %w", c.Id, codes.ErrInvalidRequest)
 	}
 	if ctx.Height <= c.ExpiresAt {
 		return fmt.Errorf("channel: channel %d is open until height %d; the payee may still claim: %w", c.Id, c.ExpiresAt, codes.ErrInvalidRequest)
@@ -331,4 +370,29 @@ func Anchors(kv store.Reader, id uint64) []*channelpb.Anchor {
 		out = append(out, a)
 	}
 	return out
+}
+
+// Solvent is the end-of-block check: the escrow holds exactly what open
+// channels are owed.
+func Solvent(kv store.Reader) error { return owed.Covered(kv, channelpb.Escrow, "channel escrow") }
+
+// CheckInvariant is the full check, for tests: every channel's deposit
+// less its claims adds up to the running total, which the escrow holds.
+func CheckInvariant(kv store.Reader) error {
+	sums := map[string]uint64{}
+	it := kv.Iterator(channelPrefix, store.PrefixEnd(channelPrefix))
+	for ; it.Valid(); it.Next() {
+		c := &channelpb.Channel{}
+		module.MustUnmarshal(it.Value(), c)
+		if !c.Closed {
+			sums[c.Denom] += c.Deposit - c.Claimed
+		}
+	}
+	it.Close()
+	for _, d := range bank.GetParams(kv).Denoms {
+		if sums[d.Name] != owed.Of(kv, d.Name) {
+			return fmt.Errorf("channel: open channels are owed %d%s, the running total says %d", sums[d.Name], d.Name, owed.Of(kv, d.Name))
+		}
+	}
+	return Solvent(kv)
 }

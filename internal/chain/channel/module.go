@@ -9,6 +9,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/store"
 )
 
 // Module is payment channels as a chain module.
@@ -90,3 +91,9 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	ctx.KV.Set(paramsKey, module.MustMarshal(g.Params))
 	return nil
 }
+
+// Solvent checks the channel escrow at the end of every block.
+func (Module) Solvent(kv store.Reader) error { return Solvent(kv) }
+
+// CheckInvariant checks every channel against the escrow (for tests).
+func (Module) CheckInvariant(kv store.Reader) error { return CheckInvariant(kv) }

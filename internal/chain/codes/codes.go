@@ -35,6 +35,13 @@ var (
 	ErrTxTooLarge        = &Error{15, "transaction too large"}
 	ErrInsufficientStake = &Error{16, "insufficient stake"}
 	ErrJailed            = &Error{17, "jailed"}
+	ErrOutOfGas          = &Error{18, "out of gas"}
+	ErrBlockGasFull      = &Error{19, "block gas limit reached"}
+	ErrFeeAllowance      = &Error{20, "over the fee allowance"}
+	ErrKeyEvidence       = &Error{21, "verifying key without valid setup evidence"}
+	ErrAlreadyDisputed   = &Error{22, "receipt already disputed"}
+	ErrStakeBacksService = &Error{23, "stake backs a registered service"}
+	ErrAgentDisabled     = &Error{24, "agent frozen, revoked or expired"}
 )
 
 // All lists the table, for docs and for the test that keeps codes unique.
@@ -43,6 +50,8 @@ var All = []*Error{
 	ErrInsufficientFee, ErrInsufficientFunds, ErrUnknownDenom, ErrInvalidAmount,
 	ErrUnauthorized, ErrInvalidAddress, ErrUnknownMsg, ErrInvalidRequest,
 	ErrNotFound, ErrTxTooLarge, ErrInsufficientStake, ErrJailed,
+	ErrOutOfGas, ErrBlockGasFull, ErrFeeAllowance, ErrKeyEvidence,
+	ErrAlreadyDisputed, ErrStakeBacksService, ErrAgentDisabled,
 }
 
 // Of returns the code an error carries, ErrInternal's for an error that

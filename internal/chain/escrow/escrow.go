@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -28,11 +29,14 @@ import (
 type Account struct {
 	Addr   addr.Address
 	prefix []byte
+	owed   Owed
 }
 
 // New is the escrow held by account a, with its holds under prefix (like
-// "job/hold/").
-func New(a addr.Address, prefix string) Account { return Account{Addr: a, prefix: []byte(prefix)} }
+// "job/hold/") and their total per denom beside it ("job/hold_owed/").
+func New(a addr.Address, prefix string) Account {
+	return Account{Addr: a, prefix: []byte(prefix), owed: NewOwed(strings.TrimSuffix(prefix, "/") + "_owed/")}
+}
 
 func (e Account) key(id uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(nil), e.prefix...), id)
@@ -70,7 +74,7 @@ func (e Account) Hold(ctx *module.Context, from addr.Address, id uint64, c *coin
 		return err
 	}
 	ctx.KV.Set(e.key(id), encode(c))
-	return nil
+	return e.owed.Add(ctx.KV, c.Denom, c.Amount)
 }
 
 // take lowers hold id by amount, refusing to go below zero.
@@ -83,6 +87,7 @@ func (e Account) take(ctx *module.Context, id, amount uint64) (*coin.Coin, error
 		return nil, fmt.Errorf("escrow: hold %d has %d%s left, not %d: %w", id, h.Amount, h.Denom, amount, codes.ErrInsufficientFunds)
 	}
 	ctx.KV.Set(e.key(id), encode(coin.New(h.Denom, h.Amount-amount)))
+	e.owed.Sub(ctx.KV, h.Denom, amount)
 	return coin.New(h.Denom, amount), nil
 }
 
@@ -118,6 +123,7 @@ func (e Account) Close(ctx *module.Context, id uint64, to addr.Address) (uint64,
 		return 0, fmt.Errorf("escrow: no open hold %d: %w", id, codes.ErrNotFound)
 	}
 	ctx.KV.Delete(e.key(id))
+	e.owed.Sub(ctx.KV, h.Denom, h.Amount)
 	if h.Amount > 0 {
 		if err := bank.Send(ctx, e.Addr, to, []*coin.Coin{h}); err != nil {
 			return 0, err
@@ -151,6 +157,83 @@ func (e Account) CheckInvariant(kv store.Reader) error {
 	for _, d := range denoms {
 		if sums[d] != 0 {
 			return fmt.Errorf("escrow %s: its holds add up to %d%s, the account has none", e.prefix, sums[d], d)
+		}
+	}
+	return e.Solvent(kv)
+}
+
+// Solvent is the end-of-block check: the account holds exactly the
+// running total of its holds.
+func (e Account) Solvent(kv store.Reader) error {
+	return e.owed.Covered(kv, e.Addr, fmt.Sprintf("escrow %s", e.prefix))
+}
+
+// Owed is a module's running total, per denom, of what its account owes:
+// kept as it goes, so that checking the account's solvency at the end of
+// every block costs a few reads, not a scan of every record.
+type Owed struct{ prefix []byte }
+
+// NewOwed keeps totals under prefix (like "channel/owed/").
+func NewOwed(prefix string) Owed { return Owed{prefix: []byte(prefix)} }
+
+func (o Owed) key(denom string) []byte { return append(append([]byte(nil), o.prefix...), denom...) }
+
+// Of is what is owed in denom.
+func (o Owed) Of(kv store.Reader, denom string) uint64 {
+	v := kv.Get(o.key(denom))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// Add raises what is owed in denom by n.
+func (o Owed) Add(kv store.KV, denom string, n uint64) error {
+	t, err := coin.Add(o.Of(kv, denom), n)
+	if err != nil {
+		return fmt.Errorf("escrow: total owed in %s: %w", denom, err)
+	}
+	o.set(kv, denom, t)
+	return nil
+}
+
+// Sub lowers what is owed in denom by n; going below zero is a bug.
+func (o Owed) Sub(kv store.KV, denom string, n uint64) {
+	t := o.Of(kv, denom)
+	if n > t {
+		panic(fmt.Sprintf("escrow: %s pays out %d%s but owes only %d", o.prefix, n, denom, t))
+	}
+	o.set(kv, denom, t-n)
+}
+
+func (o Owed) set(kv store.KV, denom string, n uint64) {
+	if n == 0 {
+		kv.Delete(o.key(denom))
+		return
+	}
+	kv.Set(o.key(denom), binary.BigEndian.AppendUint64(nil, n))
+}
+
+// Covered checks that account a holds exactly what is owed, in every
+// denom either side names.
+func (o Owed) Covered(kv store.Reader, a addr.Address, what string) error {
+	it := kv.Iterator(o.prefix, store.PrefixEnd(o.prefix))
+	owed := map[string]uint64{}
+	var denoms []string
+	for ; it.Valid(); it.Next() {
+		d := string(it.Key()[len(o.prefix):])
+		owed[d] = binary.BigEndian.Uint64(it.Value())
+		denoms = append(denoms, d)
+	}
+	it.Close()
+	for _, b := range bank.Balances(kv, a) {
+		if _, ok := owed[b.Denom]; !ok {
+			denoms = append(denoms, b.Denom)
+		}
+	}
+	for _, d := range denoms {
+		if have, want := bank.Balance(kv, a, d), owed[d]; have != want {
+			return fmt.Errorf("%s: the account %s holds %d%s, and %d%s is owed", what, a, have, d, want, d)
 		}
 	}
 	return nil

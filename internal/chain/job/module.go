@@ -88,3 +88,6 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 // CheckInvariant verifies that the job escrow account holds exactly what
 // the open orders' holds say.
 func (Module) CheckInvariant(kv store.Reader) error { return held.CheckInvariant(kv) }
+
+// Solvent checks the job escrow at the end of every block.
+func (Module) Solvent(kv store.Reader) error { return held.Solvent(kv) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/store"
 )
 
@@ -32,8 +33,55 @@ type Context struct {
 	// Seed is the hash of the block being executed: randomness no one
 	// can choose (only a proposer could grind it, at a cost). Nil outside
 	// blocks.
-	Seed   []byte
+	Seed []byte
+	// Proposer is the consensus address of the block's proposer; nil
+	// outside blocks.
+	Proposer []byte
+	// Tx is the transaction being executed; nil in block hooks, genesis
+	// and queries.
+	Tx     *Tx
 	events *[]abci.Event
+}
+
+// Tx is what the messages of one transaction share while it runs: its gas
+// meter, the message being executed, and what each account has spent in it
+// so far (for per-transaction limits).
+type Tx struct {
+	Gas *gas.Meter
+	// Msg is the full protobuf name of the message being executed.
+	Msg   string
+	spent []txSpend
+}
+
+type txSpend struct {
+	a      addr.Address
+	amount uint64
+}
+
+// AddSpent adds amount to what a has spent in this tx and returns the
+// new total (saturating: a total that overflows is over any limit).
+func (t *Tx) AddSpent(a addr.Address, amount uint64) uint64 {
+	for i := range t.spent {
+		if t.spent[i].a == a {
+			n := t.spent[i].amount + amount
+			if n < amount {
+				n = ^uint64(0)
+			}
+			t.spent[i].amount = n
+			return n
+		}
+	}
+	t.spent = append(t.spent, txSpend{a, amount})
+	return amount
+}
+
+// ConsumeGas charges the tx n gas for what (a signature check, a proof);
+// outside a tx it does nothing. Past the tx's limit it panics with
+// gas.OutOfGas, which the app turns into a failed tx.
+func (c *Context) ConsumeGas(n uint64, what string) {
+	if c.Tx != nil {
+		c.Tx.Gas.Consume(n, what)
+	}
 }
 
 // NewContext returns a context that collects events into a fresh buffer.
@@ -126,6 +174,15 @@ func Serve[Req, Resp proto.Message](q Query[Req, Resp], fn func(*Context, Req) (
 	}}
 }
 
+// Solvency is a module whose account holds coins it owes to others
+// (deposits, bonds, escrows). Solvent checks, at the end of every block,
+// that the account holds exactly what is owed; it must be cheap (a few
+// reads, from totals the module keeps as it goes), since it runs on every
+// block of every node.
+type Solvency interface {
+	Solvent(kv store.Reader) error
+}
+
 // EndBlocker is a module with work at the end of every block.
 type EndBlocker interface {
 	EndBlock(ctx *Context) error
@@ -138,23 +195,6 @@ type BeginBlocker interface {
 
 // U64 formats an amount or counter for an event attribute.
 func U64(n uint64) string { return strconv.FormatUint(n, 10) }
-
-// Spend is money that a message moves out of an account.
-type Spend struct {
-	From, To addr.Address
-	Denom    string
-	Amount   uint64
-	// Channel, if not 0, is the payment channel the money goes into; its
-	// payee is the real recipient, and To is unset.
-	Channel uint64
-}
-
-// Spender is a message that moves money out of an account. The agent
-// module reads every Spend of every message to enforce spending policies,
-// so a message that moves someone's funds must implement it.
-type Spender interface {
-	Spends() []Spend
-}
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 

@@ -142,6 +142,8 @@ func Register(ctx *module.Context, a addr.Address, m *providerpb.MsgRegisterProv
 	p.Endpoint, p.Region, p.Hardware = m.Endpoint, m.Region, m.Hardware
 	setAlive(ctx, a, p)
 	put(ctx.KV, a, p)
+	// The stake backs the service: it may not be unbonded from under it.
+	staking.SetRequired(ctx, a, params.MinStake)
 	ctx.Emit("register_provider", module.Key("operator", a.String()), module.Val("endpoint", m.Endpoint))
 	return nil
 }
@@ -182,9 +184,34 @@ func Heartbeat(ctx *module.Context, a addr.Address) error {
 	if err := checkJail(ctx, a); err != nil {
 		return err
 	}
+	if err := checkStake(ctx.KV, a); err != nil {
+		return err
+	}
 	setAlive(ctx, a, p)
 	put(ctx.KV, a, p)
 	return nil
+}
+
+// checkStake refuses a provider whose bonded stake is below the minimum:
+// with nothing to slash, it must not serve.
+func checkStake(kv store.Reader, a addr.Address) error {
+	if have, need := staking.Bonded(kv, a), GetParams(kv).MinStake; have < need {
+		return fmt.Errorf("provider: %s has %duagr bonded, a provider needs %d; bond more (agora tx bond) to come back online: %w", a, have, need, codes.ErrInsufficientStake)
+	}
+	return nil
+}
+
+// AfterSlash is staking's slash hook: a provider whose stake a slash took
+// below the minimum goes offline in the same block, so no router sends it
+// another request.
+func AfterSlash(ctx *module.Context, a addr.Address) {
+	p := Get(ctx.KV, a)
+	if p == nil || p.Status != providerpb.Status_STATUS_ONLINE || checkStake(ctx.KV, a) == nil {
+		return
+	}
+	p.Status = providerpb.Status_STATUS_OFFLINE
+	put(ctx.KV, a, p)
+	ctx.Emit("provider_offline", module.Key("operator", a.String()), module.Val("reason", "stake below the minimum"))
 }
 
 // Deregister removes a provider and its offers.
@@ -200,6 +227,7 @@ func Deregister(ctx *module.Context, a addr.Address) error {
 		ctx.KV.Delete(livenessKey(p.LastHeartbeat, a))
 	}
 	ctx.KV.Delete(providerKey(a))
+	staking.SetRequired(ctx, a, 0)
 	ctx.Emit("deregister_provider", module.Key("operator", a.String()))
 	return nil
 }
@@ -277,12 +305,18 @@ func List(kv store.Reader, model string, onlineOnly bool) []*providerpb.Provider
 	var out []*providerpb.ProviderInfo
 	for _, a := range ops {
 		info := Info(kv, a)
-		if info == nil || onlineOnly && info.Provider.Status != providerpb.Status_STATUS_ONLINE {
+		if info == nil || onlineOnly && !routable(kv, info) {
 			continue
 		}
 		out = append(out, info)
 	}
 	return out
+}
+
+// routable is whether a provider may be sent requests: online, and with
+// the minimum stake behind it (a slash can take it below at any time).
+func routable(kv store.Reader, info *providerpb.ProviderInfo) bool {
+	return info.Provider.Status == providerpb.Status_STATUS_ONLINE && info.Stake >= GetParams(kv).MinStake
 }
 
 // AddAnchored counts receipts that a payment claim anchored for a

@@ -10,6 +10,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/chain/store"
 )
 
 // Module is staking as a chain module.
@@ -77,3 +78,9 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	}
 	return nil
 }
+
+// Solvent checks the stake pools at the end of every block.
+func (Module) Solvent(kv store.Reader) error { return Solvent(kv) }
+
+// CheckInvariant checks every stake record against the pools (for tests).
+func (Module) CheckInvariant(kv store.Reader) error { return CheckInvariant(kv) }

@@ -14,6 +14,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/escrow"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/store"
@@ -65,7 +66,7 @@ func Get(kv store.Reader, a addr.Address) *stakingpb.Stake {
 }
 
 func put(kv store.KV, a addr.Address, s *stakingpb.Stake) {
-	if s.Bonded == 0 && s.Unbonding == 0 && s.JailedUntil == 0 && s.Slashed == 0 {
+	if s.Bonded == 0 && s.Unbonding == 0 && s.JailedUntil == 0 && s.Slashed == 0 && s.Required == 0 {
 		kv.Delete(stakeKey(a))
 		return
 	}
@@ -96,6 +97,9 @@ func Bond(ctx *module.Context, a addr.Address, amount uint64) error {
 	}
 	s.Bonded = n
 	put(ctx.KV, a, s)
+	if err := bondedOwed.Add(ctx.KV, coin.Native, amount); err != nil {
+		return err
+	}
 	ctx.Emit("bond", module.Key("staker", a.String()), module.Val("amount", module.U64(amount)+coin.Native))
 	return nil
 }
@@ -107,12 +111,45 @@ func Unbond(ctx *module.Context, a addr.Address, amount uint64) error {
 	if s.Bonded < amount {
 		return fmt.Errorf("staking: %s has %duagr bonded, cannot unbond %d: %w", a, s.Bonded, amount, codes.ErrInsufficientStake)
 	}
+	if s.Bonded-amount < s.Required {
+		return fmt.Errorf("staking: %s's registration needs %duagr bonded; it may unbond at most %d of its %d (deregister first to unbond it all): %w",
+			a, s.Required, s.Bonded-min(s.Bonded, s.Required), s.Bonded, codes.ErrStakeBacksService)
+	}
+	return unbond(ctx, a, s, amount)
+}
+
+// SetRequired records the bond a's registration needs: Unbond will not
+// take bonded stake below it. 0 releases it.
+func SetRequired(ctx *module.Context, a addr.Address, amount uint64) {
+	s := Get(ctx.KV, a)
+	s.Required = amount
+	put(ctx.KV, a, s)
+}
+
+// UnbondAll releases a's registration and starts unbonding all its bonded
+// stake: for an agent its owner revokes (the payout then reaches the
+// owner; see agent.Restrict). Slashing still applies while it unbonds.
+func UnbondAll(ctx *module.Context, a addr.Address) error {
+	s := Get(ctx.KV, a)
+	s.Required = 0
+	if s.Bonded == 0 {
+		put(ctx.KV, a, s)
+		return nil
+	}
+	return unbond(ctx, a, s, s.Bonded)
+}
+
+func unbond(ctx *module.Context, a addr.Address, s *stakingpb.Stake, amount uint64) error {
 	if err := bank.Send(ctx, stakingpb.BondedPool, stakingpb.UnbondingPool, []*coin.Coin{coin.New(coin.Native, amount)}); err != nil {
 		return fmt.Errorf("staking: unbond: %w", err)
 	}
 	s.Bonded -= amount
 	s.Unbonding += amount
 	put(ctx.KV, a, s)
+	bondedOwed.Sub(ctx.KV, coin.Native, amount)
+	if err := unbondingOwed.Add(ctx.KV, coin.Native, amount); err != nil {
+		return err
+	}
 	at := ctx.Height + GetParams(ctx.KV).UnbondingBlocks
 	u := &stakingpb.Unbonding{Staker: a.String(), CompletesAt: at}
 	if v := ctx.KV.Get(queueKey(at, a)); v != nil {
@@ -139,6 +176,14 @@ func Unbondings(kv store.Reader, a addr.Address) []*stakingpb.Unbonding {
 	}
 	return out
 }
+
+// onSlash is told of every slash, after it: the provider module takes a
+// provider whose stake fell below the minimum out of routing at once.
+var onSlash func(ctx *module.Context, a addr.Address)
+
+// OnSlash installs the slash hook. The app installs it at start-up;
+// modules never call it.
+func OnSlash(fn func(ctx *module.Context, a addr.Address)) { onSlash = fn }
 
 // SlashTo is Slash that pays rewardBps of what it takes to beneficiary
 // (a challenger who proved the cheat) and burns the rest.
@@ -176,6 +221,8 @@ func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 		ctx.KV.Set(queueKey(u.CompletesAt, a), module.MustMarshal(u))
 	}
 	taken := fromBonded + fromUnbonding
+	bondedOwed.Sub(ctx.KV, coin.Native, fromBonded)
+	unbondingOwed.Sub(ctx.KV, coin.Native, fromUnbonding)
 	// A beneficiary's reward is paid out of what was taken, bonded pool
 	// first; the rest is burned.
 	reward := uint64(0)
@@ -208,6 +255,9 @@ func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 	put(ctx.KV, a, s)
 	ctx.Emit("slash", module.Key("staker", a.String()), module.Val("taken", module.U64(taken)+coin.Native),
 		module.Val("bps", module.U64(uint64(bps))), module.Val("jailed_until", module.U64(uint64(s.JailedUntil))), module.Key("reason", reason))
+	if onSlash != nil {
+		onSlash(ctx, a)
+	}
 	return taken, nil
 }
 
@@ -234,10 +284,45 @@ func (Module) EndBlock(ctx *module.Context) error {
 		if u.Amount == 0 {
 			continue
 		}
+		unbondingOwed.Sub(ctx.KV, coin.Native, u.Amount)
 		if err := bank.Send(ctx, stakingpb.UnbondingPool, a, []*coin.Coin{coin.New(coin.Native, u.Amount)}); err != nil {
 			return fmt.Errorf("staking: pay out unbonding of %s: %w", a, err)
 		}
 		ctx.Emit("unbonded", module.Key("staker", a.String()), module.Val("amount", module.U64(u.Amount)+coin.Native))
 	}
 	return nil
+}
+
+// What the pools owe: the bonded pool every staker's bonded stake, the
+// unbonding pool every unbonding entry.
+var (
+	bondedOwed    = escrow.NewOwed("staking/bonded_owed/")
+	unbondingOwed = escrow.NewOwed("staking/unbonding_owed/")
+)
+
+// Solvent is the end-of-block check: each pool holds exactly what it owes.
+func Solvent(kv store.Reader) error {
+	if err := bondedOwed.Covered(kv, stakingpb.BondedPool, "staking bonded pool"); err != nil {
+		return err
+	}
+	return unbondingOwed.Covered(kv, stakingpb.UnbondingPool, "staking unbonding pool")
+}
+
+// CheckInvariant is the full check, for tests: the stake records add up
+// to the running totals, which the pools hold.
+func CheckInvariant(kv store.Reader) error {
+	var bonded, unbonding uint64
+	it := kv.Iterator(stakePrefix, store.PrefixEnd(stakePrefix))
+	for ; it.Valid(); it.Next() {
+		st := &stakingpb.Stake{}
+		module.MustUnmarshal(it.Value(), st)
+		bonded += st.Bonded
+		unbonding += st.Unbonding
+	}
+	it.Close()
+	if bonded != bondedOwed.Of(kv, coin.Native) || unbonding != unbondingOwed.Of(kv, coin.Native) {
+		return fmt.Errorf("staking: stake records hold %d bonded and %d unbonding, the running totals say %d and %d",
+			bonded, unbonding, bondedOwed.Of(kv, coin.Native), unbondingOwed.Of(kv, coin.Native))
+	}
+	return Solvent(kv)
 }

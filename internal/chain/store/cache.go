@@ -146,3 +146,18 @@ func (it *mergeIter) Next() {
 	}
 	it.settle()
 }
+
+// Changes calls fn, in key order, for each key under prefix that the
+// cache would change in its parent: its value in the parent and the new
+// one (nil when deleted). End-of-block invariants read a block's writes
+// this way, at a cost that grows with the block, not with the state.
+func (c *Cache) Changes(prefix []byte, fn func(key, old, new []byte)) {
+	for _, k := range c.sortedKeys(prefix, PrefixEnd(prefix)) {
+		e := c.dirty[k]
+		var v []byte
+		if !e.deleted {
+			v = e.value
+		}
+		fn([]byte(k), c.parent.Get([]byte(k)), v)
+	}
+}

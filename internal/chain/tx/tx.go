@@ -39,14 +39,25 @@ func Hash(raw []byte) [32]byte { return sha256.Sum256(raw) }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
+// Header is what a tx says besides its messages.
+type Header struct {
+	ChainID  string
+	Sequence uint64
+	// GasLimit is the most gas the tx may use; Fee pays for all of it.
+	GasLimit uint64
+	Fee      *coin.Coin
+	Memo     string
+}
+
 // Sign builds a signed, encoded tx from msgs.
-func Sign(key ed25519.PrivateKey, chainID string, sequence uint64, fee *coin.Coin, memo string, msgs ...module.Msg) ([]byte, error) {
+func Sign(key ed25519.PrivateKey, h Header, msgs ...module.Msg) ([]byte, error) {
 	body := &Body{
-		ChainId:   chainID,
+		ChainId:   h.ChainID,
 		PublicKey: key.Public().(ed25519.PublicKey),
-		Sequence:  sequence,
-		Fee:       fee,
-		Memo:      memo,
+		Sequence:  h.Sequence,
+		Fee:       h.Fee,
+		Memo:      h.Memo,
+		GasLimit:  h.GasLimit,
 	}
 	for _, m := range msgs {
 		a, err := anypb.New(m)
@@ -70,6 +81,8 @@ type Decoded struct {
 	Signature []byte
 	Msgs      []module.Msg
 	Signer    addr.Address
+	// Size is the encoded tx's length in bytes, which gas charges for.
+	Size int
 }
 
 // Resolver returns a new empty message for a type URL the chain handles.
@@ -95,7 +108,7 @@ func Decode(raw []byte, resolve Resolver) (*Decoded, error) {
 	if len(body.Msgs) == 0 {
 		return nil, fmt.Errorf("tx: no messages: %w", codes.ErrTxDecode)
 	}
-	d := &Decoded{Body: &body, RawBody: t.Body, Signature: t.Signature, Signer: addr.FromPubKey(body.PublicKey), Msgs: make([]module.Msg, 0, len(body.Msgs))}
+	d := &Decoded{Body: &body, RawBody: t.Body, Signature: t.Signature, Signer: addr.FromPubKey(body.PublicKey), Size: len(raw), Msgs: make([]module.Msg, 0, len(body.Msgs))}
 	signer := d.Signer.String()
 	for i, a := range body.Msgs {
 		m, ok := resolve(a.TypeUrl)

@@ -81,13 +81,16 @@ func (x *Tx) GetSignature() []byte {
 
 // Body holds everything the signer commits to.
 type Body struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // ed25519, 32 bytes; the signer
-	Sequence      uint64                 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`                   // the signer's account sequence
-	Fee           *coin.Coin             `protobuf:"bytes,4,opt,name=fee,proto3" json:"fee,omitempty"`                              // in uagr
-	Memo          string                 `protobuf:"bytes,5,opt,name=memo,proto3" json:"memo,omitempty"`
-	Msgs          []*anypb.Any           `protobuf:"bytes,6,rep,name=msgs,proto3" json:"msgs,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChainId   string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	PublicKey []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // ed25519, 32 bytes; the signer
+	Sequence  uint64                 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`                   // the signer's account sequence
+	Fee       *coin.Coin             `protobuf:"bytes,4,opt,name=fee,proto3" json:"fee,omitempty"`                              // in uagr
+	Memo      string                 `protobuf:"bytes,5,opt,name=memo,proto3" json:"memo,omitempty"`
+	Msgs      []*anypb.Any           `protobuf:"bytes,6,rep,name=msgs,proto3" json:"msgs,omitempty"`
+	// The most gas the tx may use; the fee pays for all of it (fee >=
+	// gas_limit x the minimum gas price). See docs/chain.md.
+	GasLimit      uint64 `protobuf:"varint,7,opt,name=gas_limit,json=gasLimit,proto3" json:"gas_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -164,6 +167,13 @@ func (x *Body) GetMsgs() []*anypb.Any {
 	return nil
 }
 
+func (x *Body) GetGasLimit() uint64 {
+	if x != nil {
+		return x.GasLimit
+	}
+	return 0
+}
+
 // Responses is what a committed tx's ExecTxResult.Data holds: one typed
 // response per message, in the body's order. A message with nothing to
 // say has an empty Any.
@@ -218,7 +228,7 @@ const file_agora_tx_v1_tx_proto_rawDesc = "" +
 	"\x14agora/tx/v1/tx.proto\x12\vagora.tx.v1\x1a\x19google/protobuf/any.proto\x1a\x18agora/coin/v1/coin.proto\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xc1\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xde\x01\n" +
 	"\x04Body\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1d\n" +
 	"\n" +
@@ -226,7 +236,8 @@ const file_agora_tx_v1_tx_proto_rawDesc = "" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12%\n" +
 	"\x03fee\x18\x04 \x01(\v2\x13.agora.coin.v1.CoinR\x03fee\x12\x12\n" +
 	"\x04memo\x18\x05 \x01(\tR\x04memo\x12(\n" +
-	"\x04msgs\x18\x06 \x03(\v2\x14.google.protobuf.AnyR\x04msgs\"?\n" +
+	"\x04msgs\x18\x06 \x03(\v2\x14.google.protobuf.AnyR\x04msgs\x12\x1b\n" +
+	"\tgas_limit\x18\a \x01(\x04R\bgasLimit\"?\n" +
 	"\tResponses\x122\n" +
 	"\tresponses\x18\x01 \x03(\v2\x14.google.protobuf.AnyR\tresponsesB-Z+github.com/agoranet/agora/internal/chain/txb\x06proto3"
 

@@ -34,8 +34,13 @@ type Policy struct {
 	AllowedRecipients []string               `protobuf:"bytes,6,rep,name=allowed_recipients,json=allowedRecipients,proto3" json:"allowed_recipients,omitempty"` // addresses; empty: any
 	AllowedMsgs       []string               `protobuf:"bytes,7,rep,name=allowed_msgs,json=allowedMsgs,proto3" json:"allowed_msgs,omitempty"`                   // message names like agora.bank.v1.MsgSend; empty: any
 	ExpiresAt         int64                  `protobuf:"varint,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`                        // height after which it may do nothing; 0: never
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Fees (uagr) the agent may pay, as a Cosmos feegrant allowance: over
+	// its life, and per period of period_blocks. 0 lifetime: no fees at all,
+	// so an agent cannot transact; 0 per period: no period limit.
+	FeeAllowance          uint64 `protobuf:"varint,9,opt,name=fee_allowance,json=feeAllowance,proto3" json:"fee_allowance,omitempty"`
+	FeeAllowancePerPeriod uint64 `protobuf:"varint,10,opt,name=fee_allowance_per_period,json=feeAllowancePerPeriod,proto3" json:"fee_allowance_per_period,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -124,6 +129,20 @@ func (x *Policy) GetExpiresAt() int64 {
 	return 0
 }
 
+func (x *Policy) GetFeeAllowance() uint64 {
+	if x != nil {
+		return x.FeeAllowance
+	}
+	return 0
+}
+
+func (x *Policy) GetFeeAllowancePerPeriod() uint64 {
+	if x != nil {
+		return x.FeeAllowancePerPeriod
+	}
+	return 0
+}
+
 type Agent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
@@ -135,6 +154,8 @@ type Agent struct {
 	SpentInPeriod uint64                 `protobuf:"varint,7,opt,name=spent_in_period,json=spentInPeriod,proto3" json:"spent_in_period,omitempty"`
 	SpentTotal    uint64                 `protobuf:"varint,8,opt,name=spent_total,json=spentTotal,proto3" json:"spent_total,omitempty"`
 	CreatedAt     int64                  `protobuf:"varint,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	FeesInPeriod  uint64                 `protobuf:"varint,10,opt,name=fees_in_period,json=feesInPeriod,proto3" json:"fees_in_period,omitempty"`
+	FeesTotal     uint64                 `protobuf:"varint,11,opt,name=fees_total,json=feesTotal,proto3" json:"fees_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +249,20 @@ func (x *Agent) GetSpentTotal() uint64 {
 func (x *Agent) GetCreatedAt() int64 {
 	if x != nil {
 		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Agent) GetFeesInPeriod() uint64 {
+	if x != nil {
+		return x.FeesInPeriod
+	}
+	return 0
+}
+
+func (x *Agent) GetFeesTotal() uint64 {
+	if x != nil {
+		return x.FeesTotal
 	}
 	return 0
 }
@@ -717,7 +752,7 @@ var File_agora_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agora_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x1aagora/agent/v1/agent.proto\x12\x0eagora.agent.v1\"\x9b\x02\n" +
+	"\x1aagora/agent/v1/agent.proto\x12\x0eagora.agent.v1\"\xf9\x02\n" +
 	"\x06Policy\x12\x14\n" +
 	"\x05denom\x18\x01 \x01(\tR\x05denom\x12\x1c\n" +
 	"\n" +
@@ -728,7 +763,10 @@ const file_agora_agent_v1_agent_proto_rawDesc = "" +
 	"\x12allowed_recipients\x18\x06 \x03(\tR\x11allowedRecipients\x12!\n" +
 	"\fallowed_msgs\x18\a \x03(\tR\vallowedMsgs\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\b \x01(\x03R\texpiresAt\"\xa4\x02\n" +
+	"expires_at\x18\b \x01(\x03R\texpiresAt\x12#\n" +
+	"\rfee_allowance\x18\t \x01(\x04R\ffeeAllowance\x127\n" +
+	"\x18fee_allowance_per_period\x18\n" +
+	" \x01(\x04R\x15feeAllowancePerPeriod\"\xe9\x02\n" +
 	"\x05Agent\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12.\n" +
@@ -740,7 +778,11 @@ const file_agora_agent_v1_agent_proto_rawDesc = "" +
 	"\vspent_total\x18\b \x01(\x04R\n" +
 	"spentTotal\x12\x1d\n" +
 	"\n" +
-	"created_at\x18\t \x01(\x03R\tcreatedAt\"\x8d\x01\n" +
+	"created_at\x18\t \x01(\x03R\tcreatedAt\x12$\n" +
+	"\x0efees_in_period\x18\n" +
+	" \x01(\x04R\ffeesInPeriod\x12\x1d\n" +
+	"\n" +
+	"fees_total\x18\v \x01(\x04R\tfeesTotal\"\x8d\x01\n" +
 	"\x0eMsgCreateAgent\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tagent_key\x18\x02 \x01(\fR\bagentKey\x12\x18\n" +

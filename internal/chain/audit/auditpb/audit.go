@@ -32,10 +32,15 @@ func InferenceID(modelID string, input []byte, logits []int32) []byte {
 	return h.Sum(nil)
 }
 
-func (m *MsgRegisterModelKey) Signer() string { return m.Owner }
+// MinContributors is how many distinct staked verifiers a key's setup
+// needs: with two, no single party (a provider among them) knows the
+// setup's toxic waste unless both collude.
+const MinContributors = 2
 
-func (m *MsgRegisterModelKey) ValidateBasic() error {
-	if _, err := bankpb.ParseAddr("owner", m.Owner); err != nil {
+func (m *MsgProposeModelKey) Signer() string { return m.Proposer }
+
+func (m *MsgProposeModelKey) ValidateBasic() error {
+	if _, err := bankpb.ParseAddr("proposer", m.Proposer); err != nil {
 		return err
 	}
 	if err := providerpb.ValidModelID(m.ModelId); err != nil {
@@ -44,7 +49,67 @@ func (m *MsgRegisterModelKey) ValidateBasic() error {
 	if len(m.VerifyingKey) == 0 || len(m.VerifyingKey) > MaxKeyBytes {
 		return fmt.Errorf("audit: verifying key of %d bytes; want 1 to %d: %w", len(m.VerifyingKey), MaxKeyBytes, codes.ErrInvalidRequest)
 	}
+	if len(m.TranscriptDigest) != 32 || m.TranscriptUrl == "" || len(m.TranscriptUrl) > 512 {
+		return fmt.Errorf("audit: a key proposal needs the transcript's 32-byte digest and a URL of at most 512 bytes (agora zk setup writes both): %w", codes.ErrKeyEvidence)
+	}
+	if len(m.Contributors) < MinContributors || len(m.Contributors) > 64 {
+		return fmt.Errorf("audit: the setup has %d contributors; a key needs %d to 64 distinct staked verifiers: %w", len(m.Contributors), MinContributors, codes.ErrKeyEvidence)
+	}
+	seen := map[string]bool{}
+	for _, c := range m.Contributors {
+		if len(c) != 32 {
+			return fmt.Errorf("audit: a contributor is an ed25519 public key of 32 bytes, got %d: %w", len(c), codes.ErrKeyEvidence)
+		}
+		if seen[string(c)] {
+			return fmt.Errorf("audit: contributor %x appears twice; the contributors must be distinct: %w", c[:4], codes.ErrKeyEvidence)
+		}
+		seen[string(c)] = true
+	}
 	return nil
+}
+
+func (m *MsgCommitKeyVote) Signer() string { return m.Verifier }
+
+func (m *MsgCommitKeyVote) ValidateBasic() error {
+	if _, err := bankpb.ParseAddr("verifier", m.Verifier); err != nil {
+		return err
+	}
+	if len(m.Commitment) != 32 {
+		return fmt.Errorf("audit: a commitment is 32 bytes: %w", codes.ErrInvalidRequest)
+	}
+	return nil
+}
+
+func (m *MsgRevealKeyVote) Signer() string { return m.Verifier }
+
+func (m *MsgRevealKeyVote) ValidateBasic() error {
+	if _, err := bankpb.ParseAddr("verifier", m.Verifier); err != nil {
+		return err
+	}
+	if len(m.Verdict) != 32 || len(m.Salt) == 0 || len(m.Salt) > 64 {
+		return fmt.Errorf("audit: a key vote reveals a 32-byte verdict and its salt: %w", codes.ErrInvalidRequest)
+	}
+	return nil
+}
+
+// KeyVoteDomain separates key-review commitments from dispute ones.
+const KeyVoteDomain = "agora/audit/key-vote/v1"
+
+// KeyVerdict is what a committee member votes when its own check of the
+// transcript, against the circuit it compiled from the model's weights,
+// yields this verifying key and these contributors. A member whose check
+// fails votes 32 zero bytes.
+func KeyVerdict(modelID string, vk []byte, contributors [][]byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(KeyVoteDomain))
+	h.Write([]byte(modelID))
+	h.Write([]byte{0})
+	vh := sha256.Sum256(vk)
+	h.Write(vh[:])
+	for _, c := range contributors {
+		h.Write(c)
+	}
+	return h.Sum(nil)
 }
 
 func (m *MsgVerifyInference) Signer() string { return m.Submitter }

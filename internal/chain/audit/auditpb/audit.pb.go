@@ -22,6 +22,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ReviewStatus int32
+
+const (
+	ReviewStatus_REVIEW_STATUS_UNSPECIFIED ReviewStatus = 0
+	ReviewStatus_REVIEW_STATUS_OPEN        ReviewStatus = 1
+	ReviewStatus_REVIEW_STATUS_APPROVED    ReviewStatus = 2
+	ReviewStatus_REVIEW_STATUS_REJECTED    ReviewStatus = 3
+)
+
+// Enum value maps for ReviewStatus.
+var (
+	ReviewStatus_name = map[int32]string{
+		0: "REVIEW_STATUS_UNSPECIFIED",
+		1: "REVIEW_STATUS_OPEN",
+		2: "REVIEW_STATUS_APPROVED",
+		3: "REVIEW_STATUS_REJECTED",
+	}
+	ReviewStatus_value = map[string]int32{
+		"REVIEW_STATUS_UNSPECIFIED": 0,
+		"REVIEW_STATUS_OPEN":        1,
+		"REVIEW_STATUS_APPROVED":    2,
+		"REVIEW_STATUS_REJECTED":    3,
+	}
+)
+
+func (x ReviewStatus) Enum() *ReviewStatus {
+	p := new(ReviewStatus)
+	*p = x
+	return p
+}
+
+func (x ReviewStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReviewStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_agora_audit_v1_audit_proto_enumTypes[0].Descriptor()
+}
+
+func (ReviewStatus) Type() protoreflect.EnumType {
+	return &file_agora_audit_v1_audit_proto_enumTypes[0]
+}
+
+func (x ReviewStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReviewStatus.Descriptor instead.
+func (ReviewStatus) EnumDescriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
 type DisputeStatus int32
 
 const (
@@ -61,11 +113,11 @@ func (x DisputeStatus) String() string {
 }
 
 func (DisputeStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_agora_audit_v1_audit_proto_enumTypes[0].Descriptor()
+	return file_agora_audit_v1_audit_proto_enumTypes[1].Descriptor()
 }
 
 func (DisputeStatus) Type() protoreflect.EnumType {
-	return &file_agora_audit_v1_audit_proto_enumTypes[0]
+	return &file_agora_audit_v1_audit_proto_enumTypes[1]
 }
 
 func (x DisputeStatus) Number() protoreflect.EnumNumber {
@@ -74,20 +126,25 @@ func (x DisputeStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DisputeStatus.Descriptor instead.
 func (DisputeStatus) EnumDescriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{0}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{1}
 }
 
 // ModelKey is a model's zero-knowledge verifying key: with it registered,
 // the key names the model, and a proof under it is a proof about the
 // model.
 type ModelKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ModelId       string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
-	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
-	VerifyingKey  []byte                 `protobuf:"bytes,3,opt,name=verifying_key,json=verifyingKey,proto3" json:"verifying_key,omitempty"`
-	RegisteredAt  int64                  `protobuf:"varint,4,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ModelId      string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	Owner        string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"` // who proposed it; empty for a key from genesis
+	VerifyingKey []byte                 `protobuf:"bytes,3,opt,name=verifying_key,json=verifyingKey,proto3" json:"verifying_key,omitempty"`
+	RegisteredAt int64                  `protobuf:"varint,4,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	// The setup's contributors (ed25519 public keys, in order) and the
+	// digest of its transcript; empty for a key from genesis.
+	Contributors     [][]byte `protobuf:"bytes,5,rep,name=contributors,proto3" json:"contributors,omitempty"`
+	TranscriptDigest []byte   `protobuf:"bytes,6,opt,name=transcript_digest,json=transcriptDigest,proto3" json:"transcript_digest,omitempty"`
+	ReviewId         uint64   `protobuf:"varint,7,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ModelKey) Reset() {
@@ -148,30 +205,59 @@ func (x *ModelKey) GetRegisteredAt() int64 {
 	return 0
 }
 
-// MsgRegisterModelKey registers a model's verifying key, once.
-type MsgRegisterModelKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
-	ModelId       string                 `protobuf:"bytes,2,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
-	VerifyingKey  []byte                 `protobuf:"bytes,3,opt,name=verifying_key,json=verifyingKey,proto3" json:"verifying_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+func (x *ModelKey) GetContributors() [][]byte {
+	if x != nil {
+		return x.Contributors
+	}
+	return nil
 }
 
-func (x *MsgRegisterModelKey) Reset() {
-	*x = MsgRegisterModelKey{}
+func (x *ModelKey) GetTranscriptDigest() []byte {
+	if x != nil {
+		return x.TranscriptDigest
+	}
+	return nil
+}
+
+func (x *ModelKey) GetReviewId() uint64 {
+	if x != nil {
+		return x.ReviewId
+	}
+	return 0
+}
+
+// MsgProposeModelKey proposes a model's verifying key together with the
+// evidence that it came from a setup for that model's circuit: the digest
+// and URL of the ceremony transcript (agora zk setup), and its
+// contributors. A committee of verifiers rebuilds the circuit from the
+// weights, checks the transcript and votes; the key is used only once
+// approved. See docs/verification.md.
+type MsgProposeModelKey struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Proposer         string                 `protobuf:"bytes,1,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	ModelId          string                 `protobuf:"bytes,2,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	VerifyingKey     []byte                 `protobuf:"bytes,3,opt,name=verifying_key,json=verifyingKey,proto3" json:"verifying_key,omitempty"`
+	TranscriptDigest []byte                 `protobuf:"bytes,4,opt,name=transcript_digest,json=transcriptDigest,proto3" json:"transcript_digest,omitempty"` // sha256 of the transcript
+	TranscriptUrl    string                 `protobuf:"bytes,5,opt,name=transcript_url,json=transcriptUrl,proto3" json:"transcript_url,omitempty"`          // where the committee fetches it
+	Contributors     [][]byte               `protobuf:"bytes,6,rep,name=contributors,proto3" json:"contributors,omitempty"`                                 // ed25519 public keys, in the transcript's order
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *MsgProposeModelKey) Reset() {
+	*x = MsgProposeModelKey{}
 	mi := &file_agora_audit_v1_audit_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *MsgRegisterModelKey) String() string {
+func (x *MsgProposeModelKey) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*MsgRegisterModelKey) ProtoMessage() {}
+func (*MsgProposeModelKey) ProtoMessage() {}
 
-func (x *MsgRegisterModelKey) ProtoReflect() protoreflect.Message {
+func (x *MsgProposeModelKey) ProtoReflect() protoreflect.Message {
 	mi := &file_agora_audit_v1_audit_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -183,30 +269,361 @@ func (x *MsgRegisterModelKey) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use MsgRegisterModelKey.ProtoReflect.Descriptor instead.
-func (*MsgRegisterModelKey) Descriptor() ([]byte, []int) {
+// Deprecated: Use MsgProposeModelKey.ProtoReflect.Descriptor instead.
+func (*MsgProposeModelKey) Descriptor() ([]byte, []int) {
 	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *MsgRegisterModelKey) GetOwner() string {
+func (x *MsgProposeModelKey) GetProposer() string {
 	if x != nil {
-		return x.Owner
+		return x.Proposer
 	}
 	return ""
 }
 
-func (x *MsgRegisterModelKey) GetModelId() string {
+func (x *MsgProposeModelKey) GetModelId() string {
 	if x != nil {
 		return x.ModelId
 	}
 	return ""
 }
 
-func (x *MsgRegisterModelKey) GetVerifyingKey() []byte {
+func (x *MsgProposeModelKey) GetVerifyingKey() []byte {
 	if x != nil {
 		return x.VerifyingKey
 	}
 	return nil
+}
+
+func (x *MsgProposeModelKey) GetTranscriptDigest() []byte {
+	if x != nil {
+		return x.TranscriptDigest
+	}
+	return nil
+}
+
+func (x *MsgProposeModelKey) GetTranscriptUrl() string {
+	if x != nil {
+		return x.TranscriptUrl
+	}
+	return ""
+}
+
+func (x *MsgProposeModelKey) GetContributors() [][]byte {
+	if x != nil {
+		return x.Contributors
+	}
+	return nil
+}
+
+// KeyReview is a proposed key under review by a committee.
+type KeyReview struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Id               uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Proposer         string                 `protobuf:"bytes,2,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	ModelId          string                 `protobuf:"bytes,3,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	VerifyingKey     []byte                 `protobuf:"bytes,4,opt,name=verifying_key,json=verifyingKey,proto3" json:"verifying_key,omitempty"`
+	TranscriptDigest []byte                 `protobuf:"bytes,5,opt,name=transcript_digest,json=transcriptDigest,proto3" json:"transcript_digest,omitempty"`
+	TranscriptUrl    string                 `protobuf:"bytes,6,opt,name=transcript_url,json=transcriptUrl,proto3" json:"transcript_url,omitempty"`
+	Contributors     [][]byte               `protobuf:"bytes,7,rep,name=contributors,proto3" json:"contributors,omitempty"`
+	Bond             uint64                 `protobuf:"varint,8,opt,name=bond,proto3" json:"bond,omitempty"`
+	CommitUntil      int64                  `protobuf:"varint,9,opt,name=commit_until,json=commitUntil,proto3" json:"commit_until,omitempty"`
+	RevealUntil      int64                  `protobuf:"varint,10,opt,name=reveal_until,json=revealUntil,proto3" json:"reveal_until,omitempty"`
+	Votes            []*Vote                `protobuf:"bytes,11,rep,name=votes,proto3" json:"votes,omitempty"`
+	Status           ReviewStatus           `protobuf:"varint,12,opt,name=status,proto3,enum=agora.audit.v1.ReviewStatus" json:"status,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *KeyReview) Reset() {
+	*x = KeyReview{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyReview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyReview) ProtoMessage() {}
+
+func (x *KeyReview) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyReview.ProtoReflect.Descriptor instead.
+func (*KeyReview) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KeyReview) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *KeyReview) GetProposer() string {
+	if x != nil {
+		return x.Proposer
+	}
+	return ""
+}
+
+func (x *KeyReview) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *KeyReview) GetVerifyingKey() []byte {
+	if x != nil {
+		return x.VerifyingKey
+	}
+	return nil
+}
+
+func (x *KeyReview) GetTranscriptDigest() []byte {
+	if x != nil {
+		return x.TranscriptDigest
+	}
+	return nil
+}
+
+func (x *KeyReview) GetTranscriptUrl() string {
+	if x != nil {
+		return x.TranscriptUrl
+	}
+	return ""
+}
+
+func (x *KeyReview) GetContributors() [][]byte {
+	if x != nil {
+		return x.Contributors
+	}
+	return nil
+}
+
+func (x *KeyReview) GetBond() uint64 {
+	if x != nil {
+		return x.Bond
+	}
+	return 0
+}
+
+func (x *KeyReview) GetCommitUntil() int64 {
+	if x != nil {
+		return x.CommitUntil
+	}
+	return 0
+}
+
+func (x *KeyReview) GetRevealUntil() int64 {
+	if x != nil {
+		return x.RevealUntil
+	}
+	return 0
+}
+
+func (x *KeyReview) GetVotes() []*Vote {
+	if x != nil {
+		return x.Votes
+	}
+	return nil
+}
+
+func (x *KeyReview) GetStatus() ReviewStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ReviewStatus_REVIEW_STATUS_UNSPECIFIED
+}
+
+// MsgCommitKeyVote commits a member's verdict on a key review:
+// commit.Make(KeyVoteDomain, verdict, member, salt), where the verdict is
+// KeyVerdict(...) of what the member's check of the transcript produced,
+// or 32 zero bytes if the transcript does not check.
+type MsgCommitKeyVote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verifier      string                 `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	ReviewId      uint64                 `protobuf:"varint,2,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	Commitment    []byte                 `protobuf:"bytes,3,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgCommitKeyVote) Reset() {
+	*x = MsgCommitKeyVote{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgCommitKeyVote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgCommitKeyVote) ProtoMessage() {}
+
+func (x *MsgCommitKeyVote) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgCommitKeyVote.ProtoReflect.Descriptor instead.
+func (*MsgCommitKeyVote) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MsgCommitKeyVote) GetVerifier() string {
+	if x != nil {
+		return x.Verifier
+	}
+	return ""
+}
+
+func (x *MsgCommitKeyVote) GetReviewId() uint64 {
+	if x != nil {
+		return x.ReviewId
+	}
+	return 0
+}
+
+func (x *MsgCommitKeyVote) GetCommitment() []byte {
+	if x != nil {
+		return x.Commitment
+	}
+	return nil
+}
+
+type MsgRevealKeyVote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verifier      string                 `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	ReviewId      uint64                 `protobuf:"varint,2,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	Verdict       []byte                 `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Salt          []byte                 `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRevealKeyVote) Reset() {
+	*x = MsgRevealKeyVote{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRevealKeyVote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRevealKeyVote) ProtoMessage() {}
+
+func (x *MsgRevealKeyVote) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRevealKeyVote.ProtoReflect.Descriptor instead.
+func (*MsgRevealKeyVote) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MsgRevealKeyVote) GetVerifier() string {
+	if x != nil {
+		return x.Verifier
+	}
+	return ""
+}
+
+func (x *MsgRevealKeyVote) GetReviewId() uint64 {
+	if x != nil {
+		return x.ReviewId
+	}
+	return 0
+}
+
+func (x *MsgRevealKeyVote) GetVerdict() []byte {
+	if x != nil {
+		return x.Verdict
+	}
+	return nil
+}
+
+func (x *MsgRevealKeyVote) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+// MsgProposeModelKeyResponse names the review opened.
+type MsgProposeModelKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReviewId      uint64                 `protobuf:"varint,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgProposeModelKeyResponse) Reset() {
+	*x = MsgProposeModelKeyResponse{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgProposeModelKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgProposeModelKeyResponse) ProtoMessage() {}
+
+func (x *MsgProposeModelKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgProposeModelKeyResponse.ProtoReflect.Descriptor instead.
+func (*MsgProposeModelKeyResponse) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MsgProposeModelKeyResponse) GetReviewId() uint64 {
+	if x != nil {
+		return x.ReviewId
+	}
+	return 0
 }
 
 // MsgVerifyInference records an inference proven in zero knowledge.
@@ -223,7 +640,7 @@ type MsgVerifyInference struct {
 
 func (x *MsgVerifyInference) Reset() {
 	*x = MsgVerifyInference{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[2]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +652,7 @@ func (x *MsgVerifyInference) String() string {
 func (*MsgVerifyInference) ProtoMessage() {}
 
 func (x *MsgVerifyInference) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[2]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +665,7 @@ func (x *MsgVerifyInference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgVerifyInference.ProtoReflect.Descriptor instead.
 func (*MsgVerifyInference) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MsgVerifyInference) GetSubmitter() string {
@@ -299,7 +716,7 @@ type ProvenInference struct {
 
 func (x *ProvenInference) Reset() {
 	*x = ProvenInference{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +728,7 @@ func (x *ProvenInference) String() string {
 func (*ProvenInference) ProtoMessage() {}
 
 func (x *ProvenInference) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +741,7 @@ func (x *ProvenInference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvenInference.ProtoReflect.Descriptor instead.
 func (*ProvenInference) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProvenInference) GetModelId() string {
@@ -371,7 +788,7 @@ type QueryProvenResponse struct {
 
 func (x *QueryProvenResponse) Reset() {
 	*x = QueryProvenResponse{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +800,7 @@ func (x *QueryProvenResponse) String() string {
 func (*QueryProvenResponse) ProtoMessage() {}
 
 func (x *QueryProvenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +813,7 @@ func (x *QueryProvenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryProvenResponse.ProtoReflect.Descriptor instead.
 func (*QueryProvenResponse) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueryProvenResponse) GetProven() *ProvenInference {
@@ -407,14 +824,17 @@ func (x *QueryProvenResponse) GetProven() *ProvenInference {
 }
 
 type Genesis struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keys the network starts with, agreed by everyone who accepts the
+	// genesis file (the devnet's digits-mlp key, for instance).
+	ModelKeys     []*GenesisKey `protobuf:"bytes,1,rep,name=model_keys,json=modelKeys,proto3" json:"model_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +846,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +859,66 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Genesis) GetModelKeys() []*GenesisKey {
+	if x != nil {
+		return x.ModelKeys
+	}
+	return nil
+}
+
+type GenesisKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ModelId       string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	VerifyingKey  []byte                 `protobuf:"bytes,2,opt,name=verifying_key,json=verifyingKey,proto3" json:"verifying_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenesisKey) Reset() {
+	*x = GenesisKey{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenesisKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenesisKey) ProtoMessage() {}
+
+func (x *GenesisKey) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenesisKey.ProtoReflect.Descriptor instead.
+func (*GenesisKey) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GenesisKey) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *GenesisKey) GetVerifyingKey() []byte {
+	if x != nil {
+		return x.VerifyingKey
+	}
+	return nil
 }
 
 type Params struct {
@@ -458,7 +937,7 @@ type Params struct {
 
 func (x *Params) Reset() {
 	*x = Params{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +949,7 @@ func (x *Params) String() string {
 func (*Params) ProtoMessage() {}
 
 func (x *Params) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +962,7 @@ func (x *Params) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Params.ProtoReflect.Descriptor instead.
 func (*Params) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Params) GetChallengeBond() uint64 {
@@ -552,7 +1031,7 @@ type Verifier struct {
 
 func (x *Verifier) Reset() {
 	*x = Verifier{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +1043,7 @@ func (x *Verifier) String() string {
 func (*Verifier) ProtoMessage() {}
 
 func (x *Verifier) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +1056,7 @@ func (x *Verifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verifier.ProtoReflect.Descriptor instead.
 func (*Verifier) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Verifier) GetAddress() string {
@@ -604,7 +1083,7 @@ type MsgRegisterVerifier struct {
 
 func (x *MsgRegisterVerifier) Reset() {
 	*x = MsgRegisterVerifier{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +1095,7 @@ func (x *MsgRegisterVerifier) String() string {
 func (*MsgRegisterVerifier) ProtoMessage() {}
 
 func (x *MsgRegisterVerifier) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +1108,7 @@ func (x *MsgRegisterVerifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgRegisterVerifier.ProtoReflect.Descriptor instead.
 func (*MsgRegisterVerifier) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MsgRegisterVerifier) GetVerifier() string {
@@ -656,7 +1135,7 @@ type MsgChallenge struct {
 
 func (x *MsgChallenge) Reset() {
 	*x = MsgChallenge{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +1147,7 @@ func (x *MsgChallenge) String() string {
 func (*MsgChallenge) ProtoMessage() {}
 
 func (x *MsgChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +1160,7 @@ func (x *MsgChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgChallenge.ProtoReflect.Descriptor instead.
 func (*MsgChallenge) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MsgChallenge) GetChallenger() string {
@@ -746,7 +1225,7 @@ type MsgCommit struct {
 
 func (x *MsgCommit) Reset() {
 	*x = MsgCommit{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1237,7 @@ func (x *MsgCommit) String() string {
 func (*MsgCommit) ProtoMessage() {}
 
 func (x *MsgCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1250,7 @@ func (x *MsgCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgCommit.ProtoReflect.Descriptor instead.
 func (*MsgCommit) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MsgCommit) GetVerifier() string {
@@ -808,7 +1287,7 @@ type MsgReveal struct {
 
 func (x *MsgReveal) Reset() {
 	*x = MsgReveal{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1299,7 @@ func (x *MsgReveal) String() string {
 func (*MsgReveal) ProtoMessage() {}
 
 func (x *MsgReveal) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1312,7 @@ func (x *MsgReveal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgReveal.ProtoReflect.Descriptor instead.
 func (*MsgReveal) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MsgReveal) GetVerifier() string {
@@ -875,7 +1354,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1366,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1379,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Vote) GetVerifier() string {
@@ -945,7 +1424,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1436,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1449,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Dispute) GetId() uint64 {
@@ -1073,7 +1552,7 @@ type QueryDisputeResponse struct {
 
 func (x *QueryDisputeResponse) Reset() {
 	*x = QueryDisputeResponse{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1564,7 @@ func (x *QueryDisputeResponse) String() string {
 func (*QueryDisputeResponse) ProtoMessage() {}
 
 func (x *QueryDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1577,7 @@ func (x *QueryDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDisputeResponse.ProtoReflect.Descriptor instead.
 func (*QueryDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *QueryDisputeResponse) GetDispute() *Dispute {
@@ -1125,7 +1604,7 @@ type MsgSettleWithProof struct {
 
 func (x *MsgSettleWithProof) Reset() {
 	*x = MsgSettleWithProof{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1616,7 @@ func (x *MsgSettleWithProof) String() string {
 func (*MsgSettleWithProof) ProtoMessage() {}
 
 func (x *MsgSettleWithProof) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1629,7 @@ func (x *MsgSettleWithProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgSettleWithProof.ProtoReflect.Descriptor instead.
 func (*MsgSettleWithProof) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MsgSettleWithProof) GetSubmitter() string {
@@ -1197,7 +1676,7 @@ type QueryKeyRequest struct {
 
 func (x *QueryKeyRequest) Reset() {
 	*x = QueryKeyRequest{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1688,7 @@ func (x *QueryKeyRequest) String() string {
 func (*QueryKeyRequest) ProtoMessage() {}
 
 func (x *QueryKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1701,7 @@ func (x *QueryKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryKeyRequest.ProtoReflect.Descriptor instead.
 func (*QueryKeyRequest) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *QueryKeyRequest) GetModelId() string {
@@ -1241,7 +1720,7 @@ type QueryProvenRequest struct {
 
 func (x *QueryProvenRequest) Reset() {
 	*x = QueryProvenRequest{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1732,7 @@ func (x *QueryProvenRequest) String() string {
 func (*QueryProvenRequest) ProtoMessage() {}
 
 func (x *QueryProvenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1745,7 @@ func (x *QueryProvenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryProvenRequest.ProtoReflect.Descriptor instead.
 func (*QueryProvenRequest) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *QueryProvenRequest) GetInferenceId() []byte {
@@ -1285,7 +1764,7 @@ type QueryDisputeRequest struct {
 
 func (x *QueryDisputeRequest) Reset() {
 	*x = QueryDisputeRequest{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1776,7 @@ func (x *QueryDisputeRequest) String() string {
 func (*QueryDisputeRequest) ProtoMessage() {}
 
 func (x *QueryDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1789,7 @@ func (x *QueryDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDisputeRequest.ProtoReflect.Descriptor instead.
 func (*QueryDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *QueryDisputeRequest) GetId() uint64 {
@@ -1330,7 +1809,7 @@ type MsgChallengeResponse struct {
 
 func (x *MsgChallengeResponse) Reset() {
 	*x = MsgChallengeResponse{}
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1821,7 @@ func (x *MsgChallengeResponse) String() string {
 func (*MsgChallengeResponse) ProtoMessage() {}
 
 func (x *MsgChallengeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1834,7 @@ func (x *MsgChallengeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgChallengeResponse.ProtoReflect.Descriptor instead.
 func (*MsgChallengeResponse) Descriptor() ([]byte, []int) {
-	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MsgChallengeResponse) GetDisputeId() uint64 {
@@ -1365,20 +1844,97 @@ func (x *MsgChallengeResponse) GetDisputeId() uint64 {
 	return 0
 }
 
+type QueryKeyReviewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryKeyReviewRequest) Reset() {
+	*x = QueryKeyReviewRequest{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryKeyReviewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryKeyReviewRequest) ProtoMessage() {}
+
+func (x *QueryKeyReviewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryKeyReviewRequest.ProtoReflect.Descriptor instead.
+func (*QueryKeyReviewRequest) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *QueryKeyReviewRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
 var File_agora_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1aagora/audit/v1/audit.proto\x12\x0eagora.audit.v1\"\x85\x01\n" +
+	"\x1aagora/audit/v1/audit.proto\x12\x0eagora.audit.v1\"\xf3\x01\n" +
 	"\bModelKey\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12#\n" +
 	"\rverifying_key\x18\x03 \x01(\fR\fverifyingKey\x12#\n" +
-	"\rregistered_at\x18\x04 \x01(\x03R\fregisteredAt\"k\n" +
-	"\x13MsgRegisterModelKey\x12\x14\n" +
-	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x19\n" +
+	"\rregistered_at\x18\x04 \x01(\x03R\fregisteredAt\x12\"\n" +
+	"\fcontributors\x18\x05 \x03(\fR\fcontributors\x12+\n" +
+	"\x11transcript_digest\x18\x06 \x01(\fR\x10transcriptDigest\x12\x1b\n" +
+	"\treview_id\x18\a \x01(\x04R\breviewId\"\xe8\x01\n" +
+	"\x12MsgProposeModelKey\x12\x1a\n" +
+	"\bproposer\x18\x01 \x01(\tR\bproposer\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12#\n" +
-	"\rverifying_key\x18\x03 \x01(\fR\fverifyingKey\"\x91\x01\n" +
+	"\rverifying_key\x18\x03 \x01(\fR\fverifyingKey\x12+\n" +
+	"\x11transcript_digest\x18\x04 \x01(\fR\x10transcriptDigest\x12%\n" +
+	"\x0etranscript_url\x18\x05 \x01(\tR\rtranscriptUrl\x12\"\n" +
+	"\fcontributors\x18\x06 \x03(\fR\fcontributors\"\xab\x03\n" +
+	"\tKeyReview\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
+	"\bproposer\x18\x02 \x01(\tR\bproposer\x12\x19\n" +
+	"\bmodel_id\x18\x03 \x01(\tR\amodelId\x12#\n" +
+	"\rverifying_key\x18\x04 \x01(\fR\fverifyingKey\x12+\n" +
+	"\x11transcript_digest\x18\x05 \x01(\fR\x10transcriptDigest\x12%\n" +
+	"\x0etranscript_url\x18\x06 \x01(\tR\rtranscriptUrl\x12\"\n" +
+	"\fcontributors\x18\a \x03(\fR\fcontributors\x12\x12\n" +
+	"\x04bond\x18\b \x01(\x04R\x04bond\x12!\n" +
+	"\fcommit_until\x18\t \x01(\x03R\vcommitUntil\x12!\n" +
+	"\freveal_until\x18\n" +
+	" \x01(\x03R\vrevealUntil\x12*\n" +
+	"\x05votes\x18\v \x03(\v2\x14.agora.audit.v1.VoteR\x05votes\x124\n" +
+	"\x06status\x18\f \x01(\x0e2\x1c.agora.audit.v1.ReviewStatusR\x06status\"k\n" +
+	"\x10MsgCommitKeyVote\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\tR\bverifier\x12\x1b\n" +
+	"\treview_id\x18\x02 \x01(\x04R\breviewId\x12\x1e\n" +
+	"\n" +
+	"commitment\x18\x03 \x01(\fR\n" +
+	"commitment\"y\n" +
+	"\x10MsgRevealKeyVote\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\tR\bverifier\x12\x1b\n" +
+	"\treview_id\x18\x02 \x01(\x04R\breviewId\x12\x18\n" +
+	"\averdict\x18\x03 \x01(\fR\averdict\x12\x12\n" +
+	"\x04salt\x18\x04 \x01(\fR\x04salt\"9\n" +
+	"\x1aMsgProposeModelKeyResponse\x12\x1b\n" +
+	"\treview_id\x18\x01 \x01(\x04R\breviewId\"\x91\x01\n" +
 	"\x12MsgVerifyInference\x12\x1c\n" +
 	"\tsubmitter\x18\x01 \x01(\tR\tsubmitter\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12\x14\n" +
@@ -1394,8 +1950,14 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\tsubmitter\x18\x04 \x01(\tR\tsubmitter\x12\x16\n" +
 	"\x06height\x18\x05 \x01(\x03R\x06height\"N\n" +
 	"\x13QueryProvenResponse\x127\n" +
-	"\x06proven\x18\x01 \x01(\v2\x1f.agora.audit.v1.ProvenInferenceR\x06proven\"\t\n" +
-	"\aGenesis\"\xb4\x02\n" +
+	"\x06proven\x18\x01 \x01(\v2\x1f.agora.audit.v1.ProvenInferenceR\x06proven\"D\n" +
+	"\aGenesis\x129\n" +
+	"\n" +
+	"model_keys\x18\x01 \x03(\v2\x1a.agora.audit.v1.GenesisKeyR\tmodelKeys\"L\n" +
+	"\n" +
+	"GenesisKey\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12#\n" +
+	"\rverifying_key\x18\x02 \x01(\fR\fverifyingKey\"\xb4\x02\n" +
 	"\x06Params\x12%\n" +
 	"\x0echallenge_bond\x18\x01 \x01(\x04R\rchallengeBond\x12%\n" +
 	"\x0ecommittee_size\x18\x02 \x01(\rR\rcommitteeSize\x12#\n" +
@@ -1476,7 +2038,14 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"5\n" +
 	"\x14MsgChallengeResponse\x12\x1d\n" +
 	"\n" +
-	"dispute_id\x18\x01 \x01(\x04R\tdisputeId*\xac\x01\n" +
+	"dispute_id\x18\x01 \x01(\x04R\tdisputeId\"'\n" +
+	"\x15QueryKeyReviewRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id*}\n" +
+	"\fReviewStatus\x12\x1d\n" +
+	"\x19REVIEW_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12REVIEW_STATUS_OPEN\x10\x01\x12\x1a\n" +
+	"\x16REVIEW_STATUS_APPROVED\x10\x02\x12\x1a\n" +
+	"\x16REVIEW_STATUS_REJECTED\x10\x03*\xac\x01\n" +
 	"\rDisputeStatus\x12\x1e\n" +
 	"\x1aDISPUTE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DISPUTE_STATUS_OPEN\x10\x01\x12 \n" +
@@ -1496,41 +2065,51 @@ func file_agora_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_agora_audit_v1_audit_proto_rawDescData
 }
 
-var file_agora_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_agora_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_agora_audit_v1_audit_proto_goTypes = []any{
-	(DisputeStatus)(0),           // 0: agora.audit.v1.DisputeStatus
-	(*ModelKey)(nil),             // 1: agora.audit.v1.ModelKey
-	(*MsgRegisterModelKey)(nil),  // 2: agora.audit.v1.MsgRegisterModelKey
-	(*MsgVerifyInference)(nil),   // 3: agora.audit.v1.MsgVerifyInference
-	(*ProvenInference)(nil),      // 4: agora.audit.v1.ProvenInference
-	(*QueryProvenResponse)(nil),  // 5: agora.audit.v1.QueryProvenResponse
-	(*Genesis)(nil),              // 6: agora.audit.v1.Genesis
-	(*Params)(nil),               // 7: agora.audit.v1.Params
-	(*Verifier)(nil),             // 8: agora.audit.v1.Verifier
-	(*MsgRegisterVerifier)(nil),  // 9: agora.audit.v1.MsgRegisterVerifier
-	(*MsgChallenge)(nil),         // 10: agora.audit.v1.MsgChallenge
-	(*MsgCommit)(nil),            // 11: agora.audit.v1.MsgCommit
-	(*MsgReveal)(nil),            // 12: agora.audit.v1.MsgReveal
-	(*Vote)(nil),                 // 13: agora.audit.v1.Vote
-	(*Dispute)(nil),              // 14: agora.audit.v1.Dispute
-	(*QueryDisputeResponse)(nil), // 15: agora.audit.v1.QueryDisputeResponse
-	(*MsgSettleWithProof)(nil),   // 16: agora.audit.v1.MsgSettleWithProof
-	(*QueryKeyRequest)(nil),      // 17: agora.audit.v1.QueryKeyRequest
-	(*QueryProvenRequest)(nil),   // 18: agora.audit.v1.QueryProvenRequest
-	(*QueryDisputeRequest)(nil),  // 19: agora.audit.v1.QueryDisputeRequest
-	(*MsgChallengeResponse)(nil), // 20: agora.audit.v1.MsgChallengeResponse
+	(ReviewStatus)(0),                  // 0: agora.audit.v1.ReviewStatus
+	(DisputeStatus)(0),                 // 1: agora.audit.v1.DisputeStatus
+	(*ModelKey)(nil),                   // 2: agora.audit.v1.ModelKey
+	(*MsgProposeModelKey)(nil),         // 3: agora.audit.v1.MsgProposeModelKey
+	(*KeyReview)(nil),                  // 4: agora.audit.v1.KeyReview
+	(*MsgCommitKeyVote)(nil),           // 5: agora.audit.v1.MsgCommitKeyVote
+	(*MsgRevealKeyVote)(nil),           // 6: agora.audit.v1.MsgRevealKeyVote
+	(*MsgProposeModelKeyResponse)(nil), // 7: agora.audit.v1.MsgProposeModelKeyResponse
+	(*MsgVerifyInference)(nil),         // 8: agora.audit.v1.MsgVerifyInference
+	(*ProvenInference)(nil),            // 9: agora.audit.v1.ProvenInference
+	(*QueryProvenResponse)(nil),        // 10: agora.audit.v1.QueryProvenResponse
+	(*Genesis)(nil),                    // 11: agora.audit.v1.Genesis
+	(*GenesisKey)(nil),                 // 12: agora.audit.v1.GenesisKey
+	(*Params)(nil),                     // 13: agora.audit.v1.Params
+	(*Verifier)(nil),                   // 14: agora.audit.v1.Verifier
+	(*MsgRegisterVerifier)(nil),        // 15: agora.audit.v1.MsgRegisterVerifier
+	(*MsgChallenge)(nil),               // 16: agora.audit.v1.MsgChallenge
+	(*MsgCommit)(nil),                  // 17: agora.audit.v1.MsgCommit
+	(*MsgReveal)(nil),                  // 18: agora.audit.v1.MsgReveal
+	(*Vote)(nil),                       // 19: agora.audit.v1.Vote
+	(*Dispute)(nil),                    // 20: agora.audit.v1.Dispute
+	(*QueryDisputeResponse)(nil),       // 21: agora.audit.v1.QueryDisputeResponse
+	(*MsgSettleWithProof)(nil),         // 22: agora.audit.v1.MsgSettleWithProof
+	(*QueryKeyRequest)(nil),            // 23: agora.audit.v1.QueryKeyRequest
+	(*QueryProvenRequest)(nil),         // 24: agora.audit.v1.QueryProvenRequest
+	(*QueryDisputeRequest)(nil),        // 25: agora.audit.v1.QueryDisputeRequest
+	(*MsgChallengeResponse)(nil),       // 26: agora.audit.v1.MsgChallengeResponse
+	(*QueryKeyReviewRequest)(nil),      // 27: agora.audit.v1.QueryKeyReviewRequest
 }
 var file_agora_audit_v1_audit_proto_depIdxs = []int32{
-	4,  // 0: agora.audit.v1.QueryProvenResponse.proven:type_name -> agora.audit.v1.ProvenInference
-	13, // 1: agora.audit.v1.Dispute.votes:type_name -> agora.audit.v1.Vote
-	0,  // 2: agora.audit.v1.Dispute.status:type_name -> agora.audit.v1.DisputeStatus
-	14, // 3: agora.audit.v1.QueryDisputeResponse.dispute:type_name -> agora.audit.v1.Dispute
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	19, // 0: agora.audit.v1.KeyReview.votes:type_name -> agora.audit.v1.Vote
+	0,  // 1: agora.audit.v1.KeyReview.status:type_name -> agora.audit.v1.ReviewStatus
+	9,  // 2: agora.audit.v1.QueryProvenResponse.proven:type_name -> agora.audit.v1.ProvenInference
+	12, // 3: agora.audit.v1.Genesis.model_keys:type_name -> agora.audit.v1.GenesisKey
+	19, // 4: agora.audit.v1.Dispute.votes:type_name -> agora.audit.v1.Vote
+	1,  // 5: agora.audit.v1.Dispute.status:type_name -> agora.audit.v1.DisputeStatus
+	20, // 6: agora.audit.v1.QueryDisputeResponse.dispute:type_name -> agora.audit.v1.Dispute
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_agora_audit_v1_audit_proto_init() }
@@ -1543,8 +2122,8 @@ func file_agora_audit_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_audit_v1_audit_proto_rawDesc), len(file_agora_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   20,
+			NumEnums:      2,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

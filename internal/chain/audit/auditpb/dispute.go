@@ -8,6 +8,9 @@ import (
 // Escrow holds challengers' bonds while their disputes run.
 var Escrow = addr.Module("audit/escrow")
 
+// KeyEscrow holds key proposers' bonds while their keys are reviewed.
+var KeyEscrow = addr.Module("audit/key_escrow")
+
 // DefaultParams are a new chain's params.
 func DefaultParams() *Params {
 	return &Params{ChallengeBond: 10_000_000, CommitteeSize: 3, CommitBlocks: 10, RevealBlocks: 10,

@@ -7,4 +7,5 @@ var (
 	QueryKey     = module.Query[*QueryKeyRequest, *ModelKey]{Path: "/audit/key"}
 	QueryProven  = module.Query[*QueryProvenRequest, *QueryProvenResponse]{Path: "/audit/proven"}
 	QueryDispute = module.Query[*QueryDisputeRequest, *QueryDisputeResponse]{Path: "/audit/dispute"}
+	QueryReview  = module.Query[*QueryKeyReviewRequest, *KeyReview]{Path: "/audit/key_review"}
 )

@@ -85,10 +85,19 @@ func (x *Account) GetSequence() uint64 {
 
 // Params are the auth module's governance knobs.
 type Params struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MinFeePerMsg  uint64                 `protobuf:"varint,1,opt,name=min_fee_per_msg,json=minFeePerMsg,proto3" json:"min_fee_per_msg,omitempty"` // uagr per message in a tx
-	MaxMsgs       uint32                 `protobuf:"varint,2,opt,name=max_msgs,json=maxMsgs,proto3" json:"max_msgs,omitempty"`                    // messages per tx
-	MaxMemoBytes  uint32                 `protobuf:"varint,3,opt,name=max_memo_bytes,json=maxMemoBytes,proto3" json:"max_memo_bytes,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	MaxMsgs      uint32                 `protobuf:"varint,2,opt,name=max_msgs,json=maxMsgs,proto3" json:"max_msgs,omitempty"` // messages per tx
+	MaxMemoBytes uint32                 `protobuf:"varint,3,opt,name=max_memo_bytes,json=maxMemoBytes,proto3" json:"max_memo_bytes,omitempty"`
+	// The fee rule: fee >= ceil(gas_limit x min_gas_price / 1,000,000), in
+	// uagr; min_gas_price is uagr per million gas.
+	MinGasPrice uint64 `protobuf:"varint,4,opt,name=min_gas_price,json=minGasPrice,proto3" json:"min_gas_price,omitempty"`
+	MaxTxGas    uint64 `protobuf:"varint,5,opt,name=max_tx_gas,json=maxTxGas,proto3" json:"max_tx_gas,omitempty"` // the largest gas limit one tx may set
+	// The most gas (by gas limits) a block's txs may use; genesis sets
+	// CometBFT's block.max_gas to the same value.
+	BlockGasLimit uint64 `protobuf:"varint,6,opt,name=block_gas_limit,json=blockGasLimit,proto3" json:"block_gas_limit,omitempty"`
+	// Who receives the fees of the blocks a validator proposes, until the
+	// proof-of-stake module pays validators and their delegators.
+	FeeRecipients []*FeeRecipient `protobuf:"bytes,7,rep,name=fee_recipients,json=feeRecipients,proto3" json:"fee_recipients,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -123,13 +132,6 @@ func (*Params) Descriptor() ([]byte, []int) {
 	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *Params) GetMinFeePerMsg() uint64 {
-	if x != nil {
-		return x.MinFeePerMsg
-	}
-	return 0
-}
-
 func (x *Params) GetMaxMsgs() uint32 {
 	if x != nil {
 		return x.MaxMsgs
@@ -144,6 +146,133 @@ func (x *Params) GetMaxMemoBytes() uint32 {
 	return 0
 }
 
+func (x *Params) GetMinGasPrice() uint64 {
+	if x != nil {
+		return x.MinGasPrice
+	}
+	return 0
+}
+
+func (x *Params) GetMaxTxGas() uint64 {
+	if x != nil {
+		return x.MaxTxGas
+	}
+	return 0
+}
+
+func (x *Params) GetBlockGasLimit() uint64 {
+	if x != nil {
+		return x.BlockGasLimit
+	}
+	return 0
+}
+
+func (x *Params) GetFeeRecipients() []*FeeRecipient {
+	if x != nil {
+		return x.FeeRecipients
+	}
+	return nil
+}
+
+// FeeRecipient names the account paid the fees of a validator's blocks.
+type FeeRecipient struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Validator     []byte                 `protobuf:"bytes,1,opt,name=validator,proto3" json:"validator,omitempty"` // consensus address (20 bytes)
+	Account       string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeeRecipient) Reset() {
+	*x = FeeRecipient{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeeRecipient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeeRecipient) ProtoMessage() {}
+
+func (x *FeeRecipient) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeeRecipient.ProtoReflect.Descriptor instead.
+func (*FeeRecipient) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FeeRecipient) GetValidator() []byte {
+	if x != nil {
+		return x.Validator
+	}
+	return nil
+}
+
+func (x *FeeRecipient) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+// SimulateResponse is what "/app/simulate" answers: the gas a tx used
+// when run against the latest state.
+type SimulateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GasUsed       uint64                 `protobuf:"varint,1,opt,name=gas_used,json=gasUsed,proto3" json:"gas_used,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulateResponse) Reset() {
+	*x = SimulateResponse{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulateResponse) ProtoMessage() {}
+
+func (x *SimulateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulateResponse.ProtoReflect.Descriptor instead.
+func (*SimulateResponse) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SimulateResponse) GetGasUsed() uint64 {
+	if x != nil {
+		return x.GasUsed
+	}
+	return 0
+}
+
 type Genesis struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Params        *Params                `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
@@ -153,7 +282,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +294,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +307,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -197,7 +326,7 @@ type QueryAccountRequest struct {
 
 func (x *QueryAccountRequest) Reset() {
 	*x = QueryAccountRequest{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -209,7 +338,7 @@ func (x *QueryAccountRequest) String() string {
 func (*QueryAccountRequest) ProtoMessage() {}
 
 func (x *QueryAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -222,7 +351,7 @@ func (x *QueryAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAccountRequest.ProtoReflect.Descriptor instead.
 func (*QueryAccountRequest) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *QueryAccountRequest) GetAddress() string {
@@ -240,7 +369,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +381,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +394,7 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 var File_agora_auth_v1_auth_proto protoreflect.FileDescriptor
@@ -277,11 +406,20 @@ const file_agora_auth_v1_auth_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1a\n" +
-	"\bsequence\x18\x03 \x01(\x04R\bsequence\"p\n" +
-	"\x06Params\x12%\n" +
-	"\x0fmin_fee_per_msg\x18\x01 \x01(\x04R\fminFeePerMsg\x12\x19\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\"\xfd\x01\n" +
+	"\x06Params\x12\x19\n" +
 	"\bmax_msgs\x18\x02 \x01(\rR\amaxMsgs\x12$\n" +
-	"\x0emax_memo_bytes\x18\x03 \x01(\rR\fmaxMemoBytes\"8\n" +
+	"\x0emax_memo_bytes\x18\x03 \x01(\rR\fmaxMemoBytes\x12\"\n" +
+	"\rmin_gas_price\x18\x04 \x01(\x04R\vminGasPrice\x12\x1c\n" +
+	"\n" +
+	"max_tx_gas\x18\x05 \x01(\x04R\bmaxTxGas\x12&\n" +
+	"\x0fblock_gas_limit\x18\x06 \x01(\x04R\rblockGasLimit\x12B\n" +
+	"\x0efee_recipients\x18\a \x03(\v2\x1b.agora.auth.v1.FeeRecipientR\rfeeRecipientsJ\x04\b\x01\x10\x02\"F\n" +
+	"\fFeeRecipient\x12\x1c\n" +
+	"\tvalidator\x18\x01 \x01(\fR\tvalidator\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\"-\n" +
+	"\x10SimulateResponse\x12\x19\n" +
+	"\bgas_used\x18\x01 \x01(\x04R\agasUsed\"8\n" +
 	"\aGenesis\x12-\n" +
 	"\x06params\x18\x01 \x01(\v2\x15.agora.auth.v1.ParamsR\x06params\"/\n" +
 	"\x13QueryAccountRequest\x12\x18\n" +
@@ -300,21 +438,24 @@ func file_agora_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_agora_auth_v1_auth_proto_rawDescData
 }
 
-var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_agora_auth_v1_auth_proto_goTypes = []any{
 	(*Account)(nil),             // 0: agora.auth.v1.Account
 	(*Params)(nil),              // 1: agora.auth.v1.Params
-	(*Genesis)(nil),             // 2: agora.auth.v1.Genesis
-	(*QueryAccountRequest)(nil), // 3: agora.auth.v1.QueryAccountRequest
-	(*QueryParamsRequest)(nil),  // 4: agora.auth.v1.QueryParamsRequest
+	(*FeeRecipient)(nil),        // 2: agora.auth.v1.FeeRecipient
+	(*SimulateResponse)(nil),    // 3: agora.auth.v1.SimulateResponse
+	(*Genesis)(nil),             // 4: agora.auth.v1.Genesis
+	(*QueryAccountRequest)(nil), // 5: agora.auth.v1.QueryAccountRequest
+	(*QueryParamsRequest)(nil),  // 6: agora.auth.v1.QueryParamsRequest
 }
 var file_agora_auth_v1_auth_proto_depIdxs = []int32{
-	1, // 0: agora.auth.v1.Genesis.params:type_name -> agora.auth.v1.Params
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 0: agora.auth.v1.Params.fee_recipients:type_name -> agora.auth.v1.FeeRecipient
+	1, // 1: agora.auth.v1.Genesis.params:type_name -> agora.auth.v1.Params
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_agora_auth_v1_auth_proto_init() }
@@ -328,7 +469,7 @@ func file_agora_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_auth_v1_auth_proto_rawDesc), len(file_agora_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -8,7 +8,6 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/sig"
 )
 
@@ -87,32 +86,4 @@ func (m *MsgTransferWithAuthorization) ValidateBasic() error {
 		return err
 	}
 	return coin.ValidatePositive(a.Amount)
-}
-
-// Spends: the authorizer pays, whoever submits.
-func (m *MsgTransferWithAuthorization) Spends() []module.Spend {
-	a := m.Authorization
-	return []module.Spend{{From: addr.MustParse(a.From), To: addr.MustParse(a.To), Denom: a.Amount.Denom, Amount: a.Amount.Amount}}
-}
-
-func (m *MsgSend) Spends() []module.Spend {
-	var out []module.Spend
-	for _, c := range m.Amount {
-		out = append(out, module.Spend{From: addr.MustParse(m.From), To: addr.MustParse(m.To), Denom: c.Denom, Amount: c.Amount})
-	}
-	return out
-}
-
-func (m *MsgMultiSend) Spends() []module.Spend {
-	var out []module.Spend
-	for _, o := range m.Outputs {
-		for _, c := range o.Amount {
-			out = append(out, module.Spend{From: addr.MustParse(m.From), To: addr.MustParse(o.To), Denom: c.Denom, Amount: c.Amount})
-		}
-	}
-	return out
-}
-
-func (m *MsgBurn) Spends() []module.Spend {
-	return []module.Spend{{From: addr.MustParse(m.From), Denom: m.Amount.Denom, Amount: m.Amount.Amount}}
 }

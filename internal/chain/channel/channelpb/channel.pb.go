@@ -106,8 +106,12 @@ type Channel struct {
 	// refused by payees at once, and by the chain from this height on (the
 	// delay lets the payee claim what the key signed before).
 	SessionRevokedAt int64 `protobuf:"varint,14,opt,name=session_revoked_at,json=sessionRevokedAt,proto3" json:"session_revoked_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The service's royalties when the channel opened: they apply to every
+	// claim for the channel's life, so a payee cannot redirect a payer's
+	// money to recipients it did not agree to.
+	Royalties     []*Share `protobuf:"bytes,15,rep,name=royalties,proto3" json:"royalties,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Channel) Reset() {
@@ -238,6 +242,66 @@ func (x *Channel) GetSessionRevokedAt() int64 {
 	return 0
 }
 
+func (x *Channel) GetRoyalties() []*Share {
+	if x != nil {
+		return x.Royalties
+	}
+	return nil
+}
+
+// Share is a royalty: basis points of each payment to a recipient.
+type Share struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recipient     string                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Bps           uint32                 `protobuf:"varint,2,opt,name=bps,proto3" json:"bps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Share) Reset() {
+	*x = Share{}
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Share) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Share) ProtoMessage() {}
+
+func (x *Share) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Share.ProtoReflect.Descriptor instead.
+func (*Share) Descriptor() ([]byte, []int) {
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Share) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *Share) GetBps() uint32 {
+	if x != nil {
+		return x.Bps
+	}
+	return 0
+}
+
 // Anchor records one claim's receipts: their Merkle root and count.
 type Anchor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -253,7 +317,7 @@ type Anchor struct {
 
 func (x *Anchor) Reset() {
 	*x = Anchor{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[2]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +329,7 @@ func (x *Anchor) String() string {
 func (*Anchor) ProtoMessage() {}
 
 func (x *Anchor) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[2]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +342,7 @@ func (x *Anchor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Anchor.ProtoReflect.Descriptor instead.
 func (*Anchor) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{2}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Anchor) GetChannelId() uint64 {
@@ -338,7 +402,7 @@ type MsgOpenChannel struct {
 
 func (x *MsgOpenChannel) Reset() {
 	*x = MsgOpenChannel{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[3]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +414,7 @@ func (x *MsgOpenChannel) String() string {
 func (*MsgOpenChannel) ProtoMessage() {}
 
 func (x *MsgOpenChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[3]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +427,7 @@ func (x *MsgOpenChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgOpenChannel.ProtoReflect.Descriptor instead.
 func (*MsgOpenChannel) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{3}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MsgOpenChannel) GetPayer() string {
@@ -426,7 +490,7 @@ type MsgFundChannel struct {
 
 func (x *MsgFundChannel) Reset() {
 	*x = MsgFundChannel{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[4]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +502,7 @@ func (x *MsgFundChannel) String() string {
 func (*MsgFundChannel) ProtoMessage() {}
 
 func (x *MsgFundChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[4]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +515,7 @@ func (x *MsgFundChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgFundChannel.ProtoReflect.Descriptor instead.
 func (*MsgFundChannel) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{4}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MsgFundChannel) GetPayer() string {
@@ -486,7 +550,7 @@ type MsgExtendChannel struct {
 
 func (x *MsgExtendChannel) Reset() {
 	*x = MsgExtendChannel{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[5]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +562,7 @@ func (x *MsgExtendChannel) String() string {
 func (*MsgExtendChannel) ProtoMessage() {}
 
 func (x *MsgExtendChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[5]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +575,7 @@ func (x *MsgExtendChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgExtendChannel.ProtoReflect.Descriptor instead.
 func (*MsgExtendChannel) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{5}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MsgExtendChannel) GetPayer() string {
@@ -549,7 +613,7 @@ type Claim struct {
 
 func (x *Claim) Reset() {
 	*x = Claim{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[6]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +625,7 @@ func (x *Claim) String() string {
 func (*Claim) ProtoMessage() {}
 
 func (x *Claim) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[6]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +638,7 @@ func (x *Claim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Claim.ProtoReflect.Descriptor instead.
 func (*Claim) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{6}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Claim) GetVoucher() *Voucher {
@@ -615,7 +679,7 @@ type MsgClaim struct {
 
 func (x *MsgClaim) Reset() {
 	*x = MsgClaim{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[7]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +691,7 @@ func (x *MsgClaim) String() string {
 func (*MsgClaim) ProtoMessage() {}
 
 func (x *MsgClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[7]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +704,7 @@ func (x *MsgClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgClaim.ProtoReflect.Descriptor instead.
 func (*MsgClaim) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{7}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MsgClaim) GetPayee() string {
@@ -670,7 +734,7 @@ type MsgCloseChannel struct {
 
 func (x *MsgCloseChannel) Reset() {
 	*x = MsgCloseChannel{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[8]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +746,7 @@ func (x *MsgCloseChannel) String() string {
 func (*MsgCloseChannel) ProtoMessage() {}
 
 func (x *MsgCloseChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[8]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +759,7 @@ func (x *MsgCloseChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgCloseChannel.ProtoReflect.Descriptor instead.
 func (*MsgCloseChannel) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{8}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MsgCloseChannel) GetPayee() string {
@@ -730,7 +794,7 @@ type MsgSettleExpired struct {
 
 func (x *MsgSettleExpired) Reset() {
 	*x = MsgSettleExpired{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[9]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +806,7 @@ func (x *MsgSettleExpired) String() string {
 func (*MsgSettleExpired) ProtoMessage() {}
 
 func (x *MsgSettleExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[9]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +819,7 @@ func (x *MsgSettleExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgSettleExpired.ProtoReflect.Descriptor instead.
 func (*MsgSettleExpired) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{9}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MsgSettleExpired) GetPayer() string {
@@ -784,7 +848,7 @@ type MsgRevokeSessionKey struct {
 
 func (x *MsgRevokeSessionKey) Reset() {
 	*x = MsgRevokeSessionKey{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +860,7 @@ func (x *MsgRevokeSessionKey) String() string {
 func (*MsgRevokeSessionKey) ProtoMessage() {}
 
 func (x *MsgRevokeSessionKey) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[10]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +873,7 @@ func (x *MsgRevokeSessionKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgRevokeSessionKey.ProtoReflect.Descriptor instead.
 func (*MsgRevokeSessionKey) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{10}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MsgRevokeSessionKey) GetPayer() string {
@@ -836,7 +900,7 @@ type Params struct {
 
 func (x *Params) Reset() {
 	*x = Params{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +912,7 @@ func (x *Params) String() string {
 func (*Params) ProtoMessage() {}
 
 func (x *Params) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[11]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +925,7 @@ func (x *Params) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Params.ProtoReflect.Descriptor instead.
 func (*Params) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{11}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Params) GetMaxClaimsPerMsg() uint32 {
@@ -887,7 +951,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +963,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[12]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +976,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{12}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -932,7 +996,7 @@ type QueryChannelsRequest struct {
 
 func (x *QueryChannelsRequest) Reset() {
 	*x = QueryChannelsRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1008,7 @@ func (x *QueryChannelsRequest) String() string {
 func (*QueryChannelsRequest) ProtoMessage() {}
 
 func (x *QueryChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[13]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1021,7 @@ func (x *QueryChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryChannelsRequest.ProtoReflect.Descriptor instead.
 func (*QueryChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{13}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *QueryChannelsRequest) GetPayer() string {
@@ -983,7 +1047,7 @@ type QueryChannelsResponse struct {
 
 func (x *QueryChannelsResponse) Reset() {
 	*x = QueryChannelsResponse{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1059,7 @@ func (x *QueryChannelsResponse) String() string {
 func (*QueryChannelsResponse) ProtoMessage() {}
 
 func (x *QueryChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[14]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1072,7 @@ func (x *QueryChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryChannelsResponse.ProtoReflect.Descriptor instead.
 func (*QueryChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{14}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *QueryChannelsResponse) GetChannels() []*Channel {
@@ -1027,7 +1091,7 @@ type QueryAnchorsResponse struct {
 
 func (x *QueryAnchorsResponse) Reset() {
 	*x = QueryAnchorsResponse{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1103,7 @@ func (x *QueryAnchorsResponse) String() string {
 func (*QueryAnchorsResponse) ProtoMessage() {}
 
 func (x *QueryAnchorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[15]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1116,7 @@ func (x *QueryAnchorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAnchorsResponse.ProtoReflect.Descriptor instead.
 func (*QueryAnchorsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{15}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *QueryAnchorsResponse) GetAnchors() []*Anchor {
@@ -1071,7 +1135,7 @@ type QueryChannelRequest struct {
 
 func (x *QueryChannelRequest) Reset() {
 	*x = QueryChannelRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1147,7 @@ func (x *QueryChannelRequest) String() string {
 func (*QueryChannelRequest) ProtoMessage() {}
 
 func (x *QueryChannelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[16]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1160,7 @@ func (x *QueryChannelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryChannelRequest.ProtoReflect.Descriptor instead.
 func (*QueryChannelRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{16}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *QueryChannelRequest) GetId() uint64 {
@@ -1115,7 +1179,7 @@ type QueryAnchorsRequest struct {
 
 func (x *QueryAnchorsRequest) Reset() {
 	*x = QueryAnchorsRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1191,7 @@ func (x *QueryAnchorsRequest) String() string {
 func (*QueryAnchorsRequest) ProtoMessage() {}
 
 func (x *QueryAnchorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[17]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1204,7 @@ func (x *QueryAnchorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAnchorsRequest.ProtoReflect.Descriptor instead.
 func (*QueryAnchorsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{17}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *QueryAnchorsRequest) GetChannelId() uint64 {
@@ -1158,7 +1222,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1234,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[18]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1247,7 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{18}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{19}
 }
 
 // MsgOpenChannelResponse names the channel opened.
@@ -1196,7 +1260,7 @@ type MsgOpenChannelResponse struct {
 
 func (x *MsgOpenChannelResponse) Reset() {
 	*x = MsgOpenChannelResponse{}
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[19]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1272,7 @@ func (x *MsgOpenChannelResponse) String() string {
 func (*MsgOpenChannelResponse) ProtoMessage() {}
 
 func (x *MsgOpenChannelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_channel_v1_channel_proto_msgTypes[19]
+	mi := &file_agora_channel_v1_channel_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1285,7 @@ func (x *MsgOpenChannelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgOpenChannelResponse.ProtoReflect.Descriptor instead.
 func (*MsgOpenChannelResponse) Descriptor() ([]byte, []int) {
-	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{19}
+	return file_agora_channel_v1_channel_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MsgOpenChannelResponse) GetChannelId() uint64 {
@@ -1242,7 +1306,7 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"\n" +
 	"cumulative\x18\x02 \x01(\x04R\n" +
 	"cumulative\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x86\x03\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xbd\x03\n" +
 	"\aChannel\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05payer\x18\x02 \x01(\tR\x05payer\x12\x14\n" +
@@ -1260,7 +1324,11 @@ const file_agora_channel_v1_channel_proto_rawDesc = "" +
 	"\breceipts\x18\v \x01(\x04R\breceipts\x12\x1b\n" +
 	"\topened_at\x18\f \x01(\x03R\bopenedAt\x12\x16\n" +
 	"\x06closed\x18\r \x01(\bR\x06closed\x12,\n" +
-	"\x12session_revoked_at\x18\x0e \x01(\x03R\x10sessionRevokedAt\"\x8d\x01\n" +
+	"\x12session_revoked_at\x18\x0e \x01(\x03R\x10sessionRevokedAt\x125\n" +
+	"\troyalties\x18\x0f \x03(\v2\x17.agora.channel.v1.ShareR\troyalties\"7\n" +
+	"\x05Share\x12\x1c\n" +
+	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x10\n" +
+	"\x03bps\x18\x02 \x01(\rR\x03bps\"\x8d\x01\n" +
 	"\x06Anchor\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x12\n" +
@@ -1345,44 +1413,46 @@ func file_agora_channel_v1_channel_proto_rawDescGZIP() []byte {
 	return file_agora_channel_v1_channel_proto_rawDescData
 }
 
-var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_agora_channel_v1_channel_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_agora_channel_v1_channel_proto_goTypes = []any{
 	(*Voucher)(nil),                // 0: agora.channel.v1.Voucher
 	(*Channel)(nil),                // 1: agora.channel.v1.Channel
-	(*Anchor)(nil),                 // 2: agora.channel.v1.Anchor
-	(*MsgOpenChannel)(nil),         // 3: agora.channel.v1.MsgOpenChannel
-	(*MsgFundChannel)(nil),         // 4: agora.channel.v1.MsgFundChannel
-	(*MsgExtendChannel)(nil),       // 5: agora.channel.v1.MsgExtendChannel
-	(*Claim)(nil),                  // 6: agora.channel.v1.Claim
-	(*MsgClaim)(nil),               // 7: agora.channel.v1.MsgClaim
-	(*MsgCloseChannel)(nil),        // 8: agora.channel.v1.MsgCloseChannel
-	(*MsgSettleExpired)(nil),       // 9: agora.channel.v1.MsgSettleExpired
-	(*MsgRevokeSessionKey)(nil),    // 10: agora.channel.v1.MsgRevokeSessionKey
-	(*Params)(nil),                 // 11: agora.channel.v1.Params
-	(*Genesis)(nil),                // 12: agora.channel.v1.Genesis
-	(*QueryChannelsRequest)(nil),   // 13: agora.channel.v1.QueryChannelsRequest
-	(*QueryChannelsResponse)(nil),  // 14: agora.channel.v1.QueryChannelsResponse
-	(*QueryAnchorsResponse)(nil),   // 15: agora.channel.v1.QueryAnchorsResponse
-	(*QueryChannelRequest)(nil),    // 16: agora.channel.v1.QueryChannelRequest
-	(*QueryAnchorsRequest)(nil),    // 17: agora.channel.v1.QueryAnchorsRequest
-	(*QueryParamsRequest)(nil),     // 18: agora.channel.v1.QueryParamsRequest
-	(*MsgOpenChannelResponse)(nil), // 19: agora.channel.v1.MsgOpenChannelResponse
-	(*coin.Coin)(nil),              // 20: agora.coin.v1.Coin
+	(*Share)(nil),                  // 2: agora.channel.v1.Share
+	(*Anchor)(nil),                 // 3: agora.channel.v1.Anchor
+	(*MsgOpenChannel)(nil),         // 4: agora.channel.v1.MsgOpenChannel
+	(*MsgFundChannel)(nil),         // 5: agora.channel.v1.MsgFundChannel
+	(*MsgExtendChannel)(nil),       // 6: agora.channel.v1.MsgExtendChannel
+	(*Claim)(nil),                  // 7: agora.channel.v1.Claim
+	(*MsgClaim)(nil),               // 8: agora.channel.v1.MsgClaim
+	(*MsgCloseChannel)(nil),        // 9: agora.channel.v1.MsgCloseChannel
+	(*MsgSettleExpired)(nil),       // 10: agora.channel.v1.MsgSettleExpired
+	(*MsgRevokeSessionKey)(nil),    // 11: agora.channel.v1.MsgRevokeSessionKey
+	(*Params)(nil),                 // 12: agora.channel.v1.Params
+	(*Genesis)(nil),                // 13: agora.channel.v1.Genesis
+	(*QueryChannelsRequest)(nil),   // 14: agora.channel.v1.QueryChannelsRequest
+	(*QueryChannelsResponse)(nil),  // 15: agora.channel.v1.QueryChannelsResponse
+	(*QueryAnchorsResponse)(nil),   // 16: agora.channel.v1.QueryAnchorsResponse
+	(*QueryChannelRequest)(nil),    // 17: agora.channel.v1.QueryChannelRequest
+	(*QueryAnchorsRequest)(nil),    // 18: agora.channel.v1.QueryAnchorsRequest
+	(*QueryParamsRequest)(nil),     // 19: agora.channel.v1.QueryParamsRequest
+	(*MsgOpenChannelResponse)(nil), // 20: agora.channel.v1.MsgOpenChannelResponse
+	(*coin.Coin)(nil),              // 21: agora.coin.v1.Coin
 }
 var file_agora_channel_v1_channel_proto_depIdxs = []int32{
-	20, // 0: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
-	20, // 1: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
-	0,  // 2: agora.channel.v1.Claim.voucher:type_name -> agora.channel.v1.Voucher
-	6,  // 3: agora.channel.v1.MsgClaim.claims:type_name -> agora.channel.v1.Claim
-	6,  // 4: agora.channel.v1.MsgCloseChannel.final:type_name -> agora.channel.v1.Claim
-	11, // 5: agora.channel.v1.Genesis.params:type_name -> agora.channel.v1.Params
-	1,  // 6: agora.channel.v1.QueryChannelsResponse.channels:type_name -> agora.channel.v1.Channel
-	2,  // 7: agora.channel.v1.QueryAnchorsResponse.anchors:type_name -> agora.channel.v1.Anchor
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 0: agora.channel.v1.Channel.royalties:type_name -> agora.channel.v1.Share
+	21, // 1: agora.channel.v1.MsgOpenChannel.deposit:type_name -> agora.coin.v1.Coin
+	21, // 2: agora.channel.v1.MsgFundChannel.amount:type_name -> agora.coin.v1.Coin
+	0,  // 3: agora.channel.v1.Claim.voucher:type_name -> agora.channel.v1.Voucher
+	7,  // 4: agora.channel.v1.MsgClaim.claims:type_name -> agora.channel.v1.Claim
+	7,  // 5: agora.channel.v1.MsgCloseChannel.final:type_name -> agora.channel.v1.Claim
+	12, // 6: agora.channel.v1.Genesis.params:type_name -> agora.channel.v1.Params
+	1,  // 7: agora.channel.v1.QueryChannelsResponse.channels:type_name -> agora.channel.v1.Channel
+	3,  // 8: agora.channel.v1.QueryAnchorsResponse.anchors:type_name -> agora.channel.v1.Anchor
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_agora_channel_v1_channel_proto_init() }
@@ -1396,7 +1466,7 @@ func file_agora_channel_v1_channel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_channel_v1_channel_proto_rawDesc), len(file_agora_channel_v1_channel_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

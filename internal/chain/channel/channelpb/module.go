@@ -3,11 +3,10 @@ package channelpb
 import (
 	"crypto/ed25519"
 	"fmt"
-	"github.com/agoranet/agora/internal/chain/addr"
+
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 )
 
@@ -37,10 +36,6 @@ func (m *MsgOpenChannel) ValidateBasic() error {
 	return coin.ValidatePositive(m.Deposit)
 }
 
-func (m *MsgOpenChannel) Spends() []module.Spend {
-	return []module.Spend{{From: addr.MustParse(m.Payer), To: addr.MustParse(m.Payee), Denom: m.Deposit.Denom, Amount: m.Deposit.Amount}}
-}
-
 func (m *MsgFundChannel) Signer() string { return m.Payer }
 
 func (m *MsgFundChannel) ValidateBasic() error {
@@ -48,12 +43,6 @@ func (m *MsgFundChannel) ValidateBasic() error {
 		return err
 	}
 	return coin.ValidatePositive(m.Amount)
-}
-
-// Spends of a top-up: its recipient is the channel's payee, which only
-// state knows.
-func (m *MsgFundChannel) Spends() []module.Spend {
-	return []module.Spend{{From: addr.MustParse(m.Payer), Channel: m.ChannelId, Denom: m.Amount.Denom, Amount: m.Amount.Amount}}
 }
 
 func (m *MsgExtendChannel) Signer() string { return m.Payer }

@@ -3,11 +3,9 @@ package jobpb
 import (
 	"fmt"
 
-	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 )
 
@@ -51,15 +49,6 @@ func (m *MsgCreateOrder) ValidateBasic() error {
 		return fmt.Errorf("job: max_price × redundancy overflows: %w", codes.ErrInvalidAmount)
 	}
 	return nil
-}
-
-// Spends: the escrow, max_price × redundancy, leaves the tenant.
-func (m *MsgCreateOrder) Spends() []module.Spend {
-	r := uint64(m.Redundancy)
-	if r == 0 {
-		r = 2
-	}
-	return []module.Spend{{From: addr.MustParse(m.Tenant), To: Escrow, Denom: m.MaxPrice.Denom, Amount: m.MaxPrice.Amount * r}}
 }
 
 func (m *MsgCancelOrder) Signer() string { return m.Tenant }

@@ -2,11 +2,10 @@ package stakingpb
 
 import (
 	"fmt"
-	"github.com/agoranet/agora/internal/chain/addr"
+
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/module"
 )
 
 func (m *MsgBond) Signer() string { return m.Staker }
@@ -28,9 +27,4 @@ func validate(staker string, amount *coin.Coin) error {
 		return fmt.Errorf("staking: stake is in %s, not %s: %w", coin.Native, amount.Denom, codes.ErrInvalidAmount)
 	}
 	return nil
-}
-
-// Spends: bonding moves the staker's uagr into the bonded pool.
-func (m *MsgBond) Spends() []module.Spend {
-	return []module.Spend{{From: addr.MustParse(m.Staker), To: BondedPool, Denom: m.Amount.Denom, Amount: m.Amount.Amount}}
 }

@@ -131,12 +131,15 @@ func (x *MsgUnbond) GetAmount() *coin.Coin {
 
 // Stake is what one account has at stake.
 type Stake struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Staker        string                 `protobuf:"bytes,1,opt,name=staker,proto3" json:"staker,omitempty"`
-	Bonded        uint64                 `protobuf:"varint,2,opt,name=bonded,proto3" json:"bonded,omitempty"`
-	Unbonding     uint64                 `protobuf:"varint,3,opt,name=unbonding,proto3" json:"unbonding,omitempty"`
-	JailedUntil   int64                  `protobuf:"varint,4,opt,name=jailed_until,json=jailedUntil,proto3" json:"jailed_until,omitempty"` // height; 0 or past: not jailed
-	Slashed       uint64                 `protobuf:"varint,5,opt,name=slashed,proto3" json:"slashed,omitempty"`                            // total ever burned
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Staker      string                 `protobuf:"bytes,1,opt,name=staker,proto3" json:"staker,omitempty"`
+	Bonded      uint64                 `protobuf:"varint,2,opt,name=bonded,proto3" json:"bonded,omitempty"`
+	Unbonding   uint64                 `protobuf:"varint,3,opt,name=unbonding,proto3" json:"unbonding,omitempty"`
+	JailedUntil int64                  `protobuf:"varint,4,opt,name=jailed_until,json=jailedUntil,proto3" json:"jailed_until,omitempty"` // height; 0 or past: not jailed
+	Slashed     uint64                 `protobuf:"varint,5,opt,name=slashed,proto3" json:"slashed,omitempty"`                            // total ever burned
+	// Bond that a registration (a provider's service) needs: unbonding may
+	// not take bonded stake below it; deregistering releases it.
+	Required      uint64 `protobuf:"varint,6,opt,name=required,proto3" json:"required,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +205,13 @@ func (x *Stake) GetJailedUntil() int64 {
 func (x *Stake) GetSlashed() uint64 {
 	if x != nil {
 		return x.Slashed
+	}
+	return 0
+}
+
+func (x *Stake) GetRequired() uint64 {
+	if x != nil {
+		return x.Required
 	}
 	return 0
 }
@@ -557,13 +567,14 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"\x06amount\x18\x02 \x01(\v2\x13.agora.coin.v1.CoinR\x06amount\"P\n" +
 	"\tMsgUnbond\x12\x16\n" +
 	"\x06staker\x18\x01 \x01(\tR\x06staker\x12+\n" +
-	"\x06amount\x18\x02 \x01(\v2\x13.agora.coin.v1.CoinR\x06amount\"\x92\x01\n" +
+	"\x06amount\x18\x02 \x01(\v2\x13.agora.coin.v1.CoinR\x06amount\"\xae\x01\n" +
 	"\x05Stake\x12\x16\n" +
 	"\x06staker\x18\x01 \x01(\tR\x06staker\x12\x16\n" +
 	"\x06bonded\x18\x02 \x01(\x04R\x06bonded\x12\x1c\n" +
 	"\tunbonding\x18\x03 \x01(\x04R\tunbonding\x12!\n" +
 	"\fjailed_until\x18\x04 \x01(\x03R\vjailedUntil\x12\x18\n" +
-	"\aslashed\x18\x05 \x01(\x04R\aslashed\"^\n" +
+	"\aslashed\x18\x05 \x01(\x04R\aslashed\x12\x1a\n" +
+	"\brequired\x18\x06 \x01(\x04R\brequired\"^\n" +
 	"\tUnbonding\x12\x16\n" +
 	"\x06staker\x18\x01 \x01(\tR\x06staker\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x04R\x06amount\x12!\n" +

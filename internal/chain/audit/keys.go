@@ -1,0 +1,210 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/agenda"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/committee"
+	"github.com/agoranet/agora/internal/chain/escrow"
+	"github.com/agoranet/agora/internal/chain/module"
+	chainprov "github.com/agoranet/agora/internal/chain/provider"
+	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/store"
+)
+
+// A verifying key is bound to its model by evidence, not by whoever
+// registers it first. Compiling a circuit is far too heavy for a block, so
+// the chain checks what it can (who contributed to the setup) and a
+// committee of verifiers checks the rest off chain, as disputes are
+// settled: each member rebuilds the circuit from the model's weights,
+// verifies the transcript against it, and votes on the key and the
+// contributors it derived. The trust assumption is in docs/verification.md.
+
+var (
+	reviewPrefix   = []byte("audit/kr/")  // id -> KeyReview
+	reviewByModel  = []byte("audit/krm/") // model id -> open review id
+	nextReviewKey  = []byte("audit/krnext")
+	reviewDeadline = agenda.New("audit/krdue/")
+	keyBonds       = escrow.New(auditpb.KeyEscrow, "audit/kbond/")
+)
+
+// GetReview returns a key review or nil.
+func GetReview(kv store.Reader, id uint64) *auditpb.KeyReview {
+	v := kv.Get(cat(reviewPrefix, be(id)))
+	if v == nil {
+		return nil
+	}
+	r := &auditpb.KeyReview{}
+	module.MustUnmarshal(v, r)
+	return r
+}
+
+func putReview(kv store.KV, r *auditpb.KeyReview) {
+	kv.Set(cat(reviewPrefix, be(r.Id)), module.MustMarshal(r))
+}
+
+// ProposeKey opens a committee review of a proposed verifying key.
+func ProposeKey(ctx *module.Context, m *auditpb.MsgProposeModelKey) (*auditpb.KeyReview, error) {
+	if old := GetKey(ctx.KV, m.ModelId); old != nil {
+		return nil, fmt.Errorf("audit: model %s already has a verifying key (since height %d); keys are final: %w", m.ModelId, old.RegisteredAt, codes.ErrInvalidRequest)
+	}
+	if v := ctx.KV.Get(cat(reviewByModel, []byte(m.ModelId))); v != nil {
+		return nil, fmt.Errorf("audit: a key for model %s is under review already (review %d); wait for its verdict: %w", m.ModelId, binary.BigEndian.Uint64(v), codes.ErrInvalidRequest)
+	}
+	p := GetParams(ctx.KV)
+	// Each contributor is a staked verifier, so a fake second contributor
+	// costs stake; and none is the model's only provider, who could then
+	// forge proofs for every answer it sells.
+	providers := chainprov.List(ctx.KV, m.ModelId, false)
+	exclude := map[addr.Address]bool{ctx.Signer: true}
+	for _, pk := range m.Contributors {
+		a := addr.FromPubKey(pk)
+		exclude[a] = true
+		if ctx.KV.Get(cat(verifierPrefix, a[:])) == nil || staking.Bonded(ctx.KV, a) < p.VerifierMinStake {
+			return nil, fmt.Errorf("audit: contributor %s is not a registered verifier with %duagr bonded; only staked verifiers' contributions count: %w", a, p.VerifierMinStake, codes.ErrKeyEvidence)
+		}
+		if len(providers) == 1 && providers[0].Provider.Operator == a.String() {
+			return nil, fmt.Errorf("audit: contributor %s is the only provider of model %s; its setup would let it forge proofs of its own answers: %w", a, m.ModelId, codes.ErrKeyEvidence)
+		}
+	}
+	var pool []addr.Address
+	for _, v := range Verifiers(ctx.KV, p.VerifierMinStake) {
+		if !exclude[v] {
+			pool = append(pool, v)
+		}
+	}
+	if len(pool) < int(p.CommitteeSize) {
+		return nil, fmt.Errorf("audit: %d verifiers are neither the proposer nor a contributor; a review committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrKeyEvidence)
+	}
+	id := uint64(1)
+	if v := ctx.KV.Get(nextReviewKey); v != nil {
+		id = binary.BigEndian.Uint64(v)
+	}
+	if err := keyBonds.Hold(ctx, ctx.Signer, id, coin.New(coin.Native, p.ChallengeBond)); err != nil {
+		return nil, fmt.Errorf("audit: the key proposal's bond: %w", err)
+	}
+	ctx.KV.Set(nextReviewKey, be(id+1))
+	ctx.KV.Set(cat(reviewByModel, []byte(m.ModelId)), be(id))
+	r := &auditpb.KeyReview{Id: id, Proposer: m.Proposer, ModelId: m.ModelId, VerifyingKey: m.VerifyingKey, TranscriptDigest: m.TranscriptDigest,
+		TranscriptUrl: m.TranscriptUrl, Contributors: m.Contributors, Bond: p.ChallengeBond,
+		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: auditpb.ReviewStatus_REVIEW_STATUS_OPEN}
+	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), committee.Seed(ctx.Seed, "audit-key", id)) {
+		r.Votes = append(r.Votes, &auditpb.Vote{Verifier: v.String()})
+	}
+	putReview(ctx.KV, r)
+	reviewDeadline.Add(ctx.KV, r.RevealUntil, id)
+	attrs := []module.Attr{module.Key("review_id", module.U64(id)), module.Key("model_id", m.ModelId), module.Key("proposer", m.Proposer)}
+	for _, v := range r.Votes {
+		attrs = append(attrs, module.Key("member", v.Verifier))
+	}
+	ctx.Emit("key_review", attrs...)
+	return r, nil
+}
+
+func reviewVote(ctx *module.Context, id uint64) (*auditpb.KeyReview, *auditpb.Vote, error) {
+	r := GetReview(ctx.KV, id)
+	if r == nil || r.Status != auditpb.ReviewStatus_REVIEW_STATUS_OPEN {
+		return nil, nil, fmt.Errorf("audit: no open key review %d: %w", id, codes.ErrNotFound)
+	}
+	for _, v := range r.Votes {
+		if v.Verifier == ctx.Signer.String() {
+			return r, v, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("audit: %s is not on key review %d's committee: %w", ctx.Signer, id, codes.ErrUnauthorized)
+}
+
+// CommitKeyVote records a member's hidden verdict.
+func CommitKeyVote(ctx *module.Context, m *auditpb.MsgCommitKeyVote) error {
+	r, v, err := reviewVote(ctx, m.ReviewId)
+	if err != nil {
+		return err
+	}
+	if err := castCommit(ctx, fmt.Sprintf("key review %d", r.Id), r.CommitUntil, v, m.Commitment); err != nil {
+		return err
+	}
+	putReview(ctx.KV, r)
+	ctx.Emit("commit_key_vote", module.Key("review_id", module.U64(r.Id)), module.Key("member", ctx.Signer.String()))
+	return nil
+}
+
+// RevealKeyVote opens a member's verdict.
+func RevealKeyVote(ctx *module.Context, m *auditpb.MsgRevealKeyVote) error {
+	r, v, err := reviewVote(ctx, m.ReviewId)
+	if err != nil {
+		return err
+	}
+	if err := castReveal(ctx, fmt.Sprintf("key review %d", r.Id), r.CommitUntil, r.RevealUntil, v, auditpb.KeyVoteDomain, m.Verdict, m.Salt); err != nil {
+		return err
+	}
+	putReview(ctx.KV, r)
+	ctx.Emit("reveal_key_vote", module.Key("review_id", module.U64(r.Id)), module.Key("member", ctx.Signer.String()))
+	return nil
+}
+
+// settleReview decides a key review when its reveals close: a majority
+// of the committee for the verdict that the proposal implies approves the
+// key, and the bond goes back to the proposer; anything else rejects it,
+// and the bond pays the members who did the work. Members who did not
+// vote, or voted against the majority, lose a little stake.
+func settleReview(ctx *module.Context, r *auditpb.KeyReview) error {
+	p := GetParams(ctx.KV)
+	want := auditpb.KeyVerdict(r.ModelId, r.VerifyingKey, r.Contributors)
+	yes := 0
+	var voted []addr.Address
+	for _, v := range r.Votes {
+		if len(v.ResponseHash) == 0 {
+			continue
+		}
+		voted = append(voted, addr.MustParse(v.Verifier))
+		if bytes.Equal(v.ResponseHash, want) {
+			yes++
+		}
+	}
+	proposer := addr.MustParse(r.Proposer)
+	approved := yes*2 > len(r.Votes) && GetKey(ctx.KV, r.ModelId) == nil
+	if approved {
+		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_APPROVED
+		if _, err := keyBonds.Close(ctx, r.Id, proposer); err != nil {
+			return err
+		}
+		ctx.KV.Set(keyKey(r.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: r.ModelId, Owner: r.Proposer, VerifyingKey: r.VerifyingKey,
+			RegisteredAt: ctx.Height, Contributors: r.Contributors, TranscriptDigest: r.TranscriptDigest, ReviewId: r.Id}))
+	} else {
+		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_REJECTED
+		if len(voted) > 0 {
+			share := r.Bond / uint64(len(voted))
+			for _, a := range voted {
+				if err := keyBonds.Pay(ctx, r.Id, a, share); err != nil {
+					return err
+				}
+			}
+		}
+		if h := keyBonds.Held(ctx.KV, r.Id); h != nil {
+			if err := keyBonds.Burn(ctx, r.Id, h.Amount); err != nil {
+				return err
+			}
+		}
+		if _, err := keyBonds.Close(ctx, r.Id, proposer); err != nil { // nothing is left
+			return err
+		}
+	}
+	for _, v := range r.Votes {
+		if len(v.ResponseHash) != 0 && bytes.Equal(v.ResponseHash, want) == approved {
+			continue
+		}
+		if _, err := staking.Slash(ctx, addr.MustParse(v.Verifier), p.MissPenaltyBps, 0, "key review vote missed or overruled"); err != nil {
+			return err
+		}
+	}
+	ctx.KV.Delete(cat(reviewByModel, []byte(r.ModelId)))
+	putReview(ctx.KV, r)
+	ctx.Emit("key_review_settled", module.Key("review_id", module.U64(r.Id)), module.Key("model_id", r.ModelId), module.Val("status", r.Status.String()))
+	return nil
+}
