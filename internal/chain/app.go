@@ -72,11 +72,17 @@ func Modules() []module.Module {
 
 // wire installs the hooks by which one module acts inside another's
 // operations without importing it: the agent module's spending policies in
-// the bank's one place where funds move, and the provider module's
-// reaction to a slash. They are the same on every node.
-func wire() {
+// the bank's one place where funds move, the provider module's reaction to
+// a slash, and the module accounts users may not send to. They are the
+// same on every node.
+func wire(modules []module.Module) {
 	bank.SetRestriction(agent.Restrict)
 	staking.OnSlash(provider.AfterSlash)
+	for _, m := range modules {
+		if a, ok := m.(module.Accounts); ok {
+			bank.BlockRecipients(a.ModuleAccounts()...)
+		}
+	}
 }
 
 // App is the ABCI application.
@@ -123,11 +129,11 @@ func New(cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	wire()
 	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, queries: map[string]module.QueryRoute{}, verified: map[[32]byte]*tx.Decoded{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	wire(a.modules)
 	for _, m := range a.modules {
 		a.byName[m.Name()] = m
 		for _, msg := range m.Msgs() {

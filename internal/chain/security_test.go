@@ -550,3 +550,25 @@ func TestGasOfAClaim(t *testing.T) {
 	}
 	t.Logf("a claim of %d vouchers used %d gas in %d txs (%d a voucher)", channels, used, txs, used/channels)
 }
+
+// TestNoOneSendsToAModuleAccount: a module account's balance is what its
+// module owes, and the end of every block checks it. Coins sent to one from
+// outside its module are refused, so no one can break the check (and, were
+// it exact, halt the chain) with a 1uagr send.
+func TestNoOneSendsToAModuleAccount(t *testing.T) {
+	h := newHarness(t, "")
+	defer h.close()
+	h.block()
+	alice := address("alice").String()
+	for _, to := range []addr.Address{channelpb.Escrow, stakingpb.BondedPool, authpb.FeePool, auditpb.Escrow} {
+		if r := h.send("alice", &bankpb.MsgSend{From: alice, To: to.String(), Amount: []*coin.Coin{coin.New("uagr", 1)}}); r.Code != codes.ErrUnauthorized.Code {
+			t.Errorf("a send to module account %s: code %d %s", to, r.Code, r.Log)
+		}
+		if r := h.send("alice", &bankpb.MsgMultiSend{From: alice, Outputs: []*bankpb.Output{{To: to.String(), Amount: []*coin.Coin{coin.New("uagr", 1)}}}}); r.Code != codes.ErrUnauthorized.Code {
+			t.Errorf("a multi-send to module account %s: code %d %s", to, r.Code, r.Log)
+		}
+	}
+	if err := checkInvariant(h); err != nil {
+		t.Error(err)
+	}
+}

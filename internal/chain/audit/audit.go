@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/gas"
@@ -169,4 +170,9 @@ func (Module) Solvent(kv store.Reader) error {
 		return err
 	}
 	return keyBonds.Solvent(kv)
+}
+
+// ModuleAccounts lists the module's accounts, which no message may send to.
+func (Module) ModuleAccounts() []addr.Address {
+	return []addr.Address{auditpb.Escrow, auditpb.KeyEscrow}
 }

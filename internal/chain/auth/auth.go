@@ -202,3 +202,6 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	ctx.KV.Set(paramsKey, b)
 	return nil
 }
+
+// ModuleAccounts lists the module's accounts, which no message may send to.
+func (Module) ModuleAccounts() []addr.Address { return []addr.Address{authpb.FeePool} }

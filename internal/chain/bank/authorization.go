@@ -30,6 +30,9 @@ func TransferWithAuthorization(ctx *module.Context, a *bankpb.Authorization) err
 	if err != nil {
 		return err
 	}
+	if err := checkRecipient(to); err != nil {
+		return err
+	}
 	now := ctx.TimeUnixNano / 1_000_000_000
 	if now <= a.ValidAfter || now >= a.ValidBefore {
 		return fmt.Errorf("bank: authorization is valid from %d to %d, block time is %d: %w", a.ValidAfter, a.ValidBefore, now, codes.ErrInvalidRequest)

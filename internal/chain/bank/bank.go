@@ -135,7 +135,28 @@ type Transfer struct {
 // SendRestrictionFn does.
 type Restriction func(ctx *module.Context, t *Transfer, c *coin.Coin) (to addr.Address, err error)
 
-var restriction Restriction
+var (
+	restriction Restriction
+	blocked     = map[addr.Address]bool{}
+)
+
+// BlockRecipients names the module accounts that users' messages may not
+// send to (a send, a multi-send, an authorization, a mint). The app calls
+// it at start-up with every module's accounts.
+func BlockRecipients(accounts ...addr.Address) {
+	for _, a := range accounts {
+		blocked[a] = true
+	}
+}
+
+// checkRecipient refuses a module account as the recipient of a user's
+// message.
+func checkRecipient(to addr.Address) error {
+	if blocked[to] {
+		return fmt.Errorf("bank: %s is a module account; coins reach it only through its module's messages: %w", to, codes.ErrUnauthorized)
+	}
+	return nil
+}
 
 // SetRestriction installs the restriction. The app installs the agent
 // module's at start-up, before any block; modules never call it.

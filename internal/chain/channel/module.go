@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -97,3 +98,6 @@ func (Module) Solvent(kv store.Reader) error { return Solvent(kv) }
 
 // CheckInvariant checks every channel against the escrow (for tests).
 func (Module) CheckInvariant(kv store.Reader) error { return CheckInvariant(kv) }
+
+// ModuleAccounts lists the module's accounts, which no message may send to.
+func (Module) ModuleAccounts() []addr.Address { return []addr.Address{channelpb.Escrow} }

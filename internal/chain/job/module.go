@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -91,3 +92,6 @@ func (Module) CheckInvariant(kv store.Reader) error { return held.CheckInvariant
 
 // Solvent checks the job escrow at the end of every block.
 func (Module) Solvent(kv store.Reader) error { return held.Solvent(kv) }
+
+// ModuleAccounts lists the module's accounts, which no message may send to.
+func (Module) ModuleAccounts() []addr.Address { return []addr.Address{jobpb.Escrow} }

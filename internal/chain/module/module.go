@@ -174,6 +174,13 @@ func Serve[Req, Resp proto.Message](q Query[Req, Resp], fn func(*Context, Req) (
 	}}
 }
 
+// Accounts is a module with module accounts (escrows, pools). No message
+// may send to them directly: their balances are what their modules owe,
+// and coins sent from outside would break that.
+type Accounts interface {
+	ModuleAccounts() []addr.Address
+}
+
 // Solvency is a module whose account holds coins it owes to others
 // (deposits, bonds, escrows). Solvent checks, at the end of every block,
 // that the account holds exactly what is owed; it must be cheap (a few

@@ -300,7 +300,7 @@ var (
 	unbondingOwed = escrow.NewOwed("staking/unbonding_owed/")
 )
 
-// Solvent is the end-of-block check: each pool holds exactly what it owes.
+// Solvent is the end-of-block check: each pool holds at least what it owes.
 func Solvent(kv store.Reader) error {
 	if err := bondedOwed.Covered(kv, stakingpb.BondedPool, "staking bonded pool"); err != nil {
 		return err
@@ -324,5 +324,8 @@ func CheckInvariant(kv store.Reader) error {
 		return fmt.Errorf("staking: stake records hold %d bonded and %d unbonding, the running totals say %d and %d",
 			bonded, unbonding, bondedOwed.Of(kv, coin.Native), unbondingOwed.Of(kv, coin.Native))
 	}
-	return Solvent(kv)
+	if err := bondedOwed.Exact(kv, stakingpb.BondedPool, "staking bonded pool"); err != nil {
+		return err
+	}
+	return unbondingOwed.Exact(kv, stakingpb.UnbondingPool, "staking unbonding pool")
 }
