@@ -9,6 +9,7 @@ package chain
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -233,6 +234,11 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 		ctx := module.NewContext(a.check, a.chainID, a.tree.Version()+1, a.lastTime)
 		_, used, err = a.run(ctx, d, modeCheck, nil)
 	}
+	var paid paidFailure
+	if errors.As(err, &paid) {
+		return &abci.ResponseCheckTx{Code: abci.CodeTypeOK, GasWanted: int64(d.Body.GasLimit), GasUsed: int64(used),
+			Log: fmt.Sprintf("admitted although it fails (%v), so that its block charges the fee for the work", paid.err)}, nil
+	}
 	if err != nil {
 		return &abci.ResponseCheckTx{Code: codes.Of(err), Codespace: codes.Codespace, Log: err.Error(), GasUsed: int64(used)}, nil
 	}
@@ -301,6 +307,21 @@ func (a *App) decode(raw []byte, remember bool) (*tx.Decoded, error) {
 	return d, nil
 }
 
+// freeCheckGas is the most work a tx may make CheckTx do and still be
+// refused for free. A tx whose messages fail after more than this (a batch
+// of proofs with a bad last one) is admitted with its fee and sequence, as
+// a block would keep them, so that the block charges for the work; a
+// refusal would leave it to the node for nothing, again and again. The
+// client sees the failure when the block commits. Node policy, not
+// consensus: about a millisecond of execution.
+const freeCheckGas = 1_000_000
+
+// paidFailure is a CheckTx failure whose fee is kept; see freeCheckGas.
+type paidFailure struct{ err error }
+
+func (p paidFailure) Error() string { return p.err.Error() }
+func (p paidFailure) Unwrap() error { return p.err }
+
 type mode int
 
 const (
@@ -333,11 +354,21 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 	actx.Signer = d.Signer
 	actx.Tx = cur
 	admittedOK := false
-	keepFee := func() {
-		if m == modeDeliver && admittedOK {
+	// keepFee keeps admission's writes when the messages fail: in a block
+	// always, in CheckTx when the failure cost more than freeCheckGas.
+	keepFee := func(err error) error {
+		if !admittedOK {
+			return err
+		}
+		switch {
+		case m == modeDeliver:
 			admitted.Write()
 			*into = append(*into, actx.Events()...)
+		case m == modeCheck && meter.Used() > freeCheckGas:
+			admitted.Write()
+			return paidFailure{err}
 		}
+		return err
 	}
 	defer func() {
 		used = meter.Used()
@@ -349,8 +380,7 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 		case store.IOError:
 			panic(r)
 		case gas.OutOfGas:
-			err = r.Err()
-			keepFee()
+			err = keepFee(r.Err())
 		default:
 			a.log.Error("panic while executing tx; this is a bug", "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("chain: tx execution panicked: %v: %w", r, codes.ErrInternal)
@@ -365,16 +395,15 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 	// The signer's own restrictions first, if it is an agent: the message
 	// types its policy allows. Its spending is limited where money moves.
 	if err := agent.Authorize(mctx, d.Signer, d.Msgs); err != nil {
-		keepFee()
-		return nil, 0, err
+		return nil, 0, keepFee(err)
 	}
 	resps := &tx.Responses{Responses: make([]*anypb.Any, len(d.Msgs))}
 	for i, msg := range d.Msgs {
 		cur.Msg = string(msg.ProtoReflect().Descriptor().FullName())
 		resp, err := a.routes[tx.TypeURL(msg)].mod.Handle(mctx, msg)
 		if err != nil {
-			keepFee() // in a block: the fee is paid, the messages undone
-			return nil, 0, fmt.Errorf("message %d: %w", i, err)
+			// In a block: the fee is paid, the messages undone.
+			return nil, 0, keepFee(fmt.Errorf("message %d: %w", i, err))
 		}
 		resps.Responses[i] = &anypb.Any{}
 		if resp != nil {

@@ -6,6 +6,8 @@ package chain_test
 // before the fix.
 
 import (
+	"context"
+	"fmt"
 	"crypto/ed25519"
 	"strings"
 	"testing"
@@ -149,6 +151,61 @@ func TestGasIsMetered(t *testing.T) {
 	}
 	if paid := daveBefore - h.balance(address("dave"), "uagr"); paid != uint64(n-1)*(authpb.MinFee(p, p.MaxTxGas)+1) {
 		t.Errorf("dave paid %d for %d txs that ran", paid, n-1)
+	}
+}
+
+// TestAnExpensiveFailureIsPaidFor is the rest of finding 1: a tx whose
+// last message fails after all the work of the others (a bad last proof)
+// was refused by CheckTx, so the node did the work for nothing, as often
+// as anyone sent it. Now it is admitted with its fee, and the block
+// charges for the work; a failure that costs little is still refused free.
+func TestAnExpensiveFailureIsPaidFor(t *testing.T) {
+	h := newHarness(t, "")
+	defer h.close()
+	h.block()
+	p := authpb.DefaultParams()
+	alice, bob := address("alice").String(), address("bob").String()
+	var msgs []module.Msg
+	for i := 0; i < 4; i++ {
+		m := &bankpb.MsgMultiSend{From: alice}
+		for j := 0; j < 50; j++ {
+			m.Outputs = append(m.Outputs, &bankpb.Output{To: address(fmt.Sprint("payee", i, j)).String(), Amount: []*coin.Coin{coin.New("uusdc", 1)}})
+		}
+		msgs = append(msgs, m)
+	}
+	msgs = append(msgs, &bankpb.MsgSend{From: alice, To: bob, Amount: []*coin.Coin{coin.New("uusdc", 1<<60)}})
+	const limit = 10_000_000
+	sign := func(seq uint64, msgs ...module.Msg) []byte {
+		raw, err := tx.Sign(key("alice"), tx.Header{ChainID: testChain, Sequence: seq, GasLimit: limit, Fee: coin.New(coin.Native, authpb.MinFee(p, limit))}, msgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	check := func(raw []byte) *abci.ResponseCheckTx {
+		r, _ := h.app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: raw, Type: abci.CheckTxType_New})
+		return r
+	}
+	seq := h.sequence("alice")
+	if r := check(sign(seq, msgs[len(msgs)-1])); r.Code != codes.ErrInsufficientFunds.Code {
+		t.Errorf("a cheap failure: CheckTx code %d %s; want it refused for free", r.Code, r.Log)
+	}
+	expensive := sign(seq, msgs...)
+	r := check(expensive)
+	if r.Code != 0 || r.GasUsed <= 1_000_000 {
+		t.Fatalf("a failure after %d gas of work: CheckTx code %d %s; want it admitted to pay its fee", r.GasUsed, r.Code, r.Log)
+	}
+	before, bobBefore := h.balance(address("alice"), "uagr"), h.balance(address("bob"), "uusdc")
+	h.pending = [][]byte{expensive}
+	resp, _ := h.block()
+	if res := resp.TxResults[0]; res.Code != codes.ErrInsufficientFunds.Code {
+		t.Fatalf("in the block: code %d %s", res.Code, res.Log)
+	}
+	if paid := before - h.balance(address("alice"), "uagr"); paid != authpb.MinFee(p, limit) {
+		t.Errorf("the failed tx paid %d, want its fee %d", paid, authpb.MinFee(p, limit))
+	}
+	if h.balance(address("bob"), "uusdc") != bobBefore {
+		t.Error("a failed tx moved money")
 	}
 }
 
