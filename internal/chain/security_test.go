@@ -7,8 +7,8 @@ package chain_test
 
 import (
 	"context"
-	"fmt"
 	"crypto/ed25519"
+	"fmt"
 	"strings"
 	"testing"
 
