@@ -4,8 +4,9 @@
 // its result to stdout; it sees no wall clock (the clock is wazero's fake,
 // which advances per reading), no host randomness (random_get is a stream
 // seeded by the module and input hashes), no environment, no files and no
-// network. Fuel, counted per instruction by a rewrite of the module, stops
-// runaway code at the same point on every machine; memory is capped.
+// network. Fuel, counted per instruction (and per byte for bulk memory and
+// table instructions) by a rewrite of the module, stops runaway code at
+// the same point on every machine; memory is capped.
 package sandbox
 
 import (
@@ -312,13 +313,25 @@ func (s *Sandbox) Run(ctx context.Context, wasm, input []byte, lim Limits) (*Res
 	}()
 	select {
 	case res := <-done:
+		// The deadline may have passed unseen: a garbage collection that
+		// starts while wasm code runs stops the process, timers included,
+		// until that code returns, so a result can come in long after it.
+		if err := stopped(ctx); err != nil {
+			return nil, err
+		}
 		return res, nil
 	case <-ctx.Done():
-		if ctx.Err() == context.DeadlineExceeded {
-			return nil, ErrTimeout
-		}
-		return nil, ctx.Err()
+		return nil, stopped(ctx)
 	}
+}
+
+// stopped says why ctx ended, if it has or its deadline has passed: a
+// deadline is ErrTimeout, however late its timer.
+func stopped(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return ErrTimeout
+	}
+	return ctx.Err()
 }
 
 // classify turns how _start returned into a Result.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -182,12 +184,21 @@ func TestSameBytesOnBothEngines(t *testing.T) {
 
 // TestHostTimeoutStopsARun: the wall-clock guard returns from a run that
 // takes longer, and reports no result (the run itself ends with its fuel).
+//
+// A garbage collection that starts while wasm code runs stops the whole
+// process until that code returns (the Go runtime cannot preempt it), and
+// timers with it; the result then arrives with the deadline long past, and
+// it must not be reported. The test forces that case, and keeps the
+// collector off elsewhere, where a stall would delay the cancellation
+// past the run's end and make the test flaky.
 func TestHostTimeoutStopsARun(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	sb := New()
 	defer sb.Close(context.Background())
+	spin := module(1, []byte{opLoop, blockEmpty, 0x0c, 0, opEnd, opEnd})
 	l := Limits{Fuel: 5_000_000_000, MemoryMiB: 16, MaxOutput: 1024, Timeout: 100 * time.Millisecond}
 	start := time.Now()
-	res, err := sb.Run(context.Background(), module(1, []byte{opLoop, blockEmpty, 0x0c, 0, opEnd, opEnd}), nil, l)
+	res, err := sb.Run(context.Background(), spin, nil, l)
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("got %v, %v; want ErrTimeout", res, err)
 	}
@@ -196,8 +207,14 @@ func TestHostTimeoutStopsARun(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
-	if _, err := sb.Run(ctx, module(1, []byte{opLoop, blockEmpty, 0x0c, 0, opEnd, opEnd}), nil, Limits{Fuel: 5_000_000_000, MemoryMiB: 16, MaxOutput: 1024}); !errors.Is(err, context.Canceled) {
+	if _, err := sb.Run(ctx, spin, nil, Limits{Fuel: 5_000_000_000, MemoryMiB: 16, MaxOutput: 1024}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a cancelled run: %v, want context.Canceled", err)
+	}
+	gc := make(chan struct{})
+	time.AfterFunc(20*time.Millisecond, func() { goruntime.GC(); close(gc) })
+	defer func() { <-gc }()
+	if res, err := sb.Run(context.Background(), spin, nil, l); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("a run held up by a collection: %v, %v; want ErrTimeout", res, err)
 	}
 }
 
@@ -246,5 +263,223 @@ func TestMeteringKeepsCallsAndLocalsRight(t *testing.T) {
 	lim.Fuel = a.FuelUsed - 1
 	if c, err := comp.Run(context.Background(), m, nil, lim); err != nil || c.Code != OutOfFuel {
 		t.Fatalf("one fuel short: %+v, %v", c, err)
+	}
+}
+
+// bulkJob is what the bulk-operation tests need beyond module's memory:
+// a funcref table, a passive data segment and a passive element segment
+// (of function 0, _start).
+type bulkJob struct {
+	memPages uint32
+	tableLen uint32 // no table if 0
+	data     []byte // no data segment if nil
+	elems    uint32 // no element segment if 0
+	locals   []byte // _start's local declarations, count included
+	code     []byte // _start's instructions, end included
+}
+
+func (j bulkJob) wasm() []byte {
+	sec := func(id byte, b []byte) []byte { return append(appendU32([]byte{id}, uint32(len(b))), b...) }
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, sec(1, []byte{1, 0x60, 0, 0})...)
+	m = append(m, sec(3, []byte{1, 0})...)
+	if j.tableLen > 0 {
+		m = append(m, sec(4, appendU32([]byte{1, 0x70, 0}, j.tableLen))...)
+	}
+	m = append(m, sec(5, appendU32([]byte{1, 0}, j.memPages))...)
+	exp := appendName([]byte{1}, "_start")
+	m = append(m, sec(7, append(exp, 0, 0))...)
+	if j.elems > 0 {
+		el := appendU32([]byte{1, 1, 0}, j.elems) // passive, funcref by index
+		m = append(m, sec(9, append(el, make([]byte, j.elems)...))...)
+	}
+	if j.data != nil {
+		m = append(m, sec(12, []byte{1})...)
+	}
+	body := append(append([]byte(nil), j.locals...), j.code...)
+	m = append(m, sec(10, append(appendU32([]byte{1}, uint32(len(body))), body...))...)
+	if j.data != nil {
+		d := appendU32([]byte{1, 1}, uint32(len(j.data))) // passive
+		m = append(m, sec(11, append(d, j.data...))...)
+	}
+	return m
+}
+
+// i32 is i32.const v.
+func i32(v int64) []byte { return appendS64([]byte{opI32Const}, int64(int32(v))) }
+
+// repeat is a loop that runs code n times, counting in local 0.
+func repeat(n int64, code []byte) []byte {
+	return cat([]byte{opLoop, blockEmpty}, code,
+		[]byte{opLocalGet, 0}, i32(1), []byte{0x6a, opLocalTee, 0}, i32(n), []byte{0x49, 0x0d, 0, opEnd}) // i32.add, i32.lt_u, br_if
+}
+
+// cat joins code fragments.
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// TestBulkOperationsPayByLength: each bulk memory and table operation
+// costs fuel by its length, so a cheap job cannot make one instruction do
+// seconds of work. With a small length the operation does its job and
+// costs what its length says on both engines; a job of 2,000 fuel that
+// repeats it at a huge length runs out of fuel at the first one.
+func TestBulkOperationsPayByLength(t *testing.T) {
+	const tableLen = 1 << 20
+	data := make([]byte, 1<<20)
+	data[4095] = 0xab
+	refFunc, refNull := []byte{0xd2, 0}, []byte{0xd0, 0x70}
+	load8 := func(addr int64) []byte { return cat(i32(addr), []byte{0x2d, 0, 0}) }
+	isNull := func(i int64) []byte { return cat(i32(i), []byte{0x25, 0, 0xd1}) }
+	trapIf := func(cond ...[]byte) []byte { return cat(cat(cond...), []byte{opIf, blockEmpty, opUnreachable, opEnd}) }
+	const eqz, ne = 0x45, 0x47
+	tests := []struct {
+		name        string
+		job         bulkJob
+		op          func(n int64) []byte // leaves nothing on the stack
+		before      []byte               // code that prepares for op(small)
+		check       []byte               // code that traps unless op(small) did its job
+		small, huge int64
+		fuel        int64 // what op(small) costs more than op(0)
+		repeat      int64 // times the huge job does op(huge)
+	}{
+		{
+			name:  "memory.fill",
+			job:   bulkJob{memPages: 256},
+			op:    func(n int64) []byte { return cat(i32(0), i32(0xab), i32(n), []byte{0xfc, 11, 0}) },
+			check: cat(trapIf(load8(4095), i32(0xab), []byte{ne}), trapIf(load8(4096))),
+			small: 4096, huge: 256 << 16, fuel: 2048, repeat: 100,
+		},
+		{
+			name:   "memory.copy",
+			job:    bulkJob{memPages: 256},
+			op:     func(n int64) []byte { return cat(i32(128<<16), i32(0), i32(n), []byte{0xfc, 10, 0, 0}) },
+			before: cat(i32(4095), i32(0xab), []byte{0x3a, 0, 0}),
+			check:  trapIf(load8(128<<16+4095), i32(0xab), []byte{ne}),
+			small:  4096, huge: 128 << 16, fuel: 2048, repeat: 100,
+		},
+		{
+			name:  "memory.init",
+			job:   bulkJob{memPages: 256, data: data},
+			op:    func(n int64) []byte { return cat(i32(0), i32(0), i32(n), []byte{0xfc, 8, 0, 0}) },
+			check: trapIf(load8(4095), i32(0xab), []byte{ne}),
+			small: 4096, huge: 1 << 20, fuel: 2048, repeat: 100,
+		},
+		{
+			name:  "table.fill",
+			job:   bulkJob{memPages: 1, tableLen: tableLen},
+			op:    func(n int64) []byte { return cat(i32(0), refFunc, i32(n), []byte{0xfc, 17, 0}) },
+			check: cat(trapIf(isNull(511)), trapIf(isNull(512), []byte{eqz})),
+			small: 512, huge: tableLen, fuel: 2048, repeat: 100,
+		},
+		{
+			name:   "table.copy",
+			job:    bulkJob{memPages: 1, tableLen: tableLen},
+			op:     func(n int64) []byte { return cat(i32(tableLen/2), i32(0), i32(n), []byte{0xfc, 14, 0, 0}) },
+			before: cat(i32(511), refFunc, []byte{0x26, 0}),
+			check:  cat(trapIf(isNull(tableLen/2+511)), trapIf(isNull(tableLen/2+512), []byte{eqz})),
+			small:  512, huge: tableLen / 2, fuel: 2048, repeat: 100,
+		},
+		{
+			name:  "table.init",
+			job:   bulkJob{memPages: 1, tableLen: 1 << 16, elems: 1 << 16},
+			op:    func(n int64) []byte { return cat(i32(0), i32(0), i32(n), []byte{0xfc, 12, 0, 0}) },
+			check: cat(trapIf(isNull(511)), trapIf(isNull(512), []byte{eqz})),
+			small: 512, huge: 1 << 16, fuel: 2048, repeat: 100,
+		},
+		{
+			name:  "table.grow",
+			job:   bulkJob{memPages: 1, tableLen: 1},
+			op:    func(n int64) []byte { return cat(refNull, i32(n), []byte{0xfc, 15, 0, opLocalSet, 1}) },
+			check: cat(trapIf([]byte{opLocalGet, 1}, i32(1), []byte{ne}), trapIf([]byte{0xfc, 16, 0}, i32(513), []byte{ne})),
+			small: 512, huge: 1 << 18, fuel: 512 * 64, repeat: 16,
+		},
+		{
+			name:  "memory.grow",
+			job:   bulkJob{memPages: 1},
+			op:    func(n int64) []byte { return cat(i32(n), []byte{opMemoryGrow, 0, opLocalSet, 1}) },
+			check: cat(trapIf([]byte{opLocalGet, 1}, i32(1), []byte{ne}), trapIf([]byte{0x3f, 0}, i32(3), []byte{ne})),
+			small: 2, huge: 1000, fuel: 2 << 15, repeat: 1,
+		},
+	}
+	comp, interp := New(), NewInterpreter()
+	defer comp.Close(context.Background())
+	defer interp.Close(context.Background())
+	run := func(t *testing.T, sb *Sandbox, j bulkJob, fuel uint64, code ...[]byte) *Result {
+		t.Helper()
+		j.locals = []byte{1, 2, typeI32} // a loop counter and a result
+		j.code = cat(cat(code...), []byte{opEnd})
+		res, err := sb.Run(context.Background(), j.wasm(), nil, Limits{Fuel: fuel, MemoryMiB: 64, MaxOutput: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, sb := range []*Sandbox{comp, interp} {
+				if res := run(t, sb, tt.job, 1_000_000, tt.before, tt.op(tt.small), tt.check); res.Code != OK {
+					t.Fatalf("%s of %d: %v (%s), want ok", tt.name, tt.small, res.Code, res.Detail)
+				}
+				none, some := run(t, sb, tt.job, 1_000_000, tt.op(0)), run(t, sb, tt.job, 1_000_000, tt.op(tt.small))
+				if got := int64(some.FuelUsed) - int64(none.FuelUsed); got != tt.fuel {
+					t.Errorf("%s of %d cost %d fuel more than of 0, want %d", tt.name, tt.small, got, tt.fuel)
+				}
+				start := time.Now()
+				res := run(t, sb, tt.job, 2000, repeat(tt.repeat, tt.op(tt.huge)))
+				if res.Code != OutOfFuel || res.FuelUsed != 2000 {
+					t.Fatalf("%d × %s of %d on 2,000 fuel: %v (%s) after %v, fuel used %d; want out of fuel", tt.repeat, tt.name, tt.huge, res.Code, res.Detail, time.Since(start), res.FuelUsed)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBulkFuel measures the time per fuel of the bulk instructions,
+// mostly at 16 MiB or a million table elements, against a loop that stores
+// 16 MiB 8 bytes at a time: the ns/fuel figures should be of a size.
+func BenchmarkBulkFuel(b *testing.B) {
+	const size, elems = 16 << 20, 1 << 20
+	store := cat(i32(0), []byte{opLocalSet, 1, opLoop, blockEmpty, opLocalGet, 1, opI64Const, 0, 0x37, 3, 0, opLocalGet, 1}, // i64.store
+		i32(8), []byte{0x6a, opLocalTee, 1}, i32(size), []byte{0x49, 0x0d, 0, opEnd})
+	mem, table := bulkJob{memPages: size >> 16}, bulkJob{memPages: 1, tableLen: elems}
+	benchmarks := []struct {
+		name string
+		job  bulkJob
+		code []byte
+	}{
+		{"store loop", mem, repeat(4, store)},
+		{"memory.fill", mem, repeat(64, cat(i32(0), i32(7), i32(size), []byte{0xfc, 11, 0}))},
+		{"memory.copy", mem, repeat(128, cat(i32(0), i32(size/2), i32(size/2), []byte{0xfc, 10, 0, 0}))},
+		{"memory.init", bulkJob{memPages: size >> 16, data: make([]byte, 1<<20)}, repeat(1024, cat(i32(0), i32(0), i32(1<<20), []byte{0xfc, 8, 0, 0}))},
+		{"table.fill", table, repeat(64, cat(i32(0), []byte{0xd2, 0}, i32(elems), []byte{0xfc, 17, 0}))},
+		{"table.copy", table, repeat(128, cat(i32(0), i32(elems/2), i32(elems/2), []byte{0xfc, 14, 0, 0}))},
+		{"table.init", bulkJob{memPages: 1, tableLen: 1 << 16, elems: 1 << 16}, repeat(1024, cat(i32(0), i32(0), i32(1<<16), []byte{0xfc, 12, 0, 0}))},
+		{"table.grow", bulkJob{memPages: 1, tableLen: 1}, repeat(16, cat([]byte{0xd0, 0x70}, i32(elems), []byte{0xfc, 15, 0, 0x1a}))},
+		{"memory.grow by 1", bulkJob{memPages: 1}, repeat(1023, cat(i32(1), []byte{opMemoryGrow, 0, 0x1a}))},
+		{"memory.grow by 1023", bulkJob{memPages: 1}, cat(i32(1023), []byte{opMemoryGrow, 0, 0x1a})},
+	}
+	sb := New()
+	defer sb.Close(context.Background())
+	lim := Limits{Fuel: MaxFuel, MemoryMiB: 64, MaxOutput: 16}
+	for _, bb := range benchmarks {
+		b.Run(bb.name, func(b *testing.B) {
+			j := bb.job
+			j.locals, j.code = []byte{1, 2, typeI32}, cat(bb.code, []byte{opEnd})
+			wasm := j.wasm()
+			var fuel uint64
+			for b.Loop() {
+				res, err := sb.Run(context.Background(), wasm, nil, lim)
+				if err != nil || res.Code != OK {
+					b.Fatalf("%+v, %v", res, err)
+				}
+				fuel += res.FuelUsed
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(fuel), "ns/fuel")
+		})
 	}
 }
