@@ -20,6 +20,7 @@ import (
 	"github.com/cosmos/iavl"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/auth"
@@ -27,6 +28,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/chain/module"
@@ -79,6 +81,7 @@ func Modules() []module.Module {
 func wire(modules []module.Module) {
 	bank.SetRestriction(agent.Restrict)
 	staking.OnSlash(provider.AfterSlash)
+	provider.OnDeregister(audit.AfterDeregister)
 	for _, m := range modules {
 		if a, ok := m.(module.Accounts); ok {
 			bank.BlockRecipients(a.ModuleAccounts()...)
@@ -267,6 +270,22 @@ func (a *App) simulate(raw []byte) (*authpb.SimulateResponse, error) {
 	return &authpb.SimulateResponse{GasUsed: used}, nil
 }
 
+// simulationGas is the most gas a simulation may use: max_tx_gas, or less
+// if the signer's uagr cannot pay for that much at the minimum gas price.
+// A simulation is free and runs under the one ABCI mutex, so a key with
+// nothing gets no work done at all.
+func simulationGas(kv store.Reader, signer addr.Address) uint64 {
+	p := auth.GetParams(kv)
+	if p.MinGasPrice == 0 {
+		return p.MaxTxGas
+	}
+	afford := bank.Balance(kv, signer, coin.Native)
+	if afford >= authpb.MinFee(p, p.MaxTxGas) {
+		return p.MaxTxGas
+	}
+	return afford * 1_000_000 / p.MinGasPrice
+}
+
 // Preverify checks a tx's signature and remembers the result, so that
 // CheckTx need not. Unlike every other method it is safe to call
 // concurrently with anything, which lets the node verify signatures on many
@@ -345,7 +364,7 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 	}
 	limit := d.Body.GasLimit
 	if m == modeSimulate {
-		limit = auth.GetParams(ctx.KV).MaxTxGas
+		limit = simulationGas(ctx.KV, d.Signer)
 	}
 	meter := gas.NewMeter(limit)
 	cur := &module.Tx{Gas: meter}

@@ -17,10 +17,18 @@ import (
 	"github.com/agoranet/agora/internal/zk"
 )
 
-// TestProofSettlesChallenge: a challenge of a digits-mlp answer that
-// carried a zero-knowledge proof is settled at once by that proof, before
-// any committee vote; the challenger's bond is gone.
-func TestProofSettlesChallenge(t *testing.T) {
+// proven is an open dispute over a digits-mlp answer that carried a
+// zero-knowledge proof, and what settling it needs.
+type proven struct {
+	*disputes
+	logits []int32
+	proof  []byte
+	class  int // the true class of the input
+}
+
+// provenDispute has dave answer a proven request, saying the answer's
+// class is said(true class), anchor the receipt and v4 challenge it.
+func provenDispute(t *testing.T, said func(class int) int) *proven {
 	m, _ := model.Lookup(model.DigitsName)
 	sys, err := zk.Setup(m.MLP)
 	if err != nil {
@@ -28,7 +36,6 @@ func TestProofSettlesChallenge(t *testing.T) {
 	}
 	vk, _ := sys.VerifyingKey()
 	d := &disputes{harness: newHarness(t, "", withModelKey(m.Manifest.ID, vk)), t: t, seq: map[string]uint64{}}
-	defer d.close()
 	dave := address("dave").String()
 	d.send("dave", &stakingpb.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})
 	d.send("dave", &providerpb.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:1"})
@@ -51,7 +58,7 @@ func TestProofSettlesChallenge(t *testing.T) {
 		input[i] = int(p)
 	}
 	canonical := (&openai.Inference{Endpoint: "infer", Model: m.Manifest.Name, Input: input, Proof: true}).Canonical()
-	body, _ := json.Marshal(openai.InferResponse{Model: m.Manifest.Name, Class: class, Logits: logits, Proof: base64.StdEncoding.EncodeToString(proof)})
+	body, _ := json.Marshal(openai.InferResponse{Model: m.Manifest.Name, Class: said(class), Logits: logits, Proof: base64.StdEncoding.EncodeToString(proof)})
 	body = append(body, '\n')
 	enc, err := receipt.Sign(key("dave"), &receipt.Receipt{ChainId: testChain, ModelId: m.Manifest.ID, RequestHash: receipt.Hash(canonical), ResponseHash: receipt.Hash(body)})
 	if err != nil {
@@ -62,6 +69,17 @@ func TestProofSettlesChallenge(t *testing.T) {
 	if r := d.send("v4", &auditpb.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(enc), ChannelId: 1, LeafIndex: 0, Path: receipt.Path(leaves, 0), Request: canonical}); r.Code != 0 {
 		t.Fatalf("challenge: %s", r.Log)
 	}
+	return &proven{disputes: d, logits: logits, proof: proof, class: class}
+}
+
+// TestProofSettlesChallenge: a challenge of a digits-mlp answer that
+// carried a zero-knowledge proof is settled at once by that proof, before
+// any committee vote; the challenger's bond is gone.
+func TestProofSettlesChallenge(t *testing.T) {
+	d := provenDispute(t, func(class int) int { return class })
+	defer d.close()
+	dave := address("dave").String()
+	logits, proof, class := d.logits, d.proof, d.class
 	bad := append([]int32(nil), logits...)
 	bad[0]++
 	if r := d.send("dave", &auditpb.MsgSettleWithProof{Submitter: dave, DisputeId: 1, Class: int32(class), Logits: bad, Proof: proof}); r.Code == 0 {

@@ -136,6 +136,9 @@ type Genesis struct {
 	FeeRecipients []FeeRecipient
 	// ModelKeys are verifying keys the chain starts with.
 	ModelKeys []ModelKey
+	// Audit replaces the audit module's default params when set (tests
+	// shorten the windows of key reviews).
+	Audit *auditpb.Params
 }
 
 // FeeRecipient is who receives a validator's block fees.
@@ -190,7 +193,7 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	ag := &auditpb.Genesis{}
+	ag := &auditpb.Genesis{Params: g.Audit}
 	for _, k := range g.ModelKeys {
 		ag.ModelKeys = append(ag.ModelKeys, &auditpb.GenesisKey{ModelId: k.ModelID, VerifyingKey: k.VerifyingKey})
 	}

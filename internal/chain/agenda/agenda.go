@@ -50,18 +50,23 @@ func (a Agenda) Move(kv store.KV, from, to int64, id uint64) {
 	}
 }
 
-// Due takes off the agenda every entry due at or before height and returns
-// their ids, earliest height first and by id within a height. Entries are
-// removed before the caller acts on them, so whatever the caller schedules
-// while acting stays on the agenda.
-func (a Agenda) Due(kv store.KV, height int64) []uint64 {
-	if height < 0 {
+// Due takes off the agenda the entries due at or before height, at most
+// max of them, and returns their ids, earliest height first and by id
+// within a height. Entries are removed before the caller acts on them, so
+// whatever the caller schedules while acting stays on the agenda.
+//
+// The bound keeps a block's EndBlock work bounded whatever txs scheduled
+// it: deadlines that users choose (an order's bid window) can pile up on
+// one height, and the entries past max are simply due in the next block,
+// still in order. Callers compare heights with >=, never ==.
+func (a Agenda) Due(kv store.KV, height int64, max int) []uint64 {
+	if height < 0 || max <= 0 {
 		return nil
 	}
 	it := kv.Iterator(a.prefix, a.key(height, ^uint64(0)))
 	var ids []uint64
 	var keys [][]byte
-	for ; it.Valid(); it.Next() {
+	for ; it.Valid() && len(ids) < max; it.Next() {
 		k := it.Key()
 		ids = append(ids, binary.BigEndian.Uint64(k[len(k)-8:]))
 		keys = append(keys, append([]byte(nil), k...))

@@ -184,7 +184,7 @@ func Restrict(ctx *module.Context, t *bank.Transfer, c *coin.Coin) (addr.Address
 	if t.Fee {
 		return to, payFee(ctx, ag, c)
 	}
-	if ctx.Signer != t.From {
+	if ctx.Signer != t.From && !t.Reward {
 		// Someone else's tx moves the agent's money: the agent signed a
 		// transfer authorization, which its policy must allow like a tx.
 		if !allowed(ag.Policy.AllowedMsgs, authorizationMsg) {

@@ -12,6 +12,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
 )
 
@@ -68,6 +69,13 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 		// (that stake, channel refunds, job refunds) goes to the owner.
 		if bal := bank.Balances(ctx.KV, a); len(bal) > 0 {
 			if err := bank.Send(ctx, a, ctx.Signer, bal); err != nil {
+				return nil, err
+			}
+		}
+		// A provider agent stops serving first, so its stake stays
+		// slashable for as long as its receipts can be challenged.
+		if provider.Get(ctx.KV, a) != nil {
+			if err := provider.Deregister(ctx, a); err != nil {
 				return nil, err
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/zk"
 )
@@ -142,6 +143,13 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	var g auditpb.Genesis
 	if err := module.DecodeGenesis(raw, m.DefaultGenesis(), &g); err != nil {
 		return fmt.Errorf("audit: %w", err)
+	}
+	if p := g.Params; p != nil {
+		if p.CommitteeSize == 0 || p.CommitBlocks < 1 || p.RevealBlocks < 1 || p.KeyReviewCommitBlocks < 0 ||
+			p.SlashBps > stakingpb.BPS || p.RewardBps > stakingpb.BPS || p.MissPenaltyBps > stakingpb.BPS {
+			return fmt.Errorf("audit: genesis params: committee_size, commit_blocks and reveal_blocks must be positive and each bps at most %d", stakingpb.BPS)
+		}
+		ctx.KV.Set(paramsKey, module.MustMarshal(p))
 	}
 	for _, k := range g.ModelKeys {
 		if err := providerpb.ValidModelID(k.ModelId); err != nil {

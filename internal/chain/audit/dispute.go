@@ -33,6 +33,7 @@ const ChallengeWindow = 100_000
 
 var (
 	challengedPrefix = []byte("audit/ch/")  // sha256 of a challenged receipt -> dispute id
+	disputedReceipt  = []byte("audit/chr/") // open dispute id -> that receipt's id
 	verifierPrefix   = []byte("audit/ver/") // verifier -> Verifier
 	disputePrefix    = []byte("audit/d/")   // id -> Dispute
 	nextDisputeKey   = []byte("audit/next")
@@ -172,14 +173,17 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	}
 	ctx.KV.Set(nextDisputeKey, be(id+1))
 	ctx.KV.Set(seen, be(id))
+	ctx.KV.Set(cat(disputedReceipt, be(id)), rid)
 	d := &auditpb.Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
 		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond,
 		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: auditpb.DisputeStatus_DISPUTE_STATUS_OPEN}
 	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), committee.Seed(ctx.Seed, "audit", id)) {
 		d.Votes = append(d.Votes, &auditpb.Vote{Verifier: v.String()})
+		staking.HoldUntil(ctx, v, d.RevealUntil+MaxDueDelay) // a missed vote is slashed at settlement
 	}
 	putDispute(ctx.KV, d)
 	deadlines.Add(ctx.KV, d.RevealUntil, id)
+	ctx.ConsumeGas(gas.EndBlockStep, "the dispute's settlement")
 	attrs := []module.Attr{module.Key("dispute_id", module.U64(id)), module.Key("provider", d.Provider), module.Key("challenger", d.Challenger)}
 	for _, v := range d.Votes {
 		attrs = append(attrs, module.Key("member", v.Verifier))
@@ -187,6 +191,19 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	ctx.Emit("challenge", attrs...)
 	return d, nil
 }
+
+// AfterDeregister holds a provider's stake, once it deregisters, for as
+// long as a receipt it signed while registered can still be challenged
+// and its dispute settled: unbonding sooner would leave a proven lie
+// nothing to slash.
+func AfterDeregister(ctx *module.Context, operator addr.Address) {
+	p := GetParams(ctx.KV)
+	staking.HoldUntil(ctx, operator, ctx.Height+receipt.MaxLead+ChallengeWindow+p.CommitBlocks+p.RevealBlocks+MaxDueDelay)
+}
+
+// MaxDueDelay is how many blocks past its deadline a settlement may wait
+// for its EndBlock (see MaxDuePerBlock); holds of stake allow for it.
+const MaxDueDelay = 100
 
 // memberVote finds the signer's vote on an open dispute.
 func memberVote(ctx *module.Context, id uint64) (*auditpb.Dispute, *auditpb.Vote, error) {
@@ -262,15 +279,19 @@ func castReveal(ctx *module.Context, what string, commitUntil, revealUntil int64
 	return nil
 }
 
-// EndBlock settles the disputes and key reviews whose reveal window
-// closed at this height.
+// MaxDuePerBlock bounds the disputes, and separately the key reviews,
+// one EndBlock settles; the rest are settled in the blocks after.
+const MaxDuePerBlock = 500
+
+// EndBlock settles the disputes and key reviews whose reveal window has
+// closed, earliest first, at most MaxDuePerBlock of each.
 func (Module) EndBlock(ctx *module.Context) error {
-	for _, id := range deadlines.Due(ctx.KV, ctx.Height) {
+	for _, id := range deadlines.Due(ctx.KV, ctx.Height, MaxDuePerBlock) {
 		if err := settle(ctx, GetDispute(ctx.KV, id)); err != nil {
 			return err
 		}
 	}
-	for _, id := range reviewDeadline.Due(ctx.KV, ctx.Height) {
+	for _, id := range reviewDeadline.Due(ctx.KV, ctx.Height, MaxDuePerBlock) {
 		if err := settleReview(ctx, GetReview(ctx.KV, id)); err != nil {
 			return err
 		}
@@ -303,9 +324,16 @@ func settle(ctx *module.Context, d *auditpb.Dispute) error {
 		}
 	}
 	provider, challenger := addr.MustParse(d.Provider), addr.MustParse(d.Challenger)
+	rid := cat(disputedReceipt, be(d.Id))
 	switch {
 	case majority == "":
+		// Nothing was judged, so the receipt may be challenged again:
+		// otherwise a liar's sybil could challenge first, split the vote
+		// and make the lie immune.
 		d.Status = auditpb.DisputeStatus_DISPUTE_STATUS_UNDECIDED
+		if v := ctx.KV.Get(rid); v != nil {
+			ctx.KV.Delete(cat(challengedPrefix, v))
+		}
 		if _, err := bonds.Close(ctx, d.Id, challenger); err != nil {
 			return err
 		}
@@ -341,6 +369,7 @@ func settle(ctx *module.Context, d *auditpb.Dispute) error {
 		}
 		chainprov.AddDisputeLost(ctx, provider)
 	}
+	ctx.KV.Delete(rid)
 	d.MajorityHash = []byte(majority)
 	for _, v := range d.Votes {
 		if majority != "" && string(v.ResponseHash) == majority {
@@ -399,6 +428,18 @@ func SettleWithProof(ctx *module.Context, m *auditpb.MsgSettleWithProof) error {
 	if err := zk.Verify(k.VerifyingKey, m.Proof, pixels, m.Logits); err != nil {
 		return fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
 	}
+	// The proof covers the logits; the class users read is their argmax
+	// (the first, on a tie, as the model computes it). A receipt that
+	// lies about it is not settled by proving the logits.
+	class := 0
+	for k, l := range m.Logits {
+		if l > m.Logits[class] {
+			class = k
+		}
+	}
+	if int(m.Class) != class {
+		return fmt.Errorf("audit: the proven logits give class %d, the answer says %d; a proof does not settle a lie about the class: %w", class, m.Class, codes.ErrInvalidRequest)
+	}
 	// The answer as the provider sent it: the same JSON its /v1/infer
 	// writes, under the model name the provider registered.
 	name := ""
@@ -428,6 +469,7 @@ func SettleWithProof(ctx *module.Context, m *auditpb.MsgSettleWithProof) error {
 		return err
 	}
 	deadlines.Remove(ctx.KV, d.RevealUntil, d.Id)
+	ctx.KV.Delete(cat(disputedReceipt, be(d.Id)))
 	putDispute(ctx.KV, d)
 	chainprov.AddAuditPassed(ctx, addr.MustParse(d.Provider))
 	ctx.Emit("dispute_settled", module.Key("dispute_id", module.U64(d.Id)), module.Key("provider", d.Provider), module.Val("status", d.Status.String()), module.Val("by", "proof"))

@@ -12,6 +12,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/committee"
 	"github.com/agoranet/agora/internal/chain/escrow"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
@@ -62,10 +63,8 @@ func ProposeKey(ctx *module.Context, m *auditpb.MsgProposeModelKey) (*auditpb.Ke
 	// costs stake; and none is the model's only provider, who could then
 	// forge proofs for every answer it sells.
 	providers := chainprov.List(ctx.KV, m.ModelId, false)
-	exclude := map[addr.Address]bool{ctx.Signer: true}
 	for _, pk := range m.Contributors {
 		a := addr.FromPubKey(pk)
-		exclude[a] = true
 		if ctx.KV.Get(cat(verifierPrefix, a[:])) == nil || staking.Bonded(ctx.KV, a) < p.VerifierMinStake {
 			return nil, fmt.Errorf("audit: contributor %s is not a registered verifier with %duagr bonded; only staked verifiers' contributions count: %w", a, p.VerifierMinStake, codes.ErrKeyEvidence)
 		}
@@ -73,14 +72,19 @@ func ProposeKey(ctx *module.Context, m *auditpb.MsgProposeModelKey) (*auditpb.Ke
 			return nil, fmt.Errorf("audit: contributor %s is the only provider of model %s; its setup would let it forge proofs of its own answers: %w", a, m.ModelId, codes.ErrKeyEvidence)
 		}
 	}
+	// The committee is drawn from every verifier but the proposer.
+	// Contributors are named by public key alone, without their consent,
+	// so leaving them out would let a proposer name every honest verifier
+	// and leave only its own to review its key; a contributor on the
+	// committee checks the transcript like anyone else.
 	var pool []addr.Address
 	for _, v := range Verifiers(ctx.KV, p.VerifierMinStake) {
-		if !exclude[v] {
+		if v != ctx.Signer {
 			pool = append(pool, v)
 		}
 	}
 	if len(pool) < int(p.CommitteeSize) {
-		return nil, fmt.Errorf("audit: %d verifiers are neither the proposer nor a contributor; a review committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrKeyEvidence)
+		return nil, fmt.Errorf("audit: %d verifiers besides the proposer; a review committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrKeyEvidence)
 	}
 	id := uint64(1)
 	if v := ctx.KV.Get(nextReviewKey); v != nil {
@@ -89,16 +93,24 @@ func ProposeKey(ctx *module.Context, m *auditpb.MsgProposeModelKey) (*auditpb.Ke
 	if err := keyBonds.Hold(ctx, ctx.Signer, id, coin.New(coin.Native, p.ChallengeBond)); err != nil {
 		return nil, fmt.Errorf("audit: the key proposal's bond: %w", err)
 	}
+	// Members check a transcript, tens of seconds of work: a window of
+	// its own, the disputes' when genesis sets none.
+	commitBlocks := p.KeyReviewCommitBlocks
+	if commitBlocks <= 0 {
+		commitBlocks = p.CommitBlocks
+	}
 	ctx.KV.Set(nextReviewKey, be(id+1))
 	ctx.KV.Set(cat(reviewByModel, []byte(m.ModelId)), be(id))
 	r := &auditpb.KeyReview{Id: id, Proposer: m.Proposer, ModelId: m.ModelId, VerifyingKey: m.VerifyingKey, TranscriptDigest: m.TranscriptDigest,
 		TranscriptUrl: m.TranscriptUrl, Contributors: m.Contributors, Bond: p.ChallengeBond,
-		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: auditpb.ReviewStatus_REVIEW_STATUS_OPEN}
+		CommitUntil: ctx.Height + commitBlocks, RevealUntil: ctx.Height + commitBlocks + p.RevealBlocks, Status: auditpb.ReviewStatus_REVIEW_STATUS_OPEN}
 	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), committee.Seed(ctx.Seed, "audit-key", id)) {
 		r.Votes = append(r.Votes, &auditpb.Vote{Verifier: v.String()})
+		staking.HoldUntil(ctx, v, r.RevealUntil+MaxDueDelay)
 	}
 	putReview(ctx.KV, r)
 	reviewDeadline.Add(ctx.KV, r.RevealUntil, id)
+	ctx.ConsumeGas(gas.EndBlockStep, "the review's settlement")
 	attrs := []module.Attr{module.Key("review_id", module.U64(id)), module.Key("model_id", m.ModelId), module.Key("proposer", m.Proposer)}
 	for _, v := range r.Votes {
 		attrs = append(attrs, module.Key("member", v.Verifier))
@@ -157,14 +169,15 @@ func settleReview(ctx *module.Context, r *auditpb.KeyReview) error {
 	p := GetParams(ctx.KV)
 	want := auditpb.KeyVerdict(r.ModelId, r.VerifyingKey, r.Contributors)
 	yes := 0
-	var voted []addr.Address
+	var against []addr.Address
 	for _, v := range r.Votes {
 		if len(v.ResponseHash) == 0 {
 			continue
 		}
-		voted = append(voted, addr.MustParse(v.Verifier))
 		if bytes.Equal(v.ResponseHash, want) {
 			yes++
+		} else {
+			against = append(against, addr.MustParse(v.Verifier))
 		}
 	}
 	proposer := addr.MustParse(r.Proposer)
@@ -177,10 +190,12 @@ func settleReview(ctx *module.Context, r *auditpb.KeyReview) error {
 		ctx.KV.Set(keyKey(r.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: r.ModelId, Owner: r.Proposer, VerifyingKey: r.VerifyingKey,
 			RegisteredAt: ctx.Height, Contributors: r.Contributors, TranscriptDigest: r.TranscriptDigest, ReviewId: r.Id}))
 	} else {
+		// The bond pays the members who voted it down; none if the
+		// proposal failed only for want of votes.
 		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_REJECTED
-		if len(voted) > 0 {
-			share := r.Bond / uint64(len(voted))
-			for _, a := range voted {
+		if len(against) > 0 {
+			share := r.Bond / uint64(len(against))
+			for _, a := range against {
 				if err := keyBonds.Pay(ctx, r.Id, a, share); err != nil {
 					return err
 				}

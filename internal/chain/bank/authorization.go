@@ -30,7 +30,7 @@ func TransferWithAuthorization(ctx *module.Context, a *bankpb.Authorization) err
 	if err != nil {
 		return err
 	}
-	if err := checkRecipient(to); err != nil {
+	if err := CheckRecipient(to); err != nil {
 		return err
 	}
 	now := ctx.TimeUnixNano / 1_000_000_000

@@ -127,6 +127,9 @@ type Transfer struct {
 	// Fee marks a transaction fee, which policies limit by a fee
 	// allowance rather than by their spending limits.
 	Fee bool
+	// Reward marks a reward paid out of From's slashed stake, which From
+	// did not sign for; see Allows.
+	Reward bool
 }
 
 // Restriction is consulted for each coin of every transfer and burn
@@ -149,9 +152,10 @@ func BlockRecipients(accounts ...addr.Address) {
 	}
 }
 
-// checkRecipient refuses a module account as the recipient of a user's
-// message.
-func checkRecipient(to addr.Address) error {
+// CheckRecipient refuses a module account as the recipient a user's
+// message names: of a send, or of payments to come (a channel's payee, a
+// service's royalties).
+func CheckRecipient(to addr.Address) error {
 	if blocked[to] {
 		return fmt.Errorf("bank: %s is a module account; coins reach it only through its module's messages: %w", to, codes.ErrUnauthorized)
 	}
@@ -167,6 +171,20 @@ func restrict(ctx *module.Context, t *Transfer, c *coin.Coin) (addr.Address, err
 		return t.To, nil
 	}
 	return restriction(ctx, t, c)
+}
+
+// Allows runs the restriction on a transfer without moving anything, for
+// money that leaves From's hands by another road: a slashed staker's
+// stake, already in the staking pool, paying its challenger a reward. An
+// agent's stake is its owner's money, and its policy decides whom it may
+// reach either way. What the policy counts (spending) it counts here.
+func Allows(ctx *module.Context, t Transfer) error {
+	for _, c := range t.Coins {
+		if _, err := restrict(ctx, &t, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Move executes a transfer. On error nothing has been written that the

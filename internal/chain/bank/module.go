@@ -28,13 +28,13 @@ func (Module) Msgs() []module.Msg {
 func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *bankpb.MsgSend:
-		if err := checkRecipient(addr.MustParse(m.To)); err != nil {
+		if err := CheckRecipient(addr.MustParse(m.To)); err != nil {
 			return nil, err
 		}
 		return nil, Send(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)
 	case *bankpb.MsgMultiSend:
 		for _, o := range m.Outputs {
-			if err := checkRecipient(addr.MustParse(o.To)); err != nil {
+			if err := CheckRecipient(addr.MustParse(o.To)); err != nil {
 				return nil, err
 			}
 			if err := Send(ctx, ctx.Signer, addr.MustParse(o.To), o.Amount); err != nil {
@@ -43,7 +43,7 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 		}
 		return nil, nil
 	case *bankpb.MsgMint:
-		if err := checkRecipient(addr.MustParse(m.To)); err != nil {
+		if err := CheckRecipient(addr.MustParse(m.To)); err != nil {
 			return nil, err
 		}
 		return nil, Mint(ctx, ctx.Signer, addr.MustParse(m.To), m.Amount)

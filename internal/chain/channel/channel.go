@@ -81,6 +81,9 @@ func mustGet(kv store.Reader, id uint64) (*channelpb.Channel, error) {
 // Open creates a channel and escrows its deposit.
 func Open(ctx *module.Context, m *channelpb.MsgOpenChannel) (*channelpb.Channel, error) {
 	payer, payee := addr.MustParse(m.Payer), addr.MustParse(m.Payee)
+	if err := bank.CheckRecipient(payee); err != nil {
+		return nil, fmt.Errorf("channel: payee: %w", err)
+	}
 	if addr.FromPubKey(m.PayerKey) != payer {
 		return nil, fmt.Errorf("channel: payer_key is not %s's key: %w", payer, codes.ErrSignature)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/committee"
 	"github.com/agoranet/agora/internal/chain/escrow"
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	chainprov "github.com/agoranet/agora/internal/chain/provider"
@@ -286,6 +287,10 @@ func addLease(ctx *module.Context, o *jobpb.Order, b *jobpb.Bid) {
 	b.Used = true
 	l := &jobpb.Lease{Provider: b.Provider, Price: b.Price, LeasedAt: ctx.Height, Deadline: ctx.Height + o.DeadlineBlocks, Status: jobpb.LeaseStatus_LEASE_STATUS_ACTIVE}
 	o.Leases = append(o.Leases, l)
+	// The lessee's stake answers for a missed deadline and for a wrong
+	// result that a committee finds after the reveals.
+	ap := audit.GetParams(ctx.KV)
+	staking.HoldUntil(ctx, addr.MustParse(l.Provider), l.Deadline+GetParams(ctx.KV).RevealBlocks+max(ap.CommitBlocks, o.DeadlineBlocks)+ap.RevealBlocks+2*audit.MaxDueDelay)
 	ctx.Emit("job_lease", module.Key("order_id", module.U64(o.Id)), module.Key("provider", l.Provider),
 		module.Val("price", module.U64(l.Price)), module.Val("deadline", module.U64(uint64(l.Deadline))))
 }
@@ -442,6 +447,7 @@ func dispute(ctx *module.Context, o *jobpb.Order, why string) error {
 	attrs := []module.Attr{module.Key("order_id", module.U64(o.Id))}
 	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), committee.Seed(ctx.Seed, "job", o.Id)) {
 		o.Votes = append(o.Votes, &jobpb.Vote{Verifier: v.String()})
+		staking.HoldUntil(ctx, v, o.VoteRevealUntil+audit.MaxDueDelay)
 		attrs = append(attrs, module.Key("member", v.String()))
 	}
 	ctx.Emit("job_dispute", attrs...)
@@ -630,13 +636,23 @@ func schedule(ctx *module.Context, o *jobpb.Order) {
 	if ended(o) {
 		due = 0
 	}
+	if due != 0 && due != o.NextDue {
+		ctx.ConsumeGas(gas.EndBlockStep, "the order's next EndBlock step") // a no-op in EndBlock
+	}
 	deadlines.Move(ctx.KV, o.NextDue, due, o.Id)
 	o.NextDue = due
 }
 
-// EndBlock moves the orders whose deadline is this block.
+// MaxDuePerBlock bounds the orders one EndBlock moves. Tenants choose
+// bid windows and deadlines, so orders created over many blocks can fall
+// due at one height; those past the bound are moved in the blocks after
+// (about 70 µs an order on the reference machine).
+const MaxDuePerBlock = 500
+
+// EndBlock moves the orders whose deadline has come, at most
+// MaxDuePerBlock of them, earliest first.
 func (Module) EndBlock(ctx *module.Context) error {
-	for _, id := range deadlines.Due(ctx.KV, ctx.Height) {
+	for _, id := range deadlines.Due(ctx.KV, ctx.Height, MaxDuePerBlock) {
 		o := Get(ctx.KV, id)
 		o.NextDue = 0
 		if err := step(ctx, o); err != nil {

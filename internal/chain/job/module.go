@@ -10,6 +10,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/store"
 )
 
@@ -81,6 +82,11 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	p := g.Params
 	if p.MaxRedundancy == 0 || p.DefaultBidWindow < 1 || p.DefaultDeadlineBlocks < 1 || p.RevealBlocks < 1 || p.MaxBids == 0 || p.MaxFuel == 0 || p.MaxMemoryMib == 0 {
 		return fmt.Errorf("job: genesis params must be positive")
+	}
+	// A bps over 100% would make the first slash fail in EndBlock, and so
+	// every node's next block.
+	if p.MissPenaltyBps > stakingpb.BPS || p.WrongResultSlashBps > stakingpb.BPS {
+		return fmt.Errorf("job: genesis params: miss_penalty_bps and wrong_result_slash_bps are at most %d", stakingpb.BPS)
 	}
 	ctx.KV.Set(paramsKey, module.MustMarshal(p))
 	return nil

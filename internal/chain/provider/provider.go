@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -156,6 +157,11 @@ func RegisterService(ctx *module.Context, a addr.Address, m *providerpb.MsgRegis
 	if err := checkPrices(ctx.KV, m); err != nil {
 		return err
 	}
+	for _, r := range m.Royalties {
+		if err := bank.CheckRecipient(addr.MustParse(r.Recipient)); err != nil {
+			return fmt.Errorf("provider: royalty recipient: %w", err)
+		}
+	}
 	if old := GetService(ctx.KV, a, m.ModelId); old != nil && old.ModelName != m.ModelName {
 		ctx.KV.Delete(nameKey(old.ModelName, a))
 	}
@@ -228,9 +234,20 @@ func Deregister(ctx *module.Context, a addr.Address) error {
 	}
 	ctx.KV.Delete(providerKey(a))
 	staking.SetRequired(ctx, a, 0)
+	if afterDeregister != nil {
+		afterDeregister(ctx, a)
+	}
 	ctx.Emit("deregister_provider", module.Key("operator", a.String()))
 	return nil
 }
+
+var afterDeregister func(ctx *module.Context, operator addr.Address)
+
+// OnDeregister installs what runs after a provider deregisters: the audit
+// module holds its stake for as long as its receipts can be challenged
+// (provider cannot import audit, which imports it). The app installs it at
+// start-up.
+func OnDeregister(f func(ctx *module.Context, operator addr.Address)) { afterDeregister = f }
 
 // EndBlock enforces liveness. The liveness index is ordered by last
 // heartbeat, so it reads only the providers that are late.

@@ -24,6 +24,7 @@ var (
 	stakePrefix  = []byte("staking/s/")
 	queuePrefix  = []byte("staking/q/")  // completes_at | staker -> Unbonding
 	byAcctPrefix = []byte("staking/qa/") // staker | completes_at -> nil
+	holdPrefix   = []byte("staking/h/")  // staker -> height its unbonding may not complete before
 	paramsKey    = []byte("staking/params")
 )
 
@@ -39,6 +40,8 @@ func queueKey(at int64, a addr.Address) []byte {
 	k := append(append([]byte(nil), queuePrefix...), be(at)...)
 	return append(k, a[:]...)
 }
+
+func holdKey(a addr.Address) []byte { return append(append([]byte(nil), holdPrefix...), a[:]...) }
 
 func byAcctKey(a addr.Address, at int64) []byte {
 	k := append(append([]byte(nil), byAcctPrefix...), a[:]...)
@@ -126,6 +129,34 @@ func SetRequired(ctx *module.Context, a addr.Address, amount uint64) {
 	put(ctx.KV, a, s)
 }
 
+// HoldUntil keeps a's stake slashable until height: stake it unbonds
+// completes no earlier. Modules call it for obligations that outlive the
+// unbonding period: a deregistered provider's receipts stay challengeable
+// for the challenge window, a committee member's vote is due at the end of
+// the reveal window, a lessee's result can be disputed after its deadline.
+// A later hold never shortens an earlier one.
+func HoldUntil(ctx *module.Context, a addr.Address, height int64) {
+	if height <= heldUntil(ctx, a) {
+		return
+	}
+	ctx.KV.Set(holdKey(a), be(height))
+}
+
+// heldUntil is a's hold, forgetting it once it has passed.
+func heldUntil(ctx *module.Context, a addr.Address) int64 {
+	k := holdKey(a)
+	v := ctx.KV.Get(k)
+	if v == nil {
+		return 0
+	}
+	h := int64(binary.BigEndian.Uint64(v))
+	if h <= ctx.Height {
+		ctx.KV.Delete(k)
+		return 0
+	}
+	return h
+}
+
 // UnbondAll releases a's registration and starts unbonding all its bonded
 // stake: for an agent its owner revokes (the payout then reaches the
 // owner; see agent.Restrict). Slashing still applies while it unbonds.
@@ -150,7 +181,7 @@ func unbond(ctx *module.Context, a addr.Address, s *stakingpb.Stake, amount uint
 	if err := unbondingOwed.Add(ctx.KV, coin.Native, amount); err != nil {
 		return err
 	}
-	at := ctx.Height + GetParams(ctx.KV).UnbondingBlocks
+	at := max(ctx.Height+GetParams(ctx.KV).UnbondingBlocks, heldUntil(ctx, a))
 	u := &stakingpb.Unbonding{Staker: a.String(), CompletesAt: at}
 	if v := ctx.KV.Get(queueKey(at, a)); v != nil {
 		module.MustUnmarshal(v, u)
@@ -228,6 +259,15 @@ func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 	reward := uint64(0)
 	if !beneficiary.IsZero() {
 		reward = cut(taken, rewardBps)
+	}
+	// A slashed agent's stake is its owner's: it reaches the beneficiary
+	// only if the agent's policy would let it pay them, and is burned with
+	// the rest otherwise, so an agent cannot pay an accomplice by lying.
+	if reward > 0 {
+		if err := bank.Allows(ctx, bank.Transfer{From: a, To: beneficiary, Coins: []*coin.Coin{coin.New(coin.Native, reward)}, Reward: true}); err != nil {
+			ctx.Emit("slash_reward_withheld", module.Key("staker", a.String()), module.Key("beneficiary", beneficiary.String()), module.Val("reason", err.Error()))
+			reward = 0
+		}
 	}
 	pay := func(pool addr.Address, amount uint64) error {
 		r := min(reward, amount)

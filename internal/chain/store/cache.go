@@ -2,15 +2,22 @@ package store
 
 import (
 	"bytes"
-	"sort"
+
+	"github.com/google/btree"
 )
 
 // Cache buffers writes over a parent. Reads see the buffered writes first.
 // Write applies them to the parent in key order, so the parent (an IAVL
 // tree whose shape depends on insertion order) ends the same on every node.
+//
+// The buffered keys are also kept in order, so that an iterator costs what
+// its range holds: a block's cache holds every write of the block, and a
+// message that iterates a small prefix late in a busy block must not pay
+// (unmetered) for sorting all of them.
 type Cache struct {
 	parent KV
 	dirty  map[string]entry
+	order  *btree.BTreeG[string] // the keys of dirty, ascending
 }
 
 type entry struct {
@@ -20,7 +27,7 @@ type entry struct {
 
 // NewCache returns an empty cache over parent.
 func NewCache(parent KV) *Cache {
-	return &Cache{parent: parent, dirty: make(map[string]entry)}
+	return &Cache{parent: parent, dirty: make(map[string]entry), order: btree.NewOrderedG[string](32)}
 }
 
 // Get implements Reader.
@@ -39,12 +46,19 @@ func (c *Cache) Set(key, value []byte) {
 	if value == nil {
 		value = []byte{}
 	}
-	c.dirty[string(key)] = entry{value: bytes.Clone(value)}
+	c.put(string(key), entry{value: bytes.Clone(value)})
 }
 
 // Delete implements KV.
 func (c *Cache) Delete(key []byte) {
-	c.dirty[string(key)] = entry{deleted: true}
+	c.put(string(key), entry{deleted: true})
+}
+
+func (c *Cache) put(k string, e entry) {
+	if _, ok := c.dirty[k]; !ok {
+		c.order.ReplaceOrInsert(k)
+	}
+	c.dirty[k] = e
 }
 
 // Write applies the buffered writes to the parent and empties the cache.
@@ -58,21 +72,20 @@ func (c *Cache) Write() {
 		}
 	}
 	clear(c.dirty)
+	c.order.Clear(false)
 }
 
+// sortedKeys returns the buffered keys in [start, end), ascending; a nil
+// end is no bound.
 func (c *Cache) sortedKeys(start, end []byte) []string {
-	keys := make([]string, 0, len(c.dirty))
-	for k := range c.dirty { //agora:sorted
-		if inRange([]byte(k), start, end) {
-			keys = append(keys, k)
-		}
+	var keys []string
+	collect := func(k string) bool { keys = append(keys, k); return true }
+	if end == nil {
+		c.order.AscendGreaterOrEqual(string(start), collect)
+	} else {
+		c.order.AscendRange(string(start), string(end), collect)
 	}
-	sort.Strings(keys)
 	return keys
-}
-
-func inRange(k, start, end []byte) bool {
-	return bytes.Compare(k, start) >= 0 && (end == nil || bytes.Compare(k, end) < 0)
 }
 
 // Iterator implements Reader: the parent's keys merged with the cache's,

@@ -29,8 +29,8 @@ func ValidatePolicy(p *Policy) error {
 	if !coin.ValidDenom(p.Denom) {
 		return fmt.Errorf("agent: policy denom %q is not valid: %w", p.Denom, codes.ErrInvalidRequest)
 	}
-	if p.MaxPerPeriod > 0 && p.PeriodBlocks < 1 {
-		return fmt.Errorf("agent: a per-period maximum needs period_blocks >= 1: %w", codes.ErrInvalidRequest)
+	if (p.MaxPerPeriod > 0 || p.FeeAllowancePerPeriod > 0) && p.PeriodBlocks < 1 {
+		return fmt.Errorf("agent: a per-period maximum or fee allowance needs period_blocks >= 1: %w", codes.ErrInvalidRequest)
 	}
 	if len(p.AllowedRecipients) > 64 || len(p.AllowedMsgs) > 64 {
 		return fmt.Errorf("agent: at most 64 allowed recipients and 64 allowed messages: %w", codes.ErrInvalidRequest)

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/agoranet/agora/internal/chain/commit"
+
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -94,6 +96,12 @@ func (m *MsgRevealKeyVote) ValidateBasic() error {
 
 // KeyVoteDomain separates key-review commitments from dispute ones.
 const KeyVoteDomain = "agora/audit/key-vote/v1"
+
+// KeyCommitment is what a key-review member commits to: its verdict,
+// bound to it and hidden by salt.
+func KeyCommitment(verdict, salt []byte, member string) []byte {
+	return commit.Hash(KeyVoteDomain, verdict, []byte(member), salt)
+}
 
 // KeyVerdict is what a committee member votes when its own check of the
 // transcript, against the circuit it compiled from the model's weights,

@@ -828,6 +828,7 @@ type Genesis struct {
 	// Keys the network starts with, agreed by everyone who accepts the
 	// genesis file (the devnet's digits-mlp key, for instance).
 	ModelKeys     []*GenesisKey `protobuf:"bytes,1,rep,name=model_keys,json=modelKeys,proto3" json:"model_keys,omitempty"`
+	Params        *Params       `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"` // the defaults when absent
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -865,6 +866,13 @@ func (*Genesis) Descriptor() ([]byte, []int) {
 func (x *Genesis) GetModelKeys() []*GenesisKey {
 	if x != nil {
 		return x.ModelKeys
+	}
+	return nil
+}
+
+func (x *Genesis) GetParams() *Params {
+	if x != nil {
+		return x.Params
 	}
 	return nil
 }
@@ -931,8 +939,11 @@ type Params struct {
 	RewardBps        uint32                 `protobuf:"varint,6,opt,name=reward_bps,json=rewardBps,proto3" json:"reward_bps,omitempty"`                        // of what is slashed, to the challenger
 	MissPenaltyBps   uint32                 `protobuf:"varint,7,opt,name=miss_penalty_bps,json=missPenaltyBps,proto3" json:"miss_penalty_bps,omitempty"`       // of a member's stake, for no or a minority vote
 	VerifierMinStake uint64                 `protobuf:"varint,8,opt,name=verifier_min_stake,json=verifierMinStake,proto3" json:"verifier_min_stake,omitempty"` // uagr bonded to serve on committees
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// blocks a key review's members have to commit: each rebuilds the
+	// circuit and checks a phase-2 transcript, tens of seconds of work
+	KeyReviewCommitBlocks int64 `protobuf:"varint,9,opt,name=key_review_commit_blocks,json=keyReviewCommitBlocks,proto3" json:"key_review_commit_blocks,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Params) Reset() {
@@ -1017,6 +1028,13 @@ func (x *Params) GetMissPenaltyBps() uint32 {
 func (x *Params) GetVerifierMinStake() uint64 {
 	if x != nil {
 		return x.VerifierMinStake
+	}
+	return 0
+}
+
+func (x *Params) GetKeyReviewCommitBlocks() int64 {
+	if x != nil {
+		return x.KeyReviewCommitBlocks
 	}
 	return 0
 }
@@ -1950,14 +1968,15 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\tsubmitter\x18\x04 \x01(\tR\tsubmitter\x12\x16\n" +
 	"\x06height\x18\x05 \x01(\x03R\x06height\"N\n" +
 	"\x13QueryProvenResponse\x127\n" +
-	"\x06proven\x18\x01 \x01(\v2\x1f.agora.audit.v1.ProvenInferenceR\x06proven\"D\n" +
+	"\x06proven\x18\x01 \x01(\v2\x1f.agora.audit.v1.ProvenInferenceR\x06proven\"t\n" +
 	"\aGenesis\x129\n" +
 	"\n" +
-	"model_keys\x18\x01 \x03(\v2\x1a.agora.audit.v1.GenesisKeyR\tmodelKeys\"L\n" +
+	"model_keys\x18\x01 \x03(\v2\x1a.agora.audit.v1.GenesisKeyR\tmodelKeys\x12.\n" +
+	"\x06params\x18\x02 \x01(\v2\x16.agora.audit.v1.ParamsR\x06params\"L\n" +
 	"\n" +
 	"GenesisKey\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12#\n" +
-	"\rverifying_key\x18\x02 \x01(\fR\fverifyingKey\"\xb4\x02\n" +
+	"\rverifying_key\x18\x02 \x01(\fR\fverifyingKey\"\xed\x02\n" +
 	"\x06Params\x12%\n" +
 	"\x0echallenge_bond\x18\x01 \x01(\x04R\rchallengeBond\x12%\n" +
 	"\x0ecommittee_size\x18\x02 \x01(\rR\rcommitteeSize\x12#\n" +
@@ -1967,7 +1986,8 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"reward_bps\x18\x06 \x01(\rR\trewardBps\x12(\n" +
 	"\x10miss_penalty_bps\x18\a \x01(\rR\x0emissPenaltyBps\x12,\n" +
-	"\x12verifier_min_stake\x18\b \x01(\x04R\x10verifierMinStake\"I\n" +
+	"\x12verifier_min_stake\x18\b \x01(\x04R\x10verifierMinStake\x127\n" +
+	"\x18key_review_commit_blocks\x18\t \x01(\x03R\x15keyReviewCommitBlocks\"I\n" +
 	"\bVerifier\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
 	"\rregistered_at\x18\x02 \x01(\x03R\fregisteredAt\"1\n" +
@@ -2102,14 +2122,15 @@ var file_agora_audit_v1_audit_proto_depIdxs = []int32{
 	0,  // 1: agora.audit.v1.KeyReview.status:type_name -> agora.audit.v1.ReviewStatus
 	9,  // 2: agora.audit.v1.QueryProvenResponse.proven:type_name -> agora.audit.v1.ProvenInference
 	12, // 3: agora.audit.v1.Genesis.model_keys:type_name -> agora.audit.v1.GenesisKey
-	19, // 4: agora.audit.v1.Dispute.votes:type_name -> agora.audit.v1.Vote
-	1,  // 5: agora.audit.v1.Dispute.status:type_name -> agora.audit.v1.DisputeStatus
-	20, // 6: agora.audit.v1.QueryDisputeResponse.dispute:type_name -> agora.audit.v1.Dispute
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 4: agora.audit.v1.Genesis.params:type_name -> agora.audit.v1.Params
+	19, // 5: agora.audit.v1.Dispute.votes:type_name -> agora.audit.v1.Vote
+	1,  // 6: agora.audit.v1.Dispute.status:type_name -> agora.audit.v1.DisputeStatus
+	20, // 7: agora.audit.v1.QueryDisputeResponse.dispute:type_name -> agora.audit.v1.Dispute
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_agora_audit_v1_audit_proto_init() }

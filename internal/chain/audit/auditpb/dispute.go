@@ -14,7 +14,7 @@ var KeyEscrow = addr.Module("audit/key_escrow")
 // DefaultParams are a new chain's params.
 func DefaultParams() *Params {
 	return &Params{ChallengeBond: 10_000_000, CommitteeSize: 3, CommitBlocks: 10, RevealBlocks: 10,
-		SlashBps: 1000, RewardBps: 5000, MissPenaltyBps: 50, VerifierMinStake: 100_000_000}
+		SlashBps: 1000, RewardBps: 5000, MissPenaltyBps: 50, VerifierMinStake: 100_000_000, KeyReviewCommitBlocks: 600}
 }
 
 // CommitmentDomain separates audit vote commitments from all others.
