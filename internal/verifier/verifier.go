@@ -1,7 +1,8 @@
 // Package verifier is the verifier daemon: it audits a sample of the
 // answers it is shown by re-executing them on the built-in models, turns
 // a mismatch into an on-chain challenge (once the lying receipt is
-// anchored), and serves on the committees the chain draws for disputes.
+// anchored), and serves on the committees the chain draws for disputes,
+// disputed batch jobs and proposed verifying keys (keys.go).
 //
 // Sampling: a provider that cheats on a fraction f of its answers is
 // caught with probability 1-(1-p·f)^n after n answers seen, and a proven
@@ -61,7 +62,18 @@ type Config struct {
 	Poll time.Duration
 	// Sandbox re-runs disputed batch jobs; nil makes one.
 	Sandbox *sandbox.Sandbox
-	Logger  *slog.Logger
+	// CheckTranscript checks the setup transcript of a key review this
+	// verifier is drawn for; nil means CheckTranscript, the full check.
+	CheckTranscript CheckTranscriptFunc
+	// KeyCheckTimeout bounds fetching and checking one transcript (0:
+	// 10 minutes).
+	KeyCheckTimeout time.Duration
+	// LocalTranscripts lets a key review's transcript URL be a local
+	// path or file: URL (a devnet, or a committee that fetched the
+	// transcripts itself); otherwise only http and https are fetched, so
+	// that a proposer cannot make the verifier read its files.
+	LocalTranscripts bool
+	Logger           *slog.Logger
 }
 
 // DefaultConfig returns a verifier's defaults: it re-executes 5% of the
@@ -77,8 +89,8 @@ func (c Config) Validate() error {
 		return errors.New("verifier: need a key and a chain client")
 	case c.SampleRate < 0 || c.SampleRate > 1:
 		return fmt.Errorf("verifier: sample rate %v is not a fraction between 0 and 1", c.SampleRate)
-	case c.Poll < 0:
-		return errors.New("verifier: negative poll interval")
+	case c.Poll < 0 || c.KeyCheckTimeout < 0:
+		return errors.New("verifier: negative poll interval or key check timeout")
 	}
 	return nil
 }
@@ -107,9 +119,16 @@ type Server struct {
 	jobs      map[uint64]*jobpb.Result // disputed order -> our re-run's result
 	rerunning map[uint64]bool          // disputed orders being re-run
 	next      uint64                   // next dispute id to look at
-	stats     Stats
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	// Key reviews: the verdict of each check done, the checks running,
+	// and the next review id to look at. keyChecks has a slot per check
+	// that may run at once (one: a check takes both cores for seconds).
+	keyVerdicts map[uint64][]byte
+	keyChecking map[uint64]bool
+	keyChecks   chan struct{}
+	nextReview  uint64
+	stats       Stats
+	stop        context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // Start registers the verifier on chain and starts auditing.
@@ -123,8 +142,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Poll == 0 {
 		cfg.Poll = DefaultConfig().Poll
 	}
+	if cfg.CheckTranscript == nil {
+		cfg.CheckTranscript = CheckTranscript
+	}
+	if cfg.KeyCheckTimeout == 0 {
+		cfg.KeyCheckTimeout = 10 * time.Minute // two parties' transcript takes about 20 s on 2 cores
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
-		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16)}
+		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16),
+		keyVerdicts: map[uint64][]byte{}, keyChecking: map[uint64]bool{}, keyChecks: make(chan struct{}, 1), nextReview: 1}
 	if s.sb == nil {
 		s.sb, s.ownSB = sandbox.New(), true
 	}
@@ -337,14 +363,16 @@ func fetchLeaves(ctx context.Context, endpoint string, id uint64, n int) [][]byt
 	return out
 }
 
-// committees watches every dispute and votes on those whose committee
-// includes this verifier: commit to the re-executed answer's hash, then
-// reveal once the commit window has closed.
+// committees watches every dispute, disputed job and key review, and
+// votes on those whose committee includes this verifier: commit to the
+// re-executed answer's hash (the re-run job's result, the verdict on the
+// key), then reveal once the commit window has closed.
 func (s *Server) committees(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
 	me := s.Address()
 	open := map[uint64]bool{}
+	reviews := map[uint64]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -365,6 +393,7 @@ func (s *Server) committees(ctx context.Context) {
 		}
 		height := st.Height
 		s.jobVotes(ctx, height)
+		s.keyReviews(ctx, reviews, height)
 		for id := range open {
 			r, err := client.Ask(ctx, s.cfg.Chain, auditpb.QueryDispute, &auditpb.QueryDisputeRequest{Id: id})
 			if err != nil {

@@ -17,6 +17,8 @@ package zk
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,9 +29,7 @@ import (
 	"github.com/consensys/gnark-crypto/ecc"
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark/backend/groth16"
-	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	"github.com/consensys/gnark/constraint"
-	csbn254 "github.com/consensys/gnark/constraint/bn254"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
 	"github.com/consensys/gnark/logger"
@@ -310,66 +310,56 @@ func (s *System) VerifyingKey() ([]byte, error) {
 }
 
 // Ceremony runs the Groth16 setup for a model as a multi-party ceremony
-// (gnark's mpcsetup): each of contributors adds randomness to phase 1
-// (powers of tau) and then to phase 2 (the circuit), every contribution is
-// verified against the previous one, and a public beacon seals each phase.
-// The keys are sound if any one contributor threw its randomness away.
-// Here the contributions run one after another in this process; in a real
-// ceremony each party runs Contribute on the transcript it receives.
-func Ceremony(m *model.MLP, contributors int, beacon []byte) (*System, error) {
-	if contributors < 1 {
-		return nil, errors.New("zk: a ceremony needs at least one contributor")
+// (gnark's mpcsetup) in this process, through a Transcript: each of
+// contributors (an ephemeral key here) adds randomness to phase 1 (powers
+// of tau) and then to phase 2 (the circuit), the beacon seals each phase,
+// and the whole transcript is verified as a key's reviewers would. The
+// keys are sound if any one contributor threw its randomness away; here
+// one process holds them all, so it is for development and tests. A real
+// ceremony passes the transcript from party to party (agora zk setup
+// init, contribute, seal).
+func Ceremony(ctx context.Context, m *model.Model, contributors int, beacon []byte, progress func(string)) (*Keys, *Transcript, error) {
+	if contributors < 1 || contributors > MaxContributors {
+		return nil, nil, fmt.Errorf("zk: a ceremony needs 1 to %d contributors", MaxContributors)
 	}
-	ccs, err := Compile(m)
+	if len(beacon) == 0 {
+		beacon = []byte("agora zk setup")
+	}
+	say := func(format string, args ...any) {
+		if progress != nil {
+			progress(fmt.Sprintf(format, args...))
+		}
+	}
+	t, err := NewTranscript(m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	r1cs, ok := ccs.(*csbn254.R1CS)
-	if !ok {
-		return nil, errors.New("zk: the circuit is not a BN254 R1CS")
+	keys := make([]ed25519.PrivateKey, contributors)
+	for i := range keys {
+		if _, keys[i], err = ed25519.GenerateKey(nil); err != nil {
+			return nil, nil, err
+		}
 	}
-	n := ecc.NextPowerOfTwo(uint64(ccs.GetNbConstraints()))
-	var p1 mpcsetup.Phase1
-	p1.Initialize(n)
-	var phase1 []*mpcsetup.Phase1
-	for i := 0; i < contributors; i++ {
-		p1.Contribute()
-		phase1 = append(phase1, clonePhase1(&p1))
+	for phase := PhaseOne; phase <= PhaseTwo; phase++ {
+		for i, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+			say("phase %d: contribution %d of %d", phase, i+1, contributors)
+			if err := t.Contribute(k); err != nil {
+				return nil, nil, err
+			}
+		}
+		say("phase %d: sealing", phase)
+		if err := t.Seal(m, beacon); err != nil {
+			return nil, nil, err
+		}
 	}
-	commons, err := mpcsetup.VerifyPhase1(n, append([]byte("agora phase 1: "), beacon...), phase1...)
+	k, err := VerifyTranscript(ctx, m, t, progress)
 	if err != nil {
-		return nil, fmt.Errorf("zk: phase 1: %w", err)
+		return nil, nil, err
 	}
-	var p2 mpcsetup.Phase2
-	p2.Initialize(r1cs, &commons)
-	var phase2 []*mpcsetup.Phase2
-	for i := 0; i < contributors; i++ {
-		p2.Contribute()
-		phase2 = append(phase2, clonePhase2(&p2))
-	}
-	pk, vk, err := mpcsetup.VerifyPhase2(r1cs, &commons, append([]byte("agora phase 2: "), beacon...), phase2...)
-	if err != nil {
-		return nil, fmt.Errorf("zk: phase 2: %w", err)
-	}
-	return &System{mlp: m, CS: ccs, PK: pk, VK: vk}, nil
-}
-
-// clonePhase1 and clonePhase2 copy a contribution through its encoding, as
-// the next party would receive it.
-func clonePhase1(p *mpcsetup.Phase1) *mpcsetup.Phase1 {
-	var b bytes.Buffer
-	p.WriteTo(&b)
-	c := new(mpcsetup.Phase1)
-	c.ReadFrom(&b)
-	return c
-}
-
-func clonePhase2(p *mpcsetup.Phase2) *mpcsetup.Phase2 {
-	var b bytes.Buffer
-	p.WriteTo(&b)
-	c := new(mpcsetup.Phase2)
-	c.ReadFrom(&b)
-	return c
+	return k, t, nil
 }
 
 // Save writes the proving and verifying keys.
