@@ -11,7 +11,7 @@ import (
 // i64 global, the fuel, and charges it at the top of every metered region
 // (see meterFunc) with the region's instruction count, plus one for the
 // charge itself. When the fuel goes negative the code executes
-// `unreachable`. Every run of a module on the same input burns the same
+// `unreachable` (by way of the refill function: see Yielding). Every run of a module on the same input burns the same
 // fuel, whatever the machine; fuel is close to the number of WebAssembly
 // instructions executed; and a module cannot run for ever: all unbounded
 // execution passes through a loop or a call, each of which is charged.
@@ -130,6 +130,9 @@ const (
 	opIf          = 0x04
 	opElse        = 0x05
 	opEnd         = 0x0b
+	opCall        = 0x10
+	opDrop        = 0x1a
+	opSelect      = 0x1b
 	opLocalGet    = 0x20
 	opLocalSet    = 0x21
 	opLocalTee    = 0x22
@@ -138,6 +141,7 @@ const (
 	opMemoryGrow  = 0x40
 	opI32Const    = 0x41
 	opI64Const    = 0x42
+	opRefFunc     = 0xd2
 	opI32Eq       = 0x46
 	opI64LtS      = 0x53
 	opI64Add      = 0x7c
@@ -151,8 +155,55 @@ const (
 	typeI64       = 0x7e
 )
 
+// Tables. A table entry costs the host 8 bytes outside the job's memory
+// cap, and wazero lets a table grow to 2^32 entries: 32 GiB for 2^32*64
+// fuel, which max_fuel affords. The rewrite caps every table at
+// MaxTableEntries entries: one declared larger, or without a maximum (Go,
+// for one, declares none), gets the cap as its maximum, so table.grow
+// past it returns -1 as WebAssembly specifies; a table that starts larger
+// makes the module invalid, and so does an imported table that could be
+// larger (the sandbox provides none anyway) or more than MaxTables
+// tables. The host memory tables can take is then at most
+// MaxTables*MaxTableEntries*8 bytes, 32 MiB.
+const (
+	// MaxTableEntries is the most entries a table may have. Go's table
+	// holds every function of the program plus some 4,000 (6,172 for
+	// examples/jobs/digits), so a cap of 65,536 would refuse the largest
+	// Go programs; 2^20 costs the host 8 MiB a table.
+	MaxTableEntries = 1 << 20
+	// MaxTables is the most tables a module may have, imported or not
+	// (Go, Rust and C use one).
+	MaxTables = 4
+)
+
+// Yielding. Go stops the world to collect garbage, and cannot stop a
+// goroutine that runs wasm code compiled by wazero: without help, a
+// collection that starts while a job runs stops every goroutine of the
+// process until the job returns to Go, minutes maybe. So the fuel comes in
+// slices of yieldFuel: the fuel global (and the local that caches it)
+// holds what is left of the current slice, and a second global, the bank,
+// holds the rest. When a charge takes the slice below zero, the code calls
+// the refill function the rewrite adds, which traps if the bank cannot
+// cover the debt (the job is out of fuel: exactly where it would be out of
+// fuel without slices) and otherwise takes a new slice from the bank and
+// steps out to Go with memory.grow 0: wazero runs memory.grow in Go, where
+// the scheduler can stop the goroutine. Where the code yields depends on
+// the fuel alone, and yielding changes neither results nor fuel; the
+// charges on the hot path are what they were. (A host function would do
+// as well, but importing one renumbers every function.)
+//
+// yieldFuel is about 1 ms of ordinary code (0.1–0.15 ns a fuel compiled),
+// so a collection waits about that long; a single bulk instruction, which
+// wazero runs without stepping out, is the exception: a memory.fill of the
+// whole 4 GiB a job may have runs about 0.3 s.
+const yieldFuel = 1 << 23
+
+// Exported name of the global that holds the fuel beyond the current
+// slice.
+const bankExport = "agora_fuel_bank"
+
 // instrument returns the metered module. Fuel starts at 0; the runner sets
-// it through the exported global before calling _start.
+// it through the exported globals before calling _start (see setFuel).
 func instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, invalid("no \\0asm magic")
@@ -171,7 +222,8 @@ func instrument(wasm []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	var importedGlobals, definedGlobals uint32
+	var imp imports
+	var definedGlobals, definedTables, definedMemories, dataSegments uint32
 	var typeParams []uint32 // by type index
 	var funcTypes []uint32  // type index of each defined function
 	hasCode := false
@@ -193,15 +245,22 @@ func instrument(wasm []byte) ([]byte, error) {
 				return nil, rr.err
 			}
 		case 2:
-			g, err := countImportedGlobals(s.body)
+			var err error
+			if imp, err = readImports(s.body); err != nil {
+				return nil, err
+			}
+		case 4:
+			rr := &reader{b: s.body}
+			definedTables = rr.u32()
+			if rr.err != nil {
+				return nil, rr.err
+			}
+		case 5:
+			n, err := checkMemories(s.body)
 			if err != nil {
 				return nil, err
 			}
-			importedGlobals = g
-		case 5:
-			if err := checkMemories(s.body); err != nil {
-				return nil, err
-			}
+			definedMemories = n
 		case 6:
 			rr := &reader{b: s.body}
 			definedGlobals = rr.u32()
@@ -210,10 +269,19 @@ func instrument(wasm []byte) ([]byte, error) {
 			}
 		case 10:
 			hasCode = true
+		case 11:
+			rr := &reader{b: s.body}
+			dataSegments = rr.u32()
+			if rr.err != nil {
+				return nil, rr.err
+			}
 		}
 	}
 	if !hasCode {
 		return nil, invalid("no code section")
+	}
+	if n := uint64(imp.tables) + uint64(definedTables); n > MaxTables {
+		return nil, invalid("the module has %d tables, more than the %d a job may have; use fewer", n, MaxTables)
 	}
 	params := make([]uint32, len(funcTypes))
 	for i, t := range funcTypes {
@@ -222,57 +290,69 @@ func instrument(wasm []byte) ([]byte, error) {
 		}
 		params[i] = typeParams[t]
 	}
-	fuel := importedGlobals + definedGlobals
-	g := globals{fuel: fuel, oom: fuel + 1, tmp: fuel + 2, count: fuel + 3}
+	fuel := imp.globals + definedGlobals
+	funcs := uint64(imp.funcs) + uint64(len(funcTypes))
+	if fuel > 1<<31 || funcs > 1<<31 {
+		return nil, invalid("too many globals or functions")
+	}
+	g := globals{fuel: fuel, oom: fuel + 1, tmp: fuel + 2, count: fuel + 3, bank: fuel + 4, refill: uint32(funcs)}
+	if g.noMemory = imp.memories+definedMemories == 0; g.noMemory && dataSegments > 0 {
+		return nil, invalid("data segments in a module without memory")
+	}
 
 	newGlobals := []byte{typeI64, 1, opI64Const, 0, opEnd}
 	for range 3 {
 		newGlobals = append(newGlobals, typeI32, 1, opI32Const, 0, opEnd)
 	}
+	newGlobals = append(newGlobals, typeI64, 1, opI64Const, 0, opEnd)
 	newExports := appendName(nil, fuelExport)
 	newExports = append(newExports, 0x03)
 	newExports = appendU32(newExports, g.fuel)
 	newExports = appendName(newExports, oomExport)
 	newExports = append(newExports, 0x03)
 	newExports = appendU32(newExports, g.oom)
+	newExports = appendName(newExports, bankExport)
+	newExports = append(newExports, 0x03)
+	newExports = appendU32(newExports, g.bank)
+	// The refill function's type, () -> (), goes after the module's.
+	refillType := appendU32(nil, uint32(len(typeParams)))
 
+	// Sections the rewrite adds to go where the order of sections puts
+	// them, empty if the module has none.
+	for _, id := range []byte{1, 3, 5, 6, 7} {
+		secs = ensure(secs, id)
+	}
 	var out []section
-	sawGlobal, sawExport := false, false
 	for _, s := range secs {
-		// A missing global or export section goes where the order of
-		// sections puts it.
-		if !sawGlobal && after(s.id, 6) {
-			out = append(out, section{6, append(appendU32(nil, 4), newGlobals...)})
-			sawGlobal = true
-		}
-		if !sawExport && after(s.id, 7) {
-			out = append(out, section{7, append(appendU32(nil, 2), newExports...)})
-			sawExport = true
-		}
+		body, err := s.body, error(nil)
 		switch s.id {
+		case 1:
+			body, err = extendVec(s.body, 1, []byte{0x60, 0, 0})
+		case 2:
+			body, err = capImportedTables(s.body)
+		case 3:
+			body, err = extendVec(s.body, 1, refillType)
+		case 4:
+			body, err = capTables(s.body)
+		case 5:
+			// refill's memory.grow needs a memory: a module without
+			// one gets one of no pages.
+			if g.noMemory {
+				body, err = extendVec(s.body, 1, []byte{0x01, 0, 0})
+			}
 		case 6:
-			body, err := extendVec(s.body, 4, newGlobals)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, section{6, body})
-			sawGlobal = true
+			body, err = extendVec(s.body, 5, newGlobals)
 		case 7:
-			body, err := extendVec(s.body, 2, newExports)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, section{7, body})
-			sawExport = true
+			body, err = extendVec(s.body, 3, newExports)
 		case 10:
-			body, err := meterCode(s.body, g, params)
-			if err != nil {
-				return nil, err
+			if body, err = meterCode(s.body, g, params); err == nil {
+				body, err = extendVec(body, 1, g.refillBody())
 			}
-			out = append(out, section{10, body})
-		default:
-			out = append(out, s)
 		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, section{s.id, body})
 	}
 	res := append([]byte(nil), wasm[:8]...)
 	for _, s := range out {
@@ -281,6 +361,21 @@ func instrument(wasm []byte) ([]byte, error) {
 		res = append(res, s.body...)
 	}
 	return res, nil
+}
+
+// ensure adds an empty section id (a vector of nothing) where the order
+// of sections puts it, if secs has none.
+func ensure(secs []section, id byte) []section {
+	for _, s := range secs {
+		if s.id == id {
+			return secs
+		}
+	}
+	i := 0
+	for i < len(secs) && !after(secs[i].id, id) {
+		i++
+	}
+	return append(secs[:i:i], append([]section{{id, []byte{0}}}, secs[i:]...)...)
 }
 
 // after reports whether a section with id comes after the section want in
@@ -324,32 +419,115 @@ func (r *reader) limits() (memory64 bool) {
 	return flags&0x04 != 0
 }
 
-func countImportedGlobals(body []byte) (uint32, error) {
+// imports counts a module's imports by kind.
+type imports struct{ funcs, tables, memories, globals uint32 }
+
+func readImports(body []byte) (imports, error) {
 	r := &reader{b: body}
 	n := r.u32()
-	var globals uint32
+	var imp imports
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		r.bytes(int(r.u32())) // module
 		r.bytes(int(r.u32())) // name
 		switch kind := r.byte(); kind {
 		case 0x00:
 			r.u32()
+			imp.funcs++
 		case 0x01:
 			r.byte()
 			r.limits()
+			imp.tables++
 		case 0x02:
 			if r.limits() {
 				r.fail("64-bit memories are not supported")
 			}
+			imp.memories++
 		case 0x03:
 			r.byte()
 			r.byte()
-			globals++
+			imp.globals++
 		default:
 			r.fail("import kind %#x", kind)
 		}
 	}
-	return globals, r.err
+	return imp, r.err
+}
+
+// tableLimits reads a table's limits: its minimum, and its maximum if
+// it has one (else max is -1).
+func (r *reader) tableLimits() (min, max int64) {
+	switch flags := r.byte(); flags {
+	case 0x00:
+		return int64(r.u32()), -1
+	case 0x01:
+		return int64(r.u32()), int64(r.u32())
+	case 0x04, 0x05:
+		r.fail("64-bit tables are not supported")
+	default:
+		r.fail("table limits flags %#x", flags)
+	}
+	return 0, 0
+}
+
+// capTables rewrites the table section so that no table can hold more
+// than MaxTableEntries entries.
+func capTables(body []byte) ([]byte, error) {
+	r := &reader{b: body}
+	n := r.u32()
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		ref := r.byte()
+		if ref != 0x70 && ref != 0x6f {
+			r.fail("table %d of element type %#x", i, ref)
+			break
+		}
+		min, max := r.tableLimits()
+		if r.err != nil {
+			break
+		}
+		if min > MaxTableEntries {
+			return nil, invalid("table %d starts with %d entries, more than the %d a job may have; make it smaller (for C or Rust, fewer functions taken by address)", i, min, MaxTableEntries)
+		}
+		if max < 0 || max > MaxTableEntries {
+			max = MaxTableEntries
+		}
+		out = append(out, ref, 0x01)
+		out = appendU32(out, uint32(min))
+		out = appendU32(out, uint32(max))
+	}
+	if r.err == nil && r.pos != len(body) {
+		r.fail("trailing bytes in the table section")
+	}
+	return out, r.err
+}
+
+// capImportedTables refuses imported tables that could be larger than
+// MaxTableEntries: the sandbox cannot cap a table it does not make.
+func capImportedTables(body []byte) ([]byte, error) {
+	r := &reader{b: body}
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		module := string(r.bytes(int(r.u32())))
+		name := string(r.bytes(int(r.u32())))
+		switch kind := r.byte(); kind {
+		case 0x00:
+			r.u32()
+		case 0x01:
+			r.byte()
+			min, max := r.tableLimits()
+			if r.err == nil && (min > MaxTableEntries || max < 0 || max > MaxTableEntries) {
+				return nil, invalid("the imported table %s.%s may hold more than the %d entries a job may have (it must declare a maximum of at most that); define the table in the module instead (jobs may import only WASI functions)", module, name, MaxTableEntries)
+			}
+		case 0x02:
+			r.limits()
+		case 0x03:
+			r.byte()
+			r.byte()
+		default:
+			r.fail("import kind %#x", kind)
+		}
+	}
+	return body, r.err
 }
 
 // paramCounts reads the type section: each function type's parameter count.
@@ -370,7 +548,8 @@ func paramCounts(body []byte) ([]uint32, error) {
 	return out, r.err
 }
 
-func checkMemories(body []byte) error {
+// checkMemories reads the memory section: how many memories it defines.
+func checkMemories(body []byte) (uint32, error) {
 	r := &reader{b: body}
 	n := r.u32()
 	for i := uint32(0); i < n && r.err == nil; i++ {
@@ -378,16 +557,25 @@ func checkMemories(body []byte) error {
 			r.fail("64-bit memories are not supported")
 		}
 	}
-	return r.err
+	return n, r.err
 }
 
-// globals are the indices of the globals the rewrite adds: the fuel, the
-// out-of-memory flag, and two i32 scratch globals: tmp for memory.grow's
-// result, count for a bulk instruction's length.
-type globals struct{ fuel, oom, tmp, count uint32 }
+// globals are the indices of the globals the rewrite adds: the fuel (of
+// the current slice), the out-of-memory flag, two i32 scratch globals (tmp
+// for memory.grow's result, count for a bulk instruction's length) and the
+// bank (the fuel beyond the slice); and the index of the refill function
+// it adds, which is also the number of the module's own functions, as the
+// fuel global is the number of its globals.
+// noMemory is set when the module has no memory of its own (the rewrite
+// adds one for refill), and so may not use one.
+type globals struct {
+	fuel, oom, tmp, count, bank, refill uint32
+	noMemory                            bool
+}
 
 // charge is the code that takes cost from the function's fuel local and,
-// below zero, stores it and traps.
+// below zero, stores it and calls refill, which traps if the job is out
+// of fuel and otherwise sets the fuel global to a new slice.
 func (g globals) charge(b []byte, local uint32, cost int64) []byte {
 	return g.chargeBy(b, local, appendS64([]byte{opI64Const}, cost))
 }
@@ -401,7 +589,40 @@ func (g globals) chargeBy(b []byte, local uint32, cost []byte) []byte {
 	b = appendU32(b, local)
 	b = append(b, opI64Const, 0, opI64LtS, opIf, blockEmpty)
 	b = g.store(b, local)
-	return append(b, opUnreachable, opEnd)
+	b = append(b, opCall)
+	b = appendU32(b, g.refill)
+	b = g.load(b, local)
+	return append(b, opEnd)
+}
+
+// refillBody is the refill function's body (see Yielding): with total =
+// fuel + bank, below zero it sets the fuel to total and traps; otherwise
+// fuel = min(total, yieldFuel), bank = total - fuel, and memory.grow 0
+// steps out to Go.
+func (g globals) refillBody() []byte {
+	const total = 0 // its one local
+	b := []byte{1, 1, typeI64, opGlobalGet}
+	b = appendU32(b, g.fuel)
+	b = append(b, opGlobalGet)
+	b = appendU32(b, g.bank)
+	b = append(b, opI64Add, opLocalTee, total, opI64Const, 0, opI64LtS, opIf, blockEmpty, opLocalGet, total, opGlobalSet)
+	b = appendU32(b, g.fuel)
+	b = append(b, opI64Const, 0, opGlobalSet)
+	b = appendU32(b, g.bank)
+	b = append(b, opUnreachable, opEnd)
+	slice := appendS64([]byte{opI64Const}, yieldFuel)
+	b = append(b, opLocalGet, total)
+	b = append(b, slice...)
+	b = append(b, opLocalGet, total)
+	b = append(b, slice...)
+	b = append(b, opI64LtS, opSelect, opGlobalSet)
+	b = appendU32(b, g.fuel)
+	b = append(b, opLocalGet, total, opGlobalGet)
+	b = appendU32(b, g.fuel)
+	b = append(b, opI64Sub, opGlobalSet)
+	b = appendU32(b, g.bank)
+	b = append(b, opI32Const, 0, opMemoryGrow, 0, opDrop, opEnd)
+	return append(appendU32(nil, uint32(len(b))), b...)
 }
 
 // store writes the fuel local back to the global.
@@ -539,14 +760,18 @@ func meterFunc(fn []byte, g globals, params uint32) ([]byte, error) {
 	r := &reader{b: fn}
 	nlocals := r.u32()
 	declStart := r.pos // the local declarations, after their count
-	local := params
+	locals := uint64(params)
 	for i := uint32(0); i < nlocals && r.err == nil; i++ {
-		local += r.u32()
+		locals += uint64(r.u32())
 		r.byte()
 	}
 	if r.err != nil {
 		return nil, r.err
 	}
+	if locals >= 1<<31 {
+		return nil, invalid("too many locals")
+	}
+	local := uint32(locals) // the fuel's
 	codeStart := r.pos
 	cost := []int64{0}
 	cur, depth := 0, 1
@@ -569,8 +794,28 @@ func meterFunc(fn []byte, g globals, params uint32) ([]byte, error) {
 		case 0x0f:
 			it.leaves = true
 		default:
-			if err := skipImmediates(r, op); err != nil {
-				return nil, err
+			// The module's code must not reach what the rewrite adds:
+			// indices past its own locals, globals and functions were
+			// invalid before the rewrite and would name the meter's.
+			switch {
+			case op >= opLocalGet && op <= opLocalTee:
+				if i := r.u32(); i >= local && r.err == nil {
+					return nil, invalid("local %d of %d", i, local)
+				}
+			case op == opGlobalGet || op == opGlobalSet:
+				if i := r.u32(); i >= g.fuel && r.err == nil {
+					return nil, invalid("global %d of %d", i, g.fuel)
+				}
+			case op == opCall || op == opRefFunc:
+				if i := r.u32(); i >= g.refill && r.err == nil {
+					return nil, invalid("function %d of %d", i, g.refill)
+				}
+			case g.noMemory && usesMemory(fn[start:]):
+				return nil, invalid("a memory instruction in a module without memory")
+			default:
+				if err := skipImmediates(r, op); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if r.err != nil {
@@ -599,9 +844,6 @@ func meterFunc(fn []byte, g globals, params uint32) ([]byte, error) {
 	}
 	if r.pos != len(fn) {
 		return nil, invalid("bytes after a function's end")
-	}
-	if local == ^uint32(0) {
-		return nil, invalid("too many locals")
 	}
 	// The locals, plus one i64 for the fuel.
 	out := appendU32(nil, nlocals+1)
@@ -632,6 +874,19 @@ func meterFunc(fn []byte, g globals, params uint32) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// usesMemory reports whether the instruction at the start of code
+// accesses memory 0.
+func usesMemory(code []byte) bool {
+	switch op := code[0]; {
+	case op >= 0x28 && op <= opMemoryGrow:
+		return true
+	case op == opMisc:
+		sub := (&reader{b: code[1:]}).u32()
+		return sub >= 8 && sub <= 11
+	}
+	return false
 }
 
 // skipImmediates moves r past the immediates of op.

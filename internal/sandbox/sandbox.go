@@ -296,8 +296,8 @@ func (s *Sandbox) Run(ctx context.Context, wasm, input []byte, lim Limits) (*Res
 		}
 		return &Result{Code: code, Detail: err.Error()}, nil
 	}
-	fuel := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
-	fuel.Set(lim.Fuel)
+	fuel := meterOf(mod)
+	fuel.set(lim.Fuel)
 	// The run goes on in its own goroutine, so a host timeout or a
 	// cancellation returns at once. wazero cannot interrupt running code
 	// cheaply (WithCloseOnContextDone slows Go-built modules sevenfold), so
@@ -334,9 +334,27 @@ func stopped(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// meter is a module's fuel: the current slice and the bank (see
+// Yielding in meter.go).
+type meter struct{ slice, bank api.MutableGlobal }
+
+func meterOf(mod api.Module) meter {
+	return meter{mod.ExportedGlobal(fuelExport).(api.MutableGlobal), mod.ExportedGlobal(bankExport).(api.MutableGlobal)}
+}
+
+// set gives the module n fuel: a first slice, and the rest in the bank.
+func (m meter) set(n uint64) {
+	slice := min(n, yieldFuel)
+	m.slice.Set(slice)
+	m.bank.Set(n - slice)
+}
+
+// left is the fuel left, below zero if the module ran out.
+func (m meter) left() int64 { return int64(m.slice.Get()) + int64(m.bank.Get()) }
+
 // classify turns how _start returned into a Result.
-func classify(mod api.Module, fuel api.MutableGlobal, err error, stdout *limitedWriter, stderr *tailWriter, lim Limits) *Result {
-	left := int64(fuel.Get())
+func classify(mod api.Module, fuel meter, err error, stdout *limitedWriter, stderr *tailWriter, lim Limits) *Result {
+	left := fuel.left()
 	res := &Result{Output: stdout.buf.Bytes()}
 	if left >= 0 {
 		res.FuelUsed = lim.Fuel - uint64(left)

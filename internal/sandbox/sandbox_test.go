@@ -483,3 +483,185 @@ func BenchmarkBulkFuel(b *testing.B) {
 		})
 	}
 }
+
+// tableModule is a module with the given tables (each a limits encoding:
+// flags, min, max) after any table imports, and _start with code (its
+// locals are a loop counter and a result, both i32).
+func tableModule(imports [][]byte, tables [][]byte, code []byte) []byte {
+	sec := func(id byte, b []byte) []byte { return append(appendU32([]byte{id}, uint32(len(b))), b...) }
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, sec(1, []byte{1, 0x60, 0, 0})...)
+	if len(imports) > 0 {
+		imp := appendU32(nil, uint32(len(imports)))
+		for _, lim := range imports {
+			imp = appendName(appendName(imp, "env"), "table")
+			imp = append(append(imp, 0x01, 0x70), lim...)
+		}
+		m = append(m, sec(2, imp)...)
+	}
+	m = append(m, sec(3, []byte{1, 0})...)
+	if len(tables) > 0 {
+		tab := appendU32(nil, uint32(len(tables)))
+		for _, lim := range tables {
+			tab = append(append(tab, 0x70), lim...)
+		}
+		m = append(m, sec(4, tab)...)
+	}
+	m = append(m, sec(5, []byte{1, 0, 1})...)
+	exp := appendName([]byte{1}, "_start")
+	m = append(m, sec(7, append(exp, 0, 0))...)
+	body := cat([]byte{1, 2, typeI32}, code, []byte{opEnd})
+	return append(m, sec(10, append(appendU32([]byte{1}, uint32(len(body))), body...))...)
+}
+
+// limits encodes table limits: min, and max unless it is negative.
+func limits(min, max int64) []byte {
+	if max < 0 {
+		return appendU32([]byte{0}, uint32(min))
+	}
+	return appendU32(appendU32([]byte{1}, uint32(min)), uint32(max))
+}
+
+// TestTablesAreCapped: a table holds at most MaxTableEntries entries,
+// however it is declared. One with a larger or no maximum gets the cap as
+// its maximum, so table.grow past it fails with -1 as WebAssembly says,
+// on both engines, and growing up to it works; one that starts larger,
+// an imported one that could be larger, or more than MaxTables tables,
+// make the module invalid, with a reason that says what to do.
+func TestTablesAreCapped(t *testing.T) {
+	const ne = 0x47
+	trapIf := func(cond ...[]byte) []byte { return cat(cat(cond...), []byte{opIf, blockEmpty, opUnreachable, opEnd}) }
+	grow := func(n int64) []byte { return cat([]byte{0xd0, 0x70}, i32(n), []byte{0xfc, 15, 0}) }
+	// Growing by the cap must fail (the table has one entry already);
+	// growing to the cap must succeed, and the size be the cap.
+	growCode := cat(
+		trapIf(grow(MaxTableEntries), i32(-1), []byte{ne}),
+		trapIf(grow(1<<32-1), i32(-1), []byte{ne}),
+		trapIf(grow(MaxTableEntries-1), i32(1), []byte{ne}),
+		trapIf([]byte{0xfc, 16, 0}, i32(MaxTableEntries), []byte{ne}),
+		trapIf(grow(1), i32(-1), []byte{ne}),
+	)
+	l := Limits{Fuel: 1 << 40, MemoryMiB: 1, MaxOutput: 16} // a grow pays by its length, failed or not
+	comp, interp := New(), NewInterpreter()
+	defer comp.Close(context.Background())
+	defer interp.Close(context.Background())
+	for _, tt := range []struct {
+		name string
+		wasm []byte
+	}{
+		{"no maximum", tableModule(nil, [][]byte{limits(1, -1)}, growCode)},
+		{"a maximum over the cap", tableModule(nil, [][]byte{limits(1, 1<<32-1)}, growCode)},
+		{"a maximum at the cap", tableModule(nil, [][]byte{limits(1, MaxTableEntries)}, growCode)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, sb := range []*Sandbox{comp, interp} {
+				res, err := sb.Run(context.Background(), tt.wasm, nil, l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Code != OK {
+					t.Fatalf("got %v (%s), want ok: table.grow past the cap must return -1", res.Code, res.Detail)
+				}
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name string
+		wasm []byte
+	}{
+		{"starts over the cap", tableModule(nil, [][]byte{limits(MaxTableEntries+1, -1)}, nil)},
+		{"starts over the cap with a maximum", tableModule(nil, [][]byte{limits(1<<27, 1<<27)}, nil)},
+		{"imports one that starts over the cap", tableModule([][]byte{limits(1<<27, -1)}, nil, nil)},
+		{"imports one with no maximum", tableModule([][]byte{limits(1, -1)}, nil, nil)},
+		{"imports one with a maximum over the cap", tableModule([][]byte{limits(1, MaxTableEntries+1)}, nil, nil)},
+		{"has too many tables", tableModule(nil, [][]byte{limits(1, -1), limits(1, -1), limits(1, -1), limits(1, -1), limits(1, -1)}, nil)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := comp.Run(context.Background(), tt.wasm, nil, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Code != Invalid || !strings.Contains(res.Detail, "table") {
+				t.Fatalf("got %v (%s), want invalid, for a table", res.Code, res.Detail)
+			}
+		})
+	}
+}
+
+// TestMeterIsOutOfReach: code that names the globals or the local the
+// rewrite adds (indices past its own) is invalid, not a way to refill its
+// fuel.
+func TestMeterIsOutOfReach(t *testing.T) {
+	spin := []byte{opLoop, blockEmpty, 0x0c, 0, opEnd}
+	// Enough to show, not so much that a run before the fix went on for
+	// ever (Close waits for it).
+	refuel := append([]byte{opI64Const}, appendS64(nil, 1<<30)...)
+	l := Limits{Fuel: 1_000_000, MemoryMiB: 1, MaxOutput: 16}
+	sb := New()
+	defer sb.Close(context.Background())
+	for _, tt := range []struct {
+		name string
+		code []byte
+	}{
+		{"global.set of the fuel", cat(refuel, []byte{opGlobalSet, 0}, spin, []byte{opEnd})},
+		{"global.get of the fuel", cat([]byte{opGlobalGet, 0, 0x1a}, []byte{opEnd})},
+		{"local.set of the fuel", cat(refuel, []byte{opLocalSet, 0}, spin, []byte{opEnd})},
+		{"local.tee of the fuel", cat(refuel, []byte{opLocalTee, 0, 0x1a}, spin, []byte{opEnd})},
+		{"call of a function it does not have", cat([]byte{0x10, 1}, []byte{opEnd})},
+		{"ref.func of a function it does not have", cat([]byte{0xd2, 1, 0x1a}, []byte{opEnd})},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := sb.Run(context.Background(), module(1, tt.code), nil, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Code != Invalid {
+				t.Fatalf("got %v (%s) after %d fuel, want invalid", res.Code, res.Detail, res.FuelUsed)
+			}
+		})
+	}
+}
+
+// TestGCDuringALongJob: a garbage collection started while a job runs
+// completes in a few ms, not when the job ends. The Go runtime cannot
+// stop wasm code, so the metered code steps out to Go every yieldFuel
+// fuel, where it can; without that, every goroutine of the node (HTTP,
+// the chain client) waited for the job.
+func TestGCDuringALongJob(t *testing.T) {
+	const bound = 200 * time.Millisecond
+	sb := New()
+	defer sb.Close(context.Background())
+	spin := module(1, []byte{opLoop, blockEmpty, 0x0c, 0, opEnd, opEnd})
+	l := Limits{Fuel: 1 << 20, MemoryMiB: 1, MaxOutput: 16}
+	// Find fuel for a run of about 1.5 s.
+	for {
+		start := time.Now()
+		if _, err := sb.Run(context.Background(), spin, nil, l); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 100*time.Millisecond {
+			l.Fuel = uint64(float64(l.Fuel) * 1.5 / took.Seconds())
+			break
+		}
+		l.Fuel *= 4
+	}
+	type gcTime struct{ took, after time.Duration }
+	gcs := make(chan gcTime, 1)
+	start := time.Now()
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		t0 := time.Now()
+		goruntime.GC()
+		gcs <- gcTime{time.Since(t0), time.Since(start)}
+	}()
+	res, err := sb.Run(context.Background(), spin, nil, l)
+	ran := time.Since(start)
+	if err != nil || res.Code != OutOfFuel || res.FuelUsed != l.Fuel {
+		t.Fatalf("%+v, %v; want out of all %d fuel", res, err, l.Fuel)
+	}
+	gc := <-gcs
+	t.Logf("job of %d fuel ran %v; GC took %v, ended at %v", l.Fuel, ran, gc.took, gc.after)
+	if gc.took > bound {
+		t.Fatalf("runtime.GC took %v during a job of %v, want under %v", gc.took, ran, bound)
+	}
+}
