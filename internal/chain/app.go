@@ -110,6 +110,11 @@ type App struct {
 	// check is the mempool's view: the last commit plus the txs CheckTx
 	// has admitted since. Commit replaces it.
 	check *store.Cache
+	// failing is, per sender, the gas limits of the txs CheckTx admitted
+	// although they fail (see freeCheckGas) since the last commit: at most
+	// max_tx_gas each, so that a sender cannot queue many and then make
+	// them unpayable (drain its fee) to have every node run them for free.
+	failing map[addr.Address]uint64
 
 	// verified remembers, by tx hash, the txs whose signatures have been
 	// checked, decoded, so that neither CheckTx nor FinalizeBlock decodes or
@@ -175,6 +180,7 @@ func (a *App) Resolve(typeURL string) (module.Msg, bool) {
 }
 
 func (a *App) resetCheck() {
+	a.failing = map[addr.Address]uint64{}
 	v := a.tree.Version()
 	if v == 0 {
 		a.check = store.NewCache(treeKV{a.tree})
@@ -383,7 +389,8 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 		case m == modeDeliver:
 			admitted.Write()
 			*into = append(*into, actx.Events()...)
-		case m == modeCheck && meter.Used() > freeCheckGas:
+		case m == modeCheck && meter.Used() > freeCheckGas && a.failing[d.Signer]+d.Body.GasLimit <= auth.GetParams(ctx.KV).MaxTxGas:
+			a.failing[d.Signer] += d.Body.GasLimit
 			admitted.Write()
 			return paidFailure{err}
 		}

@@ -12,13 +12,13 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -40,7 +40,7 @@ import (
 // bond pays them.
 func TestReviewProposerPicksTheCommittee(t *testing.T) {
 	m, _ := model.Lookup(model.DigitsName)
-	k := &keyChain{harness: newHarness(t, ""), t: t, id: m.Manifest.ID}
+	k := &keyChain{harness: newHarness(t, "", shortKeyReviews), t: t, id: m.Manifest.ID}
 	defer k.close()
 	honest := map[string]bool{}
 	for _, v := range []string{"v1", "erin", "frank", "v2"} {
@@ -68,6 +68,60 @@ func TestReviewProposerPicksTheCommittee(t *testing.T) {
 	}
 	if k.balance("erin") <= before {
 		t.Error("the proposer's bond did not pay the members who voted its key down")
+	}
+}
+
+// TestASplitKeyReviewJudgesNothing: with one member for a key, one
+// against and one silent, the review was "rejected", the one against took
+// the whole bond and the one for was slashed as overruled: a colluder
+// plus an offline member could punish an honest vote. Now a review
+// without a majority either way returns the bond and slashes only the
+// silent.
+func TestASplitKeyReviewJudgesNothing(t *testing.T) {
+	k := newKeyChain(t)
+	defer k.close()
+	vk := []byte("a key")
+	if r := k.propose("v1", vk, "erin", "frank"); r.Code != 0 {
+		t.Fatalf("propose: %s", r.Log)
+	}
+	rev, err := ask(k.harness, auditpb.QueryReview, &auditpb.QueryKeyReviewRequest{Id: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := map[string]string{}
+	for i, v := range rev.Votes {
+		role[k.name(v.Verifier)] = []string{"yes", "no", "silent"}[i]
+	}
+	stake := func(name string) uint64 {
+		r, _ := ask(k.harness, stakingpb.QueryStake, &stakingpb.QueryStakeRequest{Address: address(name).String()})
+		return r.Stake.Bonded
+	}
+	before := map[string]uint64{}
+	for n := range role {
+		before[n] = stake(n)
+	}
+	proposer := k.balance("v1")
+	want := auditpb.KeyVerdict(k.id, vk, [][]byte{pub("erin"), pub("frank")})
+	k.voteEach(1, func(member string) []byte {
+		switch role[member] {
+		case "yes":
+			return want
+		case "no":
+			return make([]byte, 32)
+		}
+		return nil
+	})
+	for n, r := range role {
+		slashed := stake(n) < before[n]
+		if slashed != (r == "silent") {
+			t.Errorf("the member who voted %s: slashed %v", r, slashed)
+		}
+	}
+	if got := k.balance("v1"); got != proposer+auditpb.DefaultParams().ChallengeBond {
+		t.Errorf("the proposer got %d back of its %d bond from a review that judged nothing", int64(got)-int64(proposer), auditpb.DefaultParams().ChallengeBond)
+	}
+	if _, err := ask(k.harness, auditpb.QueryKey, &auditpb.QueryKeyRequest{ModelId: k.id}); err == nil {
+		t.Error("a key without a majority is the model's key")
 	}
 }
 
@@ -175,13 +229,15 @@ func TestARoyaltyCanPayAModuleAccount(t *testing.T) {
 // so orders created over many blocks can all fall due at one height, and
 // that height's EndBlock did, unmetered, the work of all of them (with
 // MaxBidWindow = 1000, 1000 blocks' worth on one). Orders cost 1uagr of
-// escrow each (refunded). Now an EndBlock moves at most
-// job.MaxDuePerBlock orders, and the rest follow in the next blocks.
+// escrow each (refunded). Now an EndBlock moves at most as many orders as
+// one block's txs can schedule (agenda.PerBlock), and the rest follow in
+// the next blocks.
 func TestOrdersPileUpOnOneHeight(t *testing.T) {
 	h := newHarness(t, "")
 	defer h.close()
 	h.block()
-	const blocks, txsPerBlock, perTx = 4, 10, 50
+	const blocks, txsPerBlock, perTx = 4, 40, 45
+	perBlock := agenda.PerBlock(authpb.DefaultParams().BlockGasLimit)
 	due := h.height + blocks + 2
 	seq := map[string]uint64{}
 	hash := make([]byte, 32)
@@ -198,7 +254,7 @@ func TestOrdersPileUpOnOneHeight(t *testing.T) {
 				msgs = append(msgs, &jobpb.MsgCreateOrder{Tenant: address(name).String(), ModuleHash: hash, ModuleUrl: "http://127.0.0.1:9001/m", InputHash: hash,
 					InputUrl: "http://127.0.0.1:9001/i", Fuel: 1, MemoryMib: 1, MaxPrice: coin.New("uagr", 1), Redundancy: 1, BidWindow: due - (h.height + 1)})
 			}
-			raw, err := signTxGas(key(name), seq[name], 10_000_000, msgs...)
+			raw, err := signTxGas(key(name), seq[name], 7_000_000, msgs...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,8 +270,8 @@ func TestOrdersPileUpOnOneHeight(t *testing.T) {
 			created += perTx
 		}
 	}
-	if created <= job.MaxDuePerBlock {
-		t.Fatalf("%d orders do not test a bound of %d", created, job.MaxDuePerBlock)
+	if created <= perBlock {
+		t.Fatalf("%d orders do not test a bound of %d", created, perBlock)
 	}
 	for h.height < due-1 {
 		h.block()
@@ -234,10 +290,10 @@ func TestOrdersPileUpOnOneHeight(t *testing.T) {
 		return n
 	}
 	h.block() // height due: every order's bidding ends
-	if moved := created - bidding(); moved != job.MaxDuePerBlock {
-		t.Errorf("the EndBlock where %d orders fell due moved %d of them; want the bound, %d", created, moved, job.MaxDuePerBlock)
+	if moved := created - bidding(); moved != perBlock {
+		t.Errorf("the EndBlock where %d orders fell due moved %d of them; want the bound, %d", created, moved, perBlock)
 	}
-	for i := 0; i < created/job.MaxDuePerBlock; i++ {
+	for i := 0; i < created/perBlock; i++ {
 		h.block()
 	}
 	if n := bidding(); n != 0 {

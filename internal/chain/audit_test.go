@@ -9,7 +9,6 @@ import (
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"github.com/agoranet/agora/internal/chain/commit"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
@@ -33,7 +32,7 @@ type keyChain struct {
 
 func newKeyChain(t *testing.T) *keyChain {
 	m, _ := model.Lookup(model.DigitsName)
-	k := &keyChain{harness: newHarness(t, ""), t: t, id: m.Manifest.ID}
+	k := &keyChain{harness: newHarness(t, "", shortKeyReviews), t: t, id: m.Manifest.ID}
 	for _, v := range []string{"v1", "v2", "v3", "v4", "erin", "frank", "dave"} {
 		k.send(v, &stakingpb.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
 		if v != "dave" {
@@ -45,6 +44,15 @@ func newKeyChain(t *testing.T) *keyChain {
 	k.send("dave", &providerpb.MsgRegisterService{Operator: dave, ModelId: k.id, ModelName: m.Manifest.Name, MaxConcurrency: 1})
 	k.send("dave", &auditpb.MsgRegisterVerifier{Verifier: dave})
 	return k
+}
+
+// shortKeyReviews gives key reviews the disputes' commit window instead
+// of 600 blocks, in which the harness's providers, who send no
+// heartbeats, would be slashed for going offline.
+func shortKeyReviews(g *node.Genesis) {
+	p := auditpb.DefaultParams()
+	p.KeyReviewCommitBlocks = p.CommitBlocks
+	g.Audit = p
 }
 
 func (k *keyChain) send(name string, msg module.Msg) *abci.ExecTxResult {
@@ -72,6 +80,12 @@ func (k *keyChain) propose(by string, vk []byte, contributors ...string) *abci.E
 // the chain past the reveal window.
 func (k *keyChain) vote(id uint64, verdict []byte) {
 	k.t.Helper()
+	k.voteEach(id, func(string) []byte { return verdict })
+}
+
+// voteEach is vote with each member's own verdict; nil is no vote.
+func (k *keyChain) voteEach(id uint64, verdict func(member string) []byte) {
+	k.t.Helper()
 	r, err := ask(k.harness, auditpb.QueryReview, &auditpb.QueryKeyReviewRequest{Id: id})
 	if err != nil {
 		k.t.Fatal(err)
@@ -82,7 +96,10 @@ func (k *keyChain) vote(id uint64, verdict []byte) {
 		names[address(n).String()] = n
 	}
 	for _, v := range r.Votes {
-		c := commit.Hash(auditpb.KeyVoteDomain, verdict, []byte(v.Verifier), salt)
+		if verdict(names[v.Verifier]) == nil {
+			continue
+		}
+		c := auditpb.KeyCommitment(verdict(names[v.Verifier]), salt, v.Verifier)
 		if res := k.send(names[v.Verifier], &auditpb.MsgCommitKeyVote{Verifier: v.Verifier, ReviewId: id, Commitment: c}); res.Code != 0 {
 			k.t.Fatalf("commit: %s", res.Log)
 		}
@@ -91,7 +108,10 @@ func (k *keyChain) vote(id uint64, verdict []byte) {
 		k.block()
 	}
 	for _, v := range r.Votes {
-		if res := k.send(names[v.Verifier], &auditpb.MsgRevealKeyVote{Verifier: v.Verifier, ReviewId: id, Verdict: verdict, Salt: salt}); res.Code != 0 {
+		if verdict(names[v.Verifier]) == nil {
+			continue
+		}
+		if res := k.send(names[v.Verifier], &auditpb.MsgRevealKeyVote{Verifier: v.Verifier, ReviewId: id, Verdict: verdict(names[v.Verifier]), Salt: salt}); res.Code != 0 {
 			k.t.Fatalf("reveal: %s", res.Log)
 		}
 	}

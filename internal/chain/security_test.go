@@ -195,6 +195,22 @@ func TestAnExpensiveFailureIsPaidFor(t *testing.T) {
 	if r.Code != 0 || r.GasUsed <= 1_000_000 {
 		t.Fatalf("a failure after %d gas of work: CheckTx code %d %s; want it admitted to pay its fee", r.GasUsed, r.Code, r.Log)
 	}
+	// A sender may have at most max_tx_gas of such txs pending, so that
+	// it cannot queue many and then drain the fee they need.
+	admitted := uint64(r.GasWanted)
+	for i := uint64(1); ; i++ {
+		r := check(sign(seq+i, msgs...))
+		if r.Code != 0 {
+			if admitted+limit <= p.MaxTxGas {
+				t.Errorf("a failing tx refused with %d gas of them pending: %s", admitted, r.Log)
+			}
+			break
+		}
+		admitted += limit
+		if admitted > p.MaxTxGas {
+			t.Fatalf("%d gas of failing txs pending from one sender, more than max_tx_gas", admitted)
+		}
+	}
 	before, bobBefore := h.balance(address("alice"), "uagr"), h.balance(address("bob"), "uusdc")
 	h.pending = [][]byte{expensive}
 	resp, _ := h.block()

@@ -11,6 +11,7 @@ package agenda
 import (
 	"encoding/binary"
 
+	"github.com/agoranet/agora/internal/chain/gas"
 	"github.com/agoranet/agora/internal/chain/store"
 )
 
@@ -49,6 +50,12 @@ func (a Agenda) Move(kv store.KV, from, to int64, id uint64) {
 		a.Add(kv, to, id)
 	}
 }
+
+// PerBlock is how many entries an EndBlock should take from an agenda:
+// as many as one block's txs can schedule, each paying gas.EndBlockStep,
+// so that no backlog can build up however the agenda is filled, and a
+// block's deferred work is at most a block's worth of gas.
+func PerBlock(blockGasLimit uint64) int { return int(blockGasLimit / gas.EndBlockStep) }
 
 // Due takes off the agenda the entries due at or before height, at most
 // max of them, and returns their ids, earliest height first and by id

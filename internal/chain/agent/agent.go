@@ -178,7 +178,10 @@ func Restrict(ctx *module.Context, t *bank.Transfer, c *coin.Coin) (addr.Address
 	if to.String() == ag.Owner && len(t.For) == 0 {
 		return to, nil
 	}
-	if err := usable(ctx, ag); err != nil {
+	// A reward out of a slashed stake is owed whether or not the owner has
+	// since frozen or revoked the agent: stopping it must not cancel what
+	// its lie cost. Its allowed recipients still decide who may be paid.
+	if err := usable(ctx, ag); err != nil && !t.Reward {
 		return to, err
 	}
 	if t.Fee {

@@ -10,6 +10,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -202,7 +203,7 @@ func AfterDeregister(ctx *module.Context, operator addr.Address) {
 }
 
 // MaxDueDelay is how many blocks past its deadline a settlement may wait
-// for its EndBlock (see MaxDuePerBlock); holds of stake allow for it.
+// for its EndBlock (see agenda.PerBlock); holds of stake allow for it.
 const MaxDueDelay = 100
 
 // memberVote finds the signer's vote on an open dispute.
@@ -279,19 +280,16 @@ func castReveal(ctx *module.Context, what string, commitUntil, revealUntil int64
 	return nil
 }
 
-// MaxDuePerBlock bounds the disputes, and separately the key reviews,
-// one EndBlock settles; the rest are settled in the blocks after.
-const MaxDuePerBlock = 500
-
 // EndBlock settles the disputes and key reviews whose reveal window has
-// closed, earliest first, at most MaxDuePerBlock of each.
+// closed, earliest first, at most agenda.PerBlock of each.
 func (Module) EndBlock(ctx *module.Context) error {
-	for _, id := range deadlines.Due(ctx.KV, ctx.Height, MaxDuePerBlock) {
+	perBlock := agenda.PerBlock(auth.GetParams(ctx.KV).BlockGasLimit)
+	for _, id := range deadlines.Due(ctx.KV, ctx.Height, perBlock) {
 		if err := settle(ctx, GetDispute(ctx.KV, id)); err != nil {
 			return err
 		}
 	}
-	for _, id := range reviewDeadline.Due(ctx.KV, ctx.Height, MaxDuePerBlock) {
+	for _, id := range reviewDeadline.Due(ctx.KV, ctx.Height, perBlock) {
 		if err := settleReview(ctx, GetReview(ctx.KV, id)); err != nil {
 			return err
 		}

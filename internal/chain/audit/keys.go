@@ -160,45 +160,47 @@ func RevealKeyVote(ctx *module.Context, m *auditpb.MsgRevealKeyVote) error {
 	return nil
 }
 
-// settleReview decides a key review when its reveals close: a majority
-// of the committee for the verdict that the proposal implies approves the
-// key, and the bond goes back to the proposer; anything else rejects it,
-// and the bond pays the members who did the work. Members who did not
-// vote, or voted against the majority, lose a little stake.
+// settleReview decides a key review when its reveals close. A strict
+// majority of the committee for the verdict the proposal implies approves
+// the key and returns the bond; a strict majority against it rejects the
+// key, and the bond pays the members who voted it down. Without either
+// (members silent or split), the key is not accepted and the bond goes
+// back: nothing was judged, and a few silent members must not let one
+// colluder take the bond. Silent members lose a little stake, and so do
+// those who voted against a majority; no vote is "overruled" without one.
 func settleReview(ctx *module.Context, r *auditpb.KeyReview) error {
 	p := GetParams(ctx.KV)
 	want := auditpb.KeyVerdict(r.ModelId, r.VerifyingKey, r.Contributors)
-	yes := 0
-	var against []addr.Address
+	var yes, no []addr.Address
 	for _, v := range r.Votes {
-		if len(v.ResponseHash) == 0 {
-			continue
-		}
-		if bytes.Equal(v.ResponseHash, want) {
-			yes++
-		} else {
-			against = append(against, addr.MustParse(v.Verifier))
+		switch {
+		case len(v.ResponseHash) == 0:
+		case bytes.Equal(v.ResponseHash, want):
+			yes = append(yes, addr.MustParse(v.Verifier))
+		default:
+			no = append(no, addr.MustParse(v.Verifier))
 		}
 	}
 	proposer := addr.MustParse(r.Proposer)
-	approved := yes*2 > len(r.Votes) && GetKey(ctx.KV, r.ModelId) == nil
-	if approved {
+	n := len(r.Votes)
+	approved := len(yes)*2 > n && GetKey(ctx.KV, r.ModelId) == nil
+	rejected := len(no)*2 > n
+	var overruled []addr.Address
+	switch {
+	case approved:
 		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_APPROVED
 		if _, err := keyBonds.Close(ctx, r.Id, proposer); err != nil {
 			return err
 		}
 		ctx.KV.Set(keyKey(r.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: r.ModelId, Owner: r.Proposer, VerifyingKey: r.VerifyingKey,
 			RegisteredAt: ctx.Height, Contributors: r.Contributors, TranscriptDigest: r.TranscriptDigest, ReviewId: r.Id}))
-	} else {
-		// The bond pays the members who voted it down; none if the
-		// proposal failed only for want of votes.
+		overruled = no
+	case rejected:
 		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_REJECTED
-		if len(against) > 0 {
-			share := r.Bond / uint64(len(against))
-			for _, a := range against {
-				if err := keyBonds.Pay(ctx, r.Id, a, share); err != nil {
-					return err
-				}
+		share := r.Bond / uint64(len(no))
+		for _, a := range no {
+			if err := keyBonds.Pay(ctx, r.Id, a, share); err != nil {
+				return err
 			}
 		}
 		if h := keyBonds.Held(ctx.KV, r.Id); h != nil {
@@ -209,12 +211,21 @@ func settleReview(ctx *module.Context, r *auditpb.KeyReview) error {
 		if _, err := keyBonds.Close(ctx, r.Id, proposer); err != nil { // nothing is left
 			return err
 		}
-	}
-	for _, v := range r.Votes {
-		if len(v.ResponseHash) != 0 && bytes.Equal(v.ResponseHash, want) == approved {
-			continue
+		overruled = yes
+	default:
+		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_REJECTED
+		if _, err := keyBonds.Close(ctx, r.Id, proposer); err != nil {
+			return err
 		}
-		if _, err := staking.Slash(ctx, addr.MustParse(v.Verifier), p.MissPenaltyBps, 0, "key review vote missed or overruled"); err != nil {
+	}
+	penalised := overruled
+	for _, v := range r.Votes {
+		if len(v.ResponseHash) == 0 {
+			penalised = append(penalised, addr.MustParse(v.Verifier))
+		}
+	}
+	for _, a := range penalised {
+		if _, err := staking.Slash(ctx, a, p.MissPenaltyBps, 0, "key review vote missed or overruled"); err != nil {
 			return err
 		}
 	}

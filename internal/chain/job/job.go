@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit"
+	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/committee"
@@ -441,8 +442,11 @@ func dispute(ctx *module.Context, o *jobpb.Order, why string) error {
 		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%s and %d verifiers are eligible for a committee of %d", why, len(pool), ap.CommitteeSize))
 	}
 	o.Status = jobpb.OrderStatus_ORDER_STATUS_DISPUTED
-	// Members re-run the job, so they get the time a lessee had.
-	o.VoteCommitUntil = ctx.Height + max(ap.CommitBlocks, o.DeadlineBlocks)
+	// Members re-run the job, so they get the time a lessee had, up to
+	// MaxVoteBlocks: a member's stake is held until its vote is due, and a
+	// tenant must not be able to lock a verifier's stake for a deadline
+	// it chose.
+	o.VoteCommitUntil = ctx.Height + max(ap.CommitBlocks, min(o.DeadlineBlocks, MaxVoteBlocks))
 	o.VoteRevealUntil = o.VoteCommitUntil + ap.RevealBlocks
 	attrs := []module.Attr{module.Key("order_id", module.U64(o.Id))}
 	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), committee.Seed(ctx.Seed, "job", o.Id)) {
@@ -643,16 +647,17 @@ func schedule(ctx *module.Context, o *jobpb.Order) {
 	o.NextDue = due
 }
 
-// MaxDuePerBlock bounds the orders one EndBlock moves. Tenants choose
-// bid windows and deadlines, so orders created over many blocks can fall
-// due at one height; those past the bound are moved in the blocks after
-// (about 70 µs an order on the reference machine).
-const MaxDuePerBlock = 500
+// MaxVoteBlocks bounds a job committee's commit window: more than a
+// re-run of the most fuel an order may buy (max_fuel, about ten minutes)
+// takes at one-second blocks.
+const MaxVoteBlocks = 5_000
 
-// EndBlock moves the orders whose deadline has come, at most
-// MaxDuePerBlock of them, earliest first.
+// EndBlock moves the orders whose deadline has come, earliest first, at
+// most agenda.PerBlock of them: tenants choose bid windows and deadlines,
+// so orders created over many blocks can fall due at one height; those
+// past the bound are moved in the blocks after.
 func (Module) EndBlock(ctx *module.Context) error {
-	for _, id := range deadlines.Due(ctx.KV, ctx.Height, MaxDuePerBlock) {
+	for _, id := range deadlines.Due(ctx.KV, ctx.Height, agenda.PerBlock(auth.GetParams(ctx.KV).BlockGasLimit)) {
 		o := Get(ctx.KV, id)
 		o.NextDue = 0
 		if err := step(ctx, o); err != nil {
