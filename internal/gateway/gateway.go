@@ -119,14 +119,18 @@ func (c Config) withDefaults() Config {
 // Home is the gateway's directory in an Agora home.
 func Home(agoraHome string) string { return filepath.Join(agoraHome, "gateway") }
 
-// OpenLedger opens the API-key ledger a gateway with cfg uses (for the
-// CLI's key commands, while the gateway runs or not).
+// OpenLedger opens the API-key ledger a gateway with cfg uses, for the
+// CLI's key commands, while the gateway runs or not. It opens as an owner
+// of its own, never as the gateway: opening as an owner releases that
+// owner's leases, which a running gateway is serving from.
 func OpenLedger(ctx context.Context, cfg Config) (*ledger.Ledger, error) {
+	return openLedger(ctx, cfg, "cli")
+}
+
+// openLedger opens the ledger as owner: the gateway's own, under its payer
+// address, releases what a crash of it left reserved.
+func openLedger(ctx context.Context, cfg Config, owner string) (*ledger.Ledger, error) {
 	cfg = cfg.withDefaults()
-	owner := "cli"
-	if len(cfg.Key) == ed25519.PrivateKeySize {
-		owner = addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)).String()
-	}
 	l, err := ledger.Open(ctx, cfg.DB, owner)
 	if err != nil {
 		return nil, err
@@ -243,7 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	keys, err := OpenLedger(ctx, cfg)
+	keys, err := openLedger(ctx, cfg, addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)).String())
 	if err != nil {
 		return nil, err
 	}

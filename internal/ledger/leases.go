@@ -30,18 +30,30 @@ import (
 // other replicas' leases hold the rest, until they go idle.
 //
 // A killed gateway leaves its leases to be released when it opens the
-// ledger again (see Open): their unflushed debits, the last Flush of
-// answers, are lost, so a key is charged less, never more.
+// ledger again (see Open), or, should it never come back, by another
+// replica once they have gone unrenewed for StaleAfter: their unflushed
+// debits, the last Flush of answers, are lost, so a key is charged less,
+// never more.
+//
+// A lease whose row was released while this replica still holds it (by
+// another process with the same owner name, or as stale after a long pause
+// or a partition) is dropped at its next write: its free balance is
+// already back with the key, and the debits settled within it are charged
+// to the key's balance directly, as far as the balance goes. The other
+// leases are written as usual.
 type Leases struct {
 	l *Ledger
 
-	// Flush is how often settled debits are written; Idle how long an
-	// unused lease is kept before its balance is returned.
-	flush, idle time.Duration
-	log         *slog.Logger
+	// flush is how often settled debits are written; idle how long an
+	// unused lease is kept before its balance is returned; stale how long
+	// another replica's lease may go unrenewed before it is released;
+	// beat how often this replica renews its own and looks for stale ones.
+	flush, idle, stale, beat time.Duration
+	log                      *slog.Logger
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards the fields below
 	byHash map[string]*lease
+	lost   []*lease // released elsewhere, out of the map: debits still to charge
 	closed bool
 
 	writing sync.Mutex // one flush at a time
@@ -50,26 +62,45 @@ type Leases struct {
 }
 
 // lease is one key's leased balance in this process. Its row in the
-// database holds free + inflight + debit.
+// database holds free + inflight + debit, unless it was released
+// elsewhere (lost).
 type lease struct {
-	id        string // the reservation row
-	hash      string
-	keyID     string
-	denom     string
-	extending sync.Mutex // one extension at a time (a database write)
-	mu        sync.Mutex // guards what follows
-	free      uint64     // leased, not held by a request
-	inflight  uint64     // held by requests in flight
-	debit     uint64     // settled, not yet written
-	used      time.Time  // last reservation
-	gone      bool       // removed from the map: take another
-	flushing  bool       // a write of its debits or free balance is under way
+	id    string // the reservation row
+	hash  string
+	keyID string
+	denom string
+
+	// extending is held by whatever writes the row: an extension, or a
+	// flush of the lease, so that the row and the memory agree whenever
+	// one of them looks.
+	extending sync.Mutex
+	row       bool // guarded by extending: the row is in the database
+
+	mu       sync.Mutex // guards what follows
+	free     uint64     // leased, not held by a request
+	inflight uint64     // held by requests in flight
+	debit    uint64     // settled, not yet written
+	used     time.Time  // last reservation
+	gone     bool       // removed from the map: take another
+	lost     bool       // its row was released elsewhere: free is dropped, debit charged directly
 }
 
 // LeaseConfig tunes Leases; zero fields take the defaults.
 type LeaseConfig struct {
-	Flush  time.Duration // default 100 ms
-	Idle   time.Duration // default 1 s
+	Flush time.Duration // how often settled debits are written; default 100 ms
+	Idle  time.Duration // how long an unused lease is kept; default 1 s
+
+	// StaleAfter is how long another replica's leases may go unrenewed
+	// before this replica takes that one for gone and returns them to
+	// their keys (its unwritten debits are lost: the key is charged
+	// less). A replica renews its own every StaleAfter/4, and at least
+	// every 10 s. It should be well above the longest pause or partition
+	// a live replica may suffer, and the same on every replica; a live
+	// replica whose leases were released drops them and charges what it
+	// settled in them directly, never more than the key's balance.
+	// Default 2 minutes.
+	StaleAfter time.Duration
+
 	Logger *slog.Logger
 }
 
@@ -81,35 +112,64 @@ func (l *Ledger) Leased(cfg LeaseConfig) *Leases {
 	if cfg.Idle <= 0 {
 		cfg.Idle = time.Second
 	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 2 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	ls := &Leases{l: l, flush: cfg.Flush, idle: cfg.Idle, log: cfg.Logger, byHash: map[string]*lease{}, stop: make(chan struct{}), done: make(chan struct{})}
+	ls := &Leases{l: l, flush: cfg.Flush, idle: cfg.Idle, stale: cfg.StaleAfter, beat: min(cfg.StaleAfter/4, 10*time.Second), log: cfg.Logger,
+		byHash: map[string]*lease{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go ls.loop()
 	return ls
 }
 
 func (ls *Leases) loop() {
 	defer close(ls.done)
-	t := time.NewTicker(ls.flush)
-	defer t.Stop()
+	flush := time.NewTicker(ls.flush)
+	defer flush.Stop()
+	beat := time.NewTicker(ls.beat)
+	defer beat.Stop()
 	for {
 		select {
 		case <-ls.stop:
 			return
-		case <-t.C:
+		case <-flush.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := ls.write(ctx, false); err != nil {
 				ls.log.Error("ledger: write settled debits (kept for the next try)", "err", err)
 			}
 			cancel()
+		case <-beat.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ls.heartbeat(ctx)
+			cancel()
 		}
 	}
 }
 
-// Close writes every settled debit, returns every lease to its key and
-// stops. Requests still in flight should have settled first (anything they
-// hold is released when the ledger is next opened by this owner).
+// heartbeat renews this replica's leases and releases other replicas'
+// that have gone unrenewed for ls.stale.
+func (ls *Leases) heartbeat(ctx context.Context) {
+	if err := ls.l.renew(ctx); err != nil {
+		ls.log.Error("ledger: renew this replica's leases (other replicas take them for stale after StaleAfter)", "err", err, "stale_after", ls.stale)
+	}
+	n, amount, err := ls.l.releaseStale(ctx, ls.stale)
+	if err != nil {
+		ls.log.Error("ledger: release stale leases", "err", err)
+		return
+	}
+	if n > 0 {
+		ls.log.Warn("ledger: released other replicas' leases, unrenewed for longer than StaleAfter; their unwritten debits are lost",
+			"leases", n, "amount", amount, "stale_after", ls.stale)
+	}
+}
+
+// Close stops taking reservations, waits (until ctx ends) for those in
+// flight to settle, writes every settled debit and returns every lease to
+// its key. What requests still in flight hold then stays reserved until
+// the ledger is next opened by this owner, or another replica releases it
+// as stale; whatever they settle later is not charged.
 func (ls *Leases) Close(ctx context.Context) error {
 	ls.mu.Lock()
 	if ls.closed {
@@ -120,7 +180,45 @@ func (ls *Leases) Close(ctx context.Context) error {
 	ls.mu.Unlock()
 	close(ls.stop)
 	<-ls.done
-	return ls.write(ctx, true)
+	tick := time.NewTicker(min(ls.flush, 20*time.Millisecond))
+	defer tick.Stop()
+wait:
+	for ls.inflight() > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-tick.C:
+		}
+	}
+	wctx := ctx
+	if ctx.Err() != nil { // still write what has settled
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
+	err := ls.write(wctx, true)
+	if n := ls.inflight(); n > 0 {
+		err = errors.Join(err, fmt.Errorf("ledger: closed with %d reserved by requests in flight; it stays reserved until the ledger is opened again as %s, or released as stale", n, ls.l.owner))
+	}
+	return err
+}
+
+// inflight is what requests in flight hold, in all leases.
+func (ls *Leases) inflight() uint64 {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var n uint64
+	for _, s := range ls.byHash {
+		s.mu.Lock()
+		n += s.inflight
+		s.mu.Unlock()
+	}
+	for _, s := range ls.lost {
+		s.mu.Lock()
+		n += s.inflight
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // Reserve takes max from the key's balance for one request, or says why
@@ -144,7 +242,10 @@ func (ls *Leases) Reserve(ctx context.Context, key string, max uint64) (*Reserva
 	}
 }
 
-var errGone = errors.New("ledger: lease removed")
+var (
+	errGone     = errors.New("ledger: lease removed")
+	errReleased = errors.New("ledger: the lease's row was released by another process")
+)
 
 // lease is the key's lease, a new empty one if there is none.
 func (ls *Leases) lease(hash string) (*lease, error) {
@@ -174,11 +275,16 @@ func (ls *Leases) reserve(ctx context.Context, s *lease, max uint64) (*Reservati
 	// At least what this request lacks; up to an eighth of the key's
 	// balance, so that other replicas are left most of it; and no more
 	// than a few thousand requests' worth, as that is plenty.
-	keyID, denom, got, err := ls.l.extend(ctx, s.id, s.hash, need, max*4096)
+	keyID, denom, got, err := ls.l.extend(ctx, s.id, s.hash, s.row, need, min(max, 1<<62/4096)*4096)
+	if errors.Is(err, errReleased) {
+		ls.lose(s, "extend")
+		return nil, errGone // take a fresh lease
+	}
 	if err != nil {
 		ls.forget(s, 0) // an unknown key must not leave an entry behind
 		return nil, err
 	}
+	s.row = true
 	s.mu.Lock()
 	s.keyID, s.denom = keyID, denom
 	s.free += got
@@ -192,16 +298,41 @@ func (ls *Leases) reserve(ctx context.Context, s *lease, max uint64) (*Reservati
 }
 
 // forget removes s from the map if it holds nothing and has not been used
-// for idle. The caller holds s.extending, so no extension is under way.
+// for idle. The caller holds s.extending, so no write of its row is under
+// way.
 func (ls *Leases) forget(s *lease, idle time.Duration) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.free == 0 && s.inflight == 0 && s.debit == 0 && !s.gone && !s.flushing && time.Since(s.used) >= idle {
+	if s.free == 0 && s.inflight == 0 && s.debit == 0 && !s.gone && time.Since(s.used) >= idle {
 		s.gone = true
 		delete(ls.byHash, s.hash)
 	}
+}
+
+// lose drops s, whose row was released by another process: its free
+// balance is already back with the key, so it leaves memory; s leaves the
+// map, so that the next request takes a fresh lease; and s joins ls.lost
+// until the debits settled in it (now, and by requests still in flight)
+// are charged to the key directly. The caller holds s.extending.
+func (ls *Leases) lose(s *lease, during string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost {
+		return
+	}
+	s.lost, s.gone, s.row = true, true, false
+	dropped := s.free
+	s.free = 0
+	if ls.byHash[s.hash] == s {
+		delete(ls.byHash, s.hash)
+	}
+	ls.lost = append(ls.lost, s)
+	ls.log.Warn("ledger: a lease's row was released by another process (one with this owner name, or one that took this replica for gone: see LeaseConfig.StaleAfter); its debits are charged to the key directly and the key takes a new lease",
+		"lease", s.id, "key", s.keyID, "owner", ls.l.owner, "found_by", during, "free_dropped", dropped, "debit", s.debit, "in_flight", s.inflight)
 }
 
 // take reserves max from the free lease, if it holds that much.
@@ -238,7 +369,9 @@ func (ls *Leases) Settle(r *Reservation, actual uint64) error {
 	}
 	r.settled = true
 	s.inflight -= r.Amount
-	s.free += r.Amount - actual
+	if !s.lost { // a lost lease's row is gone: nothing to return to
+		s.free += r.Amount - actual
+	}
 	s.debit += actual
 	return nil
 }
@@ -271,54 +404,83 @@ func (ls *Leases) Balance(ctx context.Context, key string) (Account, error) {
 
 // write puts every lease's settled debits in the database, in one
 // transaction, and returns to their keys the leases idle for ls.idle (all
-// of them when all is set).
+// of them, and all free balance, when all is set). A lease being extended
+// is left for the next write, unless all is set.
 func (ls *Leases) write(ctx context.Context, all bool) error {
 	ls.writing.Lock()
 	defer ls.writing.Unlock()
 	ls.mu.Lock()
-	leases := make([]*lease, 0, len(ls.byHash))
+	leases := make([]*lease, 0, len(ls.byHash)+len(ls.lost))
 	for _, s := range ls.byHash {
 		leases = append(leases, s)
 	}
+	leases = append(leases, ls.lost...)
 	ls.mu.Unlock()
 
 	var changes []leaseChange
 	now := time.Now()
 	for _, s := range leases {
+		if all {
+			s.extending.Lock()
+		} else if !s.extending.TryLock() {
+			continue
+		}
 		s.mu.Lock()
-		c := leaseChange{lease: s, id: s.id, keyID: s.keyID, debit: s.debit}
-		if s.inflight == 0 && (all || now.Sub(s.used) >= ls.idle) {
+		c := leaseChange{lease: s, id: s.id, keyID: s.keyID, debit: s.debit, lost: s.lost}
+		switch {
+		case s.lost:
+			s.free = 0 // returned by whoever released the row
+		case all || (s.inflight == 0 && now.Sub(s.used) >= ls.idle):
 			c.back = s.free
 		}
 		s.debit -= c.debit
 		s.free -= c.back
-		if c.debit > 0 || c.back > 0 {
-			s.flushing = true
-			changes = append(changes, c)
-		}
+		c.drop = !s.lost && s.free == 0 && s.inflight == 0 && s.debit == 0
 		s.mu.Unlock()
+		if c.debit > 0 || c.back > 0 {
+			changes = append(changes, c) // s.extending stays held until it is written
+		} else {
+			s.extending.Unlock()
+		}
 	}
 	// One order for every replica's writes, so that two never wait on
 	// each other's rows (a PostgreSQL deadlock).
 	slices.SortFunc(changes, func(a, b leaseChange) int { return strings.Compare(a.keyID+a.id, b.keyID+b.id) })
-	defer func() {
-		for _, c := range changes {
-			c.lease.mu.Lock()
-			c.lease.flushing = false
-			c.lease.mu.Unlock()
-		}
-	}()
+	var err error
 	if len(changes) > 0 {
-		if err := ls.l.writeLeases(ctx, changes); err != nil {
-			for _, c := range changes { // nothing was written: keep it for the next try
-				c.lease.mu.Lock()
-				c.lease.debit += c.debit
-				c.lease.free += c.back
-				c.lease.mu.Unlock()
-			}
-			return err
-		}
+		err = ls.l.writeLeases(ctx, changes)
 	}
+	for _, c := range changes {
+		s := c.lease
+		switch {
+		case err != nil: // nothing was written: keep it for the next try
+			s.mu.Lock()
+			s.debit += c.debit
+			if !s.lost {
+				s.free += c.back
+			}
+			s.mu.Unlock()
+		case c.released:
+			ls.lose(s, "flush")
+		case c.drop:
+			s.row = false // the lease held nothing: its row was deleted
+		}
+		if err == nil && (c.lost || c.released) && c.charged < c.debit {
+			ls.log.Warn("ledger: a dropped lease's debits were more than the key's balance; the key is charged what it had",
+				"lease", c.id, "key", c.keyID, "debit", c.debit, "charged", c.charged)
+		}
+		s.extending.Unlock()
+	}
+	if err != nil {
+		return err
+	}
+	ls.mu.Lock()
+	ls.lost = slices.DeleteFunc(ls.lost, func(s *lease) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.inflight == 0 && s.debit == 0
+	})
+	ls.mu.Unlock()
 	// Keys not used for a minute leave the map, so that it holds the keys
 	// in use, not every key ever seen.
 	for _, s := range leases {
@@ -334,14 +496,23 @@ type leaseChange struct {
 	lease       *lease
 	id, keyID   string
 	debit, back uint64
+	lost        bool // the lease's row was released before: charge debit directly
+	drop        bool // the lease holds nothing once written: delete its row
+
+	// Results of the write.
+	released bool   // the row was found released (or short): the lease is lost
+	charged  uint64 // of debit, when charged directly
 }
 
 // extend moves from the key with hash to the lease row id at least need
-// and at most cap: an eighth of the balance, within those bounds. Unlike
+// and at most cap: an eighth of the balance, within those bounds. row tells
+// whether the lease already has its row: then the row must still be there
+// (errReleased if not), for a row released elsewhere and made again would
+// hold only the new amount while the lease holds the old too. Unlike
 // debits it commits synchronously on PostgreSQL: it is rare, and a lease
 // the server lost in a crash while the gateway holds it in memory could be
 // spent twice. (A SQLite ledger lives and dies with the gateway's process.)
-func (l *Ledger) extend(ctx context.Context, id, hash string, need, cap uint64) (keyID, denom string, got uint64, err error) {
+func (l *Ledger) extend(ctx context.Context, id, hash string, row bool, need, cap uint64) (keyID, denom string, got uint64, err error) {
 	err = l.tx(ctx, func(t *sql.Tx) error {
 		for range 8 { // PostgreSQL: another replica may change the balance between the read and the guarded write
 			var bal int64
@@ -367,8 +538,21 @@ func (l *Ledger) extend(ctx context.Context, id, hash string, need, cap uint64) 
 			if n, _ := res.RowsAffected(); n == 0 {
 				continue
 			}
-			hold, err := l.prepared(ctx, t, `INSERT INTO reservations (id, key_id, owner, amount, created) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (id) DO UPDATE SET amount = reservations.amount + excluded.amount`)
+			if row {
+				grow, err := l.prepared(ctx, t, `UPDATE reservations SET amount = amount + $1, renewed = `+l.clock()+` WHERE id = $2 AND owner = $3`)
+				if err != nil {
+					return err
+				}
+				res, err := grow.ExecContext(ctx, int64(got), id, l.owner)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n != 1 {
+					return errReleased // rolls the balance back
+				}
+				return nil
+			}
+			hold, err := l.prepared(ctx, t, `INSERT INTO reservations (id, key_id, owner, amount, created, renewed) VALUES ($1, $2, $3, $4, $5, `+l.clock()+`)`)
 			if err != nil {
 				return err
 			}
@@ -381,40 +565,117 @@ func (l *Ledger) extend(ctx context.Context, id, hash string, need, cap uint64) 
 }
 
 // writeLeases books debits and returns in one transaction: each leaves
-// its lease row and becomes a debit entry or balance again.
+// its lease row and becomes a debit entry or balance again. A lease whose
+// row is gone, or holds less than it should, does not fail the others: it
+// is marked released, whatever its row still holds returns to the key, and
+// its debits are charged to the key's balance directly (as are those of
+// leases released before), never below zero.
 func (l *Ledger) writeLeases(ctx context.Context, changes []leaseChange) error {
 	return l.tx(ctx, func(t *sql.Tx) error {
 		if err := l.fast(ctx, t); err != nil {
 			return err
 		}
-		shrink, err := l.prepared(ctx, t, `UPDATE reservations SET amount = amount - $1 WHERE id = $2 AND amount >= $1`)
+		shrink, err := l.prepared(ctx, t, `UPDATE reservations SET amount = amount - $1 WHERE id = $2 AND owner = $3 AND amount >= $1`)
 		if err != nil {
 			return err
 		}
-		for _, c := range changes {
-			res, err := shrink.ExecContext(ctx, int64(c.debit+c.back), c.id)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return fmt.Errorf("ledger: lease %s holds less than its debits and free balance (%d): was it released by another process with this owner name?", c.id, c.debit+c.back)
-			}
-			if c.back > 0 {
-				if _, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), int64(c.back), c.keyID); err != nil {
-					return err
-				}
-			}
-			if c.debit > 0 {
-				debit, err := l.prepared(ctx, t, `INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'debit', $2, $3, $4)`)
+		for i := range changes {
+			c := &changes[i]
+			c.released, c.charged = false, 0 // this may be a retry
+			if !c.lost {
+				res, err := shrink.ExecContext(ctx, int64(c.debit+c.back), c.id, l.owner)
 				if err != nil {
 					return err
 				}
-				if _, err := debit.ExecContext(ctx, c.keyID, int64(c.debit), l.owner, now()); err != nil {
+				if n, _ := res.RowsAffected(); n == 1 {
+					if err := l.book(ctx, t, c); err != nil {
+						return err
+					}
+					continue
+				}
+				c.released = true
+				if err := l.dropRow(ctx, t, c.id, c.keyID); err != nil {
 					return err
 				}
 			}
+			if c.charged, err = l.chargeDirect(ctx, t, c.keyID, c.debit); err != nil {
+				return err
+			}
 		}
-		_, err = t.ExecContext(ctx, l.q(`DELETE FROM reservations WHERE owner = $1 AND amount = 0`), l.owner)
-		return err
+		return nil
 	})
+}
+
+// book books c's debit and return once its row has shrunk by them,
+// within t, and deletes the row if the lease now holds nothing.
+func (l *Ledger) book(ctx context.Context, t *sql.Tx, c *leaseChange) error {
+	if c.back > 0 {
+		if _, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), int64(c.back), c.keyID); err != nil {
+			return err
+		}
+	}
+	if c.debit > 0 {
+		if err := l.debitEntry(ctx, t, c.keyID, c.debit); err != nil {
+			return err
+		}
+	}
+	if c.drop {
+		return l.dropRow(ctx, t, c.id, c.keyID)
+	}
+	return nil
+}
+
+// dropRow deletes the reservation row id, within t, and returns
+// what it held to the key: the lease that owned it no longer counts on it.
+func (l *Ledger) dropRow(ctx context.Context, t *sql.Tx, id, keyID string) error {
+	var left int64
+	err := t.QueryRowContext(ctx, l.q(`DELETE FROM reservations WHERE id = $1 AND owner = $2 RETURNING amount`), id, l.owner).Scan(&left)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && left == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), left, keyID)
+	return err
+}
+
+// chargeDirect debits the key with id by amount straight from its
+// balance, within t, as far as the balance goes, and says how much that
+// was: for debits settled in a lease whose row was released, so that
+// their reservation is already back in the balance.
+func (l *Ledger) chargeDirect(ctx context.Context, t *sql.Tx, id string, amount uint64) (uint64, error) {
+	if amount == 0 {
+		return 0, nil
+	}
+	query := `SELECT balance FROM api_keys WHERE id = $1`
+	if l.postgres {
+		query += ` FOR UPDATE` // the balance must not drop between the read and the write
+	}
+	var bal int64
+	if err := t.QueryRowContext(ctx, l.q(query), id).Scan(&bal); err != nil {
+		return 0, err
+	}
+	got := min(uint64(bal), amount)
+	if got == 0 {
+		return 0, nil
+	}
+	res, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance - $1 WHERE id = $2 AND balance >= $1`), int64(got), id)
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return 0, fmt.Errorf("ledger: the balance of key %s changed while it was charged %d", id, got)
+	}
+	return got, l.debitEntry(ctx, t, id, got)
+}
+
+// debitEntry records a debit entry within t.
+func (l *Ledger) debitEntry(ctx context.Context, t *sql.Tx, id string, amount uint64) error {
+	debit, err := l.prepared(ctx, t, `INSERT INTO entries (key_id, kind, amount, owner, created) VALUES ($1, 'debit', $2, $3, $4)`)
+	if err != nil {
+		return err
+	}
+	_, err = debit.ExecContext(ctx, id, int64(amount), l.owner, now())
+	return err
 }

@@ -148,6 +148,7 @@ func TestLeasesOfAKilledReplicaAreReleased(t *testing.T) {
 		l := open(t, dsn, "gw1")
 		key, _, _ := l.CreateKey(ctx, "uusdc", 10_000)
 		ls := l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Hour})
+		t.Cleanup(func() { ls.Close(ctx) }) // only to stop its loop, once the test is over
 		r, err := ls.Reserve(ctx, key, 100)
 		if err != nil {
 			t.Fatal(err)
@@ -165,5 +166,144 @@ func TestLeasesOfAKilledReplicaAreReleased(t *testing.T) {
 		if a, _ := l.Balance(ctx, key); a.Balance != 10_000 || a.Reserved != 0 || a.Debited != 0 {
 			t.Errorf("after gw1 restarts: %+v, want all 10000 back (the unwritten debit of 60 is lost)", a)
 		}
+	})
+}
+
+// want checks one key's book as the database holds it.
+func want(t *testing.T, got map[string]book, id string, balance, reserved, debited int64) {
+	t.Helper()
+	b := got[id]
+	if b.balance != balance || b.reserved != reserved || b.debited != debited {
+		t.Errorf("key %s: balance %d, reserved %d, debited %d; want %d, %d, %d", id, b.balance, b.reserved, b.debited, balance, reserved, debited)
+	}
+}
+
+// TestLeasesAReleasedLeaseDoesNotBlockTheOthers: another process with this
+// owner name releases one of the replica's leases. The next flush still
+// writes every other lease's debits; the released lease's debits are
+// charged to its key's balance directly, its free balance (returned by the
+// release) is dropped, and the key's next request takes a fresh lease.
+func TestLeasesAReleasedLeaseDoesNotBlockTheOthers(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l := open(t, dsn, "gw1")
+		db := raw(t, dsn)
+		keyA, idA, _ := l.CreateKey(ctx, "uusdc", 10_000)
+		keyB, idB, _ := l.CreateKey(ctx, "uusdc", 10_000)
+		ls := l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Hour})
+		defer ls.Close(ctx)
+		rA, err := ls.Reserve(ctx, keyA, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open(t, dsn, "gw1") // a second process with this owner name releases A's lease
+		rB, err := ls.Reserve(ctx, keyB, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.Settle(rA, 60)
+		ls.Settle(rB, 70)
+		if err := ls.Write(ctx); err != nil {
+			t.Fatalf("a flush with one released lease: %v", err)
+		}
+		got := books(ctx, t, db)
+		want(t, got, idA, 10_000-60, 0, 60)
+		if b := got[idB]; b.debited != 70 || b.reserved == 0 {
+			t.Errorf("key B after the flush: %+v; want its debit of 70 written and its lease kept", b)
+		}
+		if err := ls.Write(ctx); err != nil {
+			t.Fatalf("the flush after: %v", err)
+		}
+		rA, err = ls.Reserve(ctx, keyA, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.Settle(rA, 40)
+		if err := ls.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got = books(ctx, t, db)
+		want(t, got, idA, 10_000-100, 0, 100)
+		want(t, got, idB, 10_000-70, 0, 70)
+	})
+}
+
+// TestLeasesAReleasedLeaseIsNotExtendedInPlace: once its row is released,
+// a lease that runs short must not be extended by recreating its row with
+// only the new amount (the lease would then hold more in memory than its
+// row, and spend it); it is dropped and the request takes a fresh lease.
+func TestLeasesAReleasedLeaseIsNotExtendedInPlace(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l := open(t, dsn, "gw1")
+		db := raw(t, dsn)
+		key, id, _ := l.CreateKey(ctx, "uusdc", 10_000)
+		ls := l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Hour})
+		defer ls.Close(ctx)
+		r, err := ls.Reserve(ctx, key, 100) // a lease of 1,250
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.Settle(r, 100)
+		// Another process with this owner name releases it (the key holds
+		// 10,000 again); then a request needs more than the lease holds.
+		open(t, dsn, "gw1")
+		r, err = ls.Reserve(ctx, key, 2000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := books(ctx, t, db)
+		if b := got[id]; b.reserved < 2000 {
+			t.Errorf("a reservation of 2000 is served from %d reserved in the database", b.reserved)
+		}
+		ls.Settle(r, 500)
+		if err := ls.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want(t, books(ctx, t, db), id, 10_000-600, 0, 600)
+	})
+}
+
+// TestLeasesCloseWaitsForRequestsInFlight: Close lets requests in flight
+// settle (until its context ends) and writes their debits; one that gave
+// up waiting still writes what settled and returns all the free balance,
+// keeping reserved only what the unsettled requests hold.
+func TestLeasesCloseWaitsForRequestsInFlight(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l := open(t, dsn, "gw1")
+		db := raw(t, dsn)
+		key, id, _ := l.CreateKey(ctx, "uusdc", 10_000)
+		ls := l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Hour})
+		r, err := ls.Reserve(ctx, key, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			ls.Settle(r, 30)
+		}()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := ls.Close(cctx); err != nil {
+			t.Fatal(err)
+		}
+		want(t, books(ctx, t, db), id, 10_000-30, 0, 30)
+
+		ls = l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Hour})
+		if _, err := ls.Reserve(ctx, key, 100); err != nil { // never settles
+			t.Fatal(err)
+		}
+		r, err = ls.Reserve(ctx, key, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.Settle(r, 50)
+		cctx, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if err := ls.Close(cctx); err == nil {
+			t.Error("Close with a request in flight past its deadline reported no error")
+		}
+		want(t, books(ctx, t, db), id, 10_000-30-50-100, 100, 30+50)
 	})
 }

@@ -13,9 +13,10 @@
 //
 // Only this ledger is shared between replicas. Each replica has its own
 // payer key and its own channels to providers, so two replicas never sign
-// conflicting vouchers; a replica's reservations carry its owner name, and
-// those a crashed replica left are released (never charged) when it opens
-// the ledger again.
+// conflicting vouchers; a replica's reservations carry its owner name and
+// are renewed while it runs. Those a crashed replica left are released
+// (never charged) when it opens the ledger again, or by any other replica
+// once they have gone unrenewed for LeaseConfig.StaleAfter.
 package ledger
 
 import (
@@ -26,9 +27,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -180,7 +183,8 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			key_id  TEXT NOT NULL REFERENCES api_keys(id),
 			owner   TEXT NOT NULL,
 			amount  BIGINT NOT NULL CHECK (amount >= 0),
-			created BIGINT NOT NULL)`,
+			created BIGINT NOT NULL,
+			renewed BIGINT)`,
 		`CREATE INDEX IF NOT EXISTS reservations_owner ON reservations(owner)`,
 		`CREATE TABLE IF NOT EXISTS entries (
 			seq     ` + seq + `,
@@ -205,7 +209,54 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			return fmt.Errorf("ledger: set up %s: %w", l.where, err)
 		}
 	}
+	if err := l.addRenewed(ctx); err != nil {
+		return fmt.Errorf("ledger: set up %s: %w", l.where, err)
+	}
 	return nil
+}
+
+// addRenewed adds reservations.renewed to a ledger made before it: when
+// the owner last renewed the row, in milliseconds since 1970 by the
+// database's clock. A row an older gateway wrote has none (NULL) and is
+// never released as stale: that gateway does not renew its rows.
+func (l *Ledger) addRenewed(ctx context.Context) error {
+	if l.postgres {
+		_, err := l.db.ExecContext(ctx, `ALTER TABLE reservations ADD COLUMN IF NOT EXISTS renewed BIGINT`)
+		return err
+	}
+	// SQLite has no ADD COLUMN IF NOT EXISTS.
+	rows, err := l.db.QueryContext(ctx, `SELECT name FROM pragma_table_info('reservations')`)
+	if err != nil {
+		return err
+	}
+	has := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		has = has || name == "renewed"
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || has {
+		return err
+	}
+	_, err = l.db.ExecContext(ctx, `ALTER TABLE reservations ADD COLUMN renewed BIGINT`)
+	if err != nil && strings.Contains(err.Error(), "duplicate column") {
+		return nil // another process added it meanwhile
+	}
+	return err
+}
+
+// clock is SQL for the database's time in milliseconds since 1970: the
+// one clock every replica's renewals are measured by, so that replicas
+// whose own clocks disagree do not take each other for dead.
+func (l *Ledger) clock() string {
+	if l.postgres {
+		return `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`
+	}
+	return `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
 }
 
 // Durability. Reservations and debits are many and small: they are
@@ -368,32 +419,67 @@ func (l *Ledger) TopUp(ctx context.Context, id, denom string, amount uint64) (Ac
 // release returns to their keys the reservations this owner left behind
 // (a crash): their answers were never settled, so nothing is charged.
 func (l *Ledger) release(ctx context.Context) error {
+	_, _, err := l.releaseWhere(ctx, `owner = $1`, l.owner)
+	return err
+}
+
+// releaseStale is release for other owners' reservations that have not
+// been renewed for after: their replica is gone, or cut off for so long
+// that it must be taken for gone. (If it is alive, the next write of those
+// leases finds their rows gone and charges their debits directly; see
+// writeLeases.) It reports how many rows it released, holding how much.
+func (l *Ledger) releaseStale(ctx context.Context, after time.Duration) (rows int, amount uint64, err error) {
+	return l.releaseWhere(ctx, `owner <> $1 AND renewed IS NOT NULL AND renewed < `+l.clock()+` - $2`, l.owner, after.Milliseconds())
+}
+
+// renew marks this owner's reservations as held by a live replica.
+func (l *Ledger) renew(ctx context.Context) error {
 	return l.tx(ctx, func(t *sql.Tx) error {
-		rows, err := t.QueryContext(ctx, l.q(`DELETE FROM reservations WHERE owner = $1 RETURNING key_id, amount`), l.owner)
+		if err := l.fast(ctx, t); err != nil {
+			return err
+		}
+		_, err := t.ExecContext(ctx, l.q(`UPDATE reservations SET renewed = `+l.clock()+` WHERE owner = $1`), l.owner)
+		return err
+	})
+}
+
+// releaseWhere deletes the reservations where holds and returns their
+// amounts to their keys, in one transaction.
+func (l *Ledger) releaseWhere(ctx context.Context, where string, args ...any) (n int, amount uint64, err error) {
+	err = l.tx(ctx, func(t *sql.Tx) error {
+		n, amount = 0, 0
+		rows, err := t.QueryContext(ctx, l.q(`DELETE FROM reservations WHERE `+where+` RETURNING key_id, amount`), args...)
 		if err != nil {
 			return err
 		}
-		type back struct {
-			id     string
-			amount int64
-		}
-		var backs []back
+		back := map[string]int64{}
 		for rows.Next() {
-			var b back
-			if err := rows.Scan(&b.id, &b.amount); err != nil {
+			var id string
+			var a int64
+			if err := rows.Scan(&id, &a); err != nil {
 				rows.Close()
 				return err
 			}
-			backs = append(backs, b)
+			back[id] += a
+			n++
+			amount += uint64(a)
 		}
 		rows.Close()
-		for _, b := range backs {
-			if _, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), b.amount, b.id); err != nil {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// In key order, as every writer of balances goes (no deadlock).
+		for _, id := range slices.Sorted(maps.Keys(back)) {
+			if _, err := t.ExecContext(ctx, l.q(`UPDATE api_keys SET balance = balance + $1 WHERE id = $2`), back[id], id); err != nil {
 				return err
 			}
 		}
-		return rows.Err()
+		return nil
 	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("ledger: release reservations: %w", err)
+	}
+	return n, amount, nil
 }
 
 type querier interface {
