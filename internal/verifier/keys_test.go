@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func keyChain(t *testing.T, names ...string) (*node.Node, map[string]*keyring.Ke
 	// Key reviews' members get 600 blocks to check a transcript by
 	// default; the check is faked here, so a few will do.
 	ap := auditpb.DefaultParams()
-	ap.KeyReviewCommitBlocks = 12
+	ap.KeyReviewCommitBlocks = 24
 	g.Audit = ap
 	doc, err := g.Doc()
 	if err != nil {
@@ -94,12 +95,15 @@ func TestKeyReview(t *testing.T) {
 	contributors := [][]byte{keys["c1"].Public(), keys["c2"].Public()}
 	transcript := []byte("a transcript whose check yields vk and c1, c2")
 	var checks atomic.Int32
-	check := func(ctx context.Context, mm *model.Model, b []byte) ([]byte, [][]byte, error) {
+	check := func(ctx context.Context, mm *model.Model, b []byte, proposed [][]byte) ([]byte, error) {
 		checks.Add(1)
 		if mm.Manifest.ID != m.Manifest.ID || !bytes.Equal(b, transcript) {
-			return nil, nil, errors.New("not the transcript")
+			return nil, errors.New("not the transcript")
 		}
-		return vk, contributors, nil
+		if !slices.EqualFunc(proposed, contributors, bytes.Equal) {
+			return nil, errors.New("not the transcript's contributors")
+		}
+		return vk, nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(transcript) }))
 	defer srv.Close()
@@ -108,7 +112,10 @@ func TestKeyReview(t *testing.T) {
 	defer cancel()
 	for _, name := range names[1:] {
 		c, _ := client.New(n.RPC())
-		v, err := verifier.Start(ctx, verifier.Config{Listen: "127.0.0.1:0", Key: keys[name].Private, Chain: c, Bond: 200_000_000, CheckTranscript: check,
+		// The transcript is served on 127.0.0.1: LocalTranscripts lets the
+		// verifiers fetch from a loopback address, which they refuse
+		// otherwise.
+		v, err := verifier.Start(ctx, verifier.Config{Listen: "127.0.0.1:0", Key: keys[name].Private, Chain: c, Bond: 200_000_000, CheckTranscript: check, LocalTranscripts: true,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			t.Fatalf("verifier %s: %v", name, err)

@@ -69,9 +69,12 @@ type Config struct {
 	// 10 minutes).
 	KeyCheckTimeout time.Duration
 	// LocalTranscripts lets a key review's transcript URL be a local
-	// path or file: URL (a devnet, or a committee that fetched the
-	// transcripts itself); otherwise only http and https are fetched, so
-	// that a proposer cannot make the verifier read its files.
+	// path or file: URL, or an http(s) URL on a loopback, private or
+	// link-local address (a devnet, a test serving transcripts on
+	// 127.0.0.1, or a committee that fetched the transcripts itself).
+	// Otherwise only http and https URLs of public hosts are fetched, so
+	// that a proposer can make the verifier read neither its files nor
+	// its network.
 	LocalTranscripts bool
 	Logger           *slog.Logger
 }
@@ -113,6 +116,12 @@ type Server struct {
 
 	intake      *intake       // who may post samples, and how many
 	challenging chan struct{} // a slot per challenge under way
+	// keyCPU is taken by one transcript check at a time (it takes both
+	// cores for seconds), earliest commit deadline first; it and blocks
+	// have locks of their own.
+	keyCPU deadlineSlot
+	blocks blockClock   // the chain's pace, for key reviews' budgets
+	tc     *http.Client // fetches key reviews' transcripts
 
 	mu        sync.Mutex               // guards the fields below
 	votes     map[uint64][]byte        // dispute -> salt of our commitment
@@ -120,11 +129,11 @@ type Server struct {
 	rerunning map[uint64]bool          // disputed orders being re-run
 	next      uint64                   // next dispute id to look at
 	// Key reviews: the verdict of each check done, the checks running,
-	// and the next review id to look at. keyChecks has a slot per check
-	// that may run at once (one: a check takes both cores for seconds).
+	// and the next review id to look at. keyFetches has a slot per
+	// review being fetched and checked (keys.go).
 	keyVerdicts map[uint64][]byte
 	keyChecking map[uint64]bool
-	keyChecks   chan struct{}
+	keyFetches  chan struct{}
 	nextReview  uint64
 	stats       Stats
 	stop        context.CancelFunc
@@ -150,7 +159,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
 		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16),
-		keyVerdicts: map[uint64][]byte{}, keyChecking: map[uint64]bool{}, keyChecks: make(chan struct{}, 1), nextReview: 1}
+	}
+	s.initKeys()
 	if s.sb == nil {
 		s.sb, s.ownSB = sandbox.New(), true
 	}
@@ -392,6 +402,7 @@ func (s *Server) committees(ctx context.Context) {
 			continue
 		}
 		height := st.Height
+		s.blocks.observe(height, st.BlockTime)
 		s.jobVotes(ctx, height)
 		s.keyReviews(ctx, reviews, height)
 		for id := range open {

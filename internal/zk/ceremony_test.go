@@ -129,6 +129,13 @@ func TestCeremonyTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("transcript: %d bytes (domain %d), digest %x", len(b), tr.Domain, tr.Digest())
+	// The circuit fixes the transcript's length, but for its beacons.
+	if got, err := TranscriptSize(m, 2, len(tr.Beacon1), len(tr.Beacon2)); err != nil || got != len(b) {
+		t.Errorf("TranscriptSize = %d, %v; the transcript has %d bytes", got, err, len(b))
+	}
+	if got, err := MaxTranscriptSize(m, 2); err != nil || got != len(b)+2*(MaxBeacon-len("test beacon")) {
+		t.Errorf("MaxTranscriptSize = %d, %v; want %d", got, err, len(b)+2*(MaxBeacon-len("test beacon")))
+	}
 	back, err := ReadTranscript(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
@@ -297,5 +304,69 @@ func TestCeremonyContributeRules(t *testing.T) {
 	}
 	if err := fresh.Seal(m, nil); err == nil {
 		t.Error("a seal without a beacon")
+	}
+}
+
+// inflatePKK rewrites a Phase2 encoding so that it claims extra more
+// private-wire points than it has, copies of its first (a valid
+// compressed point, so gnark would decode every one).
+func inflatePKK(tb testing.TB, b []byte, extra int) []byte {
+	tb.Helper()
+	off := 2 + g1Size
+	pkk := int(binary.BigEndian.Uint32(b[off:]))
+	first := b[off+4 : off+4+g1Size]
+	out := slices.Clone(b[:off])
+	out = binary.BigEndian.AppendUint32(out, uint32(pkk+extra))
+	out = append(out, b[off+4:off+4+pkk*g1Size]...)
+	out = append(out, bytes.Repeat(first, extra)...)
+	return append(out, b[off+4+pkk*g1Size:]...)
+}
+
+// TestCeremonyOversizedPhase2: a proposer who keeps an honest phase 1 can
+// inflate the phase-2 states with copies of a valid point (up to the
+// transcript limit, hundreds of MB) and sign them again with keys it
+// holds; ParseTranscript cannot tell, since the private-wire count is the
+// circuit's. VerifyTranscript must refuse every state whose size is not
+// the one the circuit fixes once it has compiled the circuit, before it
+// decodes anything (no phase-1 check starts). A few extra points make the
+// case: any size but the exact one is refused the same way, so the test
+// needs no 200 MB transcript.
+func TestCeremonyOversizedPhase2(t *testing.T) {
+	m, good, _ := goodCeremony(t)
+	tests := []struct {
+		name   string
+		forge  func(tr *Transcript)
+		reason string
+	}{
+		{"the starting state and contributions", func(tr *Transcript) {
+			tr.Start2 = inflatePKK(t, tr.Start2, 1000)
+			for i := range tr.Phase2 {
+				tr.Phase2[i].State = inflatePKK(t, tr.Phase2[i].State, 1000)
+			}
+		}, "private-wire"},
+		{"the last contribution only", func(tr *Transcript) {
+			tr.Phase2[1].State = inflatePKK(t, tr.Phase2[1].State, 1)
+		}, "private-wire"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := copyOf(t, good)
+			tt.forge(tr)
+			resign(tr, testKey("mallory-1"), testKey("mallory-2"))
+			parsed, err := ParseTranscript(tr.encode())
+			if err != nil {
+				t.Fatalf("ParseTranscript refused it (it cannot know the circuit): %v", err)
+			}
+			var steps []string
+			start := time.Now()
+			_, err = VerifyTranscript(context.Background(), m, parsed, func(s string) { steps = append(steps, s) })
+			if err == nil || !strings.Contains(err.Error(), tt.reason) {
+				t.Fatalf("error %v, want one containing %q", err, tt.reason)
+			}
+			if len(steps) != 1 || !strings.HasPrefix(steps[0], "compiling") {
+				t.Errorf("VerifyTranscript went through %q before refusing; it should refuse right after compiling the circuit", steps)
+			}
+			t.Logf("refused in %s: %v", time.Since(start).Round(time.Millisecond), err)
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/consensys/gnark-crypto/ecc"
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
+	"github.com/consensys/gnark/constraint"
 	csbn254 "github.com/consensys/gnark/constraint/bn254"
 
 	"github.com/agoranet/agora/internal/model"
@@ -55,7 +56,10 @@ import (
 //	64    its signature of SignBytes
 //
 // Nothing may follow. Digest, the SHA-256 of the encoding, is what a key
-// proposal on chain commits to.
+// proposal on chain commits to. The circuit and the number of
+// contributors fix the length of every state, and so of the whole
+// transcript but for its beacons (TranscriptSize): VerifyTranscript
+// refuses any other length before it decodes a point.
 type Transcript struct {
 	ModelID string
 	Domain  uint64
@@ -85,7 +89,9 @@ const (
 	// MaxTranscriptBytes bounds an encoded transcript: MaxContributors
 	// contributions to both phases of a circuit of 2^16 constraints would
 	// be far larger, but the digits circuit's (N = 4096) take under 1 MB
-	// each.
+	// each. It bounds what ParseTranscript reads without the circuit; a
+	// reader that knows the model and the contributors reads no more than
+	// MaxTranscriptSize.
 	MaxTranscriptBytes = 256 << 20
 )
 
@@ -141,10 +147,19 @@ func checkPhase1(b []byte, n uint64, challenge int) error {
 	return nil
 }
 
+// phase2Size is the length of a Phase2 encoding (no commitments) for
+// domain n, pkk private-wire points and a challenge of c bytes: the
+// commitment count, [δ]₁, the private-wire points, the N-1 Z points,
+// [δ]₂, δ's update proof, the challenge.
+func phase2Size(n uint64, pkk, c int) int {
+	return 2 + g1Size + 4 + pkk*g1Size + 4 + int(n-1)*g1Size + g2Size + proofSize + 1 + c
+}
+
 // checkPhase2 checks the shape of a Phase2 encoding (no commitments: the
 // digits circuit has none) likewise: the private-wire and Z point counts
 // must fit the bytes there are, Z must have N-1 points, and the challenge
-// must be challenge bytes.
+// must be challenge bytes. Only the circuit fixes the private-wire count
+// (checkCircuit).
 func checkPhase2(b []byte, n uint64, challenge int) error {
 	off := 0
 	need := func(k int) error {
@@ -178,6 +193,94 @@ func checkPhase2(b []byte, n uint64, challenge int) error {
 	}
 	if b[len(b)-1-challenge] != byte(challenge) {
 		return fmt.Errorf("a challenge of %d bytes, want %d", b[len(b)-1-challenge], challenge)
+	}
+	return nil
+}
+
+// A shape is what a circuit fixes of its transcripts: the domain, and the
+// number of private-wire points in a phase-2 state.
+type shape struct {
+	domain uint64
+	pkk    int
+}
+
+func shapeOf(cs *csbn254.R1CS) (shape, error) {
+	if c, ok := cs.CommitmentInfo.(constraint.Groth16Commitments); !ok || len(c) != 0 {
+		return shape{}, errors.New("zk: the circuit has commitments; transcripts are for circuits without")
+	}
+	// Phase2.Initialize puts every wire but the public ones (and the
+	// committed ones, of which there are none) in PKK.
+	internal, secret, _ := cs.GetNbVariables()
+	return shape{domain: domainOf(cs), pkk: internal + secret}, nil
+}
+
+// size is the length of a sealed transcript of this shape with k
+// contributors, a model id of id bytes and beacons of b1 and b2 bytes.
+func (s shape) size(id, k, b1, b2 int) int {
+	contribution := ed25519.PublicKeySize + ed25519.SignatureSize + 4
+	return len(transcriptMagic) + 2 + 1 + id + 8 +
+		4 + k*(contribution+phase1Size(s.domain, sha256.Size)) + 1 + b1 +
+		4 + phase2Size(s.domain, s.pkk, 0) +
+		4 + k*(contribution+phase2Size(s.domain, s.pkk, sha256.Size)) + 1 + b2
+}
+
+// TranscriptSize is the exact length of a sealed transcript for model m
+// with k contributors and beacons of beacon1 and beacon2 bytes: the
+// circuit fixes every state's. It compiles m's circuit (a fraction of a
+// second).
+func TranscriptSize(m *model.Model, k, beacon1, beacon2 int) (int, error) {
+	switch {
+	case k < 1 || k > MaxContributors:
+		return 0, fmt.Errorf("zk: a transcript has 1 to %d contributors, not %d", MaxContributors, k)
+	case beacon1 < 1 || beacon1 > MaxBeacon || beacon2 < 1 || beacon2 > MaxBeacon:
+		return 0, fmt.Errorf("zk: a beacon has 1 to %d bytes", MaxBeacon)
+	}
+	r1cs, err := compileR1CS(m)
+	if err != nil {
+		return 0, err
+	}
+	s, err := shapeOf(r1cs)
+	if err != nil {
+		return 0, err
+	}
+	n := s.size(len(m.Manifest.ID), k, beacon1, beacon2)
+	if n > MaxTranscriptBytes {
+		return 0, fmt.Errorf("zk: a transcript of %d contributors for model %s would take %d bytes, over the limit of %d", k, m.Manifest.ID, n, MaxTranscriptBytes)
+	}
+	return n, nil
+}
+
+// MaxTranscriptSize is the longest a sealed transcript for model m with
+// k contributors can be (both beacons MaxBeacon bytes): what a verifier
+// of a proposal naming k contributors need read at most.
+func MaxTranscriptSize(m *model.Model, k int) (int, error) {
+	return TranscriptSize(m, k, MaxBeacon, MaxBeacon)
+}
+
+// checkCircuit requires the transcript's states to be exactly the sizes
+// the circuit fixes: the domain, and the private-wire count of every
+// phase-2 state (checkFields has checked the rest of each state's
+// shape). It reads a few header bytes; it decodes nothing.
+func (t *Transcript) checkCircuit(s shape) error {
+	if t.Domain != s.domain {
+		return terr("domain %d, but this model's circuit needs %d: the transcript is for another circuit", t.Domain, s.domain)
+	}
+	check := func(b []byte, challenge int) error {
+		if got := int(binary.BigEndian.Uint32(b[2+g1Size:])); got != s.pkk {
+			return fmt.Errorf("%d private-wire points, the circuit has %d", got, s.pkk)
+		}
+		if want := phase2Size(s.domain, s.pkk, challenge); len(b) != want {
+			return fmt.Errorf("%d bytes, want %d", len(b), want)
+		}
+		return nil
+	}
+	if err := check(t.Start2, 0); err != nil {
+		return terr("the phase-2 starting state: %v", err)
+	}
+	for i, c := range t.Phase2 {
+		if err := check(c.State, sha256.Size); err != nil {
+			return terr("phase 2 contribution %d: %v", i, err)
+		}
 	}
 	return nil
 }
@@ -368,7 +471,7 @@ func (t *Transcript) Contribute(key ed25519.PrivateKey) error {
 	if phase == Sealed {
 		return errors.New("zk: contribute: the transcript is sealed; it takes no more contributions")
 	}
-	if err := t.checkShape(); err != nil {
+	if err := t.checkFields(); err != nil {
 		return err
 	}
 	prev, err := t.chain()
@@ -446,7 +549,7 @@ func (t *Transcript) Seal(m *model.Model, beacon []byte) error {
 	if len(beacon) == 0 || len(beacon) > MaxBeacon {
 		return fmt.Errorf("zk: seal: a beacon of 1 to %d bytes, got %d", MaxBeacon, len(beacon))
 	}
-	if err := t.checkShape(); err != nil {
+	if err := t.checkFields(); err != nil {
 		return err
 	}
 	if _, err := t.chain(); err != nil {
@@ -486,11 +589,56 @@ func (t *Transcript) Seal(m *model.Model, beacon []byte) error {
 	return nil
 }
 
-// checkShape checks what ParseTranscript checks of a transcript built in
-// memory, so that no method hands gnark an oversized or misshapen state.
-func (t *Transcript) checkShape() error {
-	_, err := ParseTranscript(t.encode())
-	return err
+// checkFields checks the shape of a transcript, parsed or built in
+// memory, without the circuit: every length within bounds and consistent
+// with N and with the phase, so that no method hands gnark an oversized
+// or misshapen state. It copies nothing.
+func (t *Transcript) checkFields() error {
+	switch {
+	case len(t.ModelID) == 0 || len(t.ModelID) > maxModelID || !printable(t.ModelID):
+		return terr("model id %q: want 1 to %d printable bytes", t.ModelID, maxModelID)
+	case t.Domain < 2 || t.Domain > MaxDomain || t.Domain&(t.Domain-1) != 0:
+		return terr("domain %d: want a power of 2 from 2 to %d", t.Domain, MaxDomain)
+	case len(t.Phase1) > MaxContributors:
+		return terr("%d phase-1 contributions; at most %d", len(t.Phase1), MaxContributors)
+	case len(t.Phase2) > len(t.Phase1):
+		return terr("%d phase-2 contributions; at most %d, phase 1's", len(t.Phase2), len(t.Phase1))
+	case len(t.Beacon1) > MaxBeacon || len(t.Beacon2) > MaxBeacon:
+		return terr("a beacon of over %d bytes", MaxBeacon)
+	}
+	contributions := func(phase int, cs []Contribution, check func([]byte) error) error {
+		for i, c := range cs {
+			if err := check(c.State); err != nil {
+				return terr("phase-%d contribution %d: %v", phase, i, err)
+			}
+			if len(c.Contributor) != ed25519.PublicKeySize || len(c.Signature) != ed25519.SignatureSize {
+				return terr("phase-%d contribution %d: a contributor is a 32-byte ed25519 key with a 64-byte signature", phase, i)
+			}
+		}
+		return nil
+	}
+	if err := contributions(1, t.Phase1, func(s []byte) error { return checkPhase1(s, t.Domain, sha256.Size) }); err != nil {
+		return err
+	}
+	switch {
+	case len(t.Beacon1) == 0 && len(t.Start2) != 0:
+		return terr("a phase-2 starting state while phase 1 is open")
+	case len(t.Beacon1) == 0 && (len(t.Phase2) != 0 || len(t.Beacon2) != 0):
+		return terr("phase 2 has begun while phase 1 is open")
+	case len(t.Beacon1) != 0 && len(t.Phase1) == 0:
+		return terr("phase 1 sealed without contributions")
+	case len(t.Beacon1) != 0:
+		if err := checkPhase2(t.Start2, t.Domain, 0); err != nil {
+			return terr("the phase-2 starting state: %v", err)
+		}
+	}
+	if err := contributions(2, t.Phase2, func(s []byte) error { return checkPhase2(s, t.Domain, sha256.Size) }); err != nil {
+		return err
+	}
+	if len(t.Beacon2) != 0 && len(t.Phase2) != len(t.Phase1) {
+		return terr("phase 2 sealed with %d contributions; phase 1 has %d", len(t.Phase2), len(t.Phase1))
+	}
+	return nil
 }
 
 // Contributors are the transcript's contributors in order.
@@ -564,8 +712,10 @@ func ReadTranscript(r io.Reader) (*Transcript, error) {
 
 // ParseTranscript decodes a transcript and checks its shape: every length
 // within bounds and consistent with N, nothing after the end. It decodes
-// no curve points and checks no signature: VerifyTranscript does. The
-// transcript does not alias b.
+// no curve points and checks no signature: VerifyTranscript does, and
+// only it, knowing the circuit, knows the exact size of a phase-2 state.
+// The transcript's states, keys and signatures are slices of b, not
+// copies: b must not change while the transcript is in use.
 func ParseTranscript(b []byte) (*Transcript, error) {
 	if len(b) > MaxTranscriptBytes {
 		return nil, terr("%d bytes is over the limit of %d", len(b), MaxTranscriptBytes)
@@ -580,41 +730,20 @@ func ParseTranscript(b []byte) (*Transcript, error) {
 		return nil, terr("version %d; this build reads version %d", v, transcriptVersion)
 	}
 	t := &Transcript{ModelID: string(r.short("model id"))}
-	if r.err == nil && (len(t.ModelID) == 0 || len(t.ModelID) > maxModelID || !printable(t.ModelID)) {
-		return nil, terr("model id %q: want 1 to %d printable bytes", t.ModelID, maxModelID)
-	}
 	t.Domain = r.u64("domain")
-	if r.err == nil && (t.Domain < 2 || t.Domain > MaxDomain || t.Domain&(t.Domain-1) != 0) {
-		return nil, terr("domain %d: want a power of 2 from 2 to %d", t.Domain, MaxDomain)
-	}
-	t.Phase1 = r.contributions(1, MaxContributors, func(s []byte) error { return checkPhase1(s, t.Domain, sha256.Size) })
+	t.Phase1 = r.contributions(1)
 	t.Beacon1 = r.short("phase-1 beacon")
-	start := r.long("phase-2 starting state")
-	if r.err == nil {
-		switch {
-		case len(t.Beacon1) == 0 && len(start) != 0:
-			return nil, terr("a phase-2 starting state while phase 1 is open")
-		case len(t.Beacon1) != 0 && len(t.Phase1) == 0:
-			return nil, terr("phase 1 sealed without contributions")
-		case len(t.Beacon1) != 0:
-			if err := checkPhase2(start, t.Domain, 0); err != nil {
-				return nil, terr("the phase-2 starting state: %v", err)
-			}
-			t.Start2 = start
-		}
-	}
-	t.Phase2 = r.contributions(2, len(t.Phase1), func(s []byte) error { return checkPhase2(s, t.Domain, sha256.Size) })
+	t.Start2 = r.long("phase-2 starting state")
+	t.Phase2 = r.contributions(2)
 	t.Beacon2 = r.short("phase-2 beacon")
 	if r.err != nil {
 		return nil, r.err
 	}
-	switch {
-	case len(t.Beacon1) == 0 && (len(t.Phase2) != 0 || len(t.Beacon2) != 0):
-		return nil, terr("phase 2 has begun while phase 1 is open")
-	case len(t.Beacon2) != 0 && len(t.Phase2) != len(t.Phase1):
-		return nil, terr("phase 2 sealed with %d contributions; phase 1 has %d", len(t.Phase2), len(t.Phase1))
-	case len(r.b) != 0:
+	if len(r.b) != 0 {
 		return nil, terr("%d bytes after the end", len(r.b))
+	}
+	if err := t.checkFields(); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -643,7 +772,7 @@ func (r *reader) bytes(n int, what string) []byte {
 		r.err = terr("truncated in the %s (%d bytes wanted, %d left)", what, n, len(r.b))
 		return nil
 	}
-	out := bytes.Clone(r.b[:n])
+	out := r.b[:n:n]
 	r.b = r.b[n:]
 	return out
 }
@@ -689,25 +818,21 @@ func (r *reader) long(what string) []byte {
 	return r.bytes(int(n), what)
 }
 
-func (r *reader) contributions(phase, max int, check func([]byte) error) []Contribution {
+// contributions reads a count and that many contributions; the count is
+// checked against MaxContributors before anything is read for it.
+func (r *reader) contributions(phase int) []Contribution {
 	n := r.u32(fmt.Sprintf("phase-%d contribution count", phase))
-	if r.err != nil {
+	if r.err != nil || n == 0 {
 		return nil
 	}
-	if int64(n) > int64(max) {
-		r.err = terr("%d phase-%d contributions; at most %d", n, phase, max)
+	if n > MaxContributors {
+		r.err = terr("%d phase-%d contributions; at most %d", n, phase, MaxContributors)
 		return nil
 	}
-	var out []Contribution
+	out := make([]Contribution, 0, n)
 	for i := 0; i < int(n) && r.err == nil; i++ {
 		what := fmt.Sprintf("phase-%d contribution %d", phase, i)
 		c := Contribution{State: r.long(what)}
-		if r.err == nil {
-			if err := check(c.State); err != nil {
-				r.err = terr("%s: %v", what, err)
-				return nil
-			}
-		}
 		c.Contributor = r.bytes(ed25519.PublicKeySize, what+"'s contributor")
 		c.Signature = r.bytes(ed25519.SignatureSize, what+"'s signature")
 		out = append(out, c)
@@ -753,9 +878,11 @@ func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 // against the one before with gnark's mpcsetup proofs, seals phase 1 with
 // its beacon, evaluates the circuit on it and requires the transcript's
 // phase-2 starting state to be that, checks each phase-2 contribution,
-// and seals phase 2 into the keys. It stops between steps once ctx is
-// done. It takes seconds to tens of seconds;
-// progress, if not nil, hears of each step.
+// and seals phase 2 into the keys. Right after compiling the circuit, before
+// it hashes or decodes a state, it requires every state to be the size
+// the circuit fixes, so a transcript inflated with extra points costs it
+// nothing. It stops between steps once ctx is done. It takes seconds to
+// tens of seconds; progress, if not nil, hears of each step.
 func VerifyTranscript(ctx context.Context, m *model.Model, t *Transcript, progress func(string)) (keys *Keys, err error) {
 	// Each step checks ctx before it starts; none takes more than seconds.
 	say := func(format string, args ...any) {
@@ -783,7 +910,7 @@ func VerifyTranscript(ctx context.Context, m *model.Model, t *Transcript, progre
 	if t.Phase() != Sealed {
 		return nil, terr("the transcript is not sealed (it is in phase %d)", t.Phase())
 	}
-	if err := t.checkShape(); err != nil {
+	if err := t.checkFields(); err != nil {
 		return nil, err
 	}
 	if len(t.Phase1) == 0 {
@@ -794,8 +921,12 @@ func VerifyTranscript(ctx context.Context, m *model.Model, t *Transcript, progre
 	if err != nil {
 		return nil, err
 	}
-	if n := domainOf(r1cs); n != t.Domain {
-		return nil, terr("domain %d, but this model's circuit needs %d: the transcript is for another circuit", t.Domain, n)
+	s, err := shapeOf(r1cs)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkCircuit(s); err != nil {
+		return nil, err
 	}
 	if _, err := t.chain(); err != nil {
 		return nil, err

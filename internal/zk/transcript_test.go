@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -138,4 +139,56 @@ func FuzzParseTranscript(f *testing.F) {
 func testKey(name string) ed25519.PrivateKey {
 	seed := sha256.Sum256([]byte(name))
 	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+// bigTranscript is a sealed transcript of domain 4096 (digits-mlp's) with
+// two contributions a phase whose states have the right shapes and zero
+// points: about 2.3 MB, made in milliseconds.
+func bigTranscript(tb testing.TB) []byte {
+	tb.Helper()
+	const n, pkk = 4096, 3788
+	p1 := make([]byte, phase1Size(n, sha256.Size))
+	binary.BigEndian.PutUint64(p1[3*proofSize:], n)
+	p1[len(p1)-1-sha256.Size] = sha256.Size
+	p2 := func(challenge int) []byte {
+		b := []byte{0, 0}
+		b = append(b, make([]byte, g1Size)...)
+		b = binary.BigEndian.AppendUint32(b, pkk)
+		b = append(b, make([]byte, pkk*g1Size)...)
+		b = binary.BigEndian.AppendUint32(b, n-1)
+		b = append(b, make([]byte, (n-1)*g1Size+g2Size+proofSize)...)
+		b = append(b, byte(challenge))
+		return append(b, make([]byte, challenge)...)
+	}
+	tr := &Transcript{ModelID: "test-model", Domain: n, Beacon1: []byte("b1"), Start2: p2(0), Beacon2: []byte("b2")}
+	for i := range 2 {
+		key := make([]byte, 32)
+		key[0] = byte(i)
+		tr.Phase1 = append(tr.Phase1, Contribution{State: p1, Contributor: key, Signature: make([]byte, 64)})
+		tr.Phase2 = append(tr.Phase2, Contribution{State: p2(sha256.Size), Contributor: key, Signature: make([]byte, 64)})
+	}
+	return tr.encode()
+}
+
+// TestParseTranscriptCopiesNothing: parsing a transcript allocates next to
+// nothing beside the bytes it was given: the states are slices of them.
+func TestParseTranscriptCopiesNothing(t *testing.T) {
+	b := bigTranscript(t)
+	if _, err := ParseTranscript(b); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tr, err := ParseTranscript(b)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Errorf("parsing a transcript of %d bytes allocated %d bytes; want under 64 KB", len(b), got)
+	}
+	if !bytes.Equal(tr.encode(), b) {
+		t.Error("the transcript does not encode back to its bytes")
+	}
 }
