@@ -113,19 +113,41 @@ func main() {
 	first := readAll(daemons)
 	t0, n0 := time.Now(), ok.Load()
 	fmt.Printf("load on: %d clients; first reading after %v, the last after %v more\n", *clients, *warm, *duration)
-	for end := time.Now().Add(*duration); time.Now().Before(end); {
-		time.Sleep(min(time.Minute, time.Until(end)))
-		fmt.Printf("  %v: %d answers, %d errors\n", time.Since(t0).Round(time.Second), ok.Load(), failed.Load())
+	// A heap reading is the live heap plus whatever garbage the next GC
+	// will take: the lowest of many readings approaches the live heap. The
+	// lowest in the first minute against the lowest in the last says
+	// whether what stays alive grows.
+	lowFirst, lowLast := map[string]float64{}, map[string]float64{}
+	end := time.Now().Add(*duration)
+	for lastPrint := time.Now(); time.Now().Before(end); {
+		time.Sleep(min(5*time.Second, time.Until(end)))
+		for name, m := range readAll(daemons) {
+			h, okh := m["go_memstats_heap_alloc_bytes"]
+			if !okh {
+				continue
+			}
+			if time.Since(t0) <= time.Minute && (lowFirst[name] == 0 || h < lowFirst[name]) {
+				lowFirst[name] = h
+			}
+			if time.Until(end) <= time.Minute && (lowLast[name] == 0 || h < lowLast[name]) {
+				lowLast[name] = h
+			}
+		}
+		if time.Since(lastPrint) >= time.Minute || !time.Now().Before(end) {
+			lastPrint = time.Now()
+			fmt.Printf("  %v: %d answers, %d errors\n", time.Since(t0).Round(time.Second), ok.Load(), failed.Load())
+		}
 	}
 	last := readAll(daemons)
 	rate := float64(ok.Load()-n0) / time.Since(t0).Seconds()
 	stop()
 	wg.Wait()
-	fmt.Printf("\n%-26s %22s %22s %18s\n", "daemon", "heap MiB start→end", "RSS MiB start→end", "goroutines")
+	fmt.Printf("\n%-26s %22s %26s %22s %18s\n", "daemon", "heap MiB start→end", "lowest heap 1st→last min", "RSS MiB start→end", "goroutines")
 	for name := range daemons {
 		a, b := first[name], last[name]
-		fmt.Printf("%-26s %10.1f → %-9.1f %10.1f → %-9.1f %7.0f → %-7.0f\n", name,
+		fmt.Printf("%-26s %10.1f → %-9.1f %12.1f → %-11.1f %10.1f → %-9.1f %7.0f → %-7.0f\n", name,
 			a["go_memstats_heap_alloc_bytes"]/(1<<20), b["go_memstats_heap_alloc_bytes"]/(1<<20),
+			lowFirst[name]/(1<<20), lowLast[name]/(1<<20),
 			a["process_resident_memory_bytes"]/(1<<20), b["process_resident_memory_bytes"]/(1<<20),
 			a["go_goroutines"], b["go_goroutines"])
 	}
