@@ -35,6 +35,17 @@ func (g *globals) progress(cmd *cobra.Command) func(string) {
 
 func digitsModel() (*model.Model, error) { return model.Lookup(model.DigitsName) }
 
+// modelAndTranscript is the model a ceremony is for and its transcript
+// read from path.
+func modelAndTranscript(path string) (*model.Model, *zk.Transcript, error) {
+	m, err := digitsModel()
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := readTranscript(path)
+	return m, t, err
+}
+
 func readTranscript(path string) (*zk.Transcript, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -180,11 +191,7 @@ docs/verification.md.`,
 	seal := &cobra.Command{
 		Use: "seal --beacon B [--out DIR] TRANSCRIPT", Short: "Seal the open phase; sealing phase 2 verifies the transcript and writes the keys", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := digitsModel()
-			if err != nil {
-				return err
-			}
-			t, err := readTranscript(args[0])
+			m, t, err := modelAndTranscript(args[0])
 			if err != nil {
 				return err
 			}
@@ -244,11 +251,7 @@ func zkVerifyCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "verify TRANSCRIPT", Short: "Check a sealed transcript against agora/digits-mlp, as a key review's committee does", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := digitsModel()
-			if err != nil {
-				return err
-			}
-			t, err := readTranscript(args[0])
+			m, t, err := modelAndTranscript(args[0])
 			if err != nil {
 				return err
 			}
@@ -272,15 +275,11 @@ func zkProposeCmd(g *globals) *cobra.Command {
 		Long: `Propose verifies the transcript here first (tens of seconds), then sends
 MsgProposeModelKey with the verifying key, the transcript's digest, the
 URL where the committee fetches it, and its contributors. The proposer
-bonds the audit params' challenge bond; a committee of verifiers that are
-neither the proposer nor contributors checks the transcript and votes.`,
+bonds the audit params' challenge bond; a committee of verifiers (any but the
+proposer) checks the transcript and votes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := digitsModel()
-			if err != nil {
-				return err
-			}
-			t, err := readTranscript(transcript)
+			m, t, err := modelAndTranscript(transcript)
 			if err != nil {
 				return err
 			}

@@ -193,8 +193,8 @@ func TestAnUndecidedDisputeShieldsTheLie(t *testing.T) {
 	if got := d.dispute(1).Status; got != auditpb.DisputeStatus_DISPUTE_STATUS_UNDECIDED {
 		t.Fatalf("status %v", got)
 	}
-	if r := d.challenge(1, receipt.Path(d.leaves(), 1)); r.Code == codes.ErrAlreadyDisputed.Code {
-		t.Errorf("an undecided dispute judged nothing, yet the lie can never be challenged again: %s", r.Log)
+	if r := d.challenge(1, receipt.Path(d.leaves(), 1)); r.Code != 0 {
+		t.Errorf("an undecided dispute judged nothing, yet the lie cannot be challenged again: %s", r.Log)
 	}
 }
 

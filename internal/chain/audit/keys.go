@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
@@ -218,7 +219,7 @@ func settleReview(ctx *module.Context, r *auditpb.KeyReview) error {
 			return err
 		}
 	}
-	penalised := overruled
+	penalised := slices.Clone(overruled)
 	for _, v := range r.Votes {
 		if len(v.ResponseHash) == 0 {
 			penalised = append(penalised, addr.MustParse(v.Verifier))
