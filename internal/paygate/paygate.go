@@ -98,6 +98,11 @@ type Gate struct {
 	pending  int             // answers since the last claim
 	exact    map[string]bool // exact authorizations paying an answer now, by payer and nonce
 
+	// claimMu makes claims one at a time: two at once (the claim loop and
+	// a caller) submitted the same vouchers, paid the fee twice and
+	// reported the chain's refusal of the second as a failed claim.
+	claimMu sync.Mutex
+
 	kick chan struct{}
 	stop context.CancelFunc
 	done chan struct{}
@@ -598,7 +603,9 @@ func (g *Gate) SetHeight(h int64) {
 	h = g.height
 	var urgent bool
 	for _, s := range g.channels {
-		urgent = urgent || s.ch != nil && s.charged > s.claimed && s.ch.ExpiresAt <= h+g.cfg.ExpiryMargin
+		// Only while the chain still pays it: a channel already closed
+		// or expired would wake the claim loop at every height for ever.
+		urgent = urgent || s.ch != nil && s.charged > s.claimed && !s.ch.Closed && h <= s.ch.ExpiresAt && s.ch.ExpiresAt <= h+g.cfg.ExpiryMargin
 	}
 	g.mu.Unlock()
 	if urgent {
@@ -640,6 +647,8 @@ const claimMsgBytes = tx.MaxBytes - 4<<10
 // channel's failure never blocks the others'. The chain pays only
 // increases, so no claim is ever paid twice.
 func (g *Gate) Claim(ctx context.Context) error {
+	g.claimMu.Lock()
+	defer g.claimMu.Unlock()
 	// Channels known only from the log (after a restart) are read first.
 	g.mu.Lock()
 	var unknown []uint64
