@@ -326,6 +326,6 @@ func measure(o options, name string, lanes [][][]byte, pace time.Duration, app f
 	if len(lat) > 0 {
 		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	}
-	log.Printf("%s: %d committed in %.2fs", name, committed, elapsed.Seconds())
+	log.Printf("%s: %d committed in %.2fs, in %d blocks (%d txs a block)", name, committed, elapsed.Seconds(), len(heights), committed/max(1, len(heights)))
 	return r, nil
 }

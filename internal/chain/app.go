@@ -190,7 +190,7 @@ func (a *App) resetCheck() {
 	if err != nil {
 		panic(store.IOError{Err: err})
 	}
-	a.check = store.NewCache(snapshotKV{snap})
+	a.check = store.NewCache(store.NewMemo(snapshotKV{snap}))
 }
 
 // Info tells CometBFT how far the app's state has got, so it replays the
@@ -450,7 +450,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	// The block's writes collect in a cache and reach the tree once, in key
 	// order, at the end: a key written by many txs (the fee pool's
 	// balance) costs one tree update per block, not one per tx.
-	blockKV := store.NewCache(treeKV{a.tree})
+	blockKV := store.NewCache(store.NewMemo(treeKV{a.tree}))
 	block := module.NewContext(blockKV, a.chainID, req.Height, req.Time.UnixNano())
 	block.Seed = req.Hash
 	block.Proposer = req.ProposerAddress

@@ -1,14 +1,16 @@
 package addr
 
 import (
+	"bytes"
 	"encoding/hex"
+	"math/rand/v2"
+
 	"errors"
 	"strings"
 	"testing"
-)
 
-// charset is bech32's alphabet, for corrupting a character on purpose.
-const charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+	"github.com/btcsuite/btcd/btcutil/bech32"
+)
 
 func TestBech32Vectors(t *testing.T) {
 	// Valid checksums from BIP-173.
@@ -145,5 +147,43 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse(%q):\n got %s\nwant %s", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBech32AgreesWithBtcutil: the hand-written encoder and fast decoder
+// give what btcutil gives, for payloads of every length up to what fits,
+// and the fast decoder refuses every one-character corruption (btcutil
+// then says why).
+func TestBech32AgreesWithBtcutil(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for n := 0; n <= 50; n++ {
+		for range 20 {
+			payload := make([]byte, n)
+			for i := range payload {
+				payload[i] = byte(r.Uint32())
+			}
+			for _, hrp := range []string{"agora", "a", "abcdef"} {
+				want, err := bech32.EncodeFromBase256(hrp, payload)
+				if err != nil || len(want) > 90 {
+					continue // too long to decode
+				}
+				got := encode(hrp, payload)
+				if got != want {
+					t.Fatalf("encode(%s, %x) = %s, want %s", hrp, payload, got, want)
+				}
+				h, p, ok := decodeFast(got)
+				if !ok || h != hrp || !bytes.Equal(p, payload) {
+					t.Fatalf("decodeFast(%s) = %s, %x, %v", got, h, p, ok)
+				}
+				if _, _, ok := decodeFast(strings.ToUpper(got)); ok {
+					t.Fatalf("decodeFast took upper case %s", strings.ToUpper(got))
+				}
+				i := len(hrp) + 1 + r.IntN(len(got)-len(hrp)-1)
+				bad := got[:i] + string(charset[(strings.IndexByte(charset, got[i])+1+r.IntN(31))%32]) + got[i+1:]
+				if _, _, ok := decodeFast(bad); ok {
+					t.Fatalf("decodeFast took corrupted %s (of %s)", bad, got)
+				}
+			}
+		}
 	}
 }
