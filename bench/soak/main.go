@@ -35,7 +35,15 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Minute, "how long to keep the load on")
 	clients := flag.Int("clients", 8, "concurrent clients through the gateway (odd ones stream)")
 	warm := flag.Duration("warm-up", 30*time.Second, "load before the first reading")
+	profiles := flag.String("heap-profiles", "", "write each daemon's heap profile at the first and the last reading to this directory "+
+		"(compare with go tool pprof -base FIRST LAST)")
 	flag.Parse()
+	if *profiles != "" {
+		os.Setenv("AGORA_PPROF", "1") // the daemons serve /debug/pprof/ on loopback
+		if err := os.MkdirAll(*profiles, 0o755); err != nil {
+			log.Fatal(err)
+		}
+	}
 	log.SetFlags(0)
 	dir, err := os.MkdirTemp("", "agora-soak")
 	if err != nil {
@@ -111,6 +119,7 @@ func main() {
 	}
 	time.Sleep(*warm)
 	first := readAll(daemons)
+	saveHeaps(*profiles, "first", daemons)
 	t0, n0 := time.Now(), ok.Load()
 	fmt.Printf("load on: %d clients; first reading after %v, the last after %v more\n", *clients, *warm, *duration)
 	// A heap reading is the live heap plus whatever garbage the next GC
@@ -139,6 +148,7 @@ func main() {
 		}
 	}
 	last := readAll(daemons)
+	saveHeaps(*profiles, "last", daemons)
 	rate := float64(ok.Load()-n0) / time.Since(t0).Seconds()
 	stop()
 	wg.Wait()
@@ -156,6 +166,27 @@ func main() {
 		fmt.Printf("; the first: %v", e)
 	}
 	fmt.Println()
+}
+
+// saveHeaps writes each daemon's heap profile (after a GC) to dir as
+// NAME-WHEN.pb.gz; nothing if dir is "".
+func saveHeaps(dir, when string, daemons map[string]string) {
+	if dir == "" {
+		return
+	}
+	for name, url := range daemons {
+		resp, err := http.Get(url + "/debug/pprof/heap?gc=1")
+		if err != nil {
+			log.Printf("heap profile of %s: %v", name, err)
+			continue
+		}
+		file := filepath.Join(dir, strings.Fields(name)[0]+"-"+when+".pb.gz")
+		if f, err := os.Create(file); err == nil {
+			io.Copy(f, resp.Body)
+			f.Close()
+		}
+		resp.Body.Close()
+	}
 }
 
 func waitFor(url string) {

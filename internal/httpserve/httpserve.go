@@ -64,6 +64,7 @@ func ListenWith(addr string, h http.Handler, log *slog.Logger, o Options) (*Serv
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	h = withProfiles(h, ln.Addr())
 	s := &Server{ln: ln, done: make(chan struct{}),
 		// A slow client may not hold a connection open by dribbling
 		// headers (ReadHeaderTimeout) or a body (limit, below).

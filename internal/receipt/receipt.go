@@ -56,7 +56,7 @@ func Sign(key ed25519.PrivateKey, r *Receipt) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("receipt: marshal: %w", err)
 	}
-	b, err := deterministic.Marshal(&Signed{Body: body, Signature: ed25519.Sign(key, signBytes(body))})
+	b, err := deterministic.Marshal(&Signed{Body: body, Signature: sig.Sign(key, signBytes(body))})
 	if err != nil {
 		return "", err
 	}

@@ -49,7 +49,7 @@ func (s *Sample) Digest() []byte {
 func (s *Sample) Sign(key ed25519.PrivateKey) {
 	pub := key.Public().(ed25519.PublicKey)
 	s.Payer, s.PublicKey = addr.FromPubKey(pub).String(), pub
-	s.Signature = ed25519.Sign(key, s.Digest())
+	s.Signature = sig.Sign(key, s.Digest())
 }
 
 // Verify checks that the sample is signed by the buyer it names.

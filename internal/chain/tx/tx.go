@@ -70,7 +70,7 @@ func Sign(key ed25519.PrivateKey, h Header, msgs ...module.Msg) ([]byte, error) 
 	if err != nil {
 		return nil, fmt.Errorf("tx: marshal body: %w", err)
 	}
-	return deterministic.Marshal(&Tx{Body: bb, Signature: ed25519.Sign(key, SignBytes(bb))})
+	return deterministic.Marshal(&Tx{Body: bb, Signature: sig.Sign(key, SignBytes(bb))})
 }
 
 // Decoded is a tx whose encoding has been checked; Verify checks its

@@ -36,7 +36,7 @@ func AuthorizationSignBytes(chainID string, a *Authorization) []byte {
 // SignAuthorization fills in the key and signature.
 func SignAuthorization(key ed25519.PrivateKey, chainID string, a *Authorization) {
 	a.PublicKey = key.Public().(ed25519.PublicKey)
-	a.Signature = ed25519.Sign(key, AuthorizationSignBytes(chainID, a))
+	a.Signature = sig.Sign(key, AuthorizationSignBytes(chainID, a))
 }
 
 // CheckAuthorization verifies everything about a that does not need state

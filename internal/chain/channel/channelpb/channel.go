@@ -34,7 +34,7 @@ func VoucherSignBytes(chainID string, channelID, cumulative uint64) []byte {
 
 // SignVoucher makes a voucher for cumulative on a channel.
 func SignVoucher(key ed25519.PrivateKey, chainID string, channelID, cumulative uint64) *Voucher {
-	return &Voucher{ChannelId: channelID, Cumulative: cumulative, Signature: ed25519.Sign(key, VoucherSignBytes(chainID, channelID, cumulative))}
+	return &Voucher{ChannelId: channelID, Cumulative: cumulative, Signature: sig.Sign(key, VoucherSignBytes(chainID, channelID, cumulative))}
 }
 
 // SessionRevokeDelay is how many blocks after MsgRevokeSessionKey the
