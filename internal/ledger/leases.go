@@ -56,9 +56,13 @@ type Leases struct {
 	lost   []*lease // released elsewhere, out of the map: debits still to charge
 	closed bool
 
-	writing sync.Mutex // one flush at a time
-	stop    chan struct{}
-	done    chan struct{}
+	writing sync.Mutex // one flush at a time; guards what follows
+	writer  string     // names this Leases' writes in write_marks
+	seq     int64      // its writes so far
+	unsure  *unsureWrite
+
+	stop chan struct{}
+	done chan struct{}
 }
 
 // lease is one key's leased balance in this process. Its row in the
@@ -83,6 +87,18 @@ type lease struct {
 	used     time.Time  // last reservation
 	gone     bool       // removed from the map: take another
 	lost     bool       // its row was released elsewhere: free is dropped, debit charged directly
+
+	// Moved by a write whose commit went unacknowledged: written, or back
+	// in debit and free, once the next write learns whether it landed.
+	unsureDebit, unsureBack uint64
+}
+
+// unsureWrite is a write whose commit failed without saying whether it
+// landed. Writing its debits again could charge them twice, so the next
+// write first reads the write mark it left (or did not).
+type unsureWrite struct {
+	seq     int64
+	changes []leaseChange
 }
 
 // LeaseConfig tunes Leases; zero fields take the defaults.
@@ -119,7 +135,7 @@ func (l *Ledger) Leased(cfg LeaseConfig) *Leases {
 		cfg.Logger = slog.Default()
 	}
 	ls := &Leases{l: l, flush: cfg.Flush, idle: cfg.Idle, stale: cfg.StaleAfter, beat: min(cfg.StaleAfter/4, 10*time.Second), log: cfg.Logger,
-		byHash: map[string]*lease{}, stop: make(chan struct{}), done: make(chan struct{})}
+		byHash: map[string]*lease{}, writer: newID(), stop: make(chan struct{}), done: make(chan struct{})}
 	go ls.loop()
 	return ls
 }
@@ -163,6 +179,9 @@ func (ls *Leases) heartbeat(ctx context.Context) {
 		ls.log.Warn("ledger: released other replicas' leases, unrenewed for longer than StaleAfter; their unwritten debits are lost",
 			"leases", n, "amount", amount, "stale_after", ls.stale)
 	}
+	if err := ls.l.pruneMarks(ctx); err != nil {
+		ls.log.Error("ledger: prune old write marks", "err", err)
+	}
 }
 
 // Close stops taking reservations, waits (until ctx ends) for those in
@@ -197,6 +216,9 @@ wait:
 		defer cancel()
 	}
 	err := ls.write(wctx, true)
+	if err == nil {
+		err = ls.l.dropMark(wctx, ls.writer)
+	}
 	if n := ls.inflight(); n > 0 {
 		err = errors.Join(err, fmt.Errorf("ledger: closed with %d reserved by requests in flight; it stays reserved until the ledger is opened again as %s, or released as stale", n, ls.l.owner))
 	}
@@ -305,7 +327,7 @@ func (ls *Leases) forget(s *lease, idle time.Duration) {
 	defer ls.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.free == 0 && s.inflight == 0 && s.debit == 0 && !s.gone && time.Since(s.used) >= idle {
+	if s.free == 0 && s.inflight == 0 && s.debit == 0 && s.unsureDebit == 0 && s.unsureBack == 0 && !s.gone && time.Since(s.used) >= idle {
 		s.gone = true
 		delete(ls.byHash, s.hash)
 	}
@@ -409,6 +431,9 @@ func (ls *Leases) Balance(ctx context.Context, key string) (Account, error) {
 func (ls *Leases) write(ctx context.Context, all bool) error {
 	ls.writing.Lock()
 	defer ls.writing.Unlock()
+	if err := ls.resolve(ctx); err != nil {
+		return err
+	}
 	ls.mu.Lock()
 	leases := make([]*lease, 0, len(ls.byHash)+len(ls.lost))
 	for _, s := range ls.byHash {
@@ -448,12 +473,52 @@ func (ls *Leases) write(ctx context.Context, all bool) error {
 	slices.SortFunc(changes, func(a, b leaseChange) int { return strings.Compare(a.keyID+a.id, b.keyID+b.id) })
 	var err error
 	if len(changes) > 0 {
-		err = ls.l.writeLeases(ctx, changes)
+		ls.seq++
+		err = ls.l.writeLeases(ctx, ls.writer, ls.seq, changes)
 	}
+	if errors.Is(err, errUnknownOutcome) {
+		// Neither written nor not: set apart until the next write knows.
+		for _, c := range changes {
+			s := c.lease
+			s.mu.Lock()
+			s.unsureDebit += c.debit
+			s.unsureBack += c.back
+			s.mu.Unlock()
+			s.extending.Unlock()
+		}
+		ls.unsure = &unsureWrite{seq: ls.seq, changes: changes}
+		return err
+	}
+	ls.written(changes, err == nil)
+	if err != nil {
+		return err
+	}
+	ls.mu.Lock()
+	ls.lost = slices.DeleteFunc(ls.lost, func(s *lease) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.inflight == 0 && s.debit == 0 && s.unsureDebit == 0
+	})
+	ls.mu.Unlock()
+	// Keys not used for a minute leave the map, so that it holds the keys
+	// in use, not every key ever seen.
+	for _, s := range leases {
+		if s.extending.TryLock() {
+			ls.forget(s, time.Minute)
+			s.extending.Unlock()
+		}
+	}
+	return nil
+}
+
+// written books the outcome of a write of changes, whose leases' extending
+// the caller holds (and which it releases): written (landed) or not, when
+// they go back to the leases for the next write.
+func (ls *Leases) written(changes []leaseChange, landed bool) {
 	for _, c := range changes {
 		s := c.lease
 		switch {
-		case err != nil: // nothing was written: keep it for the next try
+		case !landed: // nothing was written: keep it for the next try
 			s.mu.Lock()
 			s.debit += c.debit
 			if !s.lost {
@@ -465,30 +530,37 @@ func (ls *Leases) write(ctx context.Context, all bool) error {
 		case c.drop:
 			s.row = false // the lease held nothing: its row was deleted
 		}
-		if err == nil && (c.lost || c.released) && c.charged < c.debit {
+		if landed && (c.lost || c.released) && c.charged < c.debit {
 			ls.log.Warn("ledger: a dropped lease's debits were more than the key's balance; the key is charged what it had",
 				"lease", c.id, "key", c.keyID, "debit", c.debit, "charged", c.charged)
 		}
 		s.extending.Unlock()
 	}
+}
+
+// resolve learns whether the last write, whose commit went
+// unacknowledged, landed (its write mark is in the database) and books it
+// accordingly, before anything else is written.
+func (ls *Leases) resolve(ctx context.Context) error {
+	u := ls.unsure
+	if u == nil {
+		return nil
+	}
+	landed, err := ls.l.landed(ctx, ls.writer, u.seq)
 	if err != nil {
-		return err
+		return fmt.Errorf("ledger: learn whether the last write landed (its debits are held until then): %w", err)
 	}
-	ls.mu.Lock()
-	ls.lost = slices.DeleteFunc(ls.lost, func(s *lease) bool {
+	ls.unsure = nil
+	for _, c := range u.changes {
+		s := c.lease
+		s.extending.Lock()
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.inflight == 0 && s.debit == 0
-	})
-	ls.mu.Unlock()
-	// Keys not used for a minute leave the map, so that it holds the keys
-	// in use, not every key ever seen.
-	for _, s := range leases {
-		if s.extending.TryLock() {
-			ls.forget(s, time.Minute)
-			s.extending.Unlock()
-		}
+		s.unsureDebit -= c.debit
+		s.unsureBack -= c.back
+		s.mu.Unlock()
 	}
+	ls.written(u.changes, landed)
+	ls.log.Info("ledger: a write whose commit went unacknowledged", "landed", landed, "leases", len(u.changes))
 	return nil
 }
 
@@ -570,7 +642,10 @@ func (l *Ledger) extend(ctx context.Context, id, hash string, row bool, need, ca
 // is marked released, whatever its row still holds returns to the key, and
 // its debits are charged to the key's balance directly (as are those of
 // leases released before), never below zero.
-func (l *Ledger) writeLeases(ctx context.Context, changes []leaseChange) error {
+//
+// The write leaves its mark, seq for writer, so that a write whose commit
+// goes unacknowledged can be found to have landed or not (see landed).
+func (l *Ledger) writeLeases(ctx context.Context, writer string, seq int64, changes []leaseChange) error {
 	return l.tx(ctx, func(t *sql.Tx) error {
 		if err := l.fast(ctx, t); err != nil {
 			return err
@@ -602,8 +677,40 @@ func (l *Ledger) writeLeases(ctx context.Context, changes []leaseChange) error {
 				return err
 			}
 		}
-		return nil
+		mark, err := l.prepared(ctx, t, `INSERT INTO write_marks (writer, seq, at) VALUES ($1, $2, $3)
+			ON CONFLICT (writer) DO UPDATE SET seq = excluded.seq, at = excluded.at`)
+		if err != nil {
+			return err
+		}
+		_, err = mark.ExecContext(ctx, writer, seq, now())
+		return err
 	})
+}
+
+// landed tells whether writer's write seq committed: its mark is there.
+// Writes of one writer run one at a time, and none runs until the last
+// one's outcome is known, so the mark holds either seq or the one before.
+func (l *Ledger) landed(ctx context.Context, writer string, seq int64) (bool, error) {
+	var got int64
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT seq FROM write_marks WHERE writer = $1`), writer).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil && got == seq, err
+}
+
+// dropMark deletes writer's mark: it has closed with nothing unknown.
+func (l *Ledger) dropMark(ctx context.Context, writer string) error {
+	_, err := l.db.ExecContext(ctx, l.q(`DELETE FROM write_marks WHERE writer = $1`), writer)
+	return err
+}
+
+// pruneMarks deletes the marks of writers that have not written for a
+// week: processes that ended without closing. (A live writer's next write
+// leaves its mark again, so pruning it would do no harm either.)
+func (l *Ledger) pruneMarks(ctx context.Context) error {
+	_, err := l.db.ExecContext(ctx, l.q(`DELETE FROM write_marks WHERE at < $1`), now()-7*24*3600)
+	return err
 }
 
 // book books c's debit and return once its row has shrunk by them,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -306,4 +307,73 @@ func TestLeasesCloseWaitsForRequestsInFlight(t *testing.T) {
 		}
 		want(t, books(ctx, t, db), id, 10_000-30-50-100, 100, 30+50)
 	})
+}
+
+// TestLeasesAWriteWhoseCommitWasUnacknowledged: a flush commits but its
+// acknowledgement is lost (the connection drops during the COMMIT). The
+// next flush must not write the same debits and returns again: the key
+// ends charged exactly what its requests settled, once. (Before write
+// marks, the retry charged the 30 twice and returned the idle lease's
+// balance twice.)
+func TestLeasesAWriteWhoseCommitWasUnacknowledged(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l := open(t, dsn, "gw1")
+		key, id, _ := l.CreateKey(ctx, "uusdc", 10_000)
+		ls := l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Nanosecond})
+		r, err := ls.Reserve(ctx, key, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.Settle(r, 30)
+		l.LoseCommitAcks(1)
+		if err := ls.Write(ctx); err == nil {
+			t.Fatal("a write whose commit was unacknowledged reported success")
+		}
+		want(t, books(ctx, t, raw(t, dsn)), id, 9_970, 0, 30) // it did land
+		// Requests go on meanwhile: the key takes a lease again.
+		r, err = ls.Reserve(ctx, key, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.Settle(r, 50)
+		if err := ls.Write(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want(t, books(ctx, t, raw(t, dsn)), id, 9_920, 0, 80)
+		if err := ls.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want(t, books(ctx, t, raw(t, dsn)), id, 9_920, 0, 80)
+	})
+}
+
+// TestLeasesAWriteThatFailedIsWrittenAgain: the other side of the
+// unacknowledged commit: a write that did not land (the transaction failed
+// before its commit) is written by the next flush, so nothing settled is
+// lost.
+func TestLeasesAWriteThatFailedIsWrittenAgain(t *testing.T) {
+	ctx := context.Background()
+	dsn := filepath.Join(t.TempDir(), "ledger.db")
+	l := open(t, dsn, "gw1")
+	key, id, _ := l.CreateKey(ctx, "uusdc", 10_000)
+	ls := l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Hour})
+	r, err := ls.Reserve(ctx, key, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls.Settle(r, 30)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := ls.Write(cancelled); err == nil {
+		t.Fatal("a write with a cancelled context reported success")
+	}
+	if err := ls.Write(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := books(ctx, t, raw(t, dsn))[id]
+	if b.debited != 30 || b.balance+b.reserved != 9_970 {
+		t.Errorf("after the second write: %+v, want 30 debited", b)
+	}
+	ls.Close(ctx)
 }

@@ -54,6 +54,8 @@ type Ledger struct {
 	owner    string
 	where    string   // for messages: the file, or the PostgreSQL host
 	stmts    sync.Map // query -> *sql.Stmt: the hot path's statements, parsed once
+
+	afterCommit func() error // tests: a commit whose acknowledgement is lost
 }
 
 // Account is an API key's book: its id (which names it without revealing
@@ -204,6 +206,12 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			denom    TEXT NOT NULL,
 			amount   BIGINT NOT NULL CHECK (amount > 0),
 			created  BIGINT NOT NULL)`,
+		// The last write of each Leases (writer, random per process):
+		// whether a write whose commit went unacknowledged landed.
+		`CREATE TABLE IF NOT EXISTS write_marks (
+			writer TEXT PRIMARY KEY,
+			seq    BIGINT NOT NULL,
+			at     BIGINT NOT NULL)`,
 	} {
 		if _, err := l.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("ledger: set up %s: %w", l.where, err)
@@ -296,8 +304,12 @@ func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 			return fmt.Errorf("ledger: %w", err)
 		}
 		err = fn(t)
-		if err == nil {
+		committing := err == nil
+		if committing {
 			err = t.Commit()
+			if err == nil && l.afterCommit != nil {
+				err = l.afterCommit()
+			}
 		} else {
 			t.Rollback()
 		}
@@ -305,9 +317,18 @@ func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue
 		}
+		if err != nil && committing && !retryable(err) {
+			err = fmt.Errorf("%w: %w", errUnknownOutcome, err)
+		}
 		return err
 	}
 }
+
+// errUnknownOutcome is a commit that failed without saying whether the
+// server had applied it (a connection lost while the COMMIT was under
+// way): the transaction may have landed. A serialization failure is a
+// refusal, not this.
+var errUnknownOutcome = errors.New("ledger: the commit's outcome is unknown")
 
 func retryable(err error) bool {
 	s := err.Error()
