@@ -1,10 +1,11 @@
 package paygate
 
-// SetAnchorsKept lets a test keep fewer claims' leaves in memory.
-func SetAnchorsKept(n int) func() {
-	old := anchorsKept
-	anchorsKept = n
-	return func() { anchorsKept = old }
+// SetAnchorsKept lets a test keep fewer claims' leaves in memory, and
+// fewer leaves in all.
+func SetAnchorsKept(claims, leaves int) func() {
+	oldClaims, oldLeaves := anchorsKept, anchorLeavesKept
+	anchorsKept, anchorLeavesKept = claims, leaves
+	return func() { anchorsKept, anchorLeavesKept = oldClaims, oldLeaves }
 }
 
 // KeptAnchors is how many claims' leaves the gate holds in memory for a channel.

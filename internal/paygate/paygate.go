@@ -73,7 +73,8 @@ type chanState struct {
 	// are in memory (receipts, in the order the chain anchors them); it is
 	// taken before the gate's mu.
 	wmu      sync.Mutex
-	anchors  [][][]byte         // receipt hashes of the last anchorsKept accepted claims, in order
+	anchors  []anchor           // the latest accepted claims' receipt hashes, in order (see keepAnchor)
+	held     int                // receipt hashes in anchors
 	nAnchors int                // accepted claims in all: anchors[i] is claim nAnchors-len(anchors)+i
 	ch       *channelpb.Channel // as last read from chain
 	voucher  uint64             // highest voucher seen
@@ -752,17 +753,67 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 }
 
 // anchorsKept is how many of a channel's latest claims keep their receipt
-// hashes in memory; older ones are read back from the voucher log when
-// asked for, so a provider's memory does not grow with every answer.
-var anchorsKept = 64
+// hashes in memory, and anchorLeavesKept how many hashes they may hold in
+// all (the latest claim is kept whatever its size); older ones are read
+// back from the voucher log when asked for, so a provider's memory does
+// not grow with every answer. 16,384 hashes are 512 KiB a channel.
+var (
+	anchorsKept      = 64
+	anchorLeavesKept = 1 << 14
+)
+
+// anchor is one accepted claim's receipt hashes, end to end in one
+// allocation: a slice per hash cost 56 bytes beside its 32.
+type anchor struct {
+	size   int // of each hash
+	leaves []byte
+}
+
+// split is the anchor's hashes as slices of it.
+func (a anchor) split() [][]byte {
+	if a.size == 0 {
+		return [][]byte{}
+	}
+	out := make([][]byte, 0, len(a.leaves)/a.size)
+	for i := 0; i < len(a.leaves); i += a.size {
+		out = append(out, a.leaves[i:i+a.size:i+a.size])
+	}
+	return out
+}
 
 // keepAnchor records the leaves of the channel's next accepted claim.
 func (s *chanState) keepAnchor(leaves [][]byte) {
-	s.anchors = append(s.anchors, leaves)
-	s.nAnchors++
-	if len(s.anchors) > anchorsKept {
-		s.anchors = append([][][]byte(nil), s.anchors[len(s.anchors)-anchorsKept:]...)
+	a := anchor{}
+	if len(leaves) > 0 {
+		a.size = len(leaves[0])
+		a.leaves = make([]byte, 0, a.size*len(leaves))
+		for _, l := range leaves {
+			if len(l) != a.size { // not of one size: this claim is read from disk when asked for
+				a = anchor{size: -1}
+				break
+			}
+			a.leaves = append(a.leaves, l...)
+		}
 	}
+	s.anchors = append(s.anchors, a)
+	s.held += a.count()
+	s.nAnchors++
+	drop := 0
+	for len(s.anchors)-drop > 1 && (len(s.anchors)-drop > anchorsKept || s.held > anchorLeavesKept) {
+		s.held -= s.anchors[drop].count()
+		drop++
+	}
+	if drop > 0 {
+		s.anchors = append([]anchor(nil), s.anchors[drop:]...)
+	}
+}
+
+// count is how many hashes the anchor holds.
+func (a anchor) count() int {
+	if a.size <= 0 {
+		return 0
+	}
+	return len(a.leaves) / a.size
 }
 
 // Anchored returns the receipt hashes (leaves) of a channel's n-th
@@ -775,9 +826,9 @@ func (g *Gate) Anchored(channelID uint64, n int) [][]byte {
 		g.mu.Unlock()
 		return nil
 	}
-	if first := s.nAnchors - len(s.anchors); n >= first {
+	if first := s.nAnchors - len(s.anchors); n >= first && s.anchors[n-first].size >= 0 {
 		defer g.mu.Unlock()
-		return s.anchors[n-first]
+		return s.anchors[n-first].split()
 	}
 	g.mu.Unlock()
 	return g.anchoredOnDisk(channelID, n)

@@ -619,9 +619,18 @@ func TestARevokedSessionKeySignsNothingMore(t *testing.T) {
 // TestOldAnchorsComeFromTheLog is issue 12's soak finding: the gate kept
 // the receipt hashes of every claim in memory, so a provider's heap grew
 // with every answer it ever gave (4 to 22 MiB in ten minutes). It keeps
-// the latest claims' only, and reads older ones back from its voucher log.
+// the latest claims' only, as many as fit in a count of claims and of
+// leaves, and reads older ones back from its voucher log.
 func TestOldAnchorsComeFromTheLog(t *testing.T) {
-	defer paygate.SetAnchorsKept(2)()
+	for _, c := range []struct{ claims, leaves, kept int }{{2, 1 << 14, 2}, {64, 3, 1}} {
+		t.Run(fmt.Sprintf("%d claims, %d leaves", c.claims, c.leaves), func(t *testing.T) {
+			oldAnchorsComeFromTheLog(t, c.claims, c.leaves, c.kept)
+		})
+	}
+}
+
+func oldAnchorsComeFromTheLog(t *testing.T, maxClaims, maxLeaves, kept int) {
+	defer paygate.SetAnchorsKept(maxClaims, maxLeaves)()
 	w := newWorld(t)
 	id := w.channel(1000)
 	g := w.open()
@@ -653,8 +662,8 @@ func TestOldAnchorsComeFromTheLog(t *testing.T) {
 		if g.Anchored(id, len(want)) != nil {
 			t.Errorf("%s: a claim that never was has leaves", when)
 		}
-		if n := g.KeptAnchors(id); n > 2 {
-			t.Errorf("%s: %d claims' leaves in memory, want at most 2", when, n)
+		if n := g.KeptAnchors(id); n > kept {
+			t.Errorf("%s: %d claims' leaves in memory, want at most %d", when, n, kept)
 		}
 	}
 	check(g, "running")
