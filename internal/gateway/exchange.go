@@ -118,7 +118,7 @@ func (x *exchange) start(ctx context.Context, c route.Candidate) (route.Begun, r
 		x.s.metrics.errors.WithLabelValues(c.Operator).Inc()
 		return nil, route.Failed, err
 	}
-	rc, err := x.s.checkReceipt(resp.Header.Get(receipt.Header), x.req.canonical, body, c)
+	rc, err := x.s.checkReceipt(resp.Header.Get(receipt.Header), x.req.hash, body, c)
 	if err == nil && rc.Partial {
 		err = fmt.Errorf("%s: a whole answer with a partial receipt", c.Endpoint)
 	}
@@ -158,12 +158,13 @@ type answer struct {
 func (a *answer) Deliver() (route.Outcome, error) {
 	x := a.x
 	price := x.reconcile(a.c, a.rc, booked(a.resp))
-	if err := x.bill.settle(x.w.Header(), price, receipt.Hash(a.body)); err != nil {
+	// The receipt's response hash is the body's: checkReceipt saw to it.
+	if err := x.bill.settle(x.w.Header(), price, a.rc.ResponseHash); err != nil {
 		return route.Refused, err
 	}
 	x.started = true
 	copyHeaders(x.w, a.resp)
-	if gr, err := x.s.sign(x.req.canonical, receipt.Hash(a.body), a.rc, price, x.bill.ref()); err == nil {
+	if gr, err := x.s.sign(x.req.hash, a.rc.ResponseHash, a.rc, price, x.bill.ref()); err == nil {
 		x.w.Header().Set(receipt.GatewayHeader, gr)
 	}
 	x.w.WriteHeader(a.resp.StatusCode)
@@ -249,7 +250,7 @@ func (st *stream) take(line []byte) {
 	st.all = append(st.all, line...)
 	if enc := openai.ReceiptOf(line); enc != "" {
 		st.afterReceipt = true
-		rc, err := st.x.s.checkHash(enc, st.x.req.canonical, st.h.Sum(nil), st.c)
+		rc, err := st.x.s.checkHash(enc, st.x.req.hash, st.h.Sum(nil), st.c)
 		switch {
 		case err != nil:
 			st.x.log.Warn("gateway: a stream's receipt does not check; it pays for nothing", "provider", st.c.Operator, "err", err)
@@ -352,7 +353,7 @@ func (x *exchange) charge(rc *receipt.Receipt, price uint64) {
 	if err := x.bill.settle(x.w.Header(), price, rc.ResponseHash); err != nil {
 		x.log.Error("gateway: record a streamed answer's charge", "err", err)
 	}
-	if gr, err := x.s.sign(x.req.canonical, rc.ResponseHash, rc, price, x.bill.ref()); err == nil {
+	if gr, err := x.s.sign(x.req.hash, rc.ResponseHash, rc, price, x.bill.ref()); err == nil {
 		x.w.Header().Set(receipt.GatewayHeader, gr)
 	}
 }

@@ -409,7 +409,7 @@ type request struct {
 	model     string
 	stream    bool
 	maxTokens int
-	canonical []byte
+	hash      []byte // of the canonical request: what receipts name
 	body      []byte
 }
 
@@ -425,7 +425,7 @@ func parse(endpoint string, r *http.Request) (*request, error) {
 	if sum.Model == "" {
 		return nil, openai.Invalid("model", "model is required; GET /v1/models lists what is served")
 	}
-	return &request{endpoint: endpoint, model: sum.Model, stream: sum.Stream, maxTokens: sum.MaxTokens, canonical: sum.Canonical, body: body}, nil
+	return &request{endpoint: endpoint, model: sum.Model, stream: sum.Stream, maxTokens: sum.MaxTokens, hash: receipt.Hash(sum.Canonical), body: body}, nil
 }
 
 func (s *Server) apiKey(r *http.Request) (string, error) {
@@ -512,13 +512,13 @@ func (s *Server) cost(reason, provider string, amount uint64) {
 }
 
 // checkReceipt verifies a provider's receipt for this request and answer.
-func (s *Server) checkReceipt(enc string, canonical, body []byte, c route.Candidate) (*receipt.Receipt, error) {
-	return s.checkHash(enc, canonical, receipt.Hash(body), c)
+func (s *Server) checkReceipt(enc string, requestHash, body []byte, c route.Candidate) (*receipt.Receipt, error) {
+	return s.checkHash(enc, requestHash, receipt.Hash(body), c)
 }
 
-// checkHash verifies a provider's receipt for this request and an answer
-// that hashes to responseHash.
-func (s *Server) checkHash(enc string, canonical, responseHash []byte, c route.Candidate) (*receipt.Receipt, error) {
+// checkHash verifies a provider's receipt for the request that hashes to
+// requestHash and an answer that hashes to responseHash.
+func (s *Server) checkHash(enc string, requestHash, responseHash []byte, c route.Candidate) (*receipt.Receipt, error) {
 	rc, err := receipt.Decode(enc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Endpoint, err)
@@ -526,7 +526,7 @@ func (s *Server) checkHash(enc string, canonical, responseHash []byte, c route.C
 	if rc.Provider != c.Operator || rc.ModelId != c.ModelID {
 		return nil, fmt.Errorf("%s: receipt from %s for model %s; expected %s, %s", c.Endpoint, rc.Provider, rc.ModelId, c.Operator, c.ModelID)
 	}
-	if string(rc.RequestHash) != string(receipt.Hash(canonical)) || string(rc.ResponseHash) != string(responseHash) {
+	if string(rc.RequestHash) != string(requestHash) || string(rc.ResponseHash) != string(responseHash) {
 		return nil, fmt.Errorf("%s: %w: the receipt's hashes are not this request's and answer's", c.Endpoint, receipt.ErrMismatch)
 	}
 	if rc.GetPrice().GetDenom() != s.cfg.Denom && rc.GetPrice().GetAmount() != 0 {
@@ -544,8 +544,8 @@ func (s *Server) checkHash(enc string, canonical, responseHash []byte, c route.C
 
 // sign makes the gateway's own receipt beside the provider's: for what
 // the client paid (price, by the payment ref) for the provider's answer.
-func (s *Server) sign(canonical, responseHash []byte, prov *receipt.Receipt, price uint64, ref string) (string, error) {
-	return receipt.Sign(s.cfg.Key, &receipt.Receipt{ChainId: s.cfg.ChainID, ModelId: prov.ModelId, RequestHash: receipt.Hash(canonical),
+func (s *Server) sign(requestHash, responseHash []byte, prov *receipt.Receipt, price uint64, ref string) (string, error) {
+	return receipt.Sign(s.cfg.Key, &receipt.Receipt{ChainId: s.cfg.ChainID, ModelId: prov.ModelId, RequestHash: requestHash,
 		ResponseHash: responseHash, Usage: prov.Usage, Price: coin.New(s.cfg.Denom, price), PaymentRef: ref, Height: prov.Height})
 }
 

@@ -8,8 +8,12 @@ package sig
 
 import (
 	"crypto/ed25519"
+	"crypto/sha512"
 	"sync"
+	"sync/atomic"
 
+	"github.com/oasisprotocol/curve25519-voi/curve"
+	"github.com/oasisprotocol/curve25519-voi/curve/scalar"
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
@@ -26,42 +30,119 @@ func Verify(pub, msg, signature []byte) bool {
 	if len(pub) != ed25519.PublicKeySize || len(signature) != ed25519.SignatureSize {
 		return false
 	}
-	if ex := expanded(pub); ex != nil {
-		return voi.VerifyExpandedWithOptions(ex, msg, signature, stdlib)
+	k := known(pub)
+	if k == nil { // not a point: the plain path reports the signature invalid
+		return voi.VerifyWithOptions(pub, msg, signature, stdlib)
 	}
-	return voi.VerifyWithOptions(pub, msg, signature, stdlib)
+	if t := k.table.Load(); t != nil {
+		return verifyWithTable(pub, t, msg, signature)
+	}
+	ok := voi.VerifyExpandedWithOptions(k.ex, msg, signature, stdlib)
+	if k.uses.Add(1) == hotAfter {
+		k.heat()
+	}
+	return ok
 }
 
 // keys keeps the decompressed form of recently used public keys, which
 // saves an eighth of a verification: the same few keys (a gateway's
 // providers, a provider's payers, a chain's busy accounts) sign most of
-// what a process checks. Bounded; when full it starts again empty.
+// what a process checks. A key that has verified hotAfter signatures
+// also gets a table of multiples of its point, which makes each
+// verification about a third cheaper (see verifyWithTable); such tables
+// are 30 KiB each and at most tablesMax are kept. Bounded; when full the
+// cache starts again empty.
 var keys struct {
-	mu sync.Mutex
-	m  map[[ed25519.PublicKeySize]byte]*voi.ExpandedPublicKey
+	mu     sync.Mutex
+	m      map[[ed25519.PublicKeySize]byte]*key
+	tables int
 }
 
-const keysMax = 4096
+const (
+	keysMax   = 4096
+	tablesMax = 128
+	hotAfter  = 64
+)
 
-// expanded returns pub's decompressed form, or nil if pub is not a point
-// (then the plain path reports the signature invalid).
-func expanded(pub []byte) *voi.ExpandedPublicKey {
-	k := [ed25519.PublicKeySize]byte(pub)
+// key is a public key known to keys.
+type key struct {
+	ex    *voi.ExpandedPublicKey
+	neg   curve.EdwardsPoint // -A
+	uses  atomic.Int32
+	table atomic.Pointer[curve.EdwardsBasepointTable] // of -A, once hot
+}
+
+// known returns pub's entry in keys, made if need be, or nil if pub is
+// not a point.
+func known(pub []byte) *key {
+	a := [ed25519.PublicKeySize]byte(pub)
 	keys.mu.Lock()
-	ex, ok := keys.m[k]
+	k, ok := keys.m[a]
 	keys.mu.Unlock()
 	if ok {
-		return ex
+		return k
 	}
 	ex, err := voi.NewExpandedPublicKey(voi.PublicKey(pub))
 	if err != nil {
 		return nil
 	}
+	k = &key{ex: ex}
+	var c curve.CompressedEdwardsY
+	copy(c[:], pub)
+	if _, err := k.neg.SetCompressedY(&c); err != nil {
+		return nil
+	}
+	k.neg.Neg(&k.neg)
 	keys.mu.Lock()
 	if keys.m == nil || len(keys.m) >= keysMax {
-		keys.m = map[[ed25519.PublicKeySize]byte]*voi.ExpandedPublicKey{}
+		keys.m, keys.tables = map[[ed25519.PublicKeySize]byte]*key{}, 0
 	}
-	keys.m[k] = ex
+	keys.m[a] = k
 	keys.mu.Unlock()
-	return ex
+	return k
+}
+
+// heat builds k's table, if the cache has room for one more.
+func (k *key) heat() {
+	keys.mu.Lock()
+	room := keys.tables < tablesMax
+	if room {
+		keys.tables++
+	}
+	keys.mu.Unlock()
+	if room {
+		k.table.Store(curve.NewEdwardsBasepointTable(&k.neg))
+	}
+}
+
+// verifyWithTable is crypto/ed25519's verification (cofactorless: the
+// encoding of [S]B - [k]A must be R's bytes, with S below the group order
+// and k = SHA-512(R || A || msg)), computed as two multiplications by
+// tables of multiples, B's and A's, in place of one double-base
+// multiplication that doubles its way through 253 bits: 23 µs, not 35.
+// TestTableAgreesWithTheStandardLibrary holds it to crypto/ed25519's
+// verdicts.
+func verifyWithTable(pub []byte, negA *curve.EdwardsBasepointTable, msg, signature []byte) bool {
+	if !scalar.ScMinimalVartime(signature[32:]) {
+		return false
+	}
+	var S, k scalar.Scalar
+	if _, err := S.SetBytesModOrder(signature[32:]); err != nil {
+		return false
+	}
+	var hram [sha512.Size]byte
+	h := sha512.New()
+	h.Write(signature[:32])
+	h.Write(pub)
+	h.Write(msg)
+	h.Sum(hram[:0])
+	if _, err := k.SetBytesModOrderWide(hram[:]); err != nil {
+		return false
+	}
+	var sB, kA curve.EdwardsPoint
+	sB.MulBasepoint(curve.ED25519_BASEPOINT_TABLE, &S)
+	kA.MulBasepoint(negA, &k)
+	var r curve.CompressedEdwardsY
+	r.SetEdwardsPoint(sB.Add(&sB, &kA))
+	return string(r[:]) == string(signature[:32])
 }
