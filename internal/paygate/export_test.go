@@ -1,11 +1,10 @@
 package paygate
 
-// SetAnchorsKept lets a test keep fewer claims' leaves in memory, and
-// fewer leaves in all.
-func SetAnchorsKept(claims, leaves int) func() {
-	oldClaims, oldLeaves := anchorsKept, anchorLeavesKept
-	anchorsKept, anchorLeavesKept = claims, leaves
-	return func() { anchorsKept, anchorLeavesKept = oldClaims, oldLeaves }
+// SetAnchorBudget lets a test keep fewer claims' leaves in memory.
+func SetAnchorBudget(n int) func() {
+	old := anchorBudget
+	anchorBudget = n
+	return func() { anchorBudget = old }
 }
 
 // KeptAnchors is how many claims' leaves the gate holds in memory for a channel.

@@ -74,7 +74,6 @@ type chanState struct {
 	// taken before the gate's mu.
 	wmu      sync.Mutex
 	anchors  []anchor           // the latest accepted claims' receipt hashes, in order (see keepAnchor)
-	held     int                // receipt hashes in anchors
 	nAnchors int                // accepted claims in all: anchors[i] is claim nAnchors-len(anchors)+i
 	ch       *channelpb.Channel // as last read from chain
 	voucher  uint64             // highest voucher seen
@@ -97,6 +96,8 @@ type Gate struct {
 	channels map[uint64]*chanState
 	height   int64
 	pending  int             // answers since the last claim
+	kept     []uint64        // the channel of each claim whose leaves are in memory, oldest first
+	held     int             // what those claims cost in memory (see anchorBudget)
 	exact    map[string]bool // exact authorizations paying an answer now, by payer and nonce
 
 	// claimMu makes claims one at a time: two at once (the claim loop and
@@ -133,7 +134,7 @@ func Open(cfg Config) (*Gate, error) {
 		case r.Claimed > 0:
 			s.claimed = max(s.claimed, r.Claimed)
 			n := min(int(r.Count), len(s.receipts))
-			s.keepAnchor(s.receipts[:n:n])
+			g.keepAnchor(r.Channel, s, s.receipts[:n:n])
 			s.receipts = s.receipts[n:]
 		}
 	})
@@ -740,7 +741,7 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 		s.wmu.Lock()
 		g.mu.Lock()
 		s.claimed = c.Amount
-		s.keepAnchor(s.receipts[:c.ReceiptsCount:c.ReceiptsCount])
+		g.keepAnchor(id, s, s.receipts[:c.ReceiptsCount:c.ReceiptsCount])
 		s.receipts = s.receipts[c.ReceiptsCount:]
 		g.mu.Unlock()
 		err := g.wal.append(record{Channel: id, Claimed: c.Amount, Count: c.ReceiptsCount})
@@ -752,20 +753,18 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 	return errs
 }
 
-// anchorsKept is how many of a channel's latest claims keep their receipt
-// hashes in memory, and anchorLeavesKept how many hashes they may hold in
-// all (the latest claim is kept whatever its size); older ones are read
-// back from the voucher log when asked for, so a provider's memory does
-// not grow with every answer. 16,384 hashes are 512 KiB a channel.
-var (
-	anchorsKept      = 64
-	anchorLeavesKept = 1 << 14
-)
+// anchorBudget bounds what the latest claims' receipt hashes, over all
+// channels, may hold in memory, counted as a unit per hash and per claim:
+// 65,536 hashes are 2 MiB. Older claims' are read back from the voucher
+// log when asked for, so a provider's memory grows neither with every
+// answer nor with every channel it was ever paid through (a payer opens a
+// new channel when one runs dry).
+var anchorBudget = 1 << 16
 
 // anchor is one accepted claim's receipt hashes, end to end in one
 // allocation: a slice per hash cost 56 bytes beside its 32.
 type anchor struct {
-	size   int // of each hash
+	size   int // of each hash; -1 if they were not of one size (then read from disk)
 	leaves []byte
 }
 
@@ -781,14 +780,24 @@ func (a anchor) split() [][]byte {
 	return out
 }
 
-// keepAnchor records the leaves of the channel's next accepted claim.
-func (s *chanState) keepAnchor(leaves [][]byte) {
+// cost is what the anchor counts against anchorBudget.
+func (a anchor) cost() int {
+	if a.size <= 0 {
+		return 1
+	}
+	return 1 + len(a.leaves)/a.size
+}
+
+// keepAnchor records the leaves of channel id's next accepted claim, and
+// forgets the oldest claims' (of any channel) beyond anchorBudget. The
+// caller holds g.mu.
+func (g *Gate) keepAnchor(id uint64, s *chanState, leaves [][]byte) {
 	a := anchor{}
 	if len(leaves) > 0 {
 		a.size = len(leaves[0])
 		a.leaves = make([]byte, 0, a.size*len(leaves))
 		for _, l := range leaves {
-			if len(l) != a.size { // not of one size: this claim is read from disk when asked for
+			if len(l) != a.size {
 				a = anchor{size: -1}
 				break
 			}
@@ -796,24 +805,25 @@ func (s *chanState) keepAnchor(leaves [][]byte) {
 		}
 	}
 	s.anchors = append(s.anchors, a)
-	s.held += a.count()
 	s.nAnchors++
+	g.kept = append(g.kept, id)
+	g.held += a.cost()
 	drop := 0
-	for len(s.anchors)-drop > 1 && (len(s.anchors)-drop > anchorsKept || s.held > anchorLeavesKept) {
-		s.held -= s.anchors[drop].count()
+	for g.held > anchorBudget && len(g.kept)-drop > 1 {
+		// Claims are kept in order, so a channel's oldest in memory is the
+		// oldest of its entries in kept.
+		old := g.channels[g.kept[drop]]
+		g.held -= old.anchors[0].cost()
+		old.anchors[0] = anchor{}
+		old.anchors = old.anchors[1:]
+		if len(old.anchors) == 0 {
+			old.anchors = nil // let the backing array go
+		}
 		drop++
 	}
 	if drop > 0 {
-		s.anchors = append([]anchor(nil), s.anchors[drop:]...)
+		g.kept = append(g.kept[:0:0], g.kept[drop:]...)
 	}
-}
-
-// count is how many hashes the anchor holds.
-func (a anchor) count() int {
-	if a.size <= 0 {
-		return 0
-	}
-	return len(a.leaves) / a.size
 }
 
 // Anchored returns the receipt hashes (leaves) of a channel's n-th

@@ -618,52 +618,60 @@ func TestARevokedSessionKeySignsNothingMore(t *testing.T) {
 
 // TestOldAnchorsComeFromTheLog is issue 12's soak finding: the gate kept
 // the receipt hashes of every claim in memory, so a provider's heap grew
-// with every answer it ever gave (4 to 22 MiB in ten minutes). It keeps
-// the latest claims' only, as many as fit in a count of claims and of
-// leaves, and reads older ones back from its voucher log.
+// with every answer it ever gave (4 to 22 MiB in ten minutes); then, kept
+// per channel, with every channel it was ever paid through (4 to 11 MiB,
+// a payer opening a new channel when one ran dry). It keeps the latest
+// claims' of all channels within one budget, and reads older ones back
+// from its voucher log.
 func TestOldAnchorsComeFromTheLog(t *testing.T) {
-	for _, c := range []struct{ claims, leaves, kept int }{{2, 1 << 14, 2}, {64, 3, 1}} {
-		t.Run(fmt.Sprintf("%d claims, %d leaves", c.claims, c.leaves), func(t *testing.T) {
-			oldAnchorsComeFromTheLog(t, c.claims, c.leaves, c.kept)
+	for _, c := range []struct{ budget, kept int }{{1 << 16, 10}, {7, 2}} {
+		t.Run(fmt.Sprintf("budget %d", c.budget), func(t *testing.T) {
+			oldAnchorsComeFromTheLog(t, c.budget, c.kept)
 		})
 	}
 }
 
-func oldAnchorsComeFromTheLog(t *testing.T, maxClaims, maxLeaves, kept int) {
-	defer paygate.SetAnchorsKept(maxClaims, maxLeaves)()
+func oldAnchorsComeFromTheLog(t *testing.T, budget, kept int) {
+	defer paygate.SetAnchorBudget(budget)()
 	w := newWorld(t)
-	id := w.channel(1000)
+	ids := []uint64{w.channel(1000), w.channel(1000)}
 	g := w.open()
-	var want [][][]byte
+	want := map[uint64][][][]byte{}
 	for i := range 5 {
-		var leaves [][]byte
-		for j := range 2 {
-			pay, perr := g.Begin(w.paid(id, uint64(10*(2*i+j+1))), price)
-			if perr != nil {
-				t.Fatal(perr)
+		for k, id := range ids {
+			var leaves [][]byte
+			for j := range 2 { // two answers a claim: each claim costs 3
+				pay, perr := g.Begin(w.paid(id, uint64(10*(2*i+j+1))), price)
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				h := receipt.Hash([]byte{byte(k), byte(i), byte(j)})
+				if _, err := pay.Finish(10, h); err != nil {
+					t.Fatal(err)
+				}
+				leaves = append(leaves, h)
 			}
-			h := receipt.Hash([]byte{byte(i), byte(j)})
-			if _, err := pay.Finish(10, h); err != nil {
-				t.Fatal(err)
-			}
-			leaves = append(leaves, h)
+			want[id] = append(want[id], leaves)
 		}
 		if err := g.Claim(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, leaves)
 	}
 	check := func(g *paygate.Gate, when string) {
-		for n, leaves := range want {
-			if got := g.Anchored(id, n); fmt.Sprint(got) != fmt.Sprint(leaves) {
-				t.Errorf("%s: claim %d's leaves %x, want %x", when, n, got, leaves)
+		inMemory := 0
+		for _, id := range ids {
+			for n, leaves := range want[id] {
+				if got := g.Anchored(id, n); fmt.Sprint(got) != fmt.Sprint(leaves) {
+					t.Errorf("%s: channel %d claim %d's leaves %x, want %x", when, id, n, got, leaves)
+				}
 			}
+			if g.Anchored(id, len(want[id])) != nil {
+				t.Errorf("%s: a claim that never was has leaves", when)
+			}
+			inMemory += g.KeptAnchors(id)
 		}
-		if g.Anchored(id, len(want)) != nil {
-			t.Errorf("%s: a claim that never was has leaves", when)
-		}
-		if n := g.KeptAnchors(id); n > kept {
-			t.Errorf("%s: %d claims' leaves in memory, want at most %d", when, n, kept)
+		if inMemory != kept {
+			t.Errorf("%s: %d claims' leaves in memory, want %d", when, inMemory, kept)
 		}
 	}
 	check(g, "running")
