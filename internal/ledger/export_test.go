@@ -20,3 +20,10 @@ func (l *Ledger) LoseCommitAcks(n int) {
 		return errors.New("connection reset by peer (injected after the commit landed)")
 	}
 }
+
+// MakeMark and Landed expose a writer's mark to tests.
+func (l *Ledger) MakeMark(ctx context.Context, writer string) error { return l.makeMark(ctx, writer) }
+
+func (l *Ledger) Landed(ctx context.Context, writer string, seq int64) (bool, error) {
+	return l.landed(ctx, writer, seq)
+}

@@ -59,6 +59,7 @@ type Leases struct {
 	writing sync.Mutex // one flush at a time; guards what follows
 	writer  string     // names this Leases' writes in write_marks
 	seq     int64      // its writes so far
+	marked  bool       // its mark's row is in the database
 	unsure  *unsureWrite
 
 	stop chan struct{}
@@ -434,6 +435,12 @@ func (ls *Leases) write(ctx context.Context, all bool) error {
 	if err := ls.resolve(ctx); err != nil {
 		return err
 	}
+	if !ls.marked {
+		if err := ls.l.makeMark(ctx, ls.writer); err != nil {
+			return fmt.Errorf("ledger: set up this replica's write mark: %w", err)
+		}
+		ls.marked = true
+	}
 	ls.mu.Lock()
 	leases := make([]*lease, 0, len(ls.byHash)+len(ls.lost))
 	for _, s := range ls.byHash {
@@ -687,12 +694,34 @@ func (l *Ledger) writeLeases(ctx context.Context, writer string, seq int64, chan
 	})
 }
 
+// makeMark puts writer's mark in the database before its first write, so
+// that every write updates (and locks) a row that exists: see landed.
+func (l *Ledger) makeMark(ctx context.Context, writer string) error {
+	return l.tx(ctx, func(t *sql.Tx) error {
+		_, err := t.ExecContext(ctx, l.q(`INSERT INTO write_marks (writer, seq, at) VALUES ($1, 0, $2) ON CONFLICT (writer) DO NOTHING`), writer, now())
+		return err
+	})
+}
+
 // landed tells whether writer's write seq committed: its mark is there.
 // Writes of one writer run one at a time, and none runs until the last
 // one's outcome is known, so the mark holds either seq or the one before.
+// On PostgreSQL the write may still be under way (a COMMIT whose
+// connection was cut carries on in the server): the mark's row is read
+// FOR UPDATE, which waits for that transaction's end. (A SQLite commit
+// has ended when it returns.)
 func (l *Ledger) landed(ctx context.Context, writer string, seq int64) (bool, error) {
 	var got int64
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT seq FROM write_marks WHERE writer = $1`), writer).Scan(&got)
+	err := l.tx(ctx, func(t *sql.Tx) error {
+		query := `SELECT seq FROM write_marks WHERE writer = $1`
+		if l.postgres {
+			query += ` FOR UPDATE`
+		}
+		return t.QueryRowContext(ctx, l.q(query), writer).Scan(&got)
+	})
+	if errors.Is(err, errUnknownOutcome) {
+		err = nil // a read: what it read stands
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

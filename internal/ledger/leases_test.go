@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/ledger"
 )
 
@@ -321,6 +322,9 @@ func TestLeasesAWriteWhoseCommitWasUnacknowledged(t *testing.T) {
 		l := open(t, dsn, "gw1")
 		key, id, _ := l.CreateKey(ctx, "uusdc", 10_000)
 		ls := l.Leased(ledger.LeaseConfig{Flush: time.Hour, Idle: time.Nanosecond})
+		if err := ls.Write(ctx); err != nil { // the first write sets up the replica's mark
+			t.Fatal(err)
+		}
 		r, err := ls.Reserve(ctx, key, 100)
 		if err != nil {
 			t.Fatal(err)
@@ -376,4 +380,44 @@ func TestLeasesAWriteThatFailedIsWrittenAgain(t *testing.T) {
 		t.Errorf("after the second write: %+v, want 30 debited", b)
 	}
 	ls.Close(ctx)
+}
+
+// TestLandedWaitsForAWriteStillUnderWay: on PostgreSQL a COMMIT whose
+// connection was cut carries on in the server, so the next write's
+// question "did it land?" must wait for it, not read the mark as it was
+// and write the same debits again. A transaction that has moved the mark
+// but not committed stands in for it.
+func TestLandedWaitsForAWriteStillUnderWay(t *testing.T) {
+	ctx := context.Background()
+	dsn := e2e.Postgres(t)
+	l := open(t, dsn, "gw1")
+	if err := l.MakeMark(ctx, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	under, err := raw(t, dsn).BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := under.ExecContext(ctx, `UPDATE write_marks SET seq = 1 WHERE writer = 'w1'`); err != nil {
+		t.Fatal(err)
+	}
+	answer := make(chan bool, 1)
+	go func() {
+		landed, err := l.Landed(ctx, "w1", 1)
+		if err != nil {
+			t.Error(err)
+		}
+		answer <- landed
+	}()
+	select {
+	case landed := <-answer:
+		t.Fatalf("landed answered %v while the write was still under way", landed)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := under.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if landed := <-answer; !landed {
+		t.Error("the write committed, but landed says it did not")
+	}
 }
