@@ -821,8 +821,9 @@ func (g *Gate) keepAnchor(id uint64, s *chanState, leaves [][]byte) {
 		}
 		drop++
 	}
-	if drop > 0 {
-		g.kept = append(g.kept[:0:0], g.kept[drop:]...)
+	g.kept = g.kept[drop:]
+	if cap(g.kept) > 2*len(g.kept)+64 { // the front is dropped: copy now and then, not every time
+		g.kept = append([]uint64(nil), g.kept...)
 	}
 }
 

@@ -28,8 +28,9 @@ func Fresh(r *Receipt, chainID string, height int64) error {
 }
 
 // Seqs remembers the sequence numbers of the receipts a buyer took, per
-// provider, to refuse one used twice. It keeps a window below each
-// provider's highest: an older number is refused too.
+// provider, to refuse one used twice. It keeps a window of SeqWindow
+// numbers up to each provider's highest, as bits (8 KiB a provider): an
+// older number is refused too.
 type Seqs struct {
 	mu sync.Mutex
 	by map[string]*seqWindow
@@ -39,9 +40,16 @@ type Seqs struct {
 // receipt may be (answers overtake one another) and still be taken.
 const SeqWindow = 1 << 16
 
+// seqWindow holds, for n in (top-SeqWindow, top], whether n was taken, in
+// bit n % SeqWindow.
 type seqWindow struct {
 	top  uint64
-	seen map[uint64]bool
+	bits [SeqWindow / 64]uint64
+}
+
+func (w *seqWindow) bit(n uint64) (word *uint64, mask uint64) {
+	i := n % SeqWindow
+	return &w.bits[i/64], 1 << (i % 64)
 }
 
 // Take records provider's seq, or returns an error if it was taken before
@@ -54,22 +62,28 @@ func (s *Seqs) Take(provider string, seq uint64) error {
 	}
 	w := s.by[provider]
 	if w == nil {
-		w = &seqWindow{seen: map[uint64]bool{}}
+		w = &seqWindow{top: seq}
 		s.by[provider] = w
 	}
-	if w.seen[seq] || seq+SeqWindow < w.top {
-		return fmt.Errorf("%w: receipt number %d of %s was used before", ErrMismatch, seq, provider)
-	}
-	w.seen[seq] = true
-	if seq > w.top {
-		w.top = seq
-		if len(w.seen) > 2*SeqWindow {
-			for n := range w.seen {
-				if n+SeqWindow < w.top {
-					delete(w.seen, n)
-				}
+	switch {
+	case seq > w.top:
+		// The window moves up: the numbers it leaves free their bits.
+		if seq-w.top >= SeqWindow {
+			w.bits = [SeqWindow / 64]uint64{}
+		} else {
+			for n := w.top + 1; n <= seq; n++ {
+				word, mask := w.bit(n)
+				*word &^= mask
 			}
 		}
+		w.top = seq
+	case seq+SeqWindow <= w.top:
+		return fmt.Errorf("%w: receipt number %d of %s is older than the last %d taken", ErrMismatch, seq, provider, SeqWindow)
 	}
+	word, mask := w.bit(seq)
+	if *word&mask != 0 {
+		return fmt.Errorf("%w: receipt number %d of %s was used before", ErrMismatch, seq, provider)
+	}
+	*word |= mask
 	return nil
 }

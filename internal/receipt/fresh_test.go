@@ -2,6 +2,7 @@ package receipt
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -37,5 +38,36 @@ func TestFreshAndSeqs(t *testing.T) {
 	}
 	if s.Take("q", 12) != nil {
 		t.Error("another provider's number was refused")
+	}
+}
+
+// TestSeqsAgreeWithASet: the bit window refuses exactly what a set of
+// every number taken, with the same window, refuses, over numbers that
+// mostly climb, sometimes repeat, and sometimes fall back or leap ahead.
+func TestSeqsAgreeWithASet(t *testing.T) {
+	var s Seqs
+	taken := map[uint64]bool{}
+	var top uint64
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := uint64(1000)
+	for i := range 300_000 {
+		switch r := rng.IntN(100); {
+		case r < 80:
+			n += uint64(rng.IntN(3))
+		case r < 95:
+			n -= min(n, uint64(rng.IntN(SeqWindow+10)))
+		case r < 99:
+			n += uint64(rng.IntN(3 * SeqWindow))
+		default:
+			n += 2 * SeqWindow
+		}
+		want := !taken[n] && (i == 0 || n+SeqWindow > top)
+		if got := s.Take("p", n) == nil; got != want {
+			t.Fatalf("step %d: Take(%d) with top %d: taken %v, want %v", i, n, top, got, want)
+		}
+		if want {
+			taken[n] = true
+			top = max(top, n)
+		}
 	}
 }

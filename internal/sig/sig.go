@@ -38,7 +38,7 @@ func Verify(pub, msg, signature []byte) bool {
 		return verifyWithTable(pub, t, msg, signature)
 	}
 	ok := voi.VerifyExpandedWithOptions(k.ex, msg, signature, stdlib)
-	if k.uses.Add(1) == hotAfter {
+	if ok && k.uses.Add(1) == hotAfter { // forged signatures do not make a key hot
 		k.heat()
 	}
 	return ok
@@ -47,7 +47,7 @@ func Verify(pub, msg, signature []byte) bool {
 // keys keeps the decompressed form of recently used public keys, which
 // saves an eighth of a verification: the same few keys (a gateway's
 // providers, a provider's payers, a chain's busy accounts) sign most of
-// what a process checks. A key that has verified hotAfter signatures
+// what a process checks. A key that has verified hotAfter valid signatures
 // also gets a table of multiples of its point, which makes each
 // verification about a third cheaper (see verifyWithTable); such tables
 // are 30 KiB each and at most tablesMax are kept. Bounded; when full the
