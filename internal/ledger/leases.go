@@ -88,6 +88,7 @@ type lease struct {
 	used     time.Time  // last reservation
 	gone     bool       // removed from the map: take another
 	lost     bool       // its row was released elsewhere: free is dropped, debit charged directly
+	orphan   bool       // lost after an extension of unknown outcome: its row, if any, is to be dropped
 
 	// Moved by a write whose commit went unacknowledged: written, or back
 	// in debit and free, once the next write learns whether it landed.
@@ -303,6 +304,16 @@ func (ls *Leases) reserve(ctx context.Context, s *lease, max uint64) (*Reservati
 		ls.lose(s, "extend")
 		return nil, errGone // take a fresh lease
 	}
+	if errors.Is(err, errUnknownOutcome) {
+		// The row may or may not hold the extension: drop the lease, and
+		// its row at the next write, which returns whatever it holds to
+		// the key.
+		s.mu.Lock()
+		s.orphan = true
+		s.mu.Unlock()
+		ls.lose(s, "extend")
+		return nil, errGone
+	}
 	if err != nil {
 		ls.forget(s, 0) // an unknown key must not leave an entry behind
 		return nil, err
@@ -354,8 +365,11 @@ func (ls *Leases) lose(s *lease, during string) {
 		delete(ls.byHash, s.hash)
 	}
 	ls.lost = append(ls.lost, s)
-	ls.log.Warn("ledger: a lease's row was released by another process (one with this owner name, or one that took this replica for gone: see LeaseConfig.StaleAfter); its debits are charged to the key directly and the key takes a new lease",
-		"lease", s.id, "key", s.keyID, "owner", ls.l.owner, "found_by", during, "free_dropped", dropped, "debit", s.debit, "in_flight", s.inflight)
+	msg := "ledger: a lease's row was released by another process (one with this owner name, or one that took this replica for gone: see LeaseConfig.StaleAfter); its debits are charged to the key directly and the key takes a new lease"
+	if s.orphan {
+		msg = "ledger: a lease's extension went unacknowledged; the lease is dropped (its row, if it was made, goes back to the key at the next write), its debits are charged to the key directly and the key takes a new lease"
+	}
+	ls.log.Warn(msg, "lease", s.id, "key", s.keyID, "owner", ls.l.owner, "found_by", during, "free_dropped", dropped, "debit", s.debit, "in_flight", s.inflight)
 }
 
 // take reserves max from the free lease, if it holds that much.
@@ -458,7 +472,7 @@ func (ls *Leases) write(ctx context.Context, all bool) error {
 			continue
 		}
 		s.mu.Lock()
-		c := leaseChange{lease: s, id: s.id, keyID: s.keyID, debit: s.debit, lost: s.lost}
+		c := leaseChange{lease: s, id: s.id, keyID: s.keyID, debit: s.debit, lost: s.lost, orphan: s.orphan}
 		switch {
 		case s.lost:
 			s.free = 0 // returned by whoever released the row
@@ -469,7 +483,7 @@ func (ls *Leases) write(ctx context.Context, all bool) error {
 		s.free -= c.back
 		c.drop = !s.lost && s.free == 0 && s.inflight == 0 && s.debit == 0
 		s.mu.Unlock()
-		if c.debit > 0 || c.back > 0 {
+		if c.debit > 0 || c.back > 0 || c.orphan {
 			changes = append(changes, c) // s.extending stays held until it is written
 		} else {
 			s.extending.Unlock()
@@ -504,7 +518,7 @@ func (ls *Leases) write(ctx context.Context, all bool) error {
 	ls.lost = slices.DeleteFunc(ls.lost, func(s *lease) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.inflight == 0 && s.debit == 0 && s.unsureDebit == 0
+		return s.inflight == 0 && s.debit == 0 && s.unsureDebit == 0 && !s.orphan
 	})
 	ls.mu.Unlock()
 	// Keys not used for a minute leave the map, so that it holds the keys
@@ -531,6 +545,10 @@ func (ls *Leases) written(changes []leaseChange, landed bool) {
 			if !s.lost {
 				s.free += c.back
 			}
+			s.mu.Unlock()
+		case c.orphan:
+			s.mu.Lock()
+			s.orphan = false // its row is gone now
 			s.mu.Unlock()
 		case c.released:
 			ls.lose(s, "flush")
@@ -576,6 +594,7 @@ type leaseChange struct {
 	id, keyID   string
 	debit, back uint64
 	lost        bool // the lease's row was released before: charge debit directly
+	orphan      bool // and its row, if it is there, is to be dropped
 	drop        bool // the lease holds nothing once written: delete its row
 
 	// Results of the write.
@@ -676,7 +695,12 @@ func (l *Ledger) writeLeases(ctx context.Context, writer string, seq int64, chan
 					continue
 				}
 				c.released = true
-				if err := l.dropRow(ctx, t, c.id, c.keyID); err != nil {
+				if err := l.dropRow(ctx, t, c.id); err != nil {
+					return err
+				}
+			}
+			if c.orphan {
+				if err := l.dropRow(ctx, t, c.id); err != nil {
 					return err
 				}
 			}
@@ -756,16 +780,19 @@ func (l *Ledger) book(ctx context.Context, t *sql.Tx, c *leaseChange) error {
 		}
 	}
 	if c.drop {
-		return l.dropRow(ctx, t, c.id, c.keyID)
+		return l.dropRow(ctx, t, c.id)
 	}
 	return nil
 }
 
 // dropRow deletes the reservation row id, within t, and returns
-// what it held to the key: the lease that owned it no longer counts on it.
-func (l *Ledger) dropRow(ctx context.Context, t *sql.Tx, id, keyID string) error {
+// what it held to its key: the lease that owned it no longer counts on it.
+// (The row names the key: a lease whose first extension went
+// unacknowledged never learnt it.)
+func (l *Ledger) dropRow(ctx context.Context, t *sql.Tx, id string) error {
 	var left int64
-	err := t.QueryRowContext(ctx, l.q(`DELETE FROM reservations WHERE id = $1 AND owner = $2 RETURNING amount`), id, l.owner).Scan(&left)
+	var keyID string
+	err := t.QueryRowContext(ctx, l.q(`DELETE FROM reservations WHERE id = $1 AND owner = $2 RETURNING amount, key_id`), id, l.owner).Scan(&left, &keyID)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && left == 0) {
 		return nil
 	}
