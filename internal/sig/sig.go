@@ -67,7 +67,6 @@ const (
 // key is a public key known to keys.
 type key struct {
 	ex    *voi.ExpandedPublicKey
-	neg   curve.EdwardsPoint // -A
 	uses  atomic.Int32
 	table atomic.Pointer[curve.EdwardsBasepointTable] // of -A, once hot
 }
@@ -87,12 +86,6 @@ func known(pub []byte) *key {
 		return nil
 	}
 	k = &key{ex: ex}
-	var c curve.CompressedEdwardsY
-	copy(c[:], pub)
-	if _, err := k.neg.SetCompressedY(&c); err != nil {
-		return nil
-	}
-	k.neg.Neg(&k.neg)
 	keys.mu.Lock()
 	if keys.m == nil || len(keys.m) >= keysMax {
 		keys.m, keys.tables = map[[ed25519.PublicKeySize]byte]*key{}, 0
@@ -102,7 +95,7 @@ func known(pub []byte) *key {
 	return k
 }
 
-// heat builds k's table, if the cache has room for one more.
+// heat builds k's table, of -A, if the cache has room for one more.
 func (k *key) heat() {
 	keys.mu.Lock()
 	room := keys.tables < tablesMax
@@ -111,8 +104,19 @@ func (k *key) heat() {
 	}
 	keys.mu.Unlock()
 	if room {
-		k.table.Store(curve.NewEdwardsBasepointTable(&k.neg))
+		k.table.Store(tableOf(k.ex))
 	}
+}
+
+// tableOf is the table of multiples of -A for the key ex expands (nil
+// only if it were not a point, which ex rules out).
+func tableOf(ex *voi.ExpandedPublicKey) *curve.EdwardsBasepointTable {
+	c := ex.CompressedY()
+	var negA curve.EdwardsPoint
+	if _, err := negA.SetCompressedY(&c); err != nil {
+		return nil
+	}
+	return curve.NewEdwardsBasepointTable(negA.Neg(&negA))
 }
 
 // verifyWithTable is crypto/ed25519's verification (cofactorless: the
