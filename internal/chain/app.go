@@ -223,6 +223,11 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		if err := m.InitGenesis(ctx, state[m.Name()]); err != nil {
 			return nil, err
 		}
+		if p, ok := m.(module.Params); ok {
+			if err := module.CheckParams(m.Name(), p.Params(kv), p.ParamRanges()); err != nil {
+				return nil, fmt.Errorf("chain: genesis: %w", err)
+			}
+		}
 	}
 	if err := a.checkInvariants(kv); err != nil {
 		return nil, err

@@ -184,3 +184,22 @@ func (Module) Solvent(kv store.Reader) error {
 func (Module) ModuleAccounts() []addr.Address {
 	return []addr.Address{auditpb.Escrow, auditpb.KeyEscrow}
 }
+
+// Params returns the module's params, for the checks of module.Params.
+func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
+
+// ParamRanges are the values each param may take, in genesis and in a
+// governance proposal.
+func (Module) ParamRanges() map[string]module.Range {
+	return map[string]module.Range{
+		"challenge_bond":           {Min: 1, Max: 1_000_000_000_000_000},
+		"committee_size":           {Min: 1, Max: 101},
+		"commit_blocks":            {Min: 1, Max: 100_000},
+		"reveal_blocks":            {Min: 1, Max: 100_000},
+		"slash_bps":                {Min: 0, Max: 10_000},
+		"reward_bps":               {Min: 0, Max: 10_000},
+		"miss_penalty_bps":         {Min: 0, Max: 10_000},
+		"verifier_min_stake":       {Min: 1, Max: 1_000_000_000_000_000},
+		"key_review_commit_blocks": {Min: 1, Max: 1_000_000},
+	}
+}

@@ -205,3 +205,18 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 
 // ModuleAccounts lists the module's accounts, which no message may send to.
 func (Module) ModuleAccounts() []addr.Address { return []addr.Address{authpb.FeePool} }
+
+// Params returns the module's params, for the checks of module.Params.
+func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
+
+// ParamRanges are the values each param may take, in genesis and in a
+// governance proposal.
+func (Module) ParamRanges() map[string]module.Range {
+	return map[string]module.Range{
+		"max_msgs":        {Min: 1, Max: 1024},
+		"max_memo_bytes":  {Min: 0, Max: 65_536},
+		"min_gas_price":   {Min: 0, Max: 1_000_000_000},
+		"max_tx_gas":      {Min: 100_000, Max: 10_000_000_000},
+		"block_gas_limit": {Min: 1_000_000, Max: 100_000_000_000},
+	}
+}

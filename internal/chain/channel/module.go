@@ -101,3 +101,15 @@ func (Module) CheckInvariant(kv store.Reader) error { return CheckInvariant(kv) 
 
 // ModuleAccounts lists the module's accounts, which no message may send to.
 func (Module) ModuleAccounts() []addr.Address { return []addr.Address{channelpb.Escrow} }
+
+// Params returns the module's params, for the checks of module.Params.
+func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
+
+// ParamRanges are the values each param may take, in genesis and in a
+// governance proposal.
+func (Module) ParamRanges() map[string]module.Range {
+	return map[string]module.Range{
+		"max_claims_per_msg":  {Min: 1, Max: 100_000},
+		"max_lifetime_blocks": {Min: 1, Max: 1_000_000_000},
+	}
+}

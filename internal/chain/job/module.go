@@ -101,3 +101,26 @@ func (Module) Solvent(kv store.Reader) error { return held.Solvent(kv) }
 
 // ModuleAccounts lists the module's accounts, which no message may send to.
 func (Module) ModuleAccounts() []addr.Address { return []addr.Address{jobpb.Escrow} }
+
+// Params returns the module's params, for the checks of module.Params.
+func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
+
+// ParamRanges are the values each param may take, in genesis and in a
+// governance proposal.
+func (Module) ParamRanges() map[string]module.Range {
+	return map[string]module.Range{
+		"max_redundancy":          {Min: 1, Max: 32},
+		"default_bid_window":      {Min: 1, Max: 100_000},
+		"max_bid_window":          {Min: 1, Max: 1_000_000},
+		"default_deadline_blocks": {Min: 1, Max: 1_000_000},
+		"max_deadline_blocks":     {Min: 1, Max: 10_000_000},
+		"reveal_blocks":           {Min: 1, Max: 100_000},
+		"max_bids":                {Min: 1, Max: 1024},
+		"max_releases":            {Min: 0, Max: 64},
+		"min_reputation_bps":      {Min: 0, Max: 10_000},
+		"miss_penalty_bps":        {Min: 0, Max: 10_000},
+		"wrong_result_slash_bps":  {Min: 0, Max: 10_000},
+		"max_memory_mib":          {Min: 1, Max: 65_536},
+		"max_fuel":                {Min: 1, Max: 1 << 50},
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/store"
 )
 
 // Module is the provider registry as a chain module.
@@ -90,4 +91,19 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	}
 	ctx.KV.Set(paramsKey, module.MustMarshal(p))
 	return nil
+}
+
+// Params returns the module's params, for the checks of module.Params.
+func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
+
+// ParamRanges are the values each param may take, in genesis and in a
+// governance proposal.
+func (Module) ParamRanges() map[string]module.Range {
+	return map[string]module.Range{
+		"min_stake":            {Min: 1, Max: 1_000_000_000_000_000},
+		"offline_after_blocks": {Min: 1, Max: 1_000_000},
+		"jail_after_blocks":    {Min: 2, Max: 10_000_000},
+		"downtime_slash_bps":   {Min: 0, Max: 10_000},
+		"downtime_jail_blocks": {Min: 0, Max: 10_000_000},
+	}
 }

@@ -90,3 +90,14 @@ func (Module) CheckInvariant(kv store.Reader) error { return CheckInvariant(kv) 
 func (Module) ModuleAccounts() []addr.Address {
 	return []addr.Address{stakingpb.BondedPool, stakingpb.UnbondingPool}
 }
+
+// Params returns the module's params, for the checks of module.Params.
+func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
+
+// ParamRanges are the values each param may take, in genesis and in a
+// governance proposal.
+func (Module) ParamRanges() map[string]module.Range {
+	return map[string]module.Range{
+		"unbonding_blocks": {Min: 1, Max: 10_000_000},
+	}
+}

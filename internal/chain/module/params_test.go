@@ -1,0 +1,27 @@
+package module_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+)
+
+func TestCheckParams(t *testing.T) {
+	p := &stakingpb.Params{UnbondingBlocks: 100}
+	for _, tc := range []struct {
+		ranges map[string]module.Range
+		want   string // "" for no error
+	}{
+		{map[string]module.Range{"unbonding_blocks": {Min: 1, Max: 100}}, ""},
+		{map[string]module.Range{"unbonding_blocks": {Min: 101, Max: 200}}, "unbonding_blocks = 100 is outside its valid range 101 to 200"},
+		{map[string]module.Range{"unbonding_blocks": {Min: 1, Max: 99}}, "outside its valid range 1 to 99"},
+		{map[string]module.Range{}, "has no declared valid range"},
+	} {
+		err := module.CheckParams("staking", p, tc.ranges)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("ranges %v: err %v, want %q", tc.ranges, err, tc.want)
+		}
+	}
+}
