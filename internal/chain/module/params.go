@@ -53,7 +53,7 @@ func CheckParams(moduleName string, p proto.Message, ranges map[string]Range) er
 			return fmt.Errorf("%s: param %s has no declared valid range; this is a bug in the module: %w", moduleName, name, codes.ErrInternal)
 		}
 		if v < r.Min || v > r.Max {
-			return fmt.Errorf("%s: param %s = %d is outside its valid range %d to %d: %w", moduleName, name, v, r.Min, r.Max, codes.ErrInvalidRequest)
+			return fmt.Errorf("%s: param %s = %s is outside its valid range %d to %d: %w", moduleName, name, m.Get(f).String(), r.Min, r.Max, codes.ErrInvalidRequest)
 		}
 	}
 	return nil

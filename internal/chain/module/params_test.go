@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 )
@@ -20,8 +21,17 @@ func TestCheckParams(t *testing.T) {
 		{map[string]module.Range{}, "has no declared valid range"},
 	} {
 		err := module.CheckParams("staking", p, tc.ranges)
-		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+		if err != nil && tc.want == "" {
+			t.Errorf("ranges %v: %v", tc.ranges, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("ranges %v: err %v, want %q", tc.ranges, err, tc.want)
 		}
+	}
+	// A uint64 over 2^63 is out of range and named as it is (the check
+	// stops at the first bad field, so the others need no ranges here).
+	err := module.CheckParams("audit", &auditpb.Params{ChallengeBond: 1 << 63}, map[string]module.Range{"challenge_bond": {Min: 1, Max: 10}}) // its first field
+	if err == nil || !strings.Contains(err.Error(), "challenge_bond = 9223372036854775808 is outside") {
+		t.Errorf("a uint64 of 2^63: %v", err)
 	}
 }
