@@ -42,7 +42,7 @@ uagr and is the issuer of uusdc. Start the node with 'agora start'.`,
 				return err
 			}
 			gen := node.Genesis{ChainID: chainID, Time: time.Now().UTC().Truncate(time.Second), Issuer: op.Address()}
-			gen.Validators = append(gen.Validators, val)
+			gen.Validators = append(gen.Validators, node.Validator{Key: val, Operator: op.Address()})
 			gen.Accounts = append(gen.Accounts, node.Account{Address: op.Address(), Coins: []*coin.Coin{coin.New(coin.Native, 1_000_000_000_000)}})
 			doc, err := gen.Doc()
 			if err != nil {

@@ -23,7 +23,7 @@ import (
 
 func queryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
-	cmd.AddCommand(queryBalanceCmd(g), queryAccountCmd(g), querySupplyCmd(g), queryTxCmd(g), queryStakeCmd(g), queryProvidersCmd(g), queryProviderCmd(g))
+	cmd.AddCommand(queryBalanceCmd(g), queryAccountCmd(g), querySupplyCmd(g), queryTxCmd(g), queryStakeCmd(g), queryDelegationsCmd(g), queryProvidersCmd(g), queryProviderCmd(g))
 	return cmd
 }
 

@@ -106,6 +106,7 @@ func txCmd(g *globals) *cobra.Command {
 		return &stakingpb.MsgUnbond{Staker: from.String(), Amount: c}
 	})
 	cmd.AddCommand(send, multi, mint, burn, bond, unbond)
+	cmd.AddCommand(delegationCmds(g)...)
 	return cmd
 }
 

@@ -229,13 +229,19 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 			}
 		}
 	}
+	// The validators of stake are the chain's: CometBFT replaces the
+	// genesis file's list with this one when it is not empty.
+	vals, err := a.validatorUpdates(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chain: genesis validators: %w", err)
+	}
 	if err := a.checkInvariants(kv); err != nil {
 		return nil, err
 	}
 	kv.Set(chainIDKey, []byte(req.ChainId))
 	a.chainID = req.ChainId
 	a.lastTime = req.Time.UnixNano()
-	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
+	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash(), Validators: vals}, nil
 }
 
 // CheckTx admits a tx to the mempool only if it would succeed now: it runs
@@ -459,6 +465,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	block := module.NewContext(blockKV, a.chainID, req.Height, req.Time.UnixNano())
 	block.Seed = req.Hash
 	block.Proposer = req.ProposerAddress
+	block.Votes = req.DecidedLastCommit.Votes
+	block.Misbehavior = req.Misbehavior
 	for _, m := range a.modules {
 		if b, ok := m.(module.BeginBlocker); ok {
 			if err := b.BeginBlock(block); err != nil {
@@ -480,6 +488,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 			}
 		}
 	}
+	updates, err := a.validatorUpdates(block)
+	if err != nil {
+		return nil, fmt.Errorf("chain: validator updates at block %d: %w", req.Height, err)
+	}
+	resp.ValidatorUpdates = updates
 	if err := a.checkBlock(blockKV); err != nil {
 		a.log.Error("an invariant broke; this node halts rather than commit a wrong state", "height", req.Height, "err", err)
 		return nil, fmt.Errorf("chain: block %d breaks an invariant, so this node halts before committing it: %v. "+
@@ -529,6 +542,16 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	}
 	a.resetCheck()
 	return &abci.ResponseCommit{}, nil
+}
+
+// validatorUpdates asks the module that chooses validators what changed.
+func (a *App) validatorUpdates(ctx *module.Context) ([]abci.ValidatorUpdate, error) {
+	for _, m := range a.modules {
+		if s, ok := m.(module.ValidatorSetter); ok {
+			return s.ValidatorUpdates(ctx)
+		}
+	}
+	return nil, nil
 }
 
 // CheckInvariants verifies the invariants on the latest committed state:

@@ -124,11 +124,17 @@ func (h *harness) restart() {
 func (h *harness) close() { h.app.Close() }
 
 // block finalizes and commits the pending txs.
-func (h *harness) block() (*abci.ResponseFinalizeBlock, []byte) {
+func (h *harness) block() (*abci.ResponseFinalizeBlock, []byte) { return h.blockWith(nil) }
+
+// blockWith is block with a request that set changes (the last commit's
+// votes, evidence, the proposer).
+func (h *harness) blockWith(set func(*abci.RequestFinalizeBlock)) (*abci.ResponseFinalizeBlock, []byte) {
 	h.height++
-	resp, err := h.app.FinalizeBlock(context.Background(), &abci.RequestFinalizeBlock{
-		Height: h.height, Time: genesisTime.Add(time.Duration(h.height) * time.Second), Txs: h.pending,
-	})
+	req := &abci.RequestFinalizeBlock{Height: h.height, Time: genesisTime.Add(time.Duration(h.height) * time.Second), Txs: h.pending}
+	if set != nil {
+		set(req)
+	}
+	resp, err := h.app.FinalizeBlock(context.Background(), req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

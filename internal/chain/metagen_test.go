@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain"
@@ -34,6 +35,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/model"
@@ -65,6 +67,14 @@ var metaGenerators = map[string]metaGen{
 
 	tx.TypeURL(&stakingpb.MsgBond{}):   {2, genBond},
 	tx.TypeURL(&stakingpb.MsgUnbond{}): {2, genUnbond},
+
+	tx.TypeURL(&stakingpb.MsgCreateValidator{}): {1, genCreateValidator},
+	tx.TypeURL(&stakingpb.MsgEditValidator{}):   {1, genEditValidator},
+	tx.TypeURL(&stakingpb.MsgDelegate{}):        {4, genDelegate},
+	tx.TypeURL(&stakingpb.MsgUndelegate{}):      {3, genUndelegate},
+	tx.TypeURL(&stakingpb.MsgRedelegate{}):      {2, genRedelegate},
+	tx.TypeURL(&stakingpb.MsgWithdrawRewards{}): {3, genWithdrawRewards},
+	tx.TypeURL(&stakingpb.MsgUnjail{}):          {4, genUnjail},
 
 	tx.TypeURL(&providerpb.MsgRegisterProvider{}): {2, genRegisterProvider},
 	tx.TypeURL(&providerpb.MsgRegisterService{}):  {2, genRegisterService},
@@ -112,7 +122,9 @@ var (
 	metaUsers     = []string{"alice", "bob", "carol", "dave"}
 	metaProviders = []string{"p1", "p2", "p3", "p4"}
 	metaVerifiers = []string{"v1", "v2", "v3", "v4", "v5", "v6"}
-	metaAgentKeys = []string{"robot1", "robot2", "robot3", "robot4", "robot5", "robot6", "robot7", "robot8", "robot9", "robot10", "robot11", "robot12"}
+	// metaValidators are validators at genesis; users may create more.
+	metaValidators = []string{"val1", "val2", "val3"}
+	metaAgentKeys  = []string{"robot1", "robot2", "robot3", "robot4", "robot5", "robot6", "robot7", "robot8", "robot9", "robot10", "robot11", "robot12"}
 )
 
 // metaModels are the model ids services are offered for: the digits
@@ -430,6 +442,136 @@ func genUnbond(w *world) (string, module.Msg) {
 		amount = bonded + 1
 	}
 	return staker, &stakingpb.MsgUnbond{Staker: addrOf(staker), Amount: coin.New(coin.Native, amount)}
+}
+
+// --- validators ---
+
+// consKey is the consensus key of a validator operated by name.
+func consKey(name string) []byte { return pubOf("consensus " + name) }
+
+// validators are the chain's validators now.
+func (w *world) validators() []*stakingpb.Validator {
+	r, _ := metaAsk(w.app, stakingpb.QueryValidators, &stakingpb.QueryValidatorsRequest{})
+	if r == nil {
+		return nil
+	}
+	return r.Validators
+}
+
+// validator is an operator to delegate to: mostly a validator, now and
+// then someone who operates none.
+func (w *world) validator() string {
+	vals := w.validators()
+	if len(vals) == 0 || w.oneIn(10) {
+		return addrOf(w.user())
+	}
+	return pick(w, vals).Operator
+}
+
+func genCreateValidator(w *world) (string, module.Msg) {
+	op := w.user()
+	cons := consKey(op)
+	if w.oneIn(6) {
+		cons = consKey(pick(w, metaValidators)) // a key already in use
+	}
+	return op, &stakingpb.MsgCreateValidator{Operator: addrOf(op), ConsensusPubkey: cons, SelfBond: coin.New(coin.Native, w.amt(40_000_000)),
+		CommissionBps: uint32(w.r.IntN(3000)), Moniker: op}
+}
+
+func genEditValidator(w *world) (string, module.Msg) {
+	op := pick(w, metaValidators)
+	if w.oneIn(3) {
+		op = w.user()
+	}
+	return op, &stakingpb.MsgEditValidator{Operator: addrOf(op), CommissionBps: uint32(w.r.IntN(1200))}
+}
+
+func genDelegate(w *world) (string, module.Msg) {
+	d := w.user()
+	return d, &stakingpb.MsgDelegate{Delegator: addrOf(d), Validator: w.validator(), Amount: coin.New(coin.Native, w.amt(30_000_000))}
+}
+
+// delegation picks a delegation to act on: its delegator, validator and
+// worth; an unknown one now and then.
+func (w *world) delegation() (string, string, uint64) {
+	d := w.user()
+	if w.oneIn(3) {
+		d = pick(w, metaValidators)
+	}
+	r, _ := metaAsk(w.app, stakingpb.QueryDelegations, &stakingpb.QueryDelegationsRequest{Delegator: addrOf(d)})
+	if r == nil || len(r.Delegations) == 0 || w.oneIn(10) {
+		return d, w.validator(), 1 + w.r.Uint64N(1_000_000)
+	}
+	del := pick(w, r.Delegations)
+	return d, del.Delegation.Validator, del.Tokens
+}
+
+func (w *world) portion(tokens uint64) uint64 {
+	switch {
+	case w.oneIn(5):
+		return tokens
+	case w.oneIn(10):
+		return tokens + 1
+	}
+	return 1 + w.r.Uint64N(tokens/2+1)
+}
+
+func genUndelegate(w *world) (string, module.Msg) {
+	d, v, tokens := w.delegation()
+	return d, &stakingpb.MsgUndelegate{Delegator: addrOf(d), Validator: v, Amount: coin.New(coin.Native, w.portion(tokens))}
+}
+
+func genRedelegate(w *world) (string, module.Msg) {
+	d, v, tokens := w.delegation()
+	return d, &stakingpb.MsgRedelegate{Delegator: addrOf(d), Src: v, Dst: w.validator(), Amount: coin.New(coin.Native, w.portion(tokens))}
+}
+
+func genWithdrawRewards(w *world) (string, module.Msg) {
+	d, v, _ := w.delegation()
+	return d, &stakingpb.MsgWithdrawRewards{Delegator: addrOf(d), Validator: v}
+}
+
+func genUnjail(w *world) (string, module.Msg) {
+	for _, v := range w.validators() {
+		if v.Jailed && !v.Tombstoned && !w.oneIn(4) {
+			for _, n := range append(append([]string(nil), metaValidators...), metaUsers...) {
+				if addrOf(n) == v.Operator {
+					return n, &stakingpb.MsgUnjail{Operator: v.Operator}
+				}
+			}
+		}
+	}
+	w.idle = true
+	op := w.user()
+	return op, &stakingpb.MsgUnjail{Operator: addrOf(op)}
+}
+
+// commitInfo fills a block's last commit from the validators with power:
+// most sign, val3 is often absent (so downtime jails it now and then),
+// and once in a long while one double-signs. A known validator proposes.
+func (w *world) commitInfo(req *abci.RequestFinalizeBlock) {
+	var active []*stakingpb.Validator
+	for _, v := range w.validators() {
+		if v.Power > 0 {
+			active = append(active, v)
+		}
+	}
+	for _, v := range active {
+		flag := cmtproto.BlockIDFlagCommit
+		if w.oneIn(12) || (v.Operator == addrOf("val3") && !w.oneIn(3)) {
+			flag = cmtproto.BlockIDFlagAbsent
+		}
+		req.DecidedLastCommit.Votes = append(req.DecidedLastCommit.Votes, abci.VoteInfo{
+			Validator: abci.Validator{Address: staking.ConsAddress(v.ConsensusPubkey), Power: v.Power}, BlockIdFlag: flag})
+	}
+	if len(active) > 0 && !w.oneIn(5) {
+		req.ProposerAddress = staking.ConsAddress(pick(w, active).ConsensusPubkey)
+	}
+	if len(active) > 0 && w.oneIn(400) {
+		v := pick(w, active)
+		req.Misbehavior = append(req.Misbehavior, abci.Misbehavior{Type: abci.MisbehaviorType_DUPLICATE_VOTE,
+			Validator: abci.Validator{Address: staking.ConsAddress(v.ConsensusPubkey), Power: v.Power}, Height: max(1, req.Height-1-int64(w.r.IntN(5)))})
+	}
 }
 
 // --- provider ---

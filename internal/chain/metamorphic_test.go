@@ -29,6 +29,8 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
+	cmttypes "github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -62,7 +64,7 @@ const metaDefaultTxs = 2000
 // succeeds at least once at the default count.
 var metaExempt = map[string]string{}
 
-// metaProposer proposes every block; its fees go to "validator".
+// metaProposer is a proposer the staking module does not know.
 var metaProposer = bytes.Repeat([]byte{0xa5}, 20)
 
 // TestEveryMessageHasAGenerator fails for any message type a module
@@ -212,8 +214,7 @@ func (m *metaRun) open(dir string) *chain.App {
 // deadlines fire within a run.
 func metaGenesis(t *testing.T, fx *zkFixture) []byte {
 	g := node.Genesis{ChainID: testChain, Time: genesisTime, Issuer: address("issuer"),
-		FeeRecipients: []node.FeeRecipient{{Validator: metaProposer, Account: address("validator")}},
-		ModelKeys:     []node.ModelKey{{ModelID: fx.modelID, VerifyingKey: fx.vk}}, Audit: auditpb.DefaultParams()}
+		ModelKeys: []node.ModelKey{{ModelID: fx.modelID, VerifyingKey: fx.vk}}, Audit: auditpb.DefaultParams()}
 	g.Audit.KeyReviewCommitBlocks = 15
 	for _, n := range metaUsers {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New(coin.Native, 1_000_000_000), coin.New(coin.Stable, 1_000_000_000)}})
@@ -222,6 +223,11 @@ func metaGenesis(t *testing.T, fx *zkFixture) []byte {
 	for _, n := range metaProviders {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New(coin.Native, 2_000_000_000)}})
 		g.Stakes = append(g.Stakes, node.Stake{Address: address(n), Amount: 300_000_000})
+	}
+	for _, n := range metaValidators {
+		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New(coin.Native, 2_000_000_000)}})
+		g.Validators = append(g.Validators, node.Validator{Key: cmttypes.GenesisValidator{PubKey: cmted25519.PubKey(consKey(n)), Name: n},
+			Operator: address(n), SelfBond: 50_000_000, CommissionBps: 1000})
 	}
 	for _, n := range metaVerifiers {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New(coin.Native, 2_000_000_000)}})
@@ -235,7 +241,10 @@ func metaGenesis(t *testing.T, fx *zkFixture) []byte {
 	if err := json.Unmarshal(doc.AppState, &state); err != nil {
 		t.Fatal(err)
 	}
-	tweak(t, state, stakingpb.Name, &stakingpb.Genesis{}, func(g *stakingpb.Genesis) { g.Params.UnbondingBlocks = 12 })
+	tweak(t, state, stakingpb.Name, &stakingpb.Genesis{}, func(g *stakingpb.Genesis) {
+		g.Params.UnbondingBlocks, g.Params.SignedBlocksWindow, g.Params.DowntimeJailBlocks, g.Params.MaxValidators = 12, 20, 10, 4
+		g.Params.DowntimeBps = 100 // large enough to see
+	})
 	tweak(t, state, providerpb.Name, &providerpb.Genesis{}, func(g *providerpb.Genesis) {
 		g.Params.OfflineAfterBlocks, g.Params.JailAfterBlocks, g.Params.DowntimeJailBlocks = 12, 60, 10
 	})
@@ -474,6 +483,7 @@ func (m *metaRun) block(txs []*metaTx) {
 	ctx := context.Background()
 	seed := sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, m.seed), uint64(m.height)))
 	req := &abci.RequestFinalizeBlock{Height: m.height, Time: genesisTime.Add(time.Duration(m.height) * time.Second), Hash: seed[:], ProposerAddress: metaProposer}
+	m.w.commitInfo(req)
 	var desc strings.Builder
 	fmt.Fprintf(&desc, "block %d:\n", m.height)
 	for i, t := range txs {

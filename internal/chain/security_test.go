@@ -472,6 +472,7 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 	}
 	robot := h.makeAgent(&agentpb.Policy{Denom: "uagr", FeeAllowance: 100_000_000}, coin.New("uagr", 400_000_000))
 	r, bob, dave := robot.String(), address("bob").String(), address("dave").String()
+	h.mustSend("dave", &stakingpb.MsgCreateValidator{Operator: dave, ConsensusPubkey: pub("dave-cons"), SelfBond: coin.New("uagr", 5_000_000)})
 	nonce := make([]byte, 32)
 	nonce[0] = 7
 	authz := &bankpb.Authorization{From: r, To: bob, Amount: coin.New("uagr", 5), ValidBefore: 1_900_000_000, Nonce: nonce}
@@ -490,6 +491,13 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 		"agora.bank.v1.MsgTransferWithAuthorization": {by: "bob", msg: &bankpb.MsgTransferWithAuthorization{Submitter: bob, Authorization: authz}, moves: true},
 		"agora.staking.v1.MsgBond":                   {msg: &stakingpb.MsgBond{Staker: r, Amount: coin.New("uagr", 150_000_000)}, moves: true},
 		"agora.staking.v1.MsgUnbond":                 {msg: &stakingpb.MsgUnbond{Staker: r, Amount: coin.New("uagr", 1)}},
+		"agora.staking.v1.MsgCreateValidator":        {msg: &stakingpb.MsgCreateValidator{Operator: r, ConsensusPubkey: pub("robot-cons"), SelfBond: coin.New("uagr", 2_000_000), CommissionBps: 500}, moves: true},
+		"agora.staking.v1.MsgEditValidator":          {msg: &stakingpb.MsgEditValidator{Operator: r, CommissionBps: 400}},
+		"agora.staking.v1.MsgDelegate":               {msg: &stakingpb.MsgDelegate{Delegator: r, Validator: dave, Amount: coin.New("uagr", 1_000_000)}, moves: true},
+		"agora.staking.v1.MsgUndelegate":             {msg: &stakingpb.MsgUndelegate{Delegator: r, Validator: r, Amount: coin.New("uagr", 500_000)}, moves: true},
+		"agora.staking.v1.MsgRedelegate":             {msg: &stakingpb.MsgRedelegate{Delegator: r, Src: dave, Dst: r, Amount: coin.New("uagr", 400_000)}, moves: true},
+		"agora.staking.v1.MsgWithdrawRewards":        {msg: &stakingpb.MsgWithdrawRewards{Delegator: r, Validator: r}, moves: true},
+		"agora.staking.v1.MsgUnjail":                 {msg: &stakingpb.MsgUnjail{Operator: r}},
 		"agora.provider.v1.MsgRegisterProvider":      {msg: &providerpb.MsgRegisterProvider{Operator: r, Endpoint: "http://127.0.0.1:2"}},
 		"agora.provider.v1.MsgRegisterService":       {msg: &providerpb.MsgRegisterService{Operator: r, ModelId: strings.Repeat("cd", 32), ModelName: "x", MaxConcurrency: 1}},
 		"agora.provider.v1.MsgRemoveService":         {msg: &providerpb.MsgRemoveService{Operator: r, ModelId: strings.Repeat("cd", 32)}},

@@ -188,6 +188,25 @@ func (c *Client) Header(ctx context.Context, height int64) (*Header, error) {
 	return &Header{Height: r.Header.Height, Time: r.Header.Time, AppHash: r.Header.AppHash}, nil
 }
 
+// ConsensusValidators returns the validator set consensus uses at height
+// (0: the latest), as voting power by consensus address in hex: what the
+// staking module's updates have made of it.
+func (c *Client) ConsensusValidators(ctx context.Context, height int64) (map[string]int64, error) {
+	params := map[string]any{"per_page": "100"}
+	if height > 0 {
+		params["height"] = i64(height)
+	}
+	var r resultValidators
+	if err := c.rpc.call(ctx, "validators", params, &r); err != nil {
+		return nil, fmt.Errorf("client: validators at %d: %w", height, err)
+	}
+	out := map[string]int64{}
+	for _, v := range r.Validators {
+		out[v.Address.String()] = v.VotingPower
+	}
+	return out, nil
+}
+
 // Subscribe delivers the events that match a CometBFT query (like
 // "tm.event='Tx' AND provider_online.operator EXISTS") until ctx ends or
 // the connection drops, when the channel is closed. A consumer slower than

@@ -148,6 +148,13 @@ type resultHeader struct {
 	} `json:"header"`
 }
 
+type resultValidators struct {
+	Validators []struct {
+		Address     cmtbytes.HexBytes `json:"address"`
+		VotingPower int64             `json:"voting_power"`
+	} `json:"validators"`
+}
+
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
 // Events over the websocket.

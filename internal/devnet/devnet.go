@@ -410,7 +410,6 @@ func initHome(comet *cmtcfg.Config, kr *keyring.Keyring, zkKey node.ModelKey) er
 		return err
 	}
 	g := node.Genesis{ChainID: ChainID, Time: time.Now().UTC().Truncate(time.Second), ModelKeys: []node.ModelKey{zkKey}}
-	g.Validators = append(g.Validators, val)
 	for _, name := range Keys {
 		k, err := kr.Get(name)
 		if errors.Is(err, keyring.ErrNotFound) {
@@ -430,7 +429,7 @@ func initHome(comet *cmtcfg.Config, kr *keyring.Keyring, zkKey node.ModelKey) er
 			g.Stakes = append(g.Stakes, node.Stake{Address: k.Address(), Amount: ProviderStake})
 		}
 		if name == "validator" {
-			g.FeeRecipients = append(g.FeeRecipients, node.FeeRecipient{Validator: val.Address, Account: k.Address()})
+			g.Validators = append(g.Validators, node.Validator{Key: val, Operator: k.Address()})
 		}
 	}
 	doc, err := g.Doc()

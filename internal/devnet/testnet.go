@@ -3,6 +3,7 @@ package devnet
 import (
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/node"
 	cmtcfg "github.com/cometbft/cometbft/config"
@@ -22,6 +23,12 @@ type TestnetConfig struct {
 	BlockTime time.Duration
 	// Accounts are funded at genesis besides the dev keys.
 	Accounts []node.Account
+	// FullNodes are extra nodes (node<Validators> …) that are not
+	// validators at genesis; their operator keys are funded, so each can
+	// declare a validator later.
+	FullNodes int
+	// Staking replaces the staking params when set.
+	Staking *stakingpb.Params
 }
 
 // Validate checks the config.
@@ -29,7 +36,10 @@ func (c TestnetConfig) Validate() error {
 	if c.Validators < 1 || c.Validators > 100 {
 		return fmt.Errorf("testnet: %d validators; want 1 to 100", c.Validators)
 	}
-	if c.BasePort <= 0 || c.BasePort+10*c.Validators > 65535 {
+	if c.FullNodes < 0 || c.FullNodes > 100 {
+		return fmt.Errorf("testnet: %d full nodes; want 0 to 100", c.FullNodes)
+	}
+	if c.BasePort <= 0 || c.BasePort+10*(c.Validators+c.FullNodes) > 65535 {
 		return fmt.Errorf("testnet: base port %d out of range", c.BasePort)
 	}
 	return node.ValidChainID(c.ChainID)
@@ -37,7 +47,8 @@ func (c TestnetConfig) Validate() error {
 
 // InitTestnet writes one node home per validator under Out (node0 …),
 // with a shared genesis, each node peered with all others, and the dev
-// keys funded and present in every node's keyring. Start each node with
+// keys funded and present in every node's keyring. Node i's validator is
+// operated by the key "operator" in its keyring. Start each node with
 // `agora start --home OUT/nodeI`. It returns each node's config.
 func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 	if err := c.Validate(); err != nil {
@@ -48,10 +59,10 @@ func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 			return nil, fmt.Errorf("testnet: %s is not empty; pick a new --out", c.Out)
 		}
 	}
-	g := node.Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second)}
+	g := node.Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second), Staking: c.Staking}
 	var peers []string
 	var configs []*cmtcfg.Config
-	for i := 0; i < c.Validators; i++ {
+	for i := 0; i < c.Validators+c.FullNodes; i++ {
 		home := filepath.Join(c.Out, fmt.Sprintf("node%d", i))
 		cfg := node.CometConfig(home, fmt.Sprintf("node%d", i), node.PortsFrom(c.BasePort, i), c.BlockTime)
 		cfg.P2P.PexReactor = false // every peer is listed in persistent_peers
@@ -63,7 +74,20 @@ func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		g.Validators = append(g.Validators, val)
+		// Each node's validator is operated by a key of its own, in its
+		// keyring as "operator".
+		kr := keyring.Open(filepath.Join(cfg.RootDir, "keyring"))
+		op, err := kr.Get("operator")
+		if errors.Is(err, keyring.ErrNotFound) {
+			op, err = kr.ImportSeed("operator", Seed(fmt.Sprintf("node%d", i)))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if i < c.Validators {
+			g.Validators = append(g.Validators, node.Validator{Key: val, Operator: op.Address()})
+		}
+		g.Accounts = append(g.Accounts, node.Account{Address: op.Address(), Coins: Funds})
 		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", id, node.PortsFrom(c.BasePort, i).P2P))
 		configs = append(configs, cfg)
 	}

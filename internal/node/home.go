@@ -123,29 +123,40 @@ type Account struct {
 
 // Genesis describes a new chain.
 type Genesis struct {
-	ChainID    string
-	Time       time.Time
-	Validators []cmttypes.GenesisValidator
+	ChainID string
+	Time    time.Time
+	// Validators are bonded at genesis out of their operators' balances;
+	// the staking module chooses the set from them and later stake.
+	Validators []Validator
 	Accounts   []Account
 	// Issuer may mint the stable denom (uusdc).
 	Issuer addr.Address
 	// Stakes are bonded at genesis out of the accounts' uagr.
 	Stakes []Stake
-	// FeeRecipients name the account paid the fees of each validator's
-	// blocks (by consensus address).
-	FeeRecipients []FeeRecipient
 	// ModelKeys are verifying keys the chain starts with.
 	ModelKeys []ModelKey
 	// Audit replaces the audit module's default params when set (tests
 	// shorten the windows of key reviews).
 	Audit *auditpb.Params
+	// Staking replaces the staking module's default params when set
+	// (tests shorten the signed-blocks window and the jail).
+	Staking *stakingpb.Params
 }
 
-// FeeRecipient is who receives a validator's block fees.
-type FeeRecipient struct {
-	Validator []byte // consensus address
-	Account   addr.Address
+// Validator is a genesis validator: a node's consensus key (as WriteHome
+// returns it) and the account that operates it and bonds its stake.
+type Validator struct {
+	Key      cmttypes.GenesisValidator
+	Operator addr.Address
+	// SelfBond is uagr out of the operator's genesis balance; the
+	// validator's voting power is SelfBond / 10^6. 0 means DefaultSelfBond.
+	SelfBond      uint64
+	CommissionBps uint32
 }
+
+// DefaultSelfBond is a genesis validator's stake when none is given:
+// voting power 10.
+const DefaultSelfBond = 10_000_000
 
 // ModelKey is a model's zk verifying key in genesis.
 type ModelKey struct {
@@ -178,6 +189,24 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 	}
 	state[bankpb.Name] = b
 	sg := &stakingpb.Genesis{Params: stakingpb.DefaultParams()}
+	if g.Staking != nil {
+		sg.Params = g.Staking
+	}
+	var vals []cmttypes.GenesisValidator
+	for _, v := range g.Validators {
+		if v.Operator.IsZero() {
+			return nil, fmt.Errorf("node: genesis validator %s needs an operator account to bond its stake", v.Key.Name)
+		}
+		bond := v.SelfBond
+		if bond == 0 {
+			bond = DefaultSelfBond
+		}
+		sg.Validators = append(sg.Validators, &stakingpb.GenesisValidator{Operator: v.Operator.String(), ConsensusPubkey: v.Key.PubKey.Bytes(),
+			SelfBond: bond, CommissionBps: v.CommissionBps, Moniker: v.Key.Name})
+		k := v.Key
+		k.Power = int64(bond / stakingpb.PowerReduction)
+		vals = append(vals, k)
+	}
 	for _, st := range g.Stakes {
 		sg.Bonds = append(sg.Bonds, &stakingpb.GenesisBond{Staker: st.Address.String(), Amount: st.Amount})
 	}
@@ -186,9 +215,6 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 		return nil, err
 	}
 	ap := authpb.DefaultParams()
-	for _, r := range g.FeeRecipients {
-		ap.FeeRecipients = append(ap.FeeRecipients, &authpb.FeeRecipient{Validator: r.Validator, Account: r.Account.String()})
-	}
 	state[authpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&authpb.Genesis{Params: ap})
 	if err != nil {
 		return nil, err
@@ -213,7 +239,7 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 		GenesisTime:     g.Time,
 		InitialHeight:   1,
 		ConsensusParams: cp,
-		Validators:      g.Validators,
+		Validators:      vals,
 		AppState:        appState,
 	}
 	return doc, doc.ValidateAndComplete()

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	cmttypes "github.com/cometbft/cometbft/types"
-
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -42,7 +40,7 @@ func keyChain(t *testing.T, names ...string) (*node.Node, map[string]*keyring.Ke
 		t.Fatal(err)
 	}
 	keys := map[string]*keyring.Key{}
-	g := node.Genesis{ChainID: "agora-keys-test", Time: time.Now().UTC().Truncate(time.Second), Validators: []cmttypes.GenesisValidator{val}}
+	g := node.Genesis{ChainID: "agora-keys-test", Time: time.Now().UTC().Truncate(time.Second)}
 	for _, n := range append(names, "issuer") {
 		seed := sha256.Sum256([]byte("key test " + n))
 		k := &keyring.Key{Name: n, Private: ed25519.NewKeyFromSeed(seed[:])}
@@ -50,6 +48,7 @@ func keyChain(t *testing.T, names ...string) (*node.Node, map[string]*keyring.Ke
 		g.Accounts = append(g.Accounts, node.Account{Address: k.Address(), Coins: []*coin.Coin{coin.New(coin.Native, 10_000_000_000)}})
 	}
 	g.Issuer = keys["issuer"].Address()
+	g.Validators = []node.Validator{{Key: val, Operator: keys["issuer"].Address()}}
 	// Key reviews' members get 600 blocks to check a transcript by
 	// default; the check is faked here, so a few will do.
 	ap := auditpb.DefaultParams()

@@ -4,7 +4,6 @@
 package auth
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -122,25 +121,6 @@ func Admit(ctx *module.Context, d *tx.Decoded, simulate bool) error {
 	return nil
 }
 
-// EndBlock pays the block's fees to the account its proposer named in
-// genesis. A proposer without one leaves them in the fee pool, where the
-// proof-of-stake module will find them.
-func (Module) EndBlock(ctx *module.Context) error {
-	if len(ctx.Proposer) == 0 {
-		return nil
-	}
-	fees := bank.Balance(ctx.KV, authpb.FeePool, coin.Native)
-	if fees == 0 {
-		return nil
-	}
-	for _, r := range GetParams(ctx.KV).FeeRecipients {
-		if bytes.Equal(r.Validator, ctx.Proposer) {
-			return bank.Send(ctx, authpb.FeePool, addr.MustParse(r.Account), []*coin.Coin{coin.New(coin.Native, fees)})
-		}
-	}
-	return nil
-}
-
 // Module is auth as a chain module. It handles no messages of its own.
 type Module struct{}
 
@@ -186,14 +166,6 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if g.Params.MaxTxGas == 0 || g.Params.BlockGasLimit < g.Params.MaxTxGas || g.Params.MaxTxGas > 1<<40 || g.Params.MinGasPrice > 1<<20 {
 		return fmt.Errorf("auth: genesis: need 0 < max_tx_gas (%d) <= block_gas_limit (%d), max_tx_gas <= 2^40 and min_gas_price <= 2^20",
 			g.Params.MaxTxGas, g.Params.BlockGasLimit)
-	}
-	for _, r := range g.Params.FeeRecipients {
-		if len(r.Validator) != 20 {
-			return fmt.Errorf("auth: genesis: a fee recipient's validator is a 20-byte consensus address, got %d bytes", len(r.Validator))
-		}
-		if _, err := bankpb.ParseAddr("fee recipient", r.Account); err != nil {
-			return fmt.Errorf("auth: genesis: %w", err)
-		}
 	}
 	b, err := deterministic.Marshal(g.Params)
 	if err != nil {

@@ -239,6 +239,23 @@ func Mint(ctx *module.Context, issuer, to addr.Address, c *coin.Coin) error {
 	return nil
 }
 
+// Issue creates uagr as block rewards into to. Only the staking module
+// calls it, within the issuance ceiling it fixed at genesis; no message
+// reaches it.
+func Issue(ctx *module.Context, to addr.Address, amount uint64) error {
+	c := coin.New(coin.Native, amount)
+	supply, err := coin.Add(Supply(ctx.KV, c.Denom), amount)
+	if err != nil {
+		return fmt.Errorf("bank: issue %s: %w", coin.String(c), err)
+	}
+	if err := add(ctx.KV, to, c); err != nil {
+		return err
+	}
+	setU64(ctx.KV, supplyKey(c.Denom), supply)
+	ctx.Emit("issue", module.Key("recipient", to.String()), module.Val("amount", coin.String(c)))
+	return nil
+}
+
 // Burn destroys coins held by from.
 func Burn(ctx *module.Context, from addr.Address, c *coin.Coin) error {
 	if _, err := denom(ctx.KV, c.Denom); err != nil {

@@ -42,6 +42,7 @@ var (
 	ErrAlreadyDisputed   = &Error{22, "receipt already disputed"}
 	ErrStakeBacksService = &Error{23, "stake backs a registered service"}
 	ErrAgentDisabled     = &Error{24, "agent frozen, revoked or expired"}
+	ErrValidatorExists   = &Error{25, "validator or consensus key already exists"}
 )
 
 // All lists the table, for docs and for the test that keeps codes unique.
@@ -51,7 +52,7 @@ var All = []*Error{
 	ErrUnauthorized, ErrInvalidAddress, ErrUnknownMsg, ErrInvalidRequest,
 	ErrNotFound, ErrTxTooLarge, ErrInsufficientStake, ErrJailed,
 	ErrOutOfGas, ErrBlockGasFull, ErrFeeAllowance, ErrKeyEvidence,
-	ErrAlreadyDisputed, ErrStakeBacksService, ErrAgentDisabled,
+	ErrAlreadyDisputed, ErrStakeBacksService, ErrAgentDisabled, ErrValidatorExists,
 }
 
 // Of returns the code an error carries, ErrInternal's for an error that

@@ -37,6 +37,13 @@ type Context struct {
 	// Proposer is the consensus address of the block's proposer; nil
 	// outside blocks.
 	Proposer []byte
+	// Votes is the last block's commit as consensus decided it: each
+	// validator of that block's set, its power and whether it signed.
+	// Nil outside blocks.
+	Votes []abci.VoteInfo
+	// Misbehavior is the evidence of double-signing that the block
+	// carries, already verified by consensus.
+	Misbehavior []abci.Misbehavior
 	// Tx is the transaction being executed; nil in block hooks, genesis
 	// and queries.
 	Tx     *Tx
@@ -198,6 +205,13 @@ type EndBlocker interface {
 // BeginBlocker is a module with work at the start of every block.
 type BeginBlocker interface {
 	BeginBlock(ctx *Context) error
+}
+
+// ValidatorSetter is the module that chooses the consensus validators.
+// The app asks it at genesis and after every block's end-block hooks;
+// it returns only what changed (power 0 removes a validator).
+type ValidatorSetter interface {
+	ValidatorUpdates(ctx *Context) ([]abci.ValidatorUpdate, error)
 }
 
 // U64 formats an amount or counter for an event attribute.

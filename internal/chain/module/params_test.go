@@ -6,19 +6,29 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 )
 
 func TestCheckParams(t *testing.T) {
-	p := &stakingpb.Params{UnbondingBlocks: 100}
+	p := stakingpb.DefaultParams()
+	// The staking module's own ranges, with unbonding_blocks' replaced.
+	with := func(r *module.Range) map[string]module.Range {
+		m := staking.Module{}.ParamRanges()
+		delete(m, "unbonding_blocks")
+		if r != nil {
+			m["unbonding_blocks"] = *r
+		}
+		return m
+	}
 	for _, tc := range []struct {
 		ranges map[string]module.Range
 		want   string // "" for no error
 	}{
-		{map[string]module.Range{"unbonding_blocks": {Min: 1, Max: 100}}, ""},
-		{map[string]module.Range{"unbonding_blocks": {Min: 101, Max: 200}}, "unbonding_blocks = 100 is outside its valid range 101 to 200"},
-		{map[string]module.Range{"unbonding_blocks": {Min: 1, Max: 99}}, "outside its valid range 1 to 99"},
-		{map[string]module.Range{}, "has no declared valid range"},
+		{with(&module.Range{Min: 1, Max: 100}), ""},
+		{with(&module.Range{Min: 101, Max: 200}), "unbonding_blocks = 100 is outside its valid range 101 to 200"},
+		{with(&module.Range{Min: 1, Max: 99}), "outside its valid range 1 to 99"},
+		{with(nil), "has no declared valid range"},
 	} {
 		err := module.CheckParams("staking", p, tc.ranges)
 		if err != nil && tc.want == "" {

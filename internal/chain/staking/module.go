@@ -7,8 +7,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
+	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/store"
@@ -18,13 +20,20 @@ import (
 type Module struct{}
 
 var (
-	_ module.Module     = Module{}
-	_ module.EndBlocker = Module{}
+	_ module.Module          = Module{}
+	_ module.EndBlocker      = Module{}
+	_ module.BeginBlocker    = Module{}
+	_ module.ValidatorSetter = Module{}
+	_ module.Params          = Module{}
 )
 
 func (Module) Name() string { return stakingpb.Name }
 
-func (Module) Msgs() []module.Msg { return []module.Msg{&stakingpb.MsgBond{}, &stakingpb.MsgUnbond{}} }
+func (Module) Msgs() []module.Msg {
+	return []module.Msg{&stakingpb.MsgBond{}, &stakingpb.MsgUnbond{},
+		&stakingpb.MsgCreateValidator{}, &stakingpb.MsgEditValidator{}, &stakingpb.MsgDelegate{}, &stakingpb.MsgUndelegate{},
+		&stakingpb.MsgRedelegate{}, &stakingpb.MsgWithdrawRewards{}, &stakingpb.MsgUnjail{}}
+}
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
 	switch m := msg.(type) {
@@ -32,6 +41,20 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 		return nil, Bond(ctx, ctx.Signer, m.Amount.Amount)
 	case *stakingpb.MsgUnbond:
 		return nil, Unbond(ctx, ctx.Signer, m.Amount.Amount)
+	case *stakingpb.MsgCreateValidator:
+		return nil, CreateValidator(ctx, ctx.Signer, m)
+	case *stakingpb.MsgEditValidator:
+		return nil, EditValidator(ctx, ctx.Signer, m)
+	case *stakingpb.MsgDelegate:
+		return nil, Delegate(ctx, ctx.Signer, addr.MustParse(m.Validator), m.Amount.Amount)
+	case *stakingpb.MsgUndelegate:
+		return nil, Undelegate(ctx, ctx.Signer, addr.MustParse(m.Validator), m.Amount.Amount)
+	case *stakingpb.MsgRedelegate:
+		return nil, Redelegate(ctx, ctx.Signer, addr.MustParse(m.Src), addr.MustParse(m.Dst), m.Amount.Amount)
+	case *stakingpb.MsgWithdrawRewards:
+		return WithdrawRewards(ctx, ctx.Signer, addr.MustParse(m.Validator))
+	case *stakingpb.MsgUnjail:
+		return nil, Unjail(ctx, ctx.Signer)
 	}
 	return nil, fmt.Errorf("staking: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
@@ -47,6 +70,32 @@ func (Module) Queries() []module.QueryRoute {
 		}),
 		module.Serve(stakingpb.QueryParams, func(ctx *module.Context, _ *stakingpb.QueryParamsRequest) (*stakingpb.Params, error) {
 			return GetParams(ctx.KV), nil
+		}),
+		module.Serve(stakingpb.QueryValidators, func(ctx *module.Context, _ *stakingpb.QueryValidatorsRequest) (*stakingpb.QueryValidatorsResponse, error) {
+			return &stakingpb.QueryValidatorsResponse{Validators: Validators(ctx.KV)}, nil
+		}),
+		module.Serve(stakingpb.QueryValidator, func(ctx *module.Context, r *stakingpb.QueryValidatorRequest) (*stakingpb.QueryValidatorResponse, error) {
+			op, err := bankpb.ParseAddr("operator", r.Operator)
+			if err != nil {
+				return nil, err
+			}
+			v, ok := GetValidator(ctx.KV, op)
+			if !ok {
+				return nil, fmt.Errorf("staking: %s operates no validator: %w", op, codes.ErrNotFound)
+			}
+			return &stakingpb.QueryValidatorResponse{Validator: v, Signing: Signing(ctx.KV, op)}, nil
+		}),
+		module.Serve(stakingpb.QueryDelegations, func(ctx *module.Context, r *stakingpb.QueryDelegationsRequest) (*stakingpb.QueryDelegationsResponse, error) {
+			d, err := bankpb.ParseAddr("delegator", r.Delegator)
+			if err != nil {
+				return nil, err
+			}
+			resp := &stakingpb.QueryDelegationsResponse{Undelegations: Undelegations(ctx.KV, d), Redelegations: Redelegations(ctx.KV, d)}
+			for _, del := range Delegations(ctx.KV, d) {
+				v, _ := GetValidator(ctx.KV, addr.MustParse(del.Validator))
+				resp.Delegations = append(resp.Delegations, &stakingpb.DelegationInfo{Delegation: del, Tokens: TokensOf(v, del.Shares), Rewards: PendingRewards(v, del)})
+			}
+			return resp, nil
 		}),
 	}
 }
@@ -68,6 +117,21 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 		return fmt.Errorf("staking: genesis: unbonding_blocks must be at least 1")
 	}
 	ctx.KV.Set(paramsKey, module.MustMarshal(g.Params))
+	setCeiling(ctx.KV, bank.Supply(ctx.KV, coin.Native), g.BlockTimeMs)
+	for _, gv := range g.Validators {
+		op, err := bankpb.ParseAddr("validator operator", gv.Operator)
+		if err != nil {
+			return fmt.Errorf("staking: genesis: %w", err)
+		}
+		m := &stakingpb.MsgCreateValidator{Operator: gv.Operator, ConsensusPubkey: gv.ConsensusPubkey, SelfBond: coin.New(coin.Native, gv.SelfBond),
+			CommissionBps: gv.CommissionBps, Moniker: gv.Moniker}
+		if err := m.ValidateBasic(); err != nil {
+			return fmt.Errorf("staking: genesis validator %s: %w", op, err)
+		}
+		if err := CreateValidator(ctx, op, m); err != nil {
+			return fmt.Errorf("staking: genesis validator %s: %w", op, err)
+		}
+	}
 	for _, b := range g.Bonds {
 		a, err := bankpb.ParseAddr("bond staker", b.Staker)
 		if err != nil {
@@ -88,7 +152,7 @@ func (Module) CheckInvariant(kv store.Reader) error { return CheckInvariant(kv) 
 
 // ModuleAccounts lists the module's accounts, which no message may send to.
 func (Module) ModuleAccounts() []addr.Address {
-	return []addr.Address{stakingpb.BondedPool, stakingpb.UnbondingPool}
+	return []addr.Address{stakingpb.BondedPool, stakingpb.UnbondingPool, stakingpb.DelegatedPool, stakingpb.UndelegatingPool, stakingpb.RewardsPool}
 }
 
 // Params returns the module's params, for the checks of module.Params.
@@ -98,6 +162,15 @@ func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
 // governance proposal.
 func (Module) ParamRanges() map[string]module.Range {
 	return map[string]module.Range{
-		"unbonding_blocks": {Min: 1, Max: 10_000_000},
+		"unbonding_blocks":     {Min: 1, Max: 10_000_000},
+		"max_validators":       {Min: 1, Max: 300},
+		"min_self_delegation":  {Min: stakingpb.PowerReduction, Max: 1 << 60},
+		"issuance_per_block":   {Min: 0, Max: 1 << 50}, // and never above the genesis ceiling
+		"proposer_bonus_bps":   {Min: 0, Max: 2_000},
+		"double_sign_bps":      {Min: 1, Max: stakingpb.BPS},
+		"signed_blocks_window": {Min: 10, Max: 100_000},
+		"min_signed_bps":       {Min: 1, Max: stakingpb.BPS},
+		"downtime_bps":         {Min: 0, Max: 1_000},
+		"downtime_jail_blocks": {Min: 1, Max: 10_000_000},
 	}
 }

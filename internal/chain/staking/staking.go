@@ -301,8 +301,21 @@ func slash(ctx *module.Context, a addr.Address, bps uint32, jailBlocks int64, re
 	return taken, nil
 }
 
-// EndBlock pays out the unbondings that complete at this height.
+// EndBlock pays the block's rewards, then out the unbondings, undelegations
+// and redelegations that complete at this height.
 func (Module) EndBlock(ctx *module.Context) error {
+	if err := distribute(ctx); err != nil {
+		return err
+	}
+	if err := completeEntries(ctx); err != nil {
+		return err
+	}
+	return completeUnbondings(ctx)
+}
+
+// completeUnbondings pays out the providers' unbondings that complete at
+// this height.
+func completeUnbondings(ctx *module.Context) error {
 	end := queueKey(ctx.Height+1, addr.Address{})
 	it := ctx.KV.Iterator(queuePrefix, end)
 	var due []*stakingpb.Unbonding
@@ -345,6 +358,15 @@ func Solvent(kv store.Reader) error {
 	if err := bondedOwed.Covered(kv, stakingpb.BondedPool, "staking bonded pool"); err != nil {
 		return err
 	}
+	if err := delegatedOwed.Covered(kv, stakingpb.DelegatedPool, "staking delegated pool"); err != nil {
+		return err
+	}
+	if err := undelegatingOwed.Covered(kv, stakingpb.UndelegatingPool, "staking undelegating pool"); err != nil {
+		return err
+	}
+	if err := rewardsOwed.Covered(kv, stakingpb.RewardsPool, "staking rewards pool"); err != nil {
+		return err
+	}
 	return unbondingOwed.Covered(kv, stakingpb.UnbondingPool, "staking unbonding pool")
 }
 
@@ -367,5 +389,58 @@ func CheckInvariant(kv store.Reader) error {
 	if err := bondedOwed.Exact(kv, stakingpb.BondedPool, "staking bonded pool"); err != nil {
 		return err
 	}
-	return unbondingOwed.Exact(kv, stakingpb.UnbondingPool, "staking unbonding pool")
+	if err := unbondingOwed.Exact(kv, stakingpb.UnbondingPool, "staking unbonding pool"); err != nil {
+		return err
+	}
+	return checkValidators(kv)
+}
+
+// checkValidators is the full check of the validator pools: tokens add
+// up to the delegated pool, each validator's shares to its delegations,
+// undelegations to the undelegating pool, and no delegation is owed more
+// rewards than the rewards pool holds.
+func checkValidators(kv store.Reader) error {
+	var tokens, pending uint64
+	for _, v := range Validators(kv) {
+		tokens += v.Tokens
+		pending += v.Commission
+		op := addr.MustParse(v.Operator)
+		var shares uint64
+		for _, d := range Delegators(kv, op) {
+			del, ok := GetDelegation(kv, d, op)
+			if !ok {
+				return fmt.Errorf("staking: validator %s lists delegator %s, who has no delegation to it", op, d)
+			}
+			shares += del.Shares
+			pending += PendingRewards(v, del)
+		}
+		if shares != v.Shares {
+			return fmt.Errorf("staking: validator %s has %d shares, its delegations %d", op, v.Shares, shares)
+		}
+	}
+	if tokens != delegatedOwed.Of(kv, coin.Native) {
+		return fmt.Errorf("staking: validators hold %d tokens, the running total says %d", tokens, delegatedOwed.Of(kv, coin.Native))
+	}
+	var und uint64
+	it := kv.Iterator(undQueuePrefix, store.PrefixEnd(undQueuePrefix))
+	for ; it.Valid(); it.Next() {
+		u := &stakingpb.Undelegation{}
+		module.MustUnmarshal(it.Value(), u)
+		und += u.Amount
+	}
+	it.Close()
+	if und != undelegatingOwed.Of(kv, coin.Native) {
+		return fmt.Errorf("staking: undelegations hold %d, the running total says %d", und, undelegatingOwed.Of(kv, coin.Native))
+	}
+	if pending+getU64(kv, unallocatedKey) > rewardsOwed.Of(kv, coin.Native) {
+		return fmt.Errorf("staking: %d of rewards and commission are withdrawable and %d unallocated, more than the %d the rewards pool owes",
+			pending, getU64(kv, unallocatedKey), rewardsOwed.Of(kv, coin.Native))
+	}
+	if err := delegatedOwed.Exact(kv, stakingpb.DelegatedPool, "staking delegated pool"); err != nil {
+		return err
+	}
+	if err := undelegatingOwed.Exact(kv, stakingpb.UndelegatingPool, "staking undelegating pool"); err != nil {
+		return err
+	}
+	return rewardsOwed.Exact(kv, stakingpb.RewardsPool, "staking rewards pool")
 }

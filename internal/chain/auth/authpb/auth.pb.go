@@ -95,9 +95,6 @@ type Params struct {
 	// The most gas (by gas limits) a block's txs may use; genesis sets
 	// CometBFT's block.max_gas to the same value.
 	BlockGasLimit uint64 `protobuf:"varint,6,opt,name=block_gas_limit,json=blockGasLimit,proto3" json:"block_gas_limit,omitempty"`
-	// Who receives the fees of the blocks a validator proposes, until the
-	// proof-of-stake module pays validators and their delegators.
-	FeeRecipients []*FeeRecipient `protobuf:"bytes,7,rep,name=fee_recipients,json=feeRecipients,proto3" json:"fee_recipients,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -167,66 +164,6 @@ func (x *Params) GetBlockGasLimit() uint64 {
 	return 0
 }
 
-func (x *Params) GetFeeRecipients() []*FeeRecipient {
-	if x != nil {
-		return x.FeeRecipients
-	}
-	return nil
-}
-
-// FeeRecipient names the account paid the fees of a validator's blocks.
-type FeeRecipient struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Validator     []byte                 `protobuf:"bytes,1,opt,name=validator,proto3" json:"validator,omitempty"` // consensus address (20 bytes)
-	Account       string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *FeeRecipient) Reset() {
-	*x = FeeRecipient{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *FeeRecipient) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*FeeRecipient) ProtoMessage() {}
-
-func (x *FeeRecipient) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use FeeRecipient.ProtoReflect.Descriptor instead.
-func (*FeeRecipient) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *FeeRecipient) GetValidator() []byte {
-	if x != nil {
-		return x.Validator
-	}
-	return nil
-}
-
-func (x *FeeRecipient) GetAccount() string {
-	if x != nil {
-		return x.Account
-	}
-	return ""
-}
-
 // SimulateResponse is what "/app/simulate" answers: the gas a tx used
 // when run against the latest state.
 type SimulateResponse struct {
@@ -238,7 +175,7 @@ type SimulateResponse struct {
 
 func (x *SimulateResponse) Reset() {
 	*x = SimulateResponse{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +187,7 @@ func (x *SimulateResponse) String() string {
 func (*SimulateResponse) ProtoMessage() {}
 
 func (x *SimulateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +200,7 @@ func (x *SimulateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimulateResponse.ProtoReflect.Descriptor instead.
 func (*SimulateResponse) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SimulateResponse) GetGasUsed() uint64 {
@@ -282,7 +219,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +231,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +244,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -326,7 +263,7 @@ type QueryAccountRequest struct {
 
 func (x *QueryAccountRequest) Reset() {
 	*x = QueryAccountRequest{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +275,7 @@ func (x *QueryAccountRequest) String() string {
 func (*QueryAccountRequest) ProtoMessage() {}
 
 func (x *QueryAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +288,7 @@ func (x *QueryAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAccountRequest.ProtoReflect.Descriptor instead.
 func (*QueryAccountRequest) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *QueryAccountRequest) GetAddress() string {
@@ -369,7 +306,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +318,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +331,7 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 var File_agora_auth_v1_auth_proto protoreflect.FileDescriptor
@@ -406,18 +343,14 @@ const file_agora_auth_v1_auth_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1a\n" +
-	"\bsequence\x18\x03 \x01(\x04R\bsequence\"\xfd\x01\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\"\xbf\x01\n" +
 	"\x06Params\x12\x19\n" +
 	"\bmax_msgs\x18\x02 \x01(\rR\amaxMsgs\x12$\n" +
 	"\x0emax_memo_bytes\x18\x03 \x01(\rR\fmaxMemoBytes\x12\"\n" +
 	"\rmin_gas_price\x18\x04 \x01(\x04R\vminGasPrice\x12\x1c\n" +
 	"\n" +
 	"max_tx_gas\x18\x05 \x01(\x04R\bmaxTxGas\x12&\n" +
-	"\x0fblock_gas_limit\x18\x06 \x01(\x04R\rblockGasLimit\x12B\n" +
-	"\x0efee_recipients\x18\a \x03(\v2\x1b.agora.auth.v1.FeeRecipientR\rfeeRecipientsJ\x04\b\x01\x10\x02\"F\n" +
-	"\fFeeRecipient\x12\x1c\n" +
-	"\tvalidator\x18\x01 \x01(\fR\tvalidator\x12\x18\n" +
-	"\aaccount\x18\x02 \x01(\tR\aaccount\"-\n" +
+	"\x0fblock_gas_limit\x18\x06 \x01(\x04R\rblockGasLimitJ\x04\b\x01\x10\x02J\x04\b\a\x10\b\"-\n" +
 	"\x10SimulateResponse\x12\x19\n" +
 	"\bgas_used\x18\x01 \x01(\x04R\agasUsed\"8\n" +
 	"\aGenesis\x12-\n" +
@@ -438,24 +371,22 @@ func file_agora_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_agora_auth_v1_auth_proto_rawDescData
 }
 
-var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_agora_auth_v1_auth_proto_goTypes = []any{
 	(*Account)(nil),             // 0: agora.auth.v1.Account
 	(*Params)(nil),              // 1: agora.auth.v1.Params
-	(*FeeRecipient)(nil),        // 2: agora.auth.v1.FeeRecipient
-	(*SimulateResponse)(nil),    // 3: agora.auth.v1.SimulateResponse
-	(*Genesis)(nil),             // 4: agora.auth.v1.Genesis
-	(*QueryAccountRequest)(nil), // 5: agora.auth.v1.QueryAccountRequest
-	(*QueryParamsRequest)(nil),  // 6: agora.auth.v1.QueryParamsRequest
+	(*SimulateResponse)(nil),    // 2: agora.auth.v1.SimulateResponse
+	(*Genesis)(nil),             // 3: agora.auth.v1.Genesis
+	(*QueryAccountRequest)(nil), // 4: agora.auth.v1.QueryAccountRequest
+	(*QueryParamsRequest)(nil),  // 5: agora.auth.v1.QueryParamsRequest
 }
 var file_agora_auth_v1_auth_proto_depIdxs = []int32{
-	2, // 0: agora.auth.v1.Params.fee_recipients:type_name -> agora.auth.v1.FeeRecipient
-	1, // 1: agora.auth.v1.Genesis.params:type_name -> agora.auth.v1.Params
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	1, // 0: agora.auth.v1.Genesis.params:type_name -> agora.auth.v1.Params
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_agora_auth_v1_auth_proto_init() }
@@ -469,7 +400,7 @@ func file_agora_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_auth_v1_auth_proto_rawDesc), len(file_agora_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

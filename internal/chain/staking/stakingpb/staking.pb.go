@@ -280,8 +280,26 @@ func (x *Unbonding) GetCompletesAt() int64 {
 type Params struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	UnbondingBlocks int64                  `protobuf:"varint,1,opt,name=unbonding_blocks,json=unbondingBlocks,proto3" json:"unbonding_blocks,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Validators: the active set is the top max_validators by tokens among
+	// those not jailed whose operator has min_self_delegation bonded to them.
+	MaxValidators     uint32 `protobuf:"varint,2,opt,name=max_validators,json=maxValidators,proto3" json:"max_validators,omitempty"`
+	MinSelfDelegation uint64 `protobuf:"varint,3,opt,name=min_self_delegation,json=minSelfDelegation,proto3" json:"min_self_delegation,omitempty"`
+	// Rewards: uagr created per block (never more than the ceiling fixed
+	// at genesis; see docs/staking.md) and the proposer's bonus share of a
+	// block's rewards, in basis points.
+	IssuancePerBlock uint64 `protobuf:"varint,4,opt,name=issuance_per_block,json=issuancePerBlock,proto3" json:"issuance_per_block,omitempty"`
+	ProposerBonusBps uint32 `protobuf:"varint,5,opt,name=proposer_bonus_bps,json=proposerBonusBps,proto3" json:"proposer_bonus_bps,omitempty"`
+	// Slashing: double-signing takes double_sign_bps and tombstones;
+	// missing more than (10000 - min_signed_bps) / 10000 of the last
+	// signed_blocks_window blocks takes downtime_bps and jails for
+	// downtime_jail_blocks.
+	DoubleSignBps      uint32 `protobuf:"varint,6,opt,name=double_sign_bps,json=doubleSignBps,proto3" json:"double_sign_bps,omitempty"`
+	SignedBlocksWindow int64  `protobuf:"varint,7,opt,name=signed_blocks_window,json=signedBlocksWindow,proto3" json:"signed_blocks_window,omitempty"`
+	MinSignedBps       uint32 `protobuf:"varint,8,opt,name=min_signed_bps,json=minSignedBps,proto3" json:"min_signed_bps,omitempty"`
+	DowntimeBps        uint32 `protobuf:"varint,9,opt,name=downtime_bps,json=downtimeBps,proto3" json:"downtime_bps,omitempty"`
+	DowntimeJailBlocks int64  `protobuf:"varint,10,opt,name=downtime_jail_blocks,json=downtimeJailBlocks,proto3" json:"downtime_jail_blocks,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Params) Reset() {
@@ -317,6 +335,69 @@ func (*Params) Descriptor() ([]byte, []int) {
 func (x *Params) GetUnbondingBlocks() int64 {
 	if x != nil {
 		return x.UnbondingBlocks
+	}
+	return 0
+}
+
+func (x *Params) GetMaxValidators() uint32 {
+	if x != nil {
+		return x.MaxValidators
+	}
+	return 0
+}
+
+func (x *Params) GetMinSelfDelegation() uint64 {
+	if x != nil {
+		return x.MinSelfDelegation
+	}
+	return 0
+}
+
+func (x *Params) GetIssuancePerBlock() uint64 {
+	if x != nil {
+		return x.IssuancePerBlock
+	}
+	return 0
+}
+
+func (x *Params) GetProposerBonusBps() uint32 {
+	if x != nil {
+		return x.ProposerBonusBps
+	}
+	return 0
+}
+
+func (x *Params) GetDoubleSignBps() uint32 {
+	if x != nil {
+		return x.DoubleSignBps
+	}
+	return 0
+}
+
+func (x *Params) GetSignedBlocksWindow() int64 {
+	if x != nil {
+		return x.SignedBlocksWindow
+	}
+	return 0
+}
+
+func (x *Params) GetMinSignedBps() uint32 {
+	if x != nil {
+		return x.MinSignedBps
+	}
+	return 0
+}
+
+func (x *Params) GetDowntimeBps() uint32 {
+	if x != nil {
+		return x.DowntimeBps
+	}
+	return 0
+}
+
+func (x *Params) GetDowntimeJailBlocks() int64 {
+	if x != nil {
+		return x.DowntimeJailBlocks
 	}
 	return 0
 }
@@ -373,17 +454,99 @@ func (x *GenesisBond) GetAmount() uint64 {
 	return 0
 }
 
+// GenesisValidator is a validator the chain starts with, bonded out of its
+// operator's genesis balance.
+type GenesisValidator struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Operator        string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	ConsensusPubkey []byte                 `protobuf:"bytes,2,opt,name=consensus_pubkey,json=consensusPubkey,proto3" json:"consensus_pubkey,omitempty"`
+	SelfBond        uint64                 `protobuf:"varint,3,opt,name=self_bond,json=selfBond,proto3" json:"self_bond,omitempty"`
+	CommissionBps   uint32                 `protobuf:"varint,4,opt,name=commission_bps,json=commissionBps,proto3" json:"commission_bps,omitempty"`
+	Moniker         string                 `protobuf:"bytes,5,opt,name=moniker,proto3" json:"moniker,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GenesisValidator) Reset() {
+	*x = GenesisValidator{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenesisValidator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenesisValidator) ProtoMessage() {}
+
+func (x *GenesisValidator) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenesisValidator.ProtoReflect.Descriptor instead.
+func (*GenesisValidator) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GenesisValidator) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *GenesisValidator) GetConsensusPubkey() []byte {
+	if x != nil {
+		return x.ConsensusPubkey
+	}
+	return nil
+}
+
+func (x *GenesisValidator) GetSelfBond() uint64 {
+	if x != nil {
+		return x.SelfBond
+	}
+	return 0
+}
+
+func (x *GenesisValidator) GetCommissionBps() uint32 {
+	if x != nil {
+		return x.CommissionBps
+	}
+	return 0
+}
+
+func (x *GenesisValidator) GetMoniker() string {
+	if x != nil {
+		return x.Moniker
+	}
+	return ""
+}
+
 type Genesis struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Params        *Params                `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
-	Bonds         []*GenesisBond         `protobuf:"bytes,2,rep,name=bonds,proto3" json:"bonds,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Params     *Params                `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
+	Bonds      []*GenesisBond         `protobuf:"bytes,2,rep,name=bonds,proto3" json:"bonds,omitempty"`
+	Validators []*GenesisValidator    `protobuf:"bytes,3,rep,name=validators,proto3" json:"validators,omitempty"`
+	// The block time the chain is planned for, which turns the yearly
+	// issuance ceiling into a per-block one; 0 means 1000 ms.
+	BlockTimeMs   uint64 `protobuf:"varint,4,opt,name=block_time_ms,json=blockTimeMs,proto3" json:"block_time_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[6]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +558,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[6]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +571,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{6}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -425,6 +588,20 @@ func (x *Genesis) GetBonds() []*GenesisBond {
 	return nil
 }
 
+func (x *Genesis) GetValidators() []*GenesisValidator {
+	if x != nil {
+		return x.Validators
+	}
+	return nil
+}
+
+func (x *Genesis) GetBlockTimeMs() uint64 {
+	if x != nil {
+		return x.BlockTimeMs
+	}
+	return 0
+}
+
 type QueryStakeResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stake         *Stake                 `protobuf:"bytes,1,opt,name=stake,proto3" json:"stake,omitempty"`
@@ -435,7 +612,7 @@ type QueryStakeResponse struct {
 
 func (x *QueryStakeResponse) Reset() {
 	*x = QueryStakeResponse{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[7]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +624,7 @@ func (x *QueryStakeResponse) String() string {
 func (*QueryStakeResponse) ProtoMessage() {}
 
 func (x *QueryStakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[7]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +637,7 @@ func (x *QueryStakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStakeResponse.ProtoReflect.Descriptor instead.
 func (*QueryStakeResponse) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{7}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueryStakeResponse) GetStake() *Stake {
@@ -486,7 +663,7 @@ type QueryStakeRequest struct {
 
 func (x *QueryStakeRequest) Reset() {
 	*x = QueryStakeRequest{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[8]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +675,7 @@ func (x *QueryStakeRequest) String() string {
 func (*QueryStakeRequest) ProtoMessage() {}
 
 func (x *QueryStakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[8]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +688,7 @@ func (x *QueryStakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStakeRequest.ProtoReflect.Descriptor instead.
 func (*QueryStakeRequest) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{8}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *QueryStakeRequest) GetAddress() string {
@@ -529,7 +706,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[9]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +718,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[9]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +731,1322 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{9}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{10}
+}
+
+// Validator is a validator: its operator account, its consensus key and
+// the stake delegated to it. Delegations hold shares of its tokens; a
+// slash lowers its tokens, never its shares.
+type Validator struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Operator        string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	ConsensusPubkey []byte                 `protobuf:"bytes,2,opt,name=consensus_pubkey,json=consensusPubkey,proto3" json:"consensus_pubkey,omitempty"` // ed25519, 32 bytes
+	CommissionBps   uint32                 `protobuf:"varint,3,opt,name=commission_bps,json=commissionBps,proto3" json:"commission_bps,omitempty"`
+	Tokens          uint64                 `protobuf:"varint,4,opt,name=tokens,proto3" json:"tokens,omitempty"`                              // uagr bonded to it, after slashes
+	Shares          uint64                 `protobuf:"varint,5,opt,name=shares,proto3" json:"shares,omitempty"`                              // delegator shares outstanding
+	JailedUntil     int64                  `protobuf:"varint,6,opt,name=jailed_until,json=jailedUntil,proto3" json:"jailed_until,omitempty"` // height; past: may unjail
+	Jailed          bool                   `protobuf:"varint,7,opt,name=jailed,proto3" json:"jailed,omitempty"`
+	Tombstoned      bool                   `protobuf:"varint,8,opt,name=tombstoned,proto3" json:"tombstoned,omitempty"` // double-signed: never returns
+	Moniker         string                 `protobuf:"bytes,9,opt,name=moniker,proto3" json:"moniker,omitempty"`
+	// Rewards: reward per share since the validator was created, a
+	// big-endian integer scaled by 10^27, and the remainder carried from
+	// its last division; commission owed to the operator.
+	RewardPerShare  []byte `protobuf:"bytes,10,opt,name=reward_per_share,json=rewardPerShare,proto3" json:"reward_per_share,omitempty"`
+	RewardRemainder []byte `protobuf:"bytes,11,opt,name=reward_remainder,json=rewardRemainder,proto3" json:"reward_remainder,omitempty"`
+	Commission      uint64 `protobuf:"varint,12,opt,name=commission,proto3" json:"commission,omitempty"`
+	Slashed         uint64 `protobuf:"varint,13,opt,name=slashed,proto3" json:"slashed,omitempty"` // total ever burned
+	CreatedAt       int64  `protobuf:"varint,14,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Power           int64  `protobuf:"varint,15,opt,name=power,proto3" json:"power,omitempty"` // voting power in the active set now; 0 outside it
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Validator) Reset() {
+	*x = Validator{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Validator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Validator) ProtoMessage() {}
+
+func (x *Validator) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Validator.ProtoReflect.Descriptor instead.
+func (*Validator) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Validator) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *Validator) GetConsensusPubkey() []byte {
+	if x != nil {
+		return x.ConsensusPubkey
+	}
+	return nil
+}
+
+func (x *Validator) GetCommissionBps() uint32 {
+	if x != nil {
+		return x.CommissionBps
+	}
+	return 0
+}
+
+func (x *Validator) GetTokens() uint64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+func (x *Validator) GetShares() uint64 {
+	if x != nil {
+		return x.Shares
+	}
+	return 0
+}
+
+func (x *Validator) GetJailedUntil() int64 {
+	if x != nil {
+		return x.JailedUntil
+	}
+	return 0
+}
+
+func (x *Validator) GetJailed() bool {
+	if x != nil {
+		return x.Jailed
+	}
+	return false
+}
+
+func (x *Validator) GetTombstoned() bool {
+	if x != nil {
+		return x.Tombstoned
+	}
+	return false
+}
+
+func (x *Validator) GetMoniker() string {
+	if x != nil {
+		return x.Moniker
+	}
+	return ""
+}
+
+func (x *Validator) GetRewardPerShare() []byte {
+	if x != nil {
+		return x.RewardPerShare
+	}
+	return nil
+}
+
+func (x *Validator) GetRewardRemainder() []byte {
+	if x != nil {
+		return x.RewardRemainder
+	}
+	return nil
+}
+
+func (x *Validator) GetCommission() uint64 {
+	if x != nil {
+		return x.Commission
+	}
+	return 0
+}
+
+func (x *Validator) GetSlashed() uint64 {
+	if x != nil {
+		return x.Slashed
+	}
+	return 0
+}
+
+func (x *Validator) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Validator) GetPower() int64 {
+	if x != nil {
+		return x.Power
+	}
+	return 0
+}
+
+// Delegation is one delegator's shares of one validator.
+type Delegation struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Delegator string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Validator string                 `protobuf:"bytes,2,opt,name=validator,proto3" json:"validator,omitempty"`
+	Shares    uint64                 `protobuf:"varint,3,opt,name=shares,proto3" json:"shares,omitempty"`
+	// The validator's reward per share when last settled, exactly:
+	// reward_start + reward_start_remainder / reward_start_shares.
+	RewardStart          []byte `protobuf:"bytes,4,opt,name=reward_start,json=rewardStart,proto3" json:"reward_start,omitempty"`
+	RewardStartRemainder []byte `protobuf:"bytes,5,opt,name=reward_start_remainder,json=rewardStartRemainder,proto3" json:"reward_start_remainder,omitempty"`
+	RewardStartShares    uint64 `protobuf:"varint,6,opt,name=reward_start_shares,json=rewardStartShares,proto3" json:"reward_start_shares,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Delegation) Reset() {
+	*x = Delegation{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delegation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delegation) ProtoMessage() {}
+
+func (x *Delegation) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delegation.ProtoReflect.Descriptor instead.
+func (*Delegation) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Delegation) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *Delegation) GetValidator() string {
+	if x != nil {
+		return x.Validator
+	}
+	return ""
+}
+
+func (x *Delegation) GetShares() uint64 {
+	if x != nil {
+		return x.Shares
+	}
+	return 0
+}
+
+func (x *Delegation) GetRewardStart() []byte {
+	if x != nil {
+		return x.RewardStart
+	}
+	return nil
+}
+
+func (x *Delegation) GetRewardStartRemainder() []byte {
+	if x != nil {
+		return x.RewardStartRemainder
+	}
+	return nil
+}
+
+func (x *Delegation) GetRewardStartShares() uint64 {
+	if x != nil {
+		return x.RewardStartShares
+	}
+	return 0
+}
+
+// Undelegation is stake leaving a validator: it still answers for what
+// the validator did before created_at until it completes.
+type Undelegation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Validator     string                 `protobuf:"bytes,2,opt,name=validator,proto3" json:"validator,omitempty"`
+	Amount        uint64                 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	CreatedAt     int64                  `protobuf:"varint,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CompletesAt   int64                  `protobuf:"varint,5,opt,name=completes_at,json=completesAt,proto3" json:"completes_at,omitempty"`
+	Id            uint64                 `protobuf:"varint,6,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Undelegation) Reset() {
+	*x = Undelegation{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Undelegation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Undelegation) ProtoMessage() {}
+
+func (x *Undelegation) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Undelegation.ProtoReflect.Descriptor instead.
+func (*Undelegation) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Undelegation) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *Undelegation) GetValidator() string {
+	if x != nil {
+		return x.Validator
+	}
+	return ""
+}
+
+func (x *Undelegation) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *Undelegation) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Undelegation) GetCompletesAt() int64 {
+	if x != nil {
+		return x.CompletesAt
+	}
+	return 0
+}
+
+func (x *Undelegation) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// Redelegation is stake moved from one validator to another: until it
+// completes, a slash of the source for an infraction before it also takes
+// from the destination.
+type Redelegation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Src           string                 `protobuf:"bytes,2,opt,name=src,proto3" json:"src,omitempty"`
+	Dst           string                 `protobuf:"bytes,3,opt,name=dst,proto3" json:"dst,omitempty"`
+	Amount        uint64                 `protobuf:"varint,4,opt,name=amount,proto3" json:"amount,omitempty"` // tokens moved
+	Shares        uint64                 `protobuf:"varint,5,opt,name=shares,proto3" json:"shares,omitempty"` // shares received at dst
+	CreatedAt     int64                  `protobuf:"varint,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CompletesAt   int64                  `protobuf:"varint,7,opt,name=completes_at,json=completesAt,proto3" json:"completes_at,omitempty"`
+	Id            uint64                 `protobuf:"varint,8,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Redelegation) Reset() {
+	*x = Redelegation{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Redelegation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Redelegation) ProtoMessage() {}
+
+func (x *Redelegation) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Redelegation.ProtoReflect.Descriptor instead.
+func (*Redelegation) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Redelegation) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *Redelegation) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *Redelegation) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *Redelegation) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *Redelegation) GetShares() uint64 {
+	if x != nil {
+		return x.Shares
+	}
+	return 0
+}
+
+func (x *Redelegation) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Redelegation) GetCompletesAt() int64 {
+	if x != nil {
+		return x.CompletesAt
+	}
+	return 0
+}
+
+func (x *Redelegation) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// Signing is a validator's liveness record over the signed-blocks window.
+type Signing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StartHeight   int64                  `protobuf:"varint,1,opt,name=start_height,json=startHeight,proto3" json:"start_height,omitempty"` // when it (re)entered the set
+	Index         int64                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`                                // blocks counted since start
+	Missed        int64                  `protobuf:"varint,3,opt,name=missed,proto3" json:"missed,omitempty"`                              // blocks missed in the current window
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Signing) Reset() {
+	*x = Signing{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Signing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Signing) ProtoMessage() {}
+
+func (x *Signing) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Signing.ProtoReflect.Descriptor instead.
+func (*Signing) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Signing) GetStartHeight() int64 {
+	if x != nil {
+		return x.StartHeight
+	}
+	return 0
+}
+
+func (x *Signing) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Signing) GetMissed() int64 {
+	if x != nil {
+		return x.Missed
+	}
+	return 0
+}
+
+type MsgCreateValidator struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Operator        string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	ConsensusPubkey []byte                 `protobuf:"bytes,2,opt,name=consensus_pubkey,json=consensusPubkey,proto3" json:"consensus_pubkey,omitempty"`
+	SelfBond        *coin.Coin             `protobuf:"bytes,3,opt,name=self_bond,json=selfBond,proto3" json:"self_bond,omitempty"`
+	CommissionBps   uint32                 `protobuf:"varint,4,opt,name=commission_bps,json=commissionBps,proto3" json:"commission_bps,omitempty"`
+	Moniker         string                 `protobuf:"bytes,5,opt,name=moniker,proto3" json:"moniker,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MsgCreateValidator) Reset() {
+	*x = MsgCreateValidator{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgCreateValidator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgCreateValidator) ProtoMessage() {}
+
+func (x *MsgCreateValidator) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgCreateValidator.ProtoReflect.Descriptor instead.
+func (*MsgCreateValidator) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MsgCreateValidator) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *MsgCreateValidator) GetConsensusPubkey() []byte {
+	if x != nil {
+		return x.ConsensusPubkey
+	}
+	return nil
+}
+
+func (x *MsgCreateValidator) GetSelfBond() *coin.Coin {
+	if x != nil {
+		return x.SelfBond
+	}
+	return nil
+}
+
+func (x *MsgCreateValidator) GetCommissionBps() uint32 {
+	if x != nil {
+		return x.CommissionBps
+	}
+	return 0
+}
+
+func (x *MsgCreateValidator) GetMoniker() string {
+	if x != nil {
+		return x.Moniker
+	}
+	return ""
+}
+
+// MsgEditValidator renames a validator or lowers its commission; a
+// commission is never raised, so delegators keep the terms they chose.
+type MsgEditValidator struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	CommissionBps uint32                 `protobuf:"varint,2,opt,name=commission_bps,json=commissionBps,proto3" json:"commission_bps,omitempty"`
+	Moniker       string                 `protobuf:"bytes,3,opt,name=moniker,proto3" json:"moniker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgEditValidator) Reset() {
+	*x = MsgEditValidator{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgEditValidator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgEditValidator) ProtoMessage() {}
+
+func (x *MsgEditValidator) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgEditValidator.ProtoReflect.Descriptor instead.
+func (*MsgEditValidator) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MsgEditValidator) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *MsgEditValidator) GetCommissionBps() uint32 {
+	if x != nil {
+		return x.CommissionBps
+	}
+	return 0
+}
+
+func (x *MsgEditValidator) GetMoniker() string {
+	if x != nil {
+		return x.Moniker
+	}
+	return ""
+}
+
+type MsgDelegate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Validator     string                 `protobuf:"bytes,2,opt,name=validator,proto3" json:"validator,omitempty"`
+	Amount        *coin.Coin             `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgDelegate) Reset() {
+	*x = MsgDelegate{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgDelegate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgDelegate) ProtoMessage() {}
+
+func (x *MsgDelegate) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgDelegate.ProtoReflect.Descriptor instead.
+func (*MsgDelegate) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MsgDelegate) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *MsgDelegate) GetValidator() string {
+	if x != nil {
+		return x.Validator
+	}
+	return ""
+}
+
+func (x *MsgDelegate) GetAmount() *coin.Coin {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+type MsgUndelegate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Validator     string                 `protobuf:"bytes,2,opt,name=validator,proto3" json:"validator,omitempty"`
+	Amount        *coin.Coin             `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgUndelegate) Reset() {
+	*x = MsgUndelegate{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgUndelegate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgUndelegate) ProtoMessage() {}
+
+func (x *MsgUndelegate) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgUndelegate.ProtoReflect.Descriptor instead.
+func (*MsgUndelegate) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MsgUndelegate) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *MsgUndelegate) GetValidator() string {
+	if x != nil {
+		return x.Validator
+	}
+	return ""
+}
+
+func (x *MsgUndelegate) GetAmount() *coin.Coin {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+type MsgRedelegate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Src           string                 `protobuf:"bytes,2,opt,name=src,proto3" json:"src,omitempty"`
+	Dst           string                 `protobuf:"bytes,3,opt,name=dst,proto3" json:"dst,omitempty"`
+	Amount        *coin.Coin             `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRedelegate) Reset() {
+	*x = MsgRedelegate{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRedelegate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRedelegate) ProtoMessage() {}
+
+func (x *MsgRedelegate) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRedelegate.ProtoReflect.Descriptor instead.
+func (*MsgRedelegate) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MsgRedelegate) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *MsgRedelegate) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *MsgRedelegate) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *MsgRedelegate) GetAmount() *coin.Coin {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+// MsgWithdrawRewards pays the signer's rewards from its delegation to
+// validator, and the commission if it is the operator.
+type MsgWithdrawRewards struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Validator     string                 `protobuf:"bytes,2,opt,name=validator,proto3" json:"validator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgWithdrawRewards) Reset() {
+	*x = MsgWithdrawRewards{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgWithdrawRewards) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgWithdrawRewards) ProtoMessage() {}
+
+func (x *MsgWithdrawRewards) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgWithdrawRewards.ProtoReflect.Descriptor instead.
+func (*MsgWithdrawRewards) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MsgWithdrawRewards) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *MsgWithdrawRewards) GetValidator() string {
+	if x != nil {
+		return x.Validator
+	}
+	return ""
+}
+
+type MsgWithdrawRewardsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rewards       uint64                 `protobuf:"varint,1,opt,name=rewards,proto3" json:"rewards,omitempty"`
+	Commission    uint64                 `protobuf:"varint,2,opt,name=commission,proto3" json:"commission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgWithdrawRewardsResponse) Reset() {
+	*x = MsgWithdrawRewardsResponse{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgWithdrawRewardsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgWithdrawRewardsResponse) ProtoMessage() {}
+
+func (x *MsgWithdrawRewardsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgWithdrawRewardsResponse.ProtoReflect.Descriptor instead.
+func (*MsgWithdrawRewardsResponse) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MsgWithdrawRewardsResponse) GetRewards() uint64 {
+	if x != nil {
+		return x.Rewards
+	}
+	return 0
+}
+
+func (x *MsgWithdrawRewardsResponse) GetCommission() uint64 {
+	if x != nil {
+		return x.Commission
+	}
+	return 0
+}
+
+type MsgUnjail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgUnjail) Reset() {
+	*x = MsgUnjail{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgUnjail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgUnjail) ProtoMessage() {}
+
+func (x *MsgUnjail) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgUnjail.ProtoReflect.Descriptor instead.
+func (*MsgUnjail) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MsgUnjail) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+type QueryValidatorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryValidatorsRequest) Reset() {
+	*x = QueryValidatorsRequest{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryValidatorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryValidatorsRequest) ProtoMessage() {}
+
+func (x *QueryValidatorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryValidatorsRequest.ProtoReflect.Descriptor instead.
+func (*QueryValidatorsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{24}
+}
+
+type QueryValidatorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Validators    []*Validator           `protobuf:"bytes,1,rep,name=validators,proto3" json:"validators,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryValidatorsResponse) Reset() {
+	*x = QueryValidatorsResponse{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryValidatorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryValidatorsResponse) ProtoMessage() {}
+
+func (x *QueryValidatorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryValidatorsResponse.ProtoReflect.Descriptor instead.
+func (*QueryValidatorsResponse) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *QueryValidatorsResponse) GetValidators() []*Validator {
+	if x != nil {
+		return x.Validators
+	}
+	return nil
+}
+
+type QueryValidatorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryValidatorRequest) Reset() {
+	*x = QueryValidatorRequest{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryValidatorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryValidatorRequest) ProtoMessage() {}
+
+func (x *QueryValidatorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryValidatorRequest.ProtoReflect.Descriptor instead.
+func (*QueryValidatorRequest) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *QueryValidatorRequest) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+type QueryValidatorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Validator     *Validator             `protobuf:"bytes,1,opt,name=validator,proto3" json:"validator,omitempty"`
+	Signing       *Signing               `protobuf:"bytes,2,opt,name=signing,proto3" json:"signing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryValidatorResponse) Reset() {
+	*x = QueryValidatorResponse{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryValidatorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryValidatorResponse) ProtoMessage() {}
+
+func (x *QueryValidatorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryValidatorResponse.ProtoReflect.Descriptor instead.
+func (*QueryValidatorResponse) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *QueryValidatorResponse) GetValidator() *Validator {
+	if x != nil {
+		return x.Validator
+	}
+	return nil
+}
+
+func (x *QueryValidatorResponse) GetSigning() *Signing {
+	if x != nil {
+		return x.Signing
+	}
+	return nil
+}
+
+type QueryDelegationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDelegationsRequest) Reset() {
+	*x = QueryDelegationsRequest{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDelegationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDelegationsRequest) ProtoMessage() {}
+
+func (x *QueryDelegationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDelegationsRequest.ProtoReflect.Descriptor instead.
+func (*QueryDelegationsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *QueryDelegationsRequest) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+type DelegationInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegation    *Delegation            `protobuf:"bytes,1,opt,name=delegation,proto3" json:"delegation,omitempty"`
+	Tokens        uint64                 `protobuf:"varint,2,opt,name=tokens,proto3" json:"tokens,omitempty"`   // what its shares are worth now
+	Rewards       uint64                 `protobuf:"varint,3,opt,name=rewards,proto3" json:"rewards,omitempty"` // withdrawable now
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegationInfo) Reset() {
+	*x = DelegationInfo{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegationInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegationInfo) ProtoMessage() {}
+
+func (x *DelegationInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegationInfo.ProtoReflect.Descriptor instead.
+func (*DelegationInfo) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DelegationInfo) GetDelegation() *Delegation {
+	if x != nil {
+		return x.Delegation
+	}
+	return nil
+}
+
+func (x *DelegationInfo) GetTokens() uint64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+func (x *DelegationInfo) GetRewards() uint64 {
+	if x != nil {
+		return x.Rewards
+	}
+	return 0
+}
+
+type QueryDelegationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegations   []*DelegationInfo      `protobuf:"bytes,1,rep,name=delegations,proto3" json:"delegations,omitempty"`
+	Undelegations []*Undelegation        `protobuf:"bytes,2,rep,name=undelegations,proto3" json:"undelegations,omitempty"`
+	Redelegations []*Redelegation        `protobuf:"bytes,3,rep,name=redelegations,proto3" json:"redelegations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDelegationsResponse) Reset() {
+	*x = QueryDelegationsResponse{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDelegationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDelegationsResponse) ProtoMessage() {}
+
+func (x *QueryDelegationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDelegationsResponse.ProtoReflect.Descriptor instead.
+func (*QueryDelegationsResponse) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *QueryDelegationsResponse) GetDelegations() []*DelegationInfo {
+	if x != nil {
+		return x.Delegations
+	}
+	return nil
+}
+
+func (x *QueryDelegationsResponse) GetUndelegations() []*Undelegation {
+	if x != nil {
+		return x.Undelegations
+	}
+	return nil
+}
+
+func (x *QueryDelegationsResponse) GetRedelegations() []*Redelegation {
+	if x != nil {
+		return x.Redelegations
+	}
+	return nil
 }
 
 var File_agora_staking_v1_staking_proto protoreflect.FileDescriptor
@@ -578,15 +2070,35 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"\tUnbonding\x12\x16\n" +
 	"\x06staker\x18\x01 \x01(\tR\x06staker\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x04R\x06amount\x12!\n" +
-	"\fcompletes_at\x18\x03 \x01(\x03R\vcompletesAt\"3\n" +
+	"\fcompletes_at\x18\x03 \x01(\x03R\vcompletesAt\"\xbb\x03\n" +
 	"\x06Params\x12)\n" +
-	"\x10unbonding_blocks\x18\x01 \x01(\x03R\x0funbondingBlocks\"=\n" +
+	"\x10unbonding_blocks\x18\x01 \x01(\x03R\x0funbondingBlocks\x12%\n" +
+	"\x0emax_validators\x18\x02 \x01(\rR\rmaxValidators\x12.\n" +
+	"\x13min_self_delegation\x18\x03 \x01(\x04R\x11minSelfDelegation\x12,\n" +
+	"\x12issuance_per_block\x18\x04 \x01(\x04R\x10issuancePerBlock\x12,\n" +
+	"\x12proposer_bonus_bps\x18\x05 \x01(\rR\x10proposerBonusBps\x12&\n" +
+	"\x0fdouble_sign_bps\x18\x06 \x01(\rR\rdoubleSignBps\x120\n" +
+	"\x14signed_blocks_window\x18\a \x01(\x03R\x12signedBlocksWindow\x12$\n" +
+	"\x0emin_signed_bps\x18\b \x01(\rR\fminSignedBps\x12!\n" +
+	"\fdowntime_bps\x18\t \x01(\rR\vdowntimeBps\x120\n" +
+	"\x14downtime_jail_blocks\x18\n" +
+	" \x01(\x03R\x12downtimeJailBlocks\"=\n" +
 	"\vGenesisBond\x12\x16\n" +
 	"\x06staker\x18\x01 \x01(\tR\x06staker\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x04R\x06amount\"p\n" +
+	"\x06amount\x18\x02 \x01(\x04R\x06amount\"\xb7\x01\n" +
+	"\x10GenesisValidator\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x12)\n" +
+	"\x10consensus_pubkey\x18\x02 \x01(\fR\x0fconsensusPubkey\x12\x1b\n" +
+	"\tself_bond\x18\x03 \x01(\x04R\bselfBond\x12%\n" +
+	"\x0ecommission_bps\x18\x04 \x01(\rR\rcommissionBps\x12\x18\n" +
+	"\amoniker\x18\x05 \x01(\tR\amoniker\"\xd8\x01\n" +
 	"\aGenesis\x120\n" +
 	"\x06params\x18\x01 \x01(\v2\x18.agora.staking.v1.ParamsR\x06params\x123\n" +
-	"\x05bonds\x18\x02 \x03(\v2\x1d.agora.staking.v1.GenesisBondR\x05bonds\"\x80\x01\n" +
+	"\x05bonds\x18\x02 \x03(\v2\x1d.agora.staking.v1.GenesisBondR\x05bonds\x12B\n" +
+	"\n" +
+	"validators\x18\x03 \x03(\v2\".agora.staking.v1.GenesisValidatorR\n" +
+	"validators\x12\"\n" +
+	"\rblock_time_ms\x18\x04 \x01(\x04R\vblockTimeMs\"\x80\x01\n" +
 	"\x12QueryStakeResponse\x12-\n" +
 	"\x05stake\x18\x01 \x01(\v2\x17.agora.staking.v1.StakeR\x05stake\x12;\n" +
 	"\n" +
@@ -594,7 +2106,114 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"unbondings\"-\n" +
 	"\x11QueryStakeRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"\x14\n" +
-	"\x12QueryParamsRequestB<Z:github.com/agoranet/agora/internal/chain/staking/stakingpbb\x06proto3"
+	"\x12QueryParamsRequest\"\xe2\x03\n" +
+	"\tValidator\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x12)\n" +
+	"\x10consensus_pubkey\x18\x02 \x01(\fR\x0fconsensusPubkey\x12%\n" +
+	"\x0ecommission_bps\x18\x03 \x01(\rR\rcommissionBps\x12\x16\n" +
+	"\x06tokens\x18\x04 \x01(\x04R\x06tokens\x12\x16\n" +
+	"\x06shares\x18\x05 \x01(\x04R\x06shares\x12!\n" +
+	"\fjailed_until\x18\x06 \x01(\x03R\vjailedUntil\x12\x16\n" +
+	"\x06jailed\x18\a \x01(\bR\x06jailed\x12\x1e\n" +
+	"\n" +
+	"tombstoned\x18\b \x01(\bR\n" +
+	"tombstoned\x12\x18\n" +
+	"\amoniker\x18\t \x01(\tR\amoniker\x12(\n" +
+	"\x10reward_per_share\x18\n" +
+	" \x01(\fR\x0erewardPerShare\x12)\n" +
+	"\x10reward_remainder\x18\v \x01(\fR\x0frewardRemainder\x12\x1e\n" +
+	"\n" +
+	"commission\x18\f \x01(\x04R\n" +
+	"commission\x12\x18\n" +
+	"\aslashed\x18\r \x01(\x04R\aslashed\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x0e \x01(\x03R\tcreatedAt\x12\x14\n" +
+	"\x05power\x18\x0f \x01(\x03R\x05power\"\xe9\x01\n" +
+	"\n" +
+	"Delegation\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x1c\n" +
+	"\tvalidator\x18\x02 \x01(\tR\tvalidator\x12\x16\n" +
+	"\x06shares\x18\x03 \x01(\x04R\x06shares\x12!\n" +
+	"\freward_start\x18\x04 \x01(\fR\vrewardStart\x124\n" +
+	"\x16reward_start_remainder\x18\x05 \x01(\fR\x14rewardStartRemainder\x12.\n" +
+	"\x13reward_start_shares\x18\x06 \x01(\x04R\x11rewardStartShares\"\xb4\x01\n" +
+	"\fUndelegation\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x1c\n" +
+	"\tvalidator\x18\x02 \x01(\tR\tvalidator\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x04R\x06amount\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\x03R\tcreatedAt\x12!\n" +
+	"\fcompletes_at\x18\x05 \x01(\x03R\vcompletesAt\x12\x0e\n" +
+	"\x02id\x18\x06 \x01(\x04R\x02id\"\xd2\x01\n" +
+	"\fRedelegation\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x10\n" +
+	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x03 \x01(\tR\x03dst\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\x04R\x06amount\x12\x16\n" +
+	"\x06shares\x18\x05 \x01(\x04R\x06shares\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\x03R\tcreatedAt\x12!\n" +
+	"\fcompletes_at\x18\a \x01(\x03R\vcompletesAt\x12\x0e\n" +
+	"\x02id\x18\b \x01(\x04R\x02id\"Z\n" +
+	"\aSigning\x12!\n" +
+	"\fstart_height\x18\x01 \x01(\x03R\vstartHeight\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x03R\x05index\x12\x16\n" +
+	"\x06missed\x18\x03 \x01(\x03R\x06missed\"\xce\x01\n" +
+	"\x12MsgCreateValidator\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x12)\n" +
+	"\x10consensus_pubkey\x18\x02 \x01(\fR\x0fconsensusPubkey\x120\n" +
+	"\tself_bond\x18\x03 \x01(\v2\x13.agora.coin.v1.CoinR\bselfBond\x12%\n" +
+	"\x0ecommission_bps\x18\x04 \x01(\rR\rcommissionBps\x12\x18\n" +
+	"\amoniker\x18\x05 \x01(\tR\amoniker\"o\n" +
+	"\x10MsgEditValidator\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x12%\n" +
+	"\x0ecommission_bps\x18\x02 \x01(\rR\rcommissionBps\x12\x18\n" +
+	"\amoniker\x18\x03 \x01(\tR\amoniker\"v\n" +
+	"\vMsgDelegate\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x1c\n" +
+	"\tvalidator\x18\x02 \x01(\tR\tvalidator\x12+\n" +
+	"\x06amount\x18\x03 \x01(\v2\x13.agora.coin.v1.CoinR\x06amount\"x\n" +
+	"\rMsgUndelegate\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x1c\n" +
+	"\tvalidator\x18\x02 \x01(\tR\tvalidator\x12+\n" +
+	"\x06amount\x18\x03 \x01(\v2\x13.agora.coin.v1.CoinR\x06amount\"~\n" +
+	"\rMsgRedelegate\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x10\n" +
+	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x03 \x01(\tR\x03dst\x12+\n" +
+	"\x06amount\x18\x04 \x01(\v2\x13.agora.coin.v1.CoinR\x06amount\"P\n" +
+	"\x12MsgWithdrawRewards\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x1c\n" +
+	"\tvalidator\x18\x02 \x01(\tR\tvalidator\"V\n" +
+	"\x1aMsgWithdrawRewardsResponse\x12\x18\n" +
+	"\arewards\x18\x01 \x01(\x04R\arewards\x12\x1e\n" +
+	"\n" +
+	"commission\x18\x02 \x01(\x04R\n" +
+	"commission\"'\n" +
+	"\tMsgUnjail\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\"\x18\n" +
+	"\x16QueryValidatorsRequest\"V\n" +
+	"\x17QueryValidatorsResponse\x12;\n" +
+	"\n" +
+	"validators\x18\x01 \x03(\v2\x1b.agora.staking.v1.ValidatorR\n" +
+	"validators\"3\n" +
+	"\x15QueryValidatorRequest\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\"\x88\x01\n" +
+	"\x16QueryValidatorResponse\x129\n" +
+	"\tvalidator\x18\x01 \x01(\v2\x1b.agora.staking.v1.ValidatorR\tvalidator\x123\n" +
+	"\asigning\x18\x02 \x01(\v2\x19.agora.staking.v1.SigningR\asigning\"7\n" +
+	"\x17QueryDelegationsRequest\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\"\x80\x01\n" +
+	"\x0eDelegationInfo\x12<\n" +
+	"\n" +
+	"delegation\x18\x01 \x01(\v2\x1c.agora.staking.v1.DelegationR\n" +
+	"delegation\x12\x16\n" +
+	"\x06tokens\x18\x02 \x01(\x04R\x06tokens\x12\x18\n" +
+	"\arewards\x18\x03 \x01(\x04R\arewards\"\xea\x01\n" +
+	"\x18QueryDelegationsResponse\x12B\n" +
+	"\vdelegations\x18\x01 \x03(\v2 .agora.staking.v1.DelegationInfoR\vdelegations\x12D\n" +
+	"\rundelegations\x18\x02 \x03(\v2\x1e.agora.staking.v1.UndelegationR\rundelegations\x12D\n" +
+	"\rredelegations\x18\x03 \x03(\v2\x1e.agora.staking.v1.RedelegationR\rredelegationsB<Z:github.com/agoranet/agora/internal/chain/staking/stakingpbb\x06proto3"
 
 var (
 	file_agora_staking_v1_staking_proto_rawDescOnce sync.Once
@@ -608,32 +2227,65 @@ func file_agora_staking_v1_staking_proto_rawDescGZIP() []byte {
 	return file_agora_staking_v1_staking_proto_rawDescData
 }
 
-var file_agora_staking_v1_staking_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_agora_staking_v1_staking_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_agora_staking_v1_staking_proto_goTypes = []any{
-	(*MsgBond)(nil),            // 0: agora.staking.v1.MsgBond
-	(*MsgUnbond)(nil),          // 1: agora.staking.v1.MsgUnbond
-	(*Stake)(nil),              // 2: agora.staking.v1.Stake
-	(*Unbonding)(nil),          // 3: agora.staking.v1.Unbonding
-	(*Params)(nil),             // 4: agora.staking.v1.Params
-	(*GenesisBond)(nil),        // 5: agora.staking.v1.GenesisBond
-	(*Genesis)(nil),            // 6: agora.staking.v1.Genesis
-	(*QueryStakeResponse)(nil), // 7: agora.staking.v1.QueryStakeResponse
-	(*QueryStakeRequest)(nil),  // 8: agora.staking.v1.QueryStakeRequest
-	(*QueryParamsRequest)(nil), // 9: agora.staking.v1.QueryParamsRequest
-	(*coin.Coin)(nil),          // 10: agora.coin.v1.Coin
+	(*MsgBond)(nil),                    // 0: agora.staking.v1.MsgBond
+	(*MsgUnbond)(nil),                  // 1: agora.staking.v1.MsgUnbond
+	(*Stake)(nil),                      // 2: agora.staking.v1.Stake
+	(*Unbonding)(nil),                  // 3: agora.staking.v1.Unbonding
+	(*Params)(nil),                     // 4: agora.staking.v1.Params
+	(*GenesisBond)(nil),                // 5: agora.staking.v1.GenesisBond
+	(*GenesisValidator)(nil),           // 6: agora.staking.v1.GenesisValidator
+	(*Genesis)(nil),                    // 7: agora.staking.v1.Genesis
+	(*QueryStakeResponse)(nil),         // 8: agora.staking.v1.QueryStakeResponse
+	(*QueryStakeRequest)(nil),          // 9: agora.staking.v1.QueryStakeRequest
+	(*QueryParamsRequest)(nil),         // 10: agora.staking.v1.QueryParamsRequest
+	(*Validator)(nil),                  // 11: agora.staking.v1.Validator
+	(*Delegation)(nil),                 // 12: agora.staking.v1.Delegation
+	(*Undelegation)(nil),               // 13: agora.staking.v1.Undelegation
+	(*Redelegation)(nil),               // 14: agora.staking.v1.Redelegation
+	(*Signing)(nil),                    // 15: agora.staking.v1.Signing
+	(*MsgCreateValidator)(nil),         // 16: agora.staking.v1.MsgCreateValidator
+	(*MsgEditValidator)(nil),           // 17: agora.staking.v1.MsgEditValidator
+	(*MsgDelegate)(nil),                // 18: agora.staking.v1.MsgDelegate
+	(*MsgUndelegate)(nil),              // 19: agora.staking.v1.MsgUndelegate
+	(*MsgRedelegate)(nil),              // 20: agora.staking.v1.MsgRedelegate
+	(*MsgWithdrawRewards)(nil),         // 21: agora.staking.v1.MsgWithdrawRewards
+	(*MsgWithdrawRewardsResponse)(nil), // 22: agora.staking.v1.MsgWithdrawRewardsResponse
+	(*MsgUnjail)(nil),                  // 23: agora.staking.v1.MsgUnjail
+	(*QueryValidatorsRequest)(nil),     // 24: agora.staking.v1.QueryValidatorsRequest
+	(*QueryValidatorsResponse)(nil),    // 25: agora.staking.v1.QueryValidatorsResponse
+	(*QueryValidatorRequest)(nil),      // 26: agora.staking.v1.QueryValidatorRequest
+	(*QueryValidatorResponse)(nil),     // 27: agora.staking.v1.QueryValidatorResponse
+	(*QueryDelegationsRequest)(nil),    // 28: agora.staking.v1.QueryDelegationsRequest
+	(*DelegationInfo)(nil),             // 29: agora.staking.v1.DelegationInfo
+	(*QueryDelegationsResponse)(nil),   // 30: agora.staking.v1.QueryDelegationsResponse
+	(*coin.Coin)(nil),                  // 31: agora.coin.v1.Coin
 }
 var file_agora_staking_v1_staking_proto_depIdxs = []int32{
-	10, // 0: agora.staking.v1.MsgBond.amount:type_name -> agora.coin.v1.Coin
-	10, // 1: agora.staking.v1.MsgUnbond.amount:type_name -> agora.coin.v1.Coin
+	31, // 0: agora.staking.v1.MsgBond.amount:type_name -> agora.coin.v1.Coin
+	31, // 1: agora.staking.v1.MsgUnbond.amount:type_name -> agora.coin.v1.Coin
 	4,  // 2: agora.staking.v1.Genesis.params:type_name -> agora.staking.v1.Params
 	5,  // 3: agora.staking.v1.Genesis.bonds:type_name -> agora.staking.v1.GenesisBond
-	2,  // 4: agora.staking.v1.QueryStakeResponse.stake:type_name -> agora.staking.v1.Stake
-	3,  // 5: agora.staking.v1.QueryStakeResponse.unbondings:type_name -> agora.staking.v1.Unbonding
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	6,  // 4: agora.staking.v1.Genesis.validators:type_name -> agora.staking.v1.GenesisValidator
+	2,  // 5: agora.staking.v1.QueryStakeResponse.stake:type_name -> agora.staking.v1.Stake
+	3,  // 6: agora.staking.v1.QueryStakeResponse.unbondings:type_name -> agora.staking.v1.Unbonding
+	31, // 7: agora.staking.v1.MsgCreateValidator.self_bond:type_name -> agora.coin.v1.Coin
+	31, // 8: agora.staking.v1.MsgDelegate.amount:type_name -> agora.coin.v1.Coin
+	31, // 9: agora.staking.v1.MsgUndelegate.amount:type_name -> agora.coin.v1.Coin
+	31, // 10: agora.staking.v1.MsgRedelegate.amount:type_name -> agora.coin.v1.Coin
+	11, // 11: agora.staking.v1.QueryValidatorsResponse.validators:type_name -> agora.staking.v1.Validator
+	11, // 12: agora.staking.v1.QueryValidatorResponse.validator:type_name -> agora.staking.v1.Validator
+	15, // 13: agora.staking.v1.QueryValidatorResponse.signing:type_name -> agora.staking.v1.Signing
+	12, // 14: agora.staking.v1.DelegationInfo.delegation:type_name -> agora.staking.v1.Delegation
+	29, // 15: agora.staking.v1.QueryDelegationsResponse.delegations:type_name -> agora.staking.v1.DelegationInfo
+	13, // 16: agora.staking.v1.QueryDelegationsResponse.undelegations:type_name -> agora.staking.v1.Undelegation
+	14, // 17: agora.staking.v1.QueryDelegationsResponse.redelegations:type_name -> agora.staking.v1.Redelegation
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_agora_staking_v1_staking_proto_init() }
@@ -647,7 +2299,7 @@ func file_agora_staking_v1_staking_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_staking_v1_staking_proto_rawDesc), len(file_agora_staking_v1_staking_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
