@@ -30,6 +30,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/gas"
+	"github.com/agoranet/agora/internal/chain/gov"
 	"github.com/agoranet/agora/internal/chain/job"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
@@ -70,7 +71,7 @@ func (c Config) Validate() error {
 // Modules returns the chain's modules in the order the app runs their
 // genesis and block hooks.
 func Modules() []module.Module {
-	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}}
+	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}, gov.Module{}}
 }
 
 // wire installs the hooks by which one module acts inside another's
@@ -82,6 +83,13 @@ func wire(modules []module.Module) {
 	bank.SetRestriction(agent.Restrict)
 	staking.OnSlash(provider.AfterSlash)
 	provider.OnDeregister(audit.AfterDeregister)
+	params := map[string]gov.ParamsModule{}
+	for _, m := range modules {
+		if p, ok := m.(gov.ParamsModule); ok {
+			params[m.Name()] = p
+		}
+	}
+	gov.SetParamModules(params)
 	for _, m := range modules {
 		if a, ok := m.(module.Accounts); ok {
 			bank.BlockRecipients(a.ModuleAccounts()...)
@@ -467,6 +475,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	block.Proposer = req.ProposerAddress
 	block.Votes = req.DecidedLastCommit.Votes
 	block.Misbehavior = req.Misbehavior
+	// An upgrade scheduled for this height runs first, or halts a binary
+	// that does not know it.
+	if err := gov.BeginUpgrade(block); err != nil {
+		var need gov.UpgradeNeeded
+		if errors.As(err, &need) {
+			a.log.Error(err.Error())
+		}
+		return nil, err
+	}
 	for _, m := range a.modules {
 		if b, ok := m.(module.BeginBlocker); ok {
 			if err := b.BeginBlock(block); err != nil {

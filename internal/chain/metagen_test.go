@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/commit"
+	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -75,6 +77,10 @@ var metaGenerators = map[string]metaGen{
 	tx.TypeURL(&stakingpb.MsgRedelegate{}):      {2, genRedelegate},
 	tx.TypeURL(&stakingpb.MsgWithdrawRewards{}): {3, genWithdrawRewards},
 	tx.TypeURL(&stakingpb.MsgUnjail{}):          {4, genUnjail},
+
+	tx.TypeURL(&govpb.MsgSubmitProposal{}): {1, genSubmitProposal},
+	tx.TypeURL(&govpb.MsgDeposit{}):        {3, genDeposit},
+	tx.TypeURL(&govpb.MsgVote{}):           {6, genVote},
 
 	tx.TypeURL(&providerpb.MsgRegisterProvider{}): {2, genRegisterProvider},
 	tx.TypeURL(&providerpb.MsgRegisterService{}):  {2, genRegisterService},
@@ -572,6 +578,63 @@ func (w *world) commitInfo(req *abci.RequestFinalizeBlock) {
 		req.Misbehavior = append(req.Misbehavior, abci.Misbehavior{Type: abci.MisbehaviorType_DUPLICATE_VOTE,
 			Validator: abci.Validator{Address: staking.ConsAddress(v.ConsensusPubkey), Power: v.Power}, Height: max(1, req.Height-1-int64(w.r.IntN(5)))})
 	}
+}
+
+// --- gov ---
+
+func genSubmitProposal(w *world) (string, module.Msg) {
+	by := w.user()
+	if w.oneIn(3) {
+		by = pick(w, metaValidators)
+	}
+	c := &govpb.Content{Kind: &govpb.Content_Text{Text: &govpb.Text{}}}
+	switch w.r.IntN(4) {
+	case 0:
+		// A param the rest of the run can live with, or one out of range.
+		v := 5 + w.r.IntN(30)
+		if w.oneIn(6) {
+			v = 1_000_000_000
+		}
+		c.Kind = &govpb.Content_Params{Params: &govpb.ParamsChange{Changes: []*govpb.ParamChange{{Module: "provider", Param: "offline_after_blocks", Value: strconv.Itoa(v)}}}}
+	case 1:
+		c.Kind = &govpb.Content_Params{Params: &govpb.ParamsChange{Changes: []*govpb.ParamChange{{Module: pick(w, []string{"gov", "staking", "bank", "nope"}),
+			Param: pick(w, []string{"voting_period", "min_self_delegation", "unbonding_blocks", "denoms", "x"}), Value: strconv.Itoa(w.r.IntN(50))}}}}
+	case 2:
+		// An upgrade well past the run's end, or in the past.
+		c.Kind = &govpb.Content_Upgrade{Upgrade: &govpb.UpgradePlan{Name: fmt.Sprintf("v%d", w.r.IntN(5)), Height: pick(w, []int64{1, 1_000_000})}}
+	}
+	return by, &govpb.MsgSubmitProposal{Proposer: addrOf(by), Title: "proposal", Content: c, InitialDeposit: coin.New(coin.Native, w.amt(4_000_000))}
+}
+
+// proposal is a proposal id to act on: mostly one still open.
+func (w *world) proposal() uint64 {
+	r, _ := metaAsk(w.app, govpb.QueryProposals, &govpb.QueryProposalsRequest{})
+	if r == nil || len(r.Proposals) == 0 || w.oneIn(10) {
+		return uint64(1 + w.r.IntN(5))
+	}
+	var open []uint64
+	for _, p := range r.Proposals {
+		if p.Status == govpb.Status_STATUS_DEPOSIT || p.Status == govpb.Status_STATUS_VOTING {
+			open = append(open, p.Id)
+		}
+	}
+	if len(open) == 0 {
+		return pick(w, r.Proposals).Id
+	}
+	return pick(w, open)
+}
+
+func genDeposit(w *world) (string, module.Msg) {
+	by := w.user()
+	return by, &govpb.MsgDeposit{Depositor: addrOf(by), ProposalId: w.proposal(), Amount: coin.New(coin.Native, w.amt(6_000_000))}
+}
+
+func genVote(w *world) (string, module.Msg) {
+	by := w.user()
+	if !w.oneIn(3) {
+		by = pick(w, metaValidators)
+	}
+	return by, &govpb.MsgVote{Voter: addrOf(by), ProposalId: w.proposal(), Option: govpb.Option(1 + w.r.IntN(4))}
 }
 
 // --- provider ---

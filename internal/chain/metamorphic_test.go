@@ -42,6 +42,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -244,6 +245,9 @@ func metaGenesis(t *testing.T, fx *zkFixture) []byte {
 	tweak(t, state, stakingpb.Name, &stakingpb.Genesis{}, func(g *stakingpb.Genesis) {
 		g.Params.UnbondingBlocks, g.Params.SignedBlocksWindow, g.Params.DowntimeJailBlocks, g.Params.MaxValidators = 12, 20, 10, 4
 		g.Params.DowntimeBps = 100 // large enough to see
+	})
+	tweak(t, state, govpb.Name, &govpb.Genesis{}, func(g *govpb.Genesis) {
+		g.Params.DepositPeriod, g.Params.VotingPeriod, g.Params.LateWindowBlocks, g.Params.ExtensionBlocks = 20, 15, 5, 5
 	})
 	tweak(t, state, providerpb.Name, &providerpb.Genesis{}, func(g *providerpb.Genesis) {
 		g.Params.OfflineAfterBlocks, g.Params.JailAfterBlocks, g.Params.DowntimeJailBlocks = 12, 60, 10

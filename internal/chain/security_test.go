@@ -26,6 +26,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -498,11 +499,15 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 		"agora.staking.v1.MsgRedelegate":             {msg: &stakingpb.MsgRedelegate{Delegator: r, Src: dave, Dst: r, Amount: coin.New("uagr", 400_000)}, moves: true},
 		"agora.staking.v1.MsgWithdrawRewards":        {msg: &stakingpb.MsgWithdrawRewards{Delegator: r, Validator: r}, moves: true},
 		"agora.staking.v1.MsgUnjail":                 {msg: &stakingpb.MsgUnjail{Operator: r}},
-		"agora.provider.v1.MsgRegisterProvider":      {msg: &providerpb.MsgRegisterProvider{Operator: r, Endpoint: "http://127.0.0.1:2"}},
-		"agora.provider.v1.MsgRegisterService":       {msg: &providerpb.MsgRegisterService{Operator: r, ModelId: strings.Repeat("cd", 32), ModelName: "x", MaxConcurrency: 1}},
-		"agora.provider.v1.MsgRemoveService":         {msg: &providerpb.MsgRemoveService{Operator: r, ModelId: strings.Repeat("cd", 32)}},
-		"agora.provider.v1.MsgHeartbeat":             {msg: &providerpb.MsgHeartbeat{Operator: r}},
-		"agora.provider.v1.MsgDeregister":            {msg: &providerpb.MsgDeregister{Operator: r}},
+		"agora.gov.v1.MsgSubmitProposal": {msg: &govpb.MsgSubmitProposal{Proposer: r, Title: "t", Content: &govpb.Content{Kind: &govpb.Content_Text{Text: &govpb.Text{}}},
+			InitialDeposit: coin.New("uagr", 1_000_000)}, moves: true},
+		"agora.gov.v1.MsgDeposit":               {msg: &govpb.MsgDeposit{Depositor: r, ProposalId: 1, Amount: coin.New("uagr", 2_000_000)}, moves: true},
+		"agora.gov.v1.MsgVote":                  {msg: &govpb.MsgVote{Voter: r, ProposalId: 1, Option: govpb.Option_OPTION_YES}},
+		"agora.provider.v1.MsgRegisterProvider": {msg: &providerpb.MsgRegisterProvider{Operator: r, Endpoint: "http://127.0.0.1:2"}},
+		"agora.provider.v1.MsgRegisterService":  {msg: &providerpb.MsgRegisterService{Operator: r, ModelId: strings.Repeat("cd", 32), ModelName: "x", MaxConcurrency: 1}},
+		"agora.provider.v1.MsgRemoveService":    {msg: &providerpb.MsgRemoveService{Operator: r, ModelId: strings.Repeat("cd", 32)}},
+		"agora.provider.v1.MsgHeartbeat":        {msg: &providerpb.MsgHeartbeat{Operator: r}},
+		"agora.provider.v1.MsgDeregister":       {msg: &providerpb.MsgDeregister{Operator: r}},
 		"agora.channel.v1.MsgOpenChannel": {msg: &channelpb.MsgOpenChannel{Payer: r, Payee: dave, Deposit: coin.New("uagr", 1000), ExpiresAt: 10_000,
 			PayerKey: key("robot").Public().(ed25519.PublicKey)}, moves: true},
 		"agora.channel.v1.MsgFundChannel":      {msg: &channelpb.MsgFundChannel{Payer: r, ChannelId: 2, Amount: coin.New("uagr", 500)}, moves: true},

@@ -20,6 +20,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 )
 
@@ -141,6 +142,9 @@ type Genesis struct {
 	// Staking replaces the staking module's default params when set
 	// (tests shorten the signed-blocks window and the jail).
 	Staking *stakingpb.Params
+	// Gov replaces the gov module's default params when set (tests
+	// shorten the periods).
+	Gov *govpb.Params
 }
 
 // Validator is a genesis validator: a node's consensus key (as WriteHome
@@ -218,6 +222,12 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 	state[authpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&authpb.Genesis{Params: ap})
 	if err != nil {
 		return nil, err
+	}
+	if g.Gov != nil {
+		state[govpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&govpb.Genesis{Params: g.Gov})
+		if err != nil {
+			return nil, err
+		}
 	}
 	ag := &auditpb.Genesis{Params: g.Audit}
 	for _, k := range g.ModelKeys {

@@ -145,11 +145,9 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	if p := g.Params; p != nil {
-		if p.CommitteeSize == 0 || p.CommitBlocks < 1 || p.RevealBlocks < 1 || p.KeyReviewCommitBlocks < 0 ||
-			p.SlashBps > stakingpb.BPS || p.RewardBps > stakingpb.BPS || p.MissPenaltyBps > stakingpb.BPS {
-			return fmt.Errorf("audit: genesis params: committee_size, commit_blocks and reveal_blocks must be positive and each bps at most %d", stakingpb.BPS)
+		if err := m.SetParams(ctx.KV, p); err != nil {
+			return fmt.Errorf("audit: genesis params: %w", err)
 		}
-		ctx.KV.Set(paramsKey, module.MustMarshal(p))
 	}
 	for _, k := range g.ModelKeys {
 		if err := providerpb.ValidModelID(k.ModelId); err != nil {
@@ -190,6 +188,18 @@ func (Module) Params(kv store.Reader) proto.Message { return GetParams(kv) }
 
 // ParamRanges are the values each param may take, in genesis and in a
 // governance proposal.
+// SetParams stores p after checking it (genesis and governance both
+// call it).
+func (Module) SetParams(kv store.KV, msg proto.Message) error {
+	p := msg.(*auditpb.Params)
+	if p.CommitteeSize == 0 || p.CommitBlocks < 1 || p.RevealBlocks < 1 || p.KeyReviewCommitBlocks < 0 ||
+		p.SlashBps > stakingpb.BPS || p.RewardBps > stakingpb.BPS || p.MissPenaltyBps > stakingpb.BPS {
+		return fmt.Errorf("committee_size, commit_blocks and reveal_blocks must be positive and each bps at most %d: %w", stakingpb.BPS, codes.ErrInvalidRequest)
+	}
+	kv.Set(paramsKey, module.MustMarshal(p))
+	return nil
+}
+
 func (Module) ParamRanges() map[string]module.Range {
 	return map[string]module.Range{
 		"challenge_bond":           {Min: 1, Max: 1_000_000_000_000_000},

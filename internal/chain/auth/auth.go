@@ -160,18 +160,28 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if g.Params == nil {
 		g.Params = authpb.DefaultParams()
 	}
-	if g.Params.MaxMsgs == 0 {
-		return fmt.Errorf("auth: genesis: max_msgs must be positive")
+	if err := m.SetParams(ctx.KV, g.Params); err != nil {
+		return fmt.Errorf("auth: genesis: %w", err)
 	}
-	if g.Params.MaxTxGas == 0 || g.Params.BlockGasLimit < g.Params.MaxTxGas || g.Params.MaxTxGas > 1<<40 || g.Params.MinGasPrice > 1<<20 {
-		return fmt.Errorf("auth: genesis: need 0 < max_tx_gas (%d) <= block_gas_limit (%d), max_tx_gas <= 2^40 and min_gas_price <= 2^20",
-			g.Params.MaxTxGas, g.Params.BlockGasLimit)
+	return nil
+}
+
+// SetParams stores p after checking how its params relate (genesis and
+// governance both call it).
+func (Module) SetParams(kv store.KV, msg proto.Message) error {
+	p := msg.(*authpb.Params)
+	if p.MaxMsgs == 0 {
+		return fmt.Errorf("max_msgs must be positive: %w", codes.ErrInvalidRequest)
 	}
-	b, err := deterministic.Marshal(g.Params)
+	if p.MaxTxGas == 0 || p.BlockGasLimit < p.MaxTxGas || p.MaxTxGas > 1<<40 || p.MinGasPrice > 1<<20 {
+		return fmt.Errorf("need 0 < max_tx_gas (%d) <= block_gas_limit (%d), max_tx_gas <= 2^40 and min_gas_price <= 2^20: %w",
+			p.MaxTxGas, p.BlockGasLimit, codes.ErrInvalidRequest)
+	}
+	b, err := deterministic.Marshal(p)
 	if err != nil {
 		return err
 	}
-	ctx.KV.Set(paramsKey, b)
+	kv.Set(paramsKey, b)
 	return nil
 }
 

@@ -86,10 +86,20 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if g.Params == nil {
 		g.Params = channelpb.DefaultParams()
 	}
-	if g.Params.MaxClaimsPerMsg == 0 || g.Params.MaxLifetimeBlocks < 1 {
-		return fmt.Errorf("channel: genesis params must be positive")
+	if err := m.SetParams(ctx.KV, g.Params); err != nil {
+		return fmt.Errorf("channel: genesis params: %w", err)
 	}
-	ctx.KV.Set(paramsKey, module.MustMarshal(g.Params))
+	return nil
+}
+
+// SetParams stores p after checking it (genesis and governance both
+// call it).
+func (Module) SetParams(kv store.KV, msg proto.Message) error {
+	p := msg.(*channelpb.Params)
+	if p.MaxClaimsPerMsg == 0 || p.MaxLifetimeBlocks < 1 {
+		return fmt.Errorf("max_claims_per_msg and max_lifetime_blocks must be positive: %w", codes.ErrInvalidRequest)
+	}
+	kv.Set(paramsKey, module.MustMarshal(p))
 	return nil
 }
 

@@ -79,16 +79,25 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if g.Params == nil {
 		g.Params = jobpb.DefaultParams()
 	}
-	p := g.Params
+	if err := m.SetParams(ctx.KV, g.Params); err != nil {
+		return fmt.Errorf("job: genesis params: %w", err)
+	}
+	return nil
+}
+
+// SetParams stores p after checking it (genesis and governance both
+// call it).
+func (Module) SetParams(kv store.KV, msg proto.Message) error {
+	p := msg.(*jobpb.Params)
 	if p.MaxRedundancy == 0 || p.DefaultBidWindow < 1 || p.DefaultDeadlineBlocks < 1 || p.RevealBlocks < 1 || p.MaxBids == 0 || p.MaxFuel == 0 || p.MaxMemoryMib == 0 {
-		return fmt.Errorf("job: genesis params must be positive")
+		return fmt.Errorf("params must be positive: %w", codes.ErrInvalidRequest)
 	}
 	// A bps over 100% would make the first slash fail in EndBlock, and so
 	// every node's next block.
 	if p.MissPenaltyBps > stakingpb.BPS || p.WrongResultSlashBps > stakingpb.BPS {
-		return fmt.Errorf("job: genesis params: miss_penalty_bps and wrong_result_slash_bps are at most %d", stakingpb.BPS)
+		return fmt.Errorf("miss_penalty_bps and wrong_result_slash_bps are at most %d: %w", stakingpb.BPS, codes.ErrInvalidRequest)
 	}
-	ctx.KV.Set(paramsKey, module.MustMarshal(p))
+	kv.Set(paramsKey, module.MustMarshal(p))
 	return nil
 }
 

@@ -86,10 +86,20 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if p == nil {
 		p = providerpb.DefaultParams()
 	}
-	if p.OfflineAfterBlocks < 1 || p.JailAfterBlocks <= p.OfflineAfterBlocks || p.DowntimeSlashBps > 10_000 || p.DowntimeJailBlocks < 0 {
-		return fmt.Errorf("provider: genesis params: want 1 <= offline_after < jail_after, slash <= 10000 bps")
+	if err := m.SetParams(ctx.KV, p); err != nil {
+		return fmt.Errorf("provider: genesis params: %w", err)
 	}
-	ctx.KV.Set(paramsKey, module.MustMarshal(p))
+	return nil
+}
+
+// SetParams stores p after checking how its params relate (genesis and
+// governance both call it).
+func (Module) SetParams(kv store.KV, msg proto.Message) error {
+	p := msg.(*providerpb.Params)
+	if p.OfflineAfterBlocks < 1 || p.JailAfterBlocks <= p.OfflineAfterBlocks || p.DowntimeSlashBps > 10_000 || p.DowntimeJailBlocks < 0 {
+		return fmt.Errorf("want 1 <= offline_after_blocks (%d) < jail_after_blocks (%d), slash <= 10000 bps: %w", p.OfflineAfterBlocks, p.JailAfterBlocks, codes.ErrInvalidRequest)
+	}
+	kv.Set(paramsKey, module.MustMarshal(p))
 	return nil
 }
 

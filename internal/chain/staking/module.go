@@ -113,10 +113,9 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 	if g.Params == nil {
 		g.Params = stakingpb.DefaultParams()
 	}
-	if g.Params.UnbondingBlocks < 1 {
-		return fmt.Errorf("staking: genesis: unbonding_blocks must be at least 1")
+	if err := m.SetParams(ctx.KV, g.Params); err != nil {
+		return fmt.Errorf("staking: genesis: %w", err)
 	}
-	ctx.KV.Set(paramsKey, module.MustMarshal(g.Params))
 	setCeiling(ctx.KV, bank.Supply(ctx.KV, coin.Native), g.BlockTimeMs)
 	for _, gv := range g.Validators {
 		op, err := bankpb.ParseAddr("validator operator", gv.Operator)
@@ -153,6 +152,23 @@ func (Module) CheckInvariant(kv store.Reader) error { return CheckInvariant(kv) 
 // ModuleAccounts lists the module's accounts, which no message may send to.
 func (Module) ModuleAccounts() []addr.Address {
 	return []addr.Address{stakingpb.BondedPool, stakingpb.UnbondingPool, stakingpb.DelegatedPool, stakingpb.UndelegatingPool, stakingpb.RewardsPool}
+}
+
+// SetParams stores p after checking it (genesis and governance both
+// call it).
+func (Module) SetParams(kv store.KV, msg proto.Message) error {
+	p := msg.(*stakingpb.Params)
+	if p.UnbondingBlocks < 1 || p.MaxValidators < 1 || p.SignedBlocksWindow < 1 {
+		return fmt.Errorf("unbonding_blocks, max_validators and signed_blocks_window must be positive: %w", codes.ErrInvalidRequest)
+	}
+	if p.DoubleSignBps > stakingpb.BPS || p.DowntimeBps > stakingpb.BPS || p.MinSignedBps > stakingpb.BPS || p.ProposerBonusBps > stakingpb.BPS {
+		return fmt.Errorf("each bps is at most %d: %w", stakingpb.BPS, codes.ErrInvalidRequest)
+	}
+	if old := kv.Get(paramsKey); old != nil && GetParams(kv).SignedBlocksWindow != p.SignedBlocksWindow {
+		restartWindows(kv) // slots of the old window mean nothing in the new one
+	}
+	kv.Set(paramsKey, module.MustMarshal(p))
+	return nil
 }
 
 // Params returns the module's params, for the checks of module.Params.

@@ -76,6 +76,22 @@ func resetSigning(ctx *module.Context, op addr.Address) {
 	ctx.KV.Set(key(signPrefix, op[:]), module.MustMarshal(&stakingpb.Signing{StartHeight: ctx.Height}))
 }
 
+// restartWindows forgets every validator's missed blocks, for a new
+// window length: each is counted afresh from the next block.
+func restartWindows(kv store.KV) {
+	var keys [][]byte
+	for _, p := range [][]byte{missPrefix, signPrefix} {
+		it := kv.Iterator(p, store.PrefixEnd(p))
+		for ; it.Valid(); it.Next() {
+			keys = append(keys, append([]byte(nil), it.Key()...))
+		}
+		it.Close()
+	}
+	for _, k := range keys {
+		kv.Delete(k)
+	}
+}
+
 // liveness counts one vote of the last commit into its validator's window;
 // a validator that has missed too many of the window is slashed a little
 // and jailed.
