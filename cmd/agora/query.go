@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/tx"
@@ -23,7 +27,7 @@ import (
 
 func queryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
-	cmd.AddCommand(queryBalanceCmd(g), queryAccountCmd(g), querySupplyCmd(g), queryTxCmd(g), queryStakeCmd(g), queryDelegationsCmd(g), queryProvidersCmd(g), queryProviderCmd(g))
+	cmd.AddCommand(queryBalanceCmd(g), queryAccountCmd(g), querySupplyCmd(g), queryTxCmd(g), queryStakeCmd(g), queryDelegationsCmd(g), queryProvidersCmd(g), queryProviderCmd(g), queryParamsCmd(g))
 	return cmd
 }
 
@@ -89,6 +93,45 @@ func queryAccountCmd(g *globals) *cobra.Command {
 		},
 	}
 	return account
+}
+
+// queryParamsCmd reads any module's params: every module with params
+// answers /MODULE/params with its agora.MODULE.v1.Params.
+func queryParamsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "params MODULE", Short: "A module's params (the names a gov params proposal uses)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mod := args[0]
+			var names []string
+			for _, m := range chain.Modules() {
+				if _, ok := m.(module.Params); ok {
+					names = append(names, m.Name())
+				}
+			}
+			if !slices.Contains(names, mod) {
+				return fmt.Errorf("module %q has no params; the modules with params are %s", mod, strings.Join(names, ", "))
+			}
+			mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName("agora." + mod + ".v1.Params"))
+			if err != nil {
+				return fmt.Errorf("module %s: %w", mod, err)
+			}
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			p := mt.New().Interface()
+			if _, err := c.Query(cmd.Context(), "/"+mod+"/params", nil, p); err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), p, func(w io.Writer) {
+				fields := p.ProtoReflect().Descriptor().Fields()
+				for i := 0; i < fields.Len(); i++ {
+					f := fields.Get(i)
+					fmt.Fprintf(w, "%s.%s = %v\n", mod, f.Name(), p.ProtoReflect().Get(f).Interface())
+				}
+			})
+		},
+	}
 }
 
 func querySupplyCmd(g *globals) *cobra.Command {

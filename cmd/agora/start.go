@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,8 +29,16 @@ func startCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "node running: RPC %s, home %s\n", n.RPC(), g.home)
-			<-cmd.Context().Done()
-			return n.Stop()
+			select {
+			case <-cmd.Context().Done():
+				return n.Stop()
+			case <-n.Halted():
+				// Consensus cannot go on with this binary (an upgrade
+				// height it lacks, or a fault): say why and exit non-zero,
+				// so a supervisor notices. The block stays in the store and
+				// the binary that can execute it replays it on start.
+				return errors.Join(n.HaltErr(), n.Stop())
+			}
 		},
 	}
 }

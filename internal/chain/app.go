@@ -37,6 +37,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/chain/tx"
+	_ "github.com/agoranet/agora/internal/chain/upgrades" // the migrations this binary knows
 )
 
 // AppVersion is the version of the state machine's rules.
@@ -130,6 +131,12 @@ type App struct {
 	// decoded and verified.
 	verifiedMu sync.Mutex // guards verified
 	verified   map[[32]byte]*tx.Decoded
+
+	// halted is closed, with haltErr set, when a block could not be
+	// executed: CometBFT's consensus stops then, and the node should too.
+	halted   chan struct{}
+	haltOnce sync.Once
+	haltErr  error
 }
 
 type route struct {
@@ -146,7 +153,7 @@ func New(cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, queries: map[string]module.QueryRoute{}, verified: map[[32]byte]*tx.Decoded{}}
+	a := &App{cfg: cfg, log: cfg.Logger, modules: Modules(), byName: map[string]module.Module{}, routes: map[string]route{}, queries: map[string]module.QueryRoute{}, verified: map[[32]byte]*tx.Decoded{}, halted: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -464,8 +471,34 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 	return module.MustMarshal(resps), 0, nil
 }
 
+// Halted is closed when the app could not execute a decided block (an
+// upgrade this binary lacks, or a fault); HaltErr then says why. No
+// block after it can be executed, so the node should stop.
+func (a *App) Halted() <-chan struct{} { return a.halted }
+
+// HaltErr is why the app halted, once Halted is closed.
+func (a *App) HaltErr() error {
+	select {
+	case <-a.halted:
+		return a.haltErr
+	default:
+		return nil
+	}
+}
+
 // FinalizeBlock executes a decided block.
-func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+func (a *App) FinalizeBlock(ctx context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	resp, err := a.finalizeBlock(ctx, req)
+	if err != nil {
+		a.haltOnce.Do(func() {
+			a.haltErr = err
+			close(a.halted)
+		})
+	}
+	return resp, err
+}
+
+func (a *App) finalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	// The block's writes collect in a cache and reach the tree once, in key
 	// order, at the end: a key written by many txs (the fee pool's
 	// balance) costs one tree update per block, not one per tx.

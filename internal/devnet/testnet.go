@@ -3,6 +3,7 @@ package devnet
 import (
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/node"
@@ -29,6 +30,8 @@ type TestnetConfig struct {
 	FullNodes int
 	// Staking replaces the staking params when set.
 	Staking *stakingpb.Params
+	// Gov replaces the gov params when set.
+	Gov *govpb.Params
 }
 
 // Validate checks the config.
@@ -59,7 +62,7 @@ func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 			return nil, fmt.Errorf("testnet: %s is not empty; pick a new --out", c.Out)
 		}
 	}
-	g := node.Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second), Staking: c.Staking}
+	g := node.Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second), Staking: c.Staking, Gov: c.Gov}
 	var peers []string
 	var configs []*cmtcfg.Config
 	for i := 0; i < c.Validators+c.FullNodes; i++ {

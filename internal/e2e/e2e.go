@@ -25,32 +25,57 @@ import (
 	"github.com/agoranet/agora/internal/devnet"
 )
 
+// builds holds one build of ./cmd/agora per set of build tags.
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]*build{}
 )
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 // Binary builds ./cmd/agora once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return BinaryTags(t, "")
+}
+
+// BinaryTags is Binary built with the comma-separated build tags, once per
+// test process: the upgrade test's "new release" is the binary built with
+// a tag that registers one more migration.
+func BinaryTags(t testing.TB, tags string) string {
+	t.Helper()
+	buildMu.Lock()
+	b := builds[tags]
+	if b == nil {
+		b = &build{}
+		builds[tags] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "agora-e2e-bin")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "agora")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/agora")
+		b.path = filepath.Join(dir, "agora")
+		args := []string{"build", "-o", b.path}
+		if tags != "" {
+			args = append(args, "-tags", tags)
+		}
+		cmd := exec.Command("go", append(args, "./cmd/agora")...)
 		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build -tags %q: %v\n%s", tags, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 func moduleRoot() string {
@@ -96,11 +121,17 @@ type Proc struct {
 // <logDir>/<name>.log. The test's cleanup kills it.
 func Start(t testing.TB, logDir, name string, args ...string) *Proc {
 	t.Helper()
+	return StartBinary(t, Binary(t), logDir, name, args...)
+}
+
+// StartBinary is Start with another build of the binary (see BinaryTags).
+func StartBinary(t testing.TB, bin, logDir, name string, args ...string) *Proc {
+	t.Helper()
 	f, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(Binary(t), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "AGORA_HOME=", "AGORA_NODE=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -145,6 +176,17 @@ func (p *Proc) Interrupt(timeout time.Duration) error {
 	case <-time.After(timeout):
 		p.Kill()
 		return fmt.Errorf("%s did not stop within %s of SIGINT", p.Name, timeout)
+	}
+}
+
+// Wait waits up to timeout for the process to end by itself and returns
+// its exit code, or -1 if it is still running (it is then left running).
+func (p *Proc) Wait(timeout time.Duration) int {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		return -1
 	}
 }
 

@@ -130,6 +130,24 @@ func (n *Node) Stop() error {
 	return err
 }
 
+// Halted is closed when the node's app could not execute a block (an
+// upgrade this binary lacks, or a fault): consensus has stopped, and
+// HaltErr says why. It is never closed for a replaced Application.
+func (n *Node) Halted() <-chan struct{} {
+	if n.app == nil {
+		return nil
+	}
+	return n.app.Halted()
+}
+
+// HaltErr is why the node halted, once Halted is closed.
+func (n *Node) HaltErr() error {
+	if n.app == nil {
+		return nil
+	}
+	return n.app.HaltErr()
+}
+
 // WaitForHeight blocks until the node has committed height h: stored the
 // block and applied it to the app's state, so queries see it (the block
 // store counts a block before the app has executed it).
