@@ -12,6 +12,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/receipt"
 )
 
@@ -26,8 +27,8 @@ type disputes struct {
 	truth    [][]byte // the true response hashes
 }
 
-func newDisputes(t *testing.T) *disputes {
-	d := &disputes{harness: newHarness(t, ""), t: t, seq: map[string]uint64{}}
+func newDisputes(t *testing.T, opts ...func(*node.Genesis)) *disputes {
+	d := &disputes{harness: newHarness(t, "", opts...), t: t, seq: map[string]uint64{}}
 	const model = "abababababababababababababababababababababababababababababababab"
 	dave := address("dave").String()
 	d.send("dave", &stakingpb.MsgBond{Staker: dave, Amount: coin.New("uagr", 200_000_000)})

@@ -311,3 +311,24 @@ func TestUpgradeHaltsThenMigrates(t *testing.T) {
 		t.Error("the upgrade changed a balance")
 	}
 }
+
+// Regression (review): a validator tombstoned in the block that ends a
+// vote still counted with its whole stake (its power is cleared only
+// after gov's EndBlock).
+func TestATombstonedValidatorDoesNotDecideAVote(t *testing.T) {
+	h := newHarness(t, "", withValidators(nil), func(g *node.Genesis) { g.Gov = govParams() })
+	defer h.close()
+	h.block()
+	h.mustSend("dave", &stakingpb.MsgDelegate{Delegator: address("dave").String(), Validator: address("v2").String(), Amount: coin.New(coin.Native, 10_000_000)})
+	id := h.propose("erin", offlineAfter("7"))
+	h.vote("v1", id, govpb.Option_OPTION_YES)
+	end := h.proposal(id).VotingEnd
+	for h.height < end-1 {
+		h.block()
+	}
+	doubleSignAt(h, "v1", 50, h.height) // in block `end`, v1 is tombstoned before the tally
+	p := h.proposal(id)
+	if p.Status == govpb.Status_STATUS_PASSED || p.Tally.Yes != 0 {
+		t.Errorf("v1, tombstoned in the deciding block, still counted: %s, tally %v", p.Status, p.Tally)
+	}
+}

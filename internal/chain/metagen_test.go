@@ -493,6 +493,19 @@ func genEditValidator(w *world) (string, module.Msg) {
 }
 
 func genDelegate(w *world) (string, module.Msg) {
+	// Now and then a jailed validator's operator tops up its own stake,
+	// which a slash may have left under the minimum it needs to unjail.
+	if w.oneIn(3) {
+		for _, v := range w.validators() {
+			if v.Jailed && !v.Tombstoned {
+				for _, n := range append(append([]string(nil), metaValidators...), metaUsers...) {
+					if addrOf(n) == v.Operator {
+						return n, &stakingpb.MsgDelegate{Delegator: v.Operator, Validator: v.Operator, Amount: coin.New(coin.Native, 1+w.amt(5_000_000))}
+					}
+				}
+			}
+		}
+	}
 	d := w.user()
 	return d, &stakingpb.MsgDelegate{Delegator: addrOf(d), Validator: w.validator(), Amount: coin.New(coin.Native, w.amt(30_000_000))}
 }
@@ -583,9 +596,9 @@ func (w *world) commitInfo(req *abci.RequestFinalizeBlock) {
 // --- gov ---
 
 func genSubmitProposal(w *world) (string, module.Msg) {
-	by := w.user()
+	by := pick(w, metaValidators) // they keep the uagr a deposit needs
 	if w.oneIn(3) {
-		by = pick(w, metaValidators)
+		by = w.user()
 	}
 	c := &govpb.Content{Kind: &govpb.Content_Text{Text: &govpb.Text{}}}
 	switch w.r.IntN(4) {
@@ -603,20 +616,31 @@ func genSubmitProposal(w *world) (string, module.Msg) {
 		// An upgrade well past the run's end, or in the past.
 		c.Kind = &govpb.Content_Upgrade{Upgrade: &govpb.UpgradePlan{Name: fmt.Sprintf("v%d", w.r.IntN(5)), Height: pick(w, []int64{1, 1_000_000})}}
 	}
-	return by, &govpb.MsgSubmitProposal{Proposer: addrOf(by), Title: "proposal", Content: c, InitialDeposit: coin.New(coin.Native, w.amt(4_000_000))}
+	deposit := w.amt(4_000_000)
+	if w.oneIn(3) {
+		deposit = 5_000_000 // the whole min_deposit: straight to voting
+	}
+	return by, &govpb.MsgSubmitProposal{Proposer: addrOf(by), Title: "proposal", Content: c, InitialDeposit: coin.New(coin.Native, deposit)}
 }
 
-// proposal is a proposal id to act on: mostly one still open.
-func (w *world) proposal() uint64 {
+// proposal is a proposal id to act on: mostly one in the status want,
+// else one still open.
+func (w *world) proposal(want govpb.Status) uint64 {
 	r, _ := metaAsk(w.app, govpb.QueryProposals, &govpb.QueryProposalsRequest{})
 	if r == nil || len(r.Proposals) == 0 || w.oneIn(10) {
 		return uint64(1 + w.r.IntN(5))
 	}
-	var open []uint64
+	var open, wanted []uint64
 	for _, p := range r.Proposals {
 		if p.Status == govpb.Status_STATUS_DEPOSIT || p.Status == govpb.Status_STATUS_VOTING {
 			open = append(open, p.Id)
 		}
+		if p.Status == want {
+			wanted = append(wanted, p.Id)
+		}
+	}
+	if len(wanted) > 0 && !w.oneIn(4) {
+		return pick(w, wanted)
 	}
 	if len(open) == 0 {
 		return pick(w, r.Proposals).Id
@@ -626,7 +650,7 @@ func (w *world) proposal() uint64 {
 
 func genDeposit(w *world) (string, module.Msg) {
 	by := w.user()
-	return by, &govpb.MsgDeposit{Depositor: addrOf(by), ProposalId: w.proposal(), Amount: coin.New(coin.Native, w.amt(6_000_000))}
+	return by, &govpb.MsgDeposit{Depositor: addrOf(by), ProposalId: w.proposal(govpb.Status_STATUS_DEPOSIT), Amount: coin.New(coin.Native, w.amt(6_000_000))}
 }
 
 func genVote(w *world) (string, module.Msg) {
@@ -634,7 +658,7 @@ func genVote(w *world) (string, module.Msg) {
 	if !w.oneIn(3) {
 		by = pick(w, metaValidators)
 	}
-	return by, &govpb.MsgVote{Voter: addrOf(by), ProposalId: w.proposal(), Option: govpb.Option(1 + w.r.IntN(4))}
+	return by, &govpb.MsgVote{Voter: addrOf(by), ProposalId: w.proposal(govpb.Status_STATUS_VOTING), Option: govpb.Option(1 + w.r.IntN(4))}
 }
 
 // --- provider ---

@@ -152,12 +152,12 @@ func TestMetamorphic(t *testing.T) {
 	m.setup()
 
 	// The run sends the txs asked for; if some message type has not
-	// succeeded by then, up to half as many again (a flow such as a job
-	// dispute's votes needs its steps in order, and a seed can be
-	// unlucky), and then fails for any that still has not.
+	// succeeded by then, up to twice as many again (a flow such as a job
+	// dispute's votes or a proposal's needs its steps in order, and a
+	// seed can be unlucky), and then fails for any that still has not.
 	sent, grace := 0, 0
 	more := func() bool {
-		return sent < *metaTxs || grace < *metaTxs/2 && *metaTxs >= metaDefaultTxs && len(m.neverOK()) > 0
+		return sent < *metaTxs || grace < 2**metaTxs && *metaTxs >= metaDefaultTxs && len(m.neverOK()) > 0
 	}
 	for more() {
 		var txs []*metaTx
@@ -248,6 +248,7 @@ func metaGenesis(t *testing.T, fx *zkFixture) []byte {
 	})
 	tweak(t, state, govpb.Name, &govpb.Genesis{}, func(g *govpb.Genesis) {
 		g.Params.DepositPeriod, g.Params.VotingPeriod, g.Params.LateWindowBlocks, g.Params.ExtensionBlocks = 20, 15, 5, 5
+		g.Params.MinDeposit = 5_000_000 // a few deposits reach it, so votes have proposals to vote on
 	})
 	tweak(t, state, providerpb.Name, &providerpb.Genesis{}, func(g *providerpb.Genesis) {
 		g.Params.OfflineAfterBlocks, g.Params.JailAfterBlocks, g.Params.DowntimeJailBlocks = 12, 60, 10

@@ -3,6 +3,7 @@ package chain_test
 import (
 	"bytes"
 	"math/big"
+	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -253,20 +254,23 @@ func TestDoubleSigningSlashesAndTombstones(t *testing.T) {
 	v1 := address("v1").String()
 	h.mustSend("dave", &stakingpb.MsgDelegate{Delegator: address("dave").String(), Validator: v1, Amount: coin.New(coin.Native, 20_000_000)})
 	h.mustSend("erin", &stakingpb.MsgDelegate{Delegator: address("erin").String(), Validator: v1, Amount: coin.New(coin.Native, 10_000_000)})
-	// Erin leaves before the infraction, dave after it: only dave's
-	// stake was bonded when v1 signed twice.
+	// Erin leaves two blocks before the infraction (consensus applies a
+	// block's updates two blocks on), dave after it: only dave's stake
+	// signed when v1 signed twice, 70 agr with v1's own.
 	h.mustSend("erin", &stakingpb.MsgUndelegate{Delegator: address("erin").String(), Validator: v1, Amount: coin.New(coin.Native, 10_000_000)})
+	h.block()
 	infraction := h.height + 1
 	h.block()
 	h.mustSend("dave", &stakingpb.MsgUndelegate{Delegator: address("dave").String(), Validator: v1, Amount: coin.New(coin.Native, 5_000_000)})
 	resp, _ := h.blockWith(func(req *abci.RequestFinalizeBlock) {
-		req.Misbehavior = []abci.Misbehavior{{Type: abci.MisbehaviorType_DUPLICATE_VOTE, Validator: abci.Validator{Address: consAddr("v1"), Power: 65}, Height: infraction}}
+		req.Misbehavior = []abci.Misbehavior{{Type: abci.MisbehaviorType_DUPLICATE_VOTE, Validator: abci.Validator{Address: consAddr("v1"), Power: 70}, Height: infraction}}
 	})
 	v := h.validator("v1")
 	if !v.Tombstoned || !v.Jailed {
 		t.Fatalf("after double-signing v1 is %v", v)
 	}
-	// 5% of the 65 agr it holds, and of dave's undelegation; erin's left before.
+	// 5% of the 70 agr that signed: dave's undelegation answers for its
+	// share, v1's tokens for the rest; erin's left before.
 	if v.Tokens != 65_000_000-3_250_000 || v.Slashed != 3_250_000+250_000 {
 		t.Errorf("v1 holds %d, slashed %d", v.Tokens, v.Slashed)
 	}
@@ -393,5 +397,143 @@ func TestValidatorBadInput(t *testing.T) {
 	}
 	if err := checkInvariant(h); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// doubleSignAt delivers consensus's evidence that name, of the given
+// power there, signed twice at height.
+func doubleSignAt(h *harness, name string, power, height int64) {
+	h.blockWith(func(req *abci.RequestFinalizeBlock) {
+		req.Misbehavior = []abci.Misbehavior{{Type: abci.MisbehaviorType_DUPLICATE_VOTE, Validator: abci.Validator{Address: consAddr(name), Power: power}, Height: height}}
+	})
+}
+
+func undelegationsOf(t *testing.T, h *harness, who string) []*stakingpb.Undelegation {
+	t.Helper()
+	d, err := ask(h, stakingpb.QueryDelegations, &stakingpb.QueryDelegationsRequest{Delegator: address(who).String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Undelegations
+}
+
+// Regression (review of the staking commit): consensus applies a block's
+// validator updates two blocks on, so stake that leaves in the block
+// before an infraction still signed it; the slash used to reach only
+// entries begun at the infraction height, and an operator could retire
+// its whole stake one block before double-signing at full power.
+func TestStakeLeavingTheBlockBeforeADoubleSignIsSlashed(t *testing.T) {
+	h := newHarness(t, "", withValidators(nil))
+	defer h.close()
+	dave, v1 := address("dave").String(), address("v1").String()
+	h.mustSend("dave", &stakingpb.MsgDelegate{Delegator: dave, Validator: v1, Amount: coin.New(coin.Native, 20_000_000)})
+	r1, _ := signTx(key("dave"), h.sequence("dave"), &stakingpb.MsgUndelegate{Delegator: dave, Validator: v1, Amount: coin.New(coin.Native, 20_000_000)})
+	r2, _ := signTx(key("v1"), h.sequence("v1"), &stakingpb.MsgUndelegate{Delegator: v1, Validator: v1, Amount: coin.New(coin.Native, 50_000_000)})
+	h.pending = [][]byte{r1, r2}
+	resp, _ := h.block()
+	for _, r := range resp.TxResults {
+		if r.Code != 0 {
+			t.Fatal(r.Log)
+		}
+	}
+	infraction := h.height + 1 // v1 still signs with 70 here
+	h.block()
+	doubleSignAt(h, "v1", 70, infraction)
+	v := h.validator("v1")
+	d, o := undelegationsOf(t, h, "dave"), undelegationsOf(t, h, "v1")
+	if v.Slashed != 3_500_000 || d[0].Amount != 19_000_000 || o[0].Amount != 47_500_000 {
+		t.Errorf("v1 signed twice with 70 agr that left the block before: slashed %d, dave's undelegation %d, the operator's %d; want 3500000, 19000000, 47500000",
+			v.Slashed, d[0].Amount, o[0].Amount)
+	}
+	if err := checkInvariant(h); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Regression (review): a redelegation away from a validator after its
+// infraction, followed by an undelegation from the destination, used to
+// escape the source's slash altogether.
+func TestRedelegatingThenUndelegatingDoesNotOutrunASlash(t *testing.T) {
+	h := newHarness(t, "", withValidators(nil))
+	defer h.close()
+	dave, erin, v1, v2 := address("dave").String(), address("erin").String(), address("v1").String(), address("v2").String()
+	h.mustSend("dave", &stakingpb.MsgDelegate{Delegator: dave, Validator: v1, Amount: coin.New(coin.Native, 20_000_000)})
+	h.mustSend("erin", &stakingpb.MsgDelegate{Delegator: erin, Validator: v1, Amount: coin.New(coin.Native, 20_000_000)})
+	h.block()
+	h.block()
+	infraction := h.height + 1
+	h.block() // v1 signs twice here, with 90 agr
+	h.mustSend("erin", &stakingpb.MsgUndelegate{Delegator: erin, Validator: v1, Amount: coin.New(coin.Native, 20_000_000)})
+	h.mustSend("dave", &stakingpb.MsgRedelegate{Delegator: dave, Src: v1, Dst: v2, Amount: coin.New(coin.Native, 20_000_000)})
+	h.mustSend("dave", &stakingpb.MsgUndelegate{Delegator: dave, Validator: v2, Amount: coin.New(coin.Native, 20_000_000)})
+	doubleSignAt(h, "v1", 90, infraction)
+	e, d := undelegationsOf(t, h, "erin"), undelegationsOf(t, h, "dave")
+	if e[0].Amount != 19_000_000 || d[0].Amount != 19_000_000 {
+		t.Errorf("5%% of what signed: erin (undelegated) keeps %d, dave (redelegated, then undelegated) %d; want 19000000 each", e[0].Amount, d[0].Amount)
+	}
+	if v := h.validator("v1"); v.Slashed != 4_500_000 {
+		t.Errorf("v1 slashed %d of the 90 agr that signed; want 4500000", v.Slashed)
+	}
+	if err := checkInvariant(h); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Regression (review): a validator jailed with its operator's stake just
+// at min_self_delegation fell under it by the downtime slash, and could
+// then neither unjail (below the minimum) nor top up (jailed).
+func TestAJailedOperatorCanTopUpAndUnjail(t *testing.T) {
+	p := stakingpb.DefaultParams()
+	p.SignedBlocksWindow, p.DowntimeJailBlocks, p.MinSelfDelegation = 20, 5, 30_000_000
+	h := newHarness(t, "", withValidators(p))
+	defer h.close()
+	h.block()
+	power := map[string]int64{"v1": 50, "v2": 30}
+	for i := 0; i < 40 && !h.validator("v2").Jailed; i++ {
+		h.blockWith(votes(power, "v2"))
+	}
+	v := h.validator("v2")
+	if !v.Jailed {
+		t.Fatal("v2 was not jailed")
+	}
+	for h.height < v.JailedUntil {
+		h.block()
+	}
+	v2 := address("v2").String()
+	if r := h.send("v2", &stakingpb.MsgUnjail{Operator: v2}); r.Code != codes.ErrInsufficientStake.Code {
+		t.Fatalf("unjail under the minimum: code %d %s", r.Code, r.Log)
+	}
+	if r := h.send("dave", &stakingpb.MsgDelegate{Delegator: address("dave").String(), Validator: v2, Amount: coin.New(coin.Native, 1_000_000)}); r.Code != codes.ErrJailed.Code {
+		t.Errorf("another delegator delegated to a jailed validator: code %d", r.Code)
+	}
+	h.mustSend("v2", &stakingpb.MsgDelegate{Delegator: v2, Validator: v2, Amount: coin.New(coin.Native, 1_000_000)})
+	h.mustSend("v2", &stakingpb.MsgUnjail{Operator: v2})
+	if h.validator("v2").Jailed {
+		t.Error("v2 still jailed after topping up and unjailing")
+	}
+}
+
+// Regression (review): on a chain whose consensus set is fixed by
+// genesis.json, anyone could add a consensus key by declaring a
+// validator; and the last validator of stake could retire and keep its
+// power with nothing at stake.
+func TestTheSetCannotBeJoinedWhenFixedNorEmptied(t *testing.T) {
+	fixed := newHarness(t, "")
+	defer fixed.close()
+	r := fixed.send("dave", &stakingpb.MsgCreateValidator{Operator: address("dave").String(), ConsensusPubkey: consPub("dave"), SelfBond: coin.New(coin.Native, 500_000_000)})
+	if r.Code != codes.ErrInvalidRequest.Code || !strings.Contains(r.Log, "fixed by its genesis") {
+		t.Errorf("declaring a validator on a chain of fixed validators: code %d %s", r.Code, r.Log)
+	}
+
+	h := newHarness(t, "", withValidators(nil))
+	defer h.close()
+	v1, v2 := address("v1").String(), address("v2").String()
+	h.mustSend("v2", &stakingpb.MsgUndelegate{Delegator: v2, Validator: v2, Amount: coin.New(coin.Native, 30_000_000)})
+	r = h.send("v1", &stakingpb.MsgUndelegate{Delegator: v1, Validator: v1, Amount: coin.New(coin.Native, 50_000_000)})
+	if r.Code != codes.ErrInsufficientStake.Code {
+		t.Errorf("the last validator retired: code %d %s", r.Code, r.Log)
+	}
+	if v := h.validator("v1"); v.Tokens != 50_000_000 {
+		t.Errorf("a refused undelegation changed v1's tokens to %d", v.Tokens)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/chain/store"
 )
 
@@ -207,7 +208,8 @@ func Votes(kv store.Reader, id uint64) []*govpb.Vote {
 }
 
 // Tally counts the votes on id by stake now. Only stake delegated to the
-// active set counts. A delegator who voted counts its delegations with
+// active set counts, less any validator jailed since consensus was last
+// told (its power is cleared only at the end of the block). A delegator who voted counts its delegations with
 // its own option; the rest of a validator's tokens count with the
 // validator's (its operator's) vote, or not at all if it did not vote.
 func Tally(kv store.Reader, id uint64) *govpb.Tally {
@@ -224,13 +226,14 @@ func Tally(kv store.Reader, id uint64) *govpb.Tally {
 			t.Veto += n
 		}
 	}
+	counts := func(val *stakingpb.Validator) bool { return val.Power > 0 && !val.Jailed && !val.Tombstoned }
 	votes := Votes(kv, id)
 	deducted := map[addr.Address]uint64{}
 	for _, v := range votes {
 		voter := addr.MustParse(v.Voter)
 		for _, del := range staking.Delegations(kv, voter) {
 			val, ok := staking.GetValidator(kv, addr.MustParse(del.Validator))
-			if !ok || val.Power == 0 {
+			if !ok || !counts(val) {
 				continue
 			}
 			n := staking.TokensOf(val, del.Shares)
@@ -241,13 +244,13 @@ func Tally(kv store.Reader, id uint64) *govpb.Tally {
 	for _, v := range votes {
 		op := addr.MustParse(v.Voter)
 		val, ok := staking.GetValidator(kv, op)
-		if !ok || val.Power == 0 {
+		if !ok || !counts(val) {
 			continue
 		}
 		add(v.Option, val.Tokens-min(val.Tokens, deducted[op]))
 	}
 	for _, val := range staking.Validators(kv) {
-		if val.Power > 0 {
+		if counts(val) {
 			t.Total += val.Tokens
 		}
 	}
@@ -299,21 +302,22 @@ func (Module) EndBlock(ctx *module.Context) error {
 }
 
 func endVoting(ctx *module.Context, p *govpb.Params, prop *govpb.Proposal) error {
-	lateStart := prop.VotingEnd - p.LateWindowBlocks
-	if ctx.Height >= lateStart && !prop.QuorumEarly && !prop.Extended {
-		if quorum(p, Tally(ctx.KV, prop.Id)) {
-			if ctx.Height == lateStart {
-				prop.QuorumEarly = true
-			} else {
-				// Quorum came late: give everyone else time to answer.
-				prop.Extended = true
-				prop.VotingEnd += p.ExtensionBlocks
-				ctx.Emit("proposal_extended", module.Key("proposal_id", module.U64(prop.Id)), module.Val("voting_end", strconv.FormatInt(prop.VotingEnd, 10)))
-			}
-			putProposal(ctx.KV, prop)
-		}
+	// Quorum is looked at when the late window opens and when voting
+	// ends, not in every block (each look tallies every vote). Quorum at
+	// the end that was not there when the window opened came late: voting
+	// is extended once, so that nobody swings it at the last block.
+	if ctx.Height == prop.VotingEnd-p.LateWindowBlocks && !prop.Extended && quorum(p, Tally(ctx.KV, prop.Id)) {
+		prop.QuorumEarly = true
+		putProposal(ctx.KV, prop)
 	}
 	if ctx.Height < prop.VotingEnd {
+		return nil
+	}
+	if !prop.QuorumEarly && !prop.Extended && p.ExtensionBlocks > 0 && quorum(p, Tally(ctx.KV, prop.Id)) {
+		prop.Extended = true
+		prop.VotingEnd += p.ExtensionBlocks
+		putProposal(ctx.KV, prop)
+		ctx.Emit("proposal_extended", module.Key("proposal_id", module.U64(prop.Id)), module.Val("voting_end", strconv.FormatInt(prop.VotingEnd, 10)))
 		return nil
 	}
 	t := Tally(ctx.KV, prop.Id)

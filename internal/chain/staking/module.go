@@ -117,6 +117,9 @@ func (m Module) InitGenesis(ctx *module.Context, raw json.RawMessage) error {
 		return fmt.Errorf("staking: genesis: %w", err)
 	}
 	setCeiling(ctx.KV, bank.Supply(ctx.KV, coin.Native), g.BlockTimeMs)
+	if len(g.Validators) > 0 {
+		ctx.KV.Set(ownsSetKey, []byte{1})
+	}
 	for _, gv := range g.Validators {
 		op, err := bankpb.ParseAddr("validator operator", gv.Operator)
 		if err != nil {

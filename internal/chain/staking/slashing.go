@@ -41,7 +41,7 @@ func doubleSign(ctx *module.Context, mb abci.Misbehavior) error {
 	if !ok || v.Tombstoned {
 		return nil // not ours, or already punished: one tombstone per validator
 	}
-	if _, err := slashValidator(ctx, v, mb.Height, GetParams(ctx.KV).DoubleSignBps, "double_sign"); err != nil {
+	if _, err := slashValidator(ctx, v, mb.Height, mb.Validator.Power, GetParams(ctx.KV).DoubleSignBps, "double_sign"); err != nil {
 		return err
 	}
 	v, _ = GetValidator(ctx.KV, addr.MustParse(v.Operator))
@@ -118,7 +118,7 @@ func liveness(ctx *module.Context, vote abci.VoteInfo) error {
 	allowed := p.SignedBlocksWindow - p.SignedBlocksWindow*int64(p.MinSignedBps)/stakingpb.BPS
 	if s.Index >= p.SignedBlocksWindow && s.Missed > allowed {
 		missedN := s.Missed
-		if _, err := slashValidator(ctx, v, ctx.Height-1, p.DowntimeBps, "downtime"); err != nil {
+		if _, err := slashValidator(ctx, v, ctx.Height-1, v.Power, p.DowntimeBps, "downtime"); err != nil {
 			return err
 		}
 		v, _ = GetValidator(ctx.KV, op)
@@ -132,11 +132,15 @@ func liveness(ctx *module.Context, vote abci.VoteInfo) error {
 	return nil
 }
 
-// slashValidator burns bps of the stake that was bonded to v at the
-// infraction height: its tokens now, the undelegations from it that began
-// at or after that height, and as much of each redelegation out of it
-// begun at or after that height as is still at its destination.
-func slashValidator(ctx *module.Context, v *stakingpb.Validator, infraction int64, bps uint32, reason string) (uint64, error) {
+// slashValidator burns bps of the stake that signed for v at the
+// infraction height: power units of it, as consensus counted them there
+// (0: as many as v has tokens now). CometBFT applies the validator updates
+// of a block two blocks later, so stake that left v in the block before
+// the infraction still signed it: the undelegations from v and the
+// redelegations out of it begun since then answer first, then v's tokens
+// for the rest. Stake that joined after the infraction thus pays only in
+// proportion, and stake that left just before cannot escape.
+func slashValidator(ctx *module.Context, v *stakingpb.Validator, infraction, power int64, bps uint32, reason string) (uint64, error) {
 	op := addr.MustParse(v.Operator)
 	burn := func(pool addr.Address, n uint64) error {
 		if n == 0 {
@@ -144,17 +148,15 @@ func slashValidator(ctx *module.Context, v *stakingpb.Validator, infraction int6
 		}
 		return bank.Burn(ctx, pool, coin.New(coin.Native, n))
 	}
-	fromTokens := cutBps(v.Tokens, bps)
-	v.Tokens -= fromTokens
-	delegatedOwed.Sub(ctx.KV, coin.Native, fromTokens)
-	if err := burn(stakingpb.DelegatedPool, fromTokens); err != nil {
-		return 0, fmt.Errorf("staking: slash %s: %w", op, err)
+	signed := v.Tokens
+	if power > 0 {
+		signed = uint64(power) * stakingpb.PowerReduction
 	}
-	taken := fromTokens
-	v.Slashed += fromTokens
-	putValidator(ctx.KV, v)
+	owed := cutBps(signed, bps)
+	since := infraction - 1
+	var taken uint64
 	for _, u := range entries[stakingpb.Undelegation](ctx.KV, undByValPrefix, op, undQueuePrefix) {
-		if u.CreatedAt < infraction {
+		if u.CreatedAt < since {
 			continue
 		}
 		c := cutBps(u.Amount, bps)
@@ -167,7 +169,7 @@ func slashValidator(ctx *module.Context, v *stakingpb.Validator, infraction int6
 		taken += c
 	}
 	for _, r := range entries[stakingpb.Redelegation](ctx.KV, redBySrcPrefix, op, redQueuePrefix) {
-		if r.CreatedAt < infraction {
+		if r.CreatedAt < since {
 			continue
 		}
 		c, err := slashRedelegation(ctx, r, cutBps(r.Amount, bps))
@@ -177,7 +179,14 @@ func slashValidator(ctx *module.Context, v *stakingpb.Validator, infraction int6
 		taken += c
 	}
 	v, _ = GetValidator(ctx.KV, op)
-	v.Slashed += taken - fromTokens
+	fromTokens := min(owed-min(owed, taken), v.Tokens)
+	v.Tokens -= fromTokens
+	delegatedOwed.Sub(ctx.KV, coin.Native, fromTokens)
+	if err := burn(stakingpb.DelegatedPool, fromTokens); err != nil {
+		return 0, fmt.Errorf("staking: slash %s: %w", op, err)
+	}
+	taken += fromTokens
+	v.Slashed += taken
 	putValidator(ctx.KV, v)
 	ctx.Emit("slash_validator", module.Key("validator", v.Operator), module.Key("reason", reason),
 		module.Val("taken", module.U64(taken)+coin.Native), module.Val("bps", module.U64(uint64(bps))),
@@ -185,34 +194,55 @@ func slashValidator(ctx *module.Context, v *stakingpb.Validator, infraction int6
 	return taken, nil
 }
 
-// slashRedelegation burns up to amount of what r moved, from the
-// delegator's stake at the destination (less if it has since left).
+// slashRedelegation burns up to amount of what r moved: from the
+// delegator's stake at the destination, and for what has since left it,
+// from the delegator's undelegations out of the destination begun since
+// the move (a redelegation followed by an undelegation must not outrun
+// the source's slash).
 func slashRedelegation(ctx *module.Context, r *stakingpb.Redelegation, amount uint64) (uint64, error) {
 	d, dst := addr.MustParse(r.Delegator), addr.MustParse(r.Dst)
+	var taken uint64
 	v, ok := GetValidator(ctx.KV, dst)
-	if !ok || v.Shares == 0 || v.Tokens == 0 || amount == 0 {
-		return 0, nil
+	del, okDel := GetDelegation(ctx.KV, d, dst)
+	if ok && okDel && v.Shares > 0 && v.Tokens > 0 && amount > 0 {
+		if err := settle(ctx, v, del); err != nil {
+			return 0, err
+		}
+		shares, _ := mulDivUp(amount, v.Shares, v.Tokens)
+		shares = min(shares, del.Shares, r.Shares)
+		tokens := TokensOf(v, shares)
+		del.Shares -= shares
+		setShares(v, v.Shares-shares)
+		v.Tokens -= tokens
+		r.Shares -= shares
+		putDelegation(ctx.KV, del)
+		putValidator(ctx.KV, v)
+		putRedelegation(ctx.KV, r)
+		delegatedOwed.Sub(ctx.KV, coin.Native, tokens)
+		if tokens > 0 {
+			if err := bank.Burn(ctx, stakingpb.DelegatedPool, coin.New(coin.Native, tokens)); err != nil {
+				return 0, err
+			}
+		}
+		taken = tokens
 	}
-	del, ok := GetDelegation(ctx.KV, d, dst)
-	if !ok {
-		return 0, nil
+	for _, u := range Undelegations(ctx.KV, d) {
+		if taken >= amount {
+			break
+		}
+		if u.Validator != r.Dst || u.CreatedAt < r.CreatedAt {
+			continue
+		}
+		c := min(amount-taken, u.Amount)
+		u.Amount -= c
+		putUndelegation(ctx.KV, u)
+		undelegatingOwed.Sub(ctx.KV, coin.Native, c)
+		if c > 0 {
+			if err := bank.Burn(ctx, stakingpb.UndelegatingPool, coin.New(coin.Native, c)); err != nil {
+				return 0, err
+			}
+		}
+		taken += c
 	}
-	if err := settle(ctx, v, del); err != nil {
-		return 0, err
-	}
-	shares, _ := mulDivUp(amount, v.Shares, v.Tokens)
-	shares = min(shares, del.Shares, r.Shares)
-	tokens := TokensOf(v, shares)
-	del.Shares -= shares
-	setShares(v, v.Shares-shares)
-	v.Tokens -= tokens
-	r.Shares -= shares
-	putDelegation(ctx.KV, del)
-	putValidator(ctx.KV, v)
-	putRedelegation(ctx.KV, r)
-	delegatedOwed.Sub(ctx.KV, coin.Native, tokens)
-	if tokens == 0 {
-		return 0, nil
-	}
-	return tokens, bank.Burn(ctx, stakingpb.DelegatedPool, coin.New(coin.Native, tokens))
+	return taken, nil
 }

@@ -43,7 +43,14 @@ var (
 	nextIDKey      = []byte("staking/next_entry")
 	ceilingKey     = []byte("staking/issuance_ceiling")
 	unallocatedKey = []byte("staking/unallocated")
+	// ownsSetKey marks a chain whose genesis named validators of stake:
+	// staking chooses its consensus set. Without it the set is the one
+	// fixed in genesis.json, and nobody may add to it by a message.
+	ownsSetKey = []byte("staking/owns_set")
 )
+
+// OwnsSet reports whether staking chooses the consensus set.
+func OwnsSet(kv store.Reader) bool { return kv.Get(ownsSetKey) != nil }
 
 func key(prefix []byte, parts ...[]byte) []byte {
 	k := append([]byte(nil), prefix...)
@@ -195,6 +202,10 @@ func nativeCoins(n uint64) []*coin.Coin { return []*coin.Coin{coin.New(coin.Nati
 // its tokens rank within max_validators.
 func CreateValidator(ctx *module.Context, op addr.Address, m *stakingpb.MsgCreateValidator) error {
 	p := GetParams(ctx.KV)
+	if !OwnsSet(ctx.KV) {
+		return fmt.Errorf("staking: this chain's validators are fixed by its genesis (it names no validators of stake), so none can join by a message; "+
+			"start a chain whose genesis bonds its validators (agora init, testnet and devnet do): %w", codes.ErrInvalidRequest)
+	}
 	if _, ok := GetValidator(ctx.KV, op); ok {
 		return fmt.Errorf("staking: %s already operates a validator; one per operator account: %w", op, codes.ErrValidatorExists)
 	}
@@ -243,7 +254,9 @@ func Delegate(ctx *module.Context, d, op addr.Address, amount uint64) error {
 	if v.Tombstoned {
 		return fmt.Errorf("staking: validator %s was tombstoned for double-signing and will never validate again: %w", op, codes.ErrJailed)
 	}
-	if v.Jailed {
+	if v.Jailed && d != op {
+		// The operator may top up its own stake while jailed: a slash may
+		// have left it under min_self_delegation, which unjailing needs.
 		return fmt.Errorf("staking: validator %s is jailed (until height %d); delegate once it unjails: %w", op, v.JailedUntil, codes.ErrJailed)
 	}
 	if v.Shares > 0 && v.Tokens == 0 {
@@ -367,6 +380,9 @@ func Undelegate(ctx *module.Context, d, op addr.Address, amount uint64) error {
 	at := ctx.Height + GetParams(ctx.KV).UnbondingBlocks
 	u := &stakingpb.Undelegation{Delegator: d.String(), Validator: op.String(), Amount: tokens, CreatedAt: ctx.Height, CompletesAt: at, Id: id}
 	putUndelegation(ctx.KV, u)
+	if err := keepsAValidator(ctx.KV); err != nil {
+		return err
+	}
 	ctx.Emit("undelegate", module.Key("delegator", d.String()), module.Key("validator", op.String()),
 		module.Val("amount", module.U64(tokens)+coin.Native), module.Val("completes_at", module.U64(uint64(at))))
 	return nil
@@ -459,6 +475,9 @@ func Redelegate(ctx *module.Context, d, src, dst addr.Address, amount uint64) er
 	at := ctx.Height + GetParams(ctx.KV).UnbondingBlocks
 	r := &stakingpb.Redelegation{Delegator: d.String(), Src: src.String(), Dst: dst.String(), Amount: tokens, Shares: del.Shares - before, CreatedAt: ctx.Height, CompletesAt: at, Id: id}
 	putRedelegation(ctx.KV, r)
+	if err := keepsAValidator(ctx.KV); err != nil {
+		return err
+	}
 	ctx.Emit("redelegate", module.Key("delegator", d.String()), module.Key("src", src.String()), module.Key("dst", dst.String()),
 		module.Val("amount", module.U64(tokens)+coin.Native), module.Val("completes_at", module.U64(uint64(at))))
 	return nil
@@ -528,19 +547,41 @@ func jail(ctx *module.Context, v *stakingpb.Validator, until int64) {
 	putValidator(ctx.KV, v)
 }
 
+// eligible lists the validators that may be in the active set: not
+// jailed, with power at least 1 and an operator holding the minimum
+// self-delegation.
+func eligible(kv store.Reader, p *stakingpb.Params) []*stakingpb.Validator {
+	var out []*stakingpb.Validator
+	for _, v := range Validators(kv) {
+		if v.Jailed || v.Tombstoned || v.Tokens/stakingpb.PowerReduction == 0 || selfTokens(kv, v) < p.MinSelfDelegation {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// keepsAValidator refuses a move of stake that would leave no validator
+// eligible: consensus cannot run on an empty set, and keeping the old one
+// would leave power with keys that have nothing at stake.
+func keepsAValidator(kv store.Reader) error {
+	if OwnsSet(kv) && len(eligible(kv, GetParams(kv))) == 0 {
+		return fmt.Errorf("staking: this would leave no validator with the stake to validate, and the chain cannot run without one; "+
+			"another validator must bond first: %w", codes.ErrInsufficientStake)
+	}
+	return nil
+}
+
 // ValidatorUpdates chooses the active set, the top max_validators by
 // tokens among the validators that are not jailed, whose operator has the
 // minimum self-delegation and whose power is at least 1, and returns how
 // it differs from the set consensus was last told.
 func (Module) ValidatorUpdates(ctx *module.Context) ([]abci.ValidatorUpdate, error) {
-	p := GetParams(ctx.KV)
-	var eligible []*stakingpb.Validator
-	for _, v := range Validators(ctx.KV) {
-		if v.Jailed || v.Tombstoned || v.Tokens/stakingpb.PowerReduction == 0 || selfTokens(ctx.KV, v) < p.MinSelfDelegation {
-			continue
-		}
-		eligible = append(eligible, v)
+	if !OwnsSet(ctx.KV) {
+		return nil, nil // the set fixed in genesis.json
 	}
+	p := GetParams(ctx.KV)
+	eligible := eligible(ctx.KV, p)
 	slices.SortStableFunc(eligible, func(a, b *stakingpb.Validator) int {
 		if a.Tokens != b.Tokens {
 			if a.Tokens > b.Tokens {
@@ -555,8 +596,10 @@ func (Module) ValidatorUpdates(ctx *module.Context) ([]abci.ValidatorUpdate, err
 		eligible = eligible[:p.MaxValidators]
 	}
 	if len(eligible) == 0 && hasPrefix(ctx.KV, setPrefix) {
-		// Consensus cannot run with no validators: keep the last set and
-		// say so, rather than halt the chain.
+		// Consensus cannot run with no validators. No message can empty
+		// the set (keepsAValidator), but jails and a governance rise of
+		// min_self_delegation can: keep the last set and say so, rather
+		// than halt the chain.
 		ctx.Emit("validator_set_kept", module.Val("reason", "no validator is eligible"))
 		return nil, nil
 	}
