@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/gov/govpb"
@@ -25,7 +29,8 @@ import (
 // effect; then an upgrade proposal halts every node at its height (each
 // exits naming the upgrade, and the old binary will not start past it),
 // and the binary that knows the upgrade migrates the state and the chain
-// goes on with every balance as it was.
+// goes on with every balance as it was; last, the state is exported and
+// the four start a new chain from it where the old one stopped.
 func TestGovernanceOnATestnet(t *testing.T) {
 	e2e.MultiProcess(t)
 	out := t.TempDir()
@@ -138,27 +143,35 @@ func TestGovernanceOnATestnet(t *testing.T) {
 	// A node that has executed up to the upgrade height exits; one that
 	// lags behind when the others stop waits at that height for a peer to
 	// send it the block, so, as its operator would, the test stops it.
-	halted := 0
-	wait := 90 * time.Second
-	for i, pr := range procs {
-		code := pr.Wait(wait)
-		if code < 0 {
-			pr.Kill()
-			t.Logf("node%d lagged and was stopped at the upgrade", i)
-			continue
+	var halted []int
+	deadline, grace := time.Now().Add(90*time.Second), time.Time{}
+	for len(halted) < len(procs) && time.Now().Before(deadline) && (grace.IsZero() || time.Now().Before(grace)) {
+		for i, pr := range procs {
+			if slices.Contains(halted, i) || !pr.Exited() {
+				continue
+			}
+			if code := pr.Wait(0); code == 0 || !strings.Contains(pr.Log(), fmt.Sprintf("UPGRADE %q NEEDED at height %d", upgrades.DemoName, upHeight)) {
+				t.Fatalf("node%d exited (code %d) without naming the upgrade:\n%s", i, code, tail(pr.Log()))
+			}
+			halted = append(halted, i)
+			if grace.IsZero() {
+				grace = time.Now().Add(10 * time.Second) // the others have the block by now, or will not get it
+			}
 		}
-		if code == 0 || !strings.Contains(pr.Log(), fmt.Sprintf("UPGRADE %q NEEDED at height %d", upgrades.DemoName, upHeight)) {
-			t.Fatalf("node%d exited (code %d) without naming the upgrade:\n%s", i, code, tail(pr.Log()))
-		}
-		halted++
-		wait = 10 * time.Second // the others have the block by now, or will not get it
+		time.Sleep(100 * time.Millisecond)
 	}
-	if halted == 0 {
+	if len(halted) == 0 {
 		t.Fatal("no node halted at the upgrade height")
 	}
-	t.Logf("%d of 4 nodes halted at height %d naming the upgrade", halted, upHeight)
+	for i, pr := range procs {
+		if !slices.Contains(halted, i) {
+			pr.Kill()
+			t.Logf("node%d lagged and was stopped at the upgrade", i)
+		}
+	}
+	t.Logf("%d of 4 nodes halted at height %d naming the upgrade", len(halted), upHeight)
 	// The old binary will not go past it either.
-	old := e2e.Start(t, out, "node0-old", "start", "--home", home(0))
+	old := e2e.Start(t, out, "old-binary", "start", "--home", home(halted[0]))
 	if code := old.Wait(60 * time.Second); code <= 0 || !strings.Contains(old.Log(), "NEEDED") {
 		t.Fatalf("the old binary restarted past the upgrade (exit %d):\n%s", code, tail(old.Log()))
 	}
@@ -195,6 +208,65 @@ func TestGovernanceOnATestnet(t *testing.T) {
 		}
 	}
 	t.Logf("halted at %d, migrated (voting_period %d -> %d), at height %d with the same balances", upHeight, gp.VotingPeriod, gpNow.VotingPeriod, height())
+
+	// 4. Export: the nodes stop, node0's state becomes a new chain's
+	// genesis, and the four start it from their old keys, at the next
+	// height, with the same balances.
+	newBin := e2e.BinaryTags(t, "agora_upgrade_demo")
+	for i, pr := range procs {
+		if err := pr.Interrupt(30 * time.Second); err != nil {
+			t.Fatalf("node%d: %v", i, err)
+		}
+	}
+	genesis := filepath.Join(out, "exported.json")
+	if _, err := e2e.RunBinary(t, newBin, "export", "--home", home(0), "--chain-id", "agora-gov-test-2", "--out", genesis); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := cmttypes.GenesisDocFromFile(genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range procs {
+		data := filepath.Join(home(i), "data")
+		entries, err := os.ReadDir(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "priv_validator_state.json" {
+				if err := os.RemoveAll(filepath.Join(data, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		b, err := os.ReadFile(genesis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home(i), "config", "genesis.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startAll(newBin)
+	e2e.Eventually(t, 60*time.Second, "blocks on the exported chain", func() error {
+		if h := height(); h < doc.InitialHeight+3 {
+			return fmt.Errorf("height %d", h)
+		}
+		return nil
+	})
+	if st, err := c.Status(ctx); err != nil || st.ChainID != "agora-gov-test-2" {
+		t.Fatalf("the new chain: %v %v", st, err)
+	}
+	for a, want := range balances {
+		r, err := c.Balances(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(r.Balances); got != want {
+			t.Errorf("%s: balances %s on the exported chain, %s before", a, got, want)
+		}
+	}
+	t.Logf("exported at height %d; the new chain agora-gov-test-2 runs from %d with the same balances", doc.InitialHeight-1, doc.InitialHeight)
 }
 
 func tail(s string) string {

@@ -73,7 +73,7 @@ func rootCmd() *cobra.Command {
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&g.gas, "gas", "auto", "gas limit of the txs this command sends: auto (estimated by simulation) or a number")
 	pf.Float64Var(&g.gasAdj, "gas-adjustment", client.DefaultGasAdjustment, "with --gas auto, the estimate is multiplied by this")
-	root.AddCommand(initCmd(g), withConfig(startCmd(g)), keysCmd(g), txCmd(g), queryCmd(g), statusCmd(g), withConfig(devnetCmd(g)), testnetCmd(g), validatorCmd(g), govCmd(g), providerCmd(g), receiptCmd(g), modelCmd(g), agentCmd(g), channelCmd(g), jobCmd(g), payCmd(g), facilitatorCmd(g), gatewayCmd(g), zkCmd(g), verifierCmd(g))
+	root.AddCommand(initCmd(g), withConfig(startCmd(g)), keysCmd(g), txCmd(g), queryCmd(g), statusCmd(g), withConfig(devnetCmd(g)), testnetCmd(g), validatorCmd(g), govCmd(g), exportCmd(g), providerCmd(g), receiptCmd(g), modelCmd(g), agentCmd(g), channelCmd(g), jobCmd(g), payCmd(g), facilitatorCmd(g), gatewayCmd(g), zkCmd(g), verifierCmd(g))
 	return root
 }
 

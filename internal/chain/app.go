@@ -219,7 +219,7 @@ func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, erro
 }
 
 // InitChain loads the genesis app state: a JSON object with one key per
-// module.
+// module, or a state exported from another chain (see Export).
 func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
 	var state map[string]json.RawMessage
 	if len(req.AppStateBytes) > 0 {
@@ -227,16 +227,31 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 			return nil, fmt.Errorf("chain: genesis app_state is not a JSON object: %w", err)
 		}
 	}
+	if req.InitialHeight > 1 {
+		// The state's versions are block heights.
+		a.tree.SetInitialVersion(uint64(req.InitialHeight))
+	}
+	exported, isExport := state[exportKey]
+	if isExport && len(state) > 1 {
+		return nil, fmt.Errorf("chain: genesis app_state holds an exported state (%q) and module states besides; an exported genesis has only the one", exportKey)
+	}
 	for name := range state {
-		if _, ok := a.byName[name]; !ok {
+		if _, ok := a.byName[name]; !ok && name != exportKey {
 			return nil, fmt.Errorf("chain: genesis app_state has unknown module %q", name)
 		}
 	}
 	kv := treeKV{a.tree}
 	ctx := module.NewContext(kv, req.ChainId, req.InitialHeight, req.Time.UnixNano())
-	for _, m := range a.modules {
-		if err := m.InitGenesis(ctx, state[m.Name()]); err != nil {
+	if isExport {
+		if err := a.importState(exported, req.InitialHeight); err != nil {
 			return nil, err
+		}
+	}
+	for _, m := range a.modules {
+		if !isExport {
+			if err := m.InitGenesis(ctx, state[m.Name()]); err != nil {
+				return nil, err
+			}
 		}
 		if p, ok := m.(module.Params); ok {
 			if err := module.CheckParams(m.Name(), p.Params(kv), p.ParamRanges()); err != nil {
@@ -246,9 +261,14 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	// The validators of stake are the chain's: CometBFT replaces the
 	// genesis file's list with this one when it is not empty.
-	vals, err := a.validatorUpdates(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("chain: genesis validators: %w", err)
+	// An exported state carries the set consensus was last told, and the
+	// exported genesis.json lists the same.
+	var vals []abci.ValidatorUpdate
+	if !isExport {
+		var err error
+		if vals, err = a.validatorUpdates(ctx); err != nil {
+			return nil, fmt.Errorf("chain: genesis validators: %w", err)
+		}
 	}
 	if err := a.checkInvariants(kv); err != nil {
 		return nil, err

@@ -97,9 +97,15 @@ func Run(t testing.TB, args ...string) string {
 // RunErr is Run that returns the error (with stderr) instead of failing.
 func RunErr(t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	return RunBinary(t, Binary(t), args...)
+}
+
+// RunBinary is RunErr with another build of the binary (see BinaryTags).
+func RunBinary(t testing.TB, bin string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "AGORA_HOME=", "AGORA_NODE=")

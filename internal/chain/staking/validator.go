@@ -710,3 +710,21 @@ func completeEntries(ctx *module.Context) error {
 	}
 	return nil
 }
+
+// SetMember is a validator in the set consensus was last told.
+type SetMember struct {
+	Operator addr.Address
+	Pubkey   []byte // ed25519
+	Power    int64
+}
+
+// ConsensusSet is the set consensus was last told, by operator address;
+// empty on a chain of fixed validators. An exported genesis lists it.
+func ConsensusSet(kv store.Reader) []SetMember {
+	var out []SetMember
+	for _, e := range lastSet(kv) {
+		v, _ := GetValidator(kv, e.op)
+		out = append(out, SetMember{Operator: e.op, Pubkey: v.ConsensusPubkey, Power: e.power})
+	}
+	return out
+}
