@@ -72,6 +72,31 @@ commission (basis points of its rewards) may later be lowered, never raised.`,
 			return g.submit(cmd, args[0], func(from addr.Address) module.Msg { return &stakingpb.MsgUnjail{Operator: from.String()} })
 		},
 	}
+	var newKeyHome string
+	rotate := &cobra.Command{
+		Use:   "rotate-key KEY --new-key-home DIR",
+		Short: "Replace the validator's consensus key with the one in DIR's config/priv_validator_key.json",
+		Long: `Rotate-key replaces the consensus key of the validator operated by KEY,
+after a compromise or a move to a new signer, keeping its stake,
+delegations and history. Make the new key with 'agora init --home DIR'
+(or take your remote signer's), submit this, then put the new key file in
+the node's config/ and restart it: consensus switches keys two blocks
+after the tx's block, and missing those blocks costs nothing. The old key
+can never be used again and still answers for what it signed. One
+rotation per unbonding period.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pv, err := loadValidatorKey(filepath.Join(newKeyHome, "config", "priv_validator_key.json"))
+			if err != nil {
+				return err
+			}
+			return g.submit(cmd, args[0], func(from addr.Address) module.Msg {
+				return &stakingpb.MsgRotateConsensusKey{Operator: from.String(), NewConsensusPubkey: pv}
+			})
+		},
+	}
+	rotate.Flags().StringVar(&newKeyHome, "new-key-home", "", "a node home holding the new consensus key (required)")
+	_ = rotate.MarkFlagRequired("new-key-home")
 	list := &cobra.Command{
 		Use: "list", Short: "Every validator: power, stake, commission and status", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -119,7 +144,7 @@ commission (basis points of its rewards) may later be lowered, never raised.`,
 			})
 		},
 	}
-	cmd.AddCommand(create, edit, unjail, list, show)
+	cmd.AddCommand(create, edit, unjail, rotate, list, show)
 	return cmd
 }
 

@@ -70,13 +70,14 @@ var metaGenerators = map[string]metaGen{
 	tx.TypeURL(&stakingpb.MsgBond{}):   {2, genBond},
 	tx.TypeURL(&stakingpb.MsgUnbond{}): {2, genUnbond},
 
-	tx.TypeURL(&stakingpb.MsgCreateValidator{}): {1, genCreateValidator},
-	tx.TypeURL(&stakingpb.MsgEditValidator{}):   {1, genEditValidator},
-	tx.TypeURL(&stakingpb.MsgDelegate{}):        {4, genDelegate},
-	tx.TypeURL(&stakingpb.MsgUndelegate{}):      {3, genUndelegate},
-	tx.TypeURL(&stakingpb.MsgRedelegate{}):      {2, genRedelegate},
-	tx.TypeURL(&stakingpb.MsgWithdrawRewards{}): {3, genWithdrawRewards},
-	tx.TypeURL(&stakingpb.MsgUnjail{}):          {4, genUnjail},
+	tx.TypeURL(&stakingpb.MsgCreateValidator{}):    {1, genCreateValidator},
+	tx.TypeURL(&stakingpb.MsgEditValidator{}):      {1, genEditValidator},
+	tx.TypeURL(&stakingpb.MsgDelegate{}):           {4, genDelegate},
+	tx.TypeURL(&stakingpb.MsgUndelegate{}):         {3, genUndelegate},
+	tx.TypeURL(&stakingpb.MsgRedelegate{}):         {2, genRedelegate},
+	tx.TypeURL(&stakingpb.MsgWithdrawRewards{}):    {3, genWithdrawRewards},
+	tx.TypeURL(&stakingpb.MsgUnjail{}):             {4, genUnjail},
+	tx.TypeURL(&stakingpb.MsgRotateConsensusKey{}): {1, genRotateConsensusKey},
 
 	tx.TypeURL(&govpb.MsgSubmitProposal{}): {1, genSubmitProposal},
 	tx.TypeURL(&govpb.MsgDeposit{}):        {3, genDeposit},
@@ -482,6 +483,20 @@ func genCreateValidator(w *world) (string, module.Msg) {
 	}
 	return op, &stakingpb.MsgCreateValidator{Operator: addrOf(op), ConsensusPubkey: cons, SelfBond: coin.New(coin.Native, w.amt(40_000_000)),
 		CommissionBps: uint32(w.r.IntN(3000)), Moniker: op}
+}
+
+// genRotateConsensusKey rotates a validator to a fresh key, now and then
+// to one in use, or as an account that operates none.
+func genRotateConsensusKey(w *world) (string, module.Msg) {
+	op := pick(w, metaValidators)
+	if w.oneIn(4) {
+		op = w.user()
+	}
+	k := consKey(fmt.Sprintf("%s rotated %d", op, w.r.IntN(1_000_000)))
+	if w.oneIn(5) {
+		k = consKey(pick(w, metaValidators))
+	}
+	return op, &stakingpb.MsgRotateConsensusKey{Operator: addrOf(op), NewConsensusPubkey: k}
 }
 
 func genEditValidator(w *world) (string, module.Msg) {

@@ -499,6 +499,7 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 		"agora.staking.v1.MsgRedelegate":             {msg: &stakingpb.MsgRedelegate{Delegator: r, Src: dave, Dst: r, Amount: coin.New("uagr", 400_000)}, moves: true},
 		"agora.staking.v1.MsgWithdrawRewards":        {msg: &stakingpb.MsgWithdrawRewards{Delegator: r, Validator: r}, moves: true},
 		"agora.staking.v1.MsgUnjail":                 {msg: &stakingpb.MsgUnjail{Operator: r}},
+		"agora.staking.v1.MsgRotateConsensusKey":     {msg: &stakingpb.MsgRotateConsensusKey{Operator: r, NewConsensusPubkey: pub("robot-cons-2")}},
 		"agora.gov.v1.MsgSubmitProposal": {msg: &govpb.MsgSubmitProposal{Proposer: r, Title: "t", Content: &govpb.Content{Kind: &govpb.Content_Text{Text: &govpb.Text{}}},
 			InitialDeposit: coin.New("uagr", 1_000_000)}, moves: true},
 		"agora.gov.v1.MsgDeposit":               {msg: &govpb.MsgDeposit{Depositor: r, ProposalId: 1, Amount: coin.New("uagr", 2_000_000)}, moves: true},

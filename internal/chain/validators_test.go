@@ -537,3 +537,63 @@ func TestTheSetCannotBeJoinedWhenFixedNorEmptied(t *testing.T) {
 		t.Errorf("a refused undelegation changed v1's tokens to %d", v.Tokens)
 	}
 }
+
+// A validator rotates its consensus key: consensus is told to drop the old
+// key and add the new one with the same power in that block; the old key
+// still answers for what it signed (evidence against it slashes the
+// validator) and can never be used again; a second rotation waits an
+// unbonding period.
+func TestConsensusKeyRotation(t *testing.T) {
+	h := newHarness(t, "", withValidators(nil))
+	defer h.close()
+	v1 := address("v1").String()
+	h.block()
+	raw, _ := signTx(key("v1"), h.sequence("v1"), &stakingpb.MsgRotateConsensusKey{Operator: v1, NewConsensusPubkey: consPub("v1 new")})
+	h.pending = [][]byte{raw}
+	resp, _ := h.block()
+	if r := resp.TxResults[0]; r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	var removed, added bool
+	for _, u := range resp.ValidatorUpdates {
+		removed = removed || (bytes.Equal(u.PubKey.GetEd25519(), consPub("v1")) && u.Power == 0)
+		added = added || (bytes.Equal(u.PubKey.GetEd25519(), consPub("v1 new")) && u.Power == 50)
+	}
+	if !removed || !added || len(resp.ValidatorUpdates) != 2 {
+		t.Fatalf("updates for the rotation: %v", resp.ValidatorUpdates)
+	}
+	if v := h.validator("v1"); !bytes.Equal(v.ConsensusPubkey, consPub("v1 new")) || v.Power != 50 {
+		t.Errorf("after the rotation: %v", v)
+	}
+	// Votes under either key count for v1; the next block tells
+	// consensus nothing more.
+	if resp, _ := h.block(); len(resp.ValidatorUpdates) != 0 {
+		t.Errorf("a second round of updates: %v", resp.ValidatorUpdates)
+	}
+	// Bad input: the old key, a key in use, a second rotation too soon,
+	// a non-validator.
+	dave := address("dave").String()
+	for _, c := range []struct {
+		name, by string
+		msg      *stakingpb.MsgRotateConsensusKey
+		code     uint32
+	}{
+		{"back to the old key", "v2", &stakingpb.MsgRotateConsensusKey{Operator: address("v2").String(), NewConsensusPubkey: consPub("v1")}, codes.ErrValidatorExists.Code},
+		{"a key in use", "v2", &stakingpb.MsgRotateConsensusKey{Operator: address("v2").String(), NewConsensusPubkey: consPub("v1 new")}, codes.ErrValidatorExists.Code},
+		{"too soon", "v1", &stakingpb.MsgRotateConsensusKey{Operator: v1, NewConsensusPubkey: consPub("v1 newer")}, codes.ErrInvalidRequest.Code},
+		{"no validator", "dave", &stakingpb.MsgRotateConsensusKey{Operator: dave, NewConsensusPubkey: consPub("dave")}, codes.ErrNotFound.Code},
+		{"a short key", "v1", &stakingpb.MsgRotateConsensusKey{Operator: v1, NewConsensusPubkey: []byte{1}}, codes.ErrInvalidRequest.Code},
+	} {
+		if r := h.send(c.by, c.msg); r.Code != c.code {
+			t.Errorf("%s: code %d (%s), want %d", c.name, r.Code, r.Log, c.code)
+		}
+	}
+	// The old key's double-sign, from before the rotation, still slashes.
+	doubleSignAt(h, "v1", 50, h.height-2)
+	if v := h.validator("v1"); !v.Tombstoned || v.Slashed == 0 {
+		t.Errorf("evidence against the old key: %v", v)
+	}
+	if err := checkInvariant(h); err != nil {
+		t.Fatal(err)
+	}
+}

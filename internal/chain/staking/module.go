@@ -32,7 +32,7 @@ func (Module) Name() string { return stakingpb.Name }
 func (Module) Msgs() []module.Msg {
 	return []module.Msg{&stakingpb.MsgBond{}, &stakingpb.MsgUnbond{},
 		&stakingpb.MsgCreateValidator{}, &stakingpb.MsgEditValidator{}, &stakingpb.MsgDelegate{}, &stakingpb.MsgUndelegate{},
-		&stakingpb.MsgRedelegate{}, &stakingpb.MsgWithdrawRewards{}, &stakingpb.MsgUnjail{}}
+		&stakingpb.MsgRedelegate{}, &stakingpb.MsgWithdrawRewards{}, &stakingpb.MsgUnjail{}, &stakingpb.MsgRotateConsensusKey{}}
 }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
@@ -55,6 +55,8 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 		return WithdrawRewards(ctx, ctx.Signer, addr.MustParse(m.Validator))
 	case *stakingpb.MsgUnjail:
 		return nil, Unjail(ctx, ctx.Signer)
+	case *stakingpb.MsgRotateConsensusKey:
+		return nil, RotateConsensusKey(ctx, ctx.Signer, m.NewConsensusPubkey)
 	}
 	return nil, fmt.Errorf("staking: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }

@@ -47,6 +47,9 @@ var (
 	// staking chooses its consensus set. Without it the set is the one
 	// fixed in genesis.json, and nobody may add to it by a message.
 	ownsSetKey = []byte("staking/owns_set")
+	// rotatedPrefix holds, per operator, the consensus key consensus
+	// still knows it by, until ValidatorUpdates tells it the new one.
+	rotatedPrefix = []byte("staking/rot/") // operator -> old consensus pubkey
 )
 
 // OwnsSet reports whether staking chooses the consensus set.
@@ -547,6 +550,44 @@ func jail(ctx *module.Context, v *stakingpb.Validator, until int64) {
 	putValidator(ctx.KV, v)
 }
 
+// RotateConsensusKey replaces op's consensus key with pubkey. The old
+// key keeps pointing at op, so evidence against what it signed still
+// slashes op, and it can never be used again; consensus swaps the keys at
+// the end of the block. One rotation per unbonding period: a key is
+// answerable for that long, and a validator that rotates as often as it
+// likes could leave a trail of keys no one can watch.
+func RotateConsensusKey(ctx *module.Context, op addr.Address, pubkey []byte) error {
+	v, ok := GetValidator(ctx.KV, op)
+	if !ok {
+		return fmt.Errorf("staking: %s operates no validator: %w", op, codes.ErrNotFound)
+	}
+	if v.Tombstoned {
+		return fmt.Errorf("staking: validator %s was tombstoned; its keys are retired for good: %w", op, codes.ErrJailed)
+	}
+	p := GetParams(ctx.KV)
+	if v.KeyRotatedAt > 0 && ctx.Height < v.KeyRotatedAt+p.UnbondingBlocks {
+		return fmt.Errorf("staking: validator %s rotated its consensus key at height %d; the next rotation is allowed from height %d (one per unbonding period): %w",
+			op, v.KeyRotatedAt, v.KeyRotatedAt+p.UnbondingBlocks, codes.ErrInvalidRequest)
+	}
+	cons := ConsAddress(pubkey)
+	if other := ctx.KV.Get(key(consPrefix, cons)); other != nil {
+		return fmt.Errorf("staking: consensus key %X has been used before; rotate to a fresh key: %w", pubkey, codes.ErrValidatorExists)
+	}
+	if ctx.KV.Get(key(rotatedPrefix, op[:])) == nil {
+		// The key consensus knows it by; a second rotation in one block
+		// is refused above, so this is the key in consensus's set.
+		ctx.KV.Set(key(rotatedPrefix, op[:]), v.ConsensusPubkey)
+	}
+	old := v.ConsensusPubkey
+	v.ConsensusPubkey = pubkey
+	v.KeyRotatedAt = ctx.Height
+	putValidator(ctx.KV, v)
+	ctx.KV.Set(key(consPrefix, cons), op[:])
+	ctx.Emit("rotate_consensus_key", module.Key("validator", op.String()), module.Val("old", fmt.Sprintf("%X", ConsAddress(old))),
+		module.Val("new", fmt.Sprintf("%X", cons)))
+	return nil
+}
+
 // eligible lists the validators that may be in the active set: not
 // jailed, with power at least 1 and an operator holding the minimum
 // self-delegation.
@@ -611,6 +652,23 @@ func (Module) ValidatorUpdates(ctx *module.Context) ([]abci.ValidatorUpdate, err
 	slices.SortFunc(next, func(a, b setEntry) int { return bytes.Compare(a.op[:], b.op[:]) })
 	var updates []abci.ValidatorUpdate
 	last := lastSet(ctx.KV)
+	// A validator that rotated its key leaves consensus under the old
+	// one and, if it still ranks, joins under the new one below.
+	rotated := map[addr.Address]bool{}
+	for _, r := range rotations(ctx.KV) {
+		ctx.KV.Delete(key(rotatedPrefix, r.op[:]))
+		for i := range last {
+			if last[i].op == r.op {
+				updates = append(updates, validatorUpdate(r.pubkey, 0))
+				ctx.KV.Delete(key(setPrefix, r.op[:]))
+				rotated[r.op] = true
+				v, _ := GetValidator(ctx.KV, r.op)
+				v.Power = 0 // until it joins again under its new key, below
+				putValidator(ctx.KV, v)
+			}
+		}
+	}
+	last = slices.DeleteFunc(last, func(e setEntry) bool { return rotated[e.op] })
 	i, j := 0, 0
 	for i < len(last) || j < len(next) {
 		switch {
@@ -709,6 +767,20 @@ func completeEntries(ctx *module.Context) error {
 		deleteRedelegation(ctx.KV, r)
 	}
 	return nil
+}
+
+// rotations lists the validators whose consensus key changed since
+// consensus was last told, with the key it knows them by.
+func rotations(kv store.Reader) []setEntry {
+	it := kv.Iterator(rotatedPrefix, store.PrefixEnd(rotatedPrefix))
+	defer it.Close()
+	var out []setEntry
+	for ; it.Valid(); it.Next() {
+		var op addr.Address
+		copy(op[:], it.Key()[len(rotatedPrefix):])
+		out = append(out, setEntry{op: op, pubkey: append([]byte(nil), it.Value()...)})
+	}
+	return out
 }
 
 // SetMember is a validator in the set consensus was last told.

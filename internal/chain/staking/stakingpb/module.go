@@ -112,3 +112,15 @@ func (m *MsgUnjail) ValidateBasic() error {
 	_, err := bankpb.ParseAddr("operator", m.Operator)
 	return err
 }
+
+func (m *MsgRotateConsensusKey) Signer() string { return m.Operator }
+
+func (m *MsgRotateConsensusKey) ValidateBasic() error {
+	if _, err := bankpb.ParseAddr("operator", m.Operator); err != nil {
+		return err
+	}
+	if len(m.NewConsensusPubkey) != 32 {
+		return fmt.Errorf("staking: a consensus key is a 32-byte ed25519 public key, got %d bytes (give the new node key's priv_validator_key.json): %w", len(m.NewConsensusPubkey), codes.ErrInvalidRequest)
+	}
+	return nil
+}

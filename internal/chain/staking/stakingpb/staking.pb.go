@@ -756,7 +756,8 @@ type Validator struct {
 	Commission      uint64 `protobuf:"varint,12,opt,name=commission,proto3" json:"commission,omitempty"`
 	Slashed         uint64 `protobuf:"varint,13,opt,name=slashed,proto3" json:"slashed,omitempty"` // total ever burned
 	CreatedAt       int64  `protobuf:"varint,14,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Power           int64  `protobuf:"varint,15,opt,name=power,proto3" json:"power,omitempty"` // voting power in the active set now; 0 outside it
+	Power           int64  `protobuf:"varint,15,opt,name=power,proto3" json:"power,omitempty"`                                     // voting power in the active set now; 0 outside it
+	KeyRotatedAt    int64  `protobuf:"varint,16,opt,name=key_rotated_at,json=keyRotatedAt,proto3" json:"key_rotated_at,omitempty"` // height of its last consensus key rotation
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -892,6 +893,13 @@ func (x *Validator) GetCreatedAt() int64 {
 func (x *Validator) GetPower() int64 {
 	if x != nil {
 		return x.Power
+	}
+	return 0
+}
+
+func (x *Validator) GetKeyRotatedAt() int64 {
+	if x != nil {
+		return x.KeyRotatedAt
 	}
 	return 0
 }
@@ -1709,6 +1717,62 @@ func (x *MsgUnjail) GetOperator() string {
 	return ""
 }
 
+// MsgRotateConsensusKey replaces a validator's consensus key (after a
+// compromise, or a move to a new signer). Consensus is told at the end of
+// the block: the old key signs for two more blocks, and answers for what
+// it signed until the unbonding period has passed.
+type MsgRotateConsensusKey struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Operator           string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	NewConsensusPubkey []byte                 `protobuf:"bytes,2,opt,name=new_consensus_pubkey,json=newConsensusPubkey,proto3" json:"new_consensus_pubkey,omitempty"` // ed25519, 32 bytes
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *MsgRotateConsensusKey) Reset() {
+	*x = MsgRotateConsensusKey{}
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRotateConsensusKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRotateConsensusKey) ProtoMessage() {}
+
+func (x *MsgRotateConsensusKey) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRotateConsensusKey.ProtoReflect.Descriptor instead.
+func (*MsgRotateConsensusKey) Descriptor() ([]byte, []int) {
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MsgRotateConsensusKey) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *MsgRotateConsensusKey) GetNewConsensusPubkey() []byte {
+	if x != nil {
+		return x.NewConsensusPubkey
+	}
+	return nil
+}
+
 type QueryValidatorsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1717,7 +1781,7 @@ type QueryValidatorsRequest struct {
 
 func (x *QueryValidatorsRequest) Reset() {
 	*x = QueryValidatorsRequest{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[24]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1793,7 @@ func (x *QueryValidatorsRequest) String() string {
 func (*QueryValidatorsRequest) ProtoMessage() {}
 
 func (x *QueryValidatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[24]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1806,7 @@ func (x *QueryValidatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryValidatorsRequest.ProtoReflect.Descriptor instead.
 func (*QueryValidatorsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{24}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{25}
 }
 
 type QueryValidatorsResponse struct {
@@ -1754,7 +1818,7 @@ type QueryValidatorsResponse struct {
 
 func (x *QueryValidatorsResponse) Reset() {
 	*x = QueryValidatorsResponse{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[25]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1830,7 @@ func (x *QueryValidatorsResponse) String() string {
 func (*QueryValidatorsResponse) ProtoMessage() {}
 
 func (x *QueryValidatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[25]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1843,7 @@ func (x *QueryValidatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryValidatorsResponse.ProtoReflect.Descriptor instead.
 func (*QueryValidatorsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{25}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *QueryValidatorsResponse) GetValidators() []*Validator {
@@ -1798,7 +1862,7 @@ type QueryValidatorRequest struct {
 
 func (x *QueryValidatorRequest) Reset() {
 	*x = QueryValidatorRequest{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[26]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1874,7 @@ func (x *QueryValidatorRequest) String() string {
 func (*QueryValidatorRequest) ProtoMessage() {}
 
 func (x *QueryValidatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[26]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1887,7 @@ func (x *QueryValidatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryValidatorRequest.ProtoReflect.Descriptor instead.
 func (*QueryValidatorRequest) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{26}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *QueryValidatorRequest) GetOperator() string {
@@ -1843,7 +1907,7 @@ type QueryValidatorResponse struct {
 
 func (x *QueryValidatorResponse) Reset() {
 	*x = QueryValidatorResponse{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[27]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +1919,7 @@ func (x *QueryValidatorResponse) String() string {
 func (*QueryValidatorResponse) ProtoMessage() {}
 
 func (x *QueryValidatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[27]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +1932,7 @@ func (x *QueryValidatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryValidatorResponse.ProtoReflect.Descriptor instead.
 func (*QueryValidatorResponse) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{27}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *QueryValidatorResponse) GetValidator() *Validator {
@@ -1894,7 +1958,7 @@ type QueryDelegationsRequest struct {
 
 func (x *QueryDelegationsRequest) Reset() {
 	*x = QueryDelegationsRequest{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[28]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +1970,7 @@ func (x *QueryDelegationsRequest) String() string {
 func (*QueryDelegationsRequest) ProtoMessage() {}
 
 func (x *QueryDelegationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[28]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +1983,7 @@ func (x *QueryDelegationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDelegationsRequest.ProtoReflect.Descriptor instead.
 func (*QueryDelegationsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{28}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *QueryDelegationsRequest) GetDelegator() string {
@@ -1940,7 +2004,7 @@ type DelegationInfo struct {
 
 func (x *DelegationInfo) Reset() {
 	*x = DelegationInfo{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[29]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2016,7 @@ func (x *DelegationInfo) String() string {
 func (*DelegationInfo) ProtoMessage() {}
 
 func (x *DelegationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[29]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2029,7 @@ func (x *DelegationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegationInfo.ProtoReflect.Descriptor instead.
 func (*DelegationInfo) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{29}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DelegationInfo) GetDelegation() *Delegation {
@@ -2000,7 +2064,7 @@ type QueryDelegationsResponse struct {
 
 func (x *QueryDelegationsResponse) Reset() {
 	*x = QueryDelegationsResponse{}
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[30]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2076,7 @@ func (x *QueryDelegationsResponse) String() string {
 func (*QueryDelegationsResponse) ProtoMessage() {}
 
 func (x *QueryDelegationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_staking_v1_staking_proto_msgTypes[30]
+	mi := &file_agora_staking_v1_staking_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2089,7 @@ func (x *QueryDelegationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDelegationsResponse.ProtoReflect.Descriptor instead.
 func (*QueryDelegationsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{30}
+	return file_agora_staking_v1_staking_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *QueryDelegationsResponse) GetDelegations() []*DelegationInfo {
@@ -2106,7 +2170,7 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"unbondings\"-\n" +
 	"\x11QueryStakeRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"\x14\n" +
-	"\x12QueryParamsRequest\"\xe2\x03\n" +
+	"\x12QueryParamsRequest\"\x88\x04\n" +
 	"\tValidator\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12)\n" +
 	"\x10consensus_pubkey\x18\x02 \x01(\fR\x0fconsensusPubkey\x12%\n" +
@@ -2128,7 +2192,8 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"\aslashed\x18\r \x01(\x04R\aslashed\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x0e \x01(\x03R\tcreatedAt\x12\x14\n" +
-	"\x05power\x18\x0f \x01(\x03R\x05power\"\xe9\x01\n" +
+	"\x05power\x18\x0f \x01(\x03R\x05power\x12$\n" +
+	"\x0ekey_rotated_at\x18\x10 \x01(\x03R\fkeyRotatedAt\"\xe9\x01\n" +
 	"\n" +
 	"Delegation\x12\x1c\n" +
 	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x1c\n" +
@@ -2191,7 +2256,10 @@ const file_agora_staking_v1_staking_proto_rawDesc = "" +
 	"commission\x18\x02 \x01(\x04R\n" +
 	"commission\"'\n" +
 	"\tMsgUnjail\x12\x1a\n" +
-	"\boperator\x18\x01 \x01(\tR\boperator\"\x18\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\"e\n" +
+	"\x15MsgRotateConsensusKey\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x120\n" +
+	"\x14new_consensus_pubkey\x18\x02 \x01(\fR\x12newConsensusPubkey\"\x18\n" +
 	"\x16QueryValidatorsRequest\"V\n" +
 	"\x17QueryValidatorsResponse\x12;\n" +
 	"\n" +
@@ -2227,7 +2295,7 @@ func file_agora_staking_v1_staking_proto_rawDescGZIP() []byte {
 	return file_agora_staking_v1_staking_proto_rawDescData
 }
 
-var file_agora_staking_v1_staking_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_agora_staking_v1_staking_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_agora_staking_v1_staking_proto_goTypes = []any{
 	(*MsgBond)(nil),                    // 0: agora.staking.v1.MsgBond
 	(*MsgUnbond)(nil),                  // 1: agora.staking.v1.MsgUnbond
@@ -2253,32 +2321,33 @@ var file_agora_staking_v1_staking_proto_goTypes = []any{
 	(*MsgWithdrawRewards)(nil),         // 21: agora.staking.v1.MsgWithdrawRewards
 	(*MsgWithdrawRewardsResponse)(nil), // 22: agora.staking.v1.MsgWithdrawRewardsResponse
 	(*MsgUnjail)(nil),                  // 23: agora.staking.v1.MsgUnjail
-	(*QueryValidatorsRequest)(nil),     // 24: agora.staking.v1.QueryValidatorsRequest
-	(*QueryValidatorsResponse)(nil),    // 25: agora.staking.v1.QueryValidatorsResponse
-	(*QueryValidatorRequest)(nil),      // 26: agora.staking.v1.QueryValidatorRequest
-	(*QueryValidatorResponse)(nil),     // 27: agora.staking.v1.QueryValidatorResponse
-	(*QueryDelegationsRequest)(nil),    // 28: agora.staking.v1.QueryDelegationsRequest
-	(*DelegationInfo)(nil),             // 29: agora.staking.v1.DelegationInfo
-	(*QueryDelegationsResponse)(nil),   // 30: agora.staking.v1.QueryDelegationsResponse
-	(*coin.Coin)(nil),                  // 31: agora.coin.v1.Coin
+	(*MsgRotateConsensusKey)(nil),      // 24: agora.staking.v1.MsgRotateConsensusKey
+	(*QueryValidatorsRequest)(nil),     // 25: agora.staking.v1.QueryValidatorsRequest
+	(*QueryValidatorsResponse)(nil),    // 26: agora.staking.v1.QueryValidatorsResponse
+	(*QueryValidatorRequest)(nil),      // 27: agora.staking.v1.QueryValidatorRequest
+	(*QueryValidatorResponse)(nil),     // 28: agora.staking.v1.QueryValidatorResponse
+	(*QueryDelegationsRequest)(nil),    // 29: agora.staking.v1.QueryDelegationsRequest
+	(*DelegationInfo)(nil),             // 30: agora.staking.v1.DelegationInfo
+	(*QueryDelegationsResponse)(nil),   // 31: agora.staking.v1.QueryDelegationsResponse
+	(*coin.Coin)(nil),                  // 32: agora.coin.v1.Coin
 }
 var file_agora_staking_v1_staking_proto_depIdxs = []int32{
-	31, // 0: agora.staking.v1.MsgBond.amount:type_name -> agora.coin.v1.Coin
-	31, // 1: agora.staking.v1.MsgUnbond.amount:type_name -> agora.coin.v1.Coin
+	32, // 0: agora.staking.v1.MsgBond.amount:type_name -> agora.coin.v1.Coin
+	32, // 1: agora.staking.v1.MsgUnbond.amount:type_name -> agora.coin.v1.Coin
 	4,  // 2: agora.staking.v1.Genesis.params:type_name -> agora.staking.v1.Params
 	5,  // 3: agora.staking.v1.Genesis.bonds:type_name -> agora.staking.v1.GenesisBond
 	6,  // 4: agora.staking.v1.Genesis.validators:type_name -> agora.staking.v1.GenesisValidator
 	2,  // 5: agora.staking.v1.QueryStakeResponse.stake:type_name -> agora.staking.v1.Stake
 	3,  // 6: agora.staking.v1.QueryStakeResponse.unbondings:type_name -> agora.staking.v1.Unbonding
-	31, // 7: agora.staking.v1.MsgCreateValidator.self_bond:type_name -> agora.coin.v1.Coin
-	31, // 8: agora.staking.v1.MsgDelegate.amount:type_name -> agora.coin.v1.Coin
-	31, // 9: agora.staking.v1.MsgUndelegate.amount:type_name -> agora.coin.v1.Coin
-	31, // 10: agora.staking.v1.MsgRedelegate.amount:type_name -> agora.coin.v1.Coin
+	32, // 7: agora.staking.v1.MsgCreateValidator.self_bond:type_name -> agora.coin.v1.Coin
+	32, // 8: agora.staking.v1.MsgDelegate.amount:type_name -> agora.coin.v1.Coin
+	32, // 9: agora.staking.v1.MsgUndelegate.amount:type_name -> agora.coin.v1.Coin
+	32, // 10: agora.staking.v1.MsgRedelegate.amount:type_name -> agora.coin.v1.Coin
 	11, // 11: agora.staking.v1.QueryValidatorsResponse.validators:type_name -> agora.staking.v1.Validator
 	11, // 12: agora.staking.v1.QueryValidatorResponse.validator:type_name -> agora.staking.v1.Validator
 	15, // 13: agora.staking.v1.QueryValidatorResponse.signing:type_name -> agora.staking.v1.Signing
 	12, // 14: agora.staking.v1.DelegationInfo.delegation:type_name -> agora.staking.v1.Delegation
-	29, // 15: agora.staking.v1.QueryDelegationsResponse.delegations:type_name -> agora.staking.v1.DelegationInfo
+	30, // 15: agora.staking.v1.QueryDelegationsResponse.delegations:type_name -> agora.staking.v1.DelegationInfo
 	13, // 16: agora.staking.v1.QueryDelegationsResponse.undelegations:type_name -> agora.staking.v1.Undelegation
 	14, // 17: agora.staking.v1.QueryDelegationsResponse.redelegations:type_name -> agora.staking.v1.Redelegation
 	18, // [18:18] is the sub-list for method output_type
@@ -2299,7 +2368,7 @@ func file_agora_staking_v1_staking_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_staking_v1_staking_proto_rawDesc), len(file_agora_staking_v1_staking_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
