@@ -69,6 +69,14 @@ func govCmd(g *globals) *cobra.Command {
 			return &govpb.Content{Kind: &govpb.Content_Upgrade{Upgrade: &govpb.UpgradePlan{Name: args[0], Height: h, Info: info}}}, nil
 		})
 	upgrade.Flags().StringVar(&info, "info", "", "where operators get the new binary (a URL or a version)")
+	modelKey := submitKind("model-key KEY REVIEW", "Register the verifying key of a key review the committee's check approved (on a chain where keys need governance)", 1,
+		func(args []string) (*govpb.Content, error) {
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil || id == 0 {
+				return nil, fmt.Errorf("review %q: want the key review's number, as agora zk propose printed it", args[0])
+			}
+			return &govpb.Content{Kind: &govpb.Content_ApproveModelKey{ApproveModelKey: &govpb.ApproveModelKey{ReviewId: id}}}, nil
+		})
 	submit := &cobra.Command{
 		Use:   "submit",
 		Short: "Submit a proposal with an initial deposit",
@@ -77,7 +85,7 @@ min_initial_deposit; burned if the proposal never gathers min_deposit
 within deposit_period blocks). Once the deposits reach min_deposit, voting
 runs for voting_period blocks.`,
 	}
-	for _, c := range []*cobra.Command{text, params, upgrade} {
+	for _, c := range []*cobra.Command{text, params, upgrade, modelKey} {
 		c.Flags().StringVar(&title, "title", "", "the proposal's title (required)")
 		c.Flags().StringVar(&summary, "summary", "", "what it does and why")
 		c.Flags().StringVar(&deposit, "deposit", "", "the initial deposit, like 10000000uagr (required)")
@@ -229,6 +237,8 @@ func printProposal(w io.Writer, p *govpb.Proposal) {
 		}
 	case *govpb.Content_Upgrade:
 		fmt.Fprintf(w, "  upgrade %q at height %d %s\n", k.Upgrade.Name, k.Upgrade.Height, k.Upgrade.Info)
+	case *govpb.Content_ApproveModelKey:
+		fmt.Fprintf(w, "  approve the verifying key of key review %d\n", k.ApproveModelKey.ReviewId)
 	}
 	switch p.Status {
 	case govpb.Status_STATUS_DEPOSIT:

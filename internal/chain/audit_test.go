@@ -30,9 +30,9 @@ type keyChain struct {
 	id string
 }
 
-func newKeyChain(t *testing.T) *keyChain {
+func newKeyChain(t *testing.T, opts ...func(*node.Genesis)) *keyChain {
 	m, _ := model.Lookup(model.DigitsName)
-	k := &keyChain{harness: newHarness(t, "", shortKeyReviews), t: t, id: m.Manifest.ID}
+	k := &keyChain{harness: newHarness(t, "", append([]func(*node.Genesis){shortKeyReviews}, opts...)...), t: t, id: m.Manifest.ID}
 	for _, v := range []string{"v1", "v2", "v3", "v4", "erin", "frank", "dave"} {
 		k.send(v, &stakingpb.MsgBond{Staker: address(v).String(), Amount: coin.New("uagr", 200_000_000)})
 		if v != "dave" {

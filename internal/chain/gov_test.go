@@ -9,6 +9,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -17,7 +18,9 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/node"
+	"github.com/agoranet/agora/internal/zk"
 )
 
 // govParams are short periods for tests: 5 blocks to deposit, 10 to
@@ -330,5 +333,57 @@ func TestATombstonedValidatorDoesNotDecideAVote(t *testing.T) {
 	p := h.proposal(id)
 	if p.Status == govpb.Status_STATUS_PASSED || p.Tally.Yes != 0 {
 		t.Errorf("v1, tombstoned in the deciding block, still counted: %s, tally %v", p.Status, p.Tally)
+	}
+}
+
+// On a chain whose audit param keys_need_governance is 1, a verifying key
+// the committee's transcript check approves waits for governance: an
+// approve_model_key proposal registers it when it passes, and a proposal
+// for a review the committee did not approve is refused at submission.
+func TestGovernanceApprovesACheckedModelKey(t *testing.T) {
+	k := newKeyChain(t, withValidators(nil), func(g *node.Genesis) {
+		g.Audit.KeysNeedGovernance = 1
+		g.Gov = govParams()
+	})
+	defer k.close()
+	m, _ := model.Lookup(model.DigitsName)
+	sys, err := zk.Setup(m.MLP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vk, _ := sys.VerifyingKey()
+	approve := func(review uint64) *govpb.Content {
+		return &govpb.Content{Kind: &govpb.Content_ApproveModelKey{ApproveModelKey: &govpb.ApproveModelKey{ReviewId: review}}}
+	}
+	if r := k.propose("v4", vk, "erin", "frank"); r.Code != 0 {
+		t.Fatalf("propose: %s", r.Log)
+	}
+	if r := k.harness.send("v1", &govpb.MsgSubmitProposal{Proposer: address("v1").String(), Title: "too early", Content: approve(1),
+		InitialDeposit: coin.New(coin.Native, govpb.DefaultParams().MinDeposit)}); r.Code != codes.ErrInvalidRequest.Code {
+		t.Errorf("approving a key still under review: code %d %s", r.Code, r.Log)
+	}
+	k.vote(1, auditpb.KeyVerdict(k.id, vk, [][]byte{pub("erin"), pub("frank")}))
+	r, err := ask(k.harness, auditpb.QueryReview, &auditpb.QueryKeyReviewRequest{Id: 1})
+	if err != nil || r.Status != auditpb.ReviewStatus_REVIEW_STATUS_CHECKED {
+		t.Fatalf("the checked review: %v %v", r, err)
+	}
+	if _, err := ask(k.harness, auditpb.QueryKey, &auditpb.QueryKeyRequest{ModelId: k.id}); err == nil {
+		t.Fatal("the committee's check alone registered the key")
+	}
+	id := k.harness.propose("v1", approve(1))
+	k.harness.vote("v1", id, govpb.Option_OPTION_YES)
+	if p := k.harness.decide(id); p.Status != govpb.Status_STATUS_PASSED {
+		t.Fatalf("the approval: %s %s", p.Status, p.Failure)
+	}
+	got, err := ask(k.harness, auditpb.QueryKey, &auditpb.QueryKeyRequest{ModelId: k.id})
+	if err != nil || string(got.VerifyingKey) != string(vk) {
+		t.Fatalf("the approved key: %v %v", got, err)
+	}
+	if r := k.harness.send("v1", &govpb.MsgSubmitProposal{Proposer: address("v1").String(), Title: "again", Content: approve(1),
+		InitialDeposit: coin.New(coin.Native, govpb.DefaultParams().MinDeposit)}); r.Code != codes.ErrInvalidRequest.Code {
+		t.Errorf("approving an approved review again: code %d %s", r.Code, r.Log)
+	}
+	if err := checkInvariant(k.harness); err != nil {
+		t.Fatal(err)
 	}
 }

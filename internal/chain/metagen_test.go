@@ -616,7 +616,11 @@ func genSubmitProposal(w *world) (string, module.Msg) {
 		by = w.user()
 	}
 	c := &govpb.Content{Kind: &govpb.Content_Text{Text: &govpb.Text{}}}
-	switch w.r.IntN(4) {
+	switch w.r.IntN(5) {
+	case 4:
+		// Approving a key review: refused unless the chain's keys need
+		// governance and the review is checked.
+		c.Kind = &govpb.Content_ApproveModelKey{ApproveModelKey: &govpb.ApproveModelKey{ReviewId: uint64(w.r.IntN(4))}}
 	case 0:
 		// A param the rest of the run can live with, or one out of range.
 		v := 5 + w.r.IntN(30)

@@ -211,5 +211,6 @@ func (Module) ParamRanges() map[string]module.Range {
 		"miss_penalty_bps":         {Min: 0, Max: 10_000},
 		"verifier_min_stake":       {Min: 1, Max: 1_000_000_000_000_000},
 		"key_review_commit_blocks": {Min: 1, Max: 1_000_000},
+		"keys_need_governance":     {Min: 0, Max: 1},
 	}
 }

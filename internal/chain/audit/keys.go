@@ -161,6 +161,32 @@ func RevealKeyVote(ctx *module.Context, m *auditpb.MsgRevealKeyVote) error {
 	return nil
 }
 
+func registerKey(ctx *module.Context, r *auditpb.KeyReview) {
+	ctx.KV.Set(keyKey(r.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: r.ModelId, Owner: r.Proposer, VerifyingKey: r.VerifyingKey,
+		RegisteredAt: ctx.Height, Contributors: r.Contributors, TranscriptDigest: r.TranscriptDigest, ReviewId: r.Id}))
+}
+
+// ApproveKey registers the key of a review the committee has checked, on
+// a governance proposal's passing (audit param keys_need_governance = 1).
+func ApproveKey(ctx *module.Context, reviewID uint64) error {
+	r := GetReview(ctx.KV, reviewID)
+	if r == nil {
+		return fmt.Errorf("audit: no key review %d: %w", reviewID, codes.ErrNotFound)
+	}
+	if r.Status != auditpb.ReviewStatus_REVIEW_STATUS_CHECKED {
+		return fmt.Errorf("audit: key review %d is %s; governance approves only a key the committee's check approved (REVIEW_STATUS_CHECKED): %w",
+			reviewID, r.Status, codes.ErrInvalidRequest)
+	}
+	if old := GetKey(ctx.KV, r.ModelId); old != nil {
+		return fmt.Errorf("audit: model %s already has a verifying key (since height %d); keys are final: %w", r.ModelId, old.RegisteredAt, codes.ErrInvalidRequest)
+	}
+	r.Status = auditpb.ReviewStatus_REVIEW_STATUS_APPROVED
+	putReview(ctx.KV, r)
+	registerKey(ctx, r)
+	ctx.Emit("model_key_approved", module.Key("model_id", r.ModelId), module.Key("review_id", module.U64(r.Id)))
+	return nil
+}
+
 // settleReview decides a key review when its reveals close. A strict
 // majority of the committee for the verdict the proposal implies approves
 // the key and returns the bond; a strict majority against it rejects the
@@ -189,12 +215,17 @@ func settleReview(ctx *module.Context, r *auditpb.KeyReview) error {
 	var overruled []addr.Address
 	switch {
 	case approved:
-		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_APPROVED
 		if _, err := keyBonds.Close(ctx, r.Id, proposer); err != nil {
 			return err
 		}
-		ctx.KV.Set(keyKey(r.ModelId), module.MustMarshal(&auditpb.ModelKey{ModelId: r.ModelId, Owner: r.Proposer, VerifyingKey: r.VerifyingKey,
-			RegisteredAt: ctx.Height, Contributors: r.Contributors, TranscriptDigest: r.TranscriptDigest, ReviewId: r.Id}))
+		if p.KeysNeedGovernance == 1 {
+			// The committee's check is done; the key waits for a
+			// governance proposal to approve it (ApproveKey).
+			r.Status = auditpb.ReviewStatus_REVIEW_STATUS_CHECKED
+		} else {
+			r.Status = auditpb.ReviewStatus_REVIEW_STATUS_APPROVED
+			registerKey(ctx, r)
+		}
 		overruled = no
 	case rejected:
 		r.Status = auditpb.ReviewStatus_REVIEW_STATUS_REJECTED

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/audit"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -418,6 +419,8 @@ func apply(ctx *module.Context, c *govpb.Content, emit bool) error {
 		return nil
 	case *govpb.Content_Upgrade:
 		return schedule(ctx, k.Upgrade)
+	case *govpb.Content_ApproveModelKey:
+		return audit.ApproveKey(ctx, k.ApproveModelKey.ReviewId)
 	}
 	return fmt.Errorf("gov: unknown proposal content %T: %w", c.Kind, codes.ErrInvalidRequest)
 }

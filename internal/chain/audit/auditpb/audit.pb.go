@@ -29,6 +29,7 @@ const (
 	ReviewStatus_REVIEW_STATUS_OPEN        ReviewStatus = 1
 	ReviewStatus_REVIEW_STATUS_APPROVED    ReviewStatus = 2
 	ReviewStatus_REVIEW_STATUS_REJECTED    ReviewStatus = 3
+	ReviewStatus_REVIEW_STATUS_CHECKED     ReviewStatus = 4 // the committee approved it; governance has yet to
 )
 
 // Enum value maps for ReviewStatus.
@@ -38,12 +39,14 @@ var (
 		1: "REVIEW_STATUS_OPEN",
 		2: "REVIEW_STATUS_APPROVED",
 		3: "REVIEW_STATUS_REJECTED",
+		4: "REVIEW_STATUS_CHECKED",
 	}
 	ReviewStatus_value = map[string]int32{
 		"REVIEW_STATUS_UNSPECIFIED": 0,
 		"REVIEW_STATUS_OPEN":        1,
 		"REVIEW_STATUS_APPROVED":    2,
 		"REVIEW_STATUS_REJECTED":    3,
+		"REVIEW_STATUS_CHECKED":     4,
 	}
 )
 
@@ -942,8 +945,12 @@ type Params struct {
 	// blocks a key review's members have to commit: each rebuilds the
 	// circuit and checks a phase-2 transcript, tens of seconds of work
 	KeyReviewCommitBlocks int64 `protobuf:"varint,9,opt,name=key_review_commit_blocks,json=keyReviewCommitBlocks,proto3" json:"key_review_commit_blocks,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// 1: a key the committee's check approves still waits for a governance
+	// proposal (gov's approve_model_key) before it is registered; 0: the
+	// committee's verdict registers it.
+	KeysNeedGovernance uint32 `protobuf:"varint,10,opt,name=keys_need_governance,json=keysNeedGovernance,proto3" json:"keys_need_governance,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Params) Reset() {
@@ -1035,6 +1042,13 @@ func (x *Params) GetVerifierMinStake() uint64 {
 func (x *Params) GetKeyReviewCommitBlocks() int64 {
 	if x != nil {
 		return x.KeyReviewCommitBlocks
+	}
+	return 0
+}
+
+func (x *Params) GetKeysNeedGovernance() uint32 {
+	if x != nil {
+		return x.KeysNeedGovernance
 	}
 	return 0
 }
@@ -1976,7 +1990,7 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"GenesisKey\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12#\n" +
-	"\rverifying_key\x18\x02 \x01(\fR\fverifyingKey\"\xed\x02\n" +
+	"\rverifying_key\x18\x02 \x01(\fR\fverifyingKey\"\x9f\x03\n" +
 	"\x06Params\x12%\n" +
 	"\x0echallenge_bond\x18\x01 \x01(\x04R\rchallengeBond\x12%\n" +
 	"\x0ecommittee_size\x18\x02 \x01(\rR\rcommitteeSize\x12#\n" +
@@ -1987,7 +2001,9 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"reward_bps\x18\x06 \x01(\rR\trewardBps\x12(\n" +
 	"\x10miss_penalty_bps\x18\a \x01(\rR\x0emissPenaltyBps\x12,\n" +
 	"\x12verifier_min_stake\x18\b \x01(\x04R\x10verifierMinStake\x127\n" +
-	"\x18key_review_commit_blocks\x18\t \x01(\x03R\x15keyReviewCommitBlocks\"I\n" +
+	"\x18key_review_commit_blocks\x18\t \x01(\x03R\x15keyReviewCommitBlocks\x120\n" +
+	"\x14keys_need_governance\x18\n" +
+	" \x01(\rR\x12keysNeedGovernance\"I\n" +
 	"\bVerifier\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
 	"\rregistered_at\x18\x02 \x01(\x03R\fregisteredAt\"1\n" +
@@ -2060,12 +2076,13 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"dispute_id\x18\x01 \x01(\x04R\tdisputeId\"'\n" +
 	"\x15QueryKeyReviewRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id*}\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id*\x98\x01\n" +
 	"\fReviewStatus\x12\x1d\n" +
 	"\x19REVIEW_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REVIEW_STATUS_OPEN\x10\x01\x12\x1a\n" +
 	"\x16REVIEW_STATUS_APPROVED\x10\x02\x12\x1a\n" +
-	"\x16REVIEW_STATUS_REJECTED\x10\x03*\xac\x01\n" +
+	"\x16REVIEW_STATUS_REJECTED\x10\x03\x12\x19\n" +
+	"\x15REVIEW_STATUS_CHECKED\x10\x04*\xac\x01\n" +
 	"\rDisputeStatus\x12\x1e\n" +
 	"\x1aDISPUTE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DISPUTE_STATUS_OPEN\x10\x01\x12 \n" +

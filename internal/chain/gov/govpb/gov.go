@@ -59,7 +59,7 @@ func (m *MsgSubmitProposal) ValidateBasic() error {
 		return err
 	}
 	if m.Content == nil || m.Content.Kind == nil {
-		return fmt.Errorf("gov: a proposal needs content: text, params or upgrade: %w", codes.ErrInvalidRequest)
+		return fmt.Errorf("gov: a proposal needs content: text, params, upgrade or approve_model_key: %w", codes.ErrInvalidRequest)
 	}
 	switch k := m.Content.Kind.(type) {
 	case *Content_Params:
@@ -79,6 +79,10 @@ func (m *MsgSubmitProposal) ValidateBasic() error {
 	case *Content_Upgrade:
 		if k.Upgrade.Name == "" || len(k.Upgrade.Name) > 64 || k.Upgrade.Height < 1 {
 			return fmt.Errorf("gov: an upgrade needs a name (1 to 64 bytes) and a height: %w", codes.ErrInvalidRequest)
+		}
+	case *Content_ApproveModelKey:
+		if k.ApproveModelKey.ReviewId == 0 {
+			return fmt.Errorf("gov: name the key review to approve (its id, as agora zk propose printed it): %w", codes.ErrInvalidRequest)
 		}
 	}
 	return nil

@@ -386,6 +386,7 @@ type Content struct {
 	//	*Content_Text
 	//	*Content_Params
 	//	*Content_Upgrade
+	//	*Content_ApproveModelKey
 	Kind          isContent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -455,6 +456,15 @@ func (x *Content) GetUpgrade() *UpgradePlan {
 	return nil
 }
 
+func (x *Content) GetApproveModelKey() *ApproveModelKey {
+	if x != nil {
+		if x, ok := x.Kind.(*Content_ApproveModelKey); ok {
+			return x.ApproveModelKey
+		}
+	}
+	return nil
+}
+
 type isContent_Kind interface {
 	isContent_Kind()
 }
@@ -471,11 +481,64 @@ type Content_Upgrade struct {
 	Upgrade *UpgradePlan `protobuf:"bytes,3,opt,name=upgrade,proto3,oneof"`
 }
 
+type Content_ApproveModelKey struct {
+	ApproveModelKey *ApproveModelKey `protobuf:"bytes,4,opt,name=approve_model_key,json=approveModelKey,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Kind() {}
 
 func (*Content_Params) isContent_Kind() {}
 
 func (*Content_Upgrade) isContent_Kind() {}
+
+func (*Content_ApproveModelKey) isContent_Kind() {}
+
+// ApproveModelKey registers the verifying key of a key review the
+// committee has checked (audit's REVIEW_STATUS_CHECKED), on a chain whose
+// audit param keys_need_governance is 1.
+type ApproveModelKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReviewId      uint64                 `protobuf:"varint,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveModelKey) Reset() {
+	*x = ApproveModelKey{}
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveModelKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveModelKey) ProtoMessage() {}
+
+func (x *ApproveModelKey) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveModelKey.ProtoReflect.Descriptor instead.
+func (*ApproveModelKey) Descriptor() ([]byte, []int) {
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ApproveModelKey) GetReviewId() uint64 {
+	if x != nil {
+		return x.ReviewId
+	}
+	return 0
+}
 
 // Text is a proposal that changes nothing: a signal.
 type Text struct {
@@ -486,7 +549,7 @@ type Text struct {
 
 func (x *Text) Reset() {
 	*x = Text{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[4]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +561,7 @@ func (x *Text) String() string {
 func (*Text) ProtoMessage() {}
 
 func (x *Text) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[4]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +574,7 @@ func (x *Text) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Text.ProtoReflect.Descriptor instead.
 func (*Text) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{4}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{5}
 }
 
 // ParamsChange changes module params, all of them or none.
@@ -524,7 +587,7 @@ type ParamsChange struct {
 
 func (x *ParamsChange) Reset() {
 	*x = ParamsChange{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[5]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +599,7 @@ func (x *ParamsChange) String() string {
 func (*ParamsChange) ProtoMessage() {}
 
 func (x *ParamsChange) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[5]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +612,7 @@ func (x *ParamsChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParamsChange.ProtoReflect.Descriptor instead.
 func (*ParamsChange) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{5}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ParamsChange) GetChanges() []*ParamChange {
@@ -572,7 +635,7 @@ type Tally struct {
 
 func (x *Tally) Reset() {
 	*x = Tally{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[6]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +647,7 @@ func (x *Tally) String() string {
 func (*Tally) ProtoMessage() {}
 
 func (x *Tally) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[6]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +660,7 @@ func (x *Tally) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tally.ProtoReflect.Descriptor instead.
 func (*Tally) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{6}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Tally) GetYes() uint64 {
@@ -658,7 +721,7 @@ type Proposal struct {
 
 func (x *Proposal) Reset() {
 	*x = Proposal{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[7]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +733,7 @@ func (x *Proposal) String() string {
 func (*Proposal) ProtoMessage() {}
 
 func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[7]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +746,7 @@ func (x *Proposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
 func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{7}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Proposal) GetId() uint64 {
@@ -802,7 +865,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[8]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +877,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[8]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +890,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{8}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Vote) GetProposalId() uint64 {
@@ -864,7 +927,7 @@ type MsgSubmitProposal struct {
 
 func (x *MsgSubmitProposal) Reset() {
 	*x = MsgSubmitProposal{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[9]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +939,7 @@ func (x *MsgSubmitProposal) String() string {
 func (*MsgSubmitProposal) ProtoMessage() {}
 
 func (x *MsgSubmitProposal) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[9]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +952,7 @@ func (x *MsgSubmitProposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgSubmitProposal.ProtoReflect.Descriptor instead.
 func (*MsgSubmitProposal) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{9}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MsgSubmitProposal) GetProposer() string {
@@ -936,7 +999,7 @@ type MsgSubmitProposalResponse struct {
 
 func (x *MsgSubmitProposalResponse) Reset() {
 	*x = MsgSubmitProposalResponse{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[10]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1011,7 @@ func (x *MsgSubmitProposalResponse) String() string {
 func (*MsgSubmitProposalResponse) ProtoMessage() {}
 
 func (x *MsgSubmitProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[10]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1024,7 @@ func (x *MsgSubmitProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgSubmitProposalResponse.ProtoReflect.Descriptor instead.
 func (*MsgSubmitProposalResponse) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{10}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MsgSubmitProposalResponse) GetProposalId() uint64 {
@@ -982,7 +1045,7 @@ type MsgDeposit struct {
 
 func (x *MsgDeposit) Reset() {
 	*x = MsgDeposit{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[11]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1057,7 @@ func (x *MsgDeposit) String() string {
 func (*MsgDeposit) ProtoMessage() {}
 
 func (x *MsgDeposit) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[11]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1070,7 @@ func (x *MsgDeposit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgDeposit.ProtoReflect.Descriptor instead.
 func (*MsgDeposit) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{11}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MsgDeposit) GetDepositor() string {
@@ -1042,7 +1105,7 @@ type MsgVote struct {
 
 func (x *MsgVote) Reset() {
 	*x = MsgVote{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[12]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1117,7 @@ func (x *MsgVote) String() string {
 func (*MsgVote) ProtoMessage() {}
 
 func (x *MsgVote) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[12]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1130,7 @@ func (x *MsgVote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgVote.ProtoReflect.Descriptor instead.
 func (*MsgVote) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{12}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MsgVote) GetVoter() string {
@@ -1100,7 +1163,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[13]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1175,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[13]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1188,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{13}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -1144,7 +1207,7 @@ type QueryProposalRequest struct {
 
 func (x *QueryProposalRequest) Reset() {
 	*x = QueryProposalRequest{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[14]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1219,7 @@ func (x *QueryProposalRequest) String() string {
 func (*QueryProposalRequest) ProtoMessage() {}
 
 func (x *QueryProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[14]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1232,7 @@ func (x *QueryProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryProposalRequest.ProtoReflect.Descriptor instead.
 func (*QueryProposalRequest) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{14}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *QueryProposalRequest) GetId() uint64 {
@@ -1190,7 +1253,7 @@ type QueryProposalResponse struct {
 
 func (x *QueryProposalResponse) Reset() {
 	*x = QueryProposalResponse{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[15]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1265,7 @@ func (x *QueryProposalResponse) String() string {
 func (*QueryProposalResponse) ProtoMessage() {}
 
 func (x *QueryProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[15]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1278,7 @@ func (x *QueryProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryProposalResponse.ProtoReflect.Descriptor instead.
 func (*QueryProposalResponse) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{15}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *QueryProposalResponse) GetProposal() *Proposal {
@@ -1247,7 +1310,7 @@ type QueryProposalsRequest struct {
 
 func (x *QueryProposalsRequest) Reset() {
 	*x = QueryProposalsRequest{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[16]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1322,7 @@ func (x *QueryProposalsRequest) String() string {
 func (*QueryProposalsRequest) ProtoMessage() {}
 
 func (x *QueryProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[16]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1335,7 @@ func (x *QueryProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryProposalsRequest.ProtoReflect.Descriptor instead.
 func (*QueryProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{16}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{17}
 }
 
 type QueryProposalsResponse struct {
@@ -1284,7 +1347,7 @@ type QueryProposalsResponse struct {
 
 func (x *QueryProposalsResponse) Reset() {
 	*x = QueryProposalsResponse{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[17]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1359,7 @@ func (x *QueryProposalsResponse) String() string {
 func (*QueryProposalsResponse) ProtoMessage() {}
 
 func (x *QueryProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[17]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1372,7 @@ func (x *QueryProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryProposalsResponse.ProtoReflect.Descriptor instead.
 func (*QueryProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{17}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *QueryProposalsResponse) GetProposals() []*Proposal {
@@ -1327,7 +1390,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[18]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1402,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[18]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1415,7 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{18}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{19}
 }
 
 // QueryUpgradeResponse is the plan the chain will halt for, if any, and
@@ -1365,7 +1428,7 @@ type QueryUpgradeRequest struct {
 
 func (x *QueryUpgradeRequest) Reset() {
 	*x = QueryUpgradeRequest{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[19]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1440,7 @@ func (x *QueryUpgradeRequest) String() string {
 func (*QueryUpgradeRequest) ProtoMessage() {}
 
 func (x *QueryUpgradeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[19]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1453,7 @@ func (x *QueryUpgradeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryUpgradeRequest.ProtoReflect.Descriptor instead.
 func (*QueryUpgradeRequest) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{19}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{20}
 }
 
 type QueryUpgradeResponse struct {
@@ -1403,7 +1466,7 @@ type QueryUpgradeResponse struct {
 
 func (x *QueryUpgradeResponse) Reset() {
 	*x = QueryUpgradeResponse{}
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[20]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1478,7 @@ func (x *QueryUpgradeResponse) String() string {
 func (*QueryUpgradeResponse) ProtoMessage() {}
 
 func (x *QueryUpgradeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_gov_v1_gov_proto_msgTypes[20]
+	mi := &file_agora_gov_v1_gov_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1491,7 @@ func (x *QueryUpgradeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryUpgradeResponse.ProtoReflect.Descriptor instead.
 func (*QueryUpgradeResponse) Descriptor() ([]byte, []int) {
-	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{20}
+	return file_agora_gov_v1_gov_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *QueryUpgradeResponse) GetPlan() *UpgradePlan {
@@ -1469,12 +1532,15 @@ const file_agora_gov_v1_gov_proto_rawDesc = "" +
 	"\vUpgradePlan\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x12\n" +
-	"\x04info\x18\x03 \x01(\tR\x04info\"\xa8\x01\n" +
+	"\x04info\x18\x03 \x01(\tR\x04info\"\xf5\x01\n" +
 	"\aContent\x12(\n" +
 	"\x04text\x18\x01 \x01(\v2\x12.agora.gov.v1.TextH\x00R\x04text\x124\n" +
 	"\x06params\x18\x02 \x01(\v2\x1a.agora.gov.v1.ParamsChangeH\x00R\x06params\x125\n" +
-	"\aupgrade\x18\x03 \x01(\v2\x19.agora.gov.v1.UpgradePlanH\x00R\aupgradeB\x06\n" +
-	"\x04kind\"\x06\n" +
+	"\aupgrade\x18\x03 \x01(\v2\x19.agora.gov.v1.UpgradePlanH\x00R\aupgrade\x12K\n" +
+	"\x11approve_model_key\x18\x04 \x01(\v2\x1d.agora.gov.v1.ApproveModelKeyH\x00R\x0fapproveModelKeyB\x06\n" +
+	"\x04kind\".\n" +
+	"\x0fApproveModelKey\x12\x1b\n" +
+	"\treview_id\x18\x01 \x01(\x04R\breviewId\"\x06\n" +
 	"\x04Text\"C\n" +
 	"\fParamsChange\x123\n" +
 	"\achanges\x18\x01 \x03(\v2\x19.agora.gov.v1.ParamChangeR\achanges\"m\n" +
@@ -1574,7 +1640,7 @@ func file_agora_gov_v1_gov_proto_rawDescGZIP() []byte {
 }
 
 var file_agora_gov_v1_gov_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_agora_gov_v1_gov_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_agora_gov_v1_gov_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_agora_gov_v1_gov_proto_goTypes = []any{
 	(Status)(0),                       // 0: agora.gov.v1.Status
 	(Option)(0),                       // 1: agora.gov.v1.Option
@@ -1582,50 +1648,52 @@ var file_agora_gov_v1_gov_proto_goTypes = []any{
 	(*ParamChange)(nil),               // 3: agora.gov.v1.ParamChange
 	(*UpgradePlan)(nil),               // 4: agora.gov.v1.UpgradePlan
 	(*Content)(nil),                   // 5: agora.gov.v1.Content
-	(*Text)(nil),                      // 6: agora.gov.v1.Text
-	(*ParamsChange)(nil),              // 7: agora.gov.v1.ParamsChange
-	(*Tally)(nil),                     // 8: agora.gov.v1.Tally
-	(*Proposal)(nil),                  // 9: agora.gov.v1.Proposal
-	(*Vote)(nil),                      // 10: agora.gov.v1.Vote
-	(*MsgSubmitProposal)(nil),         // 11: agora.gov.v1.MsgSubmitProposal
-	(*MsgSubmitProposalResponse)(nil), // 12: agora.gov.v1.MsgSubmitProposalResponse
-	(*MsgDeposit)(nil),                // 13: agora.gov.v1.MsgDeposit
-	(*MsgVote)(nil),                   // 14: agora.gov.v1.MsgVote
-	(*Genesis)(nil),                   // 15: agora.gov.v1.Genesis
-	(*QueryProposalRequest)(nil),      // 16: agora.gov.v1.QueryProposalRequest
-	(*QueryProposalResponse)(nil),     // 17: agora.gov.v1.QueryProposalResponse
-	(*QueryProposalsRequest)(nil),     // 18: agora.gov.v1.QueryProposalsRequest
-	(*QueryProposalsResponse)(nil),    // 19: agora.gov.v1.QueryProposalsResponse
-	(*QueryParamsRequest)(nil),        // 20: agora.gov.v1.QueryParamsRequest
-	(*QueryUpgradeRequest)(nil),       // 21: agora.gov.v1.QueryUpgradeRequest
-	(*QueryUpgradeResponse)(nil),      // 22: agora.gov.v1.QueryUpgradeResponse
-	(*coin.Coin)(nil),                 // 23: agora.coin.v1.Coin
+	(*ApproveModelKey)(nil),           // 6: agora.gov.v1.ApproveModelKey
+	(*Text)(nil),                      // 7: agora.gov.v1.Text
+	(*ParamsChange)(nil),              // 8: agora.gov.v1.ParamsChange
+	(*Tally)(nil),                     // 9: agora.gov.v1.Tally
+	(*Proposal)(nil),                  // 10: agora.gov.v1.Proposal
+	(*Vote)(nil),                      // 11: agora.gov.v1.Vote
+	(*MsgSubmitProposal)(nil),         // 12: agora.gov.v1.MsgSubmitProposal
+	(*MsgSubmitProposalResponse)(nil), // 13: agora.gov.v1.MsgSubmitProposalResponse
+	(*MsgDeposit)(nil),                // 14: agora.gov.v1.MsgDeposit
+	(*MsgVote)(nil),                   // 15: agora.gov.v1.MsgVote
+	(*Genesis)(nil),                   // 16: agora.gov.v1.Genesis
+	(*QueryProposalRequest)(nil),      // 17: agora.gov.v1.QueryProposalRequest
+	(*QueryProposalResponse)(nil),     // 18: agora.gov.v1.QueryProposalResponse
+	(*QueryProposalsRequest)(nil),     // 19: agora.gov.v1.QueryProposalsRequest
+	(*QueryProposalsResponse)(nil),    // 20: agora.gov.v1.QueryProposalsResponse
+	(*QueryParamsRequest)(nil),        // 21: agora.gov.v1.QueryParamsRequest
+	(*QueryUpgradeRequest)(nil),       // 22: agora.gov.v1.QueryUpgradeRequest
+	(*QueryUpgradeResponse)(nil),      // 23: agora.gov.v1.QueryUpgradeResponse
+	(*coin.Coin)(nil),                 // 24: agora.coin.v1.Coin
 }
 var file_agora_gov_v1_gov_proto_depIdxs = []int32{
-	6,  // 0: agora.gov.v1.Content.text:type_name -> agora.gov.v1.Text
-	7,  // 1: agora.gov.v1.Content.params:type_name -> agora.gov.v1.ParamsChange
+	7,  // 0: agora.gov.v1.Content.text:type_name -> agora.gov.v1.Text
+	8,  // 1: agora.gov.v1.Content.params:type_name -> agora.gov.v1.ParamsChange
 	4,  // 2: agora.gov.v1.Content.upgrade:type_name -> agora.gov.v1.UpgradePlan
-	3,  // 3: agora.gov.v1.ParamsChange.changes:type_name -> agora.gov.v1.ParamChange
-	5,  // 4: agora.gov.v1.Proposal.content:type_name -> agora.gov.v1.Content
-	0,  // 5: agora.gov.v1.Proposal.status:type_name -> agora.gov.v1.Status
-	8,  // 6: agora.gov.v1.Proposal.tally:type_name -> agora.gov.v1.Tally
-	1,  // 7: agora.gov.v1.Vote.option:type_name -> agora.gov.v1.Option
-	5,  // 8: agora.gov.v1.MsgSubmitProposal.content:type_name -> agora.gov.v1.Content
-	23, // 9: agora.gov.v1.MsgSubmitProposal.initial_deposit:type_name -> agora.coin.v1.Coin
-	23, // 10: agora.gov.v1.MsgDeposit.amount:type_name -> agora.coin.v1.Coin
-	1,  // 11: agora.gov.v1.MsgVote.option:type_name -> agora.gov.v1.Option
-	2,  // 12: agora.gov.v1.Genesis.params:type_name -> agora.gov.v1.Params
-	9,  // 13: agora.gov.v1.QueryProposalResponse.proposal:type_name -> agora.gov.v1.Proposal
-	8,  // 14: agora.gov.v1.QueryProposalResponse.tally:type_name -> agora.gov.v1.Tally
-	10, // 15: agora.gov.v1.QueryProposalResponse.votes:type_name -> agora.gov.v1.Vote
-	9,  // 16: agora.gov.v1.QueryProposalsResponse.proposals:type_name -> agora.gov.v1.Proposal
-	4,  // 17: agora.gov.v1.QueryUpgradeResponse.plan:type_name -> agora.gov.v1.UpgradePlan
-	4,  // 18: agora.gov.v1.QueryUpgradeResponse.done:type_name -> agora.gov.v1.UpgradePlan
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 3: agora.gov.v1.Content.approve_model_key:type_name -> agora.gov.v1.ApproveModelKey
+	3,  // 4: agora.gov.v1.ParamsChange.changes:type_name -> agora.gov.v1.ParamChange
+	5,  // 5: agora.gov.v1.Proposal.content:type_name -> agora.gov.v1.Content
+	0,  // 6: agora.gov.v1.Proposal.status:type_name -> agora.gov.v1.Status
+	9,  // 7: agora.gov.v1.Proposal.tally:type_name -> agora.gov.v1.Tally
+	1,  // 8: agora.gov.v1.Vote.option:type_name -> agora.gov.v1.Option
+	5,  // 9: agora.gov.v1.MsgSubmitProposal.content:type_name -> agora.gov.v1.Content
+	24, // 10: agora.gov.v1.MsgSubmitProposal.initial_deposit:type_name -> agora.coin.v1.Coin
+	24, // 11: agora.gov.v1.MsgDeposit.amount:type_name -> agora.coin.v1.Coin
+	1,  // 12: agora.gov.v1.MsgVote.option:type_name -> agora.gov.v1.Option
+	2,  // 13: agora.gov.v1.Genesis.params:type_name -> agora.gov.v1.Params
+	10, // 14: agora.gov.v1.QueryProposalResponse.proposal:type_name -> agora.gov.v1.Proposal
+	9,  // 15: agora.gov.v1.QueryProposalResponse.tally:type_name -> agora.gov.v1.Tally
+	11, // 16: agora.gov.v1.QueryProposalResponse.votes:type_name -> agora.gov.v1.Vote
+	10, // 17: agora.gov.v1.QueryProposalsResponse.proposals:type_name -> agora.gov.v1.Proposal
+	4,  // 18: agora.gov.v1.QueryUpgradeResponse.plan:type_name -> agora.gov.v1.UpgradePlan
+	4,  // 19: agora.gov.v1.QueryUpgradeResponse.done:type_name -> agora.gov.v1.UpgradePlan
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_agora_gov_v1_gov_proto_init() }
@@ -1637,6 +1705,7 @@ func file_agora_gov_v1_gov_proto_init() {
 		(*Content_Text)(nil),
 		(*Content_Params)(nil),
 		(*Content_Upgrade)(nil),
+		(*Content_ApproveModelKey)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1644,7 +1713,7 @@ func file_agora_gov_v1_gov_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_gov_v1_gov_proto_rawDesc), len(file_agora_gov_v1_gov_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
