@@ -264,7 +264,13 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	// An exported state carries the set consensus was last told, and the
 	// exported genesis.json lists the same.
 	var vals []abci.ValidatorUpdate
-	if !isExport {
+	if isExport {
+		// Returned, CometBFT adopts this set over genesis.json's, so an
+		// edited genesis cannot seat keys the state does not know.
+		for _, m := range staking.ConsensusSet(kv) {
+			vals = append(vals, abci.Ed25519ValidatorUpdate(m.Pubkey, m.Power))
+		}
+	} else {
 		var err error
 		if vals, err = a.validatorUpdates(ctx); err != nil {
 			return nil, fmt.Errorf("chain: genesis validators: %w", err)
@@ -507,15 +513,26 @@ func (a *App) HaltErr() error {
 }
 
 // FinalizeBlock executes a decided block.
-func (a *App) FinalizeBlock(ctx context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
-	resp, err := a.finalizeBlock(ctx, req)
-	if err != nil {
-		a.haltOnce.Do(func() {
-			a.haltErr = err
-			close(a.halted)
-		})
-	}
-	return resp, err
+func (a *App) FinalizeBlock(ctx context.Context, req *abci.RequestFinalizeBlock) (resp *abci.ResponseFinalizeBlock, err error) {
+	// A panic (a disk error, a migration's bug) stops CometBFT's consensus
+	// as surely as an error does: record it as the halt too, so the node
+	// exits instead of running on with consensus dead.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("chain: block %d: panic: %v", req.Height, r)
+		}
+		if err != nil {
+			a.halt(err)
+		}
+	}()
+	return a.finalizeBlock(ctx, req)
+}
+
+func (a *App) halt(err error) {
+	a.haltOnce.Do(func() {
+		a.haltErr = err
+		close(a.halted)
+	})
 }
 
 func (a *App) finalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
@@ -603,7 +620,9 @@ func (a *App) deliverTx(block *module.Context, raw []byte, room *uint64) *abci.E
 func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
 	_, v, err := a.tree.SaveVersion()
 	if err != nil {
-		return nil, fmt.Errorf("chain: save state: %w", err)
+		err = fmt.Errorf("chain: save state: %w", err)
+		a.halt(err)
+		return nil, err
 	}
 	if keep := a.cfg.KeepVersions; keep > 0 && v > keep && v%100 == 0 {
 		if err := a.tree.DeleteVersionsTo(v - keep); err != nil {

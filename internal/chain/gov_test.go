@@ -297,7 +297,7 @@ func TestUpgradeHaltsThenMigrates(t *testing.T) {
 	}
 	// The new binary: the same state, a migration registered.
 	migrated := false
-	gov.RegisterUpgrade("test-halt", func(ctx *module.Context) error { migrated = true; return nil })
+	t.Cleanup(gov.RegisterUpgrade("test-halt", func(ctx *module.Context) error { migrated = true; return nil }))
 	h.restart()
 	h.block()
 	if !migrated || h.height != at {

@@ -22,8 +22,12 @@ type Migration func(ctx *module.Context) error
 var migrations = map[string]Migration{}
 
 // RegisterUpgrade registers the migration this binary runs for the
-// upgrade name. A binary registers its upgrades at init.
-func RegisterUpgrade(name string, m Migration) { migrations[name] = m }
+// upgrade name. A binary registers its upgrades at init; a test that
+// registers one removes it with the returned func.
+func RegisterUpgrade(name string, m Migration) (unregister func()) {
+	migrations[name] = m
+	return func() { delete(migrations, name) }
+}
 
 // UpgradeNeeded halts a node at an upgrade its binary does not know.
 type UpgradeNeeded struct{ Plan *govpb.UpgradePlan }
