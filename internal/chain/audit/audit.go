@@ -101,6 +101,9 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 
 func (Module) Queries() []module.QueryRoute {
 	return []module.QueryRoute{
+		module.Serve(auditpb.QueryParams, func(ctx *module.Context, _ *auditpb.QueryParamsRequest) (*auditpb.Params, error) {
+			return GetParams(ctx.KV), nil
+		}),
 		module.Serve(auditpb.QueryKey, func(ctx *module.Context, r *auditpb.QueryKeyRequest) (*auditpb.ModelKey, error) {
 			k := GetKey(ctx.KV, r.ModelId)
 			if k == nil {

@@ -1920,6 +1920,42 @@ func (x *QueryKeyReviewRequest) GetId() uint64 {
 	return 0
 }
 
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_audit_v1_audit_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_audit_v1_audit_proto_rawDescGZIP(), []int{26}
+}
+
 var File_agora_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_agora_audit_v1_audit_proto_rawDesc = "" +
@@ -2076,7 +2112,8 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"dispute_id\x18\x01 \x01(\x04R\tdisputeId\"'\n" +
 	"\x15QueryKeyReviewRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id*\x98\x01\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x14\n" +
+	"\x12QueryParamsRequest*\x98\x01\n" +
 	"\fReviewStatus\x12\x1d\n" +
 	"\x19REVIEW_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REVIEW_STATUS_OPEN\x10\x01\x12\x1a\n" +
@@ -2103,7 +2140,7 @@ func file_agora_audit_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_agora_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_agora_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_agora_audit_v1_audit_proto_goTypes = []any{
 	(ReviewStatus)(0),                  // 0: agora.audit.v1.ReviewStatus
 	(DisputeStatus)(0),                 // 1: agora.audit.v1.DisputeStatus
@@ -2133,6 +2170,7 @@ var file_agora_audit_v1_audit_proto_goTypes = []any{
 	(*QueryDisputeRequest)(nil),        // 25: agora.audit.v1.QueryDisputeRequest
 	(*MsgChallengeResponse)(nil),       // 26: agora.audit.v1.MsgChallengeResponse
 	(*QueryKeyReviewRequest)(nil),      // 27: agora.audit.v1.QueryKeyReviewRequest
+	(*QueryParamsRequest)(nil),         // 28: agora.audit.v1.QueryParamsRequest
 }
 var file_agora_audit_v1_audit_proto_depIdxs = []int32{
 	19, // 0: agora.audit.v1.KeyReview.votes:type_name -> agora.audit.v1.Vote
@@ -2161,7 +2199,7 @@ func file_agora_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_audit_v1_audit_proto_rawDesc), len(file_agora_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -8,4 +8,5 @@ var (
 	QueryProven  = module.Query[*QueryProvenRequest, *QueryProvenResponse]{Path: "/audit/proven"}
 	QueryDispute = module.Query[*QueryDisputeRequest, *QueryDisputeResponse]{Path: "/audit/dispute"}
 	QueryReview  = module.Query[*QueryKeyReviewRequest, *KeyReview]{Path: "/audit/key_review"}
+	QueryParams  = module.Query[*QueryParamsRequest, *Params]{Path: "/audit/params"}
 )
