@@ -261,12 +261,11 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	// The validators of stake are the chain's: CometBFT replaces the
 	// genesis file's list with this one when it is not empty.
-	// An exported state carries the set consensus was last told, and the
-	// exported genesis.json lists the same.
+	// An exported state carries the set consensus was last told; returned,
+	// it overrides genesis.json's, so an edited genesis cannot seat keys
+	// the state does not know.
 	var vals []abci.ValidatorUpdate
 	if isExport {
-		// Returned, CometBFT adopts this set over genesis.json's, so an
-		// edited genesis cannot seat keys the state does not know.
 		for _, m := range staking.ConsensusSet(kv) {
 			vals = append(vals, abci.Ed25519ValidatorUpdate(m.Pubkey, m.Power))
 		}

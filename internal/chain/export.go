@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/agoranet/agora/internal/chain/staking"
-	"github.com/agoranet/agora/internal/chain/store"
 )
 
 // A chain's state can be exported and a new chain started from it: the
@@ -91,5 +90,3 @@ func (a *App) importState(raw json.RawMessage, initialHeight int64) error {
 	}
 	return nil
 }
-
-var _ store.KV = treeKV{}
