@@ -15,6 +15,9 @@ import (
 // shape of real states but no real points: ParseTranscript checks shapes,
 // not points, so it is a seed for FuzzParseTranscript that exercises
 // every field in milliseconds.
+// testBeacon1 marks where phase 2 starts in smallTranscript's bytes.
+const testBeacon1 = "beacon one of the small test transcript"
+
 func smallTranscript(tb testing.TB, sealed bool) []byte {
 	tb.Helper()
 	tr := &Transcript{ModelID: "test-model", Domain: 2}
@@ -34,7 +37,7 @@ func smallTranscript(tb testing.TB, sealed bool) []byte {
 			b = append(b, byte(challenge))
 			return append(b, make([]byte, challenge)...)
 		}
-		tr.Beacon1, tr.Start2, tr.Beacon2 = []byte("b1"), state(0), []byte("b2")
+		tr.Beacon1, tr.Start2, tr.Beacon2 = []byte(testBeacon1), state(0), []byte("b2")
 		for _, c := range tr.Phase1 {
 			tr.Phase2 = append(tr.Phase2, Contribution{State: state(sha256.Size), Contributor: c.Contributor, Signature: make([]byte, 64)})
 		}
@@ -91,7 +94,9 @@ func TestParseTranscript(t *testing.T) {
 		{"a phase-1 state that claims another domain", put64(stateAt+3*proofSize, 1<<30), "domain"},
 		{"a phase-2 state with 2^32-1 private-wire points", func() []byte {
 			b := bytes.Clone(good)
-			at := bytes.Index(b, []byte("b1")) + 2 + 4 + 2 + g1Size // Start2's private-wire count
+			// Start2's private-wire count. The beacon is long enough that
+			// the random phase-1 states cannot hold it by chance.
+			at := bytes.Index(b, []byte(testBeacon1)) + len(testBeacon1) + 4 + 2 + g1Size
 			binary.BigEndian.PutUint32(b[at:], 1<<32-1)
 			return b
 		}(), "private-wire points"},
