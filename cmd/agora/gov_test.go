@@ -127,9 +127,11 @@ func TestGovernanceOnATestnet(t *testing.T) {
 	// 2. An upgrade: every node halts at its height, naming it.
 	upHeight := height() + 45 // voting (20 blocks) and the votes' txs fit before it
 	p = pass("upgrade", "operator", upgrades.DemoName, fmt.Sprint(upHeight), "--info", "build with -tags agora_upgrade_demo", "--title", "demo upgrade")
+	// Accounts that send nothing (operators pay fees for their beacon
+	// commitments and votes all along).
 	balances := map[addr.Address]string{}
-	for i := range procs {
-		k, err := keyring.Open(filepath.Join(home(i), "keyring")).Get("operator")
+	for _, name := range []string{"alice", "bob", "provider1", "modelowner"} {
+		k, err := keyring.Open(filepath.Join(home(0), "keyring")).Get(name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,20 +11,39 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/node"
 )
 
 func startCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var operatorKey string
+	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Run the node in --home until interrupted",
-		Args:  cobra.NoArgs,
+		Long: `Run the node in --home until interrupted.
+
+A validator's node takes its part in the randomness beacon itself: it
+commits and reveals from the key named by --operator-key in the home's
+keyring (the account that operates the validator). Without that key the
+node only validates, and its validator is slashed for every commitment it
+makes by hand and does not reveal.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			comet, err := loadCometConfig(g.home)
 			if err != nil {
 				return err
 			}
-			n, err := node.Start(node.Config{Comet: comet, App: chain.DefaultConfig(), Logger: logger()})
+			var op *keyring.Key
+			if operatorKey != "" {
+				op, err = keyring.Open(filepath.Join(g.home, "keyring")).Get(operatorKey)
+				if errors.Is(err, keyring.ErrNotFound) {
+					op, err = nil, nil // a full node, or a validator operated from elsewhere
+				}
+				if err != nil {
+					return err
+				}
+			}
+			n, err := node.Start(node.Config{Comet: comet, App: chain.DefaultConfig(), Logger: logger(), Operator: op})
 			if err != nil {
 				return err
 			}
@@ -41,6 +60,8 @@ func startCmd(g *globals) *cobra.Command {
 			}
 		},
 	}
+	cmd.Flags().StringVar(&operatorKey, "operator-key", "operator", "keyring key of the validator's operator, for the beacon's commits and reveals (\"\" for none)")
+	return cmd
 }
 
 // loadCometConfig reads <home>/config/config.toml.

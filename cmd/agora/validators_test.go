@@ -12,6 +12,7 @@ import (
 	"github.com/cometbft/cometbft/privval"
 
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/beacon/beaconpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
@@ -34,7 +35,7 @@ func TestValidatorSetFromStake(t *testing.T) {
 	p := stakingpb.DefaultParams()
 	p.MaxValidators, p.SignedBlocksWindow, p.DowntimeJailBlocks, p.UnbondingBlocks = 4, 10, 15, 30
 	if _, err := agoranet.InitTestnet(agoranet.TestnetConfig{Validators: 4, FullNodes: 2, Out: out, ChainID: "agora-pos-test", BasePort: base,
-		BlockTime: 200 * time.Millisecond, Staking: p}); err != nil {
+		BlockTime: 200 * time.Millisecond, Staking: p, Beacon: &beaconpb.Params{EpochBlocks: 10, MissBps: 10, MissJailBlocks: 15}}); err != nil {
 		t.Fatal(err)
 	}
 	home := func(i int) string { return filepath.Join(out, fmt.Sprintf("node%d", i)) }
@@ -113,6 +114,21 @@ func TestValidatorSetFromStake(t *testing.T) {
 	})
 	t.Logf("node4 (20 agr) replaced node%d (10 agr) in the active set", last)
 
+	// Each validator's node takes its part in the beacon by itself: a
+	// whole epoch's worth of commitments are revealed, node4's included.
+	var b *beaconpb.Beacon
+	e2e.Eventually(t, 60*time.Second, "a beacon from the four validators' reveals", func() error {
+		s, err := client.Ask(ctx, c, beaconpb.QueryStatus, &beaconpb.QueryStatusRequest{})
+		if err != nil {
+			return err
+		}
+		if b = s.Latest; b == nil || b.Reveals < 4 || b.Reveals != b.Commitments {
+			return fmt.Errorf("latest beacon %v", b)
+		}
+		return nil
+	})
+	t.Logf("beacon of epoch %d: %d commitments, %d reveals, final at height %d", b.Epoch, b.Commitments, b.Reveals, b.FinalHeight)
+
 	// 2. A validator down past the window is jailed and leaves the set;
 	// back up after its jail, it unjails and, with a little more stake,
 	// ranks again.
@@ -150,8 +166,10 @@ func TestValidatorSetFromStake(t *testing.T) {
 			t.Errorf("unjail at height %d, before the jail ends at %d, succeeded: %s", st.Height, v.JailedUntil, out)
 		}
 	}
+	// (A reveal it committed to before going down was missed too, and
+	// may have jailed it a little longer.)
 	e2e.Eventually(t, 30*time.Second, "the jail ends", func() error {
-		if st, err := c.Status(ctx); err != nil || st.Height <= v.JailedUntil {
+		if st, err := c.Status(ctx); err != nil || st.Height <= validator(down).JailedUntil {
 			return fmt.Errorf("height %v", st)
 		}
 		return nil

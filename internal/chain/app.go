@@ -26,6 +26,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/auth"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank"
+	"github.com/agoranet/agora/internal/chain/beacon"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -72,7 +73,7 @@ func (c Config) Validate() error {
 // Modules returns the chain's modules in the order the app runs their
 // genesis and block hooks.
 func Modules() []module.Module {
-	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}, gov.Module{}}
+	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, beacon.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}, gov.Module{}}
 }
 
 // wire installs the hooks by which one module acts inside another's
@@ -245,6 +246,13 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if isExport {
 		if err := a.importState(exported, req.InitialHeight); err != nil {
 			return nil, err
+		}
+		for _, m := range a.modules {
+			if im, ok := m.(module.Importer); ok {
+				if err := im.Imported(ctx); err != nil {
+					return nil, fmt.Errorf("chain: import: %s: %w", m.Name(), err)
+				}
+			}
 		}
 	}
 	for _, m := range a.modules {

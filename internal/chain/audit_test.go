@@ -87,6 +87,11 @@ func (k *keyChain) vote(id uint64, verdict []byte) {
 func (k *keyChain) voteEach(id uint64, verdict func(member string) []byte) {
 	k.t.Helper()
 	r, err := ask(k.harness, auditpb.QueryReview, &auditpb.QueryKeyReviewRequest{Id: id})
+	// On a chain with a beacon the committee is drawn once it is final.
+	for i := 0; err == nil && r.DrawAt != 0 && i < 100; i++ {
+		k.block()
+		r, err = ask(k.harness, auditpb.QueryReview, &auditpb.QueryKeyReviewRequest{Id: id})
+	}
 	if err != nil {
 		k.t.Fatal(err)
 	}

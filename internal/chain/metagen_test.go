@@ -30,6 +30,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/beacon/beaconpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/commit"
@@ -78,6 +79,9 @@ var metaGenerators = map[string]metaGen{
 	tx.TypeURL(&stakingpb.MsgWithdrawRewards{}):    {3, genWithdrawRewards},
 	tx.TypeURL(&stakingpb.MsgUnjail{}):             {4, genUnjail},
 	tx.TypeURL(&stakingpb.MsgRotateConsensusKey{}): {1, genRotateConsensusKey},
+
+	tx.TypeURL(&beaconpb.MsgCommit{}): {6, genBeaconCommit},
+	tx.TypeURL(&beaconpb.MsgReveal{}): {6, genBeaconReveal},
 
 	tx.TypeURL(&govpb.MsgSubmitProposal{}): {1, genSubmitProposal},
 	tx.TypeURL(&govpb.MsgDeposit{}):        {3, genDeposit},
@@ -563,6 +567,43 @@ func genRedelegate(w *world) (string, module.Msg) {
 func genWithdrawRewards(w *world) (string, module.Msg) {
 	d, v, _ := w.delegation()
 	return d, &stakingpb.MsgWithdrawRewards{Delegator: addrOf(d), Validator: v}
+}
+
+// beaconEpoch is the epoch under way in the last committed state.
+func (w *world) beaconEpoch() int64 {
+	r, _ := metaAsk(w.app, beaconpb.QueryStatus, &beaconpb.QueryStatusRequest{})
+	if r == nil {
+		return 0
+	}
+	return r.Epoch.Number
+}
+
+// genBeaconCommit: a validator commits to a value it remembers (now and
+// then for the wrong epoch, or someone who validates nothing).
+func genBeaconCommit(w *world) (string, module.Msg) {
+	op, e := pick(w, metaValidators), w.beaconEpoch()
+	switch {
+	case w.oneIn(10):
+		op = w.user()
+	case w.oneIn(10):
+		e++
+	}
+	value := w.bytes(beaconpb.ValueSize)
+	k := fmt.Sprintf("b/%d/%s", e, op)
+	w.onOK(func(proto.Message) { w.secrets[k] = metaSecret{value: value} })
+	return op, &beaconpb.MsgCommit{Validator: addrOf(op), Epoch: e, Commitment: beaconpb.Commit(testChain, e, addrOf(op), value)}
+}
+
+// genBeaconReveal: a validator reveals last epoch's value, or now and
+// then one that does not match; some never reveal, and are penalised.
+func genBeaconReveal(w *world) (string, module.Msg) {
+	op, e := pick(w, metaValidators), w.beaconEpoch()-1
+	s, ok := w.secrets[fmt.Sprintf("b/%d/%s", e, op)]
+	if !ok || w.oneIn(8) {
+		w.idle = !ok
+		return op, &beaconpb.MsgReveal{Validator: addrOf(op), Epoch: max(e, 0), Value: w.bytes(beaconpb.ValueSize)}
+	}
+	return op, &beaconpb.MsgReveal{Validator: addrOf(op), Epoch: e, Value: s.value}
 }
 
 func genUnjail(w *world) (string, module.Msg) {

@@ -39,6 +39,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/beacon/beaconpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -252,6 +253,9 @@ func metaGenesis(t *testing.T, fx *zkFixture) []byte {
 	})
 	tweak(t, state, providerpb.Name, &providerpb.Genesis{}, func(g *providerpb.Genesis) {
 		g.Params.OfflineAfterBlocks, g.Params.JailAfterBlocks, g.Params.DowntimeJailBlocks = 12, 60, 10
+	})
+	tweak(t, state, beaconpb.Name, &beaconpb.Genesis{}, func(g *beaconpb.Genesis) {
+		g.Params.EpochBlocks, g.Params.MissJailBlocks, g.Params.MissBps = 4, 10, 100
 	})
 	tweak(t, state, jobpb.Name, &jobpb.Genesis{}, func(g *jobpb.Genesis) {
 		g.Params.DefaultBidWindow, g.Params.DefaultDeadlineBlocks, g.Params.RevealBlocks = 6, 12, 8

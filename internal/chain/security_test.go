@@ -23,6 +23,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/beacon/beaconpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -500,6 +501,8 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 		"agora.staking.v1.MsgWithdrawRewards":        {msg: &stakingpb.MsgWithdrawRewards{Delegator: r, Validator: r}, moves: true},
 		"agora.staking.v1.MsgUnjail":                 {msg: &stakingpb.MsgUnjail{Operator: r}},
 		"agora.staking.v1.MsgRotateConsensusKey":     {msg: &stakingpb.MsgRotateConsensusKey{Operator: r, NewConsensusPubkey: pub("robot-cons-2")}},
+		"agora.beacon.v1.MsgCommit":                  {msg: &beaconpb.MsgCommit{Validator: r, Commitment: make([]byte, 32)}},
+		"agora.beacon.v1.MsgReveal":                  {msg: &beaconpb.MsgReveal{Validator: r, Value: make([]byte, 32)}},
 		"agora.gov.v1.MsgSubmitProposal": {msg: &govpb.MsgSubmitProposal{Proposer: r, Title: "t", Content: &govpb.Content{Kind: &govpb.Content_Text{Text: &govpb.Text{}}},
 			InitialDeposit: coin.New("uagr", 1_000_000)}, moves: true},
 		"agora.gov.v1.MsgDeposit":               {msg: &govpb.MsgDeposit{Depositor: r, ProposalId: 1, Amount: coin.New("uagr", 2_000_000)}, moves: true},

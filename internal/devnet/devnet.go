@@ -180,7 +180,12 @@ func Start(cfg Config) (*Devnet, error) {
 	if _, err := node.WriteHome(comet); err != nil {
 		return nil, err
 	}
-	n, err := node.Start(node.Config{Comet: comet, App: chain.DefaultConfig(), Logger: cfg.Logger})
+	// The devnet's validator takes its part in the beacon, as any does.
+	op, err := kr.Get("validator")
+	if err != nil {
+		return nil, err
+	}
+	n, err := node.Start(node.Config{Comet: comet, App: chain.DefaultConfig(), Logger: cfg.Logger, Operator: op})
 	if err != nil {
 		return nil, err
 	}

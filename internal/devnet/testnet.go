@@ -3,6 +3,7 @@ package devnet
 import (
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/internal/chain/beacon/beaconpb"
 	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
 	"github.com/agoranet/agora/internal/keyring"
@@ -32,6 +33,8 @@ type TestnetConfig struct {
 	Staking *stakingpb.Params
 	// Gov replaces the gov params when set.
 	Gov *govpb.Params
+	// Beacon replaces the beacon params when set.
+	Beacon *beaconpb.Params
 }
 
 // Validate checks the config.
@@ -62,7 +65,7 @@ func InitTestnet(c TestnetConfig) ([]*cmtcfg.Config, error) {
 			return nil, fmt.Errorf("testnet: %s is not empty; pick a new --out", c.Out)
 		}
 	}
-	g := node.Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second), Staking: c.Staking, Gov: c.Gov}
+	g := node.Genesis{ChainID: c.ChainID, Time: time.Now().UTC().Truncate(time.Second), Staking: c.Staking, Gov: c.Gov, Beacon: c.Beacon}
 	var peers []string
 	var configs []*cmtcfg.Config
 	for i := 0; i < c.Validators+c.FullNodes; i++ {

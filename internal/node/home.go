@@ -19,6 +19,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/beacon/beaconpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
@@ -145,6 +146,8 @@ type Genesis struct {
 	// Gov replaces the gov module's default params when set (tests
 	// shorten the periods).
 	Gov *govpb.Params
+	// Beacon replaces the beacon module's default params when set.
+	Beacon *beaconpb.Params
 }
 
 // Validator is a genesis validator: a node's consensus key (as WriteHome
@@ -222,6 +225,12 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 	state[authpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&authpb.Genesis{Params: ap})
 	if err != nil {
 		return nil, err
+	}
+	if g.Beacon != nil {
+		state[beaconpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&beaconpb.Genesis{Params: g.Beacon})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if g.Gov != nil {
 		state[govpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&govpb.Genesis{Params: g.Gov})

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -21,6 +22,7 @@ import (
 	"github.com/cometbft/cometbft/proxy"
 
 	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/keyring"
 )
 
 // Config is what a node needs to run.
@@ -32,6 +34,10 @@ type Config struct {
 	App chain.Config
 	// Logger receives node and consensus logs; nil discards them.
 	Logger *slog.Logger
+	// Operator, when set, is the key of the account that operates this
+	// node's validator: the node takes its part in the randomness beacon
+	// with it (commits and reveals), as a validator must or be slashed.
+	Operator *keyring.Key
 	// Application replaces the Agora app with another ABCI application.
 	// Only benchmarks set it, to run CometBFT's kvstore example under the
 	// very same node setup as Agora.
@@ -57,6 +63,9 @@ type Node struct {
 	cmt *cmtnode.Node
 	app *chain.App // nil when Config.Application replaced it
 	cfg Config
+	// The node's own duties as a validator (the beacon), stopped first.
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 // Start opens the state, starts CometBFT and returns once the node runs.
@@ -111,7 +120,16 @@ func Start(cfg Config) (*Node, error) {
 		closeApp()
 		return nil, fmt.Errorf("node: start: %w", err)
 	}
-	return &Node{cmt: n, app: app, cfg: cfg}, nil
+	node := &Node{cmt: n, app: app, cfg: cfg, stop: func() {}}
+	if cfg.Operator != nil && app != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		node.stop = cancel
+		if err := runBeacon(ctx, &node.wg, node.RPC(), cfg.Operator, c.RootDir, cfg.Logger.With("module", "beacon")); err != nil {
+			cancel()
+			return nil, errors.Join(err, node.Stop())
+		}
+	}
+	return node, nil
 }
 
 // RPC is the node's CometBFT RPC URL.
@@ -122,6 +140,8 @@ func (n *Node) Height() int64 { return n.cmt.BlockStore().Height() }
 
 // Stop stops consensus and closes the state.
 func (n *Node) Stop() error {
+	n.stop()
+	n.wg.Wait()
 	err := n.cmt.Stop()
 	n.cmt.Wait()
 	if n.app != nil {

@@ -83,26 +83,10 @@ func (s *seqAlloc) next() (uint64, error) {
 func (s *seqAlloc) reserveLocked(limit uint64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], limit)
-	tmp := s.path + ".tmp"
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("provider: receipt counter: %w", err)
-	}
-	if _, err := f.Write(b[:]); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
+	if err := durable.Replace(s.path, b[:]); err != nil {
 		return fmt.Errorf("provider: receipt counter: %w", err)
 	}
 	s.limit = limit

@@ -490,6 +490,9 @@ func (s *Server) keyReviews(ctx context.Context, open map[uint64]bool, height in
 				}
 			}
 		}
+		if r != nil && r.Status == auditpb.ReviewStatus_REVIEW_STATUS_OPEN && r.DrawAt != 0 {
+			continue // its committee waits for the beacon
+		}
 		if mine == nil || r.Status != auditpb.ReviewStatus_REVIEW_STATUS_OPEN || height > r.RevealUntil || len(mine.ResponseHash) != 0 {
 			delete(open, id)
 			s.mu.Lock()

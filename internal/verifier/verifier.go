@@ -417,6 +417,9 @@ func (s *Server) committees(ctx context.Context) {
 					mine = v
 				}
 			}
+			if d.Status == auditpb.DisputeStatus_DISPUTE_STATUS_OPEN && d.DrawAt != 0 {
+				continue // its committee waits for the beacon
+			}
 			if mine == nil || d.Status != auditpb.DisputeStatus_DISPUTE_STATUS_OPEN || height > d.RevealUntil {
 				delete(open, id)
 				continue

@@ -11,6 +11,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/auth"
+	"github.com/agoranet/agora/internal/chain/beacon"
 	"github.com/agoranet/agora/internal/chain/channel"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -39,9 +40,16 @@ var (
 	disputePrefix    = []byte("audit/d/")   // id -> Dispute
 	nextDisputeKey   = []byte("audit/next")
 	paramsKey        = []byte("audit/params")
+	// A dispute's or review's pool, frozen when it waits for its beacon.
+	disputePoolPrefix = []byte("audit/pool/d/")
+	reviewPoolPrefix  = []byte("audit/pool/r/")
 
 	// deadlines is EndBlock's agenda: each open dispute at its reveal_until.
 	deadlines = agenda.New("audit/due/")
+	// draws has the disputes and key reviews whose committee waits for
+	// its beacon, at the height it is expected final.
+	draws       = agenda.New("audit/draw/")
+	reviewDraws = agenda.New("audit/rdraw/")
 	// bonds holds each open dispute's challenge bond.
 	bonds = escrow.New(auditpb.Escrow, "audit/bond/")
 )
@@ -97,10 +105,32 @@ func Verifiers(kv store.Reader, min uint64) []addr.Address {
 	return out
 }
 
-// Draw picks a committee of n from candidates by bonded stake (see
-// committee.Draw).
-func Draw(kv store.Reader, candidates []addr.Address, n int, seed []byte) []addr.Address {
-	return committee.Draw(candidates, func(a addr.Address) uint64 { return staking.Bonded(kv, a) }, n, seed)
+// Weigh freezes candidates' bonded stake, the weights a committee is
+// drawn by (see committee.Weigh).
+func Weigh(kv store.Reader, candidates []addr.Address) []committee.Candidate {
+	return committee.Weigh(candidates, func(a addr.Address) uint64 { return staking.Bonded(kv, a) })
+}
+
+// DrawMembers draws a committee from a frozen pool by seed and keeps the
+// members that are still verifiers with enough stake: one that has left
+// since the pool was frozen is dropped (leaving can shrink a committee,
+// never choose it).
+func DrawMembers(kv store.Reader, p *auditpb.Params, frozen []committee.Candidate, seed []byte) []addr.Address {
+	var members []addr.Address
+	for _, v := range committee.DrawFrom(frozen, int(p.CommitteeSize), seed) {
+		if kv.Get(cat(verifierPrefix, v[:])) != nil && staking.Bonded(kv, v) >= p.VerifierMinStake {
+			members = append(members, v)
+		}
+	}
+	return members
+}
+
+// Frozen is the pool stored under key, deleted as it is read: a draw
+// uses it once.
+func Frozen(kv store.KV, key []byte) []committee.Candidate {
+	v := kv.Get(key)
+	kv.Delete(key)
+	return committee.Decode(v)
 }
 
 // Challenge opens a dispute over an anchored receipt.
@@ -155,13 +185,7 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	if v := ctx.KV.Get(seen); v != nil {
 		return nil, fmt.Errorf("audit: this receipt has been challenged already (dispute %d); a receipt is disputed, and a lie slashed, once: %w", binary.BigEndian.Uint64(v), codes.ErrAlreadyDisputed)
 	}
-	provider := addr.MustParse(r.Provider)
-	var pool []addr.Address
-	for _, v := range Verifiers(ctx.KV, p.VerifierMinStake) {
-		if v != provider && v != ctx.Signer {
-			pool = append(pool, v)
-		}
-	}
+	pool := disputePool(ctx.KV, p, r.Provider, m.Challenger)
 	if len(pool) < int(p.CommitteeSize) {
 		return nil, fmt.Errorf("audit: %d eligible verifiers, a committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrInvalidRequest)
 	}
@@ -176,21 +200,60 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	ctx.KV.Set(seen, be(id))
 	ctx.KV.Set(cat(disputedReceipt, be(id)), rid)
 	d := &auditpb.Dispute{Id: id, Challenger: m.Challenger, Provider: r.Provider, ModelId: r.ModelId, RequestHash: r.RequestHash,
-		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond,
-		CommitUntil: ctx.Height + p.CommitBlocks, RevealUntil: ctx.Height + p.CommitBlocks + p.RevealBlocks, Status: auditpb.DisputeStatus_DISPUTE_STATUS_OPEN}
-	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), committee.Seed(ctx.Seed, "audit", id)) {
+		ClaimedResponseHash: r.ResponseHash, Request: m.Request, Bond: p.ChallengeBond, Status: auditpb.DisputeStatus_DISPUTE_STATUS_OPEN}
+	ctx.ConsumeGas(2*gas.EndBlockStep, "the dispute's draw and settlement")
+	ctx.Emit("challenge", module.Key("dispute_id", module.U64(id)), module.Key("provider", d.Provider), module.Key("challenger", d.Challenger))
+	// The committee comes from a beacon no one knows yet, so neither the
+	// challenger nor a proposer can choose who judges.
+	// The pool and its weights are frozen now, before anyone can know
+	// the beacon: see committee.Weigh.
+	frozen := Weigh(ctx.KV, pool)
+	epoch := beacon.Request(ctx)
+	if seed, ok := beacon.Seed(ctx, epoch, "audit", id); ok {
+		return d, drawDispute(ctx, d, frozen, seed)
+	}
+	d.BeaconEpoch, d.DrawAt = epoch, beacon.ReadyAt(ctx.KV, ctx.Height, epoch)
+	draws.Add(ctx.KV, d.DrawAt, id)
+	ctx.KV.Set(cat(disputePoolPrefix, be(id)), committee.Encode(frozen))
+	putDispute(ctx.KV, d)
+	return d, nil
+}
+
+// disputePool is who may judge a dispute: every staked verifier but the
+// provider and the challenger.
+func disputePool(kv store.Reader, p *auditpb.Params, provider, challenger string) []addr.Address {
+	var pool []addr.Address
+	for _, v := range Verifiers(kv, p.VerifierMinStake) {
+		if s := v.String(); s != provider && s != challenger {
+			pool = append(pool, v)
+		}
+	}
+	return pool
+}
+
+// drawDispute draws d's committee from its frozen pool and seed and opens
+// its vote from this block. Members that left since the challenge are
+// dropped; if none is left, the dispute is settled undecided, its bond
+// returned.
+func drawDispute(ctx *module.Context, d *auditpb.Dispute, frozen []committee.Candidate, seed []byte) error {
+	p := GetParams(ctx.KV)
+	d.DrawAt = 0
+	members := DrawMembers(ctx.KV, p, frozen, seed)
+	if len(members) == 0 {
+		return settle(ctx, d)
+	}
+	d.CommitUntil = ctx.Height + p.CommitBlocks
+	d.RevealUntil = d.CommitUntil + p.RevealBlocks
+	attrs := []module.Attr{module.Key("dispute_id", module.U64(d.Id))}
+	for _, v := range members {
 		d.Votes = append(d.Votes, &auditpb.Vote{Verifier: v.String()})
 		staking.HoldUntil(ctx, v, d.RevealUntil+MaxDueDelay) // a missed vote is slashed at settlement
+		attrs = append(attrs, module.Key("member", v.String()))
 	}
 	putDispute(ctx.KV, d)
-	deadlines.Add(ctx.KV, d.RevealUntil, id)
-	ctx.ConsumeGas(gas.EndBlockStep, "the dispute's settlement")
-	attrs := []module.Attr{module.Key("dispute_id", module.U64(id)), module.Key("provider", d.Provider), module.Key("challenger", d.Challenger)}
-	for _, v := range d.Votes {
-		attrs = append(attrs, module.Key("member", v.Verifier))
-	}
-	ctx.Emit("challenge", attrs...)
-	return d, nil
+	deadlines.Add(ctx.KV, d.RevealUntil, d.Id)
+	ctx.Emit("committee", attrs...)
+	return nil
 }
 
 // AfterDeregister holds a provider's stake, once it deregisters, for as
@@ -199,7 +262,7 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 // nothing to slash.
 func AfterDeregister(ctx *module.Context, operator addr.Address) {
 	p := GetParams(ctx.KV)
-	staking.HoldUntil(ctx, operator, ctx.Height+receipt.MaxLead+ChallengeWindow+p.CommitBlocks+p.RevealBlocks+MaxDueDelay)
+	staking.HoldUntil(ctx, operator, ctx.Height+receipt.MaxLead+ChallengeWindow+beacon.MaxDrawDelay+p.CommitBlocks+p.RevealBlocks+MaxDueDelay)
 }
 
 // MaxDueDelay is how many blocks past its deadline a settlement may wait
@@ -284,6 +347,9 @@ func castReveal(ctx *module.Context, what string, commitUntil, revealUntil int64
 // closed, earliest first, at most agenda.PerBlock of each.
 func (Module) EndBlock(ctx *module.Context) error {
 	perBlock := agenda.PerBlock(auth.GetParams(ctx.KV).BlockGasLimit)
+	if err := drawDue(ctx, perBlock); err != nil {
+		return err
+	}
 	for _, id := range deadlines.Due(ctx.KV, ctx.Height, perBlock) {
 		if err := settle(ctx, GetDispute(ctx.KV, id)); err != nil {
 			return err
@@ -291,6 +357,46 @@ func (Module) EndBlock(ctx *module.Context) error {
 	}
 	for _, id := range reviewDeadline.Due(ctx.KV, ctx.Height, perBlock) {
 		if err := settleReview(ctx, GetReview(ctx.KV, id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drawDue draws the committees whose beacon is final, or puts them off
+// to the height it is now expected (a new epoch_blocks moves it).
+func drawDue(ctx *module.Context, perBlock int) error {
+	for _, id := range draws.Due(ctx.KV, ctx.Height, perBlock) {
+		d := GetDispute(ctx.KV, id)
+		if d.Status != auditpb.DisputeStatus_DISPUTE_STATUS_OPEN || d.DrawAt == 0 {
+			ctx.KV.Delete(cat(disputePoolPrefix, be(id)))
+			continue // settled by a proof before its committee was drawn
+		}
+		seed, ok := beacon.Seed(ctx, d.BeaconEpoch, "audit", id)
+		if !ok {
+			d.DrawAt = max(ctx.Height+1, beacon.ReadyAt(ctx.KV, ctx.Height, d.BeaconEpoch))
+			draws.Add(ctx.KV, d.DrawAt, id)
+			putDispute(ctx.KV, d)
+			continue
+		}
+		if err := drawDispute(ctx, d, Frozen(ctx.KV, cat(disputePoolPrefix, be(id))), seed); err != nil {
+			return err
+		}
+	}
+	for _, id := range reviewDraws.Due(ctx.KV, ctx.Height, perBlock) {
+		r := GetReview(ctx.KV, id)
+		if r.Status != auditpb.ReviewStatus_REVIEW_STATUS_OPEN || r.DrawAt == 0 {
+			ctx.KV.Delete(cat(reviewPoolPrefix, be(id)))
+			continue
+		}
+		seed, ok := beacon.Seed(ctx, r.BeaconEpoch, "audit-key", id)
+		if !ok {
+			r.DrawAt = max(ctx.Height+1, beacon.ReadyAt(ctx.KV, ctx.Height, r.BeaconEpoch))
+			reviewDraws.Add(ctx.KV, r.DrawAt, id)
+			putReview(ctx.KV, r)
+			continue
+		}
+		if err := drawReview(ctx, r, Frozen(ctx.KV, cat(reviewPoolPrefix, be(id))), seed); err != nil {
 			return err
 		}
 	}

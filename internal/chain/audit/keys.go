@@ -9,6 +9,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/chain/beacon"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/committee"
@@ -74,16 +75,7 @@ func ProposeKey(ctx *module.Context, m *auditpb.MsgProposeModelKey) (*auditpb.Ke
 		}
 	}
 	// The committee is drawn from every verifier but the proposer.
-	// Contributors are named by public key alone, without their consent,
-	// so leaving them out would let a proposer name every honest verifier
-	// and leave only its own to review its key; a contributor on the
-	// committee checks the transcript like anyone else.
-	var pool []addr.Address
-	for _, v := range Verifiers(ctx.KV, p.VerifierMinStake) {
-		if v != ctx.Signer {
-			pool = append(pool, v)
-		}
-	}
+	pool := reviewPool(ctx.KV, p, m.Proposer)
 	if len(pool) < int(p.CommitteeSize) {
 		return nil, fmt.Errorf("audit: %d verifiers besides the proposer; a review committee needs %d: %w", len(pool), p.CommitteeSize, codes.ErrKeyEvidence)
 	}
@@ -94,30 +86,68 @@ func ProposeKey(ctx *module.Context, m *auditpb.MsgProposeModelKey) (*auditpb.Ke
 	if err := keyBonds.Hold(ctx, ctx.Signer, id, coin.New(coin.Native, p.ChallengeBond)); err != nil {
 		return nil, fmt.Errorf("audit: the key proposal's bond: %w", err)
 	}
+	ctx.KV.Set(nextReviewKey, be(id+1))
+	ctx.KV.Set(cat(reviewByModel, []byte(m.ModelId)), be(id))
+	r := &auditpb.KeyReview{Id: id, Proposer: m.Proposer, ModelId: m.ModelId, VerifyingKey: m.VerifyingKey, TranscriptDigest: m.TranscriptDigest,
+		TranscriptUrl: m.TranscriptUrl, Contributors: m.Contributors, Bond: p.ChallengeBond, Status: auditpb.ReviewStatus_REVIEW_STATUS_OPEN}
+	ctx.ConsumeGas(2*gas.EndBlockStep, "the review's draw and settlement")
+	ctx.Emit("key_review", module.Key("review_id", module.U64(id)), module.Key("model_id", m.ModelId), module.Key("proposer", m.Proposer))
+	frozen := Weigh(ctx.KV, pool)
+	epoch := beacon.Request(ctx)
+	if seed, ok := beacon.Seed(ctx, epoch, "audit-key", id); ok {
+		return r, drawReview(ctx, r, frozen, seed)
+	}
+	r.BeaconEpoch, r.DrawAt = epoch, beacon.ReadyAt(ctx.KV, ctx.Height, epoch)
+	reviewDraws.Add(ctx.KV, r.DrawAt, id)
+	ctx.KV.Set(cat(reviewPoolPrefix, be(id)), committee.Encode(frozen))
+	putReview(ctx.KV, r)
+	return r, nil
+}
+
+// reviewPool is who may review a key: every staked verifier but its
+// proposer. Contributors are named by public key alone, without their
+// consent, so leaving them out would let a proposer name every honest
+// verifier and leave only its own to review its key; a contributor on
+// the committee checks the transcript like anyone else.
+func reviewPool(kv store.Reader, p *auditpb.Params, proposer string) []addr.Address {
+	var pool []addr.Address
+	for _, v := range Verifiers(kv, p.VerifierMinStake) {
+		if v.String() != proposer {
+			pool = append(pool, v)
+		}
+	}
+	return pool
+}
+
+// drawReview draws r's committee from its frozen pool and seed and opens
+// its vote from this block; members that left since the proposal are
+// dropped, and with none left it is settled at once (no verdict: the
+// proposer may propose again).
+func drawReview(ctx *module.Context, r *auditpb.KeyReview, frozen []committee.Candidate, seed []byte) error {
+	p := GetParams(ctx.KV)
+	r.DrawAt = 0
+	members := DrawMembers(ctx.KV, p, frozen, seed)
+	if len(members) == 0 {
+		return settleReview(ctx, r)
+	}
 	// Members check a transcript, tens of seconds of work: a window of
 	// its own, the disputes' when genesis sets none.
 	commitBlocks := p.KeyReviewCommitBlocks
 	if commitBlocks <= 0 {
 		commitBlocks = p.CommitBlocks
 	}
-	ctx.KV.Set(nextReviewKey, be(id+1))
-	ctx.KV.Set(cat(reviewByModel, []byte(m.ModelId)), be(id))
-	r := &auditpb.KeyReview{Id: id, Proposer: m.Proposer, ModelId: m.ModelId, VerifyingKey: m.VerifyingKey, TranscriptDigest: m.TranscriptDigest,
-		TranscriptUrl: m.TranscriptUrl, Contributors: m.Contributors, Bond: p.ChallengeBond,
-		CommitUntil: ctx.Height + commitBlocks, RevealUntil: ctx.Height + commitBlocks + p.RevealBlocks, Status: auditpb.ReviewStatus_REVIEW_STATUS_OPEN}
-	for _, v := range Draw(ctx.KV, pool, int(p.CommitteeSize), committee.Seed(ctx.Seed, "audit-key", id)) {
+	r.CommitUntil = ctx.Height + commitBlocks
+	r.RevealUntil = r.CommitUntil + p.RevealBlocks
+	attrs := []module.Attr{module.Key("review_id", module.U64(r.Id))}
+	for _, v := range members {
 		r.Votes = append(r.Votes, &auditpb.Vote{Verifier: v.String()})
 		staking.HoldUntil(ctx, v, r.RevealUntil+MaxDueDelay)
+		attrs = append(attrs, module.Key("member", v.String()))
 	}
 	putReview(ctx.KV, r)
-	reviewDeadline.Add(ctx.KV, r.RevealUntil, id)
-	ctx.ConsumeGas(gas.EndBlockStep, "the review's settlement")
-	attrs := []module.Attr{module.Key("review_id", module.U64(id)), module.Key("model_id", m.ModelId), module.Key("proposer", m.Proposer)}
-	for _, v := range r.Votes {
-		attrs = append(attrs, module.Key("member", v.Verifier))
-	}
-	ctx.Emit("key_review", attrs...)
-	return r, nil
+	reviewDeadline.Add(ctx.KV, r.RevealUntil, r.Id)
+	ctx.Emit("committee", attrs...)
+	return nil
 }
 
 func reviewVote(ctx *module.Context, id uint64) (*auditpb.KeyReview, *auditpb.Vote, error) {

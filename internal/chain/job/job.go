@@ -18,7 +18,9 @@ import (
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit"
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/auth"
+	"github.com/agoranet/agora/internal/chain/beacon"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/committee"
@@ -38,6 +40,7 @@ var (
 	tenantPrefix = []byte("job/t/")    // tenant | id -> nil
 	nextKey      = []byte("job/next")
 	paramsKey    = []byte("job/params")
+	poolPrefix   = []byte("job/pool/") // id -> a disputed order's frozen committee pool
 
 	// deadlines is EndBlock's agenda: each order at its next due height.
 	deadlines = agenda.New("job/due/")
@@ -291,7 +294,7 @@ func addLease(ctx *module.Context, o *jobpb.Order, b *jobpb.Bid) {
 	// The lessee's stake answers for a missed deadline and for a wrong
 	// result that a committee finds after the reveals.
 	ap := audit.GetParams(ctx.KV)
-	staking.HoldUntil(ctx, addr.MustParse(l.Provider), l.Deadline+GetParams(ctx.KV).RevealBlocks+max(ap.CommitBlocks, o.DeadlineBlocks)+ap.RevealBlocks+2*audit.MaxDueDelay)
+	staking.HoldUntil(ctx, addr.MustParse(l.Provider), l.Deadline+GetParams(ctx.KV).RevealBlocks+max(ap.CommitBlocks, o.DeadlineBlocks)+ap.RevealBlocks+beacon.MaxDrawDelay+3*audit.MaxDueDelay)
 	ctx.Emit("job_lease", module.Key("order_id", module.U64(o.Id)), module.Key("provider", l.Provider),
 		module.Val("price", module.U64(l.Price)), module.Val("deadline", module.U64(uint64(l.Deadline))))
 }
@@ -424,24 +427,56 @@ func compare(ctx *module.Context, o *jobpb.Order) error {
 	return dispute(ctx, o, "the lessees' results disagree")
 }
 
-// dispute draws a committee of verifiers (none of them the tenant or a
-// lessee) to re-run the job; why says what calls for it.
+// dispute sends o to a committee of verifiers (none of them the tenant
+// or a lessee) to re-run the job; why says what calls for it. The
+// committee is drawn from a beacon no one knows yet: at once on a chain
+// without one, else when it is final (see step).
 func dispute(ctx *module.Context, o *jobpb.Order, why string) error {
 	ap := audit.GetParams(ctx.KV)
+	pool := jobPool(ctx.KV, ap, o)
+	if len(pool) < int(ap.CommitteeSize) {
+		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%s and %d verifiers are eligible for a committee of %d", why, len(pool), ap.CommitteeSize))
+	}
+	o.Status, o.Reason = jobpb.OrderStatus_ORDER_STATUS_DISPUTED, why
+	ctx.Emit("job_dispute", module.Key("order_id", module.U64(o.Id)), module.Val("reason", why))
+	// The pool and its weights are frozen now, before anyone can know
+	// the beacon: see committee.Weigh.
+	frozen := audit.Weigh(ctx.KV, pool)
+	epoch := beacon.Request(ctx)
+	if seed, ok := beacon.Seed(ctx, epoch, "job", o.Id); ok {
+		return drawJob(ctx, o, frozen, seed)
+	}
+	o.BeaconEpoch, o.DrawAt = epoch, beacon.ReadyAt(ctx.KV, ctx.Height, epoch)
+	ctx.KV.Set(cat(poolPrefix, be(o.Id)), committee.Encode(frozen))
+	return nil
+}
+
+// jobPool is who may judge o: every staked verifier but its tenant and
+// lessees.
+func jobPool(kv store.Reader, ap *auditpb.Params, o *jobpb.Order) []addr.Address {
 	excluded := map[string]bool{o.Tenant: true}
 	for _, l := range o.Leases {
 		excluded[l.Provider] = true
 	}
 	var pool []addr.Address
-	for _, v := range audit.Verifiers(ctx.KV, ap.VerifierMinStake) {
+	for _, v := range audit.Verifiers(kv, ap.VerifierMinStake) {
 		if !excluded[v.String()] {
 			pool = append(pool, v)
 		}
 	}
-	if len(pool) < int(ap.CommitteeSize) {
-		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, fmt.Sprintf("%s and %d verifiers are eligible for a committee of %d", why, len(pool), ap.CommitteeSize))
+	return pool
+}
+
+// drawJob draws o's committee from its frozen pool and seed and opens its
+// vote from this block; members that left since the dispute are dropped,
+// and with none left o fails.
+func drawJob(ctx *module.Context, o *jobpb.Order, frozen []committee.Candidate, seed []byte) error {
+	ap := audit.GetParams(ctx.KV)
+	o.DrawAt = 0
+	members := audit.DrawMembers(ctx.KV, ap, frozen, seed)
+	if len(members) == 0 {
+		return end(ctx, o, jobpb.OrderStatus_ORDER_STATUS_FAILED, o.Reason+", and every verifier drawn has left")
 	}
-	o.Status = jobpb.OrderStatus_ORDER_STATUS_DISPUTED
 	// Members re-run the job, so they get the time a lessee had, up to
 	// MaxVoteBlocks: a member's stake is held until its vote is due, and a
 	// tenant must not be able to lock a verifier's stake for a deadline
@@ -449,12 +484,12 @@ func dispute(ctx *module.Context, o *jobpb.Order, why string) error {
 	o.VoteCommitUntil = ctx.Height + max(ap.CommitBlocks, min(o.DeadlineBlocks, MaxVoteBlocks))
 	o.VoteRevealUntil = o.VoteCommitUntil + ap.RevealBlocks
 	attrs := []module.Attr{module.Key("order_id", module.U64(o.Id))}
-	for _, v := range audit.Draw(ctx.KV, pool, int(ap.CommitteeSize), committee.Seed(ctx.Seed, "job", o.Id)) {
+	for _, v := range members {
 		o.Votes = append(o.Votes, &jobpb.Vote{Verifier: v.String()})
 		staking.HoldUntil(ctx, v, o.VoteRevealUntil+audit.MaxDueDelay)
 		attrs = append(attrs, module.Key("member", v.String()))
 	}
-	ctx.Emit("job_dispute", attrs...)
+	ctx.Emit("committee", attrs...)
 	return nil
 }
 
@@ -603,6 +638,7 @@ func end(ctx *module.Context, o *jobpb.Order, status jobpb.OrderStatus, reason s
 	o.Escrow = 0
 	o.Status, o.Reason, o.FinishedAt = status, reason, ctx.Height
 	ctx.KV.Delete(cat(openPrefix, be(o.Id)))
+	ctx.KV.Delete(cat(poolPrefix, be(o.Id)))
 	ctx.Emit("job_done", module.Key("order_id", module.U64(o.Id)), module.Key("tenant", o.Tenant), module.Val("status", status.String()),
 		module.Val("paid", module.U64(o.Paid)), module.Val("refunded", module.U64(o.Refunded)), module.Val("reason", reason))
 	return nil
@@ -629,6 +665,9 @@ func nextDue(o *jobpb.Order) int64 {
 	case jobpb.OrderStatus_ORDER_STATUS_REVEALING:
 		return o.RevealUntil
 	case jobpb.OrderStatus_ORDER_STATUS_DISPUTED:
+		if o.DrawAt != 0 {
+			return o.DrawAt
+		}
 		return o.VoteRevealUntil
 	}
 	return 0
@@ -713,6 +752,14 @@ func step(ctx *module.Context, o *jobpb.Order) error {
 		o.Status = jobpb.OrderStatus_ORDER_STATUS_RUNNING
 		return fill(ctx, o)
 	case jobpb.OrderStatus_ORDER_STATUS_DISPUTED:
+		if o.DrawAt != 0 {
+			seed, ok := beacon.Seed(ctx, o.BeaconEpoch, "job", o.Id)
+			if !ok {
+				o.DrawAt = max(ctx.Height+1, beacon.ReadyAt(ctx.KV, ctx.Height, o.BeaconEpoch))
+				return nil
+			}
+			return drawJob(ctx, o, audit.Frozen(ctx.KV, cat(poolPrefix, be(o.Id))), seed)
+		}
 		if ctx.Height >= o.VoteRevealUntil {
 			return settleVotes(ctx, o)
 		}

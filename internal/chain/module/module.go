@@ -202,6 +202,13 @@ type EndBlocker interface {
 	EndBlock(ctx *Context) error
 }
 
+// Importer is a module with work when a chain starts from an exported
+// state (agora export): what it keeps that is bound to the old chain
+// (its id, its heights) it adjusts here, after the state is loaded.
+type Importer interface {
+	Imported(ctx *Context) error
+}
+
 // BeginBlocker is a module with work at the start of every block.
 type BeginBlocker interface {
 	BeginBlock(ctx *Context) error

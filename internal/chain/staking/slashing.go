@@ -51,6 +51,30 @@ func doubleSign(ctx *module.Context, mb abci.Misbehavior) error {
 	return nil
 }
 
+// Penalize slashes bps of the stake op's validator had at the infraction
+// height (its power then; 0 for its stake now) and jails it for
+// jailBlocks: the duties validators owe other modules (the beacon's
+// reveals) are enforced here, reaching stake that has left since the
+// infraction as the evidence of a double sign does. A tombstoned
+// validator has answered already.
+func Penalize(ctx *module.Context, op addr.Address, infraction, power int64, bps uint32, jailBlocks int64, reason string) error {
+	v, ok := GetValidator(ctx.KV, op)
+	if !ok || v.Tombstoned {
+		return nil
+	}
+	burned, err := slashValidator(ctx, v, infraction, power, bps, reason)
+	if err != nil {
+		return err
+	}
+	v, _ = GetValidator(ctx.KV, op)
+	if jailBlocks > 0 {
+		jail(ctx, v, ctx.Height+jailBlocks)
+	}
+	ctx.Emit("penalty", module.Key("validator", v.Operator), module.Val("reason", reason), module.Val("burned", module.U64(burned)),
+		module.Val("jailed_until", module.U64(uint64(v.JailedUntil))))
+	return nil
+}
+
 func signingOf(kv store.Reader, op addr.Address) *stakingpb.Signing {
 	s := &stakingpb.Signing{}
 	if b := kv.Get(key(signPrefix, op[:])); b != nil {

@@ -334,8 +334,12 @@ type KeyReview struct {
 	RevealUntil      int64                  `protobuf:"varint,10,opt,name=reveal_until,json=revealUntil,proto3" json:"reveal_until,omitempty"`
 	Votes            []*Vote                `protobuf:"bytes,11,rep,name=votes,proto3" json:"votes,omitempty"`
 	Status           ReviewStatus           `protobuf:"varint,12,opt,name=status,proto3,enum=agora.audit.v1.ReviewStatus" json:"status,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// While draw_at is not 0 the committee is yet to be drawn, from the
+	// beacon of beacon_epoch, at about that height (docs/staking.md).
+	BeaconEpoch   int64 `protobuf:"varint,13,opt,name=beacon_epoch,json=beaconEpoch,proto3" json:"beacon_epoch,omitempty"`
+	DrawAt        int64 `protobuf:"varint,14,opt,name=draw_at,json=drawAt,proto3" json:"draw_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyReview) Reset() {
@@ -450,6 +454,20 @@ func (x *KeyReview) GetStatus() ReviewStatus {
 		return x.Status
 	}
 	return ReviewStatus_REVIEW_STATUS_UNSPECIFIED
+}
+
+func (x *KeyReview) GetBeaconEpoch() int64 {
+	if x != nil {
+		return x.BeaconEpoch
+	}
+	return 0
+}
+
+func (x *KeyReview) GetDrawAt() int64 {
+	if x != nil {
+		return x.DrawAt
+	}
+	return 0
 }
 
 // MsgCommitKeyVote commits a member's verdict on a key review:
@@ -1450,8 +1468,12 @@ type Dispute struct {
 	RevealUntil         int64                  `protobuf:"varint,11,opt,name=reveal_until,json=revealUntil,proto3" json:"reveal_until,omitempty"`
 	Status              DisputeStatus          `protobuf:"varint,12,opt,name=status,proto3,enum=agora.audit.v1.DisputeStatus" json:"status,omitempty"`
 	MajorityHash        []byte                 `protobuf:"bytes,13,opt,name=majority_hash,json=majorityHash,proto3" json:"majority_hash,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// While draw_at is not 0 the committee is yet to be drawn, from the
+	// beacon of beacon_epoch, at about that height (docs/staking.md).
+	BeaconEpoch   int64 `protobuf:"varint,14,opt,name=beacon_epoch,json=beaconEpoch,proto3" json:"beacon_epoch,omitempty"`
+	DrawAt        int64 `protobuf:"varint,15,opt,name=draw_at,json=drawAt,proto3" json:"draw_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Dispute) Reset() {
@@ -1573,6 +1595,20 @@ func (x *Dispute) GetMajorityHash() []byte {
 		return x.MajorityHash
 	}
 	return nil
+}
+
+func (x *Dispute) GetBeaconEpoch() int64 {
+	if x != nil {
+		return x.BeaconEpoch
+	}
+	return 0
+}
+
+func (x *Dispute) GetDrawAt() int64 {
+	if x != nil {
+		return x.DrawAt
+	}
+	return 0
 }
 
 type QueryDisputeResponse struct {
@@ -1975,7 +2011,7 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\rverifying_key\x18\x03 \x01(\fR\fverifyingKey\x12+\n" +
 	"\x11transcript_digest\x18\x04 \x01(\fR\x10transcriptDigest\x12%\n" +
 	"\x0etranscript_url\x18\x05 \x01(\tR\rtranscriptUrl\x12\"\n" +
-	"\fcontributors\x18\x06 \x03(\fR\fcontributors\"\xab\x03\n" +
+	"\fcontributors\x18\x06 \x03(\fR\fcontributors\"\xe7\x03\n" +
 	"\tKeyReview\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bproposer\x18\x02 \x01(\tR\bproposer\x12\x19\n" +
@@ -1989,7 +2025,9 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\freveal_until\x18\n" +
 	" \x01(\x03R\vrevealUntil\x12*\n" +
 	"\x05votes\x18\v \x03(\v2\x14.agora.audit.v1.VoteR\x05votes\x124\n" +
-	"\x06status\x18\f \x01(\x0e2\x1c.agora.audit.v1.ReviewStatusR\x06status\"k\n" +
+	"\x06status\x18\f \x01(\x0e2\x1c.agora.audit.v1.ReviewStatusR\x06status\x12!\n" +
+	"\fbeacon_epoch\x18\r \x01(\x03R\vbeaconEpoch\x12\x17\n" +
+	"\adraw_at\x18\x0e \x01(\x03R\x06drawAt\"k\n" +
 	"\x10MsgCommitKeyVote\x12\x1a\n" +
 	"\bverifier\x18\x01 \x01(\tR\bverifier\x12\x1b\n" +
 	"\treview_id\x18\x02 \x01(\x04R\breviewId\x12\x1e\n" +
@@ -2075,7 +2113,7 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\x02 \x01(\fR\n" +
 	"commitment\x12#\n" +
-	"\rresponse_hash\x18\x03 \x01(\fR\fresponseHash\"\xc3\x03\n" +
+	"\rresponse_hash\x18\x03 \x01(\fR\fresponseHash\"\xff\x03\n" +
 	"\aDispute\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1e\n" +
 	"\n" +
@@ -2092,7 +2130,9 @@ const file_agora_audit_v1_audit_proto_rawDesc = "" +
 	" \x01(\x03R\vcommitUntil\x12!\n" +
 	"\freveal_until\x18\v \x01(\x03R\vrevealUntil\x125\n" +
 	"\x06status\x18\f \x01(\x0e2\x1d.agora.audit.v1.DisputeStatusR\x06status\x12#\n" +
-	"\rmajority_hash\x18\r \x01(\fR\fmajorityHash\"I\n" +
+	"\rmajority_hash\x18\r \x01(\fR\fmajorityHash\x12!\n" +
+	"\fbeacon_epoch\x18\x0e \x01(\x03R\vbeaconEpoch\x12\x17\n" +
+	"\adraw_at\x18\x0f \x01(\x03R\x06drawAt\"I\n" +
 	"\x14QueryDisputeResponse\x121\n" +
 	"\adispute\x18\x01 \x01(\v2\x17.agora.audit.v1.DisputeR\adispute\"\x95\x01\n" +
 	"\x12MsgSettleWithProof\x12\x1c\n" +

@@ -562,8 +562,12 @@ type Order struct {
 	Paid            uint64                 `protobuf:"varint,27,opt,name=paid,proto3" json:"paid,omitempty"`                      // to lessees, in all
 	Refunded        uint64                 `protobuf:"varint,28,opt,name=refunded,proto3" json:"refunded,omitempty"`              // to the tenant
 	NextDue         int64                  `protobuf:"varint,29,opt,name=next_due,json=nextDue,proto3" json:"next_due,omitempty"` // the height EndBlock next looks at it
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A disputed order whose committee is yet to be drawn: from the beacon
+	// of beacon_epoch, at about draw_at (0 once drawn).
+	BeaconEpoch   int64 `protobuf:"varint,30,opt,name=beacon_epoch,json=beaconEpoch,proto3" json:"beacon_epoch,omitempty"`
+	DrawAt        int64 `protobuf:"varint,31,opt,name=draw_at,json=drawAt,proto3" json:"draw_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
@@ -795,6 +799,20 @@ func (x *Order) GetRefunded() uint64 {
 func (x *Order) GetNextDue() int64 {
 	if x != nil {
 		return x.NextDue
+	}
+	return 0
+}
+
+func (x *Order) GetBeaconEpoch() int64 {
+	if x != nil {
+		return x.BeaconEpoch
+	}
+	return 0
+}
+
+func (x *Order) GetDrawAt() int64 {
+	if x != nil {
+		return x.DrawAt
 	}
 	return 0
 }
@@ -1788,7 +1806,7 @@ const file_agora_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\x02 \x01(\fR\n" +
 	"commitment\x12,\n" +
-	"\x06result\x18\x03 \x01(\v2\x14.agora.job.v1.ResultR\x06result\"\xce\a\n" +
+	"\x06result\x18\x03 \x01(\v2\x14.agora.job.v1.ResultR\x06result\"\x8a\b\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1f\n" +
@@ -1828,7 +1846,9 @@ const file_agora_job_v1_job_proto_rawDesc = "" +
 	"finishedAt\x12\x12\n" +
 	"\x04paid\x18\x1b \x01(\x04R\x04paid\x12\x1a\n" +
 	"\brefunded\x18\x1c \x01(\x04R\brefunded\x12\x19\n" +
-	"\bnext_due\x18\x1d \x01(\x03R\anextDue\"\xf1\x02\n" +
+	"\bnext_due\x18\x1d \x01(\x03R\anextDue\x12!\n" +
+	"\fbeacon_epoch\x18\x1e \x01(\x03R\vbeaconEpoch\x12\x17\n" +
+	"\adraw_at\x18\x1f \x01(\x03R\x06drawAt\"\xf1\x02\n" +
 	"\x0eMsgCreateOrder\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1f\n" +
 	"\vmodule_hash\x18\x02 \x01(\fR\n" +
