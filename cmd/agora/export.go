@@ -19,7 +19,7 @@ import (
 func exportCmd(g *globals) *cobra.Command {
 	var chainID, out string
 	cmd := &cobra.Command{
-		Use:   "export [--chain-id ID] [--out FILE]",
+		Use:   "export --chain-id NEW-ID [--out FILE]",
 		Short: "Write a genesis from the stopped node's state, for a new chain that starts where this one stopped",
 		Long: `Export reads the state of the node in --home at its last committed height
 and writes a genesis.json from it: every key of the state, the validator
@@ -27,12 +27,22 @@ set consensus was last told, this chain's consensus params, and an
 initial_height one past the exported height, so every height recorded in
 state keeps its meaning. Stop the node first.
 
+The new chain needs a new id: txs, vouchers, receipts and beacon
+commitments are signed for a chain id, and with the same id on both
+chains what is signed for one would be good on the other.
+
 To start the new chain, every validator stops its node, takes the one
 exported genesis (check its hash with the others), moves its home's data/
 away (keeping data/priv_validator_state.json), puts the genesis in
 config/genesis.json and starts. docs/governance.md walks through it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if chainID == "" {
+				return fmt.Errorf("name the new chain with --chain-id (like agora-2): it must differ from the old one's, so nothing signed for one chain is good on the other")
+			}
+			if err := node.ValidChainID(chainID); err != nil {
+				return err
+			}
 			comet, err := loadCometConfig(g.home)
 			if err != nil {
 				return err
@@ -60,16 +70,13 @@ config/genesis.json and starts. docs/governance.md walks through it.`,
 			}
 			doc := &cmttypes.GenesisDoc{
 				GenesisTime:     time.Now().UTC().Truncate(time.Second),
-				ChainID:         old.ChainID,
+				ChainID:         chainID,
 				InitialHeight:   e.Height + 1,
 				ConsensusParams: old.ConsensusParams,
 				Validators:      old.Validators, // a chain of fixed validators keeps its own
 			}
-			if chainID != "" {
-				if err := node.ValidChainID(chainID); err != nil {
-					return err
-				}
-				doc.ChainID = chainID
+			if chainID == old.ChainID {
+				return fmt.Errorf("--chain-id %s is this chain's own id; the new chain needs another (like %s-2), so nothing signed for one chain is good on the other", chainID, chainID)
 			}
 			if len(e.Validators) > 0 {
 				doc.Validators = nil
@@ -100,7 +107,7 @@ config/genesis.json and starts. docs/governance.md walks through it.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&chainID, "chain-id", "", "the new chain's id (default: the old one's)")
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "the new chain's id, which must differ from the old one's (required)")
 	cmd.Flags().StringVar(&out, "out", "", "write the genesis to FILE (default: standard output)")
 	return cmd
 }

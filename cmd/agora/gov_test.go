@@ -221,6 +221,12 @@ func TestGovernanceOnATestnet(t *testing.T) {
 		}
 	}
 	genesis := filepath.Join(out, "exported.json")
+	// A new chain under the old id would take what was signed for the old.
+	for _, id := range [][]string{nil, {"--chain-id", "agora-gov-test"}} {
+		if o, err := e2e.RunBinary(t, newBin, append([]string{"export", "--home", home(0), "--out", genesis}, id...)...); err == nil || !strings.Contains(err.Error(), "--chain-id") {
+			t.Errorf("export %v: %v %s", id, err, o)
+		}
+	}
 	if _, err := e2e.RunBinary(t, newBin, "export", "--home", home(0), "--chain-id", "agora-gov-test-2", "--out", genesis); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/beacon/beaconpb"
+	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -27,7 +30,7 @@ import (
 
 func queryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
-	cmd.AddCommand(queryBalanceCmd(g), queryAccountCmd(g), querySupplyCmd(g), queryTxCmd(g), queryStakeCmd(g), queryDelegationsCmd(g), queryProvidersCmd(g), queryProviderCmd(g), queryParamsCmd(g))
+	cmd.AddCommand(queryBalanceCmd(g), queryAccountCmd(g), querySupplyCmd(g), queryTxCmd(g), queryStakeCmd(g), queryDelegationsCmd(g), queryProvidersCmd(g), queryProviderCmd(g), queryParamsCmd(g), queryBeaconCmd(g))
 	return cmd
 }
 
@@ -340,4 +343,85 @@ func printProvider(w io.Writer, p *providerpb.ProviderInfo) {
 	for _, s := range p.Services {
 		fmt.Fprintf(w, "  %-18s %s…  %s/request + %s/1k tokens\n", s.ModelName, s.ModelId[:12], coin.String(s.PricePerRequest), coin.String(s.PricePer_1KTokens))
 	}
+}
+
+func queryBeaconCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "beacon [EPOCH]", Short: "The randomness beacon: the epoch under way and the newest beacon, or one epoch's beacon and commitments", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if len(args) == 0 {
+				r, err := client.Ask(ctx, c, beaconpb.QueryStatus, &beaconpb.QueryStatusRequest{})
+				if err != nil {
+					return err
+				}
+				return g.emit(cmd.OutOrStdout(), r, func(w io.Writer) {
+					e := r.Epoch
+					fmt.Fprintf(w, "epoch %d under way: heights %d to %d\n", e.Number, e.StartHeight, e.StartHeight+e.Blocks-1)
+					if r.Latest == nil {
+						fmt.Fprintln(w, "no final beacon yet")
+						return
+					}
+					printBeacon(w, r.Latest)
+				})
+			}
+			epoch, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || epoch < 0 {
+				return fmt.Errorf("epoch %q is not a number of 0 or more; agora query beacon shows the epoch under way", args[0])
+			}
+			// A final beacon keeps its counts; the commitments are kept
+			// only while they are made and revealed.
+			b, err := client.Ask(ctx, c, beaconpb.QueryBeacon, &beaconpb.QueryBeaconRequest{Epoch: epoch})
+			if err != nil && !errors.Is(err, codes.ErrNotFound) {
+				return err
+			}
+			cs, err := client.Ask(ctx, c, beaconpb.QueryCommitments, &beaconpb.QueryCommitmentsRequest{Epoch: epoch})
+			if err != nil {
+				return err
+			}
+			if b.GetBeacon() == nil && len(cs.Commitments) == 0 {
+				return fmt.Errorf("epoch %d has no final beacon and no commitments (a future epoch, or one older than the beacons kept); agora query beacon shows the epoch under way", epoch)
+			}
+			// One JSON object, each part in the proto JSON every query prints.
+			out := map[string]any{}
+			if b.GetBeacon() != nil {
+				bj, err := protoJSON(b.Beacon)
+				if err != nil {
+					return err
+				}
+				out["beacon"] = json.RawMessage(bj)
+			}
+			cj := []json.RawMessage{}
+			for _, c := range cs.Commitments {
+				j, err := protoJSON(c)
+				if err != nil {
+					return err
+				}
+				cj = append(cj, j)
+			}
+			out["commitments"] = cj
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				if b.GetBeacon() != nil {
+					printBeacon(w, b.Beacon)
+				} else {
+					fmt.Fprintf(w, "epoch %d: no final beacon yet\n", epoch)
+				}
+				for _, c := range cs.Commitments {
+					state := "committed"
+					if c.Value != nil {
+						state = "revealed"
+					}
+					fmt.Fprintf(w, "  %s %s (committed at height %d)\n", c.Validator, state, c.Height)
+				}
+			})
+		},
+	}
+}
+
+func printBeacon(w io.Writer, b *beaconpb.Beacon) {
+	fmt.Fprintf(w, "beacon of epoch %d: %x\n  final at height %d; %d commitments, %d reveals\n", b.Epoch, b.Value, b.FinalHeight, b.Commitments, b.Reveals)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +129,9 @@ func TestValidatorSetFromStake(t *testing.T) {
 		return nil
 	})
 	t.Logf("beacon of epoch %d: %d commitments, %d reveals, final at height %d", b.Epoch, b.Commitments, b.Reveals, b.FinalHeight)
+	if out := e2e.Run(t, "query", "beacon", fmt.Sprint(b.Epoch), "--node", rpc(0)); !strings.Contains(out, fmt.Sprintf("%x\n  final at height %d; %d commitments, %d reveals", b.Value, b.FinalHeight, b.Commitments, b.Reveals)) {
+		t.Errorf("agora query beacon %d:\n%s", b.Epoch, out)
+	}
 
 	// 2. A validator down past the window is jailed and leaves the set;
 	// back up after its jail, it unjails and, with a little more stake,

@@ -78,6 +78,9 @@ func (a *App) importState(raw json.RawMessage, initialHeight int64) error {
 	if a.tree.Size() > 0 {
 		return fmt.Errorf("chain: cannot import a state into a non-empty one")
 	}
+	if len(e.State) == 0 {
+		return fmt.Errorf("chain: genesis %q holds no state; export it again from a node that has run (agora export)", exportKey)
+	}
 	kv := treeKV{a.tree}
 	for _, r := range e.State {
 		if len(r.Key) == 0 {
