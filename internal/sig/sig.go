@@ -30,16 +30,26 @@ func Verify(pub, msg, signature []byte) bool {
 	if len(pub) != ed25519.PublicKeySize || len(signature) != ed25519.SignatureSize {
 		return false
 	}
-	k := known(pub)
-	if k == nil { // not a point: the plain path reports the signature invalid
-		return voi.VerifyWithOptions(pub, msg, signature, stdlib)
+	k, cached := known(pub), true
+	if k == nil {
+		if k, cached = expand(pub), false; k == nil { // not a point: the plain path reports the signature invalid
+			return voi.VerifyWithOptions(pub, msg, signature, stdlib)
+		}
+	}
+	if !k.used.Load() { // a read, mostly: no cache-line ping-pong between cores
+		k.used.Store(true)
 	}
 	if t := k.table.Load(); t != nil {
 		return verifyWithTable(pub, t, msg, signature)
 	}
 	ok := voi.VerifyExpandedWithOptions(k.ex, msg, signature, stdlib)
-	if ok && k.uses.Add(1) == hotAfter { // forged signatures do not make a key hot
-		k.heat()
+	if ok { // forged signatures neither enter the cache nor make a key hot
+		if !cached {
+			k = remember(pub, k)
+		}
+		if k.uses.Add(1) == hotAfter {
+			k.heat()
+		}
 	}
 	return ok
 }
@@ -50,8 +60,11 @@ func Verify(pub, msg, signature []byte) bool {
 // what a process checks. A key that has verified hotAfter valid signatures
 // also gets a table of multiples of its point, which makes each
 // verification about a third cheaper (see verifyWithTable); such tables
-// are 30 KiB each and at most tablesMax are kept. Bounded; when full the
-// cache starts again empty.
+// are 30 KiB each and at most tablesMax are kept. Only a key that has
+// signed something valid enters; when keysMax are in, the cache starts
+// again with only the hot keys used since the last restart, so that a
+// flood of new keys (cheap to make) does not cost the busy ones their
+// tables.
 var keys struct {
 	mu     sync.Mutex
 	m      map[[ed25519.PublicKeySize]byte]*key
@@ -68,30 +81,46 @@ const (
 type key struct {
 	ex    *voi.ExpandedPublicKey
 	uses  atomic.Int32
+	used  atomic.Bool                                 // since the cache last started again
 	table atomic.Pointer[curve.EdwardsBasepointTable] // of -A, once hot
 }
 
-// known returns pub's entry in keys, made if need be, or nil if pub is
-// not a point.
+// known returns pub's entry in keys, or nil.
 func known(pub []byte) *key {
-	a := [ed25519.PublicKeySize]byte(pub)
 	keys.mu.Lock()
-	k, ok := keys.m[a]
-	keys.mu.Unlock()
-	if ok {
-		return k
-	}
+	defer keys.mu.Unlock()
+	return keys.m[[ed25519.PublicKeySize]byte(pub)]
+}
+
+// expand makes a fresh entry for pub, or nil if pub is not a point.
+func expand(pub []byte) *key {
 	ex, err := voi.NewExpandedPublicKey(voi.PublicKey(pub))
 	if err != nil {
 		return nil
 	}
-	k = &key{ex: ex}
+	return &key{ex: ex}
+}
+
+// remember puts k in keys as pub's entry, unless another verification
+// put one there first, and returns the entry that stands.
+func remember(pub []byte, k *key) *key {
+	a := [ed25519.PublicKeySize]byte(pub)
 	keys.mu.Lock()
+	defer keys.mu.Unlock()
+	if old, ok := keys.m[a]; ok {
+		return old
+	}
 	if keys.m == nil || len(keys.m) >= keysMax {
-		keys.m, keys.tables = map[[ed25519.PublicKeySize]byte]*key{}, 0
+		m, tables := map[[ed25519.PublicKeySize]byte]*key{}, 0
+		for a, k := range keys.m {
+			if k.used.Swap(false) && k.table.Load() != nil {
+				m[a] = k
+				tables++
+			}
+		}
+		keys.m, keys.tables = m, tables
 	}
 	keys.m[a] = k
-	keys.mu.Unlock()
 	return k
 }
 

@@ -230,3 +230,39 @@ func TestHotKeysUseTheTable(t *testing.T) {
 		t.Error("a hot key's verdicts are wrong")
 	}
 }
+
+// TestHotKeysOutliveAFloodOfNewKeys: a forged signature from a new key
+// does not enter the cache, and a flood of valid signatures from more new
+// keys than the cache holds does not cost a busy hot key its table (found
+// by review: a full cache started again empty, so anyone could strip the
+// busy keys of their tables with cheap fresh keys).
+func TestHotKeysOutliveAFloodOfNewKeys(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	msg := []byte("a voucher")
+	good := ed25519.Sign(priv, msg)
+	for range hotAfter {
+		Verify(pub, msg, good)
+	}
+	if k := known(pub); k == nil || k.table.Load() == nil {
+		t.Fatal("a hot key has no table")
+	}
+	forger, _, _ := ed25519.GenerateKey(rand.Reader)
+	if Verify(forger, msg, good) || known(forger) != nil {
+		t.Error("a key with only a forged signature entered the cache")
+	}
+	for i := range keysMax + 10 {
+		p, k, _ := ed25519.GenerateKey(rand.Reader)
+		if !Verify(p, msg, ed25519.Sign(k, msg)) {
+			t.Fatal("a valid signature failed")
+		}
+		if i%1000 == 0 {
+			Verify(pub, msg, good) // the hot key stays busy
+		}
+	}
+	if k := known(pub); k == nil || k.table.Load() == nil {
+		t.Error("the busy hot key lost its table to a flood of new keys")
+	}
+	if !Verify(pub, msg, good) {
+		t.Error("the hot key's signature fails")
+	}
+}
