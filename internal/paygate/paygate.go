@@ -7,6 +7,7 @@
 package paygate
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -82,6 +83,16 @@ type chanState struct {
 	reserved uint64 // maxima of answers in flight
 	claimed  uint64 // accepted by the chain
 	receipts [][]byte
+	// intent is a claim sent whose outcome is unknown: the log says it
+	// was about to be sent and not that the chain took it (a crash), or
+	// its submission failed short of the chain's answer (a timeout). It
+	// is settled against the chain's anchors before the channel claims
+	// again (see settle). unlogged is an accepted claim whose record
+	// could not be written, written before the channel claims again, so
+	// the log keeps the chain's order.
+	intent       *record
+	intentHeight int64 // the chain's height when it was sent
+	unlogged     *record
 }
 
 // Gate is the payment side of a server.
@@ -128,20 +139,32 @@ func Open(cfg Config) (*Gate, error) {
 		switch {
 		case r.Voucher > 0 && r.Voucher > s.voucher:
 			s.voucher, s.sig = r.Voucher, r.Signature
-		case r.Charged > 0:
+		case r.Charged > 0 || r.Receipt != nil: // a free answer's charge has no total yet
 			s.charged = max(s.charged, r.Charged)
 			s.receipts = append(s.receipts, r.Receipt)
+		case r.Claimed > 0 && r.Claimed <= s.claimed:
+			// A record written again after a failed fsync that had
+			// written it after all: the claim is counted once.
 		case r.Claimed > 0:
-			s.claimed = max(s.claimed, r.Claimed)
+			s.claimed = r.Claimed
 			n := min(int(r.Count), len(s.receipts))
 			g.keepAnchor(r.Channel, s, s.receipts[:n:n])
 			s.receipts = s.receipts[n:]
+			s.intent = nil
+		case r.Claiming > 0 && r.Dropped:
+			s.intent = nil
+		case r.Claiming > 0:
+			s.intent = &r
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
 	g.wal = w
+	if err := g.settleAll(); err != nil {
+		w.close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
 	g.followHeight(ctx) // once now, so that no voucher is taken before the height is known
@@ -663,10 +686,12 @@ func (g *Gate) Claim(ctx context.Context) error {
 	for _, id := range unknown {
 		g.channel(ctx, id)
 	}
+	g.flushUnlogged()
+	g.settlePending(ctx)
 	g.mu.Lock()
 	var claims []*channelpb.Claim
 	for id, s := range g.channels { // sorted below
-		if s.charged <= s.claimed || s.voucher < s.charged || s.ch == nil {
+		if s.charged <= s.claimed || s.voucher < s.charged || s.ch == nil || s.unlogged != nil || s.intent != nil {
 			continue
 		}
 		if s.ch.Closed || g.height > 0 && g.height > s.ch.ExpiresAt {
@@ -678,6 +703,26 @@ func (g *Gate) Claim(ctx context.Context) error {
 	g.pending = 0
 	g.mu.Unlock()
 	sort.Slice(claims, func(i, j int) bool { return claims[i].Voucher.ChannelId < claims[j].Voucher.ChannelId })
+	if len(claims) > 0 {
+		// Every charge a claim covers is in the log before its intent: an
+		// answer that Finish has counted holds its channel's wmu until
+		// its charge record is written.
+		for _, c := range claims {
+			g.mu.Lock()
+			s := g.channels[c.Voucher.ChannelId]
+			g.mu.Unlock()
+			s.wmu.Lock()
+			//lint:ignore SA2001 a barrier: it waits out the charge records being written
+			s.wmu.Unlock()
+		}
+		intents := make([]record, 0, len(claims))
+		for _, c := range claims {
+			intents = append(intents, record{Channel: c.Voucher.ChannelId, Claiming: c.Amount, Count: c.ReceiptsCount})
+		}
+		if err := g.wal.append(intents...); err != nil {
+			return fmt.Errorf("paygate: the claims about to be sent cannot be logged, so none is sent: %w", err)
+		}
+	}
 	var errs []error
 	for _, batch := range batches(claims, claimMsgBytes) {
 		errs = append(errs, g.claim(ctx, batch)...)
@@ -687,6 +732,134 @@ func (g *Gate) Claim(ctx context.Context) error {
 	}
 	if len(claims) > 0 {
 		g.log.Info("paygate: claimed", "channels", len(claims))
+	}
+	return nil
+}
+
+// flushUnlogged writes the claim records that could not be written when
+// their claims were accepted.
+func (g *Gate) flushUnlogged() {
+	g.mu.Lock()
+	var late []*chanState
+	for _, s := range g.channels {
+		if s.unlogged != nil {
+			late = append(late, s)
+		}
+	}
+	g.mu.Unlock()
+	for _, s := range late {
+		s.wmu.Lock()
+		if err := g.wal.append(*s.unlogged); err != nil {
+			g.log.Error("paygate: an accepted claim's record still cannot be written; its channel claims no more until it is", "channel", s.unlogged.Channel, "err", err)
+		} else {
+			s.unlogged = nil
+		}
+		s.wmu.Unlock()
+	}
+}
+
+// intentLanding is how many blocks a claim whose submission failed short
+// of the chain's answer may still land in: a tx the mempool holds is
+// usually in the next block or two. Past it, the claim is dropped and its
+// receipts go into the next one.
+const intentLanding = 20
+
+// settleAll settles, at Open, each claim the log says was about to be
+// sent but not that the chain took: a crash came in between.
+func (g *Gate) settleAll() error {
+	var ids []uint64
+	for id, s := range g.channels {
+		if s.intent != nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		var err error
+		for try := 0; try < 10; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = g.settle(ctx, g.channels[id], true)
+			cancel()
+			if err == nil {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		if err != nil {
+			return fmt.Errorf("paygate: the log holds a claim on channel %d sent just before a crash, and only the chain can say whether it landed; start again once the chain answers: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// settlePending settles the claims whose submission failed short of the
+// chain's answer; a channel whose claim is still undecided claims no more.
+func (g *Gate) settlePending(ctx context.Context) {
+	g.mu.Lock()
+	var pending []*chanState
+	for _, s := range g.channels {
+		if s.intent != nil {
+			pending = append(pending, s)
+		}
+	}
+	g.mu.Unlock()
+	for _, s := range pending {
+		if err := g.settle(ctx, s, false); err != nil {
+			g.log.Warn("paygate: a claim's outcome is not known yet; its channel waits", "channel", s.intent.Channel, "err", err)
+		}
+	}
+}
+
+// settle decides s's claim of unknown outcome by the chain's anchors: the
+// one whose cumulative end is the claim's amount (amounts only rise, so
+// at most one) is it, if its count and root are the claim's receipts'. A
+// claim that landed gets its record and its anchor, so its receipts stay
+// numbered as the chain numbers them. One that did not is dropped, its
+// receipts left for the next claim, at once after a crash (final: the
+// gate sends nothing before it decides) or once it can no longer land.
+func (g *Gate) settle(ctx context.Context, s *chanState, final bool) error {
+	g.mu.Lock()
+	in, sent := s.intent, s.intentHeight
+	g.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	an, err := client.Ask(ctx, g.cfg.Chain, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: in.Channel})
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	g.mu.Lock()
+	n := int(in.Count)
+	landed := false
+	for i, a := range an.Anchors {
+		if a.To == in.Claiming {
+			landed = i == s.nAnchors && a.Count == in.Count && n <= len(s.receipts) && bytes.Equal(a.Root, receipt.Root(s.receipts[:n]))
+			if !landed {
+				g.log.Error("paygate: a claim landed that this gate's log does not match; its receipts cannot be proven", "channel", in.Channel, "anchor", i, "anchors_here", s.nAnchors)
+			}
+			final = true
+			break
+		}
+	}
+	if !final && g.height < sent+intentLanding {
+		g.mu.Unlock()
+		return fmt.Errorf("channel %d: the claim for %d may still land (sent at height %d)", in.Channel, in.Claiming, sent)
+	}
+	if landed {
+		s.claimed = max(s.claimed, in.Claiming)
+		g.keepAnchor(in.Channel, s, s.receipts[:n:n])
+		s.receipts = s.receipts[n:]
+	}
+	s.intent = nil
+	g.mu.Unlock()
+	rec := record{Channel: in.Channel, Claiming: in.Claiming, Count: in.Count, Dropped: true}
+	if landed {
+		rec = record{Channel: in.Channel, Claimed: in.Claiming, Count: in.Count}
+	}
+	if err := g.wal.append(rec); err != nil && landed {
+		s.unlogged = &rec
 	}
 	return nil
 }
@@ -721,7 +894,17 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 	if err != nil {
 		var ce *client.ChainError
 		if !errors.As(err, &ce) || ctx.Err() != nil {
-			return []error{err} // not the chain's refusal: try all again later
+			// Not the chain's refusal: the tx may still land. Each claim
+			// is settled against the chain before its channel claims
+			// again, or the same receipts would be anchored twice.
+			g.mu.Lock()
+			for _, c := range batch {
+				s := g.channels[c.Voucher.ChannelId]
+				s.intent = &record{Channel: c.Voucher.ChannelId, Claiming: c.Amount, Count: c.ReceiptsCount}
+				s.intentHeight = g.height
+			}
+			g.mu.Unlock()
+			return []error{err}
 		}
 		if len(batch) == 1 {
 			id := batch[0].Voucher.ChannelId
@@ -744,11 +927,12 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 		g.keepAnchor(id, s, s.receipts[:c.ReceiptsCount:c.ReceiptsCount])
 		s.receipts = s.receipts[c.ReceiptsCount:]
 		g.mu.Unlock()
-		err := g.wal.append(record{Channel: id, Claimed: c.Amount, Count: c.ReceiptsCount})
-		s.wmu.Unlock()
-		if err != nil {
+		rec := record{Channel: id, Claimed: c.Amount, Count: c.ReceiptsCount}
+		if err := g.wal.append(rec); err != nil {
+			s.unlogged = &rec // the chain has it: written before this channel claims again
 			errs = append(errs, err)
 		}
+		s.wmu.Unlock()
 	}
 	return errs
 }
@@ -850,15 +1034,18 @@ func (g *Gate) anchoredOnDisk(channelID uint64, n int) [][]byte {
 	var receipts [][]byte
 	var found [][]byte
 	claims := 0
+	var claimed uint64
 	err := scanLog(g.cfg.LogPath, func(r record) bool {
 		if r.Channel != channelID {
 			return true
 		}
 		switch {
 		case r.Voucher > 0:
-		case r.Charged > 0:
+		case r.Charged > 0 || r.Receipt != nil:
 			receipts = append(receipts, r.Receipt)
+		case r.Claimed > 0 && r.Claimed <= claimed: // written twice (see Open)
 		case r.Claimed > 0:
+			claimed = r.Claimed
 			k := min(int(r.Count), len(receipts))
 			if claims == n {
 				found = receipts[:k:k]

@@ -352,6 +352,187 @@ func TestReceiptsKeepAnchorOrderAcrossRestart(t *testing.T) {
 	}
 }
 
+// TestCrashAfterAnAcceptedClaim: a gate that dies after the chain took a
+// claim and before the claim's record reached the log used to count that
+// claim's receipts into the next one after a restart: its anchors were
+// numbered one behind the chain's, and no receipt of either claim could be
+// proven. The claim is logged as about to be sent first, and the next
+// start asks the chain whether it landed.
+func TestCrashAfterAnAcceptedClaim(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	id := w.channel(1_000_000)
+	cum := uint64(0)
+	charge := func(g *paygate.Gate, n int) {
+		for i := range n {
+			cum += 10
+			pay, perr := g.Begin(w.paid(id, cum+1000), price)
+			if perr != nil {
+				t.Fatalf("begin: %v", perr)
+			}
+			leaf := sha256.Sum256([]byte{byte(cum), byte(cum >> 8), byte(i)})
+			if _, err := pay.Finish(3, leaf[:]); err != nil {
+				t.Fatalf("finish: %v", err)
+			}
+		}
+	}
+	charge(g, 5)
+	if err := g.Claim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the log loses its last line, the accepted claim's record.
+	b, err := os.ReadFile(w.cfg.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	if last := lines[len(lines)-1]; !bytes.Contains(last, []byte(`"cl":`)) {
+		t.Fatalf("the log's last record is not the claim: %s", last)
+	}
+	if err := os.WriteFile(w.cfg.LogPath, bytes.Join(lines[:len(lines)-1], nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g = w.open()
+	defer g.Close()
+	charge(g, 3)
+	if err := g.Claim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	an, err := client.Ask(context.Background(), w.c, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: id})
+	if err != nil || len(an.Anchors) != 2 {
+		t.Fatalf("anchors %v, %v", an, err)
+	}
+	for i, a := range an.Anchors {
+		if got := g.Anchored(id, i); len(got) != int(a.Count) || !bytes.Equal(receipt.Root(got), a.Root) {
+			t.Errorf("claim %d: the gate has %d receipts, the chain anchored %d under another root", i, len(got), a.Count)
+		}
+	}
+	// A claim logged as about to be sent that never reached the chain
+	// (the crash came first) is dropped, and the claims after it keep the
+	// chain's numbering. (Close claims what is charged, so the intent
+	// written here is for receipts the log does not have.)
+	charge(g, 2)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(w.cfg.LogPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, `{"c":%d,"ci":%d,"n":2}`+"\n", id, cum+20)
+	f.Close()
+	g = w.open()
+	defer g.Close()
+	charge(g, 1)
+	if err := g.Claim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	an, err = client.Ask(context.Background(), w.c, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: id})
+	if err != nil || len(an.Anchors) != 4 || an.Anchors[3].Count != 1 {
+		t.Fatalf("after an intent that never landed: anchors %v, %v", an, err)
+	}
+	for i, a := range an.Anchors {
+		if got := g.Anchored(id, i); !bytes.Equal(receipt.Root(got), a.Root) {
+			t.Errorf("after an intent that never landed, claim %d's receipts do not hash to its root", i)
+		}
+	}
+}
+
+// TestAClaimWhoseOutcomeIsUnknown: a claim whose submission gave up
+// before the chain answered (here a deadline; in life a slow block) may
+// still land. It used to be sent again with the next claim, so the chain
+// anchored its receipts twice and the gate's anchors no longer matched the
+// chain's. Now the gate settles it against the chain first.
+func TestAClaimWhoseOutcomeIsUnknown(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	defer g.Close()
+	id := w.channel(1_000_000)
+	cum := uint64(0)
+	charge := func(n int) {
+		for i := range n {
+			cum += 10
+			pay, perr := g.Begin(w.paid(id, cum+1000), price)
+			if perr != nil {
+				t.Fatalf("begin: %v", perr)
+			}
+			leaf := sha256.Sum256([]byte{byte(cum), byte(i), 7})
+			if _, err := pay.Finish(3, leaf[:]); err != nil {
+				t.Fatalf("finish: %v", err)
+			}
+		}
+	}
+	charge(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	if err := g.Claim(ctx); err == nil {
+		t.Log("the claim landed within the deadline; the case under test did not arise")
+	}
+	cancel()
+	charge(2)
+	charged := uint64(6 * 3)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g.Claim(context.Background())
+		c, err := client.Ask(context.Background(), w.c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: id})
+		if err == nil && c.Claimed == charged {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chain has %v claimed, want %d", c.GetClaimed(), charged)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	an, err := client.Ask(context.Background(), w.c, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i, a := range an.Anchors {
+		total += int(a.Count)
+		if got := g.Anchored(id, i); !bytes.Equal(receipt.Root(got), a.Root) {
+			t.Errorf("claim %d: the gate's receipts do not hash to the root the chain anchored", i)
+		}
+	}
+	if total != 6 {
+		t.Errorf("the chain anchored %d receipts for 6 answers", total)
+	}
+}
+
+// TestAFreeAnswerKeepsItsReceiptAcrossRestart: the charge record of an
+// answer that cost nothing while the channel's total was still 0 had no
+// total in the log, so replay skipped its receipt and every later anchor
+// of the channel was one receipt off after a restart (found by review).
+func TestAFreeAnswerKeepsItsReceiptAcrossRestart(t *testing.T) {
+	w := newWorld(t)
+	g := w.open()
+	id := w.channel(1_000_000)
+	for i, cost := range []uint64{0, 3, 3} {
+		pay, perr := g.Begin(w.paid(id, uint64(1000+10*i)), price)
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		leaf := sha256.Sum256([]byte{byte(i), 9})
+		if _, err := pay.Finish(cost, leaf[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Close(); err != nil { // Close claims
+		t.Fatal(err)
+	}
+	g = w.open()
+	defer g.Close()
+	an, err := client.Ask(context.Background(), w.c, channelpb.QueryAnchors, &channelpb.QueryAnchorsRequest{ChannelId: id})
+	if err != nil || len(an.Anchors) != 1 || an.Anchors[0].Count != 3 {
+		t.Fatalf("anchors %v, %v", an, err)
+	}
+	if got := g.Anchored(id, 0); len(got) != 3 || !bytes.Equal(receipt.Root(got), an.Anchors[0].Root) {
+		t.Errorf("after a restart the gate has %d receipts for the claim, not the 3 the chain anchored", len(got))
+	}
+}
+
 // exact is a request paying amount with a fresh exact authorization.
 func (w *world) exact(amount uint64) (*http.Request, []byte) {
 	nonce := make([]byte, 32)

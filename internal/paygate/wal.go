@@ -20,6 +20,12 @@ type record struct {
 	Receipt   []byte `json:"r,omitempty"`  // …and the hash of its receipt
 	Claimed   uint64 `json:"cl,omitempty"` // a claim the chain accepted…
 	Count     uint64 `json:"n,omitempty"`  // …covering this many receipts
+	// Claiming is a claim about to be sent (with Count receipts), written
+	// before it is: a crash between the chain's acceptance and the Claimed
+	// record leaves this, which the next start settles against the chain's
+	// anchors (see Gate.settleIntents). Dropped marks one that did not land.
+	Claiming uint64 `json:"ci,omitempty"`
+	Dropped  bool   `json:"x,omitempty"`
 }
 
 // wal is an append-only log of JSON lines, fsynced before Append returns.
@@ -92,14 +98,19 @@ func (w *wal) write(r record) error {
 	return nil
 }
 
-func (w *wal) append(r record) error {
-	b, _ := json.Marshal(r)
+// append writes rs, in one write, and returns once they are on disk.
+func (w *wal) append(rs ...record) error {
+	var b []byte
+	for _, r := range rs {
+		j, _ := json.Marshal(r)
+		b = append(append(b, j...), '\n')
+	}
 	w.mu.Lock()
-	if _, err := w.f.Write(append(b, '\n')); err != nil {
+	if _, err := w.f.Write(b); err != nil {
 		w.mu.Unlock()
 		return fmt.Errorf("paygate: write voucher log: %w", err)
 	}
-	w.written += int64(len(b)) + 1
+	w.written += int64(len(b))
 	mine := w.written
 	w.mu.Unlock()
 

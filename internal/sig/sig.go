@@ -36,22 +36,34 @@ func Verify(pub, msg, signature []byte) bool {
 			return voi.VerifyWithOptions(pub, msg, signature, stdlib)
 		}
 	}
-	if !k.used.Load() { // a read, mostly: no cache-line ping-pong between cores
-		k.used.Store(true)
-	}
 	if t := k.table.Load(); t != nil {
-		return verifyWithTable(pub, t, msg, signature)
+		ok := verifyWithTable(pub, t, msg, signature)
+		if ok {
+			k.touch()
+		}
+		return ok
 	}
 	ok := voi.VerifyExpandedWithOptions(k.ex, msg, signature, stdlib)
-	if ok { // forged signatures neither enter the cache nor make a key hot
+	if ok { // forged signatures neither enter the cache nor keep a key in it
 		if !cached {
 			k = remember(pub, k)
 		}
-		if k.uses.Add(1) == hotAfter {
+		k.touch()
+		// Every hotAfter valid signatures a key without a table asks for
+		// one: a key that got busy while the tables were taken gets its
+		// turn when one falls idle.
+		if k.uses.Add(1)%hotAfter == 0 {
 			k.heat()
 		}
 	}
 	return ok
+}
+
+// touch marks k used since the cache last swept it.
+func (k *key) touch() {
+	if !k.used.Load() { // a read, mostly: no cache-line ping-pong between cores
+		k.used.Store(true)
+	}
 }
 
 // keys keeps the decompressed form of recently used public keys, which
@@ -60,11 +72,11 @@ func Verify(pub, msg, signature []byte) bool {
 // what a process checks. A key that has verified hotAfter valid signatures
 // also gets a table of multiples of its point, which makes each
 // verification about a third cheaper (see verifyWithTable); such tables
-// are 30 KiB each and at most tablesMax are kept. Only a key that has
-// signed something valid enters; when keysMax are in, the cache starts
-// again with only the hot keys used since the last restart, so that a
-// flood of new keys (cheap to make) does not cost the busy ones their
-// tables.
+// are 30 KiB each and at most tablesMax are kept, an idle one making way
+// for a newly hot key (see heat). Only a key that has signed something
+// valid enters or stays; when keysMax are in, the cache starts again with
+// only the hot keys used since they were last swept, so that a flood of
+// new keys (cheap to make) does not cost the busy ones their tables.
 var keys struct {
 	mu     sync.Mutex
 	m      map[[ed25519.PublicKeySize]byte]*key
@@ -124,10 +136,31 @@ func remember(pub []byte, k *key) *key {
 	return k
 }
 
-// heat builds k's table, of -A, if the cache has room for one more.
+// heat builds k's table, of -A, if the cache has room for one more or a
+// table that has fallen idle.
 func (k *key) heat() {
 	keys.mu.Lock()
+	if k.table.Load() != nil {
+		keys.mu.Unlock()
+		return
+	}
 	room := keys.tables < tablesMax
+	if !room {
+		// A clock sweep, in the map's random order: the first table not
+		// used since the sweep last passed it makes way; the marks it
+		// passes are cleared.
+		for _, o := range keys.m {
+			if o.table.Load() == nil {
+				continue
+			}
+			if !o.used.Swap(false) {
+				o.table.Store(nil)
+				keys.tables--
+				room = true
+				break
+			}
+		}
+	}
 	if room {
 		keys.tables++
 	}

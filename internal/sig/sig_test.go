@@ -266,3 +266,35 @@ func TestHotKeysOutliveAFloodOfNewKeys(t *testing.T) {
 		t.Error("the hot key's signature fails")
 	}
 }
+
+// TestAnIdleTableMakesWayForANewlyHotKey: once every table is taken, a key
+// that gets busy takes the table of one that has fallen idle, and a key
+// kept busy keeps its own (found by review: the first tablesMax hot keys
+// held the tables for ever).
+func TestAnIdleTableMakesWayForANewlyHotKey(t *testing.T) {
+	msg := []byte("a voucher")
+	hot := func() (ed25519.PublicKey, []byte) {
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		s := ed25519.Sign(priv, msg)
+		for range hotAfter {
+			Verify(pub, msg, s)
+		}
+		return pub, s
+	}
+	busy, busySig := hot()
+	for range tablesMax {
+		hot()
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s := ed25519.Sign(priv, msg)
+	for range 3 * hotAfter {
+		Verify(pub, msg, s)
+		Verify(busy, msg, busySig)
+	}
+	if k := known(pub); k == nil || k.table.Load() == nil {
+		t.Error("a newly hot key got no table while idle ones held them all")
+	}
+	if k := known(busy); k == nil || k.table.Load() == nil {
+		t.Error("a busy key lost its table")
+	}
+}
