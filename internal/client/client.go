@@ -248,6 +248,12 @@ type ChainError struct {
 
 func (e *ChainError) Error() string { return fmt.Sprintf("chain refused (code %d): %s", e.Code, e.Log) }
 
+// ErrMaybeSent marks a Submit error after the tx may have reached the
+// chain's mempool (the broadcast's answer was lost, or the wait for its
+// block gave up): it may still be committed. Any other error (but a
+// *ChainError) means the tx was never sent.
+var ErrMaybeSent = errors.New("client: the tx may still be committed")
+
 // Is lets errors.Is(err, codes.ErrInsufficientFunds) match a remote error.
 func (e *ChainError) Is(target error) bool {
 	var ce *codes.Error
@@ -384,7 +390,8 @@ func newResult(hash []byte, height int64, tr *abci.ExecTxResult) (*Result, error
 // chosen as SetGas says (estimated, by default) and the minimum fee for it,
 // broadcasts, and waits until the tx is in a committed block. Concurrent
 // submits with one key are ordered. An error from the chain is a
-// *ChainError carrying the code.
+// *ChainError carrying the code; one after the tx may have been sent
+// wraps ErrMaybeSent.
 func (c *Client) Submit(ctx context.Context, key *keyring.Key, memo string, msgs ...module.Msg) (*Result, error) {
 	// Another program using the same key can have a tx in the mempool that
 	// our committed-state query does not see yet; CheckTx then refuses ours
@@ -451,7 +458,7 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	}
 	sq.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("client: broadcast: %w", err)
+		return nil, fmt.Errorf("client: broadcast: %w (%w)", err, ErrMaybeSent)
 	}
 	if res.Code != 0 {
 		return nil, &ChainError{Code: res.Code, Log: res.Log}
@@ -459,6 +466,10 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	out, err := c.waitTx(ctx, hash, done)
 	if out != nil {
 		out.Fee = fee
+	}
+	var ce *ChainError
+	if err != nil && !errors.As(err, &ce) {
+		err = fmt.Errorf("%w (%w)", err, ErrMaybeSent)
 	}
 	return out, err
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -161,10 +162,6 @@ func Open(cfg Config) (*Gate, error) {
 		return nil, err
 	}
 	g.wal = w
-	if err := g.settleAll(); err != nil {
-		w.close()
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
 	g.followHeight(ctx) // once now, so that no voucher is taken before the height is known
@@ -758,42 +755,15 @@ func (g *Gate) flushUnlogged() {
 	}
 }
 
-// intentLanding is how many blocks a claim whose submission failed short
-// of the chain's answer may still land in: a tx the mempool holds is
-// usually in the next block or two. Past it, the claim is dropped and its
-// receipts go into the next one.
+// intentLanding is how many blocks a claim of unknown outcome may still
+// land in before it is dropped and its receipts go into the next claim: a
+// tx the mempool holds is usually in the next block or two. A channel
+// about to expire does not wait (an unclaimed channel pays nothing).
 const intentLanding = 20
 
-// settleAll settles, at Open, each claim the log says was about to be
-// sent but not that the chain took: a crash came in between.
-func (g *Gate) settleAll() error {
-	var ids []uint64
-	for id, s := range g.channels {
-		if s.intent != nil {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		var err error
-		for try := 0; try < 10; try++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err = g.settle(ctx, g.channels[id], true)
-			cancel()
-			if err == nil {
-				break
-			}
-			time.Sleep(time.Second)
-		}
-		if err != nil {
-			return fmt.Errorf("paygate: the log holds a claim on channel %d sent just before a crash, and only the chain can say whether it landed; start again once the chain answers: %w", id, err)
-		}
-	}
-	return nil
-}
-
-// settlePending settles the claims whose submission failed short of the
-// chain's answer; a channel whose claim is still undecided claims no more.
+// settlePending settles the claims of unknown outcome: sent just before a
+// crash (from the log) or whose submission gave up before the chain
+// answered. A channel whose claim is still undecided claims no more.
 func (g *Gate) settlePending(ctx context.Context) {
 	g.mu.Lock()
 	var pending []*chanState
@@ -804,7 +774,7 @@ func (g *Gate) settlePending(ctx context.Context) {
 	}
 	g.mu.Unlock()
 	for _, s := range pending {
-		if err := g.settle(ctx, s, false); err != nil {
+		if err := g.settle(ctx, s); err != nil {
 			g.log.Warn("paygate: a claim's outcome is not known yet; its channel waits", "channel", s.intent.Channel, "err", err)
 		}
 	}
@@ -812,14 +782,13 @@ func (g *Gate) settlePending(ctx context.Context) {
 
 // settle decides s's claim of unknown outcome by the chain's anchors: the
 // one whose cumulative end is the claim's amount (amounts only rise, so
-// at most one) is it, if its count and root are the claim's receipts'. A
-// claim that landed gets its record and its anchor, so its receipts stay
-// numbered as the chain numbers them. One that did not is dropped, its
-// receipts left for the next claim, at once after a crash (final: the
-// gate sends nothing before it decides) or once it can no longer land.
-func (g *Gate) settle(ctx context.Context, s *chanState, final bool) error {
+// at most one) is it. A claim that landed gets its record and its anchor,
+// so its receipts stay numbered as the chain numbers them. One not found
+// is dropped, its receipts left for the next claim, once it can no longer
+// be expected to land (see intentLanding).
+func (g *Gate) settle(ctx context.Context, s *chanState) error {
 	g.mu.Lock()
-	in, sent := s.intent, s.intentHeight
+	in := s.intent
 	g.mu.Unlock()
 	if in == nil {
 		return nil
@@ -831,34 +800,38 @@ func (g *Gate) settle(ctx context.Context, s *chanState, final bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	g.mu.Lock()
-	n := int(in.Count)
-	landed := false
-	for i, a := range an.Anchors {
-		if a.To == in.Claiming {
-			landed = i == s.nAnchors && a.Count == in.Count && n <= len(s.receipts) && bytes.Equal(a.Root, receipt.Root(s.receipts[:n]))
-			if !landed {
-				g.log.Error("paygate: a claim landed that this gate's log does not match; its receipts cannot be proven", "channel", in.Channel, "anchor", i, "anchors_here", s.nAnchors)
-			}
-			final = true
-			break
+	n := min(int(in.Count), len(s.receipts))
+	landed := slices.IndexFunc(an.Anchors, func(a *channelpb.Anchor) bool { return a.To == in.Claiming })
+	if landed >= 0 {
+		if a := an.Anchors[landed]; landed != s.nAnchors || a.Count != in.Count || !bytes.Equal(a.Root, receipt.Root(s.receipts[:n])) {
+			g.log.Error("paygate: a claim landed that this gate's log does not match; some of its receipts cannot be proven", "channel", in.Channel, "anchor", landed, "anchors_here", s.nAnchors)
 		}
-	}
-	if !final && g.height < sent+intentLanding {
-		g.mu.Unlock()
-		return fmt.Errorf("channel %d: the claim for %d may still land (sent at height %d)", in.Channel, in.Claiming, sent)
-	}
-	if landed {
+		// The chain took these receipts, matched or not: they are not
+		// claimed again.
 		s.claimed = max(s.claimed, in.Claiming)
 		g.keepAnchor(in.Channel, s, s.receipts[:n:n])
 		s.receipts = s.receipts[n:]
+	} else {
+		switch expiring := s.ch != nil && s.ch.ExpiresAt <= g.height+g.cfg.ExpiryMargin; {
+		case g.height == 0:
+			g.mu.Unlock()
+			return fmt.Errorf("channel %d: the chain's height is not known yet", in.Channel)
+		case s.intentHeight == 0: // from the log: the wait starts now
+			s.intentHeight = g.height
+			g.mu.Unlock()
+			return fmt.Errorf("channel %d: the claim for %d sent before the restart may still land", in.Channel, in.Claiming)
+		case !expiring && g.height < s.intentHeight+intentLanding:
+			g.mu.Unlock()
+			return fmt.Errorf("channel %d: the claim for %d may still land (sent at height %d)", in.Channel, in.Claiming, s.intentHeight)
+		}
 	}
 	s.intent = nil
 	g.mu.Unlock()
 	rec := record{Channel: in.Channel, Claiming: in.Claiming, Count: in.Count, Dropped: true}
-	if landed {
-		rec = record{Channel: in.Channel, Claimed: in.Claiming, Count: in.Count}
+	if landed >= 0 {
+		rec = record{Channel: in.Channel, Claimed: in.Claiming, Count: uint64(n)}
 	}
-	if err := g.wal.append(rec); err != nil && landed {
+	if err := g.wal.append(rec); err != nil && landed >= 0 {
 		s.unlogged = &rec
 	}
 	return nil
@@ -892,11 +865,10 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 	k := &keyring.Key{Name: "payee", Private: g.cfg.Key}
 	_, err := g.cfg.Chain.Submit(ctx, k, "", module.Msg(&channelpb.MsgClaim{Payee: g.payee.String(), Claims: batch}))
 	if err != nil {
-		var ce *client.ChainError
-		if !errors.As(err, &ce) || ctx.Err() != nil {
-			// Not the chain's refusal: the tx may still land. Each claim
-			// is settled against the chain before its channel claims
-			// again, or the same receipts would be anchored twice.
+		if errors.Is(err, client.ErrMaybeSent) {
+			// The tx may still land: each claim is settled against the
+			// chain before its channel claims again, or the same receipts
+			// would be anchored twice.
 			g.mu.Lock()
 			for _, c := range batch {
 				s := g.channels[c.Voucher.ChannelId]
@@ -906,8 +878,15 @@ func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
 			g.mu.Unlock()
 			return []error{err}
 		}
+		var ce *client.ChainError
+		if !errors.As(err, &ce) || ctx.Err() != nil {
+			return []error{err} // never sent: try all again later
+		}
 		if len(batch) == 1 {
 			id := batch[0].Voucher.ChannelId
+			// Refused: its intent will never land (a failure to log that
+			// only costs a wait after a restart).
+			g.wal.append(record{Channel: id, Claiming: batch[0].Amount, Count: batch[0].ReceiptsCount, Dropped: true})
 			g.refresh(ctx, id)
 			return []error{fmt.Errorf("channel %d: %w", id, err)}
 		}

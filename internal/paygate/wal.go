@@ -92,7 +92,7 @@ func (w *wal) write(r record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, err := w.f.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("paygate: write voucher log: %w", err)
+		return w.undo(err)
 	}
 	w.written += int64(len(b)) + 1
 	return nil
@@ -107,8 +107,9 @@ func (w *wal) append(rs ...record) error {
 	}
 	w.mu.Lock()
 	if _, err := w.f.Write(b); err != nil {
+		err = w.undo(err)
 		w.mu.Unlock()
-		return fmt.Errorf("paygate: write voucher log: %w", err)
+		return err
 	}
 	w.written += int64(len(b))
 	mine := w.written
@@ -127,6 +128,16 @@ func (w *wal) append(rs ...record) error {
 	}
 	w.synced = target
 	return nil
+}
+
+// undo cuts what a failed write left of a line, with w.mu held: a torn
+// line mid-log would end every replay there, and with it every record
+// after it.
+func (w *wal) undo(err error) error {
+	if terr := w.f.Truncate(w.written); terr != nil {
+		return fmt.Errorf("paygate: write voucher log: %w (and cutting the torn line failed: %v)", err, terr)
+	}
+	return fmt.Errorf("paygate: write voucher log: %w", err)
 }
 
 func (w *wal) close() error { return w.f.Close() }
