@@ -234,10 +234,9 @@ func (b *beaconer) commit(ctx context.Context, e *beaconpb.Epoch, me string) {
 			return
 		}
 	}
-	chainID := b.chainID
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := b.c.Submit(sctx, b.key, "", &beaconpb.MsgCommit{Validator: me, Epoch: e.Number, Commitment: beaconpb.Commit(chainID, e.Number, me, value)}); err != nil {
+	if _, err := b.c.Submit(sctx, b.key, "", &beaconpb.MsgCommit{Validator: me, Epoch: e.Number, Commitment: beaconpb.Commit(b.chainID, e.Number, me, value)}); err != nil {
 		b.log.Warn("beacon: commitment not accepted", "epoch", e.Number, "err", err)
 		return
 	}
