@@ -82,7 +82,7 @@ func (t *ticket) sampled(resp *http.Response) {
 			return // not the payee's receipt (a gateway relays its provider's): not ours to show
 		}
 		smp := sample.Sample{Endpoint: t.endpoint, Request: string(t.request), Response: string(body), Receipt: enc}
-		smp.Sign(p.w.key)
+		smp.SignAs(p.w.key, p.w.Address())
 		select {
 		case p.feed.queue <- smp:
 		default:

@@ -8,7 +8,6 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/client"
-	"github.com/agoranet/agora/internal/keyring"
 )
 
 // Reclaim takes back the rest of every channel of the payer's that has
@@ -36,7 +35,7 @@ func (p *Payer) Reclaim(ctx context.Context) (uint64, error) {
 	}
 	var back uint64
 	var errs []error
-	k := &keyring.Key{Name: "agent", Private: p.w.key}
+	k := p.w.signer()
 	for _, c := range due {
 		ch, err := client.Ask(ctx, p.w.chain, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: c.id})
 		if err != nil {

@@ -148,7 +148,7 @@ func (a *Agent) attempt(ctx context.Context, c route.Candidate, path string, can
 			return out, fmt.Errorf("sdk: %s answered %d: %s", c.Endpoint, resp.StatusCode, bytes.TrimSpace(b))
 		}
 		enc := resp.Header.Get(receipt.Header)
-		r, err := receipt.Decode(enc)
+		r, err := receipt.DecodeFor(enc, c.Key)
 		if err == nil && (r.Provider != c.Operator || r.ModelId != c.ModelID) {
 			err = fmt.Errorf("sdk: receipt from %s for %s, expected %s for %s", r.Provider, r.ModelId, c.Operator, c.ModelID)
 		}

@@ -46,6 +46,7 @@ import (
 // Wallet is an account key and a connection to the chain.
 type Wallet struct {
 	key     ed25519.PrivateKey
+	account addr.Address // zero: the key's own address
 	chain   *client.Client
 	chainID string
 }
@@ -67,8 +68,22 @@ func NewWallet(key ed25519.PrivateKey, nodeURL string) (*Wallet, error) {
 func (w *Wallet) ChainID() string { return w.chainID }
 
 // Address is the wallet's account address.
-func (w *Wallet) Address() string {
-	return addr.FromPubKey(w.key.Public().(ed25519.PublicKey)).String()
+func (w *Wallet) Address() string { return keyring.AccountOf(w.key, w.account).String() }
+
+// ForAccount makes the wallet sign for account, which rotated its key to
+// the wallet's (`agora keys rotate`); the key's own address is the default.
+func (w *Wallet) ForAccount(account string) error {
+	a, err := addr.Parse(account)
+	if err != nil {
+		return fmt.Errorf("sdk: account: %w", err)
+	}
+	w.account = a
+	return nil
+}
+
+// signer is the wallet as a keyring key, for the chain client.
+func (w *Wallet) signer() *keyring.Key {
+	return &keyring.Key{Name: "agent", Private: w.key, Account: w.account}
 }
 
 // Budget is the agent's own limit, checked before anything is sent.
@@ -576,7 +591,7 @@ func (p *Payer) openChannel(ctx context.Context, payTo, model string, amount uin
 	if err != nil {
 		return nil, err
 	}
-	k := &keyring.Key{Name: "agent", Private: p.w.key}
+	k := p.w.signer()
 	msg := &channelpb.MsgOpenChannel{Payer: p.w.Address(), Payee: payTo, ModelId: model, Deposit: coin.New(p.budget.Denom, deposit),
 		ExpiresAt: h + p.budget.ExpiryBlocks, PayerKey: p.w.key.Public().(ed25519.PublicKey)}
 	res, err := p.w.chain.Submit(ctx, k, "x402 channel", msg)

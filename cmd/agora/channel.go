@@ -153,7 +153,7 @@ func channelClaimCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("no voucher log at %s: %s has not run a provider in this home; pass --log FILE", logPath, k.Name)
 			}
 			cfg := paygate.DefaultConfig()
-			cfg.Key, cfg.Chain, cfg.ChainID, cfg.LogPath = k.Private, c, chainID, logPath
+			cfg.Key, cfg.Account, cfg.Chain, cfg.ChainID, cfg.LogPath = k.Private, k.Account, c, chainID, logPath
 			gate, err := paygate.Open(cfg)
 			if err != nil {
 				return err

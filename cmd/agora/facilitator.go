@@ -37,7 +37,7 @@ func facilitatorCmd(g *globals) *cobra.Command {
 			if err := os.MkdirAll(filepath.Dir(state), 0o700); err != nil {
 				return err
 			}
-			s, err := facilitator.Start(facilitator.Config{Listen: listen, Key: k.Private, Chain: c, ChainID: chainID, StatePath: state, Payees: payees, Logger: logger()})
+			s, err := facilitator.Start(facilitator.Config{Listen: listen, Key: k.Private, Account: k.Account, Chain: c, ChainID: chainID, StatePath: state, Payees: payees, Logger: logger()})
 			if err != nil {
 				return err
 			}

@@ -50,7 +50,7 @@ func gatewayStartCmd(g *globals, db *string) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--deposit: %w", err)
 			}
-			s, err := gateway.Start(cmd.Context(), gateway.Config{Listen: listen, Key: k.Private, ChainID: chainID, Chain: c, NodeURL: g.node,
+			s, err := gateway.Start(cmd.Context(), gateway.Config{Listen: listen, Key: k.Private, Account: k.Account, ChainID: chainID, Chain: c, NodeURL: g.node,
 				Home: gateway.Home(g.home), DB: *db, Denom: sp.Denom, Spend: sp.Amount, Deposit: dp.Amount, Route: route.DefaultConfig(), Logger: logger()})
 			if err != nil {
 				return err

@@ -6,6 +6,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/sig"
 )
 
 type keyJSON struct {
@@ -16,7 +21,7 @@ type keyJSON struct {
 
 func keysCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the account keys in <home>/keyring"}
-	cmd.AddCommand(keysAddCmd(g), keysListCmd(g), keysShowCmd(g), keysImportCmd(g), keysExportCmd(g))
+	cmd.AddCommand(keysAddCmd(g), keysListCmd(g), keysShowCmd(g), keysImportCmd(g), keysExportCmd(g), keysRotateCmd(g))
 	return cmd
 }
 
@@ -84,6 +89,7 @@ func keysShowCmd(g *globals) *cobra.Command {
 }
 
 func keysImportCmd(g *globals) *cobra.Command {
+	var account string
 	imp := &cobra.Command{
 		Use: "import NAME [SEED_HEX]", Short: "Import a key from its hex seed (argument or stdin)", Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -101,10 +107,21 @@ func keysImportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if account != "" {
+				a, err := g.parseAddr(account)
+				if err != nil {
+					return err
+				}
+				if err := g.keys().SetAccount(k.Name, a); err != nil {
+					return err
+				}
+				k.Account = a
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s: %s\n", k.Name, k.Address())
 			return nil
 		},
 	}
+	imp.Flags().StringVar(&account, "account", "", "the account the key signs for, if it rotated to this key (default: the key's own address)")
 	return imp
 }
 
@@ -121,4 +138,75 @@ func keysExportCmd(g *globals) *cobra.Command {
 		},
 	}
 	return exp
+}
+
+type rotateJSON struct {
+	Account string `json:"account"`
+	PubKey  string `json:"pubkey"`
+	Retired string `json:"retired"`
+	Height  int64  `json:"height,omitempty"`
+}
+
+func keysRotateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate NAME",
+		Short: "Replace the key's account key on the chain with a new one; the address, funds and stake stay",
+		Long: `Rotate makes a new key, binds it to NAME's account on the chain (MsgRotateKey,
+signed by the current key, with the new key's proof of possession) and then
+makes it NAME in the keyring. The old key is kept as NAME.retired; it signs
+for nothing any more. The new key is written to NAME.next before the chain
+is asked, so a rotation interrupted at any point is finished by running
+this again. Daemons (provider, gateway, ...) that sign with NAME must be
+restarted to load the new key.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			kr := g.keys()
+			cur, err := kr.Get(name)
+			if err != nil {
+				return err
+			}
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			next, err := kr.AddPending(name)
+			if err != nil {
+				return err
+			}
+			account := cur.Address().String()
+			done, err := client.Ask(ctx, c, authpb.QueryKey, &authpb.QueryKeyRequest{Account: account, PublicKey: next.Public()})
+			if err != nil {
+				return err
+			}
+			var height int64
+			if !done.Current {
+				now, err := client.Ask(ctx, c, authpb.QueryKey, &authpb.QueryKeyRequest{Account: account, PublicKey: cur.Public()})
+				if err != nil {
+					return err
+				}
+				if !now.Current {
+					return fmt.Errorf("%s's key is not the one account %s signs with on this chain (retired at height %d); import the current key with `agora keys import --account`", name, account, now.RetiredAt)
+				}
+				chainID, err := c.ChainID(ctx)
+				if err != nil {
+					return err
+				}
+				proof := sig.Sign(next.Private, authpb.RotateKeySignBytes(chainID, account, cur.Public()))
+				res, err := c.Submit(ctx, cur, g.memo, &authpb.MsgRotateKey{Account: account, NewPublicKey: next.Public(), Proof: proof})
+				if err != nil {
+					return fmt.Errorf("%w (the new key is kept as %s; run this again to finish)", err, keyring.Pending(name))
+				}
+				height = res.Height
+			}
+			if err := kr.FinishRotation(name); err != nil {
+				return err
+			}
+			out := rotateJSON{Account: account, PubKey: fmt.Sprintf("%x", next.Public()), Retired: keyring.Retired(name), Height: height}
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				fmt.Fprintf(w, "rotated %s: account %s now signs with %s; the old key is %s\n", name, account, out.PubKey, out.Retired)
+			})
+		},
+	}
 }

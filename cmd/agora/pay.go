@@ -42,6 +42,9 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 				return fmt.Errorf("--max: %w", err)
 			}
 			w, err := sdk.NewWallet(k.Private, g.node)
+			if err == nil && k.Rotated() {
+				err = w.ForAccount(k.Address().String())
+			}
 			if err != nil {
 				return err
 			}
@@ -110,7 +113,7 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 			}
 			fmt.Fprintln(errw)
 			if rc := resp.Header.Get(receipt.Header); rc != "" {
-				if r, err := receipt.Decode(rc); err == nil {
+				if r, err := g.decodeReceipt(cmd.Context(), rc); err == nil {
 					fmt.Fprintf(errw, "receipt: provider %s, model %s, seq %d, payment %s (signature valid)\n", r.Provider, r.ModelId, r.Seq, r.PaymentRef)
 				} else {
 					fmt.Fprintf(errw, "receipt does not verify: %v\n", err)

@@ -167,7 +167,7 @@ func (p *providerStart) config(ctx context.Context, g *globals) (provider.Config
 		o.Upstream = u
 		cfg.Offers = append(cfg.Offers, o)
 	}
-	cfg.Key, cfg.Chain = k.Private, c
+	cfg.Key, cfg.Account, cfg.Chain = k.Private, k.Account, c
 	cfg.Home = provider.Home(g.home, k.Name)
 	if err := migrateProviderHome(g.home, k.Name, cfg.Home); err != nil {
 		return cfg, err

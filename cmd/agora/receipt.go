@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,10 +10,40 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/receipt"
 )
+
+// decodeReceipt checks a receipt's signature and that its key is its
+// provider's: the key the address derives from, or else, for a provider
+// that rotated its key, the one the chain says it signs with now.
+func (g *globals) decodeReceipt(ctx context.Context, enc string) (*receipt.Receipt, error) {
+	r, err := receipt.DecodeUnbound(enc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := receipt.Decode(enc); err == nil {
+		return r, nil
+	}
+	c, err := g.dial()
+	if err != nil {
+		return nil, fmt.Errorf("the receipt's key is not the one %s derives from, and the chain, which knows its current key, is out of reach: %w", r.Provider, err)
+	}
+	k, err := client.Ask(ctx, c, authpb.QueryKey, &authpb.QueryKeyRequest{Account: r.Provider, PublicKey: r.PublicKey})
+	if err != nil {
+		return nil, fmt.Errorf("cannot ask the chain whose key signed the receipt: %w", err)
+	}
+	switch {
+	case k.Current:
+		return r, nil
+	case k.RetiredAt > 0:
+		return nil, fmt.Errorf("%w: signed by a key provider %s retired at height %d (the receipt names height %d); it is evidence only with its anchor on chain", receipt.ErrSignature, r.Provider, k.RetiredAt, r.Height)
+	}
+	return nil, fmt.Errorf("%w: signed by a key that is not provider %s's", receipt.ErrSignature, r.Provider)
+}
 
 func receiptCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "receipt", Short: "Check the receipts providers sign for their answers"}
@@ -49,7 +80,7 @@ Agora-Receipt header's value with --receipt (or @FILE).`,
 			if rc == "" {
 				return fmt.Errorf("no receipt: pass --receipt with the Agora-Receipt header's value")
 			}
-			r, err := receipt.Decode(rc)
+			r, err := g.decodeReceipt(cmd.Context(), rc)
 			if err != nil {
 				return err
 			}

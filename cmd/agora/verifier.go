@@ -32,7 +32,7 @@ func verifierCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--bond: %w", err)
 			}
-			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, Key: k.Private, Chain: c, SampleRate: rate, Bond: b.Amount, Poll: verifier.DefaultConfig().Poll, Logger: logger()})
+			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, Key: k.Private, Account: k.Account, Chain: c, SampleRate: rate, Bond: b.Amount, Poll: verifier.DefaultConfig().Poll, Logger: logger()})
 			if err != nil {
 				return err
 			}

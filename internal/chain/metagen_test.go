@@ -9,6 +9,7 @@ package chain_test
 // generator here; TestEveryMessageHasAGenerator fails until it does.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -79,6 +80,8 @@ var metaGenerators = map[string]metaGen{
 	tx.TypeURL(&stakingpb.MsgWithdrawRewards{}):    {3, genWithdrawRewards},
 	tx.TypeURL(&stakingpb.MsgUnjail{}):             {4, genUnjail},
 	tx.TypeURL(&stakingpb.MsgRotateConsensusKey{}): {1, genRotateConsensusKey},
+
+	tx.TypeURL(&authpb.MsgRotateKey{}): {1, genRotateKey},
 
 	tx.TypeURL(&beaconpb.MsgCommit{}): {6, genBeaconCommit},
 	tx.TypeURL(&beaconpb.MsgReveal{}): {6, genBeaconReveal},
@@ -206,7 +209,10 @@ type world struct {
 	// signer, when set, is the signer of the tx being built: generators of
 	// messages any user may send use it, so multi-message txs are valid.
 	signer string
-	hooks  []metaHook
+	// rotations counts the key rotations of each account that made them
+	// (only rotator's): its key is then keyAt(name, n).
+	rotations map[string]int
+	hooks     []metaHook
 	// idle is set by a generator that found nothing valid to do and made
 	// an invalid message instead; the driver mostly picks another type.
 	idle bool
@@ -215,7 +221,7 @@ type world struct {
 func newWorld(t testing.TB, seed uint64, app *chain.App, fx *zkFixture) *world {
 	w := &world{t: t, r: rand.New(rand.NewPCG(seed, 0x6d657461)), app: app, fx: fx, owner: map[string]string{}, revoked: map[string]bool{},
 		names: map[string]string{}, seq: map[string]uint64{}, sessions: map[uint64]string{}, orderTruth: map[uint64]*jobpb.Result{},
-		disputeTruth: map[uint64][]byte{}, reviewVerdict: map[uint64][]byte{}, secrets: map[string]metaSecret{}}
+		disputeTruth: map[uint64][]byte{}, reviewVerdict: map[uint64][]byte{}, secrets: map[string]metaSecret{}, rotations: map[string]int{}}
 	for _, group := range [][]string{metaUsers, metaProviders, metaVerifiers, metaAgentKeys, {"issuer", "nobody", "validator"}} {
 		for _, n := range group {
 			w.names[address(n).String()] = n
@@ -225,6 +231,63 @@ func newWorld(t testing.TB, seed uint64, app *chain.App, fx *zkFixture) *world {
 }
 
 func (w *world) onOK(h metaHook) { w.hooks = append(w.hooks, h) }
+
+// rotator is the one account the world rotates the key of: its vouchers,
+// authorizations and txs follow its current key.
+const rotator = "dave"
+
+// keyAt is name's key after n rotations.
+func keyAt(name string, n int) ed25519.PrivateKey {
+	if n == 0 {
+		return key(name)
+	}
+	return key(fmt.Sprintf("%s rotated %d", name, n))
+}
+
+// key is the key name signs with now.
+func (w *world) key(name string) ed25519.PrivateKey { return keyAt(name, w.rotations[name]) }
+
+// keyWithPub is the one of name's keys, now or before, whose public key is
+// pub: the key a channel opened before a rotation still takes vouchers by.
+func (w *world) keyWithPub(name string, pub []byte) ed25519.PrivateKey {
+	for n := w.rotations[name]; n > 0; n-- {
+		if k := keyAt(name, n); bytes.Equal(k.Public().(ed25519.PublicKey), pub) {
+			return k
+		}
+	}
+	return key(name)
+}
+
+// genRotateKey rotates the rotator's key, now and then with a proof that
+// is not the new key's or a key it had before; any other signer's
+// rotation has a bad proof.
+func genRotateKey(w *world) (string, module.Msg) {
+	who := rotator
+	if w.signer != "" {
+		who = w.signer
+	}
+	if who != rotator {
+		w.idle = true
+		return who, &authpb.MsgRotateKey{Account: addrOf(who), NewPublicKey: pubOf("carol"), Proof: make([]byte, ed25519.SignatureSize)}
+	}
+	n := w.rotations[who] + 1
+	next := keyAt(who, n)
+	old := w.key(who).Public().(ed25519.PublicKey)
+	proof := ed25519.Sign(next, authpb.RotateKeySignBytes(testChain, addrOf(who), old))
+	switch w.r.IntN(8) {
+	case 0: // signed by someone else
+		proof = ed25519.Sign(key("carol"), authpb.RotateKeySignBytes(testChain, addrOf(who), old))
+	case 1: // for another chain
+		proof = ed25519.Sign(next, authpb.RotateKeySignBytes("another-chain", addrOf(who), old))
+	case 2: // back to a key it had before
+		if n > 1 {
+			next = keyAt(who, n-2)
+			proof = ed25519.Sign(next, authpb.RotateKeySignBytes(testChain, addrOf(who), old))
+		}
+	}
+	w.onOK(func(proto.Message) { w.rotations[who] = n })
+	return who, &authpb.MsgRotateKey{Account: addrOf(who), NewPublicKey: next.Public().(ed25519.PublicKey), Proof: proof}
+}
 
 // oneIn is true once in n times.
 func (w *world) oneIn(n int) bool { return w.r.IntN(n) == 0 }
@@ -418,7 +481,7 @@ func genTransferWithAuthorization(w *world) (string, module.Msg) {
 	if w.oneIn(12) {
 		signer = pick(w, metaUsers)
 	}
-	bankpb.SignAuthorization(key(signer), testChain, a)
+	bankpb.SignAuthorization(w.key(signer), testChain, a)
 	w.onOK(func(proto.Message) { w.usedNonces = append(w.usedNonces, nonce) })
 	return submitter, &bankpb.MsgTransferWithAuthorization{Submitter: addrOf(submitter), Authorization: a}
 }
@@ -887,7 +950,7 @@ func genOpenChannel(w *world) (string, module.Msg) {
 		payee = pick(w, metaUsers)
 	}
 	m := &channelpb.MsgOpenChannel{Payer: addrOf(payer), Payee: addrOf(payee), Deposit: coin.New(w.denom(), w.amt(20_000)),
-		ExpiresAt: w.height + 3 + w.r.Int64N(40), PayerKey: pubOf(payer)}
+		ExpiresAt: w.height + 3 + w.r.Int64N(40), PayerKey: w.key(payer).Public().(ed25519.PublicKey)}
 	if w.oneIn(3) {
 		m.ModelId = w.modelOrDigits(pick(w, metaModels))
 	}
@@ -960,7 +1023,7 @@ func (w *world) voucherKey(c *channelpb.Channel) ed25519.PrivateKey {
 	case w.sessions[c.Id] != "" && w.oneIn(2):
 		return key(w.sessions[c.Id])
 	}
-	return key(w.name(c.Payer))
+	return w.keyWithPub(w.name(c.Payer), c.PayerKey)
 }
 
 // claimOf builds a claim on c, with receipts anchored if the payee is a

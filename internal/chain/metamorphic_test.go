@@ -460,7 +460,16 @@ func (m *metaRun) genTx() *metaTx {
 	if w.oneIn(150) {
 		h.Fee.Denom, admitted, fault = coin.Stable, false, "fee in uusdc"
 	}
-	raw, err := tx.Sign(key(signKey), h, msgs...)
+	signPriv := w.key(signKey)
+	if w.rotations[signer] > 0 {
+		h.Signer = addrOf(signer)
+		if fault == "" && w.oneIn(40) {
+			// The account's first key still derives its address, and signs
+			// for nothing.
+			signPriv, h.Signer, admitted, fault = key(signer), "", false, "a retired key"
+		}
+	}
+	raw, err := tx.Sign(signPriv, h, msgs...)
 	if err != nil {
 		m.t.Fatal(err)
 	}

@@ -486,6 +486,9 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 		moves bool // moves the agent's money: it must succeed
 	}
 	entries := map[string]entry{
+		// Moves nothing; its proof is not the new key's, so the robot keeps
+		// signing with its key for the entries that follow.
+		"agora.auth.v1.MsgRotateKey":                 {msg: &authpb.MsgRotateKey{Account: r, NewPublicKey: pub("robot-2"), Proof: make([]byte, 64)}},
 		"agora.bank.v1.MsgSend":                      {msg: &bankpb.MsgSend{From: r, To: bob, Amount: []*coin.Coin{coin.New("uagr", 3)}}, moves: true},
 		"agora.bank.v1.MsgMultiSend":                 {msg: &bankpb.MsgMultiSend{From: r, Outputs: []*bankpb.Output{{To: bob, Amount: []*coin.Coin{coin.New("uagr", 2)}}, {To: dave, Amount: []*coin.Coin{coin.New("uagr", 4)}}}}, moves: true},
 		"agora.bank.v1.MsgMint":                      {msg: &bankpb.MsgMint{Issuer: r, To: r, Amount: coin.New("uusdc", 1)}},

@@ -74,7 +74,7 @@ func (c *Client) EstimateGas(ctx context.Context, key *keyring.Key, memo string,
 	}
 	// The simulation ignores sequence and fee minimum; a 1uagr fee makes
 	// it pay one, so the fee's reads and writes are counted too.
-	raw, err := tx.Sign(key.Private, tx.Header{ChainID: chainID, Fee: coin.New(coin.Native, 1), Memo: memo}, msgs...)
+	raw, err := tx.Sign(key.Private, tx.Header{ChainID: chainID, Fee: coin.New(coin.Native, 1), Memo: memo, Signer: key.Address().String()}, msgs...)
 	if err != nil {
 		return 0, err
 	}
@@ -437,7 +437,7 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 		seq = sq.next
 	}
 	fee := coin.New(coin.Native, authpb.MinFee(p, limit))
-	raw, err := tx.Sign(key.Private, tx.Header{ChainID: chainID, Sequence: seq, GasLimit: limit, Fee: fee, Memo: memo}, msgs...)
+	raw, err := tx.Sign(key.Private, tx.Header{ChainID: chainID, Sequence: seq, GasLimit: limit, Fee: fee, Memo: memo, Signer: key.Address().String()}, msgs...)
 	if err != nil {
 		sq.mu.Unlock()
 		return nil, err

@@ -260,7 +260,7 @@ func (d *Devnet) startGateway() error {
 	rc := route.DefaultConfig()
 	rc.Refresh = time.Second
 	cfg := gateway.Config{
-		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, ChainID: ChainID, Chain: c, NodeURL: d.Node.RPC(),
+		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, Account: k.Account, ChainID: ChainID, Chain: c, NodeURL: d.Node.RPC(),
 		Home: gateway.Home(d.cfg.Home), Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
 	}
 	ctx := context.Background()
@@ -293,7 +293,7 @@ func (d *Devnet) startFacilitator() error {
 	if err != nil {
 		return err
 	}
-	d.Facilitator, err = facilitator.Start(facilitator.Config{Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+20), Key: k.Private, Chain: c, ChainID: ChainID,
+	d.Facilitator, err = facilitator.Start(facilitator.Config{Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+20), Key: k.Private, Account: k.Account, Chain: c, ChainID: ChainID,
 		StatePath: filepath.Join(d.cfg.Home, "facilitator.log"), Payees: []string{bob.Address().String()}, Logger: d.cfg.Logger})
 	return err
 }
@@ -370,7 +370,7 @@ func (d *Devnet) startProviders() error {
 		}
 		cfg := provider.DefaultConfig()
 		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+10+i)
-		cfg.Key = k.Private
+		cfg.Key, cfg.Account = k.Private, k.Account
 		cfg.ChainID = ChainID
 		cfg.Offers = offers
 		cfg.Home = provider.Home(d.cfg.Home, k.Name)

@@ -35,7 +35,10 @@ type Config struct {
 	// Listen is the TCP address to serve on.
 	Listen string
 	// Key submits exact settlements and pays their fees.
-	Key     ed25519.PrivateKey
+	Key ed25519.PrivateKey
+	// Account is the account Key signs for, when a key rotation made it
+	// differ from Key's own address (keyring.Key.Account); zero otherwise.
+	Account addr.Address
 	Chain   *client.Client
 	ChainID string
 	// StatePath is the file where settlements are recorded, so that a
@@ -86,7 +89,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.ExpiryMargin == 0 {
 		cfg.ExpiryMargin = 20
 	}
-	s := &Server{cfg: cfg, addr: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey))}
+	s := &Server{cfg: cfg, addr: keyring.AccountOf(cfg.Key, cfg.Account)}
 	var err error
 	if s.state, err = openSettled(cfg.StatePath); err != nil {
 		return nil, err
@@ -270,7 +273,7 @@ func (s *Server) settle(ctx context.Context, req *x402.VerifyRequest) (x402.Sett
 		res = x402.SettlementResponse{Success: true, Network: network, Transaction: "", Amount: req.PaymentRequirements.Amount,
 			Extra: map[string]any{"commitment": fmt.Sprintf("channel:%d:%d", v.ChannelId, v.Cumulative)}}
 	} else {
-		k := &keyring.Key{Name: "facilitator", Private: s.cfg.Key}
+		k := &keyring.Key{Name: "facilitator", Private: s.cfg.Key, Account: s.addr}
 		tx, err := s.cfg.Chain.Submit(ctx, k, "x402 settle", &bankpb.MsgTransferWithAuthorization{Submitter: s.addr.String(), Authorization: auth})
 		if err != nil {
 			return x402.SettlementResponse{}, &paygate.PaymentError{Reason: x402.ReasonUnexpectedSettleError, Msg: err.Error()}

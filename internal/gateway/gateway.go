@@ -31,6 +31,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/ledger"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/internal/paygate"
@@ -44,7 +45,10 @@ type Config struct {
 	Listen string
 	// Key is the gateway's account: it pays providers and signs the
 	// gateway's own receipts.
-	Key     ed25519.PrivateKey
+	Key ed25519.PrivateKey
+	// Account is the account Key signs for, when a key rotation made it
+	// differ from Key's own address (keyring.Key.Account); zero otherwise.
+	Account addr.Address
 	ChainID string
 	Chain   *client.Client
 	// NodeURL is the chain RPC the gateway's wallet uses.
@@ -247,7 +251,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	keys, err := openLedger(ctx, cfg, addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)).String())
+	keys, err := openLedger(ctx, cfg, keyring.AccountOf(cfg.Key, cfg.Account).String())
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +266,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	w, err := sdk.NewWallet(cfg.Key, cfg.NodeURL)
+	if err == nil && cfg.Account != (addr.Address{}) {
+		err = w.ForAccount(cfg.Account.String())
+	}
 	if err != nil {
 		router.Close()
 		keys.Close()
@@ -275,13 +282,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		keys.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), router: router, payer: payer,
+	s := &Server{cfg: cfg, log: cfg.Logger, address: keyring.AccountOf(cfg.Key, cfg.Account), router: router, payer: payer,
 		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), stop: make(chan struct{}), billed: map[string]uint64{}}
 	go s.reclaim()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))
 	pc := paygate.DefaultConfig()
-	pc.Key, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.ChainID, cfg.Chain, filepath.Join(cfg.Home, "vouchers.log"), cfg.Logger
+	pc.Key, pc.Account, pc.ChainID, pc.Chain, pc.LogPath, pc.Logger = cfg.Key, cfg.Account, cfg.ChainID, cfg.Chain, filepath.Join(cfg.Home, "vouchers.log"), cfg.Logger
 	if s.gate, err = paygate.Open(pc); err != nil {
 		router.Close()
 		payer.Close()
@@ -519,7 +526,7 @@ func (s *Server) checkReceipt(enc string, requestHash, body []byte, c route.Cand
 // checkHash verifies a provider's receipt for the request that hashes to
 // requestHash and an answer that hashes to responseHash.
 func (s *Server) checkHash(enc string, requestHash, responseHash []byte, c route.Candidate) (*receipt.Receipt, error) {
-	rc, err := receipt.Decode(enc)
+	rc, err := receipt.DecodeFor(enc, c.Key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Endpoint, err)
 	}
@@ -545,7 +552,7 @@ func (s *Server) checkHash(enc string, requestHash, responseHash []byte, c route
 // sign makes the gateway's own receipt beside the provider's: for what
 // the client paid (price, by the payment ref) for the provider's answer.
 func (s *Server) sign(requestHash, responseHash []byte, prov *receipt.Receipt, price uint64, ref string) (string, error) {
-	return receipt.Sign(s.cfg.Key, &receipt.Receipt{ChainId: s.cfg.ChainID, ModelId: prov.ModelId, RequestHash: requestHash,
+	return receipt.SignAs(s.cfg.Key, s.address, &receipt.Receipt{ChainId: s.cfg.ChainID, ModelId: prov.ModelId, RequestHash: requestHash,
 		ResponseHash: responseHash, Usage: prov.Usage, Price: coin.New(s.cfg.Denom, price), PaymentRef: ref, Height: prov.Height})
 }
 

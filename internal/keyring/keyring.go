@@ -35,10 +35,32 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 type Key struct {
 	Name    string
 	Private ed25519.PrivateKey
+	// Account is the account the key signs for when that is not the
+	// key's own address: after `agora keys rotate`. Zero otherwise.
+	Account addr.Address
 }
 
-// Address is the key's account address.
-func (k *Key) Address() addr.Address { return addr.FromPubKey(k.Public()) }
+// Address is the key's account address: Account after a rotation, else
+// the key's own.
+func (k *Key) Address() addr.Address {
+	if k.Account != (addr.Address{}) {
+		return k.Account
+	}
+	return addr.FromPubKey(k.Public())
+}
+
+// Rotated reports whether the key signs for an account it does not derive.
+func (k *Key) Rotated() bool { return k.Address() != addr.FromPubKey(k.Public()) }
+
+// AccountOf is the account key signs for: account if set, else the key's
+// own address. Daemons configured with a bare key and an optional account
+// use it.
+func AccountOf(key ed25519.PrivateKey, account addr.Address) addr.Address {
+	if account != (addr.Address{}) || len(key) != ed25519.PrivateKeySize {
+		return account
+	}
+	return addr.FromPubKey(key.Public().(ed25519.PublicKey))
+}
 
 // Public is the key's public key.
 func (k *Key) Public() ed25519.PublicKey { return k.Private.Public().(ed25519.PublicKey) }
@@ -90,13 +112,19 @@ func (k *Keyring) Import(name, seedHex string) (*Key, error) {
 func (k *Keyring) ImportSeed(name string, seed []byte) (*Key, error) { return k.put(name, seed) }
 
 func (k *Keyring) put(name string, seed []byte) (*Key, error) {
+	return k.putFor(name, seed, addr.Address{})
+}
+
+// putFor stores a new key file that signs for account (zero: its own
+// address).
+func (k *Keyring) putFor(name string, seed []byte, account addr.Address) (*Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(k.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	key := &Key{Name: name, Private: ed25519.NewKeyFromSeed(seed)}
+	key := &Key{Name: name, Private: ed25519.NewKeyFromSeed(seed), Account: account}
 	b, _ := json.MarshalIndent(file{Name: name, Address: key.Address().String(), Seed: hex.EncodeToString(seed)}, "", "  ")
 	// O_EXCL: never overwrite a key, which could destroy the only copy.
 	f, err := os.OpenFile(k.path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -137,7 +165,136 @@ func (k *Keyring) Get(name string) (*Key, error) {
 	if err != nil || len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("keyring: %s has a bad seed", k.path(name))
 	}
-	return &Key{Name: name, Private: ed25519.NewKeyFromSeed(seed)}, nil
+	key := &Key{Name: name, Private: ed25519.NewKeyFromSeed(seed)}
+	// The address field is the account; before rotation existed it was
+	// always the key's own, and a file without one is too.
+	if f.Address != "" && f.Address != key.Address().String() {
+		a, err := addr.Parse(f.Address)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %s has a bad address %q: %v", k.path(name), f.Address, err)
+		}
+		key.Account = a
+	}
+	return key, nil
+}
+
+// SetAccount records that name's key signs for account (after a rotation
+// made elsewhere).
+func (k *Keyring) SetAccount(name string, account addr.Address) error {
+	key, err := k.Get(name)
+	if err != nil {
+		return err
+	}
+	key.Account = account
+	return k.write(name, key)
+}
+
+// Pending is the name of the key a rotation of name is binding, kept
+// beside it until the chain has the new key.
+func Pending(name string) string { return name + ".next" }
+
+// Retired is the name the key name held before its last rotation keeps.
+func Retired(name string) string { return name + ".retired" }
+
+// AddPending creates the new key for rotating name's account: a file of
+// its own (Pending(name)), written before the rotation is sent, so a
+// crash after the chain takes the new key never loses it. If one exists
+// already (an earlier rotation that did not finish), it is returned.
+func (k *Keyring) AddPending(name string) (*Key, error) {
+	cur, err := k.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if next, err := k.Get(Pending(name)); err == nil {
+		if next.Address() != cur.Address() {
+			return nil, fmt.Errorf("keyring: %s signs for %s, not %s's account %s; remove it or rename it", Pending(name), next.Address(), name, cur.Address())
+		}
+		return next, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	return k.putFor(Pending(name), seed, cur.Address())
+}
+
+// FinishRotation makes the pending key name's, once the chain has it:
+// the old key is kept as Retired(name) (it signs for nothing now, but it
+// is the only record of what it was), the pending one becomes name. Each
+// step is a durable write or an atomic rename, and a crash between them
+// leaves a state that calling it again finishes.
+func (k *Keyring) FinishRotation(name string) error {
+	next, err := k.Get(Pending(name))
+	if err != nil {
+		return err
+	}
+	cur, err := k.Get(name)
+	if err != nil {
+		return err
+	}
+	if !cur.Private.Equal(next.Private) {
+		retired := Retired(name)
+		if _, err := os.Stat(k.path(retired)); err == nil {
+			// An older retired key: keep it too, numbered.
+			for i := 2; ; i++ {
+				retired = fmt.Sprintf("%s.%d", Retired(name), i)
+				if _, err := os.Stat(k.path(retired)); errors.Is(err, fs.ErrNotExist) {
+					break
+				}
+			}
+		}
+		if err := k.write(retired, cur); err != nil {
+			return err
+		}
+		if err := k.write(name, next); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(k.path(Pending(name))); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return syncDir(k.dir)
+}
+
+// write stores key under name, replacing any file of that name
+// atomically: written and synced beside it, then renamed over it.
+func (k *Keyring) write(name string, key *Key) error {
+	b, _ := json.MarshalIndent(file{Name: name, Address: key.Address().String(), Seed: hex.EncodeToString(key.Private.Seed())}, "", "  ")
+	to := k.path(name)
+	tmp := to + ".tmp"
+	w, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		w.Close()
+		return fmt.Errorf("keyring: write %s: %w", name, err)
+	}
+	if err := w.Sync(); err != nil {
+		w.Close()
+		return fmt.Errorf("keyring: write %s: %w", name, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if err := os.Rename(tmp, to); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return syncDir(k.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keyring: sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Export returns the key's seed as hex, for Import elsewhere.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -49,6 +50,15 @@ func VerifyExact(ctx context.Context, c *client.Client, chainID string, req *x40
 	from, to, err := bankpb.CheckAuthorization(chainID, auth)
 	if err != nil {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInvalidSignature, "%v", err)
+	}
+	// Only the chain knows the key an account signs with now: after a
+	// rotation the old key still derives the address but pays nothing.
+	k, err := client.Ask(ctx, c, authpb.QueryKey, &authpb.QueryKeyRequest{Account: from.String(), PublicKey: auth.PublicKey})
+	if err != nil {
+		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "cannot check the authorization's key: %v", err)
+	}
+	if !k.Current {
+		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInvalidSignature, "the authorization is signed by a key %s does not sign with (rotated away, or someone else's)", from)
 	}
 	if to.String() != req.PayTo {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonRecipientMismatch, "the authorization pays %s, not %s", to, req.PayTo)

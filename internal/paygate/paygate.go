@@ -40,6 +40,9 @@ type Config struct {
 	// Key is the payee's: vouchers must pay its address, and it signs
 	// claims.
 	Key ed25519.PrivateKey
+	// Account is the account Key signs for, when a key rotation made it
+	// differ from Key's own address (keyring.Key.Account); zero otherwise.
+	Account addr.Address
 	// Chain reads channels and submits claims.
 	Chain *client.Client
 	// LogPath is the durable voucher log.
@@ -130,7 +133,7 @@ func Open(cfg Config) (*Gate, error) {
 	if len(cfg.Key) != ed25519.PrivateKeySize || cfg.Chain == nil || cfg.LogPath == "" || cfg.ChainID == "" {
 		return nil, errors.New("paygate: need a key, a chain client, a chain-id and a log path")
 	}
-	g := &Gate{cfg: cfg, log: cfg.Logger, payee: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), channels: map[uint64]*chanState{}, exact: map[string]bool{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	g := &Gate{cfg: cfg, log: cfg.Logger, payee: keyring.AccountOf(cfg.Key, cfg.Account), channels: map[uint64]*chanState{}, exact: map[string]bool{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	w, err := openWAL(cfg.LogPath, func(r record) {
 		s := g.channels[r.Channel]
 		if s == nil {
@@ -573,7 +576,7 @@ func (p *Payment) settleExact() (string, error) {
 	p.done = true
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	k := &keyring.Key{Name: "payee", Private: p.g.cfg.Key}
+	k := &keyring.Key{Name: "payee", Private: p.g.cfg.Key, Account: p.g.payee}
 	res, err := p.g.cfg.Chain.Submit(ctx, k, "x402 exact", &bankpb.MsgTransferWithAuthorization{Submitter: p.g.payee.String(), Authorization: p.auth})
 	// Settled or not, the chain now answers for the nonce.
 	p.g.mu.Lock()
@@ -862,7 +865,7 @@ func batches(claims []*channelpb.Claim, limit int) [][]*channelpb.Claim {
 // two and tries each half, down to single claims, whose refusals it
 // returns (after rereading their channels, so the next claim is current).
 func (g *Gate) claim(ctx context.Context, batch []*channelpb.Claim) []error {
-	k := &keyring.Key{Name: "payee", Private: g.cfg.Key}
+	k := &keyring.Key{Name: "payee", Private: g.cfg.Key, Account: g.payee}
 	_, err := g.cfg.Chain.Submit(ctx, k, "", module.Msg(&channelpb.MsgClaim{Payee: g.payee.String(), Claims: batch}))
 	if err != nil {
 		if errors.Is(err, client.ErrMaybeSent) {

@@ -13,7 +13,9 @@ import (
 	"github.com/agoranet/agora/internal/keyring"
 )
 
-func (s *Server) key() *keyring.Key { return &keyring.Key{Name: "provider", Private: s.cfg.Key} }
+func (s *Server) key() *keyring.Key {
+	return &keyring.Key{Name: "provider", Private: s.cfg.Key, Account: s.address}
+}
 
 // register bonds stake if asked, then registers the provider and its
 // services in one transaction.

@@ -113,7 +113,7 @@ func (s *Server) sign(m *served, canonical, responseHash []byte, usage openai.Us
 	if pay != nil {
 		r.PaymentRef = pay.Ref()
 	}
-	enc, err := receipt.Sign(s.cfg.Key, r)
+	enc, err := receipt.SignAs(s.cfg.Key, s.address, r)
 	if err == nil {
 		s.metrics.receipts.Inc()
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/worker"
@@ -80,6 +81,9 @@ type Config struct {
 	Advertise string
 	// Key signs receipts and the provider's transactions.
 	Key ed25519.PrivateKey
+	// Account is the account Key signs for, when a key rotation made it
+	// differ from Key's own address (keyring.Key.Account); zero otherwise.
+	Account addr.Address
 	// ChainID names the chain receipts are for.
 	ChainID string
 	// Offers are the models served.
@@ -230,7 +234,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, address: addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)), models: map[string]*served{}, seq: seq, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, address: keyring.AccountOf(cfg.Key, cfg.Account), models: map[string]*served{}, seq: seq, metrics: newMetrics()}
 	for _, o := range cfg.Offers {
 		sv := &served{Offer: o}
 		switch {
@@ -284,7 +288,7 @@ func (s *Server) Start(ctx context.Context) error {
 	// priced model is never answered for free.
 	if s.cfg.Payments != nil && s.cfg.Chain != nil {
 		pc := *s.cfg.Payments
-		pc.Key, pc.ChainID, pc.Chain = s.cfg.Key, s.cfg.ChainID, s.cfg.Chain
+		pc.Key, pc.Account, pc.ChainID, pc.Chain = s.cfg.Key, s.address, s.cfg.ChainID, s.cfg.Chain
 		if pc.Logger == nil {
 			pc.Logger = s.log
 		}
@@ -316,7 +320,7 @@ func (s *Server) Start(ctx context.Context) error {
 		go func() { defer s.wg.Done(); s.heartbeats(loopCtx) }()
 		if s.cfg.Jobs != nil {
 			wc := *s.cfg.Jobs
-			wc.Key, wc.Chain, wc.BaseURL = s.cfg.Key, s.cfg.Chain, s.URL()
+			wc.Key, wc.Account, wc.Chain, wc.BaseURL = s.cfg.Key, s.address, s.cfg.Chain, s.URL()
 			if wc.Logger == nil {
 				wc.Logger = s.log
 			}

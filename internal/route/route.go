@@ -69,10 +69,13 @@ type Candidate struct {
 	// DisputesLost and AuditsPassed are the provider's record on chain.
 	DisputesLost, AuditsPassed uint64
 	Operator                   string
-	Endpoint                   string
-	ModelID                    string
-	Model                      string
-	Denom                      string
+	// Key is the key the operator signs receipts with, as the chain lists
+	// it (receipt.DecodeFor).
+	Key      []byte
+	Endpoint string
+	ModelID  string
+	Model    string
+	Denom    string
 	// PricePerRequest and PricePer1K are what the service costs.
 	PricePerRequest, PricePer1K uint64
 	Stake                       uint64
@@ -154,7 +157,7 @@ func (r *Router) refresh(ctx context.Context) error {
 	var cs []Candidate
 	for _, p := range resp.Providers {
 		for _, s := range p.Services {
-			c := Candidate{Operator: p.Provider.Operator, Endpoint: p.Provider.Endpoint, ModelID: s.ModelId, Model: s.ModelName, Stake: p.Stake,
+			c := Candidate{Operator: p.Provider.Operator, Key: p.PublicKey, Endpoint: p.Provider.Endpoint, ModelID: s.ModelId, Model: s.ModelName, Stake: p.Stake,
 				DisputesLost: p.Provider.DisputesLost, AuditsPassed: p.Provider.AuditsPassed}
 			if s.PricePerRequest != nil {
 				c.Denom, c.PricePerRequest = s.PricePerRequest.Denom, s.PricePerRequest.Amount

@@ -45,23 +45,42 @@ func (s *Sample) Digest() []byte {
 	return h.Sum(nil)
 }
 
-// Sign signs the sample as the buyer key.
+// Sign signs the sample as the buyer key, for the key's own address.
 func (s *Sample) Sign(key ed25519.PrivateKey) {
-	pub := key.Public().(ed25519.PublicKey)
-	s.Payer, s.PublicKey = addr.FromPubKey(pub).String(), pub
+	s.SignAs(key, addr.FromPubKey(key.Public().(ed25519.PublicKey)).String())
+}
+
+// SignAs signs the sample as payer, an account that rotated its key to key.
+func (s *Sample) SignAs(key ed25519.PrivateKey, payer string) {
+	s.Payer, s.PublicKey = payer, key.Public().(ed25519.PublicKey)
 	s.Signature = sig.Sign(key, s.Digest())
 }
 
-// Verify checks that the sample is signed by the buyer it names.
+// Verify checks that the sample is signed by the buyer it names, by the
+// key its address derives from.
 func (s *Sample) Verify() error {
-	if len(s.PublicKey) != ed25519.PublicKeySize || addr.FromPubKey(s.PublicKey).String() != s.Payer {
+	if err := s.VerifyUnbound(); err != nil {
+		return err
+	}
+	if !s.KeyDerives() {
 		return errors.New("sample: the public key is not the payer's")
 	}
-	if !sig.Verify(s.PublicKey, s.Digest(), s.Signature) {
+	return nil
+}
+
+// VerifyUnbound checks the signature by the key the sample carries, not
+// whose key that is: a payer that rotated its key signs with one its
+// address does not derive from, which only the chain can vouch for.
+func (s *Sample) VerifyUnbound() error {
+	if len(s.PublicKey) != ed25519.PublicKeySize || !sig.Verify(s.PublicKey, s.Digest(), s.Signature) {
 		return errors.New("sample: the signature does not match")
 	}
 	return nil
 }
+
+// KeyDerives reports whether the sample's key is the one its payer's
+// address derives from.
+func (s *Sample) KeyDerives() bool { return addr.FromPubKey(s.PublicKey).String() == s.Payer }
 
 // Endpoint names the inference endpoint of a request path, or "".
 func Endpoint(path string) string {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/addr"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -27,7 +29,7 @@ type intake struct {
 
 	mu        sync.Mutex
 	channels  map[uint64]*channelpb.Channel // by id; nil: no such channel
-	providers map[string]bool               // registered or not, as last read
+	providers map[string]listed             // registered or not, as last read
 	seen      map[string]bool               // receipt ids taken
 	buckets   map[string]*bucket
 	all       bucket // every buyer's together
@@ -49,17 +51,30 @@ type bucket struct {
 }
 
 func newIntake(c *client.Client) *intake {
-	return &intake{chain: c, channels: map[uint64]*channelpb.Channel{}, providers: map[string]bool{}, seen: map[string]bool{},
+	return &intake{chain: c, channels: map[uint64]*channelpb.Channel{}, providers: map[string]listed{}, seen: map[string]bool{},
 		buckets: map[string]*bucket{}, all: bucket{tokens: totalRate, at: time.Now()}}
 }
 
 // admit returns nil for a sample to audit, or the HTTP status and reason
 // it is refused.
 func (in *intake) admit(ctx context.Context, smp *Sample) (int, error) {
-	if err := smp.Verify(); err != nil {
+	if err := smp.VerifyUnbound(); err != nil {
 		return http.StatusUnauthorized, err
 	}
-	r, err := receipt.Decode(smp.Receipt)
+	if !smp.KeyDerives() {
+		// A payer that rotated its key: ask the chain whose key it is.
+		if _, err := addr.Parse(smp.Payer); err != nil {
+			return http.StatusUnauthorized, fmt.Errorf("sample: payer %q is not an address", smp.Payer)
+		}
+		k, err := client.Ask(ctx, in.chain, authpb.QueryKey, &authpb.QueryKeyRequest{Account: smp.Payer, PublicKey: smp.PublicKey})
+		if err != nil && !notFound(err) {
+			return http.StatusServiceUnavailable, fmt.Errorf("verifier: read %s's key: %w", smp.Payer, err)
+		}
+		if !k.GetCurrent() {
+			return http.StatusUnauthorized, errors.New("sample: the public key is not the payer's")
+		}
+	}
+	r, err := receipt.DecodeUnbound(smp.Receipt)
 	if err != nil {
 		return http.StatusBadRequest, err
 	}
@@ -74,10 +89,12 @@ func (in *intake) admit(ctx context.Context, smp *Sample) (int, error) {
 	if err := receipt.Fresh(r, chainID, h); err != nil {
 		return http.StatusBadRequest, err
 	}
-	if ok, err := in.registered(ctx, r.Provider); err != nil {
+	if l, err := in.registered(ctx, r.Provider); err != nil {
 		return http.StatusServiceUnavailable, err
-	} else if !ok {
+	} else if !l.ok {
 		return http.StatusForbidden, fmt.Errorf("%s is not a registered provider", r.Provider)
+	} else if _, err := receipt.DecodeFor(smp.Receipt, l.key); err != nil {
+		return http.StatusBadRequest, err
 	}
 	payer, err := in.payerOf(ctx, r)
 	if err != nil {
@@ -132,25 +149,38 @@ func (in *intake) chainHeight(ctx context.Context) (int64, error) {
 }
 
 // registered tells whether addr is a registered provider (cached).
-func (in *intake) registered(ctx context.Context, addr string) (bool, error) {
+func (in *intake) registered(ctx context.Context, addr string) (listed, error) {
 	in.mu.Lock()
-	ok, known := in.providers[addr]
+	l, known := in.providers[addr]
 	in.mu.Unlock()
-	if known {
-		return ok, nil
+	if known && time.Since(l.at) < listingTTL {
+		return l, nil
 	}
-	_, err := client.Ask(ctx, in.chain, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: addr})
+	info, err := client.Ask(ctx, in.chain, providerpb.QueryProvider, &providerpb.QueryProviderRequest{Address: addr})
 	if err != nil && !notFound(err) {
-		return false, fmt.Errorf("verifier: read provider %s: %w", addr, err)
+		return listed{}, fmt.Errorf("verifier: read provider %s: %w", addr, err)
 	}
+	l = listed{ok: err == nil, key: info.GetPublicKey(), at: time.Now()}
 	in.mu.Lock()
 	if len(in.providers) > intakeCache {
 		clear(in.providers)
 	}
-	in.providers[addr] = err == nil
+	in.providers[addr] = l
 	in.mu.Unlock()
-	return err == nil, nil
+	return l, nil
 }
+
+// listed is what the chain said of a provider: whether it is registered,
+// and the key it signs receipts with.
+type listed struct {
+	ok  bool
+	key []byte
+	at  time.Time
+}
+
+// listingTTL is how long a provider's listing is trusted: a provider that
+// rotates its key is sampled again within this.
+const listingTTL = time.Minute
 
 // take spends one of payer's tokens and one of everyone's.
 func (in *intake) take(payer string) bool {

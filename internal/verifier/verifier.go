@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/answer"
+	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -53,7 +54,10 @@ type Config struct {
 	// Listen is where answers to audit are posted (POST /v1/audit).
 	Listen string
 	Key    ed25519.PrivateKey
-	Chain  *client.Client
+	// Account is the account Key signs for, when a key rotation made it
+	// differ from Key's own address (keyring.Key.Account); zero otherwise.
+	Account addr.Address
+	Chain   *client.Client
 	// SampleRate is p: the fraction of posted answers re-executed.
 	SampleRate float64
 	// Bond is the stake bonded at start if less is bonded.
@@ -157,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.KeyCheckTimeout == 0 {
 		cfg.KeyCheckTimeout = 10 * time.Minute // two parties' transcript takes about 20 s on 2 cores
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
+	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key, Account: keyring.AccountOf(cfg.Key, cfg.Account)}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
 		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16),
 	}
 	s.initKeys()
@@ -255,7 +259,7 @@ func (s *Server) audit(ctx context.Context) {
 		if mrand.Float64() >= s.cfg.SampleRate {
 			continue
 		}
-		r, err := receipt.Decode(smp.Receipt)
+		r, err := receipt.DecodeUnbound(smp.Receipt) // intake checked whose key signed it
 		if err != nil {
 			continue
 		}

@@ -30,8 +30,11 @@ import (
 
 // Config configures a worker.
 type Config struct {
-	Key   ed25519.PrivateKey
-	Chain *client.Client
+	Key ed25519.PrivateKey
+	// Account is the account Key signs for, when a key rotation made it
+	// differ from Key's own address (keyring.Key.Account); zero otherwise.
+	Account addr.Address
+	Chain   *client.Client
 	// Store keeps outputs (and whatever tenants upload); BaseURL is where
 	// it is served, so outputs are at BaseURL + blob.Path + hex.
 	Store   *blob.Store
@@ -109,9 +112,9 @@ func Start(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, key: &keyring.Key{Name: "worker", Private: cfg.Key}, hc: &http.Client{Timeout: time.Minute}, sb: cfg.Sandbox,
+	w := &Worker{cfg: cfg, key: &keyring.Key{Name: "worker", Private: cfg.Key, Account: keyring.AccountOf(cfg.Key, cfg.Account)}, hc: &http.Client{Timeout: time.Minute}, sb: cfg.Sandbox,
 		slot: make(chan struct{}, cfg.Parallel), running: map[uint64]bool{}, done: map[uint64]*outcome{}, tried: map[uint64]bool{}}
-	w.me = addr.FromPubKey(cfg.Key.Public().(ed25519.PublicKey)).String()
+	w.me = w.key.Address().String()
 	if w.sb == nil {
 		w.sb, w.own = sandbox.New(), true
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
@@ -139,9 +140,25 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	// policy limits it (its denom, its limits, its recipients).
 	p := GetParams(ctx.KV)
 	ctx.ConsumeGas(gas.Ed25519Verify, "the receipt's signature")
-	r, err := receipt.Decode(string(m.Receipt))
+	r, err := receipt.DecodeUnbound(string(m.Receipt))
 	if err != nil {
 		return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
+	}
+	// Whose key signed it: the provider's current key makes a receipt
+	// evidence by itself; a key the provider rotated away from only with
+	// its anchor, which the provider's own claim put on chain. So a
+	// provider cannot escape a lie by rotating, and whoever stole an old
+	// key cannot forge lies to slash it for.
+	provider, err := addr.Parse(r.Provider)
+	if err != nil {
+		return nil, fmt.Errorf("audit: the receipt's provider: %v: %w", err, codes.ErrInvalidAddress)
+	}
+	key := account.Describe(ctx.KV, provider, r.PublicKey)
+	if !key.Current && (key.RetiredAt == 0 || m.ChannelId == 0) {
+		if key.RetiredAt == 0 {
+			return nil, fmt.Errorf("audit: the receipt is signed by a key that was never provider %s's: %w", provider, codes.ErrSignature)
+		}
+		return nil, fmt.Errorf("audit: the receipt is signed by a key provider %s retired at height %d; challenge it with its anchor (--channel, --anchor): %w", provider, key.RetiredAt, codes.ErrSignature)
 	}
 	if !bytes.Equal(r.RequestHash, receipt.Hash(m.Request)) {
 		return nil, fmt.Errorf("audit: the request does not hash to the receipt's request hash: %w", codes.ErrInvalidRequest)

@@ -1,14 +1,17 @@
-// Package auth keeps accounts and admits transactions: it checks the
-// chain-id, the account sequence (replay protection) and the fee, takes the
-// fee into the fee pool and bumps the sequence.
+// Package auth admits transactions: it checks the chain-id, that the key
+// is the signing account's, the account sequence (replay protection) and
+// the fee, takes the fee into the fee pool and bumps the sequence. Its one
+// message rotates an account's key (docs/adr/0011-key-rotation.md).
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -19,36 +22,15 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/chain/tx"
+	"github.com/agoranet/agora/internal/sig"
 )
 
-var (
-	accountPrefix = []byte("auth/a/")
-	paramsKey     = []byte("auth/params")
-)
-
-func accountKey(a addr.Address) []byte { return append(append([]byte(nil), accountPrefix...), a[:]...) }
+var paramsKey = []byte("auth/params")
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
 // GetAccount returns a's account, or a fresh one at sequence 0.
-func GetAccount(kv store.Reader, a addr.Address) *authpb.Account {
-	acc := &authpb.Account{}
-	if v := kv.Get(accountKey(a)); v != nil {
-		if err := proto.Unmarshal(v, acc); err != nil {
-			panic(store.IOError{Err: fmt.Errorf("account %s corrupt: %w", a, err)})
-		}
-	}
-	acc.Address = a.String()
-	return acc
-}
-
-func setAccount(kv store.KV, a addr.Address, acc *authpb.Account) {
-	b, err := deterministic.Marshal(acc)
-	if err != nil {
-		panic(err)
-	}
-	kv.Set(accountKey(a), b)
-}
+func GetAccount(kv store.Reader, a addr.Address) *authpb.Account { return account.Get(kv, a) }
 
 // GetParams reads auth's params.
 func GetParams(kv store.Reader) *authpb.Params {
@@ -95,6 +77,14 @@ func Admit(ctx *module.Context, d *tx.Decoded, simulate bool) error {
 		return fmt.Errorf("auth: memo of %d bytes, limit %d: %w", len(b.Memo), p.MaxMemoBytes, codes.ErrTxTooLarge)
 	}
 	acc := GetAccount(ctx.KV, d.Signer)
+	// The tx's key must be the account's: after a rotation the old key,
+	// though it still derives the address, signs for nothing.
+	if !account.Holds(ctx.KV, d.Signer, b.PublicKey) {
+		if len(acc.PublicKey) == 0 {
+			return fmt.Errorf("auth: account %s has no key yet, so its first tx must be signed by the key it derives from: %w", d.Signer, codes.ErrUnauthorized)
+		}
+		return fmt.Errorf("auth: the tx's key is not the one account %s signs with (it was rotated, or the key is someone else's); sign with the account's current key: %w", d.Signer, codes.ErrUnauthorized)
+	}
 	if !simulate && b.Sequence != acc.Sequence {
 		return fmt.Errorf("auth: account %s expects sequence %d, tx has %d: %w", d.Signer, acc.Sequence, b.Sequence, codes.ErrSequence)
 	}
@@ -116,20 +106,59 @@ func Admit(ctx *module.Context, d *tx.Decoded, simulate bool) error {
 	}
 	acc.PublicKey = b.PublicKey
 	acc.Sequence++
-	setAccount(ctx.KV, d.Signer, acc)
+	account.Put(ctx.KV, d.Signer, acc)
 	ctx.Emit("tx", module.Key("signer", d.Signer.String()), module.Val("sequence", module.U64(b.Sequence)), module.Val("fee", coin.String(fee)))
 	return nil
 }
 
-// Module is auth as a chain module. It handles no messages of its own.
+// RotateKey binds m's new key to the account in place of the one that
+// signed this tx, which Admit has just checked is the account's.
+func RotateKey(ctx *module.Context, m *authpb.MsgRotateKey) error {
+	a := addr.MustParse(m.Account)
+	acc := GetAccount(ctx.KV, a)
+	old := acc.PublicKey
+	if bytes.Equal(m.NewPublicKey, old) {
+		return fmt.Errorf("auth: %s signs with this key already: %w", a, codes.ErrInvalidRequest)
+	}
+	for _, r := range acc.RetiredKeys {
+		if bytes.Equal(r.PublicKey, m.NewPublicKey) {
+			return fmt.Errorf("auth: %s retired this key at height %d; a retired key may have leaked and never signs again, so use a new one: %w", a, r.Until, codes.ErrInvalidRequest)
+		}
+	}
+	if int64(len(acc.RetiredKeys)) >= MaxRetiredKeys {
+		return fmt.Errorf("auth: %s has rotated its key %d times, the most an account may: %w", a, MaxRetiredKeys, codes.ErrInvalidRequest)
+	}
+	ctx.ConsumeGas(gas.Ed25519Verify, "the new key's proof of possession")
+	if !sig.Verify(m.NewPublicKey, authpb.RotateKeySignBytes(ctx.ChainID, m.Account, old), m.Proof) {
+		return fmt.Errorf("auth: the proof is not the new key's signature over the rotation (chain %s, account %s, current key); sign it with the new key: %w", ctx.ChainID, a, codes.ErrSignature)
+	}
+	acc.RetiredKeys = append(acc.RetiredKeys, &authpb.RetiredKey{PublicKey: old, Until: ctx.Height})
+	acc.PublicKey = m.NewPublicKey
+	account.Put(ctx.KV, a, acc)
+	ctx.Emit("rotate_key", module.Key("account", a.String()), module.Val("new_key", fmt.Sprintf("%x", m.NewPublicKey)))
+	return nil
+}
+
+// MaxRetiredKeys bounds an account's key history, which every key check
+// of a retired key reads.
+const MaxRetiredKeys = 64
+
+// Module is auth as a chain module.
 type Module struct{}
 
 var _ module.Module = Module{}
 
 func (Module) Name() string       { return authpb.Name }
-func (Module) Msgs() []module.Msg { return nil }
+func (Module) Msgs() []module.Msg { return []module.Msg{&authpb.MsgRotateKey{}} }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
+	switch m := msg.(type) {
+	case *authpb.MsgRotateKey:
+		if err := RotateKey(ctx, m); err != nil {
+			return nil, err
+		}
+		return &authpb.MsgRotateKeyResponse{}, nil
+	}
 	return nil, fmt.Errorf("auth: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
 
@@ -144,6 +173,13 @@ func (Module) Queries() []module.QueryRoute {
 		}),
 		module.Serve(authpb.QueryParams, func(ctx *module.Context, _ *authpb.QueryParamsRequest) (*authpb.Params, error) {
 			return GetParams(ctx.KV), nil
+		}),
+		module.Serve(authpb.QueryKey, func(ctx *module.Context, r *authpb.QueryKeyRequest) (*authpb.QueryKeyResponse, error) {
+			a, err := bankpb.ParseAddr("account", r.Account)
+			if err != nil {
+				return nil, err
+			}
+			return account.Describe(ctx.KV, a, r.PublicKey), nil
 		}),
 	}
 }

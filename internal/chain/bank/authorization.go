@@ -3,6 +3,7 @@ package bank
 import (
 	"fmt"
 
+	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
@@ -29,6 +30,9 @@ func TransferWithAuthorization(ctx *module.Context, a *bankpb.Authorization) err
 	from, to, err := bankpb.CheckAuthorization(ctx.ChainID, a)
 	if err != nil {
 		return err
+	}
+	if !account.Holds(ctx.KV, from, a.PublicKey) {
+		return fmt.Errorf("bank: the authorization is signed by a key %s does not sign with (rotated away, or someone else's): %w", from, codes.ErrSignature)
 	}
 	if err := CheckRecipient(to); err != nil {
 		return err

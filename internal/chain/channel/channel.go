@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -84,8 +85,10 @@ func Open(ctx *module.Context, m *channelpb.MsgOpenChannel) (*channelpb.Channel,
 	if err := bank.CheckRecipient(payee); err != nil {
 		return nil, fmt.Errorf("channel: payee: %w", err)
 	}
-	if addr.FromPubKey(m.PayerKey) != payer {
-		return nil, fmt.Errorf("channel: payer_key is not %s's key: %w", payer, codes.ErrSignature)
+	// The channel's vouchers are checked against this key for its life,
+	// even if the payer rotates away from it later (docs/accounts.md).
+	if !account.Holds(ctx.KV, payer, m.PayerKey) {
+		return nil, fmt.Errorf("channel: payer_key is not the key %s signs with: %w", payer, codes.ErrSignature)
 	}
 	p := GetParams(ctx.KV)
 	if m.ExpiresAt <= ctx.Height || m.ExpiresAt > ctx.Height+p.MaxLifetimeBlocks {

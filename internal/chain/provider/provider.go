@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/bank"
 	"github.com/agoranet/agora/internal/chain/codes"
@@ -295,7 +296,7 @@ func Info(kv store.Reader, a addr.Address) *providerpb.ProviderInfo {
 	if p == nil {
 		return nil
 	}
-	return &providerpb.ProviderInfo{Provider: p, Services: Services(kv, a), Stake: staking.Bonded(kv, a)}
+	return &providerpb.ProviderInfo{Provider: p, Services: Services(kv, a), Stake: staking.Bonded(kv, a), PublicKey: account.Get(kv, a).PublicKey}
 }
 
 // List returns the providers that offer model (an id or a name; empty for

@@ -47,6 +47,9 @@ type Header struct {
 	GasLimit uint64
 	Fee      *coin.Coin
 	Memo     string
+	// Signer is the signing account when the key does not derive it (the
+	// account rotated its key); empty for the key's own address.
+	Signer string
 }
 
 // Sign builds a signed, encoded tx from msgs.
@@ -58,6 +61,10 @@ func Sign(key ed25519.PrivateKey, h Header, msgs ...module.Msg) ([]byte, error) 
 		Fee:       h.Fee,
 		Memo:      h.Memo,
 		GasLimit:  h.GasLimit,
+		Signer:    h.Signer,
+	}
+	if h.Signer == addr.FromPubKey(body.PublicKey).String() {
+		body.Signer = "" // the canonical form, and a smaller tx
 	}
 	for _, m := range msgs {
 		a, err := anypb.New(m)
@@ -74,7 +81,7 @@ func Sign(key ed25519.PrivateKey, h Header, msgs ...module.Msg) ([]byte, error) 
 }
 
 // Decoded is a tx whose encoding has been checked; Verify checks its
-// signature.
+// signature, and auth.Admit that its key is Signer's.
 type Decoded struct {
 	Body      *Body
 	RawBody   []byte
@@ -109,6 +116,15 @@ func Decode(raw []byte, resolve Resolver) (*Decoded, error) {
 		return nil, fmt.Errorf("tx: no messages: %w", codes.ErrTxDecode)
 	}
 	d := &Decoded{Body: &body, RawBody: t.Body, Signature: t.Signature, Signer: addr.FromPubKey(body.PublicKey), Size: len(raw), Msgs: make([]module.Msg, 0, len(body.Msgs))}
+	if body.Signer != "" {
+		// Whether the key is this account's is a question for the state,
+		// which auth.Admit asks.
+		a, err := addr.Parse(body.Signer)
+		if err != nil || a.String() != body.Signer {
+			return nil, fmt.Errorf("tx: signer %q is not a canonical address: %w", body.Signer, codes.ErrTxDecode)
+		}
+		d.Signer = a
+	}
 	signer := d.Signer.String()
 	for i, a := range body.Msgs {
 		m, ok := resolve(a.TypeUrl)

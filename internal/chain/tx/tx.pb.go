@@ -90,7 +90,10 @@ type Body struct {
 	Msgs      []*anypb.Any           `protobuf:"bytes,6,rep,name=msgs,proto3" json:"msgs,omitempty"`
 	// The most gas the tx may use; the fee pays for all of it (fee >=
 	// gas_limit x the minimum gas price). See docs/chain.md.
-	GasLimit      uint64 `protobuf:"varint,7,opt,name=gas_limit,json=gasLimit,proto3" json:"gas_limit,omitempty"`
+	GasLimit uint64 `protobuf:"varint,7,opt,name=gas_limit,json=gasLimit,proto3" json:"gas_limit,omitempty"`
+	// The signing account, for a key that does not derive it (an account
+	// that rotated its key); empty means the address of public_key.
+	Signer        string `protobuf:"bytes,8,opt,name=signer,proto3" json:"signer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -174,6 +177,13 @@ func (x *Body) GetGasLimit() uint64 {
 	return 0
 }
 
+func (x *Body) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
+}
+
 // Responses is what a committed tx's ExecTxResult.Data holds: one typed
 // response per message, in the body's order. A message with nothing to
 // say has an empty Any.
@@ -228,7 +238,7 @@ const file_agora_tx_v1_tx_proto_rawDesc = "" +
 	"\x14agora/tx/v1/tx.proto\x12\vagora.tx.v1\x1a\x19google/protobuf/any.proto\x1a\x18agora/coin/v1/coin.proto\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xde\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xf6\x01\n" +
 	"\x04Body\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1d\n" +
 	"\n" +
@@ -237,7 +247,8 @@ const file_agora_tx_v1_tx_proto_rawDesc = "" +
 	"\x03fee\x18\x04 \x01(\v2\x13.agora.coin.v1.CoinR\x03fee\x12\x12\n" +
 	"\x04memo\x18\x05 \x01(\tR\x04memo\x12(\n" +
 	"\x04msgs\x18\x06 \x03(\v2\x14.google.protobuf.AnyR\x04msgs\x12\x1b\n" +
-	"\tgas_limit\x18\a \x01(\x04R\bgasLimit\"?\n" +
+	"\tgas_limit\x18\a \x01(\x04R\bgasLimit\x12\x16\n" +
+	"\x06signer\x18\b \x01(\tR\x06signer\"?\n" +
 	"\tResponses\x122\n" +
 	"\tresponses\x18\x01 \x03(\v2\x14.google.protobuf.AnyR\tresponsesB-Z+github.com/agoranet/agora/internal/chain/txb\x06proto3"
 

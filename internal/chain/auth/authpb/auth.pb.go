@@ -24,10 +24,14 @@ const (
 
 // Account is the state the chain keeps per address.
 type Account struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
-	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // set by the account's first tx
-	Sequence      uint64                 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`                   // the sequence the next tx must carry
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The key the account signs with: set by its first tx, changed only by
+	// MsgRotateKey. Until set, the key whose address this is.
+	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Sequence  uint64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"` // the sequence the next tx must carry
+	// The keys the account signed with before, oldest first.
+	RetiredKeys   []*RetiredKey `protobuf:"bytes,4,rep,name=retired_keys,json=retiredKeys,proto3" json:"retired_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +87,167 @@ func (x *Account) GetSequence() uint64 {
 	return 0
 }
 
+func (x *Account) GetRetiredKeys() []*RetiredKey {
+	if x != nil {
+		return x.RetiredKeys
+	}
+	return nil
+}
+
+// RetiredKey is a key an account rotated away from, and when.
+type RetiredKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Until         int64                  `protobuf:"varint,2,opt,name=until,proto3" json:"until,omitempty"` // the height of the rotation that retired it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetiredKey) Reset() {
+	*x = RetiredKey{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetiredKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetiredKey) ProtoMessage() {}
+
+func (x *RetiredKey) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetiredKey.ProtoReflect.Descriptor instead.
+func (*RetiredKey) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RetiredKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *RetiredKey) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+// MsgRotateKey replaces the account's signing key; the address, funds,
+// stake and records stay. Signed by the current key, it carries the new
+// key's proof of possession: its signature over
+// RotateKeySignBytes(chain_id, account, current key), so nobody can bind a
+// key they do not hold, or someone else's, to an account.
+type MsgRotateKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	NewPublicKey  []byte                 `protobuf:"bytes,2,opt,name=new_public_key,json=newPublicKey,proto3" json:"new_public_key,omitempty"`
+	Proof         []byte                 `protobuf:"bytes,3,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRotateKey) Reset() {
+	*x = MsgRotateKey{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRotateKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRotateKey) ProtoMessage() {}
+
+func (x *MsgRotateKey) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRotateKey.ProtoReflect.Descriptor instead.
+func (*MsgRotateKey) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MsgRotateKey) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *MsgRotateKey) GetNewPublicKey() []byte {
+	if x != nil {
+		return x.NewPublicKey
+	}
+	return nil
+}
+
+func (x *MsgRotateKey) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+type MsgRotateKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRotateKeyResponse) Reset() {
+	*x = MsgRotateKeyResponse{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRotateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRotateKeyResponse) ProtoMessage() {}
+
+func (x *MsgRotateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRotateKeyResponse.ProtoReflect.Descriptor instead.
+func (*MsgRotateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
 // Params are the auth module's governance knobs.
 type Params struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -101,7 +266,7 @@ type Params struct {
 
 func (x *Params) Reset() {
 	*x = Params{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -113,7 +278,7 @@ func (x *Params) String() string {
 func (*Params) ProtoMessage() {}
 
 func (x *Params) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -126,7 +291,7 @@ func (x *Params) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Params.ProtoReflect.Descriptor instead.
 func (*Params) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Params) GetMaxMsgs() uint32 {
@@ -175,7 +340,7 @@ type SimulateResponse struct {
 
 func (x *SimulateResponse) Reset() {
 	*x = SimulateResponse{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +352,7 @@ func (x *SimulateResponse) String() string {
 func (*SimulateResponse) ProtoMessage() {}
 
 func (x *SimulateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +365,7 @@ func (x *SimulateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimulateResponse.ProtoReflect.Descriptor instead.
 func (*SimulateResponse) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SimulateResponse) GetGasUsed() uint64 {
@@ -219,7 +384,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +396,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +409,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -263,7 +428,7 @@ type QueryAccountRequest struct {
 
 func (x *QueryAccountRequest) Reset() {
 	*x = QueryAccountRequest{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -275,7 +440,7 @@ func (x *QueryAccountRequest) String() string {
 func (*QueryAccountRequest) ProtoMessage() {}
 
 func (x *QueryAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -288,7 +453,7 @@ func (x *QueryAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAccountRequest.ProtoReflect.Descriptor instead.
 func (*QueryAccountRequest) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryAccountRequest) GetAddress() string {
@@ -306,7 +471,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +483,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,19 +496,136 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+}
+
+// QueryKeyRequest asks whether public_key is, or was, account's key.
+type QueryKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryKeyRequest) Reset() {
+	*x = QueryKeyRequest{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryKeyRequest) ProtoMessage() {}
+
+func (x *QueryKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryKeyRequest.ProtoReflect.Descriptor instead.
+func (*QueryKeyRequest) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *QueryKeyRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *QueryKeyRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type QueryKeyResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Current bool                   `protobuf:"varint,1,opt,name=current,proto3" json:"current,omitempty"` // the account signs with this key now
+	// The key is one the account rotated away from at this height (0: not).
+	RetiredAt     int64 `protobuf:"varint,2,opt,name=retired_at,json=retiredAt,proto3" json:"retired_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryKeyResponse) Reset() {
+	*x = QueryKeyResponse{}
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryKeyResponse) ProtoMessage() {}
+
+func (x *QueryKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_auth_v1_auth_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryKeyResponse.ProtoReflect.Descriptor instead.
+func (*QueryKeyResponse) Descriptor() ([]byte, []int) {
+	return file_agora_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *QueryKeyResponse) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *QueryKeyResponse) GetRetiredAt() int64 {
+	if x != nil {
+		return x.RetiredAt
+	}
+	return 0
 }
 
 var File_agora_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_agora_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x18agora/auth/v1/auth.proto\x12\ragora.auth.v1\"^\n" +
+	"\x18agora/auth/v1/auth.proto\x12\ragora.auth.v1\"\x9c\x01\n" +
 	"\aAccount\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1a\n" +
-	"\bsequence\x18\x03 \x01(\x04R\bsequence\"\xbf\x01\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12<\n" +
+	"\fretired_keys\x18\x04 \x03(\v2\x19.agora.auth.v1.RetiredKeyR\vretiredKeys\"A\n" +
+	"\n" +
+	"RetiredKey\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x14\n" +
+	"\x05until\x18\x02 \x01(\x03R\x05until\"d\n" +
+	"\fMsgRotateKey\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12$\n" +
+	"\x0enew_public_key\x18\x02 \x01(\fR\fnewPublicKey\x12\x14\n" +
+	"\x05proof\x18\x03 \x01(\fR\x05proof\"\x16\n" +
+	"\x14MsgRotateKeyResponse\"\xbf\x01\n" +
 	"\x06Params\x12\x19\n" +
 	"\bmax_msgs\x18\x02 \x01(\rR\amaxMsgs\x12$\n" +
 	"\x0emax_memo_bytes\x18\x03 \x01(\rR\fmaxMemoBytes\x12\"\n" +
@@ -357,7 +639,15 @@ const file_agora_auth_v1_auth_proto_rawDesc = "" +
 	"\x06params\x18\x01 \x01(\v2\x15.agora.auth.v1.ParamsR\x06params\"/\n" +
 	"\x13QueryAccountRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"\x14\n" +
-	"\x12QueryParamsRequestB6Z4github.com/agoranet/agora/internal/chain/auth/authpbb\x06proto3"
+	"\x12QueryParamsRequest\"J\n" +
+	"\x0fQueryKeyRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"K\n" +
+	"\x10QueryKeyResponse\x12\x18\n" +
+	"\acurrent\x18\x01 \x01(\bR\acurrent\x12\x1d\n" +
+	"\n" +
+	"retired_at\x18\x02 \x01(\x03R\tretiredAtB6Z4github.com/agoranet/agora/internal/chain/auth/authpbb\x06proto3"
 
 var (
 	file_agora_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -371,22 +661,28 @@ func file_agora_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_agora_auth_v1_auth_proto_rawDescData
 }
 
-var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_agora_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_agora_auth_v1_auth_proto_goTypes = []any{
-	(*Account)(nil),             // 0: agora.auth.v1.Account
-	(*Params)(nil),              // 1: agora.auth.v1.Params
-	(*SimulateResponse)(nil),    // 2: agora.auth.v1.SimulateResponse
-	(*Genesis)(nil),             // 3: agora.auth.v1.Genesis
-	(*QueryAccountRequest)(nil), // 4: agora.auth.v1.QueryAccountRequest
-	(*QueryParamsRequest)(nil),  // 5: agora.auth.v1.QueryParamsRequest
+	(*Account)(nil),              // 0: agora.auth.v1.Account
+	(*RetiredKey)(nil),           // 1: agora.auth.v1.RetiredKey
+	(*MsgRotateKey)(nil),         // 2: agora.auth.v1.MsgRotateKey
+	(*MsgRotateKeyResponse)(nil), // 3: agora.auth.v1.MsgRotateKeyResponse
+	(*Params)(nil),               // 4: agora.auth.v1.Params
+	(*SimulateResponse)(nil),     // 5: agora.auth.v1.SimulateResponse
+	(*Genesis)(nil),              // 6: agora.auth.v1.Genesis
+	(*QueryAccountRequest)(nil),  // 7: agora.auth.v1.QueryAccountRequest
+	(*QueryParamsRequest)(nil),   // 8: agora.auth.v1.QueryParamsRequest
+	(*QueryKeyRequest)(nil),      // 9: agora.auth.v1.QueryKeyRequest
+	(*QueryKeyResponse)(nil),     // 10: agora.auth.v1.QueryKeyResponse
 }
 var file_agora_auth_v1_auth_proto_depIdxs = []int32{
-	1, // 0: agora.auth.v1.Genesis.params:type_name -> agora.auth.v1.Params
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 0: agora.auth.v1.Account.retired_keys:type_name -> agora.auth.v1.RetiredKey
+	4, // 1: agora.auth.v1.Genesis.params:type_name -> agora.auth.v1.Params
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_agora_auth_v1_auth_proto_init() }
@@ -400,7 +696,7 @@ func file_agora_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_auth_v1_auth_proto_rawDesc), len(file_agora_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -6,4 +6,6 @@ import "github.com/agoranet/agora/internal/chain/module"
 var (
 	QueryAccount = module.Query[*QueryAccountRequest, *Account]{Path: "/auth/account"}
 	QueryParams  = module.Query[*QueryParamsRequest, *Params]{Path: "/auth/params"}
+	// QueryKey says whether a key is an account's now, or was.
+	QueryKey = module.Query[*QueryKeyRequest, *QueryKeyResponse]{Path: "/auth/key"}
 )

@@ -792,10 +792,14 @@ func (x *Genesis) GetParams() *Params {
 
 // ProviderInfo is a provider with what routing needs to know about it.
 type ProviderInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Provider      *Provider              `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
-	Services      []*Service             `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
-	Stake         uint64                 `protobuf:"varint,3,opt,name=stake,proto3" json:"stake,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Provider *Provider              `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	Services []*Service             `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	Stake    uint64                 `protobuf:"varint,3,opt,name=stake,proto3" json:"stake,omitempty"`
+	// The key the operator signs with now, and so its receipts: after a key
+	// rotation it no longer derives the operator's address. Read from the
+	// operator's account; empty until its first tx.
+	PublicKey     []byte `protobuf:"bytes,4,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -849,6 +853,13 @@ func (x *ProviderInfo) GetStake() uint64 {
 		return x.Stake
 	}
 	return 0
+}
+
+func (x *ProviderInfo) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
 }
 
 type QueryProvidersRequest struct {
@@ -1087,11 +1098,13 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\x12downtime_slash_bps\x18\x04 \x01(\rR\x10downtimeSlashBps\x120\n" +
 	"\x14downtime_jail_blocks\x18\x05 \x01(\x03R\x12downtimeJailBlocks\"<\n" +
 	"\aGenesis\x121\n" +
-	"\x06params\x18\x01 \x01(\v2\x19.agora.provider.v1.ParamsR\x06params\"\x95\x01\n" +
+	"\x06params\x18\x01 \x01(\v2\x19.agora.provider.v1.ParamsR\x06params\"\xb4\x01\n" +
 	"\fProviderInfo\x127\n" +
 	"\bprovider\x18\x01 \x01(\v2\x1b.agora.provider.v1.ProviderR\bprovider\x126\n" +
 	"\bservices\x18\x02 \x03(\v2\x1a.agora.provider.v1.ServiceR\bservices\x12\x14\n" +
-	"\x05stake\x18\x03 \x01(\x04R\x05stake\"N\n" +
+	"\x05stake\x18\x03 \x01(\x04R\x05stake\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x04 \x01(\fR\tpublicKey\"N\n" +
 	"\x15QueryProvidersRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1f\n" +
 	"\vonline_only\x18\x02 \x01(\bR\n" +
