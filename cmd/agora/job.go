@@ -122,7 +122,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 				return err
 			}
 			mh, ih := sha256.Sum256(wasm), sha256.Sum256(in)
-			res, err := c.Submit(ctx, k, "job", &jobpb.MsgCreateOrder{Tenant: k.Address().String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
+			res, err := submitTx(ctx, c, k, "job", &jobpb.MsgCreateOrder{Tenant: k.Address().String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
 				InputHash: ih[:], InputUrl: inputURL, Fuel: fuel, MemoryMib: memory, MaxPrice: price, Redundancy: redundancy,
 				BidWindow: window, DeadlineBlocks: deadline})
 			if err != nil {

@@ -194,7 +194,7 @@ restarted to load the new key.`,
 					return err
 				}
 				proof := sig.Sign(next.Private, authpb.RotateKeySignBytes(chainID, account, cur.Public()))
-				res, err := c.Submit(ctx, cur, g.memo, &authpb.MsgRotateKey{Account: account, NewPublicKey: next.Public(), Proof: proof})
+				res, err := submitTx(ctx, c, cur, g.memo, &authpb.MsgRotateKey{Account: account, NewPublicKey: next.Public(), Proof: proof})
 				if err != nil {
 					return fmt.Errorf("%w (the new key is kept as %s; run this again to finish)", err, keyring.Pending(name))
 				}

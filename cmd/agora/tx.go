@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -14,6 +17,8 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/keyring"
 )
 
 func txCmd(g *globals) *cobra.Command {
@@ -135,6 +140,22 @@ type txJSON struct {
 	Responses []json.RawMessage `json:"responses"`
 }
 
+// commitWait is how long a command waits for its tx to commit: a chain
+// that makes no blocks (halted for an upgrade, lost its quorum) must not
+// hang the command.
+const commitWait = 2 * time.Minute
+
+// submitTx submits msgs and waits at most commitWait for them to commit.
+func submitTx(ctx context.Context, c *client.Client, k *keyring.Key, memo string, msgs ...module.Msg) (*client.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
+	res, err := c.Submit(ctx, k, memo, msgs...)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w; the chain made no block with it within %v: it may still commit, so look it up with `agora query tx HASH` before sending it again", err, commitWait)
+	}
+	return res, err
+}
+
 // submit signs the message built for the key's address, waits for it and
 // prints what the chain answered, the ids it created among it.
 func (g *globals) submit(cmd *cobra.Command, keyName string, build func(from addr.Address) module.Msg) error {
@@ -146,7 +167,7 @@ func (g *globals) submit(cmd *cobra.Command, keyName string, build func(from add
 	if err != nil {
 		return err
 	}
-	res, err := c.Submit(cmd.Context(), k, g.memo, build(k.Address()))
+	res, err := submitTx(cmd.Context(), c, k, g.memo, build(k.Address()))
 	if err != nil {
 		return err
 	}
