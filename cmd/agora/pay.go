@@ -113,7 +113,7 @@ The answer goes to stdout; the payment and receipt to stderr.`,
 			}
 			fmt.Fprintln(errw)
 			if rc := resp.Header.Get(receipt.Header); rc != "" {
-				if r, err := g.decodeReceipt(cmd.Context(), rc); err == nil {
+				if r, err := g.decodeReceipt(cmd.Context(), errw, rc); err == nil {
 					fmt.Fprintf(errw, "receipt: provider %s, model %s, seq %d, payment %s (signature valid)\n", r.Provider, r.ModelId, r.Seq, r.PaymentRef)
 				} else {
 					fmt.Fprintf(errw, "receipt does not verify: %v\n", err)

@@ -18,23 +18,25 @@ import (
 )
 
 // decodeReceipt checks a receipt's signature and that its key is its
-// provider's: the key the address derives from, or else, for a provider
-// that rotated its key, the one the chain says it signs with now.
-func (g *globals) decodeReceipt(ctx context.Context, enc string) (*receipt.Receipt, error) {
+// provider's, as the chain says: the key it signs with now. Without a
+// chain to ask, the key its address derives from (a provider that never
+// rotated), with a warning on errw.
+func (g *globals) decodeReceipt(ctx context.Context, errw io.Writer, enc string) (*receipt.Receipt, error) {
 	r, err := receipt.DecodeUnbound(enc)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := receipt.Decode(enc); err == nil {
-		return r, nil
-	}
+	var k *authpb.QueryKeyResponse
 	c, err := g.dial()
-	if err != nil {
-		return nil, fmt.Errorf("the receipt's key is not the one %s derives from, and the chain, which knows its current key, is out of reach: %w", r.Provider, err)
+	if err == nil {
+		k, err = client.Ask(ctx, c, authpb.QueryKey, &authpb.QueryKeyRequest{Account: r.Provider, PublicKey: r.PublicKey})
 	}
-	k, err := client.Ask(ctx, c, authpb.QueryKey, &authpb.QueryKeyRequest{Account: r.Provider, PublicKey: r.PublicKey})
 	if err != nil {
-		return nil, fmt.Errorf("cannot ask the chain whose key signed the receipt: %w", err)
+		if _, derr := receipt.Decode(enc); derr != nil {
+			return nil, fmt.Errorf("the receipt's key is not the one %s derives from, and the chain, which knows its current key, cannot be asked: %w", r.Provider, err)
+		}
+		fmt.Fprintf(errw, "warning: the chain cannot be asked whether %s still signs with this key (%v); it is the key its address derives from\n", r.Provider, err)
+		return r, nil
 	}
 	switch {
 	case k.Current:
@@ -80,7 +82,7 @@ Agora-Receipt header's value with --receipt (or @FILE).`,
 			if rc == "" {
 				return fmt.Errorf("no receipt: pass --receipt with the Agora-Receipt header's value")
 			}
-			r, err := g.decodeReceipt(cmd.Context(), rc)
+			r, err := g.decodeReceipt(cmd.Context(), cmd.ErrOrStderr(), rc)
 			if err != nil {
 				return err
 			}

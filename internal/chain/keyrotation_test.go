@@ -3,11 +3,15 @@ package chain_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"errors"
 	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
@@ -122,6 +126,12 @@ func TestKeyRotation(t *testing.T) {
 	if h.balance(address("alice"), "uagr") != bal-3-disputeFee {
 		t.Errorf("alice's balance %d, want %d", h.balance(address("alice"), "uagr"), bal-3-disputeFee)
 	}
+	// Nor may it consent to make alice someone's agent, which would let
+	// its holder revoke her into its own account.
+	consent := ed25519.Sign(old, agentpb.ConsentBytes(testChain, bob))
+	if r := h.send("bob", &agentpb.MsgCreateAgent{Owner: bob, AgentKey: pubKey(old), Consent: consent, Policy: &agentpb.Policy{Denom: "uagr"}}); r.Code != codes.ErrSignature.Code {
+		t.Errorf("alice's retired key made her bob's agent: code %d, %s", r.Code, r.Log)
+	}
 	// A retired key is never bound again, even by its holder.
 	if r := h.sendAs(next, "alice", rotation("alice", next, old)); r.Code == 0 || !strings.Contains(r.Log, "retired") {
 		t.Errorf("alice rotated back to her retired key: code %d, %s", r.Code, r.Log)
@@ -192,8 +202,20 @@ func TestAReceiptOfARetiredKey(t *testing.T) {
 	alone := func(enc string) *abci.ExecTxResult {
 		return d.send("v4", &auditpb.MsgChallenge{Challenger: address("v4").String(), Receipt: []byte(enc), Request: req})
 	}
+	// Dated after the rotation, a receipt of the retired key is no one's
+	// (a thief's forgery); dated before, it is the provider's lie still,
+	// alone as within the window: rotating does not escape it.
+	rotatedAt := d.height - 1
 	if r := alone(lie(key("dave"), 10)); r.Code != codes.ErrSignature.Code || !strings.Contains(r.Log, "retired") {
-		t.Errorf("a receipt of the retired key, alone: code %d, %s", r.Code, r.Log)
+		t.Errorf("a receipt of the retired key dated after the rotation, alone: code %d, %s", r.Code, r.Log)
+	}
+	before, err := receipt.SignAs(key("dave"), dave, &receipt.Receipt{ChainId: testChain, ModelId: model, RequestHash: receipt.Hash(req),
+		ResponseHash: receipt.Hash([]byte("an old lie")), Height: rotatedAt - 1, Seq: 13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := alone(before); r.Code != 0 {
+		t.Errorf("a receipt of the retired key dated before the rotation, alone: %s", r.Log)
 	}
 	if r := alone(lie(key("bob"), 11)); r.Code != codes.ErrSignature.Code || !strings.Contains(r.Log, "never") {
 		t.Errorf("a receipt naming dave by a key never his: code %d, %s", r.Code, r.Log)
@@ -208,4 +230,27 @@ func TestAReceiptOfARetiredKey(t *testing.T) {
 	if err := checkInvariant(d.harness); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestASignerIsNamedOnlyWhenTheKeyDoesNotDeriveIt: one tx has one
+// encoding, so a signer field naming the key's own address is refused.
+func TestASignerIsNamedOnlyWhenTheKeyDoesNotDeriveIt(t *testing.T) {
+	k := key("alice")
+	body, err := proto.Marshal(&tx.Body{ChainId: testChain, PublicKey: pubKey(k), Signer: address("alice").String(), GasLimit: testGas, Msgs: []*anypb.Any{mustAny(t,
+		&bankpb.MsgSend{From: address("alice").String(), To: address("bob").String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := proto.Marshal(&tx.Tx{Body: body, Signature: ed25519.Sign(k, tx.SignBytes(body))})
+	if _, err := tx.Decode(raw, func(string) (module.Msg, bool) { return &bankpb.MsgSend{}, true }); !errors.Is(err, codes.ErrTxDecode) {
+		t.Errorf("a tx naming its key's own address as signer decoded: %v", err)
+	}
+}
+
+func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -142,7 +142,12 @@ func (k *Keyring) putFor(name string, seed []byte, account addr.Address) (*Key, 
 		f.Close()
 		return nil, fmt.Errorf("keyring: write %s: %w", name, err)
 	}
-	return key, f.Close()
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("keyring: write %s: %w", name, err)
+	}
+	// The entry, not just the bytes: a rotation's new key must survive a
+	// power cut once the chain may have it.
+	return key, syncDir(k.dir)
 }
 
 // Get loads a key by name.

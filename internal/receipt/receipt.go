@@ -76,16 +76,21 @@ func SignAs(key ed25519.PrivateKey, provider addr.Address, r *Receipt) (string, 
 func Decode(s string) (*Receipt, error) { return DecodeFor(s, nil) }
 
 // DecodeFor is Decode for a provider whose current key, as the chain's
-// provider listing gives it, is key: a receipt signed by key, or by the
-// key the provider's address derives from, is the provider's. An empty
-// key is Decode.
+// provider listing gives it, is key: only a receipt signed by key is the
+// provider's, even one signed by the key its address derives from, which
+// the provider may have rotated away from because it leaked. An empty
+// key (an account that has sent no tx) is Decode.
 func DecodeFor(s string, key []byte) (*Receipt, error) {
 	r, err := DecodeUnbound(s)
 	if err != nil {
 		return nil, err
 	}
-	if addr.FromPubKey(r.PublicKey).String() != r.Provider && (len(key) == 0 || !bytes.Equal(key, r.PublicKey)) {
-		return nil, fmt.Errorf("%w: signed by key %x, which is not provider %s's", ErrSignature, r.PublicKey, r.Provider)
+	if len(key) == 0 {
+		if addr.FromPubKey(r.PublicKey).String() != r.Provider {
+			return nil, fmt.Errorf("%w: signed by key %x, which is not provider %s's", ErrSignature, r.PublicKey, r.Provider)
+		}
+	} else if !bytes.Equal(key, r.PublicKey) {
+		return nil, fmt.Errorf("%w: signed by key %x; provider %s signs with %x", ErrSignature, r.PublicKey, r.Provider, key)
 	}
 	return r, nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/agoranet/agora/internal/chain/addr"
 )
 
 func TestSignDecodeCheck(t *testing.T) {
@@ -164,5 +166,39 @@ func TestMerkleKnownPaths(t *testing.T) {
 				t.Errorf("the pinned path does not verify")
 			}
 		})
+	}
+}
+
+// TestDecodeForARotatedProvider: with the provider's current key from the
+// chain's listing, only that key's receipts are the provider's, not even
+// those of the key its address derives from (which it may have retired
+// because it leaked); without one, only the derived key's.
+func TestDecodeForARotatedProvider(t *testing.T) {
+	_, first, _ := ed25519.GenerateKey(nil)
+	_, next, _ := ed25519.GenerateKey(nil)
+	provider := addr.FromPubKey(first.Public().(ed25519.PublicKey))
+	old, err := Sign(first, &Receipt{ChainId: "c", Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := SignAs(next, provider, &Receipt{ChainId: "c", Seq: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := next.Public().(ed25519.PublicKey)
+	if r, err := DecodeFor(cur, listed); err != nil || r.Provider != provider.String() {
+		t.Errorf("the current key's receipt: %v, %v", r, err)
+	}
+	if _, err := DecodeFor(old, listed); !errors.Is(err, ErrSignature) {
+		t.Errorf("the retired (derived) key's receipt, against the listed key: %v", err)
+	}
+	if _, err := Decode(cur); !errors.Is(err, ErrSignature) {
+		t.Errorf("the rotated key's receipt with no listing: %v", err)
+	}
+	if _, err := Decode(old); err != nil {
+		t.Errorf("the derived key's receipt with no listing: %v", err)
+	}
+	if _, err := DecodeUnbound(cur); err != nil {
+		t.Errorf("DecodeUnbound checks only the signature: %v", err)
 	}
 }

@@ -30,6 +30,7 @@ type intake struct {
 	mu        sync.Mutex
 	channels  map[uint64]*channelpb.Channel // by id; nil: no such channel
 	providers map[string]listed             // registered or not, as last read
+	keys      map[string]time.Time          // account/key pairs the chain said are current, and when
 	seen      map[string]bool               // receipt ids taken
 	buckets   map[string]*bucket
 	all       bucket // every buyer's together
@@ -51,7 +52,7 @@ type bucket struct {
 }
 
 func newIntake(c *client.Client) *intake {
-	return &intake{chain: c, channels: map[uint64]*channelpb.Channel{}, providers: map[string]listed{}, seen: map[string]bool{},
+	return &intake{chain: c, channels: map[uint64]*channelpb.Channel{}, providers: map[string]listed{}, keys: map[string]time.Time{}, seen: map[string]bool{},
 		buckets: map[string]*bucket{}, all: bucket{tokens: totalRate, at: time.Now()}}
 }
 
@@ -61,18 +62,15 @@ func (in *intake) admit(ctx context.Context, smp *Sample) (int, error) {
 	if err := smp.VerifyUnbound(); err != nil {
 		return http.StatusUnauthorized, err
 	}
-	if !smp.KeyDerives() {
-		// A payer that rotated its key: ask the chain whose key it is.
-		if _, err := addr.Parse(smp.Payer); err != nil {
-			return http.StatusUnauthorized, fmt.Errorf("sample: payer %q is not an address", smp.Payer)
-		}
-		k, err := client.Ask(ctx, in.chain, authpb.QueryKey, &authpb.QueryKeyRequest{Account: smp.Payer, PublicKey: smp.PublicKey})
-		if err != nil && !notFound(err) {
-			return http.StatusServiceUnavailable, fmt.Errorf("verifier: read %s's key: %w", smp.Payer, err)
-		}
-		if !k.GetCurrent() {
-			return http.StatusUnauthorized, errors.New("sample: the public key is not the payer's")
-		}
+	// Whose key signed it is the chain's to say: a payer may have rotated
+	// away from the key its address derives from.
+	if _, err := addr.Parse(smp.Payer); err != nil {
+		return http.StatusUnauthorized, fmt.Errorf("sample: payer %q is not an address", smp.Payer)
+	}
+	if ok, err := in.keyIs(ctx, smp.Payer, smp.PublicKey); err != nil {
+		return http.StatusServiceUnavailable, err
+	} else if !ok {
+		return http.StatusUnauthorized, errors.New("sample: the public key is not the one the payer signs with")
 	}
 	r, err := receipt.DecodeUnbound(smp.Receipt)
 	if err != nil {
@@ -168,6 +166,31 @@ func (in *intake) registered(ctx context.Context, addr string) (listed, error) {
 	in.providers[addr] = l
 	in.mu.Unlock()
 	return l, nil
+}
+
+// keyIs reports whether account signs with pub now, as the chain said
+// within listingTTL.
+func (in *intake) keyIs(ctx context.Context, account string, pub []byte) (bool, error) {
+	k := account + "/" + string(pub)
+	in.mu.Lock()
+	at, known := in.keys[k]
+	in.mu.Unlock()
+	if known && time.Since(at) < listingTTL {
+		return true, nil
+	}
+	r, err := client.Ask(ctx, in.chain, authpb.QueryKey, &authpb.QueryKeyRequest{Account: account, PublicKey: pub})
+	if err != nil {
+		return false, fmt.Errorf("verifier: read %s's key: %w", account, err)
+	}
+	if r.Current {
+		in.mu.Lock()
+		if len(in.keys) > intakeCache {
+			clear(in.keys)
+		}
+		in.keys[k] = time.Now()
+		in.mu.Unlock()
+	}
+	return r.Current, nil
 }
 
 // listed is what the chain said of a provider: whether it is registered,

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agent/agentpb"
 	"github.com/agoranet/agora/internal/chain/bank"
@@ -74,6 +75,12 @@ func Create(ctx *module.Context, m *agentpb.MsgCreateAgent) error {
 		return fmt.Errorf("agent: the agent key has not consented to be %s's agent on this chain: %w", m.Owner, codes.ErrSignature)
 	}
 	a := addr.FromPubKey(m.AgentKey)
+	// The key must still be the account's: a key it rotated away from
+	// derives its address but consents to nothing (else a thief with the
+	// old key would make the account its agent, and revoke it to itself).
+	if !account.Holds(ctx.KV, a, m.AgentKey) {
+		return fmt.Errorf("agent: %s no longer signs with this key (it rotated it); an account consents with its current key: %w", a, codes.ErrSignature)
+	}
 	if a == ctx.Signer {
 		return fmt.Errorf("agent: an account cannot be its own agent: %w", codes.ErrInvalidRequest)
 	}

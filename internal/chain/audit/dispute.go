@@ -144,21 +144,23 @@ func Challenge(ctx *module.Context, m *auditpb.MsgChallenge) (*auditpb.Dispute, 
 	if err != nil {
 		return nil, fmt.Errorf("audit: %v: %w", err, codes.ErrSignature)
 	}
-	// Whose key signed it: the provider's current key makes a receipt
-	// evidence by itself; a key the provider rotated away from only with
-	// its anchor, which the provider's own claim put on chain. So a
-	// provider cannot escape a lie by rotating, and whoever stole an old
-	// key cannot forge lies to slash it for.
+	// Whose key signed it: the provider's current key, or one it rotated
+	// away from, for a receipt dated before the rotation (alone, within
+	// the window below) or anchored (the provider's own claim put it on
+	// chain). So a provider cannot escape a lie by rotating; and whoever
+	// stole the old key can forge lies to slash it for only as long as a
+	// receipt dated before the rotation is challengeable alone.
 	provider, err := addr.Parse(r.Provider)
 	if err != nil {
 		return nil, fmt.Errorf("audit: the receipt's provider: %v: %w", err, codes.ErrInvalidAddress)
 	}
 	key := account.Describe(ctx.KV, provider, r.PublicKey)
-	if !key.Current && (key.RetiredAt == 0 || m.ChannelId == 0) {
-		if key.RetiredAt == 0 {
-			return nil, fmt.Errorf("audit: the receipt is signed by a key that was never provider %s's: %w", provider, codes.ErrSignature)
-		}
-		return nil, fmt.Errorf("audit: the receipt is signed by a key provider %s retired at height %d; challenge it with its anchor (--channel, --anchor): %w", provider, key.RetiredAt, codes.ErrSignature)
+	switch {
+	case key.Current:
+	case key.RetiredAt == 0:
+		return nil, fmt.Errorf("audit: the receipt is signed by a key that was never provider %s's: %w", provider, codes.ErrSignature)
+	case m.ChannelId == 0 && r.Height >= key.RetiredAt:
+		return nil, fmt.Errorf("audit: the receipt is signed by a key provider %s retired at height %d, and dated %d, after that; only its anchor could make it the provider's: %w", provider, key.RetiredAt, r.Height, codes.ErrSignature)
 	}
 	if !bytes.Equal(r.RequestHash, receipt.Hash(m.Request)) {
 		return nil, fmt.Errorf("audit: the request does not hash to the receipt's request hash: %w", codes.ErrInvalidRequest)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/agenda"
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
@@ -67,6 +68,9 @@ func ProposeKey(ctx *module.Context, m *auditpb.MsgProposeModelKey) (*auditpb.Ke
 	providers := chainprov.List(ctx.KV, m.ModelId, false)
 	for _, pk := range m.Contributors {
 		a := addr.FromPubKey(pk)
+		if !account.Holds(ctx.KV, a, pk) {
+			return nil, fmt.Errorf("audit: contributor %s rotated away from the key that signed its contribution; contributions count by their account's current key: %w", a, codes.ErrKeyEvidence)
+		}
 		if ctx.KV.Get(cat(verifierPrefix, a[:])) == nil || staking.Bonded(ctx.KV, a) < p.VerifierMinStake {
 			return nil, fmt.Errorf("audit: contributor %s is not a registered verifier with %duagr bonded; only staked verifiers' contributions count: %w", a, p.VerifierMinStake, codes.ErrKeyEvidence)
 		}

@@ -123,6 +123,9 @@ func Decode(raw []byte, resolve Resolver) (*Decoded, error) {
 		if err != nil || a.String() != body.Signer {
 			return nil, fmt.Errorf("tx: signer %q is not a canonical address: %w", body.Signer, codes.ErrTxDecode)
 		}
+		if a == d.Signer { // one encoding per tx: the key's own address is left out
+			return nil, fmt.Errorf("tx: signer is the key's own address; leave it empty: %w", codes.ErrTxDecode)
+		}
 		d.Signer = a
 	}
 	signer := d.Signer.String()
