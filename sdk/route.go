@@ -82,10 +82,10 @@ func publicReceipt(r *receipt.Receipt, encoded string) Receipt {
 }
 
 // Post sends an OpenAI request body for model to path ("/v1/chat/completions",
-// "/v1/completions" or "/v1/infer") at the best provider, failing over to
+// "/v1/completions", "/v1/responses" or "/v1/infer") at the best provider, failing over to
 // others, and returns the answer once its receipt checks.
 func (a *Agent) Post(ctx context.Context, path, model string, body []byte) (*Answer, error) {
-	endpoint := map[string]string{"/v1/chat/completions": "chat.completions", "/v1/completions": "completions", "/v1/infer": "infer"}[path]
+	endpoint := map[string]string{"/v1/chat/completions": "chat.completions", "/v1/completions": "completions", "/v1/responses": "responses", "/v1/infer": "infer"}[path]
 	canonical, err := openai.CanonicalRequest(endpoint, body)
 	if err != nil {
 		return nil, err

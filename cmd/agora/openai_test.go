@@ -46,8 +46,9 @@ func runOpenAIClient(t *testing.T, base, apiKey string) map[string]any {
 }
 
 // TestOfficialOpenAIClient: the official OpenAI Node client, unmodified,
-// lists models, gets a chat completion, streams one, and gets a text
-// completion from a devnet provider.
+// lists models, gets a chat completion, streams one, gets a text
+// completion, and a response from the Responses API (streamed and not)
+// from a devnet provider.
 func TestOfficialOpenAIClient(t *testing.T) {
 	e2e.MultiProcess(t)
 	openaiNodeModules(t)
@@ -63,11 +64,26 @@ func TestOfficialOpenAIClient(t *testing.T) {
 	if res["completion"] == "" {
 		t.Error("empty text completion")
 	}
+	checkResponses(t, res)
+}
+
+// checkResponses checks what the client's responses.create calls got.
+func checkResponses(t *testing.T, res map[string]any) {
+	t.Helper()
+	if res["response"] == "" || res["response"] != res["responseStreamed"] {
+		t.Errorf("responses.create %q, streamed %q: want the same non-empty text", res["response"], res["responseStreamed"])
+	}
+	if res["responseStatus"] == nil || res["responseStatus"] != res["streamedStatus"] {
+		t.Errorf("response status %v, streamed %v", res["responseStatus"], res["streamedStatus"])
+	}
+	if res["refused"] != "400 tools" {
+		t.Errorf("a request with tools: %v; want a 400 naming tools", res["refused"])
+	}
 }
 
 // TestOfficialOpenAIClientThroughGateway: the official client, pointed at
 // the devnet gateway with the dev API key, gets models, chat (streamed and
-// not) and completions from paid providers.
+// not), completions and responses from paid providers.
 func TestOfficialOpenAIClientThroughGateway(t *testing.T) {
 	e2e.MultiProcess(t)
 	openaiNodeModules(t)
@@ -79,4 +95,5 @@ func TestOfficialOpenAIClientThroughGateway(t *testing.T) {
 	if res["text"] == "" || res["text"] != res["streamed"] {
 		t.Errorf("chat %q, streamed %q: want the same non-empty text", res["text"], res["streamed"])
 	}
+	checkResponses(t, res)
 }

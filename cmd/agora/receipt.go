@@ -103,7 +103,7 @@ Agora-Receipt header's value with --receipt (or @FILE).`,
 	f := verify.Flags()
 	f.StringVar(&reqFile, "request", "", "file with the request body (required)")
 	f.StringVar(&respFile, "response", "", "file with the response body or event stream (required)")
-	f.StringVar(&endpoint, "endpoint", "chat.completions", "chat.completions, completions or infer")
+	f.StringVar(&endpoint, "endpoint", "chat.completions", "chat.completions, completions, responses or infer")
 	f.StringVar(&rc, "receipt", "", "the Agora-Receipt header value, or @FILE")
 	_ = verify.MarkFlagRequired("request")
 	_ = verify.MarkFlagRequired("response")

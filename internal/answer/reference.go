@@ -75,8 +75,10 @@ func (r *Reference) covered(ctx context.Context, endpoint string, body []byte, m
 		req = new(openai.ChatRequest)
 	case "completions":
 		req = new(openai.CompletionRequest)
+	case "responses":
+		req = new(openai.ResponsesRequest)
 	default:
-		return nil, fmt.Errorf("answer: unknown endpoint %q (chat.completions, completions or infer)", endpoint)
+		return nil, fmt.Errorf("answer: unknown endpoint %q (chat.completions, completions, responses or infer)", endpoint)
 	}
 	if err := openai.DecodeJSON(body, req); err != nil {
 		return nil, err
@@ -111,7 +113,7 @@ func (r *Reference) covered(ctx context.Context, endpoint string, body []byte, m
 	if !g.Stream {
 		return t.Body(text.String(), finish, usage), nil
 	}
-	out.Write(t.Finish(finish))
+	out.Write(t.Finish(finish, usage))
 	return out.Bytes(), nil
 }
 

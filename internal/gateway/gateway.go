@@ -338,6 +338,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/v1/models", s.handleModels)
 	mux.HandleFunc("/v1/chat/completions", s.forward("chat.completions"))
 	mux.HandleFunc("/v1/completions", s.forward("completions"))
+	mux.HandleFunc("/v1/responses", s.forward("responses"))
 	mux.HandleFunc("/v1/infer", s.forward("infer"))
 	mux.HandleFunc("GET /v1/key", func(w http.ResponseWriter, r *http.Request) {
 		key, err := s.apiKey(r)
@@ -361,7 +362,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_url", "no endpoint %s %s; see /v1/models, /v1/chat/completions, /v1/completions, /v1/infer", r.Method, r.URL.Path))
+		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_url", "no endpoint %s %s; see /v1/models, /v1/chat/completions, /v1/completions, /v1/responses, /v1/infer", r.Method, r.URL.Path))
 	})
 	return withRequestID(mux)
 }
@@ -446,7 +447,7 @@ func (s *Server) apiKey(r *http.Request) (string, error) {
 
 // forward serves an inference endpoint through the providers.
 func (s *Server) forward(endpoint string) http.HandlerFunc {
-	path := map[string]string{"chat.completions": "/v1/chat/completions", "completions": "/v1/completions", "infer": "/v1/infer"}[endpoint]
+	path := map[string]string{"chat.completions": "/v1/chat/completions", "completions": "/v1/completions", "responses": "/v1/responses", "infer": "/v1/infer"}[endpoint]
 	return func(w http.ResponseWriter, r *http.Request) {
 		rid := r.Header.Get("X-Request-Id")
 		log := s.log.With("request_id", rid, "endpoint", endpoint)

@@ -178,6 +178,10 @@ func ReadJSON(r *http.Request, v any) error {
 func DecodeJSON(body []byte, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	if err := dec.Decode(v); err != nil {
+		var e *Error
+		if errors.As(err, &e) { // a field refused by name
+			return e
+		}
 		return Errorf(http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not valid JSON for this endpoint: %v", err)
 	}
 	if dec.More() {
@@ -246,6 +250,15 @@ func checkN(n *int) error {
 	}
 	return nil
 }
+
+// ModelName is the model the request names.
+func (r *ChatRequest) ModelName() string { return r.Model }
+
+// ModelName is the model the request names.
+func (r *CompletionRequest) ModelName() string { return r.Model }
+
+// ModelName is the model the request names.
+func (r *ResponsesRequest) ModelName() string { return r.Model }
 
 // Chat validates a chat request and reduces it to a Generation.
 func (r *ChatRequest) Generation(lim Limits) (*Generation, error) {
@@ -355,7 +368,8 @@ type Summary struct {
 }
 
 // Summarize decodes a request body sent to endpoint ("chat.completions",
-// "completions" or "infer") under lim and reduces it to a Summary.
+// "completions", "responses" or "infer") under lim and reduces it to a
+// Summary.
 func Summarize(endpoint string, body []byte, lim Limits) (*Summary, error) {
 	var gen interface {
 		Generation(Limits) (*Generation, error)
@@ -365,6 +379,8 @@ func Summarize(endpoint string, body []byte, lim Limits) (*Summary, error) {
 		gen = new(ChatRequest)
 	case "completions":
 		gen = new(CompletionRequest)
+	case "responses":
+		gen = new(ResponsesRequest)
 	case "infer":
 		var r InferRequest
 		if err := DecodeJSON(body, &r); err != nil {
@@ -372,7 +388,7 @@ func Summarize(endpoint string, body []byte, lim Limits) (*Summary, error) {
 		}
 		return &Summary{Model: r.Model, Canonical: (&Inference{Endpoint: "infer", Model: r.Model, Input: r.Input, Proof: r.Proof}).Canonical()}, nil
 	default:
-		return nil, fmt.Errorf("openai: unknown endpoint %q (chat.completions, completions or infer)", endpoint)
+		return nil, fmt.Errorf("openai: unknown endpoint %q (chat.completions, completions, responses or infer)", endpoint)
 	}
 	if err := DecodeJSON(body, gen); err != nil {
 		return nil, err
@@ -406,22 +422,33 @@ const receiptField = `"agora_receipt":"`
 
 // ReceiptOf is the encoded receipt in a receipt event's data line (one
 // line of a stream, its newline included or not), "" if line is not one.
-// A receipt event is a chunk with no choices: an event that carries text is
-// never one, so no text can be left out of what receipts cover.
+// A receipt event is a chat chunk with no choices, or a Responses event of
+// type agora.receipt and nothing else: an event that carries text is never
+// one, so no text can be left out of what receipts cover.
 func ReceiptOf(line []byte) string {
 	data, ok := bytes.CutPrefix(line, []byte("data: "))
 	if !ok || !bytes.Contains(data, []byte(receiptField)) { // most lines: no parsing
 		return ""
 	}
 	var c struct {
+		Type         *string           `json:"type"`
 		Choices      []json.RawMessage `json:"choices"`
 		AgoraReceipt string            `json:"agora_receipt"`
 	}
 	if json.Unmarshal(data, &c) != nil || len(c.Choices) != 0 {
 		return ""
 	}
+	if c.Type != nil {
+		var fields map[string]json.RawMessage
+		if *c.Type != ReceiptEventType || json.Unmarshal(data, &fields) != nil || len(fields) != 2 {
+			return ""
+		}
+	}
 	return c.AgoraReceipt
 }
+
+// ReceiptEventType is the type of a streamed response's receipt events.
+const ReceiptEventType = "agora.receipt"
 
 // SplitStream splits a saved server-sent-event stream into the bytes its
 // last receipt covers (everything before that receipt's event, receipt

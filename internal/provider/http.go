@@ -25,8 +25,9 @@ import (
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/models", s.handleModels)
-	mux.HandleFunc("/v1/chat/completions", s.handleChat)
-	mux.HandleFunc("/v1/completions", s.handleCompletions)
+	mux.HandleFunc("/v1/chat/completions", handleText[openai.ChatRequest](s, "chat"))
+	mux.HandleFunc("/v1/completions", handleText[openai.CompletionRequest](s, "completions"))
+	mux.HandleFunc("/v1/responses", handleText[openai.ResponsesRequest](s, "responses"))
 	mux.HandleFunc("/v1/infer", s.handleInfer)
 	mux.HandleFunc("/healthz", s.handleHealth)
 	mux.HandleFunc("GET /v1/anchors/{channel}/{n}", s.handleAnchors)
@@ -37,7 +38,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(strings.TrimSuffix(blob.Path, "/"), s.cfg.Jobs.Store.Handler())
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_url", "no endpoint %s %s; see /v1/models, /v1/chat/completions, /v1/completions, /v1/infer", r.Method, r.URL.Path))
+		openai.WriteError(w, openai.Errorf(http.StatusNotFound, "invalid_request_error", "unknown_url", "no endpoint %s %s; see /v1/models, /v1/chat/completions, /v1/completions, /v1/responses, /v1/infer", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -142,48 +143,37 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
-	var req openai.ChatRequest
-	if err := openai.ReadJSON(r, &req); err != nil {
-		s.fail(w, "", "chat", err)
-		return
-	}
-	m, err := s.lookup(req.Model)
-	if err == nil && m.gen == nil {
-		err = openai.Invalid("model", "%s is a classifier; POST its input to /v1/infer", m.name)
-	}
-	if err != nil {
-		s.fail(w, req.Model, "chat", err)
-		return
-	}
-	g, err := req.Generation(m.gen.Limits())
-	if err != nil {
-		s.fail(w, m.name, "chat", err)
-		return
-	}
-	s.generate(w, r, m, g)
+// textRequest is a request body that reduces to a text generation.
+type textRequest[R any] interface {
+	*R
+	Generation(openai.Limits) (*openai.Generation, error)
+	ModelName() string
 }
 
-func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
-	var req openai.CompletionRequest
-	if err := openai.ReadJSON(r, &req); err != nil {
-		s.fail(w, "", "completions", err)
-		return
+// handleText serves one text endpoint (chat, completions, responses):
+// parse, find the model, reduce to a Generation, generate.
+func handleText[R any, P textRequest[R]](s *Server, endpoint string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req := P(new(R))
+		if err := openai.ReadJSON(r, req); err != nil {
+			s.fail(w, "", endpoint, err)
+			return
+		}
+		m, err := s.lookup(req.ModelName())
+		if err == nil && m.gen == nil {
+			err = openai.Invalid("model", "%s is a classifier; POST its input to /v1/infer", m.name)
+		}
+		if err != nil {
+			s.fail(w, req.ModelName(), endpoint, err)
+			return
+		}
+		g, err := req.Generation(m.gen.Limits())
+		if err != nil {
+			s.fail(w, m.name, endpoint, err)
+			return
+		}
+		s.generate(w, r, m, g)
 	}
-	m, err := s.lookup(req.Model)
-	if err == nil && m.gen == nil {
-		err = openai.Invalid("model", "%s is a classifier; POST its input to /v1/infer", m.name)
-	}
-	if err != nil {
-		s.fail(w, req.Model, "completions", err)
-		return
-	}
-	g, err := req.Generation(m.gen.Limits())
-	if err != nil {
-		s.fail(w, m.name, "completions", err)
-		return
-	}
-	s.generate(w, r, m, g)
 }
 
 func (s *Server) fail(w http.ResponseWriter, model, endpoint string, err error) {
@@ -347,7 +337,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		s.fail(w, m.name, g.Endpoint, err)
 		return
 	}
-	_, _ = hash.Write(t.Finish(finish))
+	_, _ = hash.Write(t.Finish(finish, usage))
 	rc, err := s.sign(m, canonical, hash.sum(), usage, pay, false)
 	if err != nil {
 		s.log.Error("provider: sign receipt", "err", err)
@@ -371,7 +361,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 // interim sends a stream's interim receipt: it covers the events so far
 // (hash) and prices the tokens sent (pieces of text, at most one token
 // each), and the payment charges it should the stream be cut from here.
-func (s *Server) interim(w http.ResponseWriter, m *served, t answer.Text, canonical, hash []byte, tokens int, pay *paygate.Payment) error {
+func (s *Server) interim(w http.ResponseWriter, m *served, t *answer.Text, canonical, hash []byte, tokens int, pay *paygate.Payment) error {
 	rc, err := s.sign(m, canonical, hash, openai.Usage{CompletionTokens: tokens}, pay, true)
 	if err != nil {
 		return err

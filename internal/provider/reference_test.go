@@ -3,8 +3,11 @@ package provider
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/agoranet/agora/internal/answer"
@@ -27,6 +30,8 @@ func TestReferenceMatchesProvider(t *testing.T) {
 		{"chat.completions", "/v1/chat/completions", `{"model":"agora/tiny-lm","messages":[{"role":"user","content":"JULIET:"}],"max_tokens":60,"seed":3,"stop":["e"],"stream":true}`},
 		{"completions", "/v1/completions", `{"model":"agora/tiny-lm","prompt":"To be","max_tokens":25,"seed":1}`},
 		{"completions", "/v1/completions", `{"model":"agora/tiny-lm","prompt":"To be","max_tokens":25,"seed":2,"stream":true}`},
+		{"responses", "/v1/responses", `{"model":"agora/tiny-lm","input":"ROMEO:","max_output_tokens":20,"seed":4}`},
+		{"responses", "/v1/responses", `{"model":"agora/tiny-lm","instructions":"A play.","input":[{"role":"user","content":[{"type":"input_text","text":"JULIET:"}]}],"max_output_tokens":40,"seed":5,"stream":true}`},
 		{"infer", "/v1/infer", fmt.Sprintf(`{"model":"agora/digits-mlp","input":[%s7]}`, pixels)},
 	}
 	for _, c := range cases {
@@ -93,5 +98,73 @@ func TestInterimReceiptsPassAnAudit(t *testing.T) {
 	lie := receipt.Hash([]byte("not a prefix"))
 	if truth, _ := ref.Honest(ctx, "chat.completions", []byte(body), lie); bytes.Equal(truth, lie) {
 		t.Error("a hash of no prefix of the answer is judged honest")
+	}
+}
+
+// TestResponsesAPI: /v1/responses answers in the Responses shape, streamed
+// with its event types and numbered events, and refuses by name a field
+// outside the subset it serves.
+func TestResponsesAPI(t *testing.T) {
+	s := start(t, "p1", builtinOffers(t))
+	resp, body := post(t, s.URL()+"/v1/responses", `{"model":"agora/tiny-lm","input":"ROMEO:","max_output_tokens":5,"seed":1}`)
+	var r openai.Response
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &r) != nil || r.Object != "response" || !strings.HasPrefix(r.ID, "resp_") ||
+		len(r.Output) != 1 || r.Output[0].Content[0].Type != "output_text" || r.Output[0].Content[0].Text == "" || r.Usage == nil || r.Usage.OutputTokens == 0 {
+		t.Fatalf("a response: %d %s", resp.StatusCode, body)
+	}
+	if r.Status != "incomplete" || r.IncompleteDetails == nil || r.IncompleteDetails.Reason != "max_output_tokens" {
+		t.Errorf("a response cut by max_output_tokens: status %q, %v", r.Status, r.IncompleteDetails)
+	}
+	_, stream := post(t, s.URL()+"/v1/responses", `{"model":"agora/tiny-lm","input":"ROMEO:","max_output_tokens":8,"seed":1,"stream":true}`)
+	var types []string
+	var text strings.Builder
+	seq := 0
+	for _, ev := range strings.Split(string(stream), "\n\n") {
+		i := strings.Index(ev, "data: ")
+		if i < 0 {
+			continue
+		}
+		data := ev[i+len("data: "):]
+		var e openai.ResponseEvent
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			t.Fatalf("event %q: %v", ev, err)
+		}
+		if e.Type == openai.ReceiptEventType {
+			continue
+		}
+		if name, _, _ := strings.Cut(strings.TrimPrefix(ev, "event: "), "\n"); name != e.Type {
+			t.Errorf("event named %q carries type %q", name, e.Type)
+		}
+		if e.SequenceNumber != seq {
+			t.Errorf("event %s has sequence number %d, want %d", e.Type, e.SequenceNumber, seq)
+		}
+		seq++
+		types = append(types, e.Type)
+		if e.Delta != nil {
+			text.WriteString(*e.Delta)
+		}
+	}
+	want := []string{"response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"}
+	if len(types) < 9 || !slices.Equal(types[:4], want) || types[len(types)-1] != "response.incomplete" || types[len(types)-2] != "response.output_item.done" {
+		t.Errorf("stream events %v", types)
+	}
+	if text.String() == "" {
+		t.Error("the stream's deltas carry no text")
+	}
+	for field, body := range map[string]string{
+		"tools":                `{"model":"agora/tiny-lm","input":"x","tools":[{"type":"web_search"}]}`,
+		"previous_response_id": `{"model":"agora/tiny-lm","input":"x","previous_response_id":"resp_1"}`,
+		"store":                `{"model":"agora/tiny-lm","input":"x","store":true}`,
+	} {
+		resp, b := post(t, s.URL()+"/v1/responses", body)
+		var e struct {
+			Error struct{ Param, Message string }
+		}
+		if resp.StatusCode != http.StatusBadRequest || json.Unmarshal(b, &e) != nil || e.Error.Param != field || !strings.Contains(e.Error.Message, field) {
+			t.Errorf("%s: %d %s; want a 400 naming the field", field, resp.StatusCode, b)
+		}
+	}
+	if resp, b := post(t, s.URL()+"/v1/responses", `{"model":"agora/tiny-lm","input":[{"role":"user","content":[{"type":"input_image","image_url":"x"}]}]}`); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "input_image") {
+		t.Errorf("an image input: %d %s", resp.StatusCode, b)
 	}
 }

@@ -89,6 +89,8 @@ func Endpoint(path string) string {
 		return "chat.completions"
 	case strings.HasSuffix(path, "/v1/completions"):
 		return "completions"
+	case strings.HasSuffix(path, "/v1/responses"):
+		return "responses"
 	case strings.HasSuffix(path, "/v1/infer"):
 		return "infer"
 	}

@@ -16,7 +16,26 @@ async function main() {
     for (const ch of chunk.choices) streamed += (ch.delta && ch.delta.content) || "";
   }
   const t = await client.completions.create({ model: "agora/tiny-lm", prompt: "KING:", max_tokens: 10, seed: 1 });
-  console.log(JSON.stringify({ ids, text, streamed, completion: t.choices[0].text, usage: c.usage }));
+  // The Responses API, streamed and not.
+  const rq = { model: "agora/tiny-lm", instructions: "A play.", input: "ROMEO:", max_output_tokens: 30, seed: 3 };
+  const r = await client.responses.create(rq);
+  const rs = await client.responses.create({ ...rq, stream: true });
+  let responseStreamed = "";
+  let ended = null;
+  for await (const ev of rs) {
+    if (ev.type === "response.output_text.delta") responseStreamed += ev.delta;
+    if (ev.type === "response.completed" || ev.type === "response.incomplete") ended = ev.response;
+  }
+  let refused = "";
+  try {
+    await client.responses.create({ ...rq, tools: [{ type: "web_search_preview" }] });
+  } catch (e) {
+    refused = e.status + " " + (e.param || "");
+  }
+  console.log(JSON.stringify({
+    ids, text, streamed, completion: t.choices[0].text, usage: c.usage,
+    response: r.output_text, responseStatus: r.status, responseStreamed, streamedStatus: ended && ended.status, refused,
+  }));
 }
 
 main().catch((e) => {
