@@ -21,7 +21,7 @@ type keyJSON struct {
 
 func keysCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the account keys in <home>/keyring"}
-	cmd.AddCommand(keysAddCmd(g), keysListCmd(g), keysShowCmd(g), keysImportCmd(g), keysExportCmd(g), keysRotateCmd(g))
+	cmd.AddCommand(keysAddCmd(g), keysListCmd(g), keysShowCmd(g), keysImportCmd(g), keysExportCmd(g), keysRotateCmd(g), keysMigrateCmd(g))
 	return cmd
 }
 
@@ -29,6 +29,7 @@ func keysAddCmd(g *globals) *cobra.Command {
 	add := &cobra.Command{
 		Use: "add NAME", Short: "Create a new key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.sealing = true
 			k, err := g.keys().Add(args[0])
 			if err != nil {
 				return err
@@ -70,7 +71,7 @@ func keysShowCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show a key's address and public key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := g.keys().Get(args[0])
+			k, err := g.keys().Peek(args[0])
 			if err != nil {
 				return err
 			}
@@ -103,6 +104,7 @@ func keysImportCmd(g *globals) *cobra.Command {
 				}
 				seed = strings.TrimSpace(string(b))
 			}
+			g.sealing = true
 			k, err := g.keys().Import(args[0], seed)
 			if err != nil {
 				return err
@@ -161,6 +163,7 @@ restarted to load the new key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
+			g.sealing = true
 			kr := g.keys()
 			cur, err := kr.Get(name)
 			if err != nil {
@@ -206,6 +209,30 @@ restarted to load the new key.`,
 			out := rotateJSON{Account: account, PubKey: fmt.Sprintf("%x", next.Public()), Retired: keyring.Retired(name), Height: height}
 			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "rotated %s: account %s now signs with %s; the old key is %s\n", name, account, out.PubKey, out.Retired)
+			})
+		},
+	}
+}
+
+func keysMigrateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Rewrite every key in --keyring-backend: seal plain keys with a passphrase (file), or open sealed ones (test)",
+		Long: `Migrate rewrites each key of the keyring in the backend --keyring-backend
+names: with file, every plain key is sealed with the passphrase (asked
+twice, or $AGORA_KEYRING_PASSPHRASE); with test, every sealed key is
+written back in plain. Each file is replaced atomically, so an interrupted
+migration leaves every key readable; run it again to finish.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			g.sealing = true
+			kr := g.keys()
+			n, err := kr.Migrate()
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), map[string]any{"backend": string(kr.Backend()), "rewritten": n}, func(w io.Writer) {
+				fmt.Fprintf(w, "%d keys rewritten for the %s backend in %s\n", n, kr.Backend(), kr.Dir())
 			})
 		},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -30,6 +32,10 @@ type globals struct {
 	memo   string // agora tx --memo
 	gas    string // "auto" or a gas limit
 	gasAdj float64
+	// keyringBackend is --keyring-backend: test or file.
+	keyringBackend string
+	kr             *keyring.Keyring // opened once, so a passphrase is asked once
+	sealing        bool             // the command seals keys: the passphrase is asked twice
 }
 
 func defaultHome() string {
@@ -64,6 +70,9 @@ func rootCmd() *cobra.Command {
 			if _, err := g.gasConfig(); err != nil {
 				return err
 			}
+			if _, err := keyring.ParseBackend(g.keyringBackend); err != nil {
+				return fmt.Errorf("--keyring-backend: %w", err)
+			}
 			return nil
 		},
 	}
@@ -73,11 +82,63 @@ func rootCmd() *cobra.Command {
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&g.gas, "gas", "auto", "gas limit of the txs this command sends: auto (estimated by simulation) or a number")
 	pf.Float64Var(&g.gasAdj, "gas-adjustment", client.DefaultGasAdjustment, "with --gas auto, the estimate is multiplied by this")
+	pf.StringVar(&g.keyringBackend, "keyring-backend", envOr("AGORA_KEYRING_BACKEND", string(keyring.Test)),
+		"how new keys are kept: test (plain files, for devnets) or file (encrypted with a passphrase, asked on the terminal or read from $AGORA_KEYRING_PASSPHRASE) ($AGORA_KEYRING_BACKEND)")
 	root.AddCommand(initCmd(g), withConfig(startCmd(g)), keysCmd(g), txCmd(g), queryCmd(g), statusCmd(g), withConfig(devnetCmd(g)), testnetCmd(g), validatorCmd(g), govCmd(g), exportCmd(g), providerCmd(g), receiptCmd(g), modelCmd(g), agentCmd(g), channelCmd(g), jobCmd(g), payCmd(g), facilitatorCmd(g), gatewayCmd(g), zkCmd(g), verifierCmd(g))
 	return root
 }
 
-func (g *globals) keys() *keyring.Keyring { return keyring.Open(filepath.Join(g.home, "keyring")) }
+func (g *globals) keys() *keyring.Keyring {
+	if g.kr == nil {
+		b, err := keyring.ParseBackend(g.keyringBackend)
+		if err != nil {
+			b = keyring.Test // refused before any command runs
+		}
+		g.kr = keyring.OpenWith(filepath.Join(g.home, "keyring"), b, askPassphrase(b == keyring.File && g.sealing))
+	}
+	return g.kr
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// askPassphrase reads the keyring's passphrase from
+// $AGORA_KEYRING_PASSPHRASE (for daemons), or from the terminal, without
+// echo; twice when keys are being sealed with it, so a typo does not seal
+// them with a passphrase nobody knows.
+func askPassphrase(confirm bool) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		if p := os.Getenv("AGORA_KEYRING_PASSPHRASE"); p != "" {
+			return []byte(p), nil
+		}
+		fd := int(os.Stdin.Fd())
+		if !term.IsTerminal(fd) {
+			return nil, errors.New("the keyring's keys are encrypted and there is no terminal to ask the passphrase on: set AGORA_KEYRING_PASSPHRASE")
+		}
+		fmt.Fprint(os.Stderr, "keyring passphrase: ")
+		p, err := term.ReadPassword(fd)
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return nil, fmt.Errorf("read the passphrase: %w", err)
+		}
+		if confirm {
+			fmt.Fprint(os.Stderr, "again, to confirm: ")
+			again, err := term.ReadPassword(fd)
+			fmt.Fprintln(os.Stderr)
+			if err != nil {
+				return nil, fmt.Errorf("read the passphrase: %w", err)
+			}
+			if string(again) != string(p) {
+				return nil, errors.New("the two passphrases differ; nothing was written")
+			}
+		}
+		return p, nil
+	}
+}
 
 func (g *globals) dial() (*client.Client, error) {
 	gc, err := g.gasConfig()

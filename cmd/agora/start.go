@@ -35,7 +35,7 @@ makes by hand and does not reveal.`,
 			}
 			var op *keyring.Key
 			if operatorKey != "" {
-				op, err = keyring.Open(filepath.Join(g.home, "keyring")).Get(operatorKey)
+				op, err = g.keys().Get(operatorKey)
 				if errors.Is(err, keyring.ErrNotFound) {
 					op, err = nil, nil // a full node, or a validator operated from elsewhere
 				}

@@ -1,9 +1,10 @@
 // Package keyring stores named ed25519 account keys as files in a
 // directory, one file per key, readable only by their owner (0600).
 //
-// Keys are kept unencrypted, like a development keyring: protect the
-// directory, or keep real funds in keys managed elsewhere and import them
-// only where they are needed.
+// With the test backend a file holds its seed in plain, like a development
+// keyring; with the file backend the seed is sealed with a passphrase
+// (sealed.go). Either backend reads both kinds of file, so a keyring
+// migrates key by key (Migrate).
 package keyring
 
 import (
@@ -19,6 +20,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 )
@@ -38,6 +40,7 @@ type Key struct {
 	// Account is the account the key signs for when that is not the
 	// key's own address: after `agora keys rotate`. Zero otherwise.
 	Account addr.Address
+	pub     ed25519.PublicKey // for a sealed key List did not open: Private is nil
 }
 
 // Address is the key's account address: Account after a rotation, else
@@ -63,20 +66,83 @@ func AccountOf(key ed25519.PrivateKey, account addr.Address) addr.Address {
 }
 
 // Public is the key's public key.
-func (k *Key) Public() ed25519.PublicKey { return k.Private.Public().(ed25519.PublicKey) }
+func (k *Key) Public() ed25519.PublicKey {
+	if k.Private == nil {
+		return k.pub // a sealed key List did not open
+	}
+	return k.Private.Public().(ed25519.PublicKey)
+}
 
-// file is a key on disk. The seed is the 32-byte ed25519 seed, hex.
+// file is a key on disk: the 32-byte ed25519 seed as hex (test backend),
+// or sealed (file backend), and its public key, so that a sealed key's
+// address and key are known without the passphrase.
 type file struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Seed    string `json:"seed"`
+	Name    string  `json:"name"`
+	Address string  `json:"address"`
+	PubKey  string  `json:"pubkey,omitempty"`
+	Seed    string  `json:"seed,omitempty"`
+	Sealed  *sealed `json:"sealed,omitempty"`
 }
 
 // Keyring is a directory of keys.
-type Keyring struct{ dir string }
+type Keyring struct {
+	dir     string
+	backend Backend
+	ask     func() ([]byte, error)
+	mu      sync.Mutex
+	pass    []byte // the passphrase, once asked
+}
 
-// Open returns the keyring in dir; the directory is created on first Add.
-func Open(dir string) *Keyring { return &Keyring{dir: dir} }
+// Open returns the keyring in dir with the test backend; the directory is
+// created on first Add.
+func Open(dir string) *Keyring { return &Keyring{dir: dir, backend: Test} }
+
+// OpenWith returns the keyring in dir with a backend; passphrase is asked
+// (once, then kept) when a sealed key is read or a key is sealed.
+func OpenWith(dir string, backend Backend, passphrase func() ([]byte, error)) *Keyring {
+	return &Keyring{dir: dir, backend: backend, ask: passphrase}
+}
+
+// Backend is the backend new keys are written with.
+func (k *Keyring) Backend() Backend { return k.backend }
+
+func (k *Keyring) passphrase(name string) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.pass != nil {
+		return k.pass, nil
+	}
+	if k.ask == nil {
+		return nil, fmt.Errorf("keyring: key %s is encrypted (the file backend); give its passphrase (--keyring-backend file asks for it, or reads $AGORA_KEYRING_PASSPHRASE)", name)
+	}
+	p, err := k.ask()
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, fmt.Errorf("keyring: an empty passphrase; the file backend needs one")
+	}
+	k.pass = p
+	return p, nil
+}
+
+// marshal encodes key as the file named name, in the keyring's backend.
+func (k *Keyring) marshal(name string, key *Key) ([]byte, error) {
+	f := file{Name: name, Address: key.Address().String(), PubKey: hex.EncodeToString(key.Public())}
+	if k.backend == File {
+		pass, err := k.passphrase(name)
+		if err != nil {
+			return nil, err
+		}
+		if f.Sealed, err = seal(pass, key.Private.Seed(), name, f.Address); err != nil {
+			return nil, fmt.Errorf("keyring: seal %s: %w", name, err)
+		}
+	} else {
+		f.Seed = hex.EncodeToString(key.Private.Seed())
+	}
+	b, _ := json.MarshalIndent(f, "", "  ")
+	return append(b, '\n'), nil
+}
 
 // Dir is where the keys live.
 func (k *Keyring) Dir() string { return k.dir }
@@ -125,7 +191,10 @@ func (k *Keyring) putFor(name string, seed []byte, account addr.Address) (*Key, 
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	key := &Key{Name: name, Private: ed25519.NewKeyFromSeed(seed), Account: account}
-	b, _ := json.MarshalIndent(file{Name: name, Address: key.Address().String(), Seed: hex.EncodeToString(seed)}, "", "  ")
+	b, err := k.marshal(name, key)
+	if err != nil {
+		return nil, err
+	}
 	// O_EXCL: never overwrite a key, which could destroy the only copy.
 	f, err := os.OpenFile(k.path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
@@ -134,7 +203,7 @@ func (k *Keyring) putFor(name string, seed []byte, account addr.Address) (*Key, 
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("keyring: write %s: %w", name, err)
 	}
@@ -166,7 +235,19 @@ func (k *Keyring) Get(name string) (*Key, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("keyring: %s is corrupt: %w", k.path(name), err)
 	}
-	seed, err := hex.DecodeString(f.Seed)
+	plain := f.Seed
+	if f.Sealed != nil {
+		pass, err := k.passphrase(name)
+		if err != nil {
+			return nil, err
+		}
+		s, err := f.Sealed.open(pass, name, f.Address)
+		if err != nil {
+			return nil, err
+		}
+		plain = hex.EncodeToString(s)
+	}
+	seed, err := hex.DecodeString(plain)
 	if err != nil || len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("keyring: %s has a bad seed", k.path(name))
 	}
@@ -266,14 +347,17 @@ func (k *Keyring) FinishRotation(name string) error {
 // write stores key under name, replacing any file of that name
 // atomically: written and synced beside it, then renamed over it.
 func (k *Keyring) write(name string, key *Key) error {
-	b, _ := json.MarshalIndent(file{Name: name, Address: key.Address().String(), Seed: hex.EncodeToString(key.Private.Seed())}, "", "  ")
+	b, err := k.marshal(name, key)
+	if err != nil {
+		return err
+	}
 	to := k.path(name)
 	tmp := to + ".tmp"
 	w, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
-	if _, err := w.Write(append(b, '\n')); err != nil {
+	if _, err := w.Write(b); err != nil {
 		w.Close()
 		return fmt.Errorf("keyring: write %s: %w", name, err)
 	}
@@ -302,6 +386,40 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// Migrate rewrites every key in the keyring's backend: sealing plain keys
+// with the file backend, opening sealed ones with the test backend. Each
+// file is replaced atomically, so an interrupted migration leaves every
+// key readable, in one form or the other; it returns how many it rewrote.
+func (k *Keyring) Migrate() (int, error) {
+	keys, err := k.List()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, listed := range keys {
+		key, err := k.Get(listed.Name)
+		if err != nil {
+			return n, err
+		}
+		b, err := os.ReadFile(k.path(key.Name))
+		if err != nil {
+			return n, fmt.Errorf("keyring: %w", err)
+		}
+		var f file
+		if err := json.Unmarshal(b, &f); err != nil {
+			return n, fmt.Errorf("keyring: %s is corrupt: %w", k.path(key.Name), err)
+		}
+		if (f.Sealed != nil) == (k.backend == File) {
+			continue
+		}
+		if err := k.write(key.Name, key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Export returns the key's seed as hex, for Import elsewhere.
 func (k *Keyring) Export(name string) (string, error) {
 	key, err := k.Get(name)
@@ -311,7 +429,8 @@ func (k *Keyring) Export(name string) (string, error) {
 	return hex.EncodeToString(key.Private.Seed()), nil
 }
 
-// List returns all keys, ordered by name.
+// List returns all keys, ordered by name. A sealed key is not opened: its
+// Private is nil (Get opens it).
 func (k *Keyring) List() ([]*Key, error) {
 	entries, err := os.ReadDir(k.dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -326,7 +445,7 @@ func (k *Keyring) List() ([]*Key, error) {
 		if !ok || e.IsDir() {
 			continue
 		}
-		key, err := k.Get(name)
+		key, err := k.listed(name)
 		if err != nil {
 			return nil, err
 		}
@@ -334,4 +453,40 @@ func (k *Keyring) List() ([]*Key, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// Peek is name's key as List shows it: opened if plain; a sealed one
+// from its public key and address alone (Private nil), so showing it
+// needs no passphrase.
+func (k *Keyring) Peek(name string) (*Key, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	return k.listed(name)
+}
+
+func (k *Keyring) listed(name string) (*Key, error) {
+	b, err := os.ReadFile(k.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %q in %s (see `agora keys list`)", ErrNotFound, name, k.dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("keyring: %s is corrupt: %w", k.path(name), err)
+	}
+	if f.Sealed == nil {
+		return k.Get(name)
+	}
+	pub, err := hex.DecodeString(f.PubKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("keyring: %s has a bad public key", k.path(name))
+	}
+	key := &Key{Name: name, pub: pub}
+	if a, err := addr.Parse(f.Address); err == nil && a != key.Address() {
+		key.Account = a
+	}
+	return key, nil
 }
