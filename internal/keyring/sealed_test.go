@@ -9,7 +9,9 @@ import (
 	"testing"
 )
 
-func passphrase(p string) func() ([]byte, error) { return func() ([]byte, error) { return []byte(p), nil } }
+func passphrase(p string) func() ([]byte, error) {
+	return func() ([]byte, error) { return []byte(p), nil }
+}
 
 // TestFileBackend: a file-backend key is sealed on disk, cannot be read
 // without its passphrase, nor with a wrong one (a clear error), nor passed
