@@ -35,6 +35,7 @@ func NewAgent(ctx context.Context, w *Wallet, b Budget) (*Agent, error) {
 		return nil, err
 	}
 	p := NewPayer(w, b)
+	p.PinTo(r.Pins())
 	rctx, stop := context.WithCancel(context.Background())
 	go p.reclaimEvery(rctx, time.Minute)
 	return &Agent{payer: p, router: r, http: &http.Client{Transport: p}, stop: stop}, nil

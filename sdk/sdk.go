@@ -40,6 +40,7 @@ import (
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/sample"
+	"github.com/agoranet/agora/internal/tlspin"
 	"github.com/agoranet/agora/x402"
 )
 
@@ -206,6 +207,10 @@ func (p *Payer) Committed() uint64 {
 	defer p.mu.Unlock()
 	return p.committed
 }
+
+// PinTo makes the payer reach https endpoints only by the certificate keys
+// in pins (a router's: route.Router.Pins), over its own transport.
+func (p *Payer) PinTo(pins *tlspin.Pins) { p.base = pins.Transport(transport) }
 
 // SetTransport makes the payer send its requests through base instead of
 // its own transport (to log or trace them, say). Call it before the

@@ -63,6 +63,7 @@ given). State is kept across restarts; --reset starts over.`,
 	f.BoolVar(&cfg.Reset, "reset", false, "wipe the devnet's state and keys first")
 	f.IntVar(&cfg.Providers, "providers", cfg.Providers, "providers to run in the devnet's process (0: bring your own with agora provider start)")
 	f.BoolVar(&free, "free", false, "providers answer without payment (default: they charge uusdc over x402)")
+	f.BoolVar(&cfg.TLS, "tls", false, "serve the providers and the gateway over HTTPS with a self-signed certificate (<home>/tls/cert.pem); providers register its key on chain and the gateway reaches them by it")
 	f.IntVar(&cfg.BasePort, "base-port", cfg.BasePort, "first port: P2P here, RPC at +1")
 	f.DurationVar(&cfg.BlockTime, "block-time", cfg.BlockTime, "pause between blocks")
 	return cmd

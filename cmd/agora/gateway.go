@@ -25,6 +25,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 
 func gatewayStartCmd(g *globals, db *string) *cobra.Command {
 	var keyName, listen, spend, deposit, audit string
+	var tf tlsFlags
 	start := &cobra.Command{
 		Use:   "start --key NAME [--listen ADDR] [--db URL]",
 		Short: "Route, fail over, pay providers and bill API keys until interrupted",
@@ -50,7 +51,7 @@ func gatewayStartCmd(g *globals, db *string) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--deposit: %w", err)
 			}
-			s, err := gateway.Start(cmd.Context(), gateway.Config{Listen: listen, Key: k.Private, Account: k.Account, ChainID: chainID, Chain: c, NodeURL: g.node,
+			s, err := gateway.Start(cmd.Context(), gateway.Config{Listen: listen, TLSCert: tf.cert, TLSKey: tf.key, Key: k.Private, Account: k.Account, ChainID: chainID, Chain: c, NodeURL: g.node,
 				Home: gateway.Home(g.home), DB: *db, Denom: sp.Denom, Spend: sp.Amount, Deposit: dp.Amount, Route: route.DefaultConfig(), Logger: logger()})
 			if err != nil {
 				return err
@@ -69,6 +70,7 @@ func gatewayStartCmd(g *globals, db *string) *cobra.Command {
 	f.StringVar(&keyName, "key", "", "key that pays providers and signs the gateway's receipts (required); each replica has its own")
 	def := gateway.DefaultConfig()
 	f.StringVar(&listen, "listen", def.Listen, "address to serve on")
+	tf.add(f)
 	f.StringVar(&spend, "spend", coin.String(coin.New(def.Denom, def.Spend)), "the most the gateway commits to providers, and its denom")
 	f.StringVar(&deposit, "deposit", coin.String(coin.New(def.Denom, def.Deposit)), "deposit of each channel to a provider")
 	f.StringVar(&audit, "audit", "", "a verifier's URL: show it every answer bought from providers, signed, so it can check them and challenge lies")

@@ -102,6 +102,8 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 	f := start.Flags()
 	f.StringVar(&p.keyName, "key", "", "keyring key that operates the provider (required)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key) and register its key's hash on chain: clients connect only to a server holding it (a self-signed certificate will do)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringVar(&cfg.Advertise, "advertise", "", "endpoint URL to register (default http://LISTEN)")
 	f.StringArrayVar(&p.models, "model", nil, "built-in model name or weights file to serve (repeatable)")
 	f.StringArrayVar(&p.upstreams, "upstream", nil, "serve URL's model ENGINE_MODEL as NAME with weights id ID: URL=ENGINE_MODEL=NAME@ID (repeatable)")

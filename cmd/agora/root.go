@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -97,6 +98,14 @@ func (g *globals) keys() *keyring.Keyring {
 		g.kr = keyring.OpenWith(filepath.Join(g.home, "keyring"), b, askPassphrase(b == keyring.File && g.sealing))
 	}
 	return g.kr
+}
+
+// tlsFlags are a daemon's --tls-cert and --tls-key.
+type tlsFlags struct{ cert, key string }
+
+func (t *tlsFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&t.cert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key); a provider registers its key's hash on chain, and clients connect only to a server holding it")
+	f.StringVar(&t.key, "tls-key", "", "the PEM private key of --tls-cert")
 }
 
 func envOr(name, def string) string {

@@ -14,6 +14,7 @@ import (
 func verifierCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "verifier", Short: "Audit providers' answers and serve on dispute committees"}
 	var keyName, listen, bond string
+	var tf tlsFlags
 	var rate float64
 	start := &cobra.Command{
 		Use:   "start --key NAME [--listen ADDR] [--sample-rate P] [--bond AMOUNT]",
@@ -32,7 +33,7 @@ func verifierCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--bond: %w", err)
 			}
-			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, Key: k.Private, Account: k.Account, Chain: c, SampleRate: rate, Bond: b.Amount, Poll: verifier.DefaultConfig().Poll, Logger: logger()})
+			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, TLSCert: tf.cert, TLSKey: tf.key, Key: k.Private, Account: k.Account, Chain: c, SampleRate: rate, Bond: b.Amount, Poll: verifier.DefaultConfig().Poll, Logger: logger()})
 			if err != nil {
 				return err
 			}
@@ -47,6 +48,7 @@ func verifierCmd(g *globals) *cobra.Command {
 	f.StringVar(&keyName, "key", "", "the verifier's key (required)")
 	def := verifier.DefaultConfig()
 	f.StringVar(&listen, "listen", def.Listen, "address of the audit feed")
+	tf.add(f)
 	f.Float64Var(&rate, "sample-rate", def.SampleRate, "fraction p of posted answers re-executed")
 	f.StringVar(&bond, "bond", coin.String(coin.New(coin.Native, def.Bond)), "stake to bond if less is bonded")
 	_ = start.MarkFlagRequired("key")

@@ -819,11 +819,18 @@ func genRegisterProvider(w *world) (string, module.Msg) {
 	if out := w.providersWhere(func(i *providerpb.ProviderInfo) bool { return i == nil }); len(out) > 0 && !w.oneIn(4) {
 		op = pick(w, out) // back after deregistering
 	}
-	endpoint := "http://" + op + ".example:8080"
-	if w.oneIn(12) {
-		endpoint = "ftp://" + op
+	m := &providerpb.MsgRegisterProvider{Operator: addrOf(op), Endpoint: "https://" + op + ".example:8443", Region: "eu", Hardware: "cpu", TlsKeySha256: w.bytes(32)}
+	switch w.r.IntN(12) {
+	case 0:
+		m.Endpoint = "ftp://" + op
+	case 1: // plain http on a network address: refused by the params
+		m.Endpoint, m.TlsKeySha256 = "http://"+op+".example:8080", nil
+	case 2: // https without the certificate's key
+		m.TlsKeySha256 = nil
+	case 3, 4, 5:
+		m.Endpoint, m.TlsKeySha256 = "http://127.0.0.1:8080", nil
 	}
-	return op, &providerpb.MsgRegisterProvider{Operator: addrOf(op), Endpoint: endpoint, Region: "eu", Hardware: "cpu"}
+	return op, m
 }
 
 // serviceMsg offers model (the digits model for "") under its name.

@@ -299,7 +299,7 @@ func (m *metaRun) setup() {
 	w.height = m.height + 1
 	var txs []*metaTx
 	for _, p := range metaProviders {
-		txs = append(txs, m.scripted(p, &providerpb.MsgRegisterProvider{Operator: addrOf(p), Endpoint: "http://" + p + ".example:8080"},
+		txs = append(txs, m.scripted(p, &providerpb.MsgRegisterProvider{Operator: addrOf(p), Endpoint: "https://" + p + ".example:8443", TlsKeySha256: make([]byte, 32)},
 			w.serviceMsg(p, ""), w.serviceMsg(p, metaModels[1])))
 	}
 	for _, v := range metaVerifiers {

@@ -31,6 +31,7 @@ import (
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/route"
 	"github.com/agoranet/agora/internal/sandbox"
+	"github.com/agoranet/agora/internal/tlspin"
 	"github.com/agoranet/agora/internal/worker"
 	"github.com/agoranet/agora/internal/zk"
 	cmtcfg "github.com/cometbft/cometbft/config"
@@ -110,6 +111,11 @@ type Config struct {
 	// InterimEvery is how many tokens the providers' streams send between
 	// interim receipts (0: the providers' default).
 	InterimEvery int
+	// TLS serves the providers and the gateway over HTTPS with a
+	// self-signed certificate made on first use (Devnet.TLSCert); each
+	// provider registers its key on chain, and the gateway reaches them
+	// by it.
+	TLS bool
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -148,6 +154,9 @@ type Devnet struct {
 	Prover *zk.System
 	// sandbox runs every provider's batch jobs, sharing compiled code.
 	sandbox *sandbox.Sandbox
+	// TLSCert and TLSKey are the PEM files the devnet serves HTTPS with
+	// (Config.TLS): a client that trusts TLSCert reaches the gateway.
+	TLSCert, TLSKey string
 }
 
 // Start creates the devnet's home on first use (or after Reset) and
@@ -196,6 +205,10 @@ func Start(cfg Config) (*Devnet, error) {
 		return nil, err
 	}
 	if err := d.ensureAgent(); err != nil {
+		d.Stop()
+		return nil, err
+	}
+	if err := d.ensureTLS(); err != nil {
 		d.Stop()
 		return nil, err
 	}
@@ -248,6 +261,26 @@ func loadZK(home string) (*zk.System, node.ModelKey, error) {
 }
 
 // startGateway runs the gateway on BasePort+24 with the dev API key.
+// ensureTLS makes the devnet's certificate on first use, with TLS.
+func (d *Devnet) ensureTLS() error {
+	if !d.cfg.TLS {
+		return nil
+	}
+	dir := filepath.Join(d.cfg.Home, "tls")
+	d.TLSCert, d.TLSKey = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if _, err := os.Stat(d.TLSCert); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	cert, err := tlspin.SelfSigned("127.0.0.1", "localhost")
+	if err != nil {
+		return err
+	}
+	return tlspin.WritePEM(cert, d.TLSCert, d.TLSKey)
+}
+
 func (d *Devnet) startGateway() error {
 	k, err := d.Keyring.Get("gateway")
 	if err != nil {
@@ -262,6 +295,7 @@ func (d *Devnet) startGateway() error {
 	cfg := gateway.Config{
 		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, Account: k.Account, ChainID: ChainID, Chain: c, NodeURL: d.Node.RPC(),
 		Home: gateway.Home(d.cfg.Home), Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
+		TLSCert: d.TLSCert, TLSKey: d.TLSKey,
 	}
 	ctx := context.Background()
 	l, err := gateway.OpenLedger(ctx, cfg)
@@ -376,6 +410,7 @@ func (d *Devnet) startProviders() error {
 		cfg.Home = provider.Home(d.cfg.Home, k.Name)
 		cfg.Chain = chainClient
 		cfg.Region = "devnet"
+		cfg.TLSCert, cfg.TLSKey = d.TLSCert, d.TLSKey
 		cfg.InterimEvery = d.cfg.InterimEvery
 		pay := paygate.DefaultConfig()
 		pay.ClaimInterval = 2 * time.Second
@@ -494,6 +529,9 @@ func (d *Devnet) Banner() string {
 	fmt.Fprintf(&b, "Agora devnet is running.\n\n")
 	if d.Gateway != nil {
 		fmt.Fprintf(&b, "  gateway   %s/v1   (OpenAI API; API key %s)\n", d.Gateway.URL(), APIKey)
+	}
+	if d.TLSCert != "" {
+		fmt.Fprintf(&b, "  tls cert  %s   (self-signed: curl --cacert it; NODE_EXTRA_CA_CERTS for Node)\n", d.TLSCert)
 	}
 	fmt.Fprintf(&b, "  chain-id  %s\n", ChainID)
 	fmt.Fprintf(&b, "  RPC       %s\n", d.Node.RPC())

@@ -34,6 +34,9 @@ import (
 type Config struct {
 	// Listen is the TCP address to serve on.
 	Listen string
+	// TLSCert and TLSKey, PEM files, make it serve HTTPS; both empty:
+	// plain HTTP.
+	TLSCert, TLSKey string
 	// Key submits exact settlements and pays their fees.
 	Key ed25519.PrivateKey
 	// Account is the account Key signs for, when a key rotation made it
@@ -94,7 +97,12 @@ func Start(cfg Config) (*Server, error) {
 	if s.state, err = openSettled(cfg.StatePath); err != nil {
 		return nil, err
 	}
-	if s.http, err = httpserve.Listen(cfg.Listen, s.Handler(), cfg.Logger); err != nil {
+	opts := httpserve.DefaultOptions()
+	_, err = opts.WithTLS(cfg.TLSCert, cfg.TLSKey)
+	if err == nil {
+		s.http, err = httpserve.ListenWith(cfg.Listen, s.Handler(), cfg.Logger, opts)
+	}
+	if err != nil {
 		s.state.close()
 		return nil, fmt.Errorf("facilitator: %w", err)
 	}

@@ -45,7 +45,10 @@ type Config struct {
 	Listen string
 	// Key is the gateway's account: it pays providers and signs the
 	// gateway's own receipts.
-	Key ed25519.PrivateKey
+	// TLSCert and TLSKey, PEM files, make it serve HTTPS; both empty:
+	// plain HTTP.
+	TLSCert, TLSKey string
+	Key             ed25519.PrivateKey
 	// Account is the account Key signs for, when a key rotation made it
 	// differ from Key's own address (keyring.Key.Account); zero otherwise.
 	Account addr.Address
@@ -282,6 +285,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		keys.Close()
 		return nil, err
 	}
+	payer.PinTo(router.Pins()) // an https provider is reached only by its registered key
 	s := &Server{cfg: cfg, log: cfg.Logger, address: keyring.AccountOf(cfg.Key, cfg.Account), router: router, payer: payer,
 		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), stop: make(chan struct{}), billed: map[string]uint64{}}
 	go s.reclaim()
@@ -300,7 +304,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxInFlight > 0 {
 		opts.MaxInFlight = cfg.MaxInFlight
 	}
-	if s.srv, err = httpserve.ListenWith(cfg.Listen, s.Handler(), s.log, opts); err != nil {
+	_, err = opts.WithTLS(cfg.TLSCert, cfg.TLSKey)
+	if err == nil {
+		s.srv, err = httpserve.ListenWith(cfg.Listen, s.Handler(), s.log, opts)
+	}
+	if err != nil {
 		router.Close()
 		s.gate.Close()
 		payer.Close()

@@ -7,6 +7,7 @@ package httpserve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/agoranet/agora/internal/tlspin"
 )
 
 // Options bound what a server accepts. Streams are not cut: there is no
@@ -31,6 +34,26 @@ type Options struct {
 	// Retry-After, which routers take as "try another provider". Health
 	// and metrics are exempt, so probes see a busy server as alive.
 	MaxInFlight int
+	// TLS, when set, serves HTTPS with it (tlspin.ServerConfig).
+	TLS *tls.Config
+}
+
+// WithTLS makes o serve HTTPS with the PEM certificate and key in
+// certFile and keyFile (both empty: plain HTTP) and returns the
+// certificate key's pin (tlspin.KeyHash), nil for plain HTTP.
+func (o *Options) WithTLS(certFile, keyFile string) ([]byte, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("serve HTTPS with both --tls-cert and --tls-key (PEM files), or neither for plain HTTP")
+	}
+	cert, pin, err := tlspin.Load(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	o.TLS = tlspin.ServerConfig(cert)
+	return pin, nil
 }
 
 // DefaultOptions suit the daemons' APIs: JSON bodies of a few MiB,
@@ -42,9 +65,10 @@ func DefaultOptions() Options {
 
 // Server is a handler being served on a listener.
 type Server struct {
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	ln     net.Listener
+	scheme string // http or https
+	srv    *http.Server
+	done   chan struct{}
 }
 
 // Listen binds addr ("127.0.0.1:0" picks a free port) and serves h on it
@@ -65,10 +89,17 @@ func ListenWith(addr string, h http.Handler, log *slog.Logger, o Options) (*Serv
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	h = withProfiles(h, ln.Addr())
-	s := &Server{ln: ln, done: make(chan struct{}),
+	scheme := "http"
+	if o.TLS != nil {
+		ln, scheme = tls.NewListener(ln, o.TLS), "https"
+	}
+	s := &Server{ln: ln, scheme: scheme, done: make(chan struct{}),
 		// A slow client may not hold a connection open by dribbling
 		// headers (ReadHeaderTimeout) or a body (limit, below).
-		srv: &http.Server{Handler: limit(h, o), ReadHeaderTimeout: o.HeaderTimeout, IdleTimeout: o.IdleTimeout, MaxHeaderBytes: 64 << 10}}
+		srv: &http.Server{Handler: limit(h, o), ReadHeaderTimeout: o.HeaderTimeout, IdleTimeout: o.IdleTimeout, MaxHeaderBytes: 64 << 10,
+			// Failed handshakes (a client that does not trust the
+			// certificate) are the client's business: debug, not stderr.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -157,7 +188,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 }
 
 // URL is the http:// address being served.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) URL() string { return s.scheme + "://" + s.ln.Addr().String() }
 
 // Shutdown stops taking connections and waits for the requests in flight
 // (streams included) to finish, until ctx ends.

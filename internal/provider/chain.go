@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -40,7 +41,11 @@ func (s *Server) register(ctx context.Context) error {
 			msgs = append(msgs, &stakingpb.MsgBond{Staker: from, Amount: coin.New(coin.Native, s.cfg.Bond-stake.Stake.Bonded)})
 		}
 	}
-	msgs = append(msgs, &providerpb.MsgRegisterProvider{Operator: from, Endpoint: s.URL(), Region: s.cfg.Region, Hardware: s.cfg.Hardware})
+	reg := &providerpb.MsgRegisterProvider{Operator: from, Endpoint: s.URL(), Region: s.cfg.Region, Hardware: s.cfg.Hardware}
+	if strings.HasPrefix(reg.Endpoint, "https://") {
+		reg.TlsKeySha256 = s.tlsPin
+	}
+	msgs = append(msgs, reg)
 	for _, m := range s.order {
 		svc := &providerpb.MsgRegisterService{Operator: from, ModelId: m.id, ModelName: m.name, MaxConcurrency: uint32(m.MaxConcurrency),
 			PricePerRequest: coin.New(m.Denom, m.PricePerRequest), PricePer_1KTokens: coin.New(m.Denom, m.PricePer1KTokens)}

@@ -97,6 +97,10 @@ type Config struct {
 	Chain *client.Client
 	// Region and Hardware describe the provider on chain.
 	Region, Hardware string
+	// TLSCert and TLSKey, PEM files, make the provider serve HTTPS and
+	// register its certificate's public key on chain with its endpoint,
+	// so that routers connect only to a server that holds it.
+	TLSCert, TLSKey string
 	// HeartbeatEvery is the interval between heartbeats.
 	HeartbeatEvery time.Duration
 	// Bond is the stake to bond at start if less is bonded.
@@ -185,6 +189,7 @@ func (s *Server) SetHooks(h Hooks) {
 // Server is a running provider.
 type Server struct {
 	cfg     Config
+	tlsPin  []byte // the sha256 of the TLS certificate's public key, when serving HTTPS
 	hooks   atomic.Pointer[Hooks]
 	log     *slog.Logger
 	address addr.Address
@@ -300,6 +305,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	var err error
 	opts := httpserve.DefaultOptions()
+	if s.tlsPin, err = opts.WithTLS(s.cfg.TLSCert, s.cfg.TLSKey); err != nil {
+		if s.gate != nil {
+			s.gate.Close()
+		}
+		return fmt.Errorf("provider: %w", err)
+	}
 	if s.cfg.Jobs != nil { // blob uploads, up to the store's limit, streamed to disk
 		opts.BodyLimits = map[string]int64{strings.TrimSuffix(blob.Path, "/"): s.cfg.Jobs.Store.Max()}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/tlspin"
 )
 
 // Config configures a Router.
@@ -71,7 +72,11 @@ type Candidate struct {
 	Operator                   string
 	// Key is the key the operator signs receipts with, as the chain lists
 	// it (receipt.DecodeFor).
-	Key      []byte
+	Key []byte
+	// TLSKey is, for an https endpoint, the sha256 of the certificate
+	// key the chain registered for it: it is connected to only if the
+	// server presents that key (Router.Pins).
+	TLSKey   []byte
 	Endpoint string
 	ModelID  string
 	Model    string
@@ -94,6 +99,7 @@ type health struct {
 type Router struct {
 	cfg  Config
 	log  *slog.Logger
+	pins *tlspin.Pins
 	http *http.Client
 
 	mu         sync.Mutex // guards the fields below
@@ -128,7 +134,8 @@ func New(ctx context.Context, cfg Config) (*Router, error) {
 	}
 	// Probes have short deadlines: a hung provider (stopped, swapping)
 	// accepts connections and never answers.
-	r := &Router{cfg: cfg, log: cfg.Logger, http: &http.Client{Timeout: 500 * time.Millisecond}, health: map[string]*health{},
+	pins := tlspin.NewPins()
+	r := &Router{cfg: cfg, log: cfg.Logger, pins: pins, http: &http.Client{Timeout: 500 * time.Millisecond, Transport: pins.Transport(nil)}, health: map[string]*health{},
 		latency: map[string]*samples{}, gaps: map[string]*samples{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	r.candidates = append(r.candidates, cfg.Static...)
 	if cfg.Chain != nil {
@@ -157,7 +164,7 @@ func (r *Router) refresh(ctx context.Context) error {
 	var cs []Candidate
 	for _, p := range resp.Providers {
 		for _, s := range p.Services {
-			c := Candidate{Operator: p.Provider.Operator, Key: p.PublicKey, Endpoint: p.Provider.Endpoint, ModelID: s.ModelId, Model: s.ModelName, Stake: p.Stake,
+			c := Candidate{Operator: p.Provider.Operator, Key: p.PublicKey, TLSKey: p.Provider.TlsKeySha256, Endpoint: p.Provider.Endpoint, ModelID: s.ModelId, Model: s.ModelName, Stake: p.Stake,
 				DisputesLost: p.Provider.DisputesLost, AuditsPassed: p.Provider.AuditsPassed}
 			if s.PricePerRequest != nil {
 				c.Denom, c.PricePerRequest = s.PricePerRequest.Denom, s.PricePerRequest.Amount
@@ -170,9 +177,22 @@ func (r *Router) refresh(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.candidates = append(cs, r.cfg.Static...)
+	pins := map[string][][]byte{}
+	for _, c := range r.candidates {
+		if len(c.TLSKey) > 0 {
+			pins[c.Endpoint] = append(pins[c.Endpoint], c.TLSKey)
+		}
+	}
 	r.mu.Unlock()
+	r.pins.Replace(pins)
 	return nil
 }
+
+// Pins are the certificate keys the chain registered for the candidates'
+// https endpoints: a transport from them (tlspin.Pins.Transport) reaches
+// a provider over TLS only if it presents its registered key, and never
+// reaches an https endpoint over plain http.
+func (r *Router) Pins() *tlspin.Pins { return r.pins }
 
 // run keeps the registry current (on chain events and periodically) and
 // probes providers whose circuit is open.

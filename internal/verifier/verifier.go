@@ -53,7 +53,10 @@ import (
 type Config struct {
 	// Listen is where answers to audit are posted (POST /v1/audit).
 	Listen string
-	Key    ed25519.PrivateKey
+	// TLSCert and TLSKey, PEM files, make it serve HTTPS; both empty:
+	// plain HTTP.
+	TLSCert, TLSKey string
+	Key             ed25519.PrivateKey
 	// Account is the account Key signs for, when a key rotation made it
 	// differ from Key's own address (keyring.Key.Account); zero otherwise.
 	Account addr.Address
@@ -183,7 +186,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/audit", s.handleSample)
-	if s.srv, err = httpserve.Listen(cfg.Listen, mux, s.log); err != nil {
+	opts := httpserve.DefaultOptions()
+	_, err = opts.WithTLS(cfg.TLSCert, cfg.TLSKey)
+	if err == nil {
+		s.srv, err = httpserve.ListenWith(cfg.Listen, mux, s.log, opts)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("verifier: %w", err)
 	}
 	loop, cancel := context.WithCancel(context.Background())

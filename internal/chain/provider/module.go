@@ -115,5 +115,6 @@ func (Module) ParamRanges() map[string]module.Range {
 		"jail_after_blocks":    {Min: 2, Max: 10_000_000},
 		"downtime_slash_bps":   {Min: 0, Max: 10_000},
 		"downtime_jail_blocks": {Min: 0, Max: 10_000_000},
+		"allow_plain_http":     {Min: 0, Max: 1},
 	}
 }

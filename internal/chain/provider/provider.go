@@ -7,6 +7,7 @@ package provider
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/agoranet/agora/internal/chain/account"
 	"github.com/agoranet/agora/internal/chain/addr"
@@ -137,11 +138,14 @@ func Register(ctx *module.Context, a addr.Address, m *providerpb.MsgRegisterProv
 	if err := checkJail(ctx, a); err != nil {
 		return err
 	}
+	if strings.HasPrefix(m.Endpoint, "http://") && !providerpb.Loopback(m.Endpoint) && params.AllowPlainHttp == 0 {
+		return fmt.Errorf("provider: %s is plain http on a network address, which this chain refuses (param allow_plain_http is 0): prompts and answers would cross the network in clear, and clients could not tell they reached you; serve https (agora provider start --tls-cert/--tls-key) and register that: %w", m.Endpoint, codes.ErrInvalidRequest)
+	}
 	p := Get(ctx.KV, a)
 	if p == nil {
 		p = &providerpb.Provider{Operator: a.String(), RegisteredAt: ctx.Height}
 	}
-	p.Endpoint, p.Region, p.Hardware = m.Endpoint, m.Region, m.Hardware
+	p.Endpoint, p.Region, p.Hardware, p.TlsKeySha256 = m.Endpoint, m.Region, m.Hardware, m.TlsKeySha256
 	setAlive(ctx, a, p)
 	put(ctx.KV, a, p)
 	// The stake backs the service: it may not be unbonded from under it.

@@ -2,12 +2,14 @@ package providerpb
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
-	"net/url"
-	"strings"
-	"unicode/utf8"
 )
 
 // MaxRoyalties bounds the royalty recipients of one service.
@@ -42,6 +44,31 @@ func ValidEndpoint(s string) error {
 	return nil
 }
 
+// Loopback reports whether an endpoint's host is this machine's own
+// (localhost, 127.0.0.0/8, ::1), where plain http crosses no network.
+func Loopback(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" || h == "::1" {
+		return true
+	}
+	// 127.0.0.0/8, as a dotted quad (no net: chain code does no I/O).
+	parts := strings.Split(h, ".")
+	if len(parts) != 4 || parts[0] != "127" {
+		return false
+	}
+	for _, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 255 || strconv.Itoa(n) != p {
+			return false
+		}
+	}
+	return true
+}
+
 func (m *MsgRegisterProvider) Signer() string { return m.Operator }
 
 func (m *MsgRegisterProvider) ValidateBasic() error {
@@ -50,6 +77,13 @@ func (m *MsgRegisterProvider) ValidateBasic() error {
 	}
 	if err := ValidEndpoint(m.Endpoint); err != nil {
 		return err
+	}
+	https := strings.HasPrefix(m.Endpoint, "https://")
+	switch {
+	case https && len(m.TlsKeySha256) != 32:
+		return fmt.Errorf("provider: an https endpoint needs tls_key_sha256, the 32-byte sha256 of its certificate's public key, so that clients can tell they reached you (agora provider start --tls-cert registers it): %w", codes.ErrInvalidRequest)
+	case !https && len(m.TlsKeySha256) != 0:
+		return fmt.Errorf("provider: tls_key_sha256 is for an https endpoint, and %s is not one: %w", m.Endpoint, codes.ErrInvalidRequest)
 	}
 	if err := checkText("region", m.Region, 64); err != nil {
 		return err

@@ -78,11 +78,15 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 // MsgRegisterProvider announces a provider (or updates its details). The
 // operator must have at least the param minimum stake bonded.
 type MsgRegisterProvider struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
-	Endpoint      string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"` // http(s) URL of its API
-	Region        string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
-	Hardware      string                 `protobuf:"bytes,4,opt,name=hardware,proto3" json:"hardware,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Operator string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	Endpoint string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"` // http(s) URL of its API
+	Region   string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	Hardware string                 `protobuf:"bytes,4,opt,name=hardware,proto3" json:"hardware,omitempty"`
+	// For an https endpoint, the sha256 of its TLS certificate's public key
+	// (SubjectPublicKeyInfo): clients connect only to a server presenting
+	// it. Required with https, refused with http.
+	TlsKeySha256  []byte `protobuf:"bytes,5,opt,name=tls_key_sha256,json=tlsKeySha256,proto3" json:"tls_key_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -143,6 +147,13 @@ func (x *MsgRegisterProvider) GetHardware() string {
 		return x.Hardware
 	}
 	return ""
+}
+
+func (x *MsgRegisterProvider) GetTlsKeySha256() []byte {
+	if x != nil {
+		return x.TlsKeySha256
+	}
+	return nil
 }
 
 // Royalty sends a share of every payment for a service to a model owner.
@@ -453,6 +464,7 @@ type Provider struct {
 	// faulted on (a missed deadline, a result outvoted by a committee).
 	JobsCompleted uint64 `protobuf:"varint,12,opt,name=jobs_completed,json=jobsCompleted,proto3" json:"jobs_completed,omitempty"`
 	JobsFaulted   uint64 `protobuf:"varint,13,opt,name=jobs_faulted,json=jobsFaulted,proto3" json:"jobs_faulted,omitempty"`
+	TlsKeySha256  []byte `protobuf:"bytes,14,opt,name=tls_key_sha256,json=tlsKeySha256,proto3" json:"tls_key_sha256,omitempty"` // as registered; see MsgRegisterProvider
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -578,6 +590,13 @@ func (x *Provider) GetJobsFaulted() uint64 {
 	return 0
 }
 
+func (x *Provider) GetTlsKeySha256() []byte {
+	if x != nil {
+		return x.TlsKeySha256
+	}
+	return nil
+}
+
 type Service struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Operator          string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
@@ -677,8 +696,12 @@ type Params struct {
 	JailAfterBlocks    int64                  `protobuf:"varint,3,opt,name=jail_after_blocks,json=jailAfterBlocks,proto3" json:"jail_after_blocks,omitempty"`          // no heartbeat for this long: jailed
 	DowntimeSlashBps   uint32                 `protobuf:"varint,4,opt,name=downtime_slash_bps,json=downtimeSlashBps,proto3" json:"downtime_slash_bps,omitempty"`       // slashed when jailed for downtime
 	DowntimeJailBlocks int64                  `protobuf:"varint,5,opt,name=downtime_jail_blocks,json=downtimeJailBlocks,proto3" json:"downtime_jail_blocks,omitempty"` // how long the jail lasts
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// 1: a provider may register a plain http:// endpoint on a public
+	// address (devnets); 0: only https, or http on loopback, where nothing
+	// crosses a network.
+	AllowPlainHttp uint32 `protobuf:"varint,6,opt,name=allow_plain_http,json=allowPlainHttp,proto3" json:"allow_plain_http,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Params) Reset() {
@@ -742,6 +765,13 @@ func (x *Params) GetDowntimeSlashBps() uint32 {
 func (x *Params) GetDowntimeJailBlocks() int64 {
 	if x != nil {
 		return x.DowntimeJailBlocks
+	}
+	return 0
+}
+
+func (x *Params) GetAllowPlainHttp() uint32 {
+	if x != nil {
+		return x.AllowPlainHttp
 	}
 	return 0
 }
@@ -1042,12 +1072,13 @@ var File_agora_provider_v1_provider_proto protoreflect.FileDescriptor
 
 const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\n" +
-	" agora/provider/v1/provider.proto\x12\x11agora.provider.v1\x1a\x18agora/coin/v1/coin.proto\"\x81\x01\n" +
+	" agora/provider/v1/provider.proto\x12\x11agora.provider.v1\x1a\x18agora/coin/v1/coin.proto\"\xa7\x01\n" +
 	"\x13MsgRegisterProvider\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
 	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12\x1a\n" +
-	"\bhardware\x18\x04 \x01(\tR\bhardware\"9\n" +
+	"\bhardware\x18\x04 \x01(\tR\bhardware\x12$\n" +
+	"\x0etls_key_sha256\x18\x05 \x01(\fR\ftlsKeySha256\"9\n" +
 	"\aRoyalty\x12\x1c\n" +
 	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x10\n" +
 	"\x03bps\x18\x02 \x01(\rR\x03bps\"\xd2\x02\n" +
@@ -1066,7 +1097,7 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\fMsgHeartbeat\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\"+\n" +
 	"\rMsgDeregister\x12\x1a\n" +
-	"\boperator\x18\x01 \x01(\tR\boperator\"\xd7\x03\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\"\xfd\x03\n" +
 	"\bProvider\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
 	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
@@ -1081,7 +1112,8 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	" \x01(\x04R\fdisputesLost\x12!\n" +
 	"\ftimes_jailed\x18\v \x01(\x04R\vtimesJailed\x12%\n" +
 	"\x0ejobs_completed\x18\f \x01(\x04R\rjobsCompleted\x12!\n" +
-	"\fjobs_faulted\x18\r \x01(\x04R\vjobsFaulted\"\xc7\x02\n" +
+	"\fjobs_faulted\x18\r \x01(\x04R\vjobsFaulted\x12$\n" +
+	"\x0etls_key_sha256\x18\x0e \x01(\fR\ftlsKeySha256\"\xc7\x02\n" +
 	"\aService\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12\x1d\n" +
@@ -1090,13 +1122,14 @@ const file_agora_provider_v1_provider_proto_rawDesc = "" +
 	"\x11price_per_request\x18\x04 \x01(\v2\x13.agora.coin.v1.CoinR\x0fpricePerRequest\x12B\n" +
 	"\x13price_per_1k_tokens\x18\x05 \x01(\v2\x13.agora.coin.v1.CoinR\x10pricePer1kTokens\x12'\n" +
 	"\x0fmax_concurrency\x18\x06 \x01(\rR\x0emaxConcurrency\x128\n" +
-	"\troyalties\x18\a \x03(\v2\x1a.agora.provider.v1.RoyaltyR\troyalties\"\xe3\x01\n" +
+	"\troyalties\x18\a \x03(\v2\x1a.agora.provider.v1.RoyaltyR\troyalties\"\x8d\x02\n" +
 	"\x06Params\x12\x1b\n" +
 	"\tmin_stake\x18\x01 \x01(\x04R\bminStake\x120\n" +
 	"\x14offline_after_blocks\x18\x02 \x01(\x03R\x12offlineAfterBlocks\x12*\n" +
 	"\x11jail_after_blocks\x18\x03 \x01(\x03R\x0fjailAfterBlocks\x12,\n" +
 	"\x12downtime_slash_bps\x18\x04 \x01(\rR\x10downtimeSlashBps\x120\n" +
-	"\x14downtime_jail_blocks\x18\x05 \x01(\x03R\x12downtimeJailBlocks\"<\n" +
+	"\x14downtime_jail_blocks\x18\x05 \x01(\x03R\x12downtimeJailBlocks\x12(\n" +
+	"\x10allow_plain_http\x18\x06 \x01(\rR\x0eallowPlainHttp\"<\n" +
 	"\aGenesis\x121\n" +
 	"\x06params\x18\x01 \x01(\v2\x19.agora.provider.v1.ParamsR\x06params\"\xb4\x01\n" +
 	"\fProviderInfo\x127\n" +
