@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/agoranet/agora/internal/openai"
@@ -28,13 +29,30 @@ type Agent struct {
 
 // NewAgent starts routing for a wallet within a budget.
 func NewAgent(ctx context.Context, w *Wallet, b Budget) (*Agent, error) {
+	return newAgent(ctx, w, NewPayer(w, b))
+}
+
+// OpenAgent is NewAgent with the payer's books in a journal (OpenPayer),
+// so that the next run pays over this run's channels.
+func OpenAgent(ctx context.Context, w *Wallet, b Budget, journal string) (*Agent, error) {
+	p, err := OpenPayer(w, b, journal)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newAgent(ctx, w, p)
+	if err != nil {
+		p.Close()
+	}
+	return a, err
+}
+
+func newAgent(ctx context.Context, w *Wallet, p *Payer) (*Agent, error) {
 	rc := route.DefaultConfig()
 	rc.Chain = w.chain
 	r, err := route.New(ctx, rc)
 	if err != nil {
 		return nil, err
 	}
-	p := NewPayer(w, b)
 	p.PinTo(r.Pins())
 	rctx, stop := context.WithCancel(context.Background())
 	go p.reclaimEvery(rctx, time.Minute)
@@ -43,6 +61,31 @@ func NewAgent(ctx context.Context, w *Wallet, b Budget) (*Agent, error) {
 
 // Payer is the agent's payer, for its spending.
 func (a *Agent) Payer() *Payer { return a.payer }
+
+// Model is a model the network serves, as the agent's router sees it.
+type Model struct {
+	Name, ModelID string
+	Providers     int
+	// The lowest price among its providers.
+	Denom                       string
+	PricePerRequest, PricePer1K uint64
+}
+
+// Models lists the models with a routable provider, by name.
+func (a *Agent) Models() []Model {
+	var out []Model
+	for name, cs := range a.router.Models() {
+		best := cs[0]
+		for _, c := range cs {
+			if c.PricePerRequest < best.PricePerRequest {
+				best = c
+			}
+		}
+		out = append(out, Model{Name: name, ModelID: best.ModelID, Providers: len(cs), Denom: best.Denom, PricePerRequest: best.PricePerRequest, PricePer1K: best.PricePer1K})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
 
 // Close stops routing.
 func (a *Agent) Close() { a.stop(); a.router.Close() }

@@ -1,0 +1,81 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agoranet/agora/internal/e2e"
+)
+
+// TestMCPClient: the official MCP TypeScript client runs `agora mcp` on
+// stdio against a devnet, lists its tools (each with input and output
+// schemas), lists the models, asks one (paid from the devnet's agent
+// account, its receipt checked) and reads the wallet, which shows the
+// spending; an unknown model is a tool error that says so.
+func TestMCPClient(t *testing.T) {
+	e2e.MultiProcess(t)
+	modules := openaiNodeModules(t)
+	home, node, _ := devnetWith(t)
+	script, _ := filepath.Abs("testdata/mcp_client.cjs")
+	cmd := exec.Command("node", script)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "AGORA="+e2e.Binary(t), "HOME_DIR="+home, "NODE_URL="+node, "KEY=agent", "AGORA_HOME=", "AGORA_NODE=")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("mcp client: %v\n%s", err, stderr)
+	}
+	var res struct {
+		Tools []struct {
+			Name          string
+			Input, Output bool
+		}
+		Models struct {
+			Models []struct {
+				Name            string
+				PricePerRequest string `json:"price_per_request"`
+			}
+		}
+		Answer struct {
+			Text, Provider, Price, Receipt string
+			CompletionTokens               int `json:"completion_tokens"`
+		}
+		AnswerText string
+		BadIsError bool
+		BadText    string
+		Wallet     struct{ Address, Spent string }
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("mcp client printed %q: %v", out, err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+		if !tl.Input || !tl.Output {
+			t.Errorf("tool %s: input schema %v, output schema %v; want both", tl.Name, tl.Input, tl.Output)
+		}
+	}
+	if got := strings.Join(names, ","); got != "ask_model,list_models,wallet" {
+		t.Errorf("tools %s", got)
+	}
+	if fmt.Sprint(res.Models.Models) == "[]" || !strings.Contains(fmt.Sprint(res.Models.Models), "agora/tiny-lm") {
+		t.Errorf("list_models: %v", res.Models.Models)
+	}
+	a := res.Answer
+	if a.Text == "" || a.Provider == "" || a.Receipt == "" || a.CompletionTokens == 0 || !strings.HasSuffix(a.Price, "uusdc") || a.Price == "0uusdc" {
+		t.Errorf("ask_model: %+v", a)
+	}
+	if !res.BadIsError || !strings.Contains(res.BadText, "no/such-model") {
+		t.Errorf("an unknown model: error %v, %q", res.BadIsError, res.BadText)
+	}
+	if res.Wallet.Spent == "0uusdc" || res.Wallet.Address == "" {
+		t.Errorf("wallet after a paid answer: %+v", res.Wallet)
+	}
+}

@@ -1,0 +1,36 @@
+// Drives `agora mcp` with the official MCP TypeScript client, unmodified:
+// lists the tools, then asks a model (paid from the key) and reads the
+// wallet. Usage: AGORA=path/to/agora HOME_DIR=... NODE_URL=... KEY=agent
+// node mcp_client.cjs (NODE_PATH must reach @modelcontextprotocol/sdk).
+const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
+const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
+
+async function main() {
+  const transport = new StdioClientTransport({
+    command: process.env.AGORA,
+    args: ["mcp", "--key", process.env.KEY, "--max", "100000uusdc", "--home", process.env.HOME_DIR, "--node", process.env.NODE_URL],
+    stderr: "inherit",
+  });
+  const client = new Client({ name: "agora-test", version: "1.0.0" });
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  const models = await client.callTool({ name: "list_models", arguments: {} });
+  const asked = await client.callTool({ name: "ask_model", arguments: { model: "agora/tiny-lm", prompt: "ROMEO:", max_tokens: 12, seed: 2 } });
+  const bad = await client.callTool({ name: "ask_model", arguments: { model: "no/such-model", prompt: "x" } });
+  const wallet = await client.callTool({ name: "wallet", arguments: {} });
+  await client.close();
+  console.log(JSON.stringify({
+    tools: tools.map((t) => ({ name: t.name, input: !!t.inputSchema, output: !!t.outputSchema })),
+    models: models.structuredContent,
+    answer: asked.structuredContent,
+    answerText: asked.content && asked.content[0] && asked.content[0].text,
+    badIsError: !!bad.isError,
+    badText: bad.content && bad.content[0] && bad.content[0].text,
+    wallet: wallet.structuredContent,
+  }));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
