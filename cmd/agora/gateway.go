@@ -51,7 +51,7 @@ func gatewayStartCmd(g *globals, db *string) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--deposit: %w", err)
 			}
-			s, err := gateway.Start(cmd.Context(), gateway.Config{Listen: listen, TLSCert: tf.cert, TLSKey: tf.key, Key: k.Private, Account: k.Account, ChainID: chainID, Chain: c, NodeURL: g.node,
+			s, err := gateway.Start(cmd.Context(), gateway.Config{Listen: listen, TLSCert: tf.cert, TLSKey: tf.key, A2AModel: gateway.DefaultConfig().A2AModel, Key: k.Private, Account: k.Account, ChainID: chainID, Chain: c, NodeURL: g.node,
 				Home: gateway.Home(g.home), DB: *db, Denom: sp.Denom, Spend: sp.Amount, Deposit: dp.Amount, Route: route.DefaultConfig(), Logger: logger()})
 			if err != nil {
 				return err

@@ -293,7 +293,7 @@ func (d *Devnet) startGateway() error {
 	rc := route.DefaultConfig()
 	rc.Refresh = time.Second
 	cfg := gateway.Config{
-		Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, Account: k.Account, ChainID: ChainID, Chain: c, NodeURL: d.Node.RPC(),
+		A2AModel: "agora/tiny-lm", Listen: fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+24), Key: k.Private, Account: k.Account, ChainID: ChainID, Chain: c, NodeURL: d.Node.RPC(),
 		Home: gateway.Home(d.cfg.Home), Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Route: rc, Logger: d.cfg.Logger.With("service", "gateway"),
 		TLSCert: d.TLSCert, TLSKey: d.TLSKey,
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/agoranet/agora/internal/a2a"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
@@ -43,12 +44,15 @@ import (
 // Config configures a gateway.
 type Config struct {
 	Listen string
-	// Key is the gateway's account: it pays providers and signs the
-	// gateway's own receipts.
 	// TLSCert and TLSKey, PEM files, make it serve HTTPS; both empty:
 	// plain HTTP.
 	TLSCert, TLSKey string
-	Key             ed25519.PrivateKey
+	// A2AModel answers an A2A message that names no model (metadata
+	// "model").
+	A2AModel string
+	// Key is the gateway's account: it pays providers and signs the
+	// gateway's own receipts.
+	Key ed25519.PrivateKey
 	// Account is the account Key signs for, when a key rotation made it
 	// differ from Key's own address (keyring.Key.Account); zero otherwise.
 	Account addr.Address
@@ -83,7 +87,7 @@ type Config struct {
 // commits at most 100,000 USDC to providers, locks 1 USDC per channel and
 // waits at most 10 s for a provider's first byte.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Timeout: 10 * time.Second, Route: route.DefaultConfig()}
+	return Config{Listen: "127.0.0.1:8080", A2AModel: "agora/tiny-lm", Denom: coin.Stable, Spend: 100_000_000_000, Deposit: 1_000_000, Timeout: 10 * time.Second, Route: route.DefaultConfig()}
 }
 
 // Validate checks the config.
@@ -344,7 +348,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/models", s.handleModels)
-	mux.HandleFunc("/v1/chat/completions", s.forward("chat.completions"))
+	chat := s.forward("chat.completions")
+	mux.HandleFunc("/v1/chat/completions", chat)
+	mux.Handle(a2a.Path, &a2a.Server{Chat: chat, Model: s.a2aModel})
+	mux.HandleFunc("/.well-known/agent-card.json", s.handleAgentCard)
 	mux.HandleFunc("/v1/completions", s.forward("completions"))
 	mux.HandleFunc("/v1/responses", s.forward("responses"))
 	mux.HandleFunc("/v1/infer", s.forward("infer"))
@@ -417,6 +424,45 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 			Price: &openai.Price{Denom: best.Denom, PerRequest: strconv.FormatUint(best.PricePerRequest, 10), Per1KTokens: strconv.FormatUint(best.PricePer1K, 10)}})
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+// a2aModel resolves an A2A message's model: one the router has a
+// provider for, or for none named Config.A2AModel.
+func (s *Server) a2aModel(name string) (string, error) {
+	models := s.router.Models()
+	if name == "" {
+		name = s.cfg.A2AModel
+	}
+	if name != "" {
+		if _, ok := models[name]; ok {
+			return name, nil
+		}
+		for n, cs := range models {
+			if cs[0].ModelID == name {
+				return n, nil
+			}
+		}
+		return "", fmt.Errorf("no provider serves model %q now; the agent card's skills list what is served", name)
+	}
+	return "", errors.New(`name a model in the message's metadata ("model"); the agent card's skills list what is served`)
+}
+
+// handleAgentCard serves the gateway's A2A agent card: a skill per model
+// a provider serves now, paid by API key (Authorization: Bearer) or x402.
+func (s *Server) handleAgentCard(w http.ResponseWriter, r *http.Request) {
+	models := s.router.Models()
+	names := make([]string, 0, len(models))
+	for n := range models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var skills []a2a.Skill
+	for _, n := range names {
+		skills = append(skills, a2a.Skill{ID: models[n][0].ModelID, Name: n, Text: true, Tags: []string{"agora"},
+			Description: fmt.Sprintf("%s from %d providers, with failover; every answer carries the provider's signed receipt", n, len(models[n]))})
+	}
+	writeJSON(w, http.StatusOK, a2a.AgentCard(a2a.Card{Name: "Agora gateway", Organization: s.address.String(), Skills: skills, Paid: true,
+		Description: "One endpoint over every Agora provider, failing over when one dies or hangs. Pay with an API key (Authorization: Bearer) or x402."}, s.URL()))
 }
 
 // request is what forward needs to know about a client's request.

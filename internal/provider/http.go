@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/agoranet/agora/internal/a2a"
 	"github.com/agoranet/agora/internal/answer"
 	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -25,7 +27,8 @@ import (
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/models", s.handleModels)
-	mux.HandleFunc("/v1/chat/completions", handleText[openai.ChatRequest](s, "chat"))
+	chat := handleText[openai.ChatRequest](s, "chat")
+	mux.HandleFunc("/v1/chat/completions", chat)
 	mux.HandleFunc("/v1/completions", handleText[openai.CompletionRequest](s, "completions"))
 	mux.HandleFunc("/v1/responses", handleText[openai.ResponsesRequest](s, "responses"))
 	mux.HandleFunc("/v1/infer", s.handleInfer)
@@ -33,6 +36,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/anchors/{channel}/{n}", s.handleAnchors)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/.well-known/agent-card.json", s.handleAgentCard)
+	mux.Handle(a2a.Path, s.a2aServer(chat))
 	if s.cfg.Jobs != nil {
 		mux.Handle(blob.Path, s.cfg.Jobs.Store.Handler())
 		mux.Handle(strings.TrimSuffix(blob.Path, "/"), s.cfg.Jobs.Store.Handler())
@@ -431,30 +435,45 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "provider": s.address.String(), "chain_id": s.cfg.ChainID, "height": s.height.Load(), "models": len(s.order)})
 }
 
-// handleAgentCard serves an A2A agent card describing the provider.
-func (s *Server) handleAgentCard(w http.ResponseWriter, r *http.Request) {
-	var skills []map[string]any
+// skills are the models the provider serves as A2A skills: the same list
+// (s.order) that it registers on chain as services and lists at
+// /v1/models, so the card cannot say what the chain does not.
+func (s *Server) skills() []a2a.Skill {
+	var out []a2a.Skill
 	for _, m := range s.order {
-		desc := "Text generation over the OpenAI API at /v1/chat/completions and /v1/completions."
-		modes := []string{"text/plain"}
-		if m.mlp != nil {
-			desc = "Classification over /v1/infer."
-			modes = []string{"application/json"}
+		sk := a2a.Skill{ID: m.id, Name: m.name, Tags: []string{m.manifest.Task, m.manifest.Architecture}, Text: m.gen != nil,
+			Description: "Text generation: send a text message (A2A), or use the OpenAI API at /v1/chat/completions, /v1/completions and /v1/responses."}
+		if !sk.Text {
+			sk.Description = "Classification over /v1/infer (not over A2A)."
 		}
-		skills = append(skills, map[string]any{"id": m.id, "name": m.name, "description": desc, "tags": []string{m.manifest.Task, m.manifest.Architecture}, "inputModes": modes, "outputModes": modes})
+		out = append(out, sk)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"protocolVersion":    "0.3.0",
-		"name":               "Agora provider " + s.address.String(),
-		"description":        "Sells model inference on the Agora network; every answer carries a signed receipt (Agora-Receipt).",
-		"url":                s.URL(),
-		"version":            "1",
-		"provider":           map[string]any{"organization": s.address.String(), "url": s.URL()},
-		"capabilities":       map[string]any{"streaming": true, "pushNotifications": false},
-		"defaultInputModes":  []string{"text/plain", "application/json"},
-		"defaultOutputModes": []string{"text/plain", "application/json"},
-		"skills":             skills,
-	})
+	return out
+}
+
+func (s *Server) a2aServer(chat http.Handler) *a2a.Server {
+	return &a2a.Server{Chat: chat, Model: func(name string) (string, error) {
+		for _, m := range s.order {
+			if m.gen != nil && (name == "" || name == m.name || name == m.id) {
+				return m.name, nil
+			}
+		}
+		if name == "" {
+			return "", errors.New("this provider serves no text model")
+		}
+		return "", fmt.Errorf("model %q is not a text model served here; the agent card's skills list what is", name)
+	}}
+}
+
+// handleAgentCard serves the provider's A2A agent card.
+func (s *Server) handleAgentCard(w http.ResponseWriter, r *http.Request) {
+	paid := false
+	for _, m := range s.order {
+		paid = paid || s.gate != nil && (m.PricePerRequest > 0 || m.PricePer1KTokens > 0)
+	}
+	writeJSON(w, http.StatusOK, a2a.AgentCard(a2a.Card{Name: "Agora provider " + s.address.String(),
+		Description:  "Sells model inference on the Agora network; every answer carries a signed receipt (metadata agora.receipt; Agora-Receipt over HTTP).",
+		Organization: s.address.String(), Skills: s.skills(), Paid: paid}, s.URL()))
 }
 
 // handleAnchors publishes the receipt hashes a payment claim anchored, so
