@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agoranet/agora/internal/blob"
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
@@ -64,11 +62,11 @@ func blobStores(ctx context.Context, c *client.Client, flag []string) ([]string,
 	if len(flag) > 0 {
 		return flag, nil
 	}
-	stores := jobrun.Mirrors(ctx, c)
-	if len(stores) == 0 {
-		return nil, errors.New("no online provider to upload the module and input to; pass --store URL")
+	stores, err := jobrun.Stores(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%w; pass --store URL", err)
 	}
-	return stores[:min(3, len(stores))], nil
+	return stores, nil
 }
 
 func jobSubmitCmd(g *globals) *cobra.Command {
@@ -117,7 +115,7 @@ With --wait it follows the order to its end and writes the result to --out.`,
 			if err != nil {
 				return err
 			}
-			moduleURL, inputURL, err := uploadJob(ctx, bases, wasm, in)
+			moduleURL, inputURL, err := jobrun.Upload(ctx, bases, wasm, in)
 			if err != nil {
 				return err
 			}
@@ -158,22 +156,6 @@ With --wait it follows the order to its end and writes the result to --out.`,
 	f.StringVar(&out, "out", "", "with --wait: write the result here (- for stdout)")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to follow the order")
 	return cmd
-}
-
-// uploadJob puts the module and its input on every blob store and returns
-// the first store's URLs: the order names the first copy, and lessees find
-// the others by the same content address.
-func uploadJob(ctx context.Context, bases []string, wasm, in []byte) (moduleURL, inputURL string, err error) {
-	hc := &http.Client{Timeout: time.Minute}
-	for i := len(bases) - 1; i >= 0; i-- {
-		if moduleURL, err = blob.Upload(ctx, hc, bases[i], wasm); err != nil {
-			return "", "", err
-		}
-		if inputURL, err = blob.Upload(ctx, hc, bases[i], in); err != nil {
-			return "", "", err
-		}
-	}
-	return moduleURL, inputURL, nil
 }
 
 // waitOrder follows order id to its end, printing each status in text
@@ -231,30 +213,15 @@ func follow(ctx context.Context, c *client.Client, id uint64, progress func(*job
 // fetchResult downloads the agreed output from a paid lessee, checking its
 // hash, and writes it to out ("-": stdout).
 func fetchResult(ctx context.Context, o *jobpb.Order, out string) error {
-	if o.Result == nil {
-		return fmt.Errorf("order %d has no result (%s)", o.Id, o.Status)
+	data, err := jobrun.Output(ctx, o)
+	if err != nil {
+		return err
 	}
-	hc := &http.Client{Timeout: time.Minute}
-	var errs []error
-	for _, l := range o.Leases {
-		if l.OutputUrl == "" || l.Result == nil || !jobpb.Same(l.Result, o.Result) {
-			continue
-		}
-		data, err := blob.Fetch(ctx, hc, l.OutputUrl, o.Result.OutputHash, int64(o.Result.OutputSize))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if out == "-" {
-			_, err = os.Stdout.Write(data)
-			return err
-		}
-		return os.WriteFile(out, data, 0o644)
+	if out == "-" {
+		_, err = os.Stdout.Write(data)
+		return err
 	}
-	if len(errs) == 0 {
-		return fmt.Errorf("order %d: no lessee serves the result", o.Id)
-	}
-	return fmt.Errorf("order %d: no lessee served the result: %w", o.Id, errors.Join(errs...))
+	return os.WriteFile(out, data, 0o644)
 }
 
 func (g *globals) printOrder(w io.Writer, o *jobpb.Order) error {

@@ -70,7 +70,7 @@ and prints), since every caller spends the key's money.`,
 			if err != nil {
 				return err
 			}
-			server := agentmcp.New(agentmcp.Wallet{Agent: agent, Chain: c, Address: k.Address(), Budget: b})
+			server := agentmcp.New(agentmcp.Wallet{Key: k, Agent: agent, Chain: c, Address: k.Address(), Budget: b})
 			if listen == "" {
 				return server.Run(cmd.Context(), &mcp.StdioTransport{})
 			}

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,21 +10,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/e2e"
 )
 
 // TestMCPClient: the official MCP TypeScript client runs `agora mcp` on
 // stdio against a devnet, lists its tools (each with input and output
 // schemas), lists the models, asks one (paid from the devnet's agent
-// account, its receipt checked) and reads the wallet, which shows the
-// spending; an unknown model is a tool error that says so.
+// account, its receipt checked), runs a batch job to its agreed output,
+// and reads the wallet, which shows the spending; an unknown model is a
+// tool error that says so.
 func TestMCPClient(t *testing.T) {
 	e2e.MultiProcess(t)
 	modules := openaiNodeModules(t)
 	home, node, _ := devnetWith(t)
 	script, _ := filepath.Abs("testdata/mcp_client.cjs")
 	cmd := exec.Command("node", script)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "AGORA="+e2e.Binary(t), "HOME_DIR="+home, "NODE_URL="+node, "KEY=agent", "AGORA_HOME=", "AGORA_NODE=")
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "AGORA="+e2e.Binary(t), "WASM="+e2e.Wasm(t, "./examples/jobs/kernel"), "HOME_DIR="+home, "NODE_URL="+node, "KEY=agent", "AGORA_HOME=", "AGORA_NODE=")
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
@@ -51,6 +54,12 @@ func TestMCPClient(t *testing.T) {
 		BadIsError bool
 		BadText    string
 		Wallet     struct{ Address, Spent string }
+		Placed     any
+		Job        struct {
+			Status string
+			Done   bool
+			Output string `json:"output_base64"`
+		}
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("mcp client printed %q: %v", out, err)
@@ -62,7 +71,7 @@ func TestMCPClient(t *testing.T) {
 			t.Errorf("tool %s: input schema %v, output schema %v; want both", tl.Name, tl.Input, tl.Output)
 		}
 	}
-	if got := strings.Join(names, ","); got != "ask_model,list_models,wallet" {
+	if got := strings.Join(names, ","); got != "ask_model,job_result,list_models,submit_job,wallet" {
 		t.Errorf("tools %s", got)
 	}
 	if fmt.Sprint(res.Models.Models) == "[]" || !strings.Contains(fmt.Sprint(res.Models.Models), "agora/tiny-lm") {
@@ -77,5 +86,13 @@ func TestMCPClient(t *testing.T) {
 	}
 	if res.Wallet.Spent == "0uusdc" || res.Wallet.Address == "" {
 		t.Errorf("wallet after a paid answer: %+v", res.Wallet)
+	}
+	var want strings.Builder
+	for _, sum := range matmul.Run(8, 2) {
+		fmt.Fprintln(&want, sum)
+	}
+	got, _ := base64.StdEncoding.DecodeString(res.Job.Output)
+	if res.Job.Status != "completed" || string(got) != want.String() {
+		t.Errorf("submit_job %v, then job_result: %s, output %q; want completed with %q", res.Placed, res.Job.Status, got, want.String())
 	}
 }

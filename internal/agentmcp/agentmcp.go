@@ -1,23 +1,31 @@
 // Package agentmcp is the network as Model Context Protocol tools, for any
 // MCP-capable agent: list the models and their prices, ask a model (paid
 // from the agent's wallet within its budget and the chain's policy, its
-// receipt checked), and read the wallet's balance and spending. It is the
+// receipt checked), submit a batch job and fetch its result, and read the
+// wallet's balance and spending. It is the
 // official MCP Go SDK (modelcontextprotocol/go-sdk) over an sdk.Agent;
 // `agora mcp` serves it on stdio or streamable HTTP.
 package agentmcp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/jobrun"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/openai"
 	"github.com/agoranet/agora/sdk"
 )
@@ -27,6 +35,8 @@ const Version = "1.0.0"
 
 // Wallet is what the tools spend from.
 type Wallet struct {
+	// Key signs the wallet's job orders.
+	Key   *keyring.Key
 	Agent *sdk.Agent
 	// Chain reads the wallet's balances.
 	Chain   *client.Client
@@ -49,6 +59,14 @@ func New(w Wallet) *mcp.Server {
 		Description: "Ask a model a question and get its answer. The answer is paid from this server's wallet (at most max_tokens' price) and " +
 			"comes from the best provider, failing over if one is down; its signed receipt is checked before the answer is returned.",
 		Annotations: &mcp.ToolAnnotations{OpenWorldHint: ptr(true)}}, t.askModel)
+	mcp.AddTool(s, &mcp.Tool{Name: "submit_job", Title: "Submit a batch job",
+		Description: "Order a WebAssembly batch job (a wasip1 module that reads its input on stdin and writes its output to stdout). " +
+			"Its module and input go to up to three providers' blob stores; the chain escrows max_price × redundancy from this wallet, " +
+			"leases the job to the cheapest bidders, and pays those whose results agree. Follow it with job_result.",
+		Annotations: &mcp.ToolAnnotations{OpenWorldHint: ptr(true)}}, t.submitJob)
+	mcp.AddTool(s, &mcp.Tool{Name: "job_result", Title: "A batch job's state and result",
+		Description: "An order's state (bidding, leased, committing, revealing, completed, failed, cancelled) and, once completed, its agreed output, fetched from a lessee and checked against the hash the chain agreed on.",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, t.jobResult)
 	mcp.AddTool(s, &mcp.Tool{Name: "wallet", Title: "Wallet",
 		Description: "The wallet's address and balances on chain, what it has spent and committed, and its budget.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, t.wallet)
@@ -131,6 +149,107 @@ func (t tools) askModel(ctx context.Context, _ *mcp.CallToolRequest, q Question)
 	return nil, AnswerInfo{Text: c.Choices[0].Message.Content, Model: c.Model, FinishReason: c.Choices[0].FinishReason, Provider: ans.Provider,
 		Price: coin.String(coin.New(r.Denom, r.Price)), PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
 		Receipt: r.Encoded, ReceiptHeight: r.Height, Attempts: ans.Attempts}, nil
+}
+
+// Job is submit_job's input.
+type Job struct {
+	Module     string `json:"module_base64" jsonschema:"the WebAssembly module (GOOS=wasip1), base64"`
+	Input      string `json:"input_base64,omitempty" jsonschema:"the job's input, base64, fed to it on stdin"`
+	MaxPrice   string `json:"max_price" jsonschema:"the most one lessee may be paid, like 2000uusdc"`
+	Redundancy uint32 `json:"redundancy,omitempty" jsonschema:"how many providers run it; their results must agree (default 2)"`
+	Fuel       uint64 `json:"fuel,omitempty" jsonschema:"about the number of WebAssembly instructions it may run (default 1e11)"`
+	MemoryMiB  uint32 `json:"memory_mib,omitempty" jsonschema:"memory cap in MiB (default 256)"`
+}
+
+// JobPlaced is submit_job's result.
+type JobPlaced struct {
+	OrderID uint64 `json:"order_id"`
+	Height  int64  `json:"height" jsonschema:"the block the order was placed in"`
+}
+
+func (t tools) submitJob(ctx context.Context, _ *mcp.CallToolRequest, j Job) (*mcp.CallToolResult, JobPlaced, error) {
+	wasm, err := base64.StdEncoding.DecodeString(j.Module)
+	if err != nil || len(wasm) == 0 {
+		return nil, JobPlaced{}, errors.New("module_base64 must be a WebAssembly module in base64")
+	}
+	in, err := base64.StdEncoding.DecodeString(j.Input)
+	if err != nil {
+		return nil, JobPlaced{}, errors.New("input_base64 is not base64")
+	}
+	price, err := coin.Parse(j.MaxPrice)
+	if err != nil {
+		return nil, JobPlaced{}, fmt.Errorf("max_price: %w", err)
+	}
+	if j.Redundancy == 0 {
+		j.Redundancy = 2
+	}
+	if j.Fuel == 0 {
+		j.Fuel = 100_000_000_000
+	}
+	if j.MemoryMiB == 0 {
+		j.MemoryMiB = 256
+	}
+	stores, err := jobrun.Stores(ctx, t.w.Chain)
+	if err != nil {
+		return nil, JobPlaced{}, err
+	}
+	moduleURL, inputURL, err := jobrun.Upload(ctx, stores, wasm, in)
+	if err != nil {
+		return nil, JobPlaced{}, fmt.Errorf("upload the job: %w", err)
+	}
+	mh, ih := sha256.Sum256(wasm), sha256.Sum256(in)
+	res, err := t.w.Chain.Submit(ctx, t.w.Key, "job", &jobpb.MsgCreateOrder{Tenant: t.w.Address.String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
+		InputHash: ih[:], InputUrl: inputURL, Fuel: j.Fuel, MemoryMib: j.MemoryMiB, MaxPrice: price, Redundancy: j.Redundancy})
+	if err != nil {
+		return nil, JobPlaced{}, fmt.Errorf("order the job: %w", err)
+	}
+	var created jobpb.MsgCreateOrderResponse
+	if err := res.Response(0, &created); err != nil {
+		return nil, JobPlaced{}, fmt.Errorf("the order was placed at height %d, but: %w", res.Height, err)
+	}
+	return nil, JobPlaced{OrderID: created.OrderId, Height: res.Height}, nil
+}
+
+// JobQuery is job_result's input.
+type JobQuery struct {
+	OrderID uint64 `json:"order_id"`
+}
+
+// JobState is job_result's result.
+type JobState struct {
+	OrderID uint64 `json:"order_id"`
+	Status  string `json:"status" jsonschema:"bidding, leased, committing, revealing, completed, failed or cancelled"`
+	Done    bool   `json:"done" jsonschema:"the order has ended: completed, failed or cancelled"`
+	Reason  string `json:"reason,omitempty" jsonschema:"why it failed or was cancelled"`
+	// Output is the agreed output of a completed order, base64, when at
+	// most MaxOutput bytes; OutputSize and OutputHash say what it is.
+	Output     string `json:"output_base64,omitempty"`
+	OutputSize uint64 `json:"output_size,omitempty"`
+	OutputHash string `json:"output_sha256,omitempty"`
+}
+
+// MaxOutput is the largest output job_result returns inline.
+const MaxOutput = 1 << 20
+
+func (t tools) jobResult(ctx context.Context, _ *mcp.CallToolRequest, q JobQuery) (*mcp.CallToolResult, JobState, error) {
+	r, err := client.Ask(ctx, t.w.Chain, jobpb.QueryOrder, &jobpb.QueryOrderRequest{Id: q.OrderID})
+	if err != nil {
+		return nil, JobState{}, fmt.Errorf("order %d: %w", q.OrderID, err)
+	}
+	o := r.Order
+	out := JobState{OrderID: o.Id, Status: strings.ToLower(strings.TrimPrefix(o.Status.String(), "ORDER_STATUS_")), Done: o.FinishedAt != 0, Reason: o.Reason}
+	if o.Status != jobpb.OrderStatus_ORDER_STATUS_COMPLETED || o.Result == nil {
+		return nil, out, nil
+	}
+	out.OutputSize, out.OutputHash = o.Result.OutputSize, hex.EncodeToString(o.Result.OutputHash)
+	if o.Result.OutputSize <= MaxOutput {
+		data, err := jobrun.Output(ctx, o)
+		if err != nil {
+			return nil, JobState{}, err
+		}
+		out.Output = base64.StdEncoding.EncodeToString(data)
+	}
+	return nil, out, nil
 }
 
 // WalletInfo is the wallet tool's result.

@@ -17,6 +17,17 @@ async function main() {
   const models = await client.callTool({ name: "list_models", arguments: {} });
   const asked = await client.callTool({ name: "ask_model", arguments: { model: "agora/tiny-lm", prompt: "ROMEO:", max_tokens: 12, seed: 2 } });
   const bad = await client.callTool({ name: "ask_model", arguments: { model: "no/such-model", prompt: "x" } });
+  // A batch job: submitted, then followed to its end (bounded).
+  const fs = require("fs");
+  const placed = await client.callTool({ name: "submit_job", arguments: {
+    module_base64: fs.readFileSync(process.env.WASM).toString("base64"), input_base64: Buffer.from("8 2\n").toString("base64"),
+    max_price: "2000uusdc", memory_mib: 64 } });
+  let job = null;
+  for (let i = 0; i < 120 && !(job && job.done); i++) {
+    if (placed.isError) break;
+    await new Promise((r) => setTimeout(r, 500));
+    job = (await client.callTool({ name: "job_result", arguments: { order_id: placed.structuredContent.order_id } })).structuredContent;
+  }
   const wallet = await client.callTool({ name: "wallet", arguments: {} });
   await client.close();
   console.log(JSON.stringify({
@@ -27,6 +38,8 @@ async function main() {
     badIsError: !!bad.isError,
     badText: bad.content && bad.content[0] && bad.content[0].text,
     wallet: wallet.structuredContent,
+    placed: placed.isError ? placed.content[0].text : placed.structuredContent,
+    job,
   }));
 }
 
