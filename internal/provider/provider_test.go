@@ -444,14 +444,16 @@ func TestHealthMetricsAgentCard(t *testing.T) {
 		t.Errorf("/metrics lacks the request:\n%s", m)
 	}
 	var card struct {
-		Name, URL    string
-		Capabilities struct{ Streaming bool }
-		Skills       []struct{ ID, Name string }
+		Name, URL           string
+		SupportedInterfaces []struct{ URL, ProtocolBinding, ProtocolVersion string }
+		Capabilities        struct{ Streaming bool }
+		Skills              []struct{ ID, Name string }
 	}
 	if err := json.Unmarshal([]byte(get("/.well-known/agent-card.json")), &card); err != nil {
 		t.Fatal(err)
 	}
-	if card.URL != s.URL() || !card.Capabilities.Streaming || len(card.Skills) != 2 {
+	a2aURL := s.URL() + "/a2a"
+	if card.URL != a2aURL || len(card.SupportedInterfaces) == 0 || card.SupportedInterfaces[0].URL != a2aURL || !card.Capabilities.Streaming || len(card.Skills) != 2 {
 		t.Errorf("agent card %+v", card)
 	}
 }
