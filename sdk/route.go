@@ -56,8 +56,14 @@ func newAgent(ctx context.Context, w *Wallet, p *Payer) (*Agent, error) {
 	p.PinTo(r.Pins())
 	rctx, stop := context.WithCancel(context.Background())
 	go p.reclaimEvery(rctx, time.Minute)
-	return &Agent{payer: p, router: r, http: &http.Client{Transport: p}, stop: stop}, nil
+	return &Agent{payer: p, router: r, http: &http.Client{Transport: p, CheckRedirect: NoRedirects}, stop: stop}, nil
 }
+
+// NoRedirects is a CheckRedirect for clients of providers: a provider
+// answers at the endpoint the chain registered, and a redirect (to plain
+// http, to another host, to an internal address) is refused, its response
+// taken as the provider's answer.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Payer is the agent's payer, for its spending.
 func (a *Agent) Payer() *Payer { return a.payer }

@@ -27,9 +27,10 @@ func mcpCmd(g *globals) *cobra.Command {
 		Short: "Serve the network to MCP-capable agents as Model Context Protocol tools, paid from a key",
 		Long: `Mcp is a Model Context Protocol server. Its tools: list_models (the models
 served and their prices), ask_model (a paid, receipt-checked answer from the
-best provider, failing over), wallet (balances and spending). Answers are
-paid from --key within --max and the key's agent policy on chain; its
-channels are kept in <home>/payer/ as agora pay keeps them.
+best provider, failing over), submit_job and job_result (a WebAssembly batch
+job and its agreed output), wallet (balances and spending). Answers and job
+escrows are paid from --key within --max and the key's agent policy on
+chain; its channels are kept in <home>/payer/ as agora pay keeps them.
 
 By default it speaks MCP on stdin and stdout, for an agent that runs it as
 a subprocess ("command": "agora", "args": ["mcp", "--key", ...]). With

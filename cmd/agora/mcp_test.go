@@ -55,6 +55,7 @@ func TestMCPClient(t *testing.T) {
 		BadText    string
 		Wallet     struct{ Address, Spent string }
 		Placed     any
+		TooDear    string
 		Job        struct {
 			Status string
 			Done   bool
@@ -86,6 +87,9 @@ func TestMCPClient(t *testing.T) {
 	}
 	if res.Wallet.Spent == "0uusdc" || res.Wallet.Address == "" {
 		t.Errorf("wallet after a paid answer: %+v", res.Wallet)
+	}
+	if !strings.Contains(res.TooDear, "over budget") {
+		t.Errorf("a job escrowing more than --max: %q; want over budget", res.TooDear)
 	}
 	var want strings.Builder
 	for _, sum := range matmul.Run(8, 2) {

@@ -271,6 +271,13 @@ func (x *exchange) stream() {
 	pr, pw := io.Pipe()
 	sw := &streamWriter{header: http.Header{}, pw: pw, ready: make(chan struct{})}
 	go func() {
+		defer func() {
+			// A handler that panics (a cut connection is
+			// http.ErrAbortHandler) ends this stream, not the process.
+			if p := recover(); p != nil {
+				pw.CloseWithError(fmt.Errorf("a2a: the chat handler stopped: %v", p))
+			}
+		}()
 		x.s.Chat.ServeHTTP(sw, x.chat(true))
 		sw.start(http.StatusOK) // a handler that wrote nothing
 		pw.Close()
@@ -290,7 +297,7 @@ func (x *exchange) stream() {
 	x.events(func(emit func(any)) {
 		emit(x.wrap("task", x.task(task, ctx, "working", nil)))
 		rd := bufio.NewReader(pr)
-		first, rc := true, ""
+		first, rc, failed := true, "", false
 		for {
 			line, err := rd.ReadBytes('\n')
 			if enc := openai.ReceiptOf(line); enc != "" {
@@ -298,15 +305,26 @@ func (x *exchange) stream() {
 			} else if d := delta(line); d != "" {
 				emit(x.artifact(task, ctx, d, !first))
 				first = false
+			} else if bytes.HasPrefix(line, []byte(`data: {"error"`)) {
+				failed = true
 			}
 			if err != nil {
+				failed = failed || err != io.EOF
 				break
 			}
 		}
 		if rc == "" {
 			rc = sw.header.Get(receipt.Header) // the trailer
 		}
-		emit(x.status(task, ctx, "completed", x.paidMeta(rc, sw.header.Get(x402.HeaderResponse))))
+		meta := x.paidMeta(rc, sw.header.Get(x402.HeaderResponse))
+		// Completed only with a final receipt: a stream cut short (no
+		// receipt, or only an interim one) is a failed task, whatever
+		// text it got, and its partial receipt says what was paid.
+		if r, err := receipt.Parse(rc); failed || err != nil || r.Partial {
+			emit(x.status(task, ctx, "failed", meta))
+			return
+		}
+		emit(x.status(task, ctx, "completed", meta))
 	})
 }
 

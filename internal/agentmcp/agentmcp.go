@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -51,7 +52,7 @@ func New(w Wallet) *mcp.Server {
 			"ask_model asks one (paid from this server's wallet, within its budget; every answer carries a signed receipt, checked); " +
 			"wallet shows the balance and what was spent.",
 	})
-	t := tools{w}
+	t := &tools{w: w}
 	mcp.AddTool(s, &mcp.Tool{Name: "list_models", Title: "List models",
 		Description: "The models the network serves now, each with its on-chain id (the weights' sha256), how many providers serve it and the lowest price.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, t.listModels)
@@ -75,7 +76,13 @@ func New(w Wallet) *mcp.Server {
 
 func ptr[T any](v T) *T { return &v }
 
-type tools struct{ w Wallet }
+type tools struct {
+	w Wallet
+	// escrowed is what submit_job has put in escrow: it counts against
+	// the budget beside what answers committed.
+	mu       sync.Mutex
+	escrowed uint64
+}
 
 // ModelInfo is one model in list_models.
 type ModelInfo struct {
@@ -91,7 +98,7 @@ type ModelList struct {
 	Models []ModelInfo `json:"models"`
 }
 
-func (t tools) listModels(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, ModelList, error) {
+func (t *tools) listModels(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, ModelList, error) {
 	out := ModelList{Models: []ModelInfo{}}
 	for _, m := range t.w.Agent.Models() {
 		out.Models = append(out.Models, ModelInfo{Name: m.Name, ModelID: m.ModelID, Providers: m.Providers,
@@ -124,7 +131,7 @@ type AnswerInfo struct {
 	Attempts         int    `json:"attempts" jsonschema:"providers asked before one answered"`
 }
 
-func (t tools) askModel(ctx context.Context, _ *mcp.CallToolRequest, q Question) (*mcp.CallToolResult, AnswerInfo, error) {
+func (t *tools) askModel(ctx context.Context, _ *mcp.CallToolRequest, q Question) (*mcp.CallToolResult, AnswerInfo, error) {
 	if q.Model == "" || q.Prompt == "" {
 		return nil, AnswerInfo{}, errors.New("ask_model needs a model (see list_models) and a prompt")
 	}
@@ -167,7 +174,7 @@ type JobPlaced struct {
 	Height  int64  `json:"height" jsonschema:"the block the order was placed in"`
 }
 
-func (t tools) submitJob(ctx context.Context, _ *mcp.CallToolRequest, j Job) (*mcp.CallToolResult, JobPlaced, error) {
+func (t *tools) submitJob(ctx context.Context, _ *mcp.CallToolRequest, j Job) (*mcp.CallToolResult, JobPlaced, error) {
 	wasm, err := base64.StdEncoding.DecodeString(j.Module)
 	if err != nil || len(wasm) == 0 {
 		return nil, JobPlaced{}, errors.New("module_base64 must be a WebAssembly module in base64")
@@ -183,6 +190,31 @@ func (t tools) submitJob(ctx context.Context, _ *mcp.CallToolRequest, j Job) (*m
 	if j.Redundancy == 0 {
 		j.Redundancy = 2
 	}
+	// The escrow is spending like any other: within the budget, in its
+	// denom, beside what answers committed.
+	b := t.w.Budget
+	if price.Denom != b.Denom {
+		return nil, JobPlaced{}, fmt.Errorf("max_price is in %s; this server spends %s", price.Denom, b.Denom)
+	}
+	escrow := price.Amount * uint64(j.Redundancy)
+	if j.Redundancy > 16 || escrow/uint64(j.Redundancy) != price.Amount {
+		return nil, JobPlaced{}, errors.New("redundancy is at most 16")
+	}
+	t.mu.Lock()
+	if spent := t.w.Agent.Payer().Committed() + t.escrowed; spent+escrow < spent || spent+escrow > b.Max {
+		t.mu.Unlock()
+		return nil, JobPlaced{}, fmt.Errorf("over budget: the job escrows %d%s (max_price × redundancy), and %d of this server's %d%s is committed", escrow, b.Denom, spent, b.Max, b.Denom)
+	}
+	t.escrowed += escrow
+	t.mu.Unlock()
+	placed := false
+	defer func() {
+		if !placed { // nothing was escrowed
+			t.mu.Lock()
+			t.escrowed -= escrow
+			t.mu.Unlock()
+		}
+	}()
 	if j.Fuel == 0 {
 		j.Fuel = 100_000_000_000
 	}
@@ -201,8 +233,10 @@ func (t tools) submitJob(ctx context.Context, _ *mcp.CallToolRequest, j Job) (*m
 	res, err := t.w.Chain.Submit(ctx, t.w.Key, "job", &jobpb.MsgCreateOrder{Tenant: t.w.Address.String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
 		InputHash: ih[:], InputUrl: inputURL, Fuel: j.Fuel, MemoryMib: j.MemoryMiB, MaxPrice: price, Redundancy: j.Redundancy})
 	if err != nil {
+		placed = errors.Is(err, client.ErrMaybeSent) // may be escrowed: keep counting it
 		return nil, JobPlaced{}, fmt.Errorf("order the job: %w", err)
 	}
+	placed = true
 	var created jobpb.MsgCreateOrderResponse
 	if err := res.Response(0, &created); err != nil {
 		return nil, JobPlaced{}, fmt.Errorf("the order was placed at height %d, but: %w", res.Height, err)
@@ -231,7 +265,7 @@ type JobState struct {
 // MaxOutput is the largest output job_result returns inline.
 const MaxOutput = 1 << 20
 
-func (t tools) jobResult(ctx context.Context, _ *mcp.CallToolRequest, q JobQuery) (*mcp.CallToolResult, JobState, error) {
+func (t *tools) jobResult(ctx context.Context, _ *mcp.CallToolRequest, q JobQuery) (*mcp.CallToolResult, JobState, error) {
 	r, err := client.Ask(ctx, t.w.Chain, jobpb.QueryOrder, &jobpb.QueryOrderRequest{Id: q.OrderID})
 	if err != nil {
 		return nil, JobState{}, fmt.Errorf("order %d: %w", q.OrderID, err)
@@ -261,7 +295,7 @@ type WalletInfo struct {
 	Budget    string   `json:"budget" jsonschema:"the most this server will commit"`
 }
 
-func (t tools) wallet(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, WalletInfo, error) {
+func (t *tools) wallet(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, WalletInfo, error) {
 	bal, err := t.w.Chain.Balances(ctx, t.w.Address)
 	if err != nil {
 		return nil, WalletInfo{}, fmt.Errorf("read the balance: %w", err)

@@ -33,7 +33,10 @@ func TestAnEndpointIsHTTPSOrLoopback(t *testing.T) {
 		"plain http on a network address":     {reg("http://p.example:8080", nil), codes.ErrInvalidRequest.Code, "allow_plain_http"},
 		"plain http on a public IP":           {reg("http://203.0.113.5:8080", nil), codes.ErrInvalidRequest.Code, "allow_plain_http"},
 		"plain http on 127.1.2.3":             {reg("http://127.1.2.3:8080", nil), 0, ""},
-		"plain http on localhost":             {reg("http://localhost:8080", nil), 0, ""},
+		// Were taken before: the rules read the scheme as written.
+		"plain HTTP in capitals":    {reg("HTTP://203.0.113.5:8080", nil), codes.ErrInvalidRequest.Code, "lower case"},
+		"HTTPS in capitals, no key": {reg("HTTPS://p.example:8443", nil), codes.ErrInvalidRequest.Code, "lower case"},
+		"plain http on localhost":   {reg("http://localhost:8080", nil), 0, ""},
 	} {
 		r := h.send("dave", c.m)
 		if r.Code != c.code || !strings.Contains(r.Log, c.says) {

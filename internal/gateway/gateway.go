@@ -291,7 +291,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	payer.PinTo(router.Pins()) // an https provider is reached only by its registered key
 	s := &Server{cfg: cfg, log: cfg.Logger, address: keyring.AccountOf(cfg.Key, cfg.Account), router: router, payer: payer,
-		http: &http.Client{Transport: payer}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), stop: make(chan struct{}), billed: map[string]uint64{}}
+		http: &http.Client{Transport: payer, CheckRedirect: sdk.NoRedirects}, keys: keys, leases: keys.Leased(ledger.LeaseConfig{Logger: cfg.Logger}), metrics: newMetrics(), stop: make(chan struct{}), billed: map[string]uint64{}}
 	go s.reclaim()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agora_gateway_open_channels", Help: "Payment channels the gateway has opened to providers."},
 		func() float64 { return float64(len(payer.Channels())) }))

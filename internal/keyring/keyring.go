@@ -126,10 +126,10 @@ func (k *Keyring) passphrase(name string) ([]byte, error) {
 	return p, nil
 }
 
-// marshal encodes key as the file named name, in the keyring's backend.
-func (k *Keyring) marshal(name string, key *Key) ([]byte, error) {
+// marshal encodes key as the file named name, sealed or plain.
+func (k *Keyring) marshal(name string, key *Key, sealIt bool) ([]byte, error) {
 	f := file{Name: name, Address: key.Address().String(), PubKey: hex.EncodeToString(key.Public())}
-	if k.backend == File {
+	if sealIt {
 		pass, err := k.passphrase(name)
 		if err != nil {
 			return nil, err
@@ -178,12 +178,25 @@ func (k *Keyring) Import(name, seedHex string) (*Key, error) {
 func (k *Keyring) ImportSeed(name string, seed []byte) (*Key, error) { return k.put(name, seed) }
 
 func (k *Keyring) put(name string, seed []byte) (*Key, error) {
-	return k.putFor(name, seed, addr.Address{})
+	return k.putFor(name, seed, addr.Address{}, k.backend == File)
+}
+
+// sealedOnDisk reports whether name's file holds a sealed seed: a key
+// rewritten (rotated, given an account) stays in the form it was in, so a
+// sealed keyring is never unsealed by a command run with the default
+// backend.
+func (k *Keyring) sealedOnDisk(name string) bool {
+	b, err := os.ReadFile(k.path(name))
+	if err != nil {
+		return false
+	}
+	var f file
+	return json.Unmarshal(b, &f) == nil && f.Sealed != nil
 }
 
 // putFor stores a new key file that signs for account (zero: its own
 // address).
-func (k *Keyring) putFor(name string, seed []byte, account addr.Address) (*Key, error) {
+func (k *Keyring) putFor(name string, seed []byte, account addr.Address, sealIt bool) (*Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -191,7 +204,7 @@ func (k *Keyring) putFor(name string, seed []byte, account addr.Address) (*Key, 
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	key := &Key{Name: name, Private: ed25519.NewKeyFromSeed(seed), Account: account}
-	b, err := k.marshal(name, key)
+	b, err := k.marshal(name, key, sealIt)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +285,7 @@ func (k *Keyring) SetAccount(name string, account addr.Address) error {
 		return err
 	}
 	key.Account = account
-	return k.write(name, key)
+	return k.write(name, key, k.backend == File || k.sealedOnDisk(name))
 }
 
 // Pending is the name of the key a rotation of name is binding, kept
@@ -303,7 +316,7 @@ func (k *Keyring) AddPending(name string) (*Key, error) {
 	if _, err := rand.Read(seed); err != nil {
 		return nil, err
 	}
-	return k.putFor(Pending(name), seed, cur.Address())
+	return k.putFor(Pending(name), seed, cur.Address(), k.backend == File || k.sealedOnDisk(name))
 }
 
 // FinishRotation makes the pending key name's, once the chain has it:
@@ -331,10 +344,11 @@ func (k *Keyring) FinishRotation(name string) error {
 				}
 			}
 		}
-		if err := k.write(retired, cur); err != nil {
+		sealCur := k.backend == File || k.sealedOnDisk(name)
+		if err := k.write(retired, cur, sealCur); err != nil {
 			return err
 		}
-		if err := k.write(name, next); err != nil {
+		if err := k.write(name, next, sealCur || k.sealedOnDisk(Pending(name))); err != nil {
 			return err
 		}
 	}
@@ -346,8 +360,8 @@ func (k *Keyring) FinishRotation(name string) error {
 
 // write stores key under name, replacing any file of that name
 // atomically: written and synced beside it, then renamed over it.
-func (k *Keyring) write(name string, key *Key) error {
-	b, err := k.marshal(name, key)
+func (k *Keyring) write(name string, key *Key, sealIt bool) error {
+	b, err := k.marshal(name, key, sealIt)
 	if err != nil {
 		return err
 	}
@@ -412,7 +426,7 @@ func (k *Keyring) Migrate() (int, error) {
 		if (f.Sealed != nil) == (k.backend == File) {
 			continue
 		}
-		if err := k.write(key.Name, key); err != nil {
+		if err := k.write(key.Name, key, k.backend == File); err != nil {
 			return n, err
 		}
 		n++

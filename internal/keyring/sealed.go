@@ -85,7 +85,9 @@ func seal(pass, seed []byte, name, address string) (*sealed, error) {
 }
 
 func (s *sealed) open(pass []byte, name, address string) ([]byte, error) {
-	if s.KDF != "scrypt" || s.Cipher != "xchacha20-poly1305" || s.N < 1<<14 || s.N > 1<<22 || s.R < 1 || s.R > 32 || s.P < 1 || s.P > 16 {
+	// Bounds on what a file may ask of the machine that opens it: at most
+	// 128·N·r = 1 GiB of memory, and r·p ≤ 16.
+	if s.KDF != "scrypt" || s.Cipher != "xchacha20-poly1305" || s.N < 1<<14 || s.N > 1<<20 || s.R < 1 || s.P < 1 || s.R*s.P > 16 || s.N*s.R > 1<<23 {
 		return nil, fmt.Errorf("keyring: key %s is sealed with %s/%s (n=%d r=%d p=%d), which this build does not open", name, s.KDF, s.Cipher, s.N, s.R, s.P)
 	}
 	salt, err1 := hex.DecodeString(s.Salt)

@@ -74,3 +74,25 @@ func TestFileBackend(t *testing.T) {
 		t.Errorf("the os backend: %v; want an error pointing to the file backend", err)
 	}
 }
+
+// TestASealedKeyStaysSealed: rotating a sealed key, or giving it an
+// account, with the default (test) backend keeps it sealed, the new key
+// and the retired one too; before, they were written back in plain.
+func TestASealedKeyStaysSealed(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenWith(dir, File, passphrase("pw")).Add("op"); err != nil {
+		t.Fatal(err)
+	}
+	kr := OpenWith(dir, Test, passphrase("pw")) // as agora keys rotate runs by default
+	if _, err := kr.AddPending("op"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.FinishRotation("op"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"op", Retired("op")} {
+		if b, _ := os.ReadFile(kr.path(name)); bytes.Contains(b, []byte(`"seed"`)) || !bytes.Contains(b, []byte(`"sealed"`)) {
+			t.Errorf("%s after a rotation with the test backend:\n%s", name, b)
+		}
+	}
+}

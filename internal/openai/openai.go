@@ -422,29 +422,52 @@ const receiptField = `"agora_receipt":"`
 
 // ReceiptOf is the encoded receipt in a receipt event's data line (one
 // line of a stream, its newline included or not), "" if line is not one.
-// A receipt event is a chat chunk with no choices, or a Responses event of
-// type agora.receipt and nothing else: an event that carries text is never
-// one, so no text can be left out of what receipts cover.
+// A receipt event has exactly one of two shapes: a chat or completion
+// chunk with an empty choices list, or a Responses event of type
+// agora.receipt; in either, no field but the chunk's own can be present.
+// An event that could carry text is never one, so no text can be left out
+// of what receipts cover.
 func ReceiptOf(line []byte) string {
 	data, ok := bytes.CutPrefix(line, []byte("data: "))
 	if !ok || !bytes.Contains(data, []byte(receiptField)) { // most lines: no parsing
 		return ""
 	}
-	var c struct {
-		Type         *string           `json:"type"`
-		Choices      []json.RawMessage `json:"choices"`
-		AgoraReceipt string            `json:"agora_receipt"`
-	}
-	if json.Unmarshal(data, &c) != nil || len(c.Choices) != 0 {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
 		return ""
 	}
-	if c.Type != nil {
-		var fields map[string]json.RawMessage
-		if *c.Type != ReceiptEventType || json.Unmarshal(data, &fields) != nil || len(fields) != 2 {
+	var enc string
+	if json.Unmarshal(fields["agora_receipt"], &enc) != nil || enc == "" {
+		return ""
+	}
+	str := func(k string) string {
+		var v string
+		json.Unmarshal(fields[k], &v)
+		return v
+	}
+	if _, typed := fields["type"]; typed {
+		if len(fields) == 2 && str("type") == ReceiptEventType {
+			return enc
+		}
+		return ""
+	}
+	var choices []json.RawMessage
+	if c, ok := fields["choices"]; !ok || json.Unmarshal(c, &choices) != nil || choices == nil || len(choices) != 0 {
+		return ""
+	}
+	if _, ok := fields["object"]; ok {
+		if o := str("object"); o != "chat.completion.chunk" && o != "text_completion" {
 			return ""
 		}
 	}
-	return c.AgoraReceipt
+	for k := range fields {
+		switch k {
+		case "id", "object", "created", "model", "choices", "usage", "agora_receipt":
+		default:
+			return ""
+		}
+	}
+	return enc
 }
 
 // ReceiptEventType is the type of a streamed response's receipt events.

@@ -108,3 +108,35 @@ func TestSplitStreamLeavesOutReceiptEvents(t *testing.T) {
 		t.Errorf("an event after the final receipt: receipt %q; want none", rc)
 	}
 }
+
+// TestReceiptEventsCarryNoText: only the two exact receipt shapes are
+// receipts; a line that carries text beside a receipt (with no type, a
+// null type, or a duplicate key) is not one, so SplitStream keeps it in
+// what the receipt covers and a provider cannot show a client text its
+// receipt does not vouch for. The first three were taken as receipts
+// before.
+func TestReceiptEventsCarryNoText(t *testing.T) {
+	for _, line := range []string{
+		`data: {"delta":"hidden","agora_receipt":"x"}`,
+		`data: {"type":null,"delta":"hidden","agora_receipt":"x"}`,
+		`data: {"type":"agora.receipt","delta":"hidden","agora_receipt":"x","type":null}`,
+		`data: {"type":"agora.receipt","agora_receipt":"x","text":"hidden"}`,
+		`data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"hidden"}}],"agora_receipt":"x"}`,
+		`data: {"object":"chat.completion.chunk","agora_receipt":"x","content":"hidden"}`,
+		`data: {"object":"chat.completion.chunk","agora_receipt":"x"}`,
+		`data: {"object":"response.output_text.delta","choices":[],"agora_receipt":"x"}`,
+	} {
+		if ReceiptOf([]byte(line)) != "" {
+			t.Errorf("taken as a receipt: %s", line)
+		}
+	}
+	for _, line := range []string{
+		`data: {"type":"agora.receipt","agora_receipt":"x"}`,
+		`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":0,"model":"m","choices":[],"usage":{"prompt_tokens":1},"agora_receipt":"x"}`,
+		`data: {"id":"cmpl-1","object":"text_completion","created":0,"model":"m","choices":[],"agora_receipt":"x"}`,
+	} {
+		if ReceiptOf([]byte(line)) != "x" {
+			t.Errorf("not taken as a receipt: %s", line)
+		}
+	}
+}

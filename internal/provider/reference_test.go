@@ -168,3 +168,22 @@ func TestResponsesAPI(t *testing.T) {
 		t.Errorf("an image input: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestA2AStreamCutIsFailed: an A2A stream whose provider breaks after
+// some text ends in a failed task, not a completed one (it said completed
+// before, with only an interim receipt), and the process survives the
+// handler's abort.
+func TestA2AStreamCutIsFailed(t *testing.T) {
+	s := start(t, "p1", builtinOffers(t))
+	s.cfg.InterimEvery = 2
+	s.SetHooks(Hooks{BreakStream: func([]byte) (int, bool) { return 5, false }})
+	_, body := post(t, s.URL()+"/a2a", `{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"ROMEO:"}]}}}`)
+	events := strings.Split(strings.TrimSpace(string(body)), "\n\n")
+	last := events[len(events)-1]
+	if !strings.Contains(last, `"statusUpdate"`) || !strings.Contains(last, "TASK_STATE_FAILED") {
+		t.Errorf("the last event of a cut stream: %s", last)
+	}
+	if resp, _ := post(t, s.URL()+"/v1/models", ``); resp == nil {
+		t.Error("the provider is gone")
+	}
+}

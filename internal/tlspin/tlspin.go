@@ -92,6 +92,9 @@ var ErrNoPin = errors.New("tls: no certificate key is registered on chain for th
 type Pins struct {
 	mu sync.RWMutex
 	m  map[string][][]byte
+	// transports built from the pins, whose idle connections (checked
+	// against the pins of their day) are closed when the pins change.
+	transports []*http.Transport
 }
 
 // NewPins returns an empty set.
@@ -107,8 +110,33 @@ func (p *Pins) Replace(pins map[string][][]byte) {
 		}
 	}
 	p.mu.Lock()
+	changed := !samePins(p.m, m)
 	p.m = m
+	ts := p.transports
 	p.mu.Unlock()
+	if changed {
+		for _, t := range ts {
+			t.CloseIdleConnections()
+		}
+	}
+}
+
+func samePins(a, b map[string][][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, x := range a {
+		y, ok := b[k]
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !bytes.Equal(x[i], y[i]) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func hostPort(endpoint string) (string, bool) {
@@ -137,6 +165,9 @@ func (p *Pins) Transport(base *http.Transport) *http.Transport {
 		base = http.DefaultTransport.(*http.Transport)
 	}
 	t := base.Clone()
+	// A proxy would tunnel TLS past DialTLSContext, and so past the pin:
+	// providers are dialed directly.
+	t.Proxy = nil
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		pin := p.get(addr)
@@ -156,6 +187,9 @@ func (p *Pins) Transport(base *http.Transport) *http.Transport {
 		return c, nil
 	}
 	t.ForceAttemptHTTP2 = false // DialTLSContext's connections are HTTP/1.1 here
+	p.mu.Lock()
+	p.transports = append(p.transports, t)
+	p.mu.Unlock()
 	return t
 }
 

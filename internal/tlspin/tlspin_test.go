@@ -46,4 +46,22 @@ func TestPins(t *testing.T) {
 	if err := get(http.DefaultTransport); err == nil {
 		t.Error("a client that does not trust the certificate reached the server")
 	}
+	// A proxy in the environment does not tunnel past the pin (before,
+	// net/http's CONNECT path did TLS with no pin check at all).
+	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
+	pins.Replace(map[string][][]byte{srv.URL: {KeyHash(other.Leaf)}})
+	if err := get(pins.Transport(nil)); err == nil || !strings.Contains(err.Error(), "not the registered provider") {
+		t.Errorf("with a proxy in the environment, another key registered: %v", err)
+	}
+	// A connection made under a pin is not reused once the pin changes.
+	pins.Replace(map[string][][]byte{srv.URL: {KeyHash(cert.Leaf)}})
+	tr := pins.Transport(nil)
+	if err := get(tr); err != nil {
+		t.Fatal(err)
+	}
+	pins.Replace(map[string][][]byte{srv.URL: {KeyHash(other.Leaf)}})
+	if err := get(tr); err == nil {
+		t.Error("a pooled connection outlived the change of its pin")
+	}
 }

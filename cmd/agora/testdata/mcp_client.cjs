@@ -28,6 +28,8 @@ async function main() {
     await new Promise((r) => setTimeout(r, 500));
     job = (await client.callTool({ name: "job_result", arguments: { order_id: placed.structuredContent.order_id } })).structuredContent;
   }
+  const tooDear = await client.callTool({ name: "submit_job", arguments: {
+    module_base64: fs.readFileSync(process.env.WASM).toString("base64"), max_price: "1000000uusdc" } });
   const wallet = await client.callTool({ name: "wallet", arguments: {} });
   await client.close();
   console.log(JSON.stringify({
@@ -39,6 +41,7 @@ async function main() {
     badText: bad.content && bad.content[0] && bad.content[0].text,
     wallet: wallet.structuredContent,
     placed: placed.isError ? placed.content[0].text : placed.structuredContent,
+    tooDear: tooDear.isError ? tooDear.content[0].text : "",
     job,
   }));
 }

@@ -38,8 +38,10 @@ func checkText(field, s string, max int) error {
 // credentials, query or fragment.
 func ValidEndpoint(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || len(s) > 256 || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("provider: endpoint %q must be an http(s) URL like https://host:port, at most 256 bytes: %w", s, codes.ErrInvalidRequest)
+	// The scheme in lower case, as written: the https and plain-http
+	// rules read it from the string.
+	if err != nil || len(s) > 256 || (u.Scheme != "http" && u.Scheme != "https") || !strings.HasPrefix(s, u.Scheme+"://") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("provider: endpoint %q must be an http(s) URL like https://host:port (scheme in lower case), at most 256 bytes: %w", s, codes.ErrInvalidRequest)
 	}
 	return nil
 }
