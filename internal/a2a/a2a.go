@@ -16,6 +16,7 @@ package a2a
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -230,9 +231,15 @@ type exchange struct {
 	text, model, payment string
 }
 
+// chatBody is the chat request the message stands for.
+func (x *exchange) chatBody(stream bool) []byte {
+	b, _ := json.Marshal(map[string]any{"model": x.model, "messages": []openai.Message{{Role: "user", Content: x.text}}, "stream": stream})
+	return b
+}
+
 // chat builds the chat request the message stands for.
 func (x *exchange) chat(stream bool) *http.Request {
-	body, _ := json.Marshal(map[string]any{"model": x.model, "messages": []openai.Message{{Role: "user", Content: x.text}}, "stream": stream})
+	body := x.chatBody(stream)
 	req, _ := http.NewRequestWithContext(x.r.Context(), http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if a := x.r.Header.Get("Authorization"); a != "" { // a gateway's API key
@@ -262,6 +269,7 @@ func (x *exchange) send() {
 		return
 	}
 	meta := x.paidMeta(rec.header.Get(receipt.Header), rec.header.Get(x402.HeaderResponse))
+	x.evidence(meta, false, rec.body.Bytes())
 	writeRPC(x.w, x.id, x.wrap("message", x.reply(c.Choices[0].Message.Content, meta)), nil)
 }
 
@@ -298,8 +306,12 @@ func (x *exchange) stream() {
 		emit(x.wrap("task", x.task(task, ctx, "working", nil)))
 		rd := bufio.NewReader(pr)
 		first, rc, failed := true, "", false
+		var all []byte // the chat stream, for the evidence (bounded)
 		for {
 			line, err := rd.ReadBytes('\n')
+			if len(all)+len(line) <= maxEvidence {
+				all = append(all, line...)
+			}
 			if enc := openai.ReceiptOf(line); enc != "" {
 				rc = enc
 			} else if d := delta(line); d != "" {
@@ -317,6 +329,9 @@ func (x *exchange) stream() {
 			rc = sw.header.Get(receipt.Header) // the trailer
 		}
 		meta := x.paidMeta(rc, sw.header.Get(x402.HeaderResponse))
+		if covered, enc := openai.SplitStream(all); enc != "" {
+			x.evidence(meta, true, covered)
+		}
 		// Completed only with a final receipt: a stream cut short (no
 		// receipt, or only an interim one) is a failed task, whatever
 		// text it got, and its partial receipt says what was paid.
@@ -454,6 +469,23 @@ func (x *exchange) paidMeta(rc, settlement string) map[string]any {
 		}
 	}
 	return m
+}
+
+// maxEvidence bounds the answer bytes an A2A response carries as
+// evidence.
+const maxEvidence = 1 << 20
+
+// evidence puts in meta what the receipt's hashes cover, base64: the chat
+// request this message stood for (agora.request, on the chat completions
+// endpoint) and the bytes of its answer (agora.answer), so that an A2A
+// client can check the receipt (agora receipt verify) and hold it as
+// evidence.
+func (x *exchange) evidence(meta map[string]any, stream bool, answer []byte) {
+	if len(answer) > maxEvidence {
+		return
+	}
+	meta["agora.request"] = base64.StdEncoding.EncodeToString(x.chatBody(stream))
+	meta["agora.answer"] = base64.StdEncoding.EncodeToString(answer)
 }
 
 // chatError carries the chat handler's error message into JSON-RPC.

@@ -126,6 +126,12 @@ func (k *Keyring) passphrase(name string) ([]byte, error) {
 	return p, nil
 }
 
+func (k *Keyring) forget() {
+	k.mu.Lock()
+	k.pass = nil
+	k.mu.Unlock()
+}
+
 // marshal encodes key as the file named name, sealed or plain.
 func (k *Keyring) marshal(name string, key *Key, sealIt bool) ([]byte, error) {
 	f := file{Name: name, Address: key.Address().String(), PubKey: hex.EncodeToString(key.Public())}
@@ -256,6 +262,9 @@ func (k *Keyring) Get(name string) (*Key, error) {
 		}
 		s, err := f.Sealed.open(pass, name, f.Address)
 		if err != nil {
+			if errors.Is(err, ErrPassphrase) {
+				k.forget() // a mistyped passphrase is asked again, not kept
+			}
 			return nil, err
 		}
 		plain = hex.EncodeToString(s)

@@ -34,6 +34,15 @@ func TestFileBackend(t *testing.T) {
 	if _, err := OpenWith(dir, File, passphrase("wrong horse")).Get("alice"); !errors.Is(err, ErrPassphrase) || !strings.Contains(err.Error(), "wrong passphrase for key alice") {
 		t.Errorf("read with a wrong passphrase: %v", err)
 	}
+	// A wrong passphrase is not kept: the next read asks again.
+	tries := []string{"wrong horse", "correct horse"}
+	retry := OpenWith(dir, File, func() ([]byte, error) { p := tries[0]; tries = tries[1:]; return []byte(p), nil })
+	if _, err := retry.Get("alice"); !errors.Is(err, ErrPassphrase) {
+		t.Fatalf("first try, wrong: %v", err)
+	}
+	if _, err := retry.Get("alice"); err != nil {
+		t.Errorf("second try, right: %v", err)
+	}
 	got, err := OpenWith(dir, File, passphrase("correct horse")).Get("alice")
 	if err != nil || !got.Private.Equal(k.Private) {
 		t.Fatalf("read with the passphrase: %v", err)

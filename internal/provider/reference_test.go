@@ -3,7 +3,9 @@ package provider
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -185,5 +187,39 @@ func TestA2AStreamCutIsFailed(t *testing.T) {
 	}
 	if resp, _ := post(t, s.URL()+"/v1/models", ``); resp == nil {
 		t.Error("the provider is gone")
+	}
+}
+
+// TestA2AAnswersCarryTheirEvidence: an A2A answer, whole or streamed,
+// carries the chat request and the answer bytes its receipt covers, and
+// the receipt checks against them.
+func TestA2AAnswersCarryTheirEvidence(t *testing.T) {
+	s := start(t, "p1", builtinOffers(t))
+	for _, method := range []string{"SendMessage", "SendStreamingMessage"} {
+		_, body := post(t, s.URL()+"/a2a", `{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"ROMEO:"}]}}}`)
+		events := strings.Split(strings.TrimSpace(string(body)), "\n\n")
+		last := strings.TrimPrefix(events[len(events)-1], "data: ")
+		var resp struct {
+			Result map[string]struct {
+				Metadata map[string]string `json:"metadata"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(last), &resp); err != nil {
+			t.Fatalf("%s: %v in %s", method, err, last)
+		}
+		var meta map[string]string
+		for _, v := range resp.Result {
+			meta = v.Metadata
+		}
+		req, err1 := base64.StdEncoding.DecodeString(meta["agora.request"])
+		ans, err2 := base64.StdEncoding.DecodeString(meta["agora.answer"])
+		r, err3 := receipt.Decode(meta["agora.receipt"])
+		canonical, err4 := openai.CanonicalRequest("chat.completions", req)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			t.Fatalf("%s: evidence %v: %v", method, meta, err)
+		}
+		if err := receipt.Check(r, canonical, ans); err != nil {
+			t.Errorf("%s: the receipt does not cover the evidence: %v", method, err)
+		}
 	}
 }
