@@ -3,9 +3,6 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,19 +15,9 @@ import (
 // receipt; a v0.3-style message/send gets the same answer.
 func TestA2AClient(t *testing.T) {
 	e2e.MultiProcess(t)
-	modules := openaiNodeModules(t)
+	openaiNodeModules(t)
 	_, _, base := devnet(t)
-	script, _ := filepath.Abs("testdata/a2a_client.cjs")
-	cmd := exec.Command("node", script)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, fmt.Sprintf("BASE=http://127.0.0.1:%d", base+10))
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("a2a client: %v\n%s", err, stderr)
-	}
+	out := runNode(t, "a2a_client.cjs", fmt.Sprintf("BASE=http://127.0.0.1:%d", base+10))
 	var res struct {
 		Interfaces   []map[string]string
 		Skills       []string

@@ -4,9 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,19 +19,10 @@ import (
 // tool error that says so.
 func TestMCPClient(t *testing.T) {
 	e2e.MultiProcess(t)
-	modules := openaiNodeModules(t)
+	openaiNodeModules(t)
 	home, node, _ := devnetWith(t)
-	script, _ := filepath.Abs("testdata/mcp_client.cjs")
-	cmd := exec.Command("node", script)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "AGORA="+e2e.Binary(t), "WASM="+e2e.Wasm(t, "./examples/jobs/kernel"), "HOME_DIR="+home, "NODE_URL="+node, "KEY=agent", "AGORA_HOME=", "AGORA_NODE=")
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("mcp client: %v\n%s", err, stderr)
-	}
+	out := runNode(t, "mcp_client.cjs", "AGORA="+e2e.Binary(t), "WASM="+e2e.Wasm(t, "./examples/jobs/kernel"),
+		"HOME_DIR="+home, "NODE_URL="+node, "KEY=agent", "AGORA_HOME=", "AGORA_NODE=")
 	var res struct {
 		Tools []struct {
 			Name          string

@@ -24,20 +24,28 @@ func openaiNodeModules(t *testing.T) string {
 	return dir
 }
 
-// runOpenAIClient runs testdata/openai_client.cjs against base.
-func runOpenAIClient(t *testing.T, base, apiKey string) map[string]any {
+// runNode runs a testdata script with node, its modules on NODE_PATH and
+// env added, and returns its stdout; a failure shows its stderr.
+func runNode(t *testing.T, script string, env ...string) []byte {
 	t.Helper()
-	script, _ := filepath.Abs("testdata/openai_client.cjs")
-	cmd := exec.Command("node", script)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+openaiNodeModules(t), "BASE="+base, "API_KEY="+apiKey)
+	path, _ := filepath.Abs(filepath.Join("testdata", script))
+	cmd := exec.Command("node", path)
+	cmd.Env = append(append(os.Environ(), "NODE_PATH="+openaiNodeModules(t)), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = ee.Stderr
 		}
-		t.Fatalf("openai client: %v\n%s", err, stderr)
+		t.Fatalf("node %s: %v\n%s", script, err, stderr)
 	}
+	return out
+}
+
+// runOpenAIClient runs testdata/openai_client.cjs against base.
+func runOpenAIClient(t *testing.T, base, apiKey string) map[string]any {
+	t.Helper()
+	out := runNode(t, "openai_client.cjs", "BASE="+base, "API_KEY="+apiKey)
 	var res map[string]any
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("openai client printed %q", out)
