@@ -103,7 +103,7 @@ func (s *Server) initKeys() {
 // salt is derived from the key, so the commitment says which.
 func (s *Server) keyVote(ctx context.Context, r *auditpb.KeyReview, mine *auditpb.Vote, height int64) {
 	me := s.Address()
-	salt := keySalt(s.cfg.Key, r.Id)
+	salt := voteSalt(s.cfg.Key, "agora/audit/key-salt/v1", r.Id)
 	if len(mine.Commitment) != 0 {
 		if len(mine.ResponseHash) != 0 || height < r.CommitUntil {
 			return
@@ -269,13 +269,15 @@ func (d *deadlineSlot) release() {
 	close(next.ready)
 }
 
-// keySalt is the salt of a key vote: secret, and the same after a
-// restart, so a committed vote can still be revealed.
-func keySalt(key ed25519.PrivateKey, reviewID uint64) []byte {
+// voteSalt is the salt of this verifier's commitment on a dispute or a
+// key review (told apart by domain): secret, and the same after a restart
+// or a commit whose tx landed though Submit timed out, so a committed vote
+// can still be revealed.
+func voteSalt(key ed25519.PrivateKey, domain string, id uint64) []byte {
 	h := sha256.New()
-	h.Write([]byte("agora/audit/key-salt/v1"))
+	h.Write([]byte(domain))
 	h.Write(key.Seed())
-	fmt.Fprintf(h, "%d", reviewID)
+	fmt.Fprintf(h, "%d", id)
 	return h.Sum(nil)
 }
 

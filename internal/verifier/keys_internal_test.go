@@ -152,7 +152,7 @@ func TestCheckTranscriptContributorsFirst(t *testing.T) {
 // to, found from its commitment alone (after a restart, no check runs).
 func TestCommittedVerdict(t *testing.T) {
 	r := review(t, "https://example.com/t", []byte("t"))
-	salt := keySalt(make([]byte, 64), r.Id)
+	salt := voteSalt(make([]byte, 64), "agora/audit/key-salt/v1", r.Id)
 	approve := auditpb.KeyVerdict(r.ModelId, r.VerifyingKey, r.Contributors)
 	for _, v := range [][]byte{approve, rejectVerdict} {
 		if got := committedVerdict(r, auditpb.KeyCommitment(v, salt, "me"), salt, "me"); !bytes.Equal(got, v) {

@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -131,7 +130,6 @@ type Server struct {
 	tc     *http.Client // fetches key reviews' transcripts
 
 	mu        sync.Mutex               // guards the fields below
-	votes     map[uint64][]byte        // dispute -> salt of our commitment
 	jobs      map[uint64]*jobpb.Result // disputed order -> our re-run's result
 	rerunning map[uint64]bool          // disputed orders being re-run
 	next      uint64                   // next dispute id to look at
@@ -164,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.KeyCheckTimeout == 0 {
 		cfg.KeyCheckTimeout = 10 * time.Minute // two parties' transcript takes about 20 s on 2 cores
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key, Account: keyring.AccountOf(cfg.Key, cfg.Account)}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), votes: map[uint64][]byte{}, next: 1,
+	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key, Account: keyring.AccountOf(cfg.Key, cfg.Account)}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), next: 1,
 		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16),
 	}
 	s.initKeys()
@@ -394,6 +392,7 @@ func (s *Server) committees(ctx context.Context) {
 	defer t.Stop()
 	me := s.Address()
 	open := map[uint64]bool{}
+	truths := map[uint64][]byte{} // dispute -> the re-executed answer's hash
 	reviews := map[uint64]bool{}
 	for {
 		select {
@@ -417,6 +416,7 @@ func (s *Server) committees(ctx context.Context) {
 		s.blocks.observe(height, st.BlockTime)
 		s.jobVotes(ctx, height)
 		s.keyReviews(ctx, reviews, height)
+		var due []module.Msg
 		for id := range open {
 			r, err := client.Ask(ctx, s.cfg.Chain, auditpb.QueryDispute, &auditpb.QueryDisputeRequest{Id: id})
 			if err != nil {
@@ -434,37 +434,64 @@ func (s *Server) committees(ctx context.Context) {
 			}
 			if mine == nil || d.Status != auditpb.DisputeStatus_DISPUTE_STATUS_OPEN || height > d.RevealUntil {
 				delete(open, id)
+				delete(truths, id)
 				continue
 			}
-			s.vote(ctx, d, mine, height)
+			if m := s.vote(ctx, truths, d, mine, height); m != nil {
+				due = append(due, m)
+			}
 		}
+		s.submitVotes(ctx, due)
 	}
 }
 
-func (s *Server) vote(ctx context.Context, d *auditpb.Dispute, mine *auditpb.Vote, height int64) {
-	endpoint, body, err := requestBody(d.Request)
-	if err != nil {
-		return
+// vote returns the commit or reveal this verifier owes dispute d at
+// height, or nil. The re-executed answer is kept in truths, so a dispute
+// costs one re-execution however many ticks its windows last.
+func (s *Server) vote(ctx context.Context, truths map[uint64][]byte, d *auditpb.Dispute, mine *auditpb.Vote, height int64) module.Msg {
+	commit := len(mine.Commitment) == 0 && height < d.CommitUntil
+	reveal := len(mine.Commitment) != 0 && len(mine.ResponseHash) == 0 && height >= d.CommitUntil
+	if !commit && !reveal {
+		return nil
 	}
-	truth, err := s.reexecute(ctx, endpoint, body, d.ClaimedResponseHash)
-	if err != nil {
-		return
+	truth := truths[d.Id]
+	if truth == nil {
+		endpoint, body, err := requestBody(d.Request)
+		if err != nil {
+			return nil
+		}
+		if truth, err = s.reexecute(ctx, endpoint, body, d.ClaimedResponseHash); err != nil {
+			s.log.Warn("verifier: could not re-execute a disputed answer", "dispute", d.Id, "err", err)
+			return nil
+		}
+		truths[d.Id] = truth
 	}
 	me := s.Address()
-	s.mu.Lock()
-	salt := s.votes[d.Id]
-	s.mu.Unlock()
-	switch {
-	case len(mine.Commitment) == 0 && height < d.CommitUntil:
-		salt = make([]byte, 16)
-		rand.Read(salt)
-		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", &auditpb.MsgCommit{Verifier: me, DisputeId: d.Id, Commitment: auditpb.Commitment(truth, salt, me)}); err == nil {
-			s.mu.Lock()
-			s.votes[d.Id] = salt
-			s.mu.Unlock()
+	salt := voteSalt(s.cfg.Key, "agora/audit/salt/v1", d.Id)
+	if commit {
+		return &auditpb.MsgCommit{Verifier: me, DisputeId: d.Id, Commitment: auditpb.Commitment(truth, salt, me)}
+	}
+	return &auditpb.MsgReveal{Verifier: me, DisputeId: d.Id, ResponseHash: truth, Salt: salt}
+}
+
+// submitVotes sends the votes due in one tick as one tx: one block's wait
+// however many disputes are open, so none misses its window behind the
+// others. If the batch fails (one vote late, say) each is sent alone, so
+// the rest still count.
+func (s *Server) submitVotes(ctx context.Context, msgs []module.Msg) {
+	if len(msgs) == 0 {
+		return
+	}
+	if _, err := s.cfg.Chain.Submit(ctx, s.key, "", msgs...); err == nil || len(msgs) == 1 {
+		if err != nil {
+			s.log.Warn("verifier: a dispute vote failed", "err", err)
 		}
-	case len(mine.Commitment) != 0 && len(mine.ResponseHash) == 0 && height >= d.CommitUntil && salt != nil:
-		s.cfg.Chain.Submit(ctx, s.key, "", &auditpb.MsgReveal{Verifier: me, DisputeId: d.Id, ResponseHash: truth, Salt: salt})
+		return
+	}
+	for _, m := range msgs {
+		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", m); err != nil {
+			s.log.Warn("verifier: a dispute vote failed", "err", err)
+		}
 	}
 }
 

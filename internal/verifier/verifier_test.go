@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/audit/auditpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
@@ -45,7 +46,9 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Room for the load (about a minute under -race on two cores) and the
+	// minute the last disputes may take to be decided.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	vs := startVerifiers(t, ctx, d, c)
 	d.Gateway.SetAuditFeed(vs[0].URL())
@@ -90,7 +93,7 @@ func TestFaultyProviderIsCaught(t *testing.T) {
 	}
 	e2e.Eventually(t, 60*time.Second, "the faulty provider is slashed", func() error {
 		if s, lost := stake("provider3"); s >= devnet.ProviderStake || lost == 0 {
-			return fmt.Errorf("provider3: stake %d, disputes lost %d (after %d requests; the auditor: %+v)", s, lost, sent, vs[0].Stats())
+			return fmt.Errorf("provider3: stake %d, disputes lost %d (after %d requests; the auditor: %+v)\n%s", s, lost, sent, vs[0].Stats(), disputes(ctx, c))
 		}
 		return nil
 	})
@@ -135,6 +138,26 @@ func startVerifiers(t *testing.T, ctx context.Context, d *devnet.Devnet, c *clie
 		vs = append(vs, v)
 	}
 	return vs
+}
+
+// disputes describes every dispute on chain, for a failure's message.
+func disputes(ctx context.Context, c *client.Client) string {
+	var b strings.Builder
+	if st, err := c.Status(ctx); err == nil {
+		fmt.Fprintf(&b, "at height %d:\n", st.Height)
+	}
+	for id := uint64(1); ; id++ {
+		r, err := client.Ask(ctx, c, auditpb.QueryDispute, &auditpb.QueryDisputeRequest{Id: id})
+		if err != nil {
+			return b.String()
+		}
+		d := r.Dispute
+		fmt.Fprintf(&b, "  dispute %d: %s draw at %d, commit until %d, reveal until %d; votes:", d.Id, d.Status, d.DrawAt, d.CommitUntil, d.RevealUntil)
+		for _, v := range d.Votes {
+			fmt.Fprintf(&b, " [%s committed %t revealed %t]", v.Verifier[len(v.Verifier)-6:], len(v.Commitment) > 0, len(v.ResponseHash) > 0)
+		}
+		b.WriteString("\n")
+	}
 }
 
 // stakeOf is a provider's bonded stake and the disputes it has lost.
