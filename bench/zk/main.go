@@ -28,6 +28,19 @@ func main() {
 	}
 	setup := time.Since(start)
 	vk, _ := sys.VerifyingKey()
+	// The first verification of a model reads its key (subgroup checks and
+	// the pairing e([α]1, [β]2)); a node keeps it, so the loop measures the
+	// verifications after that.
+	px, _ := model.GenerateDigit(1000, 0)
+	logits, proof, err := sys.Prove(px)
+	if err != nil {
+		log.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := zk.Verify(vk, proof, px, logits); err != nil {
+		log.Fatal(err)
+	}
+	keyRead := time.Since(t0)
 	const n = 30
 	var prove, verify, infer []time.Duration
 	size := 0
@@ -54,8 +67,9 @@ func main() {
 	fmt.Printf("\ndigits-mlp (256-32-10, int8) in Groth16 on BN254 (gnark)\n")
 	fmt.Printf("  constraints          %d\n", sys.CS.GetNbConstraints())
 	fmt.Printf("  setup (one party)    %s\n", setup.Round(time.Millisecond))
-	fmt.Printf("  prove     p50 %8s  p90 %8s   (target <= 50 ms)\n", med(prove, 50), med(prove, 90))
-	fmt.Printf("  verify    p50 %8s  p90 %8s   (target <= 2 ms)\n", med(verify, 50), med(verify, 90))
+	fmt.Printf("  prove     p50 %8s  p90 %8s   (goal <= 30 ms, floor <= 40 ms)\n", med(prove, 50), med(prove, 90))
+	fmt.Printf("  verify    p50 %8s  p90 %8s   (goal <= 1.5 ms, floor <= 2 ms)\n", med(verify, 50), med(verify, 90))
+	fmt.Printf("  first verify of a model  %8s   (reads its key: subgroup checks and e([α]1, [β]2); kept after)\n", keyRead.Round(10*time.Microsecond))
 	fmt.Printf("  proof size           %d bytes; verifying key %d bytes\n", size, len(vk))
 	fmt.Printf("  plain inference p50  %s\n", med(infer, 50))
 	fmt.Printf("For scale: EZKL reports 2.7-38 s to prove an MNIST MLP of similar size (its circuits have far more constraints).\n")

@@ -19,12 +19,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"os"
+	"sync"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
@@ -205,12 +207,9 @@ var ErrInvalid = errors.New("zk: proof does not verify")
 
 // Verify checks a proof that the model of vk maps pixels to logits.
 func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
-	if err := checkVerifyingKey(vkBytes); err != nil {
-		return fmt.Errorf("zk: verifying key: %w", err)
-	}
-	vk := groth16.NewVerifyingKey(ecc.BN254)
-	if _, err := vk.ReadFrom(bytes.NewReader(vkBytes)); err != nil {
-		return fmt.Errorf("zk: verifying key: %w", err)
+	vk, err := prepared.get(vkBytes)
+	if err != nil {
+		return err
 	}
 	if err := checkProof(proofBytes); err != nil {
 		return fmt.Errorf("%w: malformed proof: %v", ErrInvalid, err)
@@ -237,6 +236,53 @@ func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
+}
+
+// prepared holds the verifying keys read recently, by the hash of their
+// bytes. Reading a key checks that each of its points is in its subgroup
+// and computes the pairing e([α]1, [β]2) that every verification compares
+// against: more than half of a verification's time, and the same for every
+// proof of a model. A key is immutable once read (groth16.Verify only
+// reads it), so one copy serves concurrent verifications.
+var prepared = &keyCache{keys: map[[32]byte]groth16.VerifyingKey{}}
+
+// keyCache is a small FIFO cache: a chain verifies proofs of a handful of
+// models, and a flood of distinct keys (each paid for in a transaction)
+// only evicts, it cannot grow memory.
+type keyCache struct {
+	mu    sync.Mutex
+	keys  map[[32]byte]groth16.VerifyingKey
+	order [][32]byte
+}
+
+const cachedKeys = 64
+
+func (c *keyCache) get(b []byte) (groth16.VerifyingKey, error) {
+	id := sha256.Sum256(b)
+	c.mu.Lock()
+	vk, ok := c.keys[id]
+	c.mu.Unlock()
+	if ok {
+		return vk, nil
+	}
+	if err := checkVerifyingKey(b); err != nil {
+		return nil, fmt.Errorf("zk: verifying key: %w", err)
+	}
+	vk = groth16.NewVerifyingKey(ecc.BN254)
+	if _, err := vk.ReadFrom(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("zk: verifying key: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.keys[id]; !ok {
+		if len(c.order) == cachedKeys {
+			delete(c.keys, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.keys[id] = vk
+		c.order = append(c.order, id)
+	}
+	return c.keys[id], nil
 }
 
 // publicInputs is the number of the circuit's public inputs.

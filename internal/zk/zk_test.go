@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/consensys/gnark-crypto/ecc"
@@ -257,4 +258,37 @@ func FuzzVerify(f *testing.F) {
 			t.Errorf("got %v, want ErrInvalid", err)
 		}
 	})
+}
+
+// TestVerifyingKeysAreKeptBounded: verifications share a key read once,
+// concurrently (run with -race), and a stream of distinct keys only
+// evicts, it never grows the cache past cachedKeys.
+func TestVerifyingKeysAreKeptBounded(t *testing.T) {
+	d := loadVerifyData(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		p := d.Proofs[i%len(d.Proofs)]
+		wg.Go(func() {
+			if err := Verify(d.VK, p.Proof, p.Pixels, p.Logits); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	c := &keyCache{keys: map[[32]byte]groth16.VerifyingKey{}}
+	for i := 0; i < cachedKeys+5; i++ {
+		// The same key with a distinct tail: distinct bytes, one key.
+		if _, err := c.get(append(append([]byte(nil), d.VK...), byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.keys) != cachedKeys || len(c.order) != cachedKeys {
+		t.Errorf("%d keys cached (%d in order), want %d", len(c.keys), len(c.order), cachedKeys)
+	}
+	if _, err := c.get(d.VK[:len(d.VK)-1]); err == nil {
+		t.Error("a truncated key was read")
+	}
+	if len(c.keys) != cachedKeys {
+		t.Errorf("a failed read changed the cache: %d keys", len(c.keys))
+	}
 }
