@@ -1,5 +1,6 @@
 // Command pay measures what payments cost a provider, in one run: answers
-// per second for free against paid (x402 vouchers over a channel), the
+// per second for free against paid (x402 vouchers over a channel) from 1
+// and from 8 concurrent clients, in paired rounds, the
 // latency a paid request adds, voucher verifications per second on one
 // core, and how many vouchers one claim transaction settles.
 //
@@ -16,10 +17,10 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/agoranet/agora/bench/internal/load"
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
@@ -30,7 +31,10 @@ import (
 )
 
 func main() {
-	n := flag.Int("requests", 2000, "requests per measurement")
+	n := flag.Int("requests", 1000, "requests per round")
+	clientsFlag := flag.String("clients", "1,8", "concurrent clients, a run for each")
+	rounds := flag.Int("rounds", 5, "paired rounds (free, paid) per client count")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the first paid round to this file (.1, .8: per client count)")
 	tokens := flag.Int("max-tokens", 16, "tokens per answer (small, so payment overhead shows)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -85,19 +89,13 @@ func main() {
 		}
 	}
 	ask(paidClient, paid.URL())(0) // opens the channel outside the measurement
-	// Sequential requests, alternating rounds; the median round counts.
-	var fr, pr []result
-	for round := 0; round < 3; round++ {
-		fr = append(fr, run(*n/3, ask(freeClient, free.URL())))
-		pr = append(pr, run(*n/3, ask(paidClient, paid.URL())))
+	freeAsk, paidAsk := ask(freeClient, free.URL()), ask(paidClient, paid.URL())
+	err = load.Compare(load.Setup{Clients: *clientsFlag, Rounds: *rounds, N: *n, CPUProfile: *profile,
+		Title: fmt.Sprintf("tiny-lm, %d tokens per answer", *tokens), Base: "free (baseline)", Ours: "paid (x402 voucher)",
+		Ratio: "paid/free", Targets: "ratio goal >= 0.95, floor >= 0.9; added p50 goal <= 0.2 ms, floor <= 0.3 ms"}, freeAsk, paidAsk)
+	if err != nil {
+		log.Fatal(err)
 	}
-	f, p := median(fr), median(pr)
-	fmt.Printf("\ntiny-lm, %d tokens per answer, sequential requests\n", *tokens)
-	fmt.Printf("%-26s %10s %10s %10s\n", "", "answers/s", "p50 ms", "p99 ms")
-	fmt.Printf("%-26s %10.0f %10.3f %10.3f\n", "free (baseline)", f.rate, ms(f.p50), ms(f.p99))
-	fmt.Printf("%-26s %10.0f %10.3f %10.3f\n", "paid (x402 voucher)", p.rate, ms(p.p50), ms(p.p99))
-	fmt.Printf("ratio paid/free: %.3f (target >= 0.95); added p50 %.3f ms, p99 %.3f ms (target <= 0.2 ms)\n",
-		p.rate/f.rate, ms(p.p50-f.p50), ms(p.p99-f.p99))
 
 	// Voucher verification on one core.
 	ch := &channelpb.Channel{Id: 1, PayerKey: alice.Public()}
@@ -135,29 +133,4 @@ func main() {
 		largest = max(largest, a.Count)
 	}
 	fmt.Printf("claims: %d vouchers settled by %d claim txs; the largest settled %d in one tx (target >= 1000)\n", total, len(an.Anchors), largest)
-}
-
-type result struct {
-	rate     float64
-	p50, p99 time.Duration
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func median(rs []result) result {
-	sort.Slice(rs, func(i, j int) bool { return rs[i].rate < rs[j].rate })
-	return rs[len(rs)/2]
-}
-
-func run(n int, f func(i int)) result {
-	lat := make([]time.Duration, n)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		t := time.Now()
-		f(i)
-		lat[i] = time.Since(t)
-	}
-	el := time.Since(start)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return result{rate: float64(n) / el.Seconds(), p50: lat[n/2], p99: lat[n*99/100]}
 }

@@ -65,7 +65,7 @@ type providerStart struct {
 	jobParallel, concurrency       int
 	models, upstreams              []string
 	perRequest, per1K              uint64
-	claimEvery                     time.Duration
+	claimEvery, voucherSync        time.Duration
 }
 
 func providerStartCmd(g *globals) *cobra.Command {
@@ -112,6 +112,7 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 	f.Uint64Var(&p.per1K, "price-1k-tokens", 0, "price per 1000 output tokens")
 	f.IntVar(&p.concurrency, "max-concurrency", 64, "requests in flight per model")
 	f.DurationVar(&p.claimEvery, "claim-interval", 5*time.Second, "claim channel payments this often (priced models only)")
+	f.DurationVar(&p.voucherSync, "voucher-sync", paygate.DefaultConfig().SyncEvery, "fsync the voucher log at most this long after an answer: a machine crash can lose that interval's vouchers, a process crash none; 0 makes each answer wait for its fsync")
 	f.StringVar(&p.bond, "bond", "", "bond this much stake (like 100000000uagr) if less is bonded")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region to register")
 	f.StringVar(&cfg.Hardware, "hardware", cfg.Hardware, "hardware to register")
@@ -176,7 +177,7 @@ func (p *providerStart) config(ctx context.Context, g *globals) (provider.Config
 	}
 	if p.perRequest > 0 || p.per1K > 0 {
 		pay := paygate.DefaultConfig()
-		pay.ClaimInterval = p.claimEvery
+		pay.ClaimInterval, pay.SyncEvery = p.claimEvery, p.voucherSync
 		cfg.Payments = &pay
 	}
 	if p.jobPrice != "" {

@@ -58,12 +58,20 @@ type Config struct {
 	// its expiry checks need: a gate that believed the height 0 took
 	// vouchers on expired channels, whose payer then took its deposit back.
 	HeightEvery time.Duration
-	Logger      *slog.Logger
+	// SyncEvery is how long a voucher may wait in the kernel for its
+	// fsync. An answer is served once its voucher is written (a crash of
+	// the process, SIGKILL included, loses nothing), and the log is
+	// fsynced within SyncEvery after: a crash of the machine itself (power,
+	// kernel) can lose the vouchers of the answers of that last interval,
+	// the provider's own unclaimed earnings for them and never a payer's
+	// money. 0 holds every answer until its voucher is fsynced.
+	SyncEvery time.Duration
+	Logger    *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{ClaimEvery: 1000, ClaimInterval: 5 * time.Second, ExpiryMargin: 20, HeightEvery: time.Second}
+	return Config{ClaimEvery: 1000, ClaimInterval: 5 * time.Second, ExpiryMargin: 20, HeightEvery: time.Second, SyncEvery: 10 * time.Millisecond}
 }
 
 // Price is what one request may cost at most, in a denom, for a model.
@@ -133,8 +141,12 @@ func Open(cfg Config) (*Gate, error) {
 	if len(cfg.Key) != ed25519.PrivateKeySize || cfg.Chain == nil || cfg.LogPath == "" || cfg.ChainID == "" {
 		return nil, errors.New("paygate: need a key, a chain client, a chain-id and a log path")
 	}
+	if cfg.SyncEvery < 0 || cfg.SyncEvery > time.Second {
+		return nil, fmt.Errorf("paygate: voucher log sync interval %s; use 0 (each answer waits for its fsync) up to 1s", cfg.SyncEvery)
+	}
 	g := &Gate{cfg: cfg, log: cfg.Logger, payee: keyring.AccountOf(cfg.Key, cfg.Account), channels: map[uint64]*chanState{}, exact: map[string]bool{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	w, err := openWAL(cfg.LogPath, func(r record) {
+	onErr := func(err error) { g.log.Error("paygate: the background fsync of the voucher log failed", "err", err) }
+	w, err := openWAL(cfg.LogPath, cfg.SyncEvery, onErr, func(r record) {
 		s := g.channels[r.Channel]
 		if s == nil {
 			s = &chanState{}
@@ -482,10 +494,16 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	best, bestSig := s.voucher, s.sig
 	s.reserved += p.Max
 	g.mu.Unlock()
-	// The voucher goes to disk while the answer is computed; Durable
-	// holds the answer back until it is there.
+	// Durable holds the answer back until the voucher is written: with
+	// SyncEvery, into the kernel (the background fsync follows); without,
+	// onto the disk, while the answer is computed.
 	pay := &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer, durable: make(chan error, 1)}
-	go func() { pay.durable <- g.wal.append(record{Channel: id, Voucher: best, Signature: bestSig}) }()
+	rec := record{Channel: id, Voucher: best, Signature: bestSig}
+	if g.cfg.SyncEvery > 0 {
+		pay.durable <- g.wal.write(rec)
+	} else {
+		go func() { pay.durable <- g.wal.append(rec) }()
+	}
 	return pay, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/agoranet/agora/internal/durable"
 )
@@ -28,9 +29,11 @@ type record struct {
 	Dropped  bool   `json:"x,omitempty"`
 }
 
-// wal is an append-only log of JSON lines, fsynced before Append returns.
-// Concurrent appends share fsyncs (group commit): whoever syncs, syncs
-// everything written so far.
+// wal is an append-only log of JSON lines. append returns once its records
+// are on disk, and concurrent appends share fsyncs (group commit): whoever
+// syncs, syncs everything written so far. write returns once the kernel
+// has them; with a sync interval (see Config.SyncEvery), a background
+// fsync follows every write within that interval.
 type wal struct {
 	mu      sync.Mutex // guards f writes and written
 	f       *os.File
@@ -38,11 +41,18 @@ type wal struct {
 
 	syncMu sync.Mutex // serialises fsyncs; guards synced
 	synced int64
+
+	every   time.Duration // the background fsync's interval; 0: none
+	dirty   chan struct{} // a write is waiting for the background fsync
+	stop    chan struct{}
+	stopped chan struct{}
+	onErr   func(error) // a background fsync failed
 }
 
 // openWAL opens path and replays its records into fn. A torn last line
-// (a crash mid-write) is ignored.
-func openWAL(path string, fn func(record)) (*wal, error) {
+// (a crash mid-write) is ignored. every > 0 starts the background fsync
+// that writes wait for (see write); onErr hears of its failures.
+func openWAL(path string, every time.Duration, onErr func(error), fn func(record)) (*wal, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("paygate: voucher log: %w", err)
@@ -63,7 +73,35 @@ func openWAL(path string, fn func(record)) (*wal, error) {
 		f.Close()
 		return nil, err
 	}
-	return &wal{f: f, written: size, synced: size}, nil
+	w := &wal{f: f, written: size, synced: size, every: every, onErr: onErr, dirty: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if every > 0 {
+		go w.syncLoop()
+	} else {
+		close(w.stopped)
+	}
+	return w, nil
+}
+
+// syncLoop fsyncs what has been written at most every w.every after the
+// write: a write waits at most that long (and the fsync's own time) to be
+// on disk.
+func (w *wal) syncLoop() {
+	defer close(w.stopped)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.dirty:
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(w.every):
+		}
+		if err := w.sync(); err != nil && w.onErr != nil {
+			w.onErr(err)
+		}
+	}
 }
 
 // scanLog reads the records of the log at path in order, while fn says
@@ -86,7 +124,8 @@ func scanLog(path string, fn func(record) bool) error {
 }
 
 // write appends r without waiting for the disk: it survives a crash of
-// the process (the kernel has it), not of the machine.
+// the process (the kernel has it), and, with a background fsync, of the
+// machine once that has run.
 func (w *wal) write(r record) error {
 	b, _ := json.Marshal(r)
 	w.mu.Lock()
@@ -95,6 +134,12 @@ func (w *wal) write(r record) error {
 		return w.undo(err)
 	}
 	w.written += int64(len(b)) + 1
+	if w.every > 0 {
+		select {
+		case w.dirty <- struct{}{}:
+		default: // a background fsync is due already
+		}
+	}
 	return nil
 }
 
@@ -114,11 +159,24 @@ func (w *wal) append(rs ...record) error {
 	w.written += int64(len(b))
 	mine := w.written
 	w.mu.Unlock()
+	return w.syncTo(mine)
+}
 
+// sync fsyncs everything written so far.
+func (w *wal) sync() error {
+	w.mu.Lock()
+	mine := w.written
+	w.mu.Unlock()
+	return w.syncTo(mine)
+}
+
+// syncTo returns once the log is on disk up to offset mine, sharing an
+// fsync with whoever is syncing.
+func (w *wal) syncTo(mine int64) error {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	if w.synced >= mine {
-		return nil // another append's fsync covered this one
+		return nil // another fsync covered this one
 	}
 	w.mu.Lock()
 	target := w.written
@@ -140,7 +198,20 @@ func (w *wal) undo(err error) error {
 	return fmt.Errorf("paygate: write voucher log: %w", err)
 }
 
-func (w *wal) close() error { return w.f.Close() }
+// close stops the background fsync and syncs what it had not.
+func (w *wal) close() error {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.stopped
+	err := w.sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // BackupLog writes a consistent copy of the voucher log at src to dst,
 // while a gate may be appending to it: every record is one write of a whole

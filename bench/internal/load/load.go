@@ -1,0 +1,156 @@
+// Package load runs the benchmarks' closed-loop load: n requests from a
+// number of concurrent clients, each sending its next request when the
+// last is answered, and compares two ways of serving the same requests in
+// paired rounds.
+package load
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Result is one run's throughput and latency.
+type Result struct {
+	Rate     float64 // requests a second
+	P50, P99 time.Duration
+}
+
+// Run sends requests 0..n-1 from clients goroutines, each one after
+// another, and measures them. f reports failure its own way (the
+// benchmarks are for zero errors, so they stop on the first).
+func Run(n, clients int, f func(i int)) Result {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				t := time.Now()
+				f(i)
+				lat[i] = time.Since(t)
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return Result{Rate: float64(n) / el.Seconds(), P50: lat[n/2], P99: lat[n*99/100]}
+}
+
+// Comparison is the outcome of paired rounds of a baseline and ours.
+type Comparison struct {
+	Base, Ours Result    // the median rounds of each
+	Ratios     []float64 // ours/base of each pair, ascending
+}
+
+// Ratio is the median of the pairs' throughput ratios.
+func (c Comparison) Ratio() float64 { return c.Ratios[len(c.Ratios)/2] }
+
+// AddedP50 and AddedP99 are the latency ours adds, median round against
+// median round.
+func (c Comparison) AddedP50() time.Duration { return c.Ours.P50 - c.Base.P50 }
+func (c Comparison) AddedP99() time.Duration { return c.Ours.P99 - c.Base.P99 }
+
+// Pairs is each pair's ratio, for the printout.
+func (c Comparison) Pairs() string {
+	var parts []string
+	for _, r := range c.Ratios {
+		parts = append(parts, fmt.Sprintf("%.3f", r))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Paired runs rounds pairs of rounds of n requests from clients: base and
+// ours side by side, in alternating order, so that a slow spell of a shared
+// machine lands on both sides of one pair rather than on one side of the
+// whole comparison. ours may be replaced for its first round (to profile
+// it) by first.
+func Paired(rounds, n, clients int, base, ours func(i int), first func(run func() Result) Result) Comparison {
+	var c Comparison
+	var bs, os []Result
+	for round := 0; round < rounds; round++ {
+		theirs := func() Result { return Run(n, clients, base) }
+		mine := func() Result { return Run(n, clients, ours) }
+		if round == 0 && first != nil {
+			plain := mine
+			mine = func() Result { return first(plain) }
+		}
+		var b, o Result
+		if round%2 == 0 {
+			b, o = theirs(), mine()
+		} else {
+			o, b = mine(), theirs()
+		}
+		bs, os = append(bs, b), append(os, o)
+		c.Ratios = append(c.Ratios, o.Rate/b.Rate)
+	}
+	sort.Float64s(c.Ratios)
+	c.Base, c.Ours = median(bs), median(os)
+	return c
+}
+
+func median(rs []Result) Result {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Rate < rs[j].Rate })
+	return rs[len(rs)/2]
+}
+
+// MS is a duration in milliseconds, for printing.
+func MS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Setup is what Compare measures and how it prints it.
+type Setup struct {
+	Clients    string // client counts, comma separated ("1,8")
+	Rounds, N  int    // paired rounds per client count, requests per round
+	Title      string // the line above each table ("tiny-lm, 16 tokens per answer")
+	Base, Ours string // the rows' names
+	Ratio      string // the ratio's name ("paid/free")
+	Targets    string // goals and floors, printed beside the figures
+	CPUProfile string // if set, the first round of ours is profiled to CPUProfile.<clients>
+}
+
+// Compare runs Paired for each client count (after a warm-up of both)
+// and prints each comparison.
+func Compare(s Setup, base, ours func(i int)) error {
+	for _, cs := range strings.Split(s.Clients, ",") {
+		var clients int
+		if _, err := fmt.Sscan(cs, &clients); err != nil || clients < 1 {
+			return fmt.Errorf("client count %q: want a positive number", cs)
+		}
+		Run(50, clients, base)
+		Run(50, clients, ours)
+		var first func(func() Result) Result
+		if s.CPUProfile != "" {
+			first = func(run func() Result) Result {
+				f, err := os.Create(fmt.Sprintf("%s.%d", s.CPUProfile, clients))
+				if err != nil {
+					log.Fatal(err)
+				}
+				defer f.Close()
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+				return run()
+			}
+		}
+		c := Paired(s.Rounds, s.N, clients, base, ours, first)
+		b, o := c.Base, c.Ours
+		fmt.Printf("\n%s, %d concurrent client(s), no errors; medians of %d paired rounds\n", s.Title, clients, s.Rounds)
+		fmt.Printf("%-26s %10s %10s %10s\n", "", "answers/s", "p50 ms", "p99 ms")
+		fmt.Printf("%-26s %10.0f %10.3f %10.3f\n", s.Base, b.Rate, MS(b.P50), MS(b.P99))
+		fmt.Printf("%-26s %10.0f %10.3f %10.3f\n", s.Ours, o.Rate, MS(o.P50), MS(o.P99))
+		fmt.Printf("ratio %s: %.3f; added p50 %.3f ms, p99 %.3f ms (%s)\n", s.Ratio, c.Ratio(), MS(c.AddedP50()), MS(c.AddedP99()), s.Targets)
+		fmt.Printf("  each pair's ratio: %s\n", c.Pairs())
+	}
+	return nil
+}
