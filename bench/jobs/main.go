@@ -2,7 +2,8 @@
 //
 //  1. the sandbox's overhead: the CPU kernel (examples/jobs/kernel, integer
 //     matrix products) natively and as a metered WebAssembly job in wazero,
-//     and the ratio;
+//     and the ratio, for the Go kernel and for the same kernel in C
+//     (examples/jobs/kernel/c, built with clang when it is installed);
 //
 //  2. a small job on an in-process devnet, from order to paid result, split
 //     into auction (order to lease), execution (lease to every lessee
@@ -15,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,7 +47,25 @@ func main() {
 	rounds := flag.Int("rounds", 4, "products per run")
 	flag.Parse()
 	wasm := build()
-	overhead(wasm, *n, *rounds)
+	input := []byte(fmt.Sprintf("%d %d", *n, *rounds))
+	var want strings.Builder
+	for _, sum := range matmul.Run(*n, *rounds) {
+		fmt.Fprintln(&want, sum)
+	}
+	overhead(kernel{name: "Go kernel (GOOS=wasip1)", wasm: wasm, native: func() { matmul.Run(*n, *rounds) },
+		note: "Go's own wasm code generation", targets: "for comparison: Go's wasm output is slow in any runtime"}, input, want.String())
+	dir, err := os.MkdirTemp("", "bench-jobs-c")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if cw, cnative, err := buildC(dir); err != nil {
+		fmt.Printf("C kernel: skipped: %v\n  (Debian: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)\n\n", err)
+	} else {
+		overhead(kernel{name: "C kernel (clang -O2 --target=wasm32-wasi)", wasm: cw, native: func() { runNative(cnative, input) },
+			note:    "the native run is a process of its own, start-up included",
+			targets: "sandbox / native goal <= 2, floor <= 3; metering goal <= 1.2"}, input, want.String())
+	}
 	onDevnet(wasm)
 }
 
@@ -71,30 +91,71 @@ func build() []byte {
 	return b
 }
 
-// overhead times the kernel natively, in plain wazero and in the sandbox,
+// buildC compiles examples/jobs/kernel/c/kernel.c to WASI and natively,
+// both with clang -O2, into dir. It fails, and the C rows are skipped,
+// where clang or the WASI sysroot is missing.
+func buildC(dir string) (wasm []byte, native string, err error) {
+	if _, err := exec.LookPath("clang"); err != nil {
+		return nil, "", errors.New("no clang on PATH")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(file), "..", "..", "examples", "jobs", "kernel", "c", "kernel.c")
+	out, native := filepath.Join(dir, "kernel.wasm"), filepath.Join(dir, "kernel")
+	for _, args := range [][]string{
+		{"--target=wasm32-wasi", "-O2", "-Wl,--strip-all", "-o", out, src},
+		{"-O2", "-o", native, src},
+	} {
+		if msg, err := exec.Command("clang", args...).CombinedOutput(); err != nil {
+			return nil, "", fmt.Errorf("clang %s: %v\n%s", strings.Join(args, " "), err, msg)
+		}
+	}
+	wasm, err = os.ReadFile(out)
+	return wasm, native, err
+}
+
+func runNative(path string, input []byte) {
+	cmd := exec.Command(path)
+	cmd.Stdin = bytes.NewReader(input)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("%s: %v\n%s", path, err, msg)
+	}
+}
+
+// kernel is one build of the workload: its module, its native run, and
+// what to print beside its figures.
+type kernel struct {
+	name, note, targets string
+	wasm                []byte
+	native              func()
+}
+
+// overhead times a kernel natively, in plain wazero and in the sandbox,
 // interleaved round by round so that a noisy neighbour slows all three
-// alike, and keeps each one's best round.
-func overhead(wasm []byte, n, rounds int) {
+// alike, and keeps each one's best round. The sandbox's output must be
+// want: the C and Go kernels compute the same checksums.
+func overhead(kn kernel, input []byte, want string) {
 	sb := sandbox.New()
 	defer sb.Close(context.Background())
-	input := []byte(fmt.Sprintf("%d %d", n, rounds))
 	lim := sandbox.Limits{Fuel: sandbox.MaxFuel, MemoryMiB: 256, MaxOutput: 1 << 20}
 	var fuel uint64
 	sandboxed := func() time.Duration {
 		t := time.Now()
-		res, err := sb.Run(context.Background(), wasm, input, lim)
+		res, err := sb.Run(context.Background(), kn.wasm, input, lim)
 		if err != nil || res.Code != sandbox.OK {
-			log.Fatalf("sandbox: %v %v", res, err)
+			log.Fatalf("%s in the sandbox: %v %v", kn.name, res, err)
+		}
+		if string(res.Output) != want {
+			log.Fatalf("%s in the sandbox printed %q, want %q", kn.name, res.Output, want)
 		}
 		fuel = res.FuelUsed
 		return time.Since(t)
 	}
 	native := func() time.Duration {
 		t := time.Now()
-		matmul.Run(n, rounds)
+		kn.native()
 		return time.Since(t)
 	}
-	plain, closePlain := plainWazero(wasm, input)
+	plain, closePlain := plainWazero(kn.wasm, input)
 	defer closePlain()
 	first := sandboxed() // includes compiling the module
 	const k = 7
@@ -106,12 +167,13 @@ func overhead(wasm []byte, n, rounds int) {
 			}
 		}
 	}
-	fmt.Printf("kernel %dx%d, %d rounds (%d KiB module), best of %d interleaved rounds\n", n, n, rounds, len(wasm)/1024, k)
-	fmt.Printf("  native               %8.1f ms\n", ms(best[0]))
-	fmt.Printf("  wazero, unmetered    %8.1f ms   (Go's own wasm code generation)\n", ms(best[1]))
+	fmt.Printf("%s: %s (%d KiB module), best of %d interleaved rounds\n", kn.name, input, len(kn.wasm)/1024, k)
+	fmt.Printf("  native               %8.1f ms   (%s)\n", ms(best[0]), kn.note)
+	fmt.Printf("  wazero, unmetered    %8.1f ms\n", ms(best[1]))
 	fmt.Printf("  sandbox              %8.1f ms   (metered; first run with compilation %.1f ms; %d fuel)\n", ms(best[2]), ms(first), fuel)
 	fmt.Printf("  overhead ratio       %8.2f   (sandbox / native)\n", float64(best[2])/float64(best[0]))
-	fmt.Printf("  of which metering    %8.2f   (sandbox / unmetered wazero)\n\n", float64(best[2])/float64(best[1]))
+	fmt.Printf("  of which metering    %8.2f   (sandbox / unmetered wazero)\n", float64(best[2])/float64(best[1]))
+	fmt.Printf("  targets: %s\n\n", kn.targets)
 }
 
 // plainWazero returns a run of the module in wazero as it is, without the
