@@ -113,13 +113,24 @@ func Mirrors(ctx context.Context, c *client.Client) []string {
 	return out
 }
 
-// Salt is the salt key uses for its commitment on an order: secret (it
-// derives from the private key), and the same after a restart, so a
-// restarted worker can still reveal what it committed to.
-func Salt(key ed25519.PrivateKey, orderID uint64) []byte {
+// Salt is the salt key uses for its commitment on an order of chain
+// chainID (see CommitSalt).
+func Salt(key ed25519.PrivateKey, chainID string, orderID uint64) []byte {
+	return CommitSalt(key, chainID, "agora/job/salt/v2", orderID)
+}
+
+// CommitSalt is the salt of key's commitment to a vote or result on item
+// id of chain chainID, the kind of item told apart by domain. It is
+// secret (it derives from the private key) and the same after a restart,
+// so a restarted worker or verifier can still reveal what it committed
+// to. The chain id is in it because a key may serve on a second chain or
+// a reset testnet, where the same ids come again: there, a salt the first
+// chain's reveals made public would let anyone read a commitment to one
+// of two plausible values before it is revealed.
+func CommitSalt(key ed25519.PrivateKey, chainID, domain string, id uint64) []byte {
 	h := sha256.New()
-	h.Write([]byte("agora/job/salt/v1"))
+	h.Write([]byte(domain))
 	h.Write(key.Seed())
-	fmt.Fprintf(h, "%d", orderID)
+	fmt.Fprintf(h, "%d/%s/%d", len(chainID), chainID, id)
 	return h.Sum(nil)
 }

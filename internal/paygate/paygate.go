@@ -500,7 +500,11 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	pay := &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer, durable: make(chan error, 1)}
 	rec := record{Channel: id, Voucher: best, Signature: bestSig}
 	if g.cfg.SyncEvery > 0 {
-		pay.durable <- g.wal.write(rec)
+		if err := g.wal.write(rec); err != nil { // refused before the model runs
+			pay.Abort()
+			return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "this provider cannot record vouchers now: %v", err)
+		}
+		pay.durable <- nil
 	} else {
 		go func() { pay.durable <- g.wal.append(rec) }()
 	}

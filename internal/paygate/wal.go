@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agoranet/agora/internal/durable"
@@ -42,11 +43,13 @@ type wal struct {
 	syncMu sync.Mutex // serialises fsyncs; guards synced
 	synced int64
 
-	every   time.Duration // the background fsync's interval; 0: none
-	dirty   chan struct{} // a write is waiting for the background fsync
-	stop    chan struct{}
-	stopped chan struct{}
-	onErr   func(error) // a background fsync failed
+	every      time.Duration // the background fsync's interval; 0: none
+	dirty      chan struct{} // a write is waiting for the background fsync
+	stop       chan struct{}
+	stopOnce   sync.Once
+	stopped    chan struct{}
+	onErr      func(error)  // a background fsync failed
+	syncFailed atomic.Value // the error of a failed background fsync; writes fail after it
 }
 
 // openWAL opens path and replays its records into fn. A torn last line
@@ -98,8 +101,14 @@ func (w *wal) syncLoop() {
 			return
 		case <-time.After(w.every):
 		}
-		if err := w.sync(); err != nil && w.onErr != nil {
-			w.onErr(err)
+		if err := w.sync(); err != nil {
+			// Linux may drop the pages of a failed fsync and report the
+			// next one a success: the log cannot say any more what is on
+			// disk, so no more answers are served on its word.
+			w.syncFailed.CompareAndSwap(nil, err)
+			if w.onErr != nil {
+				w.onErr(err)
+			}
 		}
 	}
 }
@@ -127,6 +136,9 @@ func scanLog(path string, fn func(record) bool) error {
 // the process (the kernel has it), and, with a background fsync, of the
 // machine once that has run.
 func (w *wal) write(r record) error {
+	if err, _ := w.syncFailed.Load().(error); err != nil {
+		return fmt.Errorf("paygate: the voucher log failed to reach the disk (%v); restart once the disk is sound", err)
+	}
 	b, _ := json.Marshal(r)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -200,11 +212,7 @@ func (w *wal) undo(err error) error {
 
 // close stops the background fsync and syncs what it had not.
 func (w *wal) close() error {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
+	w.stopOnce.Do(func() { close(w.stop) })
 	<-w.stopped
 	err := w.sync()
 	if cerr := w.f.Close(); err == nil {

@@ -2,6 +2,8 @@ package paygate
 
 import (
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -65,4 +67,33 @@ func TestTheVoucherLogIsSyncedWithinItsInterval(t *testing.T) {
 		t.Errorf("append returned with %d bytes written, %d synced", written, synced)
 	}
 	w.close()
+}
+
+// TestAFailedBackgroundSyncStopsTheLog: once a background fsync has
+// failed, the log cannot say what is on disk, so writes (and with them
+// paid answers) are refused; closing twice at once is safe.
+func TestAFailedBackgroundSyncStopsTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vouchers.log")
+	failed := make(chan error, 1)
+	w, err := openWAL(path, 200*time.Millisecond, func(err error) { failed <- err }, func(record) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.write(record{Channel: 1, Voucher: 1, Signature: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	w.f.Close() // the background fsync, due in 200 ms, fails as a failing disk's would
+	select {
+	case <-failed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failed background fsync was not reported")
+	}
+	if err := w.write(record{Channel: 1, Voucher: 2, Signature: []byte{1}}); err == nil || !strings.Contains(err.Error(), "restart once the disk is sound") {
+		t.Errorf("a write after a failed fsync: %v, want it refused", err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { w.close() })
+	}
+	wg.Wait()
 }

@@ -103,7 +103,10 @@ func (s *Server) initKeys() {
 // salt is derived from the key, so the commitment says which.
 func (s *Server) keyVote(ctx context.Context, r *auditpb.KeyReview, mine *auditpb.Vote, height int64) {
 	me := s.Address()
-	salt := voteSalt(s.cfg.Key, "agora/audit/key-salt/v1", r.Id)
+	salt, err := s.salt(ctx, "agora/audit/key-salt/v2", r.Id)
+	if err != nil {
+		return
+	}
 	if len(mine.Commitment) != 0 {
 		if len(mine.ResponseHash) != 0 || height < r.CommitUntil {
 			return
@@ -267,18 +270,6 @@ func (d *deadlineSlot) release() {
 	})
 	d.waiting = slices.DeleteFunc(d.waiting, func(w *slotWaiter) bool { return w == next })
 	close(next.ready)
-}
-
-// voteSalt is the salt of this verifier's commitment on a dispute or a
-// key review (told apart by domain): secret, and the same after a restart
-// or a commit whose tx landed though Submit timed out, so a committed vote
-// can still be revealed.
-func voteSalt(key ed25519.PrivateKey, domain string, id uint64) []byte {
-	h := sha256.New()
-	h.Write([]byte(domain))
-	h.Write(key.Seed())
-	fmt.Fprintf(h, "%d", id)
-	return h.Sum(nil)
 }
 
 // checkKey runs the member's check of a key review and returns its

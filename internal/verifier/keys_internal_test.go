@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/audit/auditpb"
+	"github.com/agoranet/agora/internal/jobrun"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/zk"
 )
@@ -152,7 +153,7 @@ func TestCheckTranscriptContributorsFirst(t *testing.T) {
 // to, found from its commitment alone (after a restart, no check runs).
 func TestCommittedVerdict(t *testing.T) {
 	r := review(t, "https://example.com/t", []byte("t"))
-	salt := voteSalt(make([]byte, 64), "agora/audit/key-salt/v1", r.Id)
+	salt := jobrun.CommitSalt(make([]byte, 64), "", "agora/audit/key-salt/v2", r.Id)
 	approve := auditpb.KeyVerdict(r.ModelId, r.VerifyingKey, r.Contributors)
 	for _, v := range [][]byte{approve, rejectVerdict} {
 		if got := committedVerdict(r, auditpb.KeyCommitment(v, salt, "me"), salt, "me"); !bytes.Equal(got, v) {

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -467,32 +468,47 @@ func (s *Server) vote(ctx context.Context, truths map[uint64][]byte, d *auditpb.
 		truths[d.Id] = truth
 	}
 	me := s.Address()
-	salt := voteSalt(s.cfg.Key, "agora/audit/salt/v1", d.Id)
+	salt, err := s.salt(ctx, "agora/audit/salt/v2", d.Id)
+	if err != nil {
+		return nil
+	}
 	if commit {
 		return &auditpb.MsgCommit{Verifier: me, DisputeId: d.Id, Commitment: auditpb.Commitment(truth, salt, me)}
 	}
 	return &auditpb.MsgReveal{Verifier: me, DisputeId: d.Id, ResponseHash: truth, Salt: salt}
 }
 
-// submitVotes sends the votes due in one tick as one tx: one block's wait
-// however many disputes are open, so none misses its window behind the
-// others. If the batch fails (one vote late, say) each is sent alone, so
-// the rest still count.
+// submitVotes sends the votes due in one tick in as few txs as a tx's
+// message limit allows: one block's wait however many disputes are open,
+// so none misses its window behind the others. If a batch fails (one vote
+// late, say) its votes are sent one by one, so the rest still count.
 func (s *Server) submitVotes(ctx context.Context, msgs []module.Msg) {
-	if len(msgs) == 0 {
-		return
-	}
-	if _, err := s.cfg.Chain.Submit(ctx, s.key, "", msgs...); err == nil || len(msgs) == 1 {
-		if err != nil {
-			s.log.Warn("verifier: a dispute vote failed", "err", err)
+	for batch := range slices.Chunk(msgs, votesPerTx) {
+		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", batch...); err == nil || len(batch) == 1 {
+			if err != nil {
+				s.log.Warn("verifier: a dispute vote failed", "err", err)
+			}
+			continue
 		}
-		return
-	}
-	for _, m := range msgs {
-		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", m); err != nil {
-			s.log.Warn("verifier: a dispute vote failed", "err", err)
+		for _, m := range batch {
+			if _, err := s.cfg.Chain.Submit(ctx, s.key, "", m); err != nil {
+				s.log.Warn("verifier: a dispute vote failed", "err", err)
+			}
 		}
 	}
+}
+
+// votesPerTx is well under the chain's messages per tx (auth's MaxMsgs,
+// 64 by default), so a batch never fails for its size alone.
+const votesPerTx = 32
+
+// salt is this verifier's commitment salt for item id of a kind (domain).
+func (s *Server) salt(ctx context.Context, domain string, id uint64) ([]byte, error) {
+	chainID, err := s.cfg.Chain.ChainID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return jobrun.CommitSalt(s.cfg.Key, chainID, domain, id), nil
 }
 
 // jobVotes serves on the committees of disputed batch jobs: it re-runs
@@ -543,7 +559,10 @@ func (s *Server) jobVotes(ctx context.Context, height int64) {
 		if res == nil {
 			continue
 		}
-		salt := jobrun.Salt(s.cfg.Key, o.Id)
+		salt, err := s.salt(ctx, "agora/job/salt/v2", o.Id)
+		if err != nil {
+			continue
+		}
 		switch {
 		case len(mine.Commitment) == 0 && height < o.VoteCommitUntil:
 			s.cfg.Chain.Submit(ctx, s.key, "", &jobpb.MsgCommitVote{Verifier: me, OrderId: o.Id, Commitment: jobpb.ResultCommitment(o.Id, me, res, salt)})

@@ -191,7 +191,12 @@ func (w *Worker) tend(ctx context.Context, o *jobpb.Order) {
 		go func() { defer w.wg.Done(); w.run(ctx, o) }()
 	case out == nil:
 	case mine.Status == jobpb.LeaseStatus_LEASE_STATUS_ACTIVE && !out.committed:
-		c := jobpb.ResultCommitment(o.Id, w.me, out.res, jobrun.Salt(w.cfg.Key, o.Id))
+		salt, err := w.salt(ctx, o.Id)
+		if err != nil {
+			w.cfg.Logger.Warn("worker: commit failed", "order", o.Id, "err", err)
+			return
+		}
+		c := jobpb.ResultCommitment(o.Id, w.me, out.res, salt)
 		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgCommitResult{Provider: w.me, OrderId: o.Id, Commitment: c}); err != nil {
 			w.cfg.Logger.Warn("worker: commit failed", "order", o.Id, "err", err)
 			return
@@ -203,7 +208,12 @@ func (w *Worker) tend(ctx context.Context, o *jobpb.Order) {
 		if out.res.OutputSize > 0 || out.res.Code == jobpb.ResultCode_RESULT_CODE_OK {
 			url = strings.TrimSuffix(w.cfg.BaseURL, "/") + blob.Path + fmt.Sprintf("%x", out.res.OutputHash)
 		}
-		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgRevealResult{Provider: w.me, OrderId: o.Id, Result: out.res, Salt: jobrun.Salt(w.cfg.Key, o.Id), OutputUrl: url}); err != nil {
+		salt, err := w.salt(ctx, o.Id)
+		if err != nil {
+			w.cfg.Logger.Warn("worker: reveal failed", "order", o.Id, "err", err)
+			return
+		}
+		if _, err := w.cfg.Chain.Submit(ctx, w.key, "", &jobpb.MsgRevealResult{Provider: w.me, OrderId: o.Id, Result: out.res, Salt: salt, OutputUrl: url}); err != nil {
 			w.cfg.Logger.Warn("worker: reveal failed", "order", o.Id, "err", err)
 			return
 		}
@@ -275,4 +285,13 @@ func (w *Worker) run(ctx context.Context, o *jobpb.Order) {
 	w.mu.Lock()
 	w.done[o.Id] = &outcome{res: res}
 	w.mu.Unlock()
+}
+
+// salt is the worker's commitment salt for an order (jobrun.Salt).
+func (w *Worker) salt(ctx context.Context, orderID uint64) ([]byte, error) {
+	chainID, err := w.cfg.Chain.ChainID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return jobrun.Salt(w.cfg.Key, chainID, orderID), nil
 }
