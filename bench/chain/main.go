@@ -56,16 +56,20 @@ func main() {
 	flag.DurationVar(&o.blockTime, "block-time", 200*time.Millisecond, "timeout_commit")
 	flag.IntVar(&o.basePort, "base-port", 15656, "first port (below the ephemeral range, 32768-60999)")
 	flag.IntVar(&o.batch, "batch", 50, "txs per JSON-RPC batch request")
-	flag.IntVar(&o.rate, "rate", 1000, "tx/s for the latency run")
+	flag.IntVar(&o.rate, "rate", 5000, "tx/s offered in the latency run")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the Agora run here")
 	flag.Parse()
 	log.SetFlags(0)
 	cpuprofile = *profile
 
 	kvApp := func(int) abci.Application { return kvstore.NewInMemoryApplication() }
+	// The latency run offers o.rate for five seconds: each sender sends a
+	// batch of pacedBatch txs per tick (one tx per call would measure the
+	// RPC server's calls per second: kvstore sustained 3,300/s that way),
+	// and a sender behind its schedule sends at once.
 	paced := o
 	paced.txs = o.rate * 5
-	pace := time.Duration(float64(time.Second) * float64(o.workers) / float64(o.rate))
+	pace := time.Duration(float64(time.Second) * float64(o.workers*pacedBatch) / float64(o.rate))
 	var rows [2][2]result
 	for i, sys := range []string{"kvstore", "agora"} {
 		for j, opt := range []options{o, paced} {
@@ -88,16 +92,21 @@ func main() {
 		}
 	}
 	kv, ag := rows[0][0], rows[1][0]
-	fmt.Printf("\nvalidators=%d block-time=%s; throughput: %d txs sent as fast as the node takes them; latency: broadcast to commit at %d tx/s\n",
+	fmt.Printf("\nvalidators=%d block-time=%s; throughput: %d txs sent as fast as the node takes them | latency: broadcast to commit, %d tx/s offered\n",
 		o.validators, o.blockTime, o.txs, o.rate)
-	fmt.Printf("%-10s %12s %8s %10s %10s %10s\n", "", "committed/s", "failed", "p50 ms", "p99 ms", "failed")
+	fmt.Printf("%-10s %12s %8s | %10s %10s %10s %8s\n", "", "committed/s", "failed", "sustained/s", "p50 ms", "p99 ms", "failed")
 	for i, name := range []string{"kvstore", "agora"} {
 		t, l := rows[i][0], rows[i][1]
-		fmt.Printf("%-10s %12.0f %8d %10.1f %10.1f %10d\n", name, t.tps, t.failed, ms(l.p50), ms(l.p99), l.failed)
+		fmt.Printf("%-10s %12.0f %8d | %10.0f %10.1f %10.1f %8d\n", name, t.tps, t.failed, l.tps, ms(l.p50), ms(l.p99), l.failed)
 	}
-	fmt.Printf("ratio agora/kvstore: %.2f (target >= 0.80); agora >= 5000/s: %v; agora p50 <= 300 ms: %v\n",
-		ag.tps/kv.tps, ag.tps >= 5000, rows[1][1].p50 <= 300*time.Millisecond)
+	fmt.Printf("ratio agora/kvstore: %.2f (goal >= 0.80)\n", ag.tps/kv.tps)
+	fmt.Printf("agora transfers/s: %.0f (goal >= 10000, floor >= 8000 on one validator)\n", ag.tps)
+	fmt.Printf("agora at %d tx/s offered: %.0f/s sustained, p50 %.1f ms (goal <= 250 ms at 5000 tx/s), p99 %.1f ms\n",
+		o.rate, rows[1][1].tps, ms(rows[1][1].p50), ms(rows[1][1].p99))
 }
+
+// pacedBatch is the txs a sender sends per tick in the latency run.
+const pacedBatch = 10
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
@@ -219,8 +228,8 @@ func measure(o options, name string, lanes [][][]byte, pace time.Duration, app f
 			// JSON-RPC request; a batch keeps the lane's order.
 			for k := 0; len(lane) > 0; k++ {
 				n := min(o.batch, len(lane))
-				if pace > 0 { // open loop: one tx per tick, whatever the node does
-					n = 1
+				if pace > 0 { // open loop: a batch per tick, whatever the node does
+					n = min(pacedBatch, len(lane))
 					time.Sleep(time.Until(start.Add(time.Duration(k) * pace)))
 				}
 				batch := rpc.NewBatch()
