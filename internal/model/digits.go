@@ -71,52 +71,80 @@ var digitTemplates = [DigitClasses][][]point{
 // GenerateDigit draws one image of digit, a deterministic function of seed
 // and digit; the result has DigitPixels bytes.
 func GenerateDigit(seed uint64, digit int) ([]byte, error) {
+	return GenerateDigitSide(seed, digit, DigitSide)
+}
+
+// Image sides GenerateDigitSide draws: 16 (DigitSide, agora/digits-mlp's)
+// up to 28 (MNIST's) and a little beyond.
+const (
+	MinDigitSide = 8
+	MaxDigitSide = 64
+)
+
+// GenerateDigitSide draws digit as a side×side image: the same strokes,
+// transforms and noise as GenerateDigit, scaled. At DigitSide it is
+// GenerateDigit, pixel for pixel.
+func GenerateDigitSide(seed uint64, digit, side int) ([]byte, error) {
 	if digit < 0 || digit >= DigitClasses {
 		return nil, fmt.Errorf("%w: got %d, want 0 to 9", ErrDigit, digit)
 	}
-	img := make([]byte, DigitPixels)
-	drawDigit(img, seed, digit)
+	if side < MinDigitSide || side > MaxDigitSide {
+		return nil, fmt.Errorf("model: digit images are %d to %d pixels a side, not %d", MinDigitSide, MaxDigitSide, side)
+	}
+	img := make([]byte, side*side)
+	drawDigit(img, seed, digit, side)
 	return img, nil
 }
 
 // DigitsDataset returns n images and labels, item i being digit i%10 drawn
 // with seed mix(seed, i). Training and test sets use different seeds.
 func DigitsDataset(seed uint64, n int) (images [][]byte, labels []int) {
+	return DigitsDatasetSide(seed, n, DigitSide)
+}
+
+// DigitsDatasetSide is DigitsDataset with side×side images (side as
+// GenerateDigitSide takes it).
+func DigitsDatasetSide(seed uint64, n, side int) (images [][]byte, labels []int) {
 	n = max(n, 0)
+	px := side * side
 	images = make([][]byte, n)
 	labels = make([]int, n)
-	buf := make([]byte, n*DigitPixels)
+	buf := make([]byte, n*px)
 	for i := range n {
 		labels[i] = i % DigitClasses
-		images[i] = buf[i*DigitPixels : (i+1)*DigitPixels : (i+1)*DigitPixels]
-		drawDigit(images[i], mix(seed, uint64(i)), labels[i])
+		images[i] = buf[i*px : (i+1)*px : (i+1)*px]
+		drawDigit(images[i], mix(seed, uint64(i)), labels[i], side)
 	}
 	return images, labels
 }
 
 type segment struct{ a, b point }
 
-func drawDigit(img []byte, seed uint64, digit int) {
+// drawDigit draws into img, side×side. Lengths are drawn for a 16-pixel
+// side and scaled by side/16 after the draw, so the random stream, and at
+// side 16 every pixel, is the same whatever the side.
+func drawDigit(img []byte, seed uint64, digit, side int) {
 	r := splitMix64{seed}
+	sc := func(v int32) int32 { return int32(int64(v) * int64(side) / DigitSide) }
 	// Affine matrix in Q12 about the box centre, translation in Q8 pixels.
 	s := r.between(3300, 4500)
 	aspect := r.between(-500, 500)
 	m00, m11 := s+aspect, s-aspect
 	m01, m10 := r.between(-1100, 1100), r.between(-900, 900)
-	tx, ty := r.between(-400, 400), r.between(-400, 400)
-	radius := int64(r.between(140, 330)) // stroke half-width, Q8 px
+	tx, ty := sc(r.between(-400, 400)), sc(r.between(-400, 400))
+	radius := int64(sc(r.between(140, 330))) // stroke half-width, Q8 px
 	ink := int64(r.between(170, 255))
 	noise := r.between(0, 40)
-	const centre = 8 << 8
+	centre := int32(side) << 7 // side/2 pixels, in Q8
 
 	var segs [64]segment
 	ns := 0
 	for _, poly := range digitTemplates[digit] {
 		var prev point
 		for i, p := range poly {
-			// Template units are 0.1 px; Q8 is 1/256 px.
-			x := p.x*256/10 + r.between(-80, 80) - centre
-			y := p.y*256/10 + r.between(-80, 80) - centre
+			// Template units are 0.1 px of a 16-pixel side; Q8 is 1/256 px.
+			x := int32(int64(p.x)*256*int64(side)/(10*DigitSide)) + sc(r.between(-80, 80)) - centre
+			y := int32(int64(p.y)*256*int64(side)/(10*DigitSide)) + sc(r.between(-80, 80)) - centre
 			q := point{
 				(m00*x+m01*y)>>12 + centre + tx,
 				(m10*x+m11*y)>>12 + centre + ty,
@@ -133,8 +161,8 @@ func drawDigit(img []byte, seed uint64, digit int) {
 	if radius < 128 {
 		lo = 0
 	}
-	for py := range DigitSide {
-		for px := range DigitSide {
+	for py := range side {
+		for px := range side {
 			p := point{int32(px)<<8 + 128, int32(py)<<8 + 128}
 			d2 := int64(1) << 62
 			for _, sg := range segs[:ns] {
@@ -152,7 +180,7 @@ func drawDigit(img []byte, seed uint64, digit int) {
 			if r.below(64) == 0 {
 				v += int64(r.between(40, 160))
 			}
-			img[py*DigitSide+px] = byte(min(max(v, 0), 255))
+			img[py*side+px] = byte(min(max(v, 0), 255))
 		}
 	}
 }

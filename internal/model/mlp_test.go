@@ -108,6 +108,47 @@ func TestGenerateDigitDeterministic(t *testing.T) {
 	}
 }
 
+// TestDigitsOfAnotherSide: GenerateDigitSide at DigitSide is GenerateDigit;
+// at 28 it draws a 784-pixel image with ink on it; sides out of range are
+// refused; a tiny network learns 28×28 digits too.
+func TestDigitsOfAnotherSide(t *testing.T) {
+	a, _ := GenerateDigit(7, 4)
+	b, err := GenerateDigitSide(7, 4, DigitSide)
+	if err != nil || !bytes.Equal(a, b) {
+		t.Errorf("GenerateDigitSide at %d differs from GenerateDigit (%v)", DigitSide, err)
+	}
+	big, err := GenerateDigitSide(7, 4, 28)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inked := 0
+	for _, v := range big {
+		if v > 128 {
+			inked++
+		}
+	}
+	if len(big) != 28*28 || inked < 40 || inked > 400 {
+		t.Errorf("a 28×28 four: %d bytes, %d inked pixels", len(big), inked)
+	}
+	for _, side := range []int{MinDigitSide - 1, MaxDigitSide + 1} {
+		if _, err := GenerateDigitSide(7, 4, side); err == nil {
+			t.Errorf("side %d was drawn", side)
+		}
+	}
+	cfg := tinyDigitsConfig()
+	cfg.Side = 28
+	m, err := TrainDigits(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Inputs() != 28*28 {
+		t.Errorf("%d inputs, want 784", m.Inputs())
+	}
+	if correct, err := EvaluateDigits(m, cfg.TestSeed, cfg.TestSamples); err != nil || correct < cfg.TestSamples/2 {
+		t.Errorf("tiny 28×28 network got %d/%d right (%v), want at least half", correct, cfg.TestSamples, err)
+	}
+}
+
 func tinyDigitsConfig() DigitsTrainConfig {
 	cfg := DefaultDigitsTrainConfig()
 	cfg.TrainSamples, cfg.TestSamples, cfg.Hidden, cfg.Epochs, cfg.BatchSize = 2000, 200, 8, 2, 16
@@ -166,6 +207,7 @@ func TestDigitsConfigValidate(t *testing.T) {
 		{"bad rate", func(c *DigitsTrainConfig) { c.LearningRate = 0 }},
 		{"empty name", func(c *DigitsTrainConfig) { c.Name = "" }},
 		{"control in license", func(c *DigitsTrainConfig) { c.License = "MIT\n" }},
+		{"tiny side", func(c *DigitsTrainConfig) { c.Side = MinDigitSide - 1 }},
 	}
 	if err := DefaultDigitsTrainConfig().Validate(); err != nil {
 		t.Fatalf("default config: %v", err)

@@ -23,6 +23,9 @@ type DigitsTrainConfig struct {
 	TestSamples int
 	// Hidden is the number of hidden units; small, for the zk circuit.
 	Hidden int
+	// Side is the images' side in pixels (GenerateDigitSide); 0 means
+	// DigitSide, agora/digits-mlp's 16.
+	Side int
 	// Epochs is the number of passes, each over new images.
 	Epochs int
 	// BatchSize is the number of images per Adam step.
@@ -62,6 +65,8 @@ func (c DigitsTrainConfig) Validate() error {
 		return fmt.Errorf("model: test samples %d, want 10 to 1000000", c.TestSamples)
 	case c.Hidden < 1 || c.Hidden > 256:
 		return fmt.Errorf("model: hidden units %d, want 1 to 256", c.Hidden)
+	case c.Side != 0 && (c.Side < MinDigitSide || c.Side > MaxDigitSide):
+		return fmt.Errorf("model: image side %d, want %d to %d (or 0 for %d)", c.Side, MinDigitSide, MaxDigitSide, DigitSide)
 	case c.Epochs < 1 || c.Epochs > 1000:
 		return fmt.Errorf("model: epochs %d, want 1 to 1000", c.Epochs)
 	case c.BatchSize < 1 || c.BatchSize > c.TrainSamples:
@@ -70,6 +75,13 @@ func (c DigitsTrainConfig) Validate() error {
 		return fmt.Errorf("model: learning rate %g, want in (0, 1)", c.LearningRate)
 	}
 	return nil
+}
+
+func (c DigitsTrainConfig) side() int {
+	if c.Side == 0 {
+		return DigitSide
+	}
+	return c.Side
 }
 
 // adam is the Adam optimiser over one flat parameter vector.
@@ -106,7 +118,8 @@ func TrainDigits(ctx context.Context, cfg DigitsTrainConfig, log io.Writer) (*ML
 		log = io.Discard
 	}
 	start := time.Now()
-	const in, out = DigitPixels, DigitClasses
+	side := cfg.side()
+	in, out := side*side, DigitClasses
 	hid := cfg.Hidden
 	// Parameters in one slice: w1 [hid][in], b1 [hid], w2 [out][hid], b2 [out].
 	n1, n2 := hid*in, out*hid
@@ -115,7 +128,7 @@ func TrainDigits(ctx context.Context, cfg DigitsTrainConfig, log io.Writer) (*ML
 	w2, b2 := p[n1+hid:n1+hid+n2], p[n1+hid+n2:]
 	rng := splitMix64{mix(cfg.Seed, 1<<40)}
 	for i := range w1 {
-		w1[i] = (rng.float()*2 - 1) * math.Sqrt(6.0/in)
+		w1[i] = (rng.float()*2 - 1) * math.Sqrt(6.0/float64(in))
 	}
 	for i := range w2 {
 		w2[i] = (rng.float()*2 - 1) * math.Sqrt(6.0/float64(hid))
@@ -132,7 +145,7 @@ func TrainDigits(ctx context.Context, cfg DigitsTrainConfig, log io.Writer) (*ML
 	steps := cfg.Epochs * (cfg.TrainSamples / cfg.BatchSize)
 	step := 0
 	for epoch := range cfg.Epochs {
-		images, labels := DigitsDataset(mix(cfg.Seed, uint64(epoch)), cfg.TrainSamples)
+		images, labels := DigitsDatasetSide(mix(cfg.Seed, uint64(epoch)), cfg.TrainSamples, side)
 		order := make([]int, len(images))
 		for i := range order {
 			order[i] = i
@@ -252,13 +265,14 @@ func quantize[T int8 | int16 | int32](v []float64, shift int, lim float64) []T {
 // quantizeMLP turns float weights into an MLP with power-of-two scales; the
 // hidden activations' scale is calibrated on training images.
 func quantizeMLP(cfg DigitsTrainConfig, w1, b1, w2, b2 []float64) *MLP {
-	const in = DigitPixels
+	side := cfg.side()
+	in := side * side
 	hid := len(b1)
 	m := &MLP{name: cfg.Name, license: cfg.License, inputs: in, hidden: hid, classes: len(b2)}
 	m.s1 = shiftFor(maxAbs(w1), 127, 16)
 	m.w1 = quantize[int8](w1, m.s1, 127)
 	m.b1 = quantize[int32](b1, 8+m.s1, 1<<24)
-	images, _ := DigitsDataset(mix(cfg.Seed, 1<<41), 2000)
+	images, _ := DigitsDatasetSide(mix(cfg.Seed, 1<<41), 2000, side)
 	var top float64
 	for _, img := range images {
 		for j := range hid {
@@ -277,9 +291,13 @@ func quantizeMLP(cfg DigitsTrainConfig, w1, b1, w2, b2 []float64) *MLP {
 }
 
 // EvaluateDigits returns how many of n held-out images drawn with seed m
-// classifies correctly.
+// classifies correctly (images of the side m's inputs make a square of).
 func EvaluateDigits(m *MLP, seed uint64, n int) (correct int, err error) {
-	images, labels := DigitsDataset(seed, n)
+	side := int(isqrt(int64(m.inputs)))
+	if side*side != m.inputs {
+		return 0, fmt.Errorf("model: %d inputs are not a square image", m.inputs)
+	}
+	images, labels := DigitsDatasetSide(seed, n, side)
 	for i, img := range images {
 		_, class, err := m.Infer(img)
 		if err != nil {

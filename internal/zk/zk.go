@@ -31,6 +31,7 @@ import (
 	"github.com/consensys/gnark-crypto/ecc"
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark/backend/groth16"
+	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
 	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
@@ -42,7 +43,9 @@ import (
 // gnark logs every compilation to stdout; a daemon's logs are its own.
 func init() { logger.Disable() }
 
-// Sizes of digits-mlp's public inputs.
+// Sizes of digits-mlp's public inputs, the model the chain's proofs are
+// of. The circuit itself takes any MLP of 8-bit inputs (bench/zk proves a
+// 784-64-10 one too).
 const (
 	Pixels       = model.DigitPixels
 	PixelsPerEl  = 31
@@ -50,21 +53,37 @@ const (
 	Classes      = model.DigitClasses
 )
 
-// Circuit is the digits-mlp inference circuit.
+// packed is the number of field elements n pixels are packed into.
+func packed(n int) int { return (n + PixelsPerEl - 1) / PixelsPerEl }
+
+// maxInputs keeps every hidden accumulator below 2^30 in magnitude, which
+// the clamp's 34-bit decomposition needs: 255 * 127 per input, and a bias
+// below 2^24.
+const maxInputs = 16384
+
+// Circuit is an MLP's inference circuit: packed pixels in, logits out,
+// both public.
 type Circuit struct {
-	Input  [PackedInputs]frontend.Variable `gnark:",public"`
-	Logits [Classes]frontend.Variable      `gnark:",public"`
+	Input  []frontend.Variable `gnark:",public"`
+	Logits []frontend.Variable `gnark:",public"`
 
 	mlp *model.MLP
+}
+
+// newCircuit sizes the circuit for m (gnark compiles slices at the length
+// they have).
+func newCircuit(m *model.MLP) *Circuit {
+	return &Circuit{Input: make([]frontend.Variable, packed(m.Inputs())), Logits: make([]frontend.Variable, m.Classes()), mlp: m}
 }
 
 // Define builds the constraints.
 func (c *Circuit) Define(api frontend.API) error {
 	w1, b1, w2, b2, shift := c.mlp.Layers()
 	hidden := len(b1)
-	x := make([]frontend.Variable, 0, Pixels)
-	for k := 0; k < PackedInputs; k++ {
-		n := min(PixelsPerEl, Pixels-k*PixelsPerEl)
+	pixels := c.mlp.Inputs()
+	x := make([]frontend.Variable, 0, pixels)
+	for k := range c.Input {
+		n := min(PixelsPerEl, pixels-k*PixelsPerEl)
 		bits := api.ToBinary(c.Input[k], 8*n)
 		for i := 0; i < n; i++ {
 			x = append(x, api.FromBinary(bits[8*i:8*i+8]...))
@@ -74,7 +93,7 @@ func (c *Circuit) Define(api frontend.API) error {
 	h := make([]frontend.Variable, hidden)
 	for j := 0; j < hidden; j++ {
 		acc := frontend.Variable(big.NewInt(int64(b1[j])))
-		for i, w := range w1[j*Pixels : (j+1)*Pixels] {
+		for i, w := range w1[j*pixels : (j+1)*pixels] {
 			if w != 0 {
 				acc = api.Add(acc, api.Mul(x[i], int64(w)))
 			}
@@ -98,7 +117,7 @@ func (c *Circuit) Define(api frontend.API) error {
 		clamped := api.Add(low7, api.Mul(big128, api.Sub(127, low7)))
 		h[j] = api.Mul(nonneg, clamped)
 	}
-	for k := 0; k < Classes; k++ {
+	for k := range c.Logits {
 		acc := frontend.Variable(big.NewInt(int64(b2[k])))
 		for j, w := range w2[k*hidden : (k+1)*hidden] {
 			if w != 0 {
@@ -110,22 +129,20 @@ func (c *Circuit) Define(api frontend.API) error {
 	return nil
 }
 
-// Pack packs 256 pixels into the circuit's public input elements.
-func Pack(pixels []byte) ([PackedInputs]*big.Int, error) {
-	var out [PackedInputs]*big.Int
-	if len(pixels) != Pixels {
-		return out, fmt.Errorf("zk: %d pixels, want %d", len(pixels), Pixels)
-	}
+// Pack packs pixels, PixelsPerEl to an element, into the circuit's public
+// input elements.
+func Pack(pixels []byte) []*big.Int {
+	out := make([]*big.Int, packed(len(pixels)))
 	for k := range out {
 		v := new(big.Int)
-		end := min((k+1)*PixelsPerEl, Pixels)
+		end := min((k+1)*PixelsPerEl, len(pixels))
 		for i := end - 1; i >= k*PixelsPerEl; i-- {
 			v.Lsh(v, 8)
 			v.Or(v, big.NewInt(int64(pixels[i])))
 		}
 		out[k] = v
 	}
-	return out, nil
+	return out
 }
 
 // System is a model's compiled circuit and keys.
@@ -138,10 +155,10 @@ type System struct {
 
 // Compile builds the circuit for a model.
 func Compile(m *model.MLP) (constraint.ConstraintSystem, error) {
-	if m.Inputs() != Pixels || m.Classes() != Classes {
-		return nil, errors.New("zk: the circuit is for 256-pixel, 10-class models")
+	if m.Inputs() < 1 || m.Inputs() > maxInputs || m.Classes() < 1 {
+		return nil, fmt.Errorf("zk: a model of %d inputs and %d classes; the circuit takes 1 to %d inputs and a class or more", m.Inputs(), m.Classes(), maxInputs)
 	}
-	return frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, &Circuit{mlp: m})
+	return frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, newCircuit(m))
 }
 
 // Setup compiles the circuit and runs a single-party Groth16 setup. It is
@@ -158,20 +175,21 @@ func Setup(m *model.MLP) (*System, error) {
 	return &System{mlp: m, CS: cs, PK: pk, VK: vk}, nil
 }
 
-func assignment(pixels []byte, logits []int32) (*Circuit, error) {
-	packed, err := Pack(pixels)
-	if err != nil {
-		return nil, err
+// assignment is the statement that pixels give logits, for a model of
+// inputs pixels and classes logits.
+func assignment(pixels []byte, logits []int32, inputs, classes int) (*Circuit, error) {
+	if len(pixels) != inputs {
+		return nil, fmt.Errorf("zk: %d pixels, want %d", len(pixels), inputs)
 	}
-	if len(logits) != Classes {
-		return nil, fmt.Errorf("zk: %d logits, want %d", len(logits), Classes)
+	if len(logits) != classes {
+		return nil, fmt.Errorf("zk: %d logits, want %d", len(logits), classes)
 	}
 	a := &Circuit{}
-	for i, v := range packed {
-		a.Input[i] = v
+	for _, v := range Pack(pixels) {
+		a.Input = append(a.Input, v)
 	}
-	for i, v := range logits {
-		a.Logits[i] = big.NewInt(int64(v))
+	for _, v := range logits {
+		a.Logits = append(a.Logits, big.NewInt(int64(v)))
 	}
 	return a, nil
 }
@@ -183,7 +201,7 @@ func (s *System) Prove(pixels []byte) ([]int32, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := assignment(pixels, logits)
+	a, err := assignment(pixels, logits, s.mlp.Inputs(), s.mlp.Classes())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,9 +223,27 @@ func (s *System) Prove(pixels []byte) ([]int32, []byte, error) {
 // ErrInvalid is returned for a proof that does not verify.
 var ErrInvalid = errors.New("zk: proof does not verify")
 
-// Verify checks a proof that the model of vk maps pixels to logits.
+// Verify checks a proof that the digits-mlp model of vk maps pixels
+// (Pixels of them) to logits (Classes).
 func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
-	vk, err := prepared.get(vkBytes)
+	if len(logits) != Classes {
+		return fmt.Errorf("zk: %d logits, want %d", len(logits), Classes)
+	}
+	return VerifyStatement(vkBytes, proofBytes, Pixels, pixels, logits)
+}
+
+// VerifyStatement checks a proof that the model of vk, a model of inputs
+// pixels, maps pixels to logits. The caller names the input count: the key
+// binds the number of logits, but pixels only up to their packing (255
+// pixels pack as 256 do, the last one 0).
+func VerifyStatement(vkBytes, proofBytes []byte, inputs int, pixels []byte, logits []int32) error {
+	if len(pixels) != inputs {
+		return fmt.Errorf("zk: %d pixels, want %d", len(pixels), inputs)
+	}
+	if len(pixels) == 0 || len(pixels) > maxInputs || len(logits) == 0 || len(logits) > maxInputs {
+		return fmt.Errorf("zk: %d pixels and %d logits; a statement has 1 to %d of each", len(pixels), len(logits), maxInputs)
+	}
+	vk, err := prepared.get(vkBytes, packed(len(pixels))+len(logits))
 	if err != nil {
 		return err
 	}
@@ -224,7 +260,7 @@ func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
 	if n != int64(len(proofBytes)) {
 		return fmt.Errorf("%w: malformed proof: %d bytes after the proof", ErrInvalid, int64(len(proofBytes))-n)
 	}
-	a, err := assignment(pixels, logits)
+	a, err := assignment(pixels, logits, len(pixels), len(logits))
 	if err != nil {
 		return err
 	}
@@ -257,15 +293,20 @@ type keyCache struct {
 
 const cachedKeys = 64
 
-func (c *keyCache) get(b []byte) (groth16.VerifyingKey, error) {
+// get returns the key b, read, checking that it is for a statement of
+// public inputs (packed pixels and logits).
+func (c *keyCache) get(b []byte, public int) (groth16.VerifyingKey, error) {
 	id := sha256.Sum256(b)
 	c.mu.Lock()
 	vk, ok := c.keys[id]
 	c.mu.Unlock()
 	if ok {
+		if n := len(vk.(*groth16bn254.VerifyingKey).G1.K) - 1; n != public {
+			return nil, fmt.Errorf("zk: verifying key: %d public inputs, the statement has %d", n, public)
+		}
 		return vk, nil
 	}
-	if err := checkVerifyingKey(b); err != nil {
+	if err := checkVerifyingKey(b, public); err != nil {
 		return nil, fmt.Errorf("zk: verifying key: %w", err)
 	}
 	vk = groth16.NewVerifyingKey(ecc.BN254)
@@ -285,9 +326,6 @@ func (c *keyCache) get(b []byte) (groth16.VerifyingKey, error) {
 	return c.keys[id], nil
 }
 
-// publicInputs is the number of the circuit's public inputs.
-const publicInputs = PackedInputs + Classes
-
 // checkVerifyingKey and checkProof guard gnark's decoders, which allocate
 // a slice as long as the uint32 count in front of it before reading a
 // single element: a proof or key of a hundred-odd bytes that claims 2^32
@@ -295,10 +333,10 @@ const publicInputs = PackedInputs + Classes
 // recover catches. Keys and proofs arrive in transactions, so that would
 // stop every validator. The digits circuit fixes the counts (one K point
 // per public input plus one, no commitments), so these read the points in
-// front of each count, as gnark lays them out, and check the count before
-// the real decoder sees it. A circuit that used api.Commit would need
+// front of each count, as gnark lays them out, and check the count (public
+// inputs, as the statement has them) before the real decoder sees it. A circuit that used api.Commit would need
 // them relaxed; TestProveVerify would fail first.
-func checkVerifyingKey(b []byte) error {
+func checkVerifyingKey(b []byte, publicInputs int) error {
 	dec := curve.NewDecoder(bytes.NewReader(b), curve.NoSubgroupChecks())
 	var (
 		g1 curve.G1Affine
@@ -309,7 +347,7 @@ func checkVerifyingKey(b []byte) error {
 			return err
 		}
 	}
-	if err := wantCount(b, dec.BytesRead(), publicInputs+1, "K points"); err != nil {
+	if err := wantCount(b, dec.BytesRead(), uint32(publicInputs+1), "K points"); err != nil {
 		return err
 	}
 	var k []curve.G1Affine

@@ -2,6 +2,7 @@ package zk
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -261,8 +262,9 @@ func FuzzVerify(f *testing.F) {
 }
 
 // TestVerifyingKeysAreKeptBounded: verifications share a key read once,
-// concurrently (run with -race), and a stream of distinct keys only
-// evicts, it never grows the cache past cachedKeys.
+// concurrently (run with -race), a stream of distinct keys only evicts, it
+// never grows the cache past cachedKeys, and a key is only taken for a
+// statement of its size.
 func TestVerifyingKeysAreKeptBounded(t *testing.T) {
 	d := loadVerifyData(t)
 	var wg sync.WaitGroup
@@ -278,17 +280,65 @@ func TestVerifyingKeysAreKeptBounded(t *testing.T) {
 	c := &keyCache{keys: map[[32]byte]groth16.VerifyingKey{}}
 	for i := 0; i < cachedKeys+5; i++ {
 		// The same key with a distinct tail: distinct bytes, one key.
-		if _, err := c.get(append(append([]byte(nil), d.VK...), byte(i))); err != nil {
+		if _, err := c.get(append(append([]byte(nil), d.VK...), byte(i)), PackedInputs+Classes); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if len(c.keys) != cachedKeys || len(c.order) != cachedKeys {
 		t.Errorf("%d keys cached (%d in order), want %d", len(c.keys), len(c.order), cachedKeys)
 	}
-	if _, err := c.get(d.VK[:len(d.VK)-1]); err == nil {
+	if _, err := c.get(d.VK[:len(d.VK)-1], PackedInputs+Classes); err == nil {
 		t.Error("a truncated key was read")
+	}
+	// A key read for one statement's size is not taken for another's.
+	if _, err := c.get(append(append([]byte(nil), d.VK...), byte(cachedKeys+4)), PackedInputs+Classes+1); err == nil {
+		t.Error("a cached key was taken for a statement of another size")
 	}
 	if len(c.keys) != cachedKeys {
 		t.Errorf("a failed read changed the cache: %d keys", len(c.keys))
+	}
+}
+
+// TestAnotherSizeOfModelProves: the circuit takes an MLP of any input and
+// class count (here 12×12 digits, 8 hidden units), and a statement of one
+// size is never checked against a key of another.
+func TestAnotherSizeOfModelProves(t *testing.T) {
+	cfg := model.DefaultDigitsTrainConfig()
+	cfg.Side, cfg.Hidden, cfg.Epochs, cfg.TrainSamples, cfg.TestSamples = 12, 8, 1, 200, 50
+	m, err := model.TrainDigits(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := Setup(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vk, _ := sys.VerifyingKey()
+	px, _ := model.GenerateDigitSide(3, 3, 12)
+	logits, proof, err := sys.Prove(px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyStatement(vk, proof, 144, px, logits); err != nil {
+		t.Fatalf("a true proof of a 144-pixel model failed: %v", err)
+	}
+	bad := append([]int32(nil), logits...)
+	bad[1]++
+	if err := VerifyStatement(vk, proof, 144, px, bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a changed output verified: %v", err)
+	}
+	// 143 pixels pack as 144 do when the last is 0: the input count the
+	// caller names is what binds it.
+	if err := VerifyStatement(vk, proof, 144, px[:143], logits); err == nil {
+		t.Error("a statement of 143 pixels verified for a 144-pixel model")
+	}
+	// The digits-mlp statement against this key, and this statement
+	// against digits-mlp's key, are refused before any pairing.
+	d := loadVerifyData(t)
+	if err := Verify(vk, d.Proofs[0].Proof, d.Proofs[0].Pixels, d.Proofs[0].Logits); err == nil || errors.Is(err, ErrInvalid) {
+		t.Errorf("a 256-pixel statement against a 144-pixel key: %v, want the key refused for its size", err)
+	}
+	if err := VerifyStatement(d.VK, proof, 144, px, logits); err == nil || errors.Is(err, ErrInvalid) {
+		t.Errorf("a 144-pixel statement against digits-mlp's key: %v, want the key refused for its size", err)
 	}
 }
