@@ -26,10 +26,12 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark/backend/groth16"
 	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
 	"github.com/consensys/gnark/constraint"
@@ -268,49 +270,128 @@ func VerifyStatement(vkBytes, proofBytes []byte, inputs int, pixels []byte, logi
 	if err != nil {
 		return err
 	}
-	if err := groth16.Verify(proof, vk, pub); err != nil {
+	if err := vk.check(proof.(*groth16bn254.Proof), pub.Vector().(fr.Vector)); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// preparedKey is a verifying key read for verifications: its points (each
+// checked to be in its subgroup by the decoder), the pairing e([α]1, [β]2)
+// every verification compares against, and the Miller loop's lines for
+// its fixed G2 points -[δ]2 and -[γ]2, so that of a verification's three
+// Miller loops only the proof's own e(A, B) walks a G2 point.
+type preparedKey struct {
+	k         []curve.G1Affine // [Kvk]1, one per public input and one for the constant
+	alphaBeta curve.GT
+	lines     [][2][len(curve.LoopCounter)]curve.LineEvaluationAff // for -[δ]2, -[γ]2
+}
+
+func prepare(vk *groth16bn254.VerifyingKey) (*preparedKey, error) {
+	ab, err := curve.Pair([]curve.G1Affine{vk.G1.Alpha}, []curve.G2Affine{vk.G2.Beta})
+	if err != nil {
+		return nil, err
+	}
+	var deltaNeg, gammaNeg curve.G2Affine
+	deltaNeg.Neg(&vk.G2.Delta)
+	gammaNeg.Neg(&vk.G2.Gamma)
+	lines := [][2][len(curve.LoopCounter)]curve.LineEvaluationAff{curve.PrecomputeLines(deltaNeg), curve.PrecomputeLines(gammaNeg)}
+	return &preparedKey{k: vk.G1.K, alphaBeta: ab, lines: lines}, nil
+}
+
+// check is Groth16's verification equation,
+//
+//	e(A, B) · e(C, -[δ]2) · e(Σ xᵢ[Kᵢ]1, -[γ]2) = e([α]1, [β]2),
+//
+// as gnark's groth16.Verify has it, for keys and proofs without
+// commitments (checkVerifyingKey and checkProof admit no other).
+func (k *preparedKey) check(p *groth16bn254.Proof, public fr.Vector) error {
+	if len(p.Commitments) != 0 {
+		return errors.New("a proof with commitments")
+	}
+	if len(public) != len(k.k)-1 {
+		return fmt.Errorf("%d public inputs, the key has %d", len(public), len(k.k)-1)
+	}
+	// The decoder checked these already; a proof built in memory is not
+	// decoded, and the check is cheap beside the pairing.
+	if !p.Ar.IsInSubGroup() || !p.Krs.IsInSubGroup() || !p.Bs.IsInSubGroup() {
+		return errors.New("a proof point outside its subgroup")
+	}
+	// e(A, B) walks B, the one G2 point not known in advance: beside the
+	// public inputs' sum and the fixed-point loop, on another core.
+	var ab curve.GT
+	abDone := make(chan error, 1)
+	go func() {
+		var err error
+		ab, err = curve.MillerLoop([]curve.G1Affine{p.Ar}, []curve.G2Affine{p.Bs})
+		abDone <- err
+	}()
+	var sum curve.G1Jac
+	if _, err := sum.MultiExp(k.k[1:], public, ecc.MultiExpConfig{}); err != nil {
+		<-abDone
+		return err
+	}
+	sum.AddMixed(&k.k[0])
+	var sumAff curve.G1Affine
+	sumAff.FromJacobian(&sum)
+	// MillerLoopFixedQ writes into the lines it is given (gnark-crypto
+	// v0.21): each verification gets its own copy, or the key would be
+	// spoilt after one use, and raced on by concurrent ones.
+	lines := slices.Clone(k.lines)
+	fixed, err := curve.MillerLoopFixedQ([]curve.G1Affine{p.Krs, sumAff}, lines)
+	if err2 := <-abDone; err == nil {
+		err = err2
+	}
+	if err != nil {
+		return err
+	}
+	if got := curve.FinalExponentiation(&ab, &fixed); !got.Equal(&k.alphaBeta) {
+		return errors.New("the pairing check failed")
 	}
 	return nil
 }
 
 // prepared holds the verifying keys read recently, by the hash of their
 // bytes. Reading a key checks that each of its points is in its subgroup
-// and computes the pairing e([α]1, [β]2) that every verification compares
-// against: more than half of a verification's time, and the same for every
-// proof of a model. A key is immutable once read (groth16.Verify only
-// reads it), so one copy serves concurrent verifications.
-var prepared = &keyCache{keys: map[[32]byte]groth16.VerifyingKey{}}
+// and computes the pairing e([α]1, [β]2) and the fixed points' lines:
+// more than half of a verification's time, and the same for every proof
+// of a model. A prepared key is immutable, so one copy serves concurrent
+// verifications.
+var prepared = &keyCache{keys: map[[32]byte]*preparedKey{}}
 
 // keyCache is a small FIFO cache: a chain verifies proofs of a handful of
 // models, and a flood of distinct keys (each paid for in a transaction)
 // only evicts, it cannot grow memory.
 type keyCache struct {
 	mu    sync.Mutex
-	keys  map[[32]byte]groth16.VerifyingKey
+	keys  map[[32]byte]*preparedKey
 	order [][32]byte
 }
 
 const cachedKeys = 64
 
-// get returns the key b, read, checking that it is for a statement of
+// get returns the key b, prepared, checking that it is for a statement of
 // public inputs (packed pixels and logits).
-func (c *keyCache) get(b []byte, public int) (groth16.VerifyingKey, error) {
+func (c *keyCache) get(b []byte, public int) (*preparedKey, error) {
 	id := sha256.Sum256(b)
 	c.mu.Lock()
-	vk, ok := c.keys[id]
+	pk, ok := c.keys[id]
 	c.mu.Unlock()
 	if ok {
-		if n := len(vk.(*groth16bn254.VerifyingKey).G1.K) - 1; n != public {
+		if n := len(pk.k) - 1; n != public {
 			return nil, fmt.Errorf("zk: verifying key: %d public inputs, the statement has %d", n, public)
 		}
-		return vk, nil
+		return pk, nil
 	}
 	if err := checkVerifyingKey(b, public); err != nil {
 		return nil, fmt.Errorf("zk: verifying key: %w", err)
 	}
-	vk = groth16.NewVerifyingKey(ecc.BN254)
+	vk := groth16.NewVerifyingKey(ecc.BN254)
 	if _, err := vk.ReadFrom(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("zk: verifying key: %w", err)
+	}
+	pk, err := prepare(vk.(*groth16bn254.VerifyingKey))
+	if err != nil {
 		return nil, fmt.Errorf("zk: verifying key: %w", err)
 	}
 	c.mu.Lock()
@@ -320,7 +401,7 @@ func (c *keyCache) get(b []byte, public int) (groth16.VerifyingKey, error) {
 			delete(c.keys, c.order[0])
 			c.order = c.order[1:]
 		}
-		c.keys[id] = vk
+		c.keys[id] = pk
 		c.order = append(c.order, id)
 	}
 	return c.keys[id], nil

@@ -277,7 +277,7 @@ func TestVerifyingKeysAreKeptBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	c := &keyCache{keys: map[[32]byte]groth16.VerifyingKey{}}
+	c := &keyCache{keys: map[[32]byte]*preparedKey{}}
 	for i := 0; i < cachedKeys+5; i++ {
 		// The same key with a distinct tail: distinct bytes, one key.
 		if _, err := c.get(append(append([]byte(nil), d.VK...), byte(i)), PackedInputs+Classes); err != nil {
