@@ -13,17 +13,22 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cometbft/cometbft/abci/example/kvstore"
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmtcfg "github.com/cometbft/cometbft/config"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
@@ -43,6 +48,7 @@ type options struct {
 	txs, accounts, workers, validators int
 	blockTime                          time.Duration
 	basePort, batch, rate              int
+	processes                          bool // each node a process of its own
 }
 
 var cpuprofile string
@@ -57,9 +63,16 @@ func main() {
 	flag.IntVar(&o.basePort, "base-port", 15656, "first port (below the ephemeral range, 32768-60999)")
 	flag.IntVar(&o.batch, "batch", 50, "txs per JSON-RPC batch request")
 	flag.IntVar(&o.rate, "rate", 5000, "tx/s offered in the latency run")
-	profile := flag.String("cpuprofile", "", "write a CPU profile of the Agora run here")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the Agora run here (not with -processes)")
+	flag.BoolVar(&o.processes, "processes", false, "run each node as a process of its own (this binary again, with -serve)")
+	serve := flag.String("serve", "", "internal: run the node in this home until stdin closes")
+	serveApp := flag.String("serve-app", "agora", "internal: the app -serve runs (agora or kvstore)")
 	flag.Parse()
 	log.SetFlags(0)
+	if *serve != "" {
+		serveNode(*serve, *serveApp)
+		return
+	}
 	cpuprofile = *profile
 
 	kvApp := func(int) abci.Application { return kvstore.NewInMemoryApplication() }
@@ -92,8 +105,12 @@ func main() {
 		}
 	}
 	kv, ag := rows[0][0], rows[1][0]
-	fmt.Printf("\nvalidators=%d block-time=%s; throughput: %d txs sent as fast as the node takes them | latency: broadcast to commit, %d tx/s offered\n",
-		o.validators, o.blockTime, o.txs, o.rate)
+	mode := "in one process"
+	if o.processes {
+		mode = "each a process of its own"
+	}
+	fmt.Printf("\nvalidators=%d (%s) block-time=%s; throughput: %d txs sent as fast as the node takes them | latency: broadcast to commit, %d tx/s offered\n",
+		o.validators, mode, o.blockTime, o.txs, o.rate)
 	fmt.Printf("%-10s %12s %8s | %10s %10s %10s %8s\n", "", "committed/s", "failed", "sustained/s", "p50 ms", "p99 ms", "failed")
 	for i, name := range []string{"kvstore", "agora"} {
 		t, l := rows[i][0], rows[i][1]
@@ -103,6 +120,75 @@ func main() {
 	fmt.Printf("agora transfers/s: %.0f (goal >= 10000, floor >= 8000 on one validator)\n", ag.tps)
 	fmt.Printf("agora at %d tx/s offered: %.0f/s sustained, p50 %.1f ms (goal <= 250 ms at 5000 tx/s), p99 %.1f ms\n",
 		o.rate, rows[1][1].tps, ms(rows[1][1].p50), ms(rows[1][1].p99))
+}
+
+// startProcesses runs each node of configs as this binary with -serve, in
+// its own process, and returns what stops them all. A node process ends
+// when its stdin closes, and with the parent (Pdeathsig), so none outlives
+// the benchmark.
+func startProcesses(configs []*cmtcfg.Config, kvstoreApp bool) (stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	app := "agora"
+	if kvstoreApp {
+		app = "kvstore"
+	}
+	type proc struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+	}
+	var procs []proc
+	stop = func() {
+		for _, p := range procs {
+			p.stdin.Close()
+		}
+		for _, p := range procs {
+			done := make(chan struct{})
+			go func() { p.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				p.cmd.Process.Kill()
+				<-done
+			}
+		}
+	}
+	for _, c := range configs {
+		cmd := exec.Command(self, "-serve", c.RootDir, "-serve-app", app)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		in, err := cmd.StdinPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("start a node process: %w", err)
+		}
+		procs = append(procs, proc{cmd, in})
+	}
+	return stop, nil
+}
+
+// serveNode is a node process of -processes: it runs the node in home
+// (app "agora" or "kvstore") until stdin closes.
+func serveNode(home, app string) {
+	c, err := node.LoadCometConfig(home)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := node.Config{Comet: c, App: chain.DefaultConfig()}
+	if app == "kvstore" {
+		cfg.Application = kvstore.NewInMemoryApplication()
+	}
+	n, err := node.Start(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	io.Copy(io.Discard, os.Stdin)
+	n.Stop()
 }
 
 // pacedBatch is the txs a sender sends per tick in the latency run.
@@ -173,27 +259,48 @@ func measure(o options, name string, lanes [][][]byte, pace time.Duration, app f
 	if err != nil {
 		return result{}, err
 	}
-	var nodes []*node.Node
-	defer func() {
-		for _, n := range nodes {
-			n.Stop()
-		}
-	}()
-	for i, c := range configs {
-		cfg := node.Config{Comet: c, App: chain.DefaultConfig()}
-		if app != nil {
-			cfg.Application = app(i)
-		}
-		n, err := node.Start(cfg)
+	// height is node 0's latest height: read in memory in-process, over
+	// RPC when the nodes are processes.
+	var height func() int64
+	var rpcURL string
+	if o.processes {
+		stop, err := startProcesses(configs, app != nil)
 		if err != nil {
 			return result{}, err
 		}
-		nodes = append(nodes, n)
+		defer stop()
+		rpcURL = strings.Replace(configs[0].RPC.ListenAddress, "tcp://", "http://", 1)
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := http.Get(rpcURL + "/status")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return result{}, fmt.Errorf("%s: node 0's RPC did not answer in 60 s: %v", name, err)
+			}
+		}
+	} else {
+		var nodes []*node.Node
+		defer func() {
+			for _, n := range nodes {
+				n.Stop()
+			}
+		}()
+		for i, c := range configs {
+			cfg := node.Config{Comet: c, App: chain.DefaultConfig()}
+			if app != nil {
+				cfg.Application = app(i)
+			}
+			n, err := node.Start(cfg)
+			if err != nil {
+				return result{}, err
+			}
+			nodes = append(nodes, n)
+		}
+		height, rpcURL = nodes[0].Height, nodes[0].RPC()
 	}
-	if err := nodes[0].WaitForHeight(2, 60*time.Second); err != nil {
-		return result{}, err
-	}
-	rpc, err := rpchttp.New(nodes[0].RPC(), "/websocket")
+	rpc, err := rpchttp.New(rpcURL, "/websocket")
 	if err != nil {
 		return result{}, err
 	}
@@ -201,6 +308,20 @@ func measure(o options, name string, lanes [][][]byte, pace time.Duration, app f
 		return result{}, err
 	}
 	defer rpc.Stop()
+	if height == nil {
+		height = func() int64 {
+			st, err := rpc.Status(context.Background())
+			if err != nil {
+				return 0
+			}
+			return st.SyncInfo.LatestBlockHeight
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); height() < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return result{}, fmt.Errorf("%s: node 0 made no blocks in 60 s", name)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -286,13 +407,13 @@ func measure(o options, name string, lanes [][][]byte, pace time.Duration, app f
 	// JSON-encode every tx result and event, which costs more than the
 	// work being measured. Results are checked after the clock stops.
 	var lat []time.Duration
-	committed, lastCommit, next := 0, time.Now(), nodes[0].Height()+1
+	committed, lastCommit, next := 0, time.Now(), height()+1
 	var heights []int64
 	for committed < total-int(failed.Load()) {
 		if ctx.Err() != nil {
 			return result{}, fmt.Errorf("%s: %d of %d committed before timeout", name, committed, total)
 		}
-		if nodes[0].Height() < next {
+		if height() < next {
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}

@@ -72,7 +72,7 @@ func measure(name string, m *model.MLP, side, n int, targets string) {
 		log.Fatal(err)
 	}
 	t0 := time.Now()
-	if err := zk.VerifyStatement(vk, proof, side*side, px, logits); err != nil {
+	if err := zk.VerifyStatement(vk, proof, side*side, m.Classes(), px, logits); err != nil {
 		log.Fatal(err)
 	}
 	keyRead := time.Since(t0)
@@ -93,7 +93,7 @@ func measure(name string, m *model.MLP, side, n int, targets string) {
 		prove = append(prove, time.Since(t))
 		size = len(proof)
 		t = time.Now()
-		if err := zk.VerifyStatement(vk, proof, side*side, px, logits); err != nil {
+		if err := zk.VerifyStatement(vk, proof, side*side, m.Classes(), px, logits); err != nil {
 			log.Fatal(err)
 		}
 		verify = append(verify, time.Since(t))

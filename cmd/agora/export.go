@@ -43,7 +43,7 @@ config/genesis.json and starts. docs/governance.md walks through it.`,
 			if err := node.ValidChainID(chainID); err != nil {
 				return err
 			}
-			comet, err := loadCometConfig(g.home)
+			comet, err := node.LoadCometConfig(g.home)
 			if err != nil {
 				return err
 			}

@@ -3,12 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
-	cmtcfg "github.com/cometbft/cometbft/config"
 	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
 
 	"github.com/agoranet/agora/internal/chain"
 	"github.com/agoranet/agora/internal/keyring"
@@ -29,7 +25,7 @@ node only validates, and its validator is slashed for every commitment it
 makes by hand and does not reveal.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			comet, err := loadCometConfig(g.home)
+			comet, err := node.LoadCometConfig(g.home)
 			if err != nil {
 				return err
 			}
@@ -62,23 +58,4 @@ makes by hand and does not reveal.`,
 	}
 	cmd.Flags().StringVar(&operatorKey, "operator-key", "operator", "keyring key of the validator's operator, for the beacon's commits and reveals (\"\" for none)")
 	return cmd
-}
-
-// loadCometConfig reads <home>/config/config.toml.
-func loadCometConfig(home string) (*cmtcfg.Config, error) {
-	path := filepath.Join(home, "config", "config.toml")
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no node config at %s: run `agora init --home %s --chain-id ID` first", path, home)
-	}
-	v := viper.New()
-	v.SetConfigFile(path)
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	c := cmtcfg.DefaultConfig()
-	if err := v.Unmarshal(c); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
-	}
-	c.SetRoot(home)
-	return c, c.ValidateBasic()
 }

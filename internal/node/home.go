@@ -12,6 +12,7 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	cmttypes "github.com/cometbft/cometbft/types"
+	"github.com/spf13/viper"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/agoranet/agora/internal/chain"
@@ -274,4 +275,24 @@ func ValidChainID(id string) error {
 
 func httpURL(listen string) string {
 	return "http://" + strings.TrimPrefix(listen, "tcp://")
+}
+
+// LoadCometConfig reads <home>/config/config.toml, as WriteHome and
+// agora init wrote it.
+func LoadCometConfig(home string) (*cmtcfg.Config, error) {
+	path := filepath.Join(home, "config", "config.toml")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no node config at %s: run `agora init --home %s --chain-id ID` first", path, home)
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	c := cmtcfg.DefaultConfig()
+	if err := v.Unmarshal(c); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	c.SetRoot(home)
+	return c, c.ValidateBasic()
 }

@@ -228,19 +228,18 @@ var ErrInvalid = errors.New("zk: proof does not verify")
 // Verify checks a proof that the digits-mlp model of vk maps pixels
 // (Pixels of them) to logits (Classes).
 func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
-	if len(logits) != Classes {
-		return fmt.Errorf("zk: %d logits, want %d", len(logits), Classes)
-	}
-	return VerifyStatement(vkBytes, proofBytes, Pixels, pixels, logits)
+	return VerifyStatement(vkBytes, proofBytes, Pixels, Classes, pixels, logits)
 }
 
 // VerifyStatement checks a proof that the model of vk, a model of inputs
-// pixels, maps pixels to logits. The caller names the input count: the key
-// binds the number of logits, but pixels only up to their packing (255
-// pixels pack as 256 do, the last one 0).
-func VerifyStatement(vkBytes, proofBytes []byte, inputs int, pixels []byte, logits []int32) error {
-	if len(pixels) != inputs {
-		return fmt.Errorf("zk: %d pixels, want %d", len(pixels), inputs)
+// pixels and classes logits, maps pixels to logits. The caller names both
+// counts, from the model: the key fixes only the total of public inputs,
+// packed pixels and logits together, so a statement of 248 pixels and 11
+// logits can share a 256-pixel, 10-logit statement's public inputs (its
+// last 8 pixels 0, the first logit 0).
+func VerifyStatement(vkBytes, proofBytes []byte, inputs, classes int, pixels []byte, logits []int32) error {
+	if len(pixels) != inputs || len(logits) != classes {
+		return fmt.Errorf("zk: %d pixels and %d logits, want %d and %d", len(pixels), len(logits), inputs, classes)
 	}
 	if len(pixels) == 0 || len(pixels) > maxInputs || len(logits) == 0 || len(logits) > maxInputs {
 		return fmt.Errorf("zk: %d pixels and %d logits; a statement has 1 to %d of each", len(pixels), len(logits), maxInputs)
@@ -257,8 +256,10 @@ func VerifyStatement(vkBytes, proofBytes []byte, inputs int, pixels []byte, logi
 	if err != nil {
 		return fmt.Errorf("%w: malformed proof: %v", ErrInvalid, err)
 	}
-	// One proof, one encoding (up to point compression): bytes after it
-	// would let a transaction change without changing what it proves.
+	// No bytes after the proof. A proof is still not unique: Groth16
+	// proofs can be re-randomised, and the decoded commitment proof point
+	// (unused without commitments) is not checked, so nothing may key on a
+	// proof's bytes (the chain keys proven inferences on the statement).
 	if n != int64(len(proofBytes)) {
 		return fmt.Errorf("%w: malformed proof: %d bytes after the proof", ErrInvalid, int64(len(proofBytes))-n)
 	}

@@ -319,18 +319,25 @@ func TestAnotherSizeOfModelProves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyStatement(vk, proof, 144, px, logits); err != nil {
+	if err := VerifyStatement(vk, proof, 144, 10, px, logits); err != nil {
 		t.Fatalf("a true proof of a 144-pixel model failed: %v", err)
 	}
 	bad := append([]int32(nil), logits...)
 	bad[1]++
-	if err := VerifyStatement(vk, proof, 144, px, bad); !errors.Is(err, ErrInvalid) {
+	if err := VerifyStatement(vk, proof, 144, 10, px, bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a changed output verified: %v", err)
 	}
 	// 143 pixels pack as 144 do when the last is 0: the input count the
 	// caller names is what binds it.
-	if err := VerifyStatement(vk, proof, 144, px[:143], logits); err == nil {
+	if err := VerifyStatement(vk, proof, 144, 10, px[:143], logits); err == nil {
 		t.Error("a statement of 143 pixels verified for a 144-pixel model")
+	}
+	// Nor do counts the caller takes from the statement: 124 pixels (4
+	// packed elements) and 11 logits have as many public inputs as 144 (5)
+	// and 10; the model's counts refuse it before any pairing.
+	shifted := append([]int32{0}, logits...)
+	if err := VerifyStatement(vk, proof, 144, 10, px[:124], shifted); err == nil || errors.Is(err, ErrInvalid) {
+		t.Errorf("a 124-pixel, 11-logit statement against a 144-pixel, 10-logit model: %v, want it refused", err)
 	}
 	// The digits-mlp statement against this key, and this statement
 	// against digits-mlp's key, are refused before any pairing.
@@ -338,7 +345,7 @@ func TestAnotherSizeOfModelProves(t *testing.T) {
 	if err := Verify(vk, d.Proofs[0].Proof, d.Proofs[0].Pixels, d.Proofs[0].Logits); err == nil || errors.Is(err, ErrInvalid) {
 		t.Errorf("a 256-pixel statement against a 144-pixel key: %v, want the key refused for its size", err)
 	}
-	if err := VerifyStatement(d.VK, proof, 144, px, logits); err == nil || errors.Is(err, ErrInvalid) {
+	if err := VerifyStatement(d.VK, proof, 144, 10, px, logits); err == nil || errors.Is(err, ErrInvalid) {
 		t.Errorf("a 144-pixel statement against digits-mlp's key: %v, want the key refused for its size", err)
 	}
 }
