@@ -72,12 +72,12 @@ func (c Comparison) Pairs() string {
 	return strings.Join(parts, " ")
 }
 
-// Paired runs rounds pairs of rounds of n requests from clients: base and
+// paired runs rounds pairs of rounds of n requests from clients: base and
 // ours side by side, in alternating order, so that a slow spell of a shared
 // machine lands on both sides of one pair rather than on one side of the
 // whole comparison. ours may be replaced for its first round (to profile
 // it) by first.
-func Paired(rounds, n, clients int, base, ours func(i int), first func(run func() Result) Result) Comparison {
+func paired(rounds, n, clients int, base, ours func(i int), first func(run func() Result) Result) Comparison {
 	var c Comparison
 	var bs, os []Result
 	for round := 0; round < rounds; round++ {
@@ -120,7 +120,7 @@ type Setup struct {
 	CPUProfile string // if set, the first round of ours is profiled to CPUProfile.<clients>
 }
 
-// Compare runs Paired for each client count (after a warm-up of both)
+// Compare runs paired for each client count (after a warm-up of both)
 // and prints each comparison.
 func Compare(s Setup, base, ours func(i int)) error {
 	for _, cs := range strings.Split(s.Clients, ",") {
@@ -143,7 +143,7 @@ func Compare(s Setup, base, ours func(i int)) error {
 				return run()
 			}
 		}
-		c := Paired(s.Rounds, s.N, clients, base, ours, first)
+		c := paired(s.Rounds, s.N, clients, base, ours, first)
 		b, o := c.Base, c.Ours
 		fmt.Printf("\n%s, %d concurrent client(s), no errors; medians of %d paired rounds\n", s.Title, clients, s.Rounds)
 		fmt.Printf("%-26s %10s %10s %10s\n", "", "answers/s", "p50 ms", "p99 ms")
