@@ -250,7 +250,11 @@ func loadZK(home string) (*zk.System, node.ModelKey, error) {
 		if err := sys.Save(pk, vkPath); err != nil {
 			return nil, node.ModelKey{}, err
 		}
-	} else if sys, err = zk.Load(m.MLP, pk, vkPath); err != nil {
+	} else if sys, err = zk.Load(m.MLP, pk, vkPath); errors.Is(err, zk.ErrNotThisCircuit) {
+		// The genesis holds the verifying key too, so new keys need a new
+		// chain.
+		return nil, node.ModelKey{}, fmt.Errorf("%w; this devnet's genesis holds its verifying key, so start it afresh: agora devnet --reset", err)
+	} else if err != nil {
 		return nil, node.ModelKey{}, err
 	}
 	vk, err := sys.VerifyingKey()

@@ -96,16 +96,17 @@ func (t *Transcript) runBefore(phase, i int) [sha256.Size]byte {
 	return run
 }
 
-// otherDigits is digits-mlp with one hidden-layer weight changed: another
+// otherDigits is digits-mlp with one output-layer weight changed: another
 // model, whose circuit has the same shape but other coefficients on its
-// private wires. (A change to a bias alone would move only the constant
-// wire's coefficients, which phase 2 leaves to the verifying key: the
-// transcript would then verify for the other model too, to that model's
-// own key.)
+// private wires (the hidden units). (A change to a bias, or to a weight
+// of the first layer, would move only the coefficients of public wires,
+// the constant and the pixels, which phase 2 leaves to the verifying key:
+// the transcript would then verify for the other model too, to that
+// model's own key.)
 func otherDigits(tb testing.TB, m *model.Model) *model.Model {
 	b := m.MLP.Encode()
-	// fc1.w's data follows its name, type, shift, rank and two dimensions.
-	at := bytes.Index(b, []byte("\x05fc1.w")) + 6 + 3 + 8
+	// fc2.w's data follows its name, type, shift, rank and two dimensions.
+	at := bytes.Index(b, []byte("\x05fc2.w")) + 6 + 3 + 8
 	for b[at] == 0 {
 		at++
 	}

@@ -975,7 +975,7 @@ func VerifyTranscript(ctx context.Context, m *model.Model, t *Transcript, progre
 	if err != nil {
 		return nil, err
 	}
-	if err := checkVerifyingKey(vkb, packed(m.MLP.Inputs())+m.MLP.Classes()); err != nil {
+	if err := checkVerifyingKey(vkb, m.MLP.Inputs()+m.MLP.Classes()); err != nil {
 		return nil, terr("the sealed verifying key: %v", err)
 	}
 	return &Keys{System: sys, VerifyingKeyBytes: vkb, Contributors: t.Contributors()}, nil

@@ -3,12 +3,18 @@
 // circuit holds as constants, maps this input to these logits. Anyone with
 // the model's verifying key checks it in a millisecond or two.
 //
-// The circuit follows the model's integer inference exactly: the 256
-// pixels arrive packed 31 to a field element (9 public inputs, unpacked
-// with bit decompositions that also range-check them); each hidden unit's
-// accumulator is shifted with rounding and clamped to 0..127 through one
-// 34-bit decomposition; the logits are linear in the hidden units and
-// public. Multiplications by the constant weights cost no constraints.
+// The circuit follows the model's integer inference exactly: each pixel
+// is a public input of its own, which needs no range check in the
+// circuit because the verifier makes it from the statement's bytes; each
+// hidden unit's accumulator is shifted with rounding and clamped to
+// 0..127 through one bit decomposition, as wide as that unit's weights
+// can make it; the logits are linear in the hidden units and public.
+// Multiplications by the constant weights cost no constraints. That is
+// 782 constraints for digits-mlp, under the 1,024 of a proving domain.
+//
+// Keys of the circuit before that (the pixels packed 31 to a public input
+// and unpacked with bit decompositions: 3,777 constraints) still verify:
+// a chain replaying old blocks must reach the same verdicts.
 //
 // The trust assumption of Groth16: the per-model setup must be run
 // honestly (or as a multi-party ceremony in which one honest party is
@@ -25,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"math/bits"
 	"os"
 	"slices"
 	"sync"
@@ -49,22 +56,23 @@ func init() { logger.Disable() }
 // of. The circuit itself takes any MLP of 8-bit inputs (bench/zk proves a
 // 784-64-10 one too).
 const (
-	Pixels       = model.DigitPixels
-	PixelsPerEl  = 31
-	PackedInputs = (Pixels + PixelsPerEl - 1) / PixelsPerEl
-	Classes      = model.DigitClasses
+	Pixels  = model.DigitPixels
+	Classes = model.DigitClasses
 )
 
-// packed is the number of field elements n pixels are packed into.
-func packed(n int) int { return (n + PixelsPerEl - 1) / PixelsPerEl }
+// packedPerEl is how many pixels the earlier circuit packed into a public
+// input; packed is how many inputs n pixels took there.
+const packedPerEl = 31
 
-// maxInputs keeps every hidden accumulator below 2^30 in magnitude, which
-// the clamp's 34-bit decomposition needs: 255 * 127 per input, and a bias
-// below 2^24.
+func packed(n int) int { return (n + packedPerEl - 1) / packedPerEl }
+
+// maxInputs bounds a statement's pixels and logits (a verifying key holds
+// a point for each). Hidden accumulators stay far inside the field: the
+// model parser bounds each to an int32.
 const maxInputs = 16384
 
-// Circuit is an MLP's inference circuit: packed pixels in, logits out,
-// both public.
+// Circuit is an MLP's inference circuit: pixels in, logits out, all
+// public.
 type Circuit struct {
 	Input  []frontend.Variable `gnark:",public"`
 	Logits []frontend.Variable `gnark:",public"`
@@ -75,7 +83,7 @@ type Circuit struct {
 // newCircuit sizes the circuit for m (gnark compiles slices at the length
 // they have).
 func newCircuit(m *model.MLP) *Circuit {
-	return &Circuit{Input: make([]frontend.Variable, packed(m.Inputs())), Logits: make([]frontend.Variable, m.Classes()), mlp: m}
+	return &Circuit{Input: make([]frontend.Variable, m.Inputs()), Logits: make([]frontend.Variable, m.Classes()), mlp: m}
 }
 
 // Define builds the constraints.
@@ -83,15 +91,10 @@ func (c *Circuit) Define(api frontend.API) error {
 	w1, b1, w2, b2, shift := c.mlp.Layers()
 	hidden := len(b1)
 	pixels := c.mlp.Inputs()
-	x := make([]frontend.Variable, 0, pixels)
-	for k := range c.Input {
-		n := min(PixelsPerEl, pixels-k*PixelsPerEl)
-		bits := api.ToBinary(c.Input[k], 8*n)
-		for i := 0; i < n; i++ {
-			x = append(x, api.FromBinary(bits[8*i:8*i+8]...))
-		}
+	if len(c.Input) != pixels {
+		return fmt.Errorf("zk: a circuit of %d inputs for a model of %d", len(c.Input), pixels)
 	}
-	const top = 33 // accumulators are below 2^30 in magnitude (the model parser checks)
+	x := c.Input
 	h := make([]frontend.Variable, hidden)
 	for j := 0; j < hidden; j++ {
 		acc := frontend.Variable(big.NewInt(int64(b1[j])))
@@ -100,9 +103,10 @@ func (c *Circuit) Define(api frontend.API) error {
 				acc = api.Add(acc, api.Mul(x[i], int64(w)))
 			}
 		}
+		top := clampBits(w1[j*pixels:(j+1)*pixels], b1[j], shift)
 		// t = acc + rounding + 2^top is in [0, 2^(top+1)); its bits above
 		// the shift are q + 2^(top-shift), q = round(acc / 2^shift).
-		t := api.Add(acc, new(big.Int).Lsh(big.NewInt(1), top))
+		t := api.Add(acc, new(big.Int).Lsh(big.NewInt(1), uint(top)))
 		if shift > 0 {
 			t = api.Add(t, int64(1)<<(shift-1))
 		}
@@ -112,10 +116,11 @@ func (c *Circuit) Define(api frontend.API) error {
 		for b := 0; b < 7; b++ {
 			low7 = api.Add(low7, api.Mul(bits[int(shift)+b], 1<<b))
 		}
-		var big128 frontend.Variable = 0 // q >= 128, given q >= 0
+		var high frontend.Variable = 0 // q >> 7, given q >= 0
 		for b := int(shift) + 7; b < top; b++ {
-			big128 = api.Or(big128, bits[b])
+			high = api.Add(high, api.Mul(bits[b], new(big.Int).Lsh(big.NewInt(1), uint(b-int(shift)-7))))
 		}
+		big128 := api.Sub(1, api.IsZero(high)) // q >= 128
 		clamped := api.Add(low7, api.Mul(big128, api.Sub(127, low7)))
 		h[j] = api.Mul(nonneg, clamped)
 	}
@@ -131,18 +136,37 @@ func (c *Circuit) Define(api frontend.API) error {
 	return nil
 }
 
-// Pack packs pixels, PixelsPerEl to an element, into the circuit's public
-// input elements.
-func Pack(pixels []byte) []*big.Int {
-	out := make([]*big.Int, packed(len(pixels)))
+// clampBits is the number of bits below the sign bit of a hidden unit's
+// shifted accumulator t = acc + rounding + 2^top, for the unit of weights
+// w and bias b: the least top with |acc| + rounding < 2^top for every
+// input of bytes (so t is in [0, 2^(top+1)) and its bit top is the sign),
+// and at least shift + 7, so that the bits of q from 2^0 to 2^6 exist.
+// Inputs are public and bytes by construction (the verifier builds them
+// from the statement), so the bound is exact; sizing each unit to its
+// own weights is what keeps digits-mlp's circuit under 1,024 constraints.
+func clampBits(w []int8, b int32, shift uint) int {
+	bound := new(big.Int).Abs(big.NewInt(int64(b)))
+	for _, v := range w {
+		bound.Add(bound, big.NewInt(255*max(int64(v), -int64(v))))
+	}
+	if shift > 0 {
+		bound.Add(bound, big.NewInt(int64(1)<<(shift-1)))
+	}
+	return max(bound.BitLen(), int(shift)+7)
+}
+
+// packInputs is the earlier circuit's public pixel inputs: pixels packed
+// packedPerEl to an element, the first pixel in the lowest byte.
+func packInputs(pixels []byte) fr.Vector {
+	out := make(fr.Vector, packed(len(pixels)))
 	for k := range out {
 		v := new(big.Int)
-		end := min((k+1)*PixelsPerEl, len(pixels))
-		for i := end - 1; i >= k*PixelsPerEl; i-- {
+		end := min((k+1)*packedPerEl, len(pixels))
+		for i := end - 1; i >= k*packedPerEl; i-- {
 			v.Lsh(v, 8)
 			v.Or(v, big.NewInt(int64(pixels[i])))
 		}
-		out[k] = v
+		out[k].SetBigInt(v)
 	}
 	return out
 }
@@ -153,14 +177,25 @@ type System struct {
 	CS  constraint.ConstraintSystem
 	PK  groth16.ProvingKey
 	VK  groth16.VerifyingKey
+
+	packed bool // CS is the packed circuit (packed.go): keys Load found of its shape
 }
 
 // Compile builds the circuit for a model.
 func Compile(m *model.MLP) (constraint.ConstraintSystem, error) {
+	return compile(m, newCircuit(m))
+}
+
+// compilePacked builds the earlier, packed circuit for a model.
+func compilePacked(m *model.MLP) (constraint.ConstraintSystem, error) {
+	return compile(m, newPackedCircuit(m))
+}
+
+func compile(m *model.MLP, c frontend.Circuit) (constraint.ConstraintSystem, error) {
 	if m.Inputs() < 1 || m.Inputs() > maxInputs || m.Classes() < 1 {
 		return nil, fmt.Errorf("zk: a model of %d inputs and %d classes; the circuit takes 1 to %d inputs and a class or more", m.Inputs(), m.Classes(), maxInputs)
 	}
-	return frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, newCircuit(m))
+	return frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, c)
 }
 
 // Setup compiles the circuit and runs a single-party Groth16 setup. It is
@@ -187,8 +222,8 @@ func assignment(pixels []byte, logits []int32, inputs, classes int) (*Circuit, e
 		return nil, fmt.Errorf("zk: %d logits, want %d", len(logits), classes)
 	}
 	a := &Circuit{}
-	for _, v := range Pack(pixels) {
-		a.Input = append(a.Input, v)
+	for _, v := range pixels {
+		a.Input = append(a.Input, int(v))
 	}
 	for _, v := range logits {
 		a.Logits = append(a.Logits, big.NewInt(int64(v)))
@@ -207,7 +242,15 @@ func (s *System) Prove(pixels []byte) ([]int32, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := frontend.NewWitness(a, ecc.BN254.ScalarField())
+	var circuit frontend.Circuit = a
+	if s.packed {
+		p := &packedCircuit{Logits: a.Logits}
+		for _, e := range packInputs(pixels) {
+			p.Input = append(p.Input, e.BigInt(new(big.Int)))
+		}
+		circuit = p
+	}
+	w, err := frontend.NewWitness(circuit, ecc.BN254.ScalarField())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -234,9 +277,10 @@ func Verify(vkBytes, proofBytes []byte, pixels []byte, logits []int32) error {
 // VerifyStatement checks a proof that the model of vk, a model of inputs
 // pixels and classes logits, maps pixels to logits. The caller names both
 // counts, from the model: the key fixes only the total of public inputs,
-// packed pixels and logits together, so a statement of 248 pixels and 11
-// logits can share a 256-pixel, 10-logit statement's public inputs (its
-// last 8 pixels 0, the first logit 0).
+// pixels and logits together, so a statement of 255 pixels and 11 logits
+// can share a 256-pixel, 10-logit statement's public inputs (the last
+// pixel read as the first logit). A key of the earlier circuit, with the
+// pixels packed, verifies its own proofs as it always did.
 func VerifyStatement(vkBytes, proofBytes []byte, inputs, classes int, pixels []byte, logits []int32) error {
 	if len(pixels) != inputs || len(logits) != classes {
 		return fmt.Errorf("zk: %d pixels and %d logits, want %d and %d", len(pixels), len(logits), inputs, classes)
@@ -244,7 +288,7 @@ func VerifyStatement(vkBytes, proofBytes []byte, inputs, classes int, pixels []b
 	if len(pixels) == 0 || len(pixels) > maxInputs || len(logits) == 0 || len(logits) > maxInputs {
 		return fmt.Errorf("zk: %d pixels and %d logits; a statement has 1 to %d of each", len(pixels), len(logits), maxInputs)
 	}
-	vk, err := prepared.get(vkBytes, packed(len(pixels))+len(logits))
+	vk, err := prepared.get(vkBytes, len(pixels)+len(logits), packed(len(pixels))+len(logits))
 	if err != nil {
 		return err
 	}
@@ -263,15 +307,21 @@ func VerifyStatement(vkBytes, proofBytes []byte, inputs, classes int, pixels []b
 	if n != int64(len(proofBytes)) {
 		return fmt.Errorf("%w: malformed proof: %d bytes after the proof", ErrInvalid, int64(len(proofBytes))-n)
 	}
-	a, err := assignment(pixels, logits, len(pixels), len(logits))
-	if err != nil {
-		return err
+	// The public inputs as the circuit orders them: the pixels, then the
+	// logits; for a key of the earlier circuit, the pixels packed.
+	var wide fr.Vector
+	small := make([]int64, 0, len(pixels)+len(logits))
+	if len(vk.k)-1 == len(pixels)+len(logits) {
+		for _, v := range pixels {
+			small = append(small, int64(v))
+		}
+	} else {
+		wide = packInputs(pixels)
 	}
-	pub, err := frontend.NewWitness(a, ecc.BN254.ScalarField(), frontend.PublicOnly())
-	if err != nil {
-		return err
+	for _, l := range logits {
+		small = append(small, int64(l))
 	}
-	if err := vk.check(proof.(*groth16bn254.Proof), pub.Vector().(fr.Vector)); err != nil {
+	if err := vk.check(proof.(*groth16bn254.Proof), wide, small); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
@@ -305,13 +355,16 @@ func prepare(vk *groth16bn254.VerifyingKey) (*preparedKey, error) {
 //	e(A, B) · e(C, -[δ]2) · e(Σ xᵢ[Kᵢ]1, -[γ]2) = e([α]1, [β]2),
 //
 // as gnark's groth16.Verify has it, for keys and proofs without
-// commitments (checkVerifyingKey and checkProof admit no other).
-func (k *preparedKey) check(p *groth16bn254.Proof, public fr.Vector) error {
+// commitments (checkVerifyingKey and checkProof admit no other). The
+// public inputs xᵢ are wide field elements, then small integers (pixels
+// and logits), whose part of the sum sumSmall takes at a fraction of a
+// general multi-exponentiation's cost.
+func (k *preparedKey) check(p *groth16bn254.Proof, wide fr.Vector, small []int64) error {
 	if len(p.Commitments) != 0 {
 		return errors.New("a proof with commitments")
 	}
-	if len(public) != len(k.k)-1 {
-		return fmt.Errorf("%d public inputs, the key has %d", len(public), len(k.k)-1)
+	if n := len(wide) + len(small); n != len(k.k)-1 {
+		return fmt.Errorf("%d public inputs, the key has %d", n, len(k.k)-1)
 	}
 	// The decoder checked these already; a proof built in memory is not
 	// decoded, and the check is cheap beside the pairing.
@@ -328,10 +381,14 @@ func (k *preparedKey) check(p *groth16bn254.Proof, public fr.Vector) error {
 		abDone <- err
 	}()
 	var sum curve.G1Jac
-	if _, err := sum.MultiExp(k.k[1:], public, ecc.MultiExpConfig{}); err != nil {
-		<-abDone
-		return err
+	if len(wide) > 0 {
+		if _, err := sum.MultiExp(k.k[1:1+len(wide)], wide, ecc.MultiExpConfig{}); err != nil {
+			<-abDone
+			return err
+		}
 	}
+	smallSum := sumSmall(k.k[1+len(wide):], small)
+	sum.AddAssign(&smallSum)
 	sum.AddMixed(&k.k[0])
 	var sumAff curve.G1Affine
 	sumAff.FromJacobian(&sum)
@@ -350,6 +407,54 @@ func (k *preparedKey) check(p *groth16bn254.Proof, public fr.Vector) error {
 		return errors.New("the pairing check failed")
 	}
 	return nil
+}
+
+// sumSmall is Σ xᵢ·Pᵢ for small integer scalars, as a statement's pixels
+// (bytes) and logits (int32) are (any int64 gives the right sum; the work
+// grows with the widest): Pippenger's buckets,
+// four bits at a time from the top digit down, a negative scalar adding
+// its point negated. A pixel costs at most two additions and a logit
+// eight, and the digits above a byte hold only the logits, so their
+// buckets are nearly empty; a general multi-exponentiation walks all 254
+// bits of every scalar (a negative logit is a field element that wide).
+func sumSmall(points []curve.G1Affine, x []int64) curve.G1Jac {
+	var (
+		sum  curve.G1Jac
+		high uint64
+	)
+	mag := make([]uint64, len(x))
+	for i, v := range x {
+		mag[i] = uint64(max(v, -v))
+		high |= mag[i]
+	}
+	digits := (bits.Len64(high) + 3) / 4
+	var neg curve.G1Affine
+	for d := digits - 1; d >= 0; d-- {
+		for range 4 {
+			sum.DoubleAssign()
+		}
+		var buckets [15]curve.G1Jac // bucket v-1 holds the points of digit v; the zero value is infinity
+		for i, m := range mag {
+			v := (m >> (4 * d)) & 15
+			switch {
+			case v == 0:
+			case x[i] < 0:
+				neg.Neg(&points[i])
+				buckets[v-1].AddMixed(&neg)
+			default:
+				buckets[v-1].AddMixed(&points[i])
+			}
+		}
+		// Σ v·bucket(v): a running sum from the top bucket down adds
+		// bucket v in v times.
+		var run, part curve.G1Jac
+		for v := len(buckets) - 1; v >= 0; v-- {
+			run.AddAssign(&buckets[v])
+			part.AddAssign(&run)
+		}
+		sum.AddAssign(&part)
+	}
+	return sum
 }
 
 // prepared holds the verifying keys read recently, by the hash of their
@@ -371,20 +476,21 @@ type keyCache struct {
 
 const cachedKeys = 64
 
-// get returns the key b, prepared, checking that it is for a statement of
-// public inputs (packed pixels and logits).
-func (c *keyCache) get(b []byte, public int) (*preparedKey, error) {
+// get returns the key b, prepared, checking that it has one of the
+// numbers of public inputs a statement may have (pixels and logits, or
+// the earlier circuit's packed pixels and logits).
+func (c *keyCache) get(b []byte, public ...int) (*preparedKey, error) {
 	id := sha256.Sum256(b)
 	c.mu.Lock()
 	pk, ok := c.keys[id]
 	c.mu.Unlock()
 	if ok {
-		if n := len(pk.k) - 1; n != public {
-			return nil, fmt.Errorf("zk: verifying key: %d public inputs, the statement has %d", n, public)
+		if n := len(pk.k) - 1; !slices.Contains(public, n) {
+			return nil, fmt.Errorf("zk: verifying key: %d public inputs, the statement has %d (a key of the packed circuit: %v)", n, public[0], public)
 		}
 		return pk, nil
 	}
-	if err := checkVerifyingKey(b, public); err != nil {
+	if err := checkVerifyingKey(b, public...); err != nil {
 		return nil, fmt.Errorf("zk: verifying key: %w", err)
 	}
 	vk := groth16.NewVerifyingKey(ecc.BN254)
@@ -418,7 +524,7 @@ func (c *keyCache) get(b []byte, public int) (*preparedKey, error) {
 // front of each count, as gnark lays them out, and check the count (public
 // inputs, as the statement has them) before the real decoder sees it. A circuit that used api.Commit would need
 // them relaxed; TestProveVerify would fail first.
-func checkVerifyingKey(b []byte, publicInputs int) error {
+func checkVerifyingKey(b []byte, publicInputs ...int) error {
 	dec := curve.NewDecoder(bytes.NewReader(b), curve.NoSubgroupChecks())
 	var (
 		g1 curve.G1Affine
@@ -429,7 +535,11 @@ func checkVerifyingKey(b []byte, publicInputs int) error {
 			return err
 		}
 	}
-	if err := wantCount(b, dec.BytesRead(), uint32(publicInputs+1), "K points"); err != nil {
+	want := make([]uint32, len(publicInputs))
+	for i, n := range publicInputs {
+		want[i] = uint32(n + 1)
+	}
+	if err := wantCount(b, dec.BytesRead(), "K points", want...); err != nil {
 		return err
 	}
 	var k []curve.G1Affine
@@ -438,10 +548,10 @@ func checkVerifyingKey(b []byte, publicInputs int) error {
 	}
 	// Then the lists of public inputs each commitment covers, and the
 	// commitment keys.
-	if err := wantCount(b, dec.BytesRead(), 0, "committed input lists"); err != nil {
+	if err := wantCount(b, dec.BytesRead(), "committed input lists", 0); err != nil {
 		return err
 	}
-	return wantCount(b, dec.BytesRead()+4, 0, "commitment keys")
+	return wantCount(b, dec.BytesRead()+4, "commitment keys", 0)
 }
 
 func checkProof(b []byte) error {
@@ -455,15 +565,18 @@ func checkProof(b []byte) error {
 			return err
 		}
 	}
-	return wantCount(b, dec.BytesRead(), 0, "commitments")
+	return wantCount(b, dec.BytesRead(), "commitments", 0)
 }
 
-func wantCount(b []byte, off int64, want uint32, what string) error {
+func wantCount(b []byte, off int64, what string, want ...uint32) error {
 	if off < 0 || off+4 > int64(len(b)) {
 		return fmt.Errorf("truncated before the number of %s", what)
 	}
-	if got := binary.BigEndian.Uint32(b[off:]); got != want {
-		return fmt.Errorf("%d %s, the circuit has %d", got, what, want)
+	if got := binary.BigEndian.Uint32(b[off:]); !slices.Contains(want, got) {
+		if len(want) > 1 {
+			return fmt.Errorf("%d %s, want one of %v", got, what, want)
+		}
+		return fmt.Errorf("%d %s, the circuit has %d", got, what, want[0])
 	}
 	return nil
 }
@@ -543,12 +656,14 @@ func (s *System) Save(pkPath, vkPath string) error {
 	return os.WriteFile(vkPath, vk.Bytes(), 0o644)
 }
 
-// Load reads keys that Save wrote, for a model.
+// ErrNotThisCircuit is returned by Load for keys that are not of the
+// model's circuit.
+var ErrNotThisCircuit = errors.New("zk: the keys are not of this model's circuit")
+
+// Load reads keys that Save wrote, for a model: keys of its circuit, or
+// of the earlier packed circuit (packed.go), which a chain that
+// registered one keeps for good, so its provers must still prove with it.
 func Load(m *model.MLP, pkPath, vkPath string) (*System, error) {
-	ccs, err := Compile(m)
-	if err != nil {
-		return nil, err
-	}
 	pk, vk := groth16.NewProvingKey(ecc.BN254), groth16.NewVerifyingKey(ecc.BN254)
 	for _, f := range []struct {
 		path string
@@ -562,5 +677,40 @@ func Load(m *model.MLP, pkPath, vkPath string) (*System, error) {
 			return nil, fmt.Errorf("zk: %s: %w", f.path, err)
 		}
 	}
-	return &System{mlp: m, CS: ccs, PK: pk, VK: vk}, nil
+	ccs, err := Compile(m)
+	if err != nil {
+		return nil, err
+	}
+	err = fits(ccs, pk, vk)
+	if err == nil {
+		return &System{mlp: m, CS: ccs, PK: pk, VK: vk}, nil
+	}
+	if pcs, perr := compilePacked(m); perr == nil && fits(pcs, pk, vk) == nil {
+		return &System{mlp: m, CS: pcs, PK: pk, VK: vk, packed: true}, nil
+	}
+	return nil, fmt.Errorf("%w: %s and %s: %v", ErrNotThisCircuit, pkPath, vkPath, err)
+}
+
+// fits checks that keys are sized for a circuit (gnark's prover indexes
+// the key by the circuit's wires, and panics on a key of another shape)
+// and that the two are of one setup: the points they share are equal.
+func fits(ccs constraint.ConstraintSystem, pk groth16.ProvingKey, vk groth16.VerifyingKey) error {
+	p, ok1 := pk.(*groth16bn254.ProvingKey)
+	v, ok2 := vk.(*groth16bn254.VerifyingKey)
+	if !ok1 || !ok2 {
+		return errors.New("keys for another curve")
+	}
+	public, wires := ccs.GetNbPublicVariables(), ccs.GetNbPublicVariables()+ccs.GetNbSecretVariables()+ccs.GetNbInternalVariables()
+	switch {
+	case len(v.G1.K) != public:
+		return fmt.Errorf("the verifying key has %d public inputs, the circuit %d", len(v.G1.K)-1, public-1)
+	case p.Domain.Cardinality != ecc.NextPowerOfTwo(uint64(ccs.GetNbConstraints())):
+		return fmt.Errorf("the proving key's domain has %d points, the circuit's %d", p.Domain.Cardinality, ecc.NextPowerOfTwo(uint64(ccs.GetNbConstraints())))
+	case len(p.G1.K) != wires-public || len(p.InfinityA) != wires:
+		return fmt.Errorf("the proving key has %d private wires, the circuit %d", len(p.G1.K), wires-public)
+	case !p.G1.Alpha.Equal(&v.G1.Alpha) || !p.G1.Beta.Equal(&v.G1.Beta) || !p.G1.Delta.Equal(&v.G1.Delta) ||
+		!p.G2.Beta.Equal(&v.G2.Beta) || !p.G2.Delta.Equal(&v.G2.Delta):
+		return errors.New("the proving and verifying keys are of different setups")
+	}
+	return nil
 }

@@ -7,12 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"math"
+	"math/big"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/consensys/gnark-crypto/ecc"
+	curve "github.com/consensys/gnark-crypto/ecc/bn254"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/google/go-cmp/cmp"
 
@@ -35,14 +40,20 @@ func TestProveVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Three digits, then the extremes: all pixels 255 drives hidden units
+	// past the clamp at both ends, all 0 leaves only the biases.
+	inputs := [][]byte{bytes.Repeat([]byte{255}, Pixels), make([]byte, Pixels)}
 	for d := 0; d < 3; d++ {
 		px, _ := model.GenerateDigit(uint64(100+d), d*3)
+		inputs = append([][]byte{px}, inputs...)
+	}
+	for d, px := range inputs {
 		logits, proof, err := sys.Prove(px)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("input %d: %v", d, err)
 		}
 		if err := Verify(vk, proof, px, logits); err != nil {
-			t.Fatalf("digit %d: a true proof failed: %v", d*3, err)
+			t.Fatalf("input %d: a true proof failed: %v", d, err)
 		}
 		bad := append([]int32(nil), logits...)
 		bad[0]++
@@ -50,7 +61,7 @@ func TestProveVerify(t *testing.T) {
 			t.Errorf("a changed output verified: %v", err)
 		}
 		px2 := append([]byte(nil), px...)
-		px2[40] ^= 1
+		px2[120] ^= 1 // a pixel in the digit's middle, which the model reads
 		if err := Verify(vk, proof, px2, logits); !errors.Is(err, ErrInvalid) {
 			t.Errorf("a changed input verified: %v", err)
 		}
@@ -280,18 +291,18 @@ func TestVerifyingKeysAreKeptBounded(t *testing.T) {
 	c := &keyCache{keys: map[[32]byte]*preparedKey{}}
 	for i := 0; i < cachedKeys+5; i++ {
 		// The same key with a distinct tail: distinct bytes, one key.
-		if _, err := c.get(append(append([]byte(nil), d.VK...), byte(i)), PackedInputs+Classes); err != nil {
+		if _, err := c.get(append(append([]byte(nil), d.VK...), byte(i)), Pixels+Classes); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if len(c.keys) != cachedKeys || len(c.order) != cachedKeys {
 		t.Errorf("%d keys cached (%d in order), want %d", len(c.keys), len(c.order), cachedKeys)
 	}
-	if _, err := c.get(d.VK[:len(d.VK)-1], PackedInputs+Classes); err == nil {
+	if _, err := c.get(d.VK[:len(d.VK)-1], Pixels+Classes); err == nil {
 		t.Error("a truncated key was read")
 	}
 	// A key read for one statement's size is not taken for another's.
-	if _, err := c.get(append(append([]byte(nil), d.VK...), byte(cachedKeys+4)), PackedInputs+Classes+1); err == nil {
+	if _, err := c.get(append(append([]byte(nil), d.VK...), byte(cachedKeys+4)), Pixels+Classes+1); err == nil {
 		t.Error("a cached key was taken for a statement of another size")
 	}
 	if len(c.keys) != cachedKeys {
@@ -327,17 +338,16 @@ func TestAnotherSizeOfModelProves(t *testing.T) {
 	if err := VerifyStatement(vk, proof, 144, 10, px, bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a changed output verified: %v", err)
 	}
-	// 143 pixels pack as 144 do when the last is 0: the input count the
-	// caller names is what binds it.
+	// The input count the caller names is what binds the statement.
 	if err := VerifyStatement(vk, proof, 144, 10, px[:143], logits); err == nil {
 		t.Error("a statement of 143 pixels verified for a 144-pixel model")
 	}
-	// Nor do counts the caller takes from the statement: 124 pixels (4
-	// packed elements) and 11 logits have as many public inputs as 144 (5)
-	// and 10; the model's counts refuse it before any pairing.
-	shifted := append([]int32{0}, logits...)
-	if err := VerifyStatement(vk, proof, 144, 10, px[:124], shifted); err == nil || errors.Is(err, ErrInvalid) {
-		t.Errorf("a 124-pixel, 11-logit statement against a 144-pixel, 10-logit model: %v, want it refused", err)
+	// Nor do counts the caller takes from the statement: 143 pixels and 11
+	// logits have as many public inputs as 144 and 10 (the last pixel read
+	// as the first logit); the model's counts refuse it before any pairing.
+	shifted := append([]int32{int32(px[143])}, logits...)
+	if err := VerifyStatement(vk, proof, 144, 10, px[:143], shifted); err == nil || errors.Is(err, ErrInvalid) {
+		t.Errorf("a 143-pixel, 11-logit statement against a 144-pixel, 10-logit model: %v, want it refused", err)
 	}
 	// The digits-mlp statement against this key, and this statement
 	// against digits-mlp's key, are refused before any pairing.
@@ -347,5 +357,222 @@ func TestAnotherSizeOfModelProves(t *testing.T) {
 	}
 	if err := VerifyStatement(d.VK, proof, 144, 10, px, logits); err == nil || errors.Is(err, ErrInvalid) {
 		t.Errorf("a 144-pixel statement against digits-mlp's key: %v, want the key refused for its size", err)
+	}
+}
+
+// packedFile holds a key of the circuit before each pixel was a public
+// input of its own (pixels packed 31 to an element, 3,777 constraints),
+// and two true proofs made with it.
+const packedFile = "testdata/verify-packed.json"
+
+// TestPackedKeysStillVerify: a verifying key of the earlier circuit, as a
+// chain's genesis or a block may hold one, still verifies its proofs and
+// still refuses a changed statement, so a node replaying old blocks
+// reaches the verdicts they recorded.
+func TestPackedKeysStillVerify(t *testing.T) {
+	b, err := os.ReadFile(packedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d verifyData
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range d.Proofs {
+		if err := Verify(d.VK, p.Proof, p.Pixels, p.Logits); err != nil {
+			t.Errorf("proof %d of the packed circuit: %v", i, err)
+		}
+		bad := slices.Clone(p.Pixels)
+		bad[120] ^= 1
+		if err := Verify(d.VK, p.Proof, bad, p.Logits); !errors.Is(err, ErrInvalid) {
+			t.Errorf("proof %d of the packed circuit verified a changed pixel: %v", i, err)
+		}
+	}
+	// Nor is a packed key mistaken for a key of per-pixel inputs.
+	cur := loadVerifyData(t)
+	if err := Verify(d.VK, cur.Proofs[0].Proof, cur.Proofs[0].Pixels, cur.Proofs[0].Logits); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a proof of the current circuit under a packed key: %v", err)
+	}
+}
+
+// TestCircuitFitsItsDomain: digits-mlp's circuit stays under 1,024
+// constraints. Groth16's proving work follows the next power of two up,
+// so one constraint over would double the quotient's multi-exponentiation.
+func TestCircuitFitsItsDomain(t *testing.T) {
+	m, err := model.Lookup(model.DigitsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := Compile(m.MLP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.GetNbConstraints(); n > 1024 {
+		t.Errorf("digits-mlp: %d constraints, want at most 1,024", n)
+	}
+	if n := cs.GetNbPublicVariables() - 1; n != Pixels+Classes {
+		t.Errorf("%d public inputs, want %d pixels and %d logits", n, Pixels, Classes)
+	}
+}
+
+// TestClampBits: the sign bit of a hidden unit sits above the largest
+// accumulator any byte input can make, weights of -128 included (whose
+// magnitude int8 cannot hold), and never below the clamp's own bits.
+func TestClampBits(t *testing.T) {
+	for _, c := range []struct {
+		w     []int8
+		b     int32
+		shift uint
+		want  int
+	}{
+		{[]int8{-128, -128}, 0, 0, 16},   // 255*256 = 65,280 < 2^16
+		{[]int8{127}, 0, 0, 15},          // 32,385 < 2^15
+		{[]int8{1}, -(1 << 20), 3, 21},   // the bias dominates: 2^20 + 255 + 4 < 2^21
+		{[]int8{0, 0}, 0, 12, 19},        // shift + 7
+		{[]int8{-128}, 1<<15 - 1, 0, 16}, // 32,767 + 32,640 = 65,407 < 2^16
+	} {
+		if got := clampBits(c.w, c.b, c.shift); got != c.want {
+			t.Errorf("clampBits(%v, %d, %d) = %d, want %d", c.w, c.b, c.shift, got, c.want)
+		}
+	}
+}
+
+// TestLoadRefusesKeysOfAnotherCircuit: keys saved for one circuit (here
+// another model's, as keys of an earlier circuit version would be) are
+// refused with the way out, not handed to gnark's prover to panic on.
+func TestLoadRefusesKeysOfAnotherCircuit(t *testing.T) {
+	cfg := model.DefaultDigitsTrainConfig()
+	cfg.Side, cfg.Hidden, cfg.Epochs, cfg.TrainSamples, cfg.TestSamples = 8, 4, 1, 50, 10
+	small, err := model.TrainDigits(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := Setup(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pk, vk := dir+"/k.pk", dir+"/k.vk"
+	if err := sys.Save(pk, vk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(small, pk, vk); err != nil {
+		t.Fatalf("the keys' own circuit: %v", err)
+	}
+	m, err := model.Lookup(model.DigitsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(m.MLP, pk, vk); !errors.Is(err, ErrNotThisCircuit) {
+		t.Errorf("digits-mlp's circuit with another circuit's keys: %v, want them refused", err)
+	}
+	// A proving key and a verifying key of two setups of one circuit fit
+	// it in shape, but its proofs would fail under that verifying key.
+	other, err := Setup(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Save(dir+"/o.pk", dir+"/o.vk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(small, pk, dir+"/o.vk"); !errors.Is(err, ErrNotThisCircuit) {
+		t.Errorf("the proving key of one setup with the verifying key of another: %v, want them refused", err)
+	}
+}
+
+// TestPackedKeysStillProve: keys of the earlier packed circuit, as a
+// chain that registered one holds for good, load as that circuit's and
+// still make proofs that verify under their verifying key; and the
+// packed circuit is still the 3,777 constraints such keys were made for.
+func TestPackedKeysStillProve(t *testing.T) {
+	m, err := model.Lookup(model.DigitsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := compilePacked(m.MLP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.GetNbConstraints(); n != 3777 {
+		t.Fatalf("the packed circuit has %d constraints, want the 3,777 its keys were made for", n)
+	}
+	pk, vk, err := groth16.Setup(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	old := &System{mlp: m.MLP, CS: cs, PK: pk, VK: vk}
+	if err := old.Save(dir+"/p.pk", dir+"/p.vk"); err != nil {
+		t.Fatal(err)
+	}
+	sys, err := Load(m.MLP, dir+"/p.pk", dir+"/p.vk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sys.packed {
+		t.Fatal("packed keys loaded as the current circuit's")
+	}
+	vkb, _ := sys.VerifyingKey()
+	px, _ := model.GenerateDigit(5, 5)
+	logits, proof, err := sys.Prove(px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(vkb, proof, px, logits); err != nil {
+		t.Fatalf("a proof with packed keys: %v", err)
+	}
+	bad := slices.Clone(logits)
+	bad[2]--
+	if err := Verify(vkb, proof, px, bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a changed logit verified under the packed key: %v", err)
+	}
+}
+
+// TestSumSmallIsTheMultiExp: sumSmall agrees with gnark's general
+// multi-exponentiation on scalars of every kind a statement has: zero,
+// bytes, logits of either sign up to int32's ends, repeated points and
+// the point at infinity (a key's point for an input no constraint reads).
+func TestSumSmallIsTheMultiExp(t *testing.T) {
+	_, _, g, _ := curve.Generators()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 20; round++ {
+		n := 1 + rng.IntN(40)
+		points := make([]curve.G1Affine, n)
+		x := make([]int64, n)
+		for i := range points {
+			points[i].ScalarMultiplication(&g, big.NewInt(rng.Int64()))
+			switch rng.IntN(6) {
+			case 0:
+				x[i] = 0
+			case 1:
+				x[i] = int64(rng.IntN(256))
+			case 2:
+				x[i] = math.MinInt32
+			case 3:
+				x[i] = math.MaxInt32
+			default:
+				x[i] = int64(int32(rng.Uint32()))
+			}
+		}
+		points[rng.IntN(n)] = curve.G1Affine{} // infinity
+		if n > 1 {
+			points[1] = points[0]
+		}
+		scalars := make(fr.Vector, n)
+		for i, v := range x {
+			scalars[i].SetInt64(v)
+		}
+		var want curve.G1Jac
+		if _, err := want.MultiExp(points, scalars, ecc.MultiExpConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		got := sumSmall(points, x)
+		if !got.Equal(&want) {
+			t.Fatalf("round %d: sumSmall of %v differs from the multi-exponentiation", round, x)
+		}
+	}
+	var empty curve.G1Jac
+	if got := sumSmall(nil, nil); !got.Equal(&empty) {
+		t.Error("the empty sum is not infinity")
 	}
 }

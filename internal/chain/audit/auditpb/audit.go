@@ -17,9 +17,14 @@ import (
 // Name is the module's name and store prefix.
 const Name = "audit"
 
-// Limits on what a message may carry.
+// Limits on what a message may carry. A verifying key holds a point for
+// each public input: digits-mlp's is 8,844 bytes for its 256 pixels and
+// 10 logits. The limit was 8 KiB when the circuit packed the pixels (keys
+// of 940 bytes); a network that ran that binary moves to this one at the
+// upgrade upgrades.ZKInputsName, since a block may hold a proposal that
+// the old limit refused.
 const (
-	MaxKeyBytes   = 8 << 10
+	MaxKeyBytes   = 16 << 10
 	MaxProofBytes = 1 << 10
 )
 
