@@ -13,8 +13,10 @@
 // 782 constraints for digits-mlp, under the 1,024 of a proving domain.
 //
 // Keys of the circuit before that (the pixels packed 31 to a public input
-// and unpacked with bit decompositions: 3,777 constraints) still verify:
-// a chain replaying old blocks must reach the same verdicts.
+// and unpacked with bit decompositions: 3,777 constraints) still verify,
+// since a chain replaying old blocks must reach the same verdicts, and
+// still prove (packed.go), since a chain keeps a registered key for good.
+// A ceremony transcript, though, is checked against this circuit only.
 //
 // The trust assumption of Groth16: the per-model setup must be run
 // honestly (or as a multi-party ceremony in which one honest party is
