@@ -300,7 +300,11 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	var used uint64
 	if err == nil {
 		ctx := module.NewContext(a.check, a.chainID, a.tree.Version()+1, a.lastTime)
-		_, used, err = a.run(ctx, d, modeCheck, nil)
+		m := modeCheck
+		if req.Type == abci.CheckTxType_Recheck {
+			m = modeRecheck
+		}
+		_, used, err = a.run(ctx, d, m, nil)
 	}
 	var paid paidFailure
 	if errors.As(err, &paid) {
@@ -410,6 +414,7 @@ type mode int
 
 const (
 	modeCheck    mode = iota // CheckTx: the mempool's view
+	modeRecheck              // CheckTx again after a commit: see keepFee
 	modeDeliver              // a block: a failed tx still pays its fee
 	modeSimulate             // gas estimation: no sequence or fee minimum
 )
@@ -439,7 +444,12 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 	actx.Tx = cur
 	admittedOK := false
 	// keepFee keeps admission's writes when the messages fail: in a block
-	// always, in CheckTx when the failure cost more than freeCheckGas.
+	// always; in CheckTx when the failure cost more than freeCheckGas; in a
+	// recheck always (within the sender's failing budget). A tx admitted as
+	// succeeding that a later block made fail (a vote whose window closed)
+	// is kept to be charged and fail in its block: dropped, its sender
+	// would wait for a tx that never commits, and every later tx of the
+	// sender would be dropped too, its sequence now out of order.
 	keepFee := func(err error) error {
 		if !admittedOK {
 			return err
@@ -448,7 +458,7 @@ func (a *App) run(ctx *module.Context, d *tx.Decoded, m mode, into *[]abci.Event
 		case m == modeDeliver:
 			admitted.Write()
 			*into = append(*into, actx.Events()...)
-		case m == modeCheck && meter.Used() > freeCheckGas && a.failing[d.Signer]+d.Body.GasLimit <= auth.GetParams(ctx.KV).MaxTxGas:
+		case (m == modeRecheck || m == modeCheck && meter.Used() > freeCheckGas) && a.failing[d.Signer]+d.Body.GasLimit <= auth.GetParams(ctx.KV).MaxTxGas:
 			a.failing[d.Signer] += d.Body.GasLimit
 			admitted.Write()
 			return paidFailure{err}

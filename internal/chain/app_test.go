@@ -11,7 +11,10 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/agoranet/agora/internal/chain"
+	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/proof"
@@ -152,6 +155,57 @@ func TestCheckTxSequence(t *testing.T) {
 	h.block()
 	if c := check(t1, abci.CheckTxType_Recheck); c != 0 {
 		t.Fatalf("recheck of seq 1 after seq 0 committed: code %d", c)
+	}
+}
+
+// TestRecheckKeepsATxANewBlockMadeFail: a tx admitted as succeeding that
+// the next block makes fail (a channel expiry the height has reached, as a
+// vote whose window closed) stays in the mempool, to fail and pay its fee
+// in a block, and the sender's next tx stays too. It used to be dropped on
+// recheck, with every later tx of its sender behind it: their client
+// waited for txs that could never commit (a verifier stopped voting).
+func TestRecheckKeepsATxANewBlockMadeFail(t *testing.T) {
+	h := newHarness(t, "")
+	defer h.close()
+	h.block()
+	open := &channelpb.MsgOpenChannel{Payer: address("alice").String(), Payee: address("bob").String(),
+		Deposit: coin.New("uusdc", 10), ExpiresAt: h.height + 2, PayerKey: key("alice").Public().(ed25519.PublicKey)}
+	t0, err := signTx(key("alice"), 0, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, err := signTx(key("alice"), 1, &bankpb.MsgSend{From: address("alice").String(), To: address("bob").String(), Amount: []*coin.Coin{coin.New("uagr", 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(raw []byte, typ abci.CheckTxType) *abci.ResponseCheckTx {
+		r, _ := h.app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: raw, Type: typ})
+		return r
+	}
+	for _, raw := range [][]byte{t0, t1} {
+		if r := check(raw, abci.CheckTxType_New); r.Code != 0 {
+			t.Fatalf("admission: code %d %s", r.Code, r.Log)
+		}
+	}
+	h.block() // an empty block: the channel's expiry is now the height
+	if r := check(t0, abci.CheckTxType_Recheck); r.Code != 0 {
+		t.Fatalf("recheck of a tx the block made fail: code %d %s; want it kept to pay its fee", r.Code, r.Log)
+	}
+	if r := check(t1, abci.CheckTxType_Recheck); r.Code != 0 {
+		t.Fatalf("recheck of the sender's next tx: code %d %s", r.Code, r.Log)
+	}
+	before := h.balance(address("alice"), "uagr")
+	h.pending = [][]byte{t0, t1}
+	resp, _ := h.block()
+	if c := resp.TxResults[0].Code; c != codes.ErrInvalidRequest.Code {
+		t.Errorf("the expired open in its block: code %d %s", c, resp.TxResults[0].Log)
+	}
+	if c := resp.TxResults[1].Code; c != 0 {
+		t.Errorf("the next tx in the block: code %d %s", c, resp.TxResults[1].Log)
+	}
+	fee := authpb.MinFee(authpb.DefaultParams(), testGas)
+	if paid := before - h.balance(address("alice"), "uagr"); paid != 2*fee+1 {
+		t.Errorf("alice paid %d, want two fees and the 1uagr sent (%d)", paid, 2*fee+1)
 	}
 }
 

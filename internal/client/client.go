@@ -254,6 +254,12 @@ func (e *ChainError) Error() string { return fmt.Sprintf("chain refused (code %d
 // *ChainError) means the tx was never sent.
 var ErrMaybeSent = errors.New("client: the tx may still be committed")
 
+// ErrDropped is a Submit error for a tx that will never commit: the node
+// took it, but its signer's sequence has since moved past it (another tx
+// with that sequence, from another program or node, committed) and it is
+// in no block. Nothing of it was applied; it may be sent again.
+var ErrDropped = errors.New("client: the tx was dropped from the mempool; nothing of it was applied, so it can be sent again")
+
 // Is lets errors.Is(err, codes.ErrInsufficientFunds) match a remote error.
 func (e *ChainError) Is(target error) bool {
 	var ce *codes.Error
@@ -391,7 +397,7 @@ func newResult(hash []byte, height int64, tr *abci.ExecTxResult) (*Result, error
 // broadcasts, and waits until the tx is in a committed block. Concurrent
 // submits with one key are ordered. An error from the chain is a
 // *ChainError carrying the code; one after the tx may have been sent
-// wraps ErrMaybeSent.
+// wraps ErrMaybeSent; one for a tx that can no longer commit is ErrDropped.
 func (c *Client) Submit(ctx context.Context, key *keyring.Key, memo string, msgs ...module.Msg) (*Result, error) {
 	// Another program using the same key can have a tx in the mempool that
 	// our committed-state query does not see yet; CheckTx then refuses ours
@@ -463,12 +469,12 @@ func (c *Client) submit(ctx context.Context, key *keyring.Key, memo string, msgs
 	if res.Code != 0 {
 		return nil, &ChainError{Code: res.Code, Log: res.Log}
 	}
-	out, err := c.waitTx(ctx, hash, done)
+	out, err := c.waitTx(ctx, hash, done, c.sequencePassed(key.Address(), seq))
 	if out != nil {
 		out.Fee = fee
 	}
 	var ce *ChainError
-	if err != nil && !errors.As(err, &ce) {
+	if err != nil && !errors.As(err, &ce) && !errors.Is(err, ErrDropped) {
 		err = fmt.Errorf("%w (%w)", err, ErrMaybeSent)
 	}
 	return out, err
@@ -501,16 +507,30 @@ func (c *Client) WaitTx(ctx context.Context, hash []byte) (*Result, error) {
 	h := [32]byte(hash)
 	done, stop := c.watchTx(h)
 	defer stop()
-	return c.waitTx(ctx, h, done)
+	return c.waitTx(ctx, h, done, nil)
 }
 
-func (c *Client) waitTx(ctx context.Context, hash [32]byte, done <-chan *abci.TxResult) (*Result, error) {
+// sequencePassed returns waitTx's check for a tx of signer at seq.
+func (c *Client) sequencePassed(signer addr.Address, seq uint64) func(context.Context) bool {
+	return func(ctx context.Context) bool {
+		acc, err := c.Account(ctx, signer)
+		return err == nil && acc.Sequence > seq
+	}
+}
+
+// waitTx waits for the tx's event or finds it by lookup. passed, if set,
+// says whether the signer's committed sequence has moved past the tx's:
+// seen twice, a poll apart, with the tx in no block, the tx can never
+// commit (the second look leaves the node's indexer time to catch up).
+func (c *Client) waitTx(ctx context.Context, hash [32]byte, done <-chan *abci.TxResult, passed func(context.Context) bool) (*Result, error) {
 	poll := time.Second // a safety net only: the event is the fast path
 	if done == nil {
 		poll = 100 * time.Millisecond // no event stream: poll for real
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var passedAt time.Time
+	start := time.Now()
 	for {
 		select {
 		case tr := <-done:
@@ -527,6 +547,15 @@ func (c *Client) waitTx(ctx context.Context, hash [32]byte, done <-chan *abci.Tx
 			// reason to give up on a tx that may well commit.
 			if done == nil && !strings.Contains(err.Error(), "not found") {
 				return nil, err
+			}
+			switch {
+			case passed == nil || time.Since(start) < poll || !strings.Contains(err.Error(), "not found"):
+			case !passed(ctx):
+				passedAt = time.Time{}
+			case passedAt.IsZero():
+				passedAt = time.Now()
+			case time.Since(passedAt) >= time.Second:
+				return nil, fmt.Errorf("%w (tx %X)", ErrDropped, hash)
 			}
 			t.Reset(poll)
 		}

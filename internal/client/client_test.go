@@ -15,6 +15,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
@@ -89,6 +90,29 @@ func TestClient(t *testing.T) {
 	defer stop()
 	if _, err := c.WaitTx(short, make([]byte, 32)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitTx of an unknown tx: err %v, want the deadline", err)
+	}
+
+	// A tx whose sequence another tx took is reported dropped, not waited
+	// for until the context ends (as a tx a recheck dropped, or one sent
+	// to another node that lost the race, would be).
+	acc, err := c.Account(ctx, alice.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := tx.Sign(alice.Private, tx.Header{ChainID: st.ChainID, Sequence: acc.Sequence, GasLimit: 100_000, Signer: alice.Address().String()},
+		&bankpb.MsgSend{From: alice.Address().String(), To: bob.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, alice, "", &bankpb.MsgSend{From: alice.Address().String(), To: bob.Address().String(), Amount: []*coin.Coin{coin.New(coin.Native, 2)}}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if _, err := c.WaitSigned(ctx, tx.Hash(lost), alice.Address(), acc.Sequence); !errors.Is(err, client.ErrDropped) || errors.Is(err, client.ErrMaybeSent) {
+		t.Errorf("waiting for a tx whose sequence another took: err %v, want ErrDropped", err)
+	}
+	if waited := time.Since(began); waited > 10*time.Second {
+		t.Errorf("the drop took %v to see", waited)
 	}
 }
 

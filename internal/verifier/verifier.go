@@ -483,6 +483,17 @@ func (s *Server) vote(ctx context.Context, truths map[uint64][]byte, d *auditpb.
 // so none misses its window behind the others. If a batch fails (one vote
 // late, say) its votes are sent one by one, so the rest still count.
 func (s *Server) submitVotes(ctx context.Context, msgs []module.Msg) {
+	if len(msgs) == 0 {
+		return
+	}
+	// A vote is worth nothing after its window, and a tx that never
+	// commits must not stop this verifier voting on everything after it.
+	timeout := voteTimeout
+	if interval, ok := s.blocks.interval(); ok {
+		timeout = max(timeout, voteBlocks*interval)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	for batch := range slices.Chunk(msgs, votesPerTx) {
 		if _, err := s.cfg.Chain.Submit(ctx, s.key, "", batch...); err == nil || len(batch) == 1 {
 			if err != nil {
@@ -497,6 +508,14 @@ func (s *Server) submitVotes(ctx context.Context, msgs []module.Msg) {
 		}
 	}
 }
+
+// One tick's vote txs may take voteTimeout or voteBlocks blocks,
+// whichever is longer: several commit and reveal windows (ten blocks each
+// by default).
+const (
+	voteTimeout = 20 * time.Second
+	voteBlocks  = 30
+)
 
 // votesPerTx is well under the chain's messages per tx (auth's MaxMsgs,
 // 64 by default), so a batch never fails for its size alone.
