@@ -21,7 +21,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -508,7 +507,7 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired, path string, 
 	}
 	t := &ticket{p: p, c: c, payee: req.PayTo, service: svc, max: amount, ref: fmt.Sprintf("channel:%d:%d", c.id, cum)}
 	v := channelpb.SignVoucher(p.w.key, p.w.chainID, c.id, cum)
-	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{
+	payload, _ := x402.MarshalPayload(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{
 		ChannelID: strconv.FormatUint(c.id, 10), MaxClaimableAmount: strconv.FormatUint(v.Cumulative, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
 	h, err := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Resource: &pr.Resource, Accepted: *req, Payload: payload})
 	if err != nil {
@@ -564,7 +563,7 @@ func (p *Payer) payExact(pr *x402.PaymentRequired, req *x402.PaymentRequirements
 	a := &bankpb.Authorization{From: p.w.Address(), To: req.PayTo, Amount: coin.New(req.Asset, amount), ValidAfter: now - 60, ValidBefore: now + int64(req.MaxTimeoutSeconds) + 60, Nonce: nonce}
 	bankpb.SignAuthorization(p.w.key, p.w.chainID, a)
 	t.ref = fmt.Sprintf("exact:%s:%x", a.From, nonce)
-	payload, _ := json.Marshal(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
+	payload, _ := x402.MarshalPayload(x402.ExactPayload{Signature: base64.StdEncoding.EncodeToString(a.Signature), Authorization: x402.ExactAuthorization{
 		From: a.From, To: a.To, Value: strconv.FormatUint(amount, 10), ValidAfter: strconv.FormatInt(a.ValidAfter, 10), ValidBefore: strconv.FormatInt(a.ValidBefore, 10),
 		Nonce: hex.EncodeToString(nonce), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey)}})
 	h, err := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Resource: &pr.Resource, Accepted: *req, Payload: payload})

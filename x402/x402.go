@@ -213,6 +213,18 @@ func Encode(v any) (string, error) {
 	return base64.StdEncoding.EncodeToString(b), nil
 }
 
+// MarshalPayload renders a scheme's payload (a BatchPayload, an
+// ExactPayload) for PaymentPayload.Payload.
+func MarshalPayload(v any) (json.RawMessage, error) { return json.Marshal(v) }
+
+// UnmarshalPayload parses PaymentPayload.Payload into a scheme's payload.
+func UnmarshalPayload(raw json.RawMessage, v any) error {
+	if ok, err := decodeFast(raw, v); ok {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
 // ErrMalformed is returned for header values that do not decode.
 var ErrMalformed = errors.New("x402: malformed header")
 
@@ -225,8 +237,11 @@ func Decode(s string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: not base64: %v", ErrMalformed, err)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	if err := dec.Decode(v); err != nil {
+	ok, err := decodeFast(b, v)
+	if !ok {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: not JSON: %v", ErrMalformed, err)
 	}
 	return nil

@@ -1,8 +1,10 @@
 package x402
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -61,5 +63,40 @@ func FuzzDecodePayload(f *testing.F) {
 		var bp BatchPayload
 		_ = json.Unmarshal(p.Payload, &bp)
 		_, _ = Amount(bp.Voucher.MaxClaimableAmount)
+	})
+}
+
+// FuzzDecodeJSON feeds arbitrary JSON to Decode's fast readers
+// (valyala/fastjson): they must never panic, and must read what
+// encoding/json reads, refusing what it refuses.
+func FuzzDecodeJSON(f *testing.F) {
+	f.Add([]byte(`{"x402Version":2,"resource":{"url":"u"},"accepted":{"scheme":"batch-settlement","network":"cosmos:x","amount":"1","asset":"uusdc","payTo":"a","maxTimeoutSeconds":1,"extra":{"modelId":"m","n":[1,2.5,null,true]}},"payload":{"type":"voucher","voucher":{"channelId":"1","maxClaimableAmount":"5","signature":"AA=="}}}`))
+	f.Add([]byte(`{"success":true,"payer":"p","extra":{"chargedAmount":"3","channelState":{"channelId":"1"}}}`))
+	f.Add([]byte(`{"X402VERSION":2,"accepted":{"scheme":"\u00e9\ud800","extra":{"a":{"b":{}}}},"payload":[1,{"x":"y"}],"accepted":null}`))
+	f.Add([]byte(`{"type":"voucher","voucher":{"channelId":"1","Signature":"\u0041"},"voucher":{"maxClaimableAmount":"9"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := base64.StdEncoding.EncodeToString(b)
+		same := func(what string, fast, std any, ferr, serr error) {
+			t.Helper()
+			if (ferr == nil) != (serr == nil) {
+				t.Fatalf("%s of %q: fast reader %v, encoding/json %v", what, b, ferr, serr)
+			}
+			if serr == nil && !reflect.DeepEqual(fast, std) {
+				t.Fatalf("%s of %q: fast reader read %#v, encoding/json %#v", what, b, fast, std)
+			}
+		}
+		var fp, sp PaymentPayload
+		ferr, serr := Decode(s, &fp), json.Unmarshal(b, &sp)
+		if serr == nil { // the payload's raw text may differ; what it says may not
+			var fb, sb BatchPayload
+			ferr, serr := UnmarshalPayload(fp.Payload, &fb), json.Unmarshal(sp.Payload, &sb)
+			same("its payload", fb, sb, ferr, serr)
+			fp.Payload, sp.Payload = nil, nil
+		}
+		same("a PaymentPayload", fp, sp, ferr, serr)
+		var fs, ss SettlementResponse
+		same("a SettlementResponse", fs, ss, Decode(s, &fs), json.Unmarshal(b, &ss))
+		var fb, sb BatchPayload
+		same("a BatchPayload", fb, sb, UnmarshalPayload(b, &fb), json.Unmarshal(b, &sb))
 	})
 }

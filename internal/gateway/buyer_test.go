@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,22 +38,11 @@ func TestAMaliciousBuyerGetsNothingUnpaid(t *testing.T) {
 	alice, _ := d.Keyring.Get("alice")
 	gw := d.Gateway.URL() + "/v1/chat/completions"
 	post := func(payment string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, gw, strings.NewReader(chat))
-		if payment != "" {
-			req.Header.Set(x402.HeaderSignature, payment)
+		status, reason, body := e2e.PostPaid(t, gw, chat, payment)
+		if status == http.StatusOK {
+			return status, body
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var pr x402.PaymentRequired
-		x402.Decode(resp.Header.Get(x402.HeaderRequired), &pr)
-		if resp.StatusCode == http.StatusOK {
-			return 200, string(b)
-		}
-		return resp.StatusCode, pr.Error
+		return status, reason
 	}
 	// The gateway's price and address, from its 402.
 	resp, err := http.Post(gw, "application/json", strings.NewReader(chat))
@@ -79,13 +67,7 @@ func TestAMaliciousBuyerGetsNothingUnpaid(t *testing.T) {
 		res.Response(0, &r)
 		return r.ChannelId
 	}
-	voucher := func(id, cum uint64) string {
-		v := channelpb.SignVoucher(alice.Private, devnet.ChainID, id, cum)
-		payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(id, 10),
-			MaxClaimableAmount: strconv.FormatUint(cum, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
-		h, _ := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Accepted: batch, Payload: payload})
-		return h
-	}
+	voucher := func(id, cum uint64) string { return e2e.Voucher(alice.Private, devnet.ChainID, id, cum, batch) }
 
 	// A voucher pays for one answer; the same voucher again pays nothing.
 	id := open(10_000)

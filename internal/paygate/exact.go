@@ -21,7 +21,7 @@ import (
 // authorization for the asset of req.
 func ExactAuthorization(req *x402.PaymentRequirements, payload json.RawMessage) (*bankpb.Authorization, *PaymentError) {
 	var ep x402.ExactPayload
-	if err := json.Unmarshal(payload, &ep); err != nil {
+	if err := x402.UnmarshalPayload(payload, &ep); err != nil {
 		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the exact payload must be {\"authorization\":{…},\"signature\":…}")
 	}
 	a := ep.Authorization
@@ -130,7 +130,7 @@ func VerifyBatch(ctx context.Context, c *client.Client, chainID string, req *x40
 // ParseVoucher reads a batch-settlement payload's voucher.
 func ParseVoucher(payload json.RawMessage) (*channelpb.Voucher, *PaymentError) {
 	var bp x402.BatchPayload
-	if err := json.Unmarshal(payload, &bp); err != nil || bp.Type != "voucher" {
+	if err := x402.UnmarshalPayload(payload, &bp); err != nil || bp.Type != "voucher" {
 		return nil, refuse(http.StatusBadRequest, x402.ReasonInvalidPayload, "the batch-settlement payload must be {\"type\":\"voucher\",\"voucher\":{…}}")
 	}
 	id, err1 := strconv.ParseUint(bp.Voucher.ChannelID, 10, 64)

@@ -288,6 +288,7 @@ type Payment struct {
 	g          *Gate
 	s          *chanState
 	id         uint64
+	price      Price
 	max        uint64
 	cumulative uint64
 	payer      string
@@ -296,8 +297,18 @@ type Payment struct {
 	exactKey   string
 	settled    bool   // the exact transfer is on chain
 	response   string // its PAYMENT-RESPONSE
-	// durable reports when the voucher has reached the disk. The answer is
-	// computed meanwhile, but not sent before (see Durable).
+	// admitted reports the background check of a channel payment (see
+	// Start): nil once its voucher checked and its maximum is reserved.
+	// ctx ends, with the refusal as its cause, if
+	// the check fails.
+	admitted chan *PaymentError
+	aerr     *PaymentError
+	aWaited  bool
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	// durable reports when the voucher has reached the disk (or the check
+	// failed). The answer is computed meanwhile, but not sent before (see
+	// Durable).
 	durable chan error
 	derr    error
 	waited  bool
@@ -339,6 +350,45 @@ func (p *Payment) Durable() error {
 	p.derr = <-p.durable
 	return p.derr
 }
+
+// Admitted waits for the background check of a started channel payment
+// (see Start): nil once its voucher checked and its maximum is reserved,
+// or the refusal to send instead of the answer.
+func (p *Payment) Admitted() *PaymentError {
+	if p == nil || p.admitted == nil {
+		return nil
+	}
+	if !p.aWaited {
+		p.aWaited = true
+		p.aerr = <-p.admitted
+	}
+	return p.aerr
+}
+
+// Context is the context to compute the answer in: parent, ended early if
+// the payment's background check fails.
+func (p *Payment) Context(parent context.Context) context.Context {
+	if p == nil || p.ctx == nil {
+		return parent
+	}
+	return p.ctx
+}
+
+// Refusal is why the payment was refused after Start, or nil: Admitted's
+// answer once the check is done, without waiting for it.
+func (p *Payment) Refusal() *PaymentError {
+	if p == nil || p.ctx == nil {
+		return nil
+	}
+	var perr *PaymentError
+	if errors.As(context.Cause(p.ctx), &perr) {
+		return perr
+	}
+	return nil
+}
+
+// Price is what the payment was started for.
+func (p *Payment) Price() Price { return p.price }
 
 // Ref names the payment in receipts.
 func (p *Payment) Ref() string {
@@ -382,6 +432,24 @@ func (g *Gate) Write(w http.ResponseWriter, r *http.Request, p Price, e *Payment
 // Begin checks r's PAYMENT-SIGNATURE against the price. With none it
 // returns a 402 refusal carrying the requirements.
 func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
+	pay, perr := g.Start(r, p)
+	if perr != nil {
+		return nil, perr
+	}
+	if perr := pay.Admitted(); perr != nil {
+		return nil, perr
+	}
+	return pay, nil
+}
+
+// Start is Begin with a voucher's signature checked in the background, so
+// that the answer can be computed meanwhile: it returns once the checks
+// that need no signature pass. The voucher's room is reserved only once
+// its signature checks, so an unsigned voucher takes none from the
+// payer's honest requests; a failure cancels Context, and Admitted (and
+// so Durable and Finish) reports it. Nothing of the answer may be sent
+// before Durable returns nil.
+func (g *Gate) Start(r *http.Request, p Price) (*Payment, *PaymentError) {
 	h := r.Header.Get(x402.HeaderSignature)
 	if h == "" {
 		return nil, refuse(http.StatusPaymentRequired, "", "this answer costs up to %d%s; pay with x402 (PAYMENT-SIGNATURE)", p.Max, p.Denom)
@@ -412,7 +480,7 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 		if inUse {
 			return nil, refuse(http.StatusPaymentRequired, x402.ReasonNonceUsed, "this authorization is paying for another answer already; sign a new one for each request")
 		}
-		return &Payment{g: g, max: p.Max, payer: auth.From, auth: auth, exactKey: key}, nil
+		return &Payment{g: g, price: p, max: p.Max, payer: auth.From, auth: auth, exactKey: key}, nil
 	}
 	if pp.Accepted.Scheme != x402.SchemeBatch {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonUnsupportedScheme, "scheme %q; this server takes %s or %s", pp.Accepted.Scheme, x402.SchemeBatch, x402.SchemeExact)
@@ -421,7 +489,7 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 	if perr != nil {
 		return nil, perr
 	}
-	id, cum, sig := v.ChannelId, v.Cumulative, v.Signature
+	id, cum := v.ChannelId, v.Cumulative
 	g.mu.Lock()
 	height := g.height
 	g.mu.Unlock()
@@ -470,45 +538,59 @@ func (g *Gate) Begin(r *http.Request, p Price) (*Payment, *PaymentError) {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "voucher for %d is above channel %d's deposit of %d; fund the channel", cum, id, c.Deposit)
 	}
 	g.mu.Unlock()
-	if err := channelpb.VerifyVoucher(g.cfg.ChainID, c, v, 0); err != nil {
-		return nil, refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err)
+	pay := &Payment{g: g, s: s, id: id, price: p, max: p.Max, cumulative: cum, payer: c.Payer, admitted: make(chan *PaymentError, 1), durable: make(chan error, 1)}
+	pay.ctx, pay.cancel = context.WithCancelCause(r.Context())
+	go g.admit(pay, c, v)
+	return pay, nil
+}
+
+// admit checks a started payment's voucher signature and its payer, then
+// reserves the answer's maximum and records the voucher: the background
+// half of Start.
+func (g *Gate) admit(pay *Payment, c *channelpb.Channel, v *channelpb.Voucher) {
+	fail := func(perr *PaymentError) {
+		pay.admitted <- perr
+		pay.durable <- perr
+		pay.cancel(perr)
 	}
-	if g.agents.Stopped(r.Context(), c.Payer) {
-		return nil, refuse(http.StatusPaymentRequired, x402.ReasonAgentStopped, "channel %d's payer %s is an agent its owner has frozen or revoked; its vouchers are not taken", id, c.Payer)
+	id, s := pay.id, pay.s
+	if err := channelpb.VerifyVoucher(g.cfg.ChainID, c, v, 0); err != nil {
+		fail(refuse(http.StatusPaymentRequired, x402.ReasonVoucherSignature, "%v", err))
+		return
+	}
+	if g.agents.Stopped(pay.ctx, c.Payer) {
+		fail(refuse(http.StatusPaymentRequired, x402.ReasonAgentStopped, "channel %d's payer %s is an agent its owner has frozen or revoked; its vouchers are not taken", id, c.Payer))
+		return
 	}
 	g.mu.Lock()
 	// What must cover every charge is the best voucher the gate holds: a
 	// payer's concurrent requests can arrive out of the order it signed
 	// them in, and a later voucher covers the earlier requests' maxima.
-	if max(cum, s.voucher) < s.charged+s.reserved+p.Max { // a concurrent request took the room meanwhile
-		e := refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "a concurrent request on channel %d used this voucher's room; sign one for at least %d", id, s.charged+s.reserved+p.Max)
-		e.State = state()
+	if max(v.Cumulative, s.voucher) < s.charged+s.reserved+pay.max { // a concurrent request took the room meanwhile
+		e := refuse(http.StatusPaymentRequired, x402.ReasonCumulativeMismatch, "a concurrent request on channel %d used this voucher's room; sign one for at least %d", id, s.charged+s.reserved+pay.max)
+		e.State = &x402.ChannelState{ChannelID: strconv.FormatUint(id, 10), Balance: strconv.FormatUint(s.ch.Deposit, 10), TotalClaimed: strconv.FormatUint(s.claimed, 10), ChargedCumulativeAmount: strconv.FormatUint(s.charged+s.reserved, 10)}
 		g.mu.Unlock()
-		return nil, e
+		fail(e)
+		return
 	}
-	if cum > s.voucher {
-		s.voucher, s.sig = cum, sig
+	if v.Cumulative > s.voucher {
+		s.voucher, s.sig = v.Cumulative, v.Signature
 	}
 	// What goes to disk is the best voucher, which may be another
 	// request's: it is what covers this answer.
 	best, bestSig := s.voucher, s.sig
-	s.reserved += p.Max
+	s.reserved += pay.max
 	g.mu.Unlock()
+	pay.admitted <- nil
 	// Durable holds the answer back until the voucher is written: with
 	// SyncEvery, into the kernel (the background fsync follows); without,
-	// onto the disk, while the answer is computed.
-	pay := &Payment{g: g, s: s, id: id, max: p.Max, cumulative: cum, payer: c.Payer, durable: make(chan error, 1)}
+	// onto the disk. Either way while the answer is computed.
 	rec := record{Channel: id, Voucher: best, Signature: bestSig}
 	if g.cfg.SyncEvery > 0 {
-		if err := g.wal.write(rec); err != nil { // refused before the model runs
-			pay.Abort()
-			return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "this provider cannot record vouchers now: %v", err)
-		}
-		pay.durable <- nil
+		pay.durable <- g.wal.write(rec)
 	} else {
-		go func() { pay.durable <- g.wal.append(rec) }()
+		pay.durable <- g.wal.append(rec)
 	}
-	return pay, nil
 }
 
 // channel returns the state of a channel, reading it from chain when it
@@ -553,6 +635,10 @@ func (p *Payment) Finish(actual uint64, receiptHash []byte) (string, error) {
 			return "", err
 		}
 		return p.response, nil
+	}
+	if perr := p.Admitted(); perr != nil {
+		p.done = true
+		return "", perr
 	}
 	if err := p.Durable(); err != nil {
 		p.Abort()
@@ -631,6 +717,9 @@ func (p *Payment) Abort() {
 		return
 	}
 	p.done = true
+	if p.Admitted() != nil {
+		return // refused: nothing was reserved
+	}
 	p.g.mu.Lock()
 	p.s.reserved -= p.max
 	p.g.mu.Unlock()

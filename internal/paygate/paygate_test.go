@@ -105,12 +105,8 @@ func (w *world) paid(id, cum uint64) *http.Request { return w.paidBy(w.payer.Pri
 
 // paidBy is paid with a voucher signed by key.
 func (w *world) paidBy(key ed25519.PrivateKey, id, cum uint64) *http.Request {
-	v := channelpb.SignVoucher(key, w.chainID, id, cum)
-	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(id, 10),
-		MaxClaimableAmount: strconv.FormatUint(cum, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
-	h, _ := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Accepted: x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(w.chainID)}, Payload: payload})
 	r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
-	r.Header.Set(x402.HeaderSignature, h)
+	r.Header.Set(x402.HeaderSignature, e2e.Voucher(key, w.chainID, id, cum, x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(w.chainID)}))
 	return r
 }
 
@@ -864,4 +860,86 @@ func oldAnchorsComeFromTheLog(t *testing.T, budget, kept int) {
 	g = w.open()
 	defer g.Close()
 	check(g, "after a restart")
+}
+
+// TestStartChecksTheSignatureWhileTheAnswerIsMade: Start returns before
+// the voucher's signature is checked, so the answer can be computed
+// meanwhile. A forged voucher ends the payment's context with its
+// refusal, reserves nothing (the payer's honest voucher for the same room
+// still passes) and cannot be finished; of concurrent requests sharing one
+// voucher with room for one answer, exactly one is admitted, the others
+// refused with the channel's state to resync from.
+func TestStartChecksTheSignatureWhileTheAnswerIsMade(t *testing.T) {
+	w := newWorld(t)
+	id := w.channel(1000)
+	g := w.open()
+	defer g.Close()
+	_, forger, _ := ed25519.GenerateKey(nil)
+	forged, perr := g.Start(w.paidBy(forger, id, 10), price)
+	if perr != nil {
+		t.Fatalf("Start refused before the signature check: %v", perr)
+	}
+	ctx := forged.Context(context.Background())
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a forged voucher's payment context did not end")
+	}
+	if perr := forged.Admitted(); perr == nil || perr.Reason != x402.ReasonVoucherSignature {
+		t.Fatalf("the forged voucher: %v, want %s", perr, x402.ReasonVoucherSignature)
+	}
+	if r := forged.Refusal(); r == nil || r.Reason != x402.ReasonVoucherSignature {
+		t.Errorf("Refusal: %v", r)
+	}
+	if _, err := forged.Finish(10, make([]byte, 32)); err == nil {
+		t.Fatal("a forged voucher's answer was charged")
+	}
+	forged.Abort()
+
+	honest, perr := g.Begin(w.paid(id, 10), price)
+	if perr != nil {
+		t.Fatalf("the payer's voucher for the room the forgery asked for: %v", perr)
+	}
+	if _, err := honest.Finish(10, make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Room for one more answer (10 charged, a voucher for 20), asked for
+	// by four at once.
+	var wg sync.WaitGroup
+	var admitted, refused atomic.Int32
+	for range 4 {
+		wg.Go(func() {
+			pay, perr := g.Start(w.paid(id, 20), price)
+			if perr == nil {
+				perr = pay.Admitted()
+			}
+			switch {
+			case perr == nil:
+				admitted.Add(1)
+				if _, err := pay.Finish(10, make([]byte, 32)); err != nil {
+					t.Error(err)
+				}
+			case perr.Reason == x402.ReasonCumulativeMismatch && perr.State != nil:
+				refused.Add(1)
+				pay.Abort() // nothing to undo; must not free another's room
+			default:
+				t.Errorf("refused for %q: %v", perr.Reason, perr)
+			}
+		})
+	}
+	wg.Wait()
+	if admitted.Load() != 1 || refused.Load() != 3 {
+		t.Fatalf("%d admitted, %d refused; want 1 and 3", admitted.Load(), refused.Load())
+	}
+	// The books hold 20 charged and nothing in flight: a voucher for 30
+	// has room for exactly one more.
+	next, perr := g.Begin(w.paid(id, 30), price)
+	if perr != nil {
+		t.Fatalf("after the race: %v", perr)
+	}
+	if _, perr := g.Begin(w.paid(id, 30), price); perr == nil || perr.State == nil || perr.State.ChargedCumulativeAmount != "30" {
+		t.Fatalf("a second voucher for 30 with 20 charged and 10 in flight: %+v", perr)
+	}
+	next.Abort()
 }

@@ -79,18 +79,38 @@ func (s *Server) maxPrice(m *served, maxTokens int) uint64 {
 // charge takes payment for an answer that will cost at most max. With no
 // price or no payments configured the answer is free (nil, true); on a
 // payment problem it has answered 402 or 400 and returns false.
-func (s *Server) charge(w http.ResponseWriter, r *http.Request, m *served, endpoint string, max uint64) (*paygate.Payment, bool) {
+//
+// A text answer's voucher signature is checked while the model runs
+// (paygate's Start): generate computes in pay.Context, and refused sends
+// the refusal instead of the answer if the check failed.
+func (s *Server) charge(w http.ResponseWriter, r *http.Request, m *served, endpoint string, max uint64, background bool) (*paygate.Payment, bool) {
 	if s.gate == nil || max == 0 {
 		return nil, true
 	}
 	price := paygate.Price{Denom: m.Denom, Max: max, ModelID: m.id}
-	pay, perr := s.gate.Begin(r, price)
+	begin := s.gate.Begin
+	if background {
+		begin = s.gate.Start
+	}
+	pay, perr := begin(r, price)
 	if perr != nil {
 		s.gate.Write(w, r, price, perr)
 		s.metrics.requests.WithLabelValues(m.name, endpoint, strconv.Itoa(perr.Status)).Inc()
 		return nil, false
 	}
 	return pay, true
+}
+
+// refused answers with the payment's refusal if its background check
+// failed, and says so. Nothing else may have been sent.
+func (s *Server) refused(w http.ResponseWriter, r *http.Request, m *served, endpoint string, pay *paygate.Payment) bool {
+	perr := pay.Admitted()
+	if perr == nil {
+		return false
+	}
+	s.gate.Write(w, r, pay.Price(), perr)
+	s.metrics.requests.WithLabelValues(m.name, endpoint, strconv.Itoa(perr.Status)).Inc()
+	return true
 }
 
 // settle charges the actual price of a made answer and returns the
@@ -199,7 +219,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, m *served, g *
 		return
 	}
 	defer release()
-	pay, ok := s.charge(w, r, m, g.Endpoint, s.maxPrice(m, g.MaxTokens))
+	pay, ok := s.charge(w, r, m, g.Endpoint, s.maxPrice(m, g.MaxTokens), true)
 	if !ok {
 		return
 	}
@@ -218,7 +238,10 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, m *served, g *
 // so the receipt can go in a header.
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, m *served, g *openai.Generation, canonical []byte, pay *paygate.Payment) {
 	var text bytes.Buffer
-	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error { text.Write(b); return nil })
+	finish, usage, err := m.gen.Generate(pay.Context(r.Context()), g, func(b []byte) error { text.Write(b); return nil })
+	if s.refused(w, r, m, g.Endpoint, pay) {
+		return
+	}
 	if err != nil {
 		s.fail(w, m.name, g.Endpoint, answer.InputError(err))
 		return
@@ -278,6 +301,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		if started {
 			return nil
 		}
+		if perr := pay.Admitted(); perr != nil {
+			return perr
+		}
 		if err := pay.Durable(); err != nil { // nothing is sent before the payment is safe
 			return paymentFailed(err)
 		}
@@ -295,7 +321,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	}
 	interimAt := every
 	corrupt := s.corrupts(canonical)
-	finish, usage, err := m.gen.Generate(r.Context(), g, func(b []byte) error {
+	finish, usage, err := m.gen.Generate(pay.Context(r.Context()), g, func(b []byte) error {
 		if err := begin(); err != nil {
 			return err
 		}
@@ -327,7 +353,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 	})
 	if err != nil {
 		if !started {
-			s.fail(w, m.name, g.Endpoint, answer.InputError(err))
+			if !s.refused(w, r, m, g.Endpoint, pay) {
+				s.fail(w, m.name, g.Endpoint, answer.InputError(err))
+			}
 			return
 		}
 		// Headers are gone: end the stream with an error event the client
@@ -338,7 +366,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		return
 	}
 	if err := begin(); err != nil {
-		s.fail(w, m.name, g.Endpoint, err)
+		if !s.refused(w, r, m, g.Endpoint, pay) {
+			s.fail(w, m.name, g.Endpoint, err)
+		}
 		return
 	}
 	_, _ = hash.Write(t.Finish(finish, usage))
@@ -397,7 +427,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	pay, ok := s.charge(w, r, m, "infer", m.PricePerRequest)
+	pay, ok := s.charge(w, r, m, "infer", m.PricePerRequest, false)
 	if !ok {
 		return
 	}

@@ -13,13 +13,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
-// Result is one run's throughput and latency.
+// Result is one run's throughput and latency, and the CPU time the
+// process spent per request (client, server and everything else the
+// process runs, such as an in-process chain): on a busy shared machine a
+// steadier figure than the rate.
 type Result struct {
 	Rate     float64 // requests a second
 	P50, P99 time.Duration
+	CPU      time.Duration
 }
 
 // Run sends requests 0..n-1 from clients goroutines, each one after
@@ -29,6 +34,7 @@ func Run(n, clients int, f func(i int)) Result {
 	lat := make([]time.Duration, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	cpu0 := cpuTime()
 	start := time.Now()
 	for range clients {
 		wg.Go(func() {
@@ -45,14 +51,26 @@ func Run(n, clients int, f func(i int)) Result {
 	}
 	wg.Wait()
 	el := time.Since(start)
+	cpu := (cpuTime() - cpu0) / time.Duration(n)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return Result{Rate: float64(n) / el.Seconds(), P50: lat[n/2], P99: lat[n*99/100]}
+	return Result{Rate: float64(n) / el.Seconds(), P50: lat[n/2], P99: lat[n*99/100], CPU: cpu}
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Comparison is the outcome of paired rounds of a baseline and ours.
 type Comparison struct {
 	Base, Ours Result    // the median rounds of each
 	Ratios     []float64 // ours/base of each pair, ascending
+	// BaseCPU and OursCPU are the medians of each side's CPU per request.
+	BaseCPU, OursCPU time.Duration
 }
 
 // Ratio is the median of the pairs' throughput ratios.
@@ -75,17 +93,18 @@ func (c Comparison) Pairs() string {
 // paired runs rounds pairs of rounds of n requests from clients: base and
 // ours side by side, in alternating order, so that a slow spell of a shared
 // machine lands on both sides of one pair rather than on one side of the
-// whole comparison. ours may be replaced for its first round (to profile
-// it) by first.
-func paired(rounds, n, clients int, base, ours func(i int), first func(run func() Result) Result) Comparison {
+// whole comparison. Each side's first round may be wrapped (to profile
+// it) by first, which is told the side ("base", "ours").
+func paired(rounds, n, clients int, base, ours func(i int), first func(side string, run func() Result) Result) Comparison {
 	var c Comparison
 	var bs, os []Result
 	for round := 0; round < rounds; round++ {
 		theirs := func() Result { return Run(n, clients, base) }
 		mine := func() Result { return Run(n, clients, ours) }
 		if round == 0 && first != nil {
-			plain := mine
-			mine = func() Result { return first(plain) }
+			plainBase, plainOurs := theirs, mine
+			theirs = func() Result { return first("base", plainBase) }
+			mine = func() Result { return first("ours", plainOurs) }
 		}
 		var b, o Result
 		if round%2 == 0 {
@@ -97,8 +116,18 @@ func paired(rounds, n, clients int, base, ours func(i int), first func(run func(
 		c.Ratios = append(c.Ratios, o.Rate/b.Rate)
 	}
 	sort.Float64s(c.Ratios)
+	c.BaseCPU, c.OursCPU = medianCPU(bs), medianCPU(os)
 	c.Base, c.Ours = median(bs), median(os)
 	return c
+}
+
+func medianCPU(rs []Result) time.Duration {
+	cpu := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		cpu[i] = r.CPU
+	}
+	sort.Slice(cpu, func(i, j int) bool { return cpu[i] < cpu[j] })
+	return cpu[len(cpu)/2]
 }
 
 func median(rs []Result) Result {
@@ -117,7 +146,7 @@ type Setup struct {
 	Base, Ours string // the rows' names
 	Ratio      string // the ratio's name ("paid/free")
 	Targets    string // goals and floors, printed beside the figures
-	CPUProfile string // if set, the first round of ours is profiled to CPUProfile.<clients>
+	CPUProfile string // if set, the first round of ours is profiled to CPUProfile.<clients>, of the baseline to CPUProfile.base.<clients>
 }
 
 // Compare runs paired for each client count (after a warm-up of both)
@@ -130,10 +159,14 @@ func Compare(s Setup, base, ours func(i int)) error {
 		}
 		Run(50, clients, base)
 		Run(50, clients, ours)
-		var first func(func() Result) Result
+		var first func(string, func() Result) Result
 		if s.CPUProfile != "" {
-			first = func(run func() Result) Result {
-				f, err := os.Create(fmt.Sprintf("%s.%d", s.CPUProfile, clients))
+			first = func(side string, run func() Result) Result {
+				name := fmt.Sprintf("%s.%d", s.CPUProfile, clients)
+				if side == "base" {
+					name = fmt.Sprintf("%s.base.%d", s.CPUProfile, clients)
+				}
+				f, err := os.Create(name)
 				if err != nil {
 					log.Fatal(err)
 				}
@@ -151,6 +184,8 @@ func Compare(s Setup, base, ours func(i int)) error {
 		fmt.Printf("%-26s %10.0f %10.3f %10.3f\n", s.Ours, o.Rate, MS(o.P50), MS(o.P99))
 		fmt.Printf("ratio %s: %.3f; added p50 %.3f ms, p99 %.3f ms (%s)\n", s.Ratio, c.Ratio(), MS(c.AddedP50()), MS(c.AddedP99()), s.Targets)
 		fmt.Printf("  each pair's ratio: %s\n", c.Pairs())
+		fmt.Printf("  CPU per request (the whole process, median round): %s %d µs, %s %d µs, ratio %.3f\n",
+			s.Base, c.BaseCPU.Microseconds(), s.Ours, c.OursCPU.Microseconds(), float64(c.BaseCPU)/float64(c.OursCPU))
 	}
 	return nil
 }

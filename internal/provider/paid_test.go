@@ -1,0 +1,69 @@
+package provider_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/devnet"
+	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/x402"
+)
+
+// TestAForgedVoucherGetsNoAnswer: a provider checks a voucher's signature
+// while its model runs; a forged one gets a 402 naming the bad signature
+// and not a byte of the answer, streamed or not, and the payer's own
+// voucher for the same room is then taken.
+func TestAForgedVoucherGetsNoAnswer(t *testing.T) {
+	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 1 })
+	ctx := context.Background()
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	alice, _ := d.Keyring.Get("alice")
+	p := d.Providers[0]
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Submit(ctx, alice, "", &channelpb.MsgOpenChannel{Payer: alice.Address().String(), Payee: p.Address().String(),
+		Deposit: coin.New(coin.Stable, 1_000_000), ExpiresAt: st.Height + 10_000, PayerKey: alice.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened channelpb.MsgOpenChannelResponse
+	if err := res.Response(0, &opened); err != nil {
+		t.Fatal(err)
+	}
+	accepted := x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(devnet.ChainID)}
+	voucher := func(key ed25519.PrivateKey, cum uint64) string {
+		return e2e.Voucher(key, devnet.ChainID, opened.ChannelId, cum, accepted)
+	}
+	post := func(payment string, stream bool) (int, string, string) {
+		body := `{"model":"agora/tiny-lm","messages":[{"role":"user","content":"ROMEO:"}],"max_tokens":16,"stream":` + strconv.FormatBool(stream) + `}`
+		return e2e.PostPaid(t, p.URL()+"/v1/chat/completions", body, payment)
+	}
+	_, forger, _ := ed25519.GenerateKey(nil)
+	for _, stream := range []bool{false, true} {
+		status, reason, body := post(voucher(forger, 1_000), stream)
+		if status != http.StatusPaymentRequired || reason != x402.ReasonVoucherSignature {
+			t.Errorf("stream %v, a forged voucher: %d %q; want 402 %s", stream, status, reason, x402.ReasonVoucherSignature)
+		}
+		if strings.Contains(body, "choices") || strings.Contains(body, "data:") {
+			t.Errorf("stream %v, a forged voucher got an answer: %.200s", stream, body)
+		}
+	}
+	for i, stream := range []bool{false, true} {
+		if status, reason, body := post(voucher(alice.Private, uint64(i+1)*1_000), stream); status != http.StatusOK {
+			t.Errorf("stream %v, the payer's voucher: %d %q %.200s", stream, status, reason, body)
+		}
+	}
+}
