@@ -403,15 +403,12 @@ func settledAmount(h string, exact bool) (amount, total uint64, ok bool) {
 		n, err := x402.Amount(sr.Amount)
 		return n, 0, err == nil
 	}
-	var sr x402.SettlementResponse
+	var sr x402.BatchSettlement
 	if x402.Decode(h, &sr) != nil || !sr.Success {
 		return 0, 0, false
 	}
-	charged, _ := sr.Extra["chargedAmount"].(string)
-	amount, err := x402.Amount(charged)
-	state, _ := sr.Extra["channelState"].(map[string]any)
-	cumulative, _ := state["chargedCumulativeAmount"].(string)
-	total, _ = x402.Amount(cumulative)
+	amount, err := x402.Amount(sr.Extra.ChargedAmount)
+	total, _ = x402.Amount(sr.Extra.ChannelState.ChargedCumulativeAmount)
 	return amount, total, err == nil
 }
 

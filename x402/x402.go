@@ -184,6 +184,17 @@ type Voucher struct {
 	Signature          string `json:"signature"` // base64 ed25519
 }
 
+// BatchSettlement is what a payer reads of a batch-settlement
+// PAYMENT-RESPONSE (a SettlementResponse): the charge, and the channel's
+// charged total to continue from.
+type BatchSettlement struct {
+	Success bool `json:"success"`
+	Extra   struct {
+		ChargedAmount string       `json:"chargedAmount"`
+		ChannelState  ChannelState `json:"channelState"`
+	} `json:"extra"`
+}
+
 // ChannelState is what the server reports about a channel in extra.
 type ChannelState struct {
 	ChannelID               string `json:"channelId"`

@@ -74,6 +74,9 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(`{"success":true,"payer":"p","extra":{"chargedAmount":"3","channelState":{"channelId":"1"}}}`))
 	f.Add([]byte(`{"X402VERSION":2,"accepted":{"scheme":"\u00e9\ud800","extra":{"a":{"b":{}}}},"payload":[1,{"x":"y"}],"accepted":null}`))
 	f.Add([]byte(`{"type":"voucher","voucher":{"channelId":"1","Signature":"\u0041"},"voucher":{"maxClaimableAmount":"9"}}`))
+	f.Add([]byte(`{"resource":{"url":"a"},"resource":null,"resource":{"description":"d"},"extensions":{"a":1},"extensions":null,"accepted":{"extra":{"x":1},"extra":null}}`))
+	f.Add([]byte(`{"success":true,"extra":{"chargedAmount":"3","channelState":{"chargedCumulativeAmount":"7"}},"extra":null,"EXTRA":{"CHARGEDAMOUNT":"4"}}`))
+	f.Add([]byte(`{"payload":` + strings.Repeat("[", 301) + strings.Repeat("]", 301) + `}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := base64.StdEncoding.EncodeToString(b)
 		same := func(what string, fast, std any, ferr, serr error) {
@@ -98,5 +101,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		same("a SettlementResponse", fs, ss, Decode(s, &fs), json.Unmarshal(b, &ss))
 		var fb, sb BatchPayload
 		same("a BatchPayload", fb, sb, UnmarshalPayload(b, &fb), json.Unmarshal(b, &sb))
+		var fz, sz BatchSettlement
+		same("a BatchSettlement", fz, sz, Decode(s, &fz), json.Unmarshal(b, &sz))
 	})
 }

@@ -28,6 +28,14 @@ type Generator interface {
 // text, in the same pieces, on every machine.
 func Builtin(lm *model.LM) Generator { return builtinLM{lm} }
 
+// StopsAtOnce tells whether g stops within a step of its context ending
+// (a built-in model does; an upstream engine's prefill may go on), so that
+// it may start before the request's payment is checked.
+func StopsAtOnce(g Generator) bool {
+	_, ok := g.(builtinLM)
+	return ok
+}
+
 type builtinLM struct{ lm *model.LM }
 
 // BuiltinLimits are what a built-in language model accepts.
@@ -39,10 +47,7 @@ func (b builtinLM) Generate(ctx context.Context, g *openai.Generation, emit func
 	prompt := []byte(g.PromptText())
 	st := newStopper(g.Stop, emit)
 	n := 0
-	err := b.lm.GenerateStream(prompt, g.MaxTokens, g.TemperatureMilli, uint64(g.Seed), func(tok []byte) error {
-		if n%64 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
+	err := b.lm.GenerateStreamContext(ctx, prompt, g.MaxTokens, g.TemperatureMilli, uint64(g.Seed), func(tok []byte) error {
 		n++
 		return st.write(tok)
 	})

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -187,15 +188,18 @@ func checkRequest(prompt []byte, maxTokens, temperatureMilli int) error {
 
 // prime runs the prompt through a fresh state; an empty prompt feeds the
 // start token so the first logits come from a stepped state too.
-func (m *LM) prime(prompt []byte) *lmState {
+func (m *LM) prime(ctx context.Context, prompt []byte) (*lmState, error) {
 	s := m.newState()
 	if len(prompt) == 0 {
 		m.step(s, m.bos)
 	}
-	for _, b := range prompt {
+	for i, b := range prompt {
+		if i%8 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		m.step(s, int(m.index[b]))
 	}
-	return s
+	return s, nil
 }
 
 // Generate continues prompt by maxTokens bytes (1 to MaxTokens) sampled at
@@ -220,12 +224,26 @@ func (m *LM) Generate(prompt []byte, maxTokens, temperatureMilli int, seed uint6
 // during the call. If emit returns ErrStop, generation ends and
 // GenerateStream returns nil; any other error ends it and is returned.
 func (m *LM) GenerateStream(prompt []byte, maxTokens, temperatureMilli int, seed uint64, emit func(tok []byte) error) error {
+	return m.GenerateStreamContext(context.Background(), prompt, maxTokens, temperatureMilli, seed, emit)
+}
+
+// GenerateStreamContext is GenerateStream that stops within a step (a
+// prompt byte or a token, tens of µs) of ctx ending, and returns its
+// error: a provider starts the model before a payment's signature is
+// checked, and a forged one must not cost it a whole answer.
+func (m *LM) GenerateStreamContext(ctx context.Context, prompt []byte, maxTokens, temperatureMilli int, seed uint64, emit func(tok []byte) error) error {
 	if err := checkRequest(prompt, maxTokens, temperatureMilli); err != nil {
 		return err
 	}
-	s := m.prime(prompt)
+	s, err := m.prime(ctx, prompt)
+	if err != nil {
+		return err
+	}
 	rng := splitMix64{seed}
 	for i := range maxTokens {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		m.computeLogits(s)
 		t := m.sample(s, temperatureMilli, &rng)
 		s.tok[0] = m.vocab[t]

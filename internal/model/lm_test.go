@@ -131,6 +131,32 @@ func TestGenerateStream(t *testing.T) {
 	}
 }
 
+// TestGenerateStreamContext: a generation stops within a step of its
+// context ending, in the prompt or in the answer (a provider starts the
+// model before the payment's signature is checked).
+func TestGenerateStreamContext(t *testing.T) {
+	m := builtinLM(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	emitted := 0
+	err := m.GenerateStreamContext(ctx, bytes.Repeat([]byte("First Citizen: "), 100), 64, 700, 3, func([]byte) error { emitted++; return nil })
+	if !errors.Is(err, context.Canceled) || emitted != 0 {
+		t.Errorf("an ended context: err %v after %d tokens; want context.Canceled before any", err, emitted)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	emitted = 0
+	err = m.GenerateStreamContext(ctx, []byte("First Citizen:"), 64, 700, 3, func([]byte) error {
+		if emitted++; emitted == 3 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || emitted != 3 {
+		t.Errorf("a context ended at token 3: err %v after %d tokens", err, emitted)
+	}
+}
+
 // TestUnknownBytes checks that bytes outside the vocabulary read as the
 // fallback byte rather than failing.
 func TestUnknownBytes(t *testing.T) {

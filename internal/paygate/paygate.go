@@ -374,8 +374,9 @@ func (p *Payment) Context(parent context.Context) context.Context {
 	return p.ctx
 }
 
-// Refusal is why the payment was refused after Start, or nil: Admitted's
-// answer once the check is done, without waiting for it.
+// Refusal is why the payment was refused after Start, or nil, without
+// waiting: Admitted's refusal once the check is done, or the voucher
+// log's failure once the write is.
 func (p *Payment) Refusal() *PaymentError {
 	if p == nil || p.ctx == nil {
 		return nil
@@ -538,6 +539,9 @@ func (g *Gate) Start(r *http.Request, p Price) (*Payment, *PaymentError) {
 		return nil, refuse(http.StatusPaymentRequired, x402.ReasonInsufficientFunds, "voucher for %d is above channel %d's deposit of %d; fund the channel", cum, id, c.Deposit)
 	}
 	g.mu.Unlock()
+	if err := g.wal.failed(); err != nil { // refused before the model runs
+		return nil, refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "this provider cannot record vouchers now: %v", err)
+	}
 	pay := &Payment{g: g, s: s, id: id, price: p, max: p.Max, cumulative: cum, payer: c.Payer, admitted: make(chan *PaymentError, 1), durable: make(chan error, 1)}
 	pay.ctx, pay.cancel = context.WithCancelCause(r.Context())
 	go g.admit(pay, c, v)
@@ -586,11 +590,19 @@ func (g *Gate) admit(pay *Payment, c *channelpb.Channel, v *channelpb.Voucher) {
 	// SyncEvery, into the kernel (the background fsync follows); without,
 	// onto the disk. Either way while the answer is computed.
 	rec := record{Channel: id, Voucher: best, Signature: bestSig}
+	var err error
 	if g.cfg.SyncEvery > 0 {
-		pay.durable <- g.wal.write(rec)
+		err = g.wal.write(rec)
 	} else {
-		pay.durable <- g.wal.append(rec)
+		err = g.wal.append(rec)
 	}
+	if err != nil { // the model stops, and the client hears why
+		perr := refuse(http.StatusServiceUnavailable, x402.ReasonUnexpectedVerifyError, "this provider cannot record vouchers now: %v", err)
+		pay.cancel(perr)
+		pay.durable <- perr
+		return
+	}
+	pay.durable <- nil
 }
 
 // channel returns the state of a channel, reading it from chain when it
@@ -699,6 +711,9 @@ func (p *Payment) settleExact() (string, error) {
 // Abort releases a payment whose answer failed: nothing is charged, or,
 // for a stream cut short, the price of its last interim receipt.
 func (p *Payment) Abort() {
+	if p != nil && p.cancel != nil {
+		defer p.cancel(nil) // the answer is over
+	}
 	if p == nil || p.done {
 		return
 	}

@@ -136,8 +136,8 @@ func scanLog(path string, fn func(record) bool) error {
 // the process (the kernel has it), and, with a background fsync, of the
 // machine once that has run.
 func (w *wal) write(r record) error {
-	if err, _ := w.syncFailed.Load().(error); err != nil {
-		return fmt.Errorf("paygate: the voucher log failed to reach the disk (%v); restart once the disk is sound", err)
+	if err := w.failed(); err != nil {
+		return err
 	}
 	b, _ := json.Marshal(r)
 	w.mu.Lock()
@@ -151,6 +151,15 @@ func (w *wal) write(r record) error {
 		case w.dirty <- struct{}{}:
 		default: // a background fsync is due already
 		}
+	}
+	return nil
+}
+
+// failed is why the log takes no more writes (a background fsync
+// failed), or nil.
+func (w *wal) failed() error {
+	if err, _ := w.syncFailed.Load().(error); err != nil {
+		return fmt.Errorf("paygate: the voucher log failed to reach the disk (%v); restart once the disk is sound", err)
 	}
 	return nil
 }

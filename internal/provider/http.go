@@ -80,9 +80,10 @@ func (s *Server) maxPrice(m *served, maxTokens int) uint64 {
 // price or no payments configured the answer is free (nil, true); on a
 // payment problem it has answered 402 or 400 and returns false.
 //
-// A text answer's voucher signature is checked while the model runs
-// (paygate's Start): generate computes in pay.Context, and refused sends
-// the refusal instead of the answer if the check failed.
+// With background set (a built-in model, which stops within a step of
+// its context ending), the voucher's signature is checked while the model
+// runs (paygate's Start): generate computes in pay.Context, and refused
+// sends the refusal instead of the answer if the check failed.
 func (s *Server) charge(w http.ResponseWriter, r *http.Request, m *served, endpoint string, max uint64, background bool) (*paygate.Payment, bool) {
 	if s.gate == nil || max == 0 {
 		return nil, true
@@ -105,6 +106,9 @@ func (s *Server) charge(w http.ResponseWriter, r *http.Request, m *served, endpo
 // failed, and says so. Nothing else may have been sent.
 func (s *Server) refused(w http.ResponseWriter, r *http.Request, m *served, endpoint string, pay *paygate.Payment) bool {
 	perr := pay.Admitted()
+	if perr == nil {
+		perr = pay.Refusal() // the voucher log failed, say
+	}
 	if perr == nil {
 		return false
 	}
@@ -219,7 +223,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, m *served, g *
 		return
 	}
 	defer release()
-	pay, ok := s.charge(w, r, m, g.Endpoint, s.maxPrice(m, g.MaxTokens), true)
+	pay, ok := s.charge(w, r, m, g.Endpoint, s.maxPrice(m, g.MaxTokens), answer.StopsAtOnce(m.gen))
 	if !ok {
 		return
 	}
@@ -288,12 +292,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 		s.fail(w, m.name, g.Endpoint, errors.New("provider: response writer cannot stream"))
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Trailer", receipt.Header+", "+x402.HeaderResponse)
-	h.Set("Agora-Provider", s.address.String())
-	h.Set("Agora-Model-Id", m.id)
 	hash := newHashWriter(w)
 	t := answer.NewText(g, m.name)
 	started := false
@@ -308,6 +306,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m *served, g *op
 			return paymentFailed(err)
 		}
 		started = true
+		// The stream's headers only now: a refusal or a failure before
+		// this point is answered without them.
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Trailer", receipt.Header+", "+x402.HeaderResponse)
+		h.Set("Agora-Provider", s.address.String())
+		h.Set("Agora-Model-Id", m.id)
 		w.WriteHeader(http.StatusOK)
 		_, _ = hash.Write(t.Open())
 		return nil

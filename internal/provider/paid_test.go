@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
@@ -65,5 +66,27 @@ func TestAForgedVoucherGetsNoAnswer(t *testing.T) {
 		if status, reason, body := post(voucher(alice.Private, uint64(i+1)*1_000), stream); status != http.StatusOK {
 			t.Errorf("stream %v, the payer's voucher: %d %q %.200s", stream, status, reason, body)
 		}
+	}
+
+	// The model stops once the signature fails: a forgery with a long
+	// prompt costs a small part of what the honest answer to it costs
+	// (the model reads the prompt a byte a step; it used to read all of
+	// it, and 64 tokens, before looking at its context).
+	long := `{"model":"agora/tiny-lm","messages":[{"role":"user","content":"` + strings.Repeat("To be, or not to be. ", 150) + `"}],"max_tokens":64}`
+	timed := func(payment string) (time.Duration, int) {
+		began := time.Now()
+		status, _, _ := e2e.PostPaid(t, p.URL()+"/v1/chat/completions", long, payment)
+		return time.Since(began), status
+	}
+	honest, status := timed(voucher(alice.Private, 100_000))
+	if status != http.StatusOK {
+		t.Fatalf("the long honest request: %d", status)
+	}
+	forged, status := timed(voucher(forger, 200_000))
+	if status != http.StatusPaymentRequired {
+		t.Fatalf("the long forged request: %d", status)
+	}
+	if forged > honest/4 {
+		t.Errorf("a forged voucher took %v, the honest answer %v: the model ran on", forged, honest)
 	}
 }
