@@ -299,8 +299,8 @@ type Payment struct {
 	response   string // its PAYMENT-RESPONSE
 	// admitted reports the background check of a channel payment (see
 	// Start): nil once its voucher checked and its maximum is reserved.
-	// ctx ends, with the refusal as its cause, if
-	// the check fails.
+	// ctx ends, with the refusal as its cause, if the check fails (or the
+	// voucher log does).
 	admitted chan *PaymentError
 	aerr     *PaymentError
 	aWaited  bool
