@@ -254,6 +254,12 @@ func (e *ChainError) Error() string { return fmt.Sprintf("chain refused (code %d
 // *ChainError) means the tx was never sent.
 var ErrMaybeSent = errors.New("client: the tx may still be committed")
 
+// dropConfirm is how long a tx must stay unfound after its signer's
+// sequence has passed it before it counts as dropped: a node's tx index
+// can trail its commits by seconds on a loaded testnet (one second was
+// seen to report a committed vote dropped).
+const dropConfirm = 10 * time.Second
+
 // ErrDropped is a Submit error for a tx that will never commit: the node
 // took it, but its signer's sequence has since moved past it (another tx
 // with that sequence, from another program or node, committed) and it is
@@ -520,8 +526,8 @@ func (c *Client) sequencePassed(signer addr.Address, seq uint64) func(context.Co
 
 // waitTx waits for the tx's event or finds it by lookup. passed, if set,
 // says whether the signer's committed sequence has moved past the tx's:
-// seen twice, a poll apart, with the tx in no block, the tx can never
-// commit (the second look leaves the node's indexer time to catch up).
+// seen for dropConfirm with the tx in no block, the tx can never commit
+// (the wait leaves the node's indexer time to catch up).
 func (c *Client) waitTx(ctx context.Context, hash [32]byte, done <-chan *abci.TxResult, passed func(context.Context) bool) (*Result, error) {
 	poll := time.Second // a safety net only: the event is the fast path
 	if done == nil {
@@ -554,7 +560,7 @@ func (c *Client) waitTx(ctx context.Context, hash [32]byte, done <-chan *abci.Tx
 				passedAt = time.Time{}
 			case passedAt.IsZero():
 				passedAt = time.Now()
-			case time.Since(passedAt) >= time.Second:
+			case time.Since(passedAt) >= dropConfirm:
 				return nil, fmt.Errorf("%w (tx %X)", ErrDropped, hash)
 			}
 			t.Reset(poll)
