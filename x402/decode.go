@@ -32,9 +32,6 @@ var errType = errors.New("a value of the wrong type")
 // that fastjson's validator refuses or its parser cannot take, for
 // encoding/json's verdict.
 func decodeFast(b []byte, v any) (bool, error) {
-	if !plain(b) || fastjson.ValidateBytes(b) != nil {
-		return false, nil
-	}
 	var read func(*fastjson.Value) error
 	switch v := v.(type) {
 	case *PaymentPayload:
@@ -46,6 +43,9 @@ func decodeFast(b []byte, v any) (bool, error) {
 	case *BatchSettlement:
 		read = func(j *fastjson.Value) error { return readBatchSettlement(j, v) }
 	default:
+		return false, nil
+	}
+	if !plain(b) || fastjson.ValidateBytes(b) != nil {
 		return false, nil
 	}
 	p := parsers.Get()

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"io"
@@ -10,18 +11,47 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/x402"
 )
 
-// Voucher is a PAYMENT-SIGNATURE paying with a batch-settlement voucher
-// for cumulative on channel id, signed by key, with accepted as the
+// VoucherPayload is a batch-settlement payment of a voucher for
+// cumulative on channel id, signed by key, with accepted as the
 // requirements it answers (only scheme and network matter to a gate).
-func Voucher(key ed25519.PrivateKey, chainID string, id, cumulative uint64, accepted x402.PaymentRequirements) string {
+func VoucherPayload(key ed25519.PrivateKey, chainID string, id, cumulative uint64, accepted x402.PaymentRequirements) x402.PaymentPayload {
 	v := channelpb.SignVoucher(key, chainID, id, cumulative)
 	payload, _ := x402.MarshalPayload(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(id, 10),
 		MaxClaimableAmount: strconv.FormatUint(cumulative, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
-	h, _ := x402.Encode(x402.PaymentPayload{X402Version: x402.Version, Accepted: accepted, Payload: payload})
+	return x402.PaymentPayload{X402Version: x402.Version, Accepted: accepted, Payload: payload}
+}
+
+// Voucher is VoucherPayload as a PAYMENT-SIGNATURE header value.
+func Voucher(key ed25519.PrivateKey, chainID string, id, cumulative uint64, accepted x402.PaymentRequirements) string {
+	h, _ := x402.Encode(VoucherPayload(key, chainID, id, cumulative, accepted))
 	return h
+}
+
+// OpenChannel opens a channel from payer to payee with a deposit of the
+// stable denom, expiring blocks from now, and returns its id.
+func OpenChannel(t testing.TB, c *client.Client, payer *keyring.Key, payee string, deposit uint64, blocks int64) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Submit(ctx, payer, "", &channelpb.MsgOpenChannel{Payer: payer.Address().String(), Payee: payee,
+		Deposit: coin.New(coin.Stable, deposit), ExpiresAt: st.Height + blocks, PayerKey: payer.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened channelpb.MsgOpenChannelResponse
+	if err := res.Response(0, &opened); err != nil {
+		t.Fatal(err)
+	}
+	return opened.ChannelId
 }
 
 // PostPaid posts body to url with payment as its PAYMENT-SIGNATURE (none

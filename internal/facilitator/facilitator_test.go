@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
-	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/devnet"
@@ -114,22 +113,11 @@ func TestFacilitatorHoldsVouchersToThePrice(t *testing.T) {
 	c, _ := client.New(d.Node.RPC())
 	defer c.Close()
 	open := func(blocks int64) uint64 {
-		st, _ := c.Status(context.Background())
-		res, err := c.Submit(context.Background(), alice, "", &channelpb.MsgOpenChannel{Payer: alice.Address().String(), Payee: bob.Address().String(),
-			Deposit: coin.New(coin.Stable, 100_000), ExpiresAt: st.Height + blocks, PayerKey: alice.Public()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r channelpb.MsgOpenChannelResponse
-		res.Response(0, &r)
-		return r.ChannelId
+		return e2e.OpenChannel(t, c, alice, bob.Address().String(), 100_000, blocks)
 	}
 	reqs := x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(devnet.ChainID), Amount: "5000", Asset: coin.Stable, PayTo: bob.Address().String(), MaxTimeoutSeconds: 60}
 	call := func(path string, id, cum uint64, out any) {
-		v := channelpb.SignVoucher(alice.Private, devnet.ChainID, id, cum)
-		payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(id, 10),
-			MaxClaimableAmount: strconv.FormatUint(cum, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
-		body, _ := json.Marshal(x402.VerifyRequest{X402Version: 2, PaymentRequirements: reqs, PaymentPayload: x402.PaymentPayload{X402Version: 2, Accepted: reqs, Payload: payload}})
+		body, _ := json.Marshal(x402.VerifyRequest{X402Version: 2, PaymentRequirements: reqs, PaymentPayload: e2e.VoucherPayload(alice.Private, devnet.ChainID, id, cum, reqs)})
 		resp, err := http.Post(base+path, "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)

@@ -2,15 +2,10 @@ package gateway_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"testing"
 
-	"github.com/agoranet/agora/internal/chain/channel/channelpb"
-	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
@@ -86,22 +81,11 @@ func TestA2APayment(t *testing.T) {
 	max, _ := x402.Amount(batch.Amount)
 
 	// Pay as any x402 client would: a channel to the provider, a voucher.
-	ctx := context.Background()
 	c, _ := client.New(d.Node.RPC())
 	defer c.Close()
 	alice, _ := d.Keyring.Get("alice")
-	st2, _ := c.Status(ctx)
-	res, err := c.Submit(ctx, alice, "", &channelpb.MsgOpenChannel{Payer: alice.Address().String(), Payee: batch.PayTo,
-		Deposit: coin.New(coin.Stable, 100*max), ExpiresAt: st2.Height + 10_000, PayerKey: alice.Public()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opened channelpb.MsgOpenChannelResponse
-	res.Response(0, &opened)
-	v := channelpb.SignVoucher(alice.Private, devnet.ChainID, opened.ChannelId, max)
-	payload, _ := json.Marshal(x402.BatchPayload{Type: "voucher", Voucher: x402.Voucher{ChannelID: strconv.FormatUint(opened.ChannelId, 10),
-		MaxClaimableAmount: strconv.FormatUint(max, 10), Signature: base64.StdEncoding.EncodeToString(v.Signature)}})
-	pp := x402.PaymentPayload{X402Version: x402.Version, Accepted: batch, Payload: payload}
+	id := e2e.OpenChannel(t, c, alice, batch.PayTo, 100*max, 10_000)
+	pp := e2e.VoucherPayload(alice.Private, devnet.ChainID, id, max, batch)
 	got = rpc(prov, "", msg("p1", map[string]any{"x402.payment.payload": pp}))
 	reply, _ = got["result"].(map[string]any)["message"].(map[string]any)
 	if reply == nil || text(reply) == "" {

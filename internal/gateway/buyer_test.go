@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
-	"github.com/agoranet/agora/internal/chain/channel/channelpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/devnet"
@@ -29,7 +27,6 @@ import (
 // any of it.
 func TestAMaliciousBuyerGetsNothingUnpaid(t *testing.T) {
 	d := e2e.Devnet(t, nil)
-	ctx := context.Background()
 	c, err := client.New(d.Node.RPC())
 	if err != nil {
 		t.Fatal(err)
@@ -56,17 +53,7 @@ func TestAMaliciousBuyerGetsNothingUnpaid(t *testing.T) {
 	}
 	batch, exact := pr.Accepts[0], pr.Accepts[1]
 	price, _ := x402.Amount(batch.Amount)
-	open := func(blocks int64) uint64 {
-		st, _ := c.Status(ctx)
-		res, err := c.Submit(ctx, alice, "", &channelpb.MsgOpenChannel{Payer: alice.Address().String(), Payee: batch.PayTo,
-			Deposit: coin.New(coin.Stable, 100*price), ExpiresAt: st.Height + blocks, PayerKey: alice.Public()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r channelpb.MsgOpenChannelResponse
-		res.Response(0, &r)
-		return r.ChannelId
-	}
+	open := func(blocks int64) uint64 { return e2e.OpenChannel(t, c, alice, batch.PayTo, 100*price, blocks) }
 	voucher := func(id, cum uint64) string { return e2e.Voucher(alice.Private, devnet.ChainID, id, cum, batch) }
 
 	// A voucher pays for one answer; the same voucher again pays nothing.

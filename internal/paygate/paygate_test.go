@@ -83,21 +83,7 @@ func (w *world) channel(deposit uint64) uint64 {
 // channelFor opens a channel that expires blocks from now.
 func (w *world) channelFor(deposit uint64, blocks int64) uint64 {
 	w.t.Helper()
-	ctx := context.Background()
-	st, err := w.c.Status(ctx)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	res, err := w.c.Submit(ctx, w.payer, "", &channelpb.MsgOpenChannel{Payer: w.payer.Address().String(), Payee: w.payee.Address().String(),
-		Deposit: coin.New(coin.Stable, deposit), ExpiresAt: st.Height + blocks, PayerKey: w.payer.Public()})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	var r channelpb.MsgOpenChannelResponse
-	if err := res.Response(0, &r); err != nil {
-		w.t.Fatal(err)
-	}
-	return r.ChannelId
+	return e2e.OpenChannel(w.t, w.c, w.payer, w.payee.Address().String(), deposit, blocks)
 }
 
 // paid is a request carrying a voucher for cum on channel id.

@@ -1,7 +1,6 @@
 package provider_test
 
 import (
-	"context"
 	"crypto/ed25519"
 	"net/http"
 	"strconv"
@@ -9,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/chain/channel/channelpb"
-	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
@@ -23,7 +20,6 @@ import (
 // voucher for the same room is then taken.
 func TestAForgedVoucherGetsNoAnswer(t *testing.T) {
 	d := e2e.Devnet(t, func(c *devnet.Config) { c.Providers = 1 })
-	ctx := context.Background()
 	c, err := client.New(d.Node.RPC())
 	if err != nil {
 		t.Fatal(err)
@@ -31,22 +27,10 @@ func TestAForgedVoucherGetsNoAnswer(t *testing.T) {
 	defer c.Close()
 	alice, _ := d.Keyring.Get("alice")
 	p := d.Providers[0]
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := c.Submit(ctx, alice, "", &channelpb.MsgOpenChannel{Payer: alice.Address().String(), Payee: p.Address().String(),
-		Deposit: coin.New(coin.Stable, 1_000_000), ExpiresAt: st.Height + 10_000, PayerKey: alice.Public()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opened channelpb.MsgOpenChannelResponse
-	if err := res.Response(0, &opened); err != nil {
-		t.Fatal(err)
-	}
+	id := e2e.OpenChannel(t, c, alice, p.Address().String(), 1_000_000, 10_000)
 	accepted := x402.PaymentRequirements{Scheme: x402.SchemeBatch, Network: x402.Network(devnet.ChainID)}
 	voucher := func(key ed25519.PrivateKey, cum uint64) string {
-		return e2e.Voucher(key, devnet.ChainID, opened.ChannelId, cum, accepted)
+		return e2e.Voucher(key, devnet.ChainID, id, cum, accepted)
 	}
 	post := func(payment string, stream bool) (int, string, string) {
 		body := `{"model":"agora/tiny-lm","messages":[{"role":"user","content":"ROMEO:"}],"max_tokens":16,"stream":` + strconv.FormatBool(stream) + `}`
