@@ -94,8 +94,10 @@ type Pins struct {
 	m  map[string][][]byte
 	// transports built from the pins, whose idle connections (checked
 	// against the pins of their day) are closed when the pins change.
-	transports []*http.Transport
+	transports []idler
 }
+
+type idler interface{ CloseIdleConnections() }
 
 // NewPins returns an empty set.
 func NewPins() *Pins { return &Pins{m: map[string][][]byte{}} }
@@ -168,29 +170,40 @@ func (p *Pins) Transport(base *http.Transport) *http.Transport {
 	// A proxy would tunnel TLS past DialTLSContext, and so past the pin:
 	// providers are dialed directly.
 	t.Proxy = nil
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		pin := p.get(addr)
-		if len(pin) == 0 {
-			return nil, fmt.Errorf("%w: %s", ErrNoPin, addr)
-		}
-		raw, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		host, _, _ := net.SplitHostPort(addr)
-		c := tls.Client(raw, p.ClientConfig(host, pin))
-		if err := c.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	t.DialTLSContext = p.DialTLSContext
 	t.ForceAttemptHTTP2 = false // DialTLSContext's connections are HTTP/1.1 here
+	p.Track(t)
+	return t
+}
+
+var dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+
+// DialTLSContext dials addr (host:port) and completes a TLS handshake in
+// which the server presents a key pinned for addr, or fails.
+func (p *Pins) DialTLSContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	pin := p.get(addr)
+	if len(pin) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoPin, addr)
+	}
+	raw, err := dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	c := tls.Client(raw, p.ClientConfig(host, pin))
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Track closes t's idle connections whenever the pins change, so that no
+// connection checked against a pin since replaced is used again.
+func (p *Pins) Track(t interface{ CloseIdleConnections() }) {
 	p.mu.Lock()
 	p.transports = append(p.transports, t)
 	p.mu.Unlock()
-	return t
 }
 
 // ClientConfig verifies the server by pin alone: its key must be one of
