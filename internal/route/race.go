@@ -276,7 +276,9 @@ func (r *Router) race(ctx context.Context, model string, exclude []string, start
 				}
 				// The losers are collected meanwhile, so they leave the
 				// books before a long stream ends.
-				go r.drain(running, results)
+				if len(running) > 0 {
+					go r.drain(running, results)
+				}
 				res.Candidate, res.Tries = a.c, tried
 				_, err := a.b.Deliver() // a break midway is the caller's to report (Report)
 				a.cancel()
