@@ -1,0 +1,374 @@
+// Package object is what Agora stores: a file cut into segments, each
+// segment erasure-coded k-of-n with Reed-Solomon into n pieces of equal
+// size (any k rebuild it), each piece committed by the Merkle root of its
+// fixed-size leaves (merkle.go), and a manifest listing them whose CID
+// (CIDv1, sha2-256, multicodec "protobuf") names the object. A storage
+// node holds pieces and answers challenges for leaves with their paths; a
+// reader fetches any k good pieces of a segment, checks each against its
+// root, rebuilds the segment and checks it against the segment's hash.
+package object
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ipfs/go-cid"
+	"github.com/klauspost/reedsolomon"
+	mh "github.com/multiformats/go-multihash"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
+)
+
+// Version is the manifest format this package writes and reads.
+const Version = 1
+
+// Codec is the multicodec of a manifest's CID: "protobuf", the manifest
+// being a deterministic protobuf message.
+const Codec = 0x50
+
+// Defaults: 4-of-6 coding (any two pieces may be lost), 4 MiB segments
+// (1 MiB pieces) and 1 KiB leaves (a challenge's answer is a leaf and a
+// ten-hash path for a 1 MiB piece).
+const (
+	DefaultK           = 4
+	DefaultN           = 6
+	DefaultSegmentSize = 4 << 20
+	DefaultLeafSize    = 1 << 10
+)
+
+// Bounds on what a manifest may say, so that one cannot make a reader or
+// the chain allocate without limit.
+const (
+	MaxShards      = 256     // Reed-Solomon over GF(2^8)
+	MaxSegmentSize = 1 << 28 // 256 MiB
+	MinLeafSize    = 64
+	MaxLeafSize    = 1 << 16
+	MaxSegments    = 1 << 20 // 256 TiB at the largest segments
+)
+
+// Params say how an object is cut and coded.
+type Params struct {
+	K, N        int // any K of a segment's N pieces rebuild it
+	SegmentSize int // bytes of each segment but the last
+	LeafSize    int // bytes of a Merkle leaf, a power of two
+}
+
+// DefaultParams are 4-of-6, 4 MiB segments, 1 KiB leaves.
+func DefaultParams() Params {
+	return Params{K: DefaultK, N: DefaultN, SegmentSize: DefaultSegmentSize, LeafSize: DefaultLeafSize}
+}
+
+// Validate says what is wrong with p, in terms a user can act on.
+func (p Params) Validate() error {
+	switch {
+	case p.K < 1 || p.N < p.K || p.N > MaxShards:
+		return fmt.Errorf("object: %d-of-%d coding: want 1 <= k <= n <= %d (--k, --n)", p.K, p.N, MaxShards)
+	case p.LeafSize < MinLeafSize || p.LeafSize > MaxLeafSize || p.LeafSize&(p.LeafSize-1) != 0:
+		return fmt.Errorf("object: leaf size %d: want a power of two from %d to %d", p.LeafSize, MinLeafSize, MaxLeafSize)
+	case p.SegmentSize < p.LeafSize || p.SegmentSize > MaxSegmentSize:
+		return fmt.Errorf("object: segment size %d: want %d to %d bytes", p.SegmentSize, p.LeafSize, MaxSegmentSize)
+	}
+	return nil
+}
+
+// PieceSize is the size of each piece of a segment of size bytes: its
+// share of k, rounded up to whole leaves.
+func PieceSize(size uint64, k, leafSize int) uint64 {
+	share := (size + uint64(k) - 1) / uint64(k)
+	l := uint64(leafSize)
+	return max(l, (share+l-1)/l*l)
+}
+
+// Piece is one of a segment's n pieces.
+type Piece struct {
+	Segment, Index int
+	Data           []byte
+}
+
+// Encode reads r to its end and cuts it into pieces, which it passes to
+// put as each segment is coded (so an object of any size is encoded in
+// one segment's memory); it returns the manifest and its CID. put may
+// keep a piece's Data.
+func Encode(r io.Reader, p Params, put func(Piece) error) (*storagepb.Manifest, cid.Cid, error) {
+	if err := p.Validate(); err != nil {
+		return nil, cid.Undef, err
+	}
+	enc, err := reedsolomon.New(p.K, p.N-p.K)
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("object: %w", err)
+	}
+	m := &storagepb.Manifest{Version: Version, SegmentSize: uint64(p.SegmentSize), K: uint32(p.K), N: uint32(p.N), LeafSize: uint32(p.LeafSize)}
+	buf := make([]byte, p.SegmentSize)
+	for s := 0; ; s++ {
+		n, err := io.ReadFull(r, buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			return nil, cid.Undef, fmt.Errorf("object: read: %w", err)
+		}
+		if s >= MaxSegments {
+			return nil, cid.Undef, fmt.Errorf("object: more than %d segments; use larger segments", MaxSegments)
+		}
+		seg, pieces, err := code(enc, buf[:n], p)
+		if err != nil {
+			return nil, cid.Undef, err
+		}
+		for i, d := range pieces {
+			if err := put(Piece{Segment: s, Index: i, Data: d}); err != nil {
+				return nil, cid.Undef, err
+			}
+		}
+		m.Segments = append(m.Segments, seg)
+		m.Size += uint64(n)
+		if n < p.SegmentSize {
+			break
+		}
+	}
+	id, err := CID(m)
+	return m, id, err
+}
+
+// code erasure-codes one segment into its pieces and describes it.
+func code(enc reedsolomon.Encoder, data []byte, p Params) (*storagepb.Segment, [][]byte, error) {
+	size := PieceSize(uint64(len(data)), p.K, p.LeafSize)
+	// Fresh shards, zero-padded: put may keep them, and the next
+	// segment's bytes are read into buf meanwhile.
+	shards := make([][]byte, p.N)
+	all := make([]byte, uint64(p.N)*size)
+	for i := range shards {
+		shards[i] = all[uint64(i)*size : uint64(i+1)*size : uint64(i+1)*size]
+	}
+	for i := 0; i < p.K; i++ {
+		lo := min(uint64(len(data)), uint64(i)*size)
+		copy(shards[i], data[lo:min(uint64(len(data)), lo+size)])
+	}
+	if err := enc.Encode(shards); err != nil {
+		return nil, nil, fmt.Errorf("object: encode: %w", err)
+	}
+	h := sha256.Sum256(data)
+	seg := &storagepb.Segment{Size: uint64(len(data)), PieceSize: size, Hash: h[:], PieceRoots: make([][]byte, p.N)}
+	// The pieces' trees, hashing one and a half times the segment's bytes
+	// at 4-of-6, are most of the work: one piece per core at a time.
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(p.N, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < p.N; i = int(next.Add(1) - 1) {
+				seg.PieceRoots[i] = Root(shards[i], p.LeafSize)
+			}
+		})
+	}
+	wg.Wait()
+	return seg, shards, nil
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// Marshal is the manifest's encoding, the bytes its CID hashes.
+func Marshal(m *storagepb.Manifest) ([]byte, error) { return deterministic.Marshal(m) }
+
+// CID names the object m describes.
+func CID(m *storagepb.Manifest) (cid.Cid, error) {
+	b, err := Marshal(m)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return cidOf(b), nil
+}
+
+func cidOf(b []byte) cid.Cid {
+	h, _ := mh.Sum(b, mh.SHA2_256, -1) // sha2-256 of any bytes cannot fail
+	return cid.NewCidV1(Codec, h)
+}
+
+// Errors a reader acts on.
+var (
+	ErrManifest  = errors.New("object: not a valid manifest")
+	ErrCID       = errors.New("object: the manifest does not hash to its CID")
+	ErrPiece     = errors.New("object: the piece does not match its root")
+	ErrTooFew    = errors.New("object: too few good pieces to rebuild the segment")
+	ErrCorrupted = errors.New("object: the rebuilt segment does not match its hash")
+)
+
+// Parse decodes a manifest fetched for id, checking that it hashes to id
+// and that it describes an object this package can read.
+func Parse(b []byte, id cid.Cid) (*storagepb.Manifest, error) {
+	if id.Prefix().Codec != Codec {
+		return nil, fmt.Errorf("%w: %s names codec %#x, not a manifest (%#x)", ErrManifest, id, id.Prefix().Codec, Codec)
+	}
+	if !cidOf(b).Equals(id) {
+		return nil, fmt.Errorf("%w: %s", ErrCID, id)
+	}
+	m := &storagepb.Manifest{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+	}
+	if err := Check(m); err != nil {
+		return nil, err
+	}
+	// Only the canonical encoding is a manifest: another encoding of the
+	// same fields would be a second name for one object.
+	if again, _ := Marshal(m); !bytes.Equal(again, b) {
+		return nil, fmt.Errorf("%w: not in its canonical encoding", ErrManifest)
+	}
+	return m, nil
+}
+
+// Check says whether m is consistent: its coding within bounds, its
+// segments adding up to its size, each piece size and root where it
+// belongs.
+func Check(m *storagepb.Manifest) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrManifest, fmt.Sprintf(format, a...))
+	}
+	if m.Version != Version {
+		return bad("version %d; this build reads version %d", m.Version, Version)
+	}
+	p := Params{K: int(m.K), N: int(m.N), SegmentSize: int(min(m.SegmentSize, MaxSegmentSize+1)), LeafSize: int(min(m.LeafSize, MaxLeafSize+1))}
+	if err := p.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	if len(m.Segments) > MaxSegments {
+		return bad("%d segments, over %d", len(m.Segments), MaxSegments)
+	}
+	var total uint64
+	for i, s := range m.Segments {
+		last := i == len(m.Segments)-1
+		switch {
+		case s.Size == 0 || s.Size > m.SegmentSize || (!last && s.Size != m.SegmentSize):
+			return bad("segment %d is %d bytes; every segment but the last is %d, the last 1 to %d", i, s.Size, m.SegmentSize, m.SegmentSize)
+		case s.PieceSize != PieceSize(s.Size, p.K, p.LeafSize):
+			return bad("segment %d has %d-byte pieces; %d bytes coded %d-of-%d make %d", i, s.PieceSize, s.Size, p.K, p.N, PieceSize(s.Size, p.K, p.LeafSize))
+		case len(s.PieceRoots) != p.N:
+			return bad("segment %d lists %d piece roots, not %d", i, len(s.PieceRoots), p.N)
+		case len(s.Hash) != sha256.Size:
+			return bad("segment %d has a %d-byte hash, not %d", i, len(s.Hash), sha256.Size)
+		}
+		for j, r := range s.PieceRoots {
+			if len(r) != sha256.Size {
+				return bad("segment %d piece %d has a %d-byte root, not %d", i, j, len(r), sha256.Size)
+			}
+		}
+		total += s.Size
+	}
+	if total != m.Size {
+		return bad("its segments hold %d bytes, it says %d", total, m.Size)
+	}
+	return nil
+}
+
+// CheckPiece says whether data is piece index of segment s.
+func CheckPiece(m *storagepb.Manifest, s, index int, data []byte) error {
+	if s < 0 || s >= len(m.Segments) || index < 0 || index >= int(m.N) {
+		return fmt.Errorf("%w: no piece %d of segment %d", ErrPiece, index, s)
+	}
+	seg := m.Segments[s]
+	if uint64(len(data)) != seg.PieceSize {
+		return fmt.Errorf("%w: piece %d of segment %d is %d bytes, not %d", ErrPiece, index, s, len(data), seg.PieceSize)
+	}
+	if !bytes.Equal(Root(data, int(m.LeafSize)), seg.PieceRoots[index]) {
+		return fmt.Errorf("%w: piece %d of segment %d", ErrPiece, index, s)
+	}
+	return nil
+}
+
+// Rebuild returns segment s from its pieces (pieces[i] is piece i, nil
+// if missing), each checked against its root first; it needs k good ones.
+// It fills in the missing and bad pieces it rebuilt (for repair) and
+// returns which it found bad.
+func Rebuild(m *storagepb.Manifest, s int, pieces [][]byte) (data []byte, bad []int, err error) {
+	if s < 0 || s >= len(m.Segments) || len(pieces) != int(m.N) {
+		return nil, nil, fmt.Errorf("object: segment %d of %d, %d pieces of %d", s, len(m.Segments), len(pieces), m.N)
+	}
+	good := 0
+	for i, d := range pieces {
+		if d == nil {
+			continue
+		}
+		if CheckPiece(m, s, i, d) != nil {
+			pieces[i] = nil
+			bad = append(bad, i)
+			continue
+		}
+		good++
+	}
+	if good < int(m.K) {
+		return nil, bad, fmt.Errorf("%w: segment %d has %d of the %d needed", ErrTooFew, s, good, m.K)
+	}
+	enc, err := reedsolomon.New(int(m.K), int(m.N-m.K))
+	if err != nil {
+		return nil, bad, fmt.Errorf("object: %w", err)
+	}
+	missing := make([]bool, len(pieces))
+	for i, d := range pieces {
+		missing[i] = d == nil
+	}
+	if err := enc.Reconstruct(pieces); err != nil {
+		return nil, bad, fmt.Errorf("object: rebuild segment %d: %w", s, err)
+	}
+	// A rebuilt piece must match its root too, or the pieces, each good,
+	// were not coded from one segment (its writer's fault): a repair would
+	// otherwise store a piece that fails every challenge.
+	for i, was := range missing {
+		if was && CheckPiece(m, s, i, pieces[i]) != nil {
+			return nil, bad, fmt.Errorf("%w: segment %d: its pieces do not code one segment (piece %d rebuilt does not match its root)", ErrCorrupted, s, i)
+		}
+	}
+	seg := m.Segments[s]
+	var out bytes.Buffer
+	out.Grow(int(seg.Size))
+	if err := enc.Join(&out, pieces, int(seg.Size)); err != nil {
+		return nil, bad, fmt.Errorf("object: join segment %d: %w", s, err)
+	}
+	data = out.Bytes()
+	if h := sha256.Sum256(data); !bytes.Equal(h[:], seg.Hash) {
+		// Pieces that each match their roots but do not decode to the
+		// segment: its writer coded it inconsistently.
+		return nil, bad, fmt.Errorf("%w: segment %d", ErrCorrupted, s)
+	}
+	return data, bad, nil
+}
+
+// Decode writes the object m describes to w, segment by segment, asking
+// fetch for pieces: the k data pieces first (when all are good nothing
+// is decoded), then the others, one at a time, for each that is missing
+// or bad. It returns at the first segment it cannot rebuild.
+func Decode(m *storagepb.Manifest, w io.Writer, fetch func(segment, index int) ([]byte, error)) error {
+	for s := range m.Segments {
+		pieces := make([][]byte, m.N)
+		good, next := 0, 0
+		var last error
+		for good < int(m.K) && next < int(m.N) {
+			d, err := fetch(s, next)
+			switch {
+			case err != nil:
+				last = err
+			case CheckPiece(m, s, next, d) != nil:
+				last = CheckPiece(m, s, next, d)
+			default:
+				pieces[next] = d
+				good++
+			}
+			next++
+		}
+		if good < int(m.K) {
+			return fmt.Errorf("%w: segment %d: %d of the %d needed (last: %v)", ErrTooFew, s, good, m.K, last)
+		}
+		data, _, err := Rebuild(m, s, pieces)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
