@@ -1,17 +1,19 @@
 // Package piecestore is a storage node's disk: the manifests of the
-// objects it holds pieces of, and the pieces, each checked against its
-// manifest's root before it is kept, written whole and synced before a
-// put returns, within a quota. It answers a challenge for a leaf of a
-// piece with the leaf and its Merkle path.
+// objects it holds pieces of, and the pieces, kept by their Merkle roots
+// and each checked against its root before it is kept, written whole and
+// synced before a put returns, within a quota. It answers a challenge for
+// a leaf of a piece with the leaf and its Merkle path.
 package piecestore
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -27,12 +29,15 @@ var (
 	ErrNoManifest = errors.New("piecestore: no manifest for this object here; put its manifest first")
 	ErrNotFound   = errors.New("piecestore: no such piece here")
 	ErrQuota      = errors.New("piecestore: over the disk quota")
+	ErrBusy       = errors.New("piecestore: another put is writing this; retry")
+	ErrNoLeaf     = errors.New("piecestore: no such leaf")
 )
 
 // Store keeps pieces under a directory.
 type Store struct {
-	dir   string
-	quota int64
+	dir    string // objects/<cid>/manifest
+	pieces string // pieces/<root, hex>
+	quota  int64
 
 	mu        sync.Mutex
 	used      int64 // bytes of manifests and pieces kept or being written
@@ -45,12 +50,14 @@ func Open(dir string, quota int64) (*Store, error) {
 	if quota <= 0 {
 		return nil, fmt.Errorf("piecestore: quota %d bytes: want a positive size", quota)
 	}
-	objects := filepath.Join(dir, "objects")
-	if err := os.MkdirAll(objects, 0o700); err != nil {
-		return nil, fmt.Errorf("piecestore: %w", err)
+	objects, pieces := filepath.Join(dir, "objects"), filepath.Join(dir, "pieces")
+	for _, d := range []string{objects, pieces} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("piecestore: %w", err)
+		}
 	}
-	s := &Store{dir: objects, quota: quota, manifests: map[string]*storagepb.Manifest{}, writing: map[string]bool{}}
-	err := filepath.WalkDir(objects, func(path string, d fs.DirEntry, err error) error {
+	s := &Store{dir: objects, pieces: pieces, quota: quota, manifests: map[string]*storagepb.Manifest{}, writing: map[string]bool{}}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -79,17 +86,13 @@ func (s *Store) Used() int64 {
 
 func (s *Store) objectDir(id cid.Cid) string { return filepath.Join(s.dir, id.String()) }
 
-func pieceName(segment, index int) string {
-	return strconv.Itoa(segment) + "." + strconv.Itoa(index)
-}
-
 // reserve claims n bytes of the quota for a new file at path, once: a
 // second put of a file already kept or being written is told so.
 func (s *Store) reserve(path string, n int64) (fresh bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.writing[path] {
-		return false, fmt.Errorf("piecestore: %s is being written by another put; retry", filepath.Base(path))
+		return false, fmt.Errorf("%w: %s", ErrBusy, filepath.Base(path))
 	}
 	if _, err := os.Stat(path); err == nil {
 		return false, nil
@@ -185,24 +188,38 @@ func (s *Store) Manifest(id cid.Cid) (*storagepb.Manifest, []byte, error) {
 	return m, b, nil
 }
 
-// PutPiece keeps piece index of segment of object id, once it matches
-// its root in the object's manifest (put first).
-func (s *Store) PutPiece(id cid.Cid, segment, index int, data []byte) error {
-	m, _, err := s.Manifest(id)
-	if err != nil {
-		return err
-	}
-	if err := object.CheckPiece(m, segment, index, data); err != nil {
-		return err
-	}
-	return s.write(filepath.Join(s.objectDir(id), pieceName(segment, index)), data)
+// A piece is kept by its Merkle root (hex, under pieces/), whatever
+// objects list it: an uploader sends each piece as it is coded, before
+// the object's manifest (which lists every root) exists, and the node
+// checks the piece against the root it is sent under.
+
+func (s *Store) piecePath(root []byte) string {
+	return filepath.Join(s.pieces, hex.EncodeToString(root))
 }
 
-// Piece is the bytes of a piece kept here.
-func (s *Store) Piece(id cid.Cid, segment, index int) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(s.objectDir(id), pieceName(segment, index)))
+// PutPiece keeps data as the piece whose root, over leafSize-byte
+// leaves, is root; it is refused unless it is.
+func (s *Store) PutPiece(root []byte, leafSize int, data []byte) error {
+	if len(root) != sha256.Size {
+		return fmt.Errorf("%w: a root is %d bytes, not %d", object.ErrPiece, len(root), sha256.Size)
+	}
+	if leafSize < object.MinLeafSize || leafSize > object.MaxLeafSize || leafSize&(leafSize-1) != 0 || len(data) == 0 || len(data)%leafSize != 0 {
+		return fmt.Errorf("%w: %d bytes in %d-byte leaves", object.ErrPiece, len(data), leafSize)
+	}
+	if !bytes.Equal(object.Root(data, leafSize), root) {
+		return fmt.Errorf("%w: %x", object.ErrPiece, root)
+	}
+	return s.write(s.piecePath(root), data)
+}
+
+// Piece is the bytes of the piece with root kept here.
+func (s *Store) Piece(root []byte) ([]byte, error) {
+	if len(root) != sha256.Size {
+		return nil, fmt.Errorf("%w: a root is %d bytes", ErrNotFound, len(root))
+	}
+	b, err := os.ReadFile(s.piecePath(root))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: piece %d of segment %d of %s", ErrNotFound, index, segment, id)
+		return nil, fmt.Errorf("%w: %x", ErrNotFound, root)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("piecestore: %w", err)
@@ -210,26 +227,48 @@ func (s *Store) Piece(id cid.Cid, segment, index int) ([]byte, error) {
 	return b, nil
 }
 
-// Prove answers a challenge for leaf of a piece kept here: the leaf's
-// bytes and its path to the piece's root.
-func (s *Store) Prove(id cid.Cid, segment, index, leaf int) ([]byte, [][]byte, error) {
-	m, _, err := s.Manifest(id)
+// Prove answers a challenge for leaf of the piece with root: the leaf's
+// bytes and its path to the root.
+func (s *Store) Prove(root []byte, leafSize, leaf int) ([]byte, [][]byte, error) {
+	b, err := s.Piece(root)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := s.Piece(id, segment, index)
-	if err != nil {
-		return nil, nil, err
+	if leafSize < object.MinLeafSize || leafSize > object.MaxLeafSize || len(b)%leafSize != 0 {
+		return nil, nil, fmt.Errorf("%w: a %d-byte piece has no %d-byte leaves", ErrNoLeaf, len(b), leafSize)
 	}
-	l, path := object.Prove(b, int(m.LeafSize), leaf)
+	l, path := object.Prove(b, leafSize, leaf)
 	if l == nil {
-		return nil, nil, fmt.Errorf("piecestore: no leaf %d in a piece of %d bytes", leaf, len(b))
+		return nil, nil, fmt.Errorf("%w: no leaf %d in a piece of %d bytes", ErrNoLeaf, leaf, len(b))
 	}
 	return l, path, nil
 }
 
-// Delete removes object id and everything of it kept here.
-func (s *Store) Delete(id cid.Cid) error {
+// DeletePiece removes the piece with root.
+func (s *Store) DeletePiece(root []byte) error {
+	if len(root) != sha256.Size {
+		return nil
+	}
+	path := s.piecePath(root)
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("piecestore: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("piecestore: %w", err)
+	}
+	s.mu.Lock()
+	s.used -= info.Size()
+	s.mu.Unlock()
+	return nil
+}
+
+// DeleteManifest removes object id's manifest (its pieces stay until
+// deleted by root: other objects may list them).
+func (s *Store) DeleteManifest(id cid.Cid) error {
 	dir := s.objectDir(id)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {

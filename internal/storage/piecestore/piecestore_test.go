@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -39,6 +39,23 @@ func newObject(t *testing.T, data []byte) obj {
 	return o
 }
 
+// distinctBytes is what o's pieces take on a node: alike ones (the same
+// root) are kept once.
+func (o obj) distinctBytes() int64 {
+	seen := map[string]bool{}
+	var n int64
+	for key, p := range o.pieces {
+		if r := string(o.root(key)); !seen[r] {
+			seen[r] = true
+			n += int64(len(p))
+		}
+	}
+	return n
+}
+
+// root of piece key of o, as its manifest lists it.
+func (o obj) root(key [2]int) []byte { return o.m.Segments[key[0]].PieceRoots[key[1]] }
+
 func TestPiecesRoundTripAndSurviveReopen(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, 1<<20)
@@ -46,26 +63,22 @@ func TestPiecesRoundTripAndSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := newObject(t, bytes.Repeat([]byte("piece "), 2000))
-	if err := s.PutPiece(o.id, 0, 0, o.pieces[[2]int{0, 0}]); !errors.Is(err, ErrNoManifest) {
-		t.Fatalf("a piece before its manifest: err %v, want %v", err, ErrNoManifest)
+	// Pieces first, as an uploader sends them while it codes; then the
+	// manifest that lists them.
+	for key, p := range o.pieces {
+		if err := s.PutPiece(o.root(key), 64, p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.PutManifest(o.id, o.raw); err != nil {
 		t.Fatal(err)
 	}
-	for key, p := range o.pieces {
-		if err := s.PutPiece(o.id, key[0], key[1], p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := int64(len(o.raw))
-	for _, p := range o.pieces {
-		want += int64(len(p))
-	}
+	want := int64(len(o.raw)) + o.distinctBytes()
 	if s.Used() != want {
 		t.Fatalf("used %d, want %d", s.Used(), want)
 	}
 	// Putting a piece again costs nothing more.
-	if err := s.PutPiece(o.id, 1, 2, o.pieces[[2]int{1, 2}]); err != nil || s.Used() != want {
+	if err := s.PutPiece(o.root([2]int{1, 2}), 64, o.pieces[[2]int{1, 2}]); err != nil || s.Used() != want {
 		t.Fatalf("a second put: %v, used %d", err, s.Used())
 	}
 	s2, err := Open(dir, 1<<20)
@@ -75,14 +88,21 @@ func TestPiecesRoundTripAndSurviveReopen(t *testing.T) {
 	if s2.Used() != want {
 		t.Fatalf("reopened: used %d, want %d", s2.Used(), want)
 	}
+	m, raw, err := s2.Manifest(o.id)
+	if err != nil || !bytes.Equal(raw, o.raw) || m.Size != o.m.Size {
+		t.Fatalf("the manifest after reopening: %v", err)
+	}
 	for key, p := range o.pieces {
-		got, err := s2.Piece(o.id, key[0], key[1])
+		got, err := s2.Piece(o.root(key))
 		if err != nil || !bytes.Equal(got, p) {
 			t.Fatalf("piece %v after reopening: %v", key, err)
 		}
 	}
-	if _, err := s2.Piece(o.id, 9, 0); !errors.Is(err, ErrNotFound) {
+	if _, err := s2.Piece(make([]byte, 32)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a piece not here: err %v, want %v", err, ErrNotFound)
+	}
+	if _, _, err := s2.Manifest(newObject(t, []byte("not here")).id); !errors.Is(err, ErrNoManifest) {
+		t.Fatalf("a manifest not here: err %v, want %v", err, ErrNoManifest)
 	}
 }
 
@@ -91,26 +111,31 @@ func TestRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := newObject(t, []byte("some bytes to store"))
+	o := newObject(t, bytes.Repeat([]byte("some bytes to store "), 20))
 	other := newObject(t, []byte("other bytes"))
 	if err := s.PutManifest(o.id, other.raw); !errors.Is(err, object.ErrCID) {
 		t.Fatalf("another object's manifest: err %v, want %v", err, object.ErrCID)
 	}
-	if err := s.PutManifest(o.id, o.raw); err != nil {
-		t.Fatal(err)
-	}
 	used := s.Used()
-	bad := bytes.Clone(o.pieces[[2]int{0, 1}])
+	p := o.pieces[[2]int{0, 1}]
+	bad := bytes.Clone(p)
 	bad[3] ^= 1
-	if err := s.PutPiece(o.id, 0, 1, bad); !errors.Is(err, object.ErrPiece) {
-		t.Fatalf("a corrupt piece: err %v, want %v", err, object.ErrPiece)
-	}
-	// (Pieces 1 to 3 of so short an object are all padding, and alike.)
-	if err := s.PutPiece(o.id, 0, 2, o.pieces[[2]int{0, 0}]); !errors.Is(err, object.ErrPiece) {
-		t.Fatalf("a piece at another index: err %v, want %v", err, object.ErrPiece)
-	}
-	if err := s.PutPiece(o.id, 0, 6, o.pieces[[2]int{0, 1}]); !errors.Is(err, object.ErrPiece) {
-		t.Fatalf("a piece index past n: err %v, want %v", err, object.ErrPiece)
+	for name, c := range map[string]struct {
+		root []byte
+		leaf int
+		data []byte
+	}{
+		"a corrupt piece":          {o.root([2]int{0, 1}), 64, bad},
+		"another piece's root":     {o.root([2]int{0, 0}), 64, p},
+		"another leaf size":        {o.root([2]int{0, 1}), 128, p},
+		"a leaf size of 100":       {o.root([2]int{0, 1}), 100, p},
+		"a short root":             {o.root([2]int{0, 1})[:31], 64, p},
+		"no bytes":                 {o.root([2]int{0, 1}), 64, nil},
+		"bytes not in whole leafs": {o.root([2]int{0, 1}), 64, p[:63]},
+	} {
+		if err := s.PutPiece(c.root, c.leaf, c.data); !errors.Is(err, object.ErrPiece) {
+			t.Errorf("%s: err %v, want %v", name, err, object.ErrPiece)
+		}
 	}
 	if s.Used() != used {
 		t.Fatalf("refused puts changed the used bytes: %d, was %d", s.Used(), used)
@@ -118,30 +143,37 @@ func TestRefused(t *testing.T) {
 }
 
 func TestQuota(t *testing.T) {
-	o := newObject(t, bytes.Repeat([]byte{1}, 4096)) // six 1 KiB pieces
-	s, err := Open(t.TempDir(), int64(len(o.raw))+3*1024)
+	data := make([]byte, 4096) // 1 KiB pieces, none alike
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	o := newObject(t, data)
+	s, err := Open(t.TempDir(), 3*1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutManifest(o.id, o.raw); err != nil {
-		t.Fatal(err)
-	}
 	for i := range 3 {
-		if err := s.PutPiece(o.id, 0, i, o.pieces[[2]int{0, i}]); err != nil {
+		if err := s.PutPiece(o.root([2]int{0, i}), 64, o.pieces[[2]int{0, i}]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.PutPiece(o.id, 0, 3, o.pieces[[2]int{0, 3}]); !errors.Is(err, ErrQuota) {
+	if err := s.PutPiece(o.root([2]int{0, 3}), 64, o.pieces[[2]int{0, 3}]); !errors.Is(err, ErrQuota) {
 		t.Fatalf("over the quota: err %v, want %v", err, ErrQuota)
 	}
-	if _, err := s.Piece(o.id, 0, 3); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Piece(o.root([2]int{0, 3})); !errors.Is(err, ErrNotFound) {
 		t.Fatal("a piece over the quota was kept")
 	}
-	if err := s.Delete(o.id); err != nil {
-		t.Fatal(err)
+	for i := range 3 {
+		if err := s.DeletePiece(o.root([2]int{0, i})); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if s.Used() != 0 {
 		t.Fatalf("used %d after deleting everything", s.Used())
+	}
+	if err := s.PutPiece(o.root([2]int{0, 3}), 64, o.pieces[[2]int{0, 3}]); err != nil {
+		t.Fatalf("after deleting, the quota still refuses: %v", err)
 	}
 }
 
@@ -152,23 +184,23 @@ func TestProve(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := newObject(t, bytes.Repeat([]byte("prove me "), 1000))
-	s.PutManifest(o.id, o.raw)
-	p := o.pieces[[2]int{1, 4}]
-	s.PutPiece(o.id, 1, 4, p)
+	key := [2]int{1, 4}
+	p := o.pieces[key]
+	s.PutPiece(o.root(key), 64, p)
 	count := len(p) / 64
 	for leaf := range count {
-		l, path, err := s.Prove(o.id, 1, 4, leaf)
+		l, path, err := s.Prove(o.root(key), 64, leaf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !object.VerifyLeaf(o.m.Segments[1].PieceRoots[4], l, leaf, count, path) {
+		if !object.VerifyLeaf(o.root(key), l, leaf, count, path) {
 			t.Fatalf("leaf %d's proof does not verify", leaf)
 		}
 	}
-	if _, _, err := s.Prove(o.id, 1, 4, count); err == nil {
+	if _, _, err := s.Prove(o.root(key), 64, count); err == nil {
 		t.Fatal("proved a leaf past the piece's end")
 	}
-	if _, _, err := s.Prove(o.id, 1, 5, 0); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Prove(o.root([2]int{1, 5}), 64, 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("proved a piece not here: %v", err)
 	}
 }
@@ -180,19 +212,20 @@ func TestConcurrentPuts(t *testing.T) {
 	}
 	var objs []obj
 	for i := range 4 {
-		o := newObject(t, bytes.Repeat(fmt.Appendf(nil, "object %d ", i), 700))
-		if err := s.PutManifest(o.id, o.raw); err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, o)
+		objs = append(objs, newObject(t, bytes.Repeat(fmt.Appendf(nil, "object %d ", i), 700)))
 	}
 	var wg sync.WaitGroup
 	for _, o := range objs {
+		wg.Go(func() {
+			if err := s.PutManifest(o.id, o.raw); err != nil {
+				t.Error(err)
+			}
+		})
 		for key, p := range o.pieces {
 			for range 2 { // the same piece twice at once, too
 				wg.Go(func() {
-					err := s.PutPiece(o.id, key[0], key[1], p)
-					if err != nil && !bytes.Contains([]byte(err.Error()), []byte("being written")) {
+					err := s.PutPiece(o.root(key), 64, p)
+					if err != nil && !errors.Is(err, ErrBusy) {
 						t.Error(err)
 					}
 				})
@@ -202,10 +235,9 @@ func TestConcurrentPuts(t *testing.T) {
 	wg.Wait()
 	var want int64
 	for _, o := range objs {
-		want += int64(len(o.raw))
+		want += int64(len(o.raw)) + o.distinctBytes()
 		for key, p := range o.pieces {
-			want += int64(len(p))
-			if got, err := s.Piece(o.id, key[0], key[1]); err != nil || !bytes.Equal(got, p) {
+			if got, err := s.Piece(o.root(key)); err != nil || !bytes.Equal(got, p) {
 				t.Fatalf("piece %v: %v", key, err)
 			}
 		}
@@ -224,7 +256,7 @@ func TestOpenDropsAHalfWrite(t *testing.T) {
 	}
 	o := newObject(t, []byte("half"))
 	s.PutManifest(o.id, o.raw)
-	tmp := filepath.Join(s.objectDir(o.id), pieceName(0, 0)+".tmp")
+	tmp := s.piecePath(o.root([2]int{0, 0})) + ".tmp"
 	if err := os.WriteFile(tmp, make([]byte, 500), 0o600); err != nil {
 		t.Fatal(err)
 	}

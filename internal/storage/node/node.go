@@ -1,0 +1,193 @@
+// Package node is a storage node's HTTP API over its piecestore: pieces
+// are put and fetched by their Merkle roots, manifests by their objects'
+// CIDs, and a challenge for a leaf of a piece is answered with the leaf
+// and its path.
+//
+//	PUT /storage/v1/pieces/{root}?leaf_size=N   a piece; refused unless it has that root
+//	GET /storage/v1/pieces/{root}               its bytes (Range requests too)
+//	PUT /storage/v1/manifests/{cid}             a manifest; refused unless it hashes to cid
+//	GET /storage/v1/manifests/{cid}
+//	GET /storage/v1/proofs/{root}?leaf_size=N&leaf=I   {"leaf": base64, "path": [base64, ...]}
+package node
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/agoranet/agora/internal/storage/object"
+	"github.com/agoranet/agora/internal/storage/piecestore"
+)
+
+// Size limits of what a node reads from a request.
+const (
+	MaxPieceBytes    = object.MaxSegmentSize // a piece of a 1-of-n segment
+	MaxManifestBytes = 16 << 20              // about 65,000 segments of 4-of-6 pieces
+)
+
+// Handler serves store.
+func Handler(store *piecestore.Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /storage/v1/pieces/{root}", func(w http.ResponseWriter, r *http.Request) {
+		root, err := rootOf(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		leaf, err := intParam(r, "leaf_size")
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPieceBytes))
+		if err != nil {
+			fail(w, httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("a piece is at most %d bytes: %v", MaxPieceBytes, err)})
+			return
+		}
+		if err := store.PutPiece(root, leaf, data); err != nil {
+			fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	mux.HandleFunc("GET /storage/v1/pieces/{root}", func(w http.ResponseWriter, r *http.Request) {
+		root, err := rootOf(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		b, err := store.Piece(root)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // named by its content
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	})
+	mux.HandleFunc("PUT /storage/v1/manifests/{cid}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := cidOf(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxManifestBytes))
+		if err != nil {
+			fail(w, httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("a manifest is at most %d bytes: %v", MaxManifestBytes, err)})
+			return
+		}
+		if err := store.PutManifest(id, b); err != nil {
+			fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	mux.HandleFunc("GET /storage/v1/manifests/{cid}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := cidOf(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		_, b, err := store.Manifest(id)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/protobuf")
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /storage/v1/proofs/{root}", func(w http.ResponseWriter, r *http.Request) {
+		root, err := rootOf(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		size, err := intParam(r, "leaf_size")
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		i, err := intParam(r, "leaf")
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		leaf, path, err := store.Prove(root, size, i)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(Proof{Leaf: leaf, Path: path})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return mux
+}
+
+// Proof is a node's answer to a challenge for a leaf.
+type Proof struct {
+	Leaf []byte   `json:"leaf"`
+	Path [][]byte `json:"path"`
+}
+
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e httpError) Error() string { return e.msg }
+
+func rootOf(r *http.Request) ([]byte, error) {
+	root, err := hex.DecodeString(r.PathValue("root"))
+	if err != nil || len(root) != 32 {
+		return nil, httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a piece root: want 64 hex digits", r.PathValue("root"))}
+	}
+	return root, nil
+}
+
+func cidOf(r *http.Request) (cid.Cid, error) {
+	id, err := cid.Decode(r.PathValue("cid"))
+	if err != nil {
+		return cid.Undef, httpError{http.StatusBadRequest, fmt.Sprintf("%q is not a CID: %v", r.PathValue("cid"), err)}
+	}
+	return id, nil
+}
+
+func intParam(r *http.Request, name string) (int, error) {
+	v := r.URL.Query().Get(name)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, httpError{http.StatusBadRequest, fmt.Sprintf("%s=%q: want a number (?%s=N)", name, v, name)}
+	}
+	return n, nil
+}
+
+// fail writes err as {"error": {"message": ...}} with the status its kind
+// calls for.
+func fail(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var he httpError
+	switch {
+	case errors.As(err, &he):
+		status = he.status
+	case errors.Is(err, object.ErrPiece), errors.Is(err, object.ErrManifest), errors.Is(err, object.ErrCID), errors.Is(err, piecestore.ErrNoLeaf):
+		status = http.StatusBadRequest
+	case errors.Is(err, piecestore.ErrNotFound), errors.Is(err, piecestore.ErrNoManifest):
+		status = http.StatusNotFound
+	case errors.Is(err, piecestore.ErrQuota):
+		status = http.StatusInsufficientStorage
+	case errors.Is(err, piecestore.ErrBusy):
+		status = http.StatusConflict
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"message": err.Error()}})
+}
