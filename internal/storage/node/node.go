@@ -11,7 +11,6 @@
 package node
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -64,14 +63,15 @@ func Handler(store *piecestore.Store) http.Handler {
 			fail(w, err)
 			return
 		}
-		b, err := store.Piece(root)
+		f, err := store.Open(root)
 		if err != nil {
 			fail(w, err)
 			return
 		}
+		defer f.Close()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // named by its content
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+		http.ServeContent(w, r, "", time.Time{}, f)                            // from the file: sendfile, no copy in memory
 	})
 	mux.HandleFunc("PUT /storage/v1/manifests/{cid}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := cidOf(r)

@@ -282,37 +282,25 @@ func CheckPiece(m *storagepb.Manifest, s, index int, data []byte) error {
 
 // Rebuild returns segment s from its pieces (pieces[i] is piece i, nil
 // if missing), each checked against its root first; it needs k good ones.
-// It fills in the missing and bad pieces it rebuilt (for repair) and
-// returns which it found bad.
+// It fills in every missing and bad piece, each checked against its root
+// (what a repair stores), and returns which it found bad.
 func Rebuild(m *storagepb.Manifest, s int, pieces [][]byte) (data []byte, bad []int, err error) {
 	if s < 0 || s >= len(m.Segments) || len(pieces) != int(m.N) {
 		return nil, nil, fmt.Errorf("object: segment %d of %d, %d pieces of %d", s, len(m.Segments), len(pieces), m.N)
 	}
-	good := 0
 	for i, d := range pieces {
-		if d == nil {
-			continue
-		}
-		if CheckPiece(m, s, i, d) != nil {
+		if d != nil && CheckPiece(m, s, i, d) != nil {
 			pieces[i] = nil
 			bad = append(bad, i)
-			continue
 		}
-		good++
-	}
-	if good < int(m.K) {
-		return nil, bad, fmt.Errorf("%w: segment %d has %d of the %d needed", ErrTooFew, s, good, m.K)
-	}
-	enc, err := reedsolomon.New(int(m.K), int(m.N-m.K))
-	if err != nil {
-		return nil, bad, fmt.Errorf("object: %w", err)
 	}
 	missing := make([]bool, len(pieces))
 	for i, d := range pieces {
 		missing[i] = d == nil
 	}
-	if err := enc.Reconstruct(pieces); err != nil {
-		return nil, bad, fmt.Errorf("object: rebuild segment %d: %w", s, err)
+	data, err = assemble(m, s, pieces, true)
+	if err != nil {
+		return nil, bad, err
 	}
 	// A rebuilt piece must match its root too, or the pieces, each good,
 	// were not coded from one segment (its writer's fault): a repair would
@@ -322,19 +310,56 @@ func Rebuild(m *storagepb.Manifest, s int, pieces [][]byte) (data []byte, bad []
 			return nil, bad, fmt.Errorf("%w: segment %d: its pieces do not code one segment (piece %d rebuilt does not match its root)", ErrCorrupted, s, i)
 		}
 	}
+	return data, bad, nil
+}
+
+// Assemble returns segment s from pieces a reader has checked against
+// their roots (CheckPiece) as they arrived; nil ones are missing. Only
+// missing data pieces are rebuilt.
+func Assemble(m *storagepb.Manifest, s int, pieces [][]byte) ([]byte, error) {
+	if s < 0 || s >= len(m.Segments) || len(pieces) != int(m.N) {
+		return nil, fmt.Errorf("object: segment %d of %d, %d pieces of %d", s, len(m.Segments), len(pieces), m.N)
+	}
+	return assemble(m, s, pieces, false)
+}
+
+// assemble rebuilds the missing pieces (all of them, or the data ones),
+// joins the data and checks it against the segment's hash.
+func assemble(m *storagepb.Manifest, s int, pieces [][]byte, all bool) ([]byte, error) {
+	good := 0
+	for _, d := range pieces {
+		if d != nil {
+			good++
+		}
+	}
+	if good < int(m.K) {
+		return nil, fmt.Errorf("%w: segment %d has %d of the %d needed", ErrTooFew, s, good, m.K)
+	}
+	enc, err := reedsolomon.New(int(m.K), int(m.N-m.K))
+	if err != nil {
+		return nil, fmt.Errorf("object: %w", err)
+	}
+	if all {
+		err = enc.Reconstruct(pieces)
+	} else {
+		err = enc.ReconstructData(pieces)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object: rebuild segment %d: %w", s, err)
+	}
 	seg := m.Segments[s]
 	var out bytes.Buffer
 	out.Grow(int(seg.Size))
 	if err := enc.Join(&out, pieces, int(seg.Size)); err != nil {
-		return nil, bad, fmt.Errorf("object: join segment %d: %w", s, err)
+		return nil, fmt.Errorf("object: join segment %d: %w", s, err)
 	}
-	data = out.Bytes()
+	data := out.Bytes()
 	if h := sha256.Sum256(data); !bytes.Equal(h[:], seg.Hash) {
 		// Pieces that each match their roots but do not decode to the
 		// segment: its writer coded it inconsistently.
-		return nil, bad, fmt.Errorf("%w: segment %d", ErrCorrupted, s)
+		return nil, fmt.Errorf("%w: segment %d", ErrCorrupted, s)
 	}
-	return data, bad, nil
+	return data, nil
 }
 
 // Decode writes the object m describes to w, segment by segment, asking
@@ -362,7 +387,7 @@ func Decode(m *storagepb.Manifest, w io.Writer, fetch func(segment, index int) (
 		if good < int(m.K) {
 			return fmt.Errorf("%w: segment %d: %d of the %d needed (last: %v)", ErrTooFew, s, good, m.K, last)
 		}
-		data, _, err := Rebuild(m, s, pieces)
+		data, err := Assemble(m, s, pieces)
 		if err != nil {
 			return err
 		}

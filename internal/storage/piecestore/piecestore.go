@@ -227,6 +227,22 @@ func (s *Store) Piece(root []byte) ([]byte, error) {
 	return b, nil
 }
 
+// Open opens the piece with root for reading, to serve it without a
+// copy in memory; the caller closes it.
+func (s *Store) Open(root []byte) (*os.File, error) {
+	if len(root) != sha256.Size {
+		return nil, fmt.Errorf("%w: a root is %d bytes", ErrNotFound, len(root))
+	}
+	f, err := os.Open(s.piecePath(root))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %x", ErrNotFound, root)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("piecestore: %w", err)
+	}
+	return f, nil
+}
+
 // Prove answers a challenge for leaf of the piece with root: the leaf's
 // bytes and its path to the root.
 func (s *Store) Prove(root []byte, leafSize, leaf int) ([]byte, [][]byte, error) {
