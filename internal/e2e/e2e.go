@@ -85,9 +85,17 @@ func moduleRoot() string {
 
 // Run runs the binary to completion and returns its stdout; a non-zero exit
 // fails the test with stderr.
+//
+// A tx the CLI reports dropped (client.ErrDropped: its sequence was taken
+// by another tx of the same key, as a validator's own beacon txs take its
+// operator key's) is sent again, up to twice, as the error says it may be.
 func Run(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := RunErr(t, args...)
+	for try := 0; try < 2 && err != nil && strings.Contains(err.Error(), "dropped from the mempool"); try++ {
+		t.Logf("agora %s: %v; sending it again", strings.Join(args, " "), err)
+		out, err = RunErr(t, args...)
+	}
 	if err != nil {
 		t.Fatalf("agora %s: %v", strings.Join(args, " "), err)
 	}
@@ -292,7 +300,7 @@ func MultiProcess(t testing.TB) {
 func Devnet(t testing.TB, configure func(*devnet.Config)) *devnet.Devnet {
 	t.Helper()
 	cfg := devnet.DefaultConfig(t.TempDir())
-	cfg.BasePort = FreePorts(t, 30)
+	cfg.BasePort = FreePorts(t, 40) // storage nodes at +30…
 	cfg.BlockTime = 100 * time.Millisecond
 	if configure != nil {
 		configure(&cfg)
