@@ -85,7 +85,7 @@ func rootCmd() *cobra.Command {
 	pf.Float64Var(&g.gasAdj, "gas-adjustment", client.DefaultGasAdjustment, "with --gas auto, the estimate is multiplied by this")
 	pf.StringVar(&g.keyringBackend, "keyring-backend", envOr("AGORA_KEYRING_BACKEND", string(keyring.Test)),
 		"how new keys are kept: test (plain files, for devnets) or file (encrypted with a passphrase, asked on the terminal or read from $AGORA_KEYRING_PASSPHRASE) ($AGORA_KEYRING_BACKEND)")
-	root.AddCommand(initCmd(g), withConfig(startCmd(g)), keysCmd(g), txCmd(g), queryCmd(g), statusCmd(g), withConfig(devnetCmd(g)), testnetCmd(g), validatorCmd(g), govCmd(g), exportCmd(g), providerCmd(g), receiptCmd(g), modelCmd(g), agentCmd(g), channelCmd(g), jobCmd(g), payCmd(g), facilitatorCmd(g), gatewayCmd(g), zkCmd(g), verifierCmd(g), mcpCmd(g))
+	root.AddCommand(initCmd(g), withConfig(startCmd(g)), keysCmd(g), txCmd(g), queryCmd(g), statusCmd(g), withConfig(devnetCmd(g)), testnetCmd(g), validatorCmd(g), govCmd(g), exportCmd(g), providerCmd(g), receiptCmd(g), modelCmd(g), agentCmd(g), channelCmd(g), jobCmd(g), payCmd(g), facilitatorCmd(g), gatewayCmd(g), zkCmd(g), verifierCmd(g), mcpCmd(g), storageCmd(g))
 	return root
 }
 

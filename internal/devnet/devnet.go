@@ -22,8 +22,10 @@ import (
 	"github.com/agoranet/agora/internal/chain/bank/bankpb"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/client"
+	"github.com/agoranet/agora/internal/durable"
 	"github.com/agoranet/agora/internal/facilitator"
 	"github.com/agoranet/agora/internal/gateway"
+	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/node"
@@ -31,6 +33,8 @@ import (
 	"github.com/agoranet/agora/internal/provider"
 	"github.com/agoranet/agora/internal/route"
 	"github.com/agoranet/agora/internal/sandbox"
+	storagenode "github.com/agoranet/agora/internal/storage/node"
+	"github.com/agoranet/agora/internal/storage/piecestore"
 	"github.com/agoranet/agora/internal/tlspin"
 	"github.com/agoranet/agora/internal/worker"
 	"github.com/agoranet/agora/internal/zk"
@@ -116,13 +120,17 @@ type Config struct {
 	// provider registers its key on chain, and the gateway reaches them
 	// by it.
 	TLS bool
+	// StorageNodes is how many storage nodes to run (1 GiB each under
+	// <home>/storage), on ports BasePort+30, +31, …; their URLs are listed
+	// in <home>/storage/nodes.txt for agora storage.
+	StorageNodes int
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the devnet a newcomer gets.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, BasePort: node.DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3, Paid: true}
+	return Config{Home: home, BasePort: node.DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3, Paid: true, StorageNodes: 8}
 }
 
 // Validate checks the config.
@@ -139,6 +147,9 @@ func (c Config) Validate() error {
 	if c.Providers < 0 || c.Providers > 3 {
 		return fmt.Errorf("devnet: %d providers; the devnet has keys for 0 to 3", c.Providers)
 	}
+	if c.StorageNodes < 0 || c.StorageNodes > 10 {
+		return fmt.Errorf("devnet: %d storage nodes; want 0 to 10 (ports BasePort+30 to +39)", c.StorageNodes)
+	}
 	return nil
 }
 
@@ -150,6 +161,8 @@ type Devnet struct {
 	Providers   []*provider.Server
 	Facilitator *facilitator.Server
 	Gateway     *gateway.Server
+	// Storage are the storage nodes (docs/storage.md).
+	Storage []*httpserve.Server
 	// Prover proves digits-mlp answers; its verifying key is on chain.
 	Prover *zk.System
 	// sandbox runs every provider's batch jobs, sharing compiled code.
@@ -224,7 +237,34 @@ func Start(cfg Config) (*Devnet, error) {
 		d.Stop()
 		return nil, err
 	}
+	if err := d.startStorage(); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	return d, nil
+}
+
+// startStorage runs the storage nodes, each with a piece store of its own,
+// and lists their URLs in <home>/storage/nodes.txt.
+func (d *Devnet) startStorage() error {
+	if d.cfg.StorageNodes == 0 {
+		return nil
+	}
+	dir := filepath.Join(d.cfg.Home, "storage")
+	var urls []string
+	for i := range d.cfg.StorageNodes {
+		store, err := piecestore.Open(filepath.Join(dir, fmt.Sprintf("node%d", i+1)), 1<<30)
+		if err != nil {
+			return err
+		}
+		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+30+i), storagenode.Handler(store), d.cfg.Logger, storagenode.ServeOptions())
+		if err != nil {
+			return fmt.Errorf("devnet: storage node %d: %w", i+1, err)
+		}
+		d.Storage = append(d.Storage, s)
+		urls = append(urls, s.URL())
+	}
+	return durable.Replace(filepath.Join(dir, "nodes.txt"), []byte(strings.Join(urls, "\n")+"\n"))
 }
 
 // loadZK gives the devnet zero-knowledge keys for digits-mlp: made once
@@ -516,6 +556,9 @@ func (d *Devnet) Stop() error {
 	if d.Facilitator != nil {
 		errs = append(errs, d.Facilitator.Shutdown(ctx))
 	}
+	for _, s := range d.Storage {
+		errs = append(errs, s.Shutdown(ctx))
+	}
 	errs = append(errs, d.sandbox.Close(ctx))
 	return errors.Join(append(errs, d.Node.Stop())...)
 }
@@ -554,6 +597,9 @@ func (d *Devnet) Banner() string {
 		}
 		fmt.Fprintln(&b)
 	}
+	if len(d.Storage) > 0 {
+		fmt.Fprintf(&b, "Storage nodes (4-of-6 coding; pieces are not yet placed or proven by the chain):\n  %s … %s\n\n", d.Storage[0].URL(), d.Storage[len(d.Storage)-1].URL())
+	}
 	fmt.Fprintf(&b, "Funded keys (in %s):\n", d.Keyring.Dir())
 	for _, name := range Keys {
 		if k, err := d.Keyring.Get(name); err == nil {
@@ -585,6 +631,10 @@ func (d *Devnet) Banner() string {
 		fmt.Fprintf(&b, "\nBatch jobs (the providers bid %d-%duusdc a job; see docs/jobs.md):\n", JobPrice(0), JobPrice(len(d.Providers)-1))
 		fmt.Fprintf(&b, "  GOOS=wasip1 GOARCH=wasm go build -o digits.wasm ./examples/jobs/digits && go run ./examples/jobs/digits -gen 1000 > digits.in\n")
 		fmt.Fprintf(&b, "  agora job submit digits.wasm --input digits.in --max-price 2000uusdc --wait --out digits.out%s\n", nodeFlag)
+	}
+	if len(d.Storage) > 0 {
+		fmt.Fprintf(&b, "\nStorage (see docs/storage.md):\n")
+		fmt.Fprintf(&b, "  CID=$(agora storage put FILE) && agora storage get $CID --out FILE.back\n")
 	}
 	fmt.Fprintf(&b, "\nCtrl-C stops the devnet; its state is kept for the next start (--reset wipes it).\n")
 	return b.String()

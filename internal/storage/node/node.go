@@ -22,6 +22,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/storage/object"
 	"github.com/agoranet/agora/internal/storage/piecestore"
 )
@@ -31,6 +32,14 @@ const (
 	MaxPieceBytes    = object.MaxSegmentSize // a piece of a 1-of-n segment
 	MaxManifestBytes = 16 << 20              // about 65,000 segments of 4-of-6 pieces
 )
+
+// ServeOptions are httpserve's defaults with bodies as large as a piece
+// or a manifest can be under their paths.
+func ServeOptions() httpserve.Options {
+	o := httpserve.DefaultOptions()
+	o.BodyLimits = map[string]int64{"/storage/v1/pieces/": MaxPieceBytes, "/storage/v1/manifests/": MaxManifestBytes}
+	return o
+}
 
 // Handler serves store.
 func Handler(store *piecestore.Store) http.Handler {

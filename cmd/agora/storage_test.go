@@ -1,0 +1,174 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/internal/e2e"
+)
+
+// startStorageNode runs `agora storage start` as a process of its own on
+// a port the kernel picks, and returns its URL and the process.
+func startStorageNode(t *testing.T, bin string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(bin, "storage", "start", "--dir", t.TempDir(), "--quota", "64MiB", "--listen", "127.0.0.1:0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := bufio.NewScanner(stderr)
+	url := regexp.MustCompile(`storage node at (http://[0-9.]+:[0-9]+)`)
+	found := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if m := url.FindStringSubmatch(lines.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case u := <-found:
+		return u, cmd
+	case <-time.After(20 * time.Second):
+		t.Fatal("the storage node did not say where it listens")
+	}
+	return "", nil
+}
+
+// A file put on six storage node processes comes back byte for byte,
+// with two of them killed.
+func TestStoragePutGet(t *testing.T) {
+	e2e.MultiProcess(t)
+	bin := e2e.Binary(t)
+	var urls []string
+	var procs []*exec.Cmd
+	for range 6 {
+		u, p := startStorageNode(t, bin)
+		urls, procs = append(urls, u), append(procs, p)
+	}
+	nodes := strings.Join(urls, ",")
+	dir := t.TempDir()
+	data := make([]byte, 9<<20+12345) // three segments, the last short
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	in := filepath.Join(dir, "in.bin")
+	os.WriteFile(in, data, 0o600)
+	agora := func(args ...string) (string, string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "AGORA_HOME="+dir)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	out, errs, err := agora("storage", "put", in, "--nodes", nodes, "--output", "json")
+	if err != nil {
+		t.Fatalf("put: %v\n%s", err, errs)
+	}
+	var put struct {
+		CID      string `json:"cid"`
+		Size     int    `json:"size"`
+		Segments int    `json:"segments"`
+	}
+	if err := json.Unmarshal([]byte(out), &put); err != nil || put.Size != len(data) || put.Segments != 3 {
+		t.Fatalf("put printed %q (%v)", out, err)
+	}
+	if errs != "" {
+		t.Fatalf("put --output json wrote progress: %q", errs)
+	}
+	got := filepath.Join(dir, "out.bin")
+	if _, errs, err := agora("storage", "get", put.CID, "--nodes", nodes, "--out", got); err != nil {
+		t.Fatalf("get: %v\n%s", err, errs)
+	} else if !strings.Contains(errs, "(100%)") {
+		t.Fatalf("get showed no progress: %q", errs)
+	}
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, data) {
+		t.Fatal("got back other bytes")
+	}
+	procs[1].Process.Kill()
+	procs[4].Process.Kill()
+	procs[1].Wait()
+	procs[4].Wait()
+	os.Remove(got)
+	if _, errs, err := agora("storage", "get", put.CID, "--nodes", nodes, "--out", got); err != nil {
+		t.Fatalf("get with two nodes killed: %v\n%s", err, errs)
+	}
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, data) {
+		t.Fatal("with two nodes killed, got back other bytes")
+	}
+
+	// Bad input: clear errors, nothing left behind.
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"storage", "get", "not-a-cid", "--nodes", nodes}, "is not a CID"},
+		{[]string{"storage", "get", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", "--nodes", nodes, "--out", filepath.Join(dir, "none")}, "has the manifest"},
+		{[]string{"storage", "put", in, "--nodes", urls[0] + "," + urls[2]}, "name at least 6"},
+		{[]string{"storage", "put", in}, "--nodes"},
+		{[]string{"storage", "put", in, "--nodes", nodes, "--k", "7"}, "1 <= k <= n"},
+		{[]string{"storage", "start", "--quota", "lots"}, "--quota"},
+	} {
+		_, errs, err := agora(c.args...)
+		if err == nil || !strings.Contains(errs, c.says) {
+			t.Errorf("agora %s: %v, %q; want an error saying %q", strings.Join(c.args, " "), err, errs, c.says)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none.part")); err == nil {
+		t.Error("a failed get left its .part file")
+	}
+}
+
+// The devnet runs eight storage nodes, which agora storage finds in its
+// home without --nodes.
+func TestStorageOnTheDevnet(t *testing.T) {
+	e2e.MultiProcess(t)
+	bin := e2e.Binary(t)
+	d := e2e.Devnet(t, nil)
+	if len(d.Storage) != 8 {
+		t.Fatalf("the devnet runs %d storage nodes, want 8", len(d.Storage))
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "tour.txt")
+	os.WriteFile(in, bytes.Repeat([]byte("stored on the devnet\n"), 50_000), 0o600)
+	agora := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "AGORA_HOME="+filepath.Dir(d.Keyring.Dir()), "AGORA_STORAGE_NODES=")
+		out, err := cmd.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("agora %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
+			}
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	id := agora("storage", "put", in)
+	out := filepath.Join(dir, "back.txt")
+	agora("storage", "get", id, "--out", out)
+	a, _ := os.ReadFile(in)
+	b, _ := os.ReadFile(out)
+	if !bytes.Equal(a, b) {
+		t.Fatal("the devnet gave back other bytes")
+	}
+}
