@@ -121,7 +121,7 @@ type Config struct {
 	// by it.
 	TLS bool
 	// StorageNodes is how many storage nodes to run (1 GiB each under
-	// <home>/storage), on ports BasePort+30, +31, …; their URLs are listed
+	// <home>/storage), on ports BasePort+70, +71, …; their URLs are listed
 	// in <home>/storage/nodes.txt for agora storage.
 	StorageNodes int
 	// Logger receives the devnet's logs; nil discards them.
@@ -148,7 +148,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("devnet: %d providers; the devnet has keys for 0 to 3", c.Providers)
 	}
 	if c.StorageNodes < 0 || c.StorageNodes > 10 {
-		return fmt.Errorf("devnet: %d storage nodes; want 0 to 10 (ports BasePort+30 to +39)", c.StorageNodes)
+		return fmt.Errorf("devnet: %d storage nodes; want 0 to 10 (ports BasePort+70 to +79)", c.StorageNodes)
 	}
 	return nil
 }
@@ -257,7 +257,7 @@ func (d *Devnet) startStorage() error {
 		if err != nil {
 			return err
 		}
-		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+30+i), storagenode.Handler(store), d.cfg.Logger, storagenode.ServeOptions())
+		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+70+i), storagenode.Handler(store), d.cfg.Logger, storagenode.ServeOptions())
 		if err != nil {
 			return fmt.Errorf("devnet: storage node %d: %w", i+1, err)
 		}

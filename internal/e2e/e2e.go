@@ -300,7 +300,7 @@ func MultiProcess(t testing.TB) {
 func Devnet(t testing.TB, configure func(*devnet.Config)) *devnet.Devnet {
 	t.Helper()
 	cfg := devnet.DefaultConfig(t.TempDir())
-	cfg.BasePort = FreePorts(t, 40) // storage nodes at +30…
+	cfg.BasePort = FreePorts(t, 80) // storage nodes at +70…
 	cfg.BlockTime = 100 * time.Millisecond
 	if configure != nil {
 		configure(&cfg)
