@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
@@ -45,7 +46,7 @@ func storageStartCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("--quota %q: %w", quota, err)
 			}
 			if dir == "" {
-				dir = filepath.Join(g.home, "storage")
+				dir = filepath.Join(g.home, "storage", "node")
 			}
 			store, err := piecestore.Open(dir, q)
 			if err != nil {
@@ -61,7 +62,7 @@ func storageStartCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "dir", "", "where pieces are kept (default $AGORA_HOME/storage)")
+	f.StringVar(&dir, "dir", "", "where pieces are kept (default $AGORA_HOME/storage/node)")
 	f.StringVar(&quota, "quota", "10GiB", "the most this node stores, like 500MiB or 2TB")
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "address to serve on")
 	return cmd
@@ -156,9 +157,9 @@ func storageGetCmd(g *globals) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if out != "-" {
-				f, err := os.Create(out + ".part")
-				if err != nil {
-					return err
+				f, cerr := os.Create(out + ".part")
+				if cerr != nil {
+					return cerr
 				}
 				defer func() {
 					f.Close()
@@ -208,6 +209,8 @@ func storageGetCmd(g *globals) *cobra.Command {
 func fetchManifest(ctx context.Context, urls []string, id cid.Cid) (*storagepb.Manifest, error) {
 	var errs []error
 	for _, u := range urls {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a hung node is passed over
+		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/storage/v1/manifests/"+id.String(), nil)
 		if err != nil {
 			return nil, err
@@ -217,7 +220,7 @@ func fetchManifest(ctx context.Context, urls []string, id cid.Cid) (*storagepb.M
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 			continue
 		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, node.MaxManifestBytes))
+		b, err := io.ReadAll(io.LimitReader(resp.Body, node.MaxManifestBytes+1))
 		resp.Body.Close()
 		if err == nil && resp.StatusCode != http.StatusOK {
 			err = fmt.Errorf("%d", resp.StatusCode)

@@ -115,6 +115,20 @@ func TestStoragePutGet(t *testing.T) {
 		t.Fatal("with two nodes killed, got back other bytes")
 	}
 
+	// Four nodes down: a get fails, and leaves no partial file.
+	procs[0].Process.Kill()
+	procs[2].Process.Kill()
+	procs[0].Wait()
+	procs[2].Wait()
+	lost := filepath.Join(dir, "lost.bin")
+	if _, errs, err := agora("storage", "get", put.CID, "--nodes", nodes, "--out", lost); err == nil || !strings.Contains(errs, "too few") {
+		t.Fatalf("get with four of six nodes dead: %v, %q; want too few pieces", err, errs)
+	}
+	if _, err := os.Stat(lost + ".part"); err == nil {
+		t.Fatal("a failed get left its .part file")
+	}
+	nodes = urls[3] + "," + urls[5] + "," + urls[1] // the two live ones first, for the errors below
+
 	// Bad input: clear errors, nothing left behind.
 	for _, c := range []struct {
 		args []string

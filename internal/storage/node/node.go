@@ -29,8 +29,8 @@ import (
 
 // Size limits of what a node reads from a request.
 const (
-	MaxPieceBytes    = object.MaxSegmentSize // a piece of a 1-of-n segment
-	MaxManifestBytes = 16 << 20              // about 65,000 segments of 4-of-6 pieces
+	MaxPieceBytes    = object.MaxPieceSize
+	MaxManifestBytes = object.MaxManifestBytes
 )
 
 // ServeOptions are httpserve's defaults with bodies as large as a piece
@@ -55,9 +55,24 @@ func Handler(store *piecestore.Store) http.Handler {
 			fail(w, err)
 			return
 		}
-		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPieceBytes))
+		// What can be refused is refused before the body is read: a bad
+		// leaf size, a size not given or over the limit, a full node.
+		if leaf < object.MinLeafSize || leaf > object.MaxLeafSize || leaf&(leaf-1) != 0 {
+			fail(w, httpError{http.StatusBadRequest, fmt.Sprintf("leaf_size=%d: want a power of two from %d to %d", leaf, object.MinLeafSize, object.MaxLeafSize)})
+			return
+		}
+		if r.ContentLength <= 0 || r.ContentLength > MaxPieceBytes {
+			fail(w, httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("send a piece of 1 to %d bytes with its Content-Length", MaxPieceBytes)})
+			return
+		}
+		if err := store.Room(r.ContentLength); err != nil {
+			fail(w, err)
+			return
+		}
+		data := make([]byte, r.ContentLength)
+		_, err = io.ReadFull(http.MaxBytesReader(w, r.Body, r.ContentLength), data)
 		if err != nil {
-			fail(w, httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("a piece is at most %d bytes: %v", MaxPieceBytes, err)})
+			fail(w, httpError{http.StatusBadRequest, fmt.Sprintf("the body ended before its Content-Length, %d bytes: %v", r.ContentLength, err)})
 			return
 		}
 		if err := store.PutPiece(root, leaf, data); err != nil {
@@ -193,8 +208,6 @@ func fail(w http.ResponseWriter, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, piecestore.ErrQuota):
 		status = http.StatusInsufficientStorage
-	case errors.Is(err, piecestore.ErrBusy):
-		status = http.StatusConflict
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

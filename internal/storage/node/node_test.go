@@ -107,6 +107,14 @@ func TestRefusedWithClearErrors(t *testing.T) {
 	root := object.Root(piece, 64)
 	other := object.Root(bytes.Repeat([]byte{8}, 1024), 64)
 	_, id, _ := object.Encode(strings.NewReader("x"), small, func(object.Piece) error { return nil })
+	// A body of unknown length is refused before it is read.
+	req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/storage/v1/pieces/%x?leaf_size=64", s.URL, root), io.NopCloser(bytes.NewReader(piece)))
+	req.ContentLength = -1
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a chunked piece: %v %v, want 413", err, resp.Status)
+	} else {
+		resp.Body.Close()
+	}
 	for _, c := range []struct {
 		name, method, path string
 		body               []byte
@@ -121,6 +129,7 @@ func TestRefusedWithClearErrors(t *testing.T) {
 		{"not a CID", "GET", "/storage/v1/manifests/nope", nil, 400, "not a CID"},
 		{"a manifest not here", "GET", "/storage/v1/manifests/" + id.String(), nil, 404, "put its manifest first"},
 		{"a manifest that is not its CID's", "PUT", "/storage/v1/manifests/" + id.String(), []byte("junk"), 400, "does not hash to its CID"},
+		{"a bad leaf size", "PUT", fmt.Sprintf("/storage/v1/pieces/%x?leaf_size=100", root), piece, 400, "power of two"},
 		{"the first piece", "PUT", fmt.Sprintf("/storage/v1/pieces/%x?leaf_size=64", root), piece, 201, ""},
 		{"a leaf past the end", "GET", fmt.Sprintf("/storage/v1/proofs/%x?leaf_size=64&leaf=16", root), nil, 400, "no leaf 16"},
 		{"over the quota", "PUT", fmt.Sprintf("/storage/v1/pieces/%x?leaf_size=64", object.Root(bytes.Repeat([]byte{7}, 2048), 64)), bytes.Repeat([]byte{7}, 2048), 507, "quota"},

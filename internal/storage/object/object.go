@@ -48,9 +48,14 @@ const (
 const (
 	MaxShards      = 256     // Reed-Solomon over GF(2^8)
 	MaxSegmentSize = 1 << 28 // 256 MiB
+	MaxPieceSize   = 64 << 20
+	MaxCodedSize   = 1 << 30 // n pieces of a segment: what coding or reading one holds in memory
 	MinLeafSize    = 64
 	MaxLeafSize    = 1 << 16
-	MaxSegments    = 1 << 20 // 256 TiB at the largest segments
+	MaxSegments    = 1 << 20
+	// MaxManifestBytes bounds a manifest's encoding: about 65,000
+	// segments of 4-of-6 pieces (256 GiB at the default 4 MiB segments).
+	MaxManifestBytes = 16 << 20
 )
 
 // Params say how an object is cut and coded.
@@ -72,8 +77,12 @@ func (p Params) Validate() error {
 		return fmt.Errorf("object: %d-of-%d coding: want 1 <= k <= n <= %d (--k, --n)", p.K, p.N, MaxShards)
 	case p.LeafSize < MinLeafSize || p.LeafSize > MaxLeafSize || p.LeafSize&(p.LeafSize-1) != 0:
 		return fmt.Errorf("object: leaf size %d: want a power of two from %d to %d", p.LeafSize, MinLeafSize, MaxLeafSize)
-	case p.SegmentSize < p.LeafSize || p.SegmentSize > MaxSegmentSize:
-		return fmt.Errorf("object: segment size %d: want %d to %d bytes", p.SegmentSize, p.LeafSize, MaxSegmentSize)
+	case p.SegmentSize < p.K*p.LeafSize || p.SegmentSize > MaxSegmentSize:
+		// Below k leaves, every piece is padded to a whole leaf.
+		return fmt.Errorf("object: segment size %d: want %d (k leaves) to %d bytes (--segment-size)", p.SegmentSize, p.K*p.LeafSize, MaxSegmentSize)
+	}
+	if piece := PieceSize(uint64(p.SegmentSize), p.K, p.LeafSize); piece > MaxPieceSize || uint64(p.N)*piece > MaxCodedSize {
+		return fmt.Errorf("object: %d-of-%d coding of %d-byte segments makes %d-byte pieces, %d bytes a segment; the most is %d-byte pieces and %d bytes: use smaller segments or fewer pieces", p.K, p.N, p.SegmentSize, piece, uint64(p.N)*piece, MaxPieceSize, MaxCodedSize)
 	}
 	return nil
 }
@@ -90,6 +99,7 @@ func PieceSize(size uint64, k, leafSize int) uint64 {
 type Piece struct {
 	Segment, Index int
 	Data           []byte
+	Root           []byte // of Data's leaves, as the manifest lists it
 }
 
 // Encode reads r to its end and cuts it into pieces, which it passes to
@@ -106,6 +116,7 @@ func Encode(r io.Reader, p Params, put func(Piece) error) (*storagepb.Manifest, 
 	}
 	m := &storagepb.Manifest{Version: Version, SegmentSize: uint64(p.SegmentSize), K: uint32(p.K), N: uint32(p.N), LeafSize: uint32(p.LeafSize)}
 	buf := make([]byte, p.SegmentSize)
+	manifestBytes := 64
 	for s := 0; ; s++ {
 		n, err := io.ReadFull(r, buf)
 		if err == io.EOF {
@@ -122,12 +133,16 @@ func Encode(r io.Reader, p Params, put func(Piece) error) (*storagepb.Manifest, 
 			return nil, cid.Undef, err
 		}
 		for i, d := range pieces {
-			if err := put(Piece{Segment: s, Index: i, Data: d}); err != nil {
+			if err := put(Piece{Segment: s, Index: i, Data: d, Root: seg.PieceRoots[i]}); err != nil {
 				return nil, cid.Undef, err
 			}
 		}
 		m.Segments = append(m.Segments, seg)
 		m.Size += uint64(n)
+		// Said before the whole object is sent, not after.
+		if manifestBytes += proto.Size(seg) + 4; manifestBytes > MaxManifestBytes {
+			return nil, cid.Undef, fmt.Errorf("object: the manifest would be over %d bytes at segment %d; use larger segments (--segment-size) or fewer pieces (--n)", MaxManifestBytes, s)
+		}
 		if n < p.SegmentSize {
 			break
 		}
@@ -201,6 +216,9 @@ var (
 // Parse decodes a manifest fetched for id, checking that it hashes to id
 // and that it describes an object this package can read.
 func Parse(b []byte, id cid.Cid) (*storagepb.Manifest, error) {
+	if len(b) > MaxManifestBytes {
+		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrManifest, len(b), MaxManifestBytes)
+	}
 	if id.Prefix().Codec != Codec {
 		return nil, fmt.Errorf("%w: %s names codec %#x, not a manifest (%#x)", ErrManifest, id, id.Prefix().Codec, Codec)
 	}
@@ -208,7 +226,10 @@ func Parse(b []byte, id cid.Cid) (*storagepb.Manifest, error) {
 		return nil, fmt.Errorf("%w: %s", ErrCID, id)
 	}
 	m := &storagepb.Manifest{}
-	if err := proto.Unmarshal(b, m); err != nil {
+	// Unknown fields are dropped, so that the canonical check below
+	// refuses them: else junk appended to a manifest would be kept and
+	// name the same object a second time.
+	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
 	}
 	if err := Check(m); err != nil {
@@ -313,9 +334,12 @@ func Rebuild(m *storagepb.Manifest, s int, pieces [][]byte) (data []byte, bad []
 	return data, bad, nil
 }
 
-// Assemble returns segment s from pieces a reader has checked against
-// their roots (CheckPiece) as they arrived; nil ones are missing. Only
-// missing data pieces are rebuilt.
+// Assemble returns segment s from pieces (nil ones missing), rebuilding
+// only missing data pieces, and checks the result against the segment's
+// hash. The pieces need not have been checked against their roots: the
+// hash covers exactly the bytes returned (padding reaches them only
+// through a rebuild, which the hash then catches), so a reader may check
+// roots only when Assemble fails, to find the bad pieces.
 func Assemble(m *storagepb.Manifest, s int, pieces [][]byte) ([]byte, error) {
 	if s < 0 || s >= len(m.Segments) || len(pieces) != int(m.N) {
 		return nil, fmt.Errorf("object: segment %d of %d, %d pieces of %d", s, len(m.Segments), len(pieces), m.N)

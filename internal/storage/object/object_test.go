@@ -208,6 +208,15 @@ func TestParseRefuses(t *testing.T) {
 			want error
 		}{name, b, cidOf(b), ErrManifest})
 	}
+	// A field this version does not know, appended, would keep the object
+	// and give it a second name.
+	unknown := append(append([]byte{}, good...), 0x98, 0x06, 0x01) // field 99, varint 1
+	cases = append(cases, struct {
+		name string
+		b    []byte
+		id   cid.Cid
+		want error
+	}{"an unknown field", unknown, cidOf(unknown), ErrManifest})
 	// The same fields in another encoding (a field repeated) name nothing.
 	dup := append(append([]byte{}, good...), 0x08, 0x01) // version = 1 again
 	cases = append(cases, struct {
@@ -231,6 +240,9 @@ func TestParamsRefused(t *testing.T) {
 		{K: 4, N: 6, SegmentSize: 4096, LeafSize: 100},
 		{K: 4, N: 6, SegmentSize: 32, LeafSize: 64},
 		{K: 4, N: 6, SegmentSize: 1 << 29, LeafSize: 64},
+		{K: 4, N: 6, SegmentSize: 128, LeafSize: 64},         // under k leaves: every piece mostly padding
+		{K: 1, N: 256, SegmentSize: 1 << 28, LeafSize: 1024}, // 64 GiB a segment
+		{K: 2, N: 6, SegmentSize: 1 << 28, LeafSize: 1024},   // 128 MiB pieces
 	} {
 		if _, _, err := Encode(bytes.NewReader([]byte("x")), p, func(Piece) error { return nil }); err == nil {
 			t.Errorf("%+v: encoded", p)

@@ -29,7 +29,6 @@ var (
 	ErrNoManifest = errors.New("piecestore: no manifest for this object here; put its manifest first")
 	ErrNotFound   = errors.New("piecestore: no such piece here")
 	ErrQuota      = errors.New("piecestore: over the disk quota")
-	ErrBusy       = errors.New("piecestore: another put is writing this; retry")
 	ErrNoLeaf     = errors.New("piecestore: no such leaf")
 )
 
@@ -39,10 +38,9 @@ type Store struct {
 	pieces string // pieces/<root, hex>
 	quota  int64
 
-	mu        sync.Mutex
-	used      int64 // bytes of manifests and pieces kept or being written
-	manifests map[string]*storagepb.Manifest
-	writing   map[string]bool // files being written
+	mu      sync.Mutex
+	used    int64                    // bytes of manifests and pieces kept or being written
+	writing map[string]chan struct{} // files being written or deleted, closed when done
 }
 
 // Open opens (or creates) the store in dir, holding at most quota bytes.
@@ -56,7 +54,7 @@ func Open(dir string, quota int64) (*Store, error) {
 			return nil, fmt.Errorf("piecestore: %w", err)
 		}
 	}
-	s := &Store{dir: objects, pieces: pieces, quota: quota, manifests: map[string]*storagepb.Manifest{}, writing: map[string]bool{}}
+	s := &Store{dir: objects, pieces: pieces, quota: quota, writing: map[string]chan struct{}{}}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -77,6 +75,17 @@ func Open(dir string, quota int64) (*Store, error) {
 	return s, nil
 }
 
+// Room says whether n bytes more fit in the quota now (a put checks
+// again as it writes).
+func (s *Store) Room(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used+n > s.quota {
+		return fmt.Errorf("%w: %d bytes more would make %d of %d", ErrQuota, n, s.used+n, s.quota)
+	}
+	return nil
+}
+
 // Used is the bytes the store holds.
 func (s *Store) Used() int64 {
 	s.mu.Lock()
@@ -86,32 +95,75 @@ func (s *Store) Used() int64 {
 
 func (s *Store) objectDir(id cid.Cid) string { return filepath.Join(s.dir, id.String()) }
 
-// reserve claims n bytes of the quota for a new file at path, once: a
-// second put of a file already kept or being written is told so.
+// claim waits until no put or delete is at path, then marks it as
+// being changed; release (done, or the delete's) ends that.
+func (s *Store) claimLocked(path string) {
+	for {
+		ch, busy := s.writing[path]
+		if !busy {
+			s.writing[path] = make(chan struct{})
+			return
+		}
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+}
+
+func (s *Store) releaseLocked(path string) {
+	close(s.writing[path])
+	delete(s.writing, path)
+}
+
+// reserve claims n bytes of the quota for a new file at path, once: a put
+// of a file already kept is told so (fresh false), and one racing another
+// put of the same file waits for it.
 func (s *Store) reserve(path string, n int64) (fresh bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.writing[path] {
-		return false, fmt.Errorf("%w: %s", ErrBusy, filepath.Base(path))
-	}
+	s.claimLocked(path)
 	if _, err := os.Stat(path); err == nil {
+		s.releaseLocked(path)
 		return false, nil
 	}
 	if s.used+n > s.quota {
+		s.releaseLocked(path)
 		return false, fmt.Errorf("%w: %d bytes more would make %d of %d", ErrQuota, n, s.used+n, s.quota)
 	}
 	s.used += n
-	s.writing[path] = true
 	return true, nil
 }
 
 func (s *Store) done(path string, n int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.writing, path)
+	s.releaseLocked(path)
 	if err != nil {
 		s.used -= n
 	}
+}
+
+// remove deletes the file at path, if there, once no put is writing it,
+// and gives its bytes back to the quota.
+func (s *Store) remove(path string) error {
+	s.mu.Lock()
+	s.claimLocked(path)
+	s.mu.Unlock()
+	info, err := os.Stat(path)
+	if err == nil {
+		err = os.Remove(path)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("piecestore: %w", err)
+	}
+	s.used -= info.Size()
+	return nil
 }
 
 // write puts b at path durably, within the quota; a file already there
@@ -152,17 +204,10 @@ func (s *Store) mkdir(dir string) error {
 // PutManifest keeps the manifest b of object id, if b is one: it must
 // hash to id and describe a readable object.
 func (s *Store) PutManifest(id cid.Cid, b []byte) error {
-	m, err := object.Parse(b, id)
-	if err != nil {
+	if _, err := object.Parse(b, id); err != nil {
 		return err
 	}
-	if err := s.write(filepath.Join(s.objectDir(id), "manifest"), b); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.manifests[id.KeyString()] = m
-	s.mu.Unlock()
-	return nil
+	return s.write(filepath.Join(s.objectDir(id), "manifest"), b)
 }
 
 // Manifest is object id's manifest, if it is here.
@@ -174,16 +219,10 @@ func (s *Store) Manifest(id cid.Cid) (*storagepb.Manifest, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("piecestore: %w", err)
 	}
-	s.mu.Lock()
-	m := s.manifests[id.KeyString()]
-	s.mu.Unlock()
-	if m == nil {
-		if m, err = object.Parse(b, id); err != nil { // the disk changed under us
-			return nil, nil, fmt.Errorf("piecestore: the manifest of %s on disk: %w", id, err)
-		}
-		s.mu.Lock()
-		s.manifests[id.KeyString()] = m
-		s.mu.Unlock()
+	// Parsed on each read, not cached: a node may hold any number.
+	m, err := object.Parse(b, id)
+	if err != nil { // the disk changed under us
+		return nil, nil, fmt.Errorf("piecestore: the manifest of %s on disk: %w", id, err)
 	}
 	return m, b, nil
 }
@@ -265,46 +304,15 @@ func (s *Store) DeletePiece(root []byte) error {
 	if len(root) != sha256.Size {
 		return nil
 	}
-	path := s.piecePath(root)
-	info, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("piecestore: %w", err)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("piecestore: %w", err)
-	}
-	s.mu.Lock()
-	s.used -= info.Size()
-	s.mu.Unlock()
-	return nil
+	return s.remove(s.piecePath(root))
 }
 
 // DeleteManifest removes object id's manifest (its pieces stay until
 // deleted by root: other objects may list them).
 func (s *Store) DeleteManifest(id cid.Cid) error {
-	dir := s.objectDir(id)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err := s.remove(filepath.Join(s.objectDir(id), "manifest")); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("piecestore: %w", err)
-	}
-	var freed int64
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			freed += info.Size()
-		}
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("piecestore: %w", err)
-	}
-	s.mu.Lock()
-	s.used -= freed
-	delete(s.manifests, id.KeyString())
-	s.mu.Unlock()
+	os.Remove(s.objectDir(id)) // only if empty: a put may be making it anew
 	return nil
 }

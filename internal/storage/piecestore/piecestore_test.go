@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -225,7 +226,7 @@ func TestConcurrentPuts(t *testing.T) {
 			for range 2 { // the same piece twice at once, too
 				wg.Go(func() {
 					err := s.PutPiece(o.root(key), 64, p)
-					if err != nil && !errors.Is(err, ErrBusy) {
+					if err != nil {
 						t.Error(err)
 					}
 				})
@@ -269,5 +270,33 @@ func TestOpenDropsAHalfWrite(t *testing.T) {
 	}
 	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("the half-written file is still there")
+	}
+}
+
+// Puts and deletes of one manifest racing each other leave the used bytes
+// equal to what is on disk.
+func TestPutsAndDeletesKeepTheQuotaTrue(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 1<<22)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newObject(t, []byte("raced"))
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() { s.PutManifest(o.id, o.raw) })
+		wg.Go(func() { s.DeleteManifest(o.id) })
+	}
+	wg.Wait()
+	var onDisk int64
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			info, _ := d.Info()
+			onDisk += info.Size()
+		}
+		return nil
+	})
+	if s.Used() != onDisk {
+		t.Fatalf("used %d, on disk %d", s.Used(), onDisk)
 	}
 }

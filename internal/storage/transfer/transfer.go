@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -38,8 +39,21 @@ func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return http.DefaultClient
+	return defaultHTTP
 }
+
+// defaultHTTP gives up on a node that does not answer: one that accepts a
+// connection and says nothing would otherwise hold a put or get forever.
+var defaultHTTP = &http.Client{Transport: &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	ResponseHeaderTimeout: 30 * time.Second,
+	MaxIdleConnsPerHost:   64,
+	IdleConnTimeout:       50 * time.Second,
+}}
+
+// deadline is how long moving n bytes to or from one node may take: 30
+// s, and a second a MiB.
+func deadline(n uint64) time.Duration { return 30*time.Second + time.Duration(n>>20)*time.Second }
 
 // Place says which node (its base URL) keeps piece index of a segment.
 type Place func(segment, index int) string
@@ -49,6 +63,9 @@ type Place func(segment, index int) string
 // Once every piece has landed, the manifest goes to every node that holds
 // one. A piece a node refuses fails the put.
 func (c *Client) Put(ctx context.Context, r io.Reader, p object.Params, place Place) (*storagepb.Manifest, cid.Cid, error) {
+	if err := p.Validate(); err != nil {
+		return nil, cid.Undef, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -71,8 +88,7 @@ func (c *Client) Put(ctx context.Context, r io.Reader, p object.Params, place Pl
 		}
 		wg.Go(func() {
 			defer func() { <-inFlight }()
-			root := object.Root(pc.Data, p.LeafSize)
-			url := fmt.Sprintf("%s/storage/v1/pieces/%x?leaf_size=%d", node, root, p.LeafSize)
+			url := fmt.Sprintf("%s/storage/v1/pieces/%x?leaf_size=%d", node, pc.Root, p.LeafSize)
 			if err := c.send(ctx, url, pc.Data); err != nil {
 				cancel(fmt.Errorf("piece %d of segment %d to %s: %w", pc.Index, pc.Segment, node, err))
 				return
@@ -96,6 +112,11 @@ func (c *Client) Put(ctx context.Context, r io.Reader, p object.Params, place Pl
 	raw, err := object.Marshal(m)
 	if err != nil {
 		return nil, cid.Undef, err
+	}
+	if len(nodes) == 0 { // an empty object has no pieces: its manifest goes where piece i of a segment would
+		for i := range p.N {
+			nodes[place(0, i)] = true
+		}
 	}
 	var errs []error
 	var ewg sync.WaitGroup
@@ -127,11 +148,14 @@ func (c *Client) send(ctx context.Context, url string, body []byte) error {
 				return context.Cause(ctx)
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+		rctx, cancel := context.WithTimeout(ctx, deadline(uint64(len(body))))
+		req, err := http.NewRequestWithContext(rctx, http.MethodPut, url, bytes.NewReader(body))
 		if err != nil {
+			cancel()
 			return err
 		}
 		resp, err := c.http().Do(req)
+		cancel()
 		if err != nil {
 			last = err
 			continue
@@ -155,6 +179,9 @@ type Locate func(segment, index int) []string
 // Get writes object m to w. It fetches up to three segments at a time and
 // writes them in order.
 func (c *Client) Get(ctx context.Context, m *storagepb.Manifest, w io.Writer, locate Locate) error {
+	if err := object.Check(m); err != nil {
+		return fmt.Errorf("transfer: get: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -204,10 +231,13 @@ func (c *Client) Get(ctx context.Context, m *storagepb.Manifest, w io.Writer, lo
 }
 
 // lagFactor: a piece still missing this many times later than the
-// slowest one already in is fetched from a parity piece as well.
+// slowest one already in is fetched from a parity piece as well; with
+// none in yet, after firstLag. At most k+spare fetches run at once.
 const (
 	lagFactor = 2
 	minLag    = 20 * time.Millisecond
+	firstLag  = 2 * time.Second
+	spare     = 2
 )
 
 // segment fetches k pieces of segment s: the data pieces first, a
@@ -228,7 +258,7 @@ func (c *Client) segment(ctx context.Context, m *storagepb.Manifest, s int, loca
 	results := make(chan got, n)
 	next, running := 0, 0
 	start := func() bool {
-		if next >= n {
+		if next >= n || running >= k+spare {
 			return false
 		}
 		i := next
@@ -248,7 +278,7 @@ func (c *Client) segment(ctx context.Context, m *storagepb.Manifest, s int, loca
 	var errs []error
 	t0 := time.Now()
 	var slowest time.Duration
-	lag := time.NewTimer(time.Hour)
+	lag := time.NewTimer(firstLag)
 	defer lag.Stop()
 	for {
 		for good < k {
@@ -318,6 +348,8 @@ func (c *Client) piece(ctx context.Context, m *storagepb.Manifest, s, i int, nod
 }
 
 func (c *Client) fetch(ctx context.Context, url string, size uint64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, deadline(size))
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -331,10 +363,14 @@ func (c *Client) fetch(ctx context.Context, url string, size uint64) ([]byte, er
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("%d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 	}
-	// No more than the piece's size is read, whatever a node sends.
-	b := make([]byte, size)
-	if _, err := io.ReadFull(resp.Body, b); err != nil {
+	// No more than the piece's size is read, whatever a node sends, and
+	// memory grows only as bytes arrive.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(size)+1))
+	if err != nil {
 		return nil, err
+	}
+	if uint64(len(b)) != size {
+		return nil, fmt.Errorf("a %d-byte piece, not %d", len(b), size)
 	}
 	return b, nil
 }

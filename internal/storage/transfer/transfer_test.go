@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
 	"github.com/agoranet/agora/internal/storage/node"
 	"github.com/agoranet/agora/internal/storage/object"
 	"github.com/agoranet/agora/internal/storage/piecestore"
@@ -150,4 +151,35 @@ func TestProgress(t *testing.T) {
 	if len(put) == 0 || len(got) != len(m.Segments) || got[len(got)-1] != uint64(len(data)) {
 		t.Fatalf("progress: put %v, get %v", put, got)
 	}
+}
+
+// An empty object has no pieces; its manifest still goes to the nodes a
+// first segment's pieces would, so it can be got back.
+func TestEmptyObject(t *testing.T) {
+	ss, _ := nodes(t, 6, 1<<30)
+	place, locate := Spread(urls(ss))
+	c := &Client{}
+	m, _, err := c.Put(context.Background(), bytes.NewReader(nil), small, place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := object.Marshal(m)
+	resp, err := http.Get(ss[0].URL + "/storage/v1/manifests/" + mustCID(t, m))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the empty object's manifest is not on the first node: %v %v", err, resp.Status)
+	}
+	resp.Body.Close()
+	var out bytes.Buffer
+	if err := c.Get(context.Background(), m, &out, locate); err != nil || out.Len() != 0 || len(raw) == 0 {
+		t.Fatalf("get: %v, %d bytes", err, out.Len())
+	}
+}
+
+func mustCID(t *testing.T, m *storagepb.Manifest) string {
+	t.Helper()
+	id, err := object.CID(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
 }
