@@ -52,6 +52,7 @@ func storageStartCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer store.Close()
 			s, err := httpserve.ListenWith(listen, node.Handler(store), logger(), node.ServeOptions())
 			if err != nil {
 				return err

@@ -163,6 +163,7 @@ type Devnet struct {
 	Gateway     *gateway.Server
 	// Storage are the storage nodes (docs/storage.md).
 	Storage []*httpserve.Server
+	stores  []*piecestore.Store
 	// Prover proves digits-mlp answers; its verifying key is on chain.
 	Prover *zk.System
 	// sandbox runs every provider's batch jobs, sharing compiled code.
@@ -257,6 +258,7 @@ func (d *Devnet) startStorage() error {
 		if err != nil {
 			return err
 		}
+		d.stores = append(d.stores, store)
 		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+70+i), storagenode.Handler(store), d.cfg.Logger, storagenode.ServeOptions())
 		if err != nil {
 			return fmt.Errorf("devnet: storage node %d: %w", i+1, err)
@@ -558,6 +560,9 @@ func (d *Devnet) Stop() error {
 	}
 	for _, s := range d.Storage {
 		errs = append(errs, s.Shutdown(ctx))
+	}
+	for _, s := range d.stores {
+		errs = append(errs, s.Close())
 	}
 	errs = append(errs, d.sandbox.Close(ctx))
 	return errors.Join(append(errs, d.Node.Stop())...)

@@ -39,6 +39,7 @@ type Store struct {
 	quota  int64
 
 	mu      sync.Mutex
+	lock    *os.File                 // held while the store is open
 	used    int64                    // bytes of manifests and pieces kept or being written
 	writing map[string]chan struct{} // files being written or deleted, closed when done
 }
@@ -54,8 +55,12 @@ func Open(dir string, quota int64) (*Store, error) {
 			return nil, fmt.Errorf("piecestore: %w", err)
 		}
 	}
-	s := &Store{dir: objects, pieces: pieces, quota: quota, writing: map[string]chan struct{}{}}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	lf, err := lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: objects, pieces: pieces, quota: quota, writing: map[string]chan struct{}{}, lock: lf}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -70,10 +75,14 @@ func Open(dir string, quota int64) (*Store, error) {
 		return nil
 	})
 	if err != nil {
+		lf.Close()
 		return nil, fmt.Errorf("piecestore: %w", err)
 	}
 	return s, nil
 }
+
+// Close releases the store's directory for another process.
+func (s *Store) Close() error { return s.lock.Close() }
 
 // Room says whether n bytes more fit in the quota now (a put checks
 // again as it writes).

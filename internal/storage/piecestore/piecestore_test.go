@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -82,10 +83,15 @@ func TestPiecesRoundTripAndSurviveReopen(t *testing.T) {
 	if err := s.PutPiece(o.root([2]int{1, 2}), 64, o.pieces[[2]int{1, 2}]); err != nil || s.Used() != want {
 		t.Fatalf("a second put: %v, used %d", err, s.Used())
 	}
+	if _, err := Open(dir, 1<<20); err == nil || !strings.Contains(err.Error(), "in use by another storage node") {
+		t.Fatalf("a second store on the same directory: err %v", err)
+	}
+	s.Close()
 	s2, err := Open(dir, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s2.Close()
 	if s2.Used() != want {
 		t.Fatalf("reopened: used %d, want %d", s2.Used(), want)
 	}
@@ -261,10 +267,12 @@ func TestOpenDropsAHalfWrite(t *testing.T) {
 	if err := os.WriteFile(tmp, make([]byte, 500), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	s.Close()
 	s2, err := Open(dir, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s2.Close()
 	if s2.Used() != int64(len(o.raw)) {
 		t.Fatalf("used %d, want the manifest's %d", s2.Used(), len(o.raw))
 	}

@@ -102,6 +102,9 @@ func (c *Client) Put(ctx context.Context, r io.Reader, p object.Params, place Pl
 		})
 		return nil
 	})
+	if err != nil { // the stream failed: the pieces in flight are for nothing
+		cancel(err)
+	}
 	wg.Wait()
 	if cerr := context.Cause(ctx); cerr != nil && err == nil {
 		err = cerr
