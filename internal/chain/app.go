@@ -36,6 +36,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider"
 	"github.com/agoranet/agora/internal/chain/staking"
+	"github.com/agoranet/agora/internal/chain/storage"
 	"github.com/agoranet/agora/internal/chain/store"
 	"github.com/agoranet/agora/internal/chain/tx"
 	_ "github.com/agoranet/agora/internal/chain/upgrades" // the migrations this binary knows
@@ -73,7 +74,7 @@ func (c Config) Validate() error {
 // Modules returns the chain's modules in the order the app runs their
 // genesis and block hooks.
 func Modules() []module.Module {
-	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, beacon.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}, gov.Module{}}
+	return []module.Module{auth.Module{}, bank.Module{}, staking.Module{}, beacon.Module{}, provider.Module{}, channel.Module{}, agent.Module{}, audit.Module{}, job.Module{}, storage.Module{}, gov.Module{}}
 }
 
 // wire installs the hooks by which one module acts inside another's

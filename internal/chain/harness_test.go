@@ -130,7 +130,9 @@ func (h *harness) block() (*abci.ResponseFinalizeBlock, []byte) { return h.block
 // votes, evidence, the proposer).
 func (h *harness) blockWith(set func(*abci.RequestFinalizeBlock)) (*abci.ResponseFinalizeBlock, []byte) {
 	h.height++
-	req := &abci.RequestFinalizeBlock{Height: h.height, Time: genesisTime.Add(time.Duration(h.height) * time.Second), Txs: h.pending}
+	// A block's hash is the seed modules draw from (storage challenges).
+	hash := sha256.Sum256(fmt.Appendf(nil, "block %d", h.height))
+	req := &abci.RequestFinalizeBlock{Height: h.height, Time: genesisTime.Add(time.Duration(h.height) * time.Second), Txs: h.pending, Hash: hash[:]}
 	if set != nil {
 		set(req)
 	}

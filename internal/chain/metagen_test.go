@@ -216,12 +216,17 @@ type world struct {
 	// idle is set by a generator that found nothing valid to do and made
 	// an invalid message instead; the driver mostly picks another type.
 	idle bool
+	// stored is every storage deal's pieces, as their owner encoded them
+	// (metagen_storage_test.go).
+	stored map[[3]uint64][]byte
+	deals  []uint64
 }
 
 func newWorld(t testing.TB, seed uint64, app *chain.App, fx *zkFixture) *world {
 	w := &world{t: t, r: rand.New(rand.NewPCG(seed, 0x6d657461)), app: app, fx: fx, owner: map[string]string{}, revoked: map[string]bool{},
 		names: map[string]string{}, seq: map[string]uint64{}, sessions: map[uint64]string{}, orderTruth: map[uint64]*jobpb.Result{},
-		disputeTruth: map[uint64][]byte{}, reviewVerdict: map[uint64][]byte{}, secrets: map[string]metaSecret{}, rotations: map[string]int{}}
+		disputeTruth: map[uint64][]byte{}, reviewVerdict: map[uint64][]byte{}, secrets: map[string]metaSecret{}, rotations: map[string]int{},
+		stored: map[[3]uint64][]byte{}}
 	for _, group := range [][]string{metaUsers, metaProviders, metaVerifiers, metaAgentKeys, {"issuer", "nobody", "validator"}} {
 		for _, n := range group {
 			w.names[address(n).String()] = n

@@ -32,6 +32,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/receipt"
 )
@@ -536,6 +537,9 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 		"agora.job.v1.MsgRevealResult":       {msg: &jobpb.MsgRevealResult{Provider: r, OrderId: 1, Result: jobResult("o", "ok"), Salt: hash, OutputUrl: "http://127.0.0.1:9001/o"}},
 		"agora.job.v1.MsgCommitVote":         {msg: &jobpb.MsgCommitVote{Verifier: r, OrderId: 1, Commitment: hash}},
 		"agora.job.v1.MsgRevealVote":         {msg: &jobpb.MsgRevealVote{Verifier: r, OrderId: 1, Result: jobResult("o", "ok"), Salt: hash}},
+		"agora.storage.v1.MsgRegisterNode":   {msg: &storagepb.MsgRegisterNode{Operator: r, Endpoint: "http://127.0.0.1:3", Capacity: 1 << 20}},
+		"agora.storage.v1.MsgCreateDeal":     {msg: &storagepb.MsgCreateDeal{Owner: r, Manifest: encodeFor(t, 1, 1), DurationEpochs: 2, Denom: "uagr", PricePerGibEpoch: 1 << 20}, moves: true},
+		"agora.storage.v1.MsgProve":          {msg: &storagepb.MsgProve{Node: r, Epoch: 1, Answers: []*storagepb.Answer{{Deal: 1, Leaf: []byte{1}}}}},
 		"agora.audit.v1.MsgRegisterVerifier": {msg: &auditpb.MsgRegisterVerifier{Verifier: r}},
 		"agora.audit.v1.MsgChallenge": {msg: &auditpb.MsgChallenge{Challenger: r, Receipt: []byte(d.receipts[1]), ChannelId: 1, LeafIndex: 1,
 			Path: receipt.Path(d.leaves(), 1), Request: d.requests[1]}, moves: true},

@@ -1,6 +1,10 @@
 package object
 
-import "crypto/sha256"
+import (
+	"crypto/sha256"
+
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
+)
 
 // A piece is committed by the RFC 6962 Merkle tree over its leaves
 // (sha256; a leaf hashed with a 0x00 prefix, an inner node with 0x01; a
@@ -9,30 +13,10 @@ import "crypto/sha256"
 // checks a storage proof with the code it checks receipts with. Paths list
 // the siblings from the leaf's up to the root's child (CometBFT's aunts).
 
-func leafHash(leaf []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte{0})
-	h.Write(leaf)
-	return h.Sum(nil)
-}
 
-func nodeHash(l, r []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte{1})
-	h.Write(l)
-	h.Write(r)
-	return h.Sum(nil)
-}
+func nodeHash(l, r []byte) []byte { return storagepb.NodeHash(l, r) }
 
-// split is the size of the left subtree of n > 1 leaves: the largest
-// power of two below n.
-func split(n int) int {
-	k := 1
-	for k*2 < n {
-		k *= 2
-	}
-	return k
-}
+func split(n int) int { return storagepb.Split(n) }
 
 // leaves cuts data into leafSize-byte leaves (the last may be short; a
 // piece never has one, its size being a multiple of the leaf size).
@@ -99,31 +83,5 @@ func prove(hs [][]byte, index int) [][]byte {
 // VerifyLeaf reports whether leaf is leaf index of count under root, by
 // path.
 func VerifyLeaf(root, leaf []byte, index, count int, path [][]byte) bool {
-	if index < 0 || index >= count || len(root) != sha256.Size {
-		return false
-	}
-	h, ok := climb(leafHash(leaf), index, count, path)
-	return ok && string(h) == string(root)
-}
-
-// climb hashes up from a leaf's hash at index of count by path (siblings
-// bottom up), as RFC 6962 section 2.1.1 does.
-func climb(h []byte, index, count int, path [][]byte) ([]byte, bool) {
-	if count == 1 {
-		return h, len(path) == 0
-	}
-	if len(path) == 0 {
-		return nil, false
-	}
-	top, rest := path[len(path)-1], path[:len(path)-1]
-	if len(top) != sha256.Size {
-		return nil, false
-	}
-	k := split(count)
-	if index < k {
-		sub, ok := climb(h, index, k, rest)
-		return nodeHash(sub, top), ok
-	}
-	sub, ok := climb(h, index-k, count-k, rest)
-	return nodeHash(top, sub), ok
+	return storagepb.VerifyLeaf(root, leaf, index, count, path)
 }

@@ -27,11 +27,11 @@ import (
 )
 
 // Version is the manifest format this package writes and reads.
-const Version = 1
+const Version = storagepb.Version
 
 // Codec is the multicodec of a manifest's CID: "protobuf", the manifest
 // being a deterministic protobuf message.
-const Codec = 0x50
+const Codec = storagepb.Codec
 
 // Defaults: 4-of-6 coding (any two pieces may be lost), 4 MiB segments
 // (1 MiB pieces) and 1 KiB leaves (a challenge's answer is a leaf and a
@@ -43,19 +43,17 @@ const (
 	DefaultLeafSize    = 1 << 10
 )
 
-// Bounds on what a manifest may say, so that one cannot make a reader or
-// the chain allocate without limit.
+// Bounds on what a manifest may say (storagepb keeps them, so the chain
+// checks a deal's manifest as a reader does).
 const (
-	MaxShards      = 256     // Reed-Solomon over GF(2^8)
-	MaxSegmentSize = 1 << 28 // 256 MiB
-	MaxPieceSize   = 64 << 20
-	MaxCodedSize   = 1 << 30 // n pieces of a segment: what coding or reading one holds in memory
-	MinLeafSize    = 64
-	MaxLeafSize    = 1 << 16
-	MaxSegments    = 1 << 20
-	// MaxManifestBytes bounds a manifest's encoding: about 65,000
-	// segments of 4-of-6 pieces (256 GiB at the default 4 MiB segments).
-	MaxManifestBytes = 16 << 20
+	MaxShards        = storagepb.MaxShards
+	MaxSegmentSize   = storagepb.MaxSegmentSize
+	MaxPieceSize     = storagepb.MaxPieceSize
+	MaxCodedSize     = storagepb.MaxCodedSize
+	MinLeafSize      = storagepb.MinLeafSize
+	MaxLeafSize      = storagepb.MaxLeafSize
+	MaxSegments      = storagepb.MaxSegments
+	MaxManifestBytes = storagepb.MaxManifestBytes
 )
 
 // Params say how an object is cut and coded.
@@ -72,28 +70,12 @@ func DefaultParams() Params {
 
 // Validate says what is wrong with p, in terms a user can act on.
 func (p Params) Validate() error {
-	switch {
-	case p.K < 1 || p.N < p.K || p.N > MaxShards:
-		return fmt.Errorf("object: %d-of-%d coding: want 1 <= k <= n <= %d (--k, --n)", p.K, p.N, MaxShards)
-	case p.LeafSize < MinLeafSize || p.LeafSize > MaxLeafSize || p.LeafSize&(p.LeafSize-1) != 0:
-		return fmt.Errorf("object: leaf size %d: want a power of two from %d to %d", p.LeafSize, MinLeafSize, MaxLeafSize)
-	case p.SegmentSize < p.K*p.LeafSize || p.SegmentSize > MaxSegmentSize:
-		// Below k leaves, every piece is padded to a whole leaf.
-		return fmt.Errorf("object: segment size %d: want %d (k leaves) to %d bytes (--segment-size)", p.SegmentSize, p.K*p.LeafSize, MaxSegmentSize)
-	}
-	if piece := PieceSize(uint64(p.SegmentSize), p.K, p.LeafSize); piece > MaxPieceSize || uint64(p.N)*piece > MaxCodedSize {
-		return fmt.Errorf("object: %d-of-%d coding of %d-byte segments makes %d-byte pieces, %d bytes a segment; the most is %d-byte pieces and %d bytes: use smaller segments or fewer pieces", p.K, p.N, p.SegmentSize, piece, uint64(p.N)*piece, MaxPieceSize, MaxCodedSize)
-	}
-	return nil
+	return storagepb.CheckCoding(p.K, p.N, p.SegmentSize, p.LeafSize)
 }
 
 // PieceSize is the size of each piece of a segment of size bytes: its
 // share of k, rounded up to whole leaves.
-func PieceSize(size uint64, k, leafSize int) uint64 {
-	share := (size + uint64(k) - 1) / uint64(k)
-	l := uint64(leafSize)
-	return max(l, (share+l-1)/l*l)
-}
+func PieceSize(size uint64, k, leafSize int) uint64 { return storagepb.PieceSize(size, k, leafSize) }
 
 // Piece is one of a segment's n pieces.
 type Piece struct {
@@ -206,7 +188,7 @@ func cidOf(b []byte) cid.Cid {
 
 // Errors a reader acts on.
 var (
-	ErrManifest  = errors.New("object: not a valid manifest")
+	ErrManifest  = storagepb.ErrManifest
 	ErrCID       = errors.New("object: the manifest does not hash to its CID")
 	ErrPiece     = errors.New("object: the piece does not match its root")
 	ErrTooFew    = errors.New("object: too few good pieces to rebuild the segment")
@@ -216,75 +198,19 @@ var (
 // Parse decodes a manifest fetched for id, checking that it hashes to id
 // and that it describes an object this package can read.
 func Parse(b []byte, id cid.Cid) (*storagepb.Manifest, error) {
-	if len(b) > MaxManifestBytes {
-		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrManifest, len(b), MaxManifestBytes)
-	}
 	if id.Prefix().Codec != Codec {
 		return nil, fmt.Errorf("%w: %s names codec %#x, not a manifest (%#x)", ErrManifest, id, id.Prefix().Codec, Codec)
 	}
-	if !cidOf(b).Equals(id) {
+	if len(b) <= MaxManifestBytes && !cidOf(b).Equals(id) {
 		return nil, fmt.Errorf("%w: %s", ErrCID, id)
 	}
-	m := &storagepb.Manifest{}
-	// Unknown fields are dropped, so that the canonical check below
-	// refuses them: else junk appended to a manifest would be kept and
-	// name the same object a second time.
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
-	}
-	if err := Check(m); err != nil {
-		return nil, err
-	}
-	// Only the canonical encoding is a manifest: another encoding of the
-	// same fields would be a second name for one object.
-	if again, _ := Marshal(m); !bytes.Equal(again, b) {
-		return nil, fmt.Errorf("%w: not in its canonical encoding", ErrManifest)
-	}
-	return m, nil
+	return storagepb.ParseManifest(b)
 }
 
 // Check says whether m is consistent: its coding within bounds, its
 // segments adding up to its size, each piece size and root where it
 // belongs.
-func Check(m *storagepb.Manifest) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrManifest, fmt.Sprintf(format, a...))
-	}
-	if m.Version != Version {
-		return bad("version %d; this build reads version %d", m.Version, Version)
-	}
-	p := Params{K: int(m.K), N: int(m.N), SegmentSize: int(min(m.SegmentSize, MaxSegmentSize+1)), LeafSize: int(min(m.LeafSize, MaxLeafSize+1))}
-	if err := p.Validate(); err != nil {
-		return bad("%v", err)
-	}
-	if len(m.Segments) > MaxSegments {
-		return bad("%d segments, over %d", len(m.Segments), MaxSegments)
-	}
-	var total uint64
-	for i, s := range m.Segments {
-		last := i == len(m.Segments)-1
-		switch {
-		case s.Size == 0 || s.Size > m.SegmentSize || (!last && s.Size != m.SegmentSize):
-			return bad("segment %d is %d bytes; every segment but the last is %d, the last 1 to %d", i, s.Size, m.SegmentSize, m.SegmentSize)
-		case s.PieceSize != PieceSize(s.Size, p.K, p.LeafSize):
-			return bad("segment %d has %d-byte pieces; %d bytes coded %d-of-%d make %d", i, s.PieceSize, s.Size, p.K, p.N, PieceSize(s.Size, p.K, p.LeafSize))
-		case len(s.PieceRoots) != p.N:
-			return bad("segment %d lists %d piece roots, not %d", i, len(s.PieceRoots), p.N)
-		case len(s.Hash) != sha256.Size:
-			return bad("segment %d has a %d-byte hash, not %d", i, len(s.Hash), sha256.Size)
-		}
-		for j, r := range s.PieceRoots {
-			if len(r) != sha256.Size {
-				return bad("segment %d piece %d has a %d-byte root, not %d", i, j, len(r), sha256.Size)
-			}
-		}
-		total += s.Size
-	}
-	if total != m.Size {
-		return bad("its segments hold %d bytes, it says %d", total, m.Size)
-	}
-	return nil
-}
+func Check(m *storagepb.Manifest) error { return storagepb.Check(m) }
 
 // CheckPiece says whether data is piece index of segment s.
 func CheckPiece(m *storagepb.Manifest, s, index int, data []byte) error {

@@ -22,6 +22,164 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// NodeStatus is where a storage node stands (docs/storage.md, "Penalties").
+type NodeStatus int32
+
+const (
+	NodeStatus_NODE_STATUS_UNSPECIFIED NodeStatus = 0
+	NodeStatus_NODE_STATUS_ACTIVE      NodeStatus = 1 // placed on, challenged, paid
+	NodeStatus_NODE_STATUS_SUSPENDED   NodeStatus = 2 // missed a proof: unroutable, its pieces given to others; re-registers after suspend_epochs
+	NodeStatus_NODE_STATUS_EXCLUDED    NodeStatus = 3 // suspended exclude_after times: never placed on again
+)
+
+// Enum value maps for NodeStatus.
+var (
+	NodeStatus_name = map[int32]string{
+		0: "NODE_STATUS_UNSPECIFIED",
+		1: "NODE_STATUS_ACTIVE",
+		2: "NODE_STATUS_SUSPENDED",
+		3: "NODE_STATUS_EXCLUDED",
+	}
+	NodeStatus_value = map[string]int32{
+		"NODE_STATUS_UNSPECIFIED": 0,
+		"NODE_STATUS_ACTIVE":      1,
+		"NODE_STATUS_SUSPENDED":   2,
+		"NODE_STATUS_EXCLUDED":    3,
+	}
+)
+
+func (x NodeStatus) Enum() *NodeStatus {
+	p := new(NodeStatus)
+	*p = x
+	return p
+}
+
+func (x NodeStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_agora_storage_v1_storage_proto_enumTypes[0].Descriptor()
+}
+
+func (NodeStatus) Type() protoreflect.EnumType {
+	return &file_agora_storage_v1_storage_proto_enumTypes[0]
+}
+
+func (x NodeStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeStatus.Descriptor instead.
+func (NodeStatus) EnumDescriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{0}
+}
+
+// PieceStatus is where one piece slot of a deal stands.
+type PieceStatus int32
+
+const (
+	PieceStatus_PIECE_STATUS_UNSPECIFIED PieceStatus = 0
+	PieceStatus_PIECE_STATUS_PENDING     PieceStatus = 1 // placed; the owner uploads it, the node's first proof accepts it
+	PieceStatus_PIECE_STATUS_LIVE        PieceStatus = 2 // proven in its last challenged epoch
+	PieceStatus_PIECE_STATUS_LOST        PieceStatus = 3 // its node missed a proof or left; waits for repair
+	PieceStatus_PIECE_STATUS_REPAIRING   PieceStatus = 4 // reassigned; the new node rebuilds it from k others and proves it
+)
+
+// Enum value maps for PieceStatus.
+var (
+	PieceStatus_name = map[int32]string{
+		0: "PIECE_STATUS_UNSPECIFIED",
+		1: "PIECE_STATUS_PENDING",
+		2: "PIECE_STATUS_LIVE",
+		3: "PIECE_STATUS_LOST",
+		4: "PIECE_STATUS_REPAIRING",
+	}
+	PieceStatus_value = map[string]int32{
+		"PIECE_STATUS_UNSPECIFIED": 0,
+		"PIECE_STATUS_PENDING":     1,
+		"PIECE_STATUS_LIVE":        2,
+		"PIECE_STATUS_LOST":        3,
+		"PIECE_STATUS_REPAIRING":   4,
+	}
+)
+
+func (x PieceStatus) Enum() *PieceStatus {
+	p := new(PieceStatus)
+	*p = x
+	return p
+}
+
+func (x PieceStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PieceStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_agora_storage_v1_storage_proto_enumTypes[1].Descriptor()
+}
+
+func (PieceStatus) Type() protoreflect.EnumType {
+	return &file_agora_storage_v1_storage_proto_enumTypes[1]
+}
+
+func (x PieceStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PieceStatus.Descriptor instead.
+func (PieceStatus) EnumDescriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{1}
+}
+
+type DealStatus int32
+
+const (
+	DealStatus_DEAL_STATUS_UNSPECIFIED DealStatus = 0
+	DealStatus_DEAL_STATUS_ACTIVE      DealStatus = 1
+	DealStatus_DEAL_STATUS_ENDED       DealStatus = 2
+)
+
+// Enum value maps for DealStatus.
+var (
+	DealStatus_name = map[int32]string{
+		0: "DEAL_STATUS_UNSPECIFIED",
+		1: "DEAL_STATUS_ACTIVE",
+		2: "DEAL_STATUS_ENDED",
+	}
+	DealStatus_value = map[string]int32{
+		"DEAL_STATUS_UNSPECIFIED": 0,
+		"DEAL_STATUS_ACTIVE":      1,
+		"DEAL_STATUS_ENDED":       2,
+	}
+)
+
+func (x DealStatus) Enum() *DealStatus {
+	p := new(DealStatus)
+	*p = x
+	return p
+}
+
+func (x DealStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DealStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_agora_storage_v1_storage_proto_enumTypes[2].Descriptor()
+}
+
+func (DealStatus) Type() protoreflect.EnumType {
+	return &file_agora_storage_v1_storage_proto_enumTypes[2]
+}
+
+func (x DealStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DealStatus.Descriptor instead.
+func (DealStatus) EnumDescriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{2}
+}
+
 // Manifest lists what a stored object is made of: its bytes cut into
 // segments, each segment erasure-coded k-of-n (Reed-Solomon) into n
 // pieces of equal size, each piece committed by the RFC 6962 Merkle root
@@ -188,6 +346,1748 @@ func (x *Segment) GetHash() []byte {
 	return nil
 }
 
+type StorageNode struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Operator       string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	Endpoint       string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"` // the node's public HTTP base URL
+	Region         string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	Capacity       uint64                 `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"` // bytes it offers
+	Used           uint64                 `protobuf:"varint,5,opt,name=used,proto3" json:"used,omitempty"`         // bytes of pieces placed on it
+	Status         NodeStatus             `protobuf:"varint,6,opt,name=status,proto3,enum=agora.storage.v1.NodeStatus" json:"status,omitempty"`
+	RegisteredAt   int64                  `protobuf:"varint,7,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	Proofs         uint64                 `protobuf:"varint,8,opt,name=proofs,proto3" json:"proofs,omitempty"`                                        // answers accepted, ever
+	Misses         uint64                 `protobuf:"varint,9,opt,name=misses,proto3" json:"misses,omitempty"`                                        // challenges missed or failed, ever
+	Suspensions    uint32                 `protobuf:"varint,10,opt,name=suspensions,proto3" json:"suspensions,omitempty"`                             // times suspended, ever
+	SuspendedEpoch int64                  `protobuf:"varint,11,opt,name=suspended_epoch,json=suspendedEpoch,proto3" json:"suspended_epoch,omitempty"` // the epoch of its last suspension
+	Slashed        uint64                 `protobuf:"varint,12,opt,name=slashed,proto3" json:"slashed,omitempty"`                                     // uagr taken from it by this module, ever
+	Earned         uint64                 `protobuf:"varint,13,opt,name=earned,proto3" json:"earned,omitempty"`                                       // paid for proofs and repairs, ever
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StorageNode) Reset() {
+	*x = StorageNode{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageNode) ProtoMessage() {}
+
+func (x *StorageNode) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageNode.ProtoReflect.Descriptor instead.
+func (*StorageNode) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StorageNode) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *StorageNode) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *StorageNode) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *StorageNode) GetCapacity() uint64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *StorageNode) GetUsed() uint64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+func (x *StorageNode) GetStatus() NodeStatus {
+	if x != nil {
+		return x.Status
+	}
+	return NodeStatus_NODE_STATUS_UNSPECIFIED
+}
+
+func (x *StorageNode) GetRegisteredAt() int64 {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return 0
+}
+
+func (x *StorageNode) GetProofs() uint64 {
+	if x != nil {
+		return x.Proofs
+	}
+	return 0
+}
+
+func (x *StorageNode) GetMisses() uint64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+func (x *StorageNode) GetSuspensions() uint32 {
+	if x != nil {
+		return x.Suspensions
+	}
+	return 0
+}
+
+func (x *StorageNode) GetSuspendedEpoch() int64 {
+	if x != nil {
+		return x.SuspendedEpoch
+	}
+	return 0
+}
+
+func (x *StorageNode) GetSlashed() uint64 {
+	if x != nil {
+		return x.Slashed
+	}
+	return 0
+}
+
+func (x *StorageNode) GetEarned() uint64 {
+	if x != nil {
+		return x.Earned
+	}
+	return 0
+}
+
+type Deal struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Id               uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Owner            string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Cid              []byte                 `protobuf:"bytes,3,opt,name=cid,proto3" json:"cid,omitempty"`    // the object's CID (binary form)
+	Size             uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"` // bytes of the object
+	K                uint32                 `protobuf:"varint,5,opt,name=k,proto3" json:"k,omitempty"`
+	N                uint32                 `protobuf:"varint,6,opt,name=n,proto3" json:"n,omitempty"`
+	LeafSize         uint32                 `protobuf:"varint,7,opt,name=leaf_size,json=leafSize,proto3" json:"leaf_size,omitempty"`
+	Segments         uint32                 `protobuf:"varint,8,opt,name=segments,proto3" json:"segments,omitempty"`
+	Denom            string                 `protobuf:"bytes,9,opt,name=denom,proto3" json:"denom,omitempty"`
+	PricePerGibEpoch uint64                 `protobuf:"varint,10,opt,name=price_per_gib_epoch,json=pricePerGibEpoch,proto3" json:"price_per_gib_epoch,omitempty"` // per GiB of stored pieces per epoch, in denom
+	FirstEpoch       int64                  `protobuf:"varint,11,opt,name=first_epoch,json=firstEpoch,proto3" json:"first_epoch,omitempty"`                       // the first epoch its pieces are challenged
+	LastEpoch        int64                  `protobuf:"varint,12,opt,name=last_epoch,json=lastEpoch,proto3" json:"last_epoch,omitempty"`                          // the last
+	Status           DealStatus             `protobuf:"varint,13,opt,name=status,proto3,enum=agora.storage.v1.DealStatus" json:"status,omitempty"`
+	Escrow           uint64                 `protobuf:"varint,14,opt,name=escrow,proto3" json:"escrow,omitempty"`                                    // held at creation: storage for every epoch plus the repair reserve
+	PaidProofs       uint64                 `protobuf:"varint,15,opt,name=paid_proofs,json=paidProofs,proto3" json:"paid_proofs,omitempty"`          // paid to nodes for answered challenges
+	PaidRepairs      uint64                 `protobuf:"varint,16,opt,name=paid_repairs,json=paidRepairs,proto3" json:"paid_repairs,omitempty"`       // paid to nodes for repairs
+	RepairReserve    uint64                 `protobuf:"varint,17,opt,name=repair_reserve,json=repairReserve,proto3" json:"repair_reserve,omitempty"` // what is left of the reserve for repairs
+	Refunded         uint64                 `protobuf:"varint,18,opt,name=refunded,proto3" json:"refunded,omitempty"`                                // returned to the owner when it ended
+	OpenPieces       uint32                 `protobuf:"varint,19,opt,name=open_pieces,json=openPieces,proto3" json:"open_pieces,omitempty"`          // pieces not yet retired; the deal ends when it reaches 0
+	CreatedAt        int64                  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Repairs          uint32                 `protobuf:"varint,21,opt,name=repairs,proto3" json:"repairs,omitempty"`  // pieces repaired
+	Manifest         []byte                 `protobuf:"bytes,22,opt,name=manifest,proto3" json:"manifest,omitempty"` // the manifest, canonical encoding: its piece roots are what proofs are checked against
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Deal) Reset() {
+	*x = Deal{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deal) ProtoMessage() {}
+
+func (x *Deal) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deal.ProtoReflect.Descriptor instead.
+func (*Deal) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Deal) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Deal) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Deal) GetCid() []byte {
+	if x != nil {
+		return x.Cid
+	}
+	return nil
+}
+
+func (x *Deal) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Deal) GetK() uint32 {
+	if x != nil {
+		return x.K
+	}
+	return 0
+}
+
+func (x *Deal) GetN() uint32 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+func (x *Deal) GetLeafSize() uint32 {
+	if x != nil {
+		return x.LeafSize
+	}
+	return 0
+}
+
+func (x *Deal) GetSegments() uint32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *Deal) GetDenom() string {
+	if x != nil {
+		return x.Denom
+	}
+	return ""
+}
+
+func (x *Deal) GetPricePerGibEpoch() uint64 {
+	if x != nil {
+		return x.PricePerGibEpoch
+	}
+	return 0
+}
+
+func (x *Deal) GetFirstEpoch() int64 {
+	if x != nil {
+		return x.FirstEpoch
+	}
+	return 0
+}
+
+func (x *Deal) GetLastEpoch() int64 {
+	if x != nil {
+		return x.LastEpoch
+	}
+	return 0
+}
+
+func (x *Deal) GetStatus() DealStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DealStatus_DEAL_STATUS_UNSPECIFIED
+}
+
+func (x *Deal) GetEscrow() uint64 {
+	if x != nil {
+		return x.Escrow
+	}
+	return 0
+}
+
+func (x *Deal) GetPaidProofs() uint64 {
+	if x != nil {
+		return x.PaidProofs
+	}
+	return 0
+}
+
+func (x *Deal) GetPaidRepairs() uint64 {
+	if x != nil {
+		return x.PaidRepairs
+	}
+	return 0
+}
+
+func (x *Deal) GetRepairReserve() uint64 {
+	if x != nil {
+		return x.RepairReserve
+	}
+	return 0
+}
+
+func (x *Deal) GetRefunded() uint64 {
+	if x != nil {
+		return x.Refunded
+	}
+	return 0
+}
+
+func (x *Deal) GetOpenPieces() uint32 {
+	if x != nil {
+		return x.OpenPieces
+	}
+	return 0
+}
+
+func (x *Deal) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Deal) GetRepairs() uint32 {
+	if x != nil {
+		return x.Repairs
+	}
+	return 0
+}
+
+func (x *Deal) GetManifest() []byte {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+type Piece struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deal          uint64                 `protobuf:"varint,1,opt,name=deal,proto3" json:"deal,omitempty"`
+	Segment       uint32                 `protobuf:"varint,2,opt,name=segment,proto3" json:"segment,omitempty"`
+	Index         uint32                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Root          []byte                 `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
+	Size          uint64                 `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Node          string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"` // the operator holding it; empty while lost
+	Status        PieceStatus            `protobuf:"varint,7,opt,name=status,proto3,enum=agora.storage.v1.PieceStatus" json:"status,omitempty"`
+	DueEpoch      int64                  `protobuf:"varint,8,opt,name=due_epoch,json=dueEpoch,proto3" json:"due_epoch,omitempty"`          // the epoch whose challenge it must answer next
+	ProvedEpoch   int64                  `protobuf:"varint,9,opt,name=proved_epoch,json=provedEpoch,proto3" json:"proved_epoch,omitempty"` // the last epoch it answered
+	RepairFee     uint64                 `protobuf:"varint,10,opt,name=repair_fee,json=repairFee,proto3" json:"repair_fee,omitempty"`      // earmarked from the reserve, paid at a repair's first proof
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Piece) Reset() {
+	*x = Piece{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Piece) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Piece) ProtoMessage() {}
+
+func (x *Piece) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Piece.ProtoReflect.Descriptor instead.
+func (*Piece) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Piece) GetDeal() uint64 {
+	if x != nil {
+		return x.Deal
+	}
+	return 0
+}
+
+func (x *Piece) GetSegment() uint32 {
+	if x != nil {
+		return x.Segment
+	}
+	return 0
+}
+
+func (x *Piece) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Piece) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *Piece) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Piece) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Piece) GetStatus() PieceStatus {
+	if x != nil {
+		return x.Status
+	}
+	return PieceStatus_PIECE_STATUS_UNSPECIFIED
+}
+
+func (x *Piece) GetDueEpoch() int64 {
+	if x != nil {
+		return x.DueEpoch
+	}
+	return 0
+}
+
+func (x *Piece) GetProvedEpoch() int64 {
+	if x != nil {
+		return x.ProvedEpoch
+	}
+	return 0
+}
+
+func (x *Piece) GetRepairFee() uint64 {
+	if x != nil {
+		return x.RepairFee
+	}
+	return 0
+}
+
+// Epoch is the current challenge epoch: its seed, drawn from the block
+// that opened it, names the leaf each piece must answer with.
+type Epoch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Number        int64                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	Start         int64                  `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`                          // its first height
+	WindowEnd     int64                  `protobuf:"varint,3,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"` // the last height at which its answers are taken
+	Seed          []byte                 `protobuf:"bytes,4,opt,name=seed,proto3" json:"seed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Epoch) Reset() {
+	*x = Epoch{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Epoch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Epoch) ProtoMessage() {}
+
+func (x *Epoch) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Epoch.ProtoReflect.Descriptor instead.
+func (*Epoch) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Epoch) GetNumber() int64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *Epoch) GetStart() int64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *Epoch) GetWindowEnd() int64 {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return 0
+}
+
+func (x *Epoch) GetSeed() []byte {
+	if x != nil {
+		return x.Seed
+	}
+	return nil
+}
+
+// Answer proves one piece for one epoch: the challenged leaf and its
+// Merkle path to the piece's root.
+type Answer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deal          uint64                 `protobuf:"varint,1,opt,name=deal,proto3" json:"deal,omitempty"`
+	Segment       uint32                 `protobuf:"varint,2,opt,name=segment,proto3" json:"segment,omitempty"`
+	Index         uint32                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Leaf          []byte                 `protobuf:"bytes,4,opt,name=leaf,proto3" json:"leaf,omitempty"`
+	Path          [][]byte               `protobuf:"bytes,5,rep,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Answer) Reset() {
+	*x = Answer{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Answer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Answer) ProtoMessage() {}
+
+func (x *Answer) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Answer.ProtoReflect.Descriptor instead.
+func (*Answer) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Answer) GetDeal() uint64 {
+	if x != nil {
+		return x.Deal
+	}
+	return 0
+}
+
+func (x *Answer) GetSegment() uint32 {
+	if x != nil {
+		return x.Segment
+	}
+	return 0
+}
+
+func (x *Answer) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Answer) GetLeaf() []byte {
+	if x != nil {
+		return x.Leaf
+	}
+	return nil
+}
+
+func (x *Answer) GetPath() [][]byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+type MsgRegisterNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	Endpoint      string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Region        string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	Capacity      uint64                 `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRegisterNode) Reset() {
+	*x = MsgRegisterNode{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRegisterNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRegisterNode) ProtoMessage() {}
+
+func (x *MsgRegisterNode) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRegisterNode.ProtoReflect.Descriptor instead.
+func (*MsgRegisterNode) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MsgRegisterNode) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *MsgRegisterNode) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *MsgRegisterNode) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *MsgRegisterNode) GetCapacity() uint64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+type MsgRegisterNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRegisterNodeResponse) Reset() {
+	*x = MsgRegisterNodeResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRegisterNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRegisterNodeResponse) ProtoMessage() {}
+
+func (x *MsgRegisterNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRegisterNodeResponse.ProtoReflect.Descriptor instead.
+func (*MsgRegisterNodeResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{8}
+}
+
+type MsgCreateDeal struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Owner            string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Manifest         []byte                 `protobuf:"bytes,2,opt,name=manifest,proto3" json:"manifest,omitempty"` // the manifest's canonical encoding
+	DurationEpochs   int64                  `protobuf:"varint,3,opt,name=duration_epochs,json=durationEpochs,proto3" json:"duration_epochs,omitempty"`
+	Denom            string                 `protobuf:"bytes,4,opt,name=denom,proto3" json:"denom,omitempty"`
+	PricePerGibEpoch uint64                 `protobuf:"varint,5,opt,name=price_per_gib_epoch,json=pricePerGibEpoch,proto3" json:"price_per_gib_epoch,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *MsgCreateDeal) Reset() {
+	*x = MsgCreateDeal{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgCreateDeal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgCreateDeal) ProtoMessage() {}
+
+func (x *MsgCreateDeal) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgCreateDeal.ProtoReflect.Descriptor instead.
+func (*MsgCreateDeal) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MsgCreateDeal) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *MsgCreateDeal) GetManifest() []byte {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *MsgCreateDeal) GetDurationEpochs() int64 {
+	if x != nil {
+		return x.DurationEpochs
+	}
+	return 0
+}
+
+func (x *MsgCreateDeal) GetDenom() string {
+	if x != nil {
+		return x.Denom
+	}
+	return ""
+}
+
+func (x *MsgCreateDeal) GetPricePerGibEpoch() uint64 {
+	if x != nil {
+		return x.PricePerGibEpoch
+	}
+	return 0
+}
+
+type MsgCreateDealResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DealId        uint64                 `protobuf:"varint,1,opt,name=deal_id,json=dealId,proto3" json:"deal_id,omitempty"`
+	Cid           []byte                 `protobuf:"bytes,2,opt,name=cid,proto3" json:"cid,omitempty"`
+	Escrow        uint64                 `protobuf:"varint,3,opt,name=escrow,proto3" json:"escrow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgCreateDealResponse) Reset() {
+	*x = MsgCreateDealResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgCreateDealResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgCreateDealResponse) ProtoMessage() {}
+
+func (x *MsgCreateDealResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgCreateDealResponse.ProtoReflect.Descriptor instead.
+func (*MsgCreateDealResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MsgCreateDealResponse) GetDealId() uint64 {
+	if x != nil {
+		return x.DealId
+	}
+	return 0
+}
+
+func (x *MsgCreateDealResponse) GetCid() []byte {
+	if x != nil {
+		return x.Cid
+	}
+	return nil
+}
+
+func (x *MsgCreateDealResponse) GetEscrow() uint64 {
+	if x != nil {
+		return x.Escrow
+	}
+	return 0
+}
+
+type MsgProve struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Epoch         int64                  `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Answers       []*Answer              `protobuf:"bytes,3,rep,name=answers,proto3" json:"answers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgProve) Reset() {
+	*x = MsgProve{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgProve) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgProve) ProtoMessage() {}
+
+func (x *MsgProve) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgProve.ProtoReflect.Descriptor instead.
+func (*MsgProve) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MsgProve) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *MsgProve) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *MsgProve) GetAnswers() []*Answer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+type MsgProveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Paid          uint64                 `protobuf:"varint,1,opt,name=paid,proto3" json:"paid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgProveResponse) Reset() {
+	*x = MsgProveResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgProveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgProveResponse) ProtoMessage() {}
+
+func (x *MsgProveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgProveResponse.ProtoReflect.Descriptor instead.
+func (*MsgProveResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MsgProveResponse) GetPaid() uint64 {
+	if x != nil {
+		return x.Paid
+	}
+	return 0
+}
+
+type Params struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	EpochBlocks       int64                  `protobuf:"varint,1,opt,name=epoch_blocks,json=epochBlocks,proto3" json:"epoch_blocks,omitempty"`                       // blocks per challenge epoch
+	WindowBlocks      int64                  `protobuf:"varint,2,opt,name=window_blocks,json=windowBlocks,proto3" json:"window_blocks,omitempty"`                    // blocks after an epoch starts in which its answers are taken
+	MinStake          uint64                 `protobuf:"varint,3,opt,name=min_stake,json=minStake,proto3" json:"min_stake,omitempty"`                                // uagr a node must have bonded
+	MissSlashBps      uint32                 `protobuf:"varint,4,opt,name=miss_slash_bps,json=missSlashBps,proto3" json:"miss_slash_bps,omitempty"`                  // of its stake, slashed when a node misses a proof of a live piece
+	SuspendEpochs     int64                  `protobuf:"varint,5,opt,name=suspend_epochs,json=suspendEpochs,proto3" json:"suspend_epochs,omitempty"`                 // epochs a suspended node waits before it may re-register
+	ExcludeAfter      uint32                 `protobuf:"varint,6,opt,name=exclude_after,json=excludeAfter,proto3" json:"exclude_after,omitempty"`                    // suspensions after which a node is excluded
+	RepairMarginBps   uint32                 `protobuf:"varint,7,opt,name=repair_margin_bps,json=repairMarginBps,proto3" json:"repair_margin_bps,omitempty"`         // repair once live pieces fall below k + margin × (n-k)
+	RepairPricePerGib uint64                 `protobuf:"varint,8,opt,name=repair_price_per_gib,json=repairPricePerGib,proto3" json:"repair_price_per_gib,omitempty"` // paid to a repairer per GiB it rebuilds, from the reserve
+	RepairReserveBps  uint32                 `protobuf:"varint,9,opt,name=repair_reserve_bps,json=repairReserveBps,proto3" json:"repair_reserve_bps,omitempty"`      // the reserve, as a share of the deal's storage payment
+	MaxManifestBytes  uint32                 `protobuf:"varint,10,opt,name=max_manifest_bytes,json=maxManifestBytes,proto3" json:"max_manifest_bytes,omitempty"`
+	MaxDurationEpochs int64                  `protobuf:"varint,11,opt,name=max_duration_epochs,json=maxDurationEpochs,proto3" json:"max_duration_epochs,omitempty"`
+	MaxAnswers        uint32                 `protobuf:"varint,12,opt,name=max_answers,json=maxAnswers,proto3" json:"max_answers,omitempty"` // answers one MsgProve may carry
+	MaxNodes          uint32                 `protobuf:"varint,13,opt,name=max_nodes,json=maxNodes,proto3" json:"max_nodes,omitempty"`       // registered nodes the chain keeps (placement scans them)
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Params) Reset() {
+	*x = Params{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Params) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Params) ProtoMessage() {}
+
+func (x *Params) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Params.ProtoReflect.Descriptor instead.
+func (*Params) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Params) GetEpochBlocks() int64 {
+	if x != nil {
+		return x.EpochBlocks
+	}
+	return 0
+}
+
+func (x *Params) GetWindowBlocks() int64 {
+	if x != nil {
+		return x.WindowBlocks
+	}
+	return 0
+}
+
+func (x *Params) GetMinStake() uint64 {
+	if x != nil {
+		return x.MinStake
+	}
+	return 0
+}
+
+func (x *Params) GetMissSlashBps() uint32 {
+	if x != nil {
+		return x.MissSlashBps
+	}
+	return 0
+}
+
+func (x *Params) GetSuspendEpochs() int64 {
+	if x != nil {
+		return x.SuspendEpochs
+	}
+	return 0
+}
+
+func (x *Params) GetExcludeAfter() uint32 {
+	if x != nil {
+		return x.ExcludeAfter
+	}
+	return 0
+}
+
+func (x *Params) GetRepairMarginBps() uint32 {
+	if x != nil {
+		return x.RepairMarginBps
+	}
+	return 0
+}
+
+func (x *Params) GetRepairPricePerGib() uint64 {
+	if x != nil {
+		return x.RepairPricePerGib
+	}
+	return 0
+}
+
+func (x *Params) GetRepairReserveBps() uint32 {
+	if x != nil {
+		return x.RepairReserveBps
+	}
+	return 0
+}
+
+func (x *Params) GetMaxManifestBytes() uint32 {
+	if x != nil {
+		return x.MaxManifestBytes
+	}
+	return 0
+}
+
+func (x *Params) GetMaxDurationEpochs() int64 {
+	if x != nil {
+		return x.MaxDurationEpochs
+	}
+	return 0
+}
+
+func (x *Params) GetMaxAnswers() uint32 {
+	if x != nil {
+		return x.MaxAnswers
+	}
+	return 0
+}
+
+func (x *Params) GetMaxNodes() uint32 {
+	if x != nil {
+		return x.MaxNodes
+	}
+	return 0
+}
+
+type Genesis struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Params        *Params                `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Genesis) Reset() {
+	*x = Genesis{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Genesis) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Genesis) ProtoMessage() {}
+
+func (x *Genesis) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
+func (*Genesis) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Genesis) GetParams() *Params {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+// Queries.
+type QueryNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryNodeRequest) Reset() {
+	*x = QueryNodeRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryNodeRequest) ProtoMessage() {}
+
+func (x *QueryNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryNodeRequest.ProtoReflect.Descriptor instead.
+func (*QueryNodeRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *QueryNodeRequest) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+type QueryNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *StorageNode           `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Stake         uint64                 `protobuf:"varint,2,opt,name=stake,proto3" json:"stake,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryNodeResponse) Reset() {
+	*x = QueryNodeResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryNodeResponse) ProtoMessage() {}
+
+func (x *QueryNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryNodeResponse.ProtoReflect.Descriptor instead.
+func (*QueryNodeResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *QueryNodeResponse) GetNode() *StorageNode {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *QueryNodeResponse) GetStake() uint64 {
+	if x != nil {
+		return x.Stake
+	}
+	return 0
+}
+
+type QueryNodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryNodesRequest) Reset() {
+	*x = QueryNodesRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryNodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryNodesRequest) ProtoMessage() {}
+
+func (x *QueryNodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryNodesRequest.ProtoReflect.Descriptor instead.
+func (*QueryNodesRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{17}
+}
+
+type QueryNodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*StorageNode         `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryNodesResponse) Reset() {
+	*x = QueryNodesResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryNodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryNodesResponse) ProtoMessage() {}
+
+func (x *QueryNodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryNodesResponse.ProtoReflect.Descriptor instead.
+func (*QueryNodesResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *QueryNodesResponse) GetNodes() []*StorageNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// PieceInfo is a piece with where to fetch it.
+type PieceInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Piece         *Piece                 `protobuf:"bytes,1,opt,name=piece,proto3" json:"piece,omitempty"`
+	Endpoint      string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PieceInfo) Reset() {
+	*x = PieceInfo{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PieceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PieceInfo) ProtoMessage() {}
+
+func (x *PieceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PieceInfo.ProtoReflect.Descriptor instead.
+func (*PieceInfo) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PieceInfo) GetPiece() *Piece {
+	if x != nil {
+		return x.Piece
+	}
+	return nil
+}
+
+func (x *PieceInfo) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+type QueryDealRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cid           []byte                 `protobuf:"bytes,2,opt,name=cid,proto3" json:"cid,omitempty"` // or the newest deal of this object
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDealRequest) Reset() {
+	*x = QueryDealRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDealRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDealRequest) ProtoMessage() {}
+
+func (x *QueryDealRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDealRequest.ProtoReflect.Descriptor instead.
+func (*QueryDealRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *QueryDealRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *QueryDealRequest) GetCid() []byte {
+	if x != nil {
+		return x.Cid
+	}
+	return nil
+}
+
+type QueryDealResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deal          *Deal                  `protobuf:"bytes,1,opt,name=deal,proto3" json:"deal,omitempty"`
+	Pieces        []*PieceInfo           `protobuf:"bytes,2,rep,name=pieces,proto3" json:"pieces,omitempty"`
+	Epoch         *Epoch                 `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDealResponse) Reset() {
+	*x = QueryDealResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDealResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDealResponse) ProtoMessage() {}
+
+func (x *QueryDealResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDealResponse.ProtoReflect.Descriptor instead.
+func (*QueryDealResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *QueryDealResponse) GetDeal() *Deal {
+	if x != nil {
+		return x.Deal
+	}
+	return nil
+}
+
+func (x *QueryDealResponse) GetPieces() []*PieceInfo {
+	if x != nil {
+		return x.Pieces
+	}
+	return nil
+}
+
+func (x *QueryDealResponse) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
+type QueryDealsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDealsRequest) Reset() {
+	*x = QueryDealsRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDealsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDealsRequest) ProtoMessage() {}
+
+func (x *QueryDealsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDealsRequest.ProtoReflect.Descriptor instead.
+func (*QueryDealsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *QueryDealsRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+type QueryDealsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deals         []*Deal                `protobuf:"bytes,1,rep,name=deals,proto3" json:"deals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDealsResponse) Reset() {
+	*x = QueryDealsResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDealsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDealsResponse) ProtoMessage() {}
+
+func (x *QueryDealsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDealsResponse.ProtoReflect.Descriptor instead.
+func (*QueryDealsResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *QueryDealsResponse) GetDeals() []*Deal {
+	if x != nil {
+		return x.Deals
+	}
+	return nil
+}
+
+type QueryAssignedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAssignedRequest) Reset() {
+	*x = QueryAssignedRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAssignedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAssignedRequest) ProtoMessage() {}
+
+func (x *QueryAssignedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAssignedRequest.ProtoReflect.Descriptor instead.
+func (*QueryAssignedRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *QueryAssignedRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type QueryAssignedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pieces        []*Piece               `protobuf:"bytes,1,rep,name=pieces,proto3" json:"pieces,omitempty"`
+	Epoch         *Epoch                 `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAssignedResponse) Reset() {
+	*x = QueryAssignedResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAssignedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAssignedResponse) ProtoMessage() {}
+
+func (x *QueryAssignedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAssignedResponse.ProtoReflect.Descriptor instead.
+func (*QueryAssignedResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *QueryAssignedResponse) GetPieces() []*Piece {
+	if x != nil {
+		return x.Pieces
+	}
+	return nil
+}
+
+func (x *QueryAssignedResponse) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
+type QueryEpochRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryEpochRequest) Reset() {
+	*x = QueryEpochRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryEpochRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryEpochRequest) ProtoMessage() {}
+
+func (x *QueryEpochRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryEpochRequest.ProtoReflect.Descriptor instead.
+func (*QueryEpochRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{26}
+}
+
+type QueryParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryParamsRequest) Reset() {
+	*x = QueryParamsRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryParamsRequest) ProtoMessage() {}
+
+func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
+func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{27}
+}
+
 var File_agora_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_agora_storage_v1_storage_proto_rawDesc = "" +
@@ -207,7 +2107,162 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"piece_size\x18\x02 \x01(\x04R\tpieceSize\x12\x1f\n" +
 	"\vpiece_roots\x18\x03 \x03(\fR\n" +
 	"pieceRoots\x12\x12\n" +
-	"\x04hash\x18\x04 \x01(\fR\x04hashB<Z:github.com/agoranet/agora/internal/chain/storage/storagepbb\x06proto3"
+	"\x04hash\x18\x04 \x01(\fR\x04hash\"\x95\x03\n" +
+	"\vStorageNode\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12\x1a\n" +
+	"\bcapacity\x18\x04 \x01(\x04R\bcapacity\x12\x12\n" +
+	"\x04used\x18\x05 \x01(\x04R\x04used\x124\n" +
+	"\x06status\x18\x06 \x01(\x0e2\x1c.agora.storage.v1.NodeStatusR\x06status\x12#\n" +
+	"\rregistered_at\x18\a \x01(\x03R\fregisteredAt\x12\x16\n" +
+	"\x06proofs\x18\b \x01(\x04R\x06proofs\x12\x16\n" +
+	"\x06misses\x18\t \x01(\x04R\x06misses\x12 \n" +
+	"\vsuspensions\x18\n" +
+	" \x01(\rR\vsuspensions\x12'\n" +
+	"\x0fsuspended_epoch\x18\v \x01(\x03R\x0esuspendedEpoch\x12\x18\n" +
+	"\aslashed\x18\f \x01(\x04R\aslashed\x12\x16\n" +
+	"\x06earned\x18\r \x01(\x04R\x06earned\"\xf7\x04\n" +
+	"\x04Deal\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x10\n" +
+	"\x03cid\x18\x03 \x01(\fR\x03cid\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\f\n" +
+	"\x01k\x18\x05 \x01(\rR\x01k\x12\f\n" +
+	"\x01n\x18\x06 \x01(\rR\x01n\x12\x1b\n" +
+	"\tleaf_size\x18\a \x01(\rR\bleafSize\x12\x1a\n" +
+	"\bsegments\x18\b \x01(\rR\bsegments\x12\x14\n" +
+	"\x05denom\x18\t \x01(\tR\x05denom\x12-\n" +
+	"\x13price_per_gib_epoch\x18\n" +
+	" \x01(\x04R\x10pricePerGibEpoch\x12\x1f\n" +
+	"\vfirst_epoch\x18\v \x01(\x03R\n" +
+	"firstEpoch\x12\x1d\n" +
+	"\n" +
+	"last_epoch\x18\f \x01(\x03R\tlastEpoch\x124\n" +
+	"\x06status\x18\r \x01(\x0e2\x1c.agora.storage.v1.DealStatusR\x06status\x12\x16\n" +
+	"\x06escrow\x18\x0e \x01(\x04R\x06escrow\x12\x1f\n" +
+	"\vpaid_proofs\x18\x0f \x01(\x04R\n" +
+	"paidProofs\x12!\n" +
+	"\fpaid_repairs\x18\x10 \x01(\x04R\vpaidRepairs\x12%\n" +
+	"\x0erepair_reserve\x18\x11 \x01(\x04R\rrepairReserve\x12\x1a\n" +
+	"\brefunded\x18\x12 \x01(\x04R\brefunded\x12\x1f\n" +
+	"\vopen_pieces\x18\x13 \x01(\rR\n" +
+	"openPieces\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x14 \x01(\x03R\tcreatedAt\x12\x18\n" +
+	"\arepairs\x18\x15 \x01(\rR\arepairs\x12\x1a\n" +
+	"\bmanifest\x18\x16 \x01(\fR\bmanifest\"\x9d\x02\n" +
+	"\x05Piece\x12\x12\n" +
+	"\x04deal\x18\x01 \x01(\x04R\x04deal\x12\x18\n" +
+	"\asegment\x18\x02 \x01(\rR\asegment\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\rR\x05index\x12\x12\n" +
+	"\x04root\x18\x04 \x01(\fR\x04root\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04node\x18\x06 \x01(\tR\x04node\x125\n" +
+	"\x06status\x18\a \x01(\x0e2\x1d.agora.storage.v1.PieceStatusR\x06status\x12\x1b\n" +
+	"\tdue_epoch\x18\b \x01(\x03R\bdueEpoch\x12!\n" +
+	"\fproved_epoch\x18\t \x01(\x03R\vprovedEpoch\x12\x1d\n" +
+	"\n" +
+	"repair_fee\x18\n" +
+	" \x01(\x04R\trepairFee\"h\n" +
+	"\x05Epoch\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x03R\x06number\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\x03R\x05start\x12\x1d\n" +
+	"\n" +
+	"window_end\x18\x03 \x01(\x03R\twindowEnd\x12\x12\n" +
+	"\x04seed\x18\x04 \x01(\fR\x04seed\"t\n" +
+	"\x06Answer\x12\x12\n" +
+	"\x04deal\x18\x01 \x01(\x04R\x04deal\x12\x18\n" +
+	"\asegment\x18\x02 \x01(\rR\asegment\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\rR\x05index\x12\x12\n" +
+	"\x04leaf\x18\x04 \x01(\fR\x04leaf\x12\x12\n" +
+	"\x04path\x18\x05 \x03(\fR\x04path\"}\n" +
+	"\x0fMsgRegisterNode\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12\x1a\n" +
+	"\bcapacity\x18\x04 \x01(\x04R\bcapacity\"\x19\n" +
+	"\x17MsgRegisterNodeResponse\"\xaf\x01\n" +
+	"\rMsgCreateDeal\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1a\n" +
+	"\bmanifest\x18\x02 \x01(\fR\bmanifest\x12'\n" +
+	"\x0fduration_epochs\x18\x03 \x01(\x03R\x0edurationEpochs\x12\x14\n" +
+	"\x05denom\x18\x04 \x01(\tR\x05denom\x12-\n" +
+	"\x13price_per_gib_epoch\x18\x05 \x01(\x04R\x10pricePerGibEpoch\"Z\n" +
+	"\x15MsgCreateDealResponse\x12\x17\n" +
+	"\adeal_id\x18\x01 \x01(\x04R\x06dealId\x12\x10\n" +
+	"\x03cid\x18\x02 \x01(\fR\x03cid\x12\x16\n" +
+	"\x06escrow\x18\x03 \x01(\x04R\x06escrow\"h\n" +
+	"\bMsgProve\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\x122\n" +
+	"\aanswers\x18\x03 \x03(\v2\x18.agora.storage.v1.AnswerR\aanswers\"&\n" +
+	"\x10MsgProveResponse\x12\x12\n" +
+	"\x04paid\x18\x01 \x01(\x04R\x04paid\"\x86\x04\n" +
+	"\x06Params\x12!\n" +
+	"\fepoch_blocks\x18\x01 \x01(\x03R\vepochBlocks\x12#\n" +
+	"\rwindow_blocks\x18\x02 \x01(\x03R\fwindowBlocks\x12\x1b\n" +
+	"\tmin_stake\x18\x03 \x01(\x04R\bminStake\x12$\n" +
+	"\x0emiss_slash_bps\x18\x04 \x01(\rR\fmissSlashBps\x12%\n" +
+	"\x0esuspend_epochs\x18\x05 \x01(\x03R\rsuspendEpochs\x12#\n" +
+	"\rexclude_after\x18\x06 \x01(\rR\fexcludeAfter\x12*\n" +
+	"\x11repair_margin_bps\x18\a \x01(\rR\x0frepairMarginBps\x12/\n" +
+	"\x14repair_price_per_gib\x18\b \x01(\x04R\x11repairPricePerGib\x12,\n" +
+	"\x12repair_reserve_bps\x18\t \x01(\rR\x10repairReserveBps\x12,\n" +
+	"\x12max_manifest_bytes\x18\n" +
+	" \x01(\rR\x10maxManifestBytes\x12.\n" +
+	"\x13max_duration_epochs\x18\v \x01(\x03R\x11maxDurationEpochs\x12\x1f\n" +
+	"\vmax_answers\x18\f \x01(\rR\n" +
+	"maxAnswers\x12\x1b\n" +
+	"\tmax_nodes\x18\r \x01(\rR\bmaxNodes\";\n" +
+	"\aGenesis\x120\n" +
+	"\x06params\x18\x01 \x01(\v2\x18.agora.storage.v1.ParamsR\x06params\".\n" +
+	"\x10QueryNodeRequest\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\"\\\n" +
+	"\x11QueryNodeResponse\x121\n" +
+	"\x04node\x18\x01 \x01(\v2\x1d.agora.storage.v1.StorageNodeR\x04node\x12\x14\n" +
+	"\x05stake\x18\x02 \x01(\x04R\x05stake\"\x13\n" +
+	"\x11QueryNodesRequest\"I\n" +
+	"\x12QueryNodesResponse\x123\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x1d.agora.storage.v1.StorageNodeR\x05nodes\"V\n" +
+	"\tPieceInfo\x12-\n" +
+	"\x05piece\x18\x01 \x01(\v2\x17.agora.storage.v1.PieceR\x05piece\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\"4\n" +
+	"\x10QueryDealRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x10\n" +
+	"\x03cid\x18\x02 \x01(\fR\x03cid\"\xa3\x01\n" +
+	"\x11QueryDealResponse\x12*\n" +
+	"\x04deal\x18\x01 \x01(\v2\x16.agora.storage.v1.DealR\x04deal\x123\n" +
+	"\x06pieces\x18\x02 \x03(\v2\x1b.agora.storage.v1.PieceInfoR\x06pieces\x12-\n" +
+	"\x05epoch\x18\x03 \x01(\v2\x17.agora.storage.v1.EpochR\x05epoch\")\n" +
+	"\x11QueryDealsRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\"B\n" +
+	"\x12QueryDealsResponse\x12,\n" +
+	"\x05deals\x18\x01 \x03(\v2\x16.agora.storage.v1.DealR\x05deals\"*\n" +
+	"\x14QueryAssignedRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"w\n" +
+	"\x15QueryAssignedResponse\x12/\n" +
+	"\x06pieces\x18\x01 \x03(\v2\x17.agora.storage.v1.PieceR\x06pieces\x12-\n" +
+	"\x05epoch\x18\x02 \x01(\v2\x17.agora.storage.v1.EpochR\x05epoch\"\x13\n" +
+	"\x11QueryEpochRequest\"\x14\n" +
+	"\x12QueryParamsRequest*v\n" +
+	"\n" +
+	"NodeStatus\x12\x1b\n" +
+	"\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12NODE_STATUS_ACTIVE\x10\x01\x12\x19\n" +
+	"\x15NODE_STATUS_SUSPENDED\x10\x02\x12\x18\n" +
+	"\x14NODE_STATUS_EXCLUDED\x10\x03*\x8f\x01\n" +
+	"\vPieceStatus\x12\x1c\n" +
+	"\x18PIECE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14PIECE_STATUS_PENDING\x10\x01\x12\x15\n" +
+	"\x11PIECE_STATUS_LIVE\x10\x02\x12\x15\n" +
+	"\x11PIECE_STATUS_LOST\x10\x03\x12\x1a\n" +
+	"\x16PIECE_STATUS_REPAIRING\x10\x04*X\n" +
+	"\n" +
+	"DealStatus\x12\x1b\n" +
+	"\x17DEAL_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12DEAL_STATUS_ACTIVE\x10\x01\x12\x15\n" +
+	"\x11DEAL_STATUS_ENDED\x10\x02B<Z:github.com/agoranet/agora/internal/chain/storage/storagepbb\x06proto3"
 
 var (
 	file_agora_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -221,18 +2276,62 @@ func file_agora_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_agora_storage_v1_storage_proto_rawDescData
 }
 
-var file_agora_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_agora_storage_v1_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_agora_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_agora_storage_v1_storage_proto_goTypes = []any{
-	(*Manifest)(nil), // 0: agora.storage.v1.Manifest
-	(*Segment)(nil),  // 1: agora.storage.v1.Segment
+	(NodeStatus)(0),                 // 0: agora.storage.v1.NodeStatus
+	(PieceStatus)(0),                // 1: agora.storage.v1.PieceStatus
+	(DealStatus)(0),                 // 2: agora.storage.v1.DealStatus
+	(*Manifest)(nil),                // 3: agora.storage.v1.Manifest
+	(*Segment)(nil),                 // 4: agora.storage.v1.Segment
+	(*StorageNode)(nil),             // 5: agora.storage.v1.StorageNode
+	(*Deal)(nil),                    // 6: agora.storage.v1.Deal
+	(*Piece)(nil),                   // 7: agora.storage.v1.Piece
+	(*Epoch)(nil),                   // 8: agora.storage.v1.Epoch
+	(*Answer)(nil),                  // 9: agora.storage.v1.Answer
+	(*MsgRegisterNode)(nil),         // 10: agora.storage.v1.MsgRegisterNode
+	(*MsgRegisterNodeResponse)(nil), // 11: agora.storage.v1.MsgRegisterNodeResponse
+	(*MsgCreateDeal)(nil),           // 12: agora.storage.v1.MsgCreateDeal
+	(*MsgCreateDealResponse)(nil),   // 13: agora.storage.v1.MsgCreateDealResponse
+	(*MsgProve)(nil),                // 14: agora.storage.v1.MsgProve
+	(*MsgProveResponse)(nil),        // 15: agora.storage.v1.MsgProveResponse
+	(*Params)(nil),                  // 16: agora.storage.v1.Params
+	(*Genesis)(nil),                 // 17: agora.storage.v1.Genesis
+	(*QueryNodeRequest)(nil),        // 18: agora.storage.v1.QueryNodeRequest
+	(*QueryNodeResponse)(nil),       // 19: agora.storage.v1.QueryNodeResponse
+	(*QueryNodesRequest)(nil),       // 20: agora.storage.v1.QueryNodesRequest
+	(*QueryNodesResponse)(nil),      // 21: agora.storage.v1.QueryNodesResponse
+	(*PieceInfo)(nil),               // 22: agora.storage.v1.PieceInfo
+	(*QueryDealRequest)(nil),        // 23: agora.storage.v1.QueryDealRequest
+	(*QueryDealResponse)(nil),       // 24: agora.storage.v1.QueryDealResponse
+	(*QueryDealsRequest)(nil),       // 25: agora.storage.v1.QueryDealsRequest
+	(*QueryDealsResponse)(nil),      // 26: agora.storage.v1.QueryDealsResponse
+	(*QueryAssignedRequest)(nil),    // 27: agora.storage.v1.QueryAssignedRequest
+	(*QueryAssignedResponse)(nil),   // 28: agora.storage.v1.QueryAssignedResponse
+	(*QueryEpochRequest)(nil),       // 29: agora.storage.v1.QueryEpochRequest
+	(*QueryParamsRequest)(nil),      // 30: agora.storage.v1.QueryParamsRequest
 }
 var file_agora_storage_v1_storage_proto_depIdxs = []int32{
-	1, // 0: agora.storage.v1.Manifest.segments:type_name -> agora.storage.v1.Segment
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4,  // 0: agora.storage.v1.Manifest.segments:type_name -> agora.storage.v1.Segment
+	0,  // 1: agora.storage.v1.StorageNode.status:type_name -> agora.storage.v1.NodeStatus
+	2,  // 2: agora.storage.v1.Deal.status:type_name -> agora.storage.v1.DealStatus
+	1,  // 3: agora.storage.v1.Piece.status:type_name -> agora.storage.v1.PieceStatus
+	9,  // 4: agora.storage.v1.MsgProve.answers:type_name -> agora.storage.v1.Answer
+	16, // 5: agora.storage.v1.Genesis.params:type_name -> agora.storage.v1.Params
+	5,  // 6: agora.storage.v1.QueryNodeResponse.node:type_name -> agora.storage.v1.StorageNode
+	5,  // 7: agora.storage.v1.QueryNodesResponse.nodes:type_name -> agora.storage.v1.StorageNode
+	7,  // 8: agora.storage.v1.PieceInfo.piece:type_name -> agora.storage.v1.Piece
+	6,  // 9: agora.storage.v1.QueryDealResponse.deal:type_name -> agora.storage.v1.Deal
+	22, // 10: agora.storage.v1.QueryDealResponse.pieces:type_name -> agora.storage.v1.PieceInfo
+	8,  // 11: agora.storage.v1.QueryDealResponse.epoch:type_name -> agora.storage.v1.Epoch
+	6,  // 12: agora.storage.v1.QueryDealsResponse.deals:type_name -> agora.storage.v1.Deal
+	7,  // 13: agora.storage.v1.QueryAssignedResponse.pieces:type_name -> agora.storage.v1.Piece
+	8,  // 14: agora.storage.v1.QueryAssignedResponse.epoch:type_name -> agora.storage.v1.Epoch
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_agora_storage_v1_storage_proto_init() }
@@ -245,13 +2344,14 @@ func file_agora_storage_v1_storage_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_storage_v1_storage_proto_rawDesc), len(file_agora_storage_v1_storage_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      3,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_agora_storage_v1_storage_proto_goTypes,
 		DependencyIndexes: file_agora_storage_v1_storage_proto_depIdxs,
+		EnumInfos:         file_agora_storage_v1_storage_proto_enumTypes,
 		MessageInfos:      file_agora_storage_v1_storage_proto_msgTypes,
 	}.Build()
 	File_agora_storage_v1_storage_proto = out.File
