@@ -15,31 +15,41 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
+	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/storage/storagepb"
+	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/progress"
 	"github.com/agoranet/agora/internal/storage/node"
 	"github.com/agoranet/agora/internal/storage/object"
 	"github.com/agoranet/agora/internal/storage/piecestore"
+	"github.com/agoranet/agora/internal/storage/prover"
 	"github.com/agoranet/agora/internal/storage/transfer"
 )
 
 func storageCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "storage", Short: "Store files on storage nodes, erasure-coded, and fetch them back by CID",
+	cmd := &cobra.Command{Use: "storage", Short: "Store files on storage nodes, erasure-coded, proven on chain, and fetch them back by CID",
 		Long: `Storage cuts a file into segments, codes each k-of-n (any k of its n
-pieces rebuild it) and puts the pieces on distinct storage nodes; the
-file's CID names it. Until the chain's storage module places pieces and
-proves them, name the nodes with --nodes (docs/storage.md).`}
-	cmd.AddCommand(storageStartCmd(g), storagePutCmd(g), storageGetCmd(g))
+pieces rebuild it), and makes a deal on chain that escrows its price; the
+chain places the pieces on distinct staked storage nodes, challenges every
+piece every epoch, slashes a node that cannot prove its piece and has the
+piece rebuilt elsewhere. The file's CID names it. With --nodes, put and get
+skip the chain and use the nodes named (docs/storage.md).`}
+	cmd.AddCommand(storageStartCmd(g), storagePutCmd(g), storageGetCmd(g), storageStatusCmd(g), storageLsCmd(g))
 	return cmd
 }
 
 func storageStartCmd(g *globals) *cobra.Command {
-	var dir, quota, listen string
+	var dir, quota, listen, keyName, endpoint, region string
 	cmd := &cobra.Command{
-		Use:   "start [--dir DIR] [--quota SIZE] [--listen ADDR]",
-		Short: "Run a storage node: keep pieces on disk and serve them",
-		Args:  cobra.NoArgs,
+		Use:   "start [--key NAME] [--dir DIR] [--quota SIZE] [--listen ADDR]",
+		Short: "Run a storage node: keep pieces on disk, serve them, and prove them to the chain",
+		Long: `Runs a storage node. With --key it registers on chain as that key's
+storage node (the key needs the module's minimum stake bonded: agora tx
+bond), answers the chain's challenges for its pieces every epoch, and
+rebuilds the pieces the chain hands it for repair. Without --key it only
+keeps and serves pieces, for agora storage put --nodes.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := parseSize(quota)
 			if err != nil {
@@ -58,52 +68,74 @@ func storageStartCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "storage node at %s: %s of %s used, in %s\n", s.URL(), progress.Bytes(uint64(store.Used())), progress.Bytes(uint64(q)), dir)
-			<-cmd.Context().Done()
-			return s.Shutdown(context.Background())
+			defer s.Shutdown(context.Background())
+			if keyName == "" {
+				<-cmd.Context().Done()
+				return nil
+			}
+			k, err := g.keys().Get(keyName)
+			if err != nil {
+				return err
+			}
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if endpoint == "" {
+				endpoint = s.URL()
+			}
+			pr := &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: endpoint, Region: region, Capacity: uint64(q), Log: logger()}
+			if err := pr.Register(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "registered on chain as %s's storage node; proving every epoch\n", k.Address())
+			return pr.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&keyName, "key", "", "the operator key to register and prove with (none: serve pieces only)")
+	f.StringVar(&endpoint, "endpoint", "", "the URL the chain lists for this node (default: the listen address)")
+	f.StringVar(&region, "region", "", "where the node is, for clients that prefer near nodes")
 	f.StringVar(&dir, "dir", "", "where pieces are kept (default $AGORA_HOME/storage/node)")
 	f.StringVar(&quota, "quota", "10GiB", "the most this node stores, like 500MiB or 2TB")
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "address to serve on")
 	return cmd
 }
 
-// storageNodes is --nodes: the storage nodes' URLs; without it, those a
-// devnet in this home runs (<home>/storage/nodes.txt).
-func (g *globals) storageNodes(list string, n int) ([]string, error) {
-	if strings.TrimSpace(list) == "" {
-		if b, err := os.ReadFile(filepath.Join(g.home, "storage", "nodes.txt")); err == nil {
-			list = strings.Join(strings.Fields(string(b)), ",")
-		}
-	}
+// storageNodes is --nodes: the storage nodes' URLs, for a put or get
+// that skips the chain; nil when none are named.
+func storageNodes(list string, n int) ([]string, error) {
 	var nodes []string
 	for u := range strings.SplitSeq(list, ",") {
 		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
 			nodes = append(nodes, u)
 		}
 	}
-	if len(nodes) == 0 {
-		return nil, errors.New("name the storage nodes with --nodes URL,URL,... (agora storage start runs one; agora devnet runs eight, which AGORA_HOME=<the devnet's home> finds)")
-	}
-	if len(nodes) < n {
+	if len(nodes) > 0 && len(nodes) < n {
 		return nil, fmt.Errorf("--nodes names %d storage nodes; each segment's %d pieces go on distinct nodes, so name at least %d (or lower --n)", len(nodes), n, n)
 	}
 	return nodes, nil
 }
 
 func storagePutCmd(g *globals) *cobra.Command {
-	var nodes string
+	var nodes, from, price string
+	var duration int64
 	p := object.DefaultParams()
 	cmd := &cobra.Command{
-		Use:   "put FILE --nodes URL,... [--k 4 --n 6]",
-		Short: "Store a file; prints its CID",
-		Args:  cobra.ExactArgs(1),
+		Use:   "put FILE [--k 4 --n 6] [--duration EPOCHS] [--price COIN] [--from KEY]",
+		Short: "Store a file: a deal on chain, its pieces on the nodes the chain places them on; prints its CID",
+		Long: `Codes the file (a first pass, for its manifest), makes a deal on chain that
+escrows price per GiB of pieces per epoch for --duration epochs plus a
+repair reserve, and uploads each piece to the node the chain placed it on.
+What is left of the escrow at the end comes back. With --nodes it skips the
+chain: the pieces go to the nodes named, and nothing proves or repairs them.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := p.Validate(); err != nil {
 				return err
 			}
-			urls, err := g.storageNodes(nodes, p.N)
+			urls, err := storageNodes(nodes, p.N)
 			if err != nil {
 				return err
 			}
@@ -116,44 +148,148 @@ func storagePutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bar := progress.New(cmd.ErrOrStderr(), "put "+filepath.Base(args[0]), uint64(info.Size()), g.output == "json", nil)
+			quiet := g.output == "json"
+			name := filepath.Base(args[0])
+			out := map[string]any{}
+			var place transfer.Place
+			if len(urls) > 0 {
+				place, _ = transfer.Spread(urls)
+			} else {
+				d, err := g.makeDeal(cmd, f, uint64(info.Size()), p, from, price, duration)
+				if err != nil {
+					return err
+				}
+				where := map[[2]uint32]string{}
+				for _, pi := range d.pieces {
+					where[[2]uint32{pi.Piece.Segment, pi.Piece.Index}] = pi.Endpoint
+				}
+				place = func(s, i int) string { return where[[2]uint32{uint32(s), uint32(i)}] }
+				out["deal_id"], out["escrow"], out["cid"] = strconv.FormatUint(d.id, 10), d.escrow, d.cid
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return err
+				}
+			}
+			bar := progress.New(cmd.ErrOrStderr(), "put "+name, uint64(info.Size()), quiet, nil)
 			c := &transfer.Client{Progress: bar.Set}
-			place, _ := transfer.Spread(urls)
 			m, id, err := c.Put(cmd.Context(), f, p, place)
 			if err != nil {
 				return err
 			}
 			bar.Done()
-			return g.emit(cmd.OutOrStdout(), map[string]any{"cid": id.String(), "size": m.Size, "segments": len(m.Segments), "k": m.K, "n": m.N},
-				func(w io.Writer) { fmt.Fprintln(w, id) })
+			if want, ok := out["cid"]; ok && want != id.String() {
+				return fmt.Errorf("%s changed while it was stored: the deal is for %s, the pieces sent make %s; put it again", args[0], want, id)
+			}
+			out["cid"], out["size"], out["segments"], out["k"], out["n"] = id.String(), m.Size, len(m.Segments), m.K, m.N
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) { fmt.Fprintln(w, id) })
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&nodes, "nodes", os.Getenv("AGORA_STORAGE_NODES"), "storage nodes' URLs, comma separated ($AGORA_STORAGE_NODES)")
+	f.StringVar(&nodes, "nodes", os.Getenv("AGORA_STORAGE_NODES"), "skip the chain: storage nodes' URLs, comma separated ($AGORA_STORAGE_NODES)")
 	f.IntVar(&p.K, "k", p.K, "pieces any segment can be rebuilt from")
 	f.IntVar(&p.N, "n", p.N, "pieces stored for each segment (n-k may be lost)")
 	f.IntVar(&p.SegmentSize, "segment-size", p.SegmentSize, "bytes of each segment")
+	f.Int64Var(&duration, "duration", 1000, "epochs to store it for (an epoch is the chain's epoch_blocks, 20 blocks on a devnet)")
+	f.StringVar(&price, "price", "100000uusdc", "paid per GiB of pieces per epoch, from escrow, to the nodes that prove them")
+	f.StringVar(&from, "from", "alice", "the key that pays for the deal and owns it")
 	return cmd
+}
+
+// deal is a deal made for a put: its id, escrow and where its pieces go.
+type deal struct {
+	id     uint64
+	cid    string
+	escrow string
+	pieces []*storagepb.PieceInfo
+}
+
+// makeDeal codes f once for its manifest and makes a deal for it.
+func (g *globals) makeDeal(cmd *cobra.Command, f io.Reader, size uint64, p object.Params, from, price string, duration int64) (*deal, error) {
+	pr, err := coin.Parse(price)
+	if err != nil {
+		return nil, fmt.Errorf("--price: %w", err)
+	}
+	k, err := g.keys().Get(from)
+	if err != nil {
+		return nil, err
+	}
+	c, err := g.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	bar := progress.New(cmd.ErrOrStderr(), "code", size, g.output == "json", nil)
+	m, id, err := object.Encode(&countingReader{r: f, bar: bar}, p, func(object.Piece) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	bar.Done()
+	raw, err := object.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	res, err := submitTx(cmd.Context(), c, k, "", &storagepb.MsgCreateDeal{Owner: k.Address().String(), Manifest: raw, DurationEpochs: duration, Denom: pr.Denom, PricePerGibEpoch: pr.Amount})
+	if err != nil {
+		return nil, fmt.Errorf("the deal for %s: %w", id, err)
+	}
+	var created storagepb.MsgCreateDealResponse
+	if err := res.Response(0, &created); err != nil {
+		return nil, fmt.Errorf("the deal was committed at height %d but: %w", res.Height, err)
+	}
+	info, err := client.Ask(cmd.Context(), c, storagepb.QueryDeal, &storagepb.QueryDealRequest{Id: created.DealId})
+	if err != nil {
+		return nil, err
+	}
+	return &deal{id: created.DealId, cid: id.String(), escrow: coin.String(coin.New(pr.Denom, created.Escrow)), pieces: info.Pieces}, nil
+}
+
+// countingReader tells a bar how much of a stream has been read.
+type countingReader struct {
+	r   io.Reader
+	n   uint64
+	bar *progress.Bar
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += uint64(n)
+	c.bar.Set(c.n)
+	return n, err
 }
 
 func storageGetCmd(g *globals) *cobra.Command {
 	var nodes, out string
 	cmd := &cobra.Command{
-		Use:   "get CID --nodes URL,... [--out FILE]",
-		Short: "Fetch a stored file by its CID, checking every segment",
+		Use:   "get CID [--out FILE]",
+		Short: "Fetch a stored file by its CID from the nodes the chain placed it on, checking every segment",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			id, err := cid.Decode(args[0])
 			if err != nil {
 				return fmt.Errorf("%q is not a CID (agora storage put prints one): %w", args[0], err)
 			}
-			urls, err := g.storageNodes(nodes, 1)
+			urls, err := storageNodes(nodes, 1)
 			if err != nil {
 				return err
 			}
-			c := &transfer.Client{}
-			m, err := fetchManifest(cmd.Context(), urls, id)
-			if err != nil {
+			var m *storagepb.Manifest
+			var locate transfer.Locate
+			if len(urls) > 0 {
+				if m, err = fetchManifest(cmd.Context(), urls, id); err != nil {
+					return err
+				}
+				place, _ := transfer.Spread(urls)
+				// A piece is looked for where put placed it, then on the others.
+				locate = func(s, i int) []string {
+					first := place(s, i)
+					list := []string{first}
+					for _, u := range urls {
+						if u != first {
+							list = append(list, u)
+						}
+					}
+					return list
+				}
+			} else if m, locate, err = g.locateDeal(cmd.Context(), id); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -171,19 +307,7 @@ func storageGetCmd(g *globals) *cobra.Command {
 				w = f
 			}
 			bar := progress.New(cmd.ErrOrStderr(), "get "+id.String()[:12]+"…", m.Size, g.output == "json" || out == "-", nil)
-			c.Progress = bar.Set
-			place, _ := transfer.Spread(urls)
-			// A piece is looked for where put placed it, then on the others.
-			locate := func(s, i int) []string {
-				first := place(s, i)
-				list := []string{first}
-				for _, u := range urls {
-					if u != first {
-						list = append(list, u)
-					}
-				}
-				return list
-			}
+			c := &transfer.Client{Progress: bar.Set}
 			if err := c.Get(cmd.Context(), m, w, locate); err != nil {
 				return err
 			}
@@ -200,9 +324,45 @@ func storageGetCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&nodes, "nodes", os.Getenv("AGORA_STORAGE_NODES"), "storage nodes' URLs, comma separated ($AGORA_STORAGE_NODES)")
+	f.StringVar(&nodes, "nodes", os.Getenv("AGORA_STORAGE_NODES"), "skip the chain: storage nodes' URLs, comma separated ($AGORA_STORAGE_NODES)")
 	f.StringVar(&out, "out", "-", "file to write (as FILE.part, renamed once whole and checked); - for stdout")
 	return cmd
+}
+
+// locateDeal reads object id's manifest from its deal on chain (checked
+// against id) and where each of its pieces is kept.
+func (g *globals) locateDeal(ctx context.Context, id cid.Cid) (*storagepb.Manifest, transfer.Locate, error) {
+	c, err := g.dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	info, err := client.Ask(ctx, c, storagepb.QueryDeal, &storagepb.QueryDealRequest{Cid: id.Bytes()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", id, err)
+	}
+	m, err := object.Parse(info.Deal.Manifest, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, pieceLocator(info.Pieces), nil
+}
+
+// pieceLocator finds each piece on the node the chain lists it on, if
+// that node is not known to have lost it.
+func pieceLocator(pieces []*storagepb.PieceInfo) transfer.Locate {
+	where := map[[2]uint32]string{}
+	for _, pi := range pieces {
+		if pi.Endpoint != "" && pi.Piece.Status != storagepb.PieceStatus_PIECE_STATUS_LOST {
+			where[[2]uint32{pi.Piece.Segment, pi.Piece.Index}] = pi.Endpoint
+		}
+	}
+	return func(s, i int) []string {
+		if u := where[[2]uint32{uint32(s), uint32(i)}]; u != "" {
+			return []string{u}
+		}
+		return nil
+	}
 }
 
 // fetchManifest asks each node in turn for object id's manifest and

@@ -137,7 +137,7 @@ func TestStoragePutGet(t *testing.T) {
 		{[]string{"storage", "get", "not-a-cid", "--nodes", nodes}, "is not a CID"},
 		{[]string{"storage", "get", "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", "--nodes", nodes, "--out", filepath.Join(dir, "none")}, "has the manifest"},
 		{[]string{"storage", "put", in, "--nodes", urls[0] + "," + urls[2]}, "name at least 6"},
-		{[]string{"storage", "put", in}, "--nodes"},
+		{[]string{"storage", "put", in}, "no such key"}, // without --nodes, a deal on chain, paid by --from
 		{[]string{"storage", "put", in, "--nodes", nodes, "--k", "7"}, "1 <= k <= n"},
 		{[]string{"storage", "start", "--quota", "lots"}, "--quota"},
 	} {
@@ -151,8 +151,8 @@ func TestStoragePutGet(t *testing.T) {
 	}
 }
 
-// The devnet runs eight storage nodes, which agora storage finds in its
-// home without --nodes.
+// The devnet runs eight storage nodes on chain: a put makes a deal,
+// which places the pieces on them, and a get finds them from the deal.
 func TestStorageOnTheDevnet(t *testing.T) {
 	e2e.MultiProcess(t)
 	bin := e2e.Binary(t)
@@ -166,7 +166,7 @@ func TestStorageOnTheDevnet(t *testing.T) {
 	agora := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "AGORA_HOME="+filepath.Dir(d.Keyring.Dir()), "AGORA_STORAGE_NODES=")
+		cmd.Env = append(os.Environ(), "AGORA_HOME="+filepath.Dir(d.Keyring.Dir()), "AGORA_NODE="+d.Node.RPC(), "AGORA_STORAGE_NODES=")
 		out, err := cmd.Output()
 		if err != nil {
 			var ee *exec.ExitError

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agoranet/agora/internal/chain"
@@ -35,6 +36,7 @@ import (
 	"github.com/agoranet/agora/internal/sandbox"
 	storagenode "github.com/agoranet/agora/internal/storage/node"
 	"github.com/agoranet/agora/internal/storage/piecestore"
+	"github.com/agoranet/agora/internal/storage/prover"
 	"github.com/agoranet/agora/internal/tlspin"
 	"github.com/agoranet/agora/internal/worker"
 	"github.com/agoranet/agora/internal/zk"
@@ -48,7 +50,8 @@ const ChainID = "agora-devnet-1"
 // Keys are the devnet's funded keys. Their seeds are derived from their
 // names, so every devnet has the same addresses and the docs can name them.
 // They are public: never send real value to them.
-var Keys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator", "gateway", "validator"}
+var Keys = []string{"alice", "bob", "issuer", "provider1", "provider2", "provider3", "modelowner", "agent", "facilitator", "gateway", "validator",
+	"storage1", "storage2", "storage3", "storage4", "storage5", "storage6", "storage7", "storage8"}
 
 // APIKey is the devnet gateway's API key, credited with APICredit
 // uusdc. It is public: the devnet is for trying things.
@@ -164,6 +167,9 @@ type Devnet struct {
 	// Storage are the storage nodes (docs/storage.md).
 	Storage []*httpserve.Server
 	stores  []*piecestore.Store
+	// provers answer the chain for the storage nodes; stopProvers ends them.
+	provers     sync.WaitGroup
+	stopProvers func()
 	// Prover proves digits-mlp answers; its verifying key is on chain.
 	Prover *zk.System
 	// sandbox runs every provider's batch jobs, sharing compiled code.
@@ -245,14 +251,16 @@ func Start(cfg Config) (*Devnet, error) {
 	return d, nil
 }
 
-// startStorage runs the storage nodes, each with a piece store of its own,
-// and lists their URLs in <home>/storage/nodes.txt.
+// startStorage runs the storage nodes, each with a piece store of its own
+// and its operator key (storage1…), registered on chain and proving its
+// pieces every epoch; their URLs are listed in <home>/storage/nodes.txt.
 func (d *Devnet) startStorage() error {
 	if d.cfg.StorageNodes == 0 {
 		return nil
 	}
 	dir := filepath.Join(d.cfg.Home, "storage")
 	var urls []string
+	var provers []*prover.Prover
 	for i := range d.cfg.StorageNodes {
 		store, err := piecestore.Open(filepath.Join(dir, fmt.Sprintf("node%d", i+1)), 1<<30)
 		if err != nil {
@@ -265,6 +273,40 @@ func (d *Devnet) startStorage() error {
 		}
 		d.Storage = append(d.Storage, s)
 		urls = append(urls, s.URL())
+		k, err := d.Keyring.Get(fmt.Sprintf("storage%d", i+1))
+		if err != nil {
+			// A home made before the storage module has no storage keys.
+			d.cfg.Logger.Warn("devnet: storage node without a key: it serves pieces but is not on chain; agora devnet --reset makes the keys", "node", i+1)
+			continue
+		}
+		c, err := client.New(d.Node.RPC())
+		if err != nil {
+			return err
+		}
+		provers = append(provers, &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: s.URL(), Region: "devnet", Capacity: 1 << 30,
+			Log: d.cfg.Logger.With("storage", i+1), Poll: d.cfg.BlockTime})
+	}
+	// Registered at once, each with its own key, so no one waits for the
+	// others' blocks.
+	var wg sync.WaitGroup
+	errs := make([]error, len(provers))
+	for i, p := range provers {
+		wg.Go(func() { errs[i] = p.Register(context.Background()) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("devnet: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopProvers = func() {
+		cancel()
+		d.provers.Wait()
+		for _, p := range provers {
+			p.Chain.Close()
+		}
+	}
+	for _, p := range provers {
+		d.provers.Go(func() { p.Run(ctx) })
 	}
 	return durable.Replace(filepath.Join(dir, "nodes.txt"), []byte(strings.Join(urls, "\n")+"\n"))
 }
@@ -511,7 +553,7 @@ func initHome(comet *cmtcfg.Config, kr *keyring.Keyring, zkKey node.ModelKey) er
 		if name == "agent" { // funded by alice when it becomes her agent
 			g.Accounts = g.Accounts[:len(g.Accounts)-1]
 		}
-		if strings.HasPrefix(name, "provider") {
+		if strings.HasPrefix(name, "provider") || strings.HasPrefix(name, "storage") {
 			g.Stakes = append(g.Stakes, node.Stake{Address: k.Address(), Amount: ProviderStake})
 		}
 		if name == "validator" {
@@ -535,7 +577,7 @@ func Wipe(home string) error {
 	if err != nil {
 		return err
 	}
-	allowed := map[string]bool{"config": true, "data": true, "keyring": true, "providers": true, "gateway": true, "zk": true, "devnet.log": true}
+	allowed := map[string]bool{"config": true, "data": true, "keyring": true, "providers": true, "gateway": true, "zk": true, "storage": true, "tls": true, "devnet.log": true}
 	for _, e := range entries {
 		if !allowed[e.Name()] {
 			return fmt.Errorf("devnet: refusing to --reset %s: it holds %q, which a devnet home does not", home, e.Name())
@@ -557,6 +599,9 @@ func (d *Devnet) Stop() error {
 	}
 	if d.Facilitator != nil {
 		errs = append(errs, d.Facilitator.Shutdown(ctx))
+	}
+	if d.stopProvers != nil {
+		d.stopProvers()
 	}
 	for _, s := range d.Storage {
 		errs = append(errs, s.Shutdown(ctx))

@@ -134,6 +134,8 @@ func (Module) SetParams(kv store.KV, msg proto.Message) error {
 		return fmt.Errorf("storage: epoch_blocks must be at least 2 and window_blocks from 1 to epoch_blocks-1: %w", codes.ErrInvalidRequest)
 	case p.MissSlashBps > stakingpb.BPS || p.RepairMarginBps > stakingpb.BPS || p.RepairReserveBps > stakingpb.BPS:
 		return fmt.Errorf("storage: miss_slash_bps, repair_margin_bps and repair_reserve_bps are at most %d: %w", stakingpb.BPS, codes.ErrInvalidRequest)
+	case p.AcceptEpochs < 1:
+		return fmt.Errorf("storage: accept_epochs must be at least 1: %w", codes.ErrInvalidRequest)
 	case p.ExcludeAfter == 0 || p.MaxAnswers == 0 || p.MaxNodes == 0 || p.MaxDurationEpochs < 1 || p.MaxManifestBytes == 0 || p.SuspendEpochs < 0:
 		return fmt.Errorf("storage: exclude_after, max_answers, max_nodes, max_duration_epochs and max_manifest_bytes must be positive: %w", codes.ErrInvalidRequest)
 	}
@@ -171,5 +173,6 @@ func (Module) ParamRanges() map[string]module.Range {
 		"max_duration_epochs":  {Min: 1, Max: 100_000_000},
 		"max_answers":          {Min: 1, Max: 4_096},
 		"max_nodes":            {Min: 1, Max: 10_000},
+		"accept_epochs":        {Min: 1, Max: 1_000},
 	}
 }

@@ -443,7 +443,7 @@ func CreateDeal(ctx *module.Context, owner addr.Address, m *storagepb.MsgCreateD
 		var taken []addr.Address
 		for i := range man.N {
 			pc := &storagepb.Piece{Deal: id, Segment: uint32(si), Index: i, Root: s.PieceRoots[i], Size: s.PieceSize,
-				Status: storagepb.PieceStatus_PIECE_STATUS_PENDING, DueEpoch: d.FirstEpoch}
+				Status: storagepb.PieceStatus_PIECE_STATUS_PENDING, DueEpoch: d.FirstEpoch, AcceptBy: d.FirstEpoch + p.AcceptEpochs - 1}
 			c := draw(ctx, cs, taken, s.PieceSize, id, uint32(si), i, 0)
 			if c == nil {
 				return nil, fmt.Errorf("storage: only %d storage nodes with room for a %d-byte piece can take segment %d, which needs %d on distinct operators: use a smaller n, or wait for more nodes: %w", len(taken), s.PieceSize, si, man.N, codes.ErrInvalidRequest)
@@ -567,6 +567,9 @@ func (Module) EndBlock(ctx *module.Context) error {
 			if err := miss(ctx, p, d, pc); err != nil {
 				return err
 			}
+			if pc.Status != storagepb.PieceStatus_PIECE_STATUS_LOST {
+				continue // given another epoch to arrive
+			}
 		}
 		if ctx.Height >= dueHeight(p, d.LastEpoch) {
 			if err := retire(ctx, d, pc); err != nil {
@@ -577,14 +580,23 @@ func (Module) EndBlock(ctx *module.Context) error {
 	return nil
 }
 
-// miss marks pc lost: a live piece's node is slashed and suspended; a
-// piece that never arrived (pending) or was never rebuilt (repairing)
-// costs its node nothing but the piece, since the owner or the sources
-// may be at fault. Then the segment is repaired if it needs it.
+// miss handles pc's missed answer. A pending or repairing piece has
+// until its accept_by epoch; after that it is lost, which costs its node
+// nothing but the piece, since the owner or the sources may be at fault.
+// A live piece is lost at once, and its node slashed and suspended. Then
+// the segment is repaired if it needs it.
 func miss(ctx *module.Context, p *storagepb.Params, d *storagepb.Deal, pc *storagepb.Piece) error {
 	op := addr.MustParse(pc.Node)
-	n := GetNode(ctx.KV, op)
 	epoch := pc.DueEpoch
+	if pc.Status != storagepb.PieceStatus_PIECE_STATUS_LIVE && epoch < pc.AcceptBy && epoch < d.LastEpoch {
+		// An upload or a rebuild takes time: the piece's first proof may
+		// come in any epoch up to accept_by, unpaid until it does.
+		pc.DueEpoch++
+		putPiece(ctx.KV, pc)
+		due.Add(ctx.KV, dueHeight(p, pc.DueEpoch), storagepb.PieceID(pc.Deal, pc.Segment, pc.Index))
+		return nil
+	}
+	n := GetNode(ctx.KV, op)
 	if pc.Status == storagepb.PieceStatus_PIECE_STATUS_LIVE && n != nil {
 		n.Misses++
 		if n.Status == storagepb.NodeStatus_NODE_STATUS_ACTIVE {
@@ -660,6 +672,7 @@ func repair(ctx *module.Context, p *storagepb.Params, d *storagepb.Deal, seg uin
 		pc.RepairFee = fee
 		pc.Status = storagepb.PieceStatus_PIECE_STATUS_REPAIRING
 		pc.DueEpoch = next
+		pc.AcceptBy = next + p.AcceptEpochs - 1
 		putPiece(ctx.KV, pc)
 		due.Add(ctx.KV, dueHeight(p, next), storagepb.PieceID(pc.Deal, pc.Segment, pc.Index))
 		ctx.Emit("storage_repair", module.Key("deal", module.U64(d.Id)), module.Val("segment", module.U64(uint64(seg))), module.Val("index", module.U64(uint64(pc.Index))), module.Key("node", c.op.String()))

@@ -13,7 +13,6 @@ import (
 // checks a storage proof with the code it checks receipts with. Paths list
 // the siblings from the leaf's up to the root's child (CometBFT's aunts).
 
-
 func nodeHash(l, r []byte) []byte { return storagepb.NodeHash(l, r) }
 
 func split(n int) int { return storagepb.Split(n) }

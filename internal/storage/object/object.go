@@ -347,3 +347,27 @@ func Decode(m *storagepb.Manifest, w io.Writer, fetch func(segment, index int) (
 	}
 	return nil
 }
+
+// Recode codes segment s of m again from its bytes and returns its piece
+// index, checked against its root: what a repairing node stores after
+// rebuilding the segment from any k pieces.
+func Recode(m *storagepb.Manifest, s, index int, data []byte) ([]byte, error) {
+	if s < 0 || s >= len(m.Segments) || index < 0 || index >= int(m.N) {
+		return nil, fmt.Errorf("%w: no piece %d of segment %d", ErrPiece, index, s)
+	}
+	if h := sha256.Sum256(data); !bytes.Equal(h[:], m.Segments[s].Hash) {
+		return nil, fmt.Errorf("%w: segment %d", ErrCorrupted, s)
+	}
+	enc, err := reedsolomon.New(int(m.K), int(m.N-m.K))
+	if err != nil {
+		return nil, fmt.Errorf("object: %w", err)
+	}
+	_, pieces, err := code(enc, data, Params{K: int(m.K), N: int(m.N), SegmentSize: int(m.SegmentSize), LeafSize: int(m.LeafSize)})
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPiece(m, s, index, pieces[index]); err != nil {
+		return nil, err
+	}
+	return pieces[index], nil
+}

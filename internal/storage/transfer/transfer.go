@@ -385,3 +385,15 @@ func Spread(nodes []string) (Place, Locate) {
 	place := func(s, i int) string { return nodes[(s+i)%len(nodes)] }
 	return place, func(s, i int) []string { return []string{place(s, i)} }
 }
+
+// Repair rebuilds piece index of segment s of m from any k others, as a
+// node the chain assigned a lost piece to does: it fetches the segment as
+// a reader would (the fastest k pieces, checked against the segment's
+// hash), codes it again and returns the piece, checked against its root.
+func (c *Client) Repair(ctx context.Context, m *storagepb.Manifest, s, index int, locate Locate) ([]byte, error) {
+	data, err := c.segment(ctx, m, s, locate)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: repair piece %d of segment %d: %w", index, s, err)
+	}
+	return object.Recode(m, s, index, data)
+}

@@ -28,7 +28,7 @@ const GiB = 1 << 30
 func DefaultParams() *Params {
 	return &Params{EpochBlocks: 20, WindowBlocks: 10, MinStake: 100_000_000, MissSlashBps: 100, SuspendEpochs: 5, ExcludeAfter: 10,
 		RepairMarginBps: 10_000, RepairPricePerGib: 1_000_000, RepairReserveBps: 2_000, MaxManifestBytes: 256 << 10,
-		MaxDurationEpochs: 1_000_000, MaxAnswers: 256, MaxNodes: 1_000}
+		MaxDurationEpochs: 1_000_000, MaxAnswers: 256, MaxNodes: 1_000, AcceptEpochs: 3}
 }
 
 // Per returns ceil(size × price / GiB): what size bytes cost at a price

@@ -710,6 +710,7 @@ type Piece struct {
 	DueEpoch      int64                  `protobuf:"varint,8,opt,name=due_epoch,json=dueEpoch,proto3" json:"due_epoch,omitempty"`          // the epoch whose challenge it must answer next
 	ProvedEpoch   int64                  `protobuf:"varint,9,opt,name=proved_epoch,json=provedEpoch,proto3" json:"proved_epoch,omitempty"` // the last epoch it answered
 	RepairFee     uint64                 `protobuf:"varint,10,opt,name=repair_fee,json=repairFee,proto3" json:"repair_fee,omitempty"`      // earmarked from the reserve, paid at a repair's first proof
+	AcceptBy      int64                  `protobuf:"varint,11,opt,name=accept_by,json=acceptBy,proto3" json:"accept_by,omitempty"`         // a pending or repairing piece's first proof is due by this epoch
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -810,6 +811,13 @@ func (x *Piece) GetProvedEpoch() int64 {
 func (x *Piece) GetRepairFee() uint64 {
 	if x != nil {
 		return x.RepairFee
+	}
+	return 0
+}
+
+func (x *Piece) GetAcceptBy() int64 {
+	if x != nil {
+		return x.AcceptBy
 	}
 	return 0
 }
@@ -1319,8 +1327,9 @@ type Params struct {
 	RepairReserveBps  uint32                 `protobuf:"varint,9,opt,name=repair_reserve_bps,json=repairReserveBps,proto3" json:"repair_reserve_bps,omitempty"`      // the reserve, as a share of the deal's storage payment
 	MaxManifestBytes  uint32                 `protobuf:"varint,10,opt,name=max_manifest_bytes,json=maxManifestBytes,proto3" json:"max_manifest_bytes,omitempty"`
 	MaxDurationEpochs int64                  `protobuf:"varint,11,opt,name=max_duration_epochs,json=maxDurationEpochs,proto3" json:"max_duration_epochs,omitempty"`
-	MaxAnswers        uint32                 `protobuf:"varint,12,opt,name=max_answers,json=maxAnswers,proto3" json:"max_answers,omitempty"` // answers one MsgProve may carry
-	MaxNodes          uint32                 `protobuf:"varint,13,opt,name=max_nodes,json=maxNodes,proto3" json:"max_nodes,omitempty"`       // registered nodes the chain keeps (placement scans them)
+	MaxAnswers        uint32                 `protobuf:"varint,12,opt,name=max_answers,json=maxAnswers,proto3" json:"max_answers,omitempty"`       // answers one MsgProve may carry
+	MaxNodes          uint32                 `protobuf:"varint,13,opt,name=max_nodes,json=maxNodes,proto3" json:"max_nodes,omitempty"`             // registered nodes the chain keeps (placement scans them)
+	AcceptEpochs      int64                  `protobuf:"varint,14,opt,name=accept_epochs,json=acceptEpochs,proto3" json:"accept_epochs,omitempty"` // epochs a placed or repairing node has for its first proof (the upload, the rebuild)
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1442,6 +1451,13 @@ func (x *Params) GetMaxAnswers() uint32 {
 func (x *Params) GetMaxNodes() uint32 {
 	if x != nil {
 		return x.MaxNodes
+	}
+	return 0
+}
+
+func (x *Params) GetAcceptEpochs() int64 {
+	if x != nil {
+		return x.AcceptEpochs
 	}
 	return 0
 }
@@ -2151,7 +2167,7 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x14 \x01(\x03R\tcreatedAt\x12\x18\n" +
 	"\arepairs\x18\x15 \x01(\rR\arepairs\x12\x1a\n" +
-	"\bmanifest\x18\x16 \x01(\fR\bmanifest\"\x9d\x02\n" +
+	"\bmanifest\x18\x16 \x01(\fR\bmanifest\"\xba\x02\n" +
 	"\x05Piece\x12\x12\n" +
 	"\x04deal\x18\x01 \x01(\x04R\x04deal\x12\x18\n" +
 	"\asegment\x18\x02 \x01(\rR\asegment\x12\x14\n" +
@@ -2164,7 +2180,8 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\fproved_epoch\x18\t \x01(\x03R\vprovedEpoch\x12\x1d\n" +
 	"\n" +
 	"repair_fee\x18\n" +
-	" \x01(\x04R\trepairFee\"h\n" +
+	" \x01(\x04R\trepairFee\x12\x1b\n" +
+	"\taccept_by\x18\v \x01(\x03R\bacceptBy\"h\n" +
 	"\x05Epoch\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x03R\x06number\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x03R\x05start\x12\x1d\n" +
@@ -2198,7 +2215,7 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\x122\n" +
 	"\aanswers\x18\x03 \x03(\v2\x18.agora.storage.v1.AnswerR\aanswers\"&\n" +
 	"\x10MsgProveResponse\x12\x12\n" +
-	"\x04paid\x18\x01 \x01(\x04R\x04paid\"\x86\x04\n" +
+	"\x04paid\x18\x01 \x01(\x04R\x04paid\"\xab\x04\n" +
 	"\x06Params\x12!\n" +
 	"\fepoch_blocks\x18\x01 \x01(\x03R\vepochBlocks\x12#\n" +
 	"\rwindow_blocks\x18\x02 \x01(\x03R\fwindowBlocks\x12\x1b\n" +
@@ -2214,7 +2231,8 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\x13max_duration_epochs\x18\v \x01(\x03R\x11maxDurationEpochs\x12\x1f\n" +
 	"\vmax_answers\x18\f \x01(\rR\n" +
 	"maxAnswers\x12\x1b\n" +
-	"\tmax_nodes\x18\r \x01(\rR\bmaxNodes\";\n" +
+	"\tmax_nodes\x18\r \x01(\rR\bmaxNodes\x12#\n" +
+	"\raccept_epochs\x18\x0e \x01(\x03R\facceptEpochs\";\n" +
 	"\aGenesis\x120\n" +
 	"\x06params\x18\x01 \x01(\v2\x18.agora.storage.v1.ParamsR\x06params\".\n" +
 	"\x10QueryNodeRequest\x12\x1a\n" +
