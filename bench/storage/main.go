@@ -2,8 +2,9 @@
 // encode and decode on one core at 4-of-6 (Agora's default) and 29-of-80
 // (Storj's), against a plain copy of the same bytes; the whole of
 // object.Encode (coding, the pieces' Merkle roots, the segment hashes);
-// and a put and a get over loopback on eight storage nodes, against a
-// plain HTTP PUT and GET of the same bytes to one server.
+// a put and a get over loopback on eight storage nodes, against a plain
+// HTTP PUT and GET of the same bytes to one server; and what one epoch of
+// proofs costs the chain at 1,000 stored pieces (epoch.go).
 //
 //	go run ./bench/storage
 package main
@@ -34,6 +35,7 @@ import (
 func main() {
 	rounds := flag.Int("rounds", 5, "runs of each measurement; the best is kept")
 	size := flag.Int("size", 256, "MiB put and got over loopback")
+	pieces := flag.Int("pieces", 1000, "stored pieces whose epoch of proofs is measured")
 	flag.Parse()
 	log.SetFlags(0)
 	fmt.Println("Reed-Solomon on one core, GB/s of the object's bytes (best of", *rounds, "runs)")
@@ -93,6 +95,7 @@ func main() {
 		p.K, p.N, p.SegmentSize>>20, p.LeafSize, whole)
 
 	transfers(*size<<20, *rounds)
+	epochCost(*pieces)
 }
 
 // transfers puts and gets size bytes on eight storage nodes over loopback,
@@ -115,7 +118,7 @@ func transfers(size, rounds int) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		s := httptest.NewServer(node.Handler(store))
+		s := httptest.NewServer(node.Handler(store, nil))
 		defer s.Close()
 		urls = append(urls, s.URL)
 	}

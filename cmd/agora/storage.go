@@ -63,7 +63,14 @@ keeps and serves pieces, for agora storage put --nodes.`,
 				return err
 			}
 			defer store.Close()
-			s, err := httpserve.ListenWith(listen, node.Handler(store), logger(), node.ServeOptions())
+			// GET /storage/{cid} finds objects from their deals on chain.
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			objects := prover.Objects(c, nil)
+			s, err := httpserve.ListenWith(listen, node.Handler(store, objects), logger(), node.ServeOptions())
 			if err != nil {
 				return err
 			}
@@ -77,11 +84,6 @@ keeps and serves pieces, for agora storage put --nodes.`,
 			if err != nil {
 				return err
 			}
-			c, err := g.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			if endpoint == "" {
 				endpoint = s.URL()
 			}
@@ -329,40 +331,15 @@ func storageGetCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// locateDeal reads object id's manifest from its deal on chain (checked
-// against id) and where each of its pieces is kept.
+// locateDeal reads object id's manifest and its pieces' nodes from its
+// deal on chain.
 func (g *globals) locateDeal(ctx context.Context, id cid.Cid) (*storagepb.Manifest, transfer.Locate, error) {
 	c, err := g.dial()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer c.Close()
-	info, err := client.Ask(ctx, c, storagepb.QueryDeal, &storagepb.QueryDealRequest{Cid: id.Bytes()})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", id, err)
-	}
-	m, err := object.Parse(info.Deal.Manifest, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, pieceLocator(info.Pieces), nil
-}
-
-// pieceLocator finds each piece on the node the chain lists it on, if
-// that node is not known to have lost it.
-func pieceLocator(pieces []*storagepb.PieceInfo) transfer.Locate {
-	where := map[[2]uint32]string{}
-	for _, pi := range pieces {
-		if pi.Endpoint != "" && pi.Piece.Status != storagepb.PieceStatus_PIECE_STATUS_LOST {
-			where[[2]uint32{pi.Piece.Segment, pi.Piece.Index}] = pi.Endpoint
-		}
-	}
-	return func(s, i int) []string {
-		if u := where[[2]uint32{uint32(s), uint32(i)}]; u != "" {
-			return []string{u}
-		}
-		return nil
-	}
+	return prover.Find(ctx, c, id)
 }
 
 // fetchManifest asks each node in turn for object id's manifest and

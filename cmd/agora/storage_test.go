@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,5 +186,23 @@ func TestStorageOnTheDevnet(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	if !bytes.Equal(a, b) {
 		t.Fatal("the devnet gave back other bytes")
+	}
+	// Any storage node serves the whole object at a plain HTTP path.
+	resp, err := http.Get(d.Storage[3].URL() + "/storage/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, a) {
+		t.Fatalf("GET /storage/%s: %s, %d bytes", id, resp.Status, len(body))
+	}
+	resp, err = http.Get(d.Storage[0].URL() + "/storage/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET of an object no deal stores: %s, want 404", resp.Status)
 	}
 }

@@ -132,12 +132,12 @@ func TestStorageOnChain(t *testing.T) {
 	}
 	in := filepath.Join(dir, "in.bin")
 	os.WriteFile(in, data, 0o600)
-	const epochs = 30
+	const epochs = 16
 	var put struct {
 		CID    string `json:"cid"`
 		DealID string `json:"deal_id"`
 	}
-	if err := json.Unmarshal([]byte(agora("storage", "put", in, "--duration", "30", "--output", "json")), &put); err != nil || put.DealID == "" {
+	if err := json.Unmarshal([]byte(agora("storage", "put", in, "--duration", "16", "--output", "json")), &put); err != nil || put.DealID == "" {
 		t.Fatalf("put printed no deal: %v", err)
 	}
 	get := func(what string) {
@@ -165,14 +165,35 @@ func TestStorageOnChain(t *testing.T) {
 		}
 		return r.Node
 	}
-	// waitFor polls cond once a block, for at most blocks blocks.
+	height := func() int64 {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Height
+	}
+	start := time.Now()
+	// waitFor polls cond until it holds, for at most blocks blocks, and
+	// returns how many blocks it took.
 	waitFor := func(what string, blocks int, cond func() bool) int {
 		t.Helper()
-		for i := range blocks {
+		from := height()
+		for height() < from+int64(blocks) {
 			if cond() {
-				return i
+				h := height()
+				t.Logf("%s: at height %d, %d blocks, %v in", what, h, h-from, time.Since(start).Round(time.Second))
+				return int(h - from)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+		for _, pi := range deal().Pieces {
+			if pi.Piece.Status != storagepb.PieceStatus_PIECE_STATUS_LIVE {
+				t.Logf("piece %d/%d: %s on %s (due %d, accept by %d, lost from %s)", pi.Piece.Segment, pi.Piece.Index, pi.Piece.Status, pi.Piece.Node, pi.Piece.DueEpoch, pi.Piece.AcceptBy, pi.Piece.LostFrom)
+			}
+		}
+		for _, p := range procs {
+			n := node(p.operator)
+			t.Logf("%s %s: %s used %d misses %d slashed %d probes %d/%d false %d", p.key, p.operator, n.Status, n.Used, n.Misses, n.Slashed, n.ProbesServed, n.ProbesFailed, n.FalseReports)
 		}
 		t.Fatalf("%s: not within %d blocks", what, blocks)
 		return 0
@@ -192,6 +213,7 @@ func TestStorageOnChain(t *testing.T) {
 		}
 		return len(status.Segments) == 16
 	})
+	t.Logf("deal %s made and its pieces up by %v", put.DealID, time.Since(start).Round(time.Second))
 	get("with every node up")
 
 	// SIGKILL the two nodes holding the most pieces.
@@ -218,7 +240,7 @@ func TestStorageOnChain(t *testing.T) {
 	t.Logf("killed %s (%d pieces) and %s (%d pieces)", dead[0].key, held[dead[0].operator], dead[1].key, held[dead[1].operator])
 	get("with two nodes killed")
 
-	blocks := waitFor("the dead nodes slashed and every segment repaired to six live pieces", 600, func() bool {
+	blocks := waitFor("the dead nodes slashed and every segment repaired to six live pieces", 200, func() bool {
 		for _, p := range dead {
 			if n := node(p.operator); n.Slashed == 0 || n.Status != storagepb.NodeStatus_NODE_STATUS_SUSPENDED {
 				return false
@@ -279,9 +301,15 @@ func TestStorageOnChain(t *testing.T) {
 		_, err := client.Ask(ctx, c, storagepb.QueryDeal, &storagepb.QueryDealRequest{Id: 1})
 		return err != nil && strings.Contains(err.Error(), "no open deal")
 	})
-	var earned uint64
+	var earned, served, failed, falses uint64
 	for _, p := range procs {
-		earned += node(p.operator).Earned
+		n := node(p.operator)
+		earned += n.Earned
+		served, failed, falses = served+n.ProbesServed, failed+n.ProbesFailed, falses+n.FalseReports
+	}
+	t.Logf("retrieval probes: %d served, %d failed, %d false reports", served, failed, falses)
+	if served == 0 || falses != 0 {
+		t.Errorf("%d probes served and %d false reports among honest probers", served, falses)
 	}
 	refund := balance() - (before - escrow)
 	if earned+refund != escrow {

@@ -21,7 +21,9 @@ import (
 func init() {
 	metaGenerators[tx.TypeURL(&storagepb.MsgRegisterNode{})] = metaGen{2, genRegisterNode}
 	metaGenerators[tx.TypeURL(&storagepb.MsgCreateDeal{})] = metaGen{2, genCreateDeal}
-	metaGenerators[tx.TypeURL(&storagepb.MsgProve{})] = metaGen{12, genProve}
+	metaGenerators[tx.TypeURL(&storagepb.MsgProve{})] = metaGen{40, genProve}
+	metaGenerators[tx.TypeURL(&storagepb.MsgReportProbes{})] = metaGen{20, genReportProbes}
+	metaGenerators[tx.TypeURL(&storagepb.MsgRebut{})] = metaGen{40, genRebut}
 }
 
 func (w *world) storageNode() string {
@@ -63,7 +65,7 @@ func genCreateDeal(w *world) (string, module.Msg) {
 		w.t.Fatal(err)
 	}
 	b, _ := object.Marshal(man)
-	m := &storagepb.MsgCreateDeal{Owner: addrOf(owner), Manifest: b, DurationEpochs: 1 + w.r.Int64N(4), Denom: coin.Stable, PricePerGibEpoch: 1 + w.r.Uint64N(1_000_000)}
+	m := &storagepb.MsgCreateDeal{Owner: addrOf(owner), Manifest: b, DurationEpochs: 4 + w.r.Int64N(16), Denom: coin.Stable, PricePerGibEpoch: 1 + w.r.Uint64N(1_000_000)}
 	switch w.r.IntN(15) {
 	case 0:
 		m.Manifest = b[:len(b)/2]
@@ -87,8 +89,24 @@ func genCreateDeal(w *world) (string, module.Msg) {
 }
 
 func genProve(w *world) (string, module.Msg) {
-	who := w.storageNode()
-	r, ok := metaAsk(w.app, storagepb.QueryAssigned, &storagepb.QueryAssignedRequest{Node: addrOf(who)})
+	// A node with answers due, if there is one.
+	var who string
+	var r *storagepb.QueryAssignedResponse
+	ok := false
+	nodes := append(append([]string(nil), metaProviders...), metaVerifiers...)
+	w.r.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
+	for _, name := range nodes {
+		if r, ok = metaAsk(w.app, storagepb.QueryAssigned, &storagepb.QueryAssignedRequest{Node: addrOf(name)}); ok {
+			who = name
+			if dueNow(r) {
+				break
+			}
+		}
+	}
+	if who == "" || w.oneIn(10) {
+		who = w.storageNode()
+		r, ok = metaAsk(w.app, storagepb.QueryAssigned, &storagepb.QueryAssignedRequest{Node: addrOf(who)})
+	}
 	m := &storagepb.MsgProve{Node: addrOf(who)}
 	if ok {
 		m.Epoch = r.Epoch.Number
@@ -125,4 +143,75 @@ func genProve(w *world) (string, module.Msg) {
 		m.Node = addrOf(who)
 	}
 	return who, m
+}
+
+// dueNow reports whether a node has a piece to answer for this epoch.
+func dueNow(r *storagepb.QueryAssignedResponse) bool {
+	for _, p := range r.Pieces {
+		if p.DueEpoch == r.Epoch.Number && p.ProvedEpoch < p.DueEpoch && p.Status != storagepb.PieceStatus_PIECE_STATUS_LOST {
+			return true
+		}
+	}
+	return false
+}
+
+func genReportProbes(w *world) (string, module.Msg) {
+	r, _ := metaAsk(w.app, storagepb.QueryProbes, &storagepb.QueryProbesRequest{})
+	var probes []*storagepb.Probe
+	if r != nil {
+		for _, pr := range r.Probes {
+			if pr.Status == storagepb.ProbeStatus_PROBE_STATUS_OPEN && w.height <= pr.Due {
+				probes = append(probes, pr)
+			}
+		}
+	}
+	if len(probes) == 0 {
+		w.idle = true
+		who := w.storageNode()
+		return who, &storagepb.MsgReportProbes{Prober: addrOf(who), Results: []*storagepb.ProbeResult{{Probe: 1 + w.r.Uint64N(50), Served: true}}}
+	}
+	pr := pick(w, probes)
+	slot := w.r.IntN(len(pr.Probers))
+	for j, rep := range pr.Reports {
+		if rep == storagepb.ProbeReport_PROBE_REPORT_NONE && !w.oneIn(10) {
+			slot = j
+		}
+	}
+	who := w.name(pr.Probers[slot])
+	if w.oneIn(10) {
+		who = w.storageNode() // most likely not one of its probers
+	}
+	// Mostly failures, true or not: accusations must happen for rebuttals
+	// to be tried.
+	return who, &storagepb.MsgReportProbes{Prober: addrOf(who), Results: []*storagepb.ProbeResult{{Probe: pr.Id, Served: w.oneIn(3)}}}
+}
+
+func genRebut(w *world) (string, module.Msg) {
+	r, _ := metaAsk(w.app, storagepb.QueryProbes, &storagepb.QueryProbesRequest{})
+	var accused *storagepb.Probe
+	if r != nil {
+		for _, pr := range r.Probes {
+			if pr.Status == storagepb.ProbeStatus_PROBE_STATUS_ACCUSED && w.height <= pr.RebutBy {
+				accused = pr
+			}
+		}
+	}
+	if accused == nil {
+		w.idle = true
+		who := w.storageNode()
+		return who, &storagepb.MsgRebut{Node: addrOf(who), Probe: 1 + w.r.Uint64N(50), Leaf: w.bytes(64)}
+	}
+	who := w.name(accused.Node)
+	d, _ := metaAsk(w.app, storagepb.QueryDeal, &storagepb.QueryDealRequest{Id: accused.Deal})
+	data := w.stored[[3]uint64{accused.Deal, uint64(accused.Segment), uint64(accused.Index)}]
+	if d == nil || data == nil {
+		w.idle = true
+		return who, &storagepb.MsgRebut{Node: addrOf(who), Probe: accused.Id, Leaf: w.bytes(64)}
+	}
+	leaf, path := object.Prove(data, int(d.Deal.LeafSize), int(accused.Leaf))
+	if w.oneIn(6) {
+		leaf = append([]byte(nil), leaf...)
+		leaf[0] ^= 1
+	}
+	return who, &storagepb.MsgRebut{Node: addrOf(who), Probe: accused.Id, Leaf: leaf, Path: path}
 }

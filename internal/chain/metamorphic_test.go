@@ -48,6 +48,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
 	"github.com/agoranet/agora/internal/chain/tx"
 	"github.com/agoranet/agora/internal/node"
 )
@@ -218,6 +219,10 @@ func metaGenesis(t *testing.T, fx *zkFixture) []byte {
 	g := node.Genesis{ChainID: testChain, Time: genesisTime, Issuer: address("issuer"),
 		ModelKeys: []node.ModelKey{{ModelID: fx.modelID, VerifyingKey: fx.vk}}, Audit: auditpb.DefaultParams()}
 	g.Audit.KeyReviewCommitBlocks = 15
+	// Short storage epochs with many probes, so that accusations and
+	// rebuttals happen within a run.
+	g.Storage = storagepb.DefaultParams()
+	g.Storage.EpochBlocks, g.Storage.WindowBlocks, g.Storage.ProbesPerEpoch, g.Storage.RebutBlocks = 8, 5, 16, 8
 	for _, n := range metaUsers {
 		g.Accounts = append(g.Accounts, node.Account{Address: address(n), Coins: []*coin.Coin{coin.New(coin.Native, 1_000_000_000), coin.New(coin.Stable, 1_000_000_000)}})
 	}

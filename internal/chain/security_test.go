@@ -540,6 +540,8 @@ func TestEveryFundMoveIsSeenByThePolicy(t *testing.T) {
 		"agora.storage.v1.MsgRegisterNode":   {msg: &storagepb.MsgRegisterNode{Operator: r, Endpoint: "http://127.0.0.1:3", Capacity: 1 << 20}},
 		"agora.storage.v1.MsgCreateDeal":     {msg: &storagepb.MsgCreateDeal{Owner: r, Manifest: encodeFor(t, 1, 1), DurationEpochs: 2, Denom: "uagr", PricePerGibEpoch: 1 << 20}, moves: true},
 		"agora.storage.v1.MsgProve":          {msg: &storagepb.MsgProve{Node: r, Epoch: 1, Answers: []*storagepb.Answer{{Deal: 1, Leaf: []byte{1}}}}},
+		"agora.storage.v1.MsgReportProbes":   {msg: &storagepb.MsgReportProbes{Prober: r, Results: []*storagepb.ProbeResult{{Probe: 1}}}},
+		"agora.storage.v1.MsgRebut":          {msg: &storagepb.MsgRebut{Node: r, Probe: 1, Leaf: []byte{1}}},
 		"agora.audit.v1.MsgRegisterVerifier": {msg: &auditpb.MsgRegisterVerifier{Verifier: r}},
 		"agora.audit.v1.MsgChallenge": {msg: &auditpb.MsgChallenge{Challenger: r, Receipt: []byte(d.receipts[1]), ChannelId: 1, LeafIndex: 1,
 			Path: receipt.Path(d.leaves(), 1), Request: d.requests[1]}, moves: true},

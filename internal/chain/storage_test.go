@@ -12,8 +12,11 @@ import (
 	"github.com/agoranet/agora/internal/chain/auth/authpb"
 	"github.com/agoranet/agora/internal/chain/codes"
 	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/chain/storage"
 	"github.com/agoranet/agora/internal/chain/storage/storagepb"
+	"github.com/agoranet/agora/internal/chain/store/storetest"
 	"github.com/agoranet/agora/internal/node"
 	"github.com/agoranet/agora/internal/storage/object"
 )
@@ -29,6 +32,9 @@ type storageNet struct {
 	dead   map[string]bool
 	// corrupt names a node that flips a byte of every piece before it answers.
 	corrupt map[string]bool
+	// refuse names a node that proves its pieces but serves no reader;
+	// liar a prober that reports every probe failed.
+	refuse, liar map[string]bool
 }
 
 func newStorageNet(t *testing.T, names ...string) *storageNet {
@@ -39,7 +45,8 @@ func newStorageNet(t *testing.T, names ...string) *storageNet {
 			}
 		}
 	})
-	n := &storageNet{h: h, t: t, names: names, pieces: map[string]map[[3]uint64][]byte{}, all: map[[3]uint64][]byte{}, dead: map[string]bool{}, corrupt: map[string]bool{}}
+	n := &storageNet{h: h, t: t, names: names, pieces: map[string]map[[3]uint64][]byte{}, all: map[[3]uint64][]byte{}, dead: map[string]bool{}, corrupt: map[string]bool{},
+		refuse: map[string]bool{}, liar: map[string]bool{}}
 	for _, name := range names {
 		a := address(name).String()
 		h.mustSend(name, &stakingpb.MsgBond{Staker: a, Amount: coin.New("uagr", 200_000_000)})
@@ -160,8 +167,70 @@ func (n *storageNet) epoch() map[string]uint32 {
 		}
 		out[name] = r.Code
 	}
-	n.h.block()
+	n.probe()
+	for n.h.height <= currentEpoch(n.h).WindowEnd {
+		n.h.block()
+	}
+	n.rebut()
 	return out
+}
+
+func currentEpoch(h *harness) *storagepb.Epoch {
+	e, err := ask(h, storagepb.QueryEpoch, &storagepb.QueryEpochRequest{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+func (n *storageNet) probes() []*storagepb.Probe {
+	r, err := ask(n.h, storagepb.QueryProbes, &storagepb.QueryProbesRequest{})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return r.Probes
+}
+
+// probe has every live node report the open probes it is a prober of: a
+// leaf is served unless its node is dead, refuses or holds it corrupt,
+// and a liar reports every probe failed.
+func (n *storageNet) probe() {
+	for _, name := range n.names {
+		if n.dead[name] {
+			continue
+		}
+		m := &storagepb.MsgReportProbes{Prober: address(name).String()}
+		for _, pr := range n.probes() {
+			for j, p := range pr.Probers {
+				if p == m.Prober && pr.Reports[j] == storagepb.ProbeReport_PROBE_REPORT_NONE && pr.Status == storagepb.ProbeStatus_PROBE_STATUS_OPEN {
+					node := n.name(pr.Node)
+					served := !n.dead[node] && !n.refuse[node] && !n.corrupt[node] && !n.liar[name]
+					m.Results = append(m.Results, &storagepb.ProbeResult{Probe: pr.Id, Served: served})
+				}
+			}
+		}
+		if len(m.Results) > 0 {
+			if r := n.h.send(name, m); r.Code != 0 {
+				n.t.Fatalf("%s's probe report: %s", name, r.Log)
+			}
+		}
+	}
+}
+
+// rebut has every node that holds its piece answer the accusations
+// against it on chain.
+func (n *storageNet) rebut() {
+	for _, pr := range n.probes() {
+		node := n.name(pr.Node)
+		if pr.Status != storagepb.ProbeStatus_PROBE_STATUS_ACCUSED || n.dead[node] || n.corrupt[node] || n.refuse[node] {
+			continue
+		}
+		data := n.pieces[node][[3]uint64{pr.Deal, uint64(pr.Segment), uint64(pr.Index)}]
+		leaf, path := object.Prove(data, 1<<10, int(pr.Leaf))
+		if r := n.h.send(node, &storagepb.MsgRebut{Node: pr.Node, Probe: pr.Id, Leaf: leaf, Path: path}); r.Code != 0 {
+			n.t.Fatalf("%s's rebuttal: %s", node, r.Log)
+		}
+	}
 }
 
 func (n *storageNet) node(name string) *storagepb.StorageNode {
@@ -366,4 +435,121 @@ func encodeFor(t *testing.T, k, nn int) []byte {
 	}
 	b, _ := object.Marshal(m)
 	return b
+}
+
+// TestStorageProbes: retrieval is proven too. A node that proves its
+// pieces but serves no reader fails its probes and is slashed; two lying
+// probers accuse honest nodes, which rebut on chain and are not slashed,
+// and the liars' false reports are on record; one liar alone accuses no
+// one.
+func TestStorageProbes(t *testing.T) {
+	names := []string{"dave", "erin", "frank", "gina", "v1", "v2", "v3", "v4"}
+	n := newStorageNet(t, names...)
+	n.put(64<<10, 4, 6, 30)
+	counts := map[string]int{}
+	for _, p := range n.deal(1).Pieces {
+		counts[n.name(p.Piece.Node)]++
+	}
+	var refuser string
+	for _, name := range names {
+		if counts[name] > 0 && (refuser == "" || counts[name] > counts[refuser]) {
+			refuser = name
+		}
+	}
+	n.refuse[refuser] = true
+	var liars []string
+	for _, name := range names {
+		if name != refuser && len(liars) < 2 {
+			liars = append(liars, name)
+		}
+	}
+	n.liar[liars[0]] = true
+	for range 4 {
+		n.epoch()
+	}
+	for _, name := range names {
+		if name != refuser && n.node(name).Slashed != 0 {
+			t.Errorf("with one liar, %s was slashed", name)
+		}
+	}
+	n.liar[liars[1]] = true
+	for range 12 {
+		n.epoch()
+		if r := n.node(refuser); r.Status != storagepb.NodeStatus_NODE_STATUS_ACTIVE {
+			break
+		}
+	}
+	r := n.node(refuser)
+	if r.ProbesFailed == 0 || r.Slashed == 0 || r.Status == storagepb.NodeStatus_NODE_STATUS_ACTIVE {
+		t.Errorf("the node that serves no one failed %d probes, was slashed %d, is %s", r.ProbesFailed, r.Slashed, r.Status)
+	}
+	// Two liars accuse honest nodes now and then; each rebuts.
+	falseReports := func() (sum uint64) {
+		for _, name := range liars {
+			sum += n.node(name).FalseReports
+		}
+		return sum
+	}
+	for i := 0; i < 20 && falseReports() == 0; i++ {
+		n.epoch()
+	}
+	if falseReports() == 0 {
+		t.Error("in 20 epochs the two liars never accused a node together")
+	}
+	var served, falses uint64
+	for _, name := range names {
+		nd := n.node(name)
+		served += nd.ProbesServed
+		falses += nd.FalseReports
+		if name != refuser && nd.Slashed != 0 {
+			t.Errorf("honest %s was slashed (%d probes failed)", name, nd.ProbesFailed)
+		}
+	}
+	if served == 0 {
+		t.Error("no probe was served")
+	}
+	t.Logf("probes served %d, false reports %d, refuser failed %d", served, falses, r.ProbesFailed)
+}
+
+// A governance change of the epoch's length or window is refused: every
+// scheduled proof is due by them, and moving them slashed honest nodes
+// and left deals open for ever (found by review).
+func TestStorageEpochParamsAreFixed(t *testing.T) {
+	kv := storetest.NewMem()
+	m := storage.Module{}
+	if err := m.SetParams(kv, storagepb.DefaultParams()); err != nil {
+		t.Fatal(err)
+	}
+	p := storagepb.DefaultParams()
+	p.WindowBlocks = 15
+	if err := m.SetParams(kv, p); err == nil || !strings.Contains(err.Error(), "fixed at genesis") {
+		t.Fatalf("window_blocks changed: %v", err)
+	}
+	p = storagepb.DefaultParams()
+	p.EpochBlocks = 40
+	if err := m.SetParams(kv, p); err == nil {
+		t.Fatal("epoch_blocks changed")
+	}
+	p = storagepb.DefaultParams()
+	p.ProbesPerEpoch = 9
+	if err := m.SetParams(kv, p); err != nil {
+		t.Fatalf("probes_per_epoch did not change: %v", err)
+	}
+}
+
+// Each registration's bond is its own: deregistering as a provider does
+// not release the stake behind a storage node's pieces (found by review:
+// both shared one required amount, and the provider's release freed it).
+func TestStorageStakeIsItsOwn(t *testing.T) {
+	n := newStorageNet(t, "dave", "erin", "frank")
+	dave := address("dave").String()
+	n.h.mustSend("dave", &providerpb.MsgRegisterProvider{Operator: dave, Endpoint: "http://127.0.0.1:2"})
+	if r := n.h.send("dave", &stakingpb.MsgUnbond{Staker: dave, Amount: coin.New("uagr", 150_000_000)}); r.Code == 0 {
+		t.Fatal("dave unbonded below what his two registrations need")
+	}
+	n.h.mustSend("dave", &providerpb.MsgDeregister{Operator: dave})
+	if r := n.h.send("dave", &stakingpb.MsgUnbond{Staker: dave, Amount: coin.New("uagr", 200_000_000)}); r.Code == 0 {
+		t.Fatal("a provider's deregistration released the storage node's stake")
+	}
+	n.h.mustSend("dave", &stakingpb.MsgUnbond{Staker: dave, Amount: coin.New("uagr", 100_000_000)})
 }

@@ -267,7 +267,11 @@ func (d *Devnet) startStorage() error {
 			return err
 		}
 		d.stores = append(d.stores, store)
-		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+70+i), storagenode.Handler(store), d.cfg.Logger, storagenode.ServeOptions())
+		c, err := client.New(d.Node.RPC())
+		if err != nil {
+			return err
+		}
+		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+70+i), storagenode.Handler(store, prover.Objects(c, nil)), d.cfg.Logger, storagenode.ServeOptions())
 		if err != nil {
 			return fmt.Errorf("devnet: storage node %d: %w", i+1, err)
 		}
@@ -278,10 +282,6 @@ func (d *Devnet) startStorage() error {
 			// A home made before the storage module has no storage keys.
 			d.cfg.Logger.Warn("devnet: storage node without a key: it serves pieces but is not on chain; agora devnet --reset makes the keys", "node", i+1)
 			continue
-		}
-		c, err := client.New(d.Node.RPC())
-		if err != nil {
-			return err
 		}
 		provers = append(provers, &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: s.URL(), Region: "devnet", Capacity: 1 << 30,
 			Log: d.cfg.Logger.With("storage", i+1), Poll: d.cfg.BlockTime})

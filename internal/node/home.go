@@ -24,6 +24,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/gov/govpb"
 	"github.com/agoranet/agora/internal/chain/staking/stakingpb"
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
 )
 
 // Ports are the loopback ports one node listens on.
@@ -149,6 +150,9 @@ type Genesis struct {
 	Gov *govpb.Params
 	// Beacon replaces the beacon module's default params when set.
 	Beacon *beaconpb.Params
+	// Storage replaces the storage module's default params when set
+	// (tests shorten the epochs).
+	Storage *storagepb.Params
 }
 
 // Validator is a genesis validator: a node's consensus key (as WriteHome
@@ -229,6 +233,12 @@ func (g Genesis) Doc() (*cmttypes.GenesisDoc, error) {
 	}
 	if g.Beacon != nil {
 		state[beaconpb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&beaconpb.Genesis{Params: g.Beacon})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if g.Storage != nil {
+		state[storagepb.Name], err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(&storagepb.Genesis{Params: g.Storage})
 		if err != nil {
 			return nil, err
 		}

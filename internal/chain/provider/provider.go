@@ -149,7 +149,7 @@ func Register(ctx *module.Context, a addr.Address, m *providerpb.MsgRegisterProv
 	setAlive(ctx, a, p)
 	put(ctx.KV, a, p)
 	// The stake backs the service: it may not be unbonded from under it.
-	staking.SetRequired(ctx, a, params.MinStake)
+	staking.SetRequired(ctx, a, providerpb.Name, params.MinStake)
 	ctx.Emit("register_provider", module.Key("operator", a.String()), module.Val("endpoint", m.Endpoint))
 	return nil
 }
@@ -238,7 +238,7 @@ func Deregister(ctx *module.Context, a addr.Address) error {
 		ctx.KV.Delete(livenessKey(p.LastHeartbeat, a))
 	}
 	ctx.KV.Delete(providerKey(a))
-	staking.SetRequired(ctx, a, 0)
+	staking.SetRequired(ctx, a, providerpb.Name, 0)
 	if afterDeregister != nil {
 		afterDeregister(ctx, a)
 	}

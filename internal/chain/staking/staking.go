@@ -25,6 +25,7 @@ var (
 	queuePrefix  = []byte("staking/q/")  // completes_at | staker -> Unbonding
 	byAcctPrefix = []byte("staking/qa/") // staker | completes_at -> nil
 	holdPrefix   = []byte("staking/h/")  // staker -> height its unbonding may not complete before
+	needPrefix   = []byte("staking/rq/") // staker | module -> the bond that module's registration needs
 	paramsKey    = []byte("staking/params")
 )
 
@@ -121,12 +122,37 @@ func Unbond(ctx *module.Context, a addr.Address, amount uint64) error {
 	return unbond(ctx, a, s, amount)
 }
 
-// SetRequired records the bond a's registration needs: Unbond will not
-// take bonded stake below it. 0 releases it.
-func SetRequired(ctx *module.Context, a addr.Address, amount uint64) {
+// SetRequired records the bond a's registration with module by (a
+// provider, a storage node) needs; Unbond will not take bonded stake below
+// the sum over a's registrations, each obligation being backed on its
+// own. 0 releases by's part.
+func SetRequired(ctx *module.Context, a addr.Address, by string, amount uint64) {
+	k := append(append(append([]byte(nil), needPrefix...), a[:]...), by...)
+	if amount == 0 {
+		ctx.KV.Delete(k)
+	} else {
+		ctx.KV.Set(k, be(int64(amount)))
+	}
+	start := append(append([]byte(nil), needPrefix...), a[:]...)
+	it := ctx.KV.Iterator(start, store.PrefixEnd(start))
+	var total uint64
+	for ; it.Valid(); it.Next() {
+		n := binary.BigEndian.Uint64(it.Value())
+		total = min(total+n, ^uint64(0)>>1) // saturating: no module asks near 2^63
+	}
+	it.Close()
 	s := Get(ctx.KV, a)
-	s.Required = amount
+	s.Required = total
 	put(ctx.KV, a, s)
+}
+
+// Required is the bond a's registration with module by needs.
+func Required(kv store.Reader, a addr.Address, by string) uint64 {
+	v := kv.Get(append(append(append([]byte(nil), needPrefix...), a[:]...), by...))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
 }
 
 // HoldUntil keeps a's stake slashable until height: stake it unbonds
@@ -161,6 +187,16 @@ func heldUntil(ctx *module.Context, a addr.Address) int64 {
 // stake: for an agent its owner revokes (the payout then reaches the
 // owner; see agent.Restrict). Slashing still applies while it unbonds.
 func UnbondAll(ctx *module.Context, a addr.Address) error {
+	start := append(append([]byte(nil), needPrefix...), a[:]...)
+	it := ctx.KV.Iterator(start, store.PrefixEnd(start))
+	var keys [][]byte
+	for ; it.Valid(); it.Next() {
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	it.Close()
+	for _, k := range keys {
+		ctx.KV.Delete(k)
+	}
 	s := Get(ctx.KV, a)
 	s.Required = 0
 	if s.Bonded == 0 {
@@ -443,4 +479,23 @@ func checkValidators(kv store.Reader) error {
 		return err
 	}
 	return rewardsOwed.Exact(kv, stakingpb.RewardsPool, "staking rewards pool")
+}
+
+// AttributeRequired records every stake's Required, from before
+// registrations were counted per module, as module by's: the
+// storage-v1 upgrade's migration, when only providers required stake.
+func AttributeRequired(ctx *module.Context, by string) {
+	it := ctx.KV.Iterator(stakePrefix, store.PrefixEnd(stakePrefix))
+	var needs []*stakingpb.Stake
+	for ; it.Valid(); it.Next() {
+		s := &stakingpb.Stake{}
+		module.MustUnmarshal(it.Value(), s)
+		if s.Required > 0 {
+			needs = append(needs, s)
+		}
+	}
+	it.Close()
+	for _, s := range needs {
+		SetRequired(ctx, addr.MustParse(s.Staker), by, s.Required)
+	}
 }

@@ -23,7 +23,7 @@ var _ module.Module = Module{}
 func (Module) Name() string { return storagepb.Name }
 
 func (Module) Msgs() []module.Msg {
-	return []module.Msg{&storagepb.MsgRegisterNode{}, &storagepb.MsgCreateDeal{}, &storagepb.MsgProve{}}
+	return []module.Msg{&storagepb.MsgRegisterNode{}, &storagepb.MsgCreateDeal{}, &storagepb.MsgProve{}, &storagepb.MsgReportProbes{}, &storagepb.MsgRebut{}}
 }
 
 func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error) {
@@ -42,6 +42,10 @@ func (Module) Handle(ctx *module.Context, msg module.Msg) (proto.Message, error)
 			return nil, err
 		}
 		return &storagepb.MsgProveResponse{Paid: paid}, nil
+	case *storagepb.MsgReportProbes:
+		return &storagepb.MsgReportProbesResponse{}, ReportProbes(ctx, addr.MustParse(m.Prober), m)
+	case *storagepb.MsgRebut:
+		return &storagepb.MsgRebutResponse{}, Rebut(ctx, addr.MustParse(m.Node), m)
 	}
 	return nil, fmt.Errorf("storage: cannot handle %T: %w", msg, codes.ErrUnknownMsg)
 }
@@ -99,6 +103,9 @@ func (Module) Queries() []module.QueryRoute {
 		module.Serve(storagepb.QueryEpoch, func(ctx *module.Context, _ *storagepb.QueryEpochRequest) (*storagepb.Epoch, error) {
 			return CurrentEpoch(ctx.KV), nil
 		}),
+		module.Serve(storagepb.QueryProbes, func(ctx *module.Context, _ *storagepb.QueryProbesRequest) (*storagepb.QueryProbesResponse, error) {
+			return &storagepb.QueryProbesResponse{Probes: OpenProbes(ctx.KV, listLimit)}, nil
+		}),
 		module.Serve(storagepb.QueryParams, func(ctx *module.Context, _ *storagepb.QueryParamsRequest) (*storagepb.Params, error) {
 			return GetParams(ctx.KV), nil
 		}),
@@ -134,10 +141,22 @@ func (Module) SetParams(kv store.KV, msg proto.Message) error {
 		return fmt.Errorf("storage: epoch_blocks must be at least 2 and window_blocks from 1 to epoch_blocks-1: %w", codes.ErrInvalidRequest)
 	case p.MissSlashBps > stakingpb.BPS || p.RepairMarginBps > stakingpb.BPS || p.RepairReserveBps > stakingpb.BPS:
 		return fmt.Errorf("storage: miss_slash_bps, repair_margin_bps and repair_reserve_bps are at most %d: %w", stakingpb.BPS, codes.ErrInvalidRequest)
+	case p.RebutBlocks < 1:
+		return fmt.Errorf("storage: rebut_blocks must be at least 1: %w", codes.ErrInvalidRequest)
 	case p.AcceptEpochs < 1:
 		return fmt.Errorf("storage: accept_epochs must be at least 1: %w", codes.ErrInvalidRequest)
 	case p.ExcludeAfter == 0 || p.MaxAnswers == 0 || p.MaxNodes == 0 || p.MaxDurationEpochs < 1 || p.MaxManifestBytes == 0 || p.SuspendEpochs < 0:
 		return fmt.Errorf("storage: exclude_after, max_answers, max_nodes, max_duration_epochs and max_manifest_bytes must be positive: %w", codes.ErrInvalidRequest)
+	}
+	// Due heights are scheduled with the epoch's length and window, and
+	// epochs are numbered by them: changing either would move every
+	// deadline already on the agenda. They are fixed at genesis.
+	if v := kv.Get(paramsKey); v != nil {
+		old := &storagepb.Params{}
+		module.MustUnmarshal(v, old)
+		if old.EpochBlocks != p.EpochBlocks || old.WindowBlocks != p.WindowBlocks {
+			return fmt.Errorf("storage: epoch_blocks and window_blocks are fixed at genesis (%d and %d): every scheduled proof is due by them: %w", old.EpochBlocks, old.WindowBlocks, codes.ErrInvalidRequest)
+		}
 	}
 	kv.Set(paramsKey, module.MustMarshal(p))
 	return nil
@@ -169,10 +188,12 @@ func (Module) ParamRanges() map[string]module.Range {
 		"repair_margin_bps":    {Min: 0, Max: 10_000},
 		"repair_price_per_gib": {Min: 0, Max: 1 << 40},
 		"repair_reserve_bps":   {Min: 0, Max: 10_000},
-		"max_manifest_bytes":   {Min: 1, Max: 1 << 20},
+		"max_manifest_bytes":   {Min: 1, Max: 60 << 10}, // a deal's tx is at most 64 KiB
 		"max_duration_epochs":  {Min: 1, Max: 100_000_000},
 		"max_answers":          {Min: 1, Max: 4_096},
 		"max_nodes":            {Min: 1, Max: 10_000},
 		"accept_epochs":        {Min: 1, Max: 1_000},
+		"probes_per_epoch":     {Min: 0, Max: 64},
+		"rebut_blocks":         {Min: 1, Max: 1_000_000},
 	}
 }

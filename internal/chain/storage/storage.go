@@ -33,6 +33,7 @@ import (
 	"github.com/agoranet/agora/internal/chain/staking"
 	"github.com/agoranet/agora/internal/chain/storage/storagepb"
 	"github.com/agoranet/agora/internal/chain/store"
+	"github.com/agoranet/agora/internal/chain/tx"
 )
 
 var (
@@ -42,6 +43,7 @@ var (
 	assignedPrefix = []byte("storage/np/") // operator | deal | segment | index -> nil
 	ownerPrefix    = []byte("storage/o/")  // owner | deal -> nil
 	cidPrefix      = []byte("storage/c/")  // cid | deal -> nil
+	manifestPrefix = []byte("storage/m/")  // deal -> its manifest, written once
 	epochKey       = []byte("storage/epoch")
 	nextKey        = []byte("storage/next")
 	nodesKey       = []byte("storage/nodes") // how many nodes are registered
@@ -50,6 +52,10 @@ var (
 	// due is EndBlock's agenda: every piece, at the height its next
 	// answer is due by (or, once lost, at its deal's last height).
 	due = agenda.New("storage/due/")
+	// repairs is the segments waiting for repair (id PieceID(deal, seg,
+	// 0)), so that a block's repairs are bounded however many pieces it
+	// loses.
+	repairs = agenda.New("storage/rep/")
 	// held is the deals' escrow, one hold per deal.
 	held = escrow.New(storagepb.Escrow, "storage/hold/")
 )
@@ -252,8 +258,8 @@ func Register(ctx *module.Context, op addr.Address, m *storagepb.MsgRegisterNode
 	n.Endpoint, n.Region, n.Capacity = m.Endpoint, m.Region, m.Capacity
 	putNode(ctx.KV, op, n)
 	// The stake backs the pieces: it may not be unbonded from under them.
-	if s := staking.Get(ctx.KV, op); s.Required < p.MinStake {
-		staking.SetRequired(ctx, op, p.MinStake)
+	if staking.Required(ctx.KV, op, storagepb.Name) != p.MinStake {
+		staking.SetRequired(ctx, op, storagepb.Name, p.MinStake)
 	}
 	ctx.Emit("storage_register", module.Key("operator", op.String()), module.Val("endpoint", m.Endpoint), module.Val("capacity", module.U64(m.Capacity)))
 	return nil
@@ -272,27 +278,25 @@ type candidate struct {
 	node   *storagepb.StorageNode
 	weight uint64
 	free   uint64
-	dirty  bool // its node's record changed
+	mark   uint64 // the pool's gen when taken for the set being placed
+	dirty  bool   // its node's record changed
 }
 
-// saveNodes writes the nodes placement changed, once each.
-func saveNodes(ctx *module.Context, cs []*candidate) {
-	for _, c := range cs {
-		if c.dirty {
-			putNode(ctx.KV, c.op, c.node)
-			c.dirty = false
-		}
-	}
+// pool is the nodes placement may use: active, unjailed, with the
+// minimum stake bonded, and which of them the set being placed (a
+// segment's pieces, a probe's probers) has taken already.
+type pool struct {
+	cs  []*candidate
+	by  map[addr.Address]*candidate
+	gen uint64
 }
 
 // maxWeight caps a node's weight, so that the sum over max_nodes nodes
 // cannot overflow.
 const maxWeight = 1 << 50
 
-// candidates are the nodes placement may use: active, unjailed, with the
-// minimum stake bonded.
-func candidates(ctx *module.Context, p *storagepb.Params) []*candidate {
-	var out []*candidate
+func newPool(ctx *module.Context, p *storagepb.Params) *pool {
+	pl := &pool{by: map[addr.Address]*candidate{}}
 	for _, n := range Nodes(ctx.KV) {
 		if n.Status != storagepb.NodeStatus_NODE_STATUS_ACTIVE {
 			continue
@@ -305,31 +309,44 @@ func candidates(ctx *module.Context, p *storagepb.Params) []*candidate {
 		if stake < p.MinStake {
 			continue
 		}
-		out = append(out, &candidate{op: op, node: n, weight: min(stake, maxWeight), free: n.Capacity - n.Used})
+		c := &candidate{op: op, node: n, weight: min(stake, maxWeight), free: n.Capacity - n.Used}
+		pl.cs = append(pl.cs, c)
+		pl.by[op] = c
 	}
-	return out
+	return pl
+}
+
+// fresh starts a new set: nothing is taken.
+func (pl *pool) fresh() { pl.gen++ }
+
+// take marks a's node taken for the current set (it holds a piece of the
+// segment already, or lost one).
+func (pl *pool) take(a addr.Address) {
+	if c := pl.by[a]; c != nil {
+		c.mark = pl.gen
+	}
+}
+
+// save writes the nodes placement changed, once each.
+func (pl *pool) save(ctx *module.Context) {
+	for _, c := range pl.cs {
+		if c.dirty {
+			putNode(ctx.KV, c.op, c.node)
+			c.dirty = false
+		}
+	}
 }
 
 // PlacementDomain separates placement draws from every other hash.
 const PlacementDomain = "agora/storage/placement/v1"
 
-// draw picks one of cs not in taken with room for size, weighted by
-// stake, from the seed; nil when none is left.
-func draw(ctx *module.Context, cs []*candidate, taken []addr.Address, size uint64, deal uint64, seg, idx uint32, attempt uint32) *candidate {
-	ctx.ConsumeGas(gas.ReadFlat/10*uint64(len(cs)), "placement")
+// draw picks a node not taken in the current set with room for size,
+// weighted by stake, from the seed, and takes it; nil when none is left.
+func (pl *pool) draw(ctx *module.Context, size uint64, deal uint64, seg, idx uint32, attempt uint32) *candidate {
+	ctx.ConsumeGas(gas.ReadFlat/10*uint64(len(pl.cs)), "placement")
+	ok := func(c *candidate) bool { return c.free >= size && c.mark != pl.gen }
 	var total uint64
-	ok := func(c *candidate) bool {
-		if c.free < size {
-			return false
-		}
-		for _, t := range taken {
-			if t == c.op {
-				return false
-			}
-		}
-		return true
-	}
-	for _, c := range cs {
+	for _, c := range pl.cs {
 		if ok(c) {
 			total += c.weight
 		}
@@ -350,11 +367,12 @@ func draw(ctx *module.Context, cs []*candidate, taken []addr.Address, size uint6
 	}
 	h := sha256.Sum256(cat([]byte(PlacementDomain), seed, b[:]))
 	r := binary.BigEndian.Uint64(h[:8]) % total
-	for _, c := range cs {
+	for _, c := range pl.cs {
 		if !ok(c) {
 			continue
 		}
 		if r < c.weight {
+			c.mark = pl.gen
 			return c
 		}
 		r -= c.weight
@@ -385,6 +403,10 @@ func unassign(ctx *module.Context, pc *storagepb.Piece) {
 	pc.Node = ""
 }
 
+// MaxProvableLeaf is the largest leaf a deal may have: its answers, a
+// leaf and a path each, must fit several to a tx.
+const MaxProvableLeaf = 16 << 10
+
 // CreateDeal escrows a deal's price and places its pieces.
 func CreateDeal(ctx *module.Context, owner addr.Address, m *storagepb.MsgCreateDeal) (*storagepb.Deal, error) {
 	p := GetParams(ctx.KV)
@@ -398,6 +420,9 @@ func CreateDeal(ctx *module.Context, owner addr.Address, m *storagepb.MsgCreateD
 	man, err := storagepb.ParseManifest(m.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %v: %w", err, codes.ErrInvalidRequest)
+	}
+	if man.LeafSize > MaxProvableLeaf {
+		return nil, fmt.Errorf("storage: %d-byte leaves cannot be proven: an answer carries a leaf, and a tx is at most %d bytes; code the object with leaves of at most %d: %w", man.LeafSize, tx.MaxBytes, MaxProvableLeaf, codes.ErrInvalidRequest)
 	}
 	id := getU64(ctx.KV, nextKey) + 1
 	if id > storagepb.MaxDealID {
@@ -436,26 +461,32 @@ func CreateDeal(ctx *module.Context, owner addr.Address, m *storagepb.MsgCreateD
 		return nil, fmt.Errorf("storage: escrow of %d%s for %d epochs of %d pieces: %w", d.Escrow, d.Denom, epochs, len(man.Segments)*int(d.N), err)
 	}
 
-	// Placement: each segment's n pieces on n distinct operators.
-	cs := candidates(ctx, p)
+	// Placement: each segment's n pieces on n distinct operators. Each
+	// piece pays up front for the EndBlock work it may cause (its misses,
+	// its repair, its retirement).
+	pl := newPool(ctx, p)
 	at := dueHeight(p, d.FirstEpoch)
 	for si, s := range man.Segments {
-		var taken []addr.Address
+		pl.fresh()
 		for i := range man.N {
+			ctx.ConsumeGas(gas.EndBlockStep, "storage piece")
 			pc := &storagepb.Piece{Deal: id, Segment: uint32(si), Index: i, Root: s.PieceRoots[i], Size: s.PieceSize,
 				Status: storagepb.PieceStatus_PIECE_STATUS_PENDING, DueEpoch: d.FirstEpoch, AcceptBy: d.FirstEpoch + p.AcceptEpochs - 1}
-			c := draw(ctx, cs, taken, s.PieceSize, id, uint32(si), i, 0)
+			c := pl.draw(ctx, s.PieceSize, id, uint32(si), i, 0)
 			if c == nil {
-				return nil, fmt.Errorf("storage: only %d storage nodes with room for a %d-byte piece can take segment %d, which needs %d on distinct operators: use a smaller n, or wait for more nodes: %w", len(taken), s.PieceSize, si, man.N, codes.ErrInvalidRequest)
+				return nil, fmt.Errorf("storage: only %d storage nodes with room for a %d-byte piece can take segment %d, which needs %d on distinct operators: use a smaller n, or wait for more nodes: %w", i, s.PieceSize, si, man.N, codes.ErrInvalidRequest)
 			}
-			taken = append(taken, c.op)
 			assign(ctx, pc, c)
 			putPiece(ctx.KV, pc)
 			due.Add(ctx.KV, at, storagepb.PieceID(id, pc.Segment, pc.Index))
 		}
 	}
-	saveNodes(ctx, cs)
+	pl.save(ctx)
 	d.OpenPieces = uint32(len(man.Segments)) * man.N
+	// The manifest is kept apart from the deal, which every proof and
+	// miss rewrites.
+	ctx.KV.Set(cat(manifestPrefix, be(id)), m.Manifest)
+	d.Manifest = nil
 	putDeal(ctx.KV, d)
 	ctx.KV.Set(cat(ownerPrefix, owner[:], be(id)), []byte{})
 	ctx.KV.Set(cat(cidPrefix, []byte{byte(len(d.Cid))}, d.Cid, be(id)), []byte{})
@@ -547,6 +578,7 @@ func (Module) BeginBlock(ctx *module.Context) error {
 	}
 	e := &storagepb.Epoch{Number: ctx.Height / p.EpochBlocks, Start: ctx.Height, WindowEnd: ctx.Height + p.WindowBlocks, Seed: append([]byte(nil), ctx.Seed...)}
 	ctx.KV.Set(epochKey, module.MustMarshal(e))
+	drawProbes(ctx, p, e)
 	return nil
 }
 
@@ -555,7 +587,11 @@ func (Module) BeginBlock(ctx *module.Context) error {
 // retired, and a deal whose pieces are all retired ends.
 func (Module) EndBlock(ctx *module.Context) error {
 	p := GetParams(ctx.KV)
-	ids := due.Due(ctx.KV, ctx.Height, agenda.PerBlock(auth.GetParams(ctx.KV).BlockGasLimit)/2)
+	perBlock := agenda.PerBlock(auth.GetParams(ctx.KV).BlockGasLimit) / 4
+	if err := settleProbes(ctx, p, perBlock); err != nil {
+		return err
+	}
+	ids := due.Due(ctx.KV, ctx.Height, perBlock)
 	for _, id := range ids {
 		dealID, seg, idx := storagepb.SplitPieceID(id)
 		pc := GetPiece(ctx.KV, dealID, seg, idx)
@@ -573,6 +609,14 @@ func (Module) EndBlock(ctx *module.Context) error {
 		}
 		if ctx.Height >= dueHeight(p, d.LastEpoch) {
 			if err := retire(ctx, d, pc); err != nil {
+				return err
+			}
+		}
+	}
+	for _, id := range repairs.Due(ctx.KV, ctx.Height, maxRepairs) {
+		dealID, seg, _ := storagepb.SplitPieceID(id)
+		if d := GetDeal(ctx.KV, dealID); d != nil {
+			if err := repair(ctx, p, d, seg); err != nil {
 				return err
 			}
 		}
@@ -596,38 +640,65 @@ func miss(ctx *module.Context, p *storagepb.Params, d *storagepb.Deal, pc *stora
 		due.Add(ctx.KV, dueHeight(p, pc.DueEpoch), storagepb.PieceID(pc.Deal, pc.Segment, pc.Index))
 		return nil
 	}
-	n := GetNode(ctx.KV, op)
-	if pc.Status == storagepb.PieceStatus_PIECE_STATUS_LIVE && n != nil {
-		n.Misses++
-		if n.Status == storagepb.NodeStatus_NODE_STATUS_ACTIVE {
-			n.Suspensions++
-			n.SuspendedEpoch = epoch
-			n.Status = storagepb.NodeStatus_NODE_STATUS_SUSPENDED
-			if n.Suspensions >= p.ExcludeAfter {
-				n.Status = storagepb.NodeStatus_NODE_STATUS_EXCLUDED
-			}
-			taken, err := staking.Slash(ctx, op, p.MissSlashBps, 0, "missed a storage proof")
-			if err != nil {
-				return err
-			}
-			n.Slashed += taken
-			ctx.Emit("storage_slash", module.Key("operator", op.String()), module.Val("amount", module.U64(taken)), module.Val("status", n.Status.String()))
+	if pc.Status == storagepb.PieceStatus_PIECE_STATUS_LIVE {
+		if err := penalize(ctx, p, op, epoch, "missed a storage proof", func(n *storagepb.StorageNode) { n.Misses++ }); err != nil {
+			return err
 		}
-		putNode(ctx.KV, op, n)
 	}
+	return lose(ctx, p, d, pc)
+}
+
+// penalize suspends an active node and slashes it; a node suspended
+// exclude_after times is excluded. A suspended node is not slashed again
+// until it comes back: it has one failure to answer for, however many
+// pieces it held. count records the failure on the node's record.
+func penalize(ctx *module.Context, p *storagepb.Params, op addr.Address, epoch int64, reason string, count func(*storagepb.StorageNode)) error {
+	n := GetNode(ctx.KV, op)
+	if n == nil {
+		return nil
+	}
+	count(n)
+	if n.Status == storagepb.NodeStatus_NODE_STATUS_ACTIVE {
+		n.Suspensions++
+		n.SuspendedEpoch = epoch
+		n.Status = storagepb.NodeStatus_NODE_STATUS_SUSPENDED
+		if n.Suspensions >= p.ExcludeAfter {
+			n.Status = storagepb.NodeStatus_NODE_STATUS_EXCLUDED
+		}
+		taken, err := staking.Slash(ctx, op, p.MissSlashBps, 0, reason)
+		if err != nil {
+			return err
+		}
+		n.Slashed += taken
+		ctx.Emit("storage_slash", module.Key("operator", op.String()), module.Val("amount", module.U64(taken)), module.Val("status", n.Status.String()), module.Val("reason", reason))
+	}
+	putNode(ctx.KV, op, n)
+	return nil
+}
+
+// lose marks pc lost, its one agenda entry taken already: it waits at
+// its deal's last height to be retired, and its segment is queued for
+// repair.
+func lose(ctx *module.Context, p *storagepb.Params, d *storagepb.Deal, pc *storagepb.Piece) error {
+	op := pc.Node
 	d.RepairReserve += pc.RepairFee
 	pc.RepairFee = 0
 	unassign(ctx, pc)
+	pc.LostFrom = op
 	pc.Status = storagepb.PieceStatus_PIECE_STATUS_LOST
 	pc.DueEpoch = d.LastEpoch
 	putPiece(ctx.KV, pc)
-	ctx.Emit("storage_piece_lost", module.Key("deal", module.U64(d.Id)), module.Val("segment", module.U64(uint64(pc.Segment))), module.Val("index", module.U64(uint64(pc.Index))), module.Key("node", op.String()))
+	ctx.Emit("storage_piece_lost", module.Key("deal", module.U64(d.Id)), module.Val("segment", module.U64(uint64(pc.Segment))), module.Val("index", module.U64(uint64(pc.Index))), module.Key("node", op))
 	if at := dueHeight(p, d.LastEpoch); at > ctx.Height {
 		due.Add(ctx.KV, at, storagepb.PieceID(pc.Deal, pc.Segment, pc.Index))
 	}
 	putDeal(ctx.KV, d)
-	return repair(ctx, p, d, pc.Segment)
+	repairs.Add(ctx.KV, ctx.Height, storagepb.PieceID(d.Id, pc.Segment, 0))
+	return nil
 }
+
+// maxRepairs bounds the segments a block repairs: each scans the nodes.
+const maxRepairs = 32
 
 // repair hands the lost pieces of a segment to new nodes once its pieces
 // not lost fall below k + margin × (n-k), if k of them are live to
@@ -653,17 +724,28 @@ func repair(ctx *module.Context, p *storagepb.Params, d *storagepb.Deal, seg uin
 	if kept >= threshold || live < d.K {
 		return nil
 	}
-	cs := candidates(ctx, p)
+	pl := newPool(ctx, p)
+	pl.fresh()
+	for _, a := range taken {
+		pl.take(a)
+	}
+	for _, pc := range pieces {
+		if pc.Status == storagepb.PieceStatus_PIECE_STATUS_LOST && pc.LostFrom != "" {
+			pl.take(addr.MustParse(pc.LostFrom)) // not back to a node that lost it
+		}
+	}
 	for _, pc := range pieces {
 		if pc.Status != storagepb.PieceStatus_PIECE_STATUS_LOST {
 			continue
 		}
-		c := draw(ctx, cs, taken, pc.Size, d.Id, seg, pc.Index, uint32(ctx.Height))
+		c := pl.draw(ctx, pc.Size, d.Id, seg, pc.Index, uint32(ctx.Height))
 		if c == nil {
+			// No node can take it now; nodes come back from suspension
+			// and register, so the segment is tried again next epoch.
 			ctx.Emit("storage_repair_stalled", module.Key("deal", module.U64(d.Id)), module.Val("segment", module.U64(uint64(seg))))
+			repairs.Add(ctx.KV, next*p.EpochBlocks, storagepb.PieceID(d.Id, seg, 0))
 			break
 		}
-		taken = append(taken, c.op)
 		due.Remove(ctx.KV, dueHeight(p, d.LastEpoch), storagepb.PieceID(pc.Deal, pc.Segment, pc.Index))
 		assign(ctx, pc, c)
 		fee, _ := storagepb.Per(pc.Size, p.RepairPricePerGib)
@@ -671,13 +753,14 @@ func repair(ctx *module.Context, p *storagepb.Params, d *storagepb.Deal, seg uin
 		d.RepairReserve -= fee
 		pc.RepairFee = fee
 		pc.Status = storagepb.PieceStatus_PIECE_STATUS_REPAIRING
+		pc.LostFrom = ""
 		pc.DueEpoch = next
 		pc.AcceptBy = next + p.AcceptEpochs - 1
 		putPiece(ctx.KV, pc)
 		due.Add(ctx.KV, dueHeight(p, next), storagepb.PieceID(pc.Deal, pc.Segment, pc.Index))
 		ctx.Emit("storage_repair", module.Key("deal", module.U64(d.Id)), module.Val("segment", module.U64(uint64(seg))), module.Val("index", module.U64(uint64(pc.Index))), module.Key("node", c.op.String()))
 	}
-	saveNodes(ctx, cs)
+	pl.save(ctx)
 	putDeal(ctx.KV, d)
 	return nil
 }
@@ -703,6 +786,7 @@ func retire(ctx *module.Context, d *storagepb.Deal, pc *storagepb.Piece) error {
 		return fmt.Errorf("storage: deal %d paid %d for proofs, %d for repairs and refunded %d of its %d escrow", d.Id, d.PaidProofs, d.PaidRepairs, d.Refunded, d.Escrow)
 	}
 	ctx.KV.Delete(cat(dealPrefix, be(d.Id)))
+	ctx.KV.Delete(cat(manifestPrefix, be(d.Id)))
 	ctx.KV.Delete(cat(ownerPrefix, owner[:], be(d.Id)))
 	ctx.KV.Delete(cat(cidPrefix, []byte{byte(len(d.Cid))}, d.Cid, be(d.Id)))
 	ctx.Emit("storage_deal_ended", module.Key("deal", module.U64(d.Id)), module.Key("owner", d.Owner),
@@ -713,11 +797,14 @@ func retire(ctx *module.Context, d *storagepb.Deal, pc *storagepb.Piece) error {
 
 // DealInfo is a deal with its pieces and where to fetch each.
 func DealInfo(kv store.Reader, d *storagepb.Deal) *storagepb.QueryDealResponse {
+	d.Manifest = kv.Get(cat(manifestPrefix, be(d.Id)))
 	r := &storagepb.QueryDealResponse{Deal: d, Epoch: CurrentEpoch(kv)}
 	for _, pc := range Pieces(kv, d.Id, -1) {
 		info := &storagepb.PieceInfo{Piece: pc}
+		// A suspended node gets no new pieces, but the ones it still
+		// proves stay readable: readers check every piece anyway.
 		if pc.Node != "" {
-			if n := GetNode(kv, addr.MustParse(pc.Node)); n != nil && n.Status != storagepb.NodeStatus_NODE_STATUS_SUSPENDED {
+			if n := GetNode(kv, addr.MustParse(pc.Node)); n != nil {
 				info.Endpoint = n.Endpoint
 			}
 		}

@@ -8,9 +8,11 @@
 //	PUT /storage/v1/manifests/{cid}             a manifest; refused unless it hashes to cid
 //	GET /storage/v1/manifests/{cid}
 //	GET /storage/v1/proofs/{root}?leaf_size=N&leaf=I   {"leaf": base64, "path": [base64, ...]}
+//	GET /storage/{cid}                          the whole object, fetched from the nodes its deal placed it on
 package node
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,9 +43,38 @@ func ServeOptions() httpserve.Options {
 	return o
 }
 
-// Handler serves store.
-func Handler(store *piecestore.Store) http.Handler {
+// Objects opens a whole object for GET /storage/{cid}: its size, and a
+// function that writes it, checked segment by segment, to w. An object
+// it does not know is an error wrapping ErrNoObject.
+type Objects func(ctx context.Context, id cid.Cid) (size uint64, write func(w io.Writer) error, err error)
+
+// ErrNoObject is the error of an object no deal stores.
+var ErrNoObject = errors.New("storage: no such object")
+
+// Handler serves store, and with objects (nil: not served) whole objects
+// by CID.
+func Handler(store *piecestore.Store, objects Objects) http.Handler {
 	mux := http.NewServeMux()
+	if objects != nil {
+		mux.HandleFunc("GET /storage/{cid}", func(w http.ResponseWriter, r *http.Request) {
+			id, err := cidOf(r)
+			if err != nil {
+				fail(w, err)
+				return
+			}
+			size, write, err := objects(r.Context(), id)
+			if err != nil {
+				fail(w, err)
+				return
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
+			w.Header().Set("ETag", `"`+id.String()+`"`)
+			// Past the head a failure can only cut the body short, which the
+			// reader sees against Content-Length.
+			write(w)
+		})
+	}
 	mux.HandleFunc("PUT /storage/v1/pieces/{root}", func(w http.ResponseWriter, r *http.Request) {
 		root, err := rootOf(r)
 		if err != nil {
@@ -204,7 +235,7 @@ func fail(w http.ResponseWriter, err error) {
 		status = he.status
 	case errors.Is(err, object.ErrPiece), errors.Is(err, object.ErrManifest), errors.Is(err, object.ErrCID), errors.Is(err, piecestore.ErrNoLeaf):
 		status = http.StatusBadRequest
-	case errors.Is(err, piecestore.ErrNotFound), errors.Is(err, piecestore.ErrNoManifest):
+	case errors.Is(err, piecestore.ErrNotFound), errors.Is(err, piecestore.ErrNoManifest), errors.Is(err, ErrNoObject):
 		status = http.StatusNotFound
 	case errors.Is(err, piecestore.ErrQuota):
 		status = http.StatusInsufficientStorage

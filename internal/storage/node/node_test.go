@@ -24,7 +24,7 @@ func start(t *testing.T, quota int64) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewServer(Handler(store))
+	s := httptest.NewServer(Handler(store, nil))
 	t.Cleanup(s.Close)
 	return s
 }

@@ -1,7 +1,9 @@
 // Package prover is a storage node's side of the chain's storage module:
 // it registers the node, and every epoch it answers the challenges for
 // the pieces placed on it, rebuilds the lost pieces the chain hands it
-// for repair, and re-registers when a suspension is over. Each answer is
+// for repair, fetches the leaves of the retrieval probes it is drawn
+// for and rebuts the accusations against it (probe.go), and re-registers
+// when a suspension is over. Each answer is
 // checked here against the root the chain holds before it is sent, so a
 // piece that rotted on disk costs a missed proof (and a slash), never a
 // refused tx that would take the good answers with it.
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -24,6 +27,9 @@ import (
 	"github.com/agoranet/agora/internal/storage/piecestore"
 	"github.com/agoranet/agora/internal/storage/transfer"
 )
+
+// maxProofBytes is how many bytes of answers one MsgProve carries.
+const maxProofBytes = 40 << 10
 
 // Prover keeps one storage node's promises to the chain.
 type Prover struct {
@@ -42,6 +48,8 @@ type Prover struct {
 
 	proved int64 // the last epoch answered, as far as it could be
 	warned int64 // the last epoch whose failures were logged
+	// done is the probes reported or rebutted, not to be sent again.
+	done map[uint64]bool
 }
 
 // Register registers the node, or updates its endpoint and capacity.
@@ -81,6 +89,16 @@ func (p *Prover) Run(ctx context.Context) error {
 // has answered it already.
 func (p *Prover) Step(ctx context.Context) error {
 	me := p.Key.Address().String()
+	if p.done == nil {
+		p.done = map[uint64]bool{}
+	}
+	// Probes after the proofs: a slow probed node must not make this one
+	// late with its own answers.
+	defer func() {
+		if err := p.probes(ctx); err != nil {
+			p.Log.Warn("storage probes", "err", err)
+		}
+	}()
 	// The epoch alone first: most polls find it answered already.
 	if e, err := client.Ask(ctx, p.Chain, storagepb.QueryEpoch, &storagepb.QueryEpochRequest{}); err != nil || e.Number == 0 || e.Number <= p.proved {
 		return err
@@ -99,6 +117,7 @@ func (p *Prover) Step(ctx context.Context) error {
 	}
 	deals := map[uint64]*storagepb.QueryDealResponse{}
 	var answers []*storagepb.Answer
+	var rebuild []*storagepb.Piece
 	var errs []error
 	for _, pc := range r.Pieces {
 		if pc.DueEpoch != e.Number || pc.ProvedEpoch >= e.Number || pc.Status == storagepb.PieceStatus_PIECE_STATUS_LOST {
@@ -112,23 +131,41 @@ func (p *Prover) Step(ctx context.Context) error {
 			}
 			deals[pc.Deal] = d
 		}
-		a, err := p.answer(ctx, d, pc, e)
+		if !p.holds(pc.Root) {
+			if pc.Status == storagepb.PieceStatus_PIECE_STATUS_REPAIRING {
+				rebuild = append(rebuild, pc) // after the answers: a repair has epochs, the answers this window
+			} else {
+				errs = append(errs, fmt.Errorf("piece %d/%d/%d (%x) is not here", pc.Deal, pc.Segment, pc.Index, pc.Root[:6]))
+			}
+			continue
+		}
+		a, err := p.answer(d, pc, e)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		answers = append(answers, a)
 	}
-	for len(answers) > 0 {
-		n := min(len(answers), int(params.MaxAnswers))
-		res, err := p.Chain.Submit(ctx, p.Key, "", &storagepb.MsgProve{Node: me, Epoch: e.Number, Answers: answers[:n]})
-		if err != nil {
-			return errors.Join(append(errs, fmt.Errorf("prover: epoch %d: %w", e.Number, err))...)
+	if err := p.submit(ctx, e, answers, int(params.MaxAnswers)); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if len(rebuild) > 0 {
+		answers = nil
+		for i, err := range p.repairAll(ctx, deals, rebuild) {
+			if err == nil {
+				a, aerr := p.answer(deals[rebuild[i].Deal], rebuild[i], e)
+				if aerr == nil {
+					answers = append(answers, a)
+				}
+				err = aerr
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
-		var out storagepb.MsgProveResponse
-		_ = res.Response(0, &out)
-		p.Log.Debug("storage proof", "epoch", e.Number, "answers", n, "paid", out.Paid)
-		answers = answers[n:]
+		if err := p.submit(ctx, e, answers, int(params.MaxAnswers)); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
 	}
 	if len(errs) > 0 {
 		if p.warned != e.Number {
@@ -143,6 +180,59 @@ func (p *Prover) Step(ctx context.Context) error {
 	}
 	p.proved = e.Number
 	return nil
+}
+
+// submit sends answers for epoch e in as few proofs as the chain takes:
+// at most max answers each, and well inside a tx (64 KiB).
+func (p *Prover) submit(ctx context.Context, e *storagepb.Epoch, answers []*storagepb.Answer, max int) error {
+	for len(answers) > 0 {
+		n, size := 0, 0
+		for n < len(answers) && n < max {
+			size += len(answers[n].Leaf) + 33*len(answers[n].Path) + 32
+			if n > 0 && size > maxProofBytes {
+				break
+			}
+			n++
+		}
+		res, err := p.Chain.Submit(ctx, p.Key, "", &storagepb.MsgProve{Node: p.Key.Address().String(), Epoch: e.Number, Answers: answers[:n]})
+		if err != nil {
+			return fmt.Errorf("prover: epoch %d: %w", e.Number, err)
+		}
+		var out storagepb.MsgProveResponse
+		_ = res.Response(0, &out)
+		p.Log.Debug("storage proof", "epoch", e.Number, "answers", n, "paid", out.Paid)
+		answers = answers[n:]
+	}
+	return nil
+}
+
+// repairs is how many pieces a node rebuilds at once.
+const repairs = 4
+
+// repairAll rebuilds pieces, a few at once, and says how each went.
+func (p *Prover) repairAll(ctx context.Context, deals map[uint64]*storagepb.QueryDealResponse, pieces []*storagepb.Piece) []error {
+	errs := make([]error, len(pieces))
+	sem := make(chan struct{}, repairs)
+	var wg sync.WaitGroup
+	for i, pc := range pieces {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = p.repair(ctx, deals[pc.Deal], pc)
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// holds reports whether the piece with root is in the store.
+func (p *Prover) holds(root []byte) bool {
+	f, err := p.Store.Open(root)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // comeBack re-registers a suspended node once its suspension is over.
@@ -165,24 +255,9 @@ func (p *Prover) comeBack(ctx context.Context, e *storagepb.Epoch) error {
 	return p.Register(ctx)
 }
 
-// answer proves piece pc for epoch e, first rebuilding it if the chain
-// gave it to this node for repair and it is not here yet.
-func (p *Prover) answer(ctx context.Context, d *storagepb.QueryDealResponse, pc *storagepb.Piece, e *storagepb.Epoch) (*storagepb.Answer, error) {
+// answer proves piece pc, which the store holds, for epoch e.
+func (p *Prover) answer(d *storagepb.QueryDealResponse, pc *storagepb.Piece, e *storagepb.Epoch) (*storagepb.Answer, error) {
 	leafSize := int(d.Deal.LeafSize)
-	f, err := p.Store.Open(pc.Root)
-	if err == nil {
-		f.Close()
-	}
-	if errors.Is(err, piecestore.ErrNotFound) {
-		if pc.Status != storagepb.PieceStatus_PIECE_STATUS_REPAIRING {
-			return nil, fmt.Errorf("piece %d/%d/%d (%x) is not here: %w", pc.Deal, pc.Segment, pc.Index, pc.Root[:6], err)
-		}
-		if err := p.repair(ctx, d, pc); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
-		return nil, err
-	}
 	leaf := int(storagepb.Challenge(e.Seed, pc.Deal, pc.Segment, pc.Index, pc.Size/uint64(leafSize)))
 	data, path, err := p.Store.Prove(pc.Root, leafSize, leaf)
 	if err != nil {

@@ -36,7 +36,7 @@ func nodes(t *testing.T, count int, quota int64) ([]*httptest.Server, []*fault) 
 			t.Fatal(err)
 		}
 		f := &fault{}
-		h := node.Handler(store)
+		h := node.Handler(store, nil)
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet && f.hang.Load() {
 				<-r.Context().Done()

@@ -27,8 +27,9 @@ const GiB = 1 << 30
 // epochs of an hour, which governance can set.
 func DefaultParams() *Params {
 	return &Params{EpochBlocks: 20, WindowBlocks: 10, MinStake: 100_000_000, MissSlashBps: 100, SuspendEpochs: 5, ExcludeAfter: 10,
-		RepairMarginBps: 10_000, RepairPricePerGib: 1_000_000, RepairReserveBps: 2_000, MaxManifestBytes: 256 << 10,
-		MaxDurationEpochs: 1_000_000, MaxAnswers: 256, MaxNodes: 1_000, AcceptEpochs: 3}
+		RepairMarginBps: 10_000, RepairPricePerGib: 1_000_000, RepairReserveBps: 2_000, MaxManifestBytes: 60 << 10,
+		MaxDurationEpochs: 1_000_000, MaxAnswers: 64, MaxNodes: 1_000, AcceptEpochs: 3,
+		ProbesPerEpoch: 4, RebutBlocks: 10}
 }
 
 // Per returns ceil(size × price / GiB): what size bytes cost at a price
@@ -122,6 +123,30 @@ func (m *MsgProve) ValidateBasic() error {
 	return nil
 }
 
+func (m *MsgReportProbes) Signer() string { return m.Prober }
+
+func (m *MsgReportProbes) ValidateBasic() error {
+	if _, err := bankpb.ParseAddr("prober", m.Prober); err != nil {
+		return err
+	}
+	if len(m.Results) == 0 || len(m.Results) > 256 {
+		return fmt.Errorf("storage: a report carries 1 to 256 results: %w", codes.ErrInvalidRequest)
+	}
+	return nil
+}
+
+func (m *MsgRebut) Signer() string { return m.Node }
+
+func (m *MsgRebut) ValidateBasic() error {
+	if _, err := bankpb.ParseAddr("node", m.Node); err != nil {
+		return err
+	}
+	return (&MsgProve{Node: m.Node, Answers: []*Answer{{Leaf: m.Leaf, Path: m.Path}}}).ValidateBasic()
+}
+
+// ProbeDomain separates probe draws from every other hash.
+const ProbeDomain = "agora/storage/probe/v1"
+
 // The storage module's queries. QueryDeals and QueryAssigned answer at
 // most 1,000 entries.
 var (
@@ -131,5 +156,6 @@ var (
 	QueryDeals    = module.Query[*QueryDealsRequest, *QueryDealsResponse]{Path: "/storage/deals"}
 	QueryAssigned = module.Query[*QueryAssignedRequest, *QueryAssignedResponse]{Path: "/storage/assigned"}
 	QueryEpoch    = module.Query[*QueryEpochRequest, *Epoch]{Path: "/storage/epoch"}
+	QueryProbes   = module.Query[*QueryProbesRequest, *QueryProbesResponse]{Path: "/storage/probes"}
 	QueryParams   = module.Query[*QueryParamsRequest, *Params]{Path: "/storage/params"}
 )

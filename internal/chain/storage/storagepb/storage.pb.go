@@ -180,6 +180,105 @@ func (DealStatus) EnumDescriptor() ([]byte, []int) {
 	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{2}
 }
 
+// ProbeStatus is where a retrieval probe stands.
+type ProbeStatus int32
+
+const (
+	ProbeStatus_PROBE_STATUS_UNSPECIFIED ProbeStatus = 0
+	ProbeStatus_PROBE_STATUS_OPEN        ProbeStatus = 1 // probers fetch the leaf from the node and report
+	ProbeStatus_PROBE_STATUS_ACCUSED     ProbeStatus = 2 // two of three reported a failure; the node may rebut until rebut_by
+)
+
+// Enum value maps for ProbeStatus.
+var (
+	ProbeStatus_name = map[int32]string{
+		0: "PROBE_STATUS_UNSPECIFIED",
+		1: "PROBE_STATUS_OPEN",
+		2: "PROBE_STATUS_ACCUSED",
+	}
+	ProbeStatus_value = map[string]int32{
+		"PROBE_STATUS_UNSPECIFIED": 0,
+		"PROBE_STATUS_OPEN":        1,
+		"PROBE_STATUS_ACCUSED":     2,
+	}
+)
+
+func (x ProbeStatus) Enum() *ProbeStatus {
+	p := new(ProbeStatus)
+	*p = x
+	return p
+}
+
+func (x ProbeStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProbeStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_agora_storage_v1_storage_proto_enumTypes[3].Descriptor()
+}
+
+func (ProbeStatus) Type() protoreflect.EnumType {
+	return &file_agora_storage_v1_storage_proto_enumTypes[3]
+}
+
+func (x ProbeStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProbeStatus.Descriptor instead.
+func (ProbeStatus) EnumDescriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{3}
+}
+
+type ProbeReport int32
+
+const (
+	ProbeReport_PROBE_REPORT_NONE   ProbeReport = 0
+	ProbeReport_PROBE_REPORT_SERVED ProbeReport = 1 // the leaf came back with a path to the root
+	ProbeReport_PROBE_REPORT_FAILED ProbeReport = 2 // refused, timed out, or did not match
+)
+
+// Enum value maps for ProbeReport.
+var (
+	ProbeReport_name = map[int32]string{
+		0: "PROBE_REPORT_NONE",
+		1: "PROBE_REPORT_SERVED",
+		2: "PROBE_REPORT_FAILED",
+	}
+	ProbeReport_value = map[string]int32{
+		"PROBE_REPORT_NONE":   0,
+		"PROBE_REPORT_SERVED": 1,
+		"PROBE_REPORT_FAILED": 2,
+	}
+)
+
+func (x ProbeReport) Enum() *ProbeReport {
+	p := new(ProbeReport)
+	*p = x
+	return p
+}
+
+func (x ProbeReport) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProbeReport) Descriptor() protoreflect.EnumDescriptor {
+	return file_agora_storage_v1_storage_proto_enumTypes[4].Descriptor()
+}
+
+func (ProbeReport) Type() protoreflect.EnumType {
+	return &file_agora_storage_v1_storage_proto_enumTypes[4]
+}
+
+func (x ProbeReport) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProbeReport.Descriptor instead.
+func (ProbeReport) EnumDescriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{4}
+}
+
 // Manifest lists what a stored object is made of: its bytes cut into
 // segments, each segment erasure-coded k-of-n (Reed-Solomon) into n
 // pieces of equal size, each piece committed by the RFC 6962 Merkle root
@@ -361,6 +460,9 @@ type StorageNode struct {
 	SuspendedEpoch int64                  `protobuf:"varint,11,opt,name=suspended_epoch,json=suspendedEpoch,proto3" json:"suspended_epoch,omitempty"` // the epoch of its last suspension
 	Slashed        uint64                 `protobuf:"varint,12,opt,name=slashed,proto3" json:"slashed,omitempty"`                                     // uagr taken from it by this module, ever
 	Earned         uint64                 `protobuf:"varint,13,opt,name=earned,proto3" json:"earned,omitempty"`                                       // paid for proofs and repairs, ever
+	ProbesServed   uint64                 `protobuf:"varint,14,opt,name=probes_served,json=probesServed,proto3" json:"probes_served,omitempty"`       // retrieval probes it passed, ever
+	ProbesFailed   uint64                 `protobuf:"varint,15,opt,name=probes_failed,json=probesFailed,proto3" json:"probes_failed,omitempty"`       // retrieval probes it failed and did not rebut, ever
+	FalseReports   uint64                 `protobuf:"varint,16,opt,name=false_reports,json=falseReports,proto3" json:"false_reports,omitempty"`       // probes it reported failed that the node then rebutted
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -486,6 +588,27 @@ func (x *StorageNode) GetEarned() uint64 {
 	return 0
 }
 
+func (x *StorageNode) GetProbesServed() uint64 {
+	if x != nil {
+		return x.ProbesServed
+	}
+	return 0
+}
+
+func (x *StorageNode) GetProbesFailed() uint64 {
+	if x != nil {
+		return x.ProbesFailed
+	}
+	return 0
+}
+
+func (x *StorageNode) GetFalseReports() uint64 {
+	if x != nil {
+		return x.FalseReports
+	}
+	return 0
+}
+
 type Deal struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Id               uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -509,7 +632,7 @@ type Deal struct {
 	OpenPieces       uint32                 `protobuf:"varint,19,opt,name=open_pieces,json=openPieces,proto3" json:"open_pieces,omitempty"`          // pieces not yet retired; the deal ends when it reaches 0
 	CreatedAt        int64                  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	Repairs          uint32                 `protobuf:"varint,21,opt,name=repairs,proto3" json:"repairs,omitempty"`  // pieces repaired
-	Manifest         []byte                 `protobuf:"bytes,22,opt,name=manifest,proto3" json:"manifest,omitempty"` // the manifest, canonical encoding: its piece roots are what proofs are checked against
+	Manifest         []byte                 `protobuf:"bytes,22,opt,name=manifest,proto3" json:"manifest,omitempty"` // the manifest, canonical encoding (in queries; the chain keeps it apart)
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -711,6 +834,7 @@ type Piece struct {
 	ProvedEpoch   int64                  `protobuf:"varint,9,opt,name=proved_epoch,json=provedEpoch,proto3" json:"proved_epoch,omitempty"` // the last epoch it answered
 	RepairFee     uint64                 `protobuf:"varint,10,opt,name=repair_fee,json=repairFee,proto3" json:"repair_fee,omitempty"`      // earmarked from the reserve, paid at a repair's first proof
 	AcceptBy      int64                  `protobuf:"varint,11,opt,name=accept_by,json=acceptBy,proto3" json:"accept_by,omitempty"`         // a pending or repairing piece's first proof is due by this epoch
+	LostFrom      string                 `protobuf:"bytes,12,opt,name=lost_from,json=lostFrom,proto3" json:"lost_from,omitempty"`          // while lost: the node that lost it, which its repair does not go back to
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -820,6 +944,13 @@ func (x *Piece) GetAcceptBy() int64 {
 		return x.AcceptBy
 	}
 	return 0
+}
+
+func (x *Piece) GetLostFrom() string {
+	if x != nil {
+		return x.LostFrom
+	}
+	return ""
 }
 
 // Epoch is the current challenge epoch: its seed, drawn from the block
@@ -1327,9 +1458,11 @@ type Params struct {
 	RepairReserveBps  uint32                 `protobuf:"varint,9,opt,name=repair_reserve_bps,json=repairReserveBps,proto3" json:"repair_reserve_bps,omitempty"`      // the reserve, as a share of the deal's storage payment
 	MaxManifestBytes  uint32                 `protobuf:"varint,10,opt,name=max_manifest_bytes,json=maxManifestBytes,proto3" json:"max_manifest_bytes,omitempty"`
 	MaxDurationEpochs int64                  `protobuf:"varint,11,opt,name=max_duration_epochs,json=maxDurationEpochs,proto3" json:"max_duration_epochs,omitempty"`
-	MaxAnswers        uint32                 `protobuf:"varint,12,opt,name=max_answers,json=maxAnswers,proto3" json:"max_answers,omitempty"`       // answers one MsgProve may carry
-	MaxNodes          uint32                 `protobuf:"varint,13,opt,name=max_nodes,json=maxNodes,proto3" json:"max_nodes,omitempty"`             // registered nodes the chain keeps (placement scans them)
-	AcceptEpochs      int64                  `protobuf:"varint,14,opt,name=accept_epochs,json=acceptEpochs,proto3" json:"accept_epochs,omitempty"` // epochs a placed or repairing node has for its first proof (the upload, the rebuild)
+	MaxAnswers        uint32                 `protobuf:"varint,12,opt,name=max_answers,json=maxAnswers,proto3" json:"max_answers,omitempty"`               // answers one MsgProve may carry
+	MaxNodes          uint32                 `protobuf:"varint,13,opt,name=max_nodes,json=maxNodes,proto3" json:"max_nodes,omitempty"`                     // registered nodes the chain keeps (placement scans them)
+	AcceptEpochs      int64                  `protobuf:"varint,14,opt,name=accept_epochs,json=acceptEpochs,proto3" json:"accept_epochs,omitempty"`         // epochs a placed or repairing node has for its first proof (the upload, the rebuild)
+	ProbesPerEpoch    uint32                 `protobuf:"varint,15,opt,name=probes_per_epoch,json=probesPerEpoch,proto3" json:"probes_per_epoch,omitempty"` // retrieval probes drawn each epoch
+	RebutBlocks       int64                  `protobuf:"varint,16,opt,name=rebut_blocks,json=rebutBlocks,proto3" json:"rebut_blocks,omitempty"`            // blocks an accused node has, after the reports are in, to post the leaf itself
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1462,6 +1595,480 @@ func (x *Params) GetAcceptEpochs() int64 {
 	return 0
 }
 
+func (x *Params) GetProbesPerEpoch() uint32 {
+	if x != nil {
+		return x.ProbesPerEpoch
+	}
+	return 0
+}
+
+func (x *Params) GetRebutBlocks() int64 {
+	if x != nil {
+		return x.RebutBlocks
+	}
+	return 0
+}
+
+// Probe is a retrieval probe: three other nodes fetch one leaf of a piece
+// over the node's public endpoint and report whether it came back
+// matching the piece's root.
+type Probe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Epoch         int64                  `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Deal          uint64                 `protobuf:"varint,3,opt,name=deal,proto3" json:"deal,omitempty"`
+	Segment       uint32                 `protobuf:"varint,4,opt,name=segment,proto3" json:"segment,omitempty"`
+	Index         uint32                 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	Leaf          uint64                 `protobuf:"varint,6,opt,name=leaf,proto3" json:"leaf,omitempty"`
+	Node          string                 `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	Probers       []string               `protobuf:"bytes,8,rep,name=probers,proto3" json:"probers,omitempty"`
+	Reports       []ProbeReport          `protobuf:"varint,9,rep,packed,name=reports,proto3,enum=agora.storage.v1.ProbeReport" json:"reports,omitempty"` // one per prober, in prober order
+	Status        ProbeStatus            `protobuf:"varint,10,opt,name=status,proto3,enum=agora.storage.v1.ProbeStatus" json:"status,omitempty"`
+	Due           int64                  `protobuf:"varint,11,opt,name=due,proto3" json:"due,omitempty"`                        // the height reports are due by
+	RebutBy       int64                  `protobuf:"varint,12,opt,name=rebut_by,json=rebutBy,proto3" json:"rebut_by,omitempty"` // while accused, the height a rebuttal is due by
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Probe) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Probe) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Probe) GetDeal() uint64 {
+	if x != nil {
+		return x.Deal
+	}
+	return 0
+}
+
+func (x *Probe) GetSegment() uint32 {
+	if x != nil {
+		return x.Segment
+	}
+	return 0
+}
+
+func (x *Probe) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Probe) GetLeaf() uint64 {
+	if x != nil {
+		return x.Leaf
+	}
+	return 0
+}
+
+func (x *Probe) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Probe) GetProbers() []string {
+	if x != nil {
+		return x.Probers
+	}
+	return nil
+}
+
+func (x *Probe) GetReports() []ProbeReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+func (x *Probe) GetStatus() ProbeStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ProbeStatus_PROBE_STATUS_UNSPECIFIED
+}
+
+func (x *Probe) GetDue() int64 {
+	if x != nil {
+		return x.Due
+	}
+	return 0
+}
+
+func (x *Probe) GetRebutBy() int64 {
+	if x != nil {
+		return x.RebutBy
+	}
+	return 0
+}
+
+type ProbeResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Probe         uint64                 `protobuf:"varint,1,opt,name=probe,proto3" json:"probe,omitempty"`
+	Served        bool                   `protobuf:"varint,2,opt,name=served,proto3" json:"served,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeResult) Reset() {
+	*x = ProbeResult{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeResult) ProtoMessage() {}
+
+func (x *ProbeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeResult.ProtoReflect.Descriptor instead.
+func (*ProbeResult) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ProbeResult) GetProbe() uint64 {
+	if x != nil {
+		return x.Probe
+	}
+	return 0
+}
+
+func (x *ProbeResult) GetServed() bool {
+	if x != nil {
+		return x.Served
+	}
+	return false
+}
+
+type MsgReportProbes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prober        string                 `protobuf:"bytes,1,opt,name=prober,proto3" json:"prober,omitempty"`
+	Results       []*ProbeResult         `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgReportProbes) Reset() {
+	*x = MsgReportProbes{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgReportProbes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgReportProbes) ProtoMessage() {}
+
+func (x *MsgReportProbes) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgReportProbes.ProtoReflect.Descriptor instead.
+func (*MsgReportProbes) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MsgReportProbes) GetProber() string {
+	if x != nil {
+		return x.Prober
+	}
+	return ""
+}
+
+func (x *MsgReportProbes) GetResults() []*ProbeResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type MsgReportProbesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgReportProbesResponse) Reset() {
+	*x = MsgReportProbesResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgReportProbesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgReportProbesResponse) ProtoMessage() {}
+
+func (x *MsgReportProbesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgReportProbesResponse.ProtoReflect.Descriptor instead.
+func (*MsgReportProbesResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{17}
+}
+
+// MsgRebut answers an accusation with the probed leaf and its path.
+type MsgRebut struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Probe         uint64                 `protobuf:"varint,2,opt,name=probe,proto3" json:"probe,omitempty"`
+	Leaf          []byte                 `protobuf:"bytes,3,opt,name=leaf,proto3" json:"leaf,omitempty"`
+	Path          [][]byte               `protobuf:"bytes,4,rep,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRebut) Reset() {
+	*x = MsgRebut{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRebut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRebut) ProtoMessage() {}
+
+func (x *MsgRebut) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRebut.ProtoReflect.Descriptor instead.
+func (*MsgRebut) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MsgRebut) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *MsgRebut) GetProbe() uint64 {
+	if x != nil {
+		return x.Probe
+	}
+	return 0
+}
+
+func (x *MsgRebut) GetLeaf() []byte {
+	if x != nil {
+		return x.Leaf
+	}
+	return nil
+}
+
+func (x *MsgRebut) GetPath() [][]byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+type MsgRebutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MsgRebutResponse) Reset() {
+	*x = MsgRebutResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MsgRebutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgRebutResponse) ProtoMessage() {}
+
+func (x *MsgRebutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MsgRebutResponse.ProtoReflect.Descriptor instead.
+func (*MsgRebutResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{19}
+}
+
+type QueryProbesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryProbesRequest) Reset() {
+	*x = QueryProbesRequest{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryProbesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryProbesRequest) ProtoMessage() {}
+
+func (x *QueryProbesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryProbesRequest.ProtoReflect.Descriptor instead.
+func (*QueryProbesRequest) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{20}
+}
+
+type QueryProbesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Probes        []*Probe               `protobuf:"bytes,1,rep,name=probes,proto3" json:"probes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryProbesResponse) Reset() {
+	*x = QueryProbesResponse{}
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryProbesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryProbesResponse) ProtoMessage() {}
+
+func (x *QueryProbesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryProbesResponse.ProtoReflect.Descriptor instead.
+func (*QueryProbesResponse) Descriptor() ([]byte, []int) {
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *QueryProbesResponse) GetProbes() []*Probe {
+	if x != nil {
+		return x.Probes
+	}
+	return nil
+}
+
 type Genesis struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Params        *Params                `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
@@ -1471,7 +2078,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[14]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +2090,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[14]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +2103,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{14}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Genesis) GetParams() *Params {
@@ -1516,7 +2123,7 @@ type QueryNodeRequest struct {
 
 func (x *QueryNodeRequest) Reset() {
 	*x = QueryNodeRequest{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[15]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +2135,7 @@ func (x *QueryNodeRequest) String() string {
 func (*QueryNodeRequest) ProtoMessage() {}
 
 func (x *QueryNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[15]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +2148,7 @@ func (x *QueryNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryNodeRequest.ProtoReflect.Descriptor instead.
 func (*QueryNodeRequest) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{15}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *QueryNodeRequest) GetOperator() string {
@@ -1561,7 +2168,7 @@ type QueryNodeResponse struct {
 
 func (x *QueryNodeResponse) Reset() {
 	*x = QueryNodeResponse{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[16]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +2180,7 @@ func (x *QueryNodeResponse) String() string {
 func (*QueryNodeResponse) ProtoMessage() {}
 
 func (x *QueryNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[16]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +2193,7 @@ func (x *QueryNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryNodeResponse.ProtoReflect.Descriptor instead.
 func (*QueryNodeResponse) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{16}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *QueryNodeResponse) GetNode() *StorageNode {
@@ -1611,7 +2218,7 @@ type QueryNodesRequest struct {
 
 func (x *QueryNodesRequest) Reset() {
 	*x = QueryNodesRequest{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[17]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +2230,7 @@ func (x *QueryNodesRequest) String() string {
 func (*QueryNodesRequest) ProtoMessage() {}
 
 func (x *QueryNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[17]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +2243,7 @@ func (x *QueryNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryNodesRequest.ProtoReflect.Descriptor instead.
 func (*QueryNodesRequest) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{17}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{25}
 }
 
 type QueryNodesResponse struct {
@@ -1648,7 +2255,7 @@ type QueryNodesResponse struct {
 
 func (x *QueryNodesResponse) Reset() {
 	*x = QueryNodesResponse{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[18]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +2267,7 @@ func (x *QueryNodesResponse) String() string {
 func (*QueryNodesResponse) ProtoMessage() {}
 
 func (x *QueryNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[18]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +2280,7 @@ func (x *QueryNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryNodesResponse.ProtoReflect.Descriptor instead.
 func (*QueryNodesResponse) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{18}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *QueryNodesResponse) GetNodes() []*StorageNode {
@@ -1694,7 +2301,7 @@ type PieceInfo struct {
 
 func (x *PieceInfo) Reset() {
 	*x = PieceInfo{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[19]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +2313,7 @@ func (x *PieceInfo) String() string {
 func (*PieceInfo) ProtoMessage() {}
 
 func (x *PieceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[19]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +2326,7 @@ func (x *PieceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PieceInfo.ProtoReflect.Descriptor instead.
 func (*PieceInfo) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{19}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PieceInfo) GetPiece() *Piece {
@@ -1746,7 +2353,7 @@ type QueryDealRequest struct {
 
 func (x *QueryDealRequest) Reset() {
 	*x = QueryDealRequest{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[20]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2365,7 @@ func (x *QueryDealRequest) String() string {
 func (*QueryDealRequest) ProtoMessage() {}
 
 func (x *QueryDealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[20]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2378,7 @@ func (x *QueryDealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDealRequest.ProtoReflect.Descriptor instead.
 func (*QueryDealRequest) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{20}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *QueryDealRequest) GetId() uint64 {
@@ -1799,7 +2406,7 @@ type QueryDealResponse struct {
 
 func (x *QueryDealResponse) Reset() {
 	*x = QueryDealResponse{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[21]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2418,7 @@ func (x *QueryDealResponse) String() string {
 func (*QueryDealResponse) ProtoMessage() {}
 
 func (x *QueryDealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[21]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2431,7 @@ func (x *QueryDealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDealResponse.ProtoReflect.Descriptor instead.
 func (*QueryDealResponse) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{21}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *QueryDealResponse) GetDeal() *Deal {
@@ -1857,7 +2464,7 @@ type QueryDealsRequest struct {
 
 func (x *QueryDealsRequest) Reset() {
 	*x = QueryDealsRequest{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[22]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +2476,7 @@ func (x *QueryDealsRequest) String() string {
 func (*QueryDealsRequest) ProtoMessage() {}
 
 func (x *QueryDealsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[22]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +2489,7 @@ func (x *QueryDealsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDealsRequest.ProtoReflect.Descriptor instead.
 func (*QueryDealsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{22}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *QueryDealsRequest) GetOwner() string {
@@ -1901,7 +2508,7 @@ type QueryDealsResponse struct {
 
 func (x *QueryDealsResponse) Reset() {
 	*x = QueryDealsResponse{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[23]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2520,7 @@ func (x *QueryDealsResponse) String() string {
 func (*QueryDealsResponse) ProtoMessage() {}
 
 func (x *QueryDealsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[23]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2533,7 @@ func (x *QueryDealsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDealsResponse.ProtoReflect.Descriptor instead.
 func (*QueryDealsResponse) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{23}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *QueryDealsResponse) GetDeals() []*Deal {
@@ -1945,7 +2552,7 @@ type QueryAssignedRequest struct {
 
 func (x *QueryAssignedRequest) Reset() {
 	*x = QueryAssignedRequest{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[24]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2564,7 @@ func (x *QueryAssignedRequest) String() string {
 func (*QueryAssignedRequest) ProtoMessage() {}
 
 func (x *QueryAssignedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[24]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2577,7 @@ func (x *QueryAssignedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAssignedRequest.ProtoReflect.Descriptor instead.
 func (*QueryAssignedRequest) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{24}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *QueryAssignedRequest) GetNode() string {
@@ -1990,7 +2597,7 @@ type QueryAssignedResponse struct {
 
 func (x *QueryAssignedResponse) Reset() {
 	*x = QueryAssignedResponse{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[25]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2609,7 @@ func (x *QueryAssignedResponse) String() string {
 func (*QueryAssignedResponse) ProtoMessage() {}
 
 func (x *QueryAssignedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[25]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2622,7 @@ func (x *QueryAssignedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryAssignedResponse.ProtoReflect.Descriptor instead.
 func (*QueryAssignedResponse) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{25}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *QueryAssignedResponse) GetPieces() []*Piece {
@@ -2040,7 +2647,7 @@ type QueryEpochRequest struct {
 
 func (x *QueryEpochRequest) Reset() {
 	*x = QueryEpochRequest{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[26]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2659,7 @@ func (x *QueryEpochRequest) String() string {
 func (*QueryEpochRequest) ProtoMessage() {}
 
 func (x *QueryEpochRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[26]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2672,7 @@ func (x *QueryEpochRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryEpochRequest.ProtoReflect.Descriptor instead.
 func (*QueryEpochRequest) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{26}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{34}
 }
 
 type QueryParamsRequest struct {
@@ -2076,7 +2683,7 @@ type QueryParamsRequest struct {
 
 func (x *QueryParamsRequest) Reset() {
 	*x = QueryParamsRequest{}
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[27]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2695,7 @@ func (x *QueryParamsRequest) String() string {
 func (*QueryParamsRequest) ProtoMessage() {}
 
 func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agora_storage_v1_storage_proto_msgTypes[27]
+	mi := &file_agora_storage_v1_storage_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2708,7 @@ func (x *QueryParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamsRequest.ProtoReflect.Descriptor instead.
 func (*QueryParamsRequest) Descriptor() ([]byte, []int) {
-	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{27}
+	return file_agora_storage_v1_storage_proto_rawDescGZIP(), []int{35}
 }
 
 var File_agora_storage_v1_storage_proto protoreflect.FileDescriptor
@@ -2123,7 +2730,7 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"piece_size\x18\x02 \x01(\x04R\tpieceSize\x12\x1f\n" +
 	"\vpiece_roots\x18\x03 \x03(\fR\n" +
 	"pieceRoots\x12\x12\n" +
-	"\x04hash\x18\x04 \x01(\fR\x04hash\"\x95\x03\n" +
+	"\x04hash\x18\x04 \x01(\fR\x04hash\"\x84\x04\n" +
 	"\vStorageNode\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
 	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
@@ -2138,7 +2745,10 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	" \x01(\rR\vsuspensions\x12'\n" +
 	"\x0fsuspended_epoch\x18\v \x01(\x03R\x0esuspendedEpoch\x12\x18\n" +
 	"\aslashed\x18\f \x01(\x04R\aslashed\x12\x16\n" +
-	"\x06earned\x18\r \x01(\x04R\x06earned\"\xf7\x04\n" +
+	"\x06earned\x18\r \x01(\x04R\x06earned\x12#\n" +
+	"\rprobes_served\x18\x0e \x01(\x04R\fprobesServed\x12#\n" +
+	"\rprobes_failed\x18\x0f \x01(\x04R\fprobesFailed\x12#\n" +
+	"\rfalse_reports\x18\x10 \x01(\x04R\ffalseReports\"\xf7\x04\n" +
 	"\x04Deal\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x10\n" +
@@ -2167,7 +2777,7 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x14 \x01(\x03R\tcreatedAt\x12\x18\n" +
 	"\arepairs\x18\x15 \x01(\rR\arepairs\x12\x1a\n" +
-	"\bmanifest\x18\x16 \x01(\fR\bmanifest\"\xba\x02\n" +
+	"\bmanifest\x18\x16 \x01(\fR\bmanifest\"\xd7\x02\n" +
 	"\x05Piece\x12\x12\n" +
 	"\x04deal\x18\x01 \x01(\x04R\x04deal\x12\x18\n" +
 	"\asegment\x18\x02 \x01(\rR\asegment\x12\x14\n" +
@@ -2181,7 +2791,8 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
 	"repair_fee\x18\n" +
 	" \x01(\x04R\trepairFee\x12\x1b\n" +
-	"\taccept_by\x18\v \x01(\x03R\bacceptBy\"h\n" +
+	"\taccept_by\x18\v \x01(\x03R\bacceptBy\x12\x1b\n" +
+	"\tlost_from\x18\f \x01(\tR\blostFrom\"h\n" +
 	"\x05Epoch\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x03R\x06number\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x03R\x05start\x12\x1d\n" +
@@ -2215,7 +2826,7 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\x122\n" +
 	"\aanswers\x18\x03 \x03(\v2\x18.agora.storage.v1.AnswerR\aanswers\"&\n" +
 	"\x10MsgProveResponse\x12\x12\n" +
-	"\x04paid\x18\x01 \x01(\x04R\x04paid\"\xab\x04\n" +
+	"\x04paid\x18\x01 \x01(\x04R\x04paid\"\xf8\x04\n" +
 	"\x06Params\x12!\n" +
 	"\fepoch_blocks\x18\x01 \x01(\x03R\vepochBlocks\x12#\n" +
 	"\rwindow_blocks\x18\x02 \x01(\x03R\fwindowBlocks\x12\x1b\n" +
@@ -2232,7 +2843,39 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\vmax_answers\x18\f \x01(\rR\n" +
 	"maxAnswers\x12\x1b\n" +
 	"\tmax_nodes\x18\r \x01(\rR\bmaxNodes\x12#\n" +
-	"\raccept_epochs\x18\x0e \x01(\x03R\facceptEpochs\";\n" +
+	"\raccept_epochs\x18\x0e \x01(\x03R\facceptEpochs\x12(\n" +
+	"\x10probes_per_epoch\x18\x0f \x01(\rR\x0eprobesPerEpoch\x12!\n" +
+	"\frebut_blocks\x18\x10 \x01(\x03R\vrebutBlocks\"\xd0\x02\n" +
+	"\x05Probe\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\x12\x12\n" +
+	"\x04deal\x18\x03 \x01(\x04R\x04deal\x12\x18\n" +
+	"\asegment\x18\x04 \x01(\rR\asegment\x12\x14\n" +
+	"\x05index\x18\x05 \x01(\rR\x05index\x12\x12\n" +
+	"\x04leaf\x18\x06 \x01(\x04R\x04leaf\x12\x12\n" +
+	"\x04node\x18\a \x01(\tR\x04node\x12\x18\n" +
+	"\aprobers\x18\b \x03(\tR\aprobers\x127\n" +
+	"\areports\x18\t \x03(\x0e2\x1d.agora.storage.v1.ProbeReportR\areports\x125\n" +
+	"\x06status\x18\n" +
+	" \x01(\x0e2\x1d.agora.storage.v1.ProbeStatusR\x06status\x12\x10\n" +
+	"\x03due\x18\v \x01(\x03R\x03due\x12\x19\n" +
+	"\brebut_by\x18\f \x01(\x03R\arebutBy\";\n" +
+	"\vProbeResult\x12\x14\n" +
+	"\x05probe\x18\x01 \x01(\x04R\x05probe\x12\x16\n" +
+	"\x06served\x18\x02 \x01(\bR\x06served\"b\n" +
+	"\x0fMsgReportProbes\x12\x16\n" +
+	"\x06prober\x18\x01 \x01(\tR\x06prober\x127\n" +
+	"\aresults\x18\x02 \x03(\v2\x1d.agora.storage.v1.ProbeResultR\aresults\"\x19\n" +
+	"\x17MsgReportProbesResponse\"\\\n" +
+	"\bMsgRebut\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05probe\x18\x02 \x01(\x04R\x05probe\x12\x12\n" +
+	"\x04leaf\x18\x03 \x01(\fR\x04leaf\x12\x12\n" +
+	"\x04path\x18\x04 \x03(\fR\x04path\"\x12\n" +
+	"\x10MsgRebutResponse\"\x14\n" +
+	"\x12QueryProbesRequest\"F\n" +
+	"\x13QueryProbesResponse\x12/\n" +
+	"\x06probes\x18\x01 \x03(\v2\x17.agora.storage.v1.ProbeR\x06probes\";\n" +
 	"\aGenesis\x120\n" +
 	"\x06params\x18\x01 \x01(\v2\x18.agora.storage.v1.ParamsR\x06params\".\n" +
 	"\x10QueryNodeRequest\x12\x1a\n" +
@@ -2280,7 +2923,15 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"DealStatus\x12\x1b\n" +
 	"\x17DEAL_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DEAL_STATUS_ACTIVE\x10\x01\x12\x15\n" +
-	"\x11DEAL_STATUS_ENDED\x10\x02B<Z:github.com/agoranet/agora/internal/chain/storage/storagepbb\x06proto3"
+	"\x11DEAL_STATUS_ENDED\x10\x02*\\\n" +
+	"\vProbeStatus\x12\x1c\n" +
+	"\x18PROBE_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11PROBE_STATUS_OPEN\x10\x01\x12\x18\n" +
+	"\x14PROBE_STATUS_ACCUSED\x10\x02*V\n" +
+	"\vProbeReport\x12\x15\n" +
+	"\x11PROBE_REPORT_NONE\x10\x00\x12\x17\n" +
+	"\x13PROBE_REPORT_SERVED\x10\x01\x12\x17\n" +
+	"\x13PROBE_REPORT_FAILED\x10\x02B<Z:github.com/agoranet/agora/internal/chain/storage/storagepbb\x06proto3"
 
 var (
 	file_agora_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -2294,62 +2945,76 @@ func file_agora_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_agora_storage_v1_storage_proto_rawDescData
 }
 
-var file_agora_storage_v1_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agora_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_agora_storage_v1_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_agora_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_agora_storage_v1_storage_proto_goTypes = []any{
 	(NodeStatus)(0),                 // 0: agora.storage.v1.NodeStatus
 	(PieceStatus)(0),                // 1: agora.storage.v1.PieceStatus
 	(DealStatus)(0),                 // 2: agora.storage.v1.DealStatus
-	(*Manifest)(nil),                // 3: agora.storage.v1.Manifest
-	(*Segment)(nil),                 // 4: agora.storage.v1.Segment
-	(*StorageNode)(nil),             // 5: agora.storage.v1.StorageNode
-	(*Deal)(nil),                    // 6: agora.storage.v1.Deal
-	(*Piece)(nil),                   // 7: agora.storage.v1.Piece
-	(*Epoch)(nil),                   // 8: agora.storage.v1.Epoch
-	(*Answer)(nil),                  // 9: agora.storage.v1.Answer
-	(*MsgRegisterNode)(nil),         // 10: agora.storage.v1.MsgRegisterNode
-	(*MsgRegisterNodeResponse)(nil), // 11: agora.storage.v1.MsgRegisterNodeResponse
-	(*MsgCreateDeal)(nil),           // 12: agora.storage.v1.MsgCreateDeal
-	(*MsgCreateDealResponse)(nil),   // 13: agora.storage.v1.MsgCreateDealResponse
-	(*MsgProve)(nil),                // 14: agora.storage.v1.MsgProve
-	(*MsgProveResponse)(nil),        // 15: agora.storage.v1.MsgProveResponse
-	(*Params)(nil),                  // 16: agora.storage.v1.Params
-	(*Genesis)(nil),                 // 17: agora.storage.v1.Genesis
-	(*QueryNodeRequest)(nil),        // 18: agora.storage.v1.QueryNodeRequest
-	(*QueryNodeResponse)(nil),       // 19: agora.storage.v1.QueryNodeResponse
-	(*QueryNodesRequest)(nil),       // 20: agora.storage.v1.QueryNodesRequest
-	(*QueryNodesResponse)(nil),      // 21: agora.storage.v1.QueryNodesResponse
-	(*PieceInfo)(nil),               // 22: agora.storage.v1.PieceInfo
-	(*QueryDealRequest)(nil),        // 23: agora.storage.v1.QueryDealRequest
-	(*QueryDealResponse)(nil),       // 24: agora.storage.v1.QueryDealResponse
-	(*QueryDealsRequest)(nil),       // 25: agora.storage.v1.QueryDealsRequest
-	(*QueryDealsResponse)(nil),      // 26: agora.storage.v1.QueryDealsResponse
-	(*QueryAssignedRequest)(nil),    // 27: agora.storage.v1.QueryAssignedRequest
-	(*QueryAssignedResponse)(nil),   // 28: agora.storage.v1.QueryAssignedResponse
-	(*QueryEpochRequest)(nil),       // 29: agora.storage.v1.QueryEpochRequest
-	(*QueryParamsRequest)(nil),      // 30: agora.storage.v1.QueryParamsRequest
+	(ProbeStatus)(0),                // 3: agora.storage.v1.ProbeStatus
+	(ProbeReport)(0),                // 4: agora.storage.v1.ProbeReport
+	(*Manifest)(nil),                // 5: agora.storage.v1.Manifest
+	(*Segment)(nil),                 // 6: agora.storage.v1.Segment
+	(*StorageNode)(nil),             // 7: agora.storage.v1.StorageNode
+	(*Deal)(nil),                    // 8: agora.storage.v1.Deal
+	(*Piece)(nil),                   // 9: agora.storage.v1.Piece
+	(*Epoch)(nil),                   // 10: agora.storage.v1.Epoch
+	(*Answer)(nil),                  // 11: agora.storage.v1.Answer
+	(*MsgRegisterNode)(nil),         // 12: agora.storage.v1.MsgRegisterNode
+	(*MsgRegisterNodeResponse)(nil), // 13: agora.storage.v1.MsgRegisterNodeResponse
+	(*MsgCreateDeal)(nil),           // 14: agora.storage.v1.MsgCreateDeal
+	(*MsgCreateDealResponse)(nil),   // 15: agora.storage.v1.MsgCreateDealResponse
+	(*MsgProve)(nil),                // 16: agora.storage.v1.MsgProve
+	(*MsgProveResponse)(nil),        // 17: agora.storage.v1.MsgProveResponse
+	(*Params)(nil),                  // 18: agora.storage.v1.Params
+	(*Probe)(nil),                   // 19: agora.storage.v1.Probe
+	(*ProbeResult)(nil),             // 20: agora.storage.v1.ProbeResult
+	(*MsgReportProbes)(nil),         // 21: agora.storage.v1.MsgReportProbes
+	(*MsgReportProbesResponse)(nil), // 22: agora.storage.v1.MsgReportProbesResponse
+	(*MsgRebut)(nil),                // 23: agora.storage.v1.MsgRebut
+	(*MsgRebutResponse)(nil),        // 24: agora.storage.v1.MsgRebutResponse
+	(*QueryProbesRequest)(nil),      // 25: agora.storage.v1.QueryProbesRequest
+	(*QueryProbesResponse)(nil),     // 26: agora.storage.v1.QueryProbesResponse
+	(*Genesis)(nil),                 // 27: agora.storage.v1.Genesis
+	(*QueryNodeRequest)(nil),        // 28: agora.storage.v1.QueryNodeRequest
+	(*QueryNodeResponse)(nil),       // 29: agora.storage.v1.QueryNodeResponse
+	(*QueryNodesRequest)(nil),       // 30: agora.storage.v1.QueryNodesRequest
+	(*QueryNodesResponse)(nil),      // 31: agora.storage.v1.QueryNodesResponse
+	(*PieceInfo)(nil),               // 32: agora.storage.v1.PieceInfo
+	(*QueryDealRequest)(nil),        // 33: agora.storage.v1.QueryDealRequest
+	(*QueryDealResponse)(nil),       // 34: agora.storage.v1.QueryDealResponse
+	(*QueryDealsRequest)(nil),       // 35: agora.storage.v1.QueryDealsRequest
+	(*QueryDealsResponse)(nil),      // 36: agora.storage.v1.QueryDealsResponse
+	(*QueryAssignedRequest)(nil),    // 37: agora.storage.v1.QueryAssignedRequest
+	(*QueryAssignedResponse)(nil),   // 38: agora.storage.v1.QueryAssignedResponse
+	(*QueryEpochRequest)(nil),       // 39: agora.storage.v1.QueryEpochRequest
+	(*QueryParamsRequest)(nil),      // 40: agora.storage.v1.QueryParamsRequest
 }
 var file_agora_storage_v1_storage_proto_depIdxs = []int32{
-	4,  // 0: agora.storage.v1.Manifest.segments:type_name -> agora.storage.v1.Segment
+	6,  // 0: agora.storage.v1.Manifest.segments:type_name -> agora.storage.v1.Segment
 	0,  // 1: agora.storage.v1.StorageNode.status:type_name -> agora.storage.v1.NodeStatus
 	2,  // 2: agora.storage.v1.Deal.status:type_name -> agora.storage.v1.DealStatus
 	1,  // 3: agora.storage.v1.Piece.status:type_name -> agora.storage.v1.PieceStatus
-	9,  // 4: agora.storage.v1.MsgProve.answers:type_name -> agora.storage.v1.Answer
-	16, // 5: agora.storage.v1.Genesis.params:type_name -> agora.storage.v1.Params
-	5,  // 6: agora.storage.v1.QueryNodeResponse.node:type_name -> agora.storage.v1.StorageNode
-	5,  // 7: agora.storage.v1.QueryNodesResponse.nodes:type_name -> agora.storage.v1.StorageNode
-	7,  // 8: agora.storage.v1.PieceInfo.piece:type_name -> agora.storage.v1.Piece
-	6,  // 9: agora.storage.v1.QueryDealResponse.deal:type_name -> agora.storage.v1.Deal
-	22, // 10: agora.storage.v1.QueryDealResponse.pieces:type_name -> agora.storage.v1.PieceInfo
-	8,  // 11: agora.storage.v1.QueryDealResponse.epoch:type_name -> agora.storage.v1.Epoch
-	6,  // 12: agora.storage.v1.QueryDealsResponse.deals:type_name -> agora.storage.v1.Deal
-	7,  // 13: agora.storage.v1.QueryAssignedResponse.pieces:type_name -> agora.storage.v1.Piece
-	8,  // 14: agora.storage.v1.QueryAssignedResponse.epoch:type_name -> agora.storage.v1.Epoch
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	11, // 4: agora.storage.v1.MsgProve.answers:type_name -> agora.storage.v1.Answer
+	4,  // 5: agora.storage.v1.Probe.reports:type_name -> agora.storage.v1.ProbeReport
+	3,  // 6: agora.storage.v1.Probe.status:type_name -> agora.storage.v1.ProbeStatus
+	20, // 7: agora.storage.v1.MsgReportProbes.results:type_name -> agora.storage.v1.ProbeResult
+	19, // 8: agora.storage.v1.QueryProbesResponse.probes:type_name -> agora.storage.v1.Probe
+	18, // 9: agora.storage.v1.Genesis.params:type_name -> agora.storage.v1.Params
+	7,  // 10: agora.storage.v1.QueryNodeResponse.node:type_name -> agora.storage.v1.StorageNode
+	7,  // 11: agora.storage.v1.QueryNodesResponse.nodes:type_name -> agora.storage.v1.StorageNode
+	9,  // 12: agora.storage.v1.PieceInfo.piece:type_name -> agora.storage.v1.Piece
+	8,  // 13: agora.storage.v1.QueryDealResponse.deal:type_name -> agora.storage.v1.Deal
+	32, // 14: agora.storage.v1.QueryDealResponse.pieces:type_name -> agora.storage.v1.PieceInfo
+	10, // 15: agora.storage.v1.QueryDealResponse.epoch:type_name -> agora.storage.v1.Epoch
+	8,  // 16: agora.storage.v1.QueryDealsResponse.deals:type_name -> agora.storage.v1.Deal
+	9,  // 17: agora.storage.v1.QueryAssignedResponse.pieces:type_name -> agora.storage.v1.Piece
+	10, // 18: agora.storage.v1.QueryAssignedResponse.epoch:type_name -> agora.storage.v1.Epoch
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_agora_storage_v1_storage_proto_init() }
@@ -2362,8 +3027,8 @@ func file_agora_storage_v1_storage_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_storage_v1_storage_proto_rawDesc), len(file_agora_storage_v1_storage_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   28,
+			NumEnums:      5,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
