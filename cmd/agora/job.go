@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -17,8 +18,10 @@ import (
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/job/jobpb"
 	"github.com/agoranet/agora/internal/chain/module"
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/jobrun"
+	"github.com/agoranet/agora/internal/storage/object"
 )
 
 func jobCmd(g *globals) *cobra.Command {
@@ -56,6 +59,39 @@ func (g *globals) loadOrder(cmd *cobra.Command, arg string) (*jobpb.Order, error
 	return getOrder(cmd.Context(), c, id)
 }
 
+// storeJob stores a job's module and input as objects, paid by from,
+// and returns the URLs a lessee fetches them at: a storage node's whole
+// object path, which fetches the pieces from wherever the chain placed
+// them (the node named only relays; any node serves any object).
+func (g *globals) storeJob(cmd *cobra.Command, c *client.Client, from string, wasm, in []byte, duration int64) (moduleURL, inputURL string, err error) {
+	nodes, err := client.Ask(cmd.Context(), c, storagepb.QueryNodes, &storagepb.QueryNodesRequest{})
+	if err != nil {
+		return "", "", err
+	}
+	var base string
+	for _, n := range nodes.Nodes {
+		if n.Status == storagepb.NodeStatus_NODE_STATUS_ACTIVE {
+			base = n.Endpoint
+			break
+		}
+	}
+	if base == "" {
+		return "", "", errors.New("--storage: the chain has no active storage node (agora storage start --key)")
+	}
+	var urls []string
+	for _, o := range []struct {
+		name string
+		b    []byte
+	}{{"module", wasm}, {"input", in}} {
+		_, id, _, err := g.storeObject(cmd, bytes.NewReader(o.b), uint64(len(o.b)), o.name, object.DefaultParams(), from, "100000uusdc", duration)
+		if err != nil {
+			return "", "", fmt.Errorf("--storage: the job's %s: %w", o.name, err)
+		}
+		urls = append(urls, strings.TrimRight(base, "/")+"/storage/"+id.String())
+	}
+	return urls[0], urls[1], nil
+}
+
 // blobStores picks where to upload: --store, or up to three online
 // providers, so the job's data outlives any one of them.
 func blobStores(ctx context.Context, c *client.Client, flag []string) ([]string, error) {
@@ -75,7 +111,8 @@ func jobSubmitCmd(g *globals) *cobra.Command {
 	var redundancy, memory uint32
 	var fuel uint64
 	var window, deadline int64
-	var wait bool
+	var wait, storage bool
+	var storageDuration int64
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "submit MODULE.wasm --input FILE --max-price COIN [--redundancy 2]",
@@ -111,13 +148,19 @@ With --wait it follows the order to its end and writes the result to --out.`,
 				return err
 			}
 			ctx := cmd.Context()
-			bases, err := blobStores(ctx, c, stores)
-			if err != nil {
-				return err
-			}
-			moduleURL, inputURL, err := jobrun.Upload(ctx, bases, wasm, in)
-			if err != nil {
-				return err
+			var moduleURL, inputURL string
+			if storage {
+				if moduleURL, inputURL, err = g.storeJob(cmd, c, from, wasm, in, storageDuration); err != nil {
+					return err
+				}
+			} else {
+				bases, err := blobStores(ctx, c, stores)
+				if err != nil {
+					return err
+				}
+				if moduleURL, inputURL, err = jobrun.Upload(ctx, bases, wasm, in); err != nil {
+					return err
+				}
 			}
 			mh, ih := sha256.Sum256(wasm), sha256.Sum256(in)
 			res, err := submitTx(ctx, c, k, "job", &jobpb.MsgCreateOrder{Tenant: k.Address().String(), ModuleHash: mh[:], ModuleUrl: moduleURL,
@@ -137,9 +180,31 @@ With --wait it follows the order to its end and writes the result to --out.`,
 					fmt.Fprintf(w, "order %d placed at height %d; follow it with: agora job status %d\n", id, res.Height, id)
 				})
 			}
-			ctx, cancel := context.WithTimeout(ctx, timeout)
+			wctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			return g.waitOrder(ctx, w, c, id, res.Height, out)
+			if err := g.waitOrder(wctx, w, c, id, res.Height, out); err != nil {
+				return err
+			}
+			if !storage || out == "" || out == "-" {
+				return nil
+			}
+			// The result is stored as an object too, under a deal of its own.
+			f, err := os.Open(out)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			info, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			_, rid, d, err := g.storeObject(cmd, f, uint64(info.Size()), "result", object.DefaultParams(), from, "100000uusdc", storageDuration)
+			if err != nil {
+				return fmt.Errorf("order %d completed, but storing its result: %w", id, err)
+			}
+			return g.emit(w, map[string]any{"result_cid": rid.String(), "result_deal_id": strconv.FormatUint(d.id, 10)}, func(w io.Writer) {
+				fmt.Fprintf(w, "result stored as %s (deal %d): agora storage get %s\n", rid, d.id, rid)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -153,6 +218,8 @@ With --wait it follows the order to its end and writes the result to --out.`,
 	f.StringVar(&from, "from", "alice", "the key that pays (the tenant)")
 	f.StringSliceVar(&stores, "store", nil, "blob stores to upload to, by base URL (default: up to three online providers)")
 	f.BoolVar(&wait, "wait", false, "follow the order to its end")
+	f.BoolVar(&storage, "storage", false, "store the module and input as objects on the storage network (deals paid by --from) instead of a provider's blob store; with --wait and --out, the result too")
+	f.Int64Var(&storageDuration, "storage-duration", 100, "with --storage: epochs the module, input and result are stored for")
 	f.StringVar(&out, "out", "", "with --wait: write the result here (- for stdout)")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to follow the order")
 	return cmd

@@ -30,7 +30,7 @@ func devnet(t *testing.T) (home, node string, base int) {
 func devnetWith(t *testing.T, flags ...string) (home, node string, base int) {
 	t.Helper()
 	home = t.TempDir()
-	base = e2e.FreePorts(t, 30)
+	base = e2e.FreePorts(t, 80) // the devnet's storage nodes listen at +70…
 	node = fmt.Sprintf("http://127.0.0.1:%d", base+1)
 	args := append([]string{"devnet", "--home", home, "--base-port", fmt.Sprint(base)}, flags...)
 	p := e2e.Start(t, home, "devnet-proc", args...)

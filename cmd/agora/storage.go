@@ -150,36 +150,23 @@ chain: the pieces go to the nodes named, and nothing proves or repairs them.`,
 			if err != nil {
 				return err
 			}
-			quiet := g.output == "json"
-			name := filepath.Base(args[0])
 			out := map[string]any{}
-			var place transfer.Place
+			var m *storagepb.Manifest
+			var id cid.Cid
 			if len(urls) > 0 {
-				place, _ = transfer.Spread(urls)
+				place, _ := transfer.Spread(urls)
+				bar := progress.New(cmd.ErrOrStderr(), "put "+filepath.Base(args[0]), uint64(info.Size()), g.output == "json", nil)
+				c := &transfer.Client{Progress: bar.Set}
+				if m, id, err = c.Put(cmd.Context(), f, p, place); err != nil {
+					return err
+				}
+				bar.Done()
 			} else {
-				d, err := g.makeDeal(cmd, f, uint64(info.Size()), p, from, price, duration)
-				if err != nil {
+				var d *deal
+				if m, id, d, err = g.storeObject(cmd, f, uint64(info.Size()), filepath.Base(args[0]), p, from, price, duration); err != nil {
 					return err
 				}
-				where := map[[2]uint32]string{}
-				for _, pi := range d.pieces {
-					where[[2]uint32{pi.Piece.Segment, pi.Piece.Index}] = pi.Endpoint
-				}
-				place = func(s, i int) string { return where[[2]uint32{uint32(s), uint32(i)}] }
-				out["deal_id"], out["escrow"], out["cid"] = strconv.FormatUint(d.id, 10), d.escrow, d.cid
-				if _, err := f.Seek(0, io.SeekStart); err != nil {
-					return err
-				}
-			}
-			bar := progress.New(cmd.ErrOrStderr(), "put "+name, uint64(info.Size()), quiet, nil)
-			c := &transfer.Client{Progress: bar.Set}
-			m, id, err := c.Put(cmd.Context(), f, p, place)
-			if err != nil {
-				return err
-			}
-			bar.Done()
-			if want, ok := out["cid"]; ok && want != id.String() {
-				return fmt.Errorf("%s changed while it was stored: the deal is for %s, the pieces sent make %s; put it again", args[0], want, id)
+				out["deal_id"], out["escrow"] = strconv.FormatUint(d.id, 10), d.escrow
 			}
 			out["cid"], out["size"], out["segments"], out["k"], out["n"] = id.String(), m.Size, len(m.Segments), m.K, m.N
 			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) { fmt.Fprintln(w, id) })
@@ -194,6 +181,34 @@ chain: the pieces go to the nodes named, and nothing proves or repairs them.`,
 	f.StringVar(&price, "price", "100000uusdc", "paid per GiB of pieces per epoch, from escrow, to the nodes that prove them")
 	f.StringVar(&from, "from", "alice", "the key that pays for the deal and owns it")
 	return cmd
+}
+
+// storeObject stores f as an object under a deal on chain: it codes f
+// once for the manifest, makes the deal, and uploads each piece to the
+// node the deal placed it on.
+func (g *globals) storeObject(cmd *cobra.Command, f io.ReadSeeker, size uint64, name string, p object.Params, from, price string, duration int64) (*storagepb.Manifest, cid.Cid, *deal, error) {
+	d, err := g.makeDeal(cmd, f, size, p, from, price, duration)
+	if err != nil {
+		return nil, cid.Undef, nil, err
+	}
+	where := map[[2]uint32]string{}
+	for _, pi := range d.pieces {
+		where[[2]uint32{pi.Piece.Segment, pi.Piece.Index}] = pi.Endpoint
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, cid.Undef, nil, err
+	}
+	bar := progress.New(cmd.ErrOrStderr(), "put "+name, size, g.output == "json", nil)
+	c := &transfer.Client{Progress: bar.Set}
+	m, id, err := c.Put(cmd.Context(), f, p, func(s, i int) string { return where[[2]uint32{uint32(s), uint32(i)}] })
+	if err != nil {
+		return nil, cid.Undef, nil, fmt.Errorf("deal %d: %w", d.id, err)
+	}
+	bar.Done()
+	if id.String() != d.cid {
+		return nil, cid.Undef, nil, fmt.Errorf("%s changed while it was stored: deal %d is for %s, the pieces sent make %s; put it again", name, d.id, d.cid, id)
+	}
+	return m, id, d, nil
 }
 
 // deal is a deal made for a put: its id, escrow and where its pieces go.

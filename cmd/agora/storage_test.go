@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/e2e"
 )
 
@@ -187,6 +189,30 @@ func TestStorageOnTheDevnet(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("the devnet gave back other bytes")
 	}
+	// A batch job whose module and input are stored objects runs, and
+	// its result is stored and comes back by CID.
+	wasm := e2e.Wasm(t, "./examples/jobs/kernel")
+	kin := filepath.Join(dir, "kernel.in")
+	os.WriteFile(kin, []byte("64 2"), 0o600)
+	res := filepath.Join(dir, "kernel.out")
+	printed := agora("job", "submit", wasm, "--input", kin, "--max-price", "2000uusdc", "--storage", "--wait", "--out", res)
+	var want strings.Builder
+	for _, sum := range matmul.Run(64, 2) {
+		fmt.Fprintln(&want, sum)
+	}
+	if got, _ := os.ReadFile(res); string(got) != want.String() {
+		t.Fatalf("the job stored as objects gave %q, want %q:\n%s", got, want.String(), printed)
+	}
+	m := regexp.MustCompile(`result stored as (\S+) \(deal`).FindStringSubmatch(printed)
+	if m == nil {
+		t.Fatalf("submit --storage did not store the result:\n%s", printed)
+	}
+	back := filepath.Join(dir, "kernel.back")
+	agora("storage", "get", m[1], "--out", back)
+	if got, _ := os.ReadFile(back); string(got) != want.String() {
+		t.Fatalf("the stored result came back as %q", got)
+	}
+
 	// Any storage node serves the whole object at a plain HTTP path.
 	resp, err := http.Get(d.Storage[3].URL() + "/storage/" + id)
 	if err != nil {

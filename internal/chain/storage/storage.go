@@ -421,6 +421,9 @@ func CreateDeal(ctx *module.Context, owner addr.Address, m *storagepb.MsgCreateD
 	if err != nil {
 		return nil, fmt.Errorf("storage: %v: %w", err, codes.ErrInvalidRequest)
 	}
+	if len(man.Segments) == 0 {
+		return nil, fmt.Errorf("storage: an empty object has nothing to store; its CID names it already: %w", codes.ErrInvalidRequest)
+	}
 	if man.LeafSize > MaxProvableLeaf {
 		return nil, fmt.Errorf("storage: %d-byte leaves cannot be proven: an answer carries a leaf, and a tx is at most %d bytes; code the object with leaves of at most %d: %w", man.LeafSize, tx.MaxBytes, MaxProvableLeaf, codes.ErrInvalidRequest)
 	}
