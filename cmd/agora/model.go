@@ -38,9 +38,14 @@ func modelListCmd(g *globals) *cobra.Command {
 
 func modelShowCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
-		Use: "show NAME|FILE", Short: "A model's manifest (works on your own weights files)", Args: cobra.ExactArgs(1),
+		Use: "show NAME|FILE|CID", Short: "A model's manifest (works on your own weights files, and on those stored by CID)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := loadModel(args[0])
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			m, err := loadModel(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}

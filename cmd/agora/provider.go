@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,15 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/internal/chain/addr"
 	"github.com/agoranet/agora/internal/chain/coin"
 	"github.com/agoranet/agora/internal/chain/module"
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
+	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/model"
 	"github.com/agoranet/agora/internal/paygate"
 	"github.com/agoranet/agora/internal/provider"
+	"github.com/agoranet/agora/internal/storage/object"
+	"github.com/agoranet/agora/internal/storage/prover"
+	"github.com/agoranet/agora/internal/storage/transfer"
 	"github.com/agoranet/agora/internal/worker"
 )
 
@@ -105,7 +111,7 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key) and register its key's hash on chain: clients connect only to a server holding it (a self-signed certificate will do)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringVar(&cfg.Advertise, "advertise", "", "endpoint URL to register (default http://LISTEN)")
-	f.StringArrayVar(&p.models, "model", nil, "built-in model name or weights file to serve (repeatable)")
+	f.StringArrayVar(&p.models, "model", nil, "built-in model name, weights file, or CID of a weights file on the storage network, to serve (repeatable)")
 	f.StringArrayVar(&p.upstreams, "upstream", nil, "serve URL's model ENGINE_MODEL as NAME with weights id ID: URL=ENGINE_MODEL=NAME@ID (repeatable)")
 	f.StringVar(&p.denom, "denom", coin.Stable, "denom prices are in")
 	f.Uint64Var(&p.perRequest, "price-request", 0, "price per request")
@@ -153,7 +159,7 @@ func (p *providerStart) config(ctx context.Context, g *globals) (provider.Config
 		return provider.Offer{Denom: p.denom, PricePerRequest: p.perRequest, PricePer1KTokens: p.per1K, MaxConcurrency: p.concurrency}
 	}
 	for _, name := range models {
-		m, err := loadModel(name)
+		m, err := loadModel(ctx, c, name)
 		if err != nil {
 			return cfg, err
 		}
@@ -217,9 +223,30 @@ func migrateProviderHome(agoraHome, key, home string) error {
 }
 
 // loadModel resolves a built-in name or reads a weights file.
-func loadModel(nameOrPath string) (*model.Model, error) {
+// loadModel reads a model by built-in name, weights file, or the CID of
+// a weights file stored on the storage network (fetched from the nodes
+// its deal placed it on, every segment checked).
+func loadModel(ctx context.Context, c *client.Client, nameOrPath string) (*model.Model, error) {
 	if _, err := os.Stat(nameOrPath); err == nil {
 		return model.Load(nameOrPath)
+	}
+	if id, err := cid.Decode(nameOrPath); err == nil && id.Prefix().Codec == object.Codec {
+		m, locate, err := prover.Find(ctx, c, id)
+		if err != nil {
+			return nil, fmt.Errorf("--model %s: %w", id, err)
+		}
+		if m.Size > model.MaxFileSize {
+			return nil, fmt.Errorf("--model %s: %d bytes, more than a weights file's %d", id, m.Size, model.MaxFileSize)
+		}
+		var buf bytes.Buffer
+		if err := (&transfer.Client{}).Get(ctx, m, &buf, locate); err != nil {
+			return nil, fmt.Errorf("--model %s: %w", id, err)
+		}
+		mod, err := model.Parse(buf.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("--model %s: %w", id, err)
+		}
+		return mod, nil
 	}
 	return model.Lookup(nameOrPath)
 }

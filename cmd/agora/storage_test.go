@@ -20,6 +20,7 @@ import (
 
 	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
 	"github.com/agoranet/agora/internal/e2e"
+	"github.com/agoranet/agora/internal/model"
 )
 
 // startStorageNode runs `agora storage start` as a process of its own on
@@ -211,6 +212,19 @@ func TestStorageOnTheDevnet(t *testing.T) {
 	agora("storage", "get", m[1], "--out", back)
 	if got, _ := os.ReadFile(back); string(got) != want.String() {
 		t.Fatalf("the stored result came back as %q", got)
+	}
+
+	// A weights file stored as an object loads by its CID, as a provider
+	// loads --model CID.
+	weights := agora("storage", "put", "../../internal/model/weights/digits-mlp.agw")
+	var shown struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(agora("model", "show", weights, "--output", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if digits, _ := model.Lookup(model.DigitsName); shown.ID != digits.Manifest.ID {
+		t.Fatalf("the weights stored as %s load as model %q, want %q", weights, shown.ID, digits.Manifest.ID)
 	}
 
 	// Any storage node serves the whole object at a plain HTTP path.

@@ -39,13 +39,17 @@ import (
 // Nothing may follow the last tensor. Each architecture fixes which tensors
 // it needs, their types, shapes and shifts (see mlp.go and lm.go); a file is
 // accepted only if it is exactly that.
+
+// MaxFileSize is the largest weights file a node reads.
+const MaxFileSize = 64 << 20
+
 const (
 	magic         = "AGORAWTS"
 	formatVersion = 1
 	headerSize    = 16
 	trailerSize   = 4
 
-	maxFileSize   = 64 << 20
+	maxFileSize   = MaxFileSize
 	maxTensors    = 32
 	maxRank       = 4
 	maxElements   = 1 << 24
