@@ -170,7 +170,23 @@ func genReportProbes(w *world) (string, module.Msg) {
 		who := w.storageNode()
 		return who, &storagepb.MsgReportProbes{Prober: addrOf(who), Results: []*storagepb.ProbeResult{{Probe: 1 + w.r.Uint64N(50), Served: true}}}
 	}
+	// Mostly a probe that has reports already, so that some reach a
+	// quorum (and accusations happen for rebuttals to answer).
 	pr := pick(w, probes)
+	if !w.oneIn(3) {
+		most := -1
+		for _, q := range probes {
+			n := 0
+			for _, rep := range q.Reports {
+				if rep != storagepb.ProbeReport_PROBE_REPORT_NONE {
+					n++
+				}
+			}
+			if n < len(q.Reports) && n > most {
+				pr, most = q, n
+			}
+		}
+	}
 	slot := w.r.IntN(len(pr.Probers))
 	for j, rep := range pr.Reports {
 		if rep == storagepb.ProbeReport_PROBE_REPORT_NONE && !w.oneIn(10) {

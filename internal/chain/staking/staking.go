@@ -22,10 +22,10 @@ import (
 
 var (
 	stakePrefix  = []byte("staking/s/")
-	queuePrefix  = []byte("staking/q/")  // completes_at | staker -> Unbonding
-	byAcctPrefix = []byte("staking/qa/") // staker | completes_at -> nil
-	holdPrefix   = []byte("staking/h/")  // staker -> height its unbonding may not complete before
-	needPrefix   = []byte("staking/rq/") // staker | module -> the bond that module's registration needs
+	queuePrefix  = []byte("staking/q/")    // completes_at | staker -> Unbonding
+	byAcctPrefix = []byte("staking/qa/")   // staker | completes_at -> nil
+	holdPrefix   = []byte("staking/h/")    // staker -> height its unbonding may not complete before
+	needPrefix   = []byte("staking/need/") // staker | module -> the bond that module's registration needs
 	paramsKey    = []byte("staking/params")
 )
 

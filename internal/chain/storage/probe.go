@@ -82,7 +82,9 @@ func drawProbes(ctx *module.Context, p *storagepb.Params, e *storagepb.Epoch) {
 		binary.BigEndian.PutUint32(b[:], j)
 		h := sha256.Sum256(cat([]byte(storagepb.ProbeDomain), e.Seed, b[:]))
 		d := GetDeal(ctx.KV, 1+binary.BigEndian.Uint64(h[:8])%last)
-		if d == nil || e.Number < d.FirstEpoch {
+		// A probe's rebuttal must be able to land before the deal's pieces
+		// retire, at the last epoch's window end.
+		if d == nil || e.Number < d.FirstEpoch || e.WindowEnd+p.RebutBlocks >= dueHeight(p, d.LastEpoch) {
 			continue
 		}
 		seg, idx := binary.BigEndian.Uint32(h[8:12])%d.Segments, binary.BigEndian.Uint32(h[12:16])%d.N
@@ -223,16 +225,21 @@ func settleProbes(ctx *module.Context, p *storagepb.Params, max int) error {
 			ctx.KV.Delete(cat(probePrefix, be(id)))
 			continue
 		}
-		// Accused, and no rebuttal came.
+		// Accused, and no rebuttal came. If the deal has ended meanwhile
+		// the node could not have rebutted, so the probe is dismissed.
 		ctx.KV.Delete(cat(probePrefix, be(id)))
+		d := GetDeal(ctx.KV, pr.Deal)
+		pc := GetPiece(ctx.KV, pr.Deal, pr.Segment, pr.Index)
+		if d == nil || pc == nil {
+			ctx.Emit("storage_probe_dismissed", module.Key("probe", module.U64(id)), module.Key("node", pr.Node))
+			continue
+		}
 		op := addr.MustParse(pr.Node)
 		if err := penalize(ctx, p, op, ctx.Height/p.EpochBlocks, "failed a retrieval probe", func(n *storagepb.StorageNode) { n.ProbesFailed++ }); err != nil {
 			return err
 		}
 		ctx.Emit("storage_probe_failed", module.Key("probe", module.U64(id)), module.Key("node", pr.Node))
-		d := GetDeal(ctx.KV, pr.Deal)
-		pc := GetPiece(ctx.KV, pr.Deal, pr.Segment, pr.Index)
-		if d == nil || pc == nil || pc.Node != pr.Node || pc.Status == storagepb.PieceStatus_PIECE_STATUS_LOST || ctx.Height >= dueHeight(p, d.LastEpoch) {
+		if pc.Node != pr.Node || pc.Status == storagepb.PieceStatus_PIECE_STATUS_LOST || ctx.Height >= dueHeight(p, d.LastEpoch) {
 			continue // the piece has moved on, or the deal is ending
 		}
 		// The piece is lost as if it had missed a proof: its one agenda

@@ -48,6 +48,24 @@ func ServeOptions() httpserve.Options {
 // it does not know is an error wrapping ErrNoObject.
 type Objects func(ctx context.Context, id cid.Cid) (size uint64, write func(w io.Writer) error, err error)
 
+// maxObjectGets is how many whole objects a node serves at once, and
+// objectStall how long one write to a reader may take.
+const (
+	maxObjectGets = 4
+	objectStall   = 30 * time.Second
+)
+
+// deadlineWriter gives every write to a reader objectStall to finish.
+type deadlineWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	d.rc.SetWriteDeadline(time.Now().Add(objectStall))
+	return d.w.Write(b)
+}
+
 // ErrNoObject is the error of an object no deal stores.
 var ErrNoObject = errors.New("storage: no such object")
 
@@ -56,10 +74,22 @@ var ErrNoObject = errors.New("storage: no such object")
 func Handler(store *piecestore.Store, objects Objects) http.Handler {
 	mux := http.NewServeMux()
 	if objects != nil {
+		// A whole object is fetched from other nodes and held a few
+		// segments at a time while it is written: a few at once, and a
+		// reader too slow to take a segment in objectStall is cut off.
+		busy := make(chan struct{}, maxObjectGets)
 		mux.HandleFunc("GET /storage/{cid}", func(w http.ResponseWriter, r *http.Request) {
 			id, err := cidOf(r)
 			if err != nil {
 				fail(w, err)
+				return
+			}
+			select {
+			case busy <- struct{}{}:
+				defer func() { <-busy }()
+			default:
+				w.Header().Set("Retry-After", "1")
+				fail(w, httpError{http.StatusServiceUnavailable, fmt.Sprintf("this node is serving %d whole objects already; try again, or another node (any serves any object)", maxObjectGets)})
 				return
 			}
 			size, write, err := objects(r.Context(), id)
@@ -72,7 +102,7 @@ func Handler(store *piecestore.Store, objects Objects) http.Handler {
 			w.Header().Set("ETag", `"`+id.String()+`"`)
 			// Past the head a failure can only cut the body short, which the
 			// reader sees against Content-Length.
-			write(w)
+			write(&deadlineWriter{w: w, rc: http.NewResponseController(w)})
 		})
 	}
 	mux.HandleFunc("PUT /storage/v1/pieces/{root}", func(w http.ResponseWriter, r *http.Request) {

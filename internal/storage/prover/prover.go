@@ -50,6 +50,12 @@ type Prover struct {
 	warned int64 // the last epoch whose failures were logged
 	// done is the probes reported or rebutted, not to be sent again.
 	done map[uint64]bool
+
+	// The repairs in the background: by piece root, a few at once.
+	mu        sync.Mutex
+	repairing map[string]bool
+	slots     chan struct{}
+	bg        sync.WaitGroup
 }
 
 // Register registers the node, or updates its endpoint and capacity.
@@ -73,6 +79,7 @@ func (p *Prover) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	defer p.bg.Wait() // the repairs end with ctx
 	for {
 		select {
 		case <-ctx.Done():
@@ -149,23 +156,12 @@ func (p *Prover) Step(ctx context.Context) error {
 	if err := p.submit(ctx, e, answers, int(params.MaxAnswers)); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if len(rebuild) > 0 {
-		answers = nil
-		for i, err := range p.repairAll(ctx, deals, rebuild) {
-			if err == nil {
-				a, aerr := p.answer(deals[rebuild[i].Deal], rebuild[i], e)
-				if aerr == nil {
-					answers = append(answers, a)
-				}
-				err = aerr
-			}
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := p.submit(ctx, e, answers, int(params.MaxAnswers)); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
+	// Repairs run on their own, so that a slow source can never make
+	// this loop late with an answer: a rebuilt piece is answered by the
+	// first poll that finds it in the store (it has accept_epochs).
+	for _, pc := range rebuild {
+		p.startRepair(ctx, deals[pc.Deal], pc)
+		errs = append(errs, fmt.Errorf("piece %d/%d/%d is being rebuilt", pc.Deal, pc.Segment, pc.Index))
 	}
 	if len(errs) > 0 {
 		if p.warned != e.Number {
@@ -209,20 +205,36 @@ func (p *Prover) submit(ctx context.Context, e *storagepb.Epoch, answers []*stor
 // repairs is how many pieces a node rebuilds at once.
 const repairs = 4
 
-// repairAll rebuilds pieces, a few at once, and says how each went.
-func (p *Prover) repairAll(ctx context.Context, deals map[uint64]*storagepb.QueryDealResponse, pieces []*storagepb.Piece) []error {
-	errs := make([]error, len(pieces))
-	sem := make(chan struct{}, repairs)
-	var wg sync.WaitGroup
-	for i, pc := range pieces {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = p.repair(ctx, deals[pc.Deal], pc)
-		})
+// startRepair rebuilds pc in the background unless it is being rebuilt.
+func (p *Prover) startRepair(ctx context.Context, d *storagepb.QueryDealResponse, pc *storagepb.Piece) {
+	key := string(pc.Root)
+	p.mu.Lock()
+	if p.repairing == nil {
+		p.repairing = map[string]bool{}
+		p.slots = make(chan struct{}, repairs)
 	}
-	wg.Wait()
-	return errs
+	if p.repairing[key] {
+		p.mu.Unlock()
+		return
+	}
+	p.repairing[key] = true
+	p.mu.Unlock()
+	p.bg.Go(func() {
+		defer func() {
+			p.mu.Lock()
+			delete(p.repairing, key)
+			p.mu.Unlock()
+		}()
+		select {
+		case p.slots <- struct{}{}:
+			defer func() { <-p.slots }()
+		case <-ctx.Done():
+			return
+		}
+		if err := p.repair(ctx, d, pc); err != nil && ctx.Err() == nil {
+			p.Log.Warn("storage repair", "deal", pc.Deal, "segment", pc.Segment, "index", pc.Index, "err", err)
+		}
+	})
 }
 
 // holds reports whether the piece with root is in the store.
