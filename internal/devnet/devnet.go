@@ -261,6 +261,7 @@ func (d *Devnet) startStorage() error {
 	dir := filepath.Join(d.cfg.Home, "storage")
 	var urls []string
 	var provers []*prover.Prover
+	var clients []*client.Client // one a node, closed with the devnet
 	for i := range d.cfg.StorageNodes {
 		store, err := piecestore.Open(filepath.Join(dir, fmt.Sprintf("node%d", i+1)), 1<<30)
 		if err != nil {
@@ -271,6 +272,7 @@ func (d *Devnet) startStorage() error {
 		if err != nil {
 			return err
 		}
+		clients = append(clients, c)
 		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+70+i), storagenode.Handler(store, prover.Objects(c, nil)), d.cfg.Logger, storagenode.ServeOptions())
 		if err != nil {
 			return fmt.Errorf("devnet: storage node %d: %w", i+1, err)
@@ -286,6 +288,14 @@ func (d *Devnet) startStorage() error {
 		provers = append(provers, &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: s.URL(), Region: "devnet", Capacity: 1 << 30,
 			Log: d.cfg.Logger.With("storage", i+1), Poll: d.cfg.BlockTime})
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopProvers = func() {
+		cancel()
+		d.provers.Wait()
+		for _, c := range clients {
+			c.Close()
+		}
+	}
 	// Registered at once, each with its own key, so no one waits for the
 	// others' blocks.
 	var wg sync.WaitGroup
@@ -296,14 +306,6 @@ func (d *Devnet) startStorage() error {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("devnet: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.stopProvers = func() {
-		cancel()
-		d.provers.Wait()
-		for _, p := range provers {
-			p.Chain.Close()
-		}
 	}
 	for _, p := range provers {
 		d.provers.Go(func() { p.Run(ctx) })

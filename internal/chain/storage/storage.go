@@ -380,7 +380,7 @@ func (pl *pool) draw(ctx *module.Context, size uint64, deal uint64, seg, idx uin
 	return nil
 }
 
-// assign places piece pc on c; saveNodes writes c's node after.
+// assign places piece pc on c; the pool's save writes c's node after.
 func assign(ctx *module.Context, pc *storagepb.Piece, c *candidate) {
 	c.free -= pc.Size
 	c.node.Used += pc.Size
