@@ -426,7 +426,9 @@ func (t *ticket) follow(resp *http.Response, err error) *http.Response {
 	}
 	resp.Header.Del(ChargedHeader) // only we may say what we booked
 	resp.Header.Del(LiedHeader)
-	if resp.StatusCode != http.StatusOK { // refused or failed: nothing charged
+	// An answer is a 200, or a 206 for a range (a storage read); anything
+	// else was refused or failed, and nothing was charged.
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		t.end(false, 0, false)
 		return resp
 	}

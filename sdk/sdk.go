@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,6 +128,7 @@ type Payer struct {
 	committed uint64                           // rises of vouchers and authorizations signed: what the budget pays for
 	liars     map[string]error                 // payees caught lying about a charge: paid no more
 	known     map[string]*x402.PaymentRequired // the last requirements, by URL
+	hosts     map[string]*x402.PaymentRequired // the last requirements of capped requests, by host
 
 	feed feed          // samples for verifiers
 	stop chan struct{} // closed by Close
@@ -155,7 +157,7 @@ func NewPayer(w *Wallet, b Budget) *Payer {
 		b.Schemes = []string{x402.SchemeBatch, x402.SchemeExact}
 	}
 	return &Payer{w: w, budget: b, base: transport, chain: &chainView{c: w.chain, services: map[string]servicesAt{}, reading: map[string]bool{}},
-		lines: map[string]*line{}, liars: map[string]error{}, known: map[string]*x402.PaymentRequired{}, stop: make(chan struct{})}
+		lines: map[string]*line{}, liars: map[string]error{}, known: map[string]*x402.PaymentRequired{}, hosts: map[string]*x402.PaymentRequired{}, stop: make(chan struct{})}
 }
 
 // OpenPayer returns a Payer that keeps its books in a journal file as
@@ -305,9 +307,17 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A URL that asked for payment before is paid up front, saving the
 	// round trip of a 402; if the price has changed, the server's new 402
 	// is answered as usual.
+	// A capped request (WithPriceCap) is paid up front at its cap when
+	// its host asked for payment before, whatever the path: a storage
+	// node's pieces each have a URL of their own, and are remembered by
+	// host, not one by one.
 	url := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+	most, capped := req.Context().Value(capKey{}).(uint64)
 	p.mu.Lock()
 	known := p.known[url]
+	if h := p.hosts[req.URL.Host]; known == nil && capped && most > 0 && h != nil {
+		known = atPrice(h, url, most)
+	}
 	p.mu.Unlock()
 	var resp *http.Response
 	var err error
@@ -359,7 +369,11 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 			p.retire(last.c, pr.Error)
 		}
 		p.mu.Lock()
-		p.known[url] = withoutState(&pr)
+		if capped {
+			p.hosts[req.URL.Host] = withoutState(&pr)
+		} else {
+			p.known[url] = withoutState(&pr)
+		}
 		p.mu.Unlock()
 		payment, t, err := p.pay(req.Context(), &pr, req.URL.Path, body)
 		if err != nil {
@@ -396,6 +410,17 @@ func withoutState(pr *x402.PaymentRequired) *x402.PaymentRequired {
 			a.Extra = extra
 		}
 		out.Accepts[i] = a
+	}
+	return &out
+}
+
+// atPrice is a host's requirements for another of its URLs, at amount.
+func atPrice(pr *x402.PaymentRequired, url string, amount uint64) *x402.PaymentRequired {
+	out := *pr
+	out.Resource.URL = url
+	out.Accepts = slices.Clone(pr.Accepts)
+	for i := range out.Accepts {
+		out.Accepts[i].Amount = strconv.FormatUint(amount, 10)
 	}
 	return &out
 }
@@ -445,6 +470,19 @@ func (p *Payer) marginOf(req *x402.PaymentRequirements) int64 {
 	return min(max(int64(m), 0), p.budget.ExpiryBlocks/2)
 }
 
+type capKey struct{}
+
+// WithPriceCap makes a payer pay at most most for the requests made with
+// ctx: a caller that knows what a request should cost (a storage read, at
+// the price per GiB its node registered on chain) caps it, and a payee
+// that asks for more is refused before anything is signed. A capped
+// request to a host that asked for payment before is paid up front at
+// its cap, without the round trip of a 402: what the payee charges is
+// still the price of what it serves, never more than the cap.
+func WithPriceCap(ctx context.Context, most uint64) context.Context {
+	return context.WithValue(ctx, capKey{}, most)
+}
+
 // pay picks a requirement it can meet, checks its price against the
 // payee's registered one, makes sure a channel can carry it and signs the
 // voucher; the ticket follows the request until its settlement is known.
@@ -464,6 +502,9 @@ func (p *Payer) pay(ctx context.Context, pr *x402.PaymentRequired, path string, 
 	amount, err := x402.Amount(req.Amount)
 	if err != nil {
 		return "", nil, err
+	}
+	if most, ok := ctx.Value(capKey{}).(uint64); ok && amount > most {
+		return "", nil, fmt.Errorf("sdk: %s asks %d%s for this request; its price allows at most %d", req.PayTo, amount, req.Asset, most)
 	}
 	model, _ := req.Extra["modelId"].(string)
 	p.mu.Lock()

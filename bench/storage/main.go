@@ -3,7 +3,8 @@
 // (Storj's), against a plain copy of the same bytes; the whole of
 // object.Encode (coding, the pieces' Merkle roots, the segment hashes);
 // a put and a get over loopback on eight storage nodes, against a plain
-// HTTP PUT and GET of the same bytes to one server; and what one epoch of
+// HTTP PUT and GET of the same bytes to one server, and the get again
+// paid per byte on a devnet's nodes (paid.go); and what one epoch of
 // proofs costs the chain at 1,000 stored pieces (epoch.go).
 //
 //	go run ./bench/storage
@@ -26,6 +27,7 @@ import (
 	"github.com/klauspost/reedsolomon"
 
 	"github.com/agoranet/agora/internal/chain/storage/storagepb"
+	"github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/storage/node"
 	"github.com/agoranet/agora/internal/storage/object"
 	"github.com/agoranet/agora/internal/storage/piecestore"
@@ -118,7 +120,7 @@ func transfers(size, rounds int) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		s := httptest.NewServer(node.Handler(store, nil))
+		s := httptest.NewServer(node.Handler(store, node.Options{}))
 		defer s.Close()
 		urls = append(urls, s.URL)
 	}
@@ -185,6 +187,15 @@ func transfers(size, rounds int) {
 	fmt.Printf("%-34s %10.0f %10.0f\n", "plain HTTP, one server (synced)", putPlain, getPlain)
 	fmt.Printf("%-34s %10.0f %10.0f\n", "4-of-6 on eight storage nodes", putOurs, getOurs)
 	fmt.Printf("ratio: put %.2f (target >= 0.5), get %.2f (target >= 0.7)\n", putOurs/putPlain, getOurs/getPlain)
+	// Reads paid per byte cost what they cost on a devnet (its chain and
+	// provers running on the same cores), measured against free reads
+	// on another devnet like it.
+	free, _ := devnetGets(data, rounds, 0)
+	paid, spent := devnetGets(data, rounds, devnet.RetrievalPrice)
+	fmt.Printf("\nget on a devnet's eight storage nodes, best of %d: MB/s\n", rounds)
+	fmt.Printf("%-34s %10.0f\n", "free reads", free)
+	fmt.Printf("%-34s %10.0f   (paid %duusdc for %d gets at %duusdc a GiB)\n", "paid per byte over x402", paid, spent, rounds+1, devnet.RetrievalPrice)
+	fmt.Printf("ratio: paid/free %.2f, paid/plain HTTP %.2f\n", paid/free, paid/getPlain)
 }
 
 type countWriter int

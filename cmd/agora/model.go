@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -37,6 +38,7 @@ func modelListCmd(g *globals) *cobra.Command {
 }
 
 func modelShowCmd(g *globals) *cobra.Command {
+	var from, most string
 	show := &cobra.Command{
 		Use: "show NAME|FILE|CID", Short: "A model's manifest (works on your own weights files, and on those stored by CID)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,7 +47,7 @@ func modelShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			m, err := loadModel(cmd.Context(), c, args[0])
+			m, err := loadModel(cmd.Context(), c, args[0], func() (*http.Client, io.Closer, error) { return g.storageReader(from, most) })
 			if err != nil {
 				return err
 			}
@@ -53,6 +55,8 @@ func modelShowCmd(g *globals) *cobra.Command {
 			return g.emit(cmd.OutOrStdout(), m.Manifest, nil)
 		},
 	}
+	show.Flags().StringVar(&from, "from", "alice", "for a CID: the key that pays the storage nodes for the weights")
+	show.Flags().StringVar(&most, "max", "1000000uusdc", "for a CID: the most it pays them")
 	return show
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,7 @@ type providerStart struct {
 	models, upstreams              []string
 	perRequest, per1K              uint64
 	claimEvery, voucherSync        time.Duration
+	reader                         io.Closer // the payer of jobs' data on storage
 }
 
 func providerStartCmd(g *globals) *cobra.Command {
@@ -87,6 +89,9 @@ keeps it online with heartbeats. The key needs the minimum stake bonded;
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := p.config(cmd.Context(), g)
+			if p.reader != nil {
+				defer p.reader.Close()
+			}
 			if err != nil {
 				return err
 			}
@@ -159,7 +164,8 @@ func (p *providerStart) config(ctx context.Context, g *globals) (provider.Config
 		return provider.Offer{Denom: p.denom, PricePerRequest: p.perRequest, PricePer1KTokens: p.per1K, MaxConcurrency: p.concurrency}
 	}
 	for _, name := range models {
-		m, err := loadModel(ctx, c, name)
+		// Weights stored by CID are paid for by the provider's key.
+		m, err := loadModel(ctx, c, name, func() (*http.Client, io.Closer, error) { return g.storageReader(p.keyName, "1000000uusdc") })
 		if err != nil {
 			return cfg, err
 		}
@@ -193,6 +199,10 @@ func (p *providerStart) config(ctx context.Context, g *globals) (provider.Config
 		}
 		jobs := worker.DefaultConfig()
 		jobs.Price, jobs.Parallel = price, p.jobParallel
+		// Jobs whose data is on storage pay its nodes from the provider's key.
+		if jobs.Fetch, p.reader, err = g.storageReader(p.keyName, "10000000uusdc"); err != nil {
+			return cfg, fmt.Errorf("the payer for jobs' data on storage: %w", err)
+		}
 		cfg.Jobs = &jobs
 	}
 	cfg.Logger = logger()
@@ -222,24 +232,29 @@ func migrateProviderHome(agoraHome, key, home string) error {
 	return nil
 }
 
-// loadModel resolves a built-in name or reads a weights file.
 // loadModel reads a model by built-in name, weights file, or the CID of
 // a weights file stored on the storage network (fetched from the nodes
-// its deal placed it on, every segment checked).
-func loadModel(ctx context.Context, c *client.Client, nameOrPath string) (*model.Model, error) {
+// its deal placed it on, every segment checked, paid for with the client
+// reader opens).
+func loadModel(ctx context.Context, c *client.Client, nameOrPath string, reader func() (*http.Client, io.Closer, error)) (*model.Model, error) {
 	if _, err := os.Stat(nameOrPath); err == nil {
 		return model.Load(nameOrPath)
 	}
 	if id, err := cid.Decode(nameOrPath); err == nil && id.Prefix().Codec == object.Codec {
-		m, locate, err := prover.Find(ctx, c, id)
+		o, err := prover.Find(ctx, c, id)
 		if err != nil {
 			return nil, fmt.Errorf("--model %s: %w", id, err)
 		}
-		if m.Size > model.MaxFileSize {
-			return nil, fmt.Errorf("--model %s: %d bytes, more than a weights file's %d", id, m.Size, model.MaxFileSize)
+		if o.Manifest.Size > model.MaxFileSize {
+			return nil, fmt.Errorf("--model %s: %d bytes, more than a weights file's %d", id, o.Manifest.Size, model.MaxFileSize)
 		}
+		hc, closer, err := reader()
+		if err != nil {
+			return nil, fmt.Errorf("--model %s: %w", id, err)
+		}
+		defer closer.Close()
 		var buf bytes.Buffer
-		if err := (&transfer.Client{}).Get(ctx, m, &buf, locate); err != nil {
+		if err := o.Get(ctx, &transfer.Client{HTTP: hc}, &buf); err != nil {
 			return nil, fmt.Errorf("--model %s: %w", id, err)
 		}
 		mod, err := model.Parse(buf.Bytes())

@@ -19,12 +19,14 @@ import (
 	"github.com/agoranet/agora/internal/chain/storage/storagepb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/httpserve"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/progress"
 	"github.com/agoranet/agora/internal/storage/node"
 	"github.com/agoranet/agora/internal/storage/object"
 	"github.com/agoranet/agora/internal/storage/piecestore"
 	"github.com/agoranet/agora/internal/storage/prover"
 	"github.com/agoranet/agora/internal/storage/transfer"
+	"github.com/agoranet/agora/sdk"
 )
 
 func storageCmd(g *globals) *cobra.Command {
@@ -40,15 +42,17 @@ skip the chain and use the nodes named (docs/storage.md).`}
 }
 
 func storageStartCmd(g *globals) *cobra.Command {
-	var dir, quota, listen, keyName, endpoint, region string
+	var dir, quota, listen, keyName, endpoint, region, retrievalPrice, spend string
 	cmd := &cobra.Command{
-		Use:   "start [--key NAME] [--dir DIR] [--quota SIZE] [--listen ADDR]",
+		Use:   "start [--key NAME] [--dir DIR] [--quota SIZE] [--listen ADDR] [--retrieval-price COIN]",
 		Short: "Run a storage node: keep pieces on disk, serve them, and prove them to the chain",
 		Long: `Runs a storage node. With --key it registers on chain as that key's
 storage node (the key needs the module's minimum stake bonded: agora tx
 bond), answers the chain's challenges for its pieces every epoch, and
-rebuilds the pieces the chain hands it for repair. Without --key it only
-keeps and serves pieces, for agora storage put --nodes.`,
+rebuilds the pieces the chain hands it for repair. Readers pay it
+--retrieval-price per GiB over x402 channels, and it pays other nodes for
+the pieces it reads, up to --spend. Without --key it only keeps and serves
+pieces, for free, for agora storage put --nodes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := parseSize(quota)
@@ -69,29 +73,58 @@ keeps and serves pieces, for agora storage put --nodes.`,
 				return err
 			}
 			defer c.Close()
-			objects := prover.Objects(c, nil)
-			s, err := httpserve.ListenWith(listen, node.Handler(store, objects), logger(), node.ServeOptions())
+			opts := node.Options{Objects: prover.Objects(c, nil)}
+			var k *keyring.Key
+			var hc *http.Client // pays other nodes for the reads this one makes
+			if keyName != "" {
+				if k, err = g.keys().Get(keyName); err != nil {
+					return err
+				}
+				price, err := coin.Parse(retrievalPrice)
+				if err != nil {
+					return fmt.Errorf("--retrieval-price: %w", err)
+				}
+				budget, err := coin.Parse(spend)
+				if err != nil {
+					return fmt.Errorf("--spend: %w", err)
+				}
+				if price.Amount > 0 && budget.Denom != price.Denom {
+					return fmt.Errorf("--spend is in %s and --retrieval-price in %s: use one denom", budget.Denom, price.Denom)
+				}
+				chainID, err := c.ChainID(cmd.Context())
+				if err != nil {
+					return err
+				}
+				pay, err := prover.OpenPayments(prover.PayConfig{Chain: c, ChainID: chainID, NodeURL: g.node, Key: k, Dir: dir,
+					Denom: budget.Denom, PerGiB: price.Amount, Spend: budget.Amount, Deposit: budget.Amount / 10, Log: logger()})
+				if err != nil {
+					return err
+				}
+				defer pay.Close()
+				opts, hc = node.Options{Objects: prover.Objects(c, pay.HTTP), Price: pay.Price}, pay.HTTP
+			}
+			s, err := httpserve.ListenWith(listen, node.Handler(store, opts), logger(), node.ServeOptions())
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "storage node at %s: %s of %s used, in %s\n", s.URL(), progress.Bytes(uint64(store.Used())), progress.Bytes(uint64(q)), dir)
 			defer s.Shutdown(context.Background())
-			if keyName == "" {
+			if k == nil {
 				<-cmd.Context().Done()
 				return nil
-			}
-			k, err := g.keys().Get(keyName)
-			if err != nil {
-				return err
 			}
 			if endpoint == "" {
 				endpoint = s.URL()
 			}
-			pr := &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: endpoint, Region: region, Capacity: uint64(q), Log: logger()}
+			price, _ := coin.Parse(retrievalPrice)
+			pr := &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: endpoint, Region: region, Capacity: uint64(q), Log: logger(), HTTP: hc}
+			if price.Amount > 0 {
+				pr.RetrievalDenom, pr.RetrievalPerGiB = price.Denom, price.Amount
+			}
 			if err := pr.Register(cmd.Context()); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "registered on chain as %s's storage node; proving every epoch\n", k.Address())
+			fmt.Fprintf(cmd.ErrOrStderr(), "registered on chain as %s's storage node, serving reads at %s a GiB; proving every epoch\n", k.Address(), coin.String(price))
 			return pr.Run(cmd.Context())
 		},
 	}
@@ -102,6 +135,8 @@ keeps and serves pieces, for agora storage put --nodes.`,
 	f.StringVar(&dir, "dir", "", "where pieces are kept (default $AGORA_HOME/storage/node)")
 	f.StringVar(&quota, "quota", "10GiB", "the most this node stores, like 500MiB or 2TB")
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "address to serve on")
+	f.StringVar(&retrievalPrice, "retrieval-price", "100000uusdc", "with --key: what readers pay per GiB served, over x402 channels (0uusdc: free)")
+	f.StringVar(&spend, "spend", "10000000uusdc", "with --key: the most this node pays other nodes for the pieces it reads (repairs, whole objects)")
 	return cmd
 }
 
@@ -274,11 +309,16 @@ func (c *countingReader) Read(b []byte) (int, error) {
 }
 
 func storageGetCmd(g *globals) *cobra.Command {
-	var nodes, out string
+	var nodes, out, from, most string
 	cmd := &cobra.Command{
-		Use:   "get CID [--out FILE]",
+		Use:   "get CID [--out FILE] [--from KEY --max COIN]",
 		Short: "Fetch a stored file by its CID from the nodes the chain placed it on, checking every segment",
-		Args:  cobra.ExactArgs(1),
+		Long: `Fetches the file's pieces from the nodes its deal placed them on, the
+fastest k of each segment, and checks every segment against its hash. The
+nodes are paid per byte over x402 channels from --from, each read capped
+at the price its node registered on chain, and never more than --max in
+all; the channels are kept with agora pay's for the same key.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			id, err := cid.Decode(args[0])
 			if err != nil {
@@ -290,6 +330,8 @@ func storageGetCmd(g *globals) *cobra.Command {
 			}
 			var m *storagepb.Manifest
 			var locate transfer.Locate
+			var price func(string, uint64) (uint64, bool)
+			var reader *http.Client // nil: the nodes named serve for free
 			if len(urls) > 0 {
 				if m, err = fetchManifest(cmd.Context(), urls, id); err != nil {
 					return err
@@ -306,8 +348,18 @@ func storageGetCmd(g *globals) *cobra.Command {
 					}
 					return list
 				}
-			} else if m, locate, err = g.locateDeal(cmd.Context(), id); err != nil {
-				return err
+			} else {
+				o, err := g.locateDeal(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				m, locate, price = o.Manifest, o.Locate, o.Price
+				hc, closer, err := g.storageReader(from, most)
+				if err != nil {
+					return err
+				}
+				defer closer.Close()
+				reader = hc
 			}
 			w := cmd.OutOrStdout()
 			if out != "-" {
@@ -324,7 +376,7 @@ func storageGetCmd(g *globals) *cobra.Command {
 				w = f
 			}
 			bar := progress.New(cmd.ErrOrStderr(), "get "+id.String()[:12]+"…", m.Size, g.output == "json" || out == "-", nil)
-			c := &transfer.Client{Progress: bar.Set}
+			c := &transfer.Client{HTTP: reader, Progress: bar.Set, Price: price}
 			if err := c.Get(cmd.Context(), m, w, locate); err != nil {
 				return err
 			}
@@ -343,18 +395,49 @@ func storageGetCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&nodes, "nodes", os.Getenv("AGORA_STORAGE_NODES"), "skip the chain: storage nodes' URLs, comma separated ($AGORA_STORAGE_NODES)")
 	f.StringVar(&out, "out", "-", "file to write (as FILE.part, renamed once whole and checked); - for stdout")
+	f.StringVar(&from, "from", "alice", "the key that pays the nodes for the bytes they serve (x402 channels)")
+	f.StringVar(&most, "max", "1000000uusdc", "the most this get pays the nodes, in all")
 	return cmd
 }
 
-// locateDeal reads object id's manifest and its pieces' nodes from its
-// deal on chain.
-func (g *globals) locateDeal(ctx context.Context, id cid.Cid) (*storagepb.Manifest, transfer.Locate, error) {
+// locateDeal reads object id's manifest, its pieces' nodes and their
+// prices from its deal on chain.
+func (g *globals) locateDeal(ctx context.Context, id cid.Cid) (*prover.Stored, error) {
+	c, err := g.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return prover.Find(ctx, c, id)
+}
+
+// storageReader is an HTTP client that pays storage nodes for reads,
+// from key from and up to most, over the channels agora pay keeps for
+// that key (its journal in <home>/payer/): the next read goes on paying
+// over them. Close it when done.
+func (g *globals) storageReader(from, most string) (*http.Client, io.Closer, error) {
+	budget, err := coin.Parse(most)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--max: %w", err)
+	}
+	k, err := g.keys().Get(from)
+	if err != nil {
+		return nil, nil, err
+	}
 	c, err := g.dial()
 	if err != nil {
 		return nil, nil, err
 	}
-	defer c.Close()
-	return prover.Find(ctx, c, id)
+	chainID, err := c.ChainID(context.Background())
+	c.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	payer, err := transfer.OpenPayer(k, g.node, filepath.Join(g.home, "payer", chainID, k.Address().String()+".journal"), sdk.Budget{Denom: budget.Denom, Max: budget.Amount, Deposit: budget.Amount / 10})
+	if err != nil {
+		return nil, nil, err
+	}
+	return transfer.Paying(payer), payer, nil
 }
 
 // fetchManifest asks each node in turn for object id's manifest and

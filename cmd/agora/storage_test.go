@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +19,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/agoranet/agora/examples/jobs/kernel/matmul"
+	"github.com/agoranet/agora/internal/chain/channel/channelpb"
+	"github.com/agoranet/agora/internal/chain/coin"
+	"github.com/agoranet/agora/internal/chain/storage/storagepb"
+	"github.com/agoranet/agora/internal/client"
+	agoradevnet "github.com/agoranet/agora/internal/devnet"
 	"github.com/agoranet/agora/internal/e2e"
 	"github.com/agoranet/agora/internal/model"
+	"github.com/agoranet/agora/internal/storage/prover"
+	"github.com/agoranet/agora/internal/storage/transfer"
+	"github.com/agoranet/agora/sdk"
+	"github.com/agoranet/agora/x402"
 )
 
 // startStorageNode runs `agora storage start` as a process of its own on
@@ -227,16 +239,16 @@ func TestStorageOnTheDevnet(t *testing.T) {
 		t.Fatalf("the weights stored as %s load as model %q, want %q", weights, shown.ID, digits.Manifest.ID)
 	}
 
-	// Any storage node serves the whole object at a plain HTTP path.
+	// Reads are paid: a plain GET of the whole object gets the price.
 	resp, err := http.Get(d.Storage[3].URL() + "/storage/" + id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, a) {
-		t.Fatalf("GET /storage/%s: %s, %d bytes", id, resp.Status, len(body))
+	if resp.StatusCode != http.StatusPaymentRequired || resp.Header.Get(x402.HeaderRequired) == "" {
+		t.Fatalf("an unpaid GET /storage/%s: %s, want 402 with %s", id, resp.Status, x402.HeaderRequired)
 	}
+	paidReads(t, d, id, a)
 	resp, err = http.Get(d.Storage[0].URL() + "/storage/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
 	if err != nil {
 		t.Fatal(err)
@@ -245,4 +257,91 @@ func TestStorageOnTheDevnet(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET of an object no deal stores: %s, want 404", resp.Status)
 	}
+}
+
+// paidReads reads object id (whose bytes are want) from the devnet's
+// storage nodes as an x402 payer: whole at a node's plain HTTP path,
+// charged in its trailer; a range of one piece, charged in its header;
+// and with a cap below a node's price, which is refused unpaid. What the
+// payer was charged is what the nodes claim on chain, to the unit.
+func paidReads(t *testing.T, d *agoradevnet.Devnet, id string, want []byte) {
+	ctx := context.Background()
+	k, err := d.Keyring.Get("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer, err := transfer.OpenPayer(k, d.Node.RPC(), filepath.Join(t.TempDir(), "bob.journal"), sdk.Budget{Denom: coin.Stable, Max: 1_000_000, Deposit: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer payer.Close()
+	hc := transfer.Paying(payer)
+	cost := func(n uint64) uint64 { c, _ := storagepb.Per(n, agoradevnet.RetrievalPrice); return c }
+
+	resp, err := hc.Get(d.Storage[3].URL() + "/storage/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Fatalf("a paid GET /storage/%s: %s, %d bytes, %v", id, resp.Status, len(body), err)
+	}
+	if got, w := payer.Spent(), cost(uint64(len(want))); got != w {
+		t.Fatalf("a %d-byte object at %duusdc a GiB was charged %d, want %d", len(want), agoradevnet.RetrievalPrice, got, w)
+	}
+
+	c, err := client.New(d.Node.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cd, _ := cid.Decode(id)
+	o, err := prover.Find(ctx, c, cd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := o.Locate(0, 0)[0]
+	before := payer.Spent()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/storage/v1/pieces/%x", node, o.Manifest.Segments[0].PieceRoots[0]), nil)
+	req.Header.Set("Range", "bytes=100-4195")
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || len(body) != 4096 {
+		t.Fatalf("a paid range of a piece: %s, %d bytes", resp.Status, len(body))
+	}
+	if got := payer.Spent() - before; got != cost(4096) {
+		t.Fatalf("4096 bytes of a piece were charged %d, want %d", got, cost(4096))
+	}
+
+	// A node asking more than the reader's cap (here: nothing) is not paid.
+	before = payer.Spent()
+	tc := &transfer.Client{HTTP: hc, Price: func(string, uint64) (uint64, bool) { return 0, true }}
+	if err := tc.Get(ctx, o.Manifest, io.Discard, o.Locate); err == nil || !strings.Contains(err.Error(), "allows at most 0") {
+		t.Fatalf("a get capped at 0 against priced nodes: %v, want the payer's refusal", err)
+	}
+	if payer.Spent() != before {
+		t.Fatalf("a refused read was charged %d", payer.Spent()-before)
+	}
+
+	// Every channel bob opened is claimed, in time, for what he was charged.
+	spent := payer.Spent()
+	e2e.Eventually(t, 30*time.Second, "the nodes claim what bob was charged", func() error {
+		var claimed uint64
+		for _, ch := range payer.Channels() {
+			got, err := client.Ask(ctx, c, channelpb.QueryChannel, &channelpb.QueryChannelRequest{Id: ch})
+			if err != nil {
+				return err
+			}
+			claimed += got.Claimed
+		}
+		if claimed != spent {
+			return fmt.Errorf("claimed %d on %d channels, charged %d", claimed, len(payer.Channels()), spent)
+		}
+		return nil
+	})
 }

@@ -144,7 +144,9 @@ func TestStorageOnChain(t *testing.T) {
 		t.Helper()
 		out := filepath.Join(dir, "out.bin")
 		os.Remove(out)
-		agora("storage", "get", put.CID, "--out", out)
+		// Bob reads (paying the nodes), so that alice's balance moves by
+		// her deal alone.
+		agora("storage", "get", put.CID, "--out", out, "--from", "bob")
 		if b, _ := os.ReadFile(out); !bytes.Equal(b, data) {
 			t.Fatalf("%s: got back other bytes", what)
 		}

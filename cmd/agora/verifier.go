@@ -33,7 +33,13 @@ func verifierCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--bond: %w", err)
 			}
-			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, TLSCert: tf.cert, TLSKey: tf.key, Key: k.Private, Account: k.Account, Chain: c, SampleRate: rate, Bond: b.Amount, Poll: verifier.DefaultConfig().Poll, Logger: logger()})
+			// A disputed job's data on storage is paid for from the verifier's key.
+			fetch, reader, err := g.storageReader(keyName, "10000000uusdc")
+			if err != nil {
+				return err
+			}
+			defer reader.Close()
+			v, err := verifier.Start(cmd.Context(), verifier.Config{Listen: listen, TLSCert: tf.cert, TLSKey: tf.key, Key: k.Private, Account: k.Account, Chain: c, SampleRate: rate, Bond: b.Amount, Poll: verifier.DefaultConfig().Poll, Fetch: fetch, Logger: logger()})
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,11 @@ func genRegisterNode(w *world) (string, module.Msg) {
 		m.Endpoint = "ftp://nowhere"
 	case 2:
 		m.Capacity = 1 // below what is placed, once something is
+	case 3:
+		m.RetrievalPricePerGib = 1 + w.r.Uint64N(1<<20)
+		m.RetrievalDenom = coin.Stable
+	case 4:
+		m.RetrievalPricePerGib = 5 // without its denom
 	}
 	return who, m
 }

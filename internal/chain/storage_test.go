@@ -426,6 +426,28 @@ func TestStorageRefusals(t *testing.T) {
 			t.Errorf("%s: code %d %q, want an error saying %q", what, r.Code, r.Log, c.want)
 		}
 	}
+
+	// A retrieval price comes with its denom, and readers see it with
+	// every piece the node holds.
+	dave := address("dave").String()
+	reg := func(denom string, price uint64) *storagepb.MsgRegisterNode {
+		return &storagepb.MsgRegisterNode{Operator: dave, Endpoint: "http://127.0.0.1:1/dave", Region: "test", Capacity: 1 << 30, RetrievalDenom: denom, RetrievalPricePerGib: price}
+	}
+	for what, m := range map[string]*storagepb.MsgRegisterNode{
+		"a price without its denom": reg("", 5),
+		"a denom without a price":   reg(coin.Stable, 0),
+		"not a denom":               reg("X!", 5),
+	} {
+		if r := n.h.one("dave", 5_000_000, authpb.MinFee(authpb.DefaultParams(), 5_000_000), m); r.Code == 0 || !strings.Contains(r.Log, "retrieval price") {
+			t.Errorf("%s: code %d %q, want an error about the retrieval price", what, r.Code, r.Log)
+		}
+	}
+	n.h.mustSend("dave", reg(coin.Stable, 7))
+	for _, pi := range n.deal(deal.Id).Pieces {
+		if want := map[bool]uint64{true: 7}[pi.Piece.Node == dave]; pi.RetrievalPricePerGib != want {
+			t.Errorf("piece %d/%d on %s is listed at %d a GiB, want %d", pi.Piece.Segment, pi.Piece.Index, n.name(pi.Piece.Node), pi.RetrievalPricePerGib, want)
+		}
+	}
 }
 
 func encodeFor(t *testing.T, k, nn int) []byte {

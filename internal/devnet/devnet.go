@@ -37,9 +37,11 @@ import (
 	storagenode "github.com/agoranet/agora/internal/storage/node"
 	"github.com/agoranet/agora/internal/storage/piecestore"
 	"github.com/agoranet/agora/internal/storage/prover"
+	"github.com/agoranet/agora/internal/storage/transfer"
 	"github.com/agoranet/agora/internal/tlspin"
 	"github.com/agoranet/agora/internal/worker"
 	"github.com/agoranet/agora/internal/zk"
+	"github.com/agoranet/agora/sdk"
 	cmtcfg "github.com/cometbft/cometbft/config"
 	"golang.org/x/sync/errgroup"
 )
@@ -88,6 +90,10 @@ func JobPrice(i int) uint64 { return 1000 + 100*uint64(i) }
 // ProviderStake is what each devnet provider has bonded at genesis.
 const ProviderStake = 1_000_000_000
 
+// RetrievalPrice is what the devnet's storage nodes charge readers, in
+// uusdc per GiB: 0.1 USDC, about what a cloud charges for egress.
+const RetrievalPrice = 100_000
+
 // Funds is what each dev key holds at genesis.
 var Funds = []*coin.Coin{coin.New(coin.Native, 1_000_000_000_000), coin.New(coin.Stable, 1_000_000_000_000)}
 
@@ -127,13 +133,16 @@ type Config struct {
 	// <home>/storage), on ports BasePort+70, +71, …; their URLs are listed
 	// in <home>/storage/nodes.txt for agora storage.
 	StorageNodes int
+	// RetrievalPrice is what the storage nodes charge readers, in uusdc
+	// per GiB (0: reads are free); DefaultConfig sets RetrievalPrice.
+	RetrievalPrice uint64
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the devnet a newcomer gets.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, BasePort: node.DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3, Paid: true, StorageNodes: 8}
+	return Config{Home: home, BasePort: node.DefaultPorts.P2P, BlockTime: 200 * time.Millisecond, Providers: 3, Paid: true, StorageNodes: 8, RetrievalPrice: RetrievalPrice}
 }
 
 // Validate checks the config.
@@ -170,6 +179,8 @@ type Devnet struct {
 	// provers answer the chain for the storage nodes; stopProvers ends them.
 	provers     sync.WaitGroup
 	stopProvers func()
+	payments    []*prover.Payments // the storage nodes' paygates and payers
+	readers     []*sdk.Payer       // the providers' payers for jobs' data on storage
 	// Prover proves digits-mlp answers; its verifying key is on chain.
 	Prover *zk.System
 	// sandbox runs every provider's batch jobs, sharing compiled code.
@@ -273,20 +284,37 @@ func (d *Devnet) startStorage() error {
 			return err
 		}
 		clients = append(clients, c)
-		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+70+i), storagenode.Handler(store, prover.Objects(c, nil)), d.cfg.Logger, storagenode.ServeOptions())
+		k, kerr := d.Keyring.Get(fmt.Sprintf("storage%d", i+1))
+		opts := storagenode.Options{Objects: prover.Objects(c, nil)}
+		var pay *prover.Payments
+		if kerr == nil {
+			// Readers pay the node per GiB, and it pays the others for
+			// what it reads (repairs, whole objects it relays).
+			pay, err = prover.OpenPayments(prover.PayConfig{Chain: c, ChainID: ChainID, NodeURL: d.Node.RPC(), Key: k, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1)),
+				Denom: coin.Stable, PerGiB: d.cfg.RetrievalPrice, Spend: 10_000_000, Deposit: 1_000_000, Log: d.cfg.Logger.With("storage", i+1)})
+			if err != nil {
+				return fmt.Errorf("devnet: storage node %d: %w", i+1, err)
+			}
+			d.payments = append(d.payments, pay)
+			opts = storagenode.Options{Objects: prover.Objects(c, pay.HTTP), Price: pay.Price}
+		}
+		s, err := httpserve.ListenWith(fmt.Sprintf("127.0.0.1:%d", d.cfg.BasePort+70+i), storagenode.Handler(store, opts), d.cfg.Logger, storagenode.ServeOptions())
 		if err != nil {
 			return fmt.Errorf("devnet: storage node %d: %w", i+1, err)
 		}
 		d.Storage = append(d.Storage, s)
 		urls = append(urls, s.URL())
-		k, err := d.Keyring.Get(fmt.Sprintf("storage%d", i+1))
-		if err != nil {
+		if kerr != nil {
 			// A home made before the storage module has no storage keys.
 			d.cfg.Logger.Warn("devnet: storage node without a key: it serves pieces but is not on chain; agora devnet --reset makes the keys", "node", i+1)
 			continue
 		}
-		provers = append(provers, &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: s.URL(), Region: "devnet", Capacity: 1 << 30,
-			Log: d.cfg.Logger.With("storage", i+1), Poll: d.cfg.BlockTime})
+		pr := &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: s.URL(), Region: "devnet", Capacity: 1 << 30,
+			RetrievalPerGiB: d.cfg.RetrievalPrice, HTTP: pay.HTTP, Log: d.cfg.Logger.With("storage", i+1), Poll: d.cfg.BlockTime}
+		if pr.RetrievalPerGiB > 0 {
+			pr.RetrievalDenom = coin.Stable
+		}
+		provers = append(provers, pr)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopProvers = func() {
@@ -511,6 +539,13 @@ func (d *Devnet) startProviders() error {
 		jobs := worker.DefaultConfig()
 		jobs.Price, jobs.Sandbox = coin.New(coin.Stable, JobPrice(i)), d.sandbox
 		jobs.Logger = d.cfg.Logger.With("provider", k.Name, "service", "jobs")
+		// Jobs whose data is on storage pay its nodes from the provider's key.
+		reader, err := transfer.OpenPayer(k, d.Node.RPC(), filepath.Join(cfg.Home, "storage-payer.journal"), sdk.Budget{Denom: coin.Stable, Max: 10_000_000, Deposit: 1_000_000})
+		if err != nil {
+			return err
+		}
+		d.readers = append(d.readers, reader)
+		jobs.Fetch = transfer.Paying(reader)
 		cfg.Jobs = &jobs
 		cfg.Logger = d.cfg.Logger.With("provider", k.Name)
 		s, err := provider.New(cfg)
@@ -607,6 +642,12 @@ func (d *Devnet) Stop() error {
 	}
 	for _, s := range d.Storage {
 		errs = append(errs, s.Shutdown(ctx))
+	}
+	for _, p := range d.payments { // claims what the nodes' readers owe
+		errs = append(errs, p.Close())
+	}
+	for _, p := range d.readers {
+		errs = append(errs, p.Close())
 	}
 	for _, s := range d.stores {
 		errs = append(errs, s.Close())

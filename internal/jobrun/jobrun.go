@@ -24,6 +24,18 @@ import (
 // MaxOutput is the most output a job may write.
 const MaxOutput = 64 << 20
 
+// Client is the client jobs' data is fetched with: fetch (a payer's, for
+// data on storage nodes that charge for reads) or a plain one, either
+// with a minute's timeout.
+func Client(fetch *http.Client) *http.Client {
+	if fetch == nil {
+		return &http.Client{Timeout: time.Minute}
+	}
+	c := *fetch
+	c.Timeout = time.Minute
+	return &c
+}
+
 // Execute fetches an order's module and input, checks them against their
 // hashes and runs the module. It looks in store first (if not nil), then
 // at the order's URLs, then at the same content address on each of

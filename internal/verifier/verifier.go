@@ -69,6 +69,10 @@ type Config struct {
 	Poll time.Duration
 	// Sandbox re-runs disputed batch jobs; nil makes one.
 	Sandbox *sandbox.Sandbox
+	// Fetch fetches a disputed job's module and input for its re-run: a
+	// payer's client for those on storage nodes that charge for reads;
+	// nil fetches unpaid.
+	Fetch *http.Client
 	// CheckTranscript checks the setup transcript of a key review this
 	// verifier is drawn for; nil means CheckTranscript, the full check.
 	CheckTranscript CheckTranscriptFunc
@@ -164,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.KeyCheckTimeout = 10 * time.Minute // two parties' transcript takes about 20 s on 2 cores
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: &keyring.Key{Name: "verifier", Private: cfg.Key, Account: keyring.AccountOf(cfg.Key, cfg.Account)}, ref: answer.NewReference(model.Builtin()), samples: make(chan Sample, 1024), next: 1,
-		sb: cfg.Sandbox, hc: &http.Client{Timeout: time.Minute}, jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16),
+		sb: cfg.Sandbox, hc: jobrun.Client(cfg.Fetch), jobs: map[uint64]*jobpb.Result{}, rerunning: map[uint64]bool{}, intake: newIntake(cfg.Chain), challenging: make(chan struct{}, 16),
 	}
 	s.initKeys()
 	if s.sb == nil {

@@ -50,7 +50,11 @@ type Config struct {
 	Poll     time.Duration
 	// Sandbox runs the jobs; nil makes one.
 	Sandbox *sandbox.Sandbox
-	Logger  *slog.Logger
+	// Fetch fetches jobs' modules and inputs: a payer's client
+	// (transfer.Paying) for those on storage nodes that charge for
+	// reads; nil fetches unpaid.
+	Fetch  *http.Client
+	Logger *slog.Logger
 }
 
 // Hooks inject faults, for tests of disputes only: a worker that lies.
@@ -112,7 +116,7 @@ func Start(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, key: &keyring.Key{Name: "worker", Private: cfg.Key, Account: keyring.AccountOf(cfg.Key, cfg.Account)}, hc: &http.Client{Timeout: time.Minute}, sb: cfg.Sandbox,
+	w := &Worker{cfg: cfg, key: &keyring.Key{Name: "worker", Private: cfg.Key, Account: keyring.AccountOf(cfg.Key, cfg.Account)}, hc: jobrun.Client(cfg.Fetch), sb: cfg.Sandbox,
 		slot: make(chan struct{}, cfg.Parallel), running: map[uint64]bool{}, done: map[uint64]*outcome{}, tried: map[uint64]bool{}}
 	w.me = w.key.Address().String()
 	if w.sb == nil {

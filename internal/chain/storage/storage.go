@@ -256,6 +256,7 @@ func Register(ctx *module.Context, op addr.Address, m *storagepb.MsgRegisterNode
 		return fmt.Errorf("storage: capacity %d is below the %d bytes already placed on %s: %w", m.Capacity, n.Used, op, codes.ErrInvalidRequest)
 	}
 	n.Endpoint, n.Region, n.Capacity = m.Endpoint, m.Region, m.Capacity
+	n.RetrievalDenom, n.RetrievalPricePerGib = m.RetrievalDenom, m.RetrievalPricePerGib
 	putNode(ctx.KV, op, n)
 	// The stake backs the pieces: it may not be unbonded from under them.
 	if staking.Required(ctx.KV, op, storagepb.Name) != p.MinStake {
@@ -808,7 +809,7 @@ func DealInfo(kv store.Reader, d *storagepb.Deal) *storagepb.QueryDealResponse {
 		// proves stay readable: readers check every piece anyway.
 		if pc.Node != "" {
 			if n := GetNode(kv, addr.MustParse(pc.Node)); n != nil {
-				info.Endpoint = n.Endpoint
+				info.Endpoint, info.RetrievalDenom, info.RetrievalPricePerGib = n.Endpoint, n.RetrievalDenom, n.RetrievalPricePerGib
 			}
 		}
 		r.Pieces = append(r.Pieces, info)

@@ -9,6 +9,10 @@
 //	GET /storage/v1/manifests/{cid}
 //	GET /storage/v1/proofs/{root}?leaf_size=N&leaf=I   {"leaf": base64, "path": [base64, ...]}
 //	GET /storage/{cid}                          the whole object, fetched from the nodes its deal placed it on
+//
+// A node with a Price charges for the bytes of pieces and objects it
+// serves, per byte over x402 (price.go); challenges and manifests are
+// free.
 package node
 
 import (
@@ -27,6 +31,7 @@ import (
 	"github.com/agoranet/agora/internal/httpserve"
 	"github.com/agoranet/agora/internal/storage/object"
 	"github.com/agoranet/agora/internal/storage/piecestore"
+	"github.com/agoranet/agora/x402"
 )
 
 // Size limits of what a node reads from a request.
@@ -69,11 +74,24 @@ func (d *deadlineWriter) Write(b []byte) (int, error) {
 // ErrNoObject is the error of an object no deal stores.
 var ErrNoObject = errors.New("storage: no such object")
 
-// Handler serves store, and with objects (nil: not served) whole objects
-// by CID.
-func Handler(store *piecestore.Store, objects Objects) http.Handler {
+// Options are what a node serves besides its pieces.
+type Options struct {
+	// Objects serves whole objects by CID; nil: not served.
+	Objects Objects
+	// Price is charged for reads; nil: they are free.
+	Price *Price
+}
+
+// paidRead tells whether r is a read the node charges for: a GET (a HEAD
+// sends no bytes) on a node with a price.
+func (o Options) paidRead(r *http.Request) bool {
+	return !o.Price.free() && r.Method == http.MethodGet
+}
+
+// Handler serves store, with what o adds.
+func Handler(store *piecestore.Store, o Options) http.Handler {
 	mux := http.NewServeMux()
-	if objects != nil {
+	if objects := o.Objects; objects != nil {
 		// A whole object is fetched from other nodes and held a few
 		// segments at a time while it is written: a few at once, and a
 		// reader too slow to take a segment in objectStall is cut off.
@@ -98,11 +116,31 @@ func Handler(store *piecestore.Store, objects Objects) http.Handler {
 				return
 			}
 			w.Header().Set("Content-Type", "application/octet-stream")
-			w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
 			w.Header().Set("ETag", `"`+id.String()+`"`)
-			// Past the head a failure can only cut the body short, which the
-			// reader sees against Content-Length.
-			write(&deadlineWriter{w: w, rc: http.NewResponseController(w)})
+			if !o.paidRead(r) {
+				w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
+				// Past the head a failure can only cut the body short, which the
+				// reader sees against Content-Length.
+				write(&deadlineWriter{w: w, rc: http.NewResponseController(w)})
+				return
+			}
+			// The object comes from other nodes, so it may fail half-way: it
+			// is charged at its end, in a trailer, and not at all if it
+			// does not arrive whole (a cut chunked body tells the reader).
+			pay, c, ok := o.Price.begin(w, r, size)
+			if !ok {
+				return
+			}
+			w.Header().Set("Trailer", x402.HeaderResponse)
+			if err := write(&deadlineWriter{w: w, rc: http.NewResponseController(w)}); err != nil {
+				pay.Abort()
+				return
+			}
+			resp, err := pay.Finish(c, receiptHash(id.Bytes(), 0, size, pay))
+			if err != nil {
+				return
+			}
+			w.Header().Set(x402.HeaderResponse, resp)
 		})
 	}
 	mux.HandleFunc("PUT /storage/v1/pieces/{root}", func(w http.ResponseWriter, r *http.Request) {
@@ -154,6 +192,27 @@ func Handler(store *piecestore.Store, objects Objects) http.Handler {
 			return
 		}
 		defer f.Close()
+		if o.paidRead(r) {
+			st, err := f.Stat()
+			if err != nil {
+				fail(w, err)
+				return
+			}
+			off, n, err := byteRange(r.Header.Get("Range"), uint64(st.Size()))
+			if err != nil {
+				fail(w, err)
+				return
+			}
+			pay, c, ok := o.Price.begin(w, r, n)
+			if !ok || !settleBefore(w, pay, c, receiptHash(root, off, n, pay)) {
+				return
+			}
+			// What was paid for is the range asked for: no condition may
+			// turn it into a 304 or the whole piece.
+			for _, h := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
+				r.Header.Del(h)
+			}
+		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // named by its content
 		http.ServeContent(w, r, "", time.Time{}, f)                            // from the file: sendfile, no copy in memory

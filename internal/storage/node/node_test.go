@@ -24,7 +24,7 @@ func start(t *testing.T, quota int64) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewServer(Handler(store, nil))
+	s := httptest.NewServer(Handler(store, Options{}))
 	t.Cleanup(s.Close)
 	return s
 }

@@ -43,7 +43,13 @@ type Prover struct {
 	// Poll is how often the chain is asked whether an epoch has begun;
 	// default 200ms, a devnet block.
 	Poll time.Duration
-	// HTTP fetches pieces for repairs; nil is a default client.
+	// RetrievalDenom and RetrievalPerGiB are the price registered for
+	// reads from the node (zero: free).
+	RetrievalDenom  string
+	RetrievalPerGiB uint64
+	// HTTP fetches pieces for repairs: a client whose transport pays
+	// other nodes for them (an sdk.Payer); nil is a default client, which
+	// only free nodes serve.
 	HTTP *http.Client
 
 	proved int64 // the last epoch answered, as far as it could be
@@ -60,7 +66,8 @@ type Prover struct {
 
 // Register registers the node, or updates its endpoint and capacity.
 func (p *Prover) Register(ctx context.Context) error {
-	_, err := p.Chain.Submit(ctx, p.Key, "", &storagepb.MsgRegisterNode{Operator: p.Key.Address().String(), Endpoint: p.Endpoint, Region: p.Region, Capacity: p.Capacity})
+	_, err := p.Chain.Submit(ctx, p.Key, "", &storagepb.MsgRegisterNode{Operator: p.Key.Address().String(), Endpoint: p.Endpoint, Region: p.Region, Capacity: p.Capacity,
+		RetrievalDenom: p.RetrievalDenom, RetrievalPricePerGib: p.RetrievalPerGiB})
 	if err != nil {
 		return fmt.Errorf("prover: register %s as a storage node: %w", p.Endpoint, err)
 	}
@@ -300,7 +307,7 @@ func (p *Prover) repair(ctx context.Context, d *storagepb.QueryDealResponse, pc 
 		}
 		return nil
 	}
-	c := &transfer.Client{HTTP: p.HTTP}
+	c := &transfer.Client{HTTP: p.HTTP, Price: Prices(d.Pieces)}
 	start := time.Now()
 	data, err := c.Repair(ctx, m, int(pc.Segment), int(pc.Index), locate)
 	if err != nil {

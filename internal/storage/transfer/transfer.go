@@ -25,7 +25,10 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/agoranet/agora/internal/chain/storage/storagepb"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/storage/object"
+	"github.com/agoranet/agora/sdk"
+	"github.com/agoranet/agora/x402"
 )
 
 // Client talks to storage nodes over HTTP.
@@ -33,6 +36,11 @@ type Client struct {
 	HTTP *http.Client // nil: http.DefaultClient
 	// Progress, if set, is told the bytes of the object done so far.
 	Progress func(done uint64)
+	// Price, if set, says the most a node (its base URL) may charge to
+	// serve n bytes, from the price it registered: a read it asks more
+	// for is refused by the payer (HTTP's transport, an sdk.Payer) and
+	// fetched elsewhere. ok false leaves the read uncapped.
+	Price func(node string, n uint64) (most uint64, ok bool)
 }
 
 func (c *Client) http() *http.Client {
@@ -49,7 +57,33 @@ var defaultHTTP = &http.Client{Transport: &http.Transport{
 	ResponseHeaderTimeout: 30 * time.Second,
 	MaxIdleConnsPerHost:   64,
 	IdleConnTimeout:       50 * time.Second,
+	DisableCompression:    true, // pieces are incompressible, and a payer sends no Accept-Encoding
 }}
+
+// OpenPayer opens a payer for reads from storage nodes, paying from key
+// (an account it was rotated to included) over channels on the chain at
+// nodeURL that journal keeps, within b (batch-settlement channels: a
+// read is too small for a transfer of its own).
+func OpenPayer(key *keyring.Key, nodeURL, journal string, b sdk.Budget) (*sdk.Payer, error) {
+	w, err := sdk.NewWallet(key.Private, nodeURL)
+	if err == nil && key.Rotated() {
+		err = w.ForAccount(key.Address().String())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b.Schemes) == 0 {
+		b.Schemes = []string{x402.SchemeBatch}
+	}
+	return sdk.OpenPayer(w, b, journal)
+}
+
+// Paying is a client that pays storage nodes for reads with p, over a
+// transport like the default client's.
+func Paying(p *sdk.Payer) *http.Client {
+	p.SetTransport(defaultHTTP.Transport.(*http.Transport).Clone())
+	return &http.Client{Transport: p, CheckRedirect: sdk.NoRedirects}
+}
 
 // deadline is how long moving n bytes to or from one node may take: 30
 // s, and a second a MiB.
@@ -338,7 +372,7 @@ func (c *Client) piece(ctx context.Context, m *storagepb.Manifest, s, i int, nod
 	}
 	var errs []error
 	for _, node := range nodes {
-		d, err := c.fetch(ctx, node+"/storage/v1/pieces/"+hex.EncodeToString(root), m.Segments[s].PieceSize)
+		d, err := c.fetch(ctx, node, "/storage/v1/pieces/"+hex.EncodeToString(root), m.Segments[s].PieceSize)
 		if err == nil {
 			return d, nil
 		}
@@ -350,10 +384,15 @@ func (c *Client) piece(ctx context.Context, m *storagepb.Manifest, s, i int, nod
 	return nil, fmt.Errorf("piece %d of segment %d: %w", i, s, errors.Join(errs...))
 }
 
-func (c *Client) fetch(ctx context.Context, url string, size uint64) ([]byte, error) {
+func (c *Client) fetch(ctx context.Context, node, path string, size uint64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, deadline(size))
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if c.Price != nil {
+		if most, ok := c.Price(node, size); ok {
+			ctx = sdk.WithPriceCap(ctx, most)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, node+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -362,6 +401,9 @@ func (c *Client) fetch(ctx context.Context, url string, size uint64) ([]byte, er
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if why := sdk.Refused(resp, nil); why != nil { // the payer would not pay what the node asked
+		return nil, fmt.Errorf("not paid: %w", why)
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("%d: %s", resp.StatusCode, bytes.TrimSpace(msg))

@@ -36,7 +36,7 @@ func nodes(t *testing.T, count int, quota int64) ([]*httptest.Server, []*fault) 
 			t.Fatal(err)
 		}
 		f := &fault{}
-		h := node.Handler(store, nil)
+		h := node.Handler(store, node.Options{})
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet && f.hang.Load() {
 				<-r.Context().Done()

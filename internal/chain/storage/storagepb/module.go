@@ -75,6 +75,9 @@ func (m *MsgRegisterNode) ValidateBasic() error {
 	if m.Capacity == 0 {
 		return fmt.Errorf("storage: capacity must be positive (--quota): %w", codes.ErrInvalidRequest)
 	}
+	if m.RetrievalPricePerGib > 0 && !coin.ValidDenom(m.RetrievalDenom) || m.RetrievalPricePerGib == 0 && m.RetrievalDenom != "" {
+		return fmt.Errorf("storage: retrieval price %d%s: give a price and its denom (--price 100000uusdc), or neither to serve for free: %w", m.RetrievalPricePerGib, m.RetrievalDenom, codes.ErrInvalidRequest)
+	}
 	return nil
 }
 

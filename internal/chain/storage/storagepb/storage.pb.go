@@ -463,8 +463,11 @@ type StorageNode struct {
 	ProbesServed   uint64                 `protobuf:"varint,14,opt,name=probes_served,json=probesServed,proto3" json:"probes_served,omitempty"`       // retrieval probes it passed, ever
 	ProbesFailed   uint64                 `protobuf:"varint,15,opt,name=probes_failed,json=probesFailed,proto3" json:"probes_failed,omitempty"`       // retrieval probes it failed and did not rebut, ever
 	FalseReports   uint64                 `protobuf:"varint,16,opt,name=false_reports,json=falseReports,proto3" json:"false_reports,omitempty"`       // probes it reported failed that the node then rebutted
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What a reader pays it per GiB it serves, over x402 channels (0: free).
+	RetrievalDenom       string `protobuf:"bytes,17,opt,name=retrieval_denom,json=retrievalDenom,proto3" json:"retrieval_denom,omitempty"`
+	RetrievalPricePerGib uint64 `protobuf:"varint,18,opt,name=retrieval_price_per_gib,json=retrievalPricePerGib,proto3" json:"retrieval_price_per_gib,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *StorageNode) Reset() {
@@ -605,6 +608,20 @@ func (x *StorageNode) GetProbesFailed() uint64 {
 func (x *StorageNode) GetFalseReports() uint64 {
 	if x != nil {
 		return x.FalseReports
+	}
+	return 0
+}
+
+func (x *StorageNode) GetRetrievalDenom() string {
+	if x != nil {
+		return x.RetrievalDenom
+	}
+	return ""
+}
+
+func (x *StorageNode) GetRetrievalPricePerGib() uint64 {
+	if x != nil {
+		return x.RetrievalPricePerGib
 	}
 	return 0
 }
@@ -1102,13 +1119,15 @@ func (x *Answer) GetPath() [][]byte {
 }
 
 type MsgRegisterNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
-	Endpoint      string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
-	Region        string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
-	Capacity      uint64                 `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Operator             string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	Endpoint             string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Region               string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	Capacity             uint64                 `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	RetrievalDenom       string                 `protobuf:"bytes,5,opt,name=retrieval_denom,json=retrievalDenom,proto3" json:"retrieval_denom,omitempty"`                        // required with a price
+	RetrievalPricePerGib uint64                 `protobuf:"varint,6,opt,name=retrieval_price_per_gib,json=retrievalPricePerGib,proto3" json:"retrieval_price_per_gib,omitempty"` // what a reader pays per GiB served; 0: free
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *MsgRegisterNode) Reset() {
@@ -1165,6 +1184,20 @@ func (x *MsgRegisterNode) GetRegion() string {
 func (x *MsgRegisterNode) GetCapacity() uint64 {
 	if x != nil {
 		return x.Capacity
+	}
+	return 0
+}
+
+func (x *MsgRegisterNode) GetRetrievalDenom() string {
+	if x != nil {
+		return x.RetrievalDenom
+	}
+	return ""
+}
+
+func (x *MsgRegisterNode) GetRetrievalPricePerGib() uint64 {
+	if x != nil {
+		return x.RetrievalPricePerGib
 	}
 	return 0
 }
@@ -2292,11 +2325,13 @@ func (x *QueryNodesResponse) GetNodes() []*StorageNode {
 
 // PieceInfo is a piece with where to fetch it.
 type PieceInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Piece         *Piece                 `protobuf:"bytes,1,opt,name=piece,proto3" json:"piece,omitempty"`
-	Endpoint      string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Piece                *Piece                 `protobuf:"bytes,1,opt,name=piece,proto3" json:"piece,omitempty"`
+	Endpoint             string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	RetrievalDenom       string                 `protobuf:"bytes,3,opt,name=retrieval_denom,json=retrievalDenom,proto3" json:"retrieval_denom,omitempty"` // the node's price for reading it
+	RetrievalPricePerGib uint64                 `protobuf:"varint,4,opt,name=retrieval_price_per_gib,json=retrievalPricePerGib,proto3" json:"retrieval_price_per_gib,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *PieceInfo) Reset() {
@@ -2341,6 +2376,20 @@ func (x *PieceInfo) GetEndpoint() string {
 		return x.Endpoint
 	}
 	return ""
+}
+
+func (x *PieceInfo) GetRetrievalDenom() string {
+	if x != nil {
+		return x.RetrievalDenom
+	}
+	return ""
+}
+
+func (x *PieceInfo) GetRetrievalPricePerGib() uint64 {
+	if x != nil {
+		return x.RetrievalPricePerGib
+	}
+	return 0
 }
 
 type QueryDealRequest struct {
@@ -2730,7 +2779,7 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"piece_size\x18\x02 \x01(\x04R\tpieceSize\x12\x1f\n" +
 	"\vpiece_roots\x18\x03 \x03(\fR\n" +
 	"pieceRoots\x12\x12\n" +
-	"\x04hash\x18\x04 \x01(\fR\x04hash\"\x84\x04\n" +
+	"\x04hash\x18\x04 \x01(\fR\x04hash\"\xe4\x04\n" +
 	"\vStorageNode\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
 	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
@@ -2748,7 +2797,9 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\x06earned\x18\r \x01(\x04R\x06earned\x12#\n" +
 	"\rprobes_served\x18\x0e \x01(\x04R\fprobesServed\x12#\n" +
 	"\rprobes_failed\x18\x0f \x01(\x04R\fprobesFailed\x12#\n" +
-	"\rfalse_reports\x18\x10 \x01(\x04R\ffalseReports\"\xf7\x04\n" +
+	"\rfalse_reports\x18\x10 \x01(\x04R\ffalseReports\x12'\n" +
+	"\x0fretrieval_denom\x18\x11 \x01(\tR\x0eretrievalDenom\x125\n" +
+	"\x17retrieval_price_per_gib\x18\x12 \x01(\x04R\x14retrievalPricePerGib\"\xf7\x04\n" +
 	"\x04Deal\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x10\n" +
@@ -2804,12 +2855,14 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\asegment\x18\x02 \x01(\rR\asegment\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\rR\x05index\x12\x12\n" +
 	"\x04leaf\x18\x04 \x01(\fR\x04leaf\x12\x12\n" +
-	"\x04path\x18\x05 \x03(\fR\x04path\"}\n" +
+	"\x04path\x18\x05 \x03(\fR\x04path\"\xdd\x01\n" +
 	"\x0fMsgRegisterNode\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x1a\n" +
 	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12\x1a\n" +
-	"\bcapacity\x18\x04 \x01(\x04R\bcapacity\"\x19\n" +
+	"\bcapacity\x18\x04 \x01(\x04R\bcapacity\x12'\n" +
+	"\x0fretrieval_denom\x18\x05 \x01(\tR\x0eretrievalDenom\x125\n" +
+	"\x17retrieval_price_per_gib\x18\x06 \x01(\x04R\x14retrievalPricePerGib\"\x19\n" +
 	"\x17MsgRegisterNodeResponse\"\xaf\x01\n" +
 	"\rMsgCreateDeal\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1a\n" +
@@ -2885,10 +2938,12 @@ const file_agora_storage_v1_storage_proto_rawDesc = "" +
 	"\x05stake\x18\x02 \x01(\x04R\x05stake\"\x13\n" +
 	"\x11QueryNodesRequest\"I\n" +
 	"\x12QueryNodesResponse\x123\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x1d.agora.storage.v1.StorageNodeR\x05nodes\"V\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x1d.agora.storage.v1.StorageNodeR\x05nodes\"\xb6\x01\n" +
 	"\tPieceInfo\x12-\n" +
 	"\x05piece\x18\x01 \x01(\v2\x17.agora.storage.v1.PieceR\x05piece\x12\x1a\n" +
-	"\bendpoint\x18\x02 \x01(\tR\bendpoint\"4\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12'\n" +
+	"\x0fretrieval_denom\x18\x03 \x01(\tR\x0eretrievalDenom\x125\n" +
+	"\x17retrieval_price_per_gib\x18\x04 \x01(\x04R\x14retrievalPricePerGib\"4\n" +
 	"\x10QueryDealRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x10\n" +
 	"\x03cid\x18\x02 \x01(\fR\x03cid\"\xa3\x01\n" +
