@@ -318,6 +318,31 @@ func paidReads(t *testing.T, d *agoradevnet.Devnet, id string, want []byte) {
 		t.Fatalf("4096 bytes of a piece were charged %d, want %d", got, cost(4096))
 	}
 
+	// A range past int64 is read as the node charged it: to the piece's end.
+	before = payer.Spent()
+	size := o.Manifest.Segments[0].PieceSize
+	req, _ = http.NewRequest(http.MethodGet, fmt.Sprintf("%s/storage/v1/pieces/%x", node, o.Manifest.Segments[0].PieceRoots[0]), nil)
+	req.Header.Set("Range", "bytes=0-18446744073709551615")
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || uint64(len(body)) != size || payer.Spent()-before != cost(size) {
+		t.Fatalf("a range to 2^64-1 of a %d-byte piece: %s, %d bytes, charged %d (want %d)", size, resp.Status, len(body), payer.Spent()-before, cost(size))
+	}
+
+	// A HEAD of a whole object fetches nothing and costs nothing.
+	resp, err = http.Head(d.Storage[3].URL() + "/storage/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(want)) {
+		t.Fatalf("HEAD /storage/%s: %s, Content-Length %d", id, resp.Status, resp.ContentLength)
+	}
+
 	// A node asking more than the reader's cap (here: nothing) is not paid.
 	before = payer.Spent()
 	tc := &transfer.Client{HTTP: hc, Price: func(string, uint64) (uint64, bool) { return 0, true }}

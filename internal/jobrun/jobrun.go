@@ -19,21 +19,40 @@ import (
 	"github.com/agoranet/agora/internal/chain/provider/providerpb"
 	"github.com/agoranet/agora/internal/client"
 	"github.com/agoranet/agora/internal/sandbox"
+	"github.com/agoranet/agora/sdk"
 )
 
 // MaxOutput is the most output a job may write.
 const MaxOutput = 64 << 20
 
+// MaxFetchPrice is the most a job's module or input may cost to fetch,
+// in the fetching payer's denom: a tenant may name any URL, its own
+// server's included, and one asking more is not paid (0.1 USDC: a GiB at
+// the devnet's storage price, four times the largest blob).
+const MaxFetchPrice = 100_000
+
 // Client is the client jobs' data is fetched with: fetch (a payer's, for
-// data on storage nodes that charge for reads) or a plain one, either
-// with a minute's timeout.
+// data on storage nodes that charge for reads; each fetch capped at
+// MaxFetchPrice) or a plain one, either with a minute's timeout.
 func Client(fetch *http.Client) *http.Client {
 	if fetch == nil {
 		return &http.Client{Timeout: time.Minute}
 	}
 	c := *fetch
 	c.Timeout = time.Minute
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = capped{base}
 	return &c
+}
+
+// capped caps every request's price at MaxFetchPrice.
+type capped struct{ base http.RoundTripper }
+
+func (c capped) RoundTrip(r *http.Request) (*http.Response, error) {
+	return c.base.RoundTrip(r.WithContext(sdk.WithPriceCap(r.Context(), MaxFetchPrice)))
 }
 
 // Execute fetches an order's module and input, checks them against their

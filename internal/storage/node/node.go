@@ -117,6 +117,10 @@ func Handler(store *piecestore.Store, o Options) http.Handler {
 			}
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Header().Set("ETag", `"`+id.String()+`"`)
+			if r.Method == http.MethodHead { // the manifest says it all: nothing is fetched
+				w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
+				return
+			}
 			if !o.paidRead(r) {
 				w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
 				// Past the head a failure can only cut the body short, which the
@@ -134,7 +138,9 @@ func Handler(store *piecestore.Store, o Options) http.Handler {
 			w.Header().Set("Trailer", x402.HeaderResponse)
 			if err := write(&deadlineWriter{w: w, rc: http.NewResponseController(w)}); err != nil {
 				pay.Abort()
-				return
+				// Cut the chunked body: a handler that returned would end it
+				// cleanly, and the reader would take the object as whole.
+				panic(http.ErrAbortHandler)
 			}
 			resp, err := pay.Finish(c, receiptHash(id.Bytes(), 0, size, pay))
 			if err != nil {
@@ -208,9 +214,14 @@ func Handler(store *piecestore.Store, o Options) http.Handler {
 				return
 			}
 			// What was paid for is the range asked for: no condition may
-			// turn it into a 304 or the whole piece.
+			// turn it into a 304 or the whole piece, and ServeContent reads
+			// the range as it was charged (its parser is not ours: a number
+			// past int64 is a 416 there).
 			for _, h := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
 				r.Header.Del(h)
+			}
+			if r.Header.Get("Range") != "" {
+				r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 			}
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
