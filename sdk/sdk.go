@@ -128,7 +128,7 @@ type Payer struct {
 	committed uint64                           // rises of vouchers and authorizations signed: what the budget pays for
 	liars     map[string]error                 // payees caught lying about a charge: paid no more
 	known     map[string]*x402.PaymentRequired // the last requirements, by URL
-	hosts     map[string]*x402.PaymentRequired // the last requirements of capped requests, by host
+	hosts     map[string]*x402.PaymentRequired // the last requirements of capped requests, by scheme and host
 
 	feed feed          // samples for verifiers
 	stop chan struct{} // closed by Close
@@ -315,7 +315,7 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 	most, capped := req.Context().Value(capKey{}).(uint64)
 	p.mu.Lock()
 	known := p.known[url]
-	if h := p.hosts[req.URL.Host]; known == nil && capped && most > 0 && h != nil {
+	if h := p.hosts[req.URL.Scheme+"://"+req.URL.Host]; known == nil && capped && most > 0 && h != nil {
 		known = atPrice(h, url, most)
 	}
 	p.mu.Unlock()
@@ -370,7 +370,7 @@ func (p *Payer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		p.mu.Lock()
 		if capped {
-			p.hosts[req.URL.Host] = withoutState(&pr)
+			p.hosts[req.URL.Scheme+"://"+req.URL.Host] = withoutState(&pr)
 		} else {
 			p.known[url] = withoutState(&pr)
 		}

@@ -76,13 +76,13 @@ pieces, for free, for agora storage put --nodes.`,
 			opts := node.Options{Objects: prover.Objects(c, nil)}
 			var k *keyring.Key
 			var hc *http.Client // pays other nodes for the reads this one makes
+			price, err := coin.Parse(retrievalPrice)
+			if err != nil {
+				return fmt.Errorf("--retrieval-price: %w", err)
+			}
 			if keyName != "" {
 				if k, err = g.keys().Get(keyName); err != nil {
 					return err
-				}
-				price, err := coin.Parse(retrievalPrice)
-				if err != nil {
-					return fmt.Errorf("--retrieval-price: %w", err)
 				}
 				budget, err := coin.Parse(spend)
 				if err != nil {
@@ -116,7 +116,6 @@ pieces, for free, for agora storage put --nodes.`,
 			if endpoint == "" {
 				endpoint = s.URL()
 			}
-			price, _ := coin.Parse(retrievalPrice)
 			pr := &prover.Prover{Chain: c, Key: k, Store: store, Endpoint: endpoint, Region: region, Capacity: uint64(q), Log: logger(), HTTP: hc}
 			if price.Amount > 0 {
 				pr.RetrievalDenom, pr.RetrievalPerGiB = price.Denom, price.Amount

@@ -302,35 +302,31 @@ func paidReads(t *testing.T, d *agoradevnet.Devnet, id string, want []byte) {
 		t.Fatal(err)
 	}
 	node := o.Locate(0, 0)[0]
-	before := payer.Spent()
-	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/storage/v1/pieces/%x", node, o.Manifest.Segments[0].PieceRoots[0]), nil)
-	req.Header.Set("Range", "bytes=100-4195")
-	resp, err = hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// readRange reads a range of the first piece as a payer, and what it cost.
+	readRange := func(r string) (*http.Response, []byte, uint64) {
+		before := payer.Spent()
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/storage/v1/pieces/%x", node, o.Manifest.Segments[0].PieceRoots[0]), nil)
+		req.Header.Set("Range", r)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, body, payer.Spent() - before
 	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body, paid := readRange("bytes=100-4195")
 	if resp.StatusCode != http.StatusPartialContent || len(body) != 4096 {
 		t.Fatalf("a paid range of a piece: %s, %d bytes", resp.Status, len(body))
 	}
-	if got := payer.Spent() - before; got != cost(4096) {
-		t.Fatalf("4096 bytes of a piece were charged %d, want %d", got, cost(4096))
+	if paid != cost(4096) {
+		t.Fatalf("4096 bytes of a piece were charged %d, want %d", paid, cost(4096))
 	}
 
 	// A range past int64 is read as the node charged it: to the piece's end.
-	before = payer.Spent()
 	size := o.Manifest.Segments[0].PieceSize
-	req, _ = http.NewRequest(http.MethodGet, fmt.Sprintf("%s/storage/v1/pieces/%x", node, o.Manifest.Segments[0].PieceRoots[0]), nil)
-	req.Header.Set("Range", "bytes=0-18446744073709551615")
-	resp, err = hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusPartialContent || uint64(len(body)) != size || payer.Spent()-before != cost(size) {
-		t.Fatalf("a range to 2^64-1 of a %d-byte piece: %s, %d bytes, charged %d (want %d)", size, resp.Status, len(body), payer.Spent()-before, cost(size))
+	if resp, body, paid = readRange("bytes=0-18446744073709551615"); resp.StatusCode != http.StatusPartialContent || uint64(len(body)) != size || paid != cost(size) {
+		t.Fatalf("a range to 2^64-1 of a %d-byte piece: %s, %d bytes, charged %d (want %d)", size, resp.Status, len(body), paid, cost(size))
 	}
 
 	// A HEAD of a whole object fetches nothing and costs nothing.
@@ -344,7 +340,7 @@ func paidReads(t *testing.T, d *agoradevnet.Devnet, id string, want []byte) {
 	}
 
 	// A node asking more than the reader's cap (here: nothing) is not paid.
-	before = payer.Spent()
+	before := payer.Spent()
 	tc := &transfer.Client{HTTP: hc, Price: func(string, uint64) (uint64, bool) { return 0, true }}
 	if err := tc.Get(ctx, o.Manifest, io.Discard, o.Locate); err == nil || !strings.Contains(err.Error(), "allows at most 0") {
 		t.Fatalf("a get capped at 0 against priced nodes: %v, want the payer's refusal", err)
